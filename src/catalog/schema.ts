@@ -1,0 +1,299 @@
+import { createHash } from 'node:crypto';
+import { WardenError } from '../errors.js';
+import type { Dialect } from '../spec/load.js';
+import { getByPointer, pointerTokens } from '../spec/parse.js';
+import { cleanDescription, cleanLine } from '../spec/text.js';
+import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
+
+/**
+ * Converts OpenAPI Schema Objects (3.0's dialect, or 3.1's JSON Schema) into plain JSON Schema
+ * 2020-12 that Ajv compiles in strict-schema mode and MCP clients understand:
+ * - `$ref`s to anywhere in the (bundled) document become `#/$defs/<key>`; each referenced schema is
+ *   converted once per mode and shared by every tool, so cycles cost nothing and memory stays flat;
+ * - 3.0's `nullable` and boolean `exclusiveMinimum/Maximum` become their 2020-12 forms;
+ * - OpenAPI-only and vendor keywords (`discriminator`, `xml`, `example`, `x-*`…) are dropped;
+ * - `readOnly` properties are left out of inputs and `writeOnly` ones out of outputs (OAS semantics);
+ * - every text is sanitised and capped (it reaches a model's context).
+ */
+export type SchemaMode = 'input' | 'output';
+
+interface Def {
+  key: string;
+  schema: JsonSchema;
+  deps: Set<string>;
+}
+
+const TYPES = new Set(['string', 'number', 'integer', 'boolean', 'array', 'object', 'null']);
+/** Keywords copied as they are (values are plain JSON). */
+const PASS = new Set([
+  'const',
+  'default',
+  'format',
+  'minimum',
+  'maximum',
+  'multipleOf',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'uniqueItems',
+  'minProperties',
+  'maxProperties',
+  'minContains',
+  'maxContains',
+  'contentMediaType',
+  'contentEncoding',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  'dependentRequired',
+]);
+const SUBSCHEMA = [
+  'additionalProperties',
+  'unevaluatedProperties',
+  'propertyNames',
+  'contains',
+  'not',
+  'if',
+  'then',
+  'else',
+  'unevaluatedItems',
+  'contentSchema',
+] as const;
+const SUBSCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'] as const;
+const SUBSCHEMA_MAPS = ['patternProperties', 'dependentSchemas'] as const;
+
+export const SCHEMA_DESCRIPTION_MAX = 400;
+
+export class SchemaConverter {
+  private readonly defs = new Map<string, Def>();
+  private readonly keys = new Map<string, string>();
+  private readonly usedKeys = new Set<string>();
+  /** `format` values met; the validator registers the unknown ones as annotations. */
+  readonly formats = new Set<string>();
+  readonly warnings: string[] = [];
+
+  constructor(
+    private readonly doc: unknown,
+    private readonly dialect: Dialect,
+  ) {}
+
+  /**
+   * Converts a root schema and returns it together with the `$defs` it needs (transitively).
+   * `where` names the place for error messages.
+   */
+  convert(
+    schema: unknown,
+    mode: SchemaMode,
+    where: string,
+  ): { schema: JsonSchema; defs: Record<string, JsonSchema> } {
+    const deps = new Set<string>();
+    const root = this.node(schema, mode, deps, where, 0);
+    return { schema: root, defs: this.closure(deps, mode) };
+  }
+
+  /** The converted schema behind a local pointer (for callers that must look inside a `$ref`). */
+  resolveDef(ref: string, mode: SchemaMode): JsonSchema | undefined {
+    const key = ref.startsWith('#/$defs/') ? ref.slice(8) : undefined;
+    if (key === undefined) return undefined;
+    for (const [id, def] of this.defs) if (def.key === key && id.startsWith(`${mode}:`)) return def.schema;
+    return undefined;
+  }
+
+  private closure(roots: Set<string>, mode: SchemaMode): Record<string, JsonSchema> {
+    const out: Record<string, JsonSchema> = {};
+    const queue = [...roots];
+    const seen = new Set<string>(queue);
+    while (queue.length > 0) {
+      const ptr = queue.pop()!;
+      const def = this.def(ptr, mode);
+      out[def.key] = def.schema;
+      for (const d of def.deps) {
+        if (!seen.has(d)) {
+          seen.add(d);
+          queue.push(d);
+        }
+      }
+    }
+    return out;
+  }
+
+  private def(ptr: string, mode: SchemaMode): Def {
+    const id = `${mode}:${ptr}`;
+    const cached = this.defs.get(id);
+    if (cached) return cached;
+    const target = getByPointer(this.doc, ptr);
+    const def: Def = { key: this.keyFor(ptr), schema: {}, deps: new Set() };
+    // Registered before converting, so a schema that refers to itself finds its own entry.
+    this.defs.set(id, def);
+    def.schema = this.node(target, mode, def.deps, ptr, 0);
+    return def;
+  }
+
+  keyFor(ptr: string): string {
+    const known = this.keys.get(ptr);
+    if (known) return known;
+    const tokens = pointerTokens(ptr);
+    const base =
+      tokens.length === 3 && tokens[0] === 'components' && tokens[1] === 'schemas'
+        ? tokens[2]!
+        : tokens.join('.');
+    let key = base.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 100) || 'schema';
+    if (this.usedKeys.has(key))
+      key = `${key.slice(0, 90)}_${createHash('sha256').update(ptr).digest('hex').slice(0, 8)}`;
+    this.usedKeys.add(key);
+    this.keys.set(ptr, key);
+    return key;
+  }
+
+  private node(raw: unknown, mode: SchemaMode, deps: Set<string>, where: string, depth: number): JsonSchema {
+    if (typeof raw === 'boolean') return raw;
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return {};
+    if (depth > 128) {
+      throw new WardenError('SPEC_TOO_DEEP', 'a schema nests deeper than 128 levels', {
+        location: { pointer: where },
+      });
+    }
+    const s = raw as Record<string, unknown>;
+    const out: JsonSchemaObject = {};
+
+    if (typeof s.$ref === 'string') {
+      const ref = s.$ref;
+      let converted: JsonSchemaObject;
+      if (ref.startsWith('#')) {
+        if (getByPointer(this.doc, ref) === undefined) {
+          throw new WardenError('SPEC_REF_UNRESOLVED', `$ref ${ref} points to nothing`, {
+            location: { pointer: where },
+          });
+        }
+        deps.add(ref);
+        converted = { $ref: `#/$defs/${this.keyFor(ref)}` };
+      } else {
+        this.warnings.push(`${where}: external $ref ${ref} was not bundled; treated as "any value"`);
+        converted = {};
+      }
+      // 3.0 ignores siblings of $ref; 3.1 applies them. `nullable` next to a $ref is honoured in both
+      // (authors mean it, and accepting null is the conservative reading for validation).
+      if (this.dialect === '3.0')
+        return s.nullable === true ? { anyOf: [converted, { type: 'null' }] } : converted;
+      Object.assign(out, converted);
+    }
+
+    const ctx = (k: string) => `${where}/${k}`;
+    for (const [k, v] of Object.entries(s)) {
+      if (PASS.has(k)) {
+        if (k === 'format' && typeof v === 'string') this.formats.add(v);
+        out[k] = v;
+      } else if (k === 'type') {
+        const t = this.type(v);
+        if (t !== undefined) out.type = t;
+      } else if (k === 'description' && typeof v === 'string') {
+        const d = cleanDescription(v, SCHEMA_DESCRIPTION_MAX);
+        if (d) out.description = d;
+      } else if (k === 'title' && typeof v === 'string') {
+        const t = cleanLine(v, 120);
+        if (t) out.title = t;
+      } else if (k === 'enum' && Array.isArray(v)) {
+        out.enum = v;
+      } else if (k === 'pattern' && typeof v === 'string') {
+        if (isUsableRegExp(v)) out.pattern = v;
+        else
+          this.warnings.push(
+            `${ctx(k)}: pattern ${JSON.stringify(v).slice(0, 80)} is not a valid regular expression; ignored`,
+          );
+      } else if (k === 'properties' && v && typeof v === 'object') {
+        const props: Record<string, JsonSchema> = {};
+        for (const [name, sub] of Object.entries(v as Record<string, unknown>)) {
+          if (this.skipProperty(sub, mode)) continue;
+          props[name] = this.node(sub, mode, deps, `${ctx(k)}/${name}`, depth + 1);
+        }
+        out.properties = props;
+      } else if (k === 'required' && Array.isArray(v)) {
+        out.required = v.filter((x): x is string => typeof x === 'string');
+      } else if (k === 'items') {
+        if (Array.isArray(v))
+          out.prefixItems = v.map((x, i) => this.node(x, mode, deps, `${ctx(k)}/${i}`, depth + 1));
+        else out.items = this.node(v, mode, deps, ctx(k), depth + 1);
+      } else if (k === 'additionalItems' && Array.isArray(s.items)) {
+        out.items = this.node(v, mode, deps, ctx(k), depth + 1);
+      } else if ((SUBSCHEMA as readonly string[]).includes(k)) {
+        out[k] = this.node(v, mode, deps, ctx(k), depth + 1);
+      } else if ((SUBSCHEMA_LISTS as readonly string[]).includes(k) && Array.isArray(v)) {
+        if (v.length > 0) out[k] = v.map((x, i) => this.node(x, mode, deps, `${ctx(k)}/${i}`, depth + 1));
+      } else if ((SUBSCHEMA_MAPS as readonly string[]).includes(k) && v && typeof v === 'object') {
+        const m: Record<string, JsonSchema> = {};
+        for (const [name, sub] of Object.entries(v as Record<string, unknown>)) {
+          if (k === 'patternProperties' && !isUsableRegExp(name)) continue;
+          m[name] = this.node(sub, mode, deps, `${ctx(k)}/${name}`, depth + 1);
+        }
+        out[k] = m;
+      } else if ((k === 'exclusiveMinimum' || k === 'exclusiveMaximum') && v !== undefined) {
+        if (typeof v === 'number') out[k] = v;
+        else if (v === true) {
+          const bound = k === 'exclusiveMinimum' ? s.minimum : s.maximum;
+          if (typeof bound === 'number') out[k] = bound;
+        }
+      }
+      // Everything else (x-*, discriminator, xml, externalDocs, example(s), nullable, $id, $schema,
+      // $comment, definitions/$defs nested in the schema) is dropped or handled below.
+    }
+
+    // 3.0 exclusive bounds replace the inclusive ones.
+    if (typeof out.exclusiveMinimum === 'number' && s.exclusiveMinimum === true) delete out.minimum;
+    if (typeof out.exclusiveMaximum === 'number' && s.exclusiveMaximum === true) delete out.maximum;
+    if (s.type === 'file') {
+      out.type = 'string';
+      out.format = 'binary';
+      this.formats.add('binary');
+    }
+    if (out.required && out.properties) {
+      // Properties dropped for this mode (readOnly in inputs) cannot stay required.
+      const removed = Object.keys((s.properties as object) ?? {}).filter((p) => !(p in out.properties!));
+      if (removed.length) out.required = out.required.filter((r) => !removed.includes(r));
+    }
+    if (out.required?.length === 0) delete out.required;
+
+    if (s.nullable === true) return nullable(out);
+    return out;
+  }
+
+  private type(v: unknown): string | string[] | undefined {
+    if (typeof v === 'string') return TYPES.has(v) ? v : v === 'file' ? 'string' : undefined;
+    if (Array.isArray(v)) {
+      const t = [...new Set(v.filter((x): x is string => typeof x === 'string' && TYPES.has(x)))];
+      return t.length === 0 ? undefined : t.length === 1 ? t[0] : t;
+    }
+    return undefined;
+  }
+
+  private skipProperty(sub: unknown, mode: SchemaMode): boolean {
+    if (!sub || typeof sub !== 'object') return false;
+    const p = sub as Record<string, unknown>;
+    return mode === 'input' ? p.readOnly === true : p.writeOnly === true;
+  }
+}
+
+function nullable(out: JsonSchemaObject): JsonSchema {
+  if (typeof out.type === 'string') {
+    if (out.type !== 'null') out.type = [out.type, 'null'];
+  } else if (Array.isArray(out.type)) {
+    if (!out.type.includes('null')) out.type = [...out.type, 'null'];
+  } else if (
+    !out.enum &&
+    Object.keys(out).some((k) => k === '$ref' || k === 'allOf' || k === 'anyOf' || k === 'oneOf')
+  ) {
+    return { anyOf: [out, { type: 'null' }] };
+  }
+  if (Array.isArray(out.enum) && !out.enum.includes(null)) out.enum = [...out.enum, null];
+  return out;
+}
+
+/** Patterns compile the way the validator will run them (no `u` flag, as ECMA-262 regexes in specs expect). */
+export function isUsableRegExp(p: string): boolean {
+  try {
+    new RegExp(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,160 @@
+import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
+
+export type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'options' | 'head' | 'patch' | 'trace';
+export const HTTP_METHODS: readonly HttpMethod[] = [
+  'get',
+  'put',
+  'post',
+  'delete',
+  'options',
+  'head',
+  'patch',
+  'trace',
+];
+
+export type RiskClass =
+  | 'read'
+  | 'write'
+  | 'destructive'
+  | 'admin'
+  | 'credential'
+  | 'bulk-export'
+  | 'raw-query';
+/** Classes that keep a tool hidden under the secure defaults. */
+export const HIDING_CLASSES: readonly RiskClass[] = [
+  'write',
+  'destructive',
+  'admin',
+  'credential',
+  'bulk-export',
+  'raw-query',
+];
+
+export interface RiskFinding {
+  class: RiskClass | 'unbounded';
+  /** Id of the rule in the classification table that fired. */
+  rule: string;
+  reason: string;
+}
+
+export type DataClass = 'pii' | 'secret' | 'financial';
+
+export interface DataField {
+  /** JSONPath-like location inside the response body: `$.data[*].email`, `$.*.token`. */
+  path: string;
+  class: DataClass;
+  /** What it is: `email`, `phone`, `password`, `card-number`… */
+  kind: string;
+  rule: string;
+  reason: string;
+}
+
+export type ParamLocation = 'path' | 'query' | 'header' | 'cookie';
+
+/** How one tool argument maps onto the HTTP request. */
+export interface ArgBinding {
+  arg: string;
+  in: ParamLocation | 'body';
+  /** Name on the wire (parameter name; for the body, the content type). */
+  name: string;
+  required: boolean;
+  style?: string;
+  explode?: boolean;
+  allowReserved?: boolean;
+  /** For `in: body`: the chosen request content type. */
+  contentType?: string;
+}
+
+export interface StrippedParam {
+  in: ParamLocation;
+  name: string;
+  reason: string;
+}
+
+export interface AuthRequirement {
+  scheme: string;
+  type: 'apiKey' | 'http' | 'oauth2' | 'openIdConnect' | 'mutualTLS' | 'unknown';
+  /** apiKey: where the key goes and under which name. */
+  in?: 'header' | 'query' | 'cookie';
+  paramName?: string;
+  /** http: `bearer`, `basic`, `digest`… */
+  httpScheme?: string;
+  bearerFormat?: string;
+  /** Bearer tokens declared as JWTs. */
+  jwt: boolean;
+  scopes: string[];
+  /** oauth2: the flows the scheme declares. */
+  flows?: string[];
+}
+
+export interface ToolAuth {
+  /** `security: []` (explicitly, or no security anywhere): callable without upstream credentials. */
+  public: boolean;
+  /** Alternatives (OR) of requirement sets (AND), as in OpenAPI. */
+  alternatives: AuthRequirement[][];
+}
+
+export interface PageSizeInfo {
+  arg: string;
+  maximum?: number;
+}
+
+export interface ToolSource {
+  method: HttpMethod;
+  path: string;
+  operationId?: string;
+  tags: string[];
+  /** JSON pointer of the operation in the (bundled) document. */
+  pointer: string;
+  servers: ServerInfo[];
+  deprecated: boolean;
+}
+
+export interface ServerInfo {
+  url: string;
+  variables?: Record<string, { default: string; enum?: string[] }>;
+}
+
+export interface ToolAnnotations {
+  title?: string;
+  readOnlyHint: boolean;
+  destructiveHint: boolean;
+  idempotentHint: boolean;
+  openWorldHint: boolean;
+}
+
+export interface Tool {
+  name: string;
+  title?: string;
+  description: string;
+  inputSchema: JsonSchemaObject;
+  outputSchema?: JsonSchemaObject;
+  /** The response is not an object, so structured output wraps it as `{ "result": … }`. */
+  outputWrapped: boolean;
+  annotations: ToolAnnotations;
+  source: ToolSource;
+  bindings: ArgBinding[];
+  strippedParams: StrippedParam[];
+  responseContentTypes: string[];
+  risk: { classes: RiskClass[]; unbounded: boolean; findings: RiskFinding[] };
+  dataClasses: DataField[];
+  /** True when the data-class walk stopped at its depth or size budget. */
+  dataClassesTruncated: boolean;
+  auth: ToolAuth;
+  pageSize?: PageSizeInfo;
+  exposure: { exposed: boolean; reasons: string[] };
+}
+
+export interface Catalog {
+  title: string;
+  apiVersion: string;
+  specVersion: string;
+  source: string;
+  servers: ServerInfo[];
+  tools: Tool[];
+  /** `format` values used by the schemas (the validator needs to know the non-standard ones). */
+  formats: string[];
+  warnings: string[];
+}
+
+export type { JsonSchema, JsonSchemaObject };

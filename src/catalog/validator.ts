@@ -1,0 +1,32 @@
+import { Ajv2020, addFormats, type ValidateFunction } from '../lib/ajv.js';
+import type { JsonSchemaObject } from './json-schema.js';
+
+/**
+ * One Ajv instance per catalogue, configured for untrusted arguments: no type coercion, no
+ * defaults injected, strict about the schema's own keywords (the converter emits only 2020-12),
+ * lenient about type-keyword pairing that real specs leave implicit. Formats outside ajv-formats'
+ * set (`int64`, `binary`, `uri-template`…) are annotations.
+ */
+export function createSchemaCompiler(formats: readonly string[]) {
+  const ajv = new Ajv2020({
+    strictSchema: true,
+    strictTypes: false,
+    strictTuples: false,
+    strictRequired: false,
+    allowUnionTypes: true,
+    allErrors: true,
+    coerceTypes: false,
+    useDefaults: false,
+    unicodeRegExp: false,
+    validateSchema: false,
+    // Ajv would otherwise keep every compiled schema forever, keyed by the schema object.
+    addUsedSchema: false,
+  });
+  addFormats(ajv);
+  for (const f of formats) if (!ajv.formats[f]) ajv.addFormat(f, true);
+  return {
+    compile(schema: JsonSchemaObject): ValidateFunction {
+      return ajv.compile(schema);
+    },
+  };
+}

@@ -1,0 +1,447 @@
+import type { JsonSchema, JsonSchemaObject } from '../catalog/json-schema.js';
+import type { DataClass, DataField } from '../catalog/types.js';
+import { words } from '../spec/text.js';
+
+/** What a field rule sees: the property name's words, its schema, and the enclosing property's words. */
+export interface FieldFacts {
+  name: string;
+  words: string[];
+  parentWords: string[];
+  type: string[];
+  format?: string;
+  description: string;
+}
+
+export interface DataRule {
+  id: string;
+  class: DataClass;
+  kind: string;
+  description: string;
+  test(f: FieldFacts): string | undefined;
+}
+
+const has = (f: FieldFacts, ...w: string[]) => w.some((x) => f.words.includes(x));
+const last = (f: FieldFacts) => f.words[f.words.length - 1] ?? '';
+const joined = (f: FieldFacts) => f.words.join('_');
+const isText = (f: FieldFacts) => f.type.length === 0 || f.type.includes('string');
+/** Flags, counts and timestamps *about* a secret are not the secret (`has_password`, `token_expires_at`). */
+const isMeta = (f: FieldFacts) =>
+  f.type.length > 0 && !f.type.includes('string')
+    ? true
+    : has(
+        f,
+        'has',
+        'is',
+        'expires',
+        'expiry',
+        'expiration',
+        'type',
+        'url',
+        'uri',
+        'count',
+        'length',
+        'last4',
+        'hint',
+        'required',
+        'set',
+        'enabled',
+        'changed',
+        'updated',
+        'created',
+        'id',
+      );
+const PERSONISH = new Set([
+  'customer',
+  'customers',
+  'user',
+  'users',
+  'person',
+  'persons',
+  'people',
+  'owner',
+  'contact',
+  'contacts',
+  'member',
+  'members',
+  'employee',
+  'employees',
+  'patient',
+  'patients',
+  'author',
+  'committer',
+  'billing',
+  'shipping',
+  'holder',
+  'cardholder',
+  'individual',
+  'recipient',
+  'sender',
+  'representative',
+  'beneficiary',
+  'guest',
+  'account',
+  'profile',
+  'details',
+]);
+const describes = (f: FieldFacts, re: RegExp) => isText(f) && re.test(f.description);
+
+/**
+ * The field classification table. A field matches on its name's words, its `format`, or a strong
+ * phrase in its description; a rule's reason is shown to operators as is.
+ */
+export const DATA_RULES: readonly DataRule[] = [
+  {
+    id: 'pii-email',
+    class: 'pii',
+    kind: 'email',
+    description: 'Email addresses: name has "email", or format email/idn-email.',
+    test: (f) =>
+      f.format === 'email' || f.format === 'idn-email'
+        ? `format ${f.format}`
+        : has(f, 'email', 'emails') && isText(f) && !isMeta(f)
+          ? 'name says email'
+          : describes(f, /\be-?mail address\b/i) && !isMeta(f)
+            ? 'description says email address'
+            : undefined,
+  },
+  {
+    id: 'pii-phone',
+    class: 'pii',
+    kind: 'phone',
+    description: 'Phone numbers: name has phone/mobile/telephone/fax/msisdn.',
+    test: (f) =>
+      has(f, 'phone', 'mobile', 'telephone', 'fax', 'msisdn', 'cellphone') && isText(f) && !isMeta(f)
+        ? 'name says phone'
+        : describes(f, /\bphone number\b/i) && !isMeta(f)
+          ? 'description says phone number'
+          : undefined,
+  },
+  {
+    id: 'pii-name',
+    class: 'pii',
+    kind: 'person-name',
+    description:
+      'Person names: first/last/full/given/family/middle name, surname; a bare "name" inside a person-like object.',
+    test: (f) => {
+      if (!isText(f)) return undefined;
+      const j = joined(f);
+      if (
+        /^(first|last|full|given|family|middle|maiden|legal|display)_?name$|^(surname|firstname|lastname|fullname)$/.test(
+          j,
+        )
+      )
+        return `name "${f.name}" is a person's name`;
+      if (j === 'name' && f.parentWords.some((w) => PERSONISH.has(w)))
+        return `"name" of a ${f.parentWords.join(' ')}`;
+      return undefined;
+    },
+  },
+  {
+    id: 'pii-address',
+    class: 'pii',
+    kind: 'address',
+    description: 'Postal addresses: address, street, line1/line2, postal code, zip.',
+    test: (f) =>
+      (has(f, 'address', 'street', 'line1', 'line2', 'postcode', 'zip', 'zipcode') ||
+        /postal_code/.test(joined(f))) &&
+      !has(f, 'ip', 'mac', 'email', 'wallet', 'url', 'web') &&
+      !isMeta(f)
+        ? 'name says postal address'
+        : undefined,
+  },
+  {
+    id: 'pii-birth-date',
+    class: 'pii',
+    kind: 'date-of-birth',
+    description: 'Dates of birth: dob, birthdate, date_of_birth, birthday.',
+    test: (f) =>
+      has(f, 'dob', 'birthdate', 'birthday') || /birth/.test(joined(f))
+        ? 'name says date of birth'
+        : undefined,
+  },
+  {
+    id: 'pii-national-id',
+    class: 'pii',
+    kind: 'national-id',
+    description: 'National identifiers: ssn, social security, national id, passport, tax id, driver licence.',
+    test: (f) => {
+      const j = joined(f);
+      return has(f, 'ssn', 'passport', 'nino') ||
+        /social_security|national_id|tax_id|taxpayer|id_number|personal_id|driver_?s?_licen[cs]e|driving_licen[cs]e/.test(
+          j,
+        ) ||
+        describes(f, /\bsocial security number\b/i)
+        ? 'name says national identifier'
+        : undefined;
+    },
+  },
+  {
+    id: 'pii-ip',
+    class: 'pii',
+    kind: 'ip-address',
+    description: 'IP addresses: format ipv4/ipv6, or name ip / ip_address / remote_addr.',
+    test: (f) =>
+      f.format === 'ipv4' || f.format === 'ipv6'
+        ? `format ${f.format}`
+        : (joined(f) === 'ip' || /(^|_)ip_?(address|addr)$|remote_addr|client_ip/.test(joined(f))) &&
+            isText(f)
+          ? 'name says IP address'
+          : undefined,
+  },
+  {
+    id: 'secret-password',
+    class: 'secret',
+    kind: 'password',
+    description: 'Passwords and passphrases, or format password.',
+    test: (f) =>
+      f.format === 'password'
+        ? 'format password'
+        : (has(f, 'password', 'passwd', 'pwd', 'passphrase', 'passcode') && !isMeta(f)) ||
+            (describes(f, /^(the )?password\b/i) && !isMeta(f))
+          ? 'name says password'
+          : undefined,
+  },
+  {
+    id: 'secret-token',
+    class: 'secret',
+    kind: 'token',
+    description: 'Tokens and secrets: a name ending in token/secret (access_token, client_secret…).',
+    test: (f) => {
+      const l = last(f);
+      if (isMeta(f)) return undefined;
+      if (l === 'token' || l === 'secret' || l === 'jwt' || l === 'bearer' || joined(f) === 'credentials')
+        return `name "${f.name}" is a token or secret`;
+      return undefined;
+    },
+  },
+  {
+    id: 'secret-key',
+    class: 'secret',
+    kind: 'key',
+    description:
+      'Keys that grant access: api key, private key, secret key, signing key (not public keys or key ids).',
+    test: (f) => {
+      if (isMeta(f) || has(f, 'public', 'fingerprint')) return undefined;
+      const j = joined(f);
+      if (/(^|_)(api|private|secret|signing|access|encryption|master|client|webhook)_?key$|^apikey$/.test(j))
+        return `name "${f.name}" is a key`;
+      if (describes(f, /\b(api key|private key|secret key)\b/i) && /key/.test(j))
+        return 'description says secret key';
+      return undefined;
+    },
+  },
+  {
+    id: 'financial-card',
+    class: 'financial',
+    kind: 'card-number',
+    description:
+      'Payment card numbers and security codes: card_number, pan, cc_number, cvc/cvv; "number" inside a card.',
+    test: (f) => {
+      const j = joined(f);
+      if (/card_?number|cc_?number|credit_card|^pan$|primary_account_number/.test(j))
+        return `name "${f.name}" is a card number`;
+      if (has(f, 'cvc', 'cvv', 'cvv2', 'csc')) return `name "${f.name}" is a card security code`;
+      if (j === 'number' && f.parentWords.some((w) => w === 'card' || w === 'cards'))
+        return '"number" of a card';
+      return describes(f, /\b(credit |debit |payment )?card number\b/i) && !isMeta(f)
+        ? 'description says card number'
+        : undefined;
+    },
+  },
+  {
+    id: 'financial-bank-account',
+    class: 'financial',
+    kind: 'bank-account',
+    description: 'Bank identifiers: iban, account_number, routing_number, sort code, bsb.',
+    test: (f) => {
+      const j = joined(f);
+      return has(f, 'iban', 'bsb') ||
+        /account_?number|routing_?number|sort_?code|bank_account_?(no|num)/.test(j)
+        ? `name "${f.name}" is a bank account identifier`
+        : describes(f, /\b(iban|bank account number)\b/i) && !isMeta(f)
+          ? 'description says bank account'
+          : undefined;
+    },
+  },
+];
+
+const memo = new Map<string, Array<Omit<DataField, 'path'>>>();
+
+/** Classifies one field. Results for the default rule set are memoised: big specs repeat fields a lot. */
+export function classifyField(
+  f: FieldFacts,
+  rules: readonly DataRule[] = DATA_RULES,
+): Array<Omit<DataField, 'path'>> {
+  if (rules !== DATA_RULES) return runRules(f, rules);
+  const key = `${f.name}\u0000${f.parentWords.join(' ')}\u0000${f.type.join(',')}\u0000${f.format ?? ''}\u0000${f.description.slice(0, 200)}`;
+  let hit = memo.get(key);
+  if (!hit) {
+    hit = runRules(f, rules);
+    if (memo.size > 50_000) memo.clear();
+    memo.set(key, hit);
+  }
+  return hit;
+}
+
+function runRules(f: FieldFacts, rules: readonly DataRule[]): Array<Omit<DataField, 'path'>> {
+  const out: Array<Omit<DataField, 'path'>> = [];
+  for (const r of rules) {
+    const reason = r.test(f);
+    if (reason !== undefined) out.push({ class: r.class, kind: r.kind, rule: r.id, reason });
+  }
+  return out;
+}
+
+export interface WalkLimits {
+  maxDepth: number;
+  maxFields: number;
+  /** Most `$ref` edges one walk may follow (keeps huge, deeply shared response graphs bounded). */
+  maxEdges: number;
+}
+export const DEFAULT_WALK_LIMITS: WalkLimits = { maxDepth: 8, maxFields: 300, maxEdges: 2_000 };
+
+type Hit = Omit<DataField, 'path'>;
+/** What one schema holds without following `$ref`s: classified fields, and the refs it leads to. */
+interface Summary {
+  fields: Array<{ rel: string; depth: number; hit: Hit }>;
+  edges: Array<{ rel: string; depth: number; key: string }>;
+}
+
+/**
+ * Classifies the fields of a response schema (with its `$defs`), recording a JSONPath for each hit.
+ * Combinators are unions at the same path; arrays add `[*]`, maps add `.*`. Each `$defs` entry is
+ * summarised once (its own fields, and where it refers on); a walk then only joins summaries, so
+ * specs whose responses share hundreds of schemas (Stripe) stay cheap. A `$ref` already on the
+ * current path is not re-entered, and depth, hits and edges are bounded: `truncated` says a budget
+ * was reached.
+ */
+export class ResponseClassifier {
+  private readonly summaries = new Map<string, Summary>();
+
+  constructor(private readonly limits: WalkLimits = DEFAULT_WALK_LIMITS) {}
+
+  classify(root: JsonSchema, defs: Record<string, JsonSchema>): { fields: DataField[]; truncated: boolean } {
+    const fields: DataField[] = [];
+    const seen = new Set<string>();
+    let edges = 0;
+    let truncated = false;
+    const lim = this.limits;
+    const join = (summary: Summary, prefix: string, depth: number, onPath: Set<string>): void => {
+      for (const f of summary.fields) {
+        if (depth + f.depth > lim.maxDepth) {
+          truncated = true;
+          continue;
+        }
+        const path = prefix + f.rel;
+        const id = `${path}|${f.hit.class}`;
+        if (seen.has(id)) continue;
+        if (fields.length >= lim.maxFields) {
+          truncated = true;
+          return;
+        }
+        seen.add(id);
+        fields.push({ path, ...f.hit });
+      }
+      for (const e of summary.edges) {
+        if (onPath.has(e.key)) continue;
+        if (depth + e.depth > lim.maxDepth || ++edges > lim.maxEdges) {
+          truncated = true;
+          continue;
+        }
+        const target = defs[e.key];
+        if (target === undefined) continue;
+        onPath.add(e.key);
+        join(this.summaryOf(e.key, target, defs), prefix + e.rel, depth + e.depth, onPath);
+        onPath.delete(e.key);
+      }
+    };
+    join(summarize(root, defs, []), '$', 0, new Set());
+    return { fields, truncated };
+  }
+
+  private summaryOf(key: string, schema: JsonSchema, defs: Record<string, JsonSchema>): Summary {
+    let s = this.summaries.get(key);
+    if (!s) {
+      s = summarize(schema, defs, cachedWords(key));
+      this.summaries.set(key, s);
+    }
+    return s;
+  }
+}
+
+/** Convenience for one-off use (tests); the catalogue shares one ResponseClassifier per spec. */
+export function classifyResponseFields(
+  root: JsonSchema,
+  defs: Record<string, JsonSchema>,
+  limits: WalkLimits = DEFAULT_WALK_LIMITS,
+): { fields: DataField[]; truncated: boolean } {
+  return new ResponseClassifier(limits).classify(root, defs);
+}
+
+function summarize(root: JsonSchema, defs: Record<string, JsonSchema>, topWords: string[]): Summary {
+  const out: Summary = { fields: [], edges: [] };
+  const walk = (s: JsonSchema, rel: string, parentWords: string[], depth: number): void => {
+    if (typeof s !== 'object' || s === null || depth > 32) return;
+    if (typeof s.$ref === 'string') out.edges.push({ rel, depth, key: s.$ref.slice('#/$defs/'.length) });
+    for (const k of ['allOf', 'anyOf', 'oneOf'] as const) {
+      const list = s[k];
+      if (Array.isArray(list)) for (const sub of list) walk(sub as JsonSchema, rel, parentWords, depth);
+    }
+    if (s.items !== undefined) walk(s.items, `${rel}[*]`, parentWords, depth + 1);
+    if (s.additionalProperties && typeof s.additionalProperties === 'object') {
+      walk(s.additionalProperties, `${rel}.*`, parentWords, depth + 1);
+    }
+    if (s.properties) {
+      for (const [name, sub] of Object.entries(s.properties)) {
+        const target = deref(sub, defs);
+        const childRel = `${rel}${/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`;
+        const facts: FieldFacts = {
+          name,
+          words: cachedWords(name),
+          parentWords,
+          type: typesOf(target),
+          description:
+            typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
+          ...(typeof target === 'object' && typeof target.format === 'string'
+            ? { format: target.format }
+            : {}),
+        };
+        for (const hit of classifyField(facts)) out.fields.push({ rel: childRel, depth: depth + 1, hit });
+        walk(sub, childRel, cachedWords(name), depth + 1);
+      }
+    }
+  };
+  walk(root, '', topWords, 0);
+  return out;
+}
+
+const wordCache = new Map<string, string[]>();
+function cachedWords(s: string): string[] {
+  let w = wordCache.get(s);
+  if (!w) {
+    w = words(s);
+    if (wordCache.size > 50_000) wordCache.clear();
+    wordCache.set(s, w);
+  }
+  return w;
+}
+function deref(s: JsonSchema, defs: Record<string, JsonSchema>): JsonSchema {
+  let cur = s;
+  for (let i = 0; i < 8 && typeof cur === 'object' && typeof cur.$ref === 'string'; i++) {
+    const next = defs[cur.$ref.slice('#/$defs/'.length)];
+    if (next === undefined) break;
+    cur = next;
+  }
+  return cur;
+}
+
+function typesOf(s: JsonSchema): string[] {
+  if (typeof s !== 'object') return [];
+  const t = (s as JsonSchemaObject).type;
+  const list = typeof t === 'string' ? [t] : Array.isArray(t) ? t : [];
+  if (list.length > 0) return list.filter((x) => x !== 'null');
+  // `anyOf: [{type: string}, {type: null}]` is a nullable string.
+  const any = (s.anyOf ?? s.oneOf) as JsonSchema[] | undefined;
+  if (Array.isArray(any)) return any.flatMap((x) => typesOf(x));
+  return [];
+}

@@ -1,0 +1,20 @@
+import { HIDING_CLASSES, type Tool } from '../catalog/types.js';
+
+/**
+ * The secure default with no configuration: only safe reads are exposed. Every hidden tool gets
+ * one reason per class that hides it, taken from the rule that assigned the class.
+ */
+export function secureDefaultExposure(tool: Pick<Tool, 'risk'>): { exposed: boolean; reasons: string[] } {
+  const hiding = tool.risk.classes.filter((c) => HIDING_CLASSES.includes(c));
+  if (hiding.length === 0) {
+    const reasons = ['read-only operation'];
+    if (tool.risk.unbounded)
+      reasons.push('unbounded list: the gateway clamps its page size and caps the response');
+    return { exposed: true, reasons };
+  }
+  const reasons = hiding.map((c) => {
+    const why = tool.risk.findings.filter((f) => f.class === c).map((f) => f.reason);
+    return `${c}: ${why.join('; ')}`;
+  });
+  return { exposed: false, reasons };
+}

@@ -1,0 +1,87 @@
+import { RISK_RULES } from '../classify/risk.js';
+import type { ScanReport } from './json.js';
+
+type Locate = (pointer: string) => { line: number; column: number } | undefined;
+
+const LEVEL: Record<string, 'error' | 'warning' | 'note'> = {
+  admin: 'warning',
+  credential: 'warning',
+  'raw-query': 'warning',
+  'bulk-export': 'warning',
+  destructive: 'warning',
+  write: 'note',
+  unbounded: 'note',
+};
+
+/**
+ * SARIF 2.1.0: one result per risk finding that hides a tool (and per unbounded list), each at the
+ * operation's line in the spec when the spec is a local file. Rules are the classification table.
+ */
+export function renderSarif(
+  r: ScanReport,
+  pointers: Map<string, string>,
+  artifactUri: string | undefined,
+  locate: Locate | undefined,
+): object {
+  const rules = RISK_RULES.filter((x) => LEVEL[x.class] !== undefined);
+  const index = new Map(rules.map((x, i) => [x.id, i]));
+  const results: object[] = [];
+  for (const t of r.tools) {
+    const pointer = pointers.get(t.name);
+    const pos = pointer && locate ? locate(pointer) : undefined;
+    for (const f of t.findings) {
+      const level = LEVEL[f.class];
+      if (!level || !index.has(f.rule)) continue;
+      results.push({
+        ruleId: f.rule,
+        ruleIndex: index.get(f.rule),
+        level,
+        message: {
+          text: `${t.method} ${t.path} (tool ${t.name}) is ${f.class}: ${f.reason}.${
+            f.class === 'unbounded'
+              ? ' The gateway clamps its page size.'
+              : ' Hidden unless a policy allows it.'
+          }`,
+        },
+        locations: [
+          {
+            ...(artifactUri
+              ? {
+                  physicalLocation: {
+                    artifactLocation: { uri: artifactUri },
+                    ...(pos ? { region: { startLine: pos.line, startColumn: pos.column } } : {}),
+                  },
+                }
+              : {}),
+            logicalLocations: [
+              { name: t.name, fullyQualifiedName: `${t.method} ${t.path}`, kind: 'function' },
+            ],
+          },
+        ],
+        partialFingerprints: { operation: `${t.method} ${t.path}#${f.rule}` },
+      });
+    }
+  }
+  return {
+    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
+    version: '2.1.0',
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: 'mcp-warden',
+            version: r.generator.version,
+            rules: rules.map((x) => ({
+              id: x.id,
+              name: x.id.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase()),
+              shortDescription: { text: `${x.class}: ${x.description}` },
+              defaultConfiguration: { level: LEVEL[x.class] },
+              properties: { riskClass: x.class },
+            })),
+          },
+        },
+        results,
+      },
+    ],
+  };
+}

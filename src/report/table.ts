@@ -1,0 +1,65 @@
+import type { ScanReport } from './json.js';
+
+/** A terminal report: summary, one row per tool, then why each hidden tool is hidden. */
+export function renderTable(r: ScanReport, width = 120): string {
+  const out: string[] = [];
+  const s = r.summary;
+  out.push(
+    `${r.spec.title} ${r.spec.apiVersion}  (${r.spec.source}, ${r.spec.specVersion === '2.0' ? 'Swagger' : 'OpenAPI'} ${r.spec.specVersion})`,
+  );
+  out.push(
+    `${s.operations} operations: ${s.exposed} exposed by default, ${s.hidden} hidden; ` +
+      Object.entries(s.byRisk)
+        .filter(([, n]) => n > 0)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ') +
+      (s.unbounded ? `; ${s.unbounded} unbounded lists` : '') +
+      `; ${s.withDataClasses} return classified data`,
+  );
+  out.push('');
+  const rows = r.tools.map((t) => {
+    const data = countBy(t.dataClasses.map((d) => d.class));
+    return [
+      t.exposed ? 'exposed' : 'hidden',
+      t.name,
+      `${t.method} ${t.path}`,
+      t.risk.join(',') + (t.unbounded ? ',unbounded' : ''),
+      Object.entries(data)
+        .map(([c, n]) => `${c}:${n}`)
+        .join(' ') || '-',
+    ];
+  });
+  const head = ['EXPOSURE', 'TOOL', 'OPERATION', 'RISK', 'DATA'];
+  const caps = [8, 40, Math.max(36, width - 8 - 40 - 22 - 14 - 8), 22, 14];
+  const cols = head.map((h, i) =>
+    Math.min(caps[i]!, Math.max(h.length, ...rows.map((row) => row[i]!.length))),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => pad(c, cols[i]!))
+      .join('  ')
+      .trimEnd();
+  out.push(line(head));
+  for (const row of rows) out.push(line(row));
+  const hidden = r.tools.filter((t) => !t.exposed);
+  if (hidden.length) {
+    out.push('', 'Why hidden:');
+    for (const t of hidden) out.push(`  ${t.name}: ${t.reasons.join(' | ')}`);
+  }
+  if (r.warnings.length) {
+    out.push('', `Warnings (${r.warnings.length}):`);
+    for (const w of r.warnings.slice(0, 20)) out.push(`  ${w}`);
+    if (r.warnings.length > 20) out.push(`  …and ${r.warnings.length - 20} more (see --format json)`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function pad(s: string, w: number): string {
+  return s.length > w ? `${s.slice(0, w - 1)}…` : s.padEnd(w);
+}
+
+function countBy(xs: string[]): Record<string, number> {
+  const m: Record<string, number> = {};
+  for (const x of xs) m[x] = (m[x] ?? 0) + 1;
+  return m;
+}

@@ -1,0 +1,337 @@
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import $RefParser from '@apidevtools/json-schema-ref-parser';
+import { validate } from '@readme/openapi-parser';
+import s2o from 'swagger2openapi';
+import { WardenError } from '../errors.js';
+import { locateValidationErrors } from './locate.js';
+import { parseText, type ShapeLimits } from './parse.js';
+import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
+
+export interface LoadOptions {
+  /** Largest spec file (and largest sum of all files of a multi-file spec), in bytes. */
+  maxBytes?: number;
+  maxDepth?: number;
+  /** Nodes in the parsed tree, aliases counted at each use. */
+  maxNodes?: number;
+  /** Most files an external-`$ref` spec may pull in. */
+  maxFiles?: number;
+  /**
+   * Remote `$ref`s: `same-origin` (default) follows them only when the spec itself came from a URL and
+   * only to that origin; `any` follows them anywhere (explicit opt-in); `none` never.
+   */
+  remoteRefs?: 'none' | 'same-origin' | 'any';
+  /** Directory that local `$ref`s must stay inside; default: the spec file's own directory. */
+  refRoot?: string;
+  fetchTimeoutMs?: number;
+  onProgress?: (message: string) => void;
+}
+
+export type Dialect = '3.0' | '3.1';
+
+export interface LoadedSpec {
+  source: SourceRef;
+  /** The text of the root file, for line lookups in reports. */
+  rootText: string;
+  /** The version the author wrote: `2.0`, `3.0.3`, `3.1.0`… */
+  originalVersion: string;
+  /** The OpenAPI 3.x document everything downstream reads: external refs bundled in, 2.0 converted. */
+  doc: OpenApiDoc;
+  dialect: Dialect;
+  /** Number of files read (1 unless the spec has external `$ref`s). */
+  files: number;
+  warnings: string[];
+}
+
+export type OpenApiDoc = Record<string, unknown> & {
+  openapi: string;
+  paths?: Record<string, unknown>;
+  components?: Record<string, unknown>;
+};
+
+export const DEFAULT_LIMITS = {
+  maxBytes: 64 * 1024 * 1024,
+  maxDepth: 256,
+  maxNodes: 20_000_000,
+  maxFiles: 10_000,
+  fetchTimeoutMs: 15_000,
+} as const;
+
+export async function loadSpec(source: string, options: LoadOptions = {}): Promise<LoadedSpec> {
+  const started = performance.now();
+  let progress = (_: string) => {};
+  const src = describeSource(source);
+  const limits: ShapeLimits = {
+    maxDepth: options.maxDepth ?? DEFAULT_LIMITS.maxDepth,
+    maxNodes: options.maxNodes ?? DEFAULT_LIMITS.maxNodes,
+  };
+  const maxBytes = options.maxBytes ?? DEFAULT_LIMITS.maxBytes;
+  const timeoutMs = options.fetchTimeoutMs ?? DEFAULT_LIMITS.fetchTimeoutMs;
+
+  const text = await readSourceText(src, maxBytes, timeoutMs);
+  const raw = parseText(text, src.label, limits);
+  // Progress lines are for specs big enough to make someone wait.
+  const big = text.length > 1024 * 1024;
+  if (big && options.onProgress) progress = options.onProgress;
+  progress(`parsed ${src.label} (${(text.length / 1024).toFixed(0)} KiB) in ${ms(started)}`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new WardenError('SPEC_INVALID', 'the spec must be a JSON/YAML object', {
+      location: { file: src.label },
+    });
+  }
+  let doc = raw as Record<string, unknown>;
+  const version = detectVersion(doc, src.label);
+  const warnings: string[] = [];
+
+  let files = 1;
+  if (hasExternalRefs(doc)) {
+    const t = performance.now();
+    const bundled = await bundleExternal(doc, src, { ...options, maxBytes, limits, timeoutMs });
+    doc = bundled.doc;
+    files = bundled.files;
+    progress(`bundled ${files} files in ${ms(t)}`);
+  }
+
+  let t = performance.now();
+  // The parser dereferences (and strips ids) in place; the catalogue needs the document with its $refs.
+  const result = await validate(structuredClone(doc) as never, {
+    resolve: { external: false },
+    dereference: { circular: 'ignore' },
+    validate: { errors: { colorize: false } },
+  }).catch((e: unknown) => {
+    throw new WardenError('SPEC_INVALID', `the spec could not be validated: ${firstLine(e)}`, {
+      location: { file: src.label },
+    });
+  });
+  if (!result.valid) {
+    throw locateValidationErrors(doc, text, src, result.errors, result.additionalErrors);
+  }
+  for (const w of result.warnings) warnings.push(firstLine(w.message));
+  progress(`validated ${version.label} in ${ms(t)}`);
+
+  if (version.major === 2) {
+    t = performance.now();
+    try {
+      const converted = await s2o.convertObj(doc, {
+        patch: true,
+        warnOnly: true,
+        resolve: false,
+        direct: false,
+      });
+      doc = converted.openapi;
+    } catch (e) {
+      throw new WardenError('SPEC_INVALID', `Swagger 2.0 conversion failed: ${firstLine(e)}`, {
+        location: { file: src.label },
+      });
+    }
+    progress(`converted Swagger 2.0 to OpenAPI 3.0 in ${ms(t)}`);
+  }
+
+  return {
+    source: src,
+    rootText: text,
+    originalVersion: version.label,
+    doc: doc as OpenApiDoc,
+    dialect: version.major === 3 && version.minor === 1 ? '3.1' : '3.0',
+    files,
+    warnings,
+  };
+}
+
+function detectVersion(
+  doc: Record<string, unknown>,
+  file: string,
+): { major: number; minor: number; label: string } {
+  const swagger = doc.swagger;
+  const openapi = doc.openapi;
+  if (swagger !== undefined) {
+    if (String(swagger) !== '2.0') {
+      throw new WardenError(
+        'SPEC_UNSUPPORTED',
+        `unsupported Swagger version ${JSON.stringify(swagger)} (only 2.0)`,
+        {
+          location: { file, pointer: '/swagger' },
+        },
+      );
+    }
+    return { major: 2, minor: 0, label: '2.0' };
+  }
+  if (openapi !== undefined && typeof openapi !== 'string') {
+    throw new WardenError(
+      'SPEC_INVALID',
+      `\`openapi\` must be a string such as "3.0.3", not ${JSON.stringify(openapi)}`,
+      {
+        location: { file, pointer: '/openapi' },
+      },
+    );
+  }
+  if (typeof openapi === 'string') {
+    const m = openapi.match(/^3\.([01])\.\d+(-.+)?$/);
+    if (m) return { major: 3, minor: Number(m[1]), label: openapi };
+    throw new WardenError(
+      'SPEC_UNSUPPORTED',
+      `unsupported OpenAPI version ${JSON.stringify(openapi)} (supported: 2.0, 3.0.x, 3.1.x)`,
+      { location: { file, pointer: '/openapi' } },
+    );
+  }
+  throw new WardenError('SPEC_INVALID', 'not an OpenAPI document: no `openapi` or `swagger` version field', {
+    location: { file, pointer: '' },
+  });
+}
+
+/**
+ * True when some `$ref` points outside this document. Example payloads are skipped: real specs
+ * (GitHub's) carry literal `$ref` data keys in examples that are not references.
+ */
+export function hasExternalRefs(doc: unknown): boolean {
+  const stack: unknown[] = [doc];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const v of node) stack.push(v);
+      continue;
+    }
+    for (const [k, v] of Object.entries(node)) {
+      if (k === '$ref' && typeof v === 'string' && !v.startsWith('#')) return true;
+      if (k === 'example' || k === 'examples' || k === 'x-examples' || k === 'x-ms-examples') continue;
+      if (v !== null && typeof v === 'object') stack.push(v);
+    }
+  }
+  return false;
+}
+
+interface BundleOptions extends LoadOptions {
+  maxBytes: number;
+  limits: ShapeLimits;
+  timeoutMs: number;
+}
+
+async function bundleExternal(
+  doc: Record<string, unknown>,
+  src: SourceRef,
+  opts: BundleOptions,
+): Promise<{ doc: Record<string, unknown>; files: number }> {
+  const remote = opts.remoteRefs ?? 'same-origin';
+  const maxFiles = opts.maxFiles ?? DEFAULT_LIMITS.maxFiles;
+  let files = 1;
+  let bytes = 0;
+  const root =
+    src.kind === 'file'
+      ? await realpath(opts.refRoot ?? dirnameOf(src.location)).catch(() => {
+          throw new WardenError('USAGE', `--ref-root ${opts.refRoot} does not exist`);
+        })
+      : undefined;
+  const origin = src.kind === 'url' ? new URL(src.location).origin : undefined;
+
+  const count = (size: number, label: string) => {
+    files++;
+    bytes += size;
+    if (files > maxFiles) {
+      throw new WardenError('SPEC_TOO_LARGE', `the spec pulls in more than ${maxFiles} files via $ref`);
+    }
+    if (bytes > opts.maxBytes) {
+      throw new WardenError(
+        'SPEC_TOO_LARGE',
+        `the spec's files add up to more than the size limit (at ${label})`,
+      );
+    }
+  };
+
+  const confinedFile = {
+    order: 1,
+    canRead: (file: { url: string }) => !/^https?:/i.test(file.url),
+    read: async (file: { url: string }) => {
+      const label = displayRef(file.url, root);
+      if (!root) {
+        throw new WardenError(
+          'SPEC_REF_DENIED',
+          `a spec loaded from a URL may not $ref a local file (${label})`,
+        );
+      }
+      const path = file.url.startsWith('file:')
+        ? fileURLToPath(file.url.split('#')[0]!)
+        : file.url.split('#')[0]!;
+      const real = await realpath(path).catch(() => {
+        throw new WardenError('SPEC_REF_UNRESOLVED', `$ref to a missing file: ${label}`);
+      });
+      if (real !== root && !real.startsWith(root + sep)) {
+        throw new WardenError(
+          'SPEC_REF_DENIED',
+          `$ref to ${label} leaves the allowed directory ${root} (widen it with --ref-root)`,
+        );
+      }
+      const st = await stat(real);
+      count(st.size, label);
+      return readFile(real);
+    },
+  };
+  const confinedHttp = {
+    order: 2,
+    canRead: (file: { url: string }) => /^https?:/i.test(file.url),
+    read: async (file: { url: string }) => {
+      const url = new URL(file.url);
+      const allowed =
+        remote === 'any' || (remote === 'same-origin' && origin !== undefined && url.origin === origin);
+      if (!allowed) {
+        throw new WardenError(
+          'SPEC_REF_DENIED',
+          `remote $ref to ${url.origin}${url.pathname} not followed` +
+            (remote === 'none'
+              ? ''
+              : ' (only same-origin refs of a URL-loaded spec are; opt in with --remote-refs any)'),
+        );
+      }
+      url.hash = '';
+      const text = await fetchText(url.href, url.href, opts.maxBytes, opts.timeoutMs);
+      count(Buffer.byteLength(text), url.href);
+      return text;
+    },
+  };
+
+  try {
+    const bundled = await $RefParser.bundle(src.baseUrl, doc, {
+      resolve: { file: false, http: false, external: true, confinedFile, confinedHttp },
+      parse: { text: false, binary: false },
+      dereference: { circular: true },
+      mutateInputSchema: false,
+    } as never);
+    return { doc: bundled as unknown as Record<string, unknown>, files };
+  } catch (e) {
+    if (e instanceof WardenError) throw e;
+    const inner = findWardenError(e);
+    if (inner) throw inner;
+    throw new WardenError('SPEC_REF_UNRESOLVED', `an external $ref could not be resolved: ${firstLine(e)}`, {
+      location: { file: src.label },
+    });
+  }
+}
+
+function findWardenError(e: unknown): WardenError | undefined {
+  for (let cur = e, i = 0; cur && i < 5; i++) {
+    if (cur instanceof WardenError) return cur;
+    const errors = (cur as { errors?: unknown[] }).errors;
+    if (Array.isArray(errors)) for (const x of errors) if (x instanceof WardenError) return x;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function dirnameOf(p: string): string {
+  const i = p.lastIndexOf(sep);
+  return i <= 0 ? sep : p.slice(0, i);
+}
+
+function displayRef(url: string, root: string | undefined): string {
+  if (/^https?:/i.test(url)) return url;
+  const path = url.startsWith('file:') ? fileURLToPath(url.split('#')[0]!) : url.split('#')[0]!;
+  return root ? relative(root, path) || path : path;
+}
+
+export function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : typeof e === 'string' ? e : 'unknown error';
+  return msg.split('\n')[0]!.slice(0, 300);
+}
+
+const ms = (t: number) => `${(performance.now() - t).toFixed(0)} ms`;

@@ -1,0 +1,56 @@
+/**
+ * Text from a spec lands in a model's context, so it is treated as hostile: terminal escapes,
+ * control characters and invisible code points (zero-width, bidi overrides, Unicode tags — the
+ * usual carriers of hidden instructions) are removed before anything else sees it.
+ */
+
+// ANSI/VT escape sequences: CSI (ESC [ … final), OSC (ESC ] … BEL|ST), and two-byte ESC forms.
+const ANSI =
+  /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]|\u009b[0-?]*[ -/]*[@-~]/g;
+// C0 controls except \t \n, DEL, C1 controls.
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+// Zero-width, joiners, bidi embeddings/overrides/isolates, word joiner & invisible operators,
+// BOM, soft hyphen, Mongolian vowel separator, interlinear annotations, variation selectors,
+// and the Unicode tag block.
+// biome-ignore lint/suspicious/noMisleadingCharacterClass: each invisible code point is matched on its own, on purpose.
+const INVISIBLE =
+  /[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/gu;
+
+export function stripUnsafeText(input: string): string {
+  return input.replace(ANSI, '').replace(CONTROL, '').replace(INVISIBLE, '');
+}
+
+/** Sanitises, normalises line endings and collapses runs of blank lines; caps at `max` characters. */
+export function cleanDescription(input: string | undefined, max: number): string {
+  if (!input) return '';
+  let s = stripUnsafeText(input.replace(/\r\n?/g, '\n'))
+    .replace(/[ \t]+\n/g, '\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+  if (s.length > max) {
+    // Cut on a code point boundary, never in the middle of a surrogate pair.
+    s = `${Array.from(s.slice(0, max))
+      .join('')
+      .replace(/[\ud800-\udbff]$/, '')
+      .trimEnd()}…`;
+  }
+  return s;
+}
+
+/** A single-line label (summary, title). */
+export function cleanLine(input: string | undefined, max: number): string {
+  return cleanDescription(input, max).replace(/\s+/g, ' ');
+}
+
+/**
+ * Splits identifiers into lower-case words: `listAPIKeys` → list, api, keys; `ssh_signing-keys` →
+ * ssh, signing, keys. Used by every name-based rule, so rules match words, never substrings.
+ */
+export function words(input: string): string[] {
+  return input
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((w) => w.length > 0);
+}
