@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import $RefParser from '@apidevtools/json-schema-ref-parser';
 import { validate } from '@readme/openapi-parser';
 import s2o from 'swagger2openapi';
-import { WardenError } from '../errors.js';
+import { ERROR_CODES, type ErrorCode, WardenError } from '../errors.js';
 import { locateValidationErrors } from './locate.js';
 import { parseText, type ShapeLimits } from './parse.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
@@ -225,16 +225,24 @@ async function bundleExternal(
       : undefined;
   const origin = src.kind === 'url' ? new URL(src.location).origin : undefined;
 
+  // The ref parser re-wraps resolver errors and drops their message; keep ours to rethrow.
+  let refused: WardenError | undefined;
+  const refuse = (e: WardenError): never => {
+    refused ??= e;
+    throw e;
+  };
   const count = (size: number, label: string) => {
     files++;
     bytes += size;
     if (files > maxFiles) {
-      throw new WardenError('SPEC_TOO_LARGE', `the spec pulls in more than ${maxFiles} files via $ref`);
+      refuse(new WardenError('SPEC_TOO_LARGE', `the spec pulls in more than ${maxFiles} files via $ref`));
     }
     if (bytes > opts.maxBytes) {
-      throw new WardenError(
-        'SPEC_TOO_LARGE',
-        `the spec's files add up to more than the size limit (at ${label})`,
+      refuse(
+        new WardenError(
+          'SPEC_TOO_LARGE',
+          `the spec's files add up to more than the size limit (at ${label})`,
+        ),
       );
     }
   };
@@ -245,21 +253,22 @@ async function bundleExternal(
     read: async (file: { url: string }) => {
       const label = displayRef(file.url, root);
       if (!root) {
-        throw new WardenError(
-          'SPEC_REF_DENIED',
-          `a spec loaded from a URL may not $ref a local file (${label})`,
+        refuse(
+          new WardenError('SPEC_REF_DENIED', `a spec loaded from a URL may not $ref a local file (${label})`),
         );
       }
       const path = file.url.startsWith('file:')
         ? fileURLToPath(file.url.split('#')[0]!)
         : file.url.split('#')[0]!;
-      const real = await realpath(path).catch(() => {
-        throw new WardenError('SPEC_REF_UNRESOLVED', `$ref to a missing file: ${label}`);
-      });
+      const real = await realpath(path).catch(() =>
+        refuse(new WardenError('SPEC_REF_UNRESOLVED', `$ref to a missing file: ${label}`)),
+      );
       if (real !== root && !real.startsWith(root + sep)) {
-        throw new WardenError(
-          'SPEC_REF_DENIED',
-          `$ref to ${label} leaves the allowed directory ${root} (widen it with --ref-root)`,
+        refuse(
+          new WardenError(
+            'SPEC_REF_DENIED',
+            `$ref to ${label} leaves the allowed directory ${root} (widen it with --ref-root)`,
+          ),
         );
       }
       const st = await stat(real);
@@ -275,16 +284,22 @@ async function bundleExternal(
       const allowed =
         remote === 'any' || (remote === 'same-origin' && origin !== undefined && url.origin === origin);
       if (!allowed) {
-        throw new WardenError(
-          'SPEC_REF_DENIED',
-          `remote $ref to ${url.origin}${url.pathname} not followed` +
-            (remote === 'none'
-              ? ''
-              : ' (only same-origin refs of a URL-loaded spec are; opt in with --remote-refs any)'),
+        refuse(
+          new WardenError(
+            'SPEC_REF_DENIED',
+            `remote $ref to ${url.origin}${url.pathname} not followed` +
+              (remote === 'none'
+                ? ''
+                : ' (only same-origin refs of a URL-loaded spec are; opt in with --remote-refs any)'),
+          ),
         );
       }
       url.hash = '';
-      const text = await fetchText(url.href, url.href, opts.maxBytes, opts.timeoutMs);
+      const text = await fetchText(url.href, url.href, opts.maxBytes, opts.timeoutMs).catch((e: unknown) =>
+        refuse(
+          e instanceof WardenError ? e : new WardenError('SPEC_REF_UNRESOLVED', `cannot fetch ${url.href}`),
+        ),
+      );
       count(Buffer.byteLength(text), url.href);
       return text;
     },
@@ -299,6 +314,7 @@ async function bundleExternal(
     } as never);
     return { doc: bundled as unknown as Record<string, unknown>, files };
   } catch (e) {
+    if (refused) throw refused;
     if (e instanceof WardenError) throw e;
     const inner = findWardenError(e);
     if (inner) throw inner;
@@ -308,9 +324,14 @@ async function bundleExternal(
   }
 }
 
+/** The ref parser wraps resolver errors, keeping our message and our code as `ioErrorCode`. */
 function findWardenError(e: unknown): WardenError | undefined {
   for (let cur = e, i = 0; cur && i < 5; i++) {
     if (cur instanceof WardenError) return cur;
+    const io = (cur as { ioErrorCode?: unknown }).ioErrorCode;
+    if (typeof io === 'string' && Object.hasOwn(ERROR_CODES, io)) {
+      return new WardenError(io as ErrorCode, (cur as Error).message);
+    }
     const errors = (cur as { errors?: unknown[] }).errors;
     if (Array.isArray(errors)) for (const x of errors) if (x instanceof WardenError) return x;
     cur = (cur as { cause?: unknown }).cause;
