@@ -276,9 +276,9 @@ export const RISK_RULES: readonly RiskRule[] = [
     id: 'credential-response',
     class: 'credential',
     description:
-      'The success response has a secret field near its top (password, token, secret, private key…).',
+      'The success response has a secret field at its top level, or at the top of each listed item (password, token, secret, private key…).',
     test: (f) => {
-      const s = f.dataFields.find((d) => d.class === 'secret' && depthOf(d.path) <= 3);
+      const s = f.dataFields.find((d) => d.class === 'secret' && ownDepth(d.path) <= 1);
       return s ? `returns secret field ${s.path}` : undefined;
     },
   },
@@ -346,8 +346,29 @@ export const RISK_RULES: readonly RiskRule[] = [
   },
 ];
 
-function depthOf(path: string): number {
-  return path.split(/\.|\[\*\]/).filter(Boolean).length - 1;
+const WRAPPERS = new Set([
+  'data',
+  'items',
+  'results',
+  'entries',
+  'records',
+  'value',
+  'values',
+  'list',
+  'objects',
+]);
+/**
+ * Depth of a field inside the resource the operation returns: `$.token` and `$[*].token` and
+ * `$.data[*].token` are 1; a token nested in a related object (`$[*].head.repo.token`) is deeper
+ * — the masking stage handles those, they do not make the operation a credential endpoint.
+ */
+function ownDepth(path: string): number {
+  const segs = path
+    .replace(/^\$/, '')
+    .split(/\.|\[\*\]/)
+    .filter(Boolean);
+  if (segs.length > 1 && WRAPPERS.has(segs[0]!)) segs.shift();
+  return segs.length;
 }
 
 export interface RiskResult {
