@@ -20,16 +20,22 @@ const child = `
     maxRssMb: process.resourceUsage().maxRSS / 1024 }));
 `;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${runs} runs each (median)`);
+console.log(
+  `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${runs} runs each (median)`,
+);
 console.log('| spec | tools | load+validate ms | catalogue+classify ms | total ms | peak RSS MB |');
 console.log('|---|---|---|---|---|---|');
 for (const s of specs) {
   const results = [];
   for (let i = 0; i < runs; i++) {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', child, `${shared}${s}`], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', child, `${shared}${s}`], {
+      encoding: 'utf8',
+    });
     if (r.status !== 0) throw new Error(`${s}: ${r.stderr}`);
     results.push(JSON.parse(r.stdout));
   }
   const m = (k) => median(results.map((x) => x[k])).toFixed(0);
-  console.log(`| ${s} | ${results[0].tools} | ${m('load')} | ${m('catalog')} | ${m('total')} | ${m('maxRssMb')} |`);
+  console.log(
+    `| ${s} | ${results[0].tools} | ${m('load')} | ${m('catalog')} | ${m('total')} | ${m('maxRssMb')} |`,
+  );
 }
