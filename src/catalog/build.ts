@@ -1,12 +1,12 @@
 import { isOwned, operationAuth, ownedParameters } from '../classify/auth.js';
 import { ResponseClassifier } from '../classify/data-classes.js';
 import { secureDefaultExposure } from '../classify/exposure.js';
-import { classifyRisk, LIST_WORDS, type OperationFacts } from '../classify/risk.js';
+import { COLLECTION_KEYS, classifyRisk, LIST_WORDS, type OperationFacts } from '../classify/risk.js';
 import { WardenError } from '../errors.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { escapePointerToken, getByPointer } from '../spec/parse.js';
 import { cleanDescription, cleanLine, words } from '../spec/text.js';
-import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
+import { type JsonSchema, type JsonSchemaObject, resolveLocal } from './json-schema.js';
 import { assignNames } from './names.js';
 import { SchemaConverter } from './schema.js';
 import {
@@ -92,22 +92,6 @@ const PAGINATION = new Set([
   'next_cursor',
   'continuation_token',
   'from',
-]);
-const COLLECTION_KEYS = new Set([
-  'data',
-  'items',
-  'results',
-  'entries',
-  'records',
-  'value',
-  'values',
-  'list',
-  'elements',
-  'objects',
-  'nodes',
-  'edges',
-  'hits',
-  'rows',
 ]);
 
 interface RawParam {
@@ -568,16 +552,6 @@ function stripCredentialProps(schema: JsonSchemaObject, stripped: StrippedParam[
   const out: JsonSchemaObject = { ...schema, properties: props };
   if (out.required) out.required = out.required.filter((r) => r in props);
   return out;
-}
-
-export function resolveLocal(s: JsonSchema, defs: Record<string, JsonSchema>): JsonSchema {
-  let cur = s;
-  for (let i = 0; i < 16 && typeof cur === 'object' && typeof cur.$ref === 'string'; i++) {
-    const next = defs[cur.$ref.slice('#/$defs/'.length)];
-    if (next === undefined) break;
-    cur = next;
-  }
-  return cur;
 }
 
 function isObjectSchema(s: JsonSchema, defs: Record<string, JsonSchema>): boolean {

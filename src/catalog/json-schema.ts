@@ -13,3 +13,14 @@ export interface JsonSchemaObject {
 }
 
 export const JSON_SCHEMA_DIALECT = 'https://json-schema.org/draft/2020-12/schema';
+
+/** Follows `#/$defs/…` references inside one converted schema document (bounded, cycle-safe). */
+export function resolveLocal(s: JsonSchema, defs: Record<string, JsonSchema>): JsonSchema {
+  let cur = s;
+  for (let i = 0; i < 16 && typeof cur === 'object' && typeof cur.$ref === 'string'; i++) {
+    const next = defs[cur.$ref.slice('#/$defs/'.length)];
+    if (next === undefined) break;
+    cur = next;
+  }
+  return cur;
+}

@@ -92,14 +92,6 @@ export class SchemaConverter {
     return { schema: root, defs: this.closure(deps, mode) };
   }
 
-  /** The converted schema behind a local pointer (for callers that must look inside a `$ref`). */
-  resolveDef(ref: string, mode: SchemaMode): JsonSchema | undefined {
-    const key = ref.startsWith('#/$defs/') ? ref.slice(8) : undefined;
-    if (key === undefined) return undefined;
-    for (const [id, def] of this.defs) if (def.key === key && id.startsWith(`${mode}:`)) return def.schema;
-    return undefined;
-  }
-
   private closure(roots: Set<string>, mode: SchemaMode): Record<string, JsonSchema> {
     const out: Record<string, JsonSchema> = {};
     const queue = [...roots];

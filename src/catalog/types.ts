@@ -12,23 +12,19 @@ export const HTTP_METHODS: readonly HttpMethod[] = [
   'trace',
 ];
 
-export type RiskClass =
-  | 'read'
-  | 'write'
-  | 'destructive'
-  | 'admin'
-  | 'credential'
-  | 'bulk-export'
-  | 'raw-query';
-/** Classes that keep a tool hidden under the secure defaults. */
-export const HIDING_CLASSES: readonly RiskClass[] = [
+/** Every risk class, in report order. */
+export const RISK_CLASSES = [
+  'read',
   'write',
   'destructive',
   'admin',
   'credential',
   'bulk-export',
   'raw-query',
-];
+] as const;
+export type RiskClass = (typeof RISK_CLASSES)[number];
+/** Classes that keep a tool hidden under the secure defaults: all but `read`. */
+export const HIDING_CLASSES: readonly RiskClass[] = RISK_CLASSES.filter((c) => c !== 'read');
 
 export interface RiskFinding {
   class: RiskClass | 'unbounded';

@@ -1,4 +1,4 @@
-import type { JsonSchema, JsonSchemaObject } from '../catalog/json-schema.js';
+import { type JsonSchema, type JsonSchemaObject, resolveLocal } from '../catalog/json-schema.js';
 import type { DataClass, DataField } from '../catalog/types.js';
 import { words } from '../spec/text.js';
 
@@ -393,7 +393,7 @@ function summarize(root: JsonSchema, defs: Record<string, JsonSchema>, topWords:
     }
     if (s.properties) {
       for (const [name, sub] of Object.entries(s.properties)) {
-        const target = deref(sub, defs);
+        const target = resolveLocal(sub, defs);
         const childRel = `${rel}${/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`;
         const facts: FieldFacts = {
           name,
@@ -424,15 +424,6 @@ function cachedWords(s: string): string[] {
     wordCache.set(s, w);
   }
   return w;
-}
-function deref(s: JsonSchema, defs: Record<string, JsonSchema>): JsonSchema {
-  let cur = s;
-  for (let i = 0; i < 8 && typeof cur === 'object' && typeof cur.$ref === 'string'; i++) {
-    const next = defs[cur.$ref.slice('#/$defs/'.length)];
-    if (next === undefined) break;
-    cur = next;
-  }
-  return cur;
 }
 
 function typesOf(s: JsonSchema): string[] {

@@ -1,4 +1,11 @@
-import type { DataField, HttpMethod, PageSizeInfo, RiskClass, RiskFinding } from '../catalog/types.js';
+import {
+  type DataField,
+  type HttpMethod,
+  type PageSizeInfo,
+  RISK_CLASSES,
+  type RiskClass,
+  type RiskFinding,
+} from '../catalog/types.js';
 
 /** What the risk rules look at, extracted once per operation by the catalogue. */
 export interface OperationFacts {
@@ -346,7 +353,8 @@ export const RISK_RULES: readonly RiskRule[] = [
   },
 ];
 
-const WRAPPERS = new Set([
+/** Property names APIs use to wrap the items of a list response (`{ "data": [...] }`). */
+export const COLLECTION_KEYS = new Set([
   'data',
   'items',
   'results',
@@ -355,7 +363,12 @@ const WRAPPERS = new Set([
   'value',
   'values',
   'list',
+  'elements',
   'objects',
+  'nodes',
+  'edges',
+  'hits',
+  'rows',
 ]);
 /**
  * Depth of a field inside the resource the operation returns: `$.token` and `$[*].token` and
@@ -367,7 +380,7 @@ function ownDepth(path: string): number {
     .replace(/^\$/, '')
     .split(/\.|\[\*\]/)
     .filter(Boolean);
-  if (segs.length > 1 && WRAPPERS.has(segs[0]!)) segs.shift();
+  if (segs.length > 1 && COLLECTION_KEYS.has(segs[0]!)) segs.shift();
   return segs.length;
 }
 
@@ -376,16 +389,6 @@ export interface RiskResult {
   unbounded: boolean;
   findings: RiskFinding[];
 }
-
-const ORDER: readonly RiskClass[] = [
-  'read',
-  'write',
-  'destructive',
-  'admin',
-  'credential',
-  'bulk-export',
-  'raw-query',
-];
 
 export function classifyRisk(f: OperationFacts, rules: readonly RiskRule[] = RISK_RULES): RiskResult {
   const findings: RiskFinding[] = [];
@@ -407,7 +410,7 @@ export function classifyRisk(f: OperationFacts, rules: readonly RiskRule[] = RIS
     if (i >= 0) findings.splice(i, 1);
   }
   return {
-    classes: ORDER.filter((c) => present.has(c)),
+    classes: RISK_CLASSES.filter((c) => present.has(c)),
     unbounded: present.has('unbounded'),
     findings,
   };
