@@ -214,4 +214,57 @@ paths:
     expect(spec.originalVersion).toBe('2.0');
     expect(spec.doc.openapi).toMatch(/^3\.0/);
   });
+
+  it('rejects what the meta-schema cannot express: duplicate operationIds and path templates without parameters', async () => {
+    const dir = tempTree({
+      'dup.json': minimalSpec({
+        '/a': { get: { operationId: 'x', ...ok } },
+        '/b': { get: { operationId: 'x', ...ok } },
+      }),
+      'tmpl.json': minimalSpec({ '/a/{id}': { get: ok } }),
+      'optional.json': minimalSpec({
+        '/a/{id}': { get: { parameters: [{ name: 'id', in: 'path', schema: { type: 'string' } }], ...ok } },
+      }),
+    });
+    const dup = await loadError(join(dir, 'dup.json'));
+    expect(dup.code).toBe('SPEC_INVALID');
+    expect(dup.message).toMatch(/duplicate operationId "x"/);
+    expect(dup.location?.pointer).toBe('/paths/~1b/get/operationId');
+    expect((await loadError(join(dir, 'tmpl.json'))).message).toMatch(
+      /\{id\} of GET \/a\/\{id\} has no path parameter/,
+    );
+    const optional = await loadError(join(dir, 'optional.json'));
+    expect(optional.message).toMatch(/missing required property "required"/);
+    expect(optional.location?.pointer).toBe('/paths/~1a~1{id}/get/parameters/0');
+  });
+
+  it('replaces $refs in places OpenAPI does not allow them (a whole properties map, a description) and says so', async () => {
+    const dir = tempTree({
+      'root.json': minimalSpec(
+        {
+          '/a': {
+            get: {
+              responses: {
+                '200': {
+                  description: 'ok',
+                  content: {
+                    'application/json': {
+                      schema: { type: 'object', properties: { $ref: '#/components/x-props' } },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+        {
+          tags: [{ name: 't', description: { $ref: '#/components/x-text' } }],
+          components: { 'x-props': { email: { type: 'string' } }, 'x-text': 'About t.' },
+        },
+      ),
+    });
+    const spec = await loadSpec(join(dir, 'root.json'));
+    expect(spec.warnings[0]).toMatch(/2 \$ref\(s\) in places OpenAPI does not allow/);
+    expect((spec.doc.tags as Array<{ description: unknown }>)[0]!.description).toBe('About t.');
+  });
 });

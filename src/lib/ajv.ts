@@ -4,10 +4,8 @@
  * is the class in both worlds, so every import of Ajv goes through here.
  */
 import Ajv2020Module from 'ajv/dist/2020.js';
-import AjvDraft4Module from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
 
 export const Ajv2020 = Ajv2020Module.default;
-export const AjvDraft4 = AjvDraft4Module.default;
 export const addFormats = addFormatsModule.default;
 export type { ErrorObject, ValidateFunction } from 'ajv';

@@ -2,12 +2,11 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import $RefParser from '@apidevtools/json-schema-ref-parser';
-import { validate } from '@readme/openapi-parser';
 import s2o from 'swagger2openapi';
 import { ERROR_CODES, type ErrorCode, WardenError } from '../errors.js';
-import { locateValidationErrors } from './locate.js';
-import { parseText, type ShapeLimits } from './parse.js';
+import { getByPointer, parseText, type ShapeLimits } from './parse.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
+import { validateSpec } from './validate.js';
 
 export interface LoadOptions {
   /** Largest spec file (and largest sum of all files of a multi-file spec), in bytes. */
@@ -94,20 +93,10 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   }
 
   let t = performance.now();
-  // The parser dereferences (and strips ids) in place; the catalogue needs the document with its $refs.
-  const result = await validate(structuredClone(doc) as never, {
-    resolve: { external: false },
-    dereference: { circular: 'ignore' },
-    validate: { errors: { colorize: false } },
-  }).catch((e: unknown) => {
-    throw new WardenError('SPEC_INVALID', `the spec could not be validated: ${firstLine(e)}`, {
-      location: { file: src.label },
-    });
-  });
-  if (!result.valid) {
-    throw locateValidationErrors(doc, text, src, result.errors, result.additionalErrors);
-  }
-  for (const w of result.warnings) warnings.push(firstLine(w.message));
+  const inlined = inlineMisplacedRefs(doc);
+  if (inlined > 0)
+    warnings.push(`${inlined} $ref(s) in places OpenAPI does not allow them were replaced by their targets`);
+  await validateSpec(doc, text, src);
   progress(`validated ${version.label} in ${ms(t)}`);
 
   if (version.major === 2) {
@@ -356,3 +345,52 @@ export function firstLine(e: unknown): string {
 }
 
 const ms = (t: number) => `${(performance.now() - t).toFixed(0)} ms`;
+
+/** Keywords whose value is a map of schemas, so a `$ref` directly inside is misplaced. */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', 'dependentSchemas', 'definitions', '$defs']);
+const TEXT_KEYS = new Set(['description', 'summary', 'title']);
+
+/**
+ * Some real specs (DigitalOcean's) put `$ref` where OpenAPI does not allow one: in place of a
+ * whole `properties` map, or of a `description` string. Dereferencing everything would hide that,
+ * at the price of losing shared schemas; instead those few refs are replaced by their target, and
+ * everything else keeps its `$ref`s.
+ */
+export function inlineMisplacedRefs(doc: Record<string, unknown>): number {
+  let count = 0;
+  // Each entry says whether the object is itself a map of schemas (its keys are names, not keywords).
+  const stack: Array<[unknown, boolean]> = [[doc, false]];
+  while (stack.length > 0) {
+    const [node, isNameMap] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const v of node) if (v !== null && typeof v === 'object') stack.push([v, false]);
+      continue;
+    }
+    const obj = node as Record<string, unknown>;
+    for (const [k, v] of Object.entries(obj)) {
+      if (v === null || typeof v !== 'object') continue;
+      const keyword = !isNameMap;
+      const ref = (v as { $ref?: unknown }).$ref;
+      if (
+        keyword &&
+        (SCHEMA_MAPS.has(k) || TEXT_KEYS.has(k)) &&
+        typeof ref === 'string' &&
+        ref.startsWith('#')
+      ) {
+        const target = getByPointer(doc, ref);
+        const fits = TEXT_KEYS.has(k)
+          ? typeof target === 'string'
+          : target !== null && typeof target === 'object';
+        if (fits) {
+          // A copy: shared object identity would read as a YAML alias to the 2.0 converter.
+          obj[k] = structuredClone(target);
+          count++;
+        }
+      }
+      if (keyword && (k === 'example' || k === 'examples')) continue;
+      stack.push([obj[k], keyword && SCHEMA_MAPS.has(k)]);
+    }
+  }
+  return count;
+}
