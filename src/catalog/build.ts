@@ -6,7 +6,7 @@ import { WardenError } from '../errors.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { escapePointerToken, getByPointer } from '../spec/parse.js';
 import { cleanDescription, cleanLine, words } from '../spec/text.js';
-import { type JsonSchema, type JsonSchemaObject, resolveLocal } from './json-schema.js';
+import { type DefsLookup, type JsonSchema, type JsonSchemaObject, resolveLocal } from './json-schema.js';
 import { assignNames } from './names.js';
 import { SchemaConverter } from './schema.js';
 import {
@@ -112,6 +112,8 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
   const maxDescription = options.maxDescription ?? DEFAULT_MAX_DESCRIPTION;
   const conv = new SchemaConverter(doc, spec.dialect);
   const responses = new ResponseClassifier();
+  const inLookup = conv.lookup('input');
+  const outLookup = conv.lookup('output');
   const warnings = [...spec.warnings];
   const schemes = asObject(asObject(doc.components)?.securitySchemes) ?? {};
   const docServers = servers(doc.servers);
@@ -224,7 +226,7 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
 
     const properties: Record<string, JsonSchema> = {};
     const required: string[] = [];
-    const defs: Record<string, JsonSchema> = {};
+    const inputDeps = new Set<string>();
     const bindings: ArgBinding[] = [];
     const taken = new Set<string>();
     const argName = (wire: string, where: string) => {
@@ -245,7 +247,7 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
     visible.sort((a, b) => Number(b.in === 'path') - Number(a.in === 'path'));
     for (const p of visible) {
       const c = conv.convert(p.schema ?? {}, 'input', p.pointer);
-      Object.assign(defs, c.defs);
+      for (const d of c.deps) inputDeps.add(d);
       const schema = withAnnotations(c.schema, p.description, p.deprecated);
       const arg = argName(p.name, p.in);
       properties[arg] = schema;
@@ -277,7 +279,7 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
             'input',
             `${o.pointer}/requestBody/content/${escapePointerToken(ct)}/schema`,
           );
-          Object.assign(defs, c.defs);
+          for (const d of c.deps) inputDeps.add(d);
           bodySchema = c.schema;
         } else {
           bodySchema = defaultBodySchema(ct);
@@ -291,7 +293,7 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
         const req = body.required === true;
         if (req) required.push(arg);
         bindings.push({ arg, in: 'body', name: ct, required: req, contentType: ct });
-        for (const [pn, ps] of Object.entries(topProperties(bodySchema, defs))) {
+        for (const [pn, ps] of Object.entries(topProperties(bodySchema, inLookup))) {
           facts.push({
             name: pn,
             description: typeof ps === 'object' && typeof ps.description === 'string' ? ps.description : '',
@@ -302,7 +304,9 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
 
     const inputSchema: JsonSchemaObject = { type: 'object', properties, additionalProperties: false };
     if (required.length) inputSchema.required = required;
-    if (Object.keys(defs).length) inputSchema.$defs = defs;
+    // `$defs` are materialised on first use: most consumers (scan, tools/list filtering) never
+    // need a tool's self-contained schema, and Stripe's tools each pull in hundreds of schemas.
+    const inputSchemaOf = () => withDefs(inputSchema, conv.closure(inputDeps, 'input'));
 
     // Success response.
     const opResponses = asObject(op.responses) ?? {};
@@ -311,7 +315,7 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
       .sort();
     const responseTypes = new Set<string>();
     let outRoot: JsonSchema | undefined;
-    let outDefs: Record<string, JsonSchema> = {};
+    let outDeps = new Set<string>();
     for (const code of successCodes) {
       const r = follow(doc, opResponses[code], `${o.pointer}/responses/${code}`);
       const content = asObject(r?.content) ?? {};
@@ -326,24 +330,22 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
           `${o.pointer}/responses/${code}/content/${escapePointerToken(jsonType!)}/schema`,
         );
         outRoot = c.schema;
-        outDefs = c.defs;
+        outDeps = c.deps;
       }
     }
     let outputSchema: JsonSchemaObject | undefined;
     let outputWrapped = false;
     if (outRoot !== undefined) {
-      const resolved = resolveLocal(outRoot, outDefs);
-      const hasDefs = Object.keys(outDefs).length > 0;
-      if (isObjectSchema(resolved, outDefs)) {
+      const resolved = resolveLocal(outRoot, outLookup);
+      if (isObjectSchema(resolved, outLookup)) {
         outputSchema = typeof outRoot === 'object' ? { ...outRoot, type: 'object' } : { type: 'object' };
       } else {
         outputWrapped = true;
         outputSchema = { type: 'object', properties: { result: outRoot }, required: ['result'] };
       }
-      if (hasDefs) outputSchema.$defs = outDefs;
     }
     const data =
-      outRoot !== undefined ? responses.classify(outRoot, outDefs) : { fields: [], truncated: false };
+      outRoot !== undefined ? responses.classify(outRoot, outLookup) : { fields: [], truncated: false };
 
     // Paging.
     let pageSize: PageSizeInfo | undefined;
@@ -351,7 +353,7 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
     for (const b of bindings) {
       if (b.in !== 'query') continue;
       const key = words(b.name).join('_');
-      const s = resolveLocal(properties[b.arg]!, defs);
+      const s = resolveLocal(properties[b.arg]!, inLookup);
       if (PAGE_SIZE.has(key) && isNumeric(s)) {
         const max = typeof s === 'object' ? (s.maximum ?? s.exclusiveMaximum) : undefined;
         pageSize = { arg: b.arg, ...(typeof max === 'number' ? { maximum: max } : {}) };
@@ -362,7 +364,7 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
     const literal = path.split('/').filter((s) => s && !/^\{.*\}$/.test(s));
     const isList =
       method === 'get' &&
-      (returnsCollection(outRoot, outDefs) || opWords.slice(0, 3).some((w) => LIST_WORDS.has(w)));
+      (returnsCollection(outRoot, outLookup) || opWords.slice(0, 3).some((w) => LIST_WORDS.has(w)));
 
     const tags = Array.isArray(op.tags) ? op.tags.filter((t): t is string => typeof t === 'string') : [];
     const risk = classifyRisk({
@@ -426,8 +428,30 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
       exposure: { exposed: false, reasons: [] },
     };
     tool.exposure = secureDefaultExposure(tool);
+    lazy(tool, 'inputSchema', inputSchemaOf);
+    if (outputSchema) {
+      const out = outputSchema;
+      lazy(tool, 'outputSchema', () => withDefs(out, conv.closure(outDeps, 'output')));
+    }
     return tool;
   }
+}
+
+/** Replaces a property with an enumerable getter that computes the value once, on first read. */
+function lazy<T extends object, K extends keyof T>(obj: T, key: K, compute: () => T[K]): void {
+  Object.defineProperty(obj, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const value = compute();
+      Object.defineProperty(obj, key, { value, enumerable: true, configurable: true, writable: true });
+      return value;
+    },
+  });
+}
+
+function withDefs(schema: JsonSchemaObject, defs: Record<string, JsonSchema>): JsonSchemaObject {
+  return Object.keys(defs).length > 0 ? { ...schema, $defs: defs } : schema;
 }
 
 function rawParam(p: Record<string, unknown>, pointer: string): RawParam {
@@ -554,7 +578,7 @@ function stripCredentialProps(schema: JsonSchemaObject, stripped: StrippedParam[
   return out;
 }
 
-function isObjectSchema(s: JsonSchema, defs: Record<string, JsonSchema>): boolean {
+function isObjectSchema(s: JsonSchema, defs: DefsLookup): boolean {
   if (typeof s !== 'object') return false;
   if (s.type === 'object') return true;
   if (s.type !== undefined) return false;
@@ -576,7 +600,7 @@ function isNumeric(s: JsonSchema): boolean {
   );
 }
 
-function returnsCollection(root: JsonSchema | undefined, defs: Record<string, JsonSchema>): boolean {
+function returnsCollection(root: JsonSchema | undefined, defs: DefsLookup): boolean {
   if (root === undefined) return false;
   const s = resolveLocal(root, defs);
   if (typeof s !== 'object') return false;
@@ -590,11 +614,7 @@ function returnsCollection(root: JsonSchema | undefined, defs: Record<string, Js
 }
 
 /** Top-level properties of an object schema, looking through `$ref` and `allOf`. */
-function topProperties(
-  s: JsonSchema,
-  defs: Record<string, JsonSchema>,
-  depth = 0,
-): Record<string, JsonSchema> {
+function topProperties(s: JsonSchema, defs: DefsLookup, depth = 0): Record<string, JsonSchema> {
   const r = resolveLocal(s, defs);
   if (typeof r !== 'object' || depth > 4) return {};
   let out: Record<string, JsonSchema> = { ...(r.properties ?? {}) };

@@ -14,11 +14,19 @@ export interface JsonSchemaObject {
 
 export const JSON_SCHEMA_DIALECT = 'https://json-schema.org/draft/2020-12/schema';
 
-/** Follows `#/$defs/…` references inside one converted schema document (bounded, cycle-safe). */
-export function resolveLocal(s: JsonSchema, defs: Record<string, JsonSchema>): JsonSchema {
+/** Finds a converted schema by its `$defs` key. */
+export type DefsLookup = (key: string) => JsonSchema | undefined;
+
+/** A lookup over a plain `$defs` record. */
+export function defsOf(record: Record<string, JsonSchema>): DefsLookup {
+  return (key) => (Object.hasOwn(record, key) ? record[key] : undefined);
+}
+
+/** Follows `#/$defs/…` references (bounded, cycle-safe). */
+export function resolveLocal(s: JsonSchema, defs: DefsLookup): JsonSchema {
   let cur = s;
   for (let i = 0; i < 16 && typeof cur === 'object' && typeof cur.$ref === 'string'; i++) {
-    const next = defs[cur.$ref.slice('#/$defs/'.length)];
+    const next = defs(cur.$ref.slice('#/$defs/'.length));
     if (next === undefined) break;
     cur = next;
   }

@@ -3,7 +3,7 @@ import { WardenError } from '../errors.js';
 import type { Dialect } from '../spec/load.js';
 import { getByPointer, pointerTokens } from '../spec/parse.js';
 import { cleanDescription, cleanLine } from '../spec/text.js';
-import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
+import type { DefsLookup, JsonSchema, JsonSchemaObject } from './json-schema.js';
 
 /**
  * Converts OpenAPI Schema Objects (3.0's dialect, or 3.1's JSON Schema) into plain JSON Schema
@@ -68,6 +68,7 @@ export const SCHEMA_DESCRIPTION_MAX = 400;
 export class SchemaConverter {
   private readonly defs = new Map<string, Def>();
   private readonly keys = new Map<string, string>();
+  private readonly ptrByKey = new Map<string, string>();
   private readonly usedKeys = new Set<string>();
   /** `format` values met; the validator registers the unknown ones as annotations. */
   readonly formats = new Set<string>();
@@ -79,20 +80,34 @@ export class SchemaConverter {
   ) {}
 
   /**
-   * Converts a root schema and returns it together with the `$defs` it needs (transitively).
-   * `where` names the place for error messages.
+   * Converts a root schema. Returns it with the pointers of the schemas it refers to directly;
+   * every schema reachable from them is converted now (each once per spec, whichever tool reaches it
+   * first), so a bad `$ref` anywhere fails the load, not a later call. `where` names the place for
+   * error messages.
    */
-  convert(
-    schema: unknown,
-    mode: SchemaMode,
-    where: string,
-  ): { schema: JsonSchema; defs: Record<string, JsonSchema> } {
+  convert(schema: unknown, mode: SchemaMode, where: string): { schema: JsonSchema; deps: Set<string> } {
     const deps = new Set<string>();
     const root = this.node(schema, mode, deps, where, 0);
-    return { schema: root, defs: this.closure(deps, mode) };
+    this.prepare(deps, mode);
+    return { schema: root, deps };
   }
 
-  private closure(roots: Set<string>, mode: SchemaMode): Record<string, JsonSchema> {
+  private readonly expanded = new Set<string>();
+
+  private prepare(roots: Iterable<string>, mode: SchemaMode): void {
+    const queue: string[] = [];
+    for (const r of roots) if (!this.expanded.has(`${mode}:${r}`)) queue.push(r);
+    while (queue.length > 0) {
+      const ptr = queue.pop()!;
+      const id = `${mode}:${ptr}`;
+      if (this.expanded.has(id)) continue;
+      this.expanded.add(id);
+      for (const d of this.def(ptr, mode).deps) if (!this.expanded.has(`${mode}:${d}`)) queue.push(d);
+    }
+  }
+
+  /** The `$defs` a schema with these direct references needs, transitively (for self-contained schemas). */
+  closure(roots: Iterable<string>, mode: SchemaMode): Record<string, JsonSchema> {
     const out: Record<string, JsonSchema> = {};
     const queue = [...roots];
     const seen = new Set<string>(queue);
@@ -108,6 +123,14 @@ export class SchemaConverter {
       }
     }
     return out;
+  }
+
+  /** Looks up a converted schema by its `$defs` key (for walks that follow `#/$defs/…` refs). */
+  lookup(mode: SchemaMode): DefsLookup {
+    return (key) => {
+      const ptr = this.ptrByKey.get(key);
+      return ptr === undefined ? undefined : this.defs.get(`${mode}:${ptr}`)?.schema;
+    };
   }
 
   private def(ptr: string, mode: SchemaMode): Def {
@@ -135,6 +158,7 @@ export class SchemaConverter {
       key = `${key.slice(0, 90)}_${createHash('sha256').update(ptr).digest('hex').slice(0, 8)}`;
     this.usedKeys.add(key);
     this.keys.set(ptr, key);
+    this.ptrByKey.set(key, ptr);
     return key;
   }
 

@@ -1,4 +1,10 @@
-import { type JsonSchema, type JsonSchemaObject, resolveLocal } from '../catalog/json-schema.js';
+import {
+  type DefsLookup,
+  defsOf,
+  type JsonSchema,
+  type JsonSchemaObject,
+  resolveLocal,
+} from '../catalog/json-schema.js';
 import type { DataClass, DataField } from '../catalog/types.js';
 import { words } from '../spec/text.js';
 
@@ -298,7 +304,7 @@ export interface WalkLimits {
   /** Most `$ref` edges one walk may follow (keeps huge, deeply shared response graphs bounded). */
   maxEdges: number;
 }
-export const DEFAULT_WALK_LIMITS: WalkLimits = { maxDepth: 8, maxFields: 300, maxEdges: 2_000 };
+export const DEFAULT_WALK_LIMITS: WalkLimits = { maxDepth: 8, maxFields: 300, maxEdges: 500 };
 
 type Hit = Omit<DataField, 'path'>;
 /** What one schema holds without following `$ref`s: classified fields, and the refs it leads to. */
@@ -320,7 +326,7 @@ export class ResponseClassifier {
 
   constructor(private readonly limits: WalkLimits = DEFAULT_WALK_LIMITS) {}
 
-  classify(root: JsonSchema, defs: Record<string, JsonSchema>): { fields: DataField[]; truncated: boolean } {
+  classify(root: JsonSchema, defs: DefsLookup): { fields: DataField[]; truncated: boolean } {
     const fields: DataField[] = [];
     const seen = new Set<string>();
     let edges = 0;
@@ -348,7 +354,7 @@ export class ResponseClassifier {
           truncated = true;
           continue;
         }
-        const target = defs[e.key];
+        const target = defs(e.key);
         if (target === undefined) continue;
         onPath.add(e.key);
         join(this.summaryOf(e.key, target, defs), prefix + e.rel, depth + e.depth, onPath);
@@ -359,7 +365,7 @@ export class ResponseClassifier {
     return { fields, truncated };
   }
 
-  private summaryOf(key: string, schema: JsonSchema, defs: Record<string, JsonSchema>): Summary {
+  private summaryOf(key: string, schema: JsonSchema, defs: DefsLookup): Summary {
     let s = this.summaries.get(key);
     if (!s) {
       s = summarize(schema, defs, cachedWords(key));
@@ -375,10 +381,10 @@ export function classifyResponseFields(
   defs: Record<string, JsonSchema>,
   limits: WalkLimits = DEFAULT_WALK_LIMITS,
 ): { fields: DataField[]; truncated: boolean } {
-  return new ResponseClassifier(limits).classify(root, defs);
+  return new ResponseClassifier(limits).classify(root, defsOf(defs));
 }
 
-function summarize(root: JsonSchema, defs: Record<string, JsonSchema>, topWords: string[]): Summary {
+function summarize(root: JsonSchema, defs: DefsLookup, topWords: string[]): Summary {
   const out: Summary = { fields: [], edges: [] };
   const walk = (s: JsonSchema, rel: string, parentWords: string[], depth: number): void => {
     if (typeof s !== 'object' || s === null || depth > 32) return;

@@ -8,7 +8,7 @@ function doc(schemas: Record<string, unknown>) {
 
 function validator(conv: SchemaConverter, schema: unknown, mode: 'input' | 'output' = 'input') {
   const c = conv.convert(schema, mode, '#/test');
-  const root = typeof c.schema === 'object' ? { ...c.schema, $defs: c.defs } : c.schema;
+  const root = typeof c.schema === 'object' ? { ...c.schema, $defs: conv.closure(c.deps, mode) } : c.schema;
   return {
     schema: root as Record<string, unknown>,
     validate: createSchemaCompiler([...conv.formats]).compile(root as never),
@@ -100,10 +100,10 @@ describe('OpenAPI schema → JSON Schema 2020-12', () => {
       },
     });
     const conv = new SchemaConverter(d, '3.0');
-    const a = conv.convert({ $ref: '#/components/schemas/Node' }, 'output', '#');
-    const b = conv.convert({ $ref: '#/components/schemas/Node' }, 'output', '#');
-    expect(Object.keys(a.defs)).toEqual(['Node']);
-    expect(a.defs.Node).toBe(b.defs.Node);
+    const a = conv.closure(conv.convert({ $ref: '#/components/schemas/Node' }, 'output', '#').deps, 'output');
+    const b = conv.closure(conv.convert({ $ref: '#/components/schemas/Node' }, 'output', '#').deps, 'output');
+    expect(Object.keys(a)).toEqual(['Node']);
+    expect(a.Node).toBe(b.Node);
     const { validate } = validator(conv, { $ref: '#/components/schemas/Node' }, 'output');
     expect(validate({ children: [{ children: [] }] })).toBe(true);
     expect(validate({ children: [{ children: 'no' }] })).toBe(false);
