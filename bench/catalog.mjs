@@ -50,7 +50,8 @@ for (const s of specs) {
     results.push(JSON.parse(r.stdout));
   }
   const m = (k) => median(results.map((x) => x[k])).toFixed(0);
+  const label = s === stripeJson ? 'stripe.yaml as JSON' : s.slice(shared.length);
   console.log(
-    `| ${s} | ${results[0].tools} | ${m('load')} | ${m('catalog')} | ${m('total')} | ${m('maxRssMb')} |`,
+    `| ${label} | ${results[0].tools} | ${m('load')} | ${m('catalog')} | ${m('total')} | ${m('maxRssMb')} |`,
   );
 }
