@@ -4,17 +4,80 @@
  * without a mapping, so no failure can fall through to a raw message.
  */
 export const ERROR_CODES = {
-  SPEC_NOT_FOUND: { exit: 2, summary: 'the spec file or URL could not be read' },
-  SPEC_PARSE: { exit: 2, summary: 'the spec is not valid JSON or YAML' },
-  SPEC_INVALID: { exit: 2, summary: 'the spec does not conform to Swagger 2.0 / OpenAPI 3.x' },
-  SPEC_UNSUPPORTED: { exit: 2, summary: 'the spec uses a version or feature mcp-warden does not support' },
-  SPEC_TOO_LARGE: { exit: 2, summary: 'the spec exceeds a size limit' },
-  SPEC_TOO_DEEP: { exit: 2, summary: 'the spec nests deeper than the limit' },
-  SPEC_REF_DENIED: { exit: 2, summary: 'a $ref points somewhere mcp-warden may not read' },
-  SPEC_REF_UNRESOLVED: { exit: 2, summary: 'a $ref points to nothing' },
-  USAGE: { exit: 2, summary: 'the command line is wrong' },
-  INTERNAL: { exit: 1, summary: 'an unexpected internal error' },
-} as const satisfies Record<string, { exit: number; summary: string }>;
+  // Start-up and CLI: the process reports and exits.
+  SPEC_NOT_FOUND: startup(2, 'the spec file or URL could not be read'),
+  SPEC_PARSE: startup(2, 'the spec is not valid JSON or YAML'),
+  SPEC_INVALID: startup(2, 'the spec does not conform to Swagger 2.0 / OpenAPI 3.x'),
+  SPEC_UNSUPPORTED: startup(2, 'the spec uses a version or feature mcp-warden does not support'),
+  SPEC_TOO_LARGE: startup(2, 'the spec exceeds a size limit'),
+  SPEC_TOO_DEEP: startup(2, 'the spec nests deeper than the limit'),
+  SPEC_REF_DENIED: startup(2, 'a $ref points somewhere mcp-warden may not read'),
+  SPEC_REF_UNRESOLVED: startup(2, 'a $ref points to nothing'),
+  CONFIG_INVALID: startup(2, 'the serving configuration (base URL, credentials, options) is invalid'),
+  USAGE: startup(2, 'the command line is wrong'),
+
+  // A tool call: surfaces as a JSON-RPC error (`protocol`) or an `isError` tool result (`tool`).
+  // Unknown and hidden tools share one code so that a caller cannot tell them apart.
+  TOOL_NOT_FOUND: call('protocol', 404, 'denied', 'unknown tool'),
+  INVALID_ARGUMENT: call('tool', 400, 'denied', 'an argument is missing, of the wrong type or not allowed'),
+  CREDENTIAL_MISSING: call('tool', 503, 'failed', 'no upstream credential is configured for this tool'),
+  UPSTREAM_TIMEOUT: call('tool', 504, 'failed', 'the upstream API did not answer in time'),
+  UPSTREAM_UNAVAILABLE: call('tool', 502, 'failed', 'the upstream API could not be reached'),
+  UPSTREAM_REDIRECT: call(
+    'tool',
+    502,
+    'failed',
+    'the upstream API answered with a redirect, which is not followed',
+  ),
+  UPSTREAM_STATUS: call('tool', 502, 'failed', 'the upstream API answered with an error status'),
+  UPSTREAM_TOO_LARGE: call(
+    'tool',
+    502,
+    'failed',
+    'the upstream response exceeded the size cap and was cut short',
+  ),
+  UPSTREAM_SCHEMA_MISMATCH: call(
+    'tool',
+    502,
+    'failed',
+    "the upstream response does not match the API's declared schema",
+  ),
+  CANCELLED: call('tool', 499, 'failed', 'the client cancelled the call'),
+
+  // The HTTP transport, before any JSON-RPC message is dispatched.
+  HTTP_NOT_FOUND: http(404, 'no such endpoint'),
+  HTTP_FORBIDDEN_HOST: http(403, 'the Host or Origin header is not allowed'),
+  HTTP_BODY_TOO_LARGE: http(413, 'the request body is larger than the limit'),
+  HTTP_BAD_REQUEST: http(400, 'the request body is not acceptable JSON'),
+
+  INTERNAL: { exit: 1, summary: 'an unexpected internal error', mcp: 'tool', http: 500, audit: 'failed' },
+} as const satisfies Record<string, ErrorMapping>;
+
+/** How one error code surfaces: process exit, MCP answer, HTTP status and audit decision. */
+export interface ErrorMapping {
+  exit: number;
+  summary: string;
+  /** `protocol`: a JSON-RPC error; `tool`: a `CallToolResult` with `isError`; `none`: not a call. */
+  mcp: 'protocol' | 'tool' | 'none';
+  http: number;
+  /** `denied`: refused before the upstream; `failed`: allowed but did not succeed; `none`: not audited. */
+  audit: 'denied' | 'failed' | 'none';
+}
+
+function startup(exit: number, summary: string) {
+  return { exit, summary, mcp: 'none', http: 500, audit: 'none' } as const;
+}
+function call<M extends 'protocol' | 'tool', H extends number, A extends 'denied' | 'failed'>(
+  mcp: M,
+  httpStatus: H,
+  audit: A,
+  summary: string,
+) {
+  return { exit: 1, summary, mcp, http: httpStatus, audit } as const;
+}
+function http<H extends number>(status: H, summary: string) {
+  return { exit: 1, summary, mcp: 'none', http: status, audit: 'none' } as const;
+}
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -33,16 +96,19 @@ export class WardenError extends Error {
   readonly location: ErrorLocation | undefined;
   /** Further short, safe lines shown under the message (e.g. more validation errors). */
   readonly details: string[];
+  /** For tool-surface errors: data the agent may still use (a capped, scrubbed upstream body). */
+  readonly text: string | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    opts: { location?: ErrorLocation; details?: string[]; cause?: unknown } = {},
+    opts: { location?: ErrorLocation; details?: string[]; cause?: unknown; text?: string } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.location = opts.location;
     this.details = opts.details ?? [];
+    this.text = opts.text;
   }
 }
 

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ERROR_CODES, formatError, toWardenError, WardenError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { runScan } from './scan.js';
+import { runServe } from './serve.js';
 
 const io = {
   stdout: (s: string) => process.stdout.write(s),
@@ -54,6 +55,53 @@ export function buildProgram(): Command {
     })
     .action(async (spec: string, opts) => {
       await runScan(spec, opts, io);
+    });
+
+  const int = (name: string, min: number) => (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min)
+      throw new WardenError('USAGE', `${name} must be an integer >= ${min}, not ${v}`);
+    return n;
+  };
+  program
+    .command('serve')
+    .description("Serve the spec's operations as MCP tools, every call through the guard pipeline.")
+    .requiredOption('--spec <file|url>', 'OpenAPI 3.0/3.1 or Swagger 2.0 spec (JSON or YAML)')
+    .option('--base-url <url>', "upstream API base URL (overrides the spec's servers; fixed at start-up)")
+    .option('--audit-file <path>', 'JSON Lines audit file', 'mcp-warden-audit.jsonl')
+    .option('--stdio', 'serve MCP over stdin/stdout (logs go to stderr)')
+    .option('--port <n>', 'serve Streamable HTTP at /mcp on this port (0: any free port)', int('--port', 0))
+    .option('--host <addr>', 'interface to bind for HTTP', '127.0.0.1')
+    .option(
+      '--allowed-host <name...>',
+      'host names accepted in Host/Origin headers (default: loopback names)',
+    )
+    .option('--timeout <ms>', 'upstream timeout per call, in milliseconds', int('--timeout', 1), 10_000)
+    .option(
+      '--max-response-bytes <n>',
+      'upstream response size cap',
+      int('--max-response-bytes', 1),
+      1024 * 1024,
+    )
+    .option(
+      '--max-page-size <n>',
+      'clamp for page-size arguments the spec leaves unbounded',
+      int('--max-page-size', 1),
+      100,
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level (stderr)')
+        .choices(['debug', 'info', 'warn', 'error'])
+        .default('info'),
+    )
+    .addOption(
+      new Option('--remote-refs <policy>', 'remote $refs: none, same-origin, any')
+        .choices(['none', 'same-origin', 'any'])
+        .default('same-origin'),
+    )
+    .option('--ref-root <dir>', "directory local $refs must stay inside (default: the spec's directory)")
+    .action(async (opts) => {
+      await runServe(opts, io);
     });
   return program;
 }

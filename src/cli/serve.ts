@@ -1,0 +1,58 @@
+import { WardenError } from '../errors.js';
+import { type ServeOptions, startGateway } from '../server/serve.js';
+import type { LoadOptions } from '../spec/load.js';
+
+export interface ServeCliOptions {
+  spec: string;
+  baseUrl?: string;
+  auditFile?: string;
+  stdio?: boolean;
+  port?: number;
+  host?: string;
+  allowedHost?: string[];
+  timeout?: number;
+  maxResponseBytes?: number;
+  maxPageSize?: number;
+  logLevel?: string;
+  remoteRefs?: LoadOptions['remoteRefs'];
+  refRoot?: string;
+}
+
+export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) => void }): Promise<void> {
+  if (Boolean(opts.stdio) === (opts.port !== undefined))
+    throw new WardenError('USAGE', 'choose one transport: --stdio, or --port <n> for Streamable HTTP');
+  const transport: ServeOptions['transport'] = opts.stdio
+    ? { kind: 'stdio' }
+    : {
+        kind: 'http',
+        port: opts.port!,
+        ...(opts.host !== undefined ? { host: opts.host } : {}),
+        ...(opts.allowedHost?.length ? { allowedHosts: opts.allowedHost } : {}),
+      };
+  const gw = await startGateway({
+    spec: opts.spec,
+    transport,
+    ...(opts.baseUrl !== undefined ? { baseUrl: opts.baseUrl } : {}),
+    ...(opts.auditFile !== undefined ? { auditFile: opts.auditFile } : {}),
+    ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
+    ...(opts.maxResponseBytes !== undefined ? { maxResponseBytes: opts.maxResponseBytes } : {}),
+    ...(opts.maxPageSize !== undefined ? { maxPageSize: opts.maxPageSize } : {}),
+    ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
+    load: {
+      ...(opts.remoteRefs ? { remoteRefs: opts.remoteRefs } : {}),
+      ...(opts.refRoot ? { refRoot: opts.refRoot } : {}),
+    },
+  });
+  io.stderr(`mcp-warden: audit file ${gw.auditFile}\n`);
+  if (gw.url) io.stderr(`mcp-warden: MCP endpoint ${gw.url}\n`);
+  let closing = false;
+  const stop = () => {
+    if (closing) return;
+    closing = true;
+    void gw.close().finally(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  // stdio: the client closing our stdin ends the session.
+  if (opts.stdio) process.stdin.once('end', stop);
+}

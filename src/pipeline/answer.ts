@@ -1,0 +1,149 @@
+import { isJsonType } from '../catalog/build.js';
+import type { Catalog, Tool } from '../catalog/types.js';
+import { createSchemaCompiler } from '../catalog/validator.js';
+import { WardenError } from '../errors.js';
+import type { ValidateFunction } from '../lib/ajv.js';
+import type { Scrubber } from '../observe/scrub.js';
+import type { CallContext, ToolResult } from './context.js';
+import { describeErrors } from './validate.js';
+
+export interface AnswerOptions {
+  catalog: Pick<Catalog, 'formats'>;
+  scrubber: Scrubber;
+  /** Characters of an upstream error body shown to the agent (default 500). */
+  errorExcerpt?: number;
+}
+
+/**
+ * Writes `ctx.result`. JSON becomes `structuredContent` (checked against the tool's outputSchema, so
+ * a client that validates never receives a result it would reject) plus a text copy; other text
+ * types become text; binary becomes a one-line description. Upstream errors and redirects become
+ * `isError` results with a short, scrubbed excerpt.
+ */
+export function createAnswer(options: AnswerOptions) {
+  const compiler = createSchemaCompiler(options.catalog.formats);
+  const outputChecks = new WeakMap<Tool, ValidateFunction>();
+  const excerptLen = options.errorExcerpt ?? 500;
+  const { scrubber } = options;
+  const scrub = (s: string) => (scrubber.empty ? s : scrubber.scrub(s));
+
+  return function answer(ctx: CallContext): void {
+    const tool = ctx.tool!;
+    const res = ctx.response!;
+    const ct = res.contentType.toLowerCase();
+    const status = res.status;
+
+    if (status >= 300 && status < 400)
+      throw new WardenError(
+        'UPSTREAM_REDIRECT',
+        `The upstream API answered ${status} with a redirect; mcp-warden does not follow redirects.`,
+      );
+    if (status >= 400 || status < 200) {
+      const excerpt = isTextual(ct)
+        ? printable(scrub(res.body.toString('utf8', 0, excerptLen * 4)), excerptLen)
+        : '';
+      throw new WardenError('UPSTREAM_STATUS', `The upstream API answered HTTP ${status}.`, {
+        ...(excerpt ? { text: excerpt } : {}),
+      });
+    }
+    if (res.truncated)
+      throw new WardenError(
+        'UPSTREAM_TOO_LARGE',
+        `The response was larger than ${res.body.length} bytes and was cut short; ask for less (a smaller page size or narrower filters). The first ${res.body.length} bytes follow.`,
+        { text: scrub(res.body.toString('utf8')) },
+      );
+
+    const notes = ctx.request?.notes;
+    if (res.body.length === 0) {
+      ctx.result = withNotes(
+        { content: [{ type: 'text', text: `The call succeeded (HTTP ${status}, no content).` }] },
+        notes,
+      );
+      return;
+    }
+    if (isJsonType(ct) || (ct === '' && looksJson(res.body))) {
+      const text = scrub(res.body.toString('utf8'));
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        throw new WardenError(
+          'UPSTREAM_SCHEMA_MISMATCH',
+          'The upstream API sent a body labelled JSON that is not valid JSON.',
+          {
+            text: printable(text, excerptLen),
+          },
+        );
+      }
+      const result: ToolResult = { content: [{ type: 'text', text }] };
+      if (tool.outputSchema) {
+        const structured = tool.outputWrapped ? { result: value } : value;
+        let check = outputChecks.get(tool);
+        if (!check) {
+          check = compiler.compile(tool.outputSchema);
+          outputChecks.set(tool, check);
+        }
+        if (!check(structured)) {
+          const problems = describeErrors(check.errors ?? [], tool, 3).map((p) =>
+            p.replace(/^'arguments'/, 'the response'),
+          );
+          throw new WardenError(
+            'UPSTREAM_SCHEMA_MISMATCH',
+            "The upstream response does not match the API's declared schema.",
+            {
+              details: problems,
+              text,
+            },
+          );
+        }
+        result.structuredContent = structured as Record<string, unknown>;
+      } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        result.structuredContent = value as Record<string, unknown>;
+      }
+      ctx.result = withNotes(result, notes);
+      return;
+    }
+    if (isTextual(ct)) {
+      ctx.result = withNotes({ content: [{ type: 'text', text: scrub(res.body.toString('utf8')) }] }, notes);
+      return;
+    }
+    const kind = printable(ct.split(';')[0] ?? '', 80) || 'an unknown type';
+    ctx.result = withNotes(
+      {
+        content: [
+          {
+            type: 'text',
+            text: `The API returned ${res.body.length} bytes of ${kind}; binary content is not passed to the agent.`,
+          },
+        ],
+      },
+      notes,
+    );
+  };
+}
+
+function withNotes(r: ToolResult, notes: string[] | undefined): ToolResult {
+  if (notes?.length) r.content.push({ type: 'text', text: `Note from the gateway: ${notes.join('; ')}.` });
+  return r;
+}
+
+function isTextual(ct: string): boolean {
+  return (
+    ct.startsWith('text/') ||
+    isJsonType(ct) ||
+    /^application\/([\w.-]+\+)?(xml|yaml|x-yaml|javascript|x-www-form-urlencoded|problem\+json|csv)\b/.test(
+      ct,
+    )
+  );
+}
+
+function looksJson(b: Buffer): boolean {
+  const c = b[0];
+  return c === 0x7b || c === 0x5b;
+}
+
+/** Printable text only (newlines and tabs kept), capped: an excerpt cannot smuggle control sequences. */
+function printable(s: string, n: number): string {
+  const clean = s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '').trim();
+  return clean.length > n ? `${clean.slice(0, n)}…` : clean;
+}

@@ -1,0 +1,274 @@
+import { FormData } from 'undici';
+import { isJsonType } from '../catalog/build.js';
+import type { ArgBinding, Tool } from '../catalog/types.js';
+import { WardenError } from '../errors.js';
+import type { UpstreamTarget } from '../upstream/base-url.js';
+import { VERSION } from '../version.js';
+import type { CallContext, UpstreamRequest } from './context.js';
+
+export interface BuildOptions {
+  /** Where each tool's calls go, fixed at start-up. */
+  targets: ReadonlyMap<Tool, UpstreamTarget>;
+  /** Page-size arguments whose spec gives no maximum are clamped to this (default 100). */
+  maxPageSize?: number;
+}
+
+interface Plan {
+  target: UpstreamTarget;
+  /** The path template cut at its `{param}` placeholders: literal, param, literal, … */
+  pieces: Array<{ literal: string } | { binding: ArgBinding }>;
+  query: ArgBinding[];
+  headers: ArgBinding[];
+  cookies: ArgBinding[];
+  body?: ArgBinding;
+  accept: string;
+  method: string;
+  pageArg?: string;
+  pageMax?: number;
+}
+
+/**
+ * Writes `ctx.request`. The origin and path template are fixed per tool; arguments only ever fill a
+ * placeholder with one percent-encoded path segment, add encoded query pairs, or set a header whose
+ * value has been checked. Nothing an agent sends can change where the request goes.
+ */
+export function createBuildRequest(options: BuildOptions) {
+  const plans = new WeakMap<Tool, Plan>();
+  const maxPage = options.maxPageSize ?? 100;
+
+  function planFor(tool: Tool): Plan {
+    let plan = plans.get(tool);
+    if (plan) return plan;
+    const target = options.targets.get(tool);
+    if (!target) throw new WardenError('INTERNAL', `no upstream target for ${tool.name}`);
+    const byName = new Map(tool.bindings.filter((b) => b.in === 'path').map((b) => [b.name, b]));
+    const pieces: Plan['pieces'] = [];
+    const re = /\{([^}]*)\}/g;
+    let last = 0;
+    for (let m = re.exec(tool.source.path); m; m = re.exec(tool.source.path)) {
+      if (m.index > last) pieces.push({ literal: tool.source.path.slice(last, m.index) });
+      const b = byName.get(m[1]!);
+      // The spec validator refuses templates without a matching parameter; keep a hard stop anyway.
+      if (!b) throw new WardenError('INTERNAL', `path parameter ${m[1]} of ${tool.name} has no binding`);
+      pieces.push({ binding: b });
+      last = re.lastIndex;
+    }
+    if (last < tool.source.path.length) pieces.push({ literal: tool.source.path.slice(last) });
+    const types = tool.responseContentTypes;
+    plan = {
+      target,
+      pieces,
+      query: tool.bindings.filter((b) => b.in === 'query'),
+      headers: tool.bindings.filter((b) => b.in === 'header'),
+      cookies: tool.bindings.filter((b) => b.in === 'cookie'),
+      ...(tool.bindings.find((b) => b.in === 'body')
+        ? { body: tool.bindings.find((b) => b.in === 'body')! }
+        : {}),
+      accept: types.length ? types.slice(0, 8).join(', ') : 'application/json, */*;q=0.5',
+      method: tool.source.method.toUpperCase(),
+      ...(tool.pageSize ? { pageArg: tool.pageSize.arg, pageMax: tool.pageSize.maximum ?? maxPage } : {}),
+    };
+    plans.set(tool, plan);
+    return plan;
+  }
+
+  return function buildRequest(ctx: CallContext): void {
+    const tool = ctx.tool!;
+    const args = ctx.args!;
+    const plan = planFor(tool);
+    const notes: string[] = [];
+
+    let path = plan.target.basePath;
+    for (const part of plan.pieces) {
+      if ('literal' in part) {
+        path += part.literal;
+        continue;
+      }
+      const b = part.binding;
+      const v = args[b.arg];
+      if (v === undefined || v === null)
+        throw new WardenError(
+          'INVALID_ARGUMENT',
+          `Invalid arguments for ${tool.name}: '${b.arg}' is required`,
+        );
+      const piece = pathValue(b, v);
+      // An empty value would merge two segments (`/a//b`): the upstream may route that elsewhere.
+      if (piece === '')
+        throw new WardenError(
+          'INVALID_ARGUMENT',
+          `Invalid arguments for ${tool.name}: '${b.arg}' may not be empty`,
+        );
+      path += piece;
+    }
+    // `.` and `..` are the only segments that percent-encoding leaves able to move the request.
+    for (const seg of path.split('/')) {
+      if (seg === '.' || seg === '..')
+        throw new WardenError(
+          'INVALID_ARGUMENT',
+          `Invalid arguments for ${tool.name}: a path argument may not be '.' or '..'`,
+        );
+    }
+
+    const pairs: string[] = [];
+    for (const b of plan.query) {
+      let v = args[b.arg];
+      if (v === undefined || v === null) continue;
+      if (b.arg === plan.pageArg && typeof v === 'number' && v > plan.pageMax!) {
+        notes.push(`'${b.arg}' was lowered from ${v} to the gateway's maximum page size ${plan.pageMax}`);
+        v = plan.pageMax;
+      }
+      queryPairs(b, v, pairs);
+    }
+
+    const headers: Record<string, string> = {
+      accept: plan.accept,
+      'user-agent': `mcp-warden/${VERSION}`,
+    };
+    for (const b of plan.headers) {
+      const v = args[b.arg];
+      if (v === undefined || v === null) continue;
+      headers[b.name.toLowerCase()] = headerValue(tool, b, simple(v, b.explode ?? false, plain));
+    }
+    if (plan.cookies.length) {
+      const parts: string[] = [];
+      for (const b of plan.cookies) {
+        const v = args[b.arg];
+        if (v === undefined || v === null) continue;
+        parts.push(`${enc(b.name)}=${enc(simple(v, b.explode ?? false, plain))}`);
+      }
+      if (parts.length) headers.cookie = parts.join('; ');
+    }
+
+    const req: UpstreamRequest = {
+      method: plan.method,
+      origin: plan.target.origin,
+      path,
+      query: pairs.join('&'),
+      headers,
+    };
+    if (plan.body) {
+      const v = args[plan.body.arg];
+      if (v !== undefined) {
+        const ct = plan.body.contentType ?? 'application/json';
+        req.body = encodeBody(tool, plan.body.arg, ct, v);
+        // FormData sets its own multipart boundary.
+        if (!(req.body instanceof FormData)) headers['content-type'] = ct;
+      }
+    }
+    if (notes.length) req.notes = notes;
+    ctx.request = req;
+  };
+}
+
+/** encodeURIComponent, which also encodes `/ ? # ; % &` and refuses lone surrogates. */
+function enc(s: string): string {
+  try {
+    return encodeURIComponent(s);
+  } catch {
+    throw new WardenError(
+      'INVALID_ARGUMENT',
+      'Invalid arguments: a value contains an unpaired surrogate character',
+    );
+  }
+}
+
+function plain(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return JSON.stringify(v) ?? '';
+}
+
+/** `simple` style: arrays and objects as comma lists (objects as k=v pairs when exploded). */
+function simple(v: unknown, explode: boolean, each: (s: unknown) => string): string {
+  if (Array.isArray(v)) return v.map(each).join(',');
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>);
+    return explode
+      ? entries.map(([k, x]) => `${each(k)}=${each(x)}`).join(',')
+      : entries.flatMap(([k, x]) => [each(k), each(x)]).join(',');
+  }
+  return each(v);
+}
+
+function pathValue(b: ArgBinding, v: unknown): string {
+  const e = (x: unknown) => enc(plain(x));
+  const explode = b.explode ?? false;
+  switch (b.style) {
+    case 'label':
+      if (Array.isArray(v)) return `.${v.map(e).join(explode ? '.' : ',')}`;
+      return `.${simple(v, explode, e)}`;
+    case 'matrix': {
+      const name = enc(b.name);
+      if (Array.isArray(v))
+        return explode ? v.map((x) => `;${name}=${e(x)}`).join('') : `;${name}=${v.map(e).join(',')}`;
+      if (v !== null && typeof v === 'object' && explode)
+        return Object.entries(v as Record<string, unknown>)
+          .map(([k, x]) => `;${e(k)}=${e(x)}`)
+          .join('');
+      return `;${name}=${simple(v, false, e)}`;
+    }
+    default:
+      return simple(v, explode, e);
+  }
+}
+
+function queryPairs(b: ArgBinding, v: unknown, out: string[]): void {
+  const name = enc(b.name);
+  const e = (x: unknown) => enc(plain(x));
+  const style = b.style ?? 'form';
+  const explode = b.explode ?? style === 'form';
+  if (Array.isArray(v)) {
+    if (style === 'form' && explode) for (const x of v) out.push(`${name}=${e(x)}`);
+    else
+      out.push(
+        `${name}=${v.map(e).join(style === 'spaceDelimited' ? '%20' : style === 'pipeDelimited' ? '%7C' : ',')}`,
+      );
+    return;
+  }
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>);
+    if (style === 'deepObject') for (const [k, x] of entries) out.push(`${name}%5B${enc(k)}%5D=${e(x)}`);
+    else if (explode) for (const [k, x] of entries) out.push(`${enc(k)}=${e(x)}`);
+    else out.push(`${name}=${entries.flatMap(([k, x]) => [enc(k), e(x)]).join(',')}`);
+    return;
+  }
+  out.push(`${name}=${e(v)}`);
+}
+
+/** Header values: printable ASCII only, so no CR, LF or NUL can split or smuggle a header. */
+function headerValue(tool: Tool, b: ArgBinding, s: string): string {
+  if (!/^[\t\x20-\x7e]*$/.test(s))
+    throw new WardenError(
+      'INVALID_ARGUMENT',
+      `Invalid arguments for ${tool.name}: '${b.arg}' must be printable ASCII without line breaks or control characters`,
+    );
+  return s.trim();
+}
+
+function encodeBody(tool: Tool, arg: string, ct: string, v: unknown): string | Uint8Array | FormData {
+  const lower = ct.toLowerCase();
+  if (isJsonType(lower)) return JSON.stringify(v);
+  if (lower.startsWith('application/x-www-form-urlencoded') || lower.startsWith('multipart/form-data')) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v))
+      throw new WardenError(
+        'INVALID_ARGUMENT',
+        `Invalid arguments for ${tool.name}: '${arg}' must be an object of form fields`,
+      );
+    const entries = Object.entries(v as Record<string, unknown>);
+    if (lower.startsWith('multipart/')) {
+      const fd = new FormData();
+      for (const [k, x] of entries) for (const item of Array.isArray(x) ? x : [x]) fd.append(k, plain(item));
+      return fd;
+    }
+    const sp = new URLSearchParams();
+    for (const [k, x] of entries) for (const item of Array.isArray(x) ? x : [x]) sp.append(k, plain(item));
+    return sp.toString();
+  }
+  if (lower.startsWith('text/')) return plain(v);
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 === 1)
+    throw new WardenError(
+      'INVALID_ARGUMENT',
+      `Invalid arguments for ${tool.name}: '${arg}' must be base64-encoded bytes`,
+    );
+  return Buffer.from(v, 'base64');
+}

@@ -1,0 +1,86 @@
+import type { FormData } from 'undici';
+import type { Tool } from '../catalog/types.js';
+import type { WardenError } from '../errors.js';
+
+/** What the MCP layer hands the pipeline for one `tools/call`. */
+export interface CallInput {
+  /** Tool name exactly as the client sent it (untrusted). */
+  name: string;
+  /** Arguments exactly as the client sent them (untrusted, may be anything). */
+  arguments: unknown;
+  /** Who is calling: `local` over stdio; the authenticated principal over HTTP. */
+  principal: string;
+  /** The client's self-declared name, for the audit only (never trusted). */
+  client?: string;
+  /** Aborted when the client cancels or disconnects. */
+  signal?: AbortSignal;
+}
+
+/** The request the gateway will send, as derived from the arguments: safe to audit. */
+export interface UpstreamRequest {
+  method: string;
+  /** Fixed at start-up: scheme, host and port (and any base path, in `basePath`). */
+  origin: string;
+  /** Encoded path, base path included: `/v1/customers/c%2F1`. */
+  path: string;
+  /** Encoded query string without `?`; empty when there is none. */
+  query: string;
+  headers: Record<string, string>;
+  body?: string | Uint8Array | FormData;
+  /** What the gateway changed, told to the agent with the result (e.g. a clamped page size). */
+  notes?: string[];
+}
+
+/** The request with the upstream credential applied. Holds secrets: never logged or audited. */
+export interface OutboundRequest {
+  method: string;
+  origin: string;
+  /** Path and query, ready for the HTTP client. */
+  pathAndQuery: string;
+  headers: Record<string, string>;
+  body?: string | Uint8Array | FormData;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  contentType: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** Bytes received before the cap stopped reading (equals `body.length` unless truncated). */
+  truncated: boolean;
+  ms: number;
+}
+
+/** A `tools/call` result, in the MCP shape. */
+export interface ToolResult {
+  content: Array<{ type: 'text'; text: string }>;
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+}
+
+/**
+ * One call's state. Each stage writes exactly one field (named in its doc comment), so a reader of
+ * the pipeline can tell where anything came from.
+ */
+export interface CallContext {
+  readonly id: string;
+  readonly startedAt: number;
+  readonly input: CallInput;
+  /** resolve → the tool being called. */
+  tool?: Tool;
+  /** validate → the arguments, checked against the tool's input schema. */
+  args?: Record<string, unknown>;
+  /** build → the request derived from the arguments. */
+  request?: UpstreamRequest;
+  /** inject → the request with the credential; never leaves the send stage. */
+  outbound?: OutboundRequest;
+  /** send → what the upstream answered (possibly truncated). */
+  response?: UpstreamResponse;
+  /** answer → the result for the agent. */
+  result?: ToolResult;
+  /** Set by the runner when a stage throws. */
+  error?: WardenError;
+}
+
+/** A stage: compiled once by its `createX(options)`, then a named function of the context. */
+export type Stage = (ctx: CallContext) => void | Promise<void>;

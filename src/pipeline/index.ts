@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AuditSink } from '../audit/jsonl.js';
+import type { Catalog } from '../catalog/types.js';
+import { ERROR_CODES, toWardenError, type WardenError } from '../errors.js';
+import type { Scrubber } from '../observe/scrub.js';
+import type { UpstreamTarget } from '../upstream/base-url.js';
+import type { CredentialSet } from '../upstream/credentials.js';
+import { createAnswer } from './answer.js';
+import { createAudit } from './audit.js';
+import { createBuildRequest } from './build-request.js';
+import type { CallContext, CallInput, Stage, ToolResult } from './context.js';
+import { createInjectCredential } from './inject-credential.js';
+import { createResolve } from './resolve.js';
+import { createSend, type SendOptions } from './send.js';
+import { createValidate } from './validate.js';
+
+export interface PipelineOptions {
+  catalog: Catalog;
+  targets: ReadonlyMap<Catalog['tools'][number], UpstreamTarget>;
+  credentials: CredentialSet;
+  scrubber: Scrubber;
+  audit: AuditSink;
+  logger: Logger;
+  send?: SendOptions;
+  maxPageSize?: number;
+}
+
+export interface Pipeline {
+  /** Runs one `tools/call`. Resolves with the result (errors included) or throws a protocol-level WardenError. */
+  call(input: CallInput): Promise<ToolResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * The guard pipeline. The order is the security argument, so it is written here and nowhere else.
+ */
+export function createPipeline(o: PipelineOptions): Pipeline {
+  const send = createSend(o.send);
+  const stages: ReadonlyArray<readonly [string, Stage]> = [
+    // First: an unknown or hidden tool stops here, before any work is done on its arguments.
+    ['resolve', createResolve({ tools: o.catalog.tools })],
+    // Before anything is derived from the arguments: nothing unchecked reaches the request.
+    ['validate', createValidate({ catalog: o.catalog })],
+    // From checked arguments only; fixed origin and path template, one encoded segment per placeholder.
+    [
+      'build',
+      createBuildRequest({
+        targets: o.targets,
+        ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
+      }),
+    ],
+    // After build: the credential is placed last, so no argument can overwrite or read it.
+    ['inject', createInjectCredential({ credentials: o.credentials })],
+    // The only stage that talks to the network: timeout, size cap, no redirects.
+    ['send', send],
+    // Shapes what the agent sees: schema-checked structure, scrubbed text, safe error excerpts.
+    ['answer', createAnswer({ catalog: o.catalog, scrubber: o.scrubber })],
+  ];
+  // Last, for every call whatever stopped it: allowed, denied and failed calls are all recorded.
+  const audit = createAudit({ sink: o.audit, scrubber: o.scrubber });
+
+  async function call(input: CallInput): Promise<ToolResult> {
+    const ctx: CallContext = { id: randomUUID(), startedAt: performance.now(), input };
+    try {
+      for (const [, stage] of stages) {
+        const pending = stage(ctx);
+        if (pending) await pending;
+      }
+    } catch (e) {
+      ctx.error = toWardenError(e);
+      if (ctx.error.code === 'INTERNAL') logInternal(o.logger, ctx, e);
+    }
+    try {
+      audit(ctx);
+    } catch (e) {
+      // The call already happened; losing its record must be loud. Fail-closed sinks arrive with issue 6.
+      o.logger.error({ id: ctx.id, code: toWardenError(e).code }, 'audit record could not be written');
+    }
+    if (!ctx.error) return ctx.result!;
+    if (ERROR_CODES[ctx.error.code].mcp === 'protocol') throw ctx.error;
+    return errorResult(ctx.error);
+  }
+
+  return {
+    call,
+    close: async () => {
+      await send.close();
+    },
+  };
+}
+
+/** A tool-level error: the code first (models and tests key on it), then what to do about it. */
+export function errorResult(e: WardenError): ToolResult {
+  const lines = [
+    `[${e.code}] ${e.code === 'INTERNAL' ? 'The gateway failed to complete the call.' : e.message}`,
+  ];
+  for (const d of e.details) lines.push(`- ${d}`);
+  const content: ToolResult['content'] = [{ type: 'text', text: lines.join('\n') }];
+  if (e.text) content.push({ type: 'text', text: e.text });
+  return { content, isError: true };
+}
+
+function logInternal(logger: Logger, ctx: CallContext, e: unknown): void {
+  const err = e instanceof Error ? e : new Error(String(e));
+  logger.error(
+    { id: ctx.id, tool: ctx.tool?.name, err: { type: err.name, message: err.message, stack: err.stack } },
+    'internal error in a tool call',
+  );
+}

@@ -1,0 +1,102 @@
+import { Agent, type Dispatcher } from 'undici';
+import { WardenError } from '../errors.js';
+import type { CallContext } from './context.js';
+
+export interface SendOptions {
+  /** Whole-call budget: connect, headers and body (default 10 s). */
+  timeoutMs?: number;
+  /** Bytes read from a response before reading stops and the result is marked truncated (default 1 MiB). */
+  maxResponseBytes?: number;
+  /** Keep-alive connections per upstream origin (default 64). */
+  connections?: number;
+  /** A dispatcher to use instead of the gateway's own pooled agent (tests, proxies). */
+  dispatcher?: Dispatcher;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
+
+/**
+ * Writes `ctx.response`. One pooled keep-alive agent for every upstream origin. Redirects are never
+ * followed (the answer stage reports them), so a `Location` header cannot send a credentialed request
+ * to another host. The response is read up to the cap and the connection dropped beyond it.
+ */
+export function createSend(options: SendOptions = {}) {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const cap = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const dispatcher =
+    options.dispatcher ??
+    new Agent({
+      connections: options.connections ?? 64,
+      keepAliveTimeout: 30_000,
+      connectTimeout: Math.min(timeoutMs, 5_000),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+
+  async function send(ctx: CallContext): Promise<void> {
+    const out = ctx.outbound!;
+    const timer = AbortSignal.timeout(timeoutMs);
+    const signal = ctx.input.signal ? AbortSignal.any([timer, ctx.input.signal]) : timer;
+    const t0 = performance.now();
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await dispatcher.request({
+        origin: out.origin,
+        path: out.pathAndQuery,
+        method: out.method as Dispatcher.HttpMethod,
+        headers: out.headers,
+        body: out.body ?? null,
+        signal,
+      });
+    } catch (e) {
+      throw upstreamError(e, timer, timeoutMs);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let truncated = false;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (size + chunk.length > cap) {
+          chunks.push(chunk.subarray(0, cap - size));
+          size = cap;
+          truncated = true;
+          break;
+        }
+        chunks.push(chunk);
+        size += chunk.length;
+      }
+    } catch (e) {
+      throw upstreamError(e, timer, timeoutMs);
+    } finally {
+      // Stops the download (and frees the connection) when the cap cut it short.
+      if (truncated) res.body.destroy();
+    }
+    const ct = res.headers['content-type'];
+    ctx.response = {
+      status: res.statusCode,
+      contentType: (Array.isArray(ct) ? ct[0] : ct) ?? '',
+      headers: res.headers,
+      body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size),
+      truncated,
+      ms: performance.now() - t0,
+    };
+  }
+
+  return Object.assign(send, {
+    close: () => dispatcher.close(),
+  });
+}
+
+function upstreamError(e: unknown, timer: AbortSignal, timeoutMs: number): WardenError {
+  const code = (e as { code?: string } | null)?.code ?? '';
+  if (timer.aborted || /TIMEOUT/.test(code))
+    return new WardenError(
+      'UPSTREAM_TIMEOUT',
+      `The upstream API did not answer within ${timeoutMs / 1000} s.`,
+      { cause: e },
+    );
+  if ((e as { name?: string } | null)?.name === 'AbortError' || code === 'UND_ERR_ABORTED')
+    return new WardenError('CANCELLED', 'The call was cancelled.', { cause: e });
+  return new WardenError('UPSTREAM_UNAVAILABLE', 'The upstream API could not be reached.', { cause: e });
+}

@@ -1,0 +1,150 @@
+import type { Catalog, Tool } from '../catalog/types.js';
+import { createSchemaCompiler } from '../catalog/validator.js';
+import { WardenError } from '../errors.js';
+import type { ErrorObject, ValidateFunction } from '../lib/ajv.js';
+import type { CallContext } from './context.js';
+
+export interface ValidateOptions {
+  catalog: Pick<Catalog, 'formats'>;
+  /** At most this many problems are listed in one error (the first ones matter most). */
+  maxProblems?: number;
+}
+
+/**
+ * Writes `ctx.args`. Arguments are checked against the tool's input schema with Ajv, compiled on a
+ * tool's first call (Stripe has hundreds of tools; compiling them all would cost seconds at
+ * start-up). No coercion and no defaults: what reaches the upstream is exactly what was checked.
+ */
+export function createValidate(options: ValidateOptions) {
+  const compiler = createSchemaCompiler(options.catalog.formats);
+  const cache = new WeakMap<Tool, ValidateFunction>();
+  const maxProblems = options.maxProblems ?? 6;
+
+  return function validate(ctx: CallContext): void {
+    const tool = ctx.tool!;
+    const raw = ctx.input.arguments === undefined ? {} : ctx.input.arguments;
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new WardenError('INVALID_ARGUMENT', 'Invalid arguments: the arguments must be a JSON object.');
+    }
+    let check = cache.get(tool);
+    if (!check) {
+      check = compiler.compile(tool.inputSchema);
+      cache.set(tool, check);
+    }
+    if (!check(raw)) {
+      const problems = describeErrors(check.errors ?? [], tool, maxProblems);
+      throw new WardenError('INVALID_ARGUMENT', `Invalid arguments for ${tool.name}.`, { details: problems });
+    }
+    ctx.args = raw as Record<string, unknown>;
+  };
+}
+
+/** Ajv errors in words a model can act on: which field, what was expected, what to do. */
+export function describeErrors(errors: readonly ErrorObject[], tool: Tool, max: number): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const known = Object.keys((tool.inputSchema.properties as Record<string, unknown> | undefined) ?? {});
+  // Branch errors of anyOf/oneOf repeat each alternative; the summary error says it once.
+  const branchy = errors.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  for (const e of errors) {
+    if (branchy && e.keyword !== 'anyOf' && e.keyword !== 'oneOf' && isInsideBranch(e, errors)) continue;
+    const line = describe(e, known);
+    if (line === undefined || seen.has(line)) continue;
+    seen.add(line);
+    out.push(line);
+    if (out.length >= max) break;
+  }
+  if (out.length === 0) out.push('the arguments do not match the tool input schema');
+  return out;
+}
+
+function isInsideBranch(e: ErrorObject, all: readonly ErrorObject[]): boolean {
+  return all.some(
+    (b) =>
+      (b.keyword === 'anyOf' || b.keyword === 'oneOf') &&
+      e.schemaPath.startsWith(b.schemaPath.slice(0, b.schemaPath.length - b.keyword.length)) &&
+      e.schemaPath !== b.schemaPath,
+  );
+}
+
+function field(instancePath: string, child?: string): string {
+  const tokens = instancePath
+    .split('/')
+    .slice(1)
+    .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (child !== undefined) tokens.push(child);
+  if (tokens.length === 0) return 'arguments';
+  let s = '';
+  for (const t of tokens) s += /^\d+$/.test(t) ? `[${t}]` : s ? `.${t}` : t;
+  return `'${clip(s, 120)}'`;
+}
+
+function clip(s: string, n: number): string {
+  const clean = s.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > n ? `${clean.slice(0, n)}…` : clean;
+}
+
+function list(values: unknown[], n = 10): string {
+  const shown = values.slice(0, n).map((v) => clip(JSON.stringify(v) ?? String(v), 60));
+  return shown.join(', ') + (values.length > n ? `, … (${values.length} in all)` : '');
+}
+
+function describe(e: ErrorObject, known: string[]): string | undefined {
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return `${field(e.instancePath, String(p.missingProperty))} is required`;
+    case 'additionalProperties': {
+      const name = String(p.additionalProperty);
+      if (e.instancePath === '')
+        return `${field('', name)} is not an argument of this tool${known.length ? ` (it takes: ${list(known, 20)})` : ' (it takes none)'}`;
+      return `${field(e.instancePath, name)} is not an allowed property here`;
+    }
+    case 'unevaluatedProperties':
+      return `${field(e.instancePath, String(p.unevaluatedProperty))} is not an allowed property here`;
+    case 'type':
+      return `${field(e.instancePath)} must be ${article(String(p.type))}`;
+    case 'enum':
+      return `${field(e.instancePath)} must be one of: ${list((p.allowedValues as unknown[]) ?? [])}`;
+    case 'const':
+      return `${field(e.instancePath)} must be exactly ${list([p.allowedValue])}`;
+    case 'format':
+      return `${field(e.instancePath)} must be a valid ${clip(String(p.format), 40)}`;
+    case 'pattern':
+      return `${field(e.instancePath)} must match the pattern ${clip(String(p.pattern), 80)}`;
+    case 'minLength':
+    case 'maxLength':
+      return `${field(e.instancePath)} must be ${e.keyword === 'minLength' ? 'at least' : 'at most'} ${p.limit} characters long`;
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return `${field(e.instancePath)} must be ${String(p.comparison)} ${String(p.limit)}`;
+    case 'multipleOf':
+      return `${field(e.instancePath)} must be a multiple of ${String(p.multipleOf)}`;
+    case 'minItems':
+    case 'maxItems':
+      return `${field(e.instancePath)} must have ${e.keyword === 'minItems' ? 'at least' : 'at most'} ${p.limit} items`;
+    case 'uniqueItems':
+      return `${field(e.instancePath)} must not contain duplicate items`;
+    case 'minProperties':
+    case 'maxProperties':
+      return `${field(e.instancePath)} must have ${e.keyword === 'minProperties' ? 'at least' : 'at most'} ${p.limit} properties`;
+    case 'anyOf':
+    case 'oneOf':
+      return `${field(e.instancePath)} must match ${e.keyword === 'oneOf' ? 'exactly one' : 'at least one'} of the allowed shapes (see the tool's input schema)`;
+    case 'not':
+      return `${field(e.instancePath)} has a value that is not allowed`;
+    case 'if':
+      return undefined;
+    default:
+      return `${field(e.instancePath)} is invalid (${clip(e.keyword, 30)})`;
+  }
+}
+
+function article(type: string): string {
+  const parts = type
+    .split(',')
+    .map((t) => (t === 'integer' || t === 'object' || t === 'array' ? `an ${t}` : `a ${t}`));
+  return parts.join(' or ');
+}

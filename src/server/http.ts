@@ -1,0 +1,147 @@
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostHeaderValidation, originValidation, toNodeHandler } from '@modelcontextprotocol/node';
+import { createMcpHandler, type McpServerFactory } from '@modelcontextprotocol/server';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import type { Logger } from '../observe/log.js';
+
+export interface HttpOptions {
+  factory: McpServerFactory;
+  logger: Logger;
+  port: number;
+  /** Interface to bind; loopback unless the operator says otherwise. */
+  host?: string;
+  /** Host names accepted in `Host` (and `Origin`) headers; default: the loopback names. */
+  allowedHosts?: string[];
+  /** Largest request body read (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** Deepest JSON nesting accepted in a request body (default 64). */
+  maxJsonDepth?: number;
+}
+
+export interface RunningHttp {
+  url: string;
+  server: HttpServer;
+  close(): Promise<void>;
+}
+
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
+
+/**
+ * Streamable HTTP at `/mcp`. Both protocol eras are served statelessly from one factory, so any
+ * instance can answer any request. Before the SDK sees a request it passes, in order: the path,
+ * the Host and Origin checks (DNS rebinding), the body size cap and a JSON depth cap.
+ */
+export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
+  const host = o.host ?? '127.0.0.1';
+  const maxBody = o.maxBodyBytes ?? 1024 * 1024;
+  const maxDepth = o.maxJsonDepth ?? 64;
+  const allowed = o.allowedHosts?.length ? o.allowedHosts : LOOPBACK_NAMES;
+  const checkHost = hostHeaderValidation(allowed);
+  const checkOrigin = originValidation(allowed);
+  const mcp = createMcpHandler(o.factory, {
+    legacy: 'stateless',
+    maxRequestBodySize: maxBody,
+    onerror: (e) => o.logger.debug({ err: e.message }, 'mcp request rejected'),
+  });
+  const handle = toNodeHandler(mcp);
+
+  const server = createServer(async (req, res) => {
+    try {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== '/mcp') return reply(res, 'HTTP_NOT_FOUND', 'Not found. The MCP endpoint is /mcp.');
+      if (!checkHost(req, res) || !checkOrigin(req, res)) return;
+      if (req.method !== 'POST') return await handle(req, res);
+      const body = await readBody(req, maxBody);
+      if (body === undefined)
+        return reply(res, 'HTTP_BODY_TOO_LARGE', `Request body larger than ${maxBody} bytes.`);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        return reply(res, 'HTTP_BAD_REQUEST', 'Parse error: the body is not valid JSON.', -32700);
+      }
+      if (tooDeep(parsed, maxDepth))
+        return reply(res, 'HTTP_BAD_REQUEST', `The JSON body nests deeper than ${maxDepth} levels.`, -32600);
+      await handle(req, res, parsed);
+    } catch (e) {
+      o.logger.error({ err: (e as Error)?.message }, 'http request failed');
+      if (!res.headersSent) reply(res, 'INTERNAL', 'Internal error.', -32603);
+      else res.destroy();
+    }
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 120_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${shown}:${addr.port}/mcp`,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** A JSON-RPC error body with the HTTP status of the code; nothing from the request is echoed. */
+function reply(res: ServerResponse, code: ErrorCode, message: string, rpc = -32000): void {
+  res.writeHead(ERROR_CODES[code].http, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: rpc, message, data: { code } }, id: null }));
+}
+
+/** Reads the body, or `undefined` once it passes `max` bytes (the rest is not read). */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    req.resume();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > max) {
+        over = true;
+        chunks.length = 0;
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!over) resolve(Buffer.concat(chunks, size));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Iterative, so a hostile nesting depth cannot overflow the stack of the check itself. */
+export function tooDeep(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d >= max) return true;
+    for (const x of Array.isArray(v) ? v : Object.values(v))
+      if (x !== null && typeof x === 'object') stack.push([x, d + 1]);
+  }
+  return false;
+}
