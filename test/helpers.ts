@@ -48,3 +48,50 @@ export function minimalSpec(
 ): Record<string, unknown> {
   return { openapi: '3.0.3', info: { title: 'T', version: '1' }, paths, ...extra };
 }
+
+/** Loads an inline spec object through the real loader and builds its catalogue. */
+export async function catalogOf(spec: Record<string, unknown>) {
+  const { loadSpec } = await import('../src/spec/load.js');
+  const { buildCatalog } = await import('../src/catalog/build.js');
+  const dir = tempTree({ 'spec.json': spec });
+  return buildCatalog(await loadSpec(join(dir, 'spec.json')));
+}
+
+export interface Recorded {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A real upstream on 127.0.0.1:0; `handle` answers, every request is recorded first. */
+export async function startUpstream(
+  handle: (req: Recorded, res: import('node:http').ServerResponse) => void,
+): Promise<{ origin: string; requests: Recorded[]; close: () => Promise<void> }> {
+  const requests: Recorded[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const r: Recorded = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: { ...req.headers },
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
+      requests.push(r);
+      handle(r, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { Scrubber } from '../../src/observe/scrub.js';
+import { createAnswer } from '../../src/pipeline/answer.js';
+import type { CallContext } from '../../src/pipeline/context.js';
+import { catalogOf, minimalSpec } from '../helpers.js';
+import { contextFor } from './fixtures.js';
+
+const spec = minimalSpec({
+  '/obj': {
+    get: {
+      operationId: 'obj',
+      responses: {
+        '200': {
+          description: 'ok',
+          content: {
+            'application/json': {
+              schema: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
+            },
+          },
+        },
+      },
+    },
+  },
+  '/list': {
+    get: {
+      operationId: 'list',
+      responses: {
+        '200': {
+          description: 'ok',
+          content: { 'application/json': { schema: { type: 'array', items: { type: 'integer' } } } },
+        },
+      },
+    },
+  },
+  '/file': {
+    get: { operationId: 'file', responses: { '200': { description: 'ok', content: { 'image/png': {} } } } },
+  },
+});
+
+async function answerWith(
+  tool: string,
+  res: { status?: number; ct?: string; body: string | Buffer; truncated?: boolean },
+  secrets: string[] = [],
+) {
+  const catalog = await catalogOf(spec);
+  const answer = createAnswer({ catalog, scrubber: new Scrubber(secrets) });
+  const ctx: CallContext = contextFor({ name: tool });
+  ctx.tool = catalog.tools.find((t) => t.name === tool);
+  ctx.response = {
+    status: res.status ?? 200,
+    contentType: res.ct ?? 'application/json',
+    headers: {},
+    body: Buffer.isBuffer(res.body) ? res.body : Buffer.from(res.body),
+    truncated: res.truncated ?? false,
+    ms: 1,
+  };
+  answer(ctx);
+  return ctx.result!;
+}
+
+describe('answer stage', () => {
+  it('returns JSON as structuredContent plus a text copy', async () => {
+    const r = await answerWith('obj', { body: '{"id":"a1"}' });
+    expect(r.structuredContent).toEqual({ id: 'a1' });
+    expect(r.content[0]?.text).toBe('{"id":"a1"}');
+    expect(r.isError).toBeUndefined();
+  });
+
+  it('wraps a non-object response as { result } to match the published outputSchema', async () => {
+    const r = await answerWith('list', { body: '[1,2,3]' });
+    expect(r.structuredContent).toEqual({ result: [1, 2, 3] });
+  });
+
+  it('refuses structuredContent that does not match the outputSchema', async () => {
+    await expect(answerWith('obj', { body: '{"id":5}' })).rejects.toMatchObject({
+      code: 'UPSTREAM_SCHEMA_MISMATCH',
+    });
+  });
+
+  it('turns upstream errors into a short, scrubbed excerpt', async () => {
+    const err = await answerWith(
+      'obj',
+      { status: 500, body: `boom key=sekrit-value-1 ${'x'.repeat(5000)}` },
+      ['sekrit-value-1'],
+    ).catch((e) => e);
+    expect(err.code).toBe('UPSTREAM_STATUS');
+    expect(err.message).toContain('500');
+    expect(err.text).toContain('[REDACTED:credential]');
+    expect(err.text).not.toContain('sekrit-value-1');
+    expect(err.text.length).toBeLessThan(600);
+  });
+
+  it('reports redirects instead of following them', async () => {
+    await expect(answerWith('obj', { status: 307, body: '' })).rejects.toMatchObject({
+      code: 'UPSTREAM_REDIRECT',
+    });
+  });
+
+  it('says a capped response was cut short', async () => {
+    const err = await answerWith('obj', { body: '{"id":"aaaa', truncated: true }).catch((e) => e);
+    expect(err.code).toBe('UPSTREAM_TOO_LARGE');
+    expect(err.message).toMatch(/cut short/);
+  });
+
+  it('describes binary content instead of passing bytes', async () => {
+    const r = await answerWith('file', {
+      ct: 'image/png',
+      body: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2]),
+    });
+    expect(r.content).toEqual([
+      {
+        type: 'text',
+        text: 'The API returned 7 bytes of image/png; binary content is not passed to the agent.',
+      },
+    ]);
+  });
+
+  it('scrubs a credential echoed inside a JSON body', async () => {
+    const r = await answerWith('obj', { body: '{"id":"tok-echoed-123"}' }, ['tok-echoed-123']);
+    expect(JSON.stringify(r)).not.toContain('tok-echoed-123');
+  });
+});
