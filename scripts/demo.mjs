@@ -1,0 +1,70 @@
+// `npm start`: builds if needed, starts the demo shop API and mcp-warden in front of it over
+// Streamable HTTP, and prints how to connect Claude Desktop, Cursor and the MCP Inspector.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startShop } from '../examples/shop/server.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = `${root}dist/cli/main.js`;
+const spec = `${root}examples/shop/openapi.yaml`;
+const shopPort = Number(process.env.SHOP_PORT ?? 4010);
+const port = Number(process.env.PORT ?? 3333);
+
+if (!existsSync(cli)) {
+  process.stderr.write('building mcp-warden (first run)…\n');
+  const b = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
+  if (b.status !== 0) process.exit(b.status ?? 1);
+}
+
+const key = process.env.SHOP_KEY ?? 'demo-shop-key-0123456789';
+const shop = await startShop({ port: shopPort, key });
+const warden = spawn(
+  process.execPath,
+  [cli, 'serve', '--spec', spec, '--base-url', shop.url, '--port', String(port), '--audit-file', 'demo-audit.jsonl'],
+  { cwd: process.cwd(), env: { ...process.env, MCP_WARDEN_CRED_SHOPKEY: key }, stdio: ['ignore', 'inherit', 'pipe'] },
+);
+let started = false;
+warden.stderr.on('data', (d) => {
+  process.stderr.write(d);
+  if (!started && String(d).includes('MCP endpoint')) {
+    started = true;
+    printHelp();
+  }
+});
+warden.on('exit', async (code) => {
+  await shop.close();
+  process.exit(code ?? 0);
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => warden.kill(sig));
+
+function printHelp() {
+  const url = `http://127.0.0.1:${port}/mcp`;
+  const stdio = {
+    mcpServers: {
+      'acme-shop': {
+        command: process.execPath,
+        args: [cli, 'serve', '--stdio', '--spec', spec, '--base-url', shop.url],
+        env: { MCP_WARDEN_CRED_SHOPKEY: key },
+      },
+    },
+  };
+  process.stdout.write(`
+  Demo shop API      ${shop.url}   (needs X-Shop-Key; only mcp-warden has it)
+  mcp-warden (MCP)   ${url}
+  Audit log          ./demo-audit.jsonl
+
+  MCP Inspector:   npx @modelcontextprotocol/inspector
+                   then Transport "Streamable HTTP", URL ${url}
+
+  Cursor (~/.cursor/mcp.json):
+    { "mcpServers": { "acme-shop": { "url": "${url}" } } }
+
+  Claude Desktop (claude_desktop_config.json; stdio, keep this demo running for the shop API):
+${JSON.stringify(stdio, null, 2).replace(/^/gm, '    ')}
+
+  Try: "find wireless mice in stock", "list the open orders of customer c_1003".
+  Writes, deletes, the CSV export and the admin endpoint are hidden by the read-only defaults.
+  Ctrl-C stops both.
+`);
+}
