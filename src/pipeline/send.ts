@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import { WardenError } from '../errors.js';
 import type { CallContext } from './context.js';
@@ -36,39 +37,61 @@ export function createSend(options: SendOptions = {}) {
 
   async function send(ctx: CallContext): Promise<void> {
     const out = ctx.outbound!;
-    const timer = AbortSignal.timeout(timeoutMs);
-    const signal = ctx.input.signal ? AbortSignal.any([timer, ctx.input.signal]) : timer;
+    // undici takes an EventEmitter as its abort signal; one emitter and one timer per call cost far
+    // less than AbortSignal.timeout + AbortSignal.any, which showed up in profiles of the hot path.
+    const abort = new EventEmitter();
+    const why = { timedOut: false };
+    const timer = setTimeout(() => {
+      why.timedOut = true;
+      abort.emit('abort');
+    }, timeoutMs);
+    const client = ctx.input.signal;
+    const onCancel = () => abort.emit('abort');
+    client?.addEventListener('abort', onCancel, { once: true });
     const t0 = performance.now();
     let res: Dispatcher.ResponseData;
     try {
+      if (client?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
       res = await dispatcher.request({
         origin: out.origin,
         path: out.pathAndQuery,
         method: out.method as Dispatcher.HttpMethod,
         headers: out.headers,
         body: out.body ?? null,
-        signal,
+        signal: abort,
       });
     } catch (e) {
-      throw upstreamError(e, timer, timeoutMs);
+      clearTimeout(timer);
+      client?.removeEventListener('abort', onCancel);
+      throw upstreamError(e, why.timedOut, timeoutMs);
     }
     const chunks: Buffer[] = [];
     let size = 0;
     let truncated = false;
+    const declared = Number(res.headers['content-length']);
     try {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if (size + chunk.length > cap) {
-          chunks.push(chunk.subarray(0, cap - size));
-          size = cap;
-          truncated = true;
-          break;
+      if (declared >= 0 && declared <= cap) {
+        // Announced size within the cap: one read (undici still stops at the announced length).
+        const whole = Buffer.from(await res.body.arrayBuffer());
+        chunks.push(whole);
+        size = whole.length;
+      } else {
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          if (size + chunk.length > cap) {
+            chunks.push(chunk.subarray(0, cap - size));
+            size = cap;
+            truncated = true;
+            break;
+          }
+          chunks.push(chunk);
+          size += chunk.length;
         }
-        chunks.push(chunk);
-        size += chunk.length;
       }
     } catch (e) {
-      throw upstreamError(e, timer, timeoutMs);
+      throw upstreamError(e, why.timedOut, timeoutMs);
     } finally {
+      clearTimeout(timer);
+      client?.removeEventListener('abort', onCancel);
       // Stops the download (and frees the connection) when the cap cut it short.
       if (truncated) res.body.destroy();
     }
@@ -88,9 +111,9 @@ export function createSend(options: SendOptions = {}) {
   });
 }
 
-function upstreamError(e: unknown, timer: AbortSignal, timeoutMs: number): WardenError {
+function upstreamError(e: unknown, timedOut: boolean, timeoutMs: number): WardenError {
   const code = (e as { code?: string } | null)?.code ?? '';
-  if (timer.aborted || /TIMEOUT/.test(code))
+  if (timedOut || /TIMEOUT/.test(code))
     return new WardenError(
       'UPSTREAM_TIMEOUT',
       `The upstream API did not answer within ${timeoutMs / 1000} s.`,
