@@ -13,12 +13,26 @@ export const ERROR_CODES = {
   SPEC_TOO_DEEP: startup(2, 'the spec nests deeper than the limit'),
   SPEC_REF_DENIED: startup(2, 'a $ref points somewhere mcp-warden may not read'),
   SPEC_REF_UNRESOLVED: startup(2, 'a $ref points to nothing'),
-  CONFIG_INVALID: startup(2, 'the serving configuration (base URL, credentials, options) is invalid'),
+  CONFIG_INVALID: startup(2, 'the serving configuration (policy, base URL, credentials, options) is invalid'),
   USAGE: startup(2, 'the command line is wrong'),
 
   // A tool call: surfaces as a JSON-RPC error (`protocol`) or an `isError` tool result (`tool`).
   // Unknown and hidden tools share one code so that a caller cannot tell them apart.
   TOOL_NOT_FOUND: call('protocol', 404, 'denied', 'unknown tool'),
+  // Known but not for this caller: surfaced exactly as TOOL_NOT_FOUND, audited with the real reason.
+  DENIED_SCOPE: alias('TOOL_NOT_FOUND', "the caller's scopes do not include every scope the tool needs"),
+  DENIED_HIDDEN: alias(
+    'TOOL_NOT_FOUND',
+    'the tool is hidden by the policy, a runtime toggle or the kill switch',
+  ),
+  CONFIRMATION_REQUIRED: call('tool', 428, 'denied', "the call needs the user's confirmation first"),
+  CONFIRMATION_INVALID: call(
+    'tool',
+    403,
+    'denied',
+    'the confirmation is forged, replayed, expired or for other arguments',
+  ),
+  CONFIRMATION_DECLINED: call('tool', 403, 'denied', 'the user declined the call'),
   INVALID_ARGUMENT: call('tool', 400, 'denied', 'an argument is missing, of the wrong type or not allowed'),
   CREDENTIAL_MISSING: call('tool', 503, 'failed', 'no upstream credential is configured for this tool'),
   UPSTREAM_TIMEOUT: call('tool', 504, 'failed', 'the upstream API did not answer in time'),
@@ -49,6 +63,10 @@ export const ERROR_CODES = {
   HTTP_FORBIDDEN_HOST: http(403, 'the Host or Origin header is not allowed'),
   HTTP_BODY_TOO_LARGE: http(413, 'the request body is larger than the limit'),
   HTTP_BAD_REQUEST: http(400, 'the request body is not acceptable JSON'),
+  AUTH_REQUIRED: http(401, 'the request carries no credential'),
+  AUTH_INVALID: http(401, 'the credential is invalid, expired or not for this server'),
+  AUTH_INSUFFICIENT_SCOPE: http(403, 'the credential lacks a scope the endpoint requires'),
+  ADMIN_DENIED: http(401, 'the admin token is missing or wrong'),
 
   INTERNAL: { exit: 1, summary: 'an unexpected internal error', mcp: 'tool', http: 500, audit: 'failed' },
 } as const satisfies Record<string, ErrorMapping>;
@@ -62,6 +80,8 @@ export interface ErrorMapping {
   http: number;
   /** `denied`: refused before the upstream; `failed`: allowed but did not succeed; `none`: not audited. */
   audit: 'denied' | 'failed' | 'none';
+  /** The code (and message) the client sees instead, so that it cannot tell this case apart. */
+  surfaceAs?: 'TOOL_NOT_FOUND';
 }
 
 function startup(exit: number, summary: string) {
@@ -74,6 +94,9 @@ function call<M extends 'protocol' | 'tool', H extends number, A extends 'denied
   summary: string,
 ) {
   return { exit: 1, summary, mcp, http: httpStatus, audit } as const;
+}
+function alias(surfaceAs: 'TOOL_NOT_FOUND', summary: string) {
+  return { exit: 1, summary, mcp: 'protocol', http: 404, audit: 'denied', surfaceAs } as const;
 }
 function http<H extends number>(status: H, summary: string) {
   return { exit: 1, summary, mcp: 'none', http: status, audit: 'none' } as const;
@@ -98,17 +121,26 @@ export class WardenError extends Error {
   readonly details: string[];
   /** For tool-surface errors: data the agent may still use (a capped, scrubbed upstream body). */
   readonly text: string | undefined;
+  /** CONFIRMATION_REQUIRED: what to ask the user and the sealed token that answers it. */
+  readonly pending: { message: string; token: string } | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    opts: { location?: ErrorLocation; details?: string[]; cause?: unknown; text?: string } = {},
+    opts: {
+      location?: ErrorLocation;
+      details?: string[];
+      cause?: unknown;
+      text?: string;
+      pending?: { message: string; token: string };
+    } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.location = opts.location;
     this.details = opts.details ?? [];
     this.text = opts.text;
+    this.pending = opts.pending;
   }
 }
 

@@ -122,15 +122,18 @@ function scenarios(
     it('audits every call, denied ones included, and never writes the credential anywhere', async () => {
       // Records are written as calls finish; give the stream a moment to flush.
       await new Promise((r) => setTimeout(r, 200));
-      const lines = readFileSync(env.auditFile, 'utf8')
+      const all = readFileSync(env.auditFile, 'utf8')
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l));
-      // One record per tool call: 12 calls per era above, two eras.
+      const lines = all.filter((l) => l.kind !== 'control');
+      // One record per tool call: 12 calls per era above, two eras; plus the policy load at start-up.
       expect(lines.length).toBe(2 * 12);
+      expect(all.some((l) => l.kind === 'control' && l.action === 'policy.load')).toBe(true);
+      // The client saw TOOL_NOT_FOUND; the audit keeps the real reason (no tools:delete scope).
       expect(
         lines.some(
-          (l) => l.decision === 'denied' && l.code === 'TOOL_NOT_FOUND' && l.tool === 'deleteCustomer',
+          (l) => l.decision === 'denied' && l.code === 'DENIED_SCOPE' && l.tool === 'deleteCustomer',
         ),
       ).toBe(true);
       expect(lines.some((l) => l.decision === 'denied' && l.code === 'INVALID_ARGUMENT')).toBe(true);

@@ -3,6 +3,7 @@ import { WardenError } from '../errors.js';
 
 /** One audit record per tool call (allowed, denied or failed). */
 export interface AuditRecord {
+  kind?: 'call';
   time: string;
   id: string;
   tool: string;
@@ -17,10 +18,26 @@ export interface AuditRecord {
   /** Gateway time for the whole call, upstream included. */
   ms: number;
   notes?: string[];
+  /** The policy version that decided the call. */
+  policyVersion?: number;
+  /** How a call that needed confirmation was confirmed. */
+  confirmed?: 'token' | 'elicitation' | 'input_required';
+}
+
+/** One control-plane change: who changed what, before → after. */
+export interface ControlRecord {
+  kind: 'control';
+  time: string;
+  actor: string;
+  action: string;
+  target?: string;
+  before?: unknown;
+  after?: unknown;
+  detail?: string;
 }
 
 export interface AuditSink {
-  write(record: AuditRecord): void;
+  write(record: AuditRecord | ControlRecord): void;
   close(): Promise<void>;
 }
 

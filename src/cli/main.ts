@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ERROR_CODES, formatError, toWardenError, WardenError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { adminCall, printTools, runExplain, runInit, runKeysCreate, runPolicyCheck } from './policy.js';
 import { runScan } from './scan.js';
 import { runServe } from './serve.js';
 
@@ -68,6 +69,21 @@ export function buildProgram(): Command {
     .description("Serve the spec's operations as MCP tools, every call through the guard pipeline.")
     .requiredOption('--spec <file|url>', 'OpenAPI 3.0/3.1 or Swagger 2.0 spec (JSON or YAML)')
     .option('--base-url <url>', "upstream API base URL (overrides the spec's servers; fixed at start-up)")
+    .option('--policy <file>', 'policy file (YAML or JSON); watched, valid edits apply without restart')
+    .addOption(
+      new Option('--env <name>', 'environment whose upstream credentials are used').choices([
+        'dev',
+        'staging',
+        'prod',
+      ]),
+    )
+    .option(
+      '--admin-port <n>',
+      'serve the admin API on this port (needs admin.token in the policy)',
+      int('--admin-port', 0),
+    )
+    .option('--admin-host <addr>', 'interface for the admin API', '127.0.0.1')
+    .option('--no-watch', 'do not watch the policy file')
     .option('--audit-file <path>', 'JSON Lines audit file', 'mcp-warden-audit.jsonl')
     .option('--stdio', 'serve MCP over stdin/stdout (logs go to stderr)')
     .option('--port <n>', 'serve Streamable HTTP at /mcp on this port (0: any free port)', int('--port', 0))
@@ -103,6 +119,132 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       await runServe(opts, io);
     });
+
+  const policy = program
+    .command('policy')
+    .description('Check a policy; see, diff and roll back the running one.');
+  policy
+    .command('check')
+    .description('Validate a policy file against its schema and a spec (unknown names are errors).')
+    .argument('<file>', 'policy file')
+    .requiredOption('--spec <file|url>', 'the spec the policy is for')
+    .action(async (file: string, opts) => runPolicyCheck(file, opts, io));
+  const admin = (cmd: Command) =>
+    cmd.option('--admin-url <url>', 'admin API (default $MCP_WARDEN_ADMIN_URL or http://127.0.0.1:9090)');
+  admin(policy.command('history').description('List the running policy versions.')).action(async (opts) => {
+    const r = (await adminCall('GET', '/policy/versions', undefined, opts)) as {
+      current: number;
+      versions: Array<Record<string, unknown>>;
+    };
+    for (const v of r.versions)
+      io.stdout(
+        `${v.version === r.current ? '*' : ' '} v${v.version}  ${v.time}  ${String(v.source).padEnd(8)} ${v.actor}  ${String(v.sha256).slice(0, 12)}\n`,
+      );
+  });
+  admin(policy.command('diff').description('Diff two versions (default: the previous and the current).'))
+    .option('--from <n>', 'older version', int('--from', 1))
+    .option('--to <n>', 'newer version', int('--to', 1))
+    .action(async (opts) => {
+      const q = new URLSearchParams();
+      if (opts.from) q.set('from', String(opts.from));
+      if (opts.to) q.set('to', String(opts.to));
+      const r = (await adminCall('GET', `/policy/diff?${q}`, undefined, opts)) as { diff: string };
+      io.stdout(r.diff);
+    });
+  admin(
+    policy
+      .command('rollback')
+      .description('Re-apply an earlier policy version (and write it back to the file).'),
+  )
+    .argument('<version>', 'version number', int('<version>', 1))
+    .action(async (version: number, opts) => {
+      const r = (await adminCall('POST', '/policy/rollback', { version }, opts)) as { version: number };
+      io.stdout(`rolled back to v${version}: now running v${r.version}\n`);
+    });
+
+  program
+    .command('init')
+    .description(
+      'Write a commented starter policy for a spec: the secure defaults spelled out, every tool listed.',
+    )
+    .argument('<spec>', 'spec file or URL')
+    .option('-o, --output <file>', 'policy file to write', 'warden.yaml')
+    .option('--force', 'overwrite an existing file')
+    .action(async (spec: string, opts) => runInit(spec, opts, io));
+
+  program
+    .command('explain')
+    .description(
+      'Show which rule decided what for one tool: exposed or hidden, scopes, confirmation, limits.',
+    )
+    .argument('<tool>', 'tool name')
+    .requiredOption('--spec <file|url>', 'the spec')
+    .option('--policy <file>', 'policy file (default: none, the secure defaults)')
+    .addOption(new Option('--env <name>', 'environment').choices(['dev', 'staging', 'prod']))
+    .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
+    .action(async (tool: string, opts) => runExplain(tool, opts, io));
+
+  const keys = program.command('keys').description('API keys for HTTP callers.');
+  keys
+    .command('create')
+    .description(
+      'Make an API key: the key is printed once (stdout); its policy entry, with only the hash, on stderr.',
+    )
+    .requiredOption('--id <principal>', 'principal the key authenticates as')
+    .requiredOption('--scopes <list>', 'scopes, comma- or space-separated')
+    .addOption(
+      new Option('--env <name>', 'accept the key only in this environment').choices([
+        'dev',
+        'staging',
+        'prod',
+      ]),
+    )
+    .option('--expires <iso>', 'expiry date-time')
+    .action((opts) => runKeysCreate(opts, io));
+
+  const tools = program
+    .command('tools')
+    .description('See and switch tools on a running gateway (admin API).');
+  admin(tools.command('list').description('Every tool: on/off, kind, toggle, scopes or why hidden.')).action(
+    async (opts) => {
+      const r = (await adminCall('GET', '/tools', undefined, opts)) as {
+        tools: Array<Record<string, unknown>>;
+      };
+      printTools(r.tools, io);
+    },
+  );
+  for (const action of ['enable', 'disable', 'reset'] as const)
+    admin(
+      tools
+        .command(action)
+        .description(
+          action === 'reset'
+            ? 'Drop the runtime toggle: the policy decides again.'
+            : `${action === 'enable' ? 'Enable' : 'Disable'} a tool now, without a redeploy (audited).`,
+        ),
+    )
+      .argument('<tool>', 'tool name')
+      .action(async (tool: string, opts) => {
+        const r = (await adminCall(
+          'POST',
+          `/tools/${encodeURIComponent(tool)}/${action}`,
+          undefined,
+          opts,
+        )) as Record<string, unknown>;
+        printTools([r], io);
+      });
+
+  admin(
+    program
+      .command('mode')
+      .description(
+        'Kill switch: read-only (writes off), off (all tools off), read-write (back to the policy).',
+      )
+      .argument('<mode>', 'read-write | read-only | off'),
+  ).action(async (mode: string, opts) => {
+    const r = (await adminCall('POST', '/mode', { mode }, opts)) as { mode: string };
+    io.stdout(`mode: ${r.mode}\n`);
+  });
   return program;
 }
 

@@ -5,6 +5,11 @@ import type { LoadOptions } from '../spec/load.js';
 export interface ServeCliOptions {
   spec: string;
   baseUrl?: string;
+  policy?: string;
+  env?: 'dev' | 'staging' | 'prod';
+  adminPort?: number;
+  adminHost?: string;
+  watch?: boolean;
   auditFile?: string;
   stdio?: boolean;
   port?: number;
@@ -33,6 +38,12 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
     spec: opts.spec,
     transport,
     ...(opts.baseUrl !== undefined ? { baseUrl: opts.baseUrl } : {}),
+    ...(opts.policy !== undefined ? { policy: opts.policy } : {}),
+    ...(opts.env !== undefined ? { environment: opts.env } : {}),
+    ...(opts.adminPort !== undefined
+      ? { admin: { port: opts.adminPort, ...(opts.adminHost ? { host: opts.adminHost } : {}) } }
+      : {}),
+    ...(opts.watch === false ? { watchPolicy: false } : {}),
     ...(opts.auditFile !== undefined ? { auditFile: opts.auditFile } : {}),
     ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
     ...(opts.maxResponseBytes !== undefined ? { maxResponseBytes: opts.maxResponseBytes } : {}),
@@ -45,6 +56,7 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
   });
   io.stderr(`mcp-warden: audit file ${gw.auditFile}\n`);
   if (gw.url) io.stderr(`mcp-warden: MCP endpoint ${gw.url}\n`);
+  if (gw.adminUrl) io.stderr(`mcp-warden: admin API ${gw.adminUrl}\n`);
   let closing = false;
   const stop = () => {
     if (closing) return;

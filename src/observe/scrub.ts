@@ -4,11 +4,19 @@
  * carried in an error message cannot leak.
  */
 export class Scrubber {
-  private readonly secrets: string[];
+  private secrets: string[];
 
   constructor(secrets: readonly string[]) {
     // Longest first, so a secret containing another is replaced whole.
     this.secrets = [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+  }
+
+  /** Learns secrets that appear at run time (a rotated file, a fresh OAuth2 token). */
+  add(values: readonly string[]): void {
+    const fresh = values.filter((v) => v.length > 0 && !this.secrets.includes(v));
+    if (fresh.length === 0) return;
+    // Old values stay: a response may still echo a credential that was just rotated out.
+    this.secrets = [...this.secrets, ...fresh].sort((a, b) => b.length - a.length);
   }
 
   get empty(): boolean {

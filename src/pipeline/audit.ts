@@ -41,6 +41,8 @@ export function createAudit(options: AuditOptions) {
           }
         : {}),
       ms: round(performance.now() - ctx.startedAt),
+      ...(ctx.decision ? { policyVersion: ctx.decision.policyVersion } : {}),
+      ...(ctx.confirmed ? { confirmed: ctx.confirmed.via } : {}),
       ...(req?.notes ? { notes: req.notes } : {}),
     };
     sink.write(record);

@@ -24,6 +24,7 @@ interface Plan {
   accept: string;
   method: string;
   pageArg?: string;
+  /** The spec's own maximum, if it declares one. */
   pageMax?: number;
 }
 
@@ -66,7 +67,12 @@ export function createBuildRequest(options: BuildOptions) {
         : {}),
       accept: types.length ? types.slice(0, 8).join(', ') : 'application/json, */*;q=0.5',
       method: tool.source.method.toUpperCase(),
-      ...(tool.pageSize ? { pageArg: tool.pageSize.arg, pageMax: tool.pageSize.maximum ?? maxPage } : {}),
+      ...(tool.pageSize
+        ? {
+            pageArg: tool.pageSize.arg,
+            ...(tool.pageSize.maximum !== undefined ? { pageMax: tool.pageSize.maximum } : {}),
+          }
+        : {}),
     };
     plans.set(tool, plan);
     return plan;
@@ -77,6 +83,9 @@ export function createBuildRequest(options: BuildOptions) {
     const args = ctx.args!;
     const plan = planFor(tool);
     const notes: string[] = [];
+    // The policy's cap can only lower the spec's own maximum, never raise it.
+    const policyMax = ctx.decision?.limits.maxPageSize ?? maxPage;
+    const pageMax = plan.pageMax !== undefined ? Math.min(plan.pageMax, policyMax) : policyMax;
 
     let path = plan.target.basePath;
     for (const part of plan.pieces) {
@@ -113,9 +122,9 @@ export function createBuildRequest(options: BuildOptions) {
     for (const b of plan.query) {
       let v = args[b.arg];
       if (v === undefined || v === null) continue;
-      if (b.arg === plan.pageArg && typeof v === 'number' && v > plan.pageMax!) {
-        notes.push(`'${b.arg}' was lowered from ${v} to the gateway's maximum page size ${plan.pageMax}`);
-        v = plan.pageMax;
+      if (b.arg === plan.pageArg && typeof v === 'number' && v > pageMax) {
+        notes.push(`'${b.arg}' was lowered from ${v} to the gateway's maximum page size ${pageMax}`);
+        v = pageMax;
       }
       queryPairs(b, v, pairs);
     }

@@ -1,6 +1,8 @@
 import type { FormData } from 'undici';
 import type { Tool } from '../catalog/types.js';
+import type { ViewEntry } from '../control/view.js';
 import type { WardenError } from '../errors.js';
+import type { Limits } from '../policy/evaluate.js';
 
 /** What the MCP layer hands the pipeline for one `tools/call`. */
 export interface CallInput {
@@ -8,13 +10,29 @@ export interface CallInput {
   name: string;
   /** Arguments exactly as the client sent them (untrusted, may be anything). */
   arguments: unknown;
-  /** Who is calling: `local` over stdio; the authenticated principal over HTTP. */
+  /** Who is calling: the stdio principal, or the authenticated HTTP caller. */
   principal: string;
+  /** The caller's scopes, from the policy (stdio), its API key or its token. */
+  scopes: readonly string[];
+  /** How this client can confirm a call; absent: only the two-step token in the arguments. */
+  confirmation?: ConfirmationChannel;
   /** The client's self-declared name, for the audit only (never trusted). */
   client?: string;
   /** Aborted when the client cancels or disconnects. */
   signal?: AbortSignal;
 }
+
+/**
+ * How a client answers a confirmation. `mrtr`: a 2026-07-28 client retrying with the answer to an
+ * `input_required` elicitation (`state` is what the gateway minted); `elicit`: a 2025-11-25 client
+ * that declared elicitation, asked in-band.
+ */
+export type ConfirmationChannel =
+  | { kind: 'mrtr'; state?: string; answer?: { action: 'accept' | 'decline' | 'cancel'; confirmed: boolean } }
+  | {
+      kind: 'elicit';
+      ask: (message: string) => Promise<{ action: 'accept' | 'decline' | 'cancel'; confirmed: boolean }>;
+    };
 
 /** The request the gateway will send, as derived from the arguments: safe to audit. */
 export interface UpstreamRequest {
@@ -56,6 +74,8 @@ export interface ToolResult {
   content: Array<{ type: 'text'; text: string }>;
   structuredContent?: Record<string, unknown>;
   isError?: boolean;
+  /** Set when the call waits for confirmation: the MCP layer may turn it into `input_required`. */
+  pendingConfirmation?: { message: string; token: string };
 }
 
 /**
@@ -68,6 +88,10 @@ export interface CallContext {
   readonly input: CallInput;
   /** resolve → the tool being called. */
   tool?: Tool;
+  /** resolve → the current view's entry for it: the policy decision, blockers and limits. */
+  decision?: ViewEntry & { limits: Limits; policyVersion: number };
+  /** confirm → how the call was confirmed, when it needed to be. */
+  confirmed?: { via: 'token' | 'elicitation' | 'input_required' };
   /** validate → the arguments, checked against the tool's input schema. */
   args?: Record<string, unknown>;
   /** build → the request derived from the arguments. */

@@ -2,23 +2,29 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/jsonl.js';
 import type { Catalog } from '../catalog/types.js';
+import type { ToolView } from '../control/view.js';
 import { ERROR_CODES, toWardenError, type WardenError } from '../errors.js';
 import type { Scrubber } from '../observe/scrub.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
 import type { CredentialSet } from '../upstream/credentials.js';
 import { createAnswer } from './answer.js';
 import { createAudit } from './audit.js';
+import { createAuthorize } from './authorize.js';
 import { createBuildRequest } from './build-request.js';
+import { type ConfirmOptions, createConfirm } from './confirm.js';
 import type { CallContext, CallInput, Stage, ToolResult } from './context.js';
 import { createInjectCredential } from './inject-credential.js';
 import { createResolve } from './resolve.js';
 import { createSend, type SendOptions } from './send.js';
+import { createToggle } from './toggle.js';
 import { createValidate } from './validate.js';
 
 export interface PipelineOptions {
   catalog: Catalog;
   targets: ReadonlyMap<Catalog['tools'][number], UpstreamTarget>;
-  credentials: CredentialSet;
+  /** What is served right now, and with which credentials (both change while running). */
+  control: { view(): ToolView; credentials(): CredentialSet };
+  confirm: Omit<ConfirmOptions, 'scrubber'>;
   scrubber: Scrubber;
   audit: AuditSink;
   logger: Logger;
@@ -38,10 +44,17 @@ export interface Pipeline {
 export function createPipeline(o: PipelineOptions): Pipeline {
   const send = createSend(o.send);
   const stages: ReadonlyArray<readonly [string, Stage]> = [
-    // First: an unknown or hidden tool stops here, before any work is done on its arguments.
-    ['resolve', createResolve({ tools: o.catalog.tools })],
+    // First: a name the API does not have stops here, before any work is done on its arguments.
+    ['resolve', createResolve({ view: () => o.control.view() })],
+    // Who may call it, before whether it is on: a caller without the scopes learns nothing more.
+    ['authorize', createAuthorize()],
+    // Read per call, so a toggle or the kill switch applies to the very next call.
+    ['toggle', createToggle()],
+    // Rate limits arrive here with issue 7 (before any work on the arguments is spent).
     // Before anything is derived from the arguments: nothing unchecked reaches the request.
     ['validate', createValidate({ catalog: o.catalog })],
+    // On checked arguments, before the request exists: the user approves exactly what will be sent.
+    ['confirm', createConfirm({ ...o.confirm, scrubber: o.scrubber })],
     // From checked arguments only; fixed origin and path template, one encoded segment per placeholder.
     [
       'build',
@@ -51,7 +64,10 @@ export function createPipeline(o: PipelineOptions): Pipeline {
       }),
     ],
     // After build: the credential is placed last, so no argument can overwrite or read it.
-    ['inject', createInjectCredential({ credentials: o.credentials })],
+    [
+      'inject',
+      createInjectCredential({ credentials: { forTool: (t) => o.control.credentials().forTool(t) } }),
+    ],
     // The only stage that talks to the network: timeout, size cap, no redirects.
     ['send', send],
     // Shapes what the agent sees: schema-checked structure, scrubbed text, safe error excerpts.
@@ -98,7 +114,7 @@ export function errorResult(e: WardenError): ToolResult {
   for (const d of e.details) lines.push(`- ${d}`);
   const content: ToolResult['content'] = [{ type: 'text', text: lines.join('\n') }];
   if (e.text) content.push({ type: 'text', text: e.text });
-  return { content, isError: true };
+  return { content, isError: true, ...(e.pending ? { pendingConfirmation: e.pending } : {}) };
 }
 
 function logInternal(logger: Logger, ctx: CallContext, e: unknown): void {

@@ -3,43 +3,39 @@ import type { CredentialSet } from '../upstream/credentials.js';
 import type { CallContext, OutboundRequest } from './context.js';
 
 export interface InjectOptions {
-  credentials: CredentialSet;
+  credentials: Pick<CredentialSet, 'forTool'>;
 }
 
 /**
- * Writes `ctx.outbound`. Picks the first of the operation's security alternatives the gateway holds
- * every credential for and puts each where its scheme says. The caller's own token is never
- * forwarded: the request is built from the arguments alone, and the catalogue keeps every place a
- * scheme owns out of the arguments.
+ * Writes `ctx.outbound`. Puts each credential of the tool's security alternative where its scheme
+ * says, after the request is built, so no argument can overwrite or read it. The caller's own token
+ * is never forwarded: the request is built from the arguments alone, and the catalogue keeps every
+ * place a scheme owns out of the arguments.
  */
 export function createInjectCredential(options: InjectOptions) {
-  const { byScheme } = options.credentials;
+  const { credentials } = options;
 
-  return function injectCredential(ctx: CallContext): void {
+  return async function injectCredential(ctx: CallContext): Promise<void> {
     const tool = ctx.tool!;
     const req = ctx.request!;
+    const held = credentials.forTool(tool);
+    if (!held)
+      throw new WardenError(
+        'CREDENTIAL_MISSING',
+        `The gateway holds no upstream credential for ${tool.name}; ask its operator to configure one.`,
+      );
     const headers = { ...req.headers };
     let query = req.query;
-
-    const alts = tool.auth.alternatives;
-    if (!tool.auth.public && alts.length > 0) {
-      // A held credential is used even when an alternative says authentication is optional (`{}`).
-      const held = (alt: (typeof alts)[number]) => alt.every((r) => byScheme.has(r.scheme));
-      const usable = alts.find((alt) => alt.length > 0 && held(alt)) ?? alts.find((alt) => alt.length === 0);
-      if (!usable)
-        throw new WardenError(
-          'CREDENTIAL_MISSING',
-          `The gateway holds no upstream credential for ${tool.name}; ask its operator to configure one.`,
-        );
-      for (const r of usable) {
-        const { place } = byScheme.get(r.scheme)!;
-        if (place.in === 'header') headers[place.name] = place.value;
-        else if (place.in === 'query')
-          query = `${query ? `${query}&` : ''}${encodeURIComponent(place.name)}=${encodeURIComponent(place.value)}`;
-        else {
-          const pair = `${encodeURIComponent(place.name)}=${encodeURIComponent(place.value)}`;
-          headers.cookie = headers.cookie ? `${headers.cookie}; ${pair}` : pair;
-        }
+    for (const { cred, scopes } of held.creds) {
+      const pending = cred.wireValue(scopes);
+      const value = typeof pending === 'string' ? pending : await pending;
+      const { placement: place } = cred;
+      if (place.in === 'header') headers[place.name] = value;
+      else if (place.in === 'query')
+        query = `${query ? `${query}&` : ''}${encodeURIComponent(place.name)}=${encodeURIComponent(value)}`;
+      else {
+        const pair = `${encodeURIComponent(place.name)}=${encodeURIComponent(value)}`;
+        headers.cookie = headers.cookie ? `${headers.cookie}; ${pair}` : pair;
       }
     }
     const outbound: OutboundRequest = {

@@ -1,26 +1,34 @@
-import type { Tool } from '../catalog/types.js';
-import { WardenError } from '../errors.js';
+import type { ToolView } from '../control/view.js';
+import { type ErrorCode, WardenError } from '../errors.js';
 import type { CallContext } from './context.js';
 
 export interface ResolveOptions {
-  /** Every tool of the catalogue; only those with `exposure.exposed` can be called. */
-  tools: readonly Tool[];
+  /** The current tool view (it changes with the policy and the runtime switches). */
+  view: () => ToolView;
 }
 
 /**
- * Writes `ctx.tool`. Hidden tools are left out of the lookup table altogether, so an unknown and a
- * hidden name take the same path and produce byte-identical errors: a caller cannot probe what exists.
+ * Writes `ctx.tool` and `ctx.decision`. Only a name the API does not have stops here; whether the
+ * caller may use it is decided by the next stages, which answer with the very same error, so a caller
+ * cannot probe what exists.
  */
 export function createResolve(options: ResolveOptions) {
-  const byName = new Map<string, Tool>();
-  for (const t of options.tools) if (t.exposure.exposed) byName.set(t.name, t);
-
   return function resolve(ctx: CallContext): void {
     const name = ctx.input.name;
-    const tool = typeof name === 'string' ? byName.get(name) : undefined;
-    if (!tool) throw new WardenError('TOOL_NOT_FOUND', `Unknown tool: ${printableName(name)}`);
-    ctx.tool = tool;
+    const view = options.view();
+    const entry = typeof name === 'string' ? view.get(name) : undefined;
+    if (!entry) throw notFound('TOOL_NOT_FOUND', name);
+    ctx.tool = entry.decision.tool;
+    ctx.decision = { ...entry, limits: entry.decision.limits, policyVersion: view.policyVersion };
   };
+}
+
+/** The one error for "no such tool for you": byte-identical whatever the real reason (the code is audited). */
+export function notFound(
+  code: Extract<ErrorCode, 'TOOL_NOT_FOUND' | 'DENIED_SCOPE' | 'DENIED_HIDDEN'>,
+  name: unknown,
+) {
+  return new WardenError(code, `Unknown tool: ${printableName(name)}`);
 }
 
 /** The name echoed back: printable ASCII only and short, so an error cannot carry a payload. */

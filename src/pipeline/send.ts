@@ -23,20 +23,21 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
  * to another host. The response is read up to the cap and the connection dropped beyond it.
  */
 export function createSend(options: SendOptions = {}) {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const cap = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const defaultTimeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const defaultCap = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const dispatcher =
     options.dispatcher ??
     new Agent({
       connections: options.connections ?? 64,
       keepAliveTimeout: 30_000,
-      connectTimeout: Math.min(timeoutMs, 5_000),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
+      connectTimeout: Math.min(defaultTimeoutMs, 5_000),
     });
 
   async function send(ctx: CallContext): Promise<void> {
     const out = ctx.outbound!;
+    const limits = ctx.decision?.limits;
+    const timeoutMs = limits?.timeoutMs ?? defaultTimeoutMs;
+    const cap = limits?.maxResponseBytes ?? defaultCap;
     // undici takes an EventEmitter as its abort signal; one emitter and one timer per call cost far
     // less than AbortSignal.timeout + AbortSignal.any, which showed up in profiles of the hot path.
     const abort = new EventEmitter();
@@ -59,6 +60,9 @@ export function createSend(options: SendOptions = {}) {
         headers: out.headers,
         body: out.body ?? null,
         signal: abort,
+        // The total timer above is the real bound; these only keep undici from cutting in first.
+        headersTimeout: timeoutMs + 1_000,
+        bodyTimeout: timeoutMs + 1_000,
       });
     } catch (e) {
       clearTimeout(timer);

@@ -1,5 +1,6 @@
 import type { Catalog, Tool } from '../catalog/types.js';
 import { createSchemaCompiler } from '../catalog/validator.js';
+import { CONFIRM_ARG } from '../control/view.js';
 import { WardenError } from '../errors.js';
 import type { ErrorObject, ValidateFunction } from '../lib/ajv.js';
 import type { CallContext } from './context.js';
@@ -26,16 +27,22 @@ export function createValidate(options: ValidateOptions) {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new WardenError('INVALID_ARGUMENT', 'Invalid arguments: the arguments must be a JSON object.');
     }
+    let args = raw as Record<string, unknown>;
+    if (ctx.decision?.decision.confirm && CONFIRM_ARG in args) {
+      // The confirmation token is the gateway's, not the API's: the confirm stage reads it from the input.
+      const { [CONFIRM_ARG]: _token, ...rest } = args;
+      args = rest;
+    }
     let check = cache.get(tool);
     if (!check) {
       check = compiler.compile(tool.inputSchema);
       cache.set(tool, check);
     }
-    if (!check(raw)) {
+    if (!check(args)) {
       const problems = describeErrors(check.errors ?? [], tool, maxProblems);
       throw new WardenError('INVALID_ARGUMENT', `Invalid arguments for ${tool.name}.`, { details: problems });
     }
-    ctx.args = raw as Record<string, unknown>;
+    ctx.args = args;
   };
 }
 

@@ -9,10 +9,13 @@ import { hostHeaderValidation, originValidation, toNodeHandler } from '@modelcon
 import { createMcpHandler, type McpServerFactory } from '@modelcontextprotocol/server';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observe/log.js';
+import type { Callers } from './callers.js';
 
 export interface HttpOptions {
   factory: McpServerFactory;
   logger: Logger;
+  /** Authenticates each request; built once the listening address (the resource URL) is known. */
+  callers: (url: string) => Callers;
   port: number;
   /** Interface to bind; loopback unless the operator says otherwise. */
   host?: string;
@@ -50,12 +53,33 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
     onerror: (e) => o.logger.debug({ err: e.message }, 'mcp request rejected'),
   });
   const handle = toNodeHandler(mcp);
+  let callers: Callers | undefined;
 
   const server = createServer(async (req, res) => {
     try {
-      const path = (req.url ?? '').split('?')[0];
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      if (!callers) return reply(res, 'INTERNAL', 'Starting up; try again.', -32603);
+      if (path.startsWith('/.well-known/oauth-protected-resource')) {
+        if (!checkHost(req, res)) return;
+        if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 'HTTP_NOT_FOUND', 'Not found.');
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+        return res.end(JSON.stringify(callers!.metadata()));
+      }
       if (path !== '/mcp') return reply(res, 'HTTP_NOT_FOUND', 'Not found. The MCP endpoint is /mcp.');
       if (!checkHost(req, res) || !checkOrigin(req, res)) return;
+      const auth = await callers!.authenticate(req.headers);
+      if (!auth.ok) {
+        req.resume();
+        o.logger.debug({ code: auth.code }, 'mcp request not authenticated');
+        return reply(res, auth.code, auth.message, -32001, { 'www-authenticate': auth.challenge });
+      }
+      // The SDK hands this to the server factory as `authInfo`; the caller's token is not kept.
+      (req as IncomingMessage & { auth?: unknown }).auth = {
+        token: '',
+        clientId: auth.principal.id,
+        scopes: [...auth.principal.scopes],
+        extra: { via: auth.via },
+      };
       if (req.method !== 'POST') return await handle(req, res);
       const body = await readBody(req, maxBody);
       if (body === undefined)
@@ -87,8 +111,15 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
   });
   const addr = server.address() as AddressInfo;
   const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${shown}:${addr.port}/mcp`;
+  try {
+    callers = o.callers(url);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
   return {
-    url: `http://${shown}:${addr.port}/mcp`,
+    url,
     server,
     close: () =>
       new Promise<void>((resolve) => {
@@ -99,8 +130,14 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
 }
 
 /** A JSON-RPC error body with the HTTP status of the code; nothing from the request is echoed. */
-function reply(res: ServerResponse, code: ErrorCode, message: string, rpc = -32000): void {
-  res.writeHead(ERROR_CODES[code].http, { 'content-type': 'application/json' });
+function reply(
+  res: ServerResponse,
+  code: ErrorCode,
+  message: string,
+  rpc = -32000,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(ERROR_CODES[code].http, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: rpc, message, data: { code } }, id: null }));
 }
 

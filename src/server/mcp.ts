@@ -1,59 +1,71 @@
 import {
+  acceptedContent,
   type CallToolResult,
   CLIENT_INFO_META_KEY,
+  inputRequired,
+  inputResponse,
   type McpRequestContext,
   type McpServerFactory,
   ProtocolError,
   ProtocolErrorCode,
   Server,
 } from '@modelcontextprotocol/server';
-import type { Catalog, Tool } from '../catalog/types.js';
-import { isWardenError } from '../errors.js';
+import type { Catalog } from '../catalog/types.js';
+import type { ToolView } from '../control/view.js';
+import { ERROR_CODES, isWardenError } from '../errors.js';
+import type { CallInput, ConfirmationChannel } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
+
+export interface Principal {
+  id: string;
+  scopes: readonly string[];
+}
 
 export interface McpWiring {
   catalog: Catalog;
   pipeline: Pipeline;
-  /** Who is calling, given the serving context (stdio: the local principal). */
-  principalOf: (ctx: McpRequestContext) => string;
+  view: () => ToolView;
+  /** Who is calling, given the serving context (stdio: the policy's local principal). */
+  principalOf: (ctx: McpRequestContext) => Principal;
+  /** In-band `elicitation/create` works only on a connection (stdio), not on stateless HTTP. */
+  inBandElicitation: boolean;
+  /** Told of each server built, so `tools/list_changed` can reach connected (stdio) clients. */
+  onServer?: (server: Server) => void;
 }
 
-interface ListedTool {
-  name: string;
-  title?: string;
-  description: string;
-  inputSchema: Tool['inputSchema'];
-  outputSchema?: Tool['outputSchema'];
-  annotations: Tool['annotations'];
-}
+const CONFIRM_KEY = 'confirm';
+const CONFIRM_SCHEMA = {
+  type: 'object' as const,
+  properties: {
+    confirm: {
+      type: 'boolean' as const,
+      title: 'Run this call',
+      description: 'Approve the call described above.',
+    },
+  },
+  required: ['confirm'],
+};
 
 /**
- * The MCP surface, kept thin: `tools/list` answers from a list computed once at start-up, and
- * `tools/call` hands everything to the pipeline. The same factory serves both protocol eras; a fresh
- * `Server` per HTTP request (or per stdio connection) holds no state between calls.
+ * The MCP surface, kept thin: `tools/list` answers from the current view filtered by the caller's
+ * scopes, and `tools/call` hands everything to the pipeline. The same factory serves both protocol
+ * eras; a fresh `Server` per HTTP request (or per stdio connection) holds no call state.
  */
 export function createServerFactory(w: McpWiring): McpServerFactory {
-  const exposed = w.catalog.tools.filter((t) => t.exposure.exposed);
-  const listed: ListedTool[] = exposed.map((t) => ({
-    name: t.name,
-    ...(t.title ? { title: t.title } : {}),
-    description: t.description,
-    inputSchema: t.inputSchema,
-    ...(t.outputSchema ? { outputSchema: t.outputSchema } : {}),
-    annotations: t.annotations,
-  }));
-  const outputSchemas = new Map(listed.map((t) => [t.name, t.outputSchema]));
   const instructions =
     `Tools for ${w.catalog.title || 'an HTTP API'}, served through mcp-warden. ` +
-    'Every call is validated, rate-limited and audited; tools that are not listed are not available.';
+    'Every call is checked, audited and may need the user’s confirmation; tools that are not listed are not available.';
 
   return (ctx: McpRequestContext) => {
     const server = new Server(
       { name: 'mcp-warden', version: VERSION, title: `mcp-warden: ${w.catalog.title}`.slice(0, 120) },
-      { capabilities: { tools: {} }, instructions },
+      { capabilities: { tools: { listChanged: true } }, instructions },
     );
-    server.setRequestHandler('tools/list', () => ({ tools: listed }) as never);
+    server.setRequestHandler(
+      'tools/list',
+      () => ({ tools: w.view().listFor(w.principalOf(ctx).scopes) }) as never,
+    );
     server.setRequestHandler('tools/call', async (req, c) => {
       // 2026-07-28 clients name themselves in each request's _meta; 2025 clients at initialize.
       const info = (c.mcpReq._meta as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY] as
@@ -61,22 +73,75 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
         | undefined;
       const declared = typeof info?.name === 'string' ? info.name : server.getClientVersion()?.name;
       const client = declared?.slice(0, 100);
+      const principal = w.principalOf(ctx);
+      const confirmation = channelFor(ctx, server, c, w.inBandElicitation);
+      const input: CallInput = {
+        name: req.params.name,
+        arguments: req.params.arguments,
+        principal: principal.id,
+        scopes: principal.scopes,
+        ...(client !== undefined ? { client } : {}),
+        ...(confirmation ? { confirmation } : {}),
+        signal: c.mcpReq.signal,
+      };
       try {
-        const result = await w.pipeline.call({
-          name: req.params.name,
-          arguments: req.params.arguments,
-          principal: w.principalOf(ctx),
-          ...(client !== undefined ? { client } : {}),
-          signal: c.mcpReq.signal,
-        });
-        return server.projectCallToolResult(result as CallToolResult, outputSchemas.get(req.params.name));
+        const { pendingConfirmation, ...result } = await w.pipeline.call(input);
+        if (pendingConfirmation && confirmation?.kind === 'mrtr')
+          return inputRequired({
+            inputRequests: {
+              [CONFIRM_KEY]: inputRequired.elicit({
+                message: pendingConfirmation.message,
+                requestedSchema: CONFIRM_SCHEMA,
+              }),
+            },
+            requestState: pendingConfirmation.token,
+          }) as never;
+        return server.projectCallToolResult(
+          result as CallToolResult,
+          w.view().get(req.params.name)?.listed.outputSchema,
+        );
       } catch (e) {
-        // Only protocol-surface codes are thrown by the pipeline; the message is ours and safe.
-        if (isWardenError(e))
-          throw new ProtocolError(ProtocolErrorCode.InvalidParams, e.message, { code: e.code });
+        // Only protocol-surface codes are thrown by the pipeline; an aliased code shows as what it stands for.
+        if (isWardenError(e)) {
+          const code = ERROR_CODES[e.code] as { surfaceAs?: string };
+          throw new ProtocolError(ProtocolErrorCode.InvalidParams, e.message, {
+            code: code.surfaceAs ?? e.code,
+          });
+        }
         throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error');
       }
     });
+    w.onServer?.(server);
     return server;
   };
+}
+
+/** The best confirmation channel this client offers. */
+function channelFor(
+  ctx: McpRequestContext,
+  server: Server,
+  c: { mcpReq: { inputResponses?: Record<string, unknown>; requestState: () => unknown } },
+  inBand: boolean,
+): ConfirmationChannel | undefined {
+  if (ctx.era === 'modern') {
+    const state = c.mcpReq.requestState();
+    const view = inputResponse(c.mcpReq.inputResponses, CONFIRM_KEY);
+    const content = acceptedContent(c.mcpReq.inputResponses, CONFIRM_KEY);
+    return {
+      kind: 'mrtr',
+      ...(typeof state === 'string' ? { state } : {}),
+      ...(view.kind === 'elicit'
+        ? { answer: { action: view.action, confirmed: content?.confirm === true } }
+        : {}),
+    };
+  }
+  if (inBand && server.getClientCapabilities()?.elicitation)
+    return {
+      kind: 'elicit',
+      ask: async (message) => {
+        const r = await server.elicitInput({ mode: 'form', message, requestedSchema: CONFIRM_SCHEMA });
+        return { action: r.action, confirmed: r.action === 'accept' && r.content?.confirm === true };
+      },
+    };
+  return undefined;
 }

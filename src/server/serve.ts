@@ -1,22 +1,36 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import type { McpRequestContext } from '@modelcontextprotocol/server';
+import type { McpRequestContext, Server } from '@modelcontextprotocol/server';
 import { openJsonlAudit } from '../audit/jsonl.js';
 import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
+import { Controller } from '../control/controller.js';
+import { WardenError } from '../errors.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { Scrubber } from '../observe/scrub.js';
 import { createPipeline, type Pipeline } from '../pipeline/index.js';
+import { readPolicyFile } from '../policy/load.js';
+import { DEFAULT_SCOPES, type Environment } from '../policy/schema.js';
 import { type LoadOptions, loadSpec } from '../spec/load.js';
+import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
 import { resolveTargets } from '../upstream/base-url.js';
-import { loadCredentials } from '../upstream/credentials.js';
+import { type AdminServer, startAdmin } from './admin.js';
+import { Callers } from './callers.js';
 import { startHttp } from './http.js';
-import { createServerFactory } from './mcp.js';
+import { createServerFactory, type Principal } from './mcp.js';
 
 export interface ServeOptions {
   spec: string;
   baseUrl?: string;
+  policy?: string;
+  environment?: Environment;
   auditFile?: string;
   transport: { kind: 'stdio' } | { kind: 'http'; port: number; host?: string; allowedHosts?: string[] };
+  /** Admin API port (needs `admin.token` in the policy). */
+  admin?: { port: number; host?: string };
+  /** Watch the policy file and apply valid edits (default on when a policy file is given). */
+  watchPolicy?: boolean;
   timeoutMs?: number;
   maxResponseBytes?: number;
   maxPageSize?: number;
@@ -29,39 +43,61 @@ export interface ServeOptions {
 export interface Gateway {
   catalog: Catalog;
   pipeline: Pipeline;
+  controller: Controller;
   logger: Logger;
   auditFile: string;
   /** The MCP endpoint when serving HTTP. */
   url?: string;
+  /** The admin API, when enabled. */
+  adminUrl?: string;
   close(): Promise<void>;
 }
 
 export const DEFAULT_AUDIT_FILE = 'mcp-warden-audit.jsonl';
 
 /**
- * Everything `mcp-warden serve` does, in order: load and check the spec, build the catalogue, fix each
- * tool's upstream target, read credentials, open the audit, assemble the pipeline, then listen.
- * Anything wrong is reported before the first client can connect.
+ * Everything `mcp-warden serve` does, in order: load the spec and the policy, build the catalogue,
+ * fix each tool's upstream target, resolve credentials, open the audit, assemble the pipeline, then
+ * listen. Anything wrong is reported before the first client can connect.
  */
 export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const env = o.env ?? process.env;
+  const policy = o.policy !== undefined ? readPolicyFile(o.policy) : undefined;
   const spec = await loadSpec(o.spec, o.load ?? {});
   const catalog = buildCatalog(spec);
-  const exposed = catalog.tools.filter((t) => t.exposure.exposed);
-  const targets = resolveTargets(exposed, {
+  const targets = resolveTargets(catalog.tools, {
     ...(o.baseUrl !== undefined ? { baseUrl: o.baseUrl } : {}),
     specSource: spec.source.location,
     docServers: catalog.servers,
   });
-  const credentials = loadCredentials(exposed, env);
-  const scrubber = new Scrubber(credentials.secrets);
+  const scrubber = new Scrubber([]);
   const logger = createLogger({ ...(o.logLevel ? { level: o.logLevel } : {}), scrubber });
   const auditFile = resolvePath(o.auditFile ?? DEFAULT_AUDIT_FILE);
   const audit = await openJsonlAudit(auditFile);
+  const state = createMemoryState();
+  const controller = new Controller({
+    catalog,
+    ...(policy ? { policy } : {}),
+    ...(o.environment ? { environment: o.environment } : {}),
+    env,
+    state,
+    onSecret: (values) => scrubber.add(values),
+    onControl: (e) => audit.write({ kind: 'control', time: new Date().toISOString(), ...e }),
+    warn: (msg, data) => logger.warn(data ?? {}, msg),
+  });
+  const doc = controller.policy();
+  const confirmSecret = doc.confirm?.secret
+    ? readSecretRef(doc.confirm.secret, env, 'confirm.secret')
+    : randomBytes(32);
   const pipeline = createPipeline({
     catalog,
     targets,
-    credentials,
+    control: controller,
+    confirm: {
+      secret: confirmSecret,
+      ttlSeconds: doc.confirm?.ttlSeconds ?? 300,
+      replay: createMemoryReplayGuard(),
+    },
     scrubber,
     audit,
     logger,
@@ -72,40 +108,83 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
   });
 
+  const view = controller.view();
+  const exposed = view.entries.filter((e) => e.exposed).length;
   const upstreams = [...new Set([...targets.values()].map((t) => t.origin + t.basePath))];
   logger.info(
     {
       spec: spec.source.location,
+      policy: policy?.file ?? '(none: secure defaults)',
+      environment: controller.environment(),
       tools: catalog.tools.length,
-      exposed: exposed.length,
-      hidden: catalog.tools.length - exposed.length,
+      exposed,
+      hidden: catalog.tools.length - exposed,
       upstream: upstreams.slice(0, 5),
       audit: auditFile,
     },
-    `serving ${exposed.length} of ${catalog.tools.length} tools (read-only defaults)`,
+    `serving ${exposed} of ${catalog.tools.length} tools (mode ${doc.mode})`,
   );
-  for (const m of credentials.missing)
+  // A tool the policy would serve but whose credential is missing: hidden, and said so now.
+  const missing = new Map<string, string[]>();
+  for (const [tool, why] of controller.credentials().missing)
+    missing.set(why, [...(missing.get(why) ?? []), tool]);
+  for (const [why, tools] of missing)
     logger.warn(
-      { scheme: m.scheme, variable: m.envVar, tools: m.tools },
-      `no upstream credential for scheme ${m.scheme}: ${m.why}; its tools answer CREDENTIAL_MISSING`,
+      { tools: tools.slice(0, 20), count: tools.length },
+      `hidden for want of an upstream credential: ${why}`,
     );
   for (const w of spec.warnings.slice(0, 20)) logger.warn({ spec: true }, w);
 
-  const principal = o.transport.kind === 'stdio' ? 'local' : 'anonymous';
+  const stdioPrincipal: Principal = {
+    id: doc.callers?.stdio?.principal ?? 'local',
+    scopes: doc.callers?.stdio?.scopes ?? DEFAULT_SCOPES.read,
+  };
+  const servers = new Set<WeakRef<Server>>();
   const factory = createServerFactory({
     catalog,
     pipeline,
-    principalOf: (_ctx: McpRequestContext) => principal,
+    view: () => controller.view(),
+    inBandElicitation: o.transport.kind === 'stdio',
+    principalOf: (ctx: McpRequestContext) =>
+      o.transport.kind === 'stdio'
+        ? stdioPrincipal
+        : ctx.authInfo
+          ? { id: ctx.authInfo.clientId, scopes: ctx.authInfo.scopes }
+          : { id: 'unauthenticated', scopes: [] },
+    onServer: (s) => {
+      if (o.transport.kind === 'stdio') servers.add(new WeakRef(s));
+    },
   });
+  // Connected (stdio) clients hear about changes; stateless HTTP clients re-list when they choose.
+  controller.onChange(() => {
+    for (const ref of servers) {
+      const s = ref.deref();
+      if (!s) servers.delete(ref);
+      else void s.sendToolListChanged().catch(() => servers.delete(ref));
+    }
+  });
+  if (policy && o.watchPolicy !== false) controller.watchFile();
 
   let closeTransport: () => Promise<void>;
   let url: string | undefined;
+  let callers: Callers | undefined;
   if (o.transport.kind === 'http') {
+    const host = o.transport.host ?? '127.0.0.1';
     const http = await startHttp({
       factory,
       logger,
       port: o.transport.port,
-      ...(o.transport.host !== undefined ? { host: o.transport.host } : {}),
+      host,
+      callers: (listening) => {
+        callers = new Callers({
+          callers: doc.callers,
+          environment: controller.environment(),
+          resource: doc.callers?.resource ?? listening,
+          loopback: isLoopback(host),
+          warn: (m) => logger.warn(m),
+        });
+        return callers;
+      },
       ...(o.transport.allowedHosts ? { allowedHosts: o.transport.allowedHosts } : {}),
       ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
     });
@@ -119,20 +198,64 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       onerror: (e) => logger.debug({ err: e.message }, 'stdio message rejected'),
     });
     closeTransport = () => handle.close();
-    logger.info('MCP over stdio (2025-11-25 and 2026-07-28)');
+    logger.info({ principal: stdioPrincipal.id }, 'MCP over stdio (2025-11-25 and 2026-07-28)');
+  }
+
+  let admin: AdminServer | undefined;
+  if (o.admin) {
+    if (!doc.admin?.token)
+      throw new WardenError(
+        'CONFIG_INVALID',
+        'the admin API needs `admin.token` (a secret reference) in the policy',
+      );
+    const token = readSecretRef(doc.admin.token, env, 'admin.token').toString('utf8');
+    scrubber.add([token]);
+    admin = await startAdmin({
+      controller,
+      token,
+      port: o.admin.port,
+      host: o.admin.host ?? doc.admin.host ?? '127.0.0.1',
+      logger,
+    });
+    logger.info({ url: admin.url }, `admin API: ${admin.url}`);
   }
 
   return {
     catalog,
     pipeline,
+    controller,
     logger,
     auditFile,
     ...(url ? { url } : {}),
+    ...(admin ? { adminUrl: admin.url } : {}),
     async close() {
+      await admin?.close();
       await closeTransport();
+      callers?.close();
+      controller.close();
       await pipeline.close();
+      await state.close();
       await audit.close();
       logger.flush();
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Reads an `env:`/`file:` reference once; a missing value is a start-up error naming the reference. */
+export function readSecretRef(ref: string, env: NodeJS.ProcessEnv, what: string): Buffer {
+  let value: string | undefined;
+  if (ref.startsWith('env:')) value = env[ref.slice(4)];
+  else
+    try {
+      value = readFileSync(ref.slice(5), 'utf8').replace(/\r?\n$/, '');
+    } catch {
+      value = undefined;
+    }
+  if (!value || value.length < 16)
+    throw new WardenError('CONFIG_INVALID', `${what}: ${ref} is not set or shorter than 16 characters`);
+  return Buffer.from(value, 'utf8');
 }

@@ -1,20 +1,50 @@
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { request } from 'undici';
 import type { AuthRequirement, Tool } from '../catalog/types.js';
 import { WardenError } from '../errors.js';
+import type { CredentialDef, CredentialSource, Environment } from '../policy/schema.js';
 
-/** One upstream credential, bound to the security scheme it satisfies. */
-export interface Credential {
+/** How a value is presented on the wire, from the security scheme. */
+export interface Placement {
+  kind: 'raw' | 'bearer' | 'basic';
+  in: 'header' | 'query' | 'cookie';
+  name: string;
+}
+
+/**
+ * One upstream credential the gateway holds for one security scheme. `label` (the policy entry or the
+ * environment variable) is safe to log; the value never is.
+ */
+export interface HeldCredential {
+  label: string;
   scheme: string;
-  envVar: string;
-  /** Where the value goes; the agent's arguments can never name this place (the catalogue strips it). */
-  place: { in: 'header' | 'query' | 'cookie'; name: string; value: string };
+  placement: Placement;
+  /** The value as it goes on the wire (`Bearer …`, `Basic …` or raw). OAuth2 tokens are async. */
+  wireValue(scopes: readonly string[]): string | Promise<string>;
 }
 
 export interface CredentialSet {
-  byScheme: ReadonlyMap<string, Credential>;
-  /** Every secret string derived from the credentials, for scrubbing logs, audit and results. */
-  secrets: readonly string[];
-  /** Schemes used by exposed tools with no usable credential, with the variable that would supply it. */
-  missing: Array<{ scheme: string; envVar: string; tools: number; why: string }>;
+  /**
+   * The credentials for a tool: `public` when it needs none, or the first security alternative whose
+   * every scheme is held. Undefined when the tool cannot be authenticated upstream.
+   */
+  forTool(tool: Tool): { creds: Array<{ cred: HeldCredential; scopes: string[] }> } | undefined;
+  /** Tools with no usable credential, with the reason, for the start-up warning and hiding. */
+  missing: Map<string, string>;
+  /** Every secret known at start-up (later ones are reported through `onSecret`). */
+  secrets: string[];
+  close(): void;
+}
+
+export interface LoadCredentialsOptions {
+  /** The tools to serve, each with the `credentials` entry its rules name (if any). */
+  tools: ReadonlyArray<{ tool: Tool; credential?: string }>;
+  defs?: Record<string, CredentialDef>;
+  environment?: Environment;
+  env: NodeJS.ProcessEnv;
+  /** Told every new secret value (a re-read file, a fresh token) so logs and results scrub it. */
+  onSecret?: (values: string[]) => void;
+  warn?: (message: string) => void;
 }
 
 /** `clinicKey` → `MCP_WARDEN_CRED_CLINICKEY`: upper-cased, every non-alphanumeric as `_`. */
@@ -23,69 +53,260 @@ export function credentialEnvVar(scheme: string): string {
 }
 
 /**
- * Reads the credential for every security scheme the given tools use from the environment. A value
- * that could split a header (CR, LF, NUL, other controls) is a start-up error; the message names
- * the variable, never the value.
+ * Resolves where each tool's upstream credential comes from. In order: the `credentials` entry a rule
+ * names for the tool; else the first entry for the scheme; else `MCP_WARDEN_CRED_<SCHEME>`. A value
+ * that could split a header (CR, LF, NUL, other controls) is a start-up error naming the reference,
+ * never the value. Nothing here is ever taken from a caller.
  */
-export function loadCredentials(tools: readonly Tool[], env: NodeJS.ProcessEnv): CredentialSet {
-  const byScheme = new Map<string, Credential>();
+export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
+  const environment = o.environment ?? 'dev';
+  const defs = o.defs ?? {};
+  const held = new Map<string, HeldCredential | string>();
   const secrets = new Set<string>();
-  const usage = new Map<string, { req: AuthRequirement; tools: number }>();
-  for (const t of tools)
-    for (const alt of t.auth.alternatives)
-      for (const req of alt) {
-        const u = usage.get(req.scheme);
-        if (u) u.tools++;
-        else usage.set(req.scheme, { req, tools: 1 });
-      }
+  const closers: Array<() => void> = [];
+  const addSecrets = (raw: string, placement: Placement, startup: boolean) => {
+    const forms = secretForms(raw, placement);
+    if (startup) for (const f of forms) secrets.add(f);
+    else o.onSecret?.(forms);
+  };
 
-  const missing: CredentialSet['missing'] = [];
-  for (const [scheme, { req, tools: count }] of usage) {
-    const envVar = credentialEnvVar(scheme);
-    const raw = env[envVar];
-    const placeOf = placement(req);
-    if (typeof placeOf === 'string') {
-      missing.push({ scheme, envVar, tools: count, why: placeOf });
+  /** Builds (once) the credential for a scheme from a named entry, or from the environment variable. */
+  const obtain = (req: AuthRequirement, defName: string | undefined): HeldCredential | string => {
+    const key = `${defName ?? ''}\0${req.scheme}`;
+    const cached = held.get(key);
+    if (cached !== undefined) return cached;
+    const placement = placementOf(req);
+    let result: HeldCredential | string;
+    if (typeof placement === 'string') result = placement;
+    else if (defName !== undefined) {
+      const def = defs[defName]!;
+      const source = def[environment];
+      result =
+        source === undefined
+          ? `credentials.${defName} has no source for environment ${environment}`
+          : fromSource(defName, req.scheme, placement, source);
+    } else {
+      const envVar = credentialEnvVar(req.scheme);
+      const raw = o.env[envVar];
+      if (raw === undefined || raw === '') result = `${envVar} is not set`;
+      else {
+        checkValue(raw, envVar);
+        addSecrets(raw, placement, true);
+        const wire = toWire(raw, placement);
+        result = { label: envVar, scheme: req.scheme, placement, wireValue: () => wire };
+      }
+    }
+    held.set(key, result);
+    return result;
+  };
+
+  const fromSource = (
+    name: string,
+    scheme: string,
+    placement: Placement,
+    source: CredentialSource,
+  ): HeldCredential | string => {
+    const label = `credentials.${name}.${environment}`;
+    if (typeof source !== 'string') {
+      const token = oauth2Source(source.oauth2, label, o.env, (t) => addSecrets(t, placement, false));
+      if (typeof token === 'string') return token;
+      return {
+        label,
+        scheme,
+        placement: { ...placement, kind: 'bearer', in: 'header', name: 'authorization' },
+        wireValue: async (scopes) => `Bearer ${await token(scopes)}`,
+      };
+    }
+    const raw = readRef(source, o.env);
+    if (raw === undefined) return `${label}: ${source} is not set or is empty`;
+    checkValue(raw, `${label} (${source})`);
+    addSecrets(raw, placement, true);
+    let wire = toWire(raw, placement);
+    if (source.startsWith('file:')) {
+      // Rotated secrets (mounted files) take effect without a restart; a bad new value keeps the old.
+      const path = source.slice(5);
+      const onChange = () => {
+        const next = readRef(source, o.env);
+        if (next === undefined || !/^[\x20-\x7e]+$/.test(next)) {
+          o.warn?.(
+            `${label}: the new contents of ${path} are empty or not a usable value; keeping the previous one`,
+          );
+          return;
+        }
+        addSecrets(next, placement, false);
+        wire = toWire(next, placement);
+      };
+      watchFile(path, { interval: 1000, persistent: false }, onChange);
+      closers.push(() => unwatchFile(path, onChange));
+    }
+    return { label, scheme, placement, wireValue: () => wire };
+  };
+
+  const missing = new Map<string, string>();
+  const perTool = new Map<string, Array<{ cred: HeldCredential; scopes: string[] }> | 'public'>();
+  for (const { tool, credential } of o.tools) {
+    const alts = tool.auth.alternatives;
+    if (tool.auth.public || alts.length === 0) {
+      perTool.set(tool.name, 'public');
       continue;
     }
-    if (raw === undefined || raw === '') {
-      missing.push({ scheme, envVar, tools: count, why: `${envVar} is not set` });
-      continue;
+    const reasons: string[] = [];
+    let chosen: Array<{ cred: HeldCredential; scopes: string[] }> | undefined;
+    // A held credential is used even when an alternative says authentication is optional (`{}`).
+    for (const alt of alts) {
+      if (alt.length === 0) continue;
+      const creds: Array<{ cred: HeldCredential; scopes: string[] }> = [];
+      for (const req of alt) {
+        const named =
+          credential !== undefined && defs[credential]?.scheme === req.scheme
+            ? credential
+            : Object.keys(defs).find((k) => defs[k]!.scheme === req.scheme);
+        const c = obtain(req, named);
+        if (typeof c === 'string') reasons.push(c);
+        else creds.push({ cred: c, scopes: req.scopes });
+      }
+      if (creds.length === alt.length) {
+        chosen = creds;
+        break;
+      }
     }
-    if (!/^[\x20-\x7e]+$/.test(raw))
-      throw new WardenError(
-        'CONFIG_INVALID',
-        `${envVar} contains a line break, control or non-ASCII character; it cannot be sent in a request`,
-      );
-    let value = raw;
-    if (placeOf.kind === 'basic') {
-      if (!raw.includes(':'))
-        throw new WardenError(
-          'CONFIG_INVALID',
-          `${envVar} must be user:password for HTTP basic scheme ${scheme}`,
-        );
-      const i = raw.indexOf(':');
-      value = `Basic ${Buffer.from(raw).toString('base64')}`;
-      secrets.add(raw.slice(i + 1));
-      secrets.add(Buffer.from(raw).toString('base64'));
-    } else if (placeOf.kind === 'bearer') {
-      value = `Bearer ${raw}`;
-    }
-    secrets.add(raw);
-    byScheme.set(scheme, { scheme, envVar, place: { in: placeOf.in, name: placeOf.name, value } });
+    if (chosen) perTool.set(tool.name, chosen);
+    else if (alts.some((a) => a.length === 0)) perTool.set(tool.name, 'public');
+    else missing.set(tool.name, [...new Set(reasons)].join('; '));
   }
-  // The forms a value takes on the wire and in JSON are scrubbed as well as the value itself.
-  for (const s of [...secrets]) {
-    secrets.add(encodeURIComponent(s));
-    secrets.add(JSON.stringify(s).slice(1, -1));
-  }
-  // Very short values would make scrubbing replace ordinary text; they are still never logged raw.
-  return { byScheme, secrets: [...secrets].filter((s) => s.length >= 4), missing };
+
+  return {
+    forTool(tool) {
+      const c = perTool.get(tool.name);
+      if (c === undefined) return undefined;
+      return { creds: c === 'public' ? [] : c };
+    },
+    missing,
+    secrets: [...secrets].filter((s) => s.length >= 4),
+    close() {
+      for (const c of closers) c();
+    },
+  };
 }
 
-function placement(
-  req: AuthRequirement,
-): { kind: 'raw' | 'bearer' | 'basic'; in: 'header' | 'query' | 'cookie'; name: string } | string {
+function readRef(ref: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (ref.startsWith('env:')) {
+    const v = env[ref.slice(4)];
+    return v === undefined || v === '' ? undefined : v;
+  }
+  try {
+    // A trailing newline is how files end, not part of the secret.
+    const v = readFileSync(ref.slice(5), 'utf8').replace(/\r?\n$/, '');
+    return v === '' ? undefined : v;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkValue(raw: string, where: string): void {
+  if (!/^[\x20-\x7e]+$/.test(raw))
+    throw new WardenError(
+      'CONFIG_INVALID',
+      `${where} contains a line break, control or non-ASCII character; it cannot be sent in a request`,
+    );
+}
+
+function toWire(raw: string, p: Placement): string {
+  if (p.kind === 'bearer') return `Bearer ${raw}`;
+  if (p.kind === 'basic') {
+    if (!raw.includes(':'))
+      throw new WardenError('CONFIG_INVALID', 'an HTTP basic credential must be user:password');
+    return `Basic ${Buffer.from(raw).toString('base64')}`;
+  }
+  return raw;
+}
+
+/** The forms a value takes on the wire and in JSON are scrubbed as well as the value itself. */
+function secretForms(raw: string, p: Placement): string[] {
+  const forms = new Set([raw]);
+  if (p.kind === 'basic') {
+    forms.add(raw.slice(raw.indexOf(':') + 1));
+    forms.add(Buffer.from(raw).toString('base64'));
+  }
+  for (const s of [...forms]) {
+    forms.add(encodeURIComponent(s));
+    forms.add(JSON.stringify(s).slice(1, -1));
+  }
+  // Very short values would make scrubbing replace ordinary text; they are still never logged raw.
+  return [...forms].filter((s) => s.length >= 4);
+}
+
+/**
+ * OAuth2 client credentials: one token per distinct scope set (the operation's own scopes, so a
+ * token never carries more than the call needs), cached until shortly before it expires. Concurrent
+ * calls share one in-flight fetch.
+ */
+function oauth2Source(
+  cfg: { tokenUrl: string; clientId: string; clientSecret: string; scopes?: string[] | undefined },
+  label: string,
+  env: NodeJS.ProcessEnv,
+  onToken: (t: string) => void,
+): ((scopes: readonly string[]) => Promise<string>) | string {
+  const clientId = readRef(cfg.clientId, env);
+  const clientSecret = readRef(cfg.clientSecret, env);
+  if (clientId === undefined) return `${label}: ${cfg.clientId} is not set`;
+  if (clientSecret === undefined) return `${label}: ${cfg.clientSecret} is not set`;
+  onToken(clientSecret);
+  const cache = new Map<string, { token: Promise<string>; expires: number }>();
+  return (opScopes) => {
+    const scopes = [...new Set(cfg.scopes ?? opScopes)].sort();
+    const key = scopes.join(' ');
+    const hit = cache.get(key);
+    if (hit && hit.expires > Date.now()) return hit.token;
+    const entry = { token: fetchToken(), expires: Date.now() + 30_000 };
+    cache.set(key, entry);
+    entry.token.catch(() => cache.delete(key));
+    return entry.token;
+
+    async function fetchToken(): Promise<string> {
+      const body = new URLSearchParams({ grant_type: 'client_credentials' });
+      if (scopes.length) body.set('scope', key);
+      let res: Awaited<ReturnType<typeof request>>;
+      try {
+        res = await request(cfg.tokenUrl, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            accept: 'application/json',
+            authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId!)}:${encodeURIComponent(clientSecret!)}`).toString('base64')}`,
+          },
+          body: body.toString(),
+          headersTimeout: 10_000,
+          bodyTimeout: 10_000,
+        });
+      } catch {
+        throw new WardenError('CREDENTIAL_MISSING', 'The upstream token endpoint could not be reached.');
+      }
+      const text = (await res.body.text()).slice(0, 64 * 1024);
+      let json: { access_token?: unknown; expires_in?: unknown } = {};
+      try {
+        json = JSON.parse(text) as typeof json;
+      } catch {
+        /* handled below */
+      }
+      if (
+        res.statusCode !== 200 ||
+        typeof json.access_token !== 'string' ||
+        !/^[\x21-\x7e]+$/.test(json.access_token)
+      )
+        throw new WardenError(
+          'CREDENTIAL_MISSING',
+          `The upstream token endpoint refused the gateway's client credentials (HTTP ${res.statusCode}).`,
+        );
+      onToken(json.access_token);
+      const ttl = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 300;
+      entry.expires = Date.now() + Math.max(5, ttl - 30) * 1000;
+      return json.access_token;
+    }
+  };
+}
+
+function placementOf(req: AuthRequirement): Placement | string {
   switch (req.type) {
     case 'apiKey':
       if (!req.in || !req.paramName) return 'the apiKey scheme does not say where the key goes';
@@ -100,7 +321,7 @@ function placement(
       if (s === 'basic') return { kind: 'basic', in: 'header', name: 'authorization' };
       return `HTTP ${req.httpScheme ?? '(none)'} authentication is not supported`;
     }
-    // The gateway holds a token obtained out of band; it sends it as a bearer token.
+    // The gateway holds a token (configured or obtained by client credentials) and sends it as bearer.
     case 'oauth2':
     case 'openIdConnect':
       return { kind: 'bearer', in: 'header', name: 'authorization' };

@@ -1,4 +1,7 @@
 import type { Catalog, Tool } from '../../src/catalog/types.js';
+import { buildView, type ToolView } from '../../src/control/view.js';
+import { evaluatePolicy } from '../../src/policy/evaluate.js';
+import { parsePolicy } from '../../src/policy/load.js';
 import type { CallContext, CallInput } from '../../src/pipeline/context.js';
 import { catalogOf, minimalSpec } from '../helpers.js';
 
@@ -92,6 +95,23 @@ export function contextFor(input: Partial<CallInput> & { name: string }): CallCo
   return {
     id: 'test',
     startedAt: performance.now(),
-    input: { principal: 'tester', arguments: {}, ...input },
+    input: { principal: 'tester', scopes: ['tools:read'], arguments: {}, ...input },
   };
+}
+
+/** The view a policy (YAML text; default: none) gives a catalogue, with no credential missing. */
+export function viewOf(catalog: Catalog, policyYaml = 'version: 1'): ToolView {
+  const p = parsePolicy(policyYaml, 'test.yaml');
+  const decisions = evaluatePolicy(catalog, { doc: p.doc, file: 'test.yaml', lineOf: p.lineOf });
+  return buildView(decisions, new Map(), { kill: 'none', toggles: new Map() }, 1);
+}
+
+/** A context as resolve leaves it: the tool and its decision from the view. */
+export function resolvedContext(view: ToolView, input: Partial<CallInput> & { name: string }): CallContext {
+  const ctx = contextFor(input);
+  const entry = view.get(input.name);
+  if (!entry) throw new Error(`no tool ${input.name}`);
+  ctx.tool = entry.decision.tool;
+  ctx.decision = { ...entry, limits: entry.decision.limits, policyVersion: view.policyVersion };
+  return ctx;
 }

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import type { Catalog } from '../../src/catalog/types.js';
 import { isWardenError } from '../../src/errors.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { createInjectCredential } from '../../src/pipeline/inject-credential.js';
 import { credentialEnvVar, loadCredentials } from '../../src/upstream/credentials.js';
 import { catalogOf, minimalSpec } from '../helpers.js';
 import { contextFor, itemsCatalog, toolNamed } from './fixtures.js';
+
+const toolsOf = (catalog: Catalog) => catalog.tools.map((tool) => ({ tool }));
 
 const baseRequest = () => ({
   method: 'GET',
@@ -23,7 +26,7 @@ describe('credential environment variables', () => {
   it('refuse a value that could split a header, without printing it', async () => {
     const catalog = await itemsCatalog();
     try {
-      loadCredentials(catalog.tools, { MCP_WARDEN_CRED_ITEMKEY: 'abc\r\nX-Evil: 1' });
+      loadCredentials({ tools: toolsOf(catalog), env: { MCP_WARDEN_CRED_ITEMKEY: 'abc\r\nX-Evil: 1' } });
       expect.unreachable();
     } catch (e) {
       expect(isWardenError(e) && e.code).toBe('CONFIG_INVALID');
@@ -37,12 +40,12 @@ describe('inject-credential stage', () => {
   it('puts an apiKey header where the scheme says, overriding anything already there', async () => {
     const catalog = await itemsCatalog();
     const inject = createInjectCredential({
-      credentials: loadCredentials(catalog.tools, { MCP_WARDEN_CRED_ITEMKEY: 'secret-item-key' }),
+      credentials: loadCredentials({ tools: toolsOf(catalog), env: { MCP_WARDEN_CRED_ITEMKEY: 'secret-item-key' } }),
     });
     const ctx: CallContext = contextFor({ name: 'getPart' });
     ctx.tool = toolNamed(catalog, 'getPart');
     ctx.request = { ...baseRequest(), headers: { accept: 'x', 'x-item-key': 'agent-supplied' } };
-    inject(ctx);
+    await inject(ctx);
     expect(ctx.outbound?.headers['x-item-key']).toBe('secret-item-key');
     expect(ctx.outbound?.pathAndQuery).toBe('/v2/items/a/parts/1?q=1');
     // The auditable request is untouched: the credential lives only in `outbound`.
@@ -67,17 +70,20 @@ describe('inject-credential stage', () => {
         },
       ),
     );
-    const creds = loadCredentials(catalog.tools, {
-      MCP_WARDEN_CRED_BEAR: 'tok-123456',
-      MCP_WARDEN_CRED_BAS: 'user:p@ss word',
-      MCP_WARDEN_CRED_QK: 'q&k=1',
-      MCP_WARDEN_CRED_CK: 'cookie-val',
+    const creds = loadCredentials({
+      tools: toolsOf(catalog),
+      env: {
+        MCP_WARDEN_CRED_BEAR: 'tok-123456',
+        MCP_WARDEN_CRED_BAS: 'user:p@ss word',
+        MCP_WARDEN_CRED_QK: 'q&k=1',
+        MCP_WARDEN_CRED_CK: 'cookie-val',
+      },
     });
     const inject = createInjectCredential({ credentials: creds });
     const ctx = contextFor({ name: 'a' });
     ctx.tool = catalog.tools[0];
     ctx.request = { ...baseRequest(), query: '' };
-    inject(ctx);
+    await inject(ctx);
     // Basic wins over bearer for the Authorization header: both are applied in scheme order.
     expect(ctx.outbound?.headers.authorization).toBe(
       `Basic ${Buffer.from('user:p@ss word').toString('base64')}`,
@@ -89,12 +95,12 @@ describe('inject-credential stage', () => {
 
   it('fails closed with CREDENTIAL_MISSING when the credential is not configured', async () => {
     const catalog = await itemsCatalog();
-    const creds = loadCredentials(catalog.tools, {});
-    expect(creds.missing.map((m) => m.envVar)).toEqual(['MCP_WARDEN_CRED_ITEMKEY']);
+    const creds = loadCredentials({ tools: toolsOf(catalog), env: {} });
+    expect(creds.missing.get('getPart')).toBe('MCP_WARDEN_CRED_ITEMKEY is not set');
     const inject = createInjectCredential({ credentials: creds });
     const ctx = contextFor({ name: 'getPart' });
     ctx.tool = toolNamed(catalog, 'getPart');
     ctx.request = baseRequest();
-    expect(() => inject(ctx)).toThrow(expect.objectContaining({ code: 'CREDENTIAL_MISSING' }));
+    await expect(inject(ctx)).rejects.toMatchObject({ code: 'CREDENTIAL_MISSING' });
   });
 });

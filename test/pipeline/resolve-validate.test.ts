@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { isWardenError, type WardenError } from '../../src/errors.js';
 import { createResolve } from '../../src/pipeline/resolve.js';
+import { createToggle } from '../../src/pipeline/toggle.js';
 import { createValidate } from '../../src/pipeline/validate.js';
-import { contextFor, itemsCatalog, toolNamed } from './fixtures.js';
+import { contextFor, itemsCatalog, toolNamed, viewOf } from './fixtures.js';
 
 function caught(f: () => void): WardenError {
   try {
@@ -17,25 +18,34 @@ function caught(f: () => void): WardenError {
 describe('resolve stage', () => {
   it('finds an exposed tool', async () => {
     const catalog = await itemsCatalog();
-    const resolve = createResolve({ tools: catalog.tools });
+    const view = viewOf(catalog);
+    const resolve = createResolve({ view: () => view });
     const ctx = contextFor({ name: 'getPart' });
     resolve(ctx);
     expect(ctx.tool?.name).toBe('getPart');
+    expect(ctx.decision?.exposed).toBe(true);
   });
 
-  it('gives an unknown and a hidden tool the same error', async () => {
+  it('gives an unknown and a hidden tool the same message (the audit code tells them apart)', async () => {
     const catalog = await itemsCatalog();
-    expect(toolNamed(catalog, 'createItem').exposure.exposed).toBe(false);
-    const resolve = createResolve({ tools: catalog.tools });
-    const hidden = caught(() => resolve(contextFor({ name: 'createItem' })));
+    const view = viewOf(catalog);
+    expect(view.get('createItem')?.exposed).toBe(false);
+    const resolve = createResolve({ view: () => view });
+    const toggle = createToggle();
+    const hidden = caught(() => {
+      const ctx = contextFor({ name: 'createItem' });
+      resolve(ctx);
+      toggle(ctx);
+    });
     const unknown = caught(() => resolve(contextFor({ name: 'createItex' })));
-    expect(hidden.code).toBe('TOOL_NOT_FOUND');
+    expect(hidden.code).toBe('DENIED_HIDDEN');
     expect(unknown.code).toBe('TOOL_NOT_FOUND');
     expect(hidden.message.replace('createItem', 'X')).toBe(unknown.message.replace('createItex', 'X'));
   });
 
   it('echoes a hostile name only as short printable ASCII', async () => {
-    const resolve = createResolve({ tools: (await itemsCatalog()).tools });
+    const view = viewOf(await itemsCatalog());
+    const resolve = createResolve({ view: () => view });
     const e = caught(() => resolve(contextFor({ name: `a\r\n\u001b[31m${'x'.repeat(500)}` })));
     expect(e.message).not.toMatch(/[\r\n\u001b]/);
     expect(e.message.length).toBeLessThan(100);

@@ -1,0 +1,306 @@
+import { createHash } from 'node:crypto';
+import { type FSWatcher, renameSync, watch, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { createTwoFilesPatch } from 'diff';
+import type { Catalog } from '../catalog/types.js';
+import { formatError, formatLocation, toWardenError, WardenError } from '../errors.js';
+import { checkPolicy } from '../policy/check.js';
+import { DEFAULT_POLICY, evaluatePolicy, type ToolDecision } from '../policy/evaluate.js';
+import { type LoadedPolicy, parsePolicy, readPolicyText } from '../policy/load.js';
+import type { Environment, PolicyDoc } from '../policy/schema.js';
+import type { KillSwitch, RuntimeSnapshot, StateStore, Toggle } from '../state/memory.js';
+import { type CredentialSet, loadCredentials } from '../upstream/credentials.js';
+import { buildView, type ToolView } from './view.js';
+
+/** One control-plane change, for the audit: who did what, before → after. */
+export interface ControlEvent {
+  actor: string;
+  action: 'policy.load' | 'policy.reload' | 'policy.rollback' | 'policy.rejected' | 'tool.toggle' | 'mode';
+  target?: string;
+  before?: unknown;
+  after?: unknown;
+  detail?: string;
+}
+
+export interface PolicyVersion {
+  version: number;
+  time: string;
+  actor: string;
+  source: 'defaults' | 'file' | 'rollback';
+  sha256: string;
+  text: string;
+}
+
+export interface ControllerOptions {
+  catalog: Catalog;
+  /** The policy file as loaded at start-up; undefined: the secure defaults. */
+  policy?: LoadedPolicy;
+  environment?: Environment;
+  env: NodeJS.ProcessEnv;
+  state: StateStore;
+  onSecret: (values: string[]) => void;
+  onControl: (e: ControlEvent) => void;
+  warn: (msg: string, data?: Record<string, unknown>) => void;
+}
+
+interface Active {
+  doc: PolicyDoc;
+  decisions: ToolDecision[];
+  credentials: CredentialSet;
+  environment: Environment;
+}
+
+/**
+ * Owns what changes while the gateway runs: the policy (versions, reloads, rollback), the credentials
+ * it names, and the runtime switches. Readers take `view()` once per call; every change builds a new
+ * view and tells the listeners (which send `tools/list_changed`).
+ */
+export class Controller {
+  private active: Active;
+  private current: ToolView;
+  private readonly versions: PolicyVersion[] = [];
+  private readonly listeners: Array<() => void> = [];
+  private watcher: FSWatcher | undefined;
+
+  constructor(private readonly o: ControllerOptions) {
+    const p = o.policy;
+    if (p) {
+      const problems = checkPolicy(o.catalog, p).filter((x) => x.level === 'error');
+      if (problems.length) throw policyProblems(p.file, problems);
+    }
+    this.active = this.activate(p?.doc ?? DEFAULT_POLICY, p);
+    this.record(
+      p ? 'file' : 'defaults',
+      'startup',
+      p?.text ?? '# no policy file: the secure defaults\nversion: 1\n',
+    );
+    this.current = this.rebuild();
+    o.state.onChange(() => this.refresh());
+    o.onControl({
+      actor: 'startup',
+      action: 'policy.load',
+      after: { version: 1, sha256: this.versions[0]!.sha256 },
+    });
+  }
+
+  view(): ToolView {
+    return this.current;
+  }
+  credentials(): CredentialSet {
+    return this.active.credentials;
+  }
+  policy(): PolicyDoc {
+    return this.active.doc;
+  }
+  decisions(): readonly ToolDecision[] {
+    return this.active.decisions;
+  }
+  environment(): Environment {
+    return this.active.environment;
+  }
+  runtime(): RuntimeSnapshot {
+    return this.o.state.snapshot();
+  }
+  history(): ReadonlyArray<Omit<PolicyVersion, 'text'>> {
+    return this.versions.map(({ text: _t, ...v }) => v);
+  }
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Unified diff between two versions (default: the one before `to`, and `to`). */
+  diff(from: number, to: number): string {
+    const a = this.version(from);
+    const b = this.version(to);
+    return createTwoFilesPatch(`v${a.version}`, `v${b.version}`, a.text, b.text, a.time, b.time);
+  }
+
+  /**
+   * Applies a new policy text. Invalid text (syntax, schema, or names unknown to the spec) is refused
+   * and the running policy stays; the refusal is logged and audited.
+   */
+  applyText(text: string, actor: string, source: 'file' | 'rollback' = 'file'): PolicyVersion {
+    const file = this.o.policy?.file ?? 'policy';
+    let loaded: LoadedPolicy;
+    try {
+      loaded = parsePolicy(text, file);
+      const problems = checkPolicy(this.o.catalog, loaded).filter((x) => x.level === 'error');
+      if (problems.length) throw policyProblems(file, problems);
+    } catch (e) {
+      const err = toWardenError(e);
+      this.o.onControl({ actor, action: 'policy.rejected', detail: err.message });
+      throw err;
+    }
+    const sha = sha256(text);
+    if (sha === this.versions.at(-1)!.sha256) return this.versions.at(-1)!;
+    const previous = this.active;
+    this.active = this.activate(loaded.doc, loaded);
+    previous.credentials.close();
+    const before = this.versions.at(-1)!.version;
+    const v = this.record(source, actor, text);
+    this.o.onControl({
+      actor,
+      action: source === 'rollback' ? 'policy.rollback' : 'policy.reload',
+      before: { version: before },
+      after: { version: v.version, sha256: v.sha256 },
+    });
+    this.refresh();
+    return v;
+  }
+
+  /** Re-applies an earlier version (as a new version) and writes it back to the policy file. */
+  rollback(version: number, actor: string): PolicyVersion {
+    const target = this.version(version);
+    const v = this.applyText(target.text, actor, 'rollback');
+    const file = this.o.policy?.file;
+    if (file) {
+      // Atomic replace, so the watcher never reads half a file; the watcher then sees the same hash.
+      try {
+        const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+        writeFileSync(tmp, target.text, { mode: 0o600 });
+        renameSync(tmp, file);
+      } catch (e) {
+        this.o.warn(
+          'rolled back in memory, but the policy file could not be rewritten; the next edit of the file wins',
+          {
+            code: (e as NodeJS.ErrnoException).code,
+          },
+        );
+      }
+    }
+    return v;
+  }
+
+  async setToggle(tool: string, value: Toggle | undefined, actor: string): Promise<void> {
+    if (!this.o.catalog.tools.some((t) => t.name === tool))
+      throw new WardenError('USAGE', `no tool named ${JSON.stringify(tool.slice(0, 100))}`);
+    const before = this.o.state.snapshot().toggles.get(tool) ?? 'policy';
+    await this.o.state.setToggle(tool, value);
+    this.o.onControl({ actor, action: 'tool.toggle', target: tool, before, after: value ?? 'policy' });
+  }
+
+  async setKill(value: KillSwitch, actor: string): Promise<void> {
+    const before = this.o.state.snapshot().kill;
+    await this.o.state.setKill(value);
+    this.o.onControl({ actor, action: 'mode', before, after: value });
+  }
+
+  /** Watches the policy file: a valid edit applies and is versioned; an invalid one is logged and refused. */
+  watchFile(): void {
+    const file = this.o.policy?.file;
+    if (!file || this.watcher) return;
+    let timer: NodeJS.Timeout | undefined;
+    // The directory, not the file: editors and ConfigMaps replace the file rather than write it.
+    this.watcher = watch(dirname(file), { persistent: false }, (_ev, name) => {
+      if (name !== null && name !== basename(file)) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => this.reloadFromFile(file), 100);
+    });
+    this.watcher.on('error', (e) =>
+      this.o.warn('policy file watch failed', { code: (e as NodeJS.ErrnoException).code }),
+    );
+  }
+
+  private reloadFromFile(file: string): void {
+    let text: string;
+    try {
+      text = readPolicyText(file);
+    } catch (e) {
+      this.o.warn(`policy file unreadable; keeping version ${this.versions.at(-1)!.version}`, {
+        code: toWardenError(e).code,
+      });
+      return;
+    }
+    try {
+      const before = this.versions.at(-1)!.version;
+      const v = this.applyText(text, 'file-watch');
+      if (v.version !== before) this.o.warn(`policy reloaded: version ${v.version}`, { sha256: v.sha256 });
+    } catch (e) {
+      const err = toWardenError(e);
+      this.o.warn(
+        `policy edit rejected; keeping version ${this.versions.at(-1)!.version}: ${formatError(err)}`,
+        {
+          code: err.code,
+          where: formatLocation(err.location),
+        },
+      );
+    }
+  }
+
+  close(): void {
+    this.watcher?.close();
+    this.active.credentials.close();
+  }
+
+  private version(n: number): PolicyVersion {
+    const v = this.versions.find((x) => x.version === n);
+    if (!v) throw new WardenError('USAGE', `no policy version ${n}; versions are 1..${this.versions.length}`);
+    return v;
+  }
+
+  private activate(doc: PolicyDoc, loaded: LoadedPolicy | undefined): Active {
+    const environment = this.o.environment ?? doc.environment ?? 'dev';
+    const decisions = evaluatePolicy(this.o.catalog, {
+      doc,
+      ...(loaded ? { file: basename(loaded.file), lineOf: loaded.lineOf } : {}),
+    });
+    // Credentials are looked up only for tools the policy would expose: a hidden tool needs none.
+    const credentials = loadCredentials({
+      tools: decisions
+        .filter((d) => d.blockers.every((b) => b.kind === 'disabled'))
+        .map((d) => ({ tool: d.tool, ...(d.credential !== undefined ? { credential: d.credential } : {}) })),
+      ...(doc.credentials ? { defs: doc.credentials } : {}),
+      environment,
+      env: this.o.env,
+      onSecret: this.o.onSecret,
+      warn: (m) => this.o.warn(m),
+    });
+    this.o.onSecret(credentials.secrets);
+    return { doc, decisions, credentials, environment };
+  }
+
+  private record(source: PolicyVersion['source'], actor: string, text: string): PolicyVersion {
+    const v: PolicyVersion = {
+      version: this.versions.length + 1,
+      time: new Date().toISOString(),
+      actor,
+      source,
+      sha256: sha256(text),
+      text,
+    };
+    this.versions.push(v);
+    return v;
+  }
+
+  private rebuild(): ToolView {
+    return buildView(
+      this.active.decisions,
+      this.active.credentials.missing,
+      this.o.state.snapshot(),
+      this.versions.at(-1)!.version,
+    );
+  }
+
+  private refresh(): void {
+    this.current = this.rebuild();
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch {
+        /* a listener's failure must not stop the others */
+      }
+    }
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function policyProblems(file: string, problems: Array<{ line?: number; message: string }>): WardenError {
+  const [first, ...rest] = problems;
+  return new WardenError('CONFIG_INVALID', `policy: ${first!.message}`, {
+    location: { file, ...(first!.line !== undefined ? { line: first!.line } : {}) },
+    details: rest.map((p) => `${p.line !== undefined ? `line ${p.line}: ` : ''}${p.message}`),
+  });
+}

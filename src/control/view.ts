@@ -1,0 +1,120 @@
+import type { Tool } from '../catalog/types.js';
+import type { Blocker, ToolDecision } from '../policy/evaluate.js';
+import type { RuntimeSnapshot } from '../state/memory.js';
+
+/** The name of the argument that carries a two-step confirmation token. */
+export const CONFIRM_ARG = 'mcp_warden_confirmation';
+
+/** A tool as `tools/list` shows it. */
+export interface ListedTool {
+  name: string;
+  title?: string;
+  description: string;
+  inputSchema: Tool['inputSchema'];
+  outputSchema?: Tool['outputSchema'];
+  annotations: Tool['annotations'];
+}
+
+export interface ViewEntry {
+  decision: ToolDecision;
+  /** Policy blockers plus the credential and runtime ones. Exposed when empty. */
+  blockers: Blocker[];
+  exposed: boolean;
+  listed: ListedTool;
+}
+
+/**
+ * What the gateway serves right now: the policy's decisions with the environment's credentials and
+ * the runtime switches applied. Immutable; a new view replaces it on every change, so a call sees one
+ * consistent state from start to end.
+ */
+export interface ToolView {
+  readonly policyVersion: number;
+  get(name: string): ViewEntry | undefined;
+  readonly entries: readonly ViewEntry[];
+  /** The tools a caller with these scopes may see (cached per distinct scope set). */
+  listFor(scopes: readonly string[]): ListedTool[];
+}
+
+export function buildView(
+  decisions: readonly ToolDecision[],
+  missingCredential: ReadonlyMap<string, string>,
+  runtime: RuntimeSnapshot,
+  policyVersion: number,
+): ToolView {
+  const entries = decisions.map((decision): ViewEntry => {
+    const name = decision.tool.name;
+    const toggle = runtime.toggles.get(name);
+    // A runtime enable lifts only `disabled`; risk, mode and credential blockers stay.
+    let blockers =
+      toggle === 'enabled' ? decision.blockers.filter((b) => b.kind !== 'disabled') : [...decision.blockers];
+    if (toggle === 'disabled') blockers.push({ kind: 'disabled', reason: 'disabled at run time' });
+    const missing = missingCredential.get(name);
+    if (missing !== undefined)
+      blockers.push({ kind: 'credential', reason: `no upstream credential: ${missing}` });
+    if (runtime.kill === 'off') blockers.push({ kind: 'mode', reason: 'kill switch: all tools off' });
+    if (runtime.kill === 'read-only' && decision.kind !== 'read')
+      blockers.push({ kind: 'mode', reason: 'kill switch: read-only' });
+    blockers = dedupe(blockers);
+    return { decision, blockers, exposed: blockers.length === 0, listed: listedOf(decision) };
+  });
+  const byName = new Map(entries.map((e) => [e.decision.tool.name, e]));
+  const exposed = entries.filter((e) => e.exposed);
+  const cache = new Map<string, ListedTool[]>();
+  return {
+    policyVersion,
+    entries,
+    get: (name) => byName.get(name),
+    listFor(scopes) {
+      const key = [...new Set(scopes)].sort().join(' ');
+      let list = cache.get(key);
+      if (!list) {
+        const have = new Set(scopes);
+        list = exposed.filter((e) => e.decision.scopes.every((s) => have.has(s))).map((e) => e.listed);
+        // Bounded: scope sets are few in practice; a flood of distinct ones must not grow memory.
+        if (cache.size < 256) cache.set(key, list);
+      }
+      return list;
+    },
+  };
+}
+
+function listedOf(d: ToolDecision): ListedTool {
+  const t = d.tool;
+  let inputSchema = t.inputSchema;
+  let description = t.description;
+  if (d.confirm) {
+    // The two-step fallback for clients without elicitation: the token travels as an argument.
+    inputSchema = {
+      ...inputSchema,
+      properties: {
+        ...(inputSchema.properties ?? {}),
+        [CONFIRM_ARG]: {
+          type: 'string',
+          description:
+            'Leave out on the first call: the gateway answers with a preview and a token. Call again with ' +
+            'the same arguments and this token only after the user has approved the preview.',
+        },
+      },
+    };
+    description = `${description}\n\nThis tool asks for the user's confirmation before it runs.`.trim();
+  }
+  return {
+    name: t.name,
+    ...(t.title ? { title: t.title } : {}),
+    description,
+    inputSchema,
+    ...(t.outputSchema ? { outputSchema: t.outputSchema } : {}),
+    annotations: t.annotations,
+  };
+}
+
+function dedupe(blockers: Blocker[]): Blocker[] {
+  const seen = new Set<string>();
+  return blockers.filter((b) => {
+    const k = `${b.kind}\0${b.reason}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

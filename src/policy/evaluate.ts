@@ -1,0 +1,191 @@
+import picomatch from 'picomatch';
+import type { Catalog, Tool } from '../catalog/types.js';
+import { DEFAULT_SCOPES, type PolicyDoc, type PolicyRule, RESTRICTED_RISKS } from './schema.js';
+
+/** What kind of call a tool makes, which decides its default treatment. */
+export type ToolKind = 'read' | 'write' | 'destructive';
+
+/**
+ * Something keeping a tool hidden. `disabled` is the only kind a runtime `enable` can lift: risk,
+ * mode and credential blockers come from the policy's secure defaults and the environment.
+ */
+export interface Blocker {
+  kind: 'risk' | 'mode' | 'disabled' | 'credential';
+  reason: string;
+}
+
+export interface ExplainStep {
+  /** `default`, or `rules[2] (warden.yaml:14)`. */
+  by: string;
+  what: string;
+}
+
+export interface Limits {
+  timeoutMs?: number;
+  maxResponseBytes?: number;
+  maxPageSize?: number;
+}
+
+/** The policy's verdict on one tool: computed once per policy version, explained step by step. */
+export interface ToolDecision {
+  tool: Tool;
+  kind: ToolKind;
+  blockers: Blocker[];
+  /** Every scope a caller needs to see and call the tool. */
+  scopes: string[];
+  confirm: boolean;
+  /** Name of the `credentials` entry presented upstream, when a rule or a scheme names one. */
+  credential?: string;
+  limits: Limits;
+  steps: ExplainStep[];
+}
+
+export interface PolicySource {
+  doc: PolicyDoc;
+  /** Display name of the file (for `explain`), and where each rule starts. */
+  file?: string;
+  lineOf?: (path: ReadonlyArray<string | number>) => number | undefined;
+}
+
+/** The policy that applies with no file at all: the secure defaults, nothing else. */
+export const DEFAULT_POLICY: PolicyDoc = { version: 1, mode: 'read-only', rules: [] };
+
+export function kindOf(tool: Pick<Tool, 'risk'>): ToolKind {
+  if (tool.risk.classes.includes('destructive')) return 'destructive';
+  if (tool.risk.classes.includes('write')) return 'write';
+  return 'read';
+}
+
+/** Compiles each rule's match once; `matches` is then a few string tests per tool. */
+function compileMatch(rule: PolicyRule): (t: Tool) => boolean {
+  const { name, tag, method, path } = rule.match;
+  const glob = (p: string) =>
+    /[*?[\]]/.test(p) ? picomatch(p, { nobrace: true, noextglob: true, dot: true }) : (s: string) => s === p;
+  const nameOk = name !== undefined ? glob(name) : undefined;
+  const pathOk = path !== undefined ? glob(path) : undefined;
+  return (t) =>
+    (nameOk === undefined || nameOk(t.name)) &&
+    (tag === undefined || t.source.tags.includes(tag)) &&
+    (method === undefined || t.source.method === method) &&
+    (pathOk === undefined || pathOk(t.source.path));
+}
+
+/**
+ * Applies the policy to every tool. Rules cascade in file order: each matching rule sets the fields it
+ * names, a later rule overriding an earlier one, and every step is recorded so `explain` can say which
+ * rule decided what. The secure defaults hold whatever the rules say unless lifted explicitly:
+ * restricted risks need `allowRisk` + `reason`, writes need `mode: read-write` and `enabled: true`,
+ * destructive tools are confirmed unless `confirm: false` + `reason`.
+ */
+export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDecision[] {
+  const { doc } = source;
+  const compiled = doc.rules.map((rule, i) => ({ rule, i, matches: compileMatch(rule) }));
+  const where = (i: number) => {
+    const line = source.lineOf?.(['rules', i]);
+    return `rules[${i}]${source.file ? ` (${source.file}${line ? `:${line}` : ''})` : ''}`;
+  };
+  const baseScopes = { ...DEFAULT_SCOPES, ...(doc.scopes ?? {}) };
+
+  return catalog.tools.map((tool) => {
+    const kind = kindOf(tool);
+    const steps: ExplainStep[] = [];
+    const classes = tool.risk.classes.filter((c) => c !== 'read');
+    steps.push({
+      by: 'classification',
+      what: `${kind}${classes.length ? ` (risk: ${classes.join(', ')})` : ''}${tool.risk.unbounded ? ', unbounded list' : ''}`,
+    });
+
+    let enabled: boolean | undefined;
+    let scopes: string[] | undefined;
+    let confirm: boolean | undefined;
+    let credential: string | undefined;
+    const allowed = new Map<string, string>();
+    const limits: Limits = { ...(doc.defaults ?? {}) };
+
+    for (const { rule, i, matches } of compiled) {
+      if (!matches(tool)) continue;
+      const set: string[] = [];
+      if (rule.enabled !== undefined) {
+        enabled = rule.enabled;
+        set.push(`enabled: ${rule.enabled}`);
+      }
+      if (rule.scopes !== undefined) {
+        scopes = rule.scopes;
+        set.push(`scopes: [${rule.scopes.join(', ')}]`);
+      }
+      if (rule.allowRisk) {
+        for (const r of rule.allowRisk) allowed.set(r, rule.reason ?? '');
+        set.push(`allowRisk: [${rule.allowRisk.join(', ')}] because "${rule.reason}"`);
+      }
+      if (rule.confirm !== undefined) {
+        confirm = rule.confirm;
+        set.push(`confirm: ${rule.confirm}${rule.confirm ? '' : ` because "${rule.reason}"`}`);
+      }
+      if (rule.credential !== undefined) {
+        credential = rule.credential;
+        set.push(`credential: ${rule.credential}`);
+      }
+      for (const k of ['timeoutMs', 'maxResponseBytes', 'maxPageSize'] as const)
+        if (rule[k] !== undefined) {
+          limits[k] = rule[k];
+          set.push(`${k}: ${rule[k]}`);
+        }
+      steps.push({ by: where(i), what: set.length ? set.join('; ') : 'matches, sets nothing' });
+    }
+
+    const blockers: Blocker[] = [];
+    for (const cls of RESTRICTED_RISKS) {
+      if (!tool.risk.classes.includes(cls) || allowed.has(cls)) continue;
+      const why = tool.risk.findings
+        .filter((f) => f.class === cls)
+        .map((f) => f.reason)
+        .join('; ');
+      blockers.push({
+        kind: 'risk',
+        reason: `${cls}: ${why || 'classified so'}; hidden unless a rule sets allowRisk: [${cls}] with a reason`,
+      });
+    }
+    if (kind !== 'read') {
+      if (doc.mode !== 'read-write')
+        blockers.push({ kind: 'mode', reason: `${kind} tool and the policy mode is read-only` });
+      if (enabled !== true)
+        blockers.push({
+          kind: 'disabled',
+          reason:
+            enabled === false
+              ? `${kind} tool disabled by a rule`
+              : `${kind} tool: writes need enabled: true in a rule`,
+        });
+    } else if (enabled === false) {
+      blockers.push({ kind: 'disabled', reason: 'disabled by a rule' });
+    }
+
+    const effectiveScopes = scopes ?? [
+      ...baseScopes[kind],
+      ...(tool.risk.classes.includes('admin') ? baseScopes.admin : []),
+    ];
+    if (!scopes) steps.push({ by: 'default', what: `scopes: [${effectiveScopes.join(', ')}] (by risk)` });
+    const effectiveConfirm = confirm ?? kind === 'destructive';
+    if (confirm === undefined && effectiveConfirm)
+      steps.push({ by: 'default', what: 'confirm: true (destructive)' });
+
+    return {
+      tool,
+      kind,
+      blockers,
+      scopes: [...new Set(effectiveScopes)],
+      confirm: effectiveConfirm,
+      ...(credential !== undefined ? { credential } : {}),
+      limits,
+      steps,
+    };
+  });
+}
+
+/** Rule names that match no tool are almost always typos: `policy check` reports them. */
+export function unmatchedRules(catalog: Catalog, doc: PolicyDoc): number[] {
+  return doc.rules
+    .map((rule, i) => ({ i, m: compileMatch(rule) }))
+    .filter(({ m }) => !catalog.tools.some(m))
+    .map(({ i }) => i);
+}

@@ -1,0 +1,276 @@
+import { createHash, createPublicKey, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  type JWTVerifyGetKey,
+  errors as joseErrors,
+  jwtVerify,
+  type KeyObject,
+} from 'jose';
+import { parse as parseYaml } from 'yaml';
+import { WardenError } from '../errors.js';
+import {
+  type ApiKeyDef,
+  apiKeysFileSchema,
+  type CallersDoc,
+  DEFAULT_SCOPES,
+  type Environment,
+} from '../policy/schema.js';
+import type { Principal } from './mcp.js';
+
+export type AuthOutcome =
+  | { ok: true; principal: Principal; via: 'api-key' | 'jwt' | 'anonymous' }
+  | {
+      ok: false;
+      status: 401 | 403;
+      code: 'AUTH_REQUIRED' | 'AUTH_INVALID' | 'AUTH_INSUFFICIENT_SCOPE';
+      challenge: string;
+      message: string;
+    };
+
+export interface CallerOptions {
+  callers: CallersDoc | undefined;
+  environment: Environment;
+  /** This server's canonical MCP URL (RFC 8707 resource indicator). */
+  resource: string;
+  /** Bound to loopback only: with no callers configured, local anonymous reads are allowed. */
+  loopback: boolean;
+  warn: (msg: string) => void;
+}
+
+/** Prefix of keys made by `mcp-warden keys create`: recognisable in a secret scanner's rules. */
+export const API_KEY_PREFIX = 'mwk_';
+
+export function newApiKey(): { key: string; hash: string } {
+  const key = `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+  return { key, hash: hashKey(key) };
+}
+
+export function hashKey(key: string): string {
+  return `sha256:${createHash('sha256').update(key).digest('hex')}`;
+}
+
+/** Where the RFC 9728 metadata for a resource lives: the well-known prefix before the resource's path. */
+export function metadataUrl(resource: string): string {
+  const u = new URL(resource);
+  const path = u.pathname === '/' ? '' : u.pathname;
+  return `${u.origin}/.well-known/oauth-protected-resource${path}`;
+}
+
+/**
+ * Authenticates HTTP callers as an OAuth 2.1 resource server (MCP authorization spec): API keys
+ * (stored as hashes) and JWT bearer tokens verified against a JWKS or key with issuer, audience (this
+ * server: RFC 8707), an algorithm allow-list and clock skew. A caller's credential authenticates it
+ * to the gateway only; it is never forwarded upstream.
+ */
+export class Callers {
+  private keys: ApiKeyDef[] = [];
+  private readonly jwks: JWTVerifyGetKey | KeyObject | undefined;
+  private readonly closers: Array<() => void> = [];
+  readonly metadataUrl: string;
+  readonly configured: boolean;
+
+  constructor(private readonly o: CallerOptions) {
+    const c = o.callers;
+    this.metadataUrl = metadataUrl(o.resource);
+    this.keys = [...(c?.apiKeys ?? [])];
+    if (c?.apiKeysFile) this.watchKeysFile(c.apiKeysFile);
+    if (c?.jwt)
+      this.jwks = c.jwt.jwksUrl
+        ? createRemoteJWKSet(new URL(c.jwt.jwksUrl), { timeoutDuration: 5000 })
+        : loadKey(c.jwt.publicKeyFile!);
+    this.configured = Boolean(c?.apiKeys?.length || c?.apiKeysFile || c?.jwt || c?.anonymous);
+    if (!this.configured && !o.loopback)
+      throw new WardenError(
+        'CONFIG_INVALID',
+        'serving HTTP beyond loopback needs callers: API keys, JWT or an explicit `callers.anonymous` with a reason',
+      );
+  }
+
+  /** The RFC 9728 protected-resource metadata document. */
+  metadata(): Record<string, unknown> {
+    const c = this.o.callers;
+    return {
+      resource: this.o.resource,
+      ...(c?.authorizationServers?.length
+        ? { authorization_servers: c.authorizationServers }
+        : c?.jwt
+          ? { authorization_servers: [c.jwt.issuer] }
+          : {}),
+      bearer_methods_supported: ['header'],
+      scopes_supported: [...new Set([...Object.values(DEFAULT_SCOPES).flat(), ...(c?.requiredScopes ?? [])])],
+      resource_name: 'mcp-warden',
+    };
+  }
+
+  async authenticate(headers: IncomingHttpHeaders): Promise<AuthOutcome> {
+    const c = this.o.callers;
+    const token = bearerOf(headers);
+    let outcome: AuthOutcome;
+    if (token === undefined) {
+      if (c?.anonymous)
+        outcome = { ok: true, principal: { id: 'anonymous', scopes: c.anonymous.scopes }, via: 'anonymous' };
+      else if (!this.configured)
+        outcome = {
+          ok: true,
+          principal: { id: 'anonymous', scopes: c?.stdio?.scopes ?? DEFAULT_SCOPES.read },
+          via: 'anonymous',
+        };
+      else
+        return this.challenge(
+          401,
+          'AUTH_REQUIRED',
+          'Authentication required: send Authorization: Bearer <token or API key>.',
+        );
+    } else if (token.startsWith(API_KEY_PREFIX)) {
+      outcome = this.byKey(token);
+    } else if (c?.jwt) {
+      outcome = await this.byJwt(token);
+    } else {
+      outcome = this.byKey(token);
+    }
+    if (!outcome.ok) return outcome;
+    const missing = (c?.requiredScopes ?? []).filter((s) => !outcome.principal.scopes.includes(s));
+    if (missing.length)
+      return this.challenge(
+        403,
+        'AUTH_INSUFFICIENT_SCOPE',
+        `Insufficient scope: this endpoint needs ${missing.join(' ')}.`,
+        missing,
+      );
+    return outcome;
+  }
+
+  close(): void {
+    for (const c of this.closers) c();
+  }
+
+  private byKey(token: string): AuthOutcome {
+    const given = Buffer.from(hashKey(token));
+    const now = Date.now();
+    for (const k of this.keys) {
+      const want = Buffer.from(k.hash);
+      if (want.length !== given.length || !timingSafeEqual(want, given)) continue;
+      if (k.expires && Date.parse(k.expires) <= now) return this.invalid('the API key has expired');
+      if (k.environment && k.environment !== this.o.environment)
+        return this.invalid('the API key is for another environment');
+      return { ok: true, principal: { id: k.id, scopes: k.scopes }, via: 'api-key' };
+    }
+    return this.invalid('unknown API key');
+  }
+
+  private async byJwt(token: string): Promise<AuthOutcome> {
+    const jwt = this.o.callers!.jwt!;
+    try {
+      const { payload } = await jwtVerify(token, this.jwks as JWTVerifyGetKey, {
+        issuer: jwt.issuer,
+        audience: jwt.audience ?? this.o.resource,
+        algorithms: jwt.algorithms,
+        clockTolerance: jwt.clockToleranceSec,
+        requiredClaims: ['exp', 'sub'],
+      });
+      const raw = payload[jwt.scopeClaim];
+      const scopes =
+        typeof raw === 'string'
+          ? raw.split(' ').filter(Boolean)
+          : Array.isArray(raw)
+            ? raw.filter((s): s is string => typeof s === 'string')
+            : [];
+      return { ok: true, principal: { id: String(payload.sub).slice(0, 200), scopes }, via: 'jwt' };
+    } catch (e) {
+      // The reason in words for the caller; jose's own message never (it may quote the token's claims).
+      return this.invalid(jwtReason(e));
+    }
+  }
+
+  private invalid(why: string): AuthOutcome {
+    return this.challenge(401, 'AUTH_INVALID', `Invalid credential: ${why}.`, undefined, why);
+  }
+
+  private challenge(
+    status: 401 | 403,
+    code: 'AUTH_REQUIRED' | 'AUTH_INVALID' | 'AUTH_INSUFFICIENT_SCOPE',
+    message: string,
+    scopes?: string[],
+    why?: string,
+  ): AuthOutcome {
+    const parts = [`resource_metadata="${this.metadataUrl}"`];
+    if (code === 'AUTH_INVALID')
+      parts.unshift(`error="invalid_token"`, `error_description="${why ?? 'invalid token'}"`);
+    if (code === 'AUTH_INSUFFICIENT_SCOPE')
+      parts.unshift(`error="insufficient_scope"`, `scope="${(scopes ?? []).join(' ')}"`);
+    return { ok: false, status, code, challenge: `Bearer ${parts.join(', ')}`, message };
+  }
+
+  private watchKeysFile(file: string): void {
+    const load = (startup: boolean) => {
+      try {
+        const text = readFileSync(file, 'utf8');
+        const parsed = apiKeysFileSchema.safeParse(parseYaml(text));
+        if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'invalid');
+        this.keys = [...(this.o.callers?.apiKeys ?? []), ...parsed.data.keys];
+      } catch (e) {
+        const msg = `the API keys file ${file} is unreadable or invalid (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+        if (startup) throw new WardenError('CONFIG_INVALID', msg);
+        this.o.warn(`${msg}; keeping the previous keys`);
+      }
+    };
+    load(true);
+    const onChange = () => load(false);
+    watchFile(file, { interval: 1000, persistent: false }, onChange);
+    this.closers.push(() => unwatchFile(file, onChange));
+  }
+}
+
+function bearerOf(headers: IncomingHttpHeaders): string | undefined {
+  const auth = headers.authorization;
+  if (typeof auth === 'string') {
+    const m = /^Bearer[ ]+([\x21-\x7e]+)\s*$/i.exec(auth);
+    return m ? m[1] : '';
+  }
+  const key = headers['x-api-key'];
+  return typeof key === 'string' && key ? key.trim() : undefined;
+}
+
+function loadKey(file: string): JWTVerifyGetKey | KeyObject {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new WardenError(
+      'CONFIG_INVALID',
+      `cannot read the JWT key file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  try {
+    if (text.trimStart().startsWith('{')) return createLocalJWKSet(JSON.parse(text));
+    return createPublicKey(text);
+  } catch {
+    throw new WardenError(
+      'CONFIG_INVALID',
+      `the JWT key file ${file} is neither a PEM public key nor a JWKS`,
+    );
+  }
+}
+
+function jwtReason(e: unknown): string {
+  if (e instanceof joseErrors.JWTExpired) return 'the token has expired';
+  if (e instanceof joseErrors.JWTClaimValidationFailed) {
+    if (e.claim === 'aud') return 'the token was not issued for this server (audience)';
+    if (e.claim === 'iss') return 'the token is from an untrusted issuer';
+    if (e.claim === 'nbf') return 'the token is not valid yet';
+    return `the token's ${e.claim} claim is invalid`;
+  }
+  if (e instanceof joseErrors.JOSEAlgNotAllowed)
+    return 'the token is signed with an algorithm that is not allowed';
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token signature does not verify';
+  if (e instanceof joseErrors.JWKSNoMatchingKey) return 'no trusted key matches the token';
+  if (
+    e instanceof joseErrors.JWKSTimeout ||
+    (e instanceof joseErrors.JOSEError && e.code === 'ERR_JWKS_INVALID')
+  )
+    return 'the key set could not be fetched';
+  return 'the token is malformed or cannot be verified';
+}
