@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { CONFIRM_ARG } from '../../src/control/view.js';
+import { isWardenError, type WardenError } from '../../src/errors.js';
+import { Scrubber } from '../../src/observe/scrub.js';
+import { createConfirm, digest } from '../../src/pipeline/confirm.js';
+import type { CallContext } from '../../src/pipeline/context.js';
+import { createMemoryReplayGuard } from '../../src/state/memory.js';
+import { itemsCatalog, resolvedContext, viewOf } from './fixtures.js';
+
+const POLICY = 'version: 1\nmode: read-write\nrules:\n  - match: { name: createItem }\n    enabled: true\n    confirm: true\n';
+
+async function setup(opts: { now?: () => number; secret?: Buffer } = {}) {
+  const view = viewOf(await itemsCatalog(), POLICY);
+  const confirm = createConfirm({
+    secret: opts.secret ?? randomBytes(32),
+    ttlSeconds: 60,
+    replay: createMemoryReplayGuard(),
+    scrubber: new Scrubber([]),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  const call = async (args: Record<string, unknown>, principal = 'alice', extra: Partial<CallContext['input']> = {}) => {
+    const ctx = resolvedContext(view, { name: 'createItem', arguments: args, principal, ...extra });
+    const { [CONFIRM_ARG]: _t, ...rest } = args;
+    ctx.args = rest;
+    await confirm(ctx);
+    return ctx;
+  };
+  const refusal = async (p: Promise<unknown>): Promise<WardenError> => {
+    try {
+      await p;
+    } catch (e) {
+      if (isWardenError(e)) return e;
+      throw e;
+    }
+    throw new Error('expected a refusal');
+  };
+  /** First step: the preview and its token. */
+  const tokenFor = async (args: Record<string, unknown>, principal = 'alice') => {
+    const e = await refusal(call(args, principal));
+    expect(e.code).toBe('CONFIRMATION_REQUIRED');
+    return e.pending!.token;
+  };
+  return { call, refusal, tokenFor };
+}
+
+describe('confirm stage: two-step token', () => {
+  it('answers the first call with a preview and a token, and runs nothing', async () => {
+    const { refusal, call } = await setup();
+    const e = await refusal(call({ name: 'bolt', qty: 2 }));
+    expect(e.code).toBe('CONFIRMATION_REQUIRED');
+    expect(e.text).toContain('Allow createItem (POST /items) with arguments {"name":"bolt","qty":2}?');
+    expect(e.text).toContain(`${CONFIRM_ARG}: ${e.pending!.token}`);
+  });
+
+  it('accepts the token once, for the same caller and arguments (in any key order)', async () => {
+    const { call, tokenFor, refusal } = await setup();
+    const token = await tokenFor({ name: 'bolt', qty: 2 });
+    const ctx = await call({ qty: 2, name: 'bolt', [CONFIRM_ARG]: token });
+    expect(ctx.confirmed).toEqual({ via: 'token' });
+    const replay = await refusal(call({ name: 'bolt', qty: 2, [CONFIRM_ARG]: token }));
+    expect(replay.code).toBe('CONFIRMATION_INVALID');
+    expect(replay.message).toContain('already been used');
+  });
+
+  it('refuses a token for other arguments, another caller, after expiry, or forged', async () => {
+    let clock = 1_000_000;
+    const { call, tokenFor, refusal } = await setup({ now: () => clock });
+    const t1 = await tokenFor({ name: 'bolt' });
+    expect((await refusal(call({ name: 'nut', [CONFIRM_ARG]: t1 }))).message).toContain('arguments differ');
+    const t2 = await tokenFor({ name: 'bolt' });
+    expect((await refusal(call({ name: 'bolt', [CONFIRM_ARG]: t2 }, 'mallory'))).message).toContain('another caller');
+    const t3 = await tokenFor({ name: 'bolt' });
+    clock += 61_000;
+    expect((await refusal(call({ name: 'bolt', [CONFIRM_ARG]: t3 }))).message).toContain('expired');
+    clock -= 61_000;
+    const t4 = await tokenFor({ name: 'bolt' });
+    const [payload, sig] = t4.split('.') as [string, string];
+    // A payload rewritten to bind other arguments no longer matches its MAC.
+    const forged = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    forged.d = digest({ name: 'nut' });
+    const forgedToken = `${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${sig}`;
+    expect((await refusal(call({ name: 'nut', [CONFIRM_ARG]: forgedToken }))).message).toContain('not a token the gateway issued');
+    for (const junk of ['', 'abc', 'a.b.c', 42, `${payload}.`])
+      expect((await refusal(call({ name: 'bolt', [CONFIRM_ARG]: junk }))).code).toBe('CONFIRMATION_INVALID');
+  });
+
+  it("refuses a token minted by another gateway's key", async () => {
+    const a = await setup();
+    const b = await setup();
+    const token = await a.tokenFor({ name: 'bolt' });
+    expect((await b.refusal(b.call({ name: 'bolt', [CONFIRM_ARG]: token }))).code).toBe('CONFIRMATION_INVALID');
+  });
+});
+
+describe('confirm stage: client channels', () => {
+  it('asks in-band when the client can elicit, and runs only on an explicit yes', async () => {
+    const { call, refusal } = await setup();
+    const asked: string[] = [];
+    const yes = await call({ name: 'bolt' }, 'alice', {
+      confirmation: { kind: 'elicit', ask: async (m) => (asked.push(m), { action: 'accept', confirmed: true }) },
+    });
+    expect(yes.confirmed).toEqual({ via: 'elicitation' });
+    expect(asked[0]).toContain('Allow createItem');
+    for (const answer of [
+      { action: 'accept' as const, confirmed: false },
+      { action: 'decline' as const, confirmed: false },
+      { action: 'cancel' as const, confirmed: false },
+    ])
+      expect(
+        (await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'elicit', ask: async () => answer } }))).code,
+      ).toBe('CONFIRMATION_DECLINED');
+  });
+
+  it('binds input_required answers to the sealed request state', async () => {
+    const { call, refusal } = await setup();
+    const first = await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr' } }));
+    const state = first.pending!.token;
+    const accept = { action: 'accept' as const, confirmed: true };
+    // An accept without the state the gateway minted is not a confirmation.
+    const noState = await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr', answer: accept } }));
+    expect(noState.code).toBe('CONFIRMATION_REQUIRED');
+    const other = await refusal(call({ name: 'nut' }, 'alice', { confirmation: { kind: 'mrtr', state, answer: accept } }));
+    expect(other.code).toBe('CONFIRMATION_INVALID');
+    const again = await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr' } }));
+    const ok = await call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr', state: again.pending!.token, answer: accept } });
+    expect(ok.confirmed).toEqual({ via: 'input_required' });
+  });
+
+  it('leaves tools without confirmation alone', async () => {
+    const view = viewOf(await itemsCatalog(), POLICY);
+    const confirm = createConfirm({ secret: randomBytes(32), ttlSeconds: 60, replay: createMemoryReplayGuard(), scrubber: new Scrubber([]) });
+    const ctx = resolvedContext(view, { name: 'getPart', arguments: {} });
+    ctx.args = {};
+    await confirm(ctx);
+    expect(ctx.confirmed).toBeUndefined();
+  });
+});
