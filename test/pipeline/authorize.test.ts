@@ -11,17 +11,14 @@ describe('authorize stage', () => {
     expect(() => createAuthorize()(ctx)).not.toThrow();
   });
 
-  it.each([
-    [['parts:read']],
-    [['Parts:read', 'audit']],
-    [['parts:read audit']],
-    [['parts', 'audit']],
-    [[]],
-  ])('denies %j with the unknown-tool message and the DENIED_SCOPE audit code', async (scopes) => {
-    const view = viewOf(await itemsCatalog(), policy);
-    const ctx = resolvedContext(view, { name: 'getPart', scopes });
-    expect(() => createAuthorize()(ctx)).toThrow(
-      expect.objectContaining({ code: 'DENIED_SCOPE', message: 'Unknown tool: getPart' }),
-    );
-  });
+  it.each([[['parts:read']], [['Parts:read', 'audit']], [['parts:read audit']], [['parts', 'audit']], [[]]])(
+    'denies %j with the unknown-tool message and the DENIED_SCOPE audit code',
+    async (scopes) => {
+      const view = viewOf(await itemsCatalog(), policy);
+      const ctx = resolvedContext(view, { name: 'getPart', scopes });
+      expect(() => createAuthorize()(ctx)).toThrow(
+        expect.objectContaining({ code: 'DENIED_SCOPE', message: 'Unknown tool: getPart' }),
+      );
+    },
+  );
 });

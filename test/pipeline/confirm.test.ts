@@ -8,7 +8,8 @@ import type { CallContext } from '../../src/pipeline/context.js';
 import { createMemoryReplayGuard } from '../../src/state/memory.js';
 import { itemsCatalog, resolvedContext, viewOf } from './fixtures.js';
 
-const POLICY = 'version: 1\nmode: read-write\nrules:\n  - match: { name: createItem }\n    enabled: true\n    confirm: true\n';
+const POLICY =
+  'version: 1\nmode: read-write\nrules:\n  - match: { name: createItem }\n    enabled: true\n    confirm: true\n';
 
 async function setup(opts: { now?: () => number; secret?: Buffer } = {}) {
   const view = viewOf(await itemsCatalog(), POLICY);
@@ -19,7 +20,11 @@ async function setup(opts: { now?: () => number; secret?: Buffer } = {}) {
     scrubber: new Scrubber([]),
     ...(opts.now ? { now: opts.now } : {}),
   });
-  const call = async (args: Record<string, unknown>, principal = 'alice', extra: Partial<CallContext['input']> = {}) => {
+  const call = async (
+    args: Record<string, unknown>,
+    principal = 'alice',
+    extra: Partial<CallContext['input']> = {},
+  ) => {
     const ctx = resolvedContext(view, { name: 'createItem', arguments: args, principal, ...extra });
     const { [CONFIRM_ARG]: _t, ...rest } = args;
     ctx.args = rest;
@@ -69,7 +74,9 @@ describe('confirm stage: two-step token', () => {
     const t1 = await tokenFor({ name: 'bolt' });
     expect((await refusal(call({ name: 'nut', [CONFIRM_ARG]: t1 }))).message).toContain('arguments differ');
     const t2 = await tokenFor({ name: 'bolt' });
-    expect((await refusal(call({ name: 'bolt', [CONFIRM_ARG]: t2 }, 'mallory'))).message).toContain('another caller');
+    expect((await refusal(call({ name: 'bolt', [CONFIRM_ARG]: t2 }, 'mallory'))).message).toContain(
+      'another caller',
+    );
     const t3 = await tokenFor({ name: 'bolt' });
     clock += 61_000;
     expect((await refusal(call({ name: 'bolt', [CONFIRM_ARG]: t3 }))).message).toContain('expired');
@@ -80,7 +87,9 @@ describe('confirm stage: two-step token', () => {
     const forged = JSON.parse(Buffer.from(payload, 'base64url').toString());
     forged.d = digest({ name: 'nut' });
     const forgedToken = `${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${sig}`;
-    expect((await refusal(call({ name: 'nut', [CONFIRM_ARG]: forgedToken }))).message).toContain('not a token the gateway issued');
+    expect((await refusal(call({ name: 'nut', [CONFIRM_ARG]: forgedToken }))).message).toContain(
+      'not a token the gateway issued',
+    );
     for (const junk of ['', 'abc', 'a.b.c', 42, `${payload}.`])
       expect((await refusal(call({ name: 'bolt', [CONFIRM_ARG]: junk }))).code).toBe('CONFIRMATION_INVALID');
   });
@@ -89,7 +98,9 @@ describe('confirm stage: two-step token', () => {
     const a = await setup();
     const b = await setup();
     const token = await a.tokenFor({ name: 'bolt' });
-    expect((await b.refusal(b.call({ name: 'bolt', [CONFIRM_ARG]: token }))).code).toBe('CONFIRMATION_INVALID');
+    expect((await b.refusal(b.call({ name: 'bolt', [CONFIRM_ARG]: token }))).code).toBe(
+      'CONFIRMATION_INVALID',
+    );
   });
 });
 
@@ -98,7 +109,13 @@ describe('confirm stage: client channels', () => {
     const { call, refusal } = await setup();
     const asked: string[] = [];
     const yes = await call({ name: 'bolt' }, 'alice', {
-      confirmation: { kind: 'elicit', ask: async (m) => (asked.push(m), { action: 'accept', confirmed: true }) },
+      confirmation: {
+        kind: 'elicit',
+        ask: async (m) => {
+          asked.push(m);
+          return { action: 'accept', confirmed: true };
+        },
+      },
     });
     expect(yes.confirmed).toEqual({ via: 'elicitation' });
     expect(asked[0]).toContain('Allow createItem');
@@ -108,7 +125,11 @@ describe('confirm stage: client channels', () => {
       { action: 'cancel' as const, confirmed: false },
     ])
       expect(
-        (await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'elicit', ask: async () => answer } }))).code,
+        (
+          await refusal(
+            call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'elicit', ask: async () => answer } }),
+          )
+        ).code,
       ).toBe('CONFIRMATION_DECLINED');
   });
 
@@ -118,18 +139,29 @@ describe('confirm stage: client channels', () => {
     const state = first.pending!.token;
     const accept = { action: 'accept' as const, confirmed: true };
     // An accept without the state the gateway minted is not a confirmation.
-    const noState = await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr', answer: accept } }));
+    const noState = await refusal(
+      call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr', answer: accept } }),
+    );
     expect(noState.code).toBe('CONFIRMATION_REQUIRED');
-    const other = await refusal(call({ name: 'nut' }, 'alice', { confirmation: { kind: 'mrtr', state, answer: accept } }));
+    const other = await refusal(
+      call({ name: 'nut' }, 'alice', { confirmation: { kind: 'mrtr', state, answer: accept } }),
+    );
     expect(other.code).toBe('CONFIRMATION_INVALID');
     const again = await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr' } }));
-    const ok = await call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr', state: again.pending!.token, answer: accept } });
+    const ok = await call({ name: 'bolt' }, 'alice', {
+      confirmation: { kind: 'mrtr', state: again.pending!.token, answer: accept },
+    });
     expect(ok.confirmed).toEqual({ via: 'input_required' });
   });
 
   it('leaves tools without confirmation alone', async () => {
     const view = viewOf(await itemsCatalog(), POLICY);
-    const confirm = createConfirm({ secret: randomBytes(32), ttlSeconds: 60, replay: createMemoryReplayGuard(), scrubber: new Scrubber([]) });
+    const confirm = createConfirm({
+      secret: randomBytes(32),
+      ttlSeconds: 60,
+      replay: createMemoryReplayGuard(),
+      scrubber: new Scrubber([]),
+    });
     const ctx = resolvedContext(view, { name: 'getPart', arguments: {} });
     ctx.args = {};
     await confirm(ctx);

@@ -1,8 +1,8 @@
 import type { Catalog, Tool } from '../../src/catalog/types.js';
 import { buildView, type ToolView } from '../../src/control/view.js';
+import type { CallContext, CallInput } from '../../src/pipeline/context.js';
 import { evaluatePolicy } from '../../src/policy/evaluate.js';
 import { parsePolicy } from '../../src/policy/load.js';
-import type { CallContext, CallInput } from '../../src/pipeline/context.js';
 import { catalogOf, minimalSpec } from '../helpers.js';
 
 /** A spec exercising every parameter location and style the request builder handles. */

@@ -40,7 +40,10 @@ describe('inject-credential stage', () => {
   it('puts an apiKey header where the scheme says, overriding anything already there', async () => {
     const catalog = await itemsCatalog();
     const inject = createInjectCredential({
-      credentials: loadCredentials({ tools: toolsOf(catalog), env: { MCP_WARDEN_CRED_ITEMKEY: 'secret-item-key' } }),
+      credentials: loadCredentials({
+        tools: toolsOf(catalog),
+        env: { MCP_WARDEN_CRED_ITEMKEY: 'secret-item-key' },
+      }),
     });
     const ctx: CallContext = contextFor({ name: 'getPart' });
     ctx.tool = toolNamed(catalog, 'getPart');

@@ -20,7 +20,12 @@ const exposed = (m: Map<string, ToolDecision>) =>
 
 describe('policy evaluation: secure defaults', () => {
   it('exposes only the safe reads with no rules, exactly as with no policy file', async () => {
-    expect(exposed(await decide('version: 1'))).toEqual(['listCustomers', 'listCustomerOrders', 'getOrder', 'searchProducts']);
+    expect(exposed(await decide('version: 1'))).toEqual([
+      'listCustomers',
+      'listCustomerOrders',
+      'getOrder',
+      'searchProducts',
+    ]);
   });
 
   it('keeps writes hidden in read-only mode even when a rule enables them', async () => {
@@ -29,17 +34,21 @@ describe('policy evaluation: secure defaults', () => {
   });
 
   it('needs read-write mode and enabled: true for a write', async () => {
-    expect((await decide('version: 1\nmode: read-write\n')).get('createOrder')!.blockers.map((b) => b.kind)).toEqual([
-      'disabled',
-    ]);
-    const d = await decide('version: 1\nmode: read-write\nrules:\n  - match: { name: createOrder }\n    enabled: true\n');
+    expect(
+      (await decide('version: 1\nmode: read-write\n')).get('createOrder')!.blockers.map((b) => b.kind),
+    ).toEqual(['disabled']);
+    const d = await decide(
+      'version: 1\nmode: read-write\nrules:\n  - match: { name: createOrder }\n    enabled: true\n',
+    );
     expect(d.get('createOrder')!.blockers).toEqual([]);
     expect(d.get('createOrder')!.confirm).toBe(false);
     expect(d.get('createOrder')!.scopes).toEqual(['tools:write']);
   });
 
   it('confirms destructive tools by default and needs an explicit reason to stop', async () => {
-    const on = await decide('version: 1\nmode: read-write\nrules:\n  - match: { method: delete }\n    enabled: true\n');
+    const on = await decide(
+      'version: 1\nmode: read-write\nrules:\n  - match: { method: delete }\n    enabled: true\n',
+    );
     expect(on.get('deleteCustomer')).toMatchObject({ blockers: [], confirm: true, scopes: ['tools:delete'] });
     const off = await decide(
       'version: 1\nmode: read-write\nrules:\n  - match: { method: delete }\n    enabled: true\n    confirm: false\n    reason: soft delete, restorable for 30 days\n',
@@ -52,7 +61,9 @@ describe('policy evaluation: secure defaults', () => {
       'version: 1\nrules:\n  - match: { name: listApiKeys }\n    allowRisk: [admin]\n    reason: key rotation bot needs the list\n',
     );
     // Still hidden: it is also a credential endpoint, which the rule did not allow.
-    expect(one.get('listApiKeys')!.blockers.map((b) => b.reason)).toEqual([expect.stringMatching(/^credential:/)]);
+    expect(one.get('listApiKeys')!.blockers.map((b) => b.reason)).toEqual([
+      expect.stringMatching(/^credential:/),
+    ]);
     const both = await decide(
       'version: 1\nrules:\n  - match: { name: listApiKeys }\n    allowRisk: [admin, credential]\n    reason: key rotation bot needs the list\n',
     );
@@ -97,7 +108,9 @@ describe('policy evaluation: rules', () => {
       'default',
     ]);
     expect(lc.steps[2]!.what).toBe('enabled: true; maxPageSize: 20');
-    expect(d.get('deleteCustomer')!.blockers.map((b) => b.reason)).toContain('destructive tool disabled by a rule');
+    expect(d.get('deleteCustomer')!.blockers.map((b) => b.reason)).toContain(
+      'destructive tool disabled by a rule',
+    );
   });
 
   it('applies policy defaults for limits, overridden per rule', async () => {
@@ -123,7 +136,11 @@ describe('policy check against a spec', () => {
   it('makes an unknown tool name an error with a "did you mean"', async () => {
     const p = await problems('version: 1\nrules:\n  - match: { name: listCustomer }\n    enabled: false\n');
     expect(p).toEqual([
-      { level: 'error', line: 3, message: 'rules[0]: no tool named "listCustomer" (did you mean "listCustomers"?)' },
+      {
+        level: 'error',
+        line: 3,
+        message: 'rules[0]: no tool named "listCustomer" (did you mean "listCustomers"?)',
+      },
     ]);
   });
 

@@ -52,7 +52,10 @@ describe('policy loading', () => {
       'confirm: false needs a reason',
     );
     expect(() =>
-      parsePolicy('version: 1\nrules:\n  - match: { name: a }\n    confirm: false\n    reason: idempotent soft delete\n', 'w'),
+      parsePolicy(
+        'version: 1\nrules:\n  - match: { name: a }\n    confirm: false\n    reason: idempotent soft delete\n',
+        'w',
+      ),
     ).not.toThrow();
   });
 
@@ -72,14 +75,21 @@ describe('policy loading', () => {
   it('refuses an empty file and a YAML alias bomb without hanging', () => {
     expect(refused('').message).toContain('empty');
     const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
-    for (let i = 0; i < 9; i++) bomb.push(`${'bcdefghij'[i]}: &${'bcdefghij'[i]} [${Array(9).fill(`*${i === 0 ? 'a' : 'bcdefghij'[i - 1]}`).join(',')}]`);
+    for (let i = 0; i < 9; i++)
+      bomb.push(
+        `${'bcdefghij'[i]}: &${'bcdefghij'[i]} [${Array(9)
+          .fill(`*${i === 0 ? 'a' : 'bcdefghij'[i - 1]}`)
+          .join(',')}]`,
+      );
     expect(refused(`version: 1\n${bomb.join('\n')}\n`).code).toBe('CONFIG_INVALID');
   });
 });
 
 describe('published JSON Schema', () => {
   it('is exactly what the zod schema generates (run `npm run schema` after changing it)', () => {
-    const committed = JSON.parse(readFileSync(new URL('../../schema/policy.schema.json', import.meta.url), 'utf8'));
+    const committed = JSON.parse(
+      readFileSync(new URL('../../schema/policy.schema.json', import.meta.url), 'utf8'),
+    );
     expect(committed).toEqual(JSON.parse(JSON.stringify(policyJsonSchema())));
   });
 
