@@ -3,7 +3,7 @@ import { WardenError } from '../errors.js';
 
 /** One audit record per tool call (allowed, denied or failed). */
 export interface AuditRecord {
-  kind?: 'call';
+  kind: 'call';
   time: string;
   id: string;
   tool: string;

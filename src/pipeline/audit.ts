@@ -22,6 +22,7 @@ export function createAudit(options: AuditOptions) {
     const req = ctx.request;
     const res = ctx.response;
     const record: AuditRecord = {
+      kind: 'call',
       time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
       id: ctx.id,
       tool: ctx.tool?.name ?? clip(ctx.input.name),
