@@ -175,7 +175,7 @@ export function starterPolicy(catalog: Catalog, schemaRef: string): string {
       L.push(`  #   allowRisk: [${restricted.join(', ')}]`);
       L.push('  #   reason: "why agents need this, and who approved it"');
     }
-    if (d.kind === 'read') L.push('  #   enabled: false');
+    if (d.kind === 'read' && !restricted.length) L.push('  #   enabled: false');
     else {
       L.push('  #   enabled: true   # and mode: read-write');
       if (d.kind === 'destructive')
