@@ -131,7 +131,7 @@ describe('upstream credentials from the policy', () => {
       expect(await headerOf(set, 'readA')).toEqual({ 'x-key': 'first-secret-value' });
       expect(set.secrets).toContain('first-secret-value');
       writeFileSync(file, 'second-secret-value\n');
-      const until = Date.now() + 5000;
+      const until = Date.now() + 10_000;
       while ((await headerOf(set, 'readA'))['x-key'] !== 'second-secret-value' && Date.now() < until)
         await new Promise((r) => setTimeout(r, 100));
       expect(await headerOf(set, 'readA')).toEqual({ 'x-key': 'second-secret-value' });
@@ -143,7 +143,7 @@ describe('upstream credentials from the policy', () => {
     } finally {
       set.close();
     }
-  });
+  }, 20_000);
 
   it('falls back to MCP_WARDEN_CRED_<SCHEME> when the policy names none', async () => {
     const set = credentialsFor('version: 1', 'dev', { MCP_WARDEN_CRED_KEY: 'env-fallback-01' });
@@ -170,15 +170,13 @@ describe('OAuth2 client credentials for the upstream', () => {
         return;
       }
       issued++;
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(
-          JSON.stringify({
-            access_token: `tok-${issued}-${body.get('scope')?.replace(/ /g, '+')}`,
-            token_type: 'Bearer',
-            expires_in: 3600,
-          }),
-        );
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          access_token: `tok-${issued}-${body.get('scope')?.replace(/ /g, '+')}`,
+          token_type: 'Bearer',
+          expires_in: 3600,
+        }),
+      );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     tokenUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;

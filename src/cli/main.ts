@@ -84,6 +84,14 @@ export function buildProgram(): Command {
     )
     .option('--admin-host <addr>', 'interface for the admin API', '127.0.0.1')
     .option('--no-watch', 'do not watch the policy file')
+    .option(
+      '--watch-spec',
+      'reload a local spec file when it changes (new or changed tools wait for approval)',
+    )
+    .option(
+      '--pins <file>',
+      'pin approved tool definitions in this file (default: in memory, trusting the first spec)',
+    )
     .option('--audit-file <path>', 'JSON Lines audit file', 'mcp-warden-audit.jsonl')
     .option('--stdio', 'serve MCP over stdin/stdout (logs go to stderr)')
     .option('--port <n>', 'serve Streamable HTTP at /mcp on this port (0: any free port)', int('--port', 0))
@@ -233,6 +241,40 @@ export function buildProgram(): Command {
         )) as Record<string, unknown>;
         printTools([r], io);
       });
+
+  admin(
+    tools
+      .command('approve')
+      .description('Approve the current definition of a new or changed tool (after a spec reload).')
+      .argument('[tool]', 'tool name')
+      .option('--all', 'approve every tool waiting for approval'),
+  ).action(async (tool: string | undefined, opts) => {
+    if (!tool && !opts.all) throw new WardenError('USAGE', 'name a tool, or pass --all');
+    const r = (await adminCall(
+      'POST',
+      `/tools/${opts.all ? '*' : encodeURIComponent(tool!)}/approve`,
+      undefined,
+      opts,
+    )) as {
+      approved: string[];
+      pending: string[];
+    };
+    io.stdout(
+      `approved: ${r.approved.join(', ') || '(none)'}\nstill pending: ${r.pending.join(', ') || '(none)'}\n`,
+    );
+  });
+
+  admin(
+    program
+      .command('reload-spec')
+      .description('Reload the spec on a running gateway (new or changed tools wait for approval).'),
+  ).action(async (opts) => {
+    const r = (await adminCall('POST', '/spec/reload', undefined, opts)) as {
+      tools: number;
+      pending: string[];
+    };
+    io.stdout(`${r.tools} tools; waiting for approval: ${r.pending.join(', ') || '(none)'}\n`);
+  });
 
   admin(
     program

@@ -267,7 +267,7 @@ export async function adminCall(
 export function printTools(rows: Array<Record<string, unknown>>, io: Io): void {
   for (const r of rows)
     io.stdout(
-      `${r.exposed ? 'on ' : 'off'}  ${String(r.name).padEnd(32)} ${String(r.kind).padEnd(11)} ${String(r.toggle).padEnd(8)} ${r.exposed ? `scopes: ${(r.scopes as string[]).join(' ')}` : ((r.hiddenBecause as string[])[0] ?? '')}\n`,
+      `${r.exposed ? 'on ' : 'off'}  ${String(r.name).padEnd(32)} ${String(r.kind).padEnd(11)} ${String(r.approved === false ? 'pending' : r.toggle).padEnd(8)} ${r.exposed ? `scopes: ${(r.scopes as string[]).join(' ')}` : ((r.hiddenBecause as string[])[0] ?? '')}\n`,
     );
 }
 

@@ -10,6 +10,8 @@ export interface ServeCliOptions {
   adminPort?: number;
   adminHost?: string;
   watch?: boolean;
+  watchSpec?: boolean;
+  pins?: string;
   auditFile?: string;
   stdio?: boolean;
   port?: number;
@@ -44,6 +46,8 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
       ? { admin: { port: opts.adminPort, ...(opts.adminHost ? { host: opts.adminHost } : {}) } }
       : {}),
     ...(opts.watch === false ? { watchPolicy: false } : {}),
+    ...(opts.watchSpec ? { watchSpec: true } : {}),
+    ...(opts.pins !== undefined ? { pinsFile: opts.pins } : {}),
     ...(opts.auditFile !== undefined ? { auditFile: opts.auditFile } : {}),
     ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
     ...(opts.maxResponseBytes !== undefined ? { maxResponseBytes: opts.maxResponseBytes } : {}),

@@ -10,12 +10,21 @@ import { type LoadedPolicy, parsePolicy, readPolicyText } from '../policy/load.j
 import type { Environment, PolicyDoc } from '../policy/schema.js';
 import type { KillSwitch, RuntimeSnapshot, StateStore, Toggle } from '../state/memory.js';
 import { type CredentialSet, loadCredentials } from '../upstream/credentials.js';
+import { Pins } from './pins.js';
 import { buildView, type ToolView } from './view.js';
 
 /** One control-plane change, for the audit: who did what, before → after. */
 export interface ControlEvent {
   actor: string;
-  action: 'policy.load' | 'policy.reload' | 'policy.rollback' | 'policy.rejected' | 'tool.toggle' | 'mode';
+  action:
+    | 'policy.load'
+    | 'policy.reload'
+    | 'policy.rollback'
+    | 'policy.rejected'
+    | 'tool.toggle'
+    | 'tool.approve'
+    | 'spec.reload'
+    | 'mode';
   target?: string;
   before?: unknown;
   after?: unknown;
@@ -38,6 +47,8 @@ export interface ControllerOptions {
   environment?: Environment;
   env: NodeJS.ProcessEnv;
   state: StateStore;
+  /** Tool-definition pins; default: in memory, trusting the first catalogue. */
+  pins?: Pins;
   onSecret: (values: string[]) => void;
   onControl: (e: ControlEvent) => void;
   warn: (msg: string, data?: Record<string, unknown>) => void;
@@ -61,13 +72,23 @@ export class Controller {
   private readonly versions: PolicyVersion[] = [];
   private readonly listeners: Array<() => void> = [];
   private watcher: FSWatcher | undefined;
+  private catalog: Catalog;
+  private loaded: LoadedPolicy | undefined;
+  private readonly pins: Pins;
+  private unapproved: Map<string, string>;
 
   constructor(private readonly o: ControllerOptions) {
     const p = o.policy;
+    this.catalog = o.catalog;
+    this.loaded = p;
     if (p) {
       const problems = checkPolicy(o.catalog, p).filter((x) => x.level === 'error');
       if (problems.length) throw policyProblems(p.file, problems);
     }
+    this.pins = o.pins ?? new Pins(undefined);
+    // Trust on first use: with nothing pinned yet, the catalogue the operator started with is approved.
+    if (this.pins.empty) this.pins.approve(o.catalog.tools);
+    this.unapproved = this.pins.pending(o.catalog.tools);
     this.active = this.activate(p?.doc ?? DEFAULT_POLICY, p);
     this.record(
       p ? 'file' : 'defaults',
@@ -85,6 +106,65 @@ export class Controller {
 
   view(): ToolView {
     return this.current;
+  }
+  currentCatalog(): Catalog {
+    return this.catalog;
+  }
+  /** Tools hidden until approved, with the reason. */
+  pending(): ReadonlyMap<string, string> {
+    return this.unapproved;
+  }
+
+  /**
+   * Replaces the catalogue after a spec reload. The running policy is re-applied to it (names it
+   * no longer matches are logged, not fatal); new and changed tools stay hidden until approved.
+   */
+  setCatalog(catalog: Catalog, actor: string): void {
+    const before = new Set(this.catalog.tools.map((t) => t.name));
+    if (this.loaded)
+      for (const p of checkPolicy(catalog, this.loaded))
+        this.o.warn(`after the spec reload the policy says: ${p.message}`, { line: p.line });
+    this.catalog = catalog;
+    const previous = this.active;
+    this.active = this.activate(previous.doc, this.loaded);
+    previous.credentials.close();
+    this.unapproved = this.pins.pending(catalog.tools);
+    const after = new Set(catalog.tools.map((t) => t.name));
+    this.o.onControl({
+      actor,
+      action: 'spec.reload',
+      before: { tools: before.size },
+      after: {
+        tools: after.size,
+        added: [...after].filter((n) => !before.has(n)).slice(0, 50),
+        removed: [...before].filter((n) => !after.has(n)).slice(0, 50),
+        pendingApproval: [...this.unapproved.keys()].slice(0, 50),
+      },
+    });
+    this.refresh();
+  }
+
+  /** Approves the current definition of the named tools (or every pending one), pinning it. */
+  approve(names: readonly string[] | 'all-pending', actor: string): string[] {
+    const chosen =
+      names === 'all-pending'
+        ? this.catalog.tools.filter((t) => this.unapproved.has(t.name))
+        : names.map((n) => {
+            const t = this.catalog.tools.find((x) => x.name === n);
+            if (!t) throw new WardenError('USAGE', `no tool named ${JSON.stringify(n.slice(0, 100))}`);
+            return t;
+          });
+    this.pins.approve(chosen);
+    const approved = chosen.map((t) => t.name);
+    this.unapproved = this.pins.pending(this.catalog.tools);
+    this.o.onControl({
+      actor,
+      action: 'tool.approve',
+      target: approved.join(',').slice(0, 500),
+      after: 'approved',
+    });
+    this.refresh();
+    return approved;
   }
   credentials(): CredentialSet {
     return this.active.credentials;
@@ -124,7 +204,7 @@ export class Controller {
     let loaded: LoadedPolicy;
     try {
       loaded = parsePolicy(text, file);
-      const problems = checkPolicy(this.o.catalog, loaded).filter((x) => x.level === 'error');
+      const problems = checkPolicy(this.catalog, loaded).filter((x) => x.level === 'error');
       if (problems.length) throw policyProblems(file, problems);
     } catch (e) {
       const err = toWardenError(e);
@@ -135,6 +215,7 @@ export class Controller {
     if (sha === this.versions.at(-1)!.sha256) return this.versions.at(-1)!;
     const previous = this.active;
     this.active = this.activate(loaded.doc, loaded);
+    this.loaded = loaded;
     previous.credentials.close();
     const before = this.versions.at(-1)!.version;
     const v = this.record(source, actor, text);
@@ -172,7 +253,7 @@ export class Controller {
   }
 
   async setToggle(tool: string, value: Toggle | undefined, actor: string): Promise<void> {
-    if (!this.o.catalog.tools.some((t) => t.name === tool))
+    if (!this.catalog.tools.some((t) => t.name === tool))
       throw new WardenError('USAGE', `no tool named ${JSON.stringify(tool.slice(0, 100))}`);
     const before = this.o.state.snapshot().toggles.get(tool) ?? 'policy';
     await this.o.state.setToggle(tool, value);
@@ -240,7 +321,7 @@ export class Controller {
 
   private activate(doc: PolicyDoc, loaded: LoadedPolicy | undefined): Active {
     const environment = this.o.environment ?? doc.environment ?? 'dev';
-    const decisions = evaluatePolicy(this.o.catalog, {
+    const decisions = evaluatePolicy(this.catalog, {
       doc,
       ...(loaded ? { file: basename(loaded.file), lineOf: loaded.lineOf } : {}),
     });
@@ -278,6 +359,7 @@ export class Controller {
       this.active.credentials.missing,
       this.o.state.snapshot(),
       this.versions.at(-1)!.version,
+      this.unapproved,
     );
   }
 

@@ -41,6 +41,8 @@ export function buildView(
   missingCredential: ReadonlyMap<string, string>,
   runtime: RuntimeSnapshot,
   policyVersion: number,
+  /** Tools whose definition is not approved (new or changed since pinned), with the reason. */
+  unapproved: ReadonlyMap<string, string> = new Map(),
 ): ToolView {
   const entries = decisions.map((decision): ViewEntry => {
     const name = decision.tool.name;
@@ -49,6 +51,8 @@ export function buildView(
     let blockers =
       toggle === 'enabled' ? decision.blockers.filter((b) => b.kind !== 'disabled') : [...decision.blockers];
     if (toggle === 'disabled') blockers.push({ kind: 'disabled', reason: 'disabled at run time' });
+    const pending = unapproved.get(name);
+    if (pending !== undefined) blockers.push({ kind: 'unapproved', reason: pending });
     const missing = missingCredential.get(name);
     if (missing !== undefined)
       blockers.push({ kind: 'credential', reason: `no upstream credential: ${missing}` });

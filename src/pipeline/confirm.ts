@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { redactArgs } from '../audit/redact.js';
 import { CONFIRM_ARG } from '../control/view.js';
 import { WardenError } from '../errors.js';
+import { canonicalJson } from '../lib/canonical.js';
 import type { Scrubber } from '../observe/scrub.js';
 import type { ReplayGuard } from '../state/memory.js';
 import type { CallContext } from './context.js';
@@ -128,15 +129,5 @@ function preview(ctx: CallContext, scrubber: Scrubber): string {
 
 /** sha256 of the arguments with object keys sorted, so key order cannot change the digest. */
 export function digest(value: unknown): string {
-  return createHash('sha256').update(canonical(value)).digest('base64url');
-}
-
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v !== null && typeof v === 'object')
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(v) ?? 'null';
+  return createHash('sha256').update(canonicalJson(value)).digest('base64url');
 }

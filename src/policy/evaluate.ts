@@ -10,7 +10,7 @@ export type ToolKind = 'read' | 'write' | 'destructive';
  * mode and credential blockers come from the policy's secure defaults and the environment.
  */
 export interface Blocker {
-  kind: 'risk' | 'mode' | 'disabled' | 'credential';
+  kind: 'risk' | 'mode' | 'disabled' | 'credential' | 'unapproved';
   reason: string;
 }
 

@@ -8,6 +8,7 @@ import type { KillSwitch } from '../state/memory.js';
 
 export interface AdminOptions {
   controller: Controller;
+  reloadSpec: (actor: string) => Promise<{ tools: number; pending: string[] }>;
   token: string;
   port: number;
   host: string;
@@ -54,6 +55,13 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
       switch (route) {
         case 'GET /tools':
           return send(res, 200, { policyVersion: c.view().policyVersion, tools: toolRows(c) });
+        case 'POST /tools/:name/approve': {
+          const name = parts[1]!;
+          const approved = c.approve(name === '*' ? 'all-pending' : [name], actor);
+          return send(res, 200, { approved, pending: [...c.pending().keys()] });
+        }
+        case 'POST /spec/reload':
+          return send(res, 200, await o.reloadSpec(actor));
         case 'POST /tools/:name/enable':
         case 'POST /tools/:name/disable':
         case 'POST /tools/:name/reset': {
@@ -151,6 +159,7 @@ export function toolRows(c: Controller, explain = false) {
     scopes: e.decision.scopes,
     confirm: e.decision.confirm,
     toggle: runtime.toggles.get(e.decision.tool.name) ?? 'policy',
+    approved: !c.pending().has(e.decision.tool.name),
     ...(explain ? { steps: e.decision.steps, limits: e.decision.limits } : {}),
   }));
 }

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
 import type { McpRequestContext, Server } from '@modelcontextprotocol/server';
+import { Agent } from 'undici';
 import { openJsonlAudit } from '../audit/jsonl.js';
 import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
 import { Controller } from '../control/controller.js';
-import { WardenError } from '../errors.js';
+import { Pins } from '../control/pins.js';
+import { toWardenError, WardenError } from '../errors.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { Scrubber } from '../observe/scrub.js';
 import { createPipeline, type Pipeline } from '../pipeline/index.js';
@@ -31,6 +33,10 @@ export interface ServeOptions {
   admin?: { port: number; host?: string };
   /** Watch the policy file and apply valid edits (default on when a policy file is given). */
   watchPolicy?: boolean;
+  /** Watch a local spec file and reload it; new or changed tools wait for approval. */
+  watchSpec?: boolean;
+  /** Where approved tool definitions are pinned (default: in memory, trusting the first spec). */
+  pinsFile?: string;
   timeoutMs?: number;
   maxResponseBytes?: number;
   maxPageSize?: number;
@@ -42,7 +48,9 @@ export interface ServeOptions {
 
 export interface Gateway {
   catalog: Catalog;
-  pipeline: Pipeline;
+  readonly pipeline: Pipeline;
+  /** Reloads the spec now (new and changed tools wait for approval). */
+  reloadSpec(actor: string): Promise<{ tools: number; pending: string[] }>;
   controller: Controller;
   logger: Logger;
   auditFile: string;
@@ -75,8 +83,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const auditFile = resolvePath(o.auditFile ?? DEFAULT_AUDIT_FILE);
   const audit = await openJsonlAudit(auditFile);
   const state = createMemoryState();
+  const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined);
   const controller = new Controller({
     catalog,
+    pins,
     ...(policy ? { policy } : {}),
     ...(o.environment ? { environment: o.environment } : {}),
     env,
@@ -89,24 +99,47 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const confirmSecret = doc.confirm?.secret
     ? readSecretRef(doc.confirm.secret, env, 'confirm.secret')
     : randomBytes(32);
-  const pipeline = createPipeline({
-    catalog,
-    targets,
-    control: controller,
-    confirm: {
-      secret: confirmSecret,
-      ttlSeconds: doc.confirm?.ttlSeconds ?? 300,
-      replay: createMemoryReplayGuard(),
-    },
-    scrubber,
-    audit,
-    logger,
-    send: {
-      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-      ...(o.maxResponseBytes !== undefined ? { maxResponseBytes: o.maxResponseBytes } : {}),
-    },
-    ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
-  });
+  const replay = createMemoryReplayGuard();
+  // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
+  const dispatcher = new Agent({ connections: 64, keepAliveTimeout: 30_000, connectTimeout: 5_000 });
+  const makePipeline = (cat: Catalog, tg: typeof targets) =>
+    createPipeline({
+      catalog: cat,
+      targets: tg,
+      control: controller,
+      confirm: { secret: confirmSecret, ttlSeconds: doc.confirm?.ttlSeconds ?? 300, replay },
+      scrubber,
+      audit,
+      logger,
+      send: {
+        dispatcher,
+        ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+        ...(o.maxResponseBytes !== undefined ? { maxResponseBytes: o.maxResponseBytes } : {}),
+      },
+      ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
+    });
+  let pipeline = makePipeline(catalog, targets);
+  /**
+   * Reloads the spec. The new pipeline and the new catalogue are swapped in one synchronous step, so a
+   * call sees either the old pair or the new one, never a mix. A spec that fails to load changes nothing.
+   */
+  const reloadSpec = async (actor: string): Promise<{ tools: number; pending: string[] }> => {
+    const next = buildCatalog(await loadSpec(o.spec, o.load ?? {}));
+    const nextTargets = resolveTargets(next.tools, {
+      ...(o.baseUrl !== undefined ? { baseUrl: o.baseUrl } : {}),
+      specSource: spec.source.location,
+      docServers: next.servers,
+    });
+    const nextPipeline = makePipeline(next, nextTargets);
+    pipeline = nextPipeline;
+    controller.setCatalog(next, actor);
+    const pending = [...controller.pending().keys()];
+    logger.warn(
+      { tools: next.tools.length, pending: pending.slice(0, 20) },
+      `spec reloaded: ${next.tools.length} tools, ${pending.length} waiting for approval`,
+    );
+    return { tools: next.tools.length, pending };
+  };
 
   const view = controller.view();
   const exposed = view.entries.filter((e) => e.exposed).length;
@@ -142,7 +175,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const servers = new Set<WeakRef<Server>>();
   const factory = createServerFactory({
     catalog,
-    pipeline,
+    pipeline: { call: (input) => pipeline.call(input), close: async () => {} },
     view: () => controller.view(),
     inBandElicitation: o.transport.kind === 'stdio',
     principalOf: (ctx: McpRequestContext) =>
@@ -164,6 +197,33 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     }
   });
   if (policy && o.watchPolicy !== false) controller.watchFile();
+  let specWatcher: FSWatcher | undefined;
+  if (o.watchSpec) {
+    if (/^https?:/i.test(o.spec))
+      throw new WardenError(
+        'USAGE',
+        '--watch-spec needs a local spec file; reload a URL spec through the admin API',
+      );
+    const file = resolvePath(o.spec);
+    let timer: NodeJS.Timeout | undefined;
+    let running = Promise.resolve();
+    specWatcher = watch(dirname(file), { persistent: false }, (_e, name) => {
+      if (name !== null && name !== basename(file)) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        running = running.then(() =>
+          reloadSpec('spec-watch').then(
+            () => undefined,
+            (e) =>
+              logger.warn(
+                { code: toWardenError(e).code, err: toWardenError(e).message },
+                'spec reload failed; the previous spec stays',
+              ),
+          ),
+        );
+      }, 300);
+    });
+  }
 
   let closeTransport: () => Promise<void>;
   let url: string | undefined;
@@ -212,6 +272,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     scrubber.add([token]);
     admin = await startAdmin({
       controller,
+      reloadSpec,
       token,
       port: o.admin.port,
       host: o.admin.host ?? doc.admin.host ?? '127.0.0.1',
@@ -222,7 +283,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
 
   return {
     catalog,
-    pipeline,
+    get pipeline() {
+      return pipeline;
+    },
+    reloadSpec,
     controller,
     logger,
     auditFile,
@@ -230,6 +294,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     ...(admin ? { adminUrl: admin.url } : {}),
     async close() {
       await admin?.close();
+      specWatcher?.close();
       await closeTransport();
       callers?.close();
       controller.close();

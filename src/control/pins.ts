@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Tool } from '../catalog/types.js';
+import { WardenError } from '../errors.js';
+import { canonicalJson } from '../lib/canonical.js';
+
+/**
+ * Tool-definition pinning. Each approved tool's definition (what the agent sees and what the gateway
+ * sends) is pinned by hash; after a spec reload, a new tool or one whose definition changed stays
+ * hidden until an operator approves it, so a spec change cannot silently add or alter a tool (a
+ * "rug pull"). Without a pins file the first definitions seen are trusted; with one, pins survive
+ * restarts and a spec changed while the gateway was down is caught too.
+ */
+export class Pins {
+  private readonly pinned = new Map<string, string>();
+
+  constructor(private readonly file: string | undefined) {
+    if (!file) return;
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new WardenError(
+          'CONFIG_INVALID',
+          `cannot read the pins file ${file}: ${(e as NodeJS.ErrnoException).code}`,
+        );
+    }
+    if (text === undefined) return;
+    try {
+      const doc = JSON.parse(text) as { version?: unknown; tools?: Record<string, unknown> };
+      if (doc.version !== 1 || typeof doc.tools !== 'object' || doc.tools === null) throw new Error('shape');
+      for (const [name, hash] of Object.entries(doc.tools))
+        if (typeof hash === 'string' && /^[0-9a-f]{64}$/.test(hash)) this.pinned.set(name, hash);
+    } catch {
+      throw new WardenError('CONFIG_INVALID', `the pins file ${file} is not a mcp-warden pins file`);
+    }
+  }
+
+  /** True before anything was pinned: the first catalogue is trusted as is. */
+  get empty(): boolean {
+    return this.pinned.size === 0;
+  }
+
+  /** Tools whose definition is new or changed, with the reason. */
+  pending(tools: readonly Tool[]): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const t of tools) {
+      const want = this.pinned.get(t.name);
+      if (want === undefined)
+        out.set(t.name, 'new tool since the last approval; approve it with `mcp-warden tools approve`');
+      else if (want !== definitionHash(t))
+        out.set(
+          t.name,
+          'its definition changed since it was approved; review and approve it with `mcp-warden tools approve`',
+        );
+    }
+    return out;
+  }
+
+  approve(tools: readonly Tool[]): void {
+    for (const t of tools) this.pinned.set(t.name, definitionHash(t));
+    this.save();
+  }
+
+  private save(): void {
+    if (!this.file) return;
+    const tools = Object.fromEntries([...this.pinned].sort(([a], [b]) => (a < b ? -1 : 1)));
+    const tmp = join(dirname(this.file), `.${basename(this.file)}.${process.pid}.tmp`);
+    writeFileSync(tmp, `${JSON.stringify({ version: 1, tools }, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, this.file);
+  }
+}
+
+/** The hash of everything that makes a tool what it is, to the agent and to the upstream. */
+export function definitionHash(t: Tool): string {
+  const def = {
+    name: t.name,
+    title: t.title,
+    description: t.description,
+    inputSchema: t.inputSchema,
+    outputSchema: t.outputSchema,
+    annotations: t.annotations,
+    method: t.source.method,
+    path: t.source.path,
+    servers: t.source.servers,
+    bindings: t.bindings,
+    risk: t.risk.classes,
+    auth: t.auth,
+  };
+  return createHash('sha256').update(canonicalJson(def)).digest('hex');
+}
