@@ -10,6 +10,11 @@ const cli = `${root}dist/cli/main.js`;
 const spec = `${root}examples/shop/openapi.yaml`;
 const shopPort = Number(process.env.SHOP_PORT ?? 4010);
 const port = Number(process.env.PORT ?? 3333);
+const adminPort = Number(process.env.ADMIN_PORT ?? 9090);
+// `npm start -- --policy`: the demo policy (writes, a confirmed delete, the admin API).
+const withPolicy = process.argv.includes('--policy');
+const policy = `${root}examples/shop/warden.yaml`;
+const adminToken = process.env.MCP_WARDEN_ADMIN_TOKEN ?? 'demo-admin-token-0123456789';
 
 if (!existsSync(cli)) {
   process.stderr.write('building mcp-warden (first run)…\n');
@@ -21,8 +26,24 @@ const key = process.env.SHOP_KEY ?? 'demo-shop-key-0123456789';
 const shop = await startShop({ port: shopPort, key });
 const warden = spawn(
   process.execPath,
-  [cli, 'serve', '--spec', spec, '--base-url', shop.url, '--port', String(port), '--audit-file', 'demo-audit.jsonl'],
-  { cwd: process.cwd(), env: { ...process.env, MCP_WARDEN_CRED_SHOPKEY: key }, stdio: ['ignore', 'inherit', 'pipe'] },
+  [
+    cli,
+    'serve',
+    '--spec',
+    spec,
+    '--base-url',
+    shop.url,
+    '--port',
+    String(port),
+    '--audit-file',
+    'demo-audit.jsonl',
+    ...(withPolicy ? ['--policy', policy, '--admin-port', String(adminPort)] : []),
+  ],
+  {
+    cwd: process.cwd(),
+    env: { ...process.env, MCP_WARDEN_CRED_SHOPKEY: key, SHOP_KEY: key, MCP_WARDEN_ADMIN_TOKEN: adminToken },
+    stdio: ['ignore', 'inherit', 'pipe'],
+  },
 );
 let started = false;
 warden.stderr.on('data', (d) => {
@@ -44,8 +65,8 @@ function printHelp() {
     mcpServers: {
       'acme-shop': {
         command: process.execPath,
-        args: [cli, 'serve', '--stdio', '--spec', spec, '--base-url', shop.url],
-        env: { MCP_WARDEN_CRED_SHOPKEY: key },
+        args: [cli, 'serve', '--stdio', '--spec', spec, '--base-url', shop.url, ...(withPolicy ? ['--policy', policy] : [])],
+        env: withPolicy ? { SHOP_KEY: key } : { MCP_WARDEN_CRED_SHOPKEY: key },
       },
     },
   };
@@ -64,7 +85,16 @@ function printHelp() {
 ${JSON.stringify(stdio, null, 2).replace(/^/gm, '    ')}
 
   Try: "find wireless mice in stock", "list the open orders of customer c_1003".
-  Writes, deletes, the CSV export and the admin endpoint are hidden by the read-only defaults.
+${
+  withPolicy
+    ? `  Policy ${policy}: placing orders is on; deleting a customer asks you first.
+  Admin API ${`http://127.0.0.1:${adminPort}`}: try
+    MCP_WARDEN_ADMIN_TOKEN=${adminToken} MCP_WARDEN_ADMIN_URL=http://127.0.0.1:${adminPort} \\
+      node ${cli} tools disable createOrder      (or: mode read-only, tools list)
+  Edit the policy file while this runs: valid edits apply at once.`
+    : `  Writes, deletes, the CSV export and the admin endpoint are hidden by the read-only defaults.
+  npm start -- --policy   serves the demo policy: orders, a confirmed delete, runtime control.`
+}
   Ctrl-C stops both.
 `);
 }
