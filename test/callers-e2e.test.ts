@@ -168,11 +168,16 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       ]) {
         const res = await fetch(new URL(path, gw.url!));
         expect(res.status).toBe(200);
-        expect(await res.json()).toMatchObject({
+        const doc = (await res.json()) as { scopes_supported: string[] };
+        expect(doc).toMatchObject({
           resource: RESOURCE,
           authorization_servers: [ISSUER],
           bearer_methods_supported: ['header'],
         });
+        // The scopes the running policy actually uses, so a client can ask for the right ones.
+        expect(doc.scopes_supported).toEqual(
+          expect.arrayContaining(['mcp', 'orders', 'tools:read', 'tools:write', 'tools:delete']),
+        );
       }
     });
 
@@ -423,5 +428,20 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       expect(shop.requests.at(-1)).toMatchObject({ method: 'POST', url: '/v1/orders' });
       await c.close();
     });
+  });
+});
+
+describe('HTTP beyond loopback', () => {
+  it('refuses to start without configured callers', async () => {
+    const err = await startGateway({
+      spec: SHOP_SPEC,
+      baseUrl: 'http://127.0.0.1:9',
+      auditFile: join(tempTree({}), 'a.jsonl'),
+      transport: { kind: 'http', port: 0, host: '0.0.0.0' },
+      logLevel: 'error',
+      env: {},
+    }).catch((e) => e);
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toContain('needs callers');
   });
 });

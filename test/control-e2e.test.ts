@@ -258,4 +258,64 @@ describe('stdio clients hear about changes', () => {
       await shop.close();
     }
   });
+
+  it('confirms a destructive call in-band with a 2025-11-25 client that declares elicitation', async () => {
+    const shop: Shop = await startShop();
+    const policy = [
+      'version: 1',
+      'mode: read-write',
+      'callers:',
+      '  stdio: { principal: ops, scopes: [tools:read, tools:delete] }',
+      'rules:',
+      '  - match: { name: deleteCustomer }',
+      '    enabled: true',
+      '',
+    ].join('\n');
+    const dir = tempTree({ 'warden.yaml': policy });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [
+        CLI,
+        'serve',
+        '--stdio',
+        '--spec',
+        SHOP_SPEC,
+        '--base-url',
+        shop.url,
+        '--policy',
+        join(dir, 'warden.yaml'),
+        '--audit-file',
+        join(dir, 'a.jsonl'),
+      ],
+      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, PATH: process.env.PATH ?? '' },
+      stderr: 'pipe',
+    });
+    const asked: string[] = [];
+    let answer: 'accept' | 'decline' = 'decline';
+    const client = new Client(
+      { name: 'stdio-elicit', version: '1' },
+      { versionNegotiation: { mode: 'legacy' }, capabilities: { elicitation: { form: {} } } },
+    );
+    client.setRequestHandler('elicitation/create', async (req) => {
+      asked.push((req.params as { message: string }).message);
+      return answer === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: 'decline' };
+    });
+    try {
+      await client.connect(transport);
+      const before = shop.requests.length;
+      const no = await client.callTool({ name: 'deleteCustomer', arguments: { customerId: 'c_1002' } });
+      expect(JSON.stringify(no.content)).toContain('CONFIRMATION_DECLINED');
+      expect(shop.requests.length).toBe(before);
+      expect(asked[0]).toContain('Allow deleteCustomer (DELETE /customers/{customerId})');
+      answer = 'accept';
+      const yes = await client.callTool({ name: 'deleteCustomer', arguments: { customerId: 'c_1002' } });
+      expect(yes.isError).toBeFalsy();
+      expect(shop.requests.at(-1)).toMatchObject({ method: 'DELETE', url: '/v1/customers/c_1002' });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(readFileSync(join(dir, 'a.jsonl'), 'utf8')).toContain('"confirmed":"elicitation"');
+    } finally {
+      await client.close();
+      await shop.close();
+    }
+  });
 });

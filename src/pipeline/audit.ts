@@ -1,5 +1,6 @@
 import type { AuditRecord, AuditSink } from '../audit/jsonl.js';
 import { redactArgs } from '../audit/redact.js';
+import { CONFIRM_ARG } from '../control/view.js';
 import { ERROR_CODES } from '../errors.js';
 import type { Scrubber } from '../observe/scrub.js';
 import type { CallContext } from './context.js';
@@ -31,7 +32,7 @@ export function createAudit(options: AuditOptions) {
       ...(err ? { code: err.code } : {}),
       principal: ctx.input.principal,
       ...(ctx.input.client !== undefined ? { client: clip(ctx.input.client) } : {}),
-      args: redactArgs(ctx.args ?? ctx.input.arguments, scrubber),
+      args: redactArgs(ctx.args ?? withoutToken(ctx.input.arguments), scrubber),
       ...(req
         ? {
             upstream: {
@@ -49,6 +50,12 @@ export function createAudit(options: AuditOptions) {
     sink.write(record);
     return record;
   };
+}
+
+/** A confirmation token is a capability: the audit says one was sent, never what it was. */
+function withoutToken(args: unknown): unknown {
+  if (args === null || typeof args !== 'object' || !(CONFIRM_ARG in args)) return args;
+  return { ...(args as Record<string, unknown>), [CONFIRM_ARG]: '[REDACTED:confirmation]' };
 }
 
 function round(ms: number): number {

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Controller } from '../control/controller.js';
-import { isWardenError } from '../errors.js';
+import { isWardenError, WardenError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { KillSwitch } from '../state/memory.js';
 
@@ -179,7 +179,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > 64 * 1024) throw Object.assign(new Error('too large'), { status: 413 });
+    if (size > 64 * 1024) throw new WardenError('USAGE', 'the request body is larger than 64 KiB');
     chunks.push(c);
   }
   if (size === 0) return undefined;

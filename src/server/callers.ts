@@ -37,6 +37,8 @@ export interface CallerOptions {
   resource: string;
   /** Bound to loopback only: with no callers configured, local anonymous reads are allowed. */
   loopback: boolean;
+  /** Every scope some tool needs right now (for the metadata document). */
+  scopesInUse: () => readonly string[];
   warn: (msg: string) => void;
 }
 
@@ -82,6 +84,7 @@ export class Callers {
         ? createRemoteJWKSet(new URL(c.jwt.jwksUrl), { timeoutDuration: 5000 })
         : loadKey(c.jwt.publicKeyFile!);
     this.configured = Boolean(c?.apiKeys?.length || c?.apiKeysFile || c?.jwt || c?.anonymous);
+    // serve checks this before anything starts; kept here so no other caller of Callers can skip it.
     if (!this.configured && !o.loopback)
       throw new WardenError(
         'CONFIG_INVALID',
@@ -100,7 +103,7 @@ export class Callers {
           ? { authorization_servers: [c.jwt.issuer] }
           : {}),
       bearer_methods_supported: ['header'],
-      scopes_supported: [...new Set([...Object.values(DEFAULT_SCOPES).flat(), ...(c?.requiredScopes ?? [])])],
+      scopes_supported: [...new Set([...(c?.requiredScopes ?? []), ...this.o.scopesInUse()])].sort(),
       resource_name: 'mcp-warden',
     };
   }

@@ -70,7 +70,12 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
       const auth = await callers!.authenticate(req.headers);
       if (!auth.ok) {
         req.resume();
-        o.logger.debug({ code: auth.code }, 'mcp request not authenticated');
+        // Failed authentication is worth seeing (guessing, expired keys), but never with the credential.
+        const level = auth.code === 'AUTH_REQUIRED' ? 'debug' : 'info';
+        o.logger[level](
+          { code: auth.code, remote: req.socket.remoteAddress },
+          'mcp request refused: not authenticated',
+        );
         return reply(res, auth.code, auth.message, -32001, { 'www-authenticate': auth.challenge });
       }
       // The SDK hands this to the server factory as `authInfo`; the caller's token is not kept.

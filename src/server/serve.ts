@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../observe/log.js';
 import { Scrubber } from '../observe/scrub.js';
 import { createPipeline, type Pipeline } from '../pipeline/index.js';
 import { readPolicyFile } from '../policy/load.js';
-import { DEFAULT_SCOPES, type Environment } from '../policy/schema.js';
+import { type CallersDoc, DEFAULT_SCOPES, type Environment } from '../policy/schema.js';
 import { type LoadOptions, loadSpec } from '../spec/load.js';
 import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
 import { resolveTargets } from '../upstream/base-url.js';
@@ -71,6 +71,15 @@ export const DEFAULT_AUDIT_FILE = 'mcp-warden-audit.jsonl';
 export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const env = o.env ?? process.env;
   const policy = o.policy !== undefined ? readPolicyFile(o.policy) : undefined;
+  if (
+    o.transport.kind === 'http' &&
+    !isLoopback(o.transport.host ?? '127.0.0.1') &&
+    !callersConfigured(policy?.doc.callers)
+  )
+    throw new WardenError(
+      'CONFIG_INVALID',
+      'serving HTTP beyond loopback needs callers: API keys, JWT or an explicit `callers.anonymous` with a reason',
+    );
   const spec = await loadSpec(o.spec, o.load ?? {});
   const catalog = buildCatalog(spec);
   const targets = resolveTargets(catalog.tools, {
@@ -241,6 +250,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
           environment: controller.environment(),
           resource: doc.callers?.resource ?? listening,
           loopback: isLoopback(host),
+          scopesInUse: () => [...new Set(controller.decisions().flatMap((d) => d.scopes))],
           warn: (m) => logger.warn(m),
         });
         return callers;
@@ -304,6 +314,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       logger.flush();
     },
   };
+}
+
+function callersConfigured(c: CallersDoc | undefined): boolean {
+  return Boolean(c?.apiKeys?.length || c?.apiKeysFile || c?.jwt || c?.anonymous);
 }
 
 function isLoopback(host: string): boolean {
