@@ -249,6 +249,9 @@ export class SchemaConverter {
           const bound = k === 'exclusiveMinimum' ? s.minimum : s.maximum;
           if (typeof bound === 'number') out[k] = bound;
         }
+      } else if (k === 'x-data-class' && mode === 'output' && ['pii', 'secret', 'financial', 'none'].includes(v as string)) {
+        // The operator's own data-class tag: kept for masking (an annotation to clients and Ajv).
+        out[k] = v;
       }
       // Everything else (x-*, discriminator, xml, externalDocs, example(s), nullable, $id, $schema,
       // $comment, definitions/$defs nested in the schema) is dropped or handled below.

@@ -24,6 +24,8 @@ export function createSchemaCompiler(formats: readonly string[]) {
   });
   addFormats(ajv);
   for (const f of formats) if (!ajv.formats[f]) ajv.addFormat(f, true);
+  // An annotation only (the operator's data-class tag, kept in output schemas for masking).
+  ajv.addKeyword({ keyword: 'x-data-class', schemaType: 'string' });
   return {
     compile(schema: JsonSchemaObject): ValidateFunction {
       return ajv.compile(schema);

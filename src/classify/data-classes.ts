@@ -399,20 +399,9 @@ function summarize(root: JsonSchema, defs: DefsLookup, topWords: string[]): Summ
     }
     if (s.properties) {
       for (const [name, sub] of Object.entries(s.properties)) {
-        const target = resolveLocal(sub, defs);
         const childRel = `${rel}${/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`;
-        const facts: FieldFacts = {
-          name,
-          words: cachedWords(name),
-          parentWords,
-          type: typesOf(target),
-          description:
-            typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
-          ...(typeof target === 'object' && typeof target.format === 'string'
-            ? { format: target.format }
-            : {}),
-        };
-        for (const hit of classifyField(facts)) out.fields.push({ rel: childRel, depth: depth + 1, hit });
+        for (const hit of classifyProperty(name, sub, parentWords, defs))
+          out.fields.push({ rel: childRel, depth: depth + 1, hit });
         walk(sub, childRel, cachedWords(name), depth + 1);
       }
     }
@@ -422,7 +411,43 @@ function summarize(root: JsonSchema, defs: DefsLookup, topWords: string[]): Summ
 }
 
 const wordCache = new Map<string, string[]>();
-function cachedWords(s: string): string[] {
+/** Data classes an operator may tag a field with (`x-data-class` in the spec, `fields` in the policy). */
+export const TAG_CLASSES = ['pii', 'secret', 'financial', 'none'] as const;
+export type TagClass = (typeof TAG_CLASSES)[number];
+
+/**
+ * Classifies one property of an object schema: an `x-data-class` tag on its schema wins (`none`
+ * untags it); otherwise the rule table decides from its name, its enclosing name, type, format and
+ * description. Used by the catalogue (scan reports) and by masking alike, so both agree.
+ */
+export function classifyProperty(
+  name: string,
+  sub: JsonSchema,
+  parentWords: string[],
+  defs: DefsLookup,
+): Array<Omit<DataField, 'path'>> {
+  const target = resolveLocal(sub, defs);
+  const tag =
+    typeof sub === 'object' && typeof sub['x-data-class'] === 'string'
+      ? sub['x-data-class']
+      : typeof target === 'object' && typeof target['x-data-class'] === 'string'
+        ? target['x-data-class']
+        : undefined;
+  if (tag === 'none') return [];
+  if (tag === 'pii' || tag === 'secret' || tag === 'financial')
+    return [{ class: tag, kind: tag, rule: 'x-data-class', reason: `tagged x-data-class: ${tag} in the spec` }];
+  const facts: FieldFacts = {
+    name,
+    words: cachedWords(name),
+    parentWords,
+    type: typesOf(target),
+    description: typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
+    ...(typeof target === 'object' && typeof target.format === 'string' ? { format: target.format } : {}),
+  };
+  return classifyField(facts);
+}
+
+export function cachedWords(s: string): string[] {
   let w = wordCache.get(s);
   if (!w) {
     w = words(s);

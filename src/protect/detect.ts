@@ -1,0 +1,260 @@
+import type { DataClass } from '../catalog/types.js';
+
+/**
+ * Detection by value: finds secrets and personal data in any string, whatever field (or log line)
+ * it sits in, and replaces each with a typed placeholder (`[REDACTED:aws-access-key]`).
+ *
+ * The patterns follow the maintained rule sets of gitleaks and secretlint (MIT), narrowed to what
+ * can be matched in linear time: every pattern is a plain JavaScript regular expression without
+ * nested or overlapping quantifiers (a test runs each through the `recheck` ReDoS checker), and
+ * each rule first checks a cheap hint (a substring or a character class) so most strings are never
+ * matched against most patterns. Checksums (Luhn for cards, mod-97 for IBANs) keep numbers that
+ * merely look like cards from being redacted.
+ */
+export interface DetectRule {
+  /** The placeholder kind: `[REDACTED:<kind>]`. */
+  kind: string;
+  class: DataClass;
+  /** Global regex; if it has a capture group 1, only that group is replaced. */
+  re: RegExp;
+  /** Skip the regex unless the string contains one of these (case-sensitive) substrings. */
+  hints?: readonly string[];
+  /** …and also one of these (a second, independent gate). */
+  also?: readonly string[];
+  /** Skip unless the string has a run of digits (set once per string). */
+  digits?: boolean;
+  /** Extra check on the matched value (checksums). */
+  valid?: (value: string) => boolean;
+}
+
+const upper = (hs: string[]) => [...hs, ...hs.map((h) => h.toUpperCase())];
+
+export const DETECT_RULES: readonly DetectRule[] = [
+  // --- secrets (most specific first: a JWT inside "Bearer …" is named a JWT)
+  {
+    kind: 'private-key',
+    class: 'secret',
+    re: /-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY[ A-Z]{0,12}-----/g,
+    hints: ['PRIVATE KEY'],
+  },
+  { kind: 'aws-access-key', class: 'secret', re: /\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b/g, hints: ['AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T'] },
+  {
+    kind: 'aws-secret-key',
+    class: 'secret',
+    re: /(?<![a-z0-9])aws[_.-]?secret(?:[_.-]?access)?(?:[_.-]?key)?["']?\s{0,3}[:=]\s{0,3}["']?([a-z0-9/+]{40})(?![a-z0-9/+])/gi,
+    hints: ['aws', 'AWS', 'Aws'],
+  },
+  { kind: 'github-token', class: 'secret', re: /\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b/g, hints: ['gh', 'github_pat_'] },
+  {
+    kind: 'gitlab-token',
+    class: 'secret',
+    re: /\bgl(?:pat|ptt|dt|rt|soat|cbt|imt|agent|ffct|oas)-[A-Za-z0-9_-]{20,255}/g,
+    hints: ['gl'],
+  },
+  { kind: 'slack-token', class: 'secret', re: /\bxox[abposre]-[A-Za-z0-9-]{10,255}/g, hints: ['xox'] },
+  {
+    kind: 'slack-webhook',
+    class: 'secret',
+    re: /https:\/\/hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9/_-]{20,255}/g,
+    hints: ['hooks.slack.com'],
+  },
+  { kind: 'stripe-key', class: 'secret', re: /\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,255}\b/g, hints: ['_live_', '_test_'] },
+  { kind: 'stripe-webhook-secret', class: 'secret', re: /\bwhsec_[A-Za-z0-9+/=]{20,255}/g, hints: ['whsec_'] },
+  { kind: 'google-api-key', class: 'secret', re: /\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/g, hints: ['AIza'] },
+  { kind: 'google-oauth-token', class: 'secret', re: /\bya29\.[0-9A-Za-z_-]{20,2048}/g, hints: ['ya29.'] },
+  {
+    kind: 'openai-key',
+    class: 'secret',
+    re: /\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,255}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})(?![A-Za-z0-9_-])/g,
+    hints: ['sk-'],
+  },
+  { kind: 'anthropic-key', class: 'secret', re: /\bsk-ant-[a-z]{2,10}\d{2}-[A-Za-z0-9_-]{20,255}/g, hints: ['sk-ant-'] },
+  { kind: 'npm-token', class: 'secret', re: /\bnpm_[A-Za-z0-9]{36}\b/g, hints: ['npm_'] },
+  { kind: 'mcp-warden-key', class: 'secret', re: /\bmwk_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g, hints: ['mwk_'] },
+  {
+    kind: 'jwt',
+    class: 'secret',
+    re: /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,4096}\.eyJ[A-Za-z0-9_-]{5,8192}\.[A-Za-z0-9_-]{0,2048}/g,
+    hints: ['eyJ'],
+  },
+  {
+    kind: 'authorization',
+    class: 'secret',
+    re: /\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC|[Tt]oken|TOKEN)[ \t]{1,4}([A-Za-z0-9._~+/=-]{12,4096})/g,
+    hints: upper(['earer', 'asic', 'oken']),
+    // Credentials carry digits or symbols; prose after "Basic" or "Token" does not.
+    valid: (v) => /[\d+/=._~-]/.test(v),
+  },
+  {
+    kind: 'url-password',
+    class: 'secret',
+    re: /(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{1,20}:\/\/[^\s\0/:@"'<>]{1,256}:([^\s\0/@"'<>]{1,256})@/g,
+    hints: ['://'],
+  },
+  {
+    kind: 'password',
+    class: 'secret',
+    re: /(?:[Pp]ass(?:word|wd)?|PASS(?:WORD|WD)?|[Pp]wd|PWD|[Ss]ecret|SECRET|[Aa]pi[_-]?[Kk]ey|API[_-]?KEY|[Aa]ccess[_-]?[Tt]oken|ACCESS[_-]?TOKEN|[Cc]lient[_-]?[Ss]ecret|CLIENT[_-]?SECRET)\\?["']?\s{0,3}[:=]\s{0,3}\\?["']?([^\s\0"'\\;,&]{6,256})/g,
+    hints: upper(['ass', 'wd', 'ecret', 'key', 'Key', 'oken']),
+    also: [':', '='],
+  },
+  // --- financial
+  {
+    kind: 'card-number',
+    class: 'financial',
+    re: /(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])/g,
+    digits: true,
+    valid: (v) => luhn(v.replace(/[ -]/g, '')),
+  },
+  {
+    kind: 'iban',
+    class: 'financial',
+    re: /\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b/g,
+    digits: true,
+    valid: (v) => ibanValid(v.replace(/ /g, '')),
+  },
+  // --- personal data
+  { kind: 'us-ssn', class: 'pii', re: /\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b/g, digits: true },
+  {
+    kind: 'email',
+    class: 'pii',
+    re: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}(?![A-Za-z0-9-])/g,
+    hints: ['@'],
+    // The last label is the top-level domain: letters only.
+    valid: (v) => /\.[A-Za-z]{2,24}$/.test(v),
+  },
+  {
+    kind: 'phone',
+    class: 'pii',
+    re: /(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){2,4}|(?<!\d)\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|(?<![\d-])\d{3}[.-]\d{3}[.-]\d{4})(?![\d-])/g,
+    digits: true,
+  },
+];
+
+/** Every digit rule needs ten or more digits and separators in a row: most strings have none. */
+const DIGIT_RUN = /\d[\d ().+-]{8,}\d/;
+
+export type RedactionCounts = Record<string, number>;
+
+export interface DetectOptions {
+  /** Classes whose values are left alone (a tool whose policy allows, say, PII). */
+  allow?: ReadonlySet<DataClass>;
+}
+
+/**
+ * Scans and redacts. `redact` returns the string itself when nothing was found (no copy), and adds
+ * to `counts` (by kind) what it replaced.
+ */
+export class Detector {
+  private readonly rules: readonly DetectRule[];
+
+  constructor(options: DetectOptions = {}, rules: readonly DetectRule[] = DETECT_RULES) {
+    this.rules = options.allow?.size ? rules.filter((r) => !options.allow!.has(r.class)) : rules;
+  }
+
+  /**
+   * Redacts many strings in one pass: joined by NUL (which no pattern crosses), scanned once, split
+   * back. Far cheaper than one scan per string for the many short strings of a JSON response.
+   */
+  redactAll(strings: readonly string[], counts?: RedactionCounts): string[] {
+    if (strings.length < 2 || strings.some((x) => x.includes('\0'))) return strings.map((x) => this.redact(x, counts));
+    const joined = strings.join('\0');
+    const out = this.redact(joined, counts);
+    if (out === joined) return strings as string[];
+    const parts = out.split('\0');
+    // Cannot happen (no pattern matches NUL); if it ever did, fall back rather than misalign.
+    if (parts.length !== strings.length) return strings.map((x) => this.redact(x));
+    return parts;
+  }
+
+  redact(s: string, counts?: RedactionCounts): string {
+    if (s.length < 6) return s;
+    let out = s;
+    let digits: boolean | undefined;
+    for (const rule of this.rules) {
+      if (rule.hints && !rule.hints.some((h) => out.includes(h))) continue;
+      if (rule.also && !rule.also.some((h) => out.includes(h))) continue;
+      if (rule.digits) {
+        digits ??= DIGIT_RUN.test(out);
+        if (!digits) continue;
+      }
+      out = rule.kind === 'private-key' ? redactPem(out, counts) : apply(rule, out, counts);
+    }
+    return out;
+  }
+}
+
+function apply(rule: DetectRule, s: string, counts: RedactionCounts | undefined): string {
+  rule.re.lastIndex = 0;
+  if (!rule.re.test(s)) return s;
+  rule.re.lastIndex = 0;
+  const placeholder = `[REDACTED:${rule.kind}]`;
+  return s.replace(rule.re, (match: string, group: unknown) => {
+    const value = typeof group === 'string' ? group : match;
+    if (rule.valid && !rule.valid(value)) return match;
+    if (counts) counts[rule.kind] = (counts[rule.kind] ?? 0) + 1;
+    if (typeof group !== 'string') return placeholder;
+    // Keep what names the secret ("password=", "Bearer "), replace the value only.
+    const at = match.lastIndexOf(group);
+    return `${match.slice(0, at)}${placeholder}${match.slice(at + group.length)}`;
+  });
+}
+
+/**
+ * A PEM private key runs from its BEGIN line to its END line: found with `indexOf`, not a lazy regex
+ * (which would rescan for every BEGIN). With no END line, everything after BEGIN goes: failing safe.
+ */
+function redactPem(s: string, counts: RedactionCounts | undefined): string {
+  const re = /-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY[ A-Z]{0,12}-----/g;
+  let out = '';
+  let from = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    // Within one string of a joined batch: the key ends at END, or at the string's end.
+    const nul = s.indexOf('\0', m.index);
+    const limit = nul >= 0 ? nul : s.length;
+    let end = s.indexOf('-----END', m.index + m[0].length);
+    if (end >= limit) end = -1;
+    let stop = limit;
+    if (end >= 0) {
+      const close = s.indexOf('-----', end + 8);
+      stop = close >= 0 && close < limit ? close + 5 : limit;
+    }
+    out += `${s.slice(from, m.index)}[REDACTED:private-key]`;
+    if (counts) counts['private-key'] = (counts['private-key'] ?? 0) + 1;
+    from = stop;
+    re.lastIndex = stop;
+  }
+  return from === 0 ? s : out + s.slice(from);
+}
+
+export function luhn(digits: string): boolean {
+  if (digits.length < 13 || digits.length > 19) return false;
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let d = digits.charCodeAt(digits.length - 1 - i) - 48;
+    if (i % 2 === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  // All-same digits (0000…) pass Luhn but are placeholders, not cards.
+  return sum % 10 === 0 && !/^(\d)\1+$/.test(digits);
+}
+
+export function ibanValid(iban: string): boolean {
+  if (iban.length < 15 || iban.length > 34) return false;
+  const moved = iban.slice(4) + iban.slice(0, 4);
+  let rem = 0;
+  for (const ch of moved) {
+    const code = ch.charCodeAt(0);
+    const v = code >= 65 ? code - 55 : code - 48;
+    rem = v > 9 ? (rem * 100 + v) % 97 : (rem * 10 + v) % 97;
+  }
+  return rem === 1;
+}
+
+/** Adds counts (in place). */
+export function addCounts(into: RedactionCounts, from: RedactionCounts): void {
+  for (const [k, n] of Object.entries(from)) into[k] = (into[k] ?? 0) + n;
+}

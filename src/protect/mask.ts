@@ -1,0 +1,296 @@
+import type { DataClass } from '../catalog/types.js';
+import { type DefsLookup, defsOf, type JsonSchema, type JsonSchemaObject } from '../catalog/json-schema.js';
+import { cachedWords, classifyProperty, type TagClass } from '../classify/data-classes.js';
+import type { RedactionCounts } from './detect.js';
+
+export type MaskAction = 'allow' | 'mask' | 'drop';
+
+export interface MaskRules {
+  /** What to do with each class. Defaults: secret dropped, PII and financial masked. */
+  actions: Readonly<Record<DataClass, MaskAction>>;
+  /** Operator tags by property name (policy `fields`): they win over the spec and the rule table. */
+  fields: ReadonlyMap<string, TagClass>;
+}
+
+export const DEFAULT_ACTIONS: Readonly<Record<DataClass, MaskAction>> = { secret: 'drop', pii: 'mask', financial: 'mask' };
+
+const SEVERITY: Record<DataClass, number> = { secret: 3, financial: 2, pii: 1 };
+
+interface Hit {
+  class: DataClass;
+  kind: string;
+}
+
+/** What masking does at one schema node; built once per node and reused for every response. */
+interface Plan {
+  props: Map<string, { hit?: Hit; child: Plan[] }>;
+  patterns: Array<{ re: RegExp; child: Plan[] }>;
+  additional: Plan[];
+  items: Plan[];
+  prefixItems: Plan[][];
+}
+
+/** String constraints a placeholder could break, and the operator's tags (not for clients). */
+const RELAXED = new Set(['x-data-class', 'format', 'pattern', 'minLength', 'maxLength']);
+const SUBSCHEMA_KEYS = new Set([
+  'items',
+  'prefixItems',
+  'additionalProperties',
+  'allOf',
+  'anyOf',
+  'oneOf',
+  'not',
+  'if',
+  'then',
+  'else',
+  'contains',
+  'propertyNames',
+  'unevaluatedProperties',
+  'unevaluatedItems',
+]);
+
+/**
+ * Masks a response by its schema: walks the data and the tool's output schema together (through
+ * arrays, `$ref`-shared definitions, `allOf`/`anyOf`/`oneOf`, `additionalProperties` and
+ * `patternProperties`), and applies the tool's action to every classified field: `drop` removes it,
+ * `mask` keeps a hint of it (`j***@example.org`, `**** **** **** 1111`, initials), `allow` leaves it.
+ * Never throws on data that does not fit the schema: what the schema does not describe is left to
+ * detection by value. `published()` is the output schema the masked data is valid against.
+ */
+export class SchemaMasker {
+  private readonly defs: DefsLookup;
+  private readonly plans = new Map<JsonSchema, Map<string, Plan>>();
+  private readonly root: Plan[];
+
+  constructor(
+    private readonly schema: JsonSchemaObject,
+    private readonly rules: MaskRules,
+  ) {
+    this.defs = defsOf((schema.$defs as Record<string, JsonSchema> | undefined) ?? {});
+    this.root = this.plansFor(schema, [], 0);
+  }
+
+  /** True when no field of this schema is ever masked or dropped (the walk can be skipped). */
+  get inert(): boolean {
+    const seen = new Set<Plan>();
+    const active = (ps: Plan[]): boolean =>
+      ps.some((p) => {
+        if (seen.has(p)) return false;
+        seen.add(p);
+        for (const v of p.props.values()) if ((v.hit && this.rules.actions[v.hit.class] !== 'allow') || active(v.child)) return true;
+        return (
+          p.patterns.some((x) => active(x.child)) ||
+          active(p.additional) ||
+          active(p.items) ||
+          p.prefixItems.some((x) => active(x))
+        );
+      });
+    return !active(this.root);
+  }
+
+  /** A masked copy (unchanged branches are shared, not copied). */
+  mask(value: unknown, counts?: RedactionCounts): unknown {
+    return this.apply(value, this.root, counts, 0);
+  }
+
+  private apply(value: unknown, plans: Plan[], counts: RedactionCounts | undefined, depth: number): unknown {
+    if (plans.length === 0 || value === null || typeof value !== 'object' || depth > 64) return value;
+    if (Array.isArray(value)) {
+      let out: unknown[] | undefined;
+      for (let i = 0; i < value.length; i++) {
+        const child = [
+          ...plans.flatMap((p) => p.prefixItems[i] ?? []),
+          ...plans.flatMap((p) => (i < p.prefixItems.length ? [] : p.items)),
+        ];
+        const v = this.apply(value[i], child, counts, depth + 1);
+        if (v !== value[i]) {
+          out ??= value.slice();
+          out[i] = v;
+        }
+      }
+      return out ?? value;
+    }
+    const obj = value as Record<string, unknown>;
+    let out: Record<string, unknown> | undefined;
+    for (const key of Object.keys(obj)) {
+      let hit: Hit | undefined;
+      const child: Plan[] = [];
+      for (const p of plans) {
+        const prop = p.props.get(key);
+        if (prop) {
+          if (prop.hit && (!hit || SEVERITY[prop.hit.class] > SEVERITY[hit.class])) hit = prop.hit;
+          child.push(...prop.child);
+          continue;
+        }
+        let matched = false;
+        for (const pat of p.patterns)
+          if (pat.re.test(key)) {
+            child.push(...pat.child);
+            matched = true;
+          }
+        if (!matched) child.push(...p.additional);
+      }
+      const tagged = this.rules.fields.get(key);
+      if (tagged === 'none') hit = undefined;
+      else if (tagged) hit = { class: tagged, kind: tagged };
+      const action = hit ? this.rules.actions[hit.class] : 'allow';
+      const v = obj[key];
+      if (action === 'drop') {
+        out ??= { ...obj };
+        delete out[key];
+        if (counts) counts[`dropped:${hit!.class}`] = (counts[`dropped:${hit!.class}`] ?? 0) + 1;
+        continue;
+      }
+      let next: unknown;
+      if (action === 'mask') {
+        next = maskValue(v, hit!.kind);
+        if (counts && next !== v) counts[`masked:${hit!.kind}`] = (counts[`masked:${hit!.kind}`] ?? 0) + 1;
+      } else next = this.apply(v, child, counts, depth + 1);
+      if (next !== v) {
+        out ??= { ...obj };
+        out[key] = next;
+      }
+    }
+    return out ?? obj;
+  }
+
+  /**
+   * The output schema to publish: dropped fields removed (and no longer required), masked fields
+   * turned into strings, and string constraints (format, pattern, lengths) relaxed, because detection
+   * by value may put a placeholder into any string.
+   */
+  published(): JsonSchemaObject {
+    const convert = (s: JsonSchema, parentWords: string[], depth: number): JsonSchema => {
+      if (typeof s !== 'object' || s === null || depth > 64) return s;
+      const dropped = new Set<string>();
+      const out: JsonSchemaObject = {};
+      for (const [k, v] of Object.entries(s)) {
+        if (RELAXED.has(k)) continue;
+        if (k === 'properties' && v && typeof v === 'object') {
+          const props: Record<string, JsonSchema> = {};
+          for (const [name, sub] of Object.entries(v as Record<string, JsonSchema>)) {
+            const hit = this.hitFor(name, sub, parentWords);
+            const action = hit ? this.rules.actions[hit.class] : 'allow';
+            if (action === 'drop') dropped.add(name);
+            else if (action === 'mask')
+              props[name] = { type: ['string', 'null'], description: `${hit!.class} (${hit!.kind}), masked by mcp-warden` };
+            else props[name] = convert(sub, cachedWords(name), depth + 1);
+          }
+          out.properties = props;
+        } else if (k === '$defs' || k === 'patternProperties') {
+          out[k] = Object.fromEntries(
+            Object.entries(v as Record<string, JsonSchema>).map(([name, d]) => [
+              name,
+              convert(d, k === '$defs' ? cachedWords(name) : parentWords, depth + 1),
+            ]),
+          );
+        } else if (SUBSCHEMA_KEYS.has(k)) {
+          out[k] = Array.isArray(v) ? v.map((x) => convert(x as JsonSchema, parentWords, depth + 1)) : convert(v as JsonSchema, parentWords, depth + 1);
+        } else out[k] = v;
+      }
+      if (dropped.size && Array.isArray(out.required)) {
+        const req = out.required.filter((r) => !dropped.has(r));
+        if (req.length) out.required = req;
+        else delete out.required;
+      }
+      return out;
+    };
+    return convert(this.schema, [], 0) as JsonSchemaObject;
+  }
+
+  private hitFor(name: string, sub: JsonSchema, parentWords: string[]): Hit | undefined {
+    const tagged = this.rules.fields.get(name);
+    if (tagged === 'none') return undefined;
+    if (tagged) return { class: tagged, kind: tagged };
+    let best: Hit | undefined;
+    for (const h of classifyProperty(name, sub, parentWords, this.defs))
+      if (!best || SEVERITY[h.class] > SEVERITY[best.class]) best = { class: h.class, kind: h.kind };
+    return best;
+  }
+
+  /** The plans of a schema node (several, when combinators or a `$ref` lead to more than one). */
+  private plansFor(s: JsonSchema, parentWords: string[], depth: number): Plan[] {
+    if (typeof s !== 'object' || s === null || depth > 48) return [];
+    if (typeof s.$ref === 'string') {
+      const key = s.$ref.slice('#/$defs/'.length);
+      const target = this.defs(key);
+      return target === undefined ? [] : this.planOf(target, cachedWords(key), depth + 1);
+    }
+    return this.planOf(s, parentWords, depth);
+  }
+
+  private planOf(s: JsonSchema, parentWords: string[], depth: number): Plan[] {
+    if (typeof s !== 'object' || s === null) return [];
+    const wordsKey = parentWords.join(' ');
+    let byWords = this.plans.get(s);
+    const cached = byWords?.get(wordsKey);
+    if (cached) return [cached];
+    // Registered before its children are built, so recursive schemas end in a cycle, not a loop.
+    const plan: Plan = { props: new Map(), patterns: [], additional: [], items: [], prefixItems: [] };
+    if (!byWords) this.plans.set(s, (byWords = new Map()));
+    byWords.set(wordsKey, plan);
+    const extra: Plan[] = [];
+    for (const k of ['allOf', 'anyOf', 'oneOf'] as const) {
+      const list = s[k];
+      if (Array.isArray(list)) for (const sub of list) extra.push(...this.plansFor(sub as JsonSchema, parentWords, depth + 1));
+    }
+    if (s.properties)
+      for (const [name, sub] of Object.entries(s.properties)) {
+        const hit = this.hitFor(name, sub, parentWords);
+        plan.props.set(name, { ...(hit ? { hit } : {}), child: this.plansFor(sub, cachedWords(name), depth + 1) });
+      }
+    const pp = s.patternProperties as Record<string, JsonSchema> | undefined;
+    if (pp && typeof pp === 'object')
+      for (const [pattern, sub] of Object.entries(pp)) {
+        try {
+          plan.patterns.push({ re: new RegExp(pattern, 'u'), child: this.plansFor(sub, parentWords, depth + 1) });
+        } catch {
+          /* the catalogue already dropped unusable patterns */
+        }
+      }
+    if (s.additionalProperties && typeof s.additionalProperties === 'object')
+      plan.additional = this.plansFor(s.additionalProperties, parentWords, depth + 1);
+    if (s.items !== undefined) plan.items = this.plansFor(s.items, parentWords, depth + 1);
+    if (Array.isArray(s.prefixItems))
+      plan.prefixItems = (s.prefixItems as JsonSchema[]).map((x) => this.plansFor(x, parentWords, depth + 1));
+    return extra.length ? [plan, ...extra] : [plan];
+  }
+}
+
+/** A masked value keeps a hint for the agent (a domain, the last digits, initials), never the value. */
+export function maskValue(v: unknown, kind: string): unknown {
+  if (v === null || v === undefined) return v;
+  if (typeof v !== 'string') return `[MASKED:${kind}]`;
+  if (v.length === 0) return v;
+  const digits = v.replace(/\D/g, '');
+  switch (kind) {
+    case 'email': {
+      const at = v.lastIndexOf('@');
+      return at > 0 ? `${v[0]}***@${v.slice(at + 1).slice(0, 253)}` : `${v[0]}***`;
+    }
+    case 'phone':
+      return digits.length > 4 ? v.slice(0, 64).replace(/\d(?=(?:\D*\d){2})/g, '*') : '***';
+    case 'person-name': {
+      const initials = v
+        .trim()
+        .split(/\s+/)
+        .slice(0, 6)
+        .map((w) => `${[...w][0]?.toUpperCase() ?? ''}.`);
+      return initials.join(' ');
+    }
+    case 'national-id':
+      return digits.length >= 4 ? `***-**-${digits.slice(-4)}` : '***';
+    case 'card-number':
+      return digits.length >= 12 ? `**** **** **** ${digits.slice(-4)}` : '***';
+    case 'bank-account':
+      return v.length > 4 ? `****${v.replace(/\s/g, '').slice(-4)}` : '****';
+    case 'date-of-birth':
+      return /^\d{4}/.test(v) ? `${v.slice(0, 4)}-**-**` : '[MASKED:date-of-birth]';
+    case 'ip-address':
+      return v.includes('.') ? v.replace(/\.\d{1,3}$/, '.***') : `${v.split(':')[0]}:****`;
+    case 'address':
+      return '[MASKED:address]';
+    default:
+      return `${[...v][0]}***`;
+  }
+}

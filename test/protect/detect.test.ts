@@ -1,0 +1,101 @@
+import { checkSync } from 'recheck';
+import { describe, expect, it } from 'vitest';
+import { DETECT_RULES, Detector, ibanValid, luhn, type RedactionCounts } from '../../src/protect/detect.js';
+
+const d = new Detector();
+const redact = (s: string) => {
+  const counts: RedactionCounts = {};
+  return { text: d.redact(s, counts), counts };
+};
+
+/** Planted values of every kind, each in a sentence (published test values, never live ones). */
+export const PLANTED: Record<string, string> = {
+  'aws-access-key': 'AKIAIOSFODNN7EXAMPLE',
+  'aws-secret-key': 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  'github-token': 'ghp_1234567890abcdefghijklmnopqrstuvwxyZ',
+  'gitlab-token': 'glpat-AbCdEfGhIjKlMnOpQrSt',
+  'slack-token': 'xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx',
+  'stripe-key': 'sk_live_51HzTestPlantedValue00000',
+  'google-api-key': 'AIzaSyA1234567890abcdefghijklmnopqrstuv',
+  'openai-key': 'sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz012345',
+  jwt: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U',
+  'card-number': '4111 1111 1111 1111',
+  iban: 'DE89370400440532013000',
+  'us-ssn': '078-05-1120',
+  email: 'jane.doe@example.org',
+  phone: '+1 415 555 0167',
+};
+
+describe('detection by value', () => {
+  it.each(Object.entries(PLANTED))('finds a %s in free text and names it in the placeholder', (kind, value) => {
+    const text =
+      kind === 'aws-secret-key' ? `aws_secret_access_key = ${value}` : `Note from support: ${value} (pasted by mistake).`;
+    const r = redact(text);
+    expect(r.text).not.toContain(value);
+    expect(r.text).toContain(`[REDACTED:${kind}]`);
+    expect(r.counts[kind]).toBe(1);
+  });
+
+  it('keeps what names a secret and replaces only its value', () => {
+    expect(redact('Authorization: Bearer abc.DEF-123_456~xyz').text).toBe('Authorization: Bearer [REDACTED:authorization]');
+    expect(redact('postgres://app:s3cr3t-pw@db.internal:5432/app').text).toBe(
+      'postgres://app:[REDACTED:url-password]@db.internal:5432/app',
+    );
+    expect(redact('Server=db;User Id=sa;Password=Hunter2!x;').text).toBe('Server=db;User Id=sa;Password=[REDACTED:password];');
+    expect(redact('{\\"client_secret\\": \\"abcdef123456\\"}').text).not.toContain('abcdef123456');
+  });
+
+  it('removes a PEM private key from BEGIN to END, and to the end when END is missing', () => {
+    const pem = '-----BEGIN RSA PRIVATE KEY-----\nMIIEow…\nabc\n-----END RSA PRIVATE KEY-----';
+    expect(redact(`key:\n${pem}\nafter`).text).toBe('key:\n[REDACTED:private-key]\nafter');
+    expect(redact('x -----BEGIN PRIVATE KEY-----\nMIIE secret rest').text).toBe('x [REDACTED:private-key]');
+    // JSON-escaped, as in a log line.
+    expect(redact(JSON.stringify({ k: pem })).text).toBe('{"k":"[REDACTED:private-key]"}');
+  });
+
+  it('leaves look-alikes alone: failed checksums, ordinary numbers, prose', () => {
+    for (const s of [
+      '4111 1111 1111 1112', // Luhn fails
+      'order 1234567890123 shipped', // 13 digits, Luhn fails
+      'DE89370400440532013001', // IBAN checksum fails
+      'version 1.2.3, build 20261125, port 8080',
+      'Basic information about your account',
+      'a token expired yesterday',
+      'contact us at support (at) example dot org',
+      '0000 0000 0000 0000',
+    ])
+      expect(redact(s).text).toBe(s);
+  });
+
+  it('skips classes a tool allows', () => {
+    const allowPii = new Detector({ allow: new Set(['pii']) });
+    expect(allowPii.redact('mail jane.doe@example.org, key AKIAIOSFODNN7EXAMPLE')).toBe(
+      'mail jane.doe@example.org, key [REDACTED:aws-access-key]',
+    );
+  });
+
+  it('returns the very same string when nothing is found (no copy on the hot path)', () => {
+    const s = 'nothing to see here, just words and 42';
+    expect(redact(s).text).toBe(s);
+  });
+});
+
+describe('checksums', () => {
+  it('validates Luhn and IBAN mod-97', () => {
+    expect(luhn('4111111111111111')).toBe(true);
+    expect(luhn('4111111111111112')).toBe(false);
+    expect(ibanValid('GB82WEST12345698765432')).toBe(true);
+    expect(ibanValid('GB82WEST12345698765433')).toBe(false);
+  });
+});
+
+describe('every detection pattern runs in linear time', () => {
+  it.each(DETECT_RULES.map((r) => [r.kind, r.re] as const))(
+    '%s is safe from ReDoS (recheck)',
+    (_kind, re) => {
+      const result = checkSync(re.source, re.flags.replace('g', ''), { timeout: 20_000 });
+      expect(result.status, JSON.stringify(result)).toBe('safe');
+    },
+    30_000,
+  );
+});
