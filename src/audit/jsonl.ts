@@ -14,6 +14,15 @@ export interface AuditRecord {
   principal: string;
   client?: string;
   args?: unknown;
+  /** audit: digest — what was sent and received, as hashes and sizes. */
+  argsDigest?: string;
+  argsBytes?: number;
+  responseDigest?: string;
+  responseBytes?: number;
+  /** audit: full — the result as the agent saw it (masked, redacted), cut to 4 KiB. */
+  response?: string;
+  /** What was masked, dropped or redacted in this call, by kind (`masked:email`, `aws-access-key`…). */
+  redactions?: Record<string, number>;
   upstream?: { method: string; path: string; status?: number; ms?: number; bytes?: number };
   /** Gateway time for the whole call, upstream included. */
   ms: number;

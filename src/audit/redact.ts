@@ -1,5 +1,6 @@
 import { classifyField } from '../classify/data-classes.js';
 import type { Scrubber } from '../observe/scrub.js';
+import { detectorFor, type RedactionCounts } from '../protect/detect.js';
 import { words } from '../spec/text.js';
 
 const MAX_DEPTH = 6;
@@ -11,19 +12,31 @@ const MAX_STRING = 1000;
  * financial are replaced by a typed placeholder, credential values are scrubbed from every string,
  * and size is bounded (deep, long or wide values are cut with a marker).
  */
-export function redactArgs(args: unknown, scrubber: Scrubber): unknown {
-  return walk(args, '', [], 0, scrubber);
+export function redactArgs(args: unknown, scrubber: Scrubber, counts?: RedactionCounts): unknown {
+  return walk(args, '', [], 0, { scrubber, ...(counts ? { counts } : {}) });
 }
 
-function walk(v: unknown, name: string, parent: string[], depth: number, scrubber: Scrubber): unknown {
+interface Engine {
+  scrubber: Scrubber;
+  counts?: RedactionCounts;
+}
+
+/** Every class, whatever a tool's masking allows the agent: the audit must never become the leak. */
+const AUDIT_DETECTOR = detectorFor([]);
+
+function walk(v: unknown, name: string, parent: string[], depth: number, engine: Engine): unknown {
   if (typeof v === 'string') {
-    const s = scrubber.empty ? v : scrubber.scrub(v);
-    return s.length > MAX_STRING ? `${s.slice(0, MAX_STRING)}…[${s.length} chars]` : s;
+    const clipped = v.length > MAX_STRING ? v.slice(0, MAX_STRING) : v;
+    const s = AUDIT_DETECTOR.redact(
+      engine.scrubber.empty ? clipped : engine.scrubber.scrub(clipped),
+      engine.counts,
+    );
+    return v.length > MAX_STRING ? `${s}…[${v.length} chars]` : s;
   }
   if (v === null || typeof v !== 'object') return v;
   if (depth >= MAX_DEPTH) return '[…deeper values omitted]';
   if (Array.isArray(v)) {
-    const out = v.slice(0, MAX_ITEMS).map((x) => walk(x, name, parent, depth + 1, scrubber));
+    const out = v.slice(0, MAX_ITEMS).map((x) => walk(x, name, parent, depth + 1, engine));
     if (v.length > MAX_ITEMS) out.push(`[…${v.length - MAX_ITEMS} more items]`);
     return out;
   }
@@ -43,12 +56,13 @@ function walk(v: unknown, name: string, parent: string[], depth: number, scrubbe
       description: '',
     });
     const hit = cls.find((c) => c.class === 'secret') ?? cls[0];
-    // JSON.parse makes `__proto__` an own key; defineProperty keeps it one in the copy.
-    Object.defineProperty(out, k, {
+    // JSON.parse makes `__proto__` an own key; defineProperty keeps it one in the copy. Keys are
+    // scanned too: a map keyed by email address is still a list of email addresses.
+    Object.defineProperty(out, AUDIT_DETECTOR.redact(k, engine.counts), {
       value:
         hit && x !== null && x !== undefined
           ? `[REDACTED:${hit.class}]`
-          : walk(x, k, here, depth + 1, scrubber),
+          : walk(x, k, here, depth + 1, engine),
       enumerable: true,
       writable: true,
       configurable: true,

@@ -249,7 +249,11 @@ export class SchemaConverter {
           const bound = k === 'exclusiveMinimum' ? s.minimum : s.maximum;
           if (typeof bound === 'number') out[k] = bound;
         }
-      } else if (k === 'x-data-class' && mode === 'output' && ['pii', 'secret', 'financial', 'none'].includes(v as string)) {
+      } else if (
+        k === 'x-data-class' &&
+        mode === 'output' &&
+        ['pii', 'secret', 'financial', 'none'].includes(v as string)
+      ) {
         // The operator's own data-class tag: kept for masking (an annotation to clients and Ajv).
         out[k] = v;
       }

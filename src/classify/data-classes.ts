@@ -435,13 +435,16 @@ export function classifyProperty(
         : undefined;
   if (tag === 'none') return [];
   if (tag === 'pii' || tag === 'secret' || tag === 'financial')
-    return [{ class: tag, kind: tag, rule: 'x-data-class', reason: `tagged x-data-class: ${tag} in the spec` }];
+    return [
+      { class: tag, kind: tag, rule: 'x-data-class', reason: `tagged x-data-class: ${tag} in the spec` },
+    ];
   const facts: FieldFacts = {
     name,
     words: cachedWords(name),
     parentWords,
     type: typesOf(target),
-    description: typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
+    description:
+      typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
     ...(typeof target === 'object' && typeof target.format === 'string' ? { format: target.format } : {}),
   };
   return classifyField(facts);

@@ -1,5 +1,6 @@
 import type { Tool } from '../catalog/types.js';
 import type { Blocker, ToolDecision } from '../policy/evaluate.js';
+import { maskerFor } from '../protect/mask.js';
 import type { RuntimeSnapshot } from '../state/memory.js';
 
 /** The name of the argument that carries a two-step confirmation token. */
@@ -60,7 +61,17 @@ export function buildView(
     if (runtime.kill === 'read-only' && decision.kind !== 'read')
       blockers.push({ kind: 'mode', reason: 'kill switch: read-only' });
     blockers = dedupe(blockers);
-    return { decision, blockers, exposed: blockers.length === 0, listed: listedOf(decision) };
+    // Built on first use: publishing a masked output schema walks it, and most tools are never listed.
+    let listed: ListedTool | undefined;
+    return {
+      decision,
+      blockers,
+      exposed: blockers.length === 0,
+      get listed() {
+        listed ??= listedOf(decision);
+        return listed;
+      },
+    };
   });
   const byName = new Map(entries.map((e) => [e.decision.tool.name, e]));
   const exposed = entries.filter((e) => e.exposed);
@@ -108,7 +119,8 @@ function listedOf(d: ToolDecision): ListedTool {
     ...(t.title ? { title: t.title } : {}),
     description,
     inputSchema,
-    ...(t.outputSchema ? { outputSchema: t.outputSchema } : {}),
+    // What the agent receives is masked and redacted: it is valid against this schema, not the spec's.
+    ...(t.outputSchema ? { outputSchema: maskerFor(t.outputSchema, d.masking).published() } : {}),
     annotations: t.annotations,
   };
 }

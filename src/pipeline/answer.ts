@@ -3,7 +3,9 @@ import type { Catalog, Tool } from '../catalog/types.js';
 import { createSchemaCompiler } from '../catalog/validator.js';
 import { WardenError } from '../errors.js';
 import type { ValidateFunction } from '../lib/ajv.js';
+import { tooDeep } from '../lib/json-depth.js';
 import type { Scrubber } from '../observe/scrub.js';
+import { MAX_JSON_DEPTH } from '../protect/redact-json.js';
 import type { CallContext, ToolResult } from './context.js';
 import { describeErrors } from './validate.js';
 
@@ -15,7 +17,7 @@ export interface AnswerOptions {
 }
 
 /**
- * Writes `ctx.result`. JSON becomes `structuredContent` (checked against the tool's outputSchema, so
+ * Writes `ctx.answer`. JSON becomes `structuredContent` (checked against the tool's outputSchema, so
  * a client that validates never receives a result it would reject) plus a text copy; other text
  * types become text; binary becomes a one-line description. Upstream errors and redirects become
  * `isError` results with a short, scrubbed excerpt.
@@ -55,7 +57,7 @@ export function createAnswer(options: AnswerOptions) {
 
     const notes = ctx.request?.notes;
     if (res.body.length === 0) {
-      ctx.result = withNotes(
+      ctx.answer = withNotes(
         { content: [{ type: 'text', text: `The call succeeded (HTTP ${status}, no content).` }] },
         notes,
       );
@@ -64,6 +66,7 @@ export function createAnswer(options: AnswerOptions) {
     if (isJsonType(ct) || (ct === '' && looksJson(res.body))) {
       const text = scrub(res.body.toString('utf8'));
       let value: unknown;
+      // Before Ajv and the masking walk (both recursive): hostile nesting is refused here.
       try {
         value = JSON.parse(text);
       } catch {
@@ -75,6 +78,11 @@ export function createAnswer(options: AnswerOptions) {
           },
         );
       }
+      if (tooDeep(value, MAX_JSON_DEPTH))
+        throw new WardenError(
+          'UPSTREAM_SCHEMA_MISMATCH',
+          `The upstream response nests deeper than ${MAX_JSON_DEPTH} levels; it is not passed on.`,
+        );
       const result: ToolResult = { content: [{ type: 'text', text }] };
       if (tool.outputSchema) {
         const structured = tool.outputWrapped ? { result: value } : value;
@@ -100,15 +108,15 @@ export function createAnswer(options: AnswerOptions) {
       } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
         result.structuredContent = value as Record<string, unknown>;
       }
-      ctx.result = withNotes(result, notes);
+      ctx.answer = withNotes(result, notes);
       return;
     }
     if (isTextual(ct)) {
-      ctx.result = withNotes({ content: [{ type: 'text', text: scrub(res.body.toString('utf8')) }] }, notes);
+      ctx.answer = withNotes({ content: [{ type: 'text', text: scrub(res.body.toString('utf8')) }] }, notes);
       return;
     }
     const kind = printable(ct.split(';')[0] ?? '', 80) || 'an unknown type';
-    ctx.result = withNotes(
+    ctx.answer = withNotes(
       {
         content: [
           {

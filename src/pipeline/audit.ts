@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import type { AuditRecord, AuditSink } from '../audit/jsonl.js';
 import { redactArgs } from '../audit/redact.js';
 import { CONFIRM_ARG } from '../control/view.js';
 import { ERROR_CODES } from '../errors.js';
+import { canonicalJson } from '../lib/canonical.js';
 import type { Scrubber } from '../observe/scrub.js';
+import { detectorFor, type RedactionCounts } from '../protect/detect.js';
 import type { CallContext } from './context.js';
 
 export interface AuditOptions {
@@ -19,6 +22,7 @@ export function createAudit(options: AuditOptions) {
 
   return function audit(ctx: CallContext): AuditRecord {
     const err = ctx.error;
+    const counts: RedactionCounts = { ...(ctx.redactions ?? {}) };
     const mapping = err ? ERROR_CODES[err.code] : undefined;
     const req = ctx.request;
     const res = ctx.response;
@@ -26,13 +30,13 @@ export function createAudit(options: AuditOptions) {
       kind: 'call',
       time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
       id: ctx.id,
-      tool: ctx.tool?.name ?? clip(ctx.input.name),
+      tool: ctx.tool?.name ?? AUDIT_DETECTOR.redact(clip(ctx.input.name)),
       decision: mapping?.audit === 'denied' ? 'denied' : 'allowed',
       outcome: err ? 'error' : 'ok',
       ...(err ? { code: err.code } : {}),
       principal: ctx.input.principal,
-      ...(ctx.input.client !== undefined ? { client: clip(ctx.input.client) } : {}),
-      args: redactArgs(ctx.args ?? withoutToken(ctx.input.arguments), scrubber),
+      ...(ctx.input.client !== undefined ? { client: AUDIT_DETECTOR.redact(clip(ctx.input.client)) } : {}),
+      ...detail(ctx, scrubber, counts),
       ...(req
         ? {
             upstream: {
@@ -45,11 +49,46 @@ export function createAudit(options: AuditOptions) {
       ms: round(performance.now() - ctx.startedAt),
       ...(ctx.decision ? { policyVersion: ctx.decision.policyVersion } : {}),
       ...(ctx.confirmed ? { confirmed: ctx.confirmed.via } : {}),
+      ...(Object.keys(counts).length ? { redactions: counts } : {}),
       ...(req?.notes ? { notes: req.notes } : {}),
     };
     sink.write(record);
     return record;
   };
+}
+
+const RESPONSE_CHARS = 4096;
+
+/**
+ * The arguments and the response at the tool's audit detail: `full` (redacted by the audit's own,
+ * all-class detector, the response cut to 4 KiB), `digest` (SHA-256 and size only) or `none`.
+ */
+function detail(ctx: CallContext, scrubber: Scrubber, counts: RedactionCounts): Partial<AuditRecord> {
+  const level = ctx.decision?.decision.audit ?? 'full';
+  if (level === 'none') return {};
+  const rawArgs = ctx.args ?? withoutToken(ctx.input.arguments);
+  const body = ctx.result?.content[0]?.text;
+  if (level === 'digest') {
+    const a = canonicalJson(rawArgs);
+    return {
+      argsDigest: sha256(a),
+      argsBytes: Buffer.byteLength(a),
+      ...(body !== undefined ? { responseDigest: sha256(body), responseBytes: Buffer.byteLength(body) } : {}),
+    };
+  }
+  const out: Partial<AuditRecord> = { args: redactArgs(rawArgs, scrubber, counts) };
+  if (body !== undefined) {
+    const clipped = body.length > RESPONSE_CHARS ? body.slice(0, RESPONSE_CHARS) : body;
+    const red = AUDIT_DETECTOR.redact(scrubber.empty ? clipped : scrubber.scrub(clipped));
+    out.response = body.length > RESPONSE_CHARS ? `${red}…[${body.length} chars]` : red;
+  }
+  return out;
+}
+
+const AUDIT_DETECTOR = detectorFor([]);
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
 }
 
 /** A confirmation token is a capability: the audit says one was sent, never what it was. */

@@ -100,8 +100,12 @@ export interface CallContext {
   outbound?: OutboundRequest;
   /** send → what the upstream answered (possibly truncated). */
   response?: UpstreamResponse;
-  /** answer → the result for the agent. */
+  /** answer → the upstream response as a tool result, before masking and limits. */
+  answer?: ToolResult;
+  /** protect → the result for the agent: masked, redacted, capped. */
   result?: ToolResult;
+  /** protect (and the runner, for error excerpts) → what was masked, dropped or redacted, by kind. */
+  redactions?: Record<string, number>;
   /** Set by the runner when a stage throws. */
   error?: WardenError;
 }

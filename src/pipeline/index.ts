@@ -3,8 +3,9 @@ import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/jsonl.js';
 import type { Catalog } from '../catalog/types.js';
 import type { ToolView } from '../control/view.js';
-import { ERROR_CODES, toWardenError, type WardenError } from '../errors.js';
+import { ERROR_CODES, toWardenError, WardenError } from '../errors.js';
 import type { Scrubber } from '../observe/scrub.js';
+import { detectorFor } from '../protect/detect.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
 import type { CredentialSet } from '../upstream/credentials.js';
 import { createAnswer } from './answer.js';
@@ -14,6 +15,7 @@ import { createBuildRequest } from './build-request.js';
 import { type ConfirmOptions, createConfirm } from './confirm.js';
 import type { CallContext, CallInput, Stage, ToolResult } from './context.js';
 import { createInjectCredential } from './inject-credential.js';
+import { createProtect } from './protect.js';
 import { createResolve } from './resolve.js';
 import { createSend, type SendOptions } from './send.js';
 import { createToggle } from './toggle.js';
@@ -30,6 +32,8 @@ export interface PipelineOptions {
   logger: Logger;
   send?: SendOptions;
   maxPageSize?: number;
+  /** Defaults for what reaches the agent (items per array, bytes); the policy refines them per tool. */
+  resultLimits?: { maxItems?: number; maxResultBytes?: number };
 }
 
 export interface Pipeline {
@@ -70,8 +74,13 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     ],
     // The only stage that talks to the network: timeout, size cap, no redirects.
     ['send', send],
-    // Shapes what the agent sees: schema-checked structure, scrubbed text, safe error excerpts.
+    // Turns the upstream response into a result: schema-checked structure, safe error excerpts.
     ['answer', createAnswer({ catalog: o.catalog, scrubber: o.scrubber })],
+    // Last before the agent: mask by schema, redact by value, cut to the context limits.
+    [
+      'protect',
+      createProtect({ scrubber: o.scrubber, ...(o.resultLimits ? { limits: o.resultLimits } : {}) }),
+    ],
   ];
   // Last, for every call whatever stopped it: allowed, denied and failed calls are all recorded.
   const audit = createAudit({ sink: o.audit, scrubber: o.scrubber });
@@ -84,7 +93,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
         if (pending) await pending;
       }
     } catch (e) {
-      ctx.error = toWardenError(e);
+      ctx.error = redactError(toWardenError(e), ctx);
       if (ctx.error.code === 'INTERNAL') logInternal(o.logger, ctx, e);
     }
     try {
@@ -104,6 +113,26 @@ export function createPipeline(o: PipelineOptions): Pipeline {
       await send.close();
     },
   };
+}
+
+const FULL_DETECTOR = detectorFor([]);
+
+/**
+ * Error texts carry upstream excerpts (an error body may hold anything): they are redacted by value
+ * like any result, whatever the tool's masking allows, and counted with the call's redactions.
+ */
+function redactError(e: WardenError, ctx: CallContext): WardenError {
+  if (!e.text) return e;
+  const counts: Record<string, number> = { ...(ctx.redactions ?? {}) };
+  const text = FULL_DETECTOR.redact(e.text, counts);
+  if (text === e.text) return e;
+  ctx.redactions = counts;
+  return new WardenError(e.code, e.message, {
+    details: e.details,
+    text,
+    ...(e.location ? { location: e.location } : {}),
+    ...(e.pending ? { pending: e.pending } : {}),
+  });
 }
 
 /** A tool-level error: the code first (models and tests key on it), then what to do about it. */

@@ -1,5 +1,7 @@
 import picomatch from 'picomatch';
-import type { Catalog, Tool } from '../catalog/types.js';
+import type { Catalog, DataClass, Tool } from '../catalog/types.js';
+import type { TagClass } from '../classify/data-classes.js';
+import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
 import { DEFAULT_SCOPES, type PolicyDoc, type PolicyRule, RESTRICTED_RISKS } from './schema.js';
 
 /** What kind of call a tool makes, which decides its default treatment. */
@@ -24,7 +26,11 @@ export interface Limits {
   timeoutMs?: number;
   maxResponseBytes?: number;
   maxPageSize?: number;
+  maxItems?: number;
+  maxResultBytes?: number;
 }
+
+export type AuditDetail = 'full' | 'digest' | 'none';
 
 /** The policy's verdict on one tool: computed once per policy version, explained step by step. */
 export interface ToolDecision {
@@ -37,6 +43,9 @@ export interface ToolDecision {
   /** Name of the `credentials` entry presented upstream, when a rule or a scheme names one. */
   credential?: string;
   limits: Limits;
+  /** Response masking: the action per class and the operator's field tags. */
+  masking: MaskRules;
+  audit: AuditDetail;
   steps: ExplainStep[];
 }
 
@@ -99,6 +108,9 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
     let scopes: string[] | undefined;
     let confirm: boolean | undefined;
     let credential: string | undefined;
+    let audit: AuditDetail = 'full';
+    let actions: Partial<Record<DataClass, MaskAction>> = {};
+    let fields: Record<string, TagClass> = { ...(doc.fields ?? {}) };
     const allowed = new Map<string, string>();
     const limits: Limits = { ...(doc.defaults ?? {}) };
 
@@ -125,7 +137,19 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
         credential = rule.credential;
         set.push(`credential: ${rule.credential}`);
       }
-      for (const k of ['timeoutMs', 'maxResponseBytes', 'maxPageSize'] as const)
+      if (rule.masking) {
+        actions = { ...actions, ...rule.masking };
+        set.push(`masking: ${JSON.stringify(rule.masking)}`);
+      }
+      if (rule.fields) {
+        fields = { ...fields, ...rule.fields };
+        set.push(`fields: ${JSON.stringify(rule.fields)}`);
+      }
+      if (rule.audit) {
+        audit = rule.audit;
+        set.push(`audit: ${rule.audit}`);
+      }
+      for (const k of ['timeoutMs', 'maxResponseBytes', 'maxPageSize', 'maxItems', 'maxResultBytes'] as const)
         if (rule[k] !== undefined) {
           limits[k] = rule[k];
           set.push(`${k}: ${rule[k]}`);
@@ -177,6 +201,8 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
       confirm: effectiveConfirm,
       ...(credential !== undefined ? { credential } : {}),
       limits,
+      masking: maskRules(actions, fields),
+      audit,
       steps,
     };
   });

@@ -34,6 +34,14 @@ export const secretRef = z
 const reason = z.string().trim().min(8, 'give a reason of at least a few words').max(500);
 const positiveInt = (max: number) => z.number().int().positive().max(max);
 
+const maskAction = z.enum(['allow', 'mask', 'drop']);
+const dataTag = z.enum(['pii', 'secret', 'financial', 'none']);
+const fieldTags = z
+  .record(z.string().min(1).max(200), dataTag)
+  .describe(
+    'Data class of response fields by property name (none: not sensitive); wins over the spec and the built-in rules.',
+  );
+
 const limits = {
   timeoutMs: positiveInt(600_000).optional().describe('Total upstream time per call, in milliseconds.'),
   maxResponseBytes: positiveInt(64 * 1024 * 1024)
@@ -42,6 +50,12 @@ const limits = {
   maxPageSize: positiveInt(100_000)
     .optional()
     .describe('Clamp for page-size arguments that have no maximum in the spec.'),
+  maxItems: positiveInt(100_000)
+    .optional()
+    .describe('Items of any one array returned to the agent (default 100); the rest is cut with a note.'),
+  maxResultBytes: positiveInt(16 * 1024 * 1024)
+    .optional()
+    .describe('Bytes of structured result returned to the agent (default 128 KiB); arrays are cut to fit.'),
 };
 
 const match = z
@@ -77,9 +91,26 @@ export const ruleSchema = z
       .min(1)
       .optional()
       .describe('Name of the entry under `credentials` the gateway presents upstream for these tools.'),
+    masking: z
+      .strictObject({
+        pii: maskAction.optional(),
+        financial: maskAction.optional(),
+        secret: maskAction.optional(),
+      })
+      .optional()
+      .describe(
+        'What to do with each data class in responses: allow, mask or drop. Default: secret drop, others mask.',
+      ),
+    fields: fieldTags.optional(),
+    audit: z
+      .enum(['full', 'digest', 'none'])
+      .optional()
+      .describe('Audit detail: full (redacted arguments and response), digest (hashes and sizes), none.'),
     ...limits,
   })
   .superRefine((r, ctx) => {
+    if (r.masking?.secret === 'allow' && !r.reason)
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'masking secret: allow needs a reason' });
     if (r.allowRisk && !r.reason)
       ctx.addIssue({ code: 'custom', path: ['reason'], message: 'allowRisk needs a reason' });
     if (r.confirm === false && !r.reason)
@@ -184,6 +215,7 @@ export const policySchema = z
       .describe('read-only: no write is exposed whatever the rules say.'),
     environment: z.enum(ENVIRONMENTS).optional().describe('Default for `--env`.'),
     defaults: z.strictObject(limits).optional(),
+    fields: fieldTags.optional(),
     scopes: z
       .strictObject({
         read: scopes.optional(),

@@ -37,14 +37,24 @@ export const DETECT_RULES: readonly DetectRule[] = [
     re: /-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY[ A-Z]{0,12}-----/g,
     hints: ['PRIVATE KEY'],
   },
-  { kind: 'aws-access-key', class: 'secret', re: /\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b/g, hints: ['AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T'] },
+  {
+    kind: 'aws-access-key',
+    class: 'secret',
+    re: /\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b/g,
+    hints: ['AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T'],
+  },
   {
     kind: 'aws-secret-key',
     class: 'secret',
     re: /(?<![a-z0-9])aws[_.-]?secret(?:[_.-]?access)?(?:[_.-]?key)?["']?\s{0,3}[:=]\s{0,3}["']?([a-z0-9/+]{40})(?![a-z0-9/+])/gi,
     hints: ['aws', 'AWS', 'Aws'],
   },
-  { kind: 'github-token', class: 'secret', re: /\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b/g, hints: ['gh', 'github_pat_'] },
+  {
+    kind: 'github-token',
+    class: 'secret',
+    re: /\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b/g,
+    hints: ['gh', 'github_pat_'],
+  },
   {
     kind: 'gitlab-token',
     class: 'secret',
@@ -58,9 +68,24 @@ export const DETECT_RULES: readonly DetectRule[] = [
     re: /https:\/\/hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9/_-]{20,255}/g,
     hints: ['hooks.slack.com'],
   },
-  { kind: 'stripe-key', class: 'secret', re: /\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,255}\b/g, hints: ['_live_', '_test_'] },
-  { kind: 'stripe-webhook-secret', class: 'secret', re: /\bwhsec_[A-Za-z0-9+/=]{20,255}/g, hints: ['whsec_'] },
-  { kind: 'google-api-key', class: 'secret', re: /\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/g, hints: ['AIza'] },
+  {
+    kind: 'stripe-key',
+    class: 'secret',
+    re: /\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,255}\b/g,
+    hints: ['_live_', '_test_'],
+  },
+  {
+    kind: 'stripe-webhook-secret',
+    class: 'secret',
+    re: /\bwhsec_[A-Za-z0-9+/=]{20,255}/g,
+    hints: ['whsec_'],
+  },
+  {
+    kind: 'google-api-key',
+    class: 'secret',
+    re: /\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/g,
+    hints: ['AIza'],
+  },
   { kind: 'google-oauth-token', class: 'secret', re: /\bya29\.[0-9A-Za-z_-]{20,2048}/g, hints: ['ya29.'] },
   {
     kind: 'openai-key',
@@ -68,9 +93,19 @@ export const DETECT_RULES: readonly DetectRule[] = [
     re: /\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,255}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})(?![A-Za-z0-9_-])/g,
     hints: ['sk-'],
   },
-  { kind: 'anthropic-key', class: 'secret', re: /\bsk-ant-[a-z]{2,10}\d{2}-[A-Za-z0-9_-]{20,255}/g, hints: ['sk-ant-'] },
+  {
+    kind: 'anthropic-key',
+    class: 'secret',
+    re: /\bsk-ant-[a-z]{2,10}\d{2}-[A-Za-z0-9_-]{20,255}/g,
+    hints: ['sk-ant-'],
+  },
   { kind: 'npm-token', class: 'secret', re: /\bnpm_[A-Za-z0-9]{36}\b/g, hints: ['npm_'] },
-  { kind: 'mcp-warden-key', class: 'secret', re: /\bmwk_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g, hints: ['mwk_'] },
+  {
+    kind: 'mcp-warden-key',
+    class: 'secret',
+    re: /\bmwk_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g,
+    hints: ['mwk_'],
+  },
   {
     kind: 'jwt',
     class: 'secret',
@@ -157,7 +192,8 @@ export class Detector {
    * back. Far cheaper than one scan per string for the many short strings of a JSON response.
    */
   redactAll(strings: readonly string[], counts?: RedactionCounts): string[] {
-    if (strings.length < 2 || strings.some((x) => x.includes('\0'))) return strings.map((x) => this.redact(x, counts));
+    if (strings.length < 2 || strings.some((x) => x.includes('\0')))
+      return strings.map((x) => this.redact(x, counts));
     const joined = strings.join('\0');
     const out = this.redact(joined, counts);
     if (out === joined) return strings as string[];
@@ -257,4 +293,16 @@ export function ibanValid(iban: string): boolean {
 /** Adds counts (in place). */
 export function addCounts(into: RedactionCounts, from: RedactionCounts): void {
   for (const [k, n] of Object.entries(from)) into[k] = (into[k] ?? 0) + n;
+}
+
+const DETECTORS = new Map<string, Detector>();
+/** The detector for a tool: every class except those its policy allows. */
+export function detectorFor(allow: readonly DataClass[]): Detector {
+  const key = [...allow].sort().join(',');
+  let d = DETECTORS.get(key);
+  if (!d) {
+    d = new Detector({ allow: new Set(allow) });
+    DETECTORS.set(key, d);
+  }
+  return d;
 }

@@ -1,5 +1,5 @@
-import type { DataClass } from '../catalog/types.js';
 import { type DefsLookup, defsOf, type JsonSchema, type JsonSchemaObject } from '../catalog/json-schema.js';
+import type { DataClass } from '../catalog/types.js';
 import { cachedWords, classifyProperty, type TagClass } from '../classify/data-classes.js';
 import type { RedactionCounts } from './detect.js';
 
@@ -12,9 +12,30 @@ export interface MaskRules {
   fields: ReadonlyMap<string, TagClass>;
 }
 
-export const DEFAULT_ACTIONS: Readonly<Record<DataClass, MaskAction>> = { secret: 'drop', pii: 'mask', financial: 'mask' };
+export const DEFAULT_ACTIONS: Readonly<Record<DataClass, MaskAction>> = {
+  secret: 'drop',
+  pii: 'mask',
+  financial: 'mask',
+};
 
 const SEVERITY: Record<DataClass, number> = { secret: 3, financial: 2, pii: 1 };
+
+const RULES = new Map<string, MaskRules>();
+/** One shared rules object per distinct configuration, so maskers and published schemas are reused. */
+export function maskRules(
+  actions: Partial<Record<DataClass, MaskAction>> | undefined,
+  fields: Record<string, TagClass> | undefined,
+): MaskRules {
+  const a = { ...DEFAULT_ACTIONS, ...(actions ?? {}) };
+  const f = Object.entries(fields ?? {}).sort(([x], [y]) => (x < y ? -1 : 1));
+  const key = JSON.stringify([a, f]);
+  let r = RULES.get(key);
+  if (!r) {
+    r = { actions: a, fields: new Map(f) };
+    if (RULES.size < 10_000) RULES.set(key, r);
+  }
+  return r;
+}
 
 interface Hit {
   class: DataClass;
@@ -29,6 +50,8 @@ interface Plan {
   items: Plan[];
   prefixItems: Plan[][];
 }
+
+const PUBLISHED = new WeakMap<MaskRules, WeakMap<object, JsonSchemaObject>>();
 
 /** String constraints a placeholder could break, and the operator's tags (not for clients). */
 const RELAXED = new Set(['x-data-class', 'format', 'pattern', 'minLength', 'maxLength']);
@@ -77,7 +100,8 @@ export class SchemaMasker {
       ps.some((p) => {
         if (seen.has(p)) return false;
         seen.add(p);
-        for (const v of p.props.values()) if ((v.hit && this.rules.actions[v.hit.class] !== 'allow') || active(v.child)) return true;
+        for (const v of p.props.values())
+          if ((v.hit && this.rules.actions[v.hit.class] !== 'allow') || active(v.child)) return true;
         return (
           p.patterns.some((x) => active(x.child)) ||
           active(p.additional) ||
@@ -148,7 +172,13 @@ export class SchemaMasker {
       } else next = this.apply(v, child, counts, depth + 1);
       if (next !== v) {
         out ??= { ...obj };
-        out[key] = next;
+        // defineProperty: a `__proto__` key (JSON.parse makes it an own key) must stay a plain key.
+        Object.defineProperty(out, key, {
+          value: next,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
     }
     return out ?? obj;
@@ -160,6 +190,13 @@ export class SchemaMasker {
    * by value may put a placeholder into any string.
    */
   published(): JsonSchemaObject {
+    // Definitions are shared by many tools: each is converted once per set of masking rules.
+    let defsMemo = PUBLISHED.get(this.rules);
+    if (!defsMemo) {
+      defsMemo = new WeakMap();
+      PUBLISHED.set(this.rules, defsMemo);
+    }
+    const memo = defsMemo;
     const convert = (s: JsonSchema, parentWords: string[], depth: number): JsonSchema => {
       if (typeof s !== 'object' || s === null || depth > 64) return s;
       const dropped = new Set<string>();
@@ -173,19 +210,37 @@ export class SchemaMasker {
             const action = hit ? this.rules.actions[hit.class] : 'allow';
             if (action === 'drop') dropped.add(name);
             else if (action === 'mask')
-              props[name] = { type: ['string', 'null'], description: `${hit!.class} (${hit!.kind}), masked by mcp-warden` };
+              props[name] = {
+                type: ['string', 'null', 'array'],
+                items: { type: ['string', 'null'] },
+                description: `${hit!.class} (${hit!.kind}), masked by mcp-warden`,
+              };
             else props[name] = convert(sub, cachedWords(name), depth + 1);
           }
           out.properties = props;
-        } else if (k === '$defs' || k === 'patternProperties') {
+        } else if (k === '$defs') {
+          out.$defs = Object.fromEntries(
+            Object.entries(v as Record<string, JsonSchema>).map(([name, d]) => {
+              if (typeof d !== 'object' || d === null) return [name, d];
+              let c = memo.get(d);
+              if (!c) {
+                c = convert(d, cachedWords(name), depth + 1) as JsonSchemaObject;
+                memo.set(d, c);
+              }
+              return [name, c];
+            }),
+          );
+        } else if (k === 'patternProperties') {
           out[k] = Object.fromEntries(
             Object.entries(v as Record<string, JsonSchema>).map(([name, d]) => [
               name,
-              convert(d, k === '$defs' ? cachedWords(name) : parentWords, depth + 1),
+              convert(d, parentWords, depth + 1),
             ]),
           );
         } else if (SUBSCHEMA_KEYS.has(k)) {
-          out[k] = Array.isArray(v) ? v.map((x) => convert(x as JsonSchema, parentWords, depth + 1)) : convert(v as JsonSchema, parentWords, depth + 1);
+          out[k] = Array.isArray(v)
+            ? v.map((x) => convert(x as JsonSchema, parentWords, depth + 1))
+            : convert(v as JsonSchema, parentWords, depth + 1);
         } else out[k] = v;
       }
       if (dropped.size && Array.isArray(out.required)) {
@@ -227,23 +282,33 @@ export class SchemaMasker {
     if (cached) return [cached];
     // Registered before its children are built, so recursive schemas end in a cycle, not a loop.
     const plan: Plan = { props: new Map(), patterns: [], additional: [], items: [], prefixItems: [] };
-    if (!byWords) this.plans.set(s, (byWords = new Map()));
+    if (!byWords) {
+      byWords = new Map();
+      this.plans.set(s, byWords);
+    }
     byWords.set(wordsKey, plan);
     const extra: Plan[] = [];
     for (const k of ['allOf', 'anyOf', 'oneOf'] as const) {
       const list = s[k];
-      if (Array.isArray(list)) for (const sub of list) extra.push(...this.plansFor(sub as JsonSchema, parentWords, depth + 1));
+      if (Array.isArray(list))
+        for (const sub of list) extra.push(...this.plansFor(sub as JsonSchema, parentWords, depth + 1));
     }
     if (s.properties)
       for (const [name, sub] of Object.entries(s.properties)) {
         const hit = this.hitFor(name, sub, parentWords);
-        plan.props.set(name, { ...(hit ? { hit } : {}), child: this.plansFor(sub, cachedWords(name), depth + 1) });
+        plan.props.set(name, {
+          ...(hit ? { hit } : {}),
+          child: this.plansFor(sub, cachedWords(name), depth + 1),
+        });
       }
     const pp = s.patternProperties as Record<string, JsonSchema> | undefined;
     if (pp && typeof pp === 'object')
       for (const [pattern, sub] of Object.entries(pp)) {
         try {
-          plan.patterns.push({ re: new RegExp(pattern, 'u'), child: this.plansFor(sub, parentWords, depth + 1) });
+          plan.patterns.push({
+            re: new RegExp(pattern, 'u'),
+            child: this.plansFor(sub, parentWords, depth + 1),
+          });
         } catch {
           /* the catalogue already dropped unusable patterns */
         }
@@ -260,6 +325,10 @@ export class SchemaMasker {
 /** A masked value keeps a hint for the agent (a domain, the last digits, initials), never the value. */
 export function maskValue(v: unknown, kind: string): unknown {
   if (v === null || v === undefined) return v;
+  if (Array.isArray(v))
+    return v
+      .slice(0, 1000)
+      .map((x) => (x === null ? null : typeof x === 'string' ? maskValue(x, kind) : `[MASKED:${kind}]`));
   if (typeof v !== 'string') return `[MASKED:${kind}]`;
   if (v.length === 0) return v;
   const digits = v.replace(/\D/g, '');
@@ -293,4 +362,20 @@ export function maskValue(v: unknown, kind: string): unknown {
     default:
       return `${[...v][0]}***`;
   }
+}
+
+const MASKERS = new WeakMap<object, Map<MaskRules, SchemaMasker>>();
+/** The masker of a tool's output schema under some rules (built once, shared by views). */
+export function maskerFor(outputSchema: JsonSchemaObject, rules: MaskRules): SchemaMasker {
+  let byRules = MASKERS.get(outputSchema);
+  if (!byRules) {
+    byRules = new Map();
+    MASKERS.set(outputSchema, byRules);
+  }
+  let m = byRules.get(rules);
+  if (!m) {
+    m = new SchemaMasker(outputSchema, rules);
+    byRules.set(rules, m);
+  }
+  return m;
 }

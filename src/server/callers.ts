@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   createLocalJWKSet,
@@ -11,6 +11,7 @@ import {
 } from 'jose';
 import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../errors.js';
+import { watchedFile } from '../lib/watched-file.js';
 import {
   type ApiKeyDef,
   apiKeysFileSchema,
@@ -68,16 +69,16 @@ export function metadataUrl(resource: string): string {
  * to the gateway only; it is never forwarded upstream.
  */
 export class Callers {
-  private keys: ApiKeyDef[] = [];
+  private keysNow: () => readonly ApiKeyDef[];
   private readonly jwks: JWTVerifyGetKey | KeyObject | undefined;
-  private readonly closers: Array<() => void> = [];
   readonly metadataUrl: string;
   readonly configured: boolean;
 
   constructor(private readonly o: CallerOptions) {
     const c = o.callers;
     this.metadataUrl = metadataUrl(o.resource);
-    this.keys = [...(c?.apiKeys ?? [])];
+    const inline = [...(c?.apiKeys ?? [])];
+    this.keysNow = () => inline;
     if (c?.apiKeysFile) this.watchKeysFile(c.apiKeysFile);
     if (c?.jwt)
       this.jwks = c.jwt.jwksUrl
@@ -147,13 +148,13 @@ export class Callers {
   }
 
   close(): void {
-    for (const c of this.closers) c();
+    // Nothing to release: the keys file is checked when used, not watched.
   }
 
   private byKey(token: string): AuthOutcome {
     const given = Buffer.from(hashKey(token));
     const now = Date.now();
-    for (const k of this.keys) {
+    for (const k of this.keysNow()) {
       const want = Buffer.from(k.hash);
       if (want.length !== given.length || !timingSafeEqual(want, given)) continue;
       if (k.expires && Date.parse(k.expires) <= now) return this.invalid('the API key has expired');
@@ -207,23 +208,32 @@ export class Callers {
     return { ok: false, status, code, challenge: `Bearer ${parts.join(', ')}`, message };
   }
 
+  /** The keys file is re-read when it changes (checked at most once a second, when a key is used). */
   private watchKeysFile(file: string): void {
-    const load = (startup: boolean) => {
-      try {
-        const text = readFileSync(file, 'utf8');
-        const parsed = apiKeysFileSchema.safeParse(parseYaml(text));
-        if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'invalid');
-        this.keys = [...(this.o.callers?.apiKeys ?? []), ...parsed.data.keys];
-      } catch (e) {
-        const msg = `the API keys file ${file} is unreadable or invalid (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-        if (startup) throw new WardenError('CONFIG_INVALID', msg);
-        this.o.warn(`${msg}; keeping the previous keys`);
-      }
+    const parse = (text: string): ApiKeyDef[] => {
+      const parsed = apiKeysFileSchema.safeParse(parseYaml(text));
+      if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'invalid');
+      return [...(this.o.callers?.apiKeys ?? []), ...parsed.data.keys];
     };
-    load(true);
-    const onChange = () => load(false);
-    watchFile(file, { interval: 1000, persistent: false }, onChange);
-    this.closers.push(() => unwatchFile(file, onChange));
+    let initial: ApiKeyDef[];
+    try {
+      initial = parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new WardenError(
+        'CONFIG_INVALID',
+        `the API keys file ${file} is unreadable or invalid (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
+    }
+    const current = watchedFile(
+      file,
+      parse,
+      (e) =>
+        this.o.warn(
+          `the API keys file ${file} is invalid (${(e as Error).message}); keeping the previous keys`,
+        ),
+      initial,
+    );
+    this.keysNow = current;
   }
 }
 

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { hostHeaderValidation, originValidation, toNodeHandler } from '@modelcontextprotocol/node';
 import { createMcpHandler, type McpServerFactory } from '@modelcontextprotocol/server';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { tooDeep } from '../lib/json-depth.js';
 import type { Logger } from '../observe/log.js';
 import type { Callers } from './callers.js';
 
@@ -173,17 +174,4 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined
     });
     req.on('error', reject);
   });
-}
-
-/** Iterative, so a hostile nesting depth cannot overflow the stack of the check itself. */
-export function tooDeep(value: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length) {
-    const [v, d] = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    if (d >= max) return true;
-    for (const x of Array.isArray(v) ? v : Object.values(v))
-      if (x !== null && typeof x === 'object') stack.push([x, d + 1]);
-  }
-  return false;
 }

@@ -1,7 +1,8 @@
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import type { AuthRequirement, Tool } from '../catalog/types.js';
 import { WardenError } from '../errors.js';
+import { watchedFile } from '../lib/watched-file.js';
 import type { CredentialDef, CredentialSource, Environment } from '../policy/schema.js';
 
 /** How a value is presented on the wire, from the security scheme. */
@@ -63,7 +64,6 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
   const defs = o.defs ?? {};
   const held = new Map<string, HeldCredential | string>();
   const secrets = new Set<string>();
-  const closers: Array<() => void> = [];
   const addSecrets = (raw: string, placement: Placement, startup: boolean) => {
     const forms = secretForms(raw, placement);
     if (startup) for (const f of forms) secrets.add(f);
@@ -121,23 +121,25 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     if (raw === undefined) return `${label}: ${source} is not set or is empty`;
     checkValue(raw, `${label} (${source})`);
     addSecrets(raw, placement, true);
-    let wire = toWire(raw, placement);
+    const wire = toWire(raw, placement);
     if (source.startsWith('file:')) {
       // Rotated secrets (mounted files) take effect without a restart; a bad new value keeps the old.
       const path = source.slice(5);
-      const onChange = () => {
-        const next = readRef(source, o.env);
-        if (next === undefined || !/^[\x20-\x7e]+$/.test(next)) {
+      const current = watchedFile(
+        path,
+        (text) => {
+          const next = text.replace(/\r?\n$/, '');
+          if (next === '' || !/^[\x20-\x7e]+$/.test(next)) throw new Error('empty or not a usable value');
+          addSecrets(next, placement, false);
+          return toWire(next, placement);
+        },
+        () =>
           o.warn?.(
             `${label}: the new contents of ${path} are empty or not a usable value; keeping the previous one`,
-          );
-          return;
-        }
-        addSecrets(next, placement, false);
-        wire = toWire(next, placement);
-      };
-      watchFile(path, { interval: 1000, persistent: false }, onChange);
-      closers.push(() => unwatchFile(path, onChange));
+          ),
+        wire,
+      );
+      return { label, scheme, placement, wireValue: current };
     }
     return { label, scheme, placement, wireValue: () => wire };
   };
@@ -184,7 +186,7 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     missing,
     secrets: [...secrets].filter((s) => s.length >= 4),
     close() {
-      for (const c of closers) c();
+      // Nothing to release: files are checked when used, not watched.
     },
   };
 }

@@ -55,7 +55,7 @@ async function answerWith(
     ms: 1,
   };
   answer(ctx);
-  return ctx.result!;
+  return ctx.answer!;
 }
 
 describe('answer stage', () => {

@@ -9,7 +9,7 @@ const redact = (s: string) => {
 };
 
 /** Planted values of every kind, each in a sentence (published test values, never live ones). */
-export const PLANTED: Record<string, string> = {
+const PLANTED: Record<string, string> = {
   'aws-access-key': 'AKIAIOSFODNN7EXAMPLE',
   'aws-secret-key': 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
   'github-token': 'ghp_1234567890abcdefghijklmnopqrstuvwxyZ',
@@ -27,21 +27,30 @@ export const PLANTED: Record<string, string> = {
 };
 
 describe('detection by value', () => {
-  it.each(Object.entries(PLANTED))('finds a %s in free text and names it in the placeholder', (kind, value) => {
-    const text =
-      kind === 'aws-secret-key' ? `aws_secret_access_key = ${value}` : `Note from support: ${value} (pasted by mistake).`;
-    const r = redact(text);
-    expect(r.text).not.toContain(value);
-    expect(r.text).toContain(`[REDACTED:${kind}]`);
-    expect(r.counts[kind]).toBe(1);
-  });
+  it.each(Object.entries(PLANTED))(
+    'finds a %s in free text and names it in the placeholder',
+    (kind, value) => {
+      const text =
+        kind === 'aws-secret-key'
+          ? `aws_secret_access_key = ${value}`
+          : `Note from support: ${value} (pasted by mistake).`;
+      const r = redact(text);
+      expect(r.text).not.toContain(value);
+      expect(r.text).toContain(`[REDACTED:${kind}]`);
+      expect(r.counts[kind]).toBe(1);
+    },
+  );
 
   it('keeps what names a secret and replaces only its value', () => {
-    expect(redact('Authorization: Bearer abc.DEF-123_456~xyz').text).toBe('Authorization: Bearer [REDACTED:authorization]');
+    expect(redact('Authorization: Bearer abc.DEF-123_456~xyz').text).toBe(
+      'Authorization: Bearer [REDACTED:authorization]',
+    );
     expect(redact('postgres://app:s3cr3t-pw@db.internal:5432/app').text).toBe(
       'postgres://app:[REDACTED:url-password]@db.internal:5432/app',
     );
-    expect(redact('Server=db;User Id=sa;Password=Hunter2!x;').text).toBe('Server=db;User Id=sa;Password=[REDACTED:password];');
+    expect(redact('Server=db;User Id=sa;Password=Hunter2!x;').text).toBe(
+      'Server=db;User Id=sa;Password=[REDACTED:password];',
+    );
     expect(redact('{\\"client_secret\\": \\"abcdef123456\\"}').text).not.toContain('abcdef123456');
   });
 

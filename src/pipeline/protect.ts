@@ -1,0 +1,92 @@
+import type { DataClass } from '../catalog/types.js';
+import type { Scrubber } from '../observe/scrub.js';
+import { type CapLimits, capValue, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RESULT_BYTES } from '../protect/caps.js';
+import { detectorFor, type RedactionCounts } from '../protect/detect.js';
+import { maskerFor } from '../protect/mask.js';
+import { redactJson } from '../protect/redact-json.js';
+import type { CallContext, ToolResult } from './context.js';
+
+export interface ProtectOptions {
+  scrubber: Scrubber;
+  /** Gateway-wide defaults; the policy sets them globally and per tool. */
+  limits?: Partial<CapLimits>;
+}
+
+/**
+ * Writes `ctx.result` and `ctx.redactions`. What the agent gets: structured content masked by the
+ * tool's output schema (drop / mask / allow per data class), then every string and key scanned for
+ * secrets and personal data by value, then cut to the tool's item and byte limits with a note on how
+ * to continue; the text copy is rebuilt from the result, never taken from the raw body.
+ */
+export function createProtect(options: ProtectOptions) {
+  const { scrubber } = options;
+  const defaults: CapLimits = {
+    maxItems: options.limits?.maxItems ?? DEFAULT_MAX_ITEMS,
+    maxResultBytes: options.limits?.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES,
+  };
+
+  return function protect(ctx: CallContext): void {
+    const tool = ctx.tool!;
+    const decision = ctx.decision!.decision;
+    const answer = ctx.answer!;
+    const counts: RedactionCounts = {};
+    const allow = (Object.entries(decision.masking.actions) as Array<[DataClass, string]>)
+      .filter(([, a]) => a === 'allow')
+      .map(([c]) => c);
+    const detector = detectorFor(allow);
+    const limits: CapLimits = {
+      maxItems: decision.limits.maxItems ?? defaults.maxItems,
+      maxResultBytes: decision.limits.maxResultBytes ?? defaults.maxResultBytes,
+    };
+    // The body copy is the first block; the rest are the gateway's own notes.
+    const notes = answer.content.slice(1);
+
+    let result: ToolResult;
+    if (answer.structuredContent !== undefined) {
+      let value: unknown = answer.structuredContent;
+      if (tool.outputSchema) value = maskerFor(tool.outputSchema, decision.masking).mask(value, counts);
+      value = redactJson(value, detector, counts);
+      const capped = capValue(value, limits, ctx.args ?? {}, Object.keys(tool.inputSchema.properties ?? {}));
+      const structured = capped.value as Record<string, unknown>;
+      const body = tool.outputWrapped ? structured.result : structured;
+      result = {
+        content: [
+          { type: 'text', text: JSON.stringify(body) },
+          ...notes,
+          ...(capped.notes.length
+            ? [{ type: 'text' as const, text: `Note from the gateway: ${capped.notes.join('; ')}.` }]
+            : []),
+        ],
+        structuredContent: structured,
+      };
+    } else {
+      const [first, ...rest] = answer.content;
+      let text = detector.redact(
+        scrubber.empty ? (first?.text ?? '') : scrubber.scrub(first?.text ?? ''),
+        counts,
+      );
+      const capNotes: string[] = [];
+      if (Buffer.byteLength(text) > limits.maxResultBytes) {
+        text = `${Buffer.from(text)
+          .subarray(0, limits.maxResultBytes)
+          .toString('utf8')
+          .replace(/\uFFFD$/, '')}…`;
+        capNotes.push(
+          `the text was cut to ${limits.maxResultBytes} bytes; narrow the request to see the rest`,
+        );
+      }
+      result = {
+        content: [
+          { type: 'text', text },
+          ...rest,
+          ...(capNotes.length
+            ? [{ type: 'text' as const, text: `Note from the gateway: ${capNotes.join('; ')}.` }]
+            : []),
+        ],
+      };
+    }
+    if (answer.isError) result.isError = true;
+    ctx.result = result;
+    if (Object.keys(counts).length) ctx.redactions = counts;
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * Context limits: how much of a response reaches the agent. Works in place on the call's own copy
+ * of the response (the parsed upstream body belongs to this call alone). Arrays longer than `maxItems` are cut,
+ * then the largest arrays are halved until the JSON fits `maxResultBytes`; long strings are cut as a
+ * last resort. Every cut is told to the agent with what it can do to see the rest.
+ */
+export interface CapLimits {
+  maxItems: number;
+  maxResultBytes: number;
+}
+
+export interface CapResult {
+  value: unknown;
+  notes: string[];
+}
+
+export const DEFAULT_MAX_ITEMS = 100;
+export const DEFAULT_MAX_RESULT_BYTES = 128 * 1024;
+
+interface ArrayRef {
+  holder: Record<string, unknown> | unknown[] | null;
+  key: string | number;
+  path: string;
+  total: number;
+}
+
+/**
+ * Caps a value. `args` and `inputKeys` (the tool's argument names) are used only to say how to
+ * continue (the next offset, or a cursor the response itself carries).
+ */
+export function capValue(
+  value: unknown,
+  limits: CapLimits,
+  args: Record<string, unknown>,
+  inputKeys: readonly string[],
+): CapResult {
+  const notes: string[] = [];
+  // Work on a shallow-copied spine: arrays and objects are copied only where something is cut.
+  const box = { v: value };
+  const cuts: Array<{ path: string; kept: number; total: number; lastId?: unknown }> = [];
+
+  // 1. Item cap, everywhere.
+  const arrays = collectArrays(box, 'v', '$', 0);
+  for (const a of arrays) {
+    const arr = (a.holder as Record<string | number, unknown>)[a.key] as unknown[];
+    if (arr.length > limits.maxItems) {
+      const kept = arr.slice(0, limits.maxItems);
+      (a.holder as Record<string | number, unknown>)[a.key] = kept;
+      cuts.push({ path: a.path, kept: kept.length, total: a.total, lastId: idOf(kept.at(-1)) });
+    }
+  }
+  // 2. Byte cap: halve the largest array until it fits, then cut long strings.
+  let size = byteLength(box.v);
+  for (let round = 0; size > limits.maxResultBytes && round < 40; round++) {
+    const candidates = collectArrays(box, 'v', '$', 0)
+      .map((a) => ({ a, len: ((a.holder as Record<string | number, unknown>)[a.key] as unknown[]).length }))
+      .filter((x) => x.len > 1)
+      .sort((x, y) => y.len - x.len);
+    const biggest = candidates[0];
+    if (!biggest) break;
+    const arr = (biggest.a.holder as Record<string | number, unknown>)[biggest.a.key] as unknown[];
+    const kept = arr.slice(0, Math.max(1, Math.floor(arr.length / 2)));
+    (biggest.a.holder as Record<string | number, unknown>)[biggest.a.key] = kept;
+    const prior = cuts.find((c) => c.path === biggest.a.path);
+    if (prior) {
+      prior.kept = kept.length;
+      prior.lastId = idOf(kept.at(-1));
+    } else
+      cuts.push({
+        path: biggest.a.path,
+        kept: kept.length,
+        total: biggest.a.total,
+        lastId: idOf(kept.at(-1)),
+      });
+    size = byteLength(box.v);
+  }
+  if (size > limits.maxResultBytes) {
+    const budget = Math.max(64, Math.floor(limits.maxResultBytes / 8));
+    box.v = cutStrings(box.v, budget, 0);
+    notes.push(`long text values were cut to ${budget} characters to fit the gateway's result limit`);
+    size = byteLength(box.v);
+  }
+  for (const c of cuts)
+    notes.push(
+      `truncated: ${c.kept} of ${c.total} items${c.path === '$' || c.path === '$.result' ? '' : ` at ${c.path}`}; ${howToContinue(c, box.v, args, inputKeys)}`,
+    );
+  return { value: box.v, notes };
+}
+
+function collectArrays(
+  holder: unknown,
+  key: string | number,
+  path: string,
+  depth: number,
+  out: ArrayRef[] = [],
+): ArrayRef[] {
+  const v = (holder as Record<string | number, unknown>)[key];
+  if (v === null || typeof v !== 'object' || depth > 64) return out;
+  if (Array.isArray(v)) {
+    out.push({ holder: holder as ArrayRef['holder'], key, path, total: v.length });
+    // Arrays nested in items are looked at in the first items only: bounded work on huge lists.
+    for (let i = 0; i < Math.min(v.length, 1000); i++)
+      if (v[i] !== null && typeof v[i] === 'object') collectArrays(v, i, `${path}[${i}]`, depth + 1, out);
+    return out;
+  }
+  for (const k of Object.keys(v)) collectArrays(v, k, `${path}.${k}`, depth + 1, out);
+  return out;
+}
+
+function byteLength(v: unknown): number {
+  return Buffer.byteLength(JSON.stringify(v) ?? '');
+}
+
+function cutStrings(v: unknown, budget: number, depth: number): unknown {
+  if (typeof v === 'string') return v.length > budget ? `${v.slice(0, budget)}…` : v;
+  if (v === null || typeof v !== 'object' || depth > 64) return v;
+  if (Array.isArray(v)) return v.map((x) => cutStrings(x, budget, depth + 1));
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, cutStrings(x, budget, depth + 1)]));
+}
+
+function idOf(item: unknown): unknown {
+  if (item && typeof item === 'object' && !Array.isArray(item)) {
+    const id = (item as Record<string, unknown>).id;
+    if (typeof id === 'string' || typeof id === 'number') return id;
+  }
+  return undefined;
+}
+
+const CURSOR_FIELDS =
+  /^(next_?cursor|next_?page_?token|nextpagetoken|next_?token|cursor|continuation_?token|next_?page|after)$/i;
+const OFFSET_ARGS = ['offset', 'skip', 'start'];
+const AFTER_ARGS = ['starting_after', 'after', 'cursor', 'page_token', 'pageToken', 'next_token'];
+
+function howToContinue(
+  cut: { kept: number; lastId?: unknown },
+  value: unknown,
+  args: Record<string, unknown>,
+  inputKeys: readonly string[],
+): string {
+  const offset = OFFSET_ARGS.find((a) => inputKeys.includes(a));
+  if (offset) {
+    const from = typeof args[offset] === 'number' ? (args[offset] as number) : 0;
+    return `call again with ${offset}=${from + cut.kept} to continue`;
+  }
+  const after = AFTER_ARGS.find((a) => inputKeys.includes(a));
+  if (after && cut.lastId !== undefined)
+    return `call again with ${after}=${JSON.stringify(cut.lastId)} to continue`;
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const top = (value as Record<string, unknown>).result ?? value;
+    if (top && typeof top === 'object' && !Array.isArray(top))
+      for (const [k, v] of Object.entries(top))
+        if (CURSOR_FIELDS.test(k) && (typeof v === 'string' || typeof v === 'number'))
+          return `use cursor ${JSON.stringify(v)} (${k}) to continue`;
+  }
+  return 'narrow the request (filters or a smaller page size) to see the rest';
+}
