@@ -200,7 +200,12 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
 
     it('accepts a valid JWT and takes its scopes from the scope claim', async () => {
       const c = await connect(await jwt({}));
-      expect(await names(c)).toEqual(['listCustomerOrders', 'listCustomers', 'searchProducts']);
+      expect(await names(c)).toEqual([
+        'getCustomer',
+        'listCustomerOrders',
+        'listCustomers',
+        'searchProducts',
+      ]);
       await c.close();
     });
 
@@ -263,11 +268,17 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       const reader = await connect(KEYS.reader);
       const orders = await connect(KEYS.ordersOnly, { pin: '2026-07-28' });
       const writer = await connect(KEYS.writer);
-      expect(await names(reader)).toEqual(['listCustomerOrders', 'listCustomers', 'searchProducts']);
+      expect(await names(reader)).toEqual([
+        'getCustomer',
+        'listCustomerOrders',
+        'listCustomers',
+        'searchProducts',
+      ]);
       expect(await names(orders)).toEqual(['getOrder']);
       expect(await names(writer)).toEqual([
         'createOrder',
         'deleteCustomer',
+        'getCustomer',
         'listCustomerOrders',
         'listCustomers',
         'searchProducts',

@@ -35,7 +35,7 @@ describe('mcp-warden init', () => {
     expect(text).toContain('#   allowRisk: [admin, credential]');
     const check = run(['policy', 'check', out, '--spec', SHOP_SPEC]);
     expect(check.stderr).toBe('');
-    expect(check.stdout).toContain('ok — 4 of 9 tools exposed (mode read-only)');
+    expect(check.stdout).toContain('ok — 5 of 9 tools exposed (mode read-only)');
     // Uncommenting an example rule yields a valid policy.
     const edited = text.replace(
       '# - match: { name: listCustomers }\n  #   enabled: false',
@@ -44,7 +44,7 @@ describe('mcp-warden init', () => {
     expect(edited).not.toBe(text);
     const dir2 = tempTree({ 'w.yaml': edited });
     expect(run(['policy', 'check', join(dir2, 'w.yaml'), '--spec', SHOP_SPEC]).stdout).toContain(
-      '3 of 9 tools exposed',
+      '4 of 9 tools exposed',
     );
   });
 

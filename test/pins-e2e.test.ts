@@ -88,7 +88,13 @@ describe('tool-definition pinning across spec reloads', () => {
   });
 
   it('trusts the first spec and pins it to a file', async () => {
-    expect(await names()).toEqual(['getOrder', 'listCustomerOrders', 'listCustomers', 'searchProducts']);
+    expect(await names()).toEqual([
+      'getCustomer',
+      'getOrder',
+      'listCustomerOrders',
+      'listCustomers',
+      'searchProducts',
+    ]);
     const pins = JSON.parse(readFileSync(join(dir, 'pins.json'), 'utf8'));
     expect(Object.keys(pins.tools)).toHaveLength(9);
   });

@@ -49,7 +49,33 @@ function scenarios(
 
         it('lists only the safe reads', async () => {
           const names = (await client.listTools()).tools.map((t) => t.name).sort();
-          expect(names).toEqual(['getOrder', 'listCustomerOrders', 'listCustomers', 'searchProducts']);
+          // getCustomer returns a secret field: served, because masking drops it (see below).
+          expect(names).toEqual([
+            'getCustomer',
+            'getOrder',
+            'listCustomerOrders',
+            'listCustomers',
+            'searchProducts',
+          ]);
+        });
+
+        it('masks personal data and drops secret fields before the agent sees them', async () => {
+          const r = await client.callTool({ name: 'getCustomer', arguments: { customerId: 'c_1003' } });
+          expect(r.isError).toBeFalsy();
+          const c = r.structuredContent as Record<string, unknown>;
+          expect(c.apiToken).toBeUndefined();
+          expect(c).toMatchObject({
+            id: 'c_1003',
+            name: 'A. H.',
+            email: 'a***@example.org',
+            phone: '+*-***-**02',
+          });
+          const text = JSON.stringify(r);
+          expect(text).not.toContain('tok_demo_');
+          expect(text).not.toContain('alan.hamilton');
+          const list = await client.callTool({ name: 'listCustomers', arguments: { limit: 5 } });
+          expect(JSON.stringify(list)).not.toContain('sk_live_51DemoPlantedSecretKey000');
+          expect(JSON.stringify(list)).toContain('[REDACTED:stripe-key]');
         });
 
         it('calls a read and returns structured content', async () => {
@@ -127,8 +153,8 @@ function scenarios(
         .split('\n')
         .map((l) => JSON.parse(l));
       const lines = all.filter((l) => l.kind !== 'control');
-      // One record per tool call: 12 calls per era above, two eras; plus the policy load at start-up.
-      expect(lines.length).toBe(2 * 12);
+      // One record per tool call: 14 calls per era above, two eras; plus the policy load at start-up.
+      expect(lines.length).toBe(2 * 14);
       expect(all.some((l) => l.kind === 'control' && l.action === 'policy.load')).toBe(true);
       // The client saw TOOL_NOT_FOUND; the audit keeps the real reason (no tools:delete scope).
       expect(

@@ -56,8 +56,13 @@ describe('every shared real-world spec', () => {
           /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\ufeff]/,
         );
         // The secure default never exposes anything but reads.
-        if (t.exposure.exposed) expect(t.risk.classes).toEqual(['read']);
-        else expect(t.exposure.reasons.length).toBeGreaterThan(0);
+        // Exposed: a plain read, or a read whose only "credential" finding is secret response fields
+        // (dropped by masking before the agent sees them).
+        if (t.exposure.exposed) {
+          expect(t.risk.classes.filter((c) => c !== 'credential')).toEqual(['read']);
+          for (const f of t.risk.findings.filter((x) => x.class === 'credential'))
+            expect(f.rule).toBe('credential-response');
+        } else expect(t.exposure.reasons.length).toBeGreaterThan(0);
       }
     });
   }

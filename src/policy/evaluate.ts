@@ -157,9 +157,25 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
       steps.push({ by: where(i), what: set.length ? set.join('; ') : 'matches, sets nothing' });
     }
 
+    const masking = maskRules(actions, fields);
     const blockers: Blocker[] = [];
     for (const cls of RESTRICTED_RISKS) {
       if (!tool.risk.classes.includes(cls) || allowed.has(cls)) continue;
+      // A read that is "credential" only because its response has secret fields is safe once
+      // masking drops them (the default): the agent never sees the secrets.
+      const found = tool.risk.findings.filter((f) => f.class === cls);
+      if (
+        cls === 'credential' &&
+        masking.actions.secret === 'drop' &&
+        found.length > 0 &&
+        found.every((f) => f.rule === 'credential-response')
+      ) {
+        steps.push({
+          by: 'default',
+          what: 'credential risk lifted: its secret response fields are dropped by masking',
+        });
+        continue;
+      }
       const why = tool.risk.findings
         .filter((f) => f.class === cls)
         .map((f) => f.reason)
@@ -201,7 +217,7 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
       confirm: effectiveConfirm,
       ...(credential !== undefined ? { credential } : {}),
       limits,
-      masking: maskRules(actions, fields),
+      masking,
       audit,
       steps,
     };

@@ -22,6 +22,7 @@ describe('policy evaluation: secure defaults', () => {
   it('exposes only the safe reads with no rules, exactly as with no policy file', async () => {
     expect(exposed(await decide('version: 1'))).toEqual([
       'listCustomers',
+      'getCustomer',
       'listCustomerOrders',
       'getOrder',
       'searchProducts',
