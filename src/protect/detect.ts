@@ -25,6 +25,12 @@ export interface DetectRule {
   digits?: boolean;
   /** Extra check on the matched value (checksums). */
   valid?: (value: string) => boolean;
+  /**
+   * For greedy matches that may run past the real value ("DE89…3000 0", "a@b.org.0"): the length of
+   * the longest valid prefix of the match, or 0. A regex replace cannot backtrack into a shorter
+   * match once a check fails, so the rule finds it itself.
+   */
+  prefix?: (value: string) => number;
 }
 
 const upper = (hs: string[]) => [...hs, ...hs.map((h) => h.toUpperCase())];
@@ -137,16 +143,18 @@ export const DETECT_RULES: readonly DetectRule[] = [
   {
     kind: 'card-number',
     class: 'financial',
-    re: /(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])/g,
+    // Not part of a longer run of digits. A decimal point after it does not save it: safety first
+    // (only strings are scanned; JSON numbers are left alone), and Luhn keeps false hits rare.
+    re: /(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)/g,
     digits: true,
-    valid: (v) => luhn(v.replace(/[ -]/g, '')),
+    prefix: (v) => longestPrefix(v, /\d/, (p) => luhn(p.replace(/[ -]/g, ''))),
   },
   {
     kind: 'iban',
     class: 'financial',
     re: /\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b/g,
     digits: true,
-    valid: (v) => ibanValid(v.replace(/ /g, '')),
+    prefix: (v) => longestPrefix(v, /[A-Z0-9]/, (p) => ibanValid(p.replace(/ /g, ''))),
   },
   // --- personal data
   { kind: 'us-ssn', class: 'pii', re: /\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b/g, digits: true },
@@ -155,8 +163,14 @@ export const DETECT_RULES: readonly DetectRule[] = [
     class: 'pii',
     re: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}(?![A-Za-z0-9-])/g,
     hints: ['@'],
-    // The last label is the top-level domain: letters only.
-    valid: (v) => /\.[A-Za-z]{2,24}$/.test(v),
+    // The last label is the top-level domain: letters only ("a@b.org.0" is "a@b.org" and ".0").
+    prefix: (v) => {
+      for (let end = v.length; end > 0; end = v.lastIndexOf('.', end - 1)) {
+        const head = v.slice(0, end);
+        if (/@[^.]+(?:\.[^.]+)*\.[A-Za-z]{2,24}$/.test(head)) return end;
+      }
+      return 0;
+    },
   },
   {
     kind: 'phone',
@@ -228,6 +242,12 @@ function apply(rule: DetectRule, s: string, counts: RedactionCounts | undefined)
   return s.replace(rule.re, (match: string, group: unknown) => {
     const value = typeof group === 'string' ? group : match;
     if (rule.valid && !rule.valid(value)) return match;
+    if (rule.prefix) {
+      const n = rule.prefix(match);
+      if (n === 0) return match;
+      if (counts) counts[rule.kind] = (counts[rule.kind] ?? 0) + 1;
+      return `${placeholder}${match.slice(n)}`;
+    }
     if (counts) counts[rule.kind] = (counts[rule.kind] ?? 0) + 1;
     if (typeof group !== 'string') return placeholder;
     // Keep what names the secret ("password=", "Bearer "), replace the value only.
@@ -261,6 +281,17 @@ function redactPem(s: string, counts: RedactionCounts | undefined): string {
     re.lastIndex = stop;
   }
   return from === 0 ? s : out + s.slice(from);
+}
+
+/** The longest prefix that ends in a `unit` character and passes `ok` (bounded: at most 40 tries). */
+function longestPrefix(v: string, unit: RegExp, ok: (p: string) => boolean): number {
+  let tries = 0;
+  for (let end = v.length; end > 0 && tries < 40; end--) {
+    if (!unit.test(v[end - 1]!)) continue;
+    tries++;
+    if (ok(v.slice(0, end))) return end;
+  }
+  return 0;
 }
 
 export function luhn(digits: string): boolean {
