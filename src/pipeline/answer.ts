@@ -5,6 +5,7 @@ import { WardenError } from '../errors.js';
 import type { ValidateFunction } from '../lib/ajv.js';
 import { tooDeep } from '../lib/json-depth.js';
 import type { Scrubber } from '../observe/scrub.js';
+import { maskRules, maskUntyped } from '../protect/mask.js';
 import { MAX_JSON_DEPTH } from '../protect/redact-json.js';
 import type { CallContext, ToolResult } from './context.js';
 import { describeErrors } from './validate.js';
@@ -42,18 +43,21 @@ export function createAnswer(options: AnswerOptions) {
       );
     if (status >= 400 || status < 200) {
       const excerpt = isTextual(ct)
-        ? printable(scrub(res.body.toString('utf8', 0, excerptLen * 4)), excerptLen)
+        ? safeExcerpt(scrub(res.body.toString('utf8', 0, 64 * 1024)), excerptLen)
         : '';
       throw new WardenError('UPSTREAM_STATUS', `The upstream API answered HTTP ${status}.`, {
         ...(excerpt ? { text: excerpt } : {}),
       });
     }
-    if (res.truncated)
+    if (res.truncated) {
+      // Cut JSON cannot be parsed, so it cannot be masked by field: none of it is passed on.
+      const json = isJsonType(ct) || (ct === '' && looksJson(res.body));
       throw new WardenError(
         'UPSTREAM_TOO_LARGE',
-        `The response was larger than ${res.body.length} bytes and was cut short; ask for less (a smaller page size or narrower filters). The first ${res.body.length} bytes follow.`,
-        { text: scrub(res.body.toString('utf8')) },
+        `The response was larger than ${res.body.length} bytes and was cut short; ask for less (a smaller page size or narrower filters).${json ? '' : ' Its beginning follows.'}`,
+        json ? {} : { text: printable(scrub(res.body.toString('utf8', 0, 8 * excerptLen)), 8 * excerptLen) },
       );
+    }
 
     const notes = ctx.request?.notes;
     if (res.body.length === 0) {
@@ -73,9 +77,7 @@ export function createAnswer(options: AnswerOptions) {
         throw new WardenError(
           'UPSTREAM_SCHEMA_MISMATCH',
           'The upstream API sent a body labelled JSON that is not valid JSON.',
-          {
-            text: printable(text, excerptLen),
-          },
+          { text: printable(text, excerptLen) },
         );
       }
       if (tooDeep(value, MAX_JSON_DEPTH))
@@ -95,20 +97,18 @@ export function createAnswer(options: AnswerOptions) {
           const problems = describeErrors(check.errors ?? [], tool, 3).map((p) =>
             p.replace(/^'arguments'/, 'the response'),
           );
+          // The excerpt is classified by field name: without a fitting schema, that is all there is.
           throw new WardenError(
             'UPSTREAM_SCHEMA_MISMATCH',
             "The upstream response does not match the API's declared schema.",
-            {
-              details: problems,
-              text,
-            },
+            { details: problems, text: safeExcerpt(text, excerptLen) },
           );
         }
-        result.structuredContent = structured as Record<string, unknown>;
-      } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-        result.structuredContent = value as Record<string, unknown>;
+        ctx.answer = withNotes({ ...result, json: { value: structured, structured: true } }, notes);
+        return;
       }
-      ctx.answer = withNotes(result, notes);
+      const structured = value !== null && typeof value === 'object' && !Array.isArray(value);
+      ctx.answer = withNotes({ ...result, json: { value, structured } }, notes);
       return;
     }
     if (isTextual(ct)) {
@@ -130,7 +130,24 @@ export function createAnswer(options: AnswerOptions) {
   };
 }
 
-function withNotes(r: ToolResult, notes: string[] | undefined): ToolResult {
+/**
+ * An excerpt of an upstream body for the agent: JSON is parsed and masked by field name first (an
+ * error body is as likely as any to hold personal data); value detection runs on it afterwards.
+ */
+function safeExcerpt(text: string, n: number): string {
+  let out = text;
+  try {
+    const v: unknown = JSON.parse(text);
+    if (!tooDeep(v, MAX_JSON_DEPTH)) out = JSON.stringify(maskUntyped(v, DEFAULT_RULES));
+  } catch {
+    /* not JSON: value detection alone */
+  }
+  return printable(out, n);
+}
+
+const DEFAULT_RULES = maskRules(undefined, undefined);
+
+function withNotes<T extends ToolResult>(r: T, notes: string[] | undefined): T {
   if (notes?.length) r.content.push({ type: 'text', text: `Note from the gateway: ${notes.join('; ')}.` });
   return r;
 }

@@ -101,7 +101,10 @@ export interface CallContext {
   /** send → what the upstream answered (possibly truncated). */
   response?: UpstreamResponse;
   /** answer → the upstream response as a tool result, before masking and limits. */
-  answer?: ToolResult;
+  answer?: ToolResult & {
+    /** Parsed JSON body (wrapped as `{result}` when the tool's output is), and whether it is structured content. */
+    json?: { value: unknown; structured: boolean };
+  };
   /** protect → the result for the agent: masked, redacted, capped. */
   result?: ToolResult;
   /** protect (and the runner, for error excerpts) → what was masked, dropped or redacted, by kind. */

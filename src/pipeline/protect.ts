@@ -2,7 +2,7 @@ import type { DataClass } from '../catalog/types.js';
 import type { Scrubber } from '../observe/scrub.js';
 import { type CapLimits, capValue, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RESULT_BYTES } from '../protect/caps.js';
 import { detectorFor, type RedactionCounts } from '../protect/detect.js';
-import { maskerFor } from '../protect/mask.js';
+import { maskerFor, maskUntyped } from '../protect/mask.js';
 import { redactJson } from '../protect/redact-json.js';
 import type { CallContext, ToolResult } from './context.js';
 
@@ -42,13 +42,16 @@ export function createProtect(options: ProtectOptions) {
     const notes = answer.content.slice(1);
 
     let result: ToolResult;
-    if (answer.structuredContent !== undefined) {
-      let value: unknown = answer.structuredContent;
-      if (tool.outputSchema) value = maskerFor(tool.outputSchema, decision.masking).mask(value, counts);
+    if (answer.json) {
+      const { value: raw, structured } = answer.json;
+      // With an output schema, masking follows it; without, every key is classified by name.
+      let value = tool.outputSchema
+        ? maskerFor(tool.outputSchema, decision.masking).mask(raw, counts)
+        : maskUntyped(raw, decision.masking, counts);
       value = redactJson(value, detector, counts);
       const capped = capValue(value, limits, ctx.args ?? {}, Object.keys(tool.inputSchema.properties ?? {}));
-      const structured = capped.value as Record<string, unknown>;
-      const body = tool.outputWrapped ? structured.result : structured;
+      const body =
+        tool.outputSchema && tool.outputWrapped ? (capped.value as { result: unknown }).result : capped.value;
       result = {
         content: [
           { type: 'text', text: JSON.stringify(body) },
@@ -57,7 +60,7 @@ export function createProtect(options: ProtectOptions) {
             ? [{ type: 'text' as const, text: `Note from the gateway: ${capped.notes.join('; ')}.` }]
             : []),
         ],
-        structuredContent: structured,
+        ...(structured ? { structuredContent: capped.value as Record<string, unknown> } : {}),
       };
     } else {
       const [first, ...rest] = answer.content;

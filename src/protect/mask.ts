@@ -1,6 +1,6 @@
 import { type DefsLookup, defsOf, type JsonSchema, type JsonSchemaObject } from '../catalog/json-schema.js';
 import type { DataClass } from '../catalog/types.js';
-import { cachedWords, classifyProperty, type TagClass } from '../classify/data-classes.js';
+import { cachedWords, classifyField, classifyProperty, type TagClass } from '../classify/data-classes.js';
 import type { RedactionCounts } from './detect.js';
 
 export type MaskAction = 'allow' | 'mask' | 'drop';
@@ -93,32 +93,23 @@ export class SchemaMasker {
     this.root = this.plansFor(schema, [], 0);
   }
 
-  /** True when no field of this schema is ever masked or dropped (the walk can be skipped). */
-  get inert(): boolean {
-    const seen = new Set<Plan>();
-    const active = (ps: Plan[]): boolean =>
-      ps.some((p) => {
-        if (seen.has(p)) return false;
-        seen.add(p);
-        for (const v of p.props.values())
-          if ((v.hit && this.rules.actions[v.hit.class] !== 'allow') || active(v.child)) return true;
-        return (
-          p.patterns.some((x) => active(x.child)) ||
-          active(p.additional) ||
-          active(p.items) ||
-          p.prefixItems.some((x) => active(x))
-        );
-      });
-    return !active(this.root);
-  }
-
   /** A masked copy (unchanged branches are shared, not copied). */
   mask(value: unknown, counts?: RedactionCounts): unknown {
-    return this.apply(value, this.root, counts, 0);
+    return this.apply(value, this.root, counts, 0, []);
   }
 
-  private apply(value: unknown, plans: Plan[], counts: RedactionCounts | undefined, depth: number): unknown {
-    if (plans.length === 0 || value === null || typeof value !== 'object' || depth > 64) return value;
+  /**
+   * `plans` empty means the schema says nothing here (an untyped response, a free-form object): keys
+   * are then classified by name alone, so `{"password": …}` is dropped even where no schema names it.
+   */
+  private apply(
+    value: unknown,
+    plans: Plan[],
+    counts: RedactionCounts | undefined,
+    depth: number,
+    parentWords: string[],
+  ): unknown {
+    if (value === null || typeof value !== 'object' || depth > 64) return value;
     if (Array.isArray(value)) {
       let out: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
@@ -126,7 +117,7 @@ export class SchemaMasker {
           ...plans.flatMap((p) => p.prefixItems[i] ?? []),
           ...plans.flatMap((p) => (i < p.prefixItems.length ? [] : p.items)),
         ];
-        const v = this.apply(value[i], child, counts, depth + 1);
+        const v = this.apply(value[i], child, counts, depth + 1, parentWords);
         if (v !== value[i]) {
           out ??= value.slice();
           out[i] = v;
@@ -138,10 +129,12 @@ export class SchemaMasker {
     let out: Record<string, unknown> | undefined;
     for (const key of Object.keys(obj)) {
       let hit: Hit | undefined;
+      let declared = false;
       const child: Plan[] = [];
       for (const p of plans) {
         const prop = p.props.get(key);
         if (prop) {
+          declared = true;
           if (prop.hit && (!hit || SEVERITY[prop.hit.class] > SEVERITY[hit.class])) hit = prop.hit;
           child.push(...prop.child);
           continue;
@@ -154,11 +147,12 @@ export class SchemaMasker {
           }
         if (!matched) child.push(...p.additional);
       }
+      const v = obj[key];
+      if (!declared) hit = nameHit(key, v, parentWords);
       const tagged = this.rules.fields.get(key);
       if (tagged === 'none') hit = undefined;
       else if (tagged) hit = { class: tagged, kind: tagged };
       const action = hit ? this.rules.actions[hit.class] : 'allow';
-      const v = obj[key];
       if (action === 'drop') {
         out ??= { ...obj };
         delete out[key];
@@ -169,7 +163,7 @@ export class SchemaMasker {
       if (action === 'mask') {
         next = maskValue(v, hit!.kind);
         if (counts && next !== v) counts[`masked:${hit!.kind}`] = (counts[`masked:${hit!.kind}`] ?? 0) + 1;
-      } else next = this.apply(v, child, counts, depth + 1);
+      } else next = this.apply(v, child, counts, depth + 1, cachedWords(key));
       if (next !== v) {
         out ??= { ...obj };
         // defineProperty: a `__proto__` key (JSON.parse makes it an own key) must stay a plain key.
@@ -322,6 +316,31 @@ export class SchemaMasker {
   }
 }
 
+const MASKED_SCHEMA: JsonSchemaObject = {
+  type: ['string', 'null', 'array'],
+  items: { type: ['string', 'null'] },
+};
+
+function orMasked(s: JsonSchema): JsonSchema {
+  if (s === true || s === false) return s;
+  return { anyOf: [s, MASKED_SCHEMA] };
+}
+
+/** Classification of a key that no schema describes: by its name and its value's type. */
+function nameHit(key: string, v: unknown, parentWords: string[]): Hit | undefined {
+  const found = classifyField({
+    name: key,
+    words: cachedWords(key),
+    parentWords,
+    type: [v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v],
+    description: '',
+  });
+  let best: Hit | undefined;
+  for (const h of found)
+    if (!best || SEVERITY[h.class] > SEVERITY[best.class]) best = { class: h.class, kind: h.kind };
+  return best;
+}
+
 /** A masked value keeps a hint for the agent (a domain, the last digits, initials), never the value. */
 export function maskValue(v: unknown, kind: string): unknown {
   if (v === null || v === undefined) return v;
@@ -379,3 +398,9 @@ export function maskerFor(outputSchema: JsonSchemaObject, rules: MaskRules): Sch
   }
   return m;
 }
+
+/** Classification by name alone, for JSON no schema describes (untyped responses, error bodies). */
+export function maskUntyped(value: unknown, rules: MaskRules, counts?: RedactionCounts): unknown {
+  return maskerFor(UNTYPED, rules).mask(value, counts);
+}
+const UNTYPED: JsonSchemaObject = {};

@@ -59,16 +59,16 @@ async function answerWith(
 }
 
 describe('answer stage', () => {
-  it('returns JSON as structuredContent plus a text copy', async () => {
+  it('parses JSON into structured content (masked by the protect stage) plus a text copy', async () => {
     const r = await answerWith('obj', { body: '{"id":"a1"}' });
-    expect(r.structuredContent).toEqual({ id: 'a1' });
+    expect(r.json).toEqual({ value: { id: 'a1' }, structured: true });
     expect(r.content[0]?.text).toBe('{"id":"a1"}');
     expect(r.isError).toBeUndefined();
   });
 
   it('wraps a non-object response as { result } to match the published outputSchema', async () => {
     const r = await answerWith('list', { body: '[1,2,3]' });
-    expect(r.structuredContent).toEqual({ result: [1, 2, 3] });
+    expect(r.json).toEqual({ value: { result: [1, 2, 3] }, structured: true });
   });
 
   it('refuses structuredContent that does not match the outputSchema', async () => {

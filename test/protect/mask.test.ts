@@ -24,7 +24,10 @@ const SCHEMA: JsonSchemaObject = {
         { type: 'object', properties: { phone: { type: 'string' } }, required: ['phone'] },
       ],
     },
-    meta: { type: 'object', patternProperties: { '^x-': { type: 'object', properties: { password: { type: 'string' } } } } },
+    meta: {
+      type: 'object',
+      patternProperties: { '^x-': { type: 'object', properties: { password: { type: 'string' } } } },
+    },
     internal: { type: 'string', 'x-data-class': 'secret' },
     nickname: { type: 'string' },
   },
@@ -77,7 +80,9 @@ describe('masking by schema (default actions)', () => {
       ssn: '***-**-1120',
       friends: [expect.objectContaining({ id: 'c2', email: 'g***@navy.example' })],
     });
-    const deepest = (out.customer.friends as Array<Record<string, unknown>>)[0]!.friends as Array<Record<string, unknown>>;
+    const deepest = (out.customer.friends as Array<Record<string, unknown>>)[0]!.friends as Array<
+      Record<string, unknown>
+    >;
     expect(deepest[0]).not.toHaveProperty('apiToken');
     expect(out.others.map((c) => c.email)).toEqual(['g***@navy.example', 'g***@navy.example']);
     expect(JSON.stringify(out)).not.toContain('tok_');
@@ -115,8 +120,14 @@ describe('masking by schema (default actions)', () => {
 
 describe('masking rules from the policy', () => {
   it('allows, masks or drops each class as configured, and tags fields by name', () => {
-    const rules = maskRules({ pii: 'allow', financial: 'drop', secret: 'mask' }, { nickname: 'pii', ssn: 'none' });
-    const out = new SchemaMasker(SCHEMA, rules).mask(structuredClone(DATA)) as Record<string, Record<string, unknown>>;
+    const rules = maskRules(
+      { pii: 'allow', financial: 'drop', secret: 'mask' },
+      { nickname: 'pii', ssn: 'none' },
+    );
+    const out = new SchemaMasker(SCHEMA, rules).mask(structuredClone(DATA)) as Record<
+      string,
+      Record<string, unknown>
+    >;
     expect(out.customer!.email).toBe('grace1@navy.example');
     expect(out.customer!.apiToken).toBe('t***');
     expect(out.customer!.ssn).toBe('078-05-1120');
@@ -132,14 +143,25 @@ describe('masking rules from the policy', () => {
 
   it('shares maskers and rule objects between identical configurations', () => {
     expect(maskRules({ pii: 'mask' }, {})).toBe(maskRules(undefined, undefined));
-    expect(maskerFor(SCHEMA, maskRules(undefined, undefined))).toBe(maskerFor(SCHEMA, maskRules(undefined, undefined)));
+    expect(maskerFor(SCHEMA, maskRules(undefined, undefined))).toBe(
+      maskerFor(SCHEMA, maskRules(undefined, undefined)),
+    );
   });
 });
 
 describe('robustness', () => {
   it('never throws on data that does not fit the schema, and keeps __proto__ a plain key', () => {
     const masker = new SchemaMasker(SCHEMA, maskRules(undefined, undefined));
-    for (const v of [null, 1, 'x', [], [null], { customer: 'not an object' }, { others: { 0: 1 } }, { customer: { friends: 7 } }])
+    for (const v of [
+      null,
+      1,
+      'x',
+      [],
+      [null],
+      { customer: 'not an object' },
+      { others: { 0: 1 } },
+      { customer: { friends: 7 } },
+    ])
       expect(() => masker.mask(v)).not.toThrow();
     const hostile = JSON.parse('{"customer": {"__proto__": {"polluted": true}, "email": "a@b.example"}}');
     const out = masker.mask(hostile) as { customer: Record<string, unknown> };

@@ -25,7 +25,13 @@ const planted = fc.constantFrom(...PLANTED);
 /** Text around a planted value: words, punctuation, JSON-ish and URL-ish noise, separated by whitespace. */
 const noise = fc.string({ maxLength: 30 }).map((s) => s.replace(/[\w@.+-]+$/, ''));
 const carrier = fc
-  .tuple(noise, planted, fc.constantFrom(' ', '\n', '\t', ' (', ': ', '="'), fc.constantFrom(' ', '\n', ')', '"', '.', ', '), noise)
+  .tuple(
+    noise,
+    planted,
+    fc.constantFrom(' ', '\n', '\t', ' (', ': ', '="'),
+    fc.constantFrom(' ', '\n', ')', '"', '.', ', '),
+    noise,
+  )
   .map(([a, p, l, r, b]) => `${a.replace(/[\w@.+-]$/, '')}${l}${p}${r}${b}`);
 
 /** Random JSON with planted carriers in values and keys. */
@@ -114,17 +120,20 @@ describe('masking by schema over random data (property)', () => {
 
   it('never throws, never lets a typed secret or planted value through, and always matches the published schema', () => {
     fc.assert(
-      fc.property(fc.record({ data: fc.array(customer, { maxLength: 6 }), next_cursor: fc.string() }), (value) => {
-        const masked = masker.mask(value);
-        const out = redactJson(masked, detector, {}) as { data: Array<Record<string, unknown>> };
-        for (const c of out.data) expect(c).not.toHaveProperty('password');
-        const text = JSON.stringify(out);
-        for (const p of PLANTED) expect(text).not.toContain(p);
-        for (const c of value.data)
-          if (typeof c.email === 'string' && c.email.length > 2 && c.email.includes('@'))
-            expect(text).not.toContain(`"${c.email}"`);
-        expect(check(out), JSON.stringify(check.errors)).toBe(true);
-      }),
+      fc.property(
+        fc.record({ data: fc.array(customer, { maxLength: 6 }), next_cursor: fc.string() }),
+        (value) => {
+          const masked = masker.mask(value);
+          const out = redactJson(masked, detector, {}) as { data: Array<Record<string, unknown>> };
+          for (const c of out.data) expect(c).not.toHaveProperty('password');
+          const text = JSON.stringify(out);
+          for (const p of PLANTED) expect(text).not.toContain(p);
+          for (const c of value.data)
+            if (typeof c.email === 'string' && c.email.length > 2 && c.email.includes('@'))
+              expect(text).not.toContain(`"${c.email}"`);
+          expect(check(out), JSON.stringify(check.errors)).toBe(true);
+        },
+      ),
       { numRuns: 1000 },
     );
   });
