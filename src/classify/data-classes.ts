@@ -139,6 +139,9 @@ export const DATA_RULES: readonly DataRule[] = [
         return `name "${f.name}" is a person's name`;
       if (j === 'name' && f.parentWords.some((w) => PERSONISH.has(w)))
         return `"name" of a ${f.parentWords.join(' ')}`;
+      // owner_name, customerName, contact_name: a person-like word, then "name".
+      if (f.words.length === 2 && f.words[1] === 'name' && PERSONISH.has(f.words[0]!))
+        return `name "${f.name}" is a ${f.words[0]}'s name`;
       return undefined;
     },
   },

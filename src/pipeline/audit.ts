@@ -41,7 +41,8 @@ export function createAudit(options: AuditOptions) {
         ? {
             upstream: {
               method: req.method,
-              path: scrubber.empty ? req.path : scrubber.scrub(req.path),
+              // Path arguments are agent data like any other: redacted by value too.
+              path: AUDIT_DETECTOR.redact(scrubber.empty ? req.path : scrubber.scrub(req.path), counts),
               ...(res ? { status: res.status, ms: round(res.ms), bytes: res.body.length } : {}),
             },
           }

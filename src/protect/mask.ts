@@ -228,9 +228,12 @@ export class SchemaMasker {
           out[k] = Object.fromEntries(
             Object.entries(v as Record<string, JsonSchema>).map(([name, d]) => [
               name,
-              convert(d, parentWords, depth + 1),
+              orMasked(convert(d, parentWords, depth + 1)),
             ]),
           );
+        } else if (k === 'additionalProperties') {
+          // Keys no `properties` names are classified by name: their values may come back masked.
+          out[k] = orMasked(convert(v as JsonSchema, parentWords, depth + 1));
         } else if (SUBSCHEMA_KEYS.has(k)) {
           out[k] = Array.isArray(v)
             ? v.map((x) => convert(x as JsonSchema, parentWords, depth + 1))

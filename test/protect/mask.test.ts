@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { JsonSchemaObject } from '../../src/catalog/json-schema.js';
 import { createSchemaCompiler } from '../../src/catalog/validator.js';
-import { maskerFor, maskRules, maskValue, SchemaMasker } from '../../src/protect/mask.js';
+import { maskerFor, maskRules, maskUntyped, maskValue, SchemaMasker } from '../../src/protect/mask.js';
 
 const compiler = createSchemaCompiler([]);
 
@@ -190,5 +190,47 @@ describe('mask formats', () => {
     expect(maskValue(12345, 'card-number')).toBe('[MASKED:card-number]');
     expect(maskValue(null, 'email')).toBeNull();
     expect(maskValue(['a@b.example', 3], 'email')).toEqual(['a***@b.example', '[MASKED:email]']);
+  });
+});
+
+describe('fields no schema describes', () => {
+  it('classifies the keys of untyped JSON by name', () => {
+    const out = maskUntyped(
+      {
+        password: 'hunter22',
+        user: { email: 'a@b.example', name: 'Jane Doe', plan: 'pro' },
+        customers: [{ name: 'Ada Lovelace', phone: '+44 20 7946 0958' }],
+        access_token: 'abc',
+      },
+      maskRules(undefined, undefined),
+    );
+    expect(out).toEqual({
+      user: { email: 'a***@b.example', name: 'J. D.', plan: 'pro' },
+      customers: [{ name: 'A. L.', phone: '+** ** **** **58' }],
+    });
+  });
+
+  it('classifies undeclared keys and map keys, and stays valid against the published schema', () => {
+    const schema: JsonSchemaObject = {
+      type: 'object',
+      properties: {
+        id: { type: 'string' },
+        scores: { type: 'object', additionalProperties: { type: 'number' } },
+      },
+    };
+    const masker = new SchemaMasker(schema, maskRules(undefined, undefined));
+    const out = masker.mask({
+      id: 'x',
+      scores: { ssn: 123456789, karma: 5 },
+      secret: 'shh',
+      email: 'e@x.example',
+    });
+    expect(out).toEqual({
+      id: 'x',
+      scores: { ssn: '[MASKED:national-id]', karma: 5 },
+      email: 'e***@x.example',
+    });
+    const check = compiler.compile(masker.published());
+    expect(check(out), JSON.stringify(check.errors)).toBe(true);
   });
 });
