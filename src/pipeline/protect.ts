@@ -49,7 +49,13 @@ export function createProtect(options: ProtectOptions) {
         ? maskerFor(tool.outputSchema, decision.masking).mask(raw, counts)
         : maskUntyped(raw, decision.masking, counts);
       value = redactJson(value, detector, counts);
-      const capped = capValue(value, limits, ctx.args ?? {}, Object.keys(tool.inputSchema.properties ?? {}));
+      const capped = capValue(
+        value,
+        limits,
+        ctx.args ?? {},
+        Object.keys(tool.inputSchema.properties ?? {}),
+        tool.pageSize?.arg,
+      );
       const body =
         tool.outputSchema && tool.outputWrapped ? (capped.value as { result: unknown }).result : capped.value;
       result = {

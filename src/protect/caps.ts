@@ -25,17 +25,17 @@ interface ArrayRef {
 }
 
 /**
- * Caps a value. `args` and `inputKeys` (the tool's argument names) are used only to say how to
- * continue (the next offset, or a cursor the response itself carries).
+ * Caps a value. `args`, `inputKeys` (the tool's argument names) and `pageArg` (its page-size
+ * argument) are used only to say how to continue.
  */
 export function capValue(
   value: unknown,
   limits: CapLimits,
   args: Record<string, unknown>,
   inputKeys: readonly string[],
+  pageArg?: string,
 ): CapResult {
   const notes: string[] = [];
-  // Work on a shallow-copied spine: arrays and objects are copied only where something is cut.
   const box = { v: value };
   const cuts: Array<{ path: string; kept: number; total: number; lastId?: unknown }> = [];
 
@@ -82,7 +82,7 @@ export function capValue(
   }
   for (const c of cuts)
     notes.push(
-      `truncated: ${c.kept} of ${c.total} items${c.path === '$' || c.path === '$.result' ? '' : ` at ${c.path}`}; ${howToContinue(c, box.v, args, inputKeys)}`,
+      `truncated: ${c.kept} of ${c.total} items${c.path === '$' || c.path === '$.result' ? '' : ` at ${c.path}`}; ${howToContinue(c, args, inputKeys, pageArg)}`,
     );
   return { value: box.v, notes };
 }
@@ -126,16 +126,20 @@ function idOf(item: unknown): unknown {
   return undefined;
 }
 
-const CURSOR_FIELDS =
-  /^(next_?cursor|next_?page_?token|nextpagetoken|next_?token|cursor|continuation_?token|next_?page|after)$/i;
 const OFFSET_ARGS = ['offset', 'skip', 'start'];
-const AFTER_ARGS = ['starting_after', 'after', 'cursor', 'page_token', 'pageToken', 'next_token'];
+/** Arguments whose meaning is known: "start after this item id" (Stripe, many others). */
+const AFTER_ARGS = ['starting_after', 'after_id', 'since_id'];
 
+/**
+ * How to see the rest. Only hints whose meaning is certain: an offset argument, an "after this id"
+ * argument, or a smaller page size. A cursor the response carries is never suggested: it points past
+ * the whole page, so following it would skip the items the gateway cut.
+ */
 function howToContinue(
   cut: { kept: number; lastId?: unknown },
-  value: unknown,
   args: Record<string, unknown>,
   inputKeys: readonly string[],
+  pageArg: string | undefined,
 ): string {
   const offset = OFFSET_ARGS.find((a) => inputKeys.includes(a));
   if (offset) {
@@ -145,12 +149,7 @@ function howToContinue(
   const after = AFTER_ARGS.find((a) => inputKeys.includes(a));
   if (after && cut.lastId !== undefined)
     return `call again with ${after}=${JSON.stringify(cut.lastId)} to continue`;
-  if (value && typeof value === 'object' && !Array.isArray(value)) {
-    const top = (value as Record<string, unknown>).result ?? value;
-    if (top && typeof top === 'object' && !Array.isArray(top))
-      for (const [k, v] of Object.entries(top))
-        if (CURSOR_FIELDS.test(k) && (typeof v === 'string' || typeof v === 'number'))
-          return `use cursor ${JSON.stringify(v)} (${k}) to continue`;
-  }
+  if (pageArg && inputKeys.includes(pageArg))
+    return `ask for at most ${cut.kept} items per call (${pageArg}=${cut.kept}) and page through the rest`;
   return 'narrow the request (filters or a smaller page size) to see the rest';
 }
