@@ -42,6 +42,23 @@ interface Hit {
   kind: string;
 }
 
+/** Hits are shared and immutable; their count keys are built with them, not per field. */
+function makeHit(cls: DataClass, kind: string): Hit & { masked: string; dropped: string } {
+  return { class: cls, kind, masked: countKey('masked', kind), dropped: countKey('dropped', cls) };
+}
+
+const COUNT_KEYS = new Map<string, string>();
+/** `masked:email`, `dropped:secret`: built once per name, not per field of every response. */
+function countKey(prefix: 'masked' | 'dropped', name: string): string {
+  const k = `${prefix}\0${name}`;
+  let v = COUNT_KEYS.get(k);
+  if (!v) {
+    v = `${prefix}:${name}`;
+    COUNT_KEYS.set(k, v);
+  }
+  return v;
+}
+
 /** What masking does at one schema node; built once per node and reused for every response. */
 interface Plan {
   props: Map<string, { hit?: Hit; child: Plan[] }>;
@@ -50,6 +67,12 @@ interface Plan {
   items: Plan[];
   prefixItems: Plan[][];
 }
+
+const TAG_HITS = {
+  pii: makeHit('pii', 'pii'),
+  secret: makeHit('secret', 'secret'),
+  financial: makeHit('financial', 'financial'),
+} as const;
 
 const PUBLISHED = new WeakMap<MaskRules, WeakMap<object, JsonSchemaObject>>();
 
@@ -95,7 +118,7 @@ export class SchemaMasker {
 
   /** A masked copy (unchanged branches are shared, not copied). */
   mask(value: unknown, counts?: RedactionCounts): unknown {
-    return this.apply(value, this.root, counts, 0, []);
+    return this.apply(value, this.root, counts, 0, '');
   }
 
   /**
@@ -107,17 +130,18 @@ export class SchemaMasker {
     plans: Plan[],
     counts: RedactionCounts | undefined,
     depth: number,
-    parentWords: string[],
+    parentName: string,
   ): unknown {
     if (value === null || typeof value !== 'object' || depth > 64) return value;
     if (Array.isArray(value)) {
+      // Common case: no tuple schema, so every item has the same plans (computed once, not per item).
+      const tuple = plans.some((p) => p.prefixItems.length > 0);
+      const same = tuple ? undefined : plans.length === 1 ? plans[0]!.items : plans.flatMap((p) => p.items);
       let out: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
-        const child = [
-          ...plans.flatMap((p) => p.prefixItems[i] ?? []),
-          ...plans.flatMap((p) => (i < p.prefixItems.length ? [] : p.items)),
-        ];
-        const v = this.apply(value[i], child, counts, depth + 1, parentWords);
+        const child =
+          same ?? plans.flatMap((p) => (i < p.prefixItems.length ? (p.prefixItems[i] ?? []) : p.items));
+        const v = this.apply(value[i], child, counts, depth + 1, parentName);
         if (v !== value[i]) {
           out ??= value.slice();
           out[i] = v;
@@ -126,56 +150,87 @@ export class SchemaMasker {
       return out ?? value;
     }
     const obj = value as Record<string, unknown>;
+    const tags = this.rules.fields.size > 0 ? this.rules.fields : undefined;
+    // Copy-on-write without `delete` (which would turn the copy into a slow dictionary object): the
+    // copy is started at the first change, with the keys seen so far, and filled as the walk goes.
+    const keys = Object.keys(obj);
     let out: Record<string, unknown> | undefined;
-    for (const key of Object.keys(obj)) {
+    const startCopy = (upTo: number) => {
+      const o: Record<string, unknown> = {};
+      for (let j = 0; j < upTo; j++) setKey(o, keys[j]!, obj[keys[j]!]);
+      return o;
+    };
+    for (let ki = 0; ki < keys.length; ki++) {
+      const key = keys[ki]!;
       let hit: Hit | undefined;
       let declared = false;
-      const child: Plan[] = [];
-      for (const p of plans) {
+      let child: Plan[];
+      if (plans.length === 1) {
+        const p = plans[0]!;
         const prop = p.props.get(key);
         if (prop) {
           declared = true;
-          if (prop.hit && (!hit || SEVERITY[prop.hit.class] > SEVERITY[hit.class])) hit = prop.hit;
-          child.push(...prop.child);
-          continue;
+          hit = prop.hit;
+          child = prop.child;
+        } else child = p.patterns.length ? this.keyPlans(p, key) : p.additional;
+      } else {
+        child = [];
+        for (const p of plans) {
+          const prop = p.props.get(key);
+          if (prop) {
+            declared = true;
+            if (prop.hit && (!hit || SEVERITY[prop.hit.class] > SEVERITY[hit.class])) hit = prop.hit;
+            child.push(...prop.child);
+          } else child.push(...(p.patterns.length ? this.keyPlans(p, key) : p.additional));
         }
-        let matched = false;
-        for (const pat of p.patterns)
-          if (pat.re.test(key)) {
-            child.push(...pat.child);
-            matched = true;
-          }
-        if (!matched) child.push(...p.additional);
       }
       const v = obj[key];
-      if (!declared) hit = nameHit(key, v, parentWords);
-      const tagged = this.rules.fields.get(key);
+      if (!declared) hit = this.nameHit(key, v, parentName);
+      const tagged = tags?.get(key);
       if (tagged === 'none') hit = undefined;
-      else if (tagged) hit = { class: tagged, kind: tagged };
+      else if (tagged) hit = TAG_HITS[tagged];
       const action = hit ? this.rules.actions[hit.class] : 'allow';
       if (action === 'drop') {
-        out ??= { ...obj };
-        delete out[key];
-        if (counts) counts[`dropped:${hit!.class}`] = (counts[`dropped:${hit!.class}`] ?? 0) + 1;
+        out ??= startCopy(ki);
+        if (counts) {
+          const ck = (hit as Partial<ReturnType<typeof makeHit>>).dropped ?? countKey('dropped', hit!.class);
+          counts[ck] = (counts[ck] ?? 0) + 1;
+        }
         continue;
       }
       let next: unknown;
       if (action === 'mask') {
         next = maskValue(v, hit!.kind);
-        if (counts && next !== v) counts[`masked:${hit!.kind}`] = (counts[`masked:${hit!.kind}`] ?? 0) + 1;
-      } else next = this.apply(v, child, counts, depth + 1, cachedWords(key));
-      if (next !== v) {
-        out ??= { ...obj };
-        // defineProperty: a `__proto__` key (JSON.parse makes it an own key) must stay a plain key.
-        Object.defineProperty(out, key, {
-          value: next,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
+        if (counts && next !== v) {
+          const ck = (hit as Partial<ReturnType<typeof makeHit>>).masked ?? countKey('masked', hit!.kind);
+          counts[ck] = (counts[ck] ?? 0) + 1;
+        }
+      } else next = v !== null && typeof v === 'object' ? this.apply(v, child, counts, depth + 1, key) : v;
+      if (next !== v) out ??= startCopy(ki);
+      if (out) setKey(out, key, next);
     }
     return out ?? obj;
+  }
+
+  /** The plans for a key a plan does not name: its matching patternProperties, else additionalProperties. */
+  private keyPlans(p: Plan, key: string): Plan[] {
+    const out: Plan[] = [];
+    for (const pat of p.patterns) if (pat.re.test(key)) out.push(...pat.child);
+    return out.length ? out : p.additional;
+  }
+
+  private readonly nameHits = new Map<string, Hit | null>();
+
+  /** Classification of a key no schema names, by its name (memoised: keys repeat across items). */
+  private nameHit(key: string, v: unknown, parentName: string): Hit | undefined {
+    const type = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+    const memoKey = `${key}\0${parentName}\0${type}`;
+    let hit = this.nameHits.get(memoKey);
+    if (hit === undefined) {
+      hit = nameHit(key, type, parentName ? cachedWords(parentName) : []) ?? null;
+      if (this.nameHits.size < 20_000) this.nameHits.set(memoKey, hit);
+    }
+    return hit ?? undefined;
   }
 
   /**
@@ -253,10 +308,10 @@ export class SchemaMasker {
   private hitFor(name: string, sub: JsonSchema, parentWords: string[]): Hit | undefined {
     const tagged = this.rules.fields.get(name);
     if (tagged === 'none') return undefined;
-    if (tagged) return { class: tagged, kind: tagged };
+    if (tagged) return TAG_HITS[tagged];
     let best: Hit | undefined;
     for (const h of classifyProperty(name, sub, parentWords, this.defs))
-      if (!best || SEVERITY[h.class] > SEVERITY[best.class]) best = { class: h.class, kind: h.kind };
+      if (!best || SEVERITY[h.class] > SEVERITY[best.class]) best = makeHit(h.class, h.kind);
     return best;
   }
 
@@ -319,6 +374,13 @@ export class SchemaMasker {
   }
 }
 
+/** `o[key] = v`, except that a `__proto__` key (JSON.parse makes it an own key) stays a plain key. */
+function setKey(o: Record<string, unknown>, key: string, v: unknown): void {
+  if (key === '__proto__')
+    Object.defineProperty(o, key, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[key] = v;
+}
+
 const MASKED_SCHEMA: JsonSchemaObject = {
   type: ['string', 'null', 'array'],
   items: { type: ['string', 'null'] },
@@ -330,12 +392,12 @@ function orMasked(s: JsonSchema): JsonSchema {
 }
 
 /** Classification of a key that no schema describes: by its name and its value's type. */
-function nameHit(key: string, v: unknown, parentWords: string[]): Hit | undefined {
+function nameHit(key: string, type: string, parentWords: string[]): Hit | undefined {
   const found = classifyField({
     name: key,
     words: cachedWords(key),
     parentWords,
-    type: [v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v],
+    type: [type],
     description: '',
   });
   let best: Hit | undefined;
@@ -353,26 +415,31 @@ export function maskValue(v: unknown, kind: string): unknown {
       .map((x) => (x === null ? null : typeof x === 'string' ? maskValue(x, kind) : `[MASKED:${kind}]`));
   if (typeof v !== 'string') return `[MASKED:${kind}]`;
   if (v.length === 0) return v;
-  const digits = v.replace(/\D/g, '');
   switch (kind) {
     case 'email': {
       const at = v.lastIndexOf('@');
-      return at > 0 ? `${v[0]}***@${v.slice(at + 1).slice(0, 253)}` : `${v[0]}***`;
+      return at > 0 ? `${firstChar(v)}***@${v.slice(at + 1, at + 254)}` : `${firstChar(v)}***`;
     }
     case 'phone':
-      return digits.length > 4 ? v.slice(0, 64).replace(/\d(?=(?:\D*\d){2})/g, '*') : '***';
+      return keepLastDigits(v.slice(0, 64), 2);
     case 'person-name': {
-      const initials = v
-        .trim()
-        .split(/\s+/)
-        .slice(0, 6)
-        .map((w) => `${[...w][0]?.toUpperCase() ?? ''}.`);
-      return initials.join(' ');
+      let out = '';
+      let n = 0;
+      for (const w of v.split(' ')) {
+        if (w === '') continue;
+        out += `${n ? ' ' : ''}${firstChar(w).toUpperCase()}.`;
+        if (++n === 6) break;
+      }
+      return out || '***';
     }
-    case 'national-id':
-      return digits.length >= 4 ? `***-**-${digits.slice(-4)}` : '***';
-    case 'card-number':
-      return digits.length >= 12 ? `**** **** **** ${digits.slice(-4)}` : '***';
+    case 'national-id': {
+      const d = lastDigits(v, 4);
+      return d.length === 4 ? `***-**-${d}` : '***';
+    }
+    case 'card-number': {
+      const d = lastDigits(v, 4);
+      return d.length === 4 && digitCount(v) >= 12 ? `**** **** **** ${d}` : '***';
+    }
     case 'bank-account':
       return v.length > 4 ? `****${v.replace(/\s/g, '').slice(-4)}` : '****';
     case 'date-of-birth':
@@ -382,8 +449,44 @@ export function maskValue(v: unknown, kind: string): unknown {
     case 'address':
       return '[MASKED:address]';
     default:
-      return `${[...v][0]}***`;
+      return `${firstChar(v)}***`;
   }
+}
+
+/** The first character, whole (a surrogate pair is not split). */
+function firstChar(s: string): string {
+  const c = s.codePointAt(0);
+  return c === undefined ? '' : String.fromCodePoint(c);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+function digitCount(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) if (isDigit(s.charCodeAt(i))) n++;
+  return n;
+}
+
+function lastDigits(s: string, n: number): string {
+  let out = '';
+  for (let i = s.length - 1; i >= 0 && out.length < n; i--) if (isDigit(s.charCodeAt(i))) out = s[i] + out;
+  return out;
+}
+
+/** Every digit but the last `keep` becomes `*`; with too few digits to hide anything, all of it. */
+function keepLastDigits(s: string, keep: number): string {
+  const total = digitCount(s);
+  if (total <= 4) return '***';
+  let seen = 0;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isDigit(c)) out += ++seen > total - keep ? s[i] : '*';
+    else out += s[i];
+  }
+  return out;
 }
 
 const MASKERS = new WeakMap<object, Map<MaskRules, SchemaMasker>>();
