@@ -13,6 +13,13 @@ describe('documentation stays true', () => {
     expect(doc.rules.length).toBeGreaterThan(3);
   });
 
+  it('the masking example in docs/data-protection.md is valid policy', () => {
+    const md = readFileSync(new URL('../docs/data-protection.md', import.meta.url), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(md)![1]!;
+    const { doc } = parsePolicy(`version: 1\n${yaml}`, 'docs/data-protection.md');
+    expect(doc.fields).toMatchObject({ loyaltyTier: 'financial' });
+  });
+
   it("the demo's policy passes `policy check` against the demo spec", async () => {
     const policy = readPolicyFile(new URL('../examples/shop/warden.yaml', import.meta.url).pathname);
     const catalog = buildCatalog(
