@@ -152,7 +152,7 @@ function scenarios(
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l));
-      const lines = all.filter((l) => l.kind !== 'control');
+      const lines = all.filter((l) => l.kind === 'call');
       // One record per tool call: 14 calls per era above, two eras; plus the policy load at start-up.
       expect(lines.length).toBe(2 * 14);
       expect(all.some((l) => l.kind === 'control' && l.action === 'policy.load')).toBe(true);

@@ -106,3 +106,27 @@ function clip(s: unknown): string {
   const t = typeof s === 'string' ? s : String(s);
   return t.length > 200 ? `${t.slice(0, 200)}…` : t;
 }
+
+/**
+ * Writes the write-ahead record (it changes no context field): before a non-read call leaves the
+ * gateway, the audit holds what is about to be sent. If it cannot be written the call is refused:
+ * a write the audit cannot record does not happen.
+ */
+export function createAuditIntent(options: AuditOptions) {
+  const { sink, scrubber } = options;
+  return function auditIntent(ctx: CallContext): void {
+    if (ctx.decision?.decision.kind === 'read') return;
+    const req = ctx.request!;
+    const level = ctx.decision?.decision.audit ?? 'full';
+    sink.write({
+      kind: 'intent',
+      time: new Date().toISOString(),
+      id: ctx.id,
+      tool: ctx.tool!.name,
+      principal: ctx.input.principal,
+      ...(level === 'full' ? { args: redactArgs(ctx.args, scrubber) } : {}),
+      upstream: { method: req.method, path: AUDIT_DETECTOR.redact(scrubber.empty ? req.path : scrubber.scrub(req.path)) },
+      ...(ctx.decision ? { policyVersion: ctx.decision.policyVersion } : {}),
+    });
+  };
+}

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { AuditSink } from '../audit/jsonl.js';
+import type { AuditRecord, AuditSink } from '../audit/jsonl.js';
 import type { Catalog } from '../catalog/types.js';
 import type { ToolView } from '../control/view.js';
 import { ERROR_CODES, toWardenError, WardenError } from '../errors.js';
@@ -9,7 +9,7 @@ import { detectorFor } from '../protect/detect.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
 import type { CredentialSet } from '../upstream/credentials.js';
 import { createAnswer } from './answer.js';
-import { createAudit } from './audit.js';
+import { createAudit, createAuditIntent } from './audit.js';
 import { createAuthorize } from './authorize.js';
 import { createBuildRequest } from './build-request.js';
 import { type ConfirmOptions, createConfirm } from './confirm.js';
@@ -32,6 +32,11 @@ export interface PipelineOptions {
   logger: Logger;
   send?: SendOptions;
   maxPageSize?: number;
+  /** When the audit cannot be written: reads fail closed (default) or are answered anyway. */
+  failReads?: 'closed' | 'open';
+  /** Told of every call once it is audited (metrics, alerts). */
+  onCall?: (ctx: CallContext, record: AuditRecord | undefined) => void;
+  onAuditFailure?: () => void;
   /** Defaults for what reaches the agent (items per array, bytes); the policy refines them per tool. */
   resultLimits?: { maxItems?: number; maxResultBytes?: number };
 }
@@ -67,6 +72,8 @@ export function createPipeline(o: PipelineOptions): Pipeline {
         ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
       }),
     ],
+    // Write-ahead, once the request is known and before anything leaves: no unrecorded write.
+    ['intent', createAuditIntent({ sink: o.audit, scrubber: o.scrubber })],
     // After build: the credential is placed last, so no argument can overwrite or read it.
     [
       'inject',
@@ -96,12 +103,18 @@ export function createPipeline(o: PipelineOptions): Pipeline {
       ctx.error = redactError(toWardenError(e), ctx);
       if (ctx.error.code === 'INTERNAL') logInternal(o.logger, ctx, e);
     }
+    let record: AuditRecord | undefined;
     try {
-      audit(ctx);
+      record = audit(ctx);
     } catch (e) {
-      // The call already happened; losing its record must be loud. Fail-closed sinks arrive with issue 6.
       o.logger.error({ id: ctx.id, code: toWardenError(e).code }, 'audit record could not be written');
+      o.onAuditFailure?.();
+      // A write already went out (its intent record is on disk). A read's data is withheld unless
+      // the operator chose availability for reads.
+      const kind = ctx.decision?.decision.kind;
+      if (!ctx.error && kind === 'read' && o.failReads !== 'open') ctx.error = toWardenError(e);
     }
+    o.onCall?.(ctx, record);
     if (!ctx.error) return ctx.result!;
     if (ERROR_CODES[ctx.error.code].mcp === 'protocol') throw ctx.error;
     return errorResult(ctx.error);

@@ -90,7 +90,16 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const scrubber = new Scrubber([]);
   const logger = createLogger({ ...(o.logLevel ? { level: o.logLevel } : {}), scrubber });
   const auditFile = resolvePath(o.auditFile ?? DEFAULT_AUDIT_FILE);
-  const audit = await openJsonlAudit(auditFile);
+  const auditCfg = policy?.doc.audit;
+  const audit = openJsonlAudit(auditFile, {
+    fsync: auditCfg?.fsync ?? 'batch',
+    ...(auditCfg?.fsyncIntervalMs ? { fsyncIntervalMs: auditCfg.fsyncIntervalMs } : {}),
+    ...(auditCfg?.rotateMb ? { rotateBytes: auditCfg.rotateMb * 1024 * 1024 } : {}),
+    ...(auditCfg?.rotateHours ? { rotateAgeMs: auditCfg.rotateHours * 3_600_000 } : {}),
+    ...(auditCfg?.retain ? { retain: auditCfg.retain } : {}),
+    ...(auditCfg?.checkpointEvery ? { checkpointEvery: auditCfg.checkpointEvery } : {}),
+    ...(auditCfg?.signingKey ? { signingKey: readSecretRef(auditCfg.signingKey, env, 'audit.signingKey') } : {}),
+  });
   const state = createMemoryState();
   const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined);
   const controller = new Controller({
@@ -120,6 +129,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       scrubber,
       audit,
       logger,
+      failReads: auditCfg?.failReads ?? 'closed',
       send: {
         dispatcher,
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),

@@ -32,7 +32,8 @@ describe('audit stage', () => {
     const lines = readFileSync(file, 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l));
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.kind === 'call');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({
       tool: 'getPart',
