@@ -57,7 +57,12 @@ export const ERROR_CODES = {
     "the upstream response does not match the API's declared schema",
   ),
   CANCELLED: call('tool', 499, 'failed', 'the client cancelled the call'),
-  AUDIT_UNAVAILABLE: call('tool', 503, 'denied', 'the audit cannot be written, so the call is refused (fail closed)'),
+  AUDIT_UNAVAILABLE: call(
+    'tool',
+    503,
+    'denied',
+    'the audit cannot be written, so the call is refused (fail closed)',
+  ),
 
   // The HTTP transport, before any JSON-RPC message is dispatched.
   HTTP_NOT_FOUND: http(404, 'no such endpoint'),

@@ -171,9 +171,13 @@ export function openJsonlAudit(path: string, options: JsonlOptions = {}): AuditS
         failed = undefined;
       } catch (e) {
         failed = e as NodeJS.ErrnoException;
-        throw new WardenError('AUDIT_UNAVAILABLE', `The audit file cannot be written (${failed.code ?? 'error'}).`, {
-          cause: e,
-        });
+        throw new WardenError(
+          'AUDIT_UNAVAILABLE',
+          `The audit file cannot be written (${failed.code ?? 'error'}).`,
+          {
+            cause: e,
+          },
+        );
       }
     },
     async close() {
@@ -262,7 +266,7 @@ export function rotatedName(path: string, at: number): string {
 export function listRotated(path: string): string[] {
   const ext = extname(path);
   const stem = basename(path, ext);
-  const re = new RegExp(`^${escape(stem)}\\.\\d{4}-\\d{2}-\\d{2}T[\\d-]+Z${escape(ext)}$`);
+  const re = new RegExp(`^${escapeRe(stem)}\\.\\d{4}-\\d{2}-\\d{2}T[\\d-]+Z${escapeRe(ext)}$`);
   try {
     return readdirSync(dirname(path))
       .filter((f) => re.test(f))
@@ -284,7 +288,7 @@ function prune(path: string, retain: number): void {
   }
 }
 
-function escape(s: string): string {
+function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { GENESIS, sha256, sign } from './jsonl.js';
 
 export interface VerifyResult {
@@ -19,7 +19,13 @@ export interface VerifyResult {
  * checkpoint whose head, position or signature does not match.
  */
 export function verifyAudit(files: readonly string[], key?: Buffer): VerifyResult {
-  const result: VerifyResult = { ok: true, files: files.length, records: 0, checkpoints: 0, signedCheckpoints: 0 };
+  const result: VerifyResult = {
+    ok: true,
+    files: files.length,
+    records: 0,
+    checkpoints: 0,
+    signedCheckpoints: 0,
+  };
   let prevHash: string | undefined;
   let prevSeq: number | undefined;
   const fail = (file: string, line: number, message: string, seq?: number): VerifyResult => ({
@@ -35,7 +41,14 @@ export function verifyAudit(files: readonly string[], key?: Buffer): VerifyResul
     for (let i = 0; i < lines.length; i++) {
       const raw = lines[i]!;
       const lineNo = i + 1;
-      let rec: { seq?: unknown; prev?: unknown; kind?: unknown; head?: unknown; upto?: unknown; sig?: unknown };
+      let rec: {
+        seq?: unknown;
+        prev?: unknown;
+        kind?: unknown;
+        head?: unknown;
+        upto?: unknown;
+        sig?: unknown;
+      };
       try {
         rec = JSON.parse(raw) as typeof rec;
       } catch {
@@ -46,7 +59,8 @@ export function verifyAudit(files: readonly string[], key?: Buffer): VerifyResul
       if (prevSeq !== undefined) {
         if (rec.seq > prevSeq + 1)
           return fail(file, lineNo, `records ${prevSeq + 1}–${rec.seq - 1} are missing`, rec.seq);
-        if (rec.seq <= prevSeq) return fail(file, lineNo, `seq ${rec.seq} repeats or goes back (after ${prevSeq})`, rec.seq);
+        if (rec.seq <= prevSeq)
+          return fail(file, lineNo, `seq ${rec.seq} repeats or goes back (after ${prevSeq})`, rec.seq);
       }
       if (prevHash !== undefined && rec.prev !== prevHash)
         return fail(
@@ -55,20 +69,31 @@ export function verifyAudit(files: readonly string[], key?: Buffer): VerifyResul
           `does not follow the record before it: record ${prevSeq} was altered, or records were removed`,
           rec.seq,
         );
-      if (prevHash === undefined && result.records === 0 && rec.prev !== GENESIS && !/^[0-9a-f]{64}$/.test(rec.prev))
+      if (
+        prevHash === undefined &&
+        result.records === 0 &&
+        rec.prev !== GENESIS &&
+        !/^[0-9a-f]{64}$/.test(rec.prev)
+      )
         return fail(file, lineNo, 'the first record has no valid prev', rec.seq);
       if (rec.kind === 'checkpoint') {
         result.checkpoints++;
         if (prevHash !== undefined && rec.head !== prevHash)
           return fail(file, lineNo, 'checkpoint head does not match the chain', rec.seq);
-        if (rec.upto !== rec.seq - 1) return fail(file, lineNo, 'checkpoint position does not match its seq', rec.seq);
+        if (rec.upto !== rec.seq - 1)
+          return fail(file, lineNo, 'checkpoint position does not match its seq', rec.seq);
         if (typeof rec.sig === 'string') {
           result.signedCheckpoints++;
           if (key) {
             const want = Buffer.from(sign(key, String(rec.head), rec.upto as number), 'hex');
             const got = Buffer.from(rec.sig, 'hex');
             if (want.length !== got.length || !timingSafeEqual(want, got))
-              return fail(file, lineNo, 'checkpoint signature does not verify (forged, or another key)', rec.seq);
+              return fail(
+                file,
+                lineNo,
+                'checkpoint signature does not verify (forged, or another key)',
+                rec.seq,
+              );
           }
         } else if (key) return fail(file, lineNo, 'checkpoint is not signed, but a key was given', rec.seq);
       } else result.records++;

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ERROR_CODES, formatError, toWardenError, WardenError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
 import { adminCall, printTools, runExplain, runInit, runKeysCreate, runPolicyCheck } from './policy.js';
 import { runScan } from './scan.js';
 import { runServe } from './serve.js';
@@ -191,6 +192,35 @@ export function buildProgram(): Command {
     .addOption(new Option('--env <name>', 'environment').choices(['dev', 'staging', 'prod']))
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
     .action(async (tool: string, opts) => runExplain(tool, opts, io));
+
+  const audit = program.command('audit').description('Verify, query and follow the audit file.');
+  audit
+    .command('verify')
+    .description('Check the hash chain and checkpoints of an audit file and its rotated segments.')
+    .argument('<file>', 'the audit file')
+    .option('--key-env <name>', 'environment variable holding the checkpoint signing key')
+    .action((file: string, opts) => {
+      const code = runAuditVerify(file, opts, io);
+      if (code !== 0) process.exitCode = code;
+    });
+  const filters = (cmd: Command) =>
+    cmd
+      .option('--tool <name>', 'only this tool')
+      .option('--principal <id>', 'only this caller')
+      .option('--decision <d>', 'allowed or denied')
+      .option('--kind <k>', 'call, intent, control or checkpoint')
+      .option('--since <t>', 'ISO date-time or a duration ago (15m, 2h, 7d)')
+      .option('--until <t>', 'ISO date-time or a duration ago')
+      .addOption(new Option('--format <f>', 'output').choices(['table', 'json']).default('table'));
+  filters(audit.command('query').description('Records that match, oldest first, across rotated files.'))
+    .argument('<file>', 'the audit file')
+    .option('--limit <n>', 'at most this many')
+    .action((file: string, opts) => runAuditQuery(file, opts, io));
+  filters(audit.command('tail').description('The last records; with --follow, new ones as they arrive.'))
+    .argument('<file>', 'the audit file')
+    .option('-n, --lines <n>', 'how many', '20')
+    .option('-f, --follow', 'keep printing new records')
+    .action(async (file: string, opts) => runAuditTail(file, opts, io));
 
   const keys = program.command('keys').description('API keys for HTTP callers.');
   keys

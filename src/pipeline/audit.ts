@@ -125,7 +125,10 @@ export function createAuditIntent(options: AuditOptions) {
       tool: ctx.tool!.name,
       principal: ctx.input.principal,
       ...(level === 'full' ? { args: redactArgs(ctx.args, scrubber) } : {}),
-      upstream: { method: req.method, path: AUDIT_DETECTOR.redact(scrubber.empty ? req.path : scrubber.scrub(req.path)) },
+      upstream: {
+        method: req.method,
+        path: AUDIT_DETECTOR.redact(scrubber.empty ? req.path : scrubber.scrub(req.path)),
+      },
       ...(ctx.decision ? { policyVersion: ctx.decision.policyVersion } : {}),
     });
   };

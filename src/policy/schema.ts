@@ -232,17 +232,25 @@ export const policySchema = z
         fsync: z
           .enum(['always', 'batch', 'never'])
           .default('batch')
-          .describe('always: sync every record; batch: every record reaches the kernel before the answer, synced every fsyncIntervalMs; never.'),
+          .describe(
+            'always: sync every record; batch: every record reaches the kernel before the answer, synced every fsyncIntervalMs; never.',
+          ),
         fsyncIntervalMs: positiveInt(60_000).optional(),
         failReads: z
           .enum(['closed', 'open'])
           .default('closed')
           .describe('When the audit cannot be written: writes always fail closed; reads too unless open.'),
         rotateMb: positiveInt(1_000_000).optional().describe('Start a new audit file past this size.'),
-        rotateHours: positiveInt(24 * 366).optional().describe('…or past this age.'),
+        rotateHours: positiveInt(24 * 366)
+          .optional()
+          .describe('…or past this age.'),
         retain: positiveInt(100_000).optional().describe('Rotated files kept (default 30).'),
-        checkpointEvery: positiveInt(1_000_000).optional().describe('A checkpoint record every N records (default 1000).'),
-        signingKey: secretRef.optional().describe('HMAC key that signs checkpoints (audit verify --key-env checks them).'),
+        checkpointEvery: positiveInt(1_000_000)
+          .optional()
+          .describe('A checkpoint record every N records (default 1000).'),
+        signingKey: secretRef
+          .optional()
+          .describe('HMAC key that signs checkpoints (audit verify --key-env checks them).'),
       })
       .optional()
       .describe('The audit file: durability, rotation, tamper evidence.'),

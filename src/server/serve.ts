@@ -98,7 +98,9 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     ...(auditCfg?.rotateHours ? { rotateAgeMs: auditCfg.rotateHours * 3_600_000 } : {}),
     ...(auditCfg?.retain ? { retain: auditCfg.retain } : {}),
     ...(auditCfg?.checkpointEvery ? { checkpointEvery: auditCfg.checkpointEvery } : {}),
-    ...(auditCfg?.signingKey ? { signingKey: readSecretRef(auditCfg.signingKey, env, 'audit.signingKey') } : {}),
+    ...(auditCfg?.signingKey
+      ? { signingKey: readSecretRef(auditCfg.signingKey, env, 'audit.signingKey') }
+      : {}),
   });
   const state = createMemoryState();
   const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined);

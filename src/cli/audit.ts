@@ -1,0 +1,101 @@
+import { watchFile } from 'node:fs';
+import { exists } from '../audit/jsonl.js';
+import { type AuditFilter, auditFiles, matches, readRecords, tableLine } from '../audit/read.js';
+import { verifyAudit } from '../audit/verify.js';
+import { WardenError } from '../errors.js';
+
+interface Io {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+/** `audit verify`: exit 0 when the chain holds, 1 with the first broken or missing record. */
+export function runAuditVerify(file: string, opts: { keyEnv?: string }, io: Io): number {
+  if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
+  let key: Buffer | undefined;
+  if (opts.keyEnv) {
+    const v = process.env[opts.keyEnv];
+    if (!v) throw new WardenError('USAGE', `${opts.keyEnv} is not set`);
+    key = Buffer.from(v, 'utf8');
+  }
+  const files = auditFiles(file);
+  const r = verifyAudit(files, key);
+  const summary = `${r.records} records, ${r.checkpoints} checkpoints (${r.signedCheckpoints} signed) in ${r.files} file(s)`;
+  if (r.ok) {
+    io.stdout(
+      `ok: ${summary}; the chain is unbroken${key ? ' and every checkpoint signature verifies' : ''}\n`,
+    );
+    return 0;
+  }
+  const p = r.problem!;
+  io.stdout(`BROKEN at ${p.file}:${p.line}${p.seq !== undefined ? ` (seq ${p.seq})` : ''}: ${p.message}\n`);
+  io.stderr(`checked before the break: ${summary}\n`);
+  return 1;
+}
+
+function filterOf(opts: Record<string, string | undefined>): AuditFilter {
+  const time = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    // Relative: 15m, 2h, 7d; or an ISO date-time.
+    const rel = /^(\d+)([smhd])$/.exec(v);
+    if (rel)
+      return (
+        Date.now() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[rel[2] as 's' | 'm' | 'h' | 'd']
+      );
+    const t = Date.parse(v);
+    if (Number.isNaN(t))
+      throw new WardenError('USAGE', `${name} is a date-time or a duration like 15m, 2h, 7d`);
+    return t;
+  };
+  const decision = opts.decision;
+  if (decision !== undefined && decision !== 'allowed' && decision !== 'denied')
+    throw new WardenError('USAGE', '--decision is allowed or denied');
+  const since = time(opts.since, '--since');
+  const until = time(opts.until, '--until');
+  return {
+    ...(opts.tool ? { tool: opts.tool } : {}),
+    ...(opts.principal ? { principal: opts.principal } : {}),
+    ...(decision ? { decision } : {}),
+    ...(opts.kind ? { kind: opts.kind } : {}),
+    ...(since !== undefined ? { since } : {}),
+    ...(until !== undefined ? { until } : {}),
+  };
+}
+
+const print = (r: Record<string, unknown>, format: string | undefined, io: Io) =>
+  io.stdout(`${format === 'json' ? JSON.stringify(r) : tableLine(r)}\n`);
+
+/** `audit query`: the records that match, oldest first. */
+export function runAuditQuery(file: string, opts: Record<string, string | undefined>, io: Io): void {
+  if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
+  const f = filterOf(opts);
+  const limit = opts.limit ? Number(opts.limit) : Number.POSITIVE_INFINITY;
+  let n = 0;
+  for (const r of readRecords(auditFiles(file), f)) {
+    if (n++ >= limit) break;
+    print(r, opts.format, io);
+  }
+}
+
+/** `audit tail`: the last records, then (with --follow) new ones as they are written. */
+export async function runAuditTail(
+  file: string,
+  opts: Record<string, string | boolean | undefined>,
+  io: Io,
+): Promise<void> {
+  if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
+  const f = filterOf(opts as Record<string, string | undefined>);
+  const n = opts.lines ? Number(opts.lines) : 20;
+  const all = [...readRecords([file], f)];
+  for (const r of all.slice(-n)) print(r, opts.format as string | undefined, io);
+  if (!opts.follow) return;
+  let seen = [...readRecords([file])].length;
+  await new Promise<void>(() => {
+    watchFile(file, { interval: 500 }, () => {
+      const records = [...readRecords([file])];
+      if (records.length < seen) seen = 0; // rotated
+      for (const r of records.slice(seen)) if (matches(r, f)) print(r, opts.format as string | undefined, io);
+      seen = records.length;
+    });
+  });
+}

@@ -1,0 +1,116 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: the demo upstream is plain JavaScript
+import { startShop } from '../../examples/shop/server.mjs';
+import { tempTree } from '../helpers.js';
+
+const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
+
+describe('audit durability', () => {
+  it('loses no acknowledged call when the gateway is killed with SIGKILL under load', async () => {
+    const shop = await startShop();
+    const dir = tempTree({
+      'warden.yaml':
+        'version: 1\nmode: read-write\ncallers:\n  stdio: { scopes: [tools:read, tools:write] }\nrules:\n  - match: { name: createOrder }\n    enabled: true\n',
+    });
+    const audit = join(dir, 'audit.jsonl');
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        '--stdio',
+        '--spec',
+        SHOP_SPEC,
+        '--base-url',
+        shop.url,
+        '--policy',
+        join(dir, 'warden.yaml'),
+        '--audit-file',
+        audit,
+      ],
+      {
+        env: { PATH: process.env.PATH ?? '', MCP_WARDEN_CRED_SHOPKEY: shop.key },
+        stdio: ['pipe', 'pipe', 'ignore'],
+      },
+    );
+    const acked = new Set<string>();
+    const markerOf = new Map<number, string>();
+    let buf = '';
+    let killed = false;
+    const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const initialized = new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          const msg = JSON.parse(line) as { id?: number; result?: { isError?: boolean } };
+          if (msg.id === 0) resolve();
+          const marker = msg.id !== undefined ? markerOf.get(msg.id) : undefined;
+          if (marker && msg.result && !msg.result.isError) acked.add(marker);
+          if (!killed && acked.size >= 150) {
+            killed = true;
+            child.kill('SIGKILL');
+          }
+        }
+      });
+    });
+    const send = (m: object) => child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', ...m })}\n`);
+    send({
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'crash', version: '1' },
+      },
+    });
+    await initialized;
+    send({ method: 'notifications/initialized' });
+    for (let n = 1; n <= 600; n++) {
+      const marker = `mark-${n}`;
+      markerOf.set(n, marker);
+      send(
+        n % 3 === 0
+          ? {
+              id: n,
+              method: 'tools/call',
+              params: {
+                name: 'createOrder',
+                arguments: { body: { customerId: 'c_1001', items: [{ sku: marker, quantity: 1 }] } },
+              },
+            }
+          : { id: n, method: 'tools/call', params: { name: 'searchProducts', arguments: { q: marker } } },
+      );
+    }
+    await done;
+    await shop.close();
+    expect(killed).toBe(true);
+
+    const recorded = new Set<string>();
+    for (const line of readFileSync(audit, 'utf8').split('\n')) {
+      const r = (() => {
+        try {
+          return JSON.parse(line) as {
+            kind?: string;
+            args?: { q?: string; body?: { items?: Array<{ sku?: string }> } };
+          };
+        } catch {
+          return undefined;
+        }
+      })();
+      if (r?.kind !== 'call') continue;
+      const m = r.args?.q ?? r.args?.body?.items?.[0]?.sku;
+      if (m) recorded.add(m);
+    }
+    const lost = [...acked].filter((m) => !recorded.has(m));
+    expect(acked.size).toBeGreaterThanOrEqual(150);
+    // Killed mid-load: calls were still in flight.
+    expect(acked.size).toBeLessThan(600);
+    expect(lost).toEqual([]);
+  }, 60_000);
+});
