@@ -172,6 +172,48 @@ const jwtSchema = z
     'give exactly one of jwksUrl, publicKeyFile',
   );
 
+export const alertsSchema = z
+  .strictObject({
+    webhooks: z
+      .array(
+        z.strictObject({
+          url: z.url({ protocol: /^https?$/ }),
+          format: z.enum(['json', 'slack']).default('json'),
+        }),
+      )
+      .max(20)
+      .optional(),
+    cooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+    errorRate: z
+      .strictObject({
+        windowSeconds: positiveInt(86_400).default(300),
+        ratio: z.number().gt(0).max(1).default(0.5),
+        minCalls: positiveInt(1_000_000).default(20),
+      })
+      .optional()
+      .describe('Upstream failures per tool over a window.'),
+    deniedRate: z
+      .strictObject({
+        windowSeconds: positiveInt(86_400).default(300),
+        count: positiveInt(1_000_000).default(20),
+      })
+      .optional()
+      .describe('Denied calls per principal over a window.'),
+    volume: z
+      .strictObject({
+        windowSeconds: positiveInt(86_400).default(300),
+        factor: z.number().gt(1).max(1000).default(10),
+        minCalls: positiveInt(1_000_000).default(200),
+      })
+      .optional()
+      .describe('Calls per principal far above its own baseline (the last 12 windows).'),
+    firstUse: z.boolean().default(true).describe('A principal calls a tool for the first time.'),
+    auditFailing: z.boolean().default(true).describe('The audit cannot be written.'),
+  })
+  .describe('Alert rules and where alerts go (webhooks); every alert is also logged and counted.');
+
+export type AlertsDoc = z.output<typeof alertsSchema>;
+
 export const callersSchema = z.strictObject({
   stdio: z
     .strictObject({ principal: z.string().min(1).max(100).default('local'), scopes: scopes.optional() })
@@ -254,6 +296,7 @@ export const policySchema = z
       })
       .optional()
       .describe('The audit file: durability, rotation, tamper evidence.'),
+    alerts: alertsSchema.optional(),
     confirm: z
       .strictObject({
         ttlSeconds: z.number().int().min(10).max(3600).default(300),
@@ -263,6 +306,7 @@ export const policySchema = z
     admin: z
       .strictObject({
         token: secretRef.describe('The admin API bearer token (a reference).'),
+        metricsPublic: z.boolean().optional().describe('Serve /metrics without the admin token.'),
         port: z.number().int().min(0).max(65535).optional(),
         host: z.string().min(1).optional(),
       })

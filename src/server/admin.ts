@@ -4,10 +4,14 @@ import type { AddressInfo } from 'node:net';
 import type { Controller } from '../control/controller.js';
 import { isWardenError, WardenError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
 import type { KillSwitch } from '../state/memory.js';
 
 export interface AdminOptions {
   controller: Controller;
+  metrics: Metrics;
+  /** Serve `/metrics` without the admin token (for scrapers that cannot send one). */
+  metricsPublic: boolean;
   reloadSpec: (actor: string) => Promise<{ tools: number; pending: string[] }>;
   token: string;
   port: number;
@@ -33,6 +37,10 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
 
   const server = createServer(async (req, res) => {
     try {
+      if (o.metricsPublic && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/metrics') {
+        res.writeHead(200, { 'content-type': o.metrics.contentType });
+        return res.end(await o.metrics.text());
+      }
       const given = /^Bearer ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '')?.[1];
       const ok = given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), want);
       if (!ok) {
@@ -53,6 +61,9 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
       const route = `${req.method} /${parts.map((p, i) => (i === 1 && (parts[0] === 'tools' || parts[0] === 'explain') ? ':name' : p)).join('/')}`;
 
       switch (route) {
+        case 'GET /metrics':
+          res.writeHead(200, { 'content-type': o.metrics.contentType });
+          return res.end(await o.metrics.text());
         case 'GET /tools':
           return send(res, 200, { policyVersion: c.view().policyVersion, tools: toolRows(c) });
         case 'POST /tools/:name/approve': {

@@ -15,6 +15,7 @@ import type { Callers } from './callers.js';
 export interface HttpOptions {
   factory: McpServerFactory;
   logger: Logger;
+  onAuthFailure?: (code: string) => void;
   /** Authenticates each request; built once the listening address (the resource URL) is known. */
   callers: (url: string) => Callers;
   port: number;
@@ -72,6 +73,7 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
       if (!auth.ok) {
         req.resume();
         // Failed authentication is worth seeing (guessing, expired keys), but never with the credential.
+        o.onAuthFailure?.(auth.code);
         const level = auth.code === 'AUTH_REQUIRED' ? 'debug' : 'info';
         o.logger[level](
           { code: auth.code, remote: req.socket.remoteAddress },

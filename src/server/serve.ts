@@ -3,17 +3,20 @@ import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import type { McpRequestContext, Server } from '@modelcontextprotocol/server';
 import { Agent } from 'undici';
-import { openJsonlAudit } from '../audit/jsonl.js';
+import { type AuditSink, openJsonlAudit } from '../audit/jsonl.js';
+import { auditFiles, readRecords } from '../audit/read.js';
 import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
 import { Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
 import { toWardenError, WardenError } from '../errors.js';
+import { Alerts } from '../observe/alerts.js';
 import { createLogger, type Logger } from '../observe/log.js';
+import { Metrics } from '../observe/metrics.js';
 import { Scrubber } from '../observe/scrub.js';
 import { createPipeline, type Pipeline } from '../pipeline/index.js';
 import { readPolicyFile } from '../policy/load.js';
-import { type CallersDoc, DEFAULT_SCOPES, type Environment } from '../policy/schema.js';
+import { alertsSchema, type CallersDoc, DEFAULT_SCOPES, type Environment } from '../policy/schema.js';
 import { type LoadOptions, loadSpec } from '../spec/load.js';
 import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
 import { resolveTargets } from '../upstream/base-url.js';
@@ -52,6 +55,8 @@ export interface Gateway {
   /** Reloads the spec now (new and changed tools wait for approval). */
   reloadSpec(actor: string): Promise<{ tools: number; pending: string[] }>;
   controller: Controller;
+  metrics: Metrics;
+  readonly alerts: Alerts;
   logger: Logger;
   auditFile: string;
   /** The MCP endpoint when serving HTTP. */
@@ -91,7 +96,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const logger = createLogger({ ...(o.logLevel ? { level: o.logLevel } : {}), scrubber });
   const auditFile = resolvePath(o.auditFile ?? DEFAULT_AUDIT_FILE);
   const auditCfg = policy?.doc.audit;
-  const audit = openJsonlAudit(auditFile, {
+  const metrics = new Metrics(() => toolNames(controller.currentCatalog()));
+  const fileSink = openJsonlAudit(auditFile, {
     fsync: auditCfg?.fsync ?? 'batch',
     ...(auditCfg?.fsyncIntervalMs ? { fsyncIntervalMs: auditCfg.fsyncIntervalMs } : {}),
     ...(auditCfg?.rotateMb ? { rotateBytes: auditCfg.rotateMb * 1024 * 1024 } : {}),
@@ -102,6 +108,23 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       ? { signingKey: readSecretRef(auditCfg.signingKey, env, 'audit.signingKey') }
       : {}),
   });
+  let alerts: Alerts | undefined;
+  // Every append is timed and every failure counted (and alerted on).
+  const audit: AuditSink = {
+    write(record) {
+      const t0 = performance.now();
+      try {
+        fileSink.write(record);
+      } catch (e) {
+        metrics.auditFailures.inc();
+        alerts?.auditFailed();
+        throw e;
+      } finally {
+        metrics.auditWriteSeconds.observe((performance.now() - t0) / 1000);
+      }
+    },
+    close: () => fileSink.close(),
+  };
   const state = createMemoryState();
   const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined);
   const controller = new Controller({
@@ -112,10 +135,20 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     env,
     state,
     onSecret: (values) => scrubber.add(values),
-    onControl: (e) => audit.write({ kind: 'control', time: new Date().toISOString(), ...e }),
+    onControl: (e) => {
+      metrics.controlChanges.inc({ action: e.action });
+      audit.write({ kind: 'control', time: new Date().toISOString(), ...e });
+    },
     warn: (msg, data) => logger.warn(data ?? {}, msg),
   });
   const doc = controller.policy();
+  // Defaults hold with no `alerts:` section: error rate, denied rate and volume with their defaults.
+  alerts = new Alerts({
+    config: doc.alerts ?? DEFAULT_ALERTS,
+    logger,
+    onFire: (a) => metrics.alertsFired.inc({ rule: a.rule }),
+    seenPairs: seenPairs(auditFile),
+  });
   const confirmSecret = doc.confirm?.secret
     ? readSecretRef(doc.confirm.secret, env, 'confirm.secret')
     : randomBytes(32);
@@ -132,6 +165,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       audit,
       logger,
       failReads: auditCfg?.failReads ?? 'closed',
+      onCall: (ctx, record) => {
+        metrics.observeCall(ctx, record);
+        alerts?.observe(ctx);
+      },
       send: {
         dispatcher,
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
@@ -256,6 +293,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       logger,
       port: o.transport.port,
       host,
+      onAuthFailure: (code) => metrics.authFailures.inc({ code }),
       callers: (listening) => {
         callers = new Callers({
           callers: doc.callers,
@@ -294,6 +332,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     scrubber.add([token]);
     admin = await startAdmin({
       controller,
+      metrics,
+      metricsPublic: doc.admin.metricsPublic ?? false,
       reloadSpec,
       token,
       port: o.admin.port,
@@ -310,11 +350,14 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     },
     reloadSpec,
     controller,
+    metrics,
+    alerts: alerts!,
     logger,
     auditFile,
     ...(url ? { url } : {}),
     ...(admin ? { adminUrl: admin.url } : {}),
     async close() {
+      await alerts?.flush();
       await admin?.close();
       specWatcher?.close();
       await closeTransport();
@@ -330,6 +373,30 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
 
 function callersConfigured(c: CallersDoc | undefined): boolean {
   return Boolean(c?.apiKeys?.length || c?.apiKeysFile || c?.jwt || c?.anonymous);
+}
+
+const DEFAULT_ALERTS = alertsSchema.parse({ errorRate: {}, deniedRate: {}, volume: {} });
+
+/** Principal × tool pairs the audit already holds, so first-use alerts survive a restart. */
+function seenPairs(auditFile: string): string[] {
+  const out = new Set<string>();
+  try {
+    for (const r of readRecords(auditFiles(auditFile).slice(-3), { kind: 'call', decision: 'allowed' }))
+      if (typeof r.principal === 'string' && typeof r.tool === 'string') out.add(`${r.principal}\0${r.tool}`);
+  } catch {
+    /* no audit yet */
+  }
+  return [...out];
+}
+
+const TOOL_NAMES = new WeakMap<Catalog, ReadonlySet<string>>();
+function toolNames(c: Catalog): ReadonlySet<string> {
+  let s = TOOL_NAMES.get(c);
+  if (!s) {
+    s = new Set(c.tools.map((t) => t.name));
+    TOOL_NAMES.set(c, s);
+  }
+  return s;
 }
 
 function isLoopback(host: string): boolean {

@@ -1,0 +1,103 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { AuditRecord } from '../audit/jsonl.js';
+import type { CallContext } from '../pipeline/context.js';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * The gateway's Prometheus metrics (served at `/metrics` on the admin port). Labels are bounded by
+ * construction: tool names come from the catalogue (an unknown name is `(unknown)`), codes from the
+ * error table; principals are never a label (they are unbounded), alerts track them instead.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly calls = new Counter({
+    name: 'mcp_warden_tool_calls_total',
+    help: 'Tool calls by tool, decision and outcome code.',
+    labelNames: ['tool', 'decision', 'code'],
+    registers: [this.registry],
+  });
+  private readonly callSeconds = new Histogram({
+    name: 'mcp_warden_call_duration_seconds',
+    help: 'Gateway time per tool call, upstream included.',
+    labelNames: ['tool'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly upstreamSeconds = new Histogram({
+    name: 'mcp_warden_upstream_duration_seconds',
+    help: 'Upstream response time per tool call.',
+    labelNames: ['tool'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly upstreamResponses = new Counter({
+    name: 'mcp_warden_upstream_responses_total',
+    help: 'Upstream responses by tool and status class (2xx, 4xx, 5xx…).',
+    labelNames: ['tool', 'class'],
+    registers: [this.registry],
+  });
+  private readonly redactions = new Counter({
+    name: 'mcp_warden_redactions_total',
+    help: 'Values masked, dropped or redacted before reaching the agent or the audit, by kind.',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly auditWriteSeconds = new Histogram({
+    name: 'mcp_warden_audit_write_duration_seconds',
+    help: 'Time to append one audit record.',
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05],
+    registers: [this.registry],
+  });
+  readonly auditFailures = new Counter({
+    name: 'mcp_warden_audit_write_failures_total',
+    help: 'Audit records that could not be written.',
+    registers: [this.registry],
+  });
+  readonly authFailures = new Counter({
+    name: 'mcp_warden_auth_failures_total',
+    help: 'HTTP requests refused before MCP, by code.',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+  readonly controlChanges = new Counter({
+    name: 'mcp_warden_control_changes_total',
+    help: 'Control-plane changes (policy, toggles, kill switch, approvals).',
+    labelNames: ['action'],
+    registers: [this.registry],
+  });
+  readonly alertsFired = new Counter({
+    name: 'mcp_warden_alerts_fired_total',
+    help: 'Alerts fired, by rule.',
+    labelNames: ['rule'],
+    registers: [this.registry],
+  });
+
+  constructor(private readonly knownTools: () => ReadonlySet<string>) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'mcp_warden_' });
+  }
+
+  /** Called once per audited tool call. */
+  observeCall(ctx: CallContext, record: AuditRecord | undefined): void {
+    const name =
+      typeof ctx.input.name === 'string' && this.knownTools().has(ctx.input.name)
+        ? ctx.input.name
+        : '(unknown)';
+    const decision = record?.decision ?? (ctx.error ? 'denied' : 'allowed');
+    this.calls.inc({ tool: name, decision, code: ctx.error?.code ?? 'OK' });
+    this.callSeconds.observe({ tool: name }, (performance.now() - ctx.startedAt) / 1000);
+    if (ctx.response) {
+      this.upstreamSeconds.observe({ tool: name }, ctx.response.ms / 1000);
+      this.upstreamResponses.inc({ tool: name, class: `${Math.floor(ctx.response.status / 100)}xx` });
+    }
+    for (const [kind, n] of Object.entries(ctx.redactions ?? {})) this.redactions.inc({ kind }, n);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
