@@ -11,20 +11,40 @@ import { createAudit } from '../dist/pipeline/audit.js';
 
 const calls = Number(process.argv[2] ?? 20000);
 const response = JSON.stringify({
-  data: Array.from({ length: 10 }, (_, i) => ({ id: `c_${1000 + i}`, name: 'A. L.', email: 'a***@example.org', tier: 'gold' })),
+  data: Array.from({ length: 10 }, (_, i) => ({
+    id: `c_${1000 + i}`,
+    name: 'A. L.',
+    email: 'a***@example.org',
+    tier: 'gold',
+  })),
 });
 const ctxFor = (i) => ({
   id: `call-${i}`,
   startedAt: performance.now(),
-  input: { name: 'listCustomers', arguments: { limit: 10, q: `search ${i}` }, principal: 'ci-bot', scopes: [], client: 'bench' },
+  input: {
+    name: 'listCustomers',
+    arguments: { limit: 10, q: `search ${i}` },
+    principal: 'ci-bot',
+    scopes: [],
+    client: 'bench',
+  },
   tool: { name: 'listCustomers' },
   args: { limit: 10, q: `search ${i}` },
   request: { method: 'GET', origin: 'http://x', path: '/v1/customers', query: 'limit=10', headers: {} },
-  response: { status: 200, contentType: 'application/json', headers: {}, body: Buffer.from(response), truncated: false, ms: 1.2 },
+  response: {
+    status: 200,
+    contentType: 'application/json',
+    headers: {},
+    body: Buffer.from(response),
+    truncated: false,
+    ms: 1.2,
+  },
   result: { content: [{ type: 'text', text: response }] },
 });
 
-console.log(`# node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${calls} calls per policy`);
+console.log(
+  `# node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${calls} calls per policy`,
+);
 console.log('| fsync | p50 µs | p90 µs | p99 µs | record bytes |');
 console.log('|---|---:|---:|---:|---:|');
 for (const fsync of ['never', 'batch', 'always']) {

@@ -96,6 +96,8 @@ export interface JsonlOptions {
   checkpointEvery?: number;
   /** HMAC key for checkpoints; without one, checkpoints carry the chain head unsigned. */
   signingKey?: Buffer;
+  /** A copy of every chained line, for a database mirror; when it stops accepting, writes fail closed. */
+  mirror?: { accepting(): boolean; push(line: string, record: Record<string, unknown>): void };
   now?: () => number;
 }
 
@@ -121,7 +123,8 @@ export function openJsonlAudit(path: string, options: JsonlOptions = {}): AuditS
 
   const append = (record: object): void => {
     seq += 1;
-    const line = JSON.stringify({ ...record, seq, prev: head });
+    const chained = { ...record, seq, prev: head };
+    const line = JSON.stringify(chained);
     const bytes = Buffer.from(`${line}\n`);
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off);
@@ -129,6 +132,7 @@ export function openJsonlAudit(path: string, options: JsonlOptions = {}): AuditS
     size += bytes.length;
     dirty = true;
     if (fsyncMode === 'always') fdatasyncSync(fd);
+    options.mirror?.push(line, chained);
   };
 
   const checkpoint = (reason: string): void => {
@@ -164,6 +168,11 @@ export function openJsonlAudit(path: string, options: JsonlOptions = {}): AuditS
 
   return {
     write(record) {
+      if (options.mirror && !options.mirror.accepting())
+        throw new WardenError(
+          'AUDIT_UNAVAILABLE',
+          'The audit database is too far behind; the call is refused.',
+        );
       try {
         rotateIfDue();
         append(record);

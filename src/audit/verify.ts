@@ -19,9 +19,24 @@ export interface VerifyResult {
  * checkpoint whose head, position or signature does not match.
  */
 export function verifyAudit(files: readonly string[], key?: Buffer): VerifyResult {
+  return verifyLines(
+    files.map((file) => {
+      const lines = readFileSync(file, 'utf8').split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      return { file, lines };
+    }),
+    key,
+  );
+}
+
+/** The same check over lines from anywhere (files, or the PostgreSQL mirror). */
+export function verifyLines(
+  segments: ReadonlyArray<{ file: string; lines: readonly string[] }>,
+  key?: Buffer,
+): VerifyResult {
   const result: VerifyResult = {
     ok: true,
-    files: files.length,
+    files: segments.length,
     records: 0,
     checkpoints: 0,
     signedCheckpoints: 0,
@@ -34,10 +49,7 @@ export function verifyAudit(files: readonly string[], key?: Buffer): VerifyResul
     problem: { file, line, ...(seq !== undefined ? { seq } : {}), message },
   });
 
-  for (const file of files) {
-    const text = readFileSync(file, 'utf8');
-    const lines = text.split('\n');
-    if (lines.at(-1) === '') lines.pop();
+  for (const { file, lines } of segments) {
     for (let i = 0; i < lines.length; i++) {
       const raw = lines[i]!;
       const lineNo = i + 1;

@@ -1,7 +1,8 @@
 import { watchFile } from 'node:fs';
 import { exists } from '../audit/jsonl.js';
+import { linesOfInstance, queryPg } from '../audit/postgres.js';
 import { type AuditFilter, auditFiles, matches, readRecords, tableLine } from '../audit/read.js';
-import { verifyAudit } from '../audit/verify.js';
+import { verifyAudit, verifyLines } from '../audit/verify.js';
 import { WardenError } from '../errors.js';
 
 interface Io {
@@ -10,16 +11,27 @@ interface Io {
 }
 
 /** `audit verify`: exit 0 when the chain holds, 1 with the first broken or missing record. */
-export function runAuditVerify(file: string, opts: { keyEnv?: string }, io: Io): number {
-  if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
+export async function runAuditVerify(
+  file: string | undefined,
+  opts: { keyEnv?: string; dbEnv?: string; instance?: string },
+  io: Io,
+): Promise<number> {
   let key: Buffer | undefined;
   if (opts.keyEnv) {
     const v = process.env[opts.keyEnv];
     if (!v) throw new WardenError('USAGE', `${opts.keyEnv} is not set`);
     key = Buffer.from(v, 'utf8');
   }
-  const files = auditFiles(file);
-  const r = verifyAudit(files, key);
+  let r: ReturnType<typeof verifyAudit>;
+  if (opts.dbEnv) {
+    if (!opts.instance)
+      throw new WardenError('USAGE', '--db-env needs --instance (each instance has its own chain)');
+    const lines = await linesOfInstance(dbUrl(opts.dbEnv), opts.instance);
+    r = verifyLines([{ file: `db:${opts.instance}`, lines }], key);
+  } else {
+    if (!file || !exists(file)) throw new WardenError('USAGE', `no audit file at ${file ?? '(none given)'}`);
+    r = verifyAudit(auditFiles(file), key);
+  }
   const summary = `${r.records} records, ${r.checkpoints} checkpoints (${r.signedCheckpoints} signed) in ${r.files} file(s)`;
   if (r.ok) {
     io.stdout(
@@ -66,10 +78,19 @@ const print = (r: Record<string, unknown>, format: string | undefined, io: Io) =
   io.stdout(`${format === 'json' ? JSON.stringify(r) : tableLine(r)}\n`);
 
 /** `audit query`: the records that match, oldest first. */
-export function runAuditQuery(file: string, opts: Record<string, string | undefined>, io: Io): void {
-  if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
+export async function runAuditQuery(
+  file: string | undefined,
+  opts: Record<string, string | undefined>,
+  io: Io,
+): Promise<void> {
   const f = filterOf(opts);
   const limit = opts.limit ? Number(opts.limit) : Number.POSITIVE_INFINITY;
+  if (opts.dbEnv) {
+    for (const r of await queryPg(dbUrl(opts.dbEnv), f, Number.isFinite(limit) ? limit : 100_000))
+      print(r, opts.format, io);
+    return;
+  }
+  if (!file || !exists(file)) throw new WardenError('USAGE', `no audit file at ${file ?? '(none given)'}`);
   let n = 0;
   for (const r of readRecords(auditFiles(file), f)) {
     if (n++ >= limit) break;
@@ -98,4 +119,10 @@ export async function runAuditTail(
       seen = records.length;
     });
   });
+}
+
+function dbUrl(envName: string): string {
+  const url = process.env[envName];
+  if (!url) throw new WardenError('USAGE', `${envName} is not set`);
+  return url;
 }

@@ -197,10 +197,15 @@ export function buildProgram(): Command {
   audit
     .command('verify')
     .description('Check the hash chain and checkpoints of an audit file and its rotated segments.')
-    .argument('<file>', 'the audit file')
+    .argument('[file]', 'the audit file')
     .option('--key-env <name>', 'environment variable holding the checkpoint signing key')
-    .action((file: string, opts) => {
-      const code = runAuditVerify(file, opts, io);
+    .option(
+      '--db-env <name>',
+      "environment variable holding the PostgreSQL URL: verify an instance's mirrored chain",
+    )
+    .option('--instance <name>', 'the instance to verify in the database')
+    .action(async (file: string | undefined, opts) => {
+      const code = await runAuditVerify(file, opts, io);
       if (code !== 0) process.exitCode = code;
     });
   const filters = (cmd: Command) =>
@@ -213,9 +218,10 @@ export function buildProgram(): Command {
       .option('--until <t>', 'ISO date-time or a duration ago')
       .addOption(new Option('--format <f>', 'output').choices(['table', 'json']).default('table'));
   filters(audit.command('query').description('Records that match, oldest first, across rotated files.'))
-    .argument('<file>', 'the audit file')
+    .argument('[file]', 'the audit file')
     .option('--limit <n>', 'at most this many')
-    .action((file: string, opts) => runAuditQuery(file, opts, io));
+    .option('--db-env <name>', 'environment variable holding the PostgreSQL URL: query every instance there')
+    .action((file: string | undefined, opts) => runAuditQuery(file, opts, io));
   filters(audit.command('tail').description('The last records; with --follow, new ones as they arrive.'))
     .argument('<file>', 'the audit file')
     .option('-n, --lines <n>', 'how many', '20')

@@ -293,6 +293,16 @@ export const policySchema = z
         signingKey: secretRef
           .optional()
           .describe('HMAC key that signs checkpoints (audit verify --key-env checks them).'),
+        postgres: secretRef
+          .optional()
+          .describe(
+            'PostgreSQL URL (a reference: it holds a password) to mirror every record to, for several instances.',
+          ),
+        instance: z
+          .string()
+          .regex(/^[\w.:-]{1,100}$/)
+          .optional()
+          .describe("This instance's name in the database (default: host name and audit file)."),
       })
       .optional()
       .describe('The audit file: durability, rotation, tamper evidence.'),

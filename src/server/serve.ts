@@ -1,9 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import type { McpRequestContext, Server } from '@modelcontextprotocol/server';
 import { Agent } from 'undici';
 import { type AuditSink, openJsonlAudit } from '../audit/jsonl.js';
+import { openPgMirror } from '../audit/postgres.js';
 import { auditFiles, readRecords } from '../audit/read.js';
 import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
@@ -97,7 +99,18 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const auditFile = resolvePath(o.auditFile ?? DEFAULT_AUDIT_FILE);
   const auditCfg = policy?.doc.audit;
   const metrics = new Metrics(() => toolNames(controller.currentCatalog()));
+  const mirror = auditCfg?.postgres
+    ? await openPgMirror({
+        url: readSecretRef(auditCfg.postgres, env, 'audit.postgres').toString('utf8'),
+        instance:
+          auditCfg.instance ??
+          `${hostname()}:${createHash('sha256').update(auditFile).digest('hex').slice(0, 8)}`,
+        onError: (e) =>
+          logger.warn({ err: e.message.split('\n')[0] }, 'audit database write failed; retrying'),
+      })
+    : undefined;
   const fileSink = openJsonlAudit(auditFile, {
+    ...(mirror ? { mirror } : {}),
     fsync: auditCfg?.fsync ?? 'batch',
     ...(auditCfg?.fsyncIntervalMs ? { fsyncIntervalMs: auditCfg.fsyncIntervalMs } : {}),
     ...(auditCfg?.rotateMb ? { rotateBytes: auditCfg.rotateMb * 1024 * 1024 } : {}),
@@ -123,7 +136,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         metrics.auditWriteSeconds.observe((performance.now() - t0) / 1000);
       }
     },
-    close: () => fileSink.close(),
+    close: async () => {
+      await fileSink.close();
+      await mirror?.close();
+    },
   };
   const state = createMemoryState();
   const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined);
