@@ -20,6 +20,26 @@ describe('documentation stays true', () => {
     expect(doc.fields).toMatchObject({ loyaltyTier: 'financial' });
   });
 
+  it('the audit and alerts examples in docs/audit.md are valid policy', () => {
+    const md = readFileSync(new URL('../docs/audit.md', import.meta.url), 'utf8');
+    const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(2);
+    for (const b of blocks) parsePolicy(`version: 1\n${b.replace('…', 'x')}`, 'docs/audit.md');
+  });
+
+  it('the shipped Prometheus rules use only metrics the gateway exports', async () => {
+    const { parse } = await import('yaml');
+    const { Metrics } = await import('../src/observe/metrics.js');
+    const text = readFileSync(new URL('../deploy/prometheus/mcp-warden-alerts.yml', import.meta.url), 'utf8');
+    const rules = (parse(text) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> })
+      .groups[0]!.rules;
+    expect(rules.length).toBeGreaterThan(5);
+    const exported = await new Metrics(() => new Set()).text();
+    for (const r of rules)
+      for (const m of r.expr.match(/mcp_warden_[a-z_]+/g) ?? [])
+        expect(exported, `${r.alert} uses ${m}`).toContain(m.replace(/_(bucket|count|sum)$/, ''));
+  });
+
   it("the demo's policy passes `policy check` against the demo spec", async () => {
     const policy = readPolicyFile(new URL('../examples/shop/warden.yaml', import.meta.url).pathname);
     const catalog = buildCatalog(
