@@ -17,7 +17,9 @@ async function receiver(): Promise<{ url: string; got: Record<string, unknown[]>
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    (got[req.url ?? ''] ??= []).push(JSON.parse(Buffer.concat(chunks).toString()));
+    const key = req.url ?? '';
+    got[key] ??= [];
+    got[key].push(JSON.parse(Buffer.concat(chunks).toString()));
     res.writeHead(204).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
