@@ -57,6 +57,20 @@ export const ERROR_CODES = {
     "the upstream response does not match the API's declared schema",
   ),
   CANCELLED: call('tool', 499, 'failed', 'the client cancelled the call'),
+  RATE_LIMITED: call('tool', 429, 'denied', 'a rate limit for this tool or caller is reached; retry later'),
+  CONCURRENCY_LIMITED: call(
+    'tool',
+    503,
+    'denied',
+    'too many calls to this tool are in flight; retry shortly',
+  ),
+  BREAKER_OPEN: call('tool', 503, 'denied', 'the upstream is failing; calls are refused until it recovers'),
+  STATE_UNAVAILABLE: call(
+    'tool',
+    503,
+    'denied',
+    'the shared state (Redis) is unreachable; writes fail closed',
+  ),
   AUDIT_UNAVAILABLE: call(
     'tool',
     503,

@@ -89,6 +89,8 @@ export function buildProgram(): Command {
       '--watch-spec',
       'reload a local spec file when it changes (new or changed tools wait for approval)',
     )
+    .option('--state <url>', 'Redis for state shared by instances (redis://… or env:NAME)')
+    .option('--audit-db <url>', 'PostgreSQL to mirror the audit to (postgres://… or env:NAME)')
     .option(
       '--pins <file>',
       'pin approved tool definitions in this file (default: in memory, trusting the first spec)',

@@ -4,7 +4,7 @@ import type { AlertsDoc } from '../policy/schema.js';
 import type { Logger } from './log.js';
 
 export interface Alert {
-  rule: 'errorRate' | 'deniedRate' | 'volume' | 'firstUse' | 'auditFailing';
+  rule: 'errorRate' | 'deniedRate' | 'volume' | 'firstUse' | 'auditFailing' | 'breakerOpen' | 'stateDegraded';
   subject: string;
   message: string;
   value?: number;
@@ -188,6 +188,27 @@ export class Alerts {
     const key = 'auditFailing\0audit';
     const s = this.firing.get(key);
     if (s) s.on = false;
+  }
+
+  /** A breaker opened (fires once per opening) or closed again (re-arms). */
+  breaker(name: string, state: 'closed' | 'open' | 'half-open'): void {
+    if (state === 'half-open') return;
+    this.condition(
+      'breakerOpen',
+      name,
+      state === 'open',
+      `circuit breaker ${name} opened: the upstream keeps failing`,
+    );
+  }
+
+  /** The shared state (Redis) became unreachable, or came back. */
+  stateDegraded(degraded: boolean): void {
+    this.condition(
+      'stateDegraded',
+      'redis',
+      degraded,
+      'the shared state (Redis) is unreachable: writes fail closed',
+    );
   }
 
   /** Resolves when every webhook delivery started so far has finished (tests, shutdown). */

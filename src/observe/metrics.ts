@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditRecord } from '../audit/jsonl.js';
 import type { CallContext } from '../pipeline/context.js';
 
@@ -64,6 +64,23 @@ export class Metrics {
     name: 'mcp_warden_control_changes_total',
     help: 'Control-plane changes (policy, toggles, kill switch, approvals).',
     labelNames: ['action'],
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'mcp_warden_rate_limited_total',
+    help: 'Calls refused by a rate limit, by scope (tool, principal, tool-principal).',
+    labelNames: ['scope'],
+    registers: [this.registry],
+  });
+  readonly breakerState = new Gauge({
+    name: 'mcp_warden_breaker_open',
+    help: 'Circuit breakers: 1 open, 0.5 half-open, 0 closed; by breaker (origin:… or tool:…).',
+    labelNames: ['breaker'],
+    registers: [this.registry],
+  });
+  readonly stateDegraded = new Gauge({
+    name: 'mcp_warden_state_degraded',
+    help: '1 while the shared state (Redis) is unreachable.',
     registers: [this.registry],
   });
   readonly alertsFired = new Counter({

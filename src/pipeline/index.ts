@@ -15,6 +15,7 @@ import { createBuildRequest } from './build-request.js';
 import { type ConfirmOptions, createConfirm } from './confirm.js';
 import type { CallContext, CallInput, Stage, ToolResult } from './context.js';
 import { createInjectCredential } from './inject-credential.js';
+import { createLimit, type LimitOptions } from './limit.js';
 import { createProtect } from './protect.js';
 import { createResolve } from './resolve.js';
 import { createSend, type SendOptions } from './send.js';
@@ -32,6 +33,7 @@ export interface PipelineOptions {
   logger: Logger;
   send?: SendOptions;
   maxPageSize?: number;
+  limit?: LimitOptions;
   /** When the audit cannot be written: reads fail closed (default) or are answered anyway. */
   failReads?: 'closed' | 'open';
   /** Told of every call once it is audited (metrics, alerts). */
@@ -59,7 +61,8 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     ['authorize', createAuthorize()],
     // Read per call, so a toggle or the kill switch applies to the very next call.
     ['toggle', createToggle()],
-    // Rate limits arrive here with issue 7 (before any work on the arguments is spent).
+    // Before any work on the arguments is spent: a caller over its limit costs almost nothing.
+    ['limit', createLimit(o.limit ?? {})],
     // Before anything is derived from the arguments: nothing unchecked reaches the request.
     ['validate', createValidate({ catalog: o.catalog })],
     // On checked arguments, before the request exists: the user approves exactly what will be sent.

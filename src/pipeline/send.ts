@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import { WardenError } from '../errors.js';
-import type { CallContext } from './context.js';
+import type { CallContext, UpstreamResponse } from './context.js';
+import { createResilience, type ResilienceOptions } from './resilience.js';
 
-export interface SendOptions {
+export interface SendOptions extends ResilienceOptions {
   /** Whole-call budget: connect, headers and body (default 10 s). */
   timeoutMs?: number;
   /** Bytes read from a response before reading stops and the result is marked truncated (default 1 MiB). */
@@ -33,10 +34,18 @@ export function createSend(options: SendOptions = {}) {
       connectTimeout: Math.min(defaultTimeoutMs, 5_000),
     });
 
+  const resilience = createResilience(options);
+
   async function send(ctx: CallContext): Promise<void> {
+    ctx.response = await resilience(ctx, () => attempt(ctx));
+  }
+
+  /** One try: the request, its timer, and the body read up to the cap. */
+  async function attempt(ctx: CallContext): Promise<UpstreamResponse> {
     const out = ctx.outbound!;
     const limits = ctx.decision?.limits;
     const timeoutMs = limits?.timeoutMs ?? defaultTimeoutMs;
+    const headersTimeout = Math.min(timeoutMs, limits?.headersTimeoutMs ?? timeoutMs);
     const cap = limits?.maxResponseBytes ?? defaultCap;
     // undici takes an EventEmitter as its abort signal; one emitter and one timer per call cost far
     // less than AbortSignal.timeout + AbortSignal.any, which showed up in profiles of the hot path.
@@ -60,8 +69,8 @@ export function createSend(options: SendOptions = {}) {
         headers: out.headers,
         body: out.body ?? null,
         signal: abort,
-        // The total timer above is the real bound; these only keep undici from cutting in first.
-        headersTimeout: timeoutMs + 1_000,
+        // The total timer above is the real bound; the body one only keeps undici from cutting in first.
+        headersTimeout,
         bodyTimeout: timeoutMs + 1_000,
       });
     } catch (e) {
@@ -100,7 +109,7 @@ export function createSend(options: SendOptions = {}) {
       if (truncated) res.body.destroy();
     }
     const ct = res.headers['content-type'];
-    ctx.response = {
+    return {
       status: res.statusCode,
       contentType: (Array.isArray(ct) ? ct[0] : ct) ?? '',
       headers: res.headers,

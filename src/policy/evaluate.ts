@@ -22,8 +22,28 @@ export interface ExplainStep {
   what: string;
 }
 
+export interface Rate {
+  calls: number;
+  perSeconds: number;
+}
+export interface RateLimits {
+  perTool?: Rate;
+  perPrincipal?: Rate;
+  perToolPrincipal?: Rate;
+}
+export type BreakerConfig = { failures: number; halfOpenAfterSeconds: number } | false;
+export type RetryConfig = { attempts: number; baseMs: number } | false;
+
+/** With no configuration: generous for reads, tighter for writes, and a cap per caller overall. */
+export const DEFAULT_RATE_LIMITS: Record<'read' | 'write', RateLimits> = {
+  read: { perToolPrincipal: { calls: 120, perSeconds: 60 }, perPrincipal: { calls: 600, perSeconds: 60 } },
+  write: { perToolPrincipal: { calls: 20, perSeconds: 60 }, perPrincipal: { calls: 600, perSeconds: 60 } },
+};
+
 export interface Limits {
   timeoutMs?: number;
+  headersTimeoutMs?: number;
+  concurrency?: number;
   maxResponseBytes?: number;
   maxPageSize?: number;
   maxItems?: number;
@@ -46,6 +66,9 @@ export interface ToolDecision {
   /** Response masking: the action per class and the operator's field tags. */
   masking: MaskRules;
   audit: AuditDetail;
+  rateLimit: RateLimits;
+  breaker: BreakerConfig;
+  retries: RetryConfig;
   steps: ExplainStep[];
 }
 
@@ -111,6 +134,12 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
     let audit: AuditDetail = 'full';
     let actions: Partial<Record<DataClass, MaskAction>> = {};
     let fields: Record<string, TagClass> = { ...(doc.fields ?? {}) };
+    let rateLimit: RateLimits = {
+      ...DEFAULT_RATE_LIMITS[kind === 'read' ? 'read' : 'write'],
+      ...(doc.rateLimit ?? {}),
+    };
+    let breaker: BreakerConfig = { failures: 5, halfOpenAfterSeconds: 30 };
+    let retries: RetryConfig = { attempts: 1, baseMs: 100 };
     const allowed = new Map<string, string>();
     const limits: Limits = { ...(doc.defaults ?? {}) };
 
@@ -145,11 +174,31 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
         fields = { ...fields, ...rule.fields };
         set.push(`fields: ${JSON.stringify(rule.fields)}`);
       }
+      if (rule.rateLimit) {
+        rateLimit = { ...rateLimit, ...rule.rateLimit };
+        set.push(`rateLimit: ${JSON.stringify(rule.rateLimit)}`);
+      }
+      if (rule.breaker !== undefined) {
+        breaker = rule.breaker;
+        set.push(`breaker: ${JSON.stringify(rule.breaker)}`);
+      }
+      if (rule.retries !== undefined) {
+        retries = rule.retries;
+        set.push(`retries: ${JSON.stringify(rule.retries)}`);
+      }
       if (rule.audit) {
         audit = rule.audit;
         set.push(`audit: ${rule.audit}`);
       }
-      for (const k of ['timeoutMs', 'maxResponseBytes', 'maxPageSize', 'maxItems', 'maxResultBytes'] as const)
+      for (const k of [
+        'timeoutMs',
+        'headersTimeoutMs',
+        'concurrency',
+        'maxResponseBytes',
+        'maxPageSize',
+        'maxItems',
+        'maxResultBytes',
+      ] as const)
         if (rule[k] !== undefined) {
           limits[k] = rule[k];
           set.push(`${k}: ${rule[k]}`);
@@ -219,6 +268,10 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
       limits,
       masking,
       audit,
+      rateLimit,
+      breaker,
+      // Never retried: a write may have happened even when its answer was lost.
+      retries: kind === 'read' && ['get', 'head', 'options'].includes(tool.source.method) ? retries : false,
       steps,
     };
   });

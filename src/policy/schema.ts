@@ -42,6 +42,18 @@ const fieldTags = z
     'Data class of response fields by property name (none: not sensitive); wins over the spec and the built-in rules.',
   );
 
+const rate = z.strictObject({
+  calls: positiveInt(1_000_000),
+  perSeconds: positiveInt(86_400),
+});
+const rateLimit = z
+  .strictObject({
+    perTool: rate.optional().describe('All callers together, per tool.'),
+    perPrincipal: rate.optional().describe('Per caller, across the tools this rule matches.'),
+    perToolPrincipal: rate.optional().describe('Per caller and tool.'),
+  })
+  .describe('Token-bucket limits; every instance sharing Redis shares them.');
+
 const limits = {
   timeoutMs: positiveInt(600_000).optional().describe('Total upstream time per call, in milliseconds.'),
   maxResponseBytes: positiveInt(64 * 1024 * 1024)
@@ -50,6 +62,12 @@ const limits = {
   maxPageSize: positiveInt(100_000)
     .optional()
     .describe('Clamp for page-size arguments that have no maximum in the spec.'),
+  headersTimeoutMs: positiveInt(600_000).optional().describe('Time to the upstream response headers.'),
+  concurrency: positiveInt(10_000)
+    .optional()
+    .describe(
+      'Upstream calls of one tool in flight at once on an instance (default 32); more are refused at once.',
+    ),
   maxItems: positiveInt(100_000)
     .optional()
     .describe('Items of any one array returned to the agent (default 100); the rest is cut with a note.'),
@@ -102,6 +120,26 @@ export const ruleSchema = z
         'What to do with each data class in responses: allow, mask or drop. Default: secret drop, others mask.',
       ),
     fields: fieldTags.optional(),
+    rateLimit: rateLimit.optional(),
+    breaker: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          failures: positiveInt(1000).default(5).describe('Consecutive failures that open the breaker.'),
+          halfOpenAfterSeconds: positiveInt(3600)
+            .default(30)
+            .describe('How long it stays open before a probe.'),
+        }),
+      ])
+      .optional()
+      .describe('Circuit breaker per tool (the upstream origin has its own, with the defaults).'),
+    retries: z
+      .union([
+        z.literal(false),
+        z.strictObject({ attempts: positiveInt(5).default(1), baseMs: positiveInt(10_000).default(100) }),
+      ])
+      .optional()
+      .describe('Retries with jittered backoff, for GET/HEAD/OPTIONS only (never for writes).'),
     audit: z
       .enum(['full', 'digest', 'none'])
       .optional()
@@ -307,6 +345,24 @@ export const policySchema = z
       .optional()
       .describe('The audit file: durability, rotation, tamper evidence.'),
     alerts: alertsSchema.optional(),
+    state: z
+      .strictObject({
+        redis: secretRef.describe(
+          'Redis URL (a reference): limits, toggles, kill switch and confirmations shared by every instance.',
+        ),
+        prefix: z
+          .string()
+          .regex(/^[\w:.-]{1,64}$/)
+          .default('mcp-warden'),
+        readsWhenDown: z
+          .enum(['local', 'closed'])
+          .default('local')
+          .describe(
+            'With Redis unreachable: writes always fail closed; reads use a local limiter, or fail closed too.',
+          ),
+      })
+      .optional(),
+    rateLimit: rateLimit.optional().describe('Default limits for every tool (rules refine them).'),
     confirm: z
       .strictObject({
         ttlSeconds: z.number().int().min(10).max(3600).default(300),

@@ -21,6 +21,7 @@ import { readPolicyFile } from '../policy/load.js';
 import { alertsSchema, type CallersDoc, DEFAULT_SCOPES, type Environment } from '../policy/schema.js';
 import { type LoadOptions, loadSpec } from '../spec/load.js';
 import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
+import { createRedisState } from '../state/redis.js';
 import { resolveTargets } from '../upstream/base-url.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { Callers } from './callers.js';
@@ -40,6 +41,10 @@ export interface ServeOptions {
   watchPolicy?: boolean;
   /** Watch a local spec file and reload it; new or changed tools wait for approval. */
   watchSpec?: boolean;
+  /** PostgreSQL URL (or env:/file: reference) to mirror the audit to; overrides the policy's. */
+  auditDb?: string;
+  /** Redis URL (or env:/file: reference) for state shared by instances; overrides the policy's. */
+  stateUrl?: string;
   /** Where approved tool definitions are pinned (default: in memory, trusting the first spec). */
   pinsFile?: string;
   timeoutMs?: number;
@@ -99,11 +104,14 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const auditFile = resolvePath(o.auditFile ?? DEFAULT_AUDIT_FILE);
   const auditCfg = policy?.doc.audit;
   const metrics = new Metrics(() => toolNames(controller.currentCatalog()));
-  const mirror = auditCfg?.postgres
+  const pgRef = o.auditDb ?? auditCfg?.postgres;
+  const mirror = pgRef
     ? await openPgMirror({
-        url: readSecretRef(auditCfg.postgres, env, 'audit.postgres').toString('utf8'),
+        url: /^(env|file):/.test(pgRef)
+          ? readSecretRef(pgRef, env, 'audit.postgres').toString('utf8')
+          : pgRef,
         instance:
-          auditCfg.instance ??
+          auditCfg?.instance ??
           `${hostname()}:${createHash('sha256').update(auditFile).digest('hex').slice(0, 8)}`,
         onError: (e) =>
           logger.warn({ err: e.message.split('\n')[0] }, 'audit database write failed; retrying'),
@@ -141,7 +149,29 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       await mirror?.close();
     },
   };
-  const state = createMemoryState();
+  const stateCfg = o.stateUrl
+    ? {
+        redis: o.stateUrl,
+        prefix: policy?.doc.state?.prefix ?? 'mcp-warden',
+        readsWhenDown: policy?.doc.state?.readsWhenDown ?? 'local',
+      }
+    : policy?.doc.state;
+  const redis = stateCfg
+    ? await createRedisState({
+        url:
+          stateCfg.redis.startsWith('env:') || stateCfg.redis.startsWith('file:')
+            ? readSecretRef(stateCfg.redis, env, 'state.redis').toString('utf8')
+            : stateCfg.redis,
+        prefix: stateCfg.prefix,
+        onDegraded: (d) => {
+          metrics.stateDegraded.set(d ? 1 : 0);
+          alerts?.stateDegraded(d);
+          if (d) logger.error('shared state (Redis) unreachable: writes fail closed, reads use local limits');
+          else logger.warn('shared state (Redis) reachable again');
+        },
+      })
+    : undefined;
+  const state = redis ?? createMemoryState();
   const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined);
   const controller = new Controller({
     catalog,
@@ -168,7 +198,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const confirmSecret = doc.confirm?.secret
     ? readSecretRef(doc.confirm.secret, env, 'confirm.secret')
     : randomBytes(32);
-  const replay = createMemoryReplayGuard();
+  const replay = redis ?? createMemoryReplayGuard();
   // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
   const dispatcher = new Agent({ connections: 64, keepAliveTimeout: 30_000, connectTimeout: 5_000 });
   const makePipeline = (cat: Catalog, tg: typeof targets) =>
@@ -181,12 +211,25 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       audit,
       logger,
       failReads: auditCfg?.failReads ?? 'closed',
+      limit: {
+        ...(redis && stateCfg
+          ? {
+              redis: { client: redis.client, prefix: stateCfg.prefix, readsWhenDown: stateCfg.readsWhenDown },
+            }
+          : {}),
+        onLimited: (scope) => metrics.rateLimited.inc({ scope }),
+      },
       onCall: (ctx, record) => {
         metrics.observeCall(ctx, record);
         alerts?.observe(ctx);
       },
       send: {
         dispatcher,
+        onBreaker: (name, s) => {
+          metrics.breakerState.set({ breaker: name }, s === 'open' ? 1 : s === 'half-open' ? 0.5 : 0);
+          alerts?.breaker(name, s);
+          if (s === 'open') logger.warn({ breaker: name }, 'circuit breaker opened');
+        },
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
         ...(o.maxResponseBytes !== undefined ? { maxResponseBytes: o.maxResponseBytes } : {}),
       },

@@ -14,7 +14,8 @@ describe('audit durability', () => {
     const shop = await startShop();
     const dir = tempTree({
       'warden.yaml':
-        'version: 1\nmode: read-write\ncallers:\n  stdio: { scopes: [tools:read, tools:write] }\nrules:\n  - match: { name: createOrder }\n    enabled: true\n',
+        // Limits far above the burst: this test is about the audit, not about rate limiting.
+        'version: 1\nmode: read-write\nrateLimit: { perToolPrincipal: { calls: 100000, perSeconds: 60 }, perPrincipal: { calls: 100000, perSeconds: 60 } }\ndefaults: { concurrency: 1000 }\ncallers:\n  stdio: { scopes: [tools:read, tools:write] }\nrules:\n  - match: { name: createOrder }\n    enabled: true\n    rateLimit: { perToolPrincipal: { calls: 100000, perSeconds: 60 } }\n',
     });
     const audit = join(dir, 'audit.jsonl');
     const child = spawn(

@@ -1,0 +1,86 @@
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { WardenError } from '../errors.js';
+import type { Rate } from '../policy/evaluate.js';
+import type { CallContext } from './context.js';
+
+export interface LimitOptions {
+  /** Shared limits across instances; without it, limits are per process. */
+  redis?: { client: Redis; prefix: string; readsWhenDown: 'local' | 'closed' };
+  onLimited?: (scope: string) => void;
+}
+
+type Limiter = RateLimiterMemory | RateLimiterRedis;
+
+/**
+ * Checks (writes no field) the tool's rate limits: per tool, per caller, per caller and tool. Token
+ * buckets from rate-limiter-flexible, in Redis when instances share state, so a limit of N admits N
+ * across all of them. With Redis unreachable, writes fail closed and reads fall back to a local
+ * limiter (or fail closed too, as configured). A refusal says when to retry.
+ */
+export function createLimit(o: LimitOptions = {}) {
+  const limiters = new Map<string, Limiter>();
+  const limiterFor = (scope: string, rate: Rate, write: boolean): Limiter => {
+    const id = `${scope}:${rate.calls}:${rate.perSeconds}:${write ? 'w' : 'r'}`;
+    let l = limiters.get(id);
+    if (!l) {
+      const base = {
+        points: rate.calls,
+        duration: rate.perSeconds,
+        keyPrefix: `${o.redis?.prefix ?? 'mcp-warden'}:rl:${id}`,
+      };
+      l = o.redis
+        ? new RateLimiterRedis({
+            ...base,
+            storeClient: o.redis.client,
+            // Reads keep working on a per-instance limiter while Redis is away; writes do not.
+            ...(!write && o.redis.readsWhenDown === 'local'
+              ? { insuranceLimiter: new RateLimiterMemory(base) }
+              : {}),
+          })
+        : new RateLimiterMemory(base);
+      limiters.set(id, l);
+    }
+    return l;
+  };
+
+  return async function limit(ctx: CallContext): Promise<void> {
+    const d = ctx.decision!.decision;
+    const tool = d.tool.name;
+    const principal = ctx.input.principal;
+    const write = d.kind !== 'read';
+    const checks: Array<[string, Rate | undefined, string]> = [
+      ['tool', d.rateLimit.perTool, tool],
+      ['principal', d.rateLimit.perPrincipal, principal],
+      ['tool-principal', d.rateLimit.perToolPrincipal, `${tool}\0${principal}`],
+    ];
+    for (const [scope, rate, key] of checks) {
+      if (!rate) continue;
+      try {
+        await limiterFor(scope, rate, write).consume(key);
+      } catch (e) {
+        if (e instanceof RateLimiterRes) {
+          o.onLimited?.(scope);
+          const after = Math.max(1, Math.ceil(e.msBeforeNext / 1000));
+          throw new WardenError(
+            'RATE_LIMITED',
+            `Rate limit reached for ${tool} (${rate.calls} calls per ${rate.perSeconds} s ${scopeWords(scope)}). Retry after ${after} s.`,
+            { details: [`retry-after: ${after}`] },
+          );
+        }
+        throw new WardenError(
+          'STATE_UNAVAILABLE',
+          'The shared rate limit cannot be checked (Redis is unreachable); try again shortly.',
+        );
+      }
+    }
+  };
+}
+
+function scopeWords(scope: string): string {
+  return scope === 'tool'
+    ? 'for all callers'
+    : scope === 'principal'
+      ? 'for this caller'
+      : 'for this caller and tool';
+}
