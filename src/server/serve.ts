@@ -59,6 +59,8 @@ export interface ServeOptions {
 export interface Gateway {
   catalog: Catalog;
   readonly pipeline: Pipeline;
+  /** Resolves when every audit record so far is in the database mirror (when there is one). */
+  flushAudit(): Promise<void>;
   /** Reloads the spec now (new and changed tools wait for approval). */
   reloadSpec(actor: string): Promise<{ tools: number; pending: string[] }>;
   controller: Controller;
@@ -408,6 +410,9 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       return pipeline;
     },
     reloadSpec,
+    flushAudit: async () => {
+      await mirror?.flush();
+    },
     controller,
     metrics,
     alerts: alerts!,
