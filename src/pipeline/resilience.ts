@@ -19,6 +19,8 @@ import type { BreakerConfig, RetryConfig } from '../policy/evaluate.js';
 import type { CallContext, UpstreamResponse } from './context.js';
 
 export interface ResilienceOptions {
+  /** The breaker per upstream origin (default 5 consecutive failures, 30 s open); false: none. */
+  originBreaker?: BreakerConfig;
   /** Told when a breaker changes state (`origin:https://…` or `tool:name`), for metrics and alerts. */
   onBreaker?: (name: string, state: 'closed' | 'open' | 'half-open') => void;
 }
@@ -112,8 +114,9 @@ export function createResilience(o: ResilienceOptions = {}) {
     const policies: IPolicy[] = [
       bulkheadFor(tool, d?.limits.concurrency ?? DEFAULT_CONCURRENCY),
       retryFor(d?.retries ?? false),
-      breakerFor(`origin:${origin}`, DEFAULT_ORIGIN_BREAKER),
     ];
+    const ob = o.originBreaker ?? DEFAULT_ORIGIN_BREAKER;
+    if (ob) policies.push(breakerFor(`origin:${origin}`, ob));
     if (d?.breaker) policies.push(breakerFor(`tool:${tool}`, d.breaker));
     try {
       return await wrap(...policies).execute(async () => {

@@ -363,6 +363,18 @@ export const policySchema = z
       })
       .optional(),
     rateLimit: rateLimit.optional().describe('Default limits for every tool (rules refine them).'),
+    originBreaker: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          failures: positiveInt(1000).default(5),
+          halfOpenAfterSeconds: positiveInt(3600).default(30),
+        }),
+      ])
+      .optional()
+      .describe(
+        'The circuit breaker per upstream origin, shared by all its tools (default 5 failures, 30 s).',
+      ),
     confirm: z
       .strictObject({
         ttlSeconds: z.number().int().min(10).max(3600).default(300),

@@ -227,6 +227,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       },
       send: {
         dispatcher,
+        ...(doc.originBreaker !== undefined ? { originBreaker: doc.originBreaker } : {}),
         onBreaker: (name, s) => {
           metrics.breakerState.set({ breaker: name }, s === 'open' ? 1 : s === 'half-open' ? 0.5 : 0);
           alerts?.breaker(name, s);
