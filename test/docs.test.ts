@@ -27,6 +27,13 @@ describe('documentation stays true', () => {
     for (const b of blocks) parsePolicy(`version: 1\n${b.replace('…', 'x')}`, 'docs/audit.md');
   });
 
+  it('the examples in docs/resilience.md are valid policy', () => {
+    const md = readFileSync(new URL('../docs/resilience.md', import.meta.url), 'utf8');
+    const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(2);
+    for (const b of blocks) parsePolicy(`version: 1\n${b}`, 'docs/resilience.md');
+  });
+
   it('the shipped Prometheus rules use only metrics the gateway exports', async () => {
     const { parse } = await import('yaml');
     const { Metrics } = await import('../src/observe/metrics.js');
