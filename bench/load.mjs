@@ -22,17 +22,15 @@ const upstream = createServer((req, res) => {
     );
   if (req.url?.startsWith('/fail'))
     return res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"boom"}');
-  res
-    .writeHead(200, { 'content-type': 'application/json' })
-    .end(
-      JSON.stringify({
-        items: Array.from({ length: 20 }, (_, i) => ({
-          id: i,
-          name: `item ${i}`,
-          contact: `user${i}@example.org`,
-        })),
-      }),
-    );
+  res.writeHead(200, { 'content-type': 'application/json' }).end(
+    JSON.stringify({
+      items: Array.from({ length: 20 }, (_, i) => ({
+        id: i,
+        name: `item ${i}`,
+        contact: `user${i}@example.org`,
+      })),
+    }),
+  );
 });
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 const upUrl = `http://127.0.0.1:${upstream.address().port}`;
@@ -169,7 +167,7 @@ console.log(
   `# node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${SECONDS} s at concurrency ${CONC}`,
 );
 console.log(
-  `calls answered: ${answered} (${(answered / SECONDS).toFixed(0)}/s), transport errors: ${errors}, audit call records: ${recorded}, lost: ${answered - recorded > 0 ? answered - recorded : 0}`,
+  `calls answered: ${answered} (${(answered / SECONDS).toFixed(0)}/s), transport errors: ${errors}, audit call records: ${recorded}, lost: ${Math.max(answered - recorded, 0)}`,
 );
 console.log('| tool | calls | p50 ms | p99 ms |');
 console.log('|---|---:|---:|---:|');
