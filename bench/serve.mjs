@@ -3,7 +3,9 @@
 // run, against the same upstream (the demo shop in its own process).
 //
 //   node bench/serve.mjs [calls=2000] [seconds=5] [concurrency=16]
+
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
@@ -134,6 +136,13 @@ async function sdkClient(transport, mode) {
   return { c, tool, call };
 }
 
+// The default rate limits (120 calls a minute per caller and tool) would stop a benchmark: raise them.
+const BENCH_POLICY = '/tmp/warden-bench-policy.yaml';
+writeFileSync(
+  BENCH_POLICY,
+  'version: 1\nrateLimit: { perToolPrincipal: { calls: 1000000, perSeconds: 60 }, perPrincipal: { calls: 1000000, perSeconds: 60 } }\ndefaults: { concurrency: 1000 }\n',
+);
+
 const servers = (up) => ({
   floor: {
     era: { pin: '2026-07-28' },
@@ -154,6 +163,8 @@ const servers = (up) => ({
         up,
         '--audit-file',
         '/tmp/warden-bench-audit.jsonl',
+        '--policy',
+        BENCH_POLICY,
         '--log-level',
         'warn',
       ],
@@ -170,6 +181,8 @@ const servers = (up) => ({
         up,
         '--audit-file',
         '/tmp/warden-bench-audit.jsonl',
+        '--policy',
+        BENCH_POLICY,
         '--log-level',
         'warn',
       ],
