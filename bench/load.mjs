@@ -4,11 +4,13 @@
 // tools/call frames at a fixed concurrency, samples the gateway's RSS every 10 s, and at the end
 // checks that every answered call has its audit record.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Pool } from 'undici';
+import { auditFiles } from '../dist/audit/read.js';
 
 const SECONDS = Number(process.argv[2] ?? 600);
 const CONC = Number(process.argv[3] ?? 16);
@@ -53,6 +55,7 @@ writeFileSync(
     'version: 1',
     'rateLimit: { perToolPrincipal: { calls: 1000000, perSeconds: 60 }, perPrincipal: { calls: 1000000, perSeconds: 60 } }',
     'originBreaker: false',
+    'audit: { rotateMb: 100, retain: 100 }',
     'rules:',
     '  - match: { name: slowThing }',
     '    timeoutMs: 1000',
@@ -159,9 +162,12 @@ gw.kill('SIGTERM');
 await new Promise((r) => gw.once('exit', r));
 upstream.close();
 
-const recorded = readFileSync(audit, 'utf8')
-  .split('\n')
-  .filter((l) => l.includes('"kind":"call"')).length;
+// Count call records across the audit's rotated files, streaming (ten minutes of audit is large).
+let recorded = 0;
+for (const f of auditFiles(audit)) {
+  const rl = createInterface({ input: createReadStream(f), crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const line of rl) if (line.includes('"kind":"call"')) recorded++;
+}
 const q = (a, f) => (a.length ? a.sort((x, y) => x - y)[Math.floor(f * (a.length - 1))].toFixed(1) : '-');
 console.log(
   `# node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${SECONDS} s at concurrency ${CONC}`,
