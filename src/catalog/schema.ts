@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import safeRegex from 'safe-regex2';
 import { WardenError } from '../errors.js';
 import type { Dialect } from '../spec/load.js';
 import { getByPointer, pointerTokens } from '../spec/parse.js';
@@ -212,11 +213,17 @@ export class SchemaConverter {
       } else if (k === 'enum' && Array.isArray(v)) {
         out.enum = v;
       } else if (k === 'pattern' && typeof v === 'string') {
-        if (isUsableRegExp(v)) out.pattern = v;
-        else
+        if (!isUsableRegExp(v))
           this.warnings.push(
             `${ctx(k)}: pattern ${JSON.stringify(v).slice(0, 80)} is not a valid regular expression; ignored`,
           );
+        else if (!isSafeRegExp(v))
+          // Arguments and responses are matched against it: a pattern that can backtrack
+          // catastrophically would let one crafted string freeze the gateway (ReDoS).
+          this.warnings.push(
+            `${ctx(k)}: pattern ${JSON.stringify(v).slice(0, 80)} could backtrack catastrophically (ReDoS); not enforced`,
+          );
+        else out.pattern = v;
       } else if (k === 'properties' && v && typeof v === 'object') {
         const props: Record<string, JsonSchema> = {};
         for (const [name, sub] of Object.entries(v as Record<string, unknown>)) {
@@ -239,7 +246,7 @@ export class SchemaConverter {
       } else if ((SUBSCHEMA_MAPS as readonly string[]).includes(k) && v && typeof v === 'object') {
         const m: Record<string, JsonSchema> = {};
         for (const [name, sub] of Object.entries(v as Record<string, unknown>)) {
-          if (k === 'patternProperties' && !isUsableRegExp(name)) continue;
+          if (k === 'patternProperties' && !(isUsableRegExp(name) && isSafeRegExp(name))) continue;
           m[name] = this.node(sub, mode, deps, `${ctx(k)}/${name}`, depth + 1);
         }
         out[k] = m;
@@ -312,6 +319,20 @@ function nullable(out: JsonSchemaObject): JsonSchema {
 }
 
 /** Patterns compile the way the validator will run them (no `u` flag, as ECMA-262 regexes in specs expect). */
+/**
+ * Screens out patterns with nested quantifiers (`(a+)+`), the usual shape of exponential
+ * backtracking, with safe-regex2's star-height check. It is conservative (some safe patterns are
+ * refused, and then simply not enforced) and does not see every ReDoS shape (overlapping
+ * alternations such as `(a|a)*`): SECURITY.md says so.
+ */
+export function isSafeRegExp(p: string): boolean {
+  try {
+    return p.length <= 1000 && safeRegex(p);
+  } catch {
+    return false;
+  }
+}
+
 export function isUsableRegExp(p: string): boolean {
   try {
     new RegExp(p);

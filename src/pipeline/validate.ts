@@ -27,6 +27,13 @@ export function createValidate(options: ValidateOptions) {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new WardenError('INVALID_ARGUMENT', 'Invalid arguments: the arguments must be a JSON object.');
     }
+    const polluting = pollutionPath(raw);
+    if (polluting)
+      throw new WardenError('INVALID_ARGUMENT', `Invalid arguments for ${tool.name}.`, {
+        details: [
+          `'${polluting}' is not allowed: keys that reach an object's prototype are refused anywhere in the arguments`,
+        ],
+      });
     let args = raw as Record<string, unknown>;
     if (ctx.decision?.decision.confirm && CONFIRM_ARG in args) {
       // The confirmation token is the gateway's, not the API's: the confirm stage reads it from the input.
@@ -154,4 +161,28 @@ function article(type: string): string {
     .split(',')
     .map((t) => (t === 'integer' || t === 'object' || t === 'array' ? `an ${t}` : `a ${t}`));
   return parts.join(' or ');
+}
+
+/**
+ * The first key path that could pollute a prototype downstream (`__proto__` anywhere, or
+ * `constructor.prototype`): many upstreams parse `a[__proto__][x]=1` query strings or merge JSON
+ * bodies into objects. Refused here, once, whatever the schema allows. Iterative and bounded.
+ */
+export function pollutionPath(value: unknown): string | undefined {
+  const stack: Array<[unknown, string, number]> = [[value, '', 0]];
+  let visited = 0;
+  while (stack.length && visited++ < 100_000) {
+    const [v, path, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object' || depth > 64) continue;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push([v[i], `${path}[${i}]`, depth + 1]);
+      continue;
+    }
+    for (const k of Object.keys(v)) {
+      const at = path ? `${path}.${k}` : k;
+      if (k === '__proto__' || (k === 'prototype' && path.endsWith('constructor'))) return at;
+      stack.push([(v as Record<string, unknown>)[k], at, depth + 1]);
+    }
+  }
+  return undefined;
 }

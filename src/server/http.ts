@@ -98,6 +98,14 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
       } catch {
         return reply(res, 'HTTP_BAD_REQUEST', 'Parse error: the body is not valid JSON.', -32700);
       }
+      // JSON-RPC batches were removed from MCP (2025-06-18): one message per request, one audit record per call.
+      if (Array.isArray(parsed))
+        return reply(
+          res,
+          'HTTP_BAD_REQUEST',
+          'Batched JSON-RPC requests are not supported; send one message per request.',
+          -32600,
+        );
       if (tooDeep(parsed, maxDepth))
         return reply(res, 'HTTP_BAD_REQUEST', `The JSON body nests deeper than ${maxDepth} levels.`, -32600);
       await handle(req, res, parsed);
