@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { listRotated } from './jsonl.js';
 
 /** Every file of an audit path, oldest first: its rotated segments, then the live file. */
@@ -15,28 +16,62 @@ export interface AuditFilter {
   until?: number;
 }
 
+/**
+ * The lines of a file, streamed: an audit file can be far larger than a string may be (ten minutes
+ * of load wrote more than 512 MB). A missing file has no lines.
+ */
+export async function* readLines(file: string): AsyncGenerator<string> {
+  const input = createReadStream(file, { encoding: 'utf8' });
+  try {
+    for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) yield line;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
 /** Records of the given files that pass the filter (lines that do not parse are skipped). */
-export function* readRecords(
+export async function* readRecords(
   files: readonly string[],
   f: AuditFilter = {},
-): Generator<Record<string, unknown>> {
-  for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
+): AsyncGenerator<Record<string, unknown>> {
+  for (const file of files)
+    for await (const line of readLines(file)) {
+      const r = parseRecord(line);
+      if (r && matches(r, f)) yield r;
     }
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      let r: Record<string, unknown>;
-      try {
-        r = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
-      if (matches(r, f)) yield r;
-    }
+}
+
+/** The last `maxBytes` of a file, as whole lines: a bounded read, for start-up. */
+export function tailLines(file: string, maxBytes: number): string[] {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return [];
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    const lines = buf.toString('utf8').split('\n');
+    // The first line may be cut in the middle when the read did not start at the file's start.
+    if (len < size) lines.shift();
+    return lines.filter((l) => l.length > 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function parseRecord(line: string): Record<string, unknown> | undefined {
+  if (!line) return undefined;
+  try {
+    const r: unknown = JSON.parse(line);
+    return r !== null && typeof r === 'object' && !Array.isArray(r)
+      ? (r as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
   }
 }
 

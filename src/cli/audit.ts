@@ -1,8 +1,8 @@
-import { watchFile } from 'node:fs';
+import { closeSync, openSync, readSync, statSync, watchFile } from 'node:fs';
 import { exists } from '../audit/jsonl.js';
 import { linesOfInstance, queryPg } from '../audit/postgres.js';
-import { type AuditFilter, auditFiles, matches, readRecords, tableLine } from '../audit/read.js';
-import { verifyAudit, verifyLines } from '../audit/verify.js';
+import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tableLine } from '../audit/read.js';
+import { type VerifyResult, verifyAudit, verifyLines } from '../audit/verify.js';
 import { WardenError } from '../errors.js';
 
 interface Io {
@@ -22,7 +22,7 @@ export async function runAuditVerify(
     if (!v) throw new WardenError('USAGE', `${opts.keyEnv} is not set`);
     key = Buffer.from(v, 'utf8');
   }
-  let r: ReturnType<typeof verifyAudit>;
+  let r: VerifyResult;
   if (opts.dbEnv) {
     if (!opts.instance)
       throw new WardenError('USAGE', '--db-env needs --instance (each instance has its own chain)');
@@ -30,7 +30,7 @@ export async function runAuditVerify(
     r = verifyLines([{ file: `db:${opts.instance}`, lines }], key);
   } else {
     if (!file || !exists(file)) throw new WardenError('USAGE', `no audit file at ${file ?? '(none given)'}`);
-    r = verifyAudit(auditFiles(file), key);
+    r = await verifyAudit(auditFiles(file), key);
   }
   const summary = `${r.records} records, ${r.checkpoints} checkpoints (${r.signedCheckpoints} signed) in ${r.files} file(s)`;
   if (r.ok) {
@@ -92,7 +92,7 @@ export async function runAuditQuery(
   }
   if (!file || !exists(file)) throw new WardenError('USAGE', `no audit file at ${file ?? '(none given)'}`);
   let n = 0;
-  for (const r of readRecords(auditFiles(file), f)) {
+  for await (const r of readRecords(auditFiles(file), f)) {
     if (n++ >= limit) break;
     print(r, opts.format, io);
   }
@@ -107,16 +107,38 @@ export async function runAuditTail(
   if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
   const f = filterOf(opts as Record<string, string | undefined>);
   const n = opts.lines ? Number(opts.lines) : 20;
-  const all = [...readRecords([file], f)];
-  for (const r of all.slice(-n)) print(r, opts.format as string | undefined, io);
+  // Streamed, keeping only the last n: the file can be larger than memory should hold.
+  const last: Array<Record<string, unknown>> = [];
+  for await (const r of readRecords([file], f)) {
+    last.push(r);
+    if (last.length > n) last.shift();
+  }
+  for (const r of last) print(r, opts.format as string | undefined, io);
   if (!opts.follow) return;
-  let seen = [...readRecords([file])].length;
+  // Follow by byte offset: each change reads only what was appended (from the start after a rotation).
+  let offset = statSync(file).size;
+  let partial = '';
   await new Promise<void>(() => {
-    watchFile(file, { interval: 500 }, () => {
-      const records = [...readRecords([file])];
-      if (records.length < seen) seen = 0; // rotated
-      for (const r of records.slice(seen)) if (matches(r, f)) print(r, opts.format as string | undefined, io);
-      seen = records.length;
+    watchFile(file, { interval: 500 }, (cur) => {
+      if (cur.size < offset) {
+        offset = 0;
+        partial = '';
+      }
+      if (cur.size === offset) return;
+      const fd = openSync(file, 'r');
+      const buf = Buffer.alloc(cur.size - offset);
+      try {
+        readSync(fd, buf, 0, buf.length, offset);
+      } finally {
+        closeSync(fd);
+      }
+      offset = cur.size;
+      const lines = (partial + buf.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const r = parseRecord(line);
+        if (r && matches(r, f)) print(r, opts.format as string | undefined, io);
+      }
     });
   });
 }

@@ -6,7 +6,7 @@ import type { McpRequestContext, Server } from '@modelcontextprotocol/server';
 import { Agent } from 'undici';
 import { type AuditSink, openJsonlAudit } from '../audit/jsonl.js';
 import { openPgMirror } from '../audit/postgres.js';
-import { auditFiles, readRecords } from '../audit/read.js';
+import { auditFiles, matches, parseRecord, tailLines } from '../audit/read.js';
 import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
 import { Controller } from '../control/controller.js';
@@ -442,15 +442,19 @@ function callersConfigured(c: CallersDoc | undefined): boolean {
 
 const DEFAULT_ALERTS = alertsSchema.parse({ errorRate: {}, deniedRate: {}, volume: {} });
 
-/** Principal × tool pairs the audit already holds, so first-use alerts survive a restart. */
+/**
+ * Principal × tool pairs the audit already holds, so first-use alerts survive a restart. Bounded
+ * work at start-up: the last 16 MiB of each of the last three files, however large they are.
+ */
 function seenPairs(auditFile: string): string[] {
   const out = new Set<string>();
-  try {
-    for (const r of readRecords(auditFiles(auditFile).slice(-3), { kind: 'call', decision: 'allowed' }))
-      if (typeof r.principal === 'string' && typeof r.tool === 'string') out.add(`${r.principal}\0${r.tool}`);
-  } catch {
-    /* no audit yet */
-  }
+  const wanted = { kind: 'call', decision: 'allowed' } as const;
+  for (const file of auditFiles(auditFile).slice(-3))
+    for (const line of tailLines(file, 16 * 1024 * 1024)) {
+      const r = parseRecord(line);
+      if (r && matches(r, wanted) && typeof r.principal === 'string' && typeof r.tool === 'string')
+        out.add(`${r.principal}\0${r.tool}`);
+    }
   return [...out];
 }
 

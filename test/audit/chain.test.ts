@@ -33,7 +33,7 @@ const lines = (f: string) => readFileSync(f, 'utf8').trimEnd().split('\n');
 describe('hash-chained audit', () => {
   it('verifies an untouched file, with signed checkpoints', async () => {
     const file = await writeAudit(25);
-    const r = verifyAudit([file], KEY);
+    const r = await verifyAudit([file], KEY);
     expect(r).toMatchObject({ ok: true, records: 25, checkpoints: 3, signedCheckpoints: 3 });
   });
 
@@ -43,7 +43,7 @@ describe('hash-chained audit', () => {
     ls[6] = ls[6]!.replace('"principal":"bob"', '"principal":"mallory"');
     expect(ls[6]).toContain('mallory');
     writeFileSync(file, `${ls.join('\n')}\n`);
-    const r = verifyAudit([file], KEY);
+    const r = await verifyAudit([file], KEY);
     expect(r.ok).toBe(false);
     expect(r.problem).toMatchObject({ line: 8, seq: 8 });
     expect(r.problem!.message).toContain('record 7 was altered');
@@ -53,7 +53,7 @@ describe('hash-chained audit', () => {
     const file = await writeAudit(25);
     const ls = lines(file);
     writeFileSync(file, `${[...ls.slice(0, 4), ...ls.slice(5)].join('\n')}\n`);
-    expect(verifyAudit([file]).problem!.message).toBe('records 5–5 are missing');
+    expect((await verifyAudit([file])).problem!.message).toBe('records 5–5 are missing');
     // Removing records and re-chaining them by hand still cannot forge a signed checkpoint.
     const file2 = await writeAudit(25);
     const cp = lines(file2).find((l) => l.includes('"kind":"checkpoint"'))!;
@@ -62,7 +62,7 @@ describe('hash-chained audit', () => {
     const ls2 = lines(file2);
     ls2[ls2.indexOf(cp)] = JSON.stringify(forged);
     writeFileSync(file2, `${ls2.join('\n')}\n`);
-    const r2 = verifyAudit([file2], KEY);
+    const r2 = await verifyAudit([file2], KEY);
     expect(r2.ok).toBe(false);
   });
 
@@ -72,7 +72,7 @@ describe('hash-chained audit', () => {
     const sink = openJsonlAudit(file, { checkpointEvery: 1000 });
     sink.write(call(99));
     await sink.close();
-    const r = verifyAudit([file]);
+    const r = await verifyAudit([file]);
     expect(r.problem).toMatchObject({ line: 7, message: expect.stringContaining('torn') });
     // Everything after the torn line is still chained to it.
     const after = lines(file).slice(7);
@@ -92,9 +92,9 @@ describe('hash-chained audit', () => {
     await sink.close();
     const segments = listRotated(file);
     expect(segments.length).toBeGreaterThan(3);
-    expect(verifyAudit([...segments, file])).toMatchObject({ ok: true, records: 60 });
+    expect(await verifyAudit([...segments, file])).toMatchObject({ ok: true, records: 60 });
     // A segment taken out of the middle breaks the chain.
-    expect(verifyAudit([segments[0]!, ...segments.slice(2), file]).ok).toBe(false);
+    expect((await verifyAudit([segments[0]!, ...segments.slice(2), file])).ok).toBe(false);
   });
 
   it('is checked from the command line, with the key taken from the environment', async () => {
@@ -124,5 +124,11 @@ describe('hash-chained audit', () => {
         .split('\n')
         .map((l) => JSON.parse(l).id),
     ).toEqual(['id-0', 'id-3', 'id-6', 'id-9']);
+    const tail = spawnSync(
+      process.execPath,
+      [BIN, 'audit', 'tail', file, '-n', '2', '--kind', 'call', '--format', 'json'],
+      { encoding: 'utf8' },
+    );
+    expect(tail.stdout.trim().split('\n').map((l) => JSON.parse(l).id)).toEqual(['id-10', 'id-11']);
   });
 });
