@@ -5,12 +5,12 @@ import { request } from 'undici';
 import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
 import { Controller } from '../control/controller.js';
-import { formatError, WardenError } from '../errors.js';
+import { WardenError } from '../errors.js';
 import { checkPolicy, didYouMean } from '../policy/check.js';
 import { DEFAULT_POLICY, evaluatePolicy } from '../policy/evaluate.js';
 import { readPolicyFile } from '../policy/load.js';
 import { DEFAULT_SCOPES, ENVIRONMENTS, type Environment } from '../policy/schema.js';
-import { hashKey, newApiKey } from '../server/callers.js';
+import { newApiKey } from '../server/callers.js';
 import { loadSpec } from '../spec/load.js';
 import { createMemoryState } from '../state/memory.js';
 
@@ -220,8 +220,6 @@ export function runKeysCreate(
   io.stderr(`${entry.join('\n')}\n`);
 }
 
-export { hashKey };
-
 /** The admin API's client: the CLI's `tools`, `mode` and `policy history|diff|rollback`. */
 export async function adminCall(
   method: 'GET' | 'POST',
@@ -270,5 +268,3 @@ export function printTools(rows: Array<Record<string, unknown>>, io: Io): void {
       `${r.exposed ? 'on ' : 'off'}  ${String(r.name).padEnd(32)} ${String(r.kind).padEnd(11)} ${String(r.approved === false ? 'pending' : r.toggle).padEnd(8)} ${r.exposed ? `scopes: ${(r.scopes as string[]).join(' ')}` : ((r.hiddenBecause as string[])[0] ?? '')}\n`,
     );
 }
-
-export { formatError };

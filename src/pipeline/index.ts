@@ -87,10 +87,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     // Turns the upstream response into a result: schema-checked structure, safe error excerpts.
     ['answer', createAnswer({ catalog: o.catalog, scrubber: o.scrubber })],
     // Last before the agent: mask by schema, redact by value, cut to the context limits.
-    [
-      'protect',
-      createProtect({ scrubber: o.scrubber, ...(o.resultLimits ? { limits: o.resultLimits } : {}) }),
-    ],
+    ['protect', createProtect(o.resultLimits ? { limits: o.resultLimits } : {})],
   ];
   // Last, for every call whatever stopped it: allowed, denied and failed calls are all recorded.
   const audit = createAudit({ sink: o.audit, scrubber: o.scrubber });

@@ -1,5 +1,4 @@
 import type { DataClass } from '../catalog/types.js';
-import type { Scrubber } from '../observe/scrub.js';
 import { type CapLimits, capValue, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RESULT_BYTES } from '../protect/caps.js';
 import { detectorFor, type RedactionCounts } from '../protect/detect.js';
 import { maskerFor, maskUntyped } from '../protect/mask.js';
@@ -7,7 +6,6 @@ import { redactJson } from '../protect/redact-json.js';
 import type { CallContext, ToolResult } from './context.js';
 
 export interface ProtectOptions {
-  scrubber: Scrubber;
   /** Gateway-wide defaults; the policy sets them globally and per tool. */
   limits?: Partial<CapLimits>;
 }
@@ -19,7 +17,6 @@ export interface ProtectOptions {
  * to continue; the text copy is rebuilt from the result, never taken from the raw body.
  */
 export function createProtect(options: ProtectOptions) {
-  const { scrubber } = options;
   const defaults: CapLimits = {
     maxItems: options.limits?.maxItems ?? DEFAULT_MAX_ITEMS,
     maxResultBytes: options.limits?.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES,
@@ -70,10 +67,8 @@ export function createProtect(options: ProtectOptions) {
       };
     } else {
       const [first, ...rest] = answer.content;
-      let text = detector.redact(
-        scrubber.empty ? (first?.text ?? '') : scrubber.scrub(first?.text ?? ''),
-        counts,
-      );
+      // Known credential values were scrubbed by the answer stage already.
+      let text = detector.redact(first?.text ?? '', counts);
       const capNotes: string[] = [];
       if (Buffer.byteLength(text) > limits.maxResultBytes) {
         text = `${Buffer.from(text)

@@ -276,11 +276,3 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
     };
   });
 }
-
-/** Rule names that match no tool are almost always typos: `policy check` reports them. */
-export function unmatchedRules(catalog: Catalog, doc: PolicyDoc): number[] {
-  return doc.rules
-    .map((rule, i) => ({ i, m: compileMatch(rule) }))
-    .filter(({ m }) => !catalog.tools.some(m))
-    .map(({ i }) => i);
-}
