@@ -129,6 +129,11 @@ describe('hash-chained audit', () => {
       [BIN, 'audit', 'tail', file, '-n', '2', '--kind', 'call', '--format', 'json'],
       { encoding: 'utf8' },
     );
-    expect(tail.stdout.trim().split('\n').map((l) => JSON.parse(l).id)).toEqual(['id-10', 'id-11']);
+    expect(
+      tail.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).id),
+    ).toEqual(['id-10', 'id-11']);
   });
 });
