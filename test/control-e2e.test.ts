@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: the demo upstream is plain JavaScript
 import { startShop } from '../examples/shop/server.mjs';
 import { type Gateway, startGateway } from '../src/server/serve.js';
-import { tempTree } from './helpers.js';
+import { eventually, tempTree } from './helpers.js';
 
 const SHOP_SPEC = new URL('../examples/shop/openapi.yaml', import.meta.url).pathname;
 const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
@@ -34,20 +34,6 @@ const BASE_POLICY = [
   '    enabled: true',
   '',
 ].join('\n');
-
-/** Polls until `check` passes (file watching and notifications are asynchronous). */
-async function eventually(check: () => Promise<void> | void, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (e) {
-      if (Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 describe('runtime control without a redeploy', () => {
   let shop: Shop;

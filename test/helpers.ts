@@ -95,3 +95,17 @@ export async function startUpstream(
       }),
   };
 }
+
+/** Retries a check until it passes or `ms` runs out (file watching and pub/sub are asynchronous). */
+export async function eventually(check: () => Promise<void> | void, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (e) {
+      if (Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: the demo upstream is plain JavaScript
 import { startShop } from '../examples/shop/server.mjs';
 import { type Gateway, startGateway } from '../src/server/serve.js';
-import { tempTree } from './helpers.js';
+import { eventually, tempTree } from './helpers.js';
 
 const ORIGINAL = readFileSync(new URL('../examples/shop/openapi.yaml', import.meta.url), 'utf8');
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
@@ -24,19 +24,6 @@ interface Shop {
   key: string;
   requests: Array<{ method: string; url: string }>;
   close(): Promise<void>;
-}
-
-async function eventually(check: () => Promise<void> | void, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (e) {
-      if (Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }
 
 describe('tool-definition pinning across spec reloads', () => {
