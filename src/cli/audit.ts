@@ -84,7 +84,7 @@ export async function runAuditQuery(
   io: Io,
 ): Promise<void> {
   const f = filterOf(opts);
-  const limit = opts.limit ? Number(opts.limit) : Number.POSITIVE_INFINITY;
+  const limit = opts.limit ? count(opts.limit, '--limit') : Number.POSITIVE_INFINITY;
   if (opts.dbEnv) {
     for (const r of await queryPg(dbUrl(opts.dbEnv), f, Number.isFinite(limit) ? limit : 100_000))
       print(r, opts.format, io);
@@ -106,7 +106,7 @@ export async function runAuditTail(
 ): Promise<void> {
   if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
   const f = filterOf(opts as Record<string, string | undefined>);
-  const n = opts.lines ? Number(opts.lines) : 20;
+  const n = opts.lines ? count(String(opts.lines), '--lines') : 20;
   // Streamed, keeping only the last n: the file can be larger than memory should hold.
   const last: Array<Record<string, unknown>> = [];
   for await (const r of readRecords([file], f)) {
@@ -147,4 +147,11 @@ function dbUrl(envName: string): string {
   const url = process.env[envName];
   if (!url) throw new WardenError('USAGE', `${envName} is not set`);
   return url;
+}
+
+function count(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0)
+    throw new WardenError('USAGE', `${name} must be a whole number, not ${v}`);
+  return n;
 }
