@@ -65,7 +65,16 @@ function printHelp() {
     mcpServers: {
       'acme-shop': {
         command: process.execPath,
-        args: [cli, 'serve', '--stdio', '--spec', spec, '--base-url', shop.url, ...(withPolicy ? ['--policy', policy] : [])],
+        args: [
+          cli,
+          'serve',
+          '--stdio',
+          '--spec',
+          spec,
+          '--base-url',
+          shop.url,
+          ...(withPolicy ? ['--policy', policy] : []),
+        ],
         env: withPolicy ? { SHOP_KEY: key } : { MCP_WARDEN_CRED_SHOPKEY: key },
       },
     },

@@ -24,7 +24,11 @@ export interface ControlEvent {
     | 'tool.toggle'
     | 'tool.approve'
     | 'spec.reload'
-    | 'mode';
+    | 'mode'
+    | 'alert.ack'
+    | 'admin.login'
+    | 'admin.login-refused'
+    | 'admin.logout';
   target?: string;
   before?: unknown;
   after?: unknown;
@@ -313,7 +317,7 @@ export class Controller {
     this.active.credentials.close();
   }
 
-  private version(n: number): PolicyVersion {
+  version(n: number): PolicyVersion {
     const v = this.versions.find((x) => x.version === n);
     if (!v) throw new WardenError('USAGE', `no policy version ${n}; versions are 1..${this.versions.length}`);
     return v;

@@ -12,6 +12,15 @@ export interface Alert {
   time: string;
 }
 
+/** An alert as the dashboard lists it: numbered, and acknowledged once an operator has seen it. */
+export interface FiredAlert extends Alert {
+  id: number;
+  acknowledged?: { by: string; at: string };
+}
+
+/** Fired alerts kept for the dashboard (oldest dropped first). */
+const HISTORY = 500;
+
 export interface AlertsOptions {
   config: AlertsDoc | undefined;
   logger: Logger;
@@ -83,6 +92,8 @@ export class Alerts {
   private readonly volume = new Map<string, { cur: Window; history: number[]; windowStart: number }>();
   private readonly seen = new Set<string>();
   private readonly pending = new Set<Promise<void>>();
+  private readonly fired: FiredAlert[] = [];
+  private nextId = 1;
 
   constructor(private readonly o: AlertsOptions) {
     this.cfg = { cooldownSeconds: 300, firstUse: true, auditFailing: true, ...(o.config ?? {}) };
@@ -248,8 +259,22 @@ export class Alerts {
     });
   }
 
+  /** Fired alerts, newest first. */
+  list(): readonly FiredAlert[] {
+    return [...this.fired].reverse();
+  }
+
+  /** Marks an alert as seen; undefined when no such alert is kept. Acknowledging twice keeps the first. */
+  acknowledge(id: number, by: string): FiredAlert | undefined {
+    const a = this.fired.find((f) => f.id === id);
+    if (a && !a.acknowledged) a.acknowledged = { by, at: new Date(this.now()).toISOString() };
+    return a;
+  }
+
   private fire(a: Omit<Alert, 'time'>): void {
     const alert: Alert = { ...a, time: new Date(this.now()).toISOString() };
+    this.fired.push({ id: this.nextId++, ...alert });
+    if (this.fired.length > HISTORY) this.fired.shift();
     this.o.logger.warn({ alert: alert.rule, subject: alert.subject }, `alert: ${alert.message}`);
     this.o.onFire?.(alert);
     for (const hook of this.cfg.webhooks ?? []) {

@@ -9,13 +9,14 @@ import { openPgMirror } from '../audit/postgres.js';
 import { auditFiles, matches, parseRecord, tailLines } from '../audit/read.js';
 import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
-import { Controller } from '../control/controller.js';
+import { type ControlEvent, Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
-import { toWardenError, WardenError } from '../errors.js';
+import { ERROR_CODES, toWardenError, WardenError } from '../errors.js';
 import { Alerts } from '../observe/alerts.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
 import { Scrubber } from '../observe/scrub.js';
+import { CallSeries } from '../observe/series.js';
 import { createPipeline, type Pipeline } from '../pipeline/index.js';
 import { readPolicyFile } from '../policy/load.js';
 import { alertsSchema, type CallersDoc, DEFAULT_SCOPES, type Environment } from '../policy/schema.js';
@@ -175,6 +176,11 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     : undefined;
   const state = redis ?? createMemoryState();
   const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined);
+  const recordControl = (e: ControlEvent): void => {
+    metrics.controlChanges.inc({ action: e.action });
+    audit.write({ kind: 'control', time: new Date().toISOString(), ...e });
+  };
+  const series = new CallSeries();
   const controller = new Controller({
     catalog,
     pins,
@@ -183,10 +189,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     env,
     state,
     onSecret: (values) => scrubber.add(values),
-    onControl: (e) => {
-      metrics.controlChanges.inc({ action: e.action });
-      audit.write({ kind: 'control', time: new Date().toISOString(), ...e });
-    },
+    onControl: recordControl,
     warn: (msg, data) => logger.warn(data ?? {}, msg),
   });
   const doc = controller.policy();
@@ -223,6 +226,11 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       },
       onCall: (ctx, record) => {
         metrics.observeCall(ctx, record);
+        series.observe(
+          ctx.tool?.name ?? '(unknown)',
+          performance.now() - ctx.startedAt,
+          !ctx.error ? 'ok' : ERROR_CODES[ctx.error.code].audit === 'failed' ? 'error' : 'denied',
+        );
         alerts?.observe(ctx);
       },
       send: {
@@ -401,6 +409,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       port: o.admin.port,
       host: o.admin.host ?? doc.admin.host ?? '127.0.0.1',
       logger,
+      onControl: recordControl,
+      series,
+      ...(alerts ? { alerts } : {}),
+      auditFile,
     });
     logger.info({ url: admin.url }, `admin API: ${admin.url}`);
   }

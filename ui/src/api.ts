@@ -1,0 +1,96 @@
+/** The admin API as the dashboard uses it: same origin, session cookie, CSRF token on every change. */
+
+let csrf = '';
+let onLoggedOut: () => void = () => {};
+
+export function setSession(token: string, loggedOut: () => void): void {
+  csrf = token;
+  onLoggedOut = loggedOut;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function api<T>(path: string, body?: unknown): Promise<T> {
+  const method = body === undefined ? 'GET' : 'POST';
+  const headers: Record<string, string> = {};
+  if (method === 'POST') {
+    headers['content-type'] = 'application/json';
+    headers['x-csrf-token'] = csrf;
+  }
+  const res = await fetch(path, {
+    method,
+    credentials: 'same-origin',
+    headers,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const data = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
+  if (!res.ok) {
+    if (res.status === 401) onLoggedOut();
+    throw new ApiError(res.status, data.error ?? 'ERROR', data.message ?? `HTTP ${res.status}`);
+  }
+  return data as T;
+}
+
+export interface SessionInfo {
+  actor: string;
+  csrf: string;
+  expiresAt: string;
+}
+
+export interface ToolRow {
+  name: string;
+  method: string;
+  path: string;
+  kind: string;
+  risk: string[];
+  dataClasses: string[];
+  exposed: boolean;
+  hiddenBecause: string[];
+  scopes: string[];
+  confirm: boolean;
+  toggle: 'enabled' | 'disabled' | 'policy';
+  approved: boolean;
+}
+
+export interface SeriesPoint {
+  t: number;
+  calls: number;
+  errors: number;
+  denied: number;
+  p50: number | null;
+  p99: number | null;
+}
+
+export interface Series {
+  bucketSeconds: number;
+  tools: Record<string, SeriesPoint[]>;
+  all: SeriesPoint[];
+  summary: Record<string, Omit<SeriesPoint, 't'>>;
+}
+
+export interface FiredAlert {
+  id: number;
+  rule: string;
+  subject: string;
+  message: string;
+  time: string;
+  acknowledged?: { by: string; at: string };
+}
+
+export interface PolicyVersionInfo {
+  version: number;
+  time: string;
+  actor: string;
+  source: string;
+  sha256: string;
+}
+
+export type AuditRecord = Record<string, unknown> & { seq?: number };

@@ -1,0 +1,161 @@
+import { useState } from 'preact/hooks';
+import { api, type ToolRow } from '../api.js';
+import { Badge, ErrorLine, usePoll } from '../components.js';
+
+export function ToolsPage() {
+  const { value, error, reload } = usePoll(
+    () => api<{ policyVersion: number; tools: ToolRow[] }>('/tools'),
+    10_000,
+  );
+  const [filter, setFilter] = useState('');
+  const [actionError, setActionError] = useState('');
+  const [shown, setShown] = useState<'all' | 'exposed' | 'hidden' | 'pending'>('all');
+
+  async function act(path: string) {
+    setActionError('');
+    try {
+      await api(path, {});
+    } catch (e) {
+      setActionError((e as Error).message);
+    }
+    reload();
+  }
+
+  const tools = (value?.tools ?? []).filter((t) => {
+    const f = filter.trim().toLowerCase();
+    if (f && !`${t.name} ${t.method} ${t.path}`.toLowerCase().includes(f)) return false;
+    if (shown === 'exposed') return t.exposed;
+    if (shown === 'hidden') return !t.exposed;
+    if (shown === 'pending') return !t.approved;
+    return true;
+  });
+  const pending = (value?.tools ?? []).filter((t) => !t.approved).length;
+  const exposed = (value?.tools ?? []).filter((t) => t.exposed).length;
+
+  return (
+    <section>
+      <p>
+        {value ? `${exposed} of ${value.tools.length} tools exposed · policy v${value.policyVersion}` : ''}
+        {pending > 0 && (
+          <>
+            {' · '}
+            <strong>{pending} waiting for approval</strong>{' '}
+            <button type="button" onClick={() => act('/tools/*/approve')}>
+              Approve all pending
+            </button>
+          </>
+        )}
+      </p>
+      <div class="filters">
+        <label>
+          Search <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+        </label>
+        <label>
+          Show{' '}
+          <select value={shown} onChange={(e) => setShown(e.currentTarget.value as typeof shown)}>
+            <option value="all">all</option>
+            <option value="exposed">exposed</option>
+            <option value="hidden">hidden</option>
+            <option value="pending">waiting for approval</option>
+          </select>
+        </label>
+      </div>
+      <ErrorLine error={error || actionError} />
+      <table>
+        <caption class="sr-only">Tools, their risk and data classes, and whether callers see them</caption>
+        <thead>
+          <tr>
+            <th scope="col">Tool</th>
+            <th scope="col">Risk</th>
+            <th scope="col">Data</th>
+            <th scope="col">Status</th>
+            <th scope="col">Scopes</th>
+            <th scope="col">Control</th>
+          </tr>
+        </thead>
+        <tbody>
+          {tools.map((t) => (
+            <tr key={t.name} data-tool={t.name}>
+              <th scope="row">
+                <code>{t.name}</code>
+                <div class="sub">
+                  {t.method} {t.path}
+                </div>
+              </th>
+              <td>
+                <Badge tone={t.kind}>{t.kind}</Badge>
+                {t.risk.map((r) => (
+                  <Badge key={r} tone="risk">
+                    {r}
+                  </Badge>
+                ))}
+                {t.confirm && <Badge tone="confirm">confirm</Badge>}
+              </td>
+              <td>
+                {t.dataClasses.map((d) => (
+                  <Badge key={d} tone={`data-${d}`}>
+                    {d}
+                  </Badge>
+                ))}
+              </td>
+              <td>
+                {t.exposed ? (
+                  <Badge tone="ok">exposed</Badge>
+                ) : (
+                  <>
+                    <Badge tone="off">hidden</Badge>
+                    <ul class="reasons">
+                      {t.hiddenBecause.map((r) => (
+                        <li key={r}>{r}</li>
+                      ))}
+                    </ul>
+                  </>
+                )}
+                {t.toggle !== 'policy' && <div class="sub">runtime: {t.toggle}</div>}
+              </td>
+              <td>{t.scopes.join(' ')}</td>
+              <td class="control">
+                {t.toggle === 'disabled' ? (
+                  <button
+                    type="button"
+                    aria-label={`Enable ${t.name}`}
+                    onClick={() => act(`/tools/${encodeURIComponent(t.name)}/enable`)}
+                  >
+                    Enable
+                  </button>
+                ) : (
+                  <button
+                    type="button"
+                    aria-label={`Disable ${t.name}`}
+                    onClick={() => act(`/tools/${encodeURIComponent(t.name)}/disable`)}
+                  >
+                    Disable
+                  </button>
+                )}
+                {t.toggle !== 'policy' && (
+                  <button
+                    type="button"
+                    class="quiet"
+                    aria-label={`Reset ${t.name} to the policy`}
+                    onClick={() => act(`/tools/${encodeURIComponent(t.name)}/reset`)}
+                  >
+                    Reset
+                  </button>
+                )}
+                {!t.approved && (
+                  <button
+                    type="button"
+                    aria-label={`Approve ${t.name}`}
+                    onClick={() => act(`/tools/${encodeURIComponent(t.name)}/approve`)}
+                  >
+                    Approve
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
