@@ -97,6 +97,7 @@ ${JSON.stringify(stdio, null, 2).replace(/^/gm, '    ')}
 ${
   withPolicy
     ? `  Policy ${policy}: placing orders is on; deleting a customer asks you first.
+  Dashboard http://127.0.0.1:${adminPort}/ui/ (admin token: ${adminToken})
   Admin API ${`http://127.0.0.1:${adminPort}`}: try
     MCP_WARDEN_ADMIN_TOKEN=${adminToken} MCP_WARDEN_ADMIN_URL=http://127.0.0.1:${adminPort} \\
       node ${cli} tools disable createOrder      (or: mode read-only, tools list)

@@ -196,7 +196,7 @@ export function AuditPage() {
               </p>
             )}
             <pre>
-              <Redacted text={JSON.stringify(selected, null, 2)} />
+              <Redacted text={JSON.stringify(readable(selected), null, 2)} />
             </pre>
             <button type="button" class="quiet" onClick={() => setSelected(undefined)}>
               Close
@@ -206,4 +206,14 @@ export function AuditPage() {
       </div>
     </section>
   );
+}
+
+/** The response is stored as the text the agent saw; shown parsed when it is JSON, so it reads as data. */
+function readable(r: AuditRecord): AuditRecord {
+  if (typeof r.response !== 'string') return r;
+  try {
+    return { ...r, response: JSON.parse(r.response) };
+  } catch {
+    return r;
+  }
 }

@@ -53,8 +53,8 @@ export function MetricsPage() {
             title="Latency (ms)"
             points={points}
             series={[
-              { label: 'p50', value: (p) => p.p50, stroke: '#2e7d32' },
-              { label: 'p99', value: (p) => p.p99, stroke: '#6a1b9a' },
+              { label: 'p50', value: (p) => p.p50, stroke: '#2e7d32', dots: true },
+              { label: 'p99', value: (p) => p.p99, stroke: '#6a1b9a', dots: true },
             ]}
           />
         </div>
@@ -97,6 +97,8 @@ interface Line {
   label: string;
   value: (p: SeriesPoint) => number | null;
   stroke: string;
+  /** Draw each point: latency has gaps (no calls, no percentile), and a lone bucket has no line. */
+  dots?: boolean;
 }
 
 function Chart({ title, points, series }: { title: string; points: SeriesPoint[]; series: Line[] }) {
@@ -111,7 +113,16 @@ function Chart({ title, points, series }: { title: string; points: SeriesPoint[]
         title,
         width: Math.max(320, box.current.clientWidth),
         height: 220,
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, spanGaps: false }))],
+        series: [
+          {},
+          ...series.map((s) => ({
+            label: s.label,
+            stroke: s.stroke,
+            width: 2,
+            spanGaps: false,
+            ...(s.dots ? { points: { show: true, size: 6, fill: s.stroke } } : {}),
+          })),
+        ],
         axes: [{}, { size: 50 }],
       },
       data,

@@ -84,11 +84,13 @@ export function ToolsPage() {
               </th>
               <td>
                 <Badge tone={t.kind}>{t.kind}</Badge>
-                {t.risk.map((r) => (
-                  <Badge key={r} tone="risk">
-                    {r}
-                  </Badge>
-                ))}
+                {t.risk
+                  .filter((r) => r !== t.kind && r !== 'read' && r !== 'write')
+                  .map((r) => (
+                    <Badge key={r} tone="risk">
+                      {r}
+                    </Badge>
+                  ))}
                 {t.confirm && <Badge tone="confirm">confirm</Badge>}
               </td>
               <td>
