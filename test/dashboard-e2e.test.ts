@@ -17,6 +17,9 @@ const haveBrowser = existsSync(CHROMIUM);
 if (!haveBrowser && process.env.MCP_WARDEN_REQUIRE_BROWSER === '1')
   throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
 
+/** The page's globals, inside page.evaluate (this file is type-checked without the DOM library). */
+type PageGlobals = { document: { cookie: string; activeElement: { textContent: string | null } | null } };
+
 const SHOP_SPEC = new URL('../examples/shop/openapi.yaml', import.meta.url).pathname;
 const SHOTS = new URL('../test-artifacts/dashboard/', import.meta.url).pathname;
 const ADMIN_TOKEN = 'browser-admin-token-0123456789abcdef';
@@ -107,7 +110,7 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
     await page.getByRole('heading', { level: 1, name: 'Tools' }).waitFor();
     expect(await page.getByText('Signed in as').textContent()).toContain('admin:alice');
     // HttpOnly: the page's own script cannot read the session.
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.cookie)).toBe('');
     const cookies = await page.context().cookies();
     expect(cookies).toHaveLength(1);
     expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Strict', secure: true });
@@ -241,7 +244,9 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
     let reached = '';
     for (let i = 0; i < 10 && reached !== 'Audit'; i++) {
       await page.keyboard.press('Tab');
-      reached = await page.evaluate(() => document.activeElement?.textContent ?? '');
+      reached = await page.evaluate(
+        () => (globalThis as unknown as PageGlobals).document.activeElement?.textContent ?? '',
+      );
     }
     expect(reached).toBe('Audit');
     await page.keyboard.press('Enter');
