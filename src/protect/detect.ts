@@ -147,7 +147,9 @@ export const DETECT_RULES: readonly DetectRule[] = [
     // (only strings are scanned; JSON numbers are left alone), and Luhn keeps false hits rare.
     re: /(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)/g,
     digits: true,
-    prefix: (v) => longestPrefix(v, /\d/, (p) => luhn(p.replace(/[ -]/g, ''))),
+    // Issuers' numbers start with 2–6 (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4, Discover/UnionPay 6):
+    // without that, one in ten 13-digit epoch-millisecond timestamps passed as a card.
+    prefix: (v) => longestPrefix(v, /\d/, (p) => /^[2-6]/.test(p) && luhn(p.replace(/[ -]/g, ''))),
   },
   {
     kind: 'iban',
