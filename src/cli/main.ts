@@ -3,9 +3,24 @@ import { Command, CommanderError, Option } from 'commander';
 import { ERROR_CODES, formatError, toWardenError, WardenError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
-import { adminCall, printTools, runExplain, runInit, runKeysCreate, runPolicyCheck } from './policy.js';
+import {
+  adminCall,
+  printTools,
+  runExplain,
+  runInit,
+  runKeysCreate,
+  runPolicyCheck,
+  runToolsets,
+} from './policy.js';
 import { runScan } from './scan.js';
 import { runServe } from './serve.js';
+
+// `mcp-warden … | head` closes the pipe early: that ends the output, it is not a crash.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
 
 const io = {
   stdout: (s: string) => process.stdout.write(s),
@@ -127,9 +142,22 @@ export function buildProgram(): Command {
         .default('same-origin'),
     )
     .option('--ref-root <dir>', "directory local $refs must stay inside (default: the spec's directory)")
+    .option('--toolsets <names>', 'serve only these toolsets, comma-separated (see `mcp-warden toolsets`)')
+    .option(
+      '--dynamic',
+      'list three meta-tools (search_tools, describe_tool, call_tool) instead of every tool',
+    )
     .action(async (opts) => {
       await runServe(opts, io);
     });
+
+  program
+    .command('toolsets')
+    .description('List the toolsets of a spec (tags, path groups, policy groups) for `serve --toolsets`.')
+    .argument('<spec>', 'spec file or URL')
+    .option('--policy <file>', 'policy file (for its `toolsets:` and to count what it exposes)')
+    .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
+    .action(async (spec: string, opts) => runToolsets(spec, opts, io));
 
   const policy = program
     .command('policy')

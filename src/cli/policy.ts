@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
 import { Controller } from '../control/controller.js';
+import { listToolsets } from '../discover/toolsets.js';
 import { WardenError } from '../errors.js';
 import { checkPolicy, didYouMean } from '../policy/check.js';
 import { DEFAULT_POLICY, evaluatePolicy } from '../policy/evaluate.js';
@@ -267,4 +268,37 @@ export function printTools(rows: Array<Record<string, unknown>>, io: Io): void {
     io.stdout(
       `${r.exposed ? 'on ' : 'off'}  ${String(r.name).padEnd(32)} ${String(r.kind).padEnd(11)} ${String(r.approved === false ? 'pending' : r.toggle).padEnd(8)} ${r.exposed ? `scopes: ${(r.scopes as string[]).join(' ')}` : ((r.hiddenBecause as string[])[0] ?? '')}\n`,
     );
+}
+
+/** `toolsets`: every toolset with its size, and how many of its tools the policy exposes. */
+export async function runToolsets(
+  spec: string,
+  opts: { policy?: string; format?: string },
+  io: Io,
+): Promise<void> {
+  const catalog = await catalogFor(spec);
+  const policy = opts.policy ? readPolicyFile(opts.policy) : undefined;
+  const doc = policy?.doc ?? DEFAULT_POLICY;
+  const exposed = new Set(
+    evaluatePolicy(catalog, { doc })
+      .filter((d) => d.blockers.length === 0)
+      .map((d) => d.tool.name),
+  );
+  const sets = listToolsets(catalog, doc).map((s) => ({
+    ...s,
+    exposed: s.tools.filter((t) => exposed.has(t)).length,
+  }));
+  if (opts.format === 'json') {
+    io.stdout(`${JSON.stringify({ toolsets: sets }, null, 2)}\n`);
+    return;
+  }
+  const width = Math.min(40, Math.max(8, ...sets.map((s) => s.name.length)));
+  io.stdout(`${'TOOLSET'.padEnd(width)}  TOOLS  EXPOSED  FROM    DESCRIPTION\n`);
+  for (const s of sets)
+    io.stdout(
+      `${s.name.padEnd(width)}  ${String(s.tools.length).padStart(5)}  ${String(s.exposed).padStart(7)}  ${s.source.padEnd(6)}  ${s.description}\n`,
+    );
+  io.stdout(
+    `\n${sets.length} toolsets; serve a few with: mcp-warden serve --toolsets ${sets[0]?.name ?? 'name'},…\n`,
+  );
 }

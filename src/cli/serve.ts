@@ -23,6 +23,8 @@ export interface ServeCliOptions {
   logLevel?: string;
   remoteRefs?: LoadOptions['remoteRefs'];
   refRoot?: string;
+  toolsets?: string;
+  dynamic?: boolean;
 }
 
 export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) => void }): Promise<void> {
@@ -53,6 +55,8 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
     ...(opts.maxResponseBytes !== undefined ? { maxResponseBytes: opts.maxResponseBytes } : {}),
     ...(opts.maxPageSize !== undefined ? { maxPageSize: opts.maxPageSize } : {}),
     ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
+    ...(opts.toolsets !== undefined ? { toolsets: splitList(opts.toolsets) } : {}),
+    ...(opts.dynamic ? { dynamic: true } : {}),
     load: {
       ...(opts.remoteRefs ? { remoteRefs: opts.remoteRefs } : {}),
       ...(opts.refRoot ? { refRoot: opts.refRoot } : {}),
@@ -71,4 +75,14 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
   process.once('SIGTERM', stop);
   // stdio: the client closing our stdin ends the session.
   if (opts.stdio) process.stdin.once('end', stop);
+}
+
+/** `a,b , c` → [a, b, c]; an empty list is a mistake, not "every toolset". */
+function splitList(v: string): string[] {
+  const items = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  if (!items.length) throw new WardenError('USAGE', '--toolsets needs at least one toolset name');
+  return items;
 }

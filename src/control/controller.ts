@@ -3,6 +3,7 @@ import { type FSWatcher, renameSync, watch, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import type { Catalog } from '../catalog/types.js';
+import { listToolsets, selectToolsets } from '../discover/toolsets.js';
 import { formatError, formatLocation, toWardenError, WardenError } from '../errors.js';
 import { checkPolicy } from '../policy/check.js';
 import { DEFAULT_POLICY, evaluatePolicy, type ToolDecision } from '../policy/evaluate.js';
@@ -55,6 +56,8 @@ export interface ControllerOptions {
   pins?: Pins;
   onSecret: (values: string[]) => void;
   onControl: (e: ControlEvent) => void;
+  /** Serve only these toolsets (`serve --toolsets`); undefined: every tool. */
+  toolsets?: readonly string[];
   warn: (msg: string, data?: Record<string, unknown>) => void;
 }
 
@@ -63,6 +66,8 @@ interface Active {
   decisions: ToolDecision[];
   credentials: CredentialSet;
   environment: Environment;
+  /** Tools in the served toolsets; undefined when every toolset is served. */
+  inToolsets: ReadonlySet<string> | undefined;
 }
 
 /**
@@ -329,10 +334,19 @@ export class Controller {
       doc,
       ...(loaded ? { file: basename(loaded.file), lineOf: loaded.lineOf } : {}),
     });
+    // At start-up an unknown toolset stops the gateway; after a reload it is reported and skipped.
+    const inToolsets = this.o.toolsets?.length
+      ? selectToolsets(
+          listToolsets(this.catalog, doc),
+          this.o.toolsets,
+          this.versions.length > 0 ? (m) => this.o.warn(m) : undefined,
+        )
+      : undefined;
     // Credentials are looked up only for tools the policy would expose: a hidden tool needs none.
     const credentials = loadCredentials({
       tools: decisions
         .filter((d) => d.blockers.every((b) => b.kind === 'disabled'))
+        .filter((d) => !inToolsets || inToolsets.has(d.tool.name))
         .map((d) => ({ tool: d.tool, ...(d.credential !== undefined ? { credential: d.credential } : {}) })),
       ...(doc.credentials ? { defs: doc.credentials } : {}),
       environment,
@@ -341,7 +355,7 @@ export class Controller {
       warn: (m) => this.o.warn(m),
     });
     this.o.onSecret(credentials.secrets);
-    return { doc, decisions, credentials, environment };
+    return { doc, decisions, credentials, environment, inToolsets };
   }
 
   private record(source: PolicyVersion['source'], actor: string, text: string): PolicyVersion {
@@ -364,6 +378,8 @@ export class Controller {
       this.o.state.snapshot(),
       this.versions.at(-1)!.version,
       this.unapproved,
+      this.active.inToolsets,
+      this.o.toolsets?.join(', '),
     );
   }
 

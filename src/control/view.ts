@@ -44,6 +44,9 @@ export function buildView(
   policyVersion: number,
   /** Tools whose definition is not approved (new or changed since pinned), with the reason. */
   unapproved: ReadonlyMap<string, string> = new Map(),
+  /** With `--toolsets`: the tools they hold (the others are hidden), and their names for the reason. */
+  inToolsets?: ReadonlySet<string>,
+  toolsetNames = '',
 ): ToolView {
   const entries = decisions.map((decision): ViewEntry => {
     const name = decision.tool.name;
@@ -52,6 +55,8 @@ export function buildView(
     let blockers =
       toggle === 'enabled' ? decision.blockers.filter((b) => b.kind !== 'disabled') : [...decision.blockers];
     if (toggle === 'disabled') blockers.push({ kind: 'disabled', reason: 'disabled at run time' });
+    if (inToolsets && !inToolsets.has(name))
+      blockers.push({ kind: 'toolset', reason: `not in the served toolsets (${toolsetNames})` });
     const pending = unapproved.get(name);
     if (pending !== undefined) blockers.push({ kind: 'unapproved', reason: pending });
     const missing = missingCredential.get(name);

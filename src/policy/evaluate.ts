@@ -2,7 +2,13 @@ import picomatch from 'picomatch';
 import type { Catalog, DataClass, Tool } from '../catalog/types.js';
 import type { TagClass } from '../classify/data-classes.js';
 import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
-import { DEFAULT_SCOPES, type PolicyDoc, type PolicyRule, RESTRICTED_RISKS } from './schema.js';
+import {
+  DEFAULT_SCOPES,
+  type PolicyDoc,
+  type PolicyMatch,
+  type PolicyRule,
+  RESTRICTED_RISKS,
+} from './schema.js';
 
 /** What kind of call a tool makes, which decides its default treatment. */
 export type ToolKind = 'read' | 'write' | 'destructive';
@@ -12,7 +18,7 @@ export type ToolKind = 'read' | 'write' | 'destructive';
  * mode and credential blockers come from the policy's secure defaults and the environment.
  */
 export interface Blocker {
-  kind: 'risk' | 'mode' | 'disabled' | 'credential' | 'unapproved';
+  kind: 'risk' | 'mode' | 'disabled' | 'credential' | 'unapproved' | 'toolset';
   reason: string;
 }
 
@@ -88,9 +94,9 @@ export function kindOf(tool: Pick<Tool, 'risk'>): ToolKind {
   return 'read';
 }
 
-/** Compiles each rule's match once; `matches` is then a few string tests per tool. */
-function compileMatch(rule: PolicyRule): (t: Tool) => boolean {
-  const { name, tag, method, path } = rule.match;
+/** Compiles a match once; testing a tool is then a few string tests. */
+export function compileMatch(match: PolicyMatch): (t: Tool) => boolean {
+  const { name, tag, method, path } = match;
   const glob = (p: string) =>
     /[*?[\]]/.test(p) ? picomatch(p, { nobrace: true, noextglob: true, dot: true }) : (s: string) => s === p;
   const nameOk = name !== undefined ? glob(name) : undefined;
@@ -111,7 +117,7 @@ function compileMatch(rule: PolicyRule): (t: Tool) => boolean {
  */
 export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDecision[] {
   const { doc } = source;
-  const compiled = doc.rules.map((rule, i) => ({ rule, i, matches: compileMatch(rule) }));
+  const compiled = doc.rules.map((rule, i) => ({ rule, i, matches: compileMatch(rule.match) }));
   const where = (i: number) => {
     const line = source.lineOf?.(['rules', i]);
     return `rules[${i}]${source.file ? ` (${source.file}${line ? `:${line}` : ''})` : ''}`;

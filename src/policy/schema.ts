@@ -76,7 +76,7 @@ const limits = {
     .describe('Bytes of structured result returned to the agent (default 128 KiB); arrays are cut to fit.'),
 };
 
-const match = z
+export const matchSchema = z
   .strictObject({
     name: z.string().min(1).optional().describe('Tool name, or a glob such as `list*`.'),
     tag: z.string().min(1).optional().describe("One of the operation's OpenAPI tags."),
@@ -86,9 +86,11 @@ const match = z
   .refine((m) => Object.keys(m).length > 0, 'a match needs at least one of name, tag, method, path')
   .describe('Which tools the rule applies to: every given key must match.');
 
+export type PolicyMatch = z.output<typeof matchSchema>;
+
 export const ruleSchema = z
   .strictObject({
-    match,
+    match: matchSchema,
     enabled: z
       .boolean()
       .optional()
@@ -363,6 +365,18 @@ export const policySchema = z
       })
       .optional(),
     rateLimit: rateLimit.optional().describe('Default limits for every tool (rules refine them).'),
+    toolsets: z
+      .record(
+        z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a toolset name is lower-case letters, digits, - and _'),
+        z.strictObject({
+          description: z.string().min(1).max(300).optional(),
+          match: z.array(matchSchema).min(1).describe('A tool is in the toolset when any of these matches.'),
+        }),
+      )
+      .optional()
+      .describe('Named groups of tools for `serve --toolsets` (one per OpenAPI tag exists already).'),
     originBreaker: z
       .union([
         z.literal(false),

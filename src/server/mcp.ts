@@ -12,9 +12,10 @@ import {
 } from '@modelcontextprotocol/server';
 import type { Catalog } from '../catalog/types.js';
 import type { ToolView } from '../control/view.js';
-import { ERROR_CODES, isWardenError } from '../errors.js';
+import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '../discover/meta-tools.js';
+import { ERROR_CODES, isWardenError, type WardenError } from '../errors.js';
 import type { CallInput, ConfirmationChannel } from '../pipeline/context.js';
-import type { Pipeline } from '../pipeline/index.js';
+import { errorResult, type Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
 
 export interface Principal {
@@ -32,6 +33,8 @@ export interface McpWiring {
   inBandElicitation: boolean;
   /** Told of each server built, so `tools/list_changed` can reach connected (stdio) clients. */
   onServer?: (server: Server) => void;
+  /** Dynamic mode: list three meta-tools (search, describe, call) instead of the catalogue. */
+  dynamic?: MetaTools;
 }
 
 const CONFIRM_KEY = 'confirm';
@@ -57,6 +60,8 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
     `Tools for ${w.catalog.title || 'an HTTP API'}, served through mcp-warden. ` +
     'Every call is checked, audited and may need the user’s confirmation; tools that are not listed are not available.';
 
+  const meta = metaTools(w.catalog.title);
+
   return (ctx: McpRequestContext) => {
     const server = new Server(
       { name: 'mcp-warden', version: VERSION, title: `mcp-warden: ${w.catalog.title}`.slice(0, 120) },
@@ -64,9 +69,37 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
     );
     server.setRequestHandler(
       'tools/list',
-      () => ({ tools: w.view().listFor(w.principalOf(ctx).scopes) }) as never,
+      () => ({ tools: w.dynamic ? meta : w.view().listFor(w.principalOf(ctx).scopes) }) as never,
     );
     server.setRequestHandler('tools/call', async (req, c) => {
+      let name = req.params.name;
+      let args: unknown = req.params.arguments;
+      if (w.dynamic && META_NAMES.has(name)) {
+        const scopes = w.principalOf(ctx).scopes;
+        try {
+          if (name === CALL_TOOL) {
+            // Unwrapped here, then the very path of a direct call below: one pipeline, every guard.
+            const target = w.dynamic.target(args);
+            name = target.name;
+            args = target.arguments;
+          } else {
+            const view = w.view();
+            const out =
+              name === SEARCH_TOOL
+                ? w.dynamic.find(view, scopes, args)
+                : w.dynamic.describe(view, scopes, args);
+            return {
+              content: [{ type: 'text', text: JSON.stringify(out) }],
+              structuredContent: out as unknown as Record<string, unknown>,
+            } as never;
+          }
+        } catch (e) {
+          if (!isWardenError(e)) throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error');
+          if (ERROR_CODES[e.code].mcp === 'protocol') throw asProtocolError(e);
+          const { pendingConfirmation: _p, ...result } = errorResult(e);
+          return result as never;
+        }
+      }
       // 2026-07-28 clients name themselves in each request's _meta; 2025 clients at initialize.
       const info = (c.mcpReq._meta as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY] as
         | { name?: unknown }
@@ -76,8 +109,8 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
       const principal = w.principalOf(ctx);
       const confirmation = channelFor(ctx, server, c, w.inBandElicitation);
       const input: CallInput = {
-        name: req.params.name,
-        arguments: req.params.arguments,
+        name,
+        arguments: args,
         principal: principal.id,
         scopes: principal.scopes,
         ...(client !== undefined ? { client } : {}),
@@ -96,24 +129,26 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
             },
             requestState: pendingConfirmation.token,
           }) as never;
+        // Through call_tool, the result is the called tool's; call_tool itself declares no output schema.
         return server.projectCallToolResult(
           result as CallToolResult,
-          w.view().get(req.params.name)?.listed.outputSchema,
+          name === req.params.name ? w.view().get(name)?.listed.outputSchema : undefined,
         );
       } catch (e) {
-        // Only protocol-surface codes are thrown by the pipeline; an aliased code shows as what it stands for.
-        if (isWardenError(e)) {
-          const code = ERROR_CODES[e.code] as { surfaceAs?: string };
-          throw new ProtocolError(ProtocolErrorCode.InvalidParams, e.message, {
-            code: code.surfaceAs ?? e.code,
-          });
-        }
+        // Only protocol-surface codes are thrown by the pipeline.
+        if (isWardenError(e)) throw asProtocolError(e);
         throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error');
       }
     });
     w.onServer?.(server);
     return server;
   };
+}
+
+/** A protocol-surface error; an aliased code shows as what it stands for. */
+function asProtocolError(e: WardenError): ProtocolError {
+  const code = ERROR_CODES[e.code] as { surfaceAs?: string };
+  return new ProtocolError(ProtocolErrorCode.InvalidParams, e.message, { code: code.surfaceAs ?? e.code });
 }
 
 /** The best confirmation channel this client offers. */

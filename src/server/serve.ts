@@ -11,6 +11,8 @@ import { buildCatalog } from '../catalog/build.js';
 import type { Catalog } from '../catalog/types.js';
 import { type ControlEvent, Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
+import { MetaTools } from '../discover/meta-tools.js';
+import { ToolSearch } from '../discover/search.js';
 import { ERROR_CODES, toWardenError, WardenError } from '../errors.js';
 import { Alerts } from '../observe/alerts.js';
 import { createLogger, type Logger } from '../observe/log.js';
@@ -53,6 +55,10 @@ export interface ServeOptions {
   maxPageSize?: number;
   maxBodyBytes?: number;
   logLevel?: string;
+  /** Serve only the tools of these toolsets (tags, path groups or policy-defined groups). */
+  toolsets?: string[];
+  /** List three meta-tools (search, describe, call) instead of every tool. */
+  dynamic?: boolean;
   load?: LoadOptions;
   env?: NodeJS.ProcessEnv;
 }
@@ -188,6 +194,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     ...(o.environment ? { environment: o.environment } : {}),
     env,
     state,
+    ...(o.toolsets?.length ? { toolsets: o.toolsets } : {}),
     onSecret: (values) => scrubber.add(values),
     onControl: recordControl,
     warn: (msg, data) => logger.warn(data ?? {}, msg),
@@ -247,6 +254,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
     });
   let pipeline = makePipeline(catalog, targets);
+  // Dynamic mode's index, built on the first search (and again after a spec reload).
+  let search: ToolSearch | undefined;
   /**
    * Reloads the spec. The new pipeline and the new catalogue are swapped in one synchronous step, so a
    * call sees either the old pair or the new one, never a mix. A spec that fails to load changes nothing.
@@ -261,6 +270,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     const nextPipeline = makePipeline(next, nextTargets);
     pipeline = nextPipeline;
     controller.setCatalog(next, actor);
+    search = undefined;
     const pending = [...controller.pending().keys()];
     logger.warn(
       { tools: next.tools.length, pending: pending.slice(0, 20) },
@@ -315,6 +325,9 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     onServer: (s) => {
       if (o.transport.kind === 'stdio') servers.add(new WeakRef(s));
     },
+    ...(o.dynamic
+      ? { dynamic: new MetaTools(() => (search ??= new ToolSearch(controller.currentCatalog()))) }
+      : {}),
   });
   // Connected (stdio) clients hear about changes; stateless HTTP clients re-list when they choose.
   controller.onChange(() => {

@@ -24,7 +24,7 @@ export function stripUnsafeText(input: string): string {
 /** Sanitises, normalises line endings and collapses runs of blank lines; caps at `max` characters. */
 export function cleanDescription(input: string | undefined, max: number): string {
   if (!input) return '';
-  let s = stripUnsafeText(input.replace(/\r\n?/g, '\n'))
+  let s = stripUnsafeText(htmlToText(input.replace(/\r\n?/g, '\n')))
     .replace(/[ \t]+\n/g, '\n')
     .replace(/\n{3,}/g, '\n\n')
     .trim();
@@ -36,6 +36,29 @@ export function cleanDescription(input: string | undefined, max: number): string
       .trimEnd()}…`;
   }
   return s;
+}
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+
+/**
+ * Descriptions written as HTML (Stripe's `<p>Creates a new <code>tax_id</code>…</p>`) cost a model
+ * tokens and say nothing more: tags become text (block ends become line breaks), entities become
+ * characters. Only the tag shapes of real markup are touched, so `a < b` or `List<String>` stay.
+ */
+export function htmlToText(s: string): string {
+  if (!s.includes('<') && !s.includes('&')) return s;
+  return s
+    .replace(/<(br|\/p|\/li|\/div|\/h[1-6])\s*\/?>/gi, '\n')
+    .replace(/<li\b[^<>]{0,200}>/gi, '\n- ')
+    .replace(
+      /<\/?(p|a|code|b|i|em|strong|ul|ol|div|span|h[1-6]|pre|small|sup|sub|table|tr|td|th)\b[^<>]{0,500}>/gi,
+      '',
+    )
+    .replace(/&(amp|lt|gt|quot|apos|nbsp);/g, (_, e: string) => ENTITIES[e]!)
+    .replace(/&#(\d{1,6});/g, (m, n: string) => {
+      const c = Number(n);
+      return c > 0 && c < 0x110000 ? String.fromCodePoint(c) : m;
+    });
 }
 
 /** A single-line label (summary, title). */
