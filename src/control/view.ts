@@ -1,3 +1,4 @@
+import { economizeOutput } from '../catalog/economy.js';
 import type { Tool } from '../catalog/types.js';
 import type { Blocker, ToolDecision } from '../policy/evaluate.js';
 import { maskerFor } from '../protect/mask.js';
@@ -124,8 +125,11 @@ function listedOf(d: ToolDecision): ListedTool {
     ...(t.title ? { title: t.title } : {}),
     description,
     inputSchema,
-    // What the agent receives is masked and redacted: it is valid against this schema, not the spec's.
-    ...(t.outputSchema ? { outputSchema: maskerFor(t.outputSchema, d.masking).published() } : {}),
+    // What the agent receives is masked and redacted: it is valid against this schema, not the spec's;
+    // and only its outline is published (results are checked against the full schema before this).
+    ...(t.outputSchema
+      ? { outputSchema: economizeOutput(maskerFor(t.outputSchema, d.masking).published()) }
+      : {}),
     annotations: t.annotations,
   };
 }

@@ -1,0 +1,109 @@
+import type { JsonSchemaObject } from './json-schema.js';
+
+/**
+ * Schema economy for what a model reads. An output schema tells a model the shape of a result; the
+ * gateway itself validates results against the full schema before this one is ever published. So
+ * the published output schema can be cut to what is informative: the outline breadth-first up to a
+ * node budget (the top-level fields first), `$ref`s inlined and `$defs` gone, descriptions only near
+ * the top and short, no constraints. Every cut makes the schema looser, never stricter, so a result
+ * that validates against the full schema validates against this one too (SDK clients check that).
+ * Stripe's expandable objects took 88,000 tokens per tool before this.
+ */
+export interface EconomyOptions {
+  /** Schema nodes kept, breadth-first; deeper ones become `{ type }` or `{}`. */
+  budget?: number;
+  /** Depth (0 = the root) down to which descriptions are kept. */
+  describeDepth?: number;
+  descriptionMax?: number;
+}
+
+type S = Record<string, unknown>;
+
+/** Keywords that describe without constraining, kept on every node kept (cheap and useful). */
+const KEEP = new Set(['type', 'format', 'const', 'nullable']);
+const MAX_ENUM = 20;
+
+export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}): JsonSchemaObject {
+  const budget = { left: o.budget ?? 80 };
+  const describeDepth = o.describeDepth ?? 1;
+  const descriptionMax = o.descriptionMax ?? 120;
+  const defs = (schema.$defs ?? {}) as Record<string, S>;
+
+  const deref = (s: unknown, seen = 0): S | undefined => {
+    if (s === true || s === undefined) return {};
+    if (!s || typeof s !== 'object' || Array.isArray(s)) return undefined;
+    const ref = (s as S).$ref;
+    if (typeof ref === 'string' && ref.startsWith('#/$defs/') && seen < 32)
+      return deref(defs[decodeURIComponent(ref.slice(8)).replace(/~1/g, '/').replace(/~0/g, '~')], seen + 1);
+    return s as S;
+  };
+  const stub = (s: S | undefined): S => {
+    const t = s?.type;
+    return typeof t === 'string' || Array.isArray(t) ? { type: t } : {};
+  };
+
+  // Breadth-first: each kept node lists its children only if the budget covers all of them.
+  const root: S = {};
+  const queue: Array<{ from: S; into: S; depth: number }> = [];
+  const rootSchema = deref(schema);
+  if (!rootSchema) return {};
+  queue.push({ from: rootSchema, into: root, depth: 0 });
+  while (queue.length > 0) {
+    const { from, into, depth } = queue.shift()!;
+    for (const k of KEEP) if (from[k] !== undefined) into[k] = from[k];
+    if (Array.isArray(from.enum) && from.enum.length <= MAX_ENUM) into.enum = from.enum;
+    if (depth <= describeDepth && typeof from.description === 'string') {
+      const d = from.description;
+      into.description = d.length > descriptionMax ? `${d.slice(0, descriptionMax - 1).trimEnd()}…` : d;
+    }
+    const children: Array<{ schema: S | undefined; put: (v: S) => void }> = [];
+    const props = from.properties as Record<string, unknown> | undefined;
+    if (props && typeof props === 'object') {
+      const out: Record<string, S> = {};
+      into.properties = out;
+      for (const [k, v] of Object.entries(props))
+        children.push({ schema: deref(v), put: (x) => (out[k] = x) });
+      if (Array.isArray(from.required)) into.required = from.required;
+    }
+    if (from.items !== undefined && typeof from.items === 'object')
+      children.push({ schema: deref(from.items), put: (x) => (into.items = x) });
+    if (from.additionalProperties !== undefined && typeof from.additionalProperties === 'object')
+      children.push({
+        schema: deref(from.additionalProperties),
+        put: (x) => (into.additionalProperties = x),
+      });
+    for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
+      const list = from[key];
+      if (!Array.isArray(list)) continue;
+      const out: S[] = [];
+      into[key] = out;
+      list.forEach((v, i) => children.push({ schema: deref(v), put: (x) => (out[i] = x) }));
+    }
+    if (children.length === 0) continue;
+    if (budget.left >= children.length) {
+      budget.left -= children.length;
+      for (const c of children) {
+        const next: S = {};
+        c.put(next);
+        if (c.schema) queue.push({ from: c.schema, into: next, depth: depth + 1 });
+      }
+    } else {
+      // Out of budget: this node keeps its own type and loses its outline.
+      for (const key of [
+        'properties',
+        'required',
+        'items',
+        'additionalProperties',
+        'anyOf',
+        'oneOf',
+        'allOf',
+      ])
+        delete into[key];
+      if (children.some((c) => c.schema === undefined)) continue;
+      if (from.anyOf || from.oneOf || from.allOf)
+        for (const k of Object.keys(into)) if (k !== 'description') delete into[k];
+      Object.assign(into, stub(from), into.description ? { description: into.description } : {});
+    }
+  }
+  return root as JsonSchemaObject;
+}
