@@ -36,8 +36,18 @@ writeFileSync(
 );
 
 const SPECS = [
-  { name: 'GitHub', file: `${shared}github-rest.json`, toolsets: ['pulls', 'pulls,issues'], search: 'list open pull requests' },
-  { name: 'Stripe', file: `${shared}stripe.yaml`, toolsets: ['customers', 'customers,invoices'], search: 'create a customer' },
+  {
+    name: 'GitHub',
+    file: `${shared}github-rest.json`,
+    toolsets: ['pulls', 'pulls,issues'],
+    search: 'list open pull requests',
+  },
+  {
+    name: 'Stripe',
+    file: `${shared}stripe.yaml`,
+    toolsets: ['customers', 'customers,invoices'],
+    search: 'create a customer',
+  },
 ];
 
 const modes = (s) => [
@@ -73,12 +83,17 @@ for (const s of SPECS) {
     };
     if (m.opts.dynamic) {
       const t0 = performance.now();
-      const found = await client.callTool({ name: 'search_tools', arguments: { query: s.search, limit: 20 } });
+      const found = await client.callTool({
+        name: 'search_tools',
+        arguments: { query: s.search, limit: 20 },
+      });
       row.searchMs = Math.round((performance.now() - t0) * 10) / 10;
       row.search20Tokens = countTokens(JSON.stringify(found.content));
       // The largest describe_tool answer over every tool this caller may see.
       let worst = { name: '', tokens: 0 };
-      for (const e of gw.controller.view().listFor(['tools:read', 'tools:write', 'tools:delete', 'tools:admin'])) {
+      for (const e of gw.controller
+        .view()
+        .listFor(['tools:read', 'tools:write', 'tools:delete', 'tools:admin'])) {
         const d = await client.callTool({ name: 'describe_tool', arguments: { name: e.name } });
         const n = countTokens(JSON.stringify(d.content));
         if (n > worst.tokens) worst = { name: e.name, tokens: n };
@@ -98,4 +113,6 @@ console.log(
 console.log('| spec | mode | tools | bytes | tokens (o200k) |');
 console.log('|---|---|---:|---:|---:|');
 for (const r of rows)
-  console.log(`| ${r.spec} | ${r.mode} | ${r.tools} | ${r.bytes.toLocaleString('en')} | ${r.tokens.toLocaleString('en')} |`);
+  console.log(
+    `| ${r.spec} | ${r.mode} | ${r.tools} | ${r.bytes.toLocaleString('en')} | ${r.tokens.toLocaleString('en')} |`,
+  );

@@ -77,7 +77,9 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
       if (!Array.isArray(list)) continue;
       const out: S[] = [];
       into[key] = out;
-      list.forEach((v, i) => children.push({ schema: deref(v), put: (x) => (out[i] = x) }));
+      list.forEach((v, i) => {
+        children.push({ schema: deref(v), put: (x) => (out[i] = x) });
+      });
     }
     if (children.length === 0) continue;
     if (budget.left >= children.length) {

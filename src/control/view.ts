@@ -36,6 +36,8 @@ export interface ToolView {
   readonly entries: readonly ViewEntry[];
   /** The tools a caller with these scopes may see (cached per distinct scope set). */
   listFor(scopes: readonly string[]): ListedTool[];
+  /** The same set, by name only: nothing is built (dynamic mode's search needs no schemas). */
+  visibleTo(scopes: readonly string[]): ReadonlySet<string>;
 }
 
 export function buildView(
@@ -82,16 +84,30 @@ export function buildView(
   const byName = new Map(entries.map((e) => [e.decision.tool.name, e]));
   const exposed = entries.filter((e) => e.exposed);
   const cache = new Map<string, ListedTool[]>();
+  const names = new Map<string, Set<string>>();
+  const visibleTo = (scopes: readonly string[]): ReadonlySet<string> => {
+    const key = [...new Set(scopes)].sort().join(' ');
+    let set = names.get(key);
+    if (!set) {
+      const have = new Set(scopes);
+      set = new Set(
+        exposed.filter((e) => e.decision.scopes.every((s) => have.has(s))).map((e) => e.decision.tool.name),
+      );
+      if (names.size < 256) names.set(key, set);
+    }
+    return set;
+  };
   return {
     policyVersion,
     entries,
     get: (name) => byName.get(name),
+    visibleTo,
     listFor(scopes) {
       const key = [...new Set(scopes)].sort().join(' ');
       let list = cache.get(key);
       if (!list) {
-        const have = new Set(scopes);
-        list = exposed.filter((e) => e.decision.scopes.every((s) => have.has(s))).map((e) => e.listed);
+        const visible = visibleTo(scopes);
+        list = exposed.filter((e) => visible.has(e.decision.tool.name)).map((e) => e.listed);
         // Bounded: scope sets are few in practice; a flood of distinct ones must not grow memory.
         if (cache.size < 256) cache.set(key, list);
       }

@@ -109,11 +109,6 @@ export class MetaTools {
   /** The index of the current catalogue (a spec reload replaces it). */
   constructor(private readonly index: () => ToolSearch) {}
 
-  /** The tools this caller may see, by name: the one visibility rule shared with `tools/list`. */
-  private visible(view: ToolView, scopes: readonly string[]): Map<string, ListedTool> {
-    return new Map(view.listFor(scopes).map((t) => [t.name, t]));
-  }
-
   find(view: ToolView, scopes: readonly string[], args: unknown): { results: SearchResult[] } {
     const a = object(args);
     const query = a.query;
@@ -123,12 +118,13 @@ export class MetaTools {
     if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_RESULTS)
       throw invalid('limit', `must be a whole number from 1 to ${MAX_RESULTS}`);
     unknownKeys(a, ['query', 'limit']);
-    const visible = this.visible(view, scopes);
+    // The one visibility rule shared with `tools/list`, by name: no schema is built for a search.
+    const visible = view.visibleTo(scopes);
     const hits = this.index().search(query, (n) => visible.has(n), limit as number);
     return {
       results: hits.map((h) => {
         const e = view.get(h.name)!;
-        const t = visible.get(h.name)!;
+        const t = e.decision.tool;
         return {
           name: h.name,
           summary: cleanLine(t.title ?? t.description.split('\n')[0], SUMMARY_MAX),
@@ -144,9 +140,8 @@ export class MetaTools {
     const a = object(args);
     if (typeof a.name !== 'string' || a.name.length === 0) throw invalid('name', 'is required: a tool name');
     unknownKeys(a, ['name']);
-    const t = this.visible(view, scopes).get(a.name);
-    if (!t) throw notFound('TOOL_NOT_FOUND', a.name);
-    return t;
+    if (!view.visibleTo(scopes).has(a.name)) throw notFound('TOOL_NOT_FOUND', a.name);
+    return view.get(a.name)!.listed;
   }
 
   /** The target of `call_tool`, checked for shape only: the pipeline does everything else. */

@@ -79,6 +79,8 @@ function term(w: string): string | null {
 interface Doc {
   id: number;
   name: string;
+  action: string;
+  resource: string;
   summary: string;
   path: string;
   tags: string;
@@ -99,6 +101,13 @@ function docOf(t: Tool, id: number): Doc {
   return {
     id,
     name: t.name,
+    action: actionOf(t.source.method, t.source.path),
+    // The last literal path segment is what the operation acts on: `/customers/{c}/sources` → sources.
+    resource:
+      t.source.path
+        .split('/')
+        .filter((s) => s && !s.startsWith('{'))
+        .at(-1) ?? '',
     summary,
     path: `${t.source.method} ${t.source.path}`,
     tags: t.source.tags.join(' '),
@@ -108,6 +117,28 @@ function docOf(t: Tool, id: number): Doc {
   };
 }
 
+/**
+ * What the method and path say the operation does, in the words people use: a GET on a collection
+ * (`GET /v1/customers`) lists, on an item (`…/{id}`) gets; POST creates; PUT/PATCH update.
+ */
+function actionOf(method: string, path: string): string {
+  const last = path.split('/').filter(Boolean).at(-1) ?? '';
+  switch (method) {
+    case 'get':
+      // A collection, or a singleton (`/v1/balance`): either may be what "get" or "list" means.
+      return last.startsWith('{') ? 'get' : 'list get';
+    case 'post':
+      return 'create';
+    case 'put':
+    case 'patch':
+      return 'update';
+    case 'delete':
+      return 'delete';
+    default:
+      return method;
+  }
+}
+
 export class ToolSearch {
   private readonly index: MiniSearch<Doc>;
   private readonly names: string[];
@@ -115,13 +146,22 @@ export class ToolSearch {
   constructor(catalog: Catalog) {
     this.names = catalog.tools.map((t) => t.name);
     this.index = new MiniSearch<Doc>({
-      fields: ['name', 'summary', 'path', 'tags', 'params', 'description'],
+      fields: ['name', 'action', 'resource', 'summary', 'path', 'tags', 'params', 'description'],
       storeFields: [],
       // Repeats in a name or path (`/customers/{customer}/…`) say nothing more: count each word once.
       tokenize: (text, field) => (field === 'description' ? words(text) : [...new Set(words(text))]),
       processTerm: term,
       searchOptions: {
-        boost: { name: 3, summary: 3, path: 1.5, tags: 1.5, params: 0.7, description: 0.6 },
+        boost: {
+          name: 3,
+          action: 1.5,
+          resource: 2.5,
+          summary: 3,
+          path: 1.5,
+          tags: 1.5,
+          params: 0.7,
+          description: 0.6,
+        },
         prefix: (w) => w.length >= 4,
         fuzzy: (w) => (w.length >= 6 ? 0.15 : false),
         combineWith: 'OR',

@@ -2,13 +2,7 @@ import picomatch from 'picomatch';
 import type { Catalog, DataClass, Tool } from '../catalog/types.js';
 import type { TagClass } from '../classify/data-classes.js';
 import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
-import {
-  DEFAULT_SCOPES,
-  type PolicyDoc,
-  type PolicyMatch,
-  type PolicyRule,
-  RESTRICTED_RISKS,
-} from './schema.js';
+import { DEFAULT_SCOPES, type PolicyDoc, type PolicyMatch, RESTRICTED_RISKS } from './schema.js';
 
 /** What kind of call a tool makes, which decides its default treatment. */
 export type ToolKind = 'read' | 'write' | 'destructive';
