@@ -68,6 +68,8 @@ for (const s of SPECS) {
       transport: { kind: 'http', port: 0 },
       logLevel: 'error',
       watchPolicy: false,
+      // Stripe's operations need a credential to be exposed at all (values never leave: no upstream).
+      env: { MCP_WARDEN_CRED_BASICAUTH: 'sk_test_bench:', MCP_WARDEN_CRED_BEARERAUTH: 'sk_test_bench' },
       ...m.opts,
     });
     const client = new Client({ name: 'bench', version: '1' }, { versionNegotiation: { mode: 'legacy' } });

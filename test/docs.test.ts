@@ -34,6 +34,14 @@ describe('documentation stays true', () => {
     for (const b of blocks) parsePolicy(`version: 1\n${b}`, 'docs/resilience.md');
   });
 
+  it('the toolset example in docs/large-apis.md is valid policy', () => {
+    const md = readFileSync(new URL('../docs/large-apis.md', import.meta.url), 'utf8');
+    const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(1);
+    const { doc } = parsePolicy(`version: 1\n${blocks[0]}`, 'docs/large-apis.md');
+    expect(Object.keys(doc.toolsets ?? {})).toEqual(['billing']);
+  });
+
   it('the shipped Prometheus rules use only metrics the gateway exports', async () => {
     const { parse } = await import('yaml');
     const { Metrics } = await import('../src/observe/metrics.js');
