@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import safeRegex from 'safe-regex2';
 import { WardenError } from '../errors.js';
+import { compileLinear } from '../lib/linear-regexp.js';
 import type { Dialect } from '../spec/load.js';
 import { getByPointer, pointerTokens } from '../spec/parse.js';
 import { cleanDescription, cleanLine } from '../spec/text.js';
@@ -218,10 +218,9 @@ export class SchemaConverter {
             `${ctx(k)}: pattern ${JSON.stringify(v).slice(0, 80)} is not a valid regular expression; ignored`,
           );
         else if (!isSafeRegExp(v))
-          // Arguments and responses are matched against it: a pattern that can backtrack
-          // catastrophically would let one crafted string freeze the gateway (ReDoS).
+          // Patterns run on a linear-time engine (RE2): lookarounds and backreferences do not exist there.
           this.warnings.push(
-            `${ctx(k)}: pattern ${JSON.stringify(v).slice(0, 80)} could backtrack catastrophically (ReDoS); not enforced`,
+            `${ctx(k)}: pattern ${JSON.stringify(v).slice(0, 80)} uses a feature a linear-time engine cannot run (lookaround, backreference); not enforced`,
           );
         else out.pattern = v;
       } else if (k === 'properties' && v && typeof v === 'object') {
@@ -320,17 +319,11 @@ function nullable(out: JsonSchemaObject): JsonSchema {
 
 /** Patterns compile the way the validator will run them (no `u` flag, as ECMA-262 regexes in specs expect). */
 /**
- * Screens out patterns with nested quantifiers (`(a+)+`), the usual shape of exponential
- * backtracking, with safe-regex2's star-height check. It is conservative (some safe patterns are
- * refused, and then simply not enforced) and does not see every ReDoS shape (overlapping
- * alternations such as `(a|a)*`): SECURITY.md says so.
+ * Whether the validator can run the pattern: it runs every pattern on RE2 (linear time, so no shape
+ * of pattern can cause catastrophic backtracking), which has no lookarounds or backreferences.
  */
 export function isSafeRegExp(p: string): boolean {
-  try {
-    return p.length <= 1000 && safeRegex(p);
-  } catch {
-    return false;
-  }
+  return p.length <= 1000 && compileLinear(p) !== undefined;
 }
 
 export function isUsableRegExp(p: string): boolean {

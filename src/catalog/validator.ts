@@ -1,4 +1,5 @@
 import { Ajv2020, addFormats, type ValidateFunction } from '../lib/ajv.js';
+import { linearRegExp } from '../lib/linear-regexp.js';
 import type { JsonSchemaObject } from './json-schema.js';
 
 /**
@@ -21,6 +22,8 @@ export function createSchemaCompiler(formats: readonly string[]) {
     validateSchema: false,
     // Ajv would otherwise keep every compiled schema forever, keyed by the schema object.
     addUsedSchema: false,
+    // Spec patterns run on RE2: linear time whatever the pattern (no ReDoS from a hostile spec).
+    code: { regExp: linearRegExp },
   });
   addFormats(ajv);
   for (const f of formats) if (!ajv.formats[f]) ajv.addFormat(f, true);
