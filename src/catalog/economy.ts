@@ -109,3 +109,47 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
   }
   return root as JsonSchemaObject;
 }
+
+/** Enumerations longer than this are not published (the gateway still checks them). */
+export const MAX_PUBLISHED_ENUM = 200;
+
+/**
+ * The published input schema: complete — every constraint the model must meet — except enumerations
+ * too long to be worth a model's context (a spec can list 50,000 values). Those become a note; the
+ * gateway validates against the full list and its error names the field and the first values.
+ */
+export function economizeInput(schema: JsonSchemaObject): JsonSchemaObject {
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) {
+      let changed = false;
+      const out = v.map((x) => {
+        const y = walk(x);
+        if (y !== x) changed = true;
+        return y;
+      });
+      return changed ? out : v;
+    }
+    if (!v || typeof v !== 'object') return v;
+    const o = v as S;
+    let out: S | undefined;
+    for (const [k, x] of Object.entries(o)) {
+      if (k === 'enum' && Array.isArray(x) && x.length > MAX_PUBLISHED_ENUM) {
+        out ??= { ...o };
+        delete out.enum;
+        const note = `One of ${x.length} values, e.g. ${x
+          .slice(0, 5)
+          .map((e) => JSON.stringify(e))
+          .join(', ')} (the full list is checked by the gateway).`;
+        out.description = typeof o.description === 'string' ? `${o.description} ${note}` : note;
+        continue;
+      }
+      const y = walk(x);
+      if (y !== x) {
+        out ??= { ...o };
+        out[k] = y;
+      }
+    }
+    return out ?? o;
+  };
+  return walk(schema) as JsonSchemaObject;
+}

@@ -1,4 +1,4 @@
-import { economizeOutput } from '../catalog/economy.js';
+import { economizeInput, economizeOutput } from '../catalog/economy.js';
 import type { Tool } from '../catalog/types.js';
 import type { Blocker, ToolDecision } from '../policy/evaluate.js';
 import { maskerFor } from '../protect/mask.js';
@@ -118,7 +118,7 @@ export function buildView(
 
 function listedOf(d: ToolDecision): ListedTool {
   const t = d.tool;
-  let inputSchema = t.inputSchema;
+  let inputSchema = economizeInput(t.inputSchema);
   let description = t.description;
   if (d.confirm) {
     // The two-step fallback for clients without elicitation: the token travels as an argument.

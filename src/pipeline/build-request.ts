@@ -33,6 +33,15 @@ interface Plan {
  * placeholder with one percent-encoded path segment, add encoded query pairs, or set a header whose
  * value has been checked. Nothing an agent sends can change where the request goes.
  */
+/**
+ * The spec's own path text, made a valid path: a `?`, `#`, space or non-ASCII character in a template
+ * (`/#/a` came out of spec fuzzing) would otherwise end the path early, and the request would go to
+ * `/base/` instead. Existing `%XX` escapes and every character RFC 3986 allows in a path stay.
+ */
+export function encodeLiteral(literal: string): string {
+  return literal.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]+/g, (m) => encodeURIComponent(m));
+}
+
 export function createBuildRequest(options: BuildOptions) {
   const plans = new WeakMap<Tool, Plan>();
   const maxPage = options.maxPageSize ?? 100;
@@ -47,14 +56,14 @@ export function createBuildRequest(options: BuildOptions) {
     const re = /\{([^}]*)\}/g;
     let last = 0;
     for (let m = re.exec(tool.source.path); m; m = re.exec(tool.source.path)) {
-      if (m.index > last) pieces.push({ literal: tool.source.path.slice(last, m.index) });
+      if (m.index > last) pieces.push({ literal: encodeLiteral(tool.source.path.slice(last, m.index)) });
       const b = byName.get(m[1]!);
       // The spec validator refuses templates without a matching parameter; keep a hard stop anyway.
       if (!b) throw new WardenError('INTERNAL', `path parameter ${m[1]} of ${tool.name} has no binding`);
       pieces.push({ binding: b });
       last = re.lastIndex;
     }
-    if (last < tool.source.path.length) pieces.push({ literal: tool.source.path.slice(last) });
+    if (last < tool.source.path.length) pieces.push({ literal: encodeLiteral(tool.source.path.slice(last)) });
     const types = tool.responseContentTypes;
     plan = {
       target,
@@ -109,9 +118,11 @@ export function createBuildRequest(options: BuildOptions) {
         );
       path += piece;
     }
-    // `.` and `..` are the only segments that percent-encoding leaves able to move the request.
+    // `.` and `..` are the only segments that percent-encoding leaves able to move the request; in
+    // the spec's own text `%2e` is a dot too (URL parsers and many servers decode it before resolving).
     for (const seg of path.split('/')) {
-      if (seg === '.' || seg === '..')
+      const dots = seg.replace(/%2e/gi, '.');
+      if (dots === '.' || dots === '..')
         throw new WardenError(
           'INVALID_ARGUMENT',
           `Invalid arguments for ${tool.name}: a path argument may not be '.' or '..'`,
