@@ -39,7 +39,9 @@ interface Plan {
  * `/base/` instead. Existing `%XX` escapes and every character RFC 3986 allows in a path stay.
  */
 export function encodeLiteral(literal: string): string {
-  return literal.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]+/g, (m) => encodeURIComponent(m));
+  return literal.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]+/g, (m) =>
+    encodeURIComponent(m),
+  );
 }
 
 export function createBuildRequest(options: BuildOptions) {
