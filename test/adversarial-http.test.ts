@@ -1,6 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { CompactSign, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,4 +171,38 @@ describe('adversarial HTTP: JWT header tricks and random frames', () => {
       (await post(list, { authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-11-25' })).status,
     ).toBeLessThan(500);
   }, 60_000);
+
+  it('keeps memory bounded under a stream of hostile frames (no per-frame leak)', async () => {
+    // A collectable heap, measured after a full collection: growth is what the frames left behind.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const token = await sign({});
+    const frames = fc.sample(
+      fc.oneof(
+        fc.jsonValue({ maxDepth: 8 }).map((v) => JSON.stringify(v)),
+        fc.string({ maxLength: 2000 }),
+        fc.constant(`${'['.repeat(5000)}${']'.repeat(5000)}`),
+        fc.constant(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'tools/call',
+            params: { name: 'x'.repeat(10_000) },
+          }),
+        ),
+      ),
+      { numRuns: 400, seed: 42 },
+    );
+    const round = async () => {
+      for (const body of frames) await (await post(body, { authorization: `Bearer ${token}` })).arrayBuffer();
+    };
+    await round(); // warm-up: caches, pools and JIT settle
+    gc();
+    const base = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 4; i++) await round();
+    gc();
+    const grown = process.memoryUsage().heapUsed - base;
+    // 1,600 frames: a leak of even 6 KiB per frame would pass 10 MB.
+    expect(grown).toBeLessThan(10 * 1024 * 1024);
+  }, 120_000);
 });
