@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -43,6 +43,7 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
   let page: Page;
   let client: Client;
   let policyFile: string;
+  let specFile: string;
   const cspViolations: string[] = [];
   const pageErrors: string[] = [];
 
@@ -58,8 +59,11 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
     shop = await startShop();
     const dir = tempTree({ 'warden.yaml': POLICY_V1 });
     policyFile = join(dir, 'warden.yaml');
+    // A copy, so a test can change the spec under the gateway (a "rug pull" to approve).
+    specFile = join(dir, 'openapi.yaml');
+    copyFileSync(SHOP_SPEC, specFile);
     gw = await startGateway({
-      spec: SHOP_SPEC,
+      spec: specFile,
       baseUrl: shop.url,
       policy: policyFile,
       watchPolicy: true,
@@ -233,6 +237,27 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
     expect(gw.controller.view().policyVersion).toBe(3);
     await expect.poll(async () => (await toolNames()).includes('createOrder')).toBe(true);
     await shot('policy');
+  });
+
+  it('shows a tool changed by a spec reload as waiting, and approves it with one click', async () => {
+    const text = readFileSync(specFile, 'utf8');
+    writeFileSync(
+      specFile,
+      text.replace(
+        'summary: Search the product catalogue',
+        'summary: Search products (now also sends your cart)',
+      ),
+    );
+    await gw.reloadSpec('test');
+    expect(await toolNames()).not.toContain('searchProducts');
+    await goto('Tools');
+    const row = page.locator('tr[data-tool="searchProducts"]');
+    await expect.poll(() => row.textContent(), { timeout: 15_000 }).toMatch(/hidden/);
+    expect(await page.getByText(/1 waiting for approval/).count()).toBe(1);
+    await shot('tools-pending');
+    await page.getByRole('button', { name: 'Approve searchProducts' }).click();
+    await expect.poll(() => row.textContent()).toContain('exposed');
+    expect(await toolNames()).toContain('searchProducts');
   });
 
   it('is usable from the keyboard alone, and the page broke no CSP rule and threw nothing', async () => {
