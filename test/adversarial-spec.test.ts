@@ -252,7 +252,7 @@ describe('fuzzing specs (property)', () => {
           }
         },
       ),
-      { numRuns: 150 },
+      { numRuns: Number(process.env.FC_RUNS ?? 150) },
     );
   }, 120_000);
 });
@@ -288,6 +288,43 @@ describe('path text from the spec (regressions found by the fuzzer)', () => {
     expect(await build('/files/#frag/{id}', { id: 'x' })).toBe('/base/files/%23frag/x');
     expect(await build('/a b/?q/{id}', { id: 'x' })).toBe('/base/a%20b/%3Fq/x');
     expect(await build('/caf%C3%A9/{id}', { id: 'x' })).toBe('/base/caf%C3%A9/x');
+  });
+
+  it('treats a $ref that only refers back to itself as any value, instead of overflowing the stack', async () => {
+    // Found by the spec fuzzer in CI: `A: { $ref: A }` on a parameter crashed the validator's compile.
+    const { catalogOf, minimalSpec } = await import('./helpers.js');
+    const catalog = await catalogOf(
+      minimalSpec(
+        {
+          '/': {
+            get: {
+              operationId: 'op',
+              parameters: [{ name: 'a', in: 'query', schema: { $ref: '#/components/schemas/A' } }],
+              responses: {
+                '200': {
+                  description: 'ok',
+                  content: { 'application/json': { schema: { $ref: '#/components/schemas/B' } } },
+                },
+              },
+            },
+          },
+        },
+        {
+          components: {
+            schemas: {
+              A: { $ref: '#/components/schemas/A' },
+              B: { $ref: '#/components/schemas/C' },
+              C: { $ref: '#/components/schemas/B' },
+            },
+          },
+        },
+      ),
+    );
+    const tool = catalog.tools[0]!;
+    const validate = createSchemaCompiler(catalog.formats).compile(tool.inputSchema);
+    expect(validate({ a: 'anything' })).toBe(true);
+    createSchemaCompiler(catalog.formats).compile(tool.outputSchema!);
+    expect(catalog.warnings.join('\n')).toMatch(/only ever refers back to itself/);
   });
 
   it('refuses a template whose own text is a dot segment, encoded or not', async () => {

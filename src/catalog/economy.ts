@@ -19,6 +19,11 @@ export interface EconomyOptions {
 
 type S = Record<string, unknown>;
 
+/** A property named `__proto__` (a spec may have one) must stay a property, not become a prototype. */
+function setOwn(o: object, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 /** Keywords that describe without constraining, kept on every node kept (cheap and useful). */
 const KEEP = new Set(['type', 'format', 'const', 'nullable']);
 const MAX_ENUM = 20;
@@ -62,7 +67,7 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
       const out: Record<string, S> = {};
       into.properties = out;
       for (const [k, v] of Object.entries(props))
-        children.push({ schema: deref(v), put: (x) => (out[k] = x) });
+        children.push({ schema: deref(v), put: (x) => setOwn(out, k, x) });
       if (Array.isArray(from.required)) into.required = from.required;
     }
     if (from.items !== undefined && typeof from.items === 'object')
@@ -146,7 +151,7 @@ export function economizeInput(schema: JsonSchemaObject): JsonSchemaObject {
       const y = walk(x);
       if (y !== x) {
         out ??= { ...o };
-        out[k] = y;
+        setOwn(out, k, y);
       }
     }
     return out ?? o;

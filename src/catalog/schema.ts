@@ -146,6 +146,21 @@ export class SchemaConverter {
     return def;
   }
 
+  /** Whether following `$ref`s from this one comes back to a reference already followed. */
+  private isRefLoop(ref: string): boolean {
+    const seen = new Set<string>();
+    let cur: string | undefined = ref;
+    while (cur?.startsWith('#')) {
+      if (seen.has(cur)) return true;
+      seen.add(cur);
+      const t: unknown = getByPointer(this.doc, cur);
+      if (!t || typeof t !== 'object' || Array.isArray(t)) return false;
+      const next: unknown = (t as Record<string, unknown>).$ref;
+      cur = typeof next === 'string' ? next : undefined;
+    }
+    return false;
+  }
+
   keyFor(ptr: string): string {
     const known = this.keys.get(ptr);
     if (known) return known;
@@ -183,8 +198,14 @@ export class SchemaConverter {
             location: { pointer: where },
           });
         }
-        deps.add(ref);
-        converted = { $ref: `#/$defs/${this.keyFor(ref)}` };
+        if (this.isRefLoop(ref)) {
+          // `A: { $ref: A }` (or A → B → A) names no schema at all; the validator would recurse forever.
+          this.warnings.push(`${where}: $ref ${ref} only ever refers back to itself; treated as "any value"`);
+          converted = {};
+        } else {
+          deps.add(ref);
+          converted = { $ref: `#/$defs/${this.keyFor(ref)}` };
+        }
       } else {
         this.warnings.push(`${where}: external $ref ${ref} was not bundled; treated as "any value"`);
         converted = {};
