@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import pg from 'pg';
@@ -25,9 +26,12 @@ describe('scale-out: three instances sharing Redis and PostgreSQL', () => {
   const gws: Gateway[] = [];
   const clients: Client[] = [];
   const text = (r: unknown) => JSON.stringify((r as { content?: unknown }).content ?? r);
+  // One spec file for the three, as a deployment would ship it; a test changes it under them.
+  const specFile = join(tempTree({}), 'openapi.yaml');
 
   beforeAll(async () => {
     shop = await startShop();
+    copyFileSync(SHOP_SPEC, specFile);
     for (const name of ['a', 'b', 'c']) {
       const policy = [
         'version: 1',
@@ -50,7 +54,7 @@ describe('scale-out: three instances sharing Redis and PostgreSQL', () => {
       ].join('\n');
       const dir = tempTree({ 'warden.yaml': policy });
       const gw = await startGateway({
-        spec: SHOP_SPEC,
+        spec: specFile,
         baseUrl: shop.url,
         policy: join(dir, 'warden.yaml'),
         auditFile: join(dir, 'audit.jsonl'),
@@ -133,6 +137,35 @@ describe('scale-out: three instances sharing Redis and PostgreSQL', () => {
       arguments: { customerId: 'c_1004', mcp_warden_confirmation: token },
     });
     expect(text(replay)).toContain('already been used');
+  });
+
+  it('shares tool approvals: a changed tool approved on one instance is back on all three', async () => {
+    const original = readFileSync(specFile, 'utf8');
+    writeFileSync(
+      specFile,
+      original.replace(
+        'summary: Search the product catalogue',
+        'summary: Search products (changed upstream)',
+      ),
+    );
+    try {
+      for (const g of gws) await g.reloadSpec('test');
+      const has = async (c: Client) => (await c.listTools()).tools.some((t) => t.name === 'searchProducts');
+      for (const c of clients) expect(await has(c)).toBe(false);
+      const res = await fetch(new URL('/tools/searchProducts/approve', gws[0]!.adminUrl!), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(res.status).toBe(200);
+      const t0 = Date.now();
+      while (!((await has(clients[1]!)) && (await has(clients[2]!)))) {
+        if (Date.now() - t0 > 1000) throw new Error('approval not shared within 1 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(await has(clients[0]!)).toBe(true);
+    } finally {
+      writeFileSync(specFile, original);
+    }
   });
 
   it('lands every audit record of every instance in PostgreSQL', async () => {

@@ -96,7 +96,8 @@ export class Controller {
     }
     this.pins = o.pins ?? new Pins(undefined);
     // Trust on first use: with nothing pinned yet, the catalogue the operator started with is approved.
-    if (this.pins.empty) this.pins.approve(o.catalog.tools);
+    // (Shared pins are seeded by the caller, awaited, before this; local ones are done synchronously.)
+    if (this.pins.empty) void this.pins.approve(o.catalog.tools);
     this.unapproved = this.pins.pending(o.catalog.tools);
     this.active = this.activate(p?.doc ?? DEFAULT_POLICY, p);
     this.record(
@@ -105,7 +106,11 @@ export class Controller {
       p?.text ?? '# no policy file: the secure defaults\nversion: 1\n',
     );
     this.current = this.rebuild();
-    o.state.onChange(() => this.refresh());
+    o.state.onChange(() => {
+      // Another instance may have approved a definition (shared pins).
+      if (o.state.pins) this.unapproved = this.pins.pending(this.catalog.tools);
+      this.refresh();
+    });
     o.onControl({
       actor: 'startup',
       action: 'policy.load',
@@ -154,7 +159,7 @@ export class Controller {
   }
 
   /** Approves the current definition of the named tools (or every pending one), pinning it. */
-  approve(names: readonly string[] | 'all-pending', actor: string): string[] {
+  async approve(names: readonly string[] | 'all-pending', actor: string): Promise<string[]> {
     const chosen =
       names === 'all-pending'
         ? this.catalog.tools.filter((t) => this.unapproved.has(t.name))
@@ -163,7 +168,7 @@ export class Controller {
             if (!t) throw new WardenError('USAGE', `no tool named ${JSON.stringify(n.slice(0, 100))}`);
             return t;
           });
-    this.pins.approve(chosen);
+    await this.pins.approve(chosen);
     const approved = chosen.map((t) => t.name);
     this.unapproved = this.pins.pending(this.catalog.tools);
     this.o.onControl({

@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Tool } from '../catalog/types.js';
 import { WardenError } from '../errors.js';
 import { canonicalJson } from '../lib/canonical.js';
+import type { SharedPins } from '../state/memory.js';
 
 /**
  * Tool-definition pinning. Each approved tool's definition (what the agent sees and what the gateway
@@ -13,10 +14,17 @@ import { canonicalJson } from '../lib/canonical.js';
  * restarts and a spec changed while the gateway was down is caught too.
  */
 export class Pins {
-  private readonly pinned = new Map<string, string>();
+  private readonly local = new Map<string, string>();
 
-  constructor(private readonly file: string | undefined) {
-    if (!file) return;
+  /**
+   * `shared`: pins kept in the shared state (Redis), so an approval on one instance holds on all;
+   * the file, if any, is then not used.
+   */
+  constructor(
+    private readonly file: string | undefined,
+    private readonly shared?: SharedPins,
+  ) {
+    if (!file || shared) return;
     let text: string | undefined;
     try {
       text = readFileSync(file, 'utf8');
@@ -32,10 +40,14 @@ export class Pins {
       const doc = JSON.parse(text) as { version?: unknown; tools?: Record<string, unknown> };
       if (doc.version !== 1 || typeof doc.tools !== 'object' || doc.tools === null) throw new Error('shape');
       for (const [name, hash] of Object.entries(doc.tools))
-        if (typeof hash === 'string' && /^[0-9a-f]{64}$/.test(hash)) this.pinned.set(name, hash);
+        if (typeof hash === 'string' && /^[0-9a-f]{64}$/.test(hash)) this.local.set(name, hash);
     } catch {
       throw new WardenError('CONFIG_INVALID', `the pins file ${file} is not a mcp-warden pins file`);
     }
+  }
+
+  private get pinned(): ReadonlyMap<string, string> {
+    return this.shared ? this.shared.get() : this.local;
   }
 
   /** True before anything was pinned: the first catalogue is trusted as is. */
@@ -59,8 +71,11 @@ export class Pins {
     return out;
   }
 
-  approve(tools: readonly Tool[]): void {
-    for (const t of tools) this.pinned.set(t.name, definitionHash(t));
+  /** Pins the current definitions. In memory or a file it is done when this returns (no await inside). */
+  async approve(tools: readonly Tool[]): Promise<void> {
+    const entries = new Map(tools.map((t) => [t.name, definitionHash(t)]));
+    if (this.shared) return this.shared.set(entries);
+    for (const [n, h] of entries) this.local.set(n, h);
     this.save();
   }
 

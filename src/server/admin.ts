@@ -97,7 +97,7 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
           return send(res, 200, { policyVersion: c.view().policyVersion, tools: toolRows(c) });
         case 'POST /tools/:name/approve': {
           const name = parts[1]!;
-          const approved = c.approve(name === '*' ? 'all-pending' : [name], actor);
+          const approved = await c.approve(name === '*' ? 'all-pending' : [name], actor);
           return send(res, 200, { approved, pending: [...c.pending().keys()] });
         }
         case 'POST /spec/reload':

@@ -181,7 +181,12 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       })
     : undefined;
   const state = redis ?? createMemoryState();
-  const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined);
+  // With shared state, approvals are shared too: approving on one instance approves on all.
+  if (redis && o.pinsFile !== undefined)
+    logger.warn('--pins is not used with shared state: tool approvals are kept in Redis');
+  const pins = new Pins(o.pinsFile !== undefined ? resolvePath(o.pinsFile) : undefined, redis?.pins);
+  // Trust on first use, for the whole fleet: the first instance to start pins what it serves.
+  if (redis && pins.empty) await pins.approve(catalog.tools);
   const recordControl = (e: ControlEvent): void => {
     metrics.controlChanges.inc({ action: e.action });
     audit.write({ kind: 'control', time: new Date().toISOString(), ...e });

@@ -11,8 +11,18 @@ export interface RuntimeSnapshot {
   toggles: ReadonlyMap<string, Toggle>;
 }
 
+/** Tool-definition pins kept where every instance sees them (Redis). */
+export interface SharedPins {
+  /** Pinned definition hashes by tool name, as last read (kept current by the store). */
+  get(): ReadonlyMap<string, string>;
+  /** Pins these hashes for every instance. */
+  set(entries: ReadonlyMap<string, string>): Promise<void>;
+}
+
 export interface StateStore {
   snapshot(): RuntimeSnapshot;
+  /** Present when approvals are shared by instances; otherwise pins stay in this process or its file. */
+  pins?: SharedPins;
   setToggle(tool: string, value: Toggle | undefined): Promise<void>;
   setKill(value: KillSwitch): Promise<void>;
   /** Called after every change, local or (for shared stores) from another instance. */

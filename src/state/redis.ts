@@ -37,6 +37,7 @@ export async function createRedisState(o: RedisStateOptions): Promise<RedisState
   const k = (name: string) => `${o.prefix}:${name}`;
   let kill: KillSwitch = 'none';
   let toggles = new Map<string, Toggle>();
+  let pins = new Map<string, string>();
   const listeners: Array<() => void> = [];
   let degraded = false;
   const setDegraded = (d: boolean) => {
@@ -54,14 +55,24 @@ export async function createRedisState(o: RedisStateOptions): Promise<RedisState
 
   const load = async () => {
     try {
-      const [t, ks] = await Promise.all([client.hgetall(k('toggles')), client.get(k('kill'))]);
+      const [t, ks, p] = await Promise.all([
+        client.hgetall(k('toggles')),
+        client.get(k('kill')),
+        client.hgetall(k('pins')),
+      ]);
       const next = new Map<string, Toggle>();
       for (const [name, v] of Object.entries(t)) if (v === 'enabled' || v === 'disabled') next.set(name, v);
       const nextKill: KillSwitch = ks === 'read-only' || ks === 'off' ? ks : 'none';
+      const nextPins = new Map(Object.entries(p).filter(([, h]) => /^[0-9a-f]{64}$/.test(h)));
       const changed =
-        nextKill !== kill || next.size !== toggles.size || [...next].some(([n, v]) => toggles.get(n) !== v);
+        nextKill !== kill ||
+        next.size !== toggles.size ||
+        [...next].some(([n, v]) => toggles.get(n) !== v) ||
+        nextPins.size !== pins.size ||
+        [...nextPins].some(([n, h]) => pins.get(n) !== h);
       toggles = next;
       kill = nextKill;
+      pins = nextPins;
       if (changed) for (const l of listeners) l();
     } catch {
       setDegraded(true);
@@ -121,6 +132,16 @@ export async function createRedisState(o: RedisStateOptions): Promise<RedisState
     },
     onChange(l) {
       listeners.push(l);
+    },
+    pins: {
+      get: () => pins,
+      async set(entries) {
+        await guard(async () => {
+          if (entries.size) await client.hset(k('pins'), Object.fromEntries(entries));
+          await publish();
+        });
+        await load();
+      },
     },
     async consume(id, expiresAt) {
       const ttl = Math.max(1, expiresAt - Date.now());
