@@ -254,6 +254,11 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
     const row = page.locator('tr[data-tool="searchProducts"]');
     await expect.poll(() => row.textContent(), { timeout: 15_000 }).toMatch(/hidden/);
     expect(await page.getByText(/1 waiting for approval/).count()).toBe(1);
+    // The operator sees what changed before approving it, not only that something did.
+    await row.getByText('What changed').click();
+    const diff = await row.locator('pre.diff').textContent();
+    expect(diff).toMatch(/-.*Search the product catalogue/);
+    expect(diff).toMatch(/\+.*now also sends your cart/);
     await shot('tools-pending');
     await page.getByRole('button', { name: 'Approve searchProducts' }).click();
     await expect.poll(() => row.textContent()).toContain('exposed');

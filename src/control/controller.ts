@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { type FSWatcher, renameSync, watch, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
-import type { Catalog } from '../catalog/types.js';
+import type { Catalog, Tool } from '../catalog/types.js';
 import { listToolsets, selectToolsets } from '../discover/toolsets.js';
 import { formatError, formatLocation, toWardenError, WardenError } from '../errors.js';
 import { checkPolicy } from '../policy/check.js';
@@ -11,7 +11,7 @@ import { type LoadedPolicy, parsePolicy, readPolicyText } from '../policy/load.j
 import type { Environment, PolicyDoc } from '../policy/schema.js';
 import type { KillSwitch, RuntimeSnapshot, StateStore, Toggle } from '../state/memory.js';
 import { type CredentialSet, loadCredentials } from '../upstream/credentials.js';
-import { Pins } from './pins.js';
+import { Pins, treeDigest } from './pins.js';
 import { buildView, type ToolView } from './view.js';
 
 /** One control-plane change, for the audit: who did what, before → after. */
@@ -85,6 +85,8 @@ export class Controller {
   private loaded: LoadedPolicy | undefined;
   private readonly pins: Pins;
   private unapproved: Map<string, string>;
+  /** Definitions approved while this process ran, so a pending change can be shown, not just named. */
+  private readonly approvedHere = new Map<string, Tool>();
 
   constructor(private readonly o: ControllerOptions) {
     const p = o.policy;
@@ -99,6 +101,7 @@ export class Controller {
     // (Shared pins are seeded by the caller, awaited, before this; local ones are done synchronously.)
     if (this.pins.empty) void this.pins.approve(o.catalog.tools);
     this.unapproved = this.pins.pending(o.catalog.tools);
+    this.rememberApproved(o.catalog.tools);
     this.active = this.activate(p?.doc ?? DEFAULT_POLICY, p);
     this.record(
       p ? 'file' : 'defaults',
@@ -108,7 +111,10 @@ export class Controller {
     this.current = this.rebuild();
     o.state.onChange(() => {
       // Another instance may have approved a definition (shared pins).
-      if (o.state.pins) this.unapproved = this.pins.pending(this.catalog.tools);
+      if (o.state.pins) {
+        this.unapproved = this.pins.pending(this.catalog.tools);
+        this.rememberApproved(this.catalog.tools);
+      }
       this.refresh();
     });
     o.onControl({
@@ -130,6 +136,44 @@ export class Controller {
   }
 
   /**
+   * What changed in a tool waiting for approval, as a unified diff of what the agent would see and
+   * what the gateway would send (name, text, input schema, method, path, risk, auth), when this
+   * process knows the approved definition; undefined for a new tool or one approved before a restart.
+   */
+  changeOf(name: string): string | undefined {
+    if (!this.unapproved.has(name)) return undefined;
+    const before = this.approvedHere.get(name);
+    const now = this.catalog.tools.find((t) => t.name === name);
+    if (!before || !now) return undefined;
+    const text = (t: Tool) =>
+      `${JSON.stringify(
+        {
+          name: t.name,
+          title: t.title,
+          description: t.description,
+          method: t.source.method,
+          path: t.source.path,
+          servers: t.source.servers,
+          inputSchema: t.inputSchema,
+          annotations: t.annotations,
+          risk: t.risk.classes,
+          auth: t.auth,
+        },
+        null,
+        2,
+      )}\n`;
+    let diff = createTwoFilesPatch('approved', 'now', text(before), text(now), '', '', { context: 2 });
+    if (treeDigest(before.outputSchema ?? null) !== treeDigest(now.outputSchema ?? null))
+      diff += '\n(the output schema changed too)\n';
+    return diff.length > 20_000 ? `${diff.slice(0, 20_000)}\n… (cut at 20,000 characters)\n` : diff;
+  }
+
+  /** Tools whose definition is approved now, as they are (older objects are let go). */
+  private rememberApproved(tools: readonly Tool[]): void {
+    for (const t of tools) if (!this.unapproved.has(t.name)) this.approvedHere.set(t.name, t);
+  }
+
+  /**
    * Replaces the catalogue after a spec reload. The running policy is re-applied to it (names it
    * no longer matches are logged, not fatal); new and changed tools stay hidden until approved.
    */
@@ -143,6 +187,7 @@ export class Controller {
     this.active = this.activate(previous.doc, this.loaded);
     previous.credentials.close();
     this.unapproved = this.pins.pending(catalog.tools);
+    this.rememberApproved(catalog.tools);
     const after = new Set(catalog.tools.map((t) => t.name));
     this.o.onControl({
       actor,
@@ -171,6 +216,7 @@ export class Controller {
     await this.pins.approve(chosen);
     const approved = chosen.map((t) => t.name);
     this.unapproved = this.pins.pending(this.catalog.tools);
+    this.rememberApproved(chosen);
     this.o.onControl({
       actor,
       action: 'tool.approve',

@@ -225,6 +225,7 @@ export function toolRows(c: Controller, explain = false) {
     confirm: e.decision.confirm,
     toggle: runtime.toggles.get(e.decision.tool.name) ?? 'policy',
     approved: !c.pending().has(e.decision.tool.name),
+    ...(c.pending().has(e.decision.tool.name) ? { change: c.changeOf(e.decision.tool.name) ?? null } : {}),
     dataClasses: [...new Set(e.decision.tool.dataClasses.map((d) => d.class))],
     ...(explain ? { steps: e.decision.steps, limits: e.decision.limits } : {}),
   }));

@@ -58,6 +58,8 @@ export interface ToolRow {
   confirm: boolean;
   toggle: 'enabled' | 'disabled' | 'policy';
   approved: boolean;
+  /** For a tool waiting for approval: a diff against the approved definition, when known. */
+  change?: string | null;
 }
 
 export interface SeriesPoint {

@@ -114,6 +114,22 @@ export function ToolsPage() {
                   </>
                 )}
                 {t.toggle !== 'policy' && <div class="sub">runtime: {t.toggle}</div>}
+                {t.change && (
+                  <details class="change">
+                    <summary>What changed</summary>
+                    <pre class="diff">
+                      {t.change.split('\n').map((line, i) => (
+                        <span
+                          key={i}
+                          class={line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : ''}
+                        >
+                          {line}
+                          {'\n'}
+                        </span>
+                      ))}
+                    </pre>
+                  </details>
+                )}
               </td>
               <td>{t.scopes.join(' ')}</td>
               <td class="control">
