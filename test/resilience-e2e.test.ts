@@ -171,7 +171,7 @@ async function startRedis(port: number, dir: string): Promise<ChildProcess> {
 }
 
 describe('degraded mode: Redis restarted mid-run', () => {
-  it('fails writes closed and serves reads on local limits while Redis is down, and recovers by itself', async () => {
+  it('fails writes closed and serves reads on local limits while Redis is down, and recovers by itself (approvals included, though Redis comes back empty)', async () => {
     const up = await flakyUpstream();
     const dir = tempTree({ 'spec.json': SPEC });
     const port = await freePort();

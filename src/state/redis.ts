@@ -63,7 +63,13 @@ export async function createRedisState(o: RedisStateOptions): Promise<RedisState
       const next = new Map<string, Toggle>();
       for (const [name, v] of Object.entries(t)) if (v === 'enabled' || v === 'disabled') next.set(name, v);
       const nextKill: KillSwitch = ks === 'read-only' || ks === 'off' ? ks : 'none';
-      const nextPins = new Map(Object.entries(p).filter(([, h]) => /^[0-9a-f]{64}$/.test(h)));
+      let nextPins = new Map(Object.entries(p).filter(([, h]) => /^[0-9a-f]{64}$/.test(h)));
+      if (nextPins.size === 0 && pins.size > 0) {
+        // Redis lost its data (a restart without persistence): put back the approvals this instance
+        // knew, rather than hide every tool until someone approves them all again.
+        await client.hset(k('pins'), Object.fromEntries(pins));
+        nextPins = pins;
+      }
       const changed =
         nextKill !== kill ||
         next.size !== toggles.size ||
