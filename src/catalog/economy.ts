@@ -27,6 +27,8 @@ function setOwn(o: object, k: string, v: unknown): void {
 /** Keywords that describe without constraining, kept on every node kept (cheap and useful). */
 const KEEP = new Set(['type', 'format', 'const', 'nullable']);
 const MAX_ENUM = 20;
+/** What a node lists of its children: dropped when the budget cannot cover them. */
+const OUTLINE = ['properties', 'required', 'items', 'additionalProperties', 'anyOf', 'oneOf', 'allOf'];
 
 export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}): JsonSchemaObject {
   const budget = { left: o.budget ?? 80 };
@@ -42,11 +44,6 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
       return deref(defs[decodeURIComponent(ref.slice(8)).replace(/~1/g, '/').replace(/~0/g, '~')], seen + 1);
     return s as S;
   };
-  const stub = (s: S | undefined): S => {
-    const t = s?.type;
-    return typeof t === 'string' || Array.isArray(t) ? { type: t } : {};
-  };
-
   // Breadth-first: each kept node lists its children only if the budget covers all of them.
   const root: S = {};
   const queue: Array<{ from: S; into: S; depth: number }> = [];
@@ -95,21 +92,11 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
         if (c.schema) queue.push({ from: c.schema, into: next, depth: depth + 1 });
       }
     } else {
-      // Out of budget: this node keeps its own type and loses its outline.
-      for (const key of [
-        'properties',
-        'required',
-        'items',
-        'additionalProperties',
-        'anyOf',
-        'oneOf',
-        'allOf',
-      ])
-        delete into[key];
-      if (children.some((c) => c.schema === undefined)) continue;
-      if (from.anyOf || from.oneOf || from.allOf)
-        for (const k of Object.keys(into)) if (k !== 'description') delete into[k];
-      Object.assign(into, stub(from), into.description ? { description: into.description } : {});
+      // Out of budget: this node keeps its own keywords and loses its outline; a composition keeps
+      // only its type and description (its other keywords say little without its branches).
+      for (const key of OUTLINE) delete into[key];
+      if ((from.anyOf || from.oneOf || from.allOf) && children.every((c) => c.schema !== undefined))
+        for (const k of Object.keys(into)) if (k !== 'description' && k !== 'type') delete into[k];
     }
   }
   return root as JsonSchemaObject;

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tailLines } from '../audit/read.js';
 import type { ControlEvent, Controller } from '../control/controller.js';
@@ -9,7 +9,7 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { CallSeries } from '../observe/series.js';
 import type { KillSwitch } from '../state/memory.js';
-import { Dashboard, SECURITY_HEADERS } from './dashboard.js';
+import { Dashboard, SECURITY_HEADERS, sendJson as send } from './dashboard.js';
 
 export interface AdminOptions {
   controller: Controller;
@@ -229,21 +229,6 @@ export function toolRows(c: Controller, explain = false) {
     dataClasses: [...new Set(e.decision.tool.dataClasses.map((d) => d.class))],
     ...(explain ? { steps: e.decision.steps, limits: e.decision.limits } : {}),
   }));
-}
-
-function send(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, {
-    ...SECURITY_HEADERS,
-    'content-type': 'application/json',
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(JSON.stringify(body));
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

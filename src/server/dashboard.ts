@@ -119,9 +119,13 @@ export class Dashboard {
     }
     if (path === '/ui/session' && req.method === 'GET') {
       const s = this.session(req);
-      if (!s) json(res, 401, { error: 'ADMIN_DENIED', message: 'Log in.' });
+      if (!s) sendJson(res, 401, { error: 'ADMIN_DENIED', message: 'Log in.' });
       else
-        json(res, 200, { actor: s.actor, csrf: s.csrf, expiresAt: new Date(this.expiry(s)).toISOString() });
+        sendJson(res, 200, {
+          actor: s.actor,
+          csrf: s.csrf,
+          expiresAt: new Date(this.expiry(s)).toISOString(),
+        });
       return true;
     }
     if (!path.startsWith('/ui/') || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
@@ -130,8 +134,11 @@ export class Dashboard {
     const file = this.assets.get(name) ?? (name.includes('.') ? undefined : this.assets.get(''));
     if (!file) {
       if (this.assets.size === 0)
-        json(res, 503, { error: 'NOT_BUILT', message: 'The dashboard is not built: run `npm run build`.' });
-      else json(res, 404, { error: 'NOT_FOUND', message: 'no such file' });
+        sendJson(res, 503, {
+          error: 'NOT_BUILT',
+          message: 'The dashboard is not built: run `npm run build`.',
+        });
+      else sendJson(res, 404, { error: 'NOT_FOUND', message: 'no such file' });
       return true;
     }
     res.writeHead(200, {
@@ -177,13 +184,13 @@ export class Dashboard {
     // JSON only: a cross-site form cannot send it without a CORS preflight, which this port never grants.
     if (!sameOrigin(req) || !/^application\/json\b/.test(req.headers['content-type'] ?? '')) {
       req.resume();
-      return json(res, 403, { error: 'ADMIN_DENIED', message: 'Log in from the dashboard page.' });
+      return sendJson(res, 403, { error: 'ADMIN_DENIED', message: 'Log in from the dashboard page.' });
     }
     const limited = await this.failures.get(addr);
     if (limited && limited.remainingPoints <= 0) {
       req.resume();
       const wait = Math.ceil(limited.msBeforeNext / 1000);
-      return json(
+      return sendJson(
         res,
         429,
         { error: 'RATE_LIMITED', message: `Too many wrong tokens. Try again in ${wait} s.` },
@@ -197,7 +204,7 @@ export class Dashboard {
     if (!token || !same(createHash('sha256').update(token).digest(), this.o.tokenHash)) {
       await this.failures.penalty(addr, 1);
       this.o.onEvent('admin.login-refused', actor);
-      return json(res, 401, { error: 'ADMIN_DENIED', message: 'That is not the admin token.' });
+      return sendJson(res, 401, { error: 'ADMIN_DENIED', message: 'That is not the admin token.' });
     }
     await this.failures.delete(addr);
     this.prune();
@@ -211,7 +218,7 @@ export class Dashboard {
     };
     this.sessions.set(s.id, s);
     this.o.onEvent('admin.login', actor);
-    json(
+    sendJson(
       res,
       200,
       { actor, csrf: s.csrf, expiresAt: new Date(this.expiry(s)).toISOString() },
@@ -223,14 +230,14 @@ export class Dashboard {
     req.resume();
     const s = this.session(req);
     if (s && !this.mayChange(req, s)) {
-      json(res, 403, { error: 'CSRF', message: 'Missing or wrong CSRF token.' });
+      sendJson(res, 403, { error: 'CSRF', message: 'Missing or wrong CSRF token.' });
       return;
     }
     if (s) {
       this.sessions.delete(s.id);
       this.o.onEvent('admin.logout', s.actor);
     }
-    json(res, 200, { ok: true }, { 'set-cookie': setCookie('', 0) });
+    sendJson(res, 200, { ok: true }, { 'set-cookie': setCookie('', 0) });
   }
 
   private prune(): void {
@@ -276,7 +283,8 @@ function same(a: string | Buffer, b: string | Buffer): boolean {
   return timingSafeEqual(x, y);
 }
 
-function json(
+/** A JSON answer with the admin port's security headers (the API and the dashboard alike). */
+export function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,

@@ -62,21 +62,8 @@ export interface ToolRow {
   change?: string | null;
 }
 
-export interface SeriesPoint {
-  t: number;
-  calls: number;
-  errors: number;
-  denied: number;
-  p50: number | null;
-  p99: number | null;
-}
-
-export interface Series {
-  bucketSeconds: number;
-  tools: Record<string, SeriesPoint[]>;
-  all: SeriesPoint[];
-  summary: Record<string, Omit<SeriesPoint, 't'>>;
-}
+// The server's own definitions (type-only: nothing of the server is bundled).
+export type { SeriesPoint, SeriesSnapshot as Series } from '../../src/observe/series.js';
 
 export interface FiredAlert {
   id: number;

@@ -94,3 +94,17 @@ export function fmtTime(iso: unknown): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
 }
+
+/** A unified diff, added lines and removed lines coloured (policy versions, changed tool definitions). */
+export function Diff({ text }: { text: string }) {
+  return (
+    <pre class="diff">
+      {text.split('\n').map((line, i) => (
+        <span key={i} class={line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : ''}>
+          {line}
+          {'\n'}
+        </span>
+      ))}
+    </pre>
+  );
+}

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type PolicyVersionInfo } from '../api.js';
-import { ConfirmDialog, ErrorLine, fmtTime, usePoll } from '../components.js';
+import { ConfirmDialog, Diff, ErrorLine, fmtTime, usePoll } from '../components.js';
 
 export function PolicyPage() {
   const { value, error, reload } = usePoll(
@@ -111,14 +111,7 @@ export function PolicyPage() {
           <h2>
             v{compare} → v{current}
           </h2>
-          <pre class="diff">
-            {diff.split('\n').map((line, i) => (
-              <span key={i} class={line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : ''}>
-                {line}
-                {'\n'}
-              </span>
-            ))}
-          </pre>
+          <Diff text={diff} />
         </>
       )}
       {text && (

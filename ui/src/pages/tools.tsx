@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, type ToolRow } from '../api.js';
-import { Badge, ErrorLine, usePoll } from '../components.js';
+import { Badge, Diff, ErrorLine, usePoll } from '../components.js';
 
 export function ToolsPage() {
   const { value, error, reload } = usePoll(
@@ -117,17 +117,7 @@ export function ToolsPage() {
                 {t.change && (
                   <details class="change">
                     <summary>What changed</summary>
-                    <pre class="diff">
-                      {t.change.split('\n').map((line, i) => (
-                        <span
-                          key={i}
-                          class={line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : ''}
-                        >
-                          {line}
-                          {'\n'}
-                        </span>
-                      ))}
-                    </pre>
+                    <Diff text={t.change} />
                   </details>
                 )}
               </td>
