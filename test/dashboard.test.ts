@@ -230,6 +230,10 @@ describe('the dashboard on the admin port', () => {
     expect(tail.lastSeq).toBeGreaterThan(last);
     for (const bad of ['decision=maybe', 'since=yesterday', 'limit=0', 'limit=5000', 'after=-1'])
       expect((await req(env.gw, 'GET', `/audit?${bad}`, { cookie })).status).toBe(400);
+    // Broken percent-encoding in a path is the caller's mistake: 400 with a reason, never a 500.
+    const broken = await req(env.gw, 'GET', '/explain/%E0%A4%A', { cookie });
+    expect(broken.status).toBe(400);
+    expect(broken.json.error).toBe('USAGE');
     await client.close();
   });
 

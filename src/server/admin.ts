@@ -84,7 +84,7 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
       const actor =
         session?.actor ??
         `admin${typeof named === 'string' && /^[\w.@-]{1,64}$/.test(named) ? `:${named}` : ''}`;
-      const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      const parts = url.pathname.split('/').filter(Boolean).map(decodeSegment);
       const body = req.method === 'POST' ? await readJson(req) : undefined;
       const named1 = new Set(['tools', 'explain', 'alerts', 'policy-version']);
       const route = `${req.method} /${parts.map((p, i) => (i === 1 && named1.has(parts[0]!) ? ':name' : p)).join('/')}`;
@@ -203,6 +203,15 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
         server.closeAllConnections();
       }),
   };
+}
+
+/** A path segment, decoded; bad percent-encoding is the caller's mistake (400), not a crash (500). */
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new WardenError('USAGE', 'the request path is not valid percent-encoding');
+  }
 }
 
 function modeName(c: Controller): string {
