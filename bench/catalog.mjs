@@ -24,7 +24,7 @@ const specs = [
   `${shared}openai.yaml`,
 ];
 const child = `
-  const { loadSpec } = await import(${JSON.stringify(new URL('../dist/spec/load.js', import.meta.url).href)});
+  const { loadSpec } = await import(${JSON.stringify(new URL('../dist/openapi/load.js', import.meta.url).href)});
   const { buildCatalog } = await import(${JSON.stringify(new URL('../dist/catalog/build.js', import.meta.url).href)});
   const t0 = performance.now();
   const spec = await loadSpec(process.argv[1]);

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 
 const root = new URL('..', import.meta.url).pathname;
-const { loadSpec } = await import(`${root}dist/spec/load.js`);
+const { loadSpec } = await import(`${root}dist/openapi/load.js`);
 const { buildCatalog } = await import(`${root}dist/catalog/build.js`);
 const { canonicalJson } = await import(`${root}dist/lib/canonical.js`);
 const { definitionHash } = await import(`${root}dist/control/pins.js`);

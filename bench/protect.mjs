@@ -4,10 +4,10 @@
 // call, and reported as the median per KiB of the upstream JSON.
 import { cpus } from 'node:os';
 import { buildCatalog } from '../dist/catalog/build.js';
+import { loadSpec } from '../dist/openapi/load.js';
 import { detectorFor } from '../dist/protect/detect.js';
 import { maskerFor, maskRules, maskUntyped } from '../dist/protect/mask.js';
 import { redactJson } from '../dist/protect/redact-json.js';
-import { loadSpec } from '../dist/spec/load.js';
 import { shopData } from '../examples/shop/server.mjs';
 
 const iterations = Number(process.argv[2] ?? 400);

@@ -1,7 +1,7 @@
 import { classifyField } from '../classify/data-classes.js';
 import type { Scrubber } from '../observe/scrub.js';
+import { words } from '../openapi/text.js';
 import { detectorFor, type RedactionCounts } from '../protect/detect.js';
-import { words } from '../spec/text.js';
 
 const MAX_DEPTH = 6;
 const MAX_ITEMS = 50;

@@ -3,12 +3,6 @@ import { ResponseClassifier } from '../classify/data-classes.js';
 import { secureDefaultExposure } from '../classify/exposure.js';
 import { COLLECTION_KEYS, classifyRisk, LIST_WORDS, type OperationFacts } from '../classify/risk.js';
 import { WardenError } from '../errors.js';
-import type { LoadedSpec } from '../spec/load.js';
-import { escapePointerToken, getByPointer } from '../spec/parse.js';
-import { cleanDescription, cleanLine, words } from '../spec/text.js';
-import { type DefsLookup, type JsonSchema, type JsonSchemaObject, resolveLocal } from './json-schema.js';
-import { assignNames } from './names.js';
-import { SchemaConverter } from './schema.js';
 import {
   type ArgBinding,
   type Catalog,
@@ -19,7 +13,18 @@ import {
   type ServerInfo,
   type StrippedParam,
   type Tool,
-} from './types.js';
+} from '../model/catalog.js';
+import {
+  type DefsLookup,
+  type JsonSchema,
+  type JsonSchemaObject,
+  resolveLocal,
+} from '../model/json-schema.js';
+import type { LoadedSpec } from '../openapi/load.js';
+import { escapePointerToken, getByPointer } from '../openapi/parse.js';
+import { cleanDescription, cleanLine, words } from '../openapi/text.js';
+import { assignNames } from './names.js';
+import { SchemaConverter } from './schema.js';
 
 export interface CatalogOptions {
   /** Longest tool description, in characters. */

@@ -1,4 +1,4 @@
-import type { JsonSchemaObject } from './json-schema.js';
+import type { JsonSchemaObject } from '../model/json-schema.js';
 
 /**
  * Schema economy for what a model reads. An output schema tells a model the shape of a result; the

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { stripUnsafeText } from '../spec/text.js';
+import { stripUnsafeText } from '../openapi/text.js';
 
 /** What MCP clients and LLM tool APIs accept. */
 export const TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { WardenError } from '../errors.js';
 import { compileLinear } from '../lib/linear-regexp.js';
-import type { Dialect } from '../spec/load.js';
-import { getByPointer, pointerTokens } from '../spec/parse.js';
-import { cleanDescription, cleanLine } from '../spec/text.js';
-import type { DefsLookup, JsonSchema, JsonSchemaObject } from './json-schema.js';
+import type { DefsLookup, JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
+import type { Dialect } from '../openapi/load.js';
+import { getByPointer, pointerTokens } from '../openapi/parse.js';
+import { cleanDescription, cleanLine } from '../openapi/text.js';
 
 /**
  * Converts OpenAPI Schema Objects (3.0's dialect, or 3.1's JSON Schema) into plain JSON Schema

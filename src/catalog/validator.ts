@@ -1,6 +1,6 @@
 import { Ajv2020, addFormats, type ValidateFunction } from '../lib/ajv.js';
 import { linearRegExp } from '../lib/linear-regexp.js';
-import type { JsonSchemaObject } from './json-schema.js';
+import type { JsonSchemaObject } from '../model/json-schema.js';
 
 /**
  * One Ajv instance per catalogue, configured for untrusted arguments: no type coercion, no

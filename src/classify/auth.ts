@@ -1,4 +1,4 @@
-import type { AuthRequirement, ToolAuth } from '../catalog/types.js';
+import type { AuthRequirement, ToolAuth } from '../model/catalog.js';
 
 type Schemes = Record<string, unknown>;
 

@@ -1,12 +1,12 @@
+import type { DataClass, DataField } from '../model/catalog.js';
 import {
   type DefsLookup,
   defsOf,
   type JsonSchema,
   type JsonSchemaObject,
   resolveLocal,
-} from '../catalog/json-schema.js';
-import type { DataClass, DataField } from '../catalog/types.js';
-import { words } from '../spec/text.js';
+} from '../model/json-schema.js';
+import { words } from '../openapi/text.js';
 
 /** What a field rule sees: the property name's words, its schema, and the enclosing property's words. */
 export interface FieldFacts {

@@ -1,4 +1,4 @@
-import { HIDING_CLASSES, type Tool } from '../catalog/types.js';
+import { HIDING_CLASSES, type Tool } from '../model/catalog.js';
 
 /**
  * The secure default with no configuration: only safe reads are exposed. Every hidden tool gets

@@ -5,7 +5,7 @@ import {
   RISK_CLASSES,
   type RiskClass,
   type RiskFinding,
-} from '../catalog/types.js';
+} from '../model/catalog.js';
 
 /** What the risk rules look at, extracted once per operation by the catalogue. */
 export interface OperationFacts {

@@ -3,16 +3,16 @@ import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { buildCatalog } from '../catalog/build.js';
-import type { Catalog } from '../catalog/types.js';
 import { Controller } from '../control/controller.js';
-import { listToolsets } from '../discover/toolsets.js';
 import { WardenError } from '../errors.js';
+import type { Catalog } from '../model/catalog.js';
+import { loadSpec } from '../openapi/load.js';
 import { checkPolicy, didYouMean } from '../policy/check.js';
 import { DEFAULT_POLICY, evaluatePolicy } from '../policy/evaluate.js';
 import { readPolicyFile } from '../policy/load.js';
 import { DEFAULT_SCOPES, ENVIRONMENTS, type Environment } from '../policy/schema.js';
+import { listToolsets } from '../policy/toolsets.js';
 import { newApiKey } from '../server/callers.js';
-import { loadSpec } from '../spec/load.js';
 import { createMemoryState } from '../state/memory.js';
 
 export interface Io {

@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { buildCatalog } from '../catalog/build.js';
 import { WardenError } from '../errors.js';
+import { type LoadOptions, loadSpec } from '../openapi/load.js';
+import { createLineLocator } from '../openapi/parse.js';
 import { toReport } from '../report/json.js';
 import { renderSarif } from '../report/sarif.js';
 import { renderTable } from '../report/table.js';
-import { type LoadOptions, loadSpec } from '../spec/load.js';
-import { createLineLocator } from '../spec/parse.js';
 import { VERSION } from '../version.js';
 
 export interface ScanOptions {

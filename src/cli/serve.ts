@@ -1,6 +1,6 @@
 import { WardenError } from '../errors.js';
+import type { LoadOptions } from '../openapi/load.js';
 import { type ServeOptions, startGateway } from '../server/serve.js';
-import type { LoadOptions } from '../spec/load.js';
 
 export interface ServeCliOptions {
   spec: string;

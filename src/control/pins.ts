@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { Tool } from '../catalog/types.js';
 import { WardenError } from '../errors.js';
 import { canonicalJson } from '../lib/canonical.js';
-import type { SharedPins } from '../state/memory.js';
+import type { Tool } from '../model/catalog.js';
+import type { SharedPins } from '../model/state.js';
 
 /**
  * Tool-definition pinning. Each approved tool's definition (what the agent sees and what the gateway

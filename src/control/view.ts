@@ -1,8 +1,8 @@
 import { economizeInput, economizeOutput } from '../catalog/economy.js';
-import type { Tool } from '../catalog/types.js';
+import type { Tool } from '../model/catalog.js';
+import type { RuntimeSnapshot } from '../model/state.js';
 import type { Blocker, ToolDecision } from '../policy/evaluate.js';
 import { maskerFor } from '../protect/mask.js';
-import type { RuntimeSnapshot } from '../state/memory.js';
 
 /** The name of the argument that carries a two-step confirmation token. */
 export const CONFIRM_ARG = 'mcp_warden_confirmation';

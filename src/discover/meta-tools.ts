@@ -1,7 +1,7 @@
 import type { ListedTool, ToolView } from '../control/view.js';
 import { WardenError } from '../errors.js';
+import { cleanLine } from '../openapi/text.js';
 import { notFound } from '../pipeline/resolve.js';
-import { cleanLine } from '../spec/text.js';
 import type { ToolSearch } from './search.js';
 
 /**

@@ -1,6 +1,6 @@
 import MiniSearch from 'minisearch';
-import type { Catalog, Tool } from '../catalog/types.js';
-import { words } from '../spec/text.js';
+import type { Catalog, Tool } from '../model/catalog.js';
+import { words } from '../openapi/text.js';
 
 /**
  * Ranked search over a catalogue's tools, for dynamic mode: BM25 (MiniSearch) over the name, the

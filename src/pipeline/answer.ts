@@ -1,9 +1,9 @@
 import { isJsonType } from '../catalog/build.js';
-import type { Catalog, Tool } from '../catalog/types.js';
 import { createSchemaCompiler } from '../catalog/validator.js';
 import { WardenError } from '../errors.js';
 import type { ValidateFunction } from '../lib/ajv.js';
 import { tooDeep } from '../lib/json-depth.js';
+import type { Catalog, Tool } from '../model/catalog.js';
 import type { Scrubber } from '../observe/scrub.js';
 import { maskRules, maskUntyped } from '../protect/mask.js';
 import { MAX_JSON_DEPTH } from '../protect/redact-json.js';

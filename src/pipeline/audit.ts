@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { AuditRecord, AuditSink } from '../audit/jsonl.js';
 import { redactArgs } from '../audit/redact.js';
 import { CONFIRM_ARG } from '../control/view.js';
 import { ERROR_CODES } from '../errors.js';
 import { canonicalJson } from '../lib/canonical.js';
+import type { AuditRecord, AuditSink } from '../model/audit.js';
 import type { Scrubber } from '../observe/scrub.js';
 import { detectorFor, type RedactionCounts } from '../protect/detect.js';
 import type { CallContext } from './context.js';

@@ -1,7 +1,7 @@
 import { FormData } from 'undici';
 import { isJsonType } from '../catalog/build.js';
-import type { ArgBinding, Tool } from '../catalog/types.js';
 import { WardenError } from '../errors.js';
+import type { ArgBinding, Tool } from '../model/catalog.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
 import { VERSION } from '../version.js';
 import type { CallContext, UpstreamRequest } from './context.js';

@@ -3,8 +3,8 @@ import { redactArgs } from '../audit/redact.js';
 import { CONFIRM_ARG } from '../control/view.js';
 import { WardenError } from '../errors.js';
 import { canonicalJson } from '../lib/canonical.js';
+import type { ReplayGuard } from '../model/state.js';
 import type { Scrubber } from '../observe/scrub.js';
-import type { ReplayGuard } from '../state/memory.js';
 import type { CallContext } from './context.js';
 
 export interface ConfirmOptions {

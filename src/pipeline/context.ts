@@ -1,7 +1,7 @@
 import type { FormData } from 'undici';
-import type { Tool } from '../catalog/types.js';
 import type { ViewEntry } from '../control/view.js';
 import type { WardenError } from '../errors.js';
+import type { Tool } from '../model/catalog.js';
 import type { Limits } from '../policy/evaluate.js';
 
 /** What the MCP layer hands the pipeline for one `tools/call`. */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { AuditRecord, AuditSink } from '../audit/jsonl.js';
-import type { Catalog } from '../catalog/types.js';
 import type { ToolView } from '../control/view.js';
 import { ERROR_CODES, toWardenError, WardenError } from '../errors.js';
+import type { AuditRecord, AuditSink } from '../model/audit.js';
+import type { Catalog } from '../model/catalog.js';
 import type { Scrubber } from '../observe/scrub.js';
 import { detectorFor } from '../protect/detect.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';

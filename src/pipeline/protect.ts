@@ -1,4 +1,4 @@
-import type { DataClass } from '../catalog/types.js';
+import type { DataClass } from '../model/catalog.js';
 import { type CapLimits, capValue, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RESULT_BYTES } from '../protect/caps.js';
 import { detectorFor, type RedactionCounts } from '../protect/detect.js';
 import { maskerFor, maskUntyped } from '../protect/mask.js';

@@ -1,8 +1,8 @@
-import type { Catalog, Tool } from '../catalog/types.js';
 import { createSchemaCompiler } from '../catalog/validator.js';
 import { CONFIRM_ARG } from '../control/view.js';
 import { WardenError } from '../errors.js';
 import type { ErrorObject, ValidateFunction } from '../lib/ajv.js';
+import type { Catalog, Tool } from '../model/catalog.js';
 import type { CallContext } from './context.js';
 
 export interface ValidateOptions {

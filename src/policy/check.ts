@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import type { Catalog } from '../catalog/types.js';
+import type { Catalog } from '../model/catalog.js';
 import type { LoadedPolicy } from './load.js';
 
 export interface PolicyProblem {

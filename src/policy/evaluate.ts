@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
-import type { Catalog, DataClass, Tool } from '../catalog/types.js';
 import type { TagClass } from '../classify/data-classes.js';
+import type { Catalog, DataClass, Tool } from '../model/catalog.js';
 import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
 import { DEFAULT_SCOPES, type PolicyDoc, type PolicyMatch, RESTRICTED_RISKS } from './schema.js';
 

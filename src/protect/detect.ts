@@ -1,4 +1,4 @@
-import type { DataClass } from '../catalog/types.js';
+import type { DataClass } from '../model/catalog.js';
 
 /**
  * Detection by value: finds secrets and personal data in any string, whatever field (or log line)

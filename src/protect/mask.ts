@@ -1,6 +1,6 @@
-import { type DefsLookup, defsOf, type JsonSchema, type JsonSchemaObject } from '../catalog/json-schema.js';
-import type { DataClass } from '../catalog/types.js';
 import { cachedWords, classifyField, classifyProperty, type TagClass } from '../classify/data-classes.js';
+import type { DataClass } from '../model/catalog.js';
+import { type DefsLookup, defsOf, type JsonSchema, type JsonSchemaObject } from '../model/json-schema.js';
 import type { RedactionCounts } from './detect.js';
 
 export type MaskAction = 'allow' | 'mask' | 'drop';

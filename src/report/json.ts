@@ -1,4 +1,4 @@
-import type { Catalog, RiskClass, Tool } from '../catalog/types.js';
+import type { Catalog, RiskClass, Tool } from '../model/catalog.js';
 
 /** Bumped on any breaking change to the shape below (documented in docs/scan-report.md). */
 export const REPORT_VERSION = 1;

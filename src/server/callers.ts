@@ -12,6 +12,7 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../errors.js';
 import { watchedFile } from '../lib/watched-file.js';
+import type { Principal } from '../model/principal.js';
 import {
   type ApiKeyDef,
   apiKeysFileSchema,
@@ -19,7 +20,6 @@ import {
   DEFAULT_SCOPES,
   type Environment,
 } from '../policy/schema.js';
-import type { Principal } from './mcp.js';
 
 export type AuthOutcome =
   | { ok: true; principal: Principal; via: 'api-key' | 'jwt' | 'anonymous' }

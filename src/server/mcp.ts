@@ -10,18 +10,14 @@ import {
   ProtocolErrorCode,
   Server,
 } from '@modelcontextprotocol/server';
-import type { Catalog } from '../catalog/types.js';
 import type { ToolView } from '../control/view.js';
 import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '../discover/meta-tools.js';
 import { ERROR_CODES, isWardenError, type WardenError } from '../errors.js';
+import type { Catalog } from '../model/catalog.js';
+import type { Principal } from '../model/principal.js';
 import type { CallInput, ConfirmationChannel } from '../pipeline/context.js';
 import { errorResult, type Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
-
-export interface Principal {
-  id: string;
-  scopes: readonly string[];
-}
 
 export interface McpWiring {
   catalog: Catalog;

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { WardenError } from '../errors.js';
-import type { KillSwitch, ReplayGuard, RuntimeSnapshot, StateStore, Toggle } from './memory.js';
+import type { KillSwitch, ReplayGuard, RuntimeSnapshot, StateStore, Toggle } from '../model/state.js';
 
 export interface RedisStateOptions {
   url: string;

@@ -1,5 +1,5 @@
-import type { ServerInfo, Tool } from '../catalog/types.js';
 import { WardenError } from '../errors.js';
+import type { ServerInfo, Tool } from '../model/catalog.js';
 
 /** Where a tool's calls go: fixed at start-up, never derived from arguments. */
 export interface UpstreamTarget {

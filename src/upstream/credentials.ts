@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
-import type { AuthRequirement, Tool } from '../catalog/types.js';
 import { WardenError } from '../errors.js';
 import { watchedFile } from '../lib/watched-file.js';
+import type { AuthRequirement, Tool } from '../model/catalog.js';
 import type { CredentialDef, CredentialSource, Environment } from '../policy/schema.js';
 
 /** How a value is presented on the wire, from the security scheme. */

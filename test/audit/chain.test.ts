@@ -2,9 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type AnyRecord, listRotated, openJsonlAudit } from '../../src/audit/jsonl.js';
+import { listRotated, openJsonlAudit } from '../../src/audit/jsonl.js';
 import { verifyAudit } from '../../src/audit/verify.js';
-import { tempTree } from '../helpers.js';
+import type { AnyRecord } from '../../src/model/audit.js';
+import { tempTree } from '../support/helpers.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const KEY = Buffer.from('checkpoint-key-0123456789abcdef');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: the demo upstream is plain JavaScript
 import { startShop } from '../../examples/shop/server.mjs';
-import { tempTree } from '../helpers.js';
+import { tempTree } from '../support/helpers.js';
 
 const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;

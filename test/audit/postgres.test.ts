@@ -11,7 +11,7 @@ import { openJsonlAudit } from '../../src/audit/jsonl.js';
 import { linesOfInstance, queryPg } from '../../src/audit/postgres.js';
 import { verifyLines } from '../../src/audit/verify.js';
 import { startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../helpers.js';
+import { tempTree } from '../support/helpers.js';
 
 const PG_URL = process.env.MCP_WARDEN_TEST_PG ?? 'postgres://root@127.0.0.1:5432/test';
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;

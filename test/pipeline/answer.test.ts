@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { Scrubber } from '../../src/observe/scrub.js';
 import { createAnswer } from '../../src/pipeline/answer.js';
 import type { CallContext } from '../../src/pipeline/context.js';
-import { catalogOf, minimalSpec } from '../helpers.js';
-import { contextFor } from './fixtures.js';
+import { catalogOf, minimalSpec } from '../support/helpers.js';
+import { contextFor } from '../support/pipeline.js';
 
 const spec = minimalSpec({
   '/obj': {

@@ -6,8 +6,8 @@ import { redactArgs } from '../../src/audit/redact.js';
 import { WardenError } from '../../src/errors.js';
 import { Scrubber } from '../../src/observe/scrub.js';
 import { createAudit } from '../../src/pipeline/audit.js';
-import { tempTree } from '../helpers.js';
-import { contextFor } from './fixtures.js';
+import { tempTree } from '../support/helpers.js';
+import { contextFor } from '../support/pipeline.js';
 
 describe('audit stage', () => {
   it('writes one JSON line per call with decision, code, principal and upstream facts', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createAuthorize } from '../../src/pipeline/authorize.js';
-import { itemsCatalog, resolvedContext, viewOf } from './fixtures.js';
+import { itemsCatalog, resolvedContext, viewOf } from '../support/pipeline.js';
 
 describe('authorize stage', () => {
   const policy = 'version: 1\nrules:\n  - match: { name: getPart }\n    scopes: [parts:read, audit]\n';

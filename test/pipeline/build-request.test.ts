@@ -4,7 +4,7 @@ import { isWardenError } from '../../src/errors.js';
 import { createBuildRequest } from '../../src/pipeline/build-request.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { parseBaseUrl } from '../../src/upstream/base-url.js';
-import { contextFor, itemsCatalog, toolNamed } from './fixtures.js';
+import { contextFor, itemsCatalog, toolNamed } from '../support/pipeline.js';
 
 async function setup() {
   const catalog = await itemsCatalog();

@@ -6,7 +6,7 @@ import { Scrubber } from '../../src/observe/scrub.js';
 import { createConfirm, digest } from '../../src/pipeline/confirm.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { createMemoryReplayGuard } from '../../src/state/memory.js';
-import { itemsCatalog, resolvedContext, viewOf } from './fixtures.js';
+import { itemsCatalog, resolvedContext, viewOf } from '../support/pipeline.js';
 
 const POLICY =
   'version: 1\nmode: read-write\nrules:\n  - match: { name: createItem }\n    enabled: true\n    confirm: true\n';

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Catalog } from '../../src/catalog/types.js';
 import { isWardenError } from '../../src/errors.js';
+import type { Catalog } from '../../src/model/catalog.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { createInjectCredential } from '../../src/pipeline/inject-credential.js';
 import { credentialEnvVar, loadCredentials } from '../../src/upstream/credentials.js';
-import { catalogOf, minimalSpec } from '../helpers.js';
-import { contextFor, itemsCatalog, toolNamed } from './fixtures.js';
+import { catalogOf, minimalSpec } from '../support/helpers.js';
+import { contextFor, itemsCatalog, toolNamed } from '../support/pipeline.js';
 
 const toolsOf = (catalog: Catalog) => catalog.tools.map((tool) => ({ tool }));
 

@@ -3,7 +3,7 @@ import { isWardenError, type WardenError } from '../../src/errors.js';
 import { createResolve } from '../../src/pipeline/resolve.js';
 import { createToggle } from '../../src/pipeline/toggle.js';
 import { createValidate } from '../../src/pipeline/validate.js';
-import { contextFor, itemsCatalog, toolNamed, viewOf } from './fixtures.js';
+import { contextFor, itemsCatalog, toolNamed, viewOf } from '../support/pipeline.js';
 
 function caught(f: () => void): WardenError {
   try {

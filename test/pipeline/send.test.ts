@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { createSend } from '../../src/pipeline/send.js';
-import { startUpstream } from '../helpers.js';
-import { contextFor } from './fixtures.js';
+import { startUpstream } from '../support/helpers.js';
+import { contextFor } from '../support/pipeline.js';
 
 let up: Awaited<ReturnType<typeof startUpstream>>;
 beforeAll(async () => {

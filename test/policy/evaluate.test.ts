@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
-import type { Catalog } from '../../src/catalog/types.js';
+import type { Catalog } from '../../src/model/catalog.js';
+import { loadSpec } from '../../src/openapi/load.js';
 import { checkPolicy } from '../../src/policy/check.js';
 import { evaluatePolicy, type ToolDecision } from '../../src/policy/evaluate.js';
 import { parsePolicy } from '../../src/policy/load.js';
-import { loadSpec } from '../../src/spec/load.js';
 
 const SHOP = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
 let shop: Promise<Catalog> | undefined;

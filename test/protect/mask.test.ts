@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { JsonSchemaObject } from '../../src/catalog/json-schema.js';
 import { createSchemaCompiler } from '../../src/catalog/validator.js';
+import type { JsonSchemaObject } from '../../src/model/json-schema.js';
 import { maskerFor, maskRules, maskUntyped, maskValue, SchemaMasker } from '../../src/protect/mask.js';
 
 const compiler = createSchemaCompiler([]);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { JsonSchemaObject } from '../../src/catalog/json-schema.js';
 import { createSchemaCompiler } from '../../src/catalog/validator.js';
+import type { JsonSchemaObject } from '../../src/model/json-schema.js';
 import { detectorFor } from '../../src/protect/detect.js';
 import { maskRules, SchemaMasker } from '../../src/protect/mask.js';
 import { redactJson } from '../../src/protect/redact-json.js';

@@ -1,0 +1,312 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tailLines } from '../audit/read.js';
+import type { ControlEvent, Controller } from '../control/controller.js';
+import { isWardenError, WardenError } from '../errors.js';
+import type { KillSwitch } from '../model/state.js';
+import type { Alerts } from '../observe/alerts.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { CallSeries } from '../observe/series.js';
+import { Dashboard, SECURITY_HEADERS, sendJson as send } from './dashboard.js';
+
+export interface AdminOptions {
+  controller: Controller;
+  metrics: Metrics;
+  /** Serve `/metrics` without the admin token (for scrapers that cannot send one). */
+  metricsPublic: boolean;
+  reloadSpec: (actor: string) => Promise<{ tools: number; pending: string[] }>;
+  token: string;
+  port: number;
+  host: string;
+  logger: Logger;
+  /** For the dashboard's Audit, Metrics and Alerts pages. */
+  auditFile?: string;
+  series?: CallSeries;
+  alerts?: Alerts;
+  /** Audits admin actions that are not controller changes (logins, alert acknowledgements). */
+  onControl: (e: ControlEvent) => void;
+  /** Where the built dashboard lives (default dist/ui). */
+  assetsDir?: string;
+}
+
+export interface AdminServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+const MODES: Record<string, KillSwitch> = { 'read-write': 'none', 'read-only': 'read-only', off: 'off' };
+
+/**
+ * The runtime control API and the dashboard, on their own port and behind their own token (never the
+ * MCP port, never an MCP caller's credential). JSON in, JSON out; every change goes through the
+ * controller, which audits it. The CLI's `tools`, `mode` and `policy` commands are clients of this
+ * API, and so is the dashboard (with a session cookie and a CSRF token in place of the token).
+ */
+export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
+  const want = createHash('sha256').update(o.token).digest();
+  const c = o.controller;
+  const dashboard = new Dashboard({
+    tokenHash: want,
+    onEvent: (action, actor) => o.onControl({ action, actor }),
+    ...(o.assetsDir ? { assetsDir: o.assetsDir } : {}),
+  });
+
+  const server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url ?? '/', 'http://admin');
+      if (o.metricsPublic && req.method === 'GET' && url.pathname === '/metrics') {
+        res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': o.metrics.contentType });
+        return res.end(await o.metrics.text());
+      }
+      if (await dashboard.handle(req, res, url.pathname)) return;
+      const given = /^Bearer ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '')?.[1];
+      const byToken =
+        given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), want);
+      const session = byToken ? undefined : dashboard.session(req);
+      if (!byToken && !session) {
+        req.resume();
+        return send(
+          res,
+          401,
+          { error: 'ADMIN_DENIED', message: 'Send Authorization: Bearer <admin token>.' },
+          { 'www-authenticate': 'Bearer' },
+        );
+      }
+      // A cookie rides along on any request the browser makes; only our own page can add this header.
+      if (session && req.method !== 'GET' && req.method !== 'HEAD' && !dashboard.mayChange(req, session)) {
+        req.resume();
+        return send(res, 403, { error: 'CSRF', message: 'Missing or wrong CSRF token.' });
+      }
+      // Who did it, for the audit: the operator may name themselves; the token is what authorises.
+      const named = req.headers['x-actor'];
+      const actor =
+        session?.actor ??
+        `admin${typeof named === 'string' && /^[\w.@-]{1,64}$/.test(named) ? `:${named}` : ''}`;
+      const parts = url.pathname.split('/').filter(Boolean).map(decodeSegment);
+      const body = req.method === 'POST' ? await readJson(req) : undefined;
+      const named1 = new Set(['tools', 'explain', 'alerts', 'policy-version']);
+      const route = `${req.method} /${parts.map((p, i) => (i === 1 && named1.has(parts[0]!) ? ':name' : p)).join('/')}`;
+
+      switch (route) {
+        case 'GET /metrics':
+          res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': o.metrics.contentType });
+          return res.end(await o.metrics.text());
+        case 'GET /tools':
+          return send(res, 200, { policyVersion: c.view().policyVersion, tools: toolRows(c) });
+        case 'POST /tools/:name/approve': {
+          const name = parts[1]!;
+          const approved = await c.approve(name === '*' ? 'all-pending' : [name], actor);
+          return send(res, 200, { approved, pending: [...c.pending().keys()] });
+        }
+        case 'POST /spec/reload':
+          return send(res, 200, await o.reloadSpec(actor));
+        case 'POST /tools/:name/enable':
+        case 'POST /tools/:name/disable':
+        case 'POST /tools/:name/reset': {
+          const name = parts[1]!;
+          const action = parts[2];
+          await c.setToggle(
+            name,
+            action === 'enable' ? 'enabled' : action === 'disable' ? 'disabled' : undefined,
+            actor,
+          );
+          return send(
+            res,
+            200,
+            toolRows(c).find((t) => t.name === name),
+          );
+        }
+        case 'GET /explain/:name': {
+          const row = toolRows(c, true).find((t) => t.name === parts[1]);
+          return row ? send(res, 200, row) : send(res, 404, { error: 'NOT_FOUND', message: 'no such tool' });
+        }
+        case 'GET /mode':
+          return send(res, 200, { mode: modeName(c), policyMode: c.policy().mode });
+        case 'POST /mode': {
+          const mode = (body as { mode?: unknown } | undefined)?.mode;
+          if (typeof mode !== 'string' || !(mode in MODES))
+            return send(res, 400, { error: 'USAGE', message: 'mode is one of read-write, read-only, off' });
+          await c.setKill(MODES[mode]!, actor);
+          return send(res, 200, { mode: modeName(c), policyMode: c.policy().mode });
+        }
+        case 'GET /policy/versions':
+          return send(res, 200, { current: c.view().policyVersion, versions: c.history() });
+        case 'GET /policy/diff': {
+          const to = Number(url.searchParams.get('to') ?? c.view().policyVersion);
+          const from = Number(url.searchParams.get('from') ?? to - 1);
+          return send(res, 200, { from, to, diff: c.diff(from, to) });
+        }
+        case 'POST /policy/rollback': {
+          const version = (body as { version?: unknown } | undefined)?.version;
+          if (typeof version !== 'number')
+            return send(res, 400, { error: 'USAGE', message: 'give { "version": n }' });
+          const v = c.rollback(version, actor);
+          return send(res, 200, { version: v.version, sha256: v.sha256, rolledBackTo: version });
+        }
+        case 'GET /policy-version/:name': {
+          const v = c.version(Number(parts[1]));
+          return send(res, 200, v);
+        }
+        case 'GET /audit':
+          if (!o.auditFile) return send(res, 404, { error: 'NOT_FOUND', message: 'no audit file' });
+          return send(res, 200, await auditPage(o.auditFile, url.searchParams));
+        case 'GET /series': {
+          const minutes = Number(url.searchParams.get('minutes') ?? 15);
+          if (!o.series) return send(res, 404, { error: 'NOT_FOUND', message: 'no series' });
+          return send(res, 200, o.series.snapshot(Number.isFinite(minutes) ? minutes : 15));
+        }
+        case 'GET /alerts':
+          return send(res, 200, { alerts: o.alerts?.list() ?? [] });
+        case 'POST /alerts/:name/ack': {
+          const a = o.alerts?.acknowledge(Number(parts[1]), actor);
+          if (!a) return send(res, 404, { error: 'NOT_FOUND', message: 'no such alert' });
+          o.onControl({
+            actor,
+            action: 'alert.ack',
+            target: `${a.rule}:${a.subject}`,
+            detail: `alert ${a.id}`,
+          });
+          return send(res, 200, a);
+        }
+        default:
+          return send(res, 404, { error: 'NOT_FOUND', message: 'no such admin endpoint' });
+      }
+    } catch (e) {
+      if (isWardenError(e))
+        return send(res, e.code === 'USAGE' ? 400 : 422, {
+          error: e.code,
+          message: e.message,
+          details: e.details,
+        });
+      o.logger.error({ err: (e as Error)?.message }, 'admin request failed');
+      if (!res.headersSent) send(res, 500, { error: 'INTERNAL', message: 'internal error' });
+    }
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${shown}:${addr.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** A path segment, decoded; bad percent-encoding is the caller's mistake (400), not a crash (500). */
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new WardenError('USAGE', 'the request path is not valid percent-encoding');
+  }
+}
+
+function modeName(c: Controller): string {
+  const kill = c.runtime().kill;
+  return kill === 'none' ? c.policy().mode : kill;
+}
+
+/** One row per tool: what an operator needs to see, and (with `explain`) why. */
+export function toolRows(c: Controller, explain = false) {
+  const runtime = c.runtime();
+  return c.view().entries.map((e) => ({
+    name: e.decision.tool.name,
+    method: e.decision.tool.source.method.toUpperCase(),
+    path: e.decision.tool.source.path,
+    kind: e.decision.kind,
+    risk: e.decision.tool.risk.classes,
+    exposed: e.exposed,
+    hiddenBecause: e.blockers.map((b) => b.reason),
+    scopes: e.decision.scopes,
+    confirm: e.decision.confirm,
+    toggle: runtime.toggles.get(e.decision.tool.name) ?? 'policy',
+    approved: !c.pending().has(e.decision.tool.name),
+    ...(c.pending().has(e.decision.tool.name) ? { change: c.changeOf(e.decision.tool.name) ?? null } : {}),
+    dataClasses: [...new Set(e.decision.tool.dataClasses.map((d) => d.class))],
+    ...(explain ? { steps: e.decision.steps, limits: e.decision.limits } : {}),
+  }));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > 64 * 1024) throw new WardenError('USAGE', 'the request body is larger than 64 KiB');
+    chunks.push(c);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+const DECISIONS = new Set(['allowed', 'denied']);
+
+/**
+ * A page of audit records, newest first. With `after` (a seq), only records appended since, read from
+ * the file's last MiB: the live tail polls this and never rescans the file. Without it, a streamed
+ * scan of every segment keeping the last `limit` matches. Checkpoints are left out unless asked for.
+ */
+export async function auditPage(
+  file: string,
+  q: URLSearchParams,
+): Promise<{ records: Record<string, unknown>[]; lastSeq: number }> {
+  const f: AuditFilter = {};
+  for (const k of ['tool', 'principal', 'kind'] as const) {
+    const v = q.get(k);
+    if (v) f[k] = v;
+  }
+  const decision = q.get('decision');
+  if (decision) {
+    if (!DECISIONS.has(decision)) throw new WardenError('USAGE', 'decision is allowed or denied');
+    f.decision = decision as 'allowed' | 'denied';
+  }
+  for (const k of ['since', 'until'] as const) {
+    const v = q.get(k);
+    if (!v) continue;
+    const t = Date.parse(v);
+    if (Number.isNaN(t)) throw new WardenError('USAGE', `${k} is not a date: ${v.slice(0, 40)}`);
+    f[k] = t;
+  }
+  const limit = Number(q.get('limit') ?? 200);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new WardenError('USAGE', 'limit is a whole number from 1 to 1000');
+  const keep = (r: Record<string, unknown>) => f.kind !== undefined || r.kind !== 'checkpoint';
+  const out: Record<string, unknown>[] = [];
+  let lastSeq = 0;
+  const after = q.get('after');
+  if (after !== null) {
+    const from = Number(after);
+    if (!Number.isInteger(from) || from < 0) throw new WardenError('USAGE', 'after is a record seq');
+    for (const line of tailLines(file, 1024 * 1024)) {
+      const r = parseRecord(line);
+      if (!r || typeof r.seq !== 'number') continue;
+      lastSeq = Math.max(lastSeq, r.seq);
+      if (r.seq > from && keep(r) && matches(r, f)) out.push(r);
+    }
+    return { records: out.slice(-limit).reverse(), lastSeq: Math.max(lastSeq, from) };
+  }
+  for await (const r of readRecords(auditFiles(file))) {
+    if (typeof r.seq === 'number') lastSeq = Math.max(lastSeq, r.seq);
+    if (!keep(r) || !matches(r, f)) continue;
+    out.push(r);
+    if (out.length > limit) out.shift();
+  }
+  return { records: out.reverse(), lastSeq };
+}

@@ -1,0 +1,64 @@
+/** The audit trail's records and the sink every writer appends to (JSONL file, database mirror). */
+/** One audit record per tool call (allowed, denied or failed). */
+export interface AuditRecord {
+  kind: 'call';
+  time: string;
+  id: string;
+  tool: string;
+  decision: 'allowed' | 'denied';
+  /** `ok` or the error code of a denied or failed call. */
+  outcome: 'ok' | 'error';
+  code?: string;
+  principal: string;
+  client?: string;
+  args?: unknown;
+  /** audit: digest — what was sent and received, as hashes and sizes. */
+  argsDigest?: string;
+  argsBytes?: number;
+  responseDigest?: string;
+  responseBytes?: number;
+  /** audit: full — the result as the agent saw it (masked, redacted), cut to 4 KiB. */
+  response?: string;
+  /** What was masked, dropped or redacted in this call, by kind (`masked:email`, `aws-access-key`…). */
+  redactions?: Record<string, number>;
+  upstream?: { method: string; path: string; status?: number; ms?: number; bytes?: number };
+  /** Gateway time for the whole call, upstream included. */
+  ms: number;
+  notes?: string[];
+  /** The policy version that decided the call. */
+  policyVersion?: number;
+  /** How a call that needed confirmation was confirmed. */
+  confirmed?: 'token' | 'elicitation' | 'input_required';
+}
+
+/** Written before a non-read call leaves the gateway: if the outcome never follows, the call may have happened. */
+export interface IntentRecord {
+  kind: 'intent';
+  time: string;
+  id: string;
+  tool: string;
+  principal: string;
+  args?: unknown;
+  upstream: { method: string; path: string };
+  policyVersion?: number;
+}
+
+/** One control-plane change: who changed what, before → after. */
+export interface ControlRecord {
+  kind: 'control';
+  time: string;
+  actor: string;
+  action: string;
+  target?: string;
+  before?: unknown;
+  after?: unknown;
+  detail?: string;
+}
+
+export type AnyRecord = AuditRecord | IntentRecord | ControlRecord;
+
+export interface AuditSink {
+  /** Appends a record; throws AUDIT_UNAVAILABLE when it cannot be written (the caller fails closed). */
+  write(record: AnyRecord): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,96 @@
+import { WardenError } from '../errors.js';
+import type { Catalog, Tool } from '../model/catalog.js';
+import { didYouMean } from './check.js';
+import { compileMatch } from './evaluate.js';
+import type { PolicyDoc } from './schema.js';
+
+/**
+ * Toolsets: named groups of tools, so a 1,000-operation API can be served a slice at a time
+ * (`serve --toolsets pulls,issues`). Every OpenAPI tag is one (named by its slug); an operation with
+ * no tag falls in the group of its first path segment (`/v1/customers/{id}` → `customers`), so
+ * untagged specs such as Stripe's still have useful groups. The policy may define more, or redefine
+ * one, under `toolsets:` with the rules' match syntax.
+ */
+export interface Toolset {
+  name: string;
+  description: string;
+  source: 'tag' | 'path' | 'policy';
+  tools: string[];
+}
+
+/** `Pull Requests` → `pull-requests`. */
+export function slug(s: string): string {
+  return s
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^a-z0-9_]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 64);
+}
+
+const VERSION_SEGMENT = /^(v\d+(\.\d+)*|api|rest)$/i;
+
+/** The automatic toolsets of a tool: its tags, or else its first meaningful path segment. */
+function automatic(t: Tool): Array<{ name: string; source: 'tag' | 'path'; label: string }> {
+  const tags = t.source.tags.map((tag) => ({ name: slug(tag), source: 'tag' as const, label: tag }));
+  if (tags.some((x) => x.name)) return tags.filter((x) => x.name);
+  const seg = t.source.path.split('/').filter((s) => s && !s.startsWith('{') && !VERSION_SEGMENT.test(s))[0];
+  const name = seg ? slug(seg) : '';
+  return name ? [{ name, source: 'path', label: `/${seg}` }] : [];
+}
+
+export function listToolsets(catalog: Catalog, doc: PolicyDoc | undefined): Toolset[] {
+  const sets = new Map<string, Toolset>();
+  for (const t of catalog.tools)
+    for (const a of automatic(t)) {
+      let s = sets.get(a.name);
+      if (!s) {
+        s = {
+          name: a.name,
+          description: a.source === 'tag' ? `Operations tagged "${a.label}"` : `Operations under ${a.label}`,
+          source: a.source,
+          tools: [],
+        };
+        sets.set(a.name, s);
+      }
+      s.tools.push(t.name);
+    }
+  for (const [name, def] of Object.entries(doc?.toolsets ?? {})) {
+    const tests = def.match.map((m) => compileMatch(m));
+    sets.set(name, {
+      name,
+      description: def.description ?? `Defined in the policy (${def.match.length} match rule(s))`,
+      source: 'policy',
+      tools: catalog.tools.filter((t) => tests.some((f) => f(t))).map((t) => t.name),
+    });
+  }
+  return [...sets.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * The tool names in the requested toolsets. An unknown name is a start-up error with the closest
+ * match, never a silently empty server.
+ */
+export function selectToolsets(
+  all: readonly Toolset[],
+  requested: readonly string[],
+  /** After start-up (a spec or policy reload), an unknown name is reported here and skipped. */
+  onUnknown?: (message: string) => void,
+): Set<string> {
+  const byName = new Map(all.map((s) => [s.name, s]));
+  const names = all.map((s) => s.name);
+  const out = new Set<string>();
+  for (const raw of requested) {
+    const want = raw.trim();
+    const set = byName.get(want) ?? byName.get(slug(want));
+    if (!set) {
+      const message = `no toolset named "${want}"${didYouMean(want, names)}; list them with \`mcp-warden toolsets <spec>\``;
+      if (!onUnknown) throw new WardenError('CONFIG_INVALID', message);
+      onUnknown(message);
+      continue;
+    }
+    for (const t of set.tools) out.add(t);
+  }
+  return out;
+}

@@ -1,0 +1,359 @@
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: the demo upstream is plain JavaScript
+import { startShop } from '../../examples/shop/server.mjs';
+import { tempTree } from '../support/helpers.js';
+
+const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
+
+/**
+ * Planted values: typed ones (found only by the schema) and free-text ones (found only by value).
+ * None may appear in any result, audit line, or byte the gateway writes to stdout or stderr.
+ */
+const TYPED = {
+  password: 'correct-horse-battery-staple',
+  apiKey: 'k3y-0f-the-k1ngd0m-xyz',
+  ownerName: 'Jane Quincy Public',
+  ownerEmail: 'jane.public@corp.example',
+  ownerPhone: '+1 202 555 0147',
+  ssn: '219-09-9999',
+  dob: '1984-06-30',
+  card: '5555 5555 5555 4444',
+  cvc: '737',
+  iban: 'GB82WEST12345698765432',
+  contactEmail: 'bob.contact@corp.example',
+  sessionSecret: 'sess-7f9a2c4e1b3d5f6a8c0e',
+};
+const FREE = {
+  aws: 'AKIAIOSFODNN7EXAMPLE',
+  github: 'ghp_1234567890abcdefghijklmnopqrstuvwxyZ',
+  slack: 'xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx',
+  stripe: 'sk_live_51HzCanaryPlantedValue00001',
+  jwt: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJlLW9mLXRoZS1jYW5hcnktdG9rZW4',
+  dbPassword: 'Sup3rS3cretDbPw',
+  bearer: 'opaque-bearer-value-1234567890',
+  pem: 'MIIEowIBAAKCAQEAcanaryPrivateKeyMaterial',
+  card: '4012 8888 8888 1881',
+  ssn: '078-05-1120',
+  email: 'leaky.person@mail.example',
+  openai: 'sk-proj-CanaryOpenAiKeyValue0123456789',
+};
+const ARG_EMAIL = 'searcher.person@query.example';
+const SHOP_PLANTED = ['sk_live_51DemoPlantedSecretKey000', 'tok_demo_', 'alan.hamilton@example.org'];
+const ALL = [...Object.values(TYPED), ...Object.values(FREE), ARG_EMAIL, ...SHOP_PLANTED];
+
+const freeText = `Support note: key ${FREE.aws}, gh ${FREE.github}, slack ${FREE.slack}, stripe ${FREE.stripe}.
+Auth header was "Authorization: Bearer ${FREE.bearer}" and the session JWT ${FREE.jwt}.
+DSN postgres://app:${FREE.dbPassword}@db.internal:5432/app; customer card ${FREE.card}, SSN ${FREE.ssn},
+mail ${FREE.email}, openai ${FREE.openai}.
+-----BEGIN RSA PRIVATE KEY-----
+${FREE.pem}
+-----END RSA PRIVATE KEY-----`;
+
+const account = (id: string) => ({
+  id,
+  owner: {
+    name: TYPED.ownerName,
+    email: TYPED.ownerEmail,
+    phone: TYPED.ownerPhone,
+    ssn: TYPED.ssn,
+    dateOfBirth: TYPED.dob,
+  },
+  password: TYPED.password,
+  apiKey: TYPED.apiKey,
+  card: { cardNumber: TYPED.card, cvc: TYPED.cvc },
+  iban: TYPED.iban,
+  notes: freeText,
+  contacts: [{ email: TYPED.contactEmail, notes: `escalate to ${FREE.email}` }],
+  metadata: { session_secret: TYPED.sessionSecret, nested: [{ blob: freeText }] },
+});
+
+const SPEC = {
+  openapi: '3.0.3',
+  info: { title: 'Adversarial API', version: '1' },
+  paths: {
+    '/accounts/{id}': {
+      get: {
+        operationId: 'getAccount',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: {
+          '200': {
+            description: 'ok',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Account' } } },
+          },
+        },
+      },
+    },
+    '/search': {
+      get: {
+        operationId: 'search',
+        parameters: [{ name: 'q', in: 'query', schema: { type: 'string' } }],
+        responses: { '200': { description: 'untyped', content: { 'application/json': {} } } },
+      },
+    },
+    '/fail': { get: { operationId: 'failing', responses: { '200': { description: 'ok' } } } },
+    '/text': {
+      get: {
+        operationId: 'plainText',
+        responses: { '200': { description: 'ok', content: { 'text/plain': {} } } },
+      },
+    },
+    '/mismatch': {
+      get: {
+        operationId: 'mismatch',
+        responses: {
+          '200': {
+            description: 'ok',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Account' } } },
+          },
+        },
+      },
+    },
+    '/big': {
+      get: {
+        operationId: 'big',
+        responses: { '200': { description: 'ok', content: { 'application/json': {} } } },
+      },
+    },
+  },
+  components: {
+    schemas: {
+      Account: {
+        type: 'object',
+        required: ['id'],
+        properties: {
+          id: { type: 'string' },
+          owner: {
+            type: 'object',
+            properties: {
+              name: { type: 'string' },
+              email: { type: 'string', format: 'email' },
+              phone: { type: 'string' },
+              ssn: { type: 'string' },
+              dateOfBirth: { type: 'string' },
+            },
+          },
+          password: { type: 'string' },
+          apiKey: { type: 'string' },
+          card: { type: 'object', properties: { cardNumber: { type: 'string' }, cvc: { type: 'string' } } },
+          iban: { type: 'string' },
+          notes: { type: 'string' },
+          contacts: {
+            type: 'array',
+            items: { type: 'object', properties: { email: { type: 'string' }, notes: { type: 'string' } } },
+          },
+          metadata: { type: 'object' },
+        },
+      },
+    },
+  },
+};
+
+function adversarial(): Promise<{ url: string; close: () => Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    // Secrets in headers: never passed on, never logged.
+    res.setHeader('x-debug-token', FREE.aws);
+    res.setHeader('set-cookie', `session=${FREE.jwt}; HttpOnly`);
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (url.pathname.startsWith('/accounts/')) return json(200, account(url.pathname.split('/')[2] ?? ''));
+    if (url.pathname === '/search')
+      return json(200, {
+        query: url.searchParams.get('q'),
+        results: [{ title: 'hit', body: freeText, owner_name: TYPED.ownerName, password: TYPED.password }],
+        debug: {
+          dsn: `mysql://root:${FREE.dbPassword}@10.0.0.5/prod`,
+          headers: { Authorization: `Bearer ${FREE.bearer}` },
+        },
+        [FREE.email]: { vip: true },
+      });
+    if (url.pathname === '/fail')
+      return json(500, {
+        error: 'db failed',
+        password: TYPED.password,
+        customer: { name: TYPED.ownerName, email: TYPED.ownerEmail },
+        trace: freeText,
+      });
+    if (url.pathname === '/text') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      return res.end(freeText);
+    }
+    if (url.pathname === '/mismatch') return json(200, { ...account('m1'), id: 42 });
+    if (url.pathname === '/big') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(
+        JSON.stringify({
+          rows: Array.from({ length: 4000 }, () => ({ owner_name: TYPED.ownerName, note: freeText })),
+        }),
+      );
+    }
+    res.writeHead(404).end();
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        close: () => new Promise<void>((r) => server.close(() => r())),
+      }),
+    ),
+  );
+}
+
+/** A raw JSON-RPC client over the gateway's stdio, keeping every byte the process writes. */
+async function session(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  calls: Array<{ name: string; arguments: Record<string, unknown> }>,
+): Promise<{ stdout: string; stderr: string; results: unknown[] }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const waiting = new Map<number, (msg: unknown) => void>();
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (!line.trim()) continue;
+      const msg = JSON.parse(line) as { id?: number };
+      if (typeof msg.id === 'number') waiting.get(msg.id)?.(msg);
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  let next = 1;
+  const request = (method: string, params: unknown) =>
+    new Promise<unknown>((resolve, reject) => {
+      const id = next++;
+      const timer = setTimeout(() => reject(new Error(`timeout waiting for ${method}`)), 10_000);
+      waiting.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params })}\n`);
+    });
+  await request('initialize', {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 'canary', version: '1' },
+  });
+  child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+  // Hostile frames carrying secrets: refused, and logged at debug level without them.
+  child.stdin.write(
+    `{"jsonrpc":"2.0","id":"x","method":"tools/call","params":"${FREE.github} ${FREE.email}"}\n`,
+  );
+  child.stdin.write(`not json at all ${FREE.aws}\n`);
+  const results: unknown[] = [await request('tools/list', {})];
+  for (const c of calls) results.push(await request('tools/call', c));
+  child.stdin.end();
+  await new Promise((r) => child.once('exit', r));
+  return { stdout, stderr, results };
+}
+
+describe('canary: planted secrets and personal data never leave the gateway', () => {
+  let upstream: { url: string; close: () => Promise<void> };
+  let shop: { url: string; key: string; close: () => Promise<void> };
+  let dir: string;
+  beforeAll(async () => {
+    upstream = await adversarial();
+    shop = await startShop();
+    dir = tempTree({});
+    writeFileSync(join(dir, 'adversarial.json'), JSON.stringify(SPEC));
+  });
+  afterAll(async () => {
+    await upstream.close();
+    await shop.close();
+  });
+
+  it('after a full session against an adversarial upstream and the demo shop, nothing planted shows anywhere', async () => {
+    const audit = join(dir, 'audit.jsonl');
+    const adv = await session(
+      [
+        'serve',
+        '--stdio',
+        '--spec',
+        join(dir, 'adversarial.json'),
+        '--base-url',
+        upstream.url,
+        '--audit-file',
+        audit,
+        '--log-level',
+        'debug',
+        '--max-response-bytes',
+        '200000',
+      ],
+      {},
+      [
+        { name: 'getAccount', arguments: { id: 'a1' } },
+        { name: 'search', arguments: { q: `find ${ARG_EMAIL} and ${FREE.aws}` } },
+        { name: 'failing', arguments: {} },
+        { name: 'plainText', arguments: {} },
+        { name: 'mismatch', arguments: {} },
+        { name: 'big', arguments: {} },
+        { name: 'nosuchtool', arguments: { password: TYPED.password, note: FREE.github } },
+        { name: 'getAccount', arguments: { id: FREE.stripe } },
+      ],
+    );
+    const demo = await session(
+      [
+        'serve',
+        '--stdio',
+        '--spec',
+        SHOP_SPEC,
+        '--base-url',
+        shop.url,
+        '--audit-file',
+        audit,
+        '--log-level',
+        'debug',
+      ],
+      { MCP_WARDEN_CRED_SHOPKEY: shop.key },
+      [
+        { name: 'listCustomers', arguments: { limit: 30 } },
+        { name: 'getCustomer', arguments: { customerId: 'c_1003' } },
+      ],
+    );
+
+    // The session really happened: every tool answered, and things were masked and redacted.
+    const advResults = JSON.stringify(adv.results);
+    expect(advResults).toContain('[REDACTED:aws-access-key]');
+    expect(advResults).toContain('J. Q. P.');
+    expect(advResults).toContain('UPSTREAM_STATUS');
+    expect(advResults).toContain('UPSTREAM_SCHEMA_MISMATCH');
+    expect(advResults).toContain('UPSTREAM_TOO_LARGE');
+    expect(JSON.stringify(demo.results)).toContain('a***@example.org');
+    const auditText = readFileSync(audit, 'utf8');
+    expect(auditText.split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(10);
+    expect(auditText).toContain('"redactions"');
+    expect(adv.stderr).toContain('"level":20'); // debug lines were written, and checked below
+
+    const places = {
+      'tool results (stdout)': adv.stdout + demo.stdout,
+      'logs (stderr)': adv.stderr + demo.stderr,
+      'audit file': auditText,
+    };
+    const leaks: string[] = [];
+    for (const [where, text] of Object.entries(places))
+      for (const v of ALL) {
+        // Short values (a 3-digit security code) occur by chance in hashes and timings: look for them as
+        // whole JSON strings.
+        const needle = v.length < 6 ? JSON.stringify(v) : v;
+        if (text.includes(needle)) leaks.push(`${v} in ${where}`);
+      }
+    expect(leaks).toEqual([]);
+  }, 60_000);
+});

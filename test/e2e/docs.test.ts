@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { buildCatalog } from '../../src/catalog/build.js';
+import { loadSpec } from '../../src/openapi/load.js';
+import { checkPolicy } from '../../src/policy/check.js';
+import { parsePolicy, readPolicyFile } from '../../src/policy/load.js';
+
+describe('documentation stays true', () => {
+  it('the example policy in docs/policy.md is valid against the schema', () => {
+    const md = readFileSync(new URL('../../docs/policy.md', import.meta.url), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(md)![1]!;
+    const { doc } = parsePolicy(yaml, 'docs/policy.md');
+    expect(doc.rules.length).toBeGreaterThan(3);
+  });
+
+  it('the masking example in docs/data-protection.md is valid policy', () => {
+    const md = readFileSync(new URL('../../docs/data-protection.md', import.meta.url), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(md)![1]!;
+    const { doc } = parsePolicy(`version: 1\n${yaml}`, 'docs/data-protection.md');
+    expect(doc.fields).toMatchObject({ loyaltyTier: 'financial' });
+  });
+
+  it('the audit and alerts examples in docs/audit.md are valid policy', () => {
+    const md = readFileSync(new URL('../../docs/audit.md', import.meta.url), 'utf8');
+    const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(2);
+    for (const b of blocks) parsePolicy(`version: 1\n${b.replace('…', 'x')}`, 'docs/audit.md');
+  });
+
+  it('the examples in docs/resilience.md are valid policy', () => {
+    const md = readFileSync(new URL('../../docs/resilience.md', import.meta.url), 'utf8');
+    const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(2);
+    for (const b of blocks) parsePolicy(`version: 1\n${b}`, 'docs/resilience.md');
+  });
+
+  it('the toolset example in docs/large-apis.md is valid policy', () => {
+    const md = readFileSync(new URL('../../docs/large-apis.md', import.meta.url), 'utf8');
+    const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(1);
+    const { doc } = parsePolicy(`version: 1\n${blocks[0]}`, 'docs/large-apis.md');
+    expect(Object.keys(doc.toolsets ?? {})).toEqual(['billing']);
+  });
+
+  it('the shipped Prometheus rules use only metrics the gateway exports', async () => {
+    const { parse } = await import('yaml');
+    const { Metrics } = await import('../../src/observe/metrics.js');
+    const text = readFileSync(
+      new URL('../../deploy/prometheus/mcp-warden-alerts.yml', import.meta.url),
+      'utf8',
+    );
+    const rules = (parse(text) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> })
+      .groups[0]!.rules;
+    expect(rules.length).toBeGreaterThan(5);
+    const exported = await new Metrics(() => new Set()).text();
+    for (const r of rules)
+      for (const m of r.expr.match(/mcp_warden_[a-z_]+/g) ?? [])
+        expect(exported, `${r.alert} uses ${m}`).toContain(m.replace(/_(bucket|count|sum)$/, ''));
+  });
+
+  it("the demo's policy passes `policy check` against the demo spec", async () => {
+    const policy = readPolicyFile(new URL('../../examples/shop/warden.yaml', import.meta.url).pathname);
+    const catalog = buildCatalog(
+      await loadSpec(new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname, {}),
+    );
+    expect(checkPolicy(catalog, policy)).toEqual([]);
+  });
+});

@@ -1,0 +1,121 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: the demo upstream is plain JavaScript
+import { startShop } from '../../examples/shop/server.mjs';
+import { type Gateway, startGateway } from '../../src/server/serve.js';
+import { tempTree } from '../support/helpers.js';
+
+const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
+const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
+
+/** A webhook receiver: every POSTed body, by path. */
+async function receiver(): Promise<{ url: string; got: Record<string, unknown[]>; close(): Promise<void> }> {
+  const got: Record<string, unknown[]> = {};
+  const server: Server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const key = req.url ?? '';
+    got[key] ??= [];
+    got[key].push(JSON.parse(Buffer.concat(chunks).toString()));
+    res.writeHead(204).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    got,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+describe('metrics and alerts', () => {
+  let shop: { url: string; key: string; close(): Promise<void> };
+  let hooks: Awaited<ReturnType<typeof receiver>>;
+  let gw: Gateway;
+  let client: Client;
+
+  beforeAll(async () => {
+    shop = await startShop();
+    hooks = await receiver();
+    const policy = [
+      'version: 1',
+      'admin: { token: env:ADMIN_TOKEN }',
+      'alerts:',
+      '  webhooks:',
+      `    - { url: "${hooks.url}/json" }`,
+      `    - { url: "${hooks.url}/slack", format: slack }`,
+      '  cooldownSeconds: 3600',
+      '  errorRate: { windowSeconds: 60, ratio: 0.5, minCalls: 4 }',
+      '  deniedRate: { windowSeconds: 60, count: 3 }',
+    ].join('\n');
+    const dir = tempTree({ 'warden.yaml': policy });
+    gw = await startGateway({
+      spec: SHOP_SPEC,
+      baseUrl: shop.url,
+      policy: join(dir, 'warden.yaml'),
+      auditFile: join(dir, 'audit.jsonl'),
+      transport: { kind: 'http', port: 0 },
+      admin: { port: 0 },
+      logLevel: 'error',
+      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, ADMIN_TOKEN },
+    });
+    client = new Client({ name: 'observe-e2e', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+  });
+  afterAll(async () => {
+    await client?.close();
+    await gw?.close();
+    await shop?.close();
+    await hooks?.close();
+  });
+
+  it('fires each alert exactly once per breach, to every webhook', async () => {
+    await client.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } });
+    await client.callTool({ name: 'searchProducts', arguments: { q: 'cable' } });
+    // Upstream failures on one tool: the breach starts at the 4th call and goes on.
+    for (let i = 0; i < 8; i++)
+      await client.callTool({ name: 'getOrder', arguments: { orderId: `o_${9000 + i}` } });
+    // Denied calls by one principal.
+    for (let i = 0; i < 6; i++)
+      await client.callTool({ name: 'deleteCustomer', arguments: { customerId: 'c_1001' } }).catch(() => {});
+    await gw.alerts.flush();
+    const json = (hooks.got['/json'] ?? []) as Array<{ rule: string; subject: string; source: string }>;
+    expect(json.map((a) => `${a.rule}:${a.subject}`).sort()).toEqual([
+      'deniedRate:anonymous',
+      'errorRate:getOrder',
+      'firstUse:anonymous → searchProducts',
+    ]);
+    expect(json.every((a) => a.source === 'mcp-warden')).toBe(true);
+    const slack = (hooks.got['/slack'] ?? []) as Array<{ text: string }>;
+    expect(slack).toHaveLength(3);
+    expect(slack.map((s) => s.text).join('\n')).toContain('getOrder: 100% of its last');
+    // Alerts never carry arguments.
+    expect(JSON.stringify(hooks.got)).not.toContain('o_900');
+  });
+
+  it('serves Prometheus metrics behind the admin token, with bounded labels', async () => {
+    await client.callTool({ name: 'no-such-tool-\u0001', arguments: {} }).catch(() => {});
+    expect((await fetch(new URL('/metrics', gw.adminUrl!))).status).toBe(401);
+    const res = await fetch(new URL('/metrics', gw.adminUrl!), {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain(
+      'mcp_warden_tool_calls_total{tool="searchProducts",decision="allowed",code="OK"} 2',
+    );
+    expect(text).toContain(
+      'mcp_warden_tool_calls_total{tool="getOrder",decision="allowed",code="UPSTREAM_STATUS"} 8',
+    );
+    expect(text).toContain(
+      'mcp_warden_tool_calls_total{tool="(unknown)",decision="denied",code="TOOL_NOT_FOUND"} 1',
+    );
+    expect(text).toContain('mcp_warden_upstream_responses_total{tool="getOrder",class="4xx"} 8');
+    expect(text).toMatch(/mcp_warden_alerts_fired_total\{rule="errorRate"\} 1/);
+    expect(text).toMatch(/mcp_warden_audit_write_duration_seconds_count \d+/);
+    expect(text).toMatch(/mcp_warden_call_duration_seconds_bucket\{le="0.005",tool="searchProducts"\}/);
+    expect(text).not.toContain('anonymous');
+  });
+});

@@ -1,0 +1,109 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: the demo upstream is plain JavaScript
+import { startShop } from '../../examples/shop/server.mjs';
+import { type Gateway, startGateway } from '../../src/server/serve.js';
+import { tempTree } from '../support/helpers.js';
+
+const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
+
+const POLICY = `version: 1
+fields:
+  loyaltyTier: financial
+rules:
+  - match: { name: listCustomers }
+    masking: { pii: allow }
+    maxItems: 5
+    audit: digest
+  - match: { name: getCustomer }
+    fields: { createdAt: pii }
+    audit: none
+  - match: { name: searchProducts }
+    masking: { financial: drop }
+    fields: { price: financial }
+`;
+
+describe('data protection configured in the policy (real client, real upstream)', () => {
+  let shop: { url: string; key: string; close(): Promise<void> };
+  let gw: Gateway;
+  let client: Client;
+  let auditFile: string;
+  const audit = () =>
+    readFileSync(auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.kind === 'call');
+
+  beforeAll(async () => {
+    shop = await startShop();
+    const dir = tempTree({ 'warden.yaml': POLICY });
+    auditFile = join(dir, 'audit.jsonl');
+    gw = await startGateway({
+      spec: SHOP_SPEC,
+      baseUrl: shop.url,
+      policy: join(dir, 'warden.yaml'),
+      auditFile,
+      transport: { kind: 'http', port: 0 },
+      logLevel: 'error',
+      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key },
+    });
+    client = new Client(
+      { name: 'protect-e2e', version: '1' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+  });
+  afterAll(async () => {
+    await client?.close();
+    await gw?.close();
+    await shop?.close();
+  });
+
+  it('allows PII where the policy says so, still redacts secrets by value, and cuts lists with a note', async () => {
+    const r = await client.callTool({ name: 'listCustomers', arguments: { limit: 20 } });
+    expect(r.isError).toBeFalsy();
+    const data = (r.structuredContent as { data: Array<Record<string, unknown>> }).data;
+    expect(data).toHaveLength(5);
+    expect(data[0]!.email).toBe('ada.lovelace@example.org');
+    expect(data[0]!.loyaltyTier).toBe('b***');
+    expect(JSON.stringify(r)).toContain('[REDACTED:stripe-key]');
+    expect((r.content as Array<{ text: string }>).at(-1)!.text).toMatch(
+      /truncated: 5 of 20 items at \$\.data; ask for at most 5 items per call \(limit=5\)/,
+    );
+  });
+
+  it('applies field tags per tool and drops a class from the published schema too', async () => {
+    const c = (await client.callTool({ name: 'getCustomer', arguments: { customerId: 'c_1001' } }))
+      .structuredContent as Record<string, unknown>;
+    expect(c.createdAt).toBe('2***');
+    const p = (await client.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } }))
+      .structuredContent as {
+      result: Array<Record<string, unknown>>;
+    };
+    expect(p.result[0]).toEqual({ sku: 'MS-02', name: 'Wireless mouse', inStock: true });
+    const listed = (await client.listTools()).tools.find((t) => t.name === 'searchProducts')!;
+    expect(JSON.stringify(listed.outputSchema)).not.toContain('"price"');
+  });
+
+  it('writes the audit at each tool’s detail level, with redaction counts', async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = audit();
+    const list = lines.find((l) => l.tool === 'listCustomers')!;
+    expect(list.args).toBeUndefined();
+    expect(list.response).toBeUndefined();
+    expect(list.argsDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(list.responseBytes).toBeGreaterThan(100);
+    // Masking runs before the list is cut: every item of the page was masked.
+    expect(list.redactions).toMatchObject({ 'stripe-key': 1, 'masked:financial': 20 });
+    const get = lines.find((l) => l.tool === 'getCustomer')!;
+    expect(get.args).toBeUndefined();
+    expect(get.argsDigest).toBeUndefined();
+    const search = lines.find((l) => l.tool === 'searchProducts')!;
+    expect(search.args).toEqual({ q: 'mouse' });
+    expect(search.response).toContain('Wireless mouse');
+    expect(search.redactions).toMatchObject({ 'dropped:financial': 1 });
+  });
+});

@@ -1,0 +1,270 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { WardenError } from '../../src/errors.js';
+import { loadSpec } from '../../src/openapi/load.js';
+import { minimalSpec, serveFiles, tempTree } from '../support/helpers.js';
+
+async function loadError(source: string, opts = {}): Promise<WardenError> {
+  try {
+    await loadSpec(source, opts);
+  } catch (e) {
+    expect(e).toBeInstanceOf(WardenError);
+    return e as WardenError;
+  }
+  throw new Error('expected the load to fail');
+}
+
+const ok = { responses: { '200': { description: 'ok' } } };
+
+describe('loading specs', () => {
+  it('loads JSON and YAML, with or without a BOM', async () => {
+    const dir = tempTree({
+      'a.json': `\ufeff${JSON.stringify(minimalSpec({ '/a': { get: ok } }))}`,
+      'b.yaml':
+        'openapi: 3.1.0\ninfo: {title: T, version: 2023-08-16}\npaths:\n  /b:\n    get:\n      responses:\n        "200": {description: ok}\n',
+    });
+    const a = await loadSpec(join(dir, 'a.json'));
+    expect(a.dialect).toBe('3.0');
+    const b = await loadSpec(join(dir, 'b.yaml'));
+    expect(b.dialect).toBe('3.1');
+    // The core YAML schema keeps date-like versions as strings.
+    expect((b.doc.info as { version: unknown }).version).toBe('2023-08-16');
+  });
+
+  it('names file, line and pointer for an invalid spec', async () => {
+    const dir = tempTree({
+      'bad.yaml':
+        'openapi: 3.0.3\ninfo:\n  title: T\n  version: "1"\npaths:\n  /a:\n    get:\n      responses:\n        "200":\n          descriptio: ok\n',
+    });
+    const e = await loadError(join(dir, 'bad.yaml'));
+    expect(e.code).toBe('SPEC_INVALID');
+    expect(e.location?.pointer).toBe('/paths/~1a/get/responses/200');
+    expect(e.location?.line).toBe(9);
+    expect(e.message).toMatch(/description/);
+  });
+
+  it('reports a YAML syntax error with its line', async () => {
+    const dir = tempTree({ 'x.yaml': 'openapi: 3.0.3\ninfo: [unclosed\n' });
+    const e = await loadError(join(dir, 'x.yaml'));
+    expect(e.code).toBe('SPEC_PARSE');
+    expect(e.location?.line).toBeGreaterThanOrEqual(2);
+  });
+
+  it('reports a JSON syntax error with its line', async () => {
+    const dir = tempTree({ 'x.json': '{\n  "openapi": "3.0.3",\n  "info": {,}\n}' });
+    const e = await loadError(join(dir, 'x.json'));
+    expect(e.code).toBe('SPEC_PARSE');
+    expect(e.location?.line).toBe(3);
+  });
+
+  it('refuses unsupported versions and non-OpenAPI documents', async () => {
+    const dir = tempTree({
+      'v32.json': { openapi: '3.2.0', info: { title: 'T', version: '1' }, paths: {} },
+      'sw1.json': { swagger: '1.2' },
+      'other.json': { hello: 'world' },
+      'num.yaml': 'openapi: 3.0\ninfo: {title: T, version: "1"}\npaths: {}\n',
+    });
+    expect((await loadError(join(dir, 'v32.json'))).code).toBe('SPEC_UNSUPPORTED');
+    expect((await loadError(join(dir, 'sw1.json'))).code).toBe('SPEC_UNSUPPORTED');
+    expect((await loadError(join(dir, 'other.json'))).code).toBe('SPEC_INVALID');
+    expect((await loadError(join(dir, 'num.yaml'))).message).toMatch(/must be a string/);
+  });
+
+  it('refuses a file over the size limit before parsing it', async () => {
+    const dir = tempTree({
+      'big.json': JSON.stringify(minimalSpec({}, { padding: 'x'.repeat(2 * 1024 * 1024) })),
+    });
+    const e = await loadError(join(dir, 'big.json'), { maxBytes: 1024 * 1024 });
+    expect(e.code).toBe('SPEC_TOO_LARGE');
+  });
+
+  it('refuses absurd nesting, in JSON and in YAML, quickly', async () => {
+    const deep = `{"openapi":"3.0.3","info":{"title":"T","version":"1"},"paths":{},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    const dir = tempTree({
+      'deep.json': deep,
+      'deep.yaml': `openapi: 3.0.3\nx: ${'['.repeat(5000)}${']'.repeat(5000)}\n`,
+    });
+    const t = performance.now();
+    expect((await loadError(join(dir, 'deep.json'))).code).toBe('SPEC_TOO_DEEP');
+    expect((await loadError(join(dir, 'deep.yaml'))).code).toBe('SPEC_TOO_DEEP');
+    expect(performance.now() - t).toBeLessThan(10_000);
+  });
+
+  it('refuses a YAML alias bomb in bounded time', async () => {
+    let y =
+      'openapi: 3.0.3\ninfo: {title: T, version: "1"}\npaths: {}\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
+    for (let i = 1; i < 12; i++)
+      y += `a${i}: &a${i} [${Array(10)
+        .fill(`*a${i - 1}`)
+        .join(', ')}]\n`;
+    const dir = tempTree({ 'bomb.yaml': y });
+    const e = await loadError(join(dir, 'bomb.yaml'), { maxNodes: 1_000_000 });
+    expect(e.code).toBe('SPEC_TOO_LARGE');
+  });
+
+  it('bundles multi-file specs with relative $refs', async () => {
+    const dir = tempTree({
+      'root.yaml': `openapi: 3.0.3
+info: {title: T, version: "1"}
+paths:
+  /pets:
+    $ref: paths/pets.yaml
+`,
+      'paths/pets.yaml': `get:
+  operationId: listPets
+  responses:
+    "200":
+      description: ok
+      content:
+        application/json:
+          schema:
+            $ref: ../schemas/Pet.yaml
+`,
+      'schemas/Pet.yaml': 'type: object\nproperties:\n  name: {type: string}\n  parent: {$ref: ./Pet.yaml}\n',
+    });
+    const spec = await loadSpec(join(dir, 'root.yaml'));
+    expect(spec.files).toBe(3);
+    expect(JSON.stringify(spec.doc)).not.toMatch(/"\$ref":"[^#]/);
+  });
+
+  it('refuses local $refs that leave the spec directory, unless the root is widened', async () => {
+    const dir = tempTree({
+      'spec/root.json': minimalSpec({
+        '/a': { get: { responses: { '200': { $ref: '../common/ok.json' } } } },
+      }),
+      'common/ok.json': { description: 'ok' },
+    });
+    const e = await loadError(join(dir, 'spec/root.json'));
+    expect(e.code).toBe('SPEC_REF_DENIED');
+    expect(e.message).toMatch(/--ref-root/);
+    const spec = await loadSpec(join(dir, 'spec/root.json'), { refRoot: dir });
+    expect(spec.files).toBe(2);
+  });
+
+  it('refuses a $ref to an absolute local path such as /etc/passwd', async () => {
+    const dir = tempTree({
+      'root.json': minimalSpec({ '/a': { get: { responses: { '200': { $ref: '/etc/passwd' } } } } }),
+    });
+    expect((await loadError(join(dir, 'root.json'))).code).toBe('SPEC_REF_DENIED');
+  });
+
+  it('never fetches remote $refs of a local spec unless opted in', async () => {
+    const srv = await serveFiles({ '/ok.json': { description: 'ok' } });
+    try {
+      const dir = tempTree({
+        'root.json': minimalSpec({ '/a': { get: { responses: { '200': { $ref: `${srv.url}/ok.json` } } } } }),
+      });
+      const e = await loadError(join(dir, 'root.json'));
+      expect(e.code).toBe('SPEC_REF_DENIED');
+      expect(srv.requests).toEqual([]);
+      const spec = await loadSpec(join(dir, 'root.json'), { remoteRefs: 'any' });
+      expect(spec.files).toBe(2);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('loads a spec from a URL and follows its same-origin $refs, but not other origins or local files', async () => {
+    const other = await serveFiles({ '/x.json': { description: 'x' } });
+    const srv = await serveFiles({
+      '/api/root.json': minimalSpec({ '/a': { get: { responses: { '200': { $ref: 'common/ok.json' } } } } }),
+      '/api/common/ok.json': { description: 'ok' },
+      '/api/cross.json': minimalSpec({
+        '/a': { get: { responses: { '200': { $ref: `${other.url}/x.json` } } } },
+      }),
+      '/api/local.json': minimalSpec({
+        '/a': { get: { responses: { '200': { $ref: 'file:///etc/hosts' } } } },
+      }),
+    });
+    try {
+      const spec = await loadSpec(`${srv.url}/api/root.json`);
+      expect(spec.source.kind).toBe('url');
+      expect(spec.files).toBe(2);
+      expect((await loadError(`${srv.url}/api/cross.json`)).code).toBe('SPEC_REF_DENIED');
+      expect(other.requests).toEqual([]);
+      expect((await loadError(`${srv.url}/api/local.json`)).code).toBe('SPEC_REF_DENIED');
+      expect((await loadError(`${srv.url}/api/missing.json`)).code).toBe('SPEC_NOT_FOUND');
+    } finally {
+      await srv.close();
+      await other.close();
+    }
+  });
+
+  it('refuses URLs with embedded credentials and unknown schemes', async () => {
+    expect((await loadError('https://user:pw@example.invalid/spec.json')).code).toBe('SPEC_NOT_FOUND');
+    expect((await loadError('ftp://example.invalid/spec.json')).code).toBe('SPEC_NOT_FOUND');
+  });
+
+  it('converts Swagger 2.0 to OpenAPI 3.0', async () => {
+    const dir = tempTree({
+      's.json': {
+        swagger: '2.0',
+        info: { title: 'T', version: '1' },
+        paths: {
+          '/a': {
+            get: {
+              operationId: 'getA',
+              responses: { '200': { description: 'ok', schema: { type: 'string' } } },
+            },
+          },
+        },
+      },
+    });
+    const spec = await loadSpec(join(dir, 's.json'));
+    expect(spec.originalVersion).toBe('2.0');
+    expect(spec.doc.openapi).toMatch(/^3\.0/);
+  });
+
+  it('rejects what the meta-schema cannot express: duplicate operationIds and path templates without parameters', async () => {
+    const dir = tempTree({
+      'dup.json': minimalSpec({
+        '/a': { get: { operationId: 'x', ...ok } },
+        '/b': { get: { operationId: 'x', ...ok } },
+      }),
+      'tmpl.json': minimalSpec({ '/a/{id}': { get: ok } }),
+      'optional.json': minimalSpec({
+        '/a/{id}': { get: { parameters: [{ name: 'id', in: 'path', schema: { type: 'string' } }], ...ok } },
+      }),
+    });
+    const dup = await loadError(join(dir, 'dup.json'));
+    expect(dup.code).toBe('SPEC_INVALID');
+    expect(dup.message).toMatch(/duplicate operationId "x"/);
+    expect(dup.location?.pointer).toBe('/paths/~1b/get/operationId');
+    expect((await loadError(join(dir, 'tmpl.json'))).message).toMatch(
+      /\{id\} of GET \/a\/\{id\} has no path parameter/,
+    );
+    const optional = await loadError(join(dir, 'optional.json'));
+    expect(optional.message).toMatch(/missing required property "required"/);
+    expect(optional.location?.pointer).toBe('/paths/~1a~1{id}/get/parameters/0');
+  });
+
+  it('replaces $refs in places OpenAPI does not allow them (a whole properties map, a description) and says so', async () => {
+    const dir = tempTree({
+      'root.json': minimalSpec(
+        {
+          '/a': {
+            get: {
+              responses: {
+                '200': {
+                  description: 'ok',
+                  content: {
+                    'application/json': {
+                      schema: { type: 'object', properties: { $ref: '#/components/x-props' } },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+        {
+          tags: [{ name: 't', description: { $ref: '#/components/x-text' } }],
+          components: { 'x-props': { email: { type: 'string' } }, 'x-text': 'About t.' },
+        },
+      ),
+    });
+    const spec = await loadSpec(join(dir, 'root.json'));
+    expect(spec.warnings[0]).toMatch(/2 \$ref\(s\) in places OpenAPI does not allow/);
+    expect((spec.doc.tags as Array<{ description: unknown }>)[0]!.description).toBe('About t.');
+  });
+});

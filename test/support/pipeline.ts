@@ -1,0 +1,117 @@
+import { buildView, type ToolView } from '../../src/control/view.js';
+import type { Catalog, Tool } from '../../src/model/catalog.js';
+import type { CallContext, CallInput } from '../../src/pipeline/context.js';
+import { evaluatePolicy } from '../../src/policy/evaluate.js';
+import { parsePolicy } from '../../src/policy/load.js';
+import { catalogOf, minimalSpec } from './helpers.js';
+
+/** A spec exercising every parameter location and style the request builder handles. */
+export const ITEMS_SPEC = minimalSpec(
+  {
+    '/items/{id}/parts/{part}': {
+      get: {
+        operationId: 'getPart',
+        parameters: [
+          { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'part', in: 'path', required: true, schema: { type: 'integer' } },
+          { name: 'tags', in: 'query', schema: { type: 'array', items: { type: 'string' } } },
+          { name: 'csv', in: 'query', explode: false, schema: { type: 'array', items: { type: 'string' } } },
+          {
+            name: 'filter',
+            in: 'query',
+            style: 'deepObject',
+            schema: { type: 'object', additionalProperties: { type: 'string' } },
+          },
+          { name: 'q', in: 'query', schema: { type: 'string' } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1 } },
+          { name: 'X-Trace', in: 'header', schema: { type: 'string' } },
+          { name: 'session_hint', in: 'cookie', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': {
+            description: 'ok',
+            content: {
+              'application/json': { schema: { type: 'object', properties: { id: { type: 'string' } } } },
+            },
+          },
+        },
+      },
+    },
+    '/items': {
+      post: {
+        operationId: 'createItem',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['name'],
+                properties: { name: { type: 'string' }, qty: { type: 'integer' } },
+              },
+            },
+          },
+        },
+        responses: { '201': { description: 'created' } },
+      },
+    },
+    '/forms': {
+      post: {
+        operationId: 'postForm',
+        requestBody: {
+          content: {
+            'application/x-www-form-urlencoded': {
+              schema: {
+                type: 'object',
+                properties: { a: { type: 'string' }, b: { type: 'array', items: { type: 'string' } } },
+              },
+            },
+          },
+        },
+        responses: { '200': { description: 'ok' } },
+      },
+    },
+  },
+  {
+    servers: [{ url: 'https://api.example.com/v2' }],
+    components: { securitySchemes: { itemKey: { type: 'apiKey', in: 'header', name: 'X-Item-Key' } } },
+    security: [{ itemKey: [] }],
+  },
+);
+
+let cached: Promise<Catalog> | undefined;
+export function itemsCatalog(): Promise<Catalog> {
+  cached ??= catalogOf(ITEMS_SPEC);
+  return cached;
+}
+
+export function toolNamed(catalog: Catalog, name: string): Tool {
+  const t = catalog.tools.find((x) => x.name === name);
+  if (!t) throw new Error(`no tool ${name}`);
+  return t;
+}
+
+export function contextFor(input: Partial<CallInput> & { name: string }): CallContext {
+  return {
+    id: 'test',
+    startedAt: performance.now(),
+    input: { principal: 'tester', scopes: ['tools:read'], arguments: {}, ...input },
+  };
+}
+
+/** The view a policy (YAML text; default: none) gives a catalogue, with no credential missing. */
+export function viewOf(catalog: Catalog, policyYaml = 'version: 1'): ToolView {
+  const p = parsePolicy(policyYaml, 'test.yaml');
+  const decisions = evaluatePolicy(catalog, { doc: p.doc, file: 'test.yaml', lineOf: p.lineOf });
+  return buildView(decisions, new Map(), { kill: 'none', toggles: new Map() }, 1);
+}
+
+/** A context as resolve leaves it: the tool and its decision from the view. */
+export function resolvedContext(view: ToolView, input: Partial<CallInput> & { name: string }): CallContext {
+  const ctx = contextFor(input);
+  const entry = view.get(input.name);
+  if (!entry) throw new Error(`no tool ${input.name}`);
+  ctx.tool = entry.decision.tool;
+  ctx.decision = { ...entry, limits: entry.decision.limits, policyVersion: view.policyVersion };
+  return ctx;
+}
