@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tailLines } from '../audit/read.js';
 import type { ControlEvent, Controller } from '../control/controller.js';
-import { isWardenError, WardenError } from '../errors.js';
+import { isWardenError, WardenError } from '../errors/index.js';
 import type { KillSwitch } from '../model/state.js';
 import type { Alerts } from '../observe/alerts.js';
 import type { Logger } from '../observe/log.js';

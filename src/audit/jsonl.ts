@@ -13,7 +13,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { AnyRecord, AuditSink } from '../model/audit.js';
 
 export interface JsonlOptions {

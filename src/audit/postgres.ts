@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { AuditFilter } from './read.js';
 
 const MIGRATIONS = [{ version: 1, file: new URL('../../migrations/001_audit.sql', import.meta.url) }];

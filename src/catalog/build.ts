@@ -2,7 +2,7 @@ import { isOwned, operationAuth, ownedParameters } from '../classify/auth.js';
 import { ResponseClassifier } from '../classify/data-classes.js';
 import { secureDefaultExposure } from '../classify/exposure.js';
 import { COLLECTION_KEYS, classifyRisk, LIST_WORDS, type OperationFacts } from '../classify/risk.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import {
   type ArgBinding,
   type Catalog,

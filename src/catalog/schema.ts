@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import { compileLinear } from '../lib/linear-regexp.js';
 import type { DefsLookup, JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import type { Dialect } from '../openapi/load.js';

@@ -3,7 +3,7 @@ import { exists } from '../audit/jsonl.js';
 import { linesOfInstance, queryPg } from '../audit/postgres.js';
 import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tableLine } from '../audit/read.js';
 import { type VerifyResult, verifyAudit, verifyLines } from '../audit/verify.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 
 interface Io {
   stdout: (s: string) => void;

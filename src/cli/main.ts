@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { ERROR_CODES, formatError, toWardenError, WardenError } from '../errors.js';
+import { ERROR_CODES, formatError, toWardenError, WardenError } from '../errors/index.js';
 import { VERSION } from '../version.js';
 import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
 import {

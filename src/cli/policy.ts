@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { buildCatalog } from '../catalog/build.js';
 import { Controller } from '../control/controller.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
 import { loadSpec } from '../openapi/load.js';
 import { checkPolicy, didYouMean } from '../policy/check.js';

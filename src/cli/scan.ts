@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { buildCatalog } from '../catalog/build.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import { type LoadOptions, loadSpec } from '../openapi/load.js';
 import { createLineLocator } from '../openapi/parse.js';
 import { toReport } from '../report/json.js';

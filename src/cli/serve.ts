@@ -1,4 +1,4 @@
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { LoadOptions } from '../openapi/load.js';
 import { type ServeOptions, startGateway } from '../server/serve.js';
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { type FSWatcher, renameSync, watch, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
-import { formatError, formatLocation, toWardenError, WardenError } from '../errors.js';
+import { formatError, formatLocation, toWardenError, WardenError } from '../errors/index.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import type { KillSwitch, RuntimeSnapshot, StateStore, Toggle } from '../model/state.js';
 import { checkPolicy } from '../policy/check.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
 import type { Tool } from '../model/catalog.js';
 import type { SharedPins } from '../model/state.js';

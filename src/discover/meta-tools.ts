@@ -1,5 +1,5 @@
 import type { ListedTool, ToolView } from '../control/view.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import { cleanLine } from '../openapi/text.js';
 import { notFound } from '../pipeline/resolve.js';
 import type { ToolSearch } from './search.js';

@@ -3,7 +3,7 @@ import { relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import $RefParser from '@apidevtools/json-schema-ref-parser';
 import s2o from 'swagger2openapi';
-import { ERROR_CODES, type ErrorCode, WardenError } from '../errors.js';
+import { ERROR_CODES, type ErrorCode, WardenError } from '../errors/index.js';
 import { getByPointer, parseText, type ShapeLimits } from './parse.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
 import { validateSpec } from './validate.js';

@@ -1,6 +1,6 @@
 import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 
 export interface ShapeLimits {
   maxDepth: number;

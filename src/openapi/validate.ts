@@ -1,4 +1,4 @@
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { ErrorObject } from '../lib/ajv.js';
 import { createLineLocator, escapePointerToken, getByPointer } from './parse.js';
 import type { SourceRef } from './read.js';

@@ -1,6 +1,6 @@
 import { isJsonType } from '../catalog/build.js';
 import { createSchemaCompiler } from '../catalog/validator.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { ValidateFunction } from '../lib/ajv.js';
 import { tooDeep } from '../lib/json-depth.js';
 import type { Catalog, Tool } from '../model/catalog.js';

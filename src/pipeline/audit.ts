@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { redactArgs } from '../audit/redact.js';
 import { CONFIRM_ARG } from '../control/view.js';
-import { ERROR_CODES } from '../errors.js';
+import { ERROR_CODES } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
 import type { AuditRecord, AuditSink } from '../model/audit.js';
 import type { Scrubber } from '../observe/scrub.js';

@@ -1,6 +1,6 @@
 import { FormData } from 'undici';
 import { isJsonType } from '../catalog/build.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { ArgBinding, Tool } from '../model/catalog.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
 import { VERSION } from '../version.js';

@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { redactArgs } from '../audit/redact.js';
 import { CONFIRM_ARG } from '../control/view.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
 import type { ReplayGuard } from '../model/state.js';
 import type { Scrubber } from '../observe/scrub.js';

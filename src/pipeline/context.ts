@@ -1,6 +1,6 @@
 import type { FormData } from 'undici';
 import type { ViewEntry } from '../control/view.js';
-import type { WardenError } from '../errors.js';
+import type { WardenError } from '../errors/index.js';
 import type { Tool } from '../model/catalog.js';
 import type { Limits } from '../policy/evaluate.js';
 

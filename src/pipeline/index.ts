@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ToolView } from '../control/view.js';
-import { ERROR_CODES, toWardenError, WardenError } from '../errors.js';
+import { ERROR_CODES, toWardenError, WardenError } from '../errors/index.js';
 import type { AuditRecord, AuditSink } from '../model/audit.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Scrubber } from '../observe/scrub.js';
@@ -46,6 +46,8 @@ export interface PipelineOptions {
 export interface Pipeline {
   /** Runs one `tools/call`. Resolves with the result (errors included) or throws a protocol-level WardenError. */
   call(input: CallInput): Promise<ToolResult>;
+  /** The stage names in the order they run, `audit` last (tests pin this order). */
+  readonly stages: readonly string[];
   close(): Promise<void>;
 }
 
@@ -122,6 +124,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
 
   return {
     call,
+    stages: [...stages.map(([name]) => name), 'audit'],
     close: async () => {
       await send.close();
     },

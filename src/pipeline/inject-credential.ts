@@ -1,4 +1,4 @@
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { CredentialSet } from '../upstream/credentials.js';
 import type { CallContext, OutboundRequest } from './context.js';
 

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { Rate } from '../policy/evaluate.js';
 import type { CallContext } from './context.js';
 

@@ -14,7 +14,7 @@ import {
   retry,
   wrap,
 } from 'cockatiel';
-import { isWardenError, WardenError } from '../errors.js';
+import { isWardenError, WardenError } from '../errors/index.js';
 import type { BreakerConfig, RetryConfig } from '../policy/evaluate.js';
 import type { CallContext, UpstreamResponse } from './context.js';
 

@@ -1,5 +1,5 @@
 import type { ToolView } from '../control/view.js';
-import { type ErrorCode, WardenError } from '../errors.js';
+import { type ErrorCode, WardenError } from '../errors/index.js';
 import type { CallContext } from './context.js';
 
 export interface ResolveOptions {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { CallContext, UpstreamResponse } from './context.js';
 import { createResilience, type ResilienceOptions } from './resilience.js';
 

@@ -1,6 +1,6 @@
 import { createSchemaCompiler } from '../catalog/validator.js';
 import { CONFIRM_ARG } from '../control/view.js';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { ErrorObject, ValidateFunction } from '../lib/ajv.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import type { CallContext } from './context.js';

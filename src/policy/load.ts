@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { type ErrorLocation, WardenError } from '../errors.js';
+import { type ErrorLocation, WardenError } from '../errors/index.js';
 import { type PolicyDoc, policySchema } from './schema.js';
 
 /** A policy file is small; anything larger is a mistake or an attack on the parser. */

@@ -1,4 +1,4 @@
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import { didYouMean } from './check.js';
 import { compileMatch } from './evaluate.js';

@@ -1,4 +1,4 @@
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { Detector, RedactionCounts } from './detect.js';
 
 /** Deeper than this, a response is refused rather than walked (no stack is risked on hostile JSON). */

@@ -10,7 +10,7 @@ import {
   type KeyObject,
 } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import { watchedFile } from '../lib/watched-file.js';
 import type { Principal } from '../model/principal.js';
 import {

@@ -7,7 +7,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { hostHeaderValidation, originValidation, toNodeHandler } from '@modelcontextprotocol/node';
 import { createMcpHandler, type McpServerFactory } from '@modelcontextprotocol/server';
-import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, type ErrorCode } from '../errors/index.js';
 import { tooDeep } from '../lib/json-depth.js';
 import type { Logger } from '../observe/log.js';
 import type { Callers } from './callers.js';

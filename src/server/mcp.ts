@@ -12,7 +12,7 @@ import {
 } from '@modelcontextprotocol/server';
 import type { ToolView } from '../control/view.js';
 import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '../discover/meta-tools.js';
-import { ERROR_CODES, isWardenError, type WardenError } from '../errors.js';
+import { ERROR_CODES, isWardenError, type WardenError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
 import type { CallInput, ConfirmationChannel } from '../pipeline/context.js';
@@ -21,7 +21,7 @@ import { VERSION } from '../version.js';
 
 export interface McpWiring {
   catalog: Catalog;
-  pipeline: Pipeline;
+  pipeline: Pick<Pipeline, 'call'>;
   view: () => ToolView;
   /** Who is calling, given the serving context (stdio: the policy's local principal). */
   principalOf: (ctx: McpRequestContext) => Principal;

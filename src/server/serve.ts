@@ -13,7 +13,7 @@ import { type ControlEvent, Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
 import { MetaTools } from '../discover/meta-tools.js';
 import { ToolSearch } from '../discover/search.js';
-import { ERROR_CODES, toWardenError, WardenError } from '../errors.js';
+import { ERROR_CODES, toWardenError, WardenError } from '../errors/index.js';
 import type { AuditSink } from '../model/audit.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
@@ -320,7 +320,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const servers = new Set<WeakRef<Server>>();
   const factory = createServerFactory({
     catalog,
-    pipeline: { call: (input) => pipeline.call(input), close: async () => {} },
+    pipeline: { call: (input) => pipeline.call(input) },
     view: () => controller.view(),
     inBandElicitation: o.transport.kind === 'stdio',
     principalOf: (ctx: McpRequestContext) =>

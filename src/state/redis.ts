@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { KillSwitch, ReplayGuard, RuntimeSnapshot, StateStore, Toggle } from '../model/state.js';
 
 export interface RedisStateOptions {

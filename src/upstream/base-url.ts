@@ -1,4 +1,4 @@
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import type { ServerInfo, Tool } from '../model/catalog.js';
 
 /** Where a tool's calls go: fixed at start-up, never derived from arguments. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { WardenError } from '../errors.js';
+import { WardenError } from '../errors/index.js';
 import { watchedFile } from '../lib/watched-file.js';
 import type { AuthRequirement, Tool } from '../model/catalog.js';
 import type { CredentialDef, CredentialSource, Environment } from '../policy/schema.js';

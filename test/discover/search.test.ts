@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
 import { Controller } from '../../src/control/controller.js';
 import { ToolSearch } from '../../src/discover/search.js';
-import { isWardenError } from '../../src/errors.js';
+import { isWardenError } from '../../src/errors/index.js';
 import type { Catalog } from '../../src/model/catalog.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { DEFAULT_POLICY } from '../../src/policy/evaluate.js';

@@ -5,7 +5,7 @@ import { buildCatalog } from '../../src/catalog/build.js';
 import { TOOL_NAME } from '../../src/catalog/names.js';
 import { createSchemaCompiler } from '../../src/catalog/validator.js';
 import { buildView } from '../../src/control/view.js';
-import { isWardenError } from '../../src/errors.js';
+import { isWardenError } from '../../src/errors/index.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { createBuildRequest } from '../../src/pipeline/build-request.js';
 import { DEFAULT_POLICY, evaluatePolicy } from '../../src/policy/evaluate.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { WardenError } from '../../src/errors.js';
+import { WardenError } from '../../src/errors/index.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { minimalSpec, serveFiles, tempTree } from '../support/helpers.js';
 

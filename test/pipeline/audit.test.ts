@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openJsonlAudit } from '../../src/audit/jsonl.js';
 import { redactArgs } from '../../src/audit/redact.js';
-import { WardenError } from '../../src/errors.js';
+import { WardenError } from '../../src/errors/index.js';
 import { Scrubber } from '../../src/observe/scrub.js';
 import { createAudit } from '../../src/pipeline/audit.js';
 import { tempTree } from '../support/helpers.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isWardenError } from '../../src/errors.js';
+import { isWardenError } from '../../src/errors/index.js';
 import { createBuildRequest } from '../../src/pipeline/build-request.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { parseBaseUrl } from '../../src/upstream/base-url.js';

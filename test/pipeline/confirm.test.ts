@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CONFIRM_ARG } from '../../src/control/view.js';
-import { isWardenError, type WardenError } from '../../src/errors.js';
+import { isWardenError, type WardenError } from '../../src/errors/index.js';
 import { Scrubber } from '../../src/observe/scrub.js';
 import { createConfirm, digest } from '../../src/pipeline/confirm.js';
 import type { CallContext } from '../../src/pipeline/context.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isWardenError } from '../../src/errors.js';
+import { isWardenError } from '../../src/errors/index.js';
 import type { Catalog } from '../../src/model/catalog.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { createInjectCredential } from '../../src/pipeline/inject-credential.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isWardenError, type WardenError } from '../../src/errors.js';
+import { isWardenError, type WardenError } from '../../src/errors/index.js';
 import { createResolve } from '../../src/pipeline/resolve.js';
 import { createToggle } from '../../src/pipeline/toggle.js';
 import { createValidate } from '../../src/pipeline/validate.js';

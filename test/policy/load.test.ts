@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { isWardenError, type WardenError } from '../../src/errors.js';
+import { isWardenError, type WardenError } from '../../src/errors/index.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { policyJsonSchema } from '../../src/policy/schema.js';
 
