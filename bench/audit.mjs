@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openJsonlAudit } from '../dist/audit/jsonl.js';
-import { Scrubber } from '../dist/observe/scrub.js';
 import { createAudit } from '../dist/pipeline/audit.js';
+import { createRedactor } from '../dist/protect/redactor.js';
 
 const calls = Number(process.argv[2] ?? 20000);
 const response = JSON.stringify({
@@ -50,7 +50,7 @@ console.log('|---|---:|---:|---:|---:|');
 for (const fsync of ['never', 'batch', 'always']) {
   const dir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
   const sink = openJsonlAudit(join(dir, 'audit.jsonl'), { fsync });
-  const audit = createAudit({ sink, scrubber: new Scrubber([]) });
+  const audit = createAudit({ sink, redactor: createRedactor() });
   const n = fsync === 'always' ? Math.min(calls, 2000) : calls;
   for (let i = 0; i < 500; i++) audit(ctxFor(i));
   const times = [];

@@ -5,9 +5,8 @@
 import { cpus } from 'node:os';
 import { buildCatalog } from '../dist/catalog/build.js';
 import { loadSpec } from '../dist/openapi/load.js';
-import { detectorFor } from '../dist/protect/detect.js';
 import { maskerFor, maskRules, maskUntyped } from '../dist/protect/mask.js';
-import { redactJson } from '../dist/protect/redact-json.js';
+import { createRedactor } from '../dist/protect/redactor.js';
 import { shopData } from '../examples/shop/server.mjs';
 
 const iterations = Number(process.argv[2] ?? 400);
@@ -16,7 +15,7 @@ const catalog = buildCatalog(
 );
 const tool = (n) => catalog.tools.find((t) => t.name === n);
 const rules = maskRules(undefined, undefined);
-const detector = detectorFor([]);
+const redactor = createRedactor();
 
 const data = shopData(200);
 const words = 'the quick brown fox jumps over the lazy dog and ships order number'.split(' ');
@@ -53,7 +52,7 @@ for (const p of payloads) {
   const run = () => {
     const counts = {};
     const masked = masker ? masker.mask(p.value, counts) : maskUntyped(p.value, rules, counts);
-    return redactJson(masked, detector, counts);
+    return redactor.json(masked, counts);
   };
   for (let i = 0; i < 50; i++) run();
   const times = [];

@@ -9,7 +9,7 @@ import type { Alerts } from '../observe/alerts.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { CallSeries } from '../observe/series.js';
-import { Dashboard, SECURITY_HEADERS, sendJson as send } from './dashboard.js';
+import { CSRF_REFUSAL, Dashboard, refuse, SECURITY_HEADERS, sendJson as send } from './dashboard.js';
 
 export interface AdminOptions {
   controller: Controller;
@@ -67,17 +67,16 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
       const session = byToken ? undefined : dashboard.session(req);
       if (!byToken && !session) {
         req.resume();
-        return send(
+        return refuse(
           res,
-          401,
-          { error: 'ADMIN_DENIED', message: 'Send Authorization: Bearer <admin token>.' },
+          { code: 'ADMIN_DENIED', message: 'Send Authorization: Bearer <admin token>.' },
           { 'www-authenticate': 'Bearer' },
         );
       }
       // A cookie rides along on any request the browser makes; only our own page can add this header.
       if (session && req.method !== 'GET' && req.method !== 'HEAD' && !dashboard.mayChange(req, session)) {
         req.resume();
-        return send(res, 403, { error: 'CSRF', message: 'Missing or wrong CSRF token.' });
+        return refuse(res, CSRF_REFUSAL);
       }
       // Who did it, for the audit: the operator may name themselves; the token is what authorises.
       const named = req.headers['x-actor'];
@@ -94,14 +93,14 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
           res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': o.metrics.contentType });
           return res.end(await o.metrics.text());
         case 'GET /tools':
-          return send(res, 200, { policyVersion: c.view().policyVersion, tools: toolRows(c) });
+          return send(res, { policyVersion: c.view().policyVersion, tools: toolRows(c) });
         case 'POST /tools/:name/approve': {
           const name = parts[1]!;
           const approved = await c.approve(name === '*' ? 'all-pending' : [name], actor);
-          return send(res, 200, { approved, pending: [...c.pending().keys()] });
+          return send(res, { approved, pending: [...c.pending().keys()] });
         }
         case 'POST /spec/reload':
-          return send(res, 200, await o.reloadSpec(actor));
+          return send(res, await o.reloadSpec(actor));
         case 'POST /tools/:name/enable':
         case 'POST /tools/:name/disable':
         case 'POST /tools/:name/reset': {
@@ -114,74 +113,69 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
           );
           return send(
             res,
-            200,
             toolRows(c).find((t) => t.name === name),
           );
         }
         case 'GET /explain/:name': {
           const row = toolRows(c, true).find((t) => t.name === parts[1]);
-          return row ? send(res, 200, row) : send(res, 404, { error: 'NOT_FOUND', message: 'no such tool' });
+          return row ? send(res, row) : refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such tool' });
         }
         case 'GET /mode':
-          return send(res, 200, { mode: modeName(c), policyMode: c.policy().mode });
+          return send(res, { mode: modeName(c), policyMode: c.policy().mode });
         case 'POST /mode': {
           const mode = (body as { mode?: unknown } | undefined)?.mode;
           if (typeof mode !== 'string' || !(mode in MODES))
-            return send(res, 400, { error: 'USAGE', message: 'mode is one of read-write, read-only, off' });
+            return refuse(res, { code: 'USAGE', message: 'mode is one of read-write, read-only, off' });
           await c.setKill(MODES[mode]!, actor);
-          return send(res, 200, { mode: modeName(c), policyMode: c.policy().mode });
+          return send(res, { mode: modeName(c), policyMode: c.policy().mode });
         }
         case 'GET /policy/versions':
-          return send(res, 200, { current: c.view().policyVersion, versions: c.history() });
+          return send(res, { current: c.view().policyVersion, versions: c.history() });
         case 'GET /policy/diff': {
           const to = Number(url.searchParams.get('to') ?? c.view().policyVersion);
           const from = Number(url.searchParams.get('from') ?? to - 1);
-          return send(res, 200, { from, to, diff: c.diff(from, to) });
+          return send(res, { from, to, diff: c.diff(from, to) });
         }
         case 'POST /policy/rollback': {
           const version = (body as { version?: unknown } | undefined)?.version;
           if (typeof version !== 'number')
-            return send(res, 400, { error: 'USAGE', message: 'give { "version": n }' });
+            return refuse(res, { code: 'USAGE', message: 'give { "version": n }' });
           const v = c.rollback(version, actor);
-          return send(res, 200, { version: v.version, sha256: v.sha256, rolledBackTo: version });
+          return send(res, { version: v.version, sha256: v.sha256, rolledBackTo: version });
         }
         case 'GET /policy-version/:name': {
           const v = c.version(Number(parts[1]));
-          return send(res, 200, v);
+          return send(res, v);
         }
         case 'GET /audit':
-          if (!o.auditFile) return send(res, 404, { error: 'NOT_FOUND', message: 'no audit file' });
-          return send(res, 200, await auditPage(o.auditFile, url.searchParams));
+          if (!o.auditFile) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no audit file' });
+          return send(res, await auditPage(o.auditFile, url.searchParams));
         case 'GET /series': {
           const minutes = Number(url.searchParams.get('minutes') ?? 15);
-          if (!o.series) return send(res, 404, { error: 'NOT_FOUND', message: 'no series' });
-          return send(res, 200, o.series.snapshot(Number.isFinite(minutes) ? minutes : 15));
+          if (!o.series) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no series' });
+          return send(res, o.series.snapshot(Number.isFinite(minutes) ? minutes : 15));
         }
         case 'GET /alerts':
-          return send(res, 200, { alerts: o.alerts?.list() ?? [] });
+          return send(res, { alerts: o.alerts?.list() ?? [] });
         case 'POST /alerts/:name/ack': {
           const a = o.alerts?.acknowledge(Number(parts[1]), actor);
-          if (!a) return send(res, 404, { error: 'NOT_FOUND', message: 'no such alert' });
+          if (!a) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such alert' });
           o.onControl({
             actor,
             action: 'alert.ack',
             target: `${a.rule}:${a.subject}`,
             detail: `alert ${a.id}`,
           });
-          return send(res, 200, a);
+          return send(res, a);
         }
         default:
-          return send(res, 404, { error: 'NOT_FOUND', message: 'no such admin endpoint' });
+          return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such admin endpoint' });
       }
     } catch (e) {
-      if (isWardenError(e))
-        return send(res, e.code === 'USAGE' ? 400 : 422, {
-          error: e.code,
-          message: e.message,
-          details: e.details,
-        });
+      // A wrong request is 400 and a change that cannot be applied 422: the table says which.
+      if (isWardenError(e)) return refuse(res, e);
       o.logger.error({ err: (e as Error)?.message }, 'admin request failed');
-      if (!res.headersSent) send(res, 500, { error: 'INTERNAL', message: 'internal error' });
+      if (!res.headersSent) refuse(res, { code: 'INTERNAL', message: 'internal error' });
     }
   });
   server.headersTimeout = 10_000;

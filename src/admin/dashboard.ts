@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { type HttpError, replyHttpError } from '../errors/index.js';
 
 /**
  * The dashboard's half of the admin port: the bundled single-page app, and browser sessions.
@@ -119,9 +120,9 @@ export class Dashboard {
     }
     if (path === '/ui/session' && req.method === 'GET') {
       const s = this.session(req);
-      if (!s) sendJson(res, 401, { error: 'ADMIN_DENIED', message: 'Log in.' });
+      if (!s) refuse(res, { code: 'ADMIN_DENIED', message: 'Log in.' });
       else
-        sendJson(res, 200, {
+        sendJson(res, {
           actor: s.actor,
           csrf: s.csrf,
           expiresAt: new Date(this.expiry(s)).toISOString(),
@@ -134,11 +135,8 @@ export class Dashboard {
     const file = this.assets.get(name) ?? (name.includes('.') ? undefined : this.assets.get(''));
     if (!file) {
       if (this.assets.size === 0)
-        sendJson(res, 503, {
-          error: 'NOT_BUILT',
-          message: 'The dashboard is not built: run `npm run build`.',
-        });
-      else sendJson(res, 404, { error: 'NOT_FOUND', message: 'no such file' });
+        refuse(res, { code: 'ADMIN_NOT_BUILT', message: 'The dashboard is not built: run `npm run build`.' });
+      else refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such file' });
       return true;
     }
     res.writeHead(200, {
@@ -184,16 +182,15 @@ export class Dashboard {
     // JSON only: a cross-site form cannot send it without a CORS preflight, which this port never grants.
     if (!sameOrigin(req) || !/^application\/json\b/.test(req.headers['content-type'] ?? '')) {
       req.resume();
-      return sendJson(res, 403, { error: 'ADMIN_DENIED', message: 'Log in from the dashboard page.' });
+      return refuse(res, { code: 'ADMIN_ORIGIN', message: 'Log in from the dashboard page.' });
     }
     const limited = await this.failures.get(addr);
     if (limited && limited.remainingPoints <= 0) {
       req.resume();
       const wait = Math.ceil(limited.msBeforeNext / 1000);
-      return sendJson(
+      return refuse(
         res,
-        429,
-        { error: 'RATE_LIMITED', message: `Too many wrong tokens. Try again in ${wait} s.` },
+        { code: 'ADMIN_THROTTLED', message: `Too many wrong tokens. Try again in ${wait} s.` },
         { 'retry-after': String(wait) },
       );
     }
@@ -204,7 +201,7 @@ export class Dashboard {
     if (!token || !same(createHash('sha256').update(token).digest(), this.o.tokenHash)) {
       await this.failures.penalty(addr, 1);
       this.o.onEvent('admin.login-refused', actor);
-      return sendJson(res, 401, { error: 'ADMIN_DENIED', message: 'That is not the admin token.' });
+      return refuse(res, { code: 'ADMIN_DENIED', message: 'That is not the admin token.' });
     }
     await this.failures.delete(addr);
     this.prune();
@@ -220,7 +217,6 @@ export class Dashboard {
     this.o.onEvent('admin.login', actor);
     sendJson(
       res,
-      200,
       { actor, csrf: s.csrf, expiresAt: new Date(this.expiry(s)).toISOString() },
       { 'set-cookie': setCookie(s.id, this.maxMs / 1000) },
     );
@@ -230,14 +226,14 @@ export class Dashboard {
     req.resume();
     const s = this.session(req);
     if (s && !this.mayChange(req, s)) {
-      sendJson(res, 403, { error: 'CSRF', message: 'Missing or wrong CSRF token.' });
+      refuse(res, CSRF_REFUSAL);
       return;
     }
     if (s) {
       this.sessions.delete(s.id);
       this.o.onEvent('admin.logout', s.actor);
     }
-    sendJson(res, 200, { ok: true }, { 'set-cookie': setCookie('', 0) });
+    sendJson(res, { ok: true }, { 'set-cookie': setCookie('', 0) });
   }
 
   private prune(): void {
@@ -283,21 +279,26 @@ function same(a: string | Buffer, b: string | Buffer): boolean {
   return timingSafeEqual(x, y);
 }
 
-/** A JSON answer with the admin port's security headers (the API and the dashboard alike). */
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, {
-    ...SECURITY_HEADERS,
-    'content-type': 'application/json',
-    'cache-control': 'no-store',
-    ...headers,
-  });
+/** Headers on every JSON answer of the admin port: its security headers, and never cached. */
+const JSON_HEADERS: Readonly<Record<string, string>> = {
+  ...SECURITY_HEADERS,
+  'content-type': 'application/json',
+  'cache-control': 'no-store',
+};
+
+/** A successful JSON answer (the API and the dashboard alike). */
+export function sendJson(res: ServerResponse, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(200, { ...JSON_HEADERS, ...headers });
   res.end(JSON.stringify(body));
 }
+
+/** A refusal: `{ error, message }` with the status the error table gives its code. */
+export function refuse(res: ServerResponse, e: HttpError, headers: Record<string, string> = {}): void {
+  replyHttpError(res, 'admin', e, { ...JSON_HEADERS, ...headers });
+}
+
+/** A cookie-authenticated change without the session's CSRF token (or from another origin). */
+export const CSRF_REFUSAL: HttpError = { code: 'ADMIN_CSRF', message: 'Missing or wrong CSRF token.' };
 
 async function readSmallJson(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
   const chunks: Buffer[] = [];

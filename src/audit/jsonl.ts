@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { WardenError } from '../errors/index.js';
-import type { AnyRecord, AuditSink } from '../model/audit.js';
+import type { AuditSink } from '../model/audit.js';
 
 export interface JsonlOptions {
   /**

@@ -103,3 +103,19 @@ export function tableLine(r: Record<string, unknown>): string {
   ];
   return cols.join(' ').trimEnd();
 }
+
+/**
+ * Principal × tool pairs of allowed calls the audit already holds (`principal\0tool`), so first-use
+ * alerts survive a restart. Bounded work at start-up: the last 16 MiB of each of the last three files.
+ */
+export function allowedPairs(auditFile: string): string[] {
+  const out = new Set<string>();
+  const wanted = { kind: 'call', decision: 'allowed' } as const;
+  for (const file of auditFiles(auditFile).slice(-3))
+    for (const line of tailLines(file, 16 * 1024 * 1024)) {
+      const r = parseRecord(line);
+      if (r && matches(r, wanted) && typeof r.principal === 'string' && typeof r.tool === 'string')
+        out.add(`${r.principal}\0${r.tool}`);
+    }
+  return [...out];
+}

@@ -1,17 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { ERROR_CODES, formatError, toWardenError, WardenError } from '../errors/index.js';
+import { exitCode, formatError, toWardenError, WardenError } from '../errors/index.js';
 import { VERSION } from '../version.js';
 import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
-import {
-  adminCall,
-  printTools,
-  runExplain,
-  runInit,
-  runKeysCreate,
-  runPolicyCheck,
-  runToolsets,
-} from './policy.js';
+import { adminCall, runExplain, runInit, runKeysCreate, runPolicyCheck, runToolsets } from './policy.js';
+import { addRuntime, admin } from './runtime.js';
 import { runScan } from './scan.js';
 import { runServe } from './serve.js';
 
@@ -32,7 +25,7 @@ function fail(e: unknown): never {
   io.stderr(`${formatError(err)}\n`);
   if (err.code === 'INTERNAL' && process.env.MCP_WARDEN_DEBUG)
     io.stderr(`${String((err.cause as Error)?.stack ?? err.cause)}\n`);
-  process.exit(ERROR_CODES[err.code].exit);
+  process.exit(exitCode(err.code));
 }
 
 export function buildProgram(): Command {
@@ -41,7 +34,27 @@ export function buildProgram(): Command {
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  addScan(program);
+  addServe(program);
+  addPolicy(program);
+  addAudit(program);
+  addKeys(program);
+  addRuntime(program, io);
+  return program;
+}
 
+/** A whole-number option, refused with a usage error below `min`. */
+function int(name: string, min: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min)
+      throw new WardenError('USAGE', `${name} must be an integer >= ${min}, not ${v}`);
+    return n;
+  };
+}
+
+/** `scan`: what a spec would serve, and at what risk. */
+function addScan(program: Command): void {
   program
     .command('scan')
     .description(
@@ -73,13 +86,10 @@ export function buildProgram(): Command {
     .action(async (spec: string, opts) => {
       await runScan(spec, opts, io);
     });
+}
 
-  const int = (name: string, min: number) => (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min)
-      throw new WardenError('USAGE', `${name} must be an integer >= ${min}, not ${v}`);
-    return n;
-  };
+/** `serve` and `toolsets`: the gateway itself. */
+function addServe(program: Command): void {
   program
     .command('serve')
     .description("Serve the spec's operations as MCP tools, every call through the guard pipeline.")
@@ -158,7 +168,10 @@ export function buildProgram(): Command {
     .option('--policy <file>', 'policy file (for its `toolsets:` and to count what it exposes)')
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
     .action(async (spec: string, opts) => runToolsets(spec, opts, io));
+}
 
+/** `policy …`, `init`, `explain`: writing and checking policies. */
+function addPolicy(program: Command): void {
   const policy = program
     .command('policy')
     .description('Check a policy; see, diff and roll back the running one.');
@@ -168,8 +181,6 @@ export function buildProgram(): Command {
     .argument('<file>', 'policy file')
     .requiredOption('--spec <file|url>', 'the spec the policy is for')
     .action(async (file: string, opts) => runPolicyCheck(file, opts, io));
-  const admin = (cmd: Command) =>
-    cmd.option('--admin-url <url>', 'admin API (default $MCP_WARDEN_ADMIN_URL or http://127.0.0.1:9090)');
   admin(policy.command('history').description('List the running policy versions.')).action(async (opts) => {
     const r = (await adminCall('GET', '/policy/versions', undefined, opts)) as {
       current: number;
@@ -222,7 +233,10 @@ export function buildProgram(): Command {
     .addOption(new Option('--env <name>', 'environment').choices(['dev', 'staging', 'prod']))
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
     .action(async (tool: string, opts) => runExplain(tool, opts, io));
+}
 
+/** `audit …`: verify, query and follow the audit trail. */
+function addAudit(program: Command): void {
   const audit = program.command('audit').description('Verify, query and follow the audit file.');
   audit
     .command('verify')
@@ -257,7 +271,10 @@ export function buildProgram(): Command {
     .option('-n, --lines <n>', 'how many', '20')
     .option('-f, --follow', 'keep printing new records')
     .action(async (file: string, opts) => runAuditTail(file, opts, io));
+}
 
+/** `keys create`: API keys for HTTP callers. */
+function addKeys(program: Command): void {
   const keys = program.command('keys').description('API keys for HTTP callers.');
   keys
     .command('create')
@@ -275,85 +292,6 @@ export function buildProgram(): Command {
     )
     .option('--expires <iso>', 'expiry date-time')
     .action((opts) => runKeysCreate(opts, io));
-
-  const tools = program
-    .command('tools')
-    .description('See and switch tools on a running gateway (admin API).');
-  admin(tools.command('list').description('Every tool: on/off, kind, toggle, scopes or why hidden.')).action(
-    async (opts) => {
-      const r = (await adminCall('GET', '/tools', undefined, opts)) as {
-        tools: Array<Record<string, unknown>>;
-      };
-      printTools(r.tools, io);
-    },
-  );
-  for (const action of ['enable', 'disable', 'reset'] as const)
-    admin(
-      tools
-        .command(action)
-        .description(
-          action === 'reset'
-            ? 'Drop the runtime toggle: the policy decides again.'
-            : `${action === 'enable' ? 'Enable' : 'Disable'} a tool now, without a redeploy (audited).`,
-        ),
-    )
-      .argument('<tool>', 'tool name')
-      .action(async (tool: string, opts) => {
-        const r = (await adminCall(
-          'POST',
-          `/tools/${encodeURIComponent(tool)}/${action}`,
-          undefined,
-          opts,
-        )) as Record<string, unknown>;
-        printTools([r], io);
-      });
-
-  admin(
-    tools
-      .command('approve')
-      .description('Approve the current definition of a new or changed tool (after a spec reload).')
-      .argument('[tool]', 'tool name')
-      .option('--all', 'approve every tool waiting for approval'),
-  ).action(async (tool: string | undefined, opts) => {
-    if (!tool && !opts.all) throw new WardenError('USAGE', 'name a tool, or pass --all');
-    const r = (await adminCall(
-      'POST',
-      `/tools/${opts.all ? '*' : encodeURIComponent(tool!)}/approve`,
-      undefined,
-      opts,
-    )) as {
-      approved: string[];
-      pending: string[];
-    };
-    io.stdout(
-      `approved: ${r.approved.join(', ') || '(none)'}\nstill pending: ${r.pending.join(', ') || '(none)'}\n`,
-    );
-  });
-
-  admin(
-    program
-      .command('reload-spec')
-      .description('Reload the spec on a running gateway (new or changed tools wait for approval).'),
-  ).action(async (opts) => {
-    const r = (await adminCall('POST', '/spec/reload', undefined, opts)) as {
-      tools: number;
-      pending: string[];
-    };
-    io.stdout(`${r.tools} tools; waiting for approval: ${r.pending.join(', ') || '(none)'}\n`);
-  });
-
-  admin(
-    program
-      .command('mode')
-      .description(
-        'Kill switch: read-only (writes off), off (all tools off), read-write (back to the policy).',
-      )
-      .argument('<mode>', 'read-write | read-only | off'),
-  ).action(async (mode: string, opts) => {
-    const r = (await adminCall('POST', '/mode', { mode }, opts)) as { mode: string };
-    io.stdout(`mode: ${r.mode}\n`);
-  });
-  return program;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -362,7 +300,7 @@ async function main(argv: string[]): Promise<void> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // --help and --version end here with exit code 0; usage errors were already printed.
-      process.exit(e.exitCode === 0 ? 0 : ERROR_CODES.USAGE.exit);
+      process.exit(e.exitCode === 0 ? 0 : exitCode('USAGE'));
     }
     fail(e);
   }

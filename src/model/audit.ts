@@ -1,4 +1,6 @@
 /** The audit trail's records and the sink every writer appends to (JSONL file, database mirror). */
+import type { AuthMethod } from './principal.js';
+
 /** One audit record per tool call (allowed, denied or failed). */
 export interface AuditRecord {
   kind: 'call';
@@ -10,6 +12,8 @@ export interface AuditRecord {
   outcome: 'ok' | 'error';
   code?: string;
   principal: string;
+  /** How the principal was authenticated (absent in records written before it was recorded). */
+  auth?: AuthMethod;
   client?: string;
   args?: unknown;
   /** audit: digest — what was sent and received, as hashes and sizes. */

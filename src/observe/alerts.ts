@@ -103,7 +103,7 @@ export class Alerts {
 
   observe(ctx: CallContext): void {
     const now = this.now();
-    const principal = ctx.input.principal;
+    const principal = ctx.input.principal.id;
     const tool = ctx.tool?.name;
     const code = ctx.error?.code;
     const denied =

@@ -4,15 +4,15 @@ import { WardenError } from '../errors/index.js';
 import type { ValidateFunction } from '../lib/ajv.js';
 import { tooDeep } from '../lib/json-depth.js';
 import type { Catalog, Tool } from '../model/catalog.js';
-import type { Scrubber } from '../observe/scrub.js';
 import { maskRules, maskUntyped } from '../protect/mask.js';
-import { MAX_JSON_DEPTH } from '../protect/redact-json.js';
+import { MAX_JSON_DEPTH, type Redactor } from '../protect/redactor.js';
 import type { CallContext, ToolResult } from './context.js';
 import { describeErrors } from './validate.js';
 
 export interface AnswerOptions {
   catalog: Pick<Catalog, 'formats'>;
-  scrubber: Scrubber;
+  /** Known credential values leave the body here; detection by value follows in the protect stage. */
+  redactor: Redactor;
   /** Characters of an upstream error body shown to the agent (default 500). */
   errorExcerpt?: number;
 }
@@ -27,8 +27,7 @@ export function createAnswer(options: AnswerOptions) {
   const compiler = createSchemaCompiler(options.catalog.formats);
   const outputChecks = new WeakMap<Tool, ValidateFunction>();
   const excerptLen = options.errorExcerpt ?? 500;
-  const { scrubber } = options;
-  const scrub = (s: string) => (scrubber.empty ? s : scrubber.scrub(s));
+  const { redactor } = options;
 
   return function answer(ctx: CallContext): void {
     const tool = ctx.tool!;
@@ -43,7 +42,7 @@ export function createAnswer(options: AnswerOptions) {
       );
     if (status >= 400 || status < 200) {
       const excerpt = isTextual(ct)
-        ? safeExcerpt(scrub(res.body.toString('utf8', 0, 64 * 1024)), excerptLen)
+        ? safeExcerpt(redactor.credentials(res.body.toString('utf8', 0, 64 * 1024)), excerptLen)
         : '';
       throw new WardenError('UPSTREAM_STATUS', `The upstream API answered HTTP ${status}.`, {
         ...(excerpt ? { text: excerpt } : {}),
@@ -55,7 +54,14 @@ export function createAnswer(options: AnswerOptions) {
       throw new WardenError(
         'UPSTREAM_TOO_LARGE',
         `The response was larger than ${res.body.length} bytes and was cut short; ask for less (a smaller page size or narrower filters).${json ? '' : ' Its beginning follows.'}`,
-        json ? {} : { text: printable(scrub(res.body.toString('utf8', 0, 8 * excerptLen)), 8 * excerptLen) },
+        json
+          ? {}
+          : {
+              text: printable(
+                redactor.credentials(res.body.toString('utf8', 0, 8 * excerptLen)),
+                8 * excerptLen,
+              ),
+            },
       );
     }
 
@@ -68,7 +74,7 @@ export function createAnswer(options: AnswerOptions) {
       return;
     }
     if (isJsonType(ct) || (ct === '' && looksJson(res.body))) {
-      const text = scrub(res.body.toString('utf8'));
+      const text = redactor.credentials(res.body.toString('utf8'));
       let value: unknown;
       // Before Ajv and the masking walk (both recursive): hostile nesting is refused here.
       try {
@@ -112,7 +118,10 @@ export function createAnswer(options: AnswerOptions) {
       return;
     }
     if (isTextual(ct)) {
-      ctx.answer = withNotes({ content: [{ type: 'text', text: scrub(res.body.toString('utf8')) }] }, notes);
+      ctx.answer = withNotes(
+        { content: [{ type: 'text', text: redactor.credentials(res.body.toString('utf8')) }] },
+        notes,
+      );
       return;
     }
     const kind = printable(ct.split(';')[0] ?? '', 80) || 'an unknown type';

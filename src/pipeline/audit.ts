@@ -1,16 +1,14 @@
 import { createHash } from 'node:crypto';
-import { redactArgs } from '../audit/redact.js';
 import { CONFIRM_ARG } from '../control/view.js';
-import { ERROR_CODES } from '../errors/index.js';
+import { auditDecision } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
 import type { AuditRecord, AuditSink } from '../model/audit.js';
-import type { Scrubber } from '../observe/scrub.js';
-import { detectorFor, type RedactionCounts } from '../protect/detect.js';
+import type { RedactionCounts, Redactor } from '../protect/redactor.js';
 import type { CallContext } from './context.js';
 
 export interface AuditOptions {
   sink: AuditSink;
-  scrubber: Scrubber;
+  redactor: Redactor;
 }
 
 /**
@@ -18,31 +16,31 @@ export interface AuditOptions {
  * stopped it. Only the agent-derived request is recorded, never the credentialed one.
  */
 export function createAudit(options: AuditOptions) {
-  const { sink, scrubber } = options;
+  const { sink, redactor } = options;
 
   return function audit(ctx: CallContext): AuditRecord {
     const err = ctx.error;
     const counts: RedactionCounts = { ...(ctx.redactions ?? {}) };
-    const mapping = err ? ERROR_CODES[err.code] : undefined;
     const req = ctx.request;
     const res = ctx.response;
     const record: AuditRecord = {
       kind: 'call',
       time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
       id: ctx.id,
-      tool: ctx.tool?.name ?? AUDIT_DETECTOR.redact(clip(ctx.input.name)),
-      decision: mapping?.audit === 'denied' ? 'denied' : 'allowed',
+      tool: ctx.tool?.name ?? redactor.text(clip(ctx.input.name)),
+      decision: err ? auditDecision(err.code) : 'allowed',
       outcome: err ? 'error' : 'ok',
       ...(err ? { code: err.code } : {}),
-      principal: ctx.input.principal,
-      ...(ctx.input.client !== undefined ? { client: AUDIT_DETECTOR.redact(clip(ctx.input.client)) } : {}),
-      ...detail(ctx, scrubber, counts),
+      principal: ctx.input.principal.id,
+      auth: ctx.input.principal.via,
+      ...(ctx.input.client !== undefined ? { client: redactor.text(clip(ctx.input.client)) } : {}),
+      ...detail(ctx, redactor, counts),
       ...(req
         ? {
             upstream: {
               method: req.method,
               // Path arguments are agent data like any other: redacted by value too.
-              path: AUDIT_DETECTOR.redact(scrubber.empty ? req.path : scrubber.scrub(req.path), counts),
+              path: redactor.text(req.path, counts),
               ...(res ? { status: res.status, ms: round(res.ms), bytes: res.body.length } : {}),
             },
           }
@@ -61,10 +59,11 @@ export function createAudit(options: AuditOptions) {
 const RESPONSE_CHARS = 4096;
 
 /**
- * The arguments and the response at the tool's audit detail: `full` (redacted by the audit's own,
- * all-class detector, the response cut to 4 KiB), `digest` (SHA-256 and size only) or `none`.
+ * The arguments and the response at the tool's audit detail: `full` (redacted in every class,
+ * whatever the tool's masking allows; the response cut to 4 KiB), `digest` (SHA-256 and size only)
+ * or `none`.
  */
-function detail(ctx: CallContext, scrubber: Scrubber, counts: RedactionCounts): Partial<AuditRecord> {
+function detail(ctx: CallContext, redactor: Redactor, counts: RedactionCounts): Partial<AuditRecord> {
   const level = ctx.decision?.decision.audit ?? 'full';
   if (level === 'none') return {};
   const rawArgs = ctx.args ?? withoutToken(ctx.input.arguments);
@@ -77,16 +76,14 @@ function detail(ctx: CallContext, scrubber: Scrubber, counts: RedactionCounts): 
       ...(body !== undefined ? { responseDigest: sha256(body), responseBytes: Buffer.byteLength(body) } : {}),
     };
   }
-  const out: Partial<AuditRecord> = { args: redactArgs(rawArgs, scrubber, counts) };
+  const out: Partial<AuditRecord> = { args: redactor.args(rawArgs, counts) };
   if (body !== undefined) {
     const clipped = body.length > RESPONSE_CHARS ? body.slice(0, RESPONSE_CHARS) : body;
-    const red = AUDIT_DETECTOR.redact(scrubber.empty ? clipped : scrubber.scrub(clipped));
+    const red = redactor.text(clipped);
     out.response = body.length > RESPONSE_CHARS ? `${red}…[${body.length} chars]` : red;
   }
   return out;
 }
-
-const AUDIT_DETECTOR = detectorFor([]);
 
 function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
@@ -113,7 +110,7 @@ function clip(s: unknown): string {
  * a write the audit cannot record does not happen.
  */
 export function createAuditIntent(options: AuditOptions) {
-  const { sink, scrubber } = options;
+  const { sink, redactor } = options;
   return function auditIntent(ctx: CallContext): void {
     if (ctx.decision?.decision.kind === 'read') return;
     const req = ctx.request!;
@@ -123,11 +120,11 @@ export function createAuditIntent(options: AuditOptions) {
       time: new Date().toISOString(),
       id: ctx.id,
       tool: ctx.tool!.name,
-      principal: ctx.input.principal,
-      ...(level === 'full' ? { args: redactArgs(ctx.args, scrubber) } : {}),
+      principal: ctx.input.principal.id,
+      ...(level === 'full' ? { args: redactor.args(ctx.args) } : {}),
       upstream: {
         method: req.method,
-        path: AUDIT_DETECTOR.redact(scrubber.empty ? req.path : scrubber.scrub(req.path)),
+        path: redactor.text(req.path),
       },
       ...(ctx.decision ? { policyVersion: ctx.decision.policyVersion } : {}),
     });

@@ -9,7 +9,7 @@ import { notFound } from './resolve.js';
 export function createAuthorize() {
   return function authorize(ctx: CallContext): void {
     const needed = ctx.decision!.decision.scopes;
-    const held = ctx.input.scopes;
+    const held = ctx.input.principal.scopes;
     for (const s of needed) if (!held.includes(s)) throw notFound('DENIED_SCOPE', ctx.input.name);
   };
 }

@@ -1,10 +1,9 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { redactArgs } from '../audit/redact.js';
 import { CONFIRM_ARG } from '../control/view.js';
 import { WardenError } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
 import type { ReplayGuard } from '../model/state.js';
-import type { Scrubber } from '../observe/scrub.js';
+import type { Redactor } from '../protect/redactor.js';
 import type { CallContext } from './context.js';
 
 export interface ConfirmOptions {
@@ -12,7 +11,8 @@ export interface ConfirmOptions {
   secret: Buffer;
   ttlSeconds: number;
   replay: ReplayGuard;
-  scrubber: Scrubber;
+  /** For the preview: the user sees the arguments as the audit records them. */
+  redactor: Redactor;
   now?: () => number;
 }
 
@@ -73,7 +73,7 @@ export function createConfirm(options: ConfirmOptions) {
   return async function confirm(ctx: CallContext): Promise<void> {
     if (!ctx.decision!.decision.confirm) return;
     const tool = ctx.tool!;
-    const bind = { p: ctx.input.principal, t: tool.name, d: digest(ctx.args!) };
+    const bind = { p: ctx.input.principal.id, t: tool.name, d: digest(ctx.args!) };
     const raw = (ctx.input.arguments as Record<string, unknown>)[CONFIRM_ARG];
     const channel = ctx.input.confirmation;
 
@@ -87,7 +87,7 @@ export function createConfirm(options: ConfirmOptions) {
       ctx.confirmed = { via: 'token' };
       return;
     }
-    const message = preview(ctx, options.scrubber);
+    const message = preview(ctx, options.redactor);
     if (channel?.kind === 'mrtr' && channel.state !== undefined) {
       await verify(channel.state, bind);
       if (channel.answer?.action !== 'accept' || !channel.answer.confirmed)
@@ -120,9 +120,9 @@ export function createConfirm(options: ConfirmOptions) {
 }
 
 /** What the user is asked to approve: the operation and its (redacted) arguments. */
-function preview(ctx: CallContext, scrubber: Scrubber): string {
+function preview(ctx: CallContext, redactor: Redactor): string {
   const tool = ctx.tool!;
-  let args = JSON.stringify(redactArgs(ctx.args, scrubber));
+  let args = JSON.stringify(redactor.args(ctx.args));
   if (args.length > 1500) args = `${args.slice(0, 1500)}…`;
   return `Allow ${tool.name} (${tool.source.method.toUpperCase()} ${tool.source.path})${tool.title ? ` — ${tool.title}` : ''} with arguments ${args}?`;
 }

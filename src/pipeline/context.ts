@@ -2,6 +2,7 @@ import type { FormData } from 'undici';
 import type { ViewEntry } from '../control/view.js';
 import type { WardenError } from '../errors/index.js';
 import type { Tool } from '../model/catalog.js';
+import type { Principal } from '../model/principal.js';
 import type { Limits } from '../policy/evaluate.js';
 
 /** What the MCP layer hands the pipeline for one `tools/call`. */
@@ -10,10 +11,8 @@ export interface CallInput {
   name: string;
   /** Arguments exactly as the client sent them (untrusted, may be anything). */
   arguments: unknown;
-  /** Who is calling: the stdio principal, or the authenticated HTTP caller. */
-  principal: string;
-  /** The caller's scopes, from the policy (stdio), its API key or its token. */
-  scopes: readonly string[];
+  /** Who is calling, as authentication produced it: the stdio principal, or the HTTP caller (its id, scopes and how it authenticated). */
+  principal: Principal;
   /** How this client can confirm a call; absent: only the two-step token in the arguments. */
   confirmation?: ConfirmationChannel;
   /** The client's self-declared name, for the audit only (never trusted). */

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ToolView } from '../control/view.js';
-import { ERROR_CODES, toWardenError, WardenError } from '../errors/index.js';
+import { settleCallError, toWardenError, WardenError } from '../errors/index.js';
 import type { AuditRecord, AuditSink } from '../model/audit.js';
 import type { Catalog } from '../model/catalog.js';
-import type { Scrubber } from '../observe/scrub.js';
-import { detectorFor } from '../protect/detect.js';
+import type { Redactor } from '../protect/redactor.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
 import type { CredentialSet } from '../upstream/credentials.js';
 import { createAnswer } from './answer.js';
@@ -27,8 +26,9 @@ export interface PipelineOptions {
   targets: ReadonlyMap<Catalog['tools'][number], UpstreamTarget>;
   /** What is served right now, and with which credentials (both change while running). */
   control: { view(): ToolView; credentials(): CredentialSet };
-  confirm: Omit<ConfirmOptions, 'scrubber'>;
-  scrubber: Scrubber;
+  confirm: Omit<ConfirmOptions, 'redactor'>;
+  /** Results, error excerpts, the audit: everything that leaves goes through it. */
+  redactor: Redactor;
   audit: AuditSink;
   logger: Logger;
   send?: SendOptions;
@@ -68,7 +68,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     // Before anything is derived from the arguments: nothing unchecked reaches the request.
     ['validate', createValidate({ catalog: o.catalog })],
     // On checked arguments, before the request exists: the user approves exactly what will be sent.
-    ['confirm', createConfirm({ ...o.confirm, scrubber: o.scrubber })],
+    ['confirm', createConfirm({ ...o.confirm, redactor: o.redactor })],
     // From checked arguments only; fixed origin and path template, one encoded segment per placeholder.
     [
       'build',
@@ -78,7 +78,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
       }),
     ],
     // Write-ahead, once the request is known and before anything leaves: no unrecorded write.
-    ['intent', createAuditIntent({ sink: o.audit, scrubber: o.scrubber })],
+    ['intent', createAuditIntent({ sink: o.audit, redactor: o.redactor })],
     // After build: the credential is placed last, so no argument can overwrite or read it.
     [
       'inject',
@@ -87,12 +87,15 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     // The only stage that talks to the network: timeout, size cap, no redirects.
     ['send', send],
     // Turns the upstream response into a result: schema-checked structure, safe error excerpts.
-    ['answer', createAnswer({ catalog: o.catalog, scrubber: o.scrubber })],
+    ['answer', createAnswer({ catalog: o.catalog, redactor: o.redactor })],
     // Last before the agent: mask by schema, redact by value, cut to the context limits.
-    ['protect', createProtect(o.resultLimits ? { limits: o.resultLimits } : {})],
+    [
+      'protect',
+      createProtect({ redactor: o.redactor, ...(o.resultLimits ? { limits: o.resultLimits } : {}) }),
+    ],
   ];
   // Last, for every call whatever stopped it: allowed, denied and failed calls are all recorded.
-  const audit = createAudit({ sink: o.audit, scrubber: o.scrubber });
+  const audit = createAudit({ sink: o.audit, redactor: o.redactor });
 
   async function call(input: CallInput): Promise<ToolResult> {
     const ctx: CallContext = { id: randomUUID(), startedAt: performance.now(), input };
@@ -102,7 +105,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
         if (pending) await pending;
       }
     } catch (e) {
-      ctx.error = redactError(toWardenError(e), ctx);
+      ctx.error = redactError(toWardenError(e), ctx, o.redactor);
       if (ctx.error.code === 'INTERNAL') logInternal(o.logger, ctx, e);
     }
     let record: AuditRecord | undefined;
@@ -118,8 +121,8 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     }
     o.onCall?.(ctx, record);
     if (!ctx.error) return ctx.result!;
-    if (ERROR_CODES[ctx.error.code].mcp === 'protocol') throw ctx.error;
-    return errorResult(ctx.error);
+    // A tool result, or thrown as a protocol error (unknown and hidden tools): decided in errors/.
+    return settleCallError(ctx.error);
   }
 
   return {
@@ -131,16 +134,14 @@ export function createPipeline(o: PipelineOptions): Pipeline {
   };
 }
 
-const FULL_DETECTOR = detectorFor([]);
-
 /**
  * Error texts carry upstream excerpts (an error body may hold anything): they are redacted by value
  * like any result, whatever the tool's masking allows, and counted with the call's redactions.
  */
-function redactError(e: WardenError, ctx: CallContext): WardenError {
+function redactError(e: WardenError, ctx: CallContext, redactor: Redactor): WardenError {
   if (!e.text) return e;
   const counts: Record<string, number> = { ...(ctx.redactions ?? {}) };
-  const text = FULL_DETECTOR.redact(e.text, counts);
+  const text = redactor.text(e.text, counts);
   if (text === e.text) return e;
   ctx.redactions = counts;
   return new WardenError(e.code, e.message, {
@@ -149,17 +150,6 @@ function redactError(e: WardenError, ctx: CallContext): WardenError {
     ...(e.location ? { location: e.location } : {}),
     ...(e.pending ? { pending: e.pending } : {}),
   });
-}
-
-/** A tool-level error: the code first (models and tests key on it), then what to do about it. */
-export function errorResult(e: WardenError): ToolResult {
-  const lines = [
-    `[${e.code}] ${e.code === 'INTERNAL' ? 'The gateway failed to complete the call.' : e.message}`,
-  ];
-  for (const d of e.details) lines.push(`- ${d}`);
-  const content: ToolResult['content'] = [{ type: 'text', text: lines.join('\n') }];
-  if (e.text) content.push({ type: 'text', text: e.text });
-  return { content, isError: true, ...(e.pending ? { pendingConfirmation: e.pending } : {}) };
 }
 
 function logInternal(logger: Logger, ctx: CallContext, e: unknown): void {

@@ -47,7 +47,7 @@ export function createLimit(o: LimitOptions = {}) {
   return async function limit(ctx: CallContext): Promise<void> {
     const d = ctx.decision!.decision;
     const tool = d.tool.name;
-    const principal = ctx.input.principal;
+    const principal = ctx.input.principal.id;
     const write = d.kind !== 'read';
     const checks: Array<[string, Rate | undefined, string]> = [
       ['tool', d.rateLimit.perTool, tool],

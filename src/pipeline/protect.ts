@@ -1,11 +1,12 @@
 import type { DataClass } from '../model/catalog.js';
 import { type CapLimits, capValue, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RESULT_BYTES } from '../protect/caps.js';
-import { detectorFor, type RedactionCounts } from '../protect/detect.js';
 import { maskerFor, maskUntyped } from '../protect/mask.js';
-import { redactJson } from '../protect/redact-json.js';
+import type { RedactionCounts, Redactor } from '../protect/redactor.js';
 import type { CallContext, ToolResult } from './context.js';
 
 export interface ProtectOptions {
+  /** Redacts by value, leaving the classes the tool's masking allows. */
+  redactor: Redactor;
   /** Gateway-wide defaults; the policy sets them globally and per tool. */
   limits?: Partial<CapLimits>;
 }
@@ -30,7 +31,6 @@ export function createProtect(options: ProtectOptions) {
     const allow = (Object.entries(decision.masking.actions) as Array<[DataClass, string]>)
       .filter(([, a]) => a === 'allow')
       .map(([c]) => c);
-    const detector = detectorFor(allow);
     const limits: CapLimits = {
       maxItems: decision.limits.maxItems ?? defaults.maxItems,
       maxResultBytes: decision.limits.maxResultBytes ?? defaults.maxResultBytes,
@@ -45,7 +45,7 @@ export function createProtect(options: ProtectOptions) {
       let value = tool.outputSchema
         ? maskerFor(tool.outputSchema, decision.masking).mask(raw, counts)
         : maskUntyped(raw, decision.masking, counts);
-      value = redactJson(value, detector, counts);
+      value = options.redactor.json(value, counts, allow);
       const capped = capValue(
         value,
         limits,
@@ -67,8 +67,8 @@ export function createProtect(options: ProtectOptions) {
       };
     } else {
       const [first, ...rest] = answer.content;
-      // Known credential values were scrubbed by the answer stage already.
-      let text = detector.redact(first?.text ?? '', counts);
+      // The answer stage took known credential values out already; detection follows the allow-list.
+      let text = options.redactor.text(first?.text ?? '', counts, allow);
       const capNotes: string[] = [];
       if (Buffer.byteLength(text) > limits.maxResultBytes) {
         text = `${Buffer.from(text)

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { WardenError } from '../errors/index.js';
+import { createHttpAgent } from '../lib/http-agent.js';
 import type { CallContext, UpstreamResponse } from './context.js';
 import { createResilience, type ResilienceOptions } from './resilience.js';
 
@@ -28,10 +29,9 @@ export function createSend(options: SendOptions = {}) {
   const defaultCap = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const dispatcher =
     options.dispatcher ??
-    new Agent({
-      connections: options.connections ?? 64,
-      keepAliveTimeout: 30_000,
-      connectTimeout: Math.min(defaultTimeoutMs, 5_000),
+    createHttpAgent({
+      ...(options.connections !== undefined ? { connections: options.connections } : {}),
+      connectTimeoutMs: Math.min(defaultTimeoutMs, 5_000),
     });
 
   const resilience = createResilience(options);

@@ -2,7 +2,13 @@ import picomatch from 'picomatch';
 import type { TagClass } from '../classify/data-classes.js';
 import type { Catalog, DataClass, Tool } from '../model/catalog.js';
 import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
-import { DEFAULT_SCOPES, type PolicyDoc, type PolicyMatch, RESTRICTED_RISKS } from './schema.js';
+import {
+  DEFAULT_SCOPES,
+  type PolicyDoc,
+  type PolicyMatch,
+  type PolicyRule,
+  RESTRICTED_RISKS,
+} from './schema.js';
 
 /** What kind of call a tool makes, which decides its default treatment. */
 export type ToolKind = 'read' | 'write' | 'destructive';
@@ -111,168 +117,228 @@ export function compileMatch(match: PolicyMatch): (t: Tool) => boolean {
  */
 export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDecision[] {
   const { doc } = source;
-  const compiled = doc.rules.map((rule, i) => ({ rule, i, matches: compileMatch(rule.match) }));
-  const where = (i: number) => {
-    const line = source.lineOf?.(['rules', i]);
-    return `rules[${i}]${source.file ? ` (${source.file}${line ? `:${line}` : ''})` : ''}`;
+  const ctx: PolicyContext = {
+    doc,
+    rules: doc.rules.map((rule, i) => ({ rule, i, matches: compileMatch(rule.match) })),
+    where: (i) => {
+      const line = source.lineOf?.(['rules', i]);
+      return `rules[${i}]${source.file ? ` (${source.file}${line ? `:${line}` : ''})` : ''}`;
+    },
+    baseScopes: { ...DEFAULT_SCOPES, ...(doc.scopes ?? {}) },
   };
-  const baseScopes = { ...DEFAULT_SCOPES, ...(doc.scopes ?? {}) };
+  return catalog.tools.map((tool) => decideTool(ctx, tool));
+}
 
-  return catalog.tools.map((tool) => {
-    const kind = kindOf(tool);
-    const steps: ExplainStep[] = [];
-    const classes = tool.risk.classes.filter((c) => c !== 'read');
-    steps.push({
-      by: 'classification',
-      what: `${kind}${classes.length ? ` (risk: ${classes.join(', ')})` : ''}${tool.risk.unbounded ? ', unbounded list' : ''}`,
-    });
+/** The policy, compiled once for all its tools. */
+interface PolicyContext {
+  doc: PolicyDoc;
+  rules: Array<{ rule: PolicyRule; i: number; matches: (t: Tool) => boolean }>;
+  /** How `explain` names rule `i`: `rules[2] (warden.yaml:14)`. */
+  where: (i: number) => string;
+  baseScopes: Record<ToolKind | 'admin', readonly string[]>;
+}
 
-    let enabled: boolean | undefined;
-    let scopes: string[] | undefined;
-    let confirm: boolean | undefined;
-    let credential: string | undefined;
-    let audit: AuditDetail = 'full';
-    let actions: Partial<Record<DataClass, MaskAction>> = {};
-    let fields: Record<string, TagClass> = { ...(doc.fields ?? {}) };
-    let rateLimit: RateLimits = {
-      ...DEFAULT_RATE_LIMITS[kind === 'read' ? 'read' : 'write'],
-      ...(doc.rateLimit ?? {}),
-    };
-    let breaker: BreakerConfig = { failures: 5, halfOpenAfterSeconds: 30 };
-    let retries: RetryConfig = { attempts: 1, baseMs: 100 };
-    const allowed = new Map<string, string>();
-    const limits: Limits = { ...(doc.defaults ?? {}) };
+/** What the rules cascade into for one tool, starting from the defaults. */
+interface Settings {
+  enabled: boolean | undefined;
+  scopes: string[] | undefined;
+  confirm: boolean | undefined;
+  credential: string | undefined;
+  audit: AuditDetail;
+  actions: Partial<Record<DataClass, MaskAction>>;
+  fields: Record<string, TagClass>;
+  rateLimit: RateLimits;
+  breaker: BreakerConfig;
+  retries: RetryConfig;
+  /** Restricted risks a rule lets through, with the rule's reason. */
+  allowed: Map<string, string>;
+  limits: Limits;
+}
 
-    for (const { rule, i, matches } of compiled) {
-      if (!matches(tool)) continue;
-      const set: string[] = [];
-      if (rule.enabled !== undefined) {
-        enabled = rule.enabled;
-        set.push(`enabled: ${rule.enabled}`);
-      }
-      if (rule.scopes !== undefined) {
-        scopes = rule.scopes;
-        set.push(`scopes: [${rule.scopes.join(', ')}]`);
-      }
-      if (rule.allowRisk) {
-        for (const r of rule.allowRisk) allowed.set(r, rule.reason ?? '');
-        set.push(`allowRisk: [${rule.allowRisk.join(', ')}] because "${rule.reason}"`);
-      }
-      if (rule.confirm !== undefined) {
-        confirm = rule.confirm;
-        set.push(`confirm: ${rule.confirm}${rule.confirm ? '' : ` because "${rule.reason}"`}`);
-      }
-      if (rule.credential !== undefined) {
-        credential = rule.credential;
-        set.push(`credential: ${rule.credential}`);
-      }
-      if (rule.masking) {
-        actions = { ...actions, ...rule.masking };
-        set.push(`masking: ${JSON.stringify(rule.masking)}`);
-      }
-      if (rule.fields) {
-        fields = { ...fields, ...rule.fields };
-        set.push(`fields: ${JSON.stringify(rule.fields)}`);
-      }
-      if (rule.rateLimit) {
-        rateLimit = { ...rateLimit, ...rule.rateLimit };
-        set.push(`rateLimit: ${JSON.stringify(rule.rateLimit)}`);
-      }
-      if (rule.breaker !== undefined) {
-        breaker = rule.breaker;
-        set.push(`breaker: ${JSON.stringify(rule.breaker)}`);
-      }
-      if (rule.retries !== undefined) {
-        retries = rule.retries;
-        set.push(`retries: ${JSON.stringify(rule.retries)}`);
-      }
-      if (rule.audit) {
-        audit = rule.audit;
-        set.push(`audit: ${rule.audit}`);
-      }
-      for (const k of [
-        'timeoutMs',
-        'headersTimeoutMs',
-        'concurrency',
-        'maxResponseBytes',
-        'maxPageSize',
-        'maxItems',
-        'maxResultBytes',
-      ] as const)
-        if (rule[k] !== undefined) {
-          limits[k] = rule[k];
-          set.push(`${k}: ${rule[k]}`);
-        }
-      steps.push({ by: where(i), what: set.length ? set.join('; ') : 'matches, sets nothing' });
+const LIMIT_KEYS = [
+  'timeoutMs',
+  'headersTimeoutMs',
+  'concurrency',
+  'maxResponseBytes',
+  'maxPageSize',
+  'maxItems',
+  'maxResultBytes',
+] as const;
+
+function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
+  const kind = kindOf(tool);
+  const steps: ExplainStep[] = [classificationStep(tool, kind)];
+  const s = defaultSettings(ctx.doc, kind);
+  for (const { rule, i, matches } of ctx.rules) {
+    if (!matches(tool)) continue;
+    const set = applyRule(s, rule);
+    steps.push({ by: ctx.where(i), what: set.length ? set.join('; ') : 'matches, sets nothing' });
+  }
+
+  const masking = maskRules(s.actions, s.fields);
+  const blockers = riskBlockers(tool, s.allowed, masking, steps);
+  blockers.push(...switchBlockers(kind, ctx.doc.mode, s.enabled));
+
+  const effectiveScopes = s.scopes ?? [
+    ...ctx.baseScopes[kind],
+    ...(tool.risk.classes.includes('admin') ? ctx.baseScopes.admin : []),
+  ];
+  if (!s.scopes) steps.push({ by: 'default', what: `scopes: [${effectiveScopes.join(', ')}] (by risk)` });
+  const effectiveConfirm = s.confirm ?? kind === 'destructive';
+  if (s.confirm === undefined && effectiveConfirm)
+    steps.push({ by: 'default', what: 'confirm: true (destructive)' });
+
+  return {
+    tool,
+    kind,
+    blockers,
+    scopes: [...new Set(effectiveScopes)],
+    confirm: effectiveConfirm,
+    ...(s.credential !== undefined ? { credential: s.credential } : {}),
+    limits: s.limits,
+    masking,
+    audit: s.audit,
+    rateLimit: s.rateLimit,
+    breaker: s.breaker,
+    // Never retried: a write may have happened even when its answer was lost.
+    retries: kind === 'read' && ['get', 'head', 'options'].includes(tool.source.method) ? s.retries : false,
+    steps,
+  };
+}
+
+function classificationStep(tool: Tool, kind: ToolKind): ExplainStep {
+  const classes = tool.risk.classes.filter((c) => c !== 'read');
+  return {
+    by: 'classification',
+    what: `${kind}${classes.length ? ` (risk: ${classes.join(', ')})` : ''}${tool.risk.unbounded ? ', unbounded list' : ''}`,
+  };
+}
+
+function defaultSettings(doc: PolicyDoc, kind: ToolKind): Settings {
+  return {
+    enabled: undefined,
+    scopes: undefined,
+    confirm: undefined,
+    credential: undefined,
+    audit: 'full',
+    actions: {},
+    fields: { ...(doc.fields ?? {}) },
+    rateLimit: { ...DEFAULT_RATE_LIMITS[kind === 'read' ? 'read' : 'write'], ...(doc.rateLimit ?? {}) },
+    breaker: { failures: 5, halfOpenAfterSeconds: 30 },
+    retries: { attempts: 1, baseMs: 100 },
+    allowed: new Map<string, string>(),
+    limits: { ...(doc.defaults ?? {}) },
+  };
+}
+
+/** Applies one matching rule over the settings; returns what it set, in words, for `explain`. */
+function applyRule(s: Settings, rule: PolicyRule): string[] {
+  const set: string[] = [];
+  if (rule.enabled !== undefined) {
+    s.enabled = rule.enabled;
+    set.push(`enabled: ${rule.enabled}`);
+  }
+  if (rule.scopes !== undefined) {
+    s.scopes = rule.scopes;
+    set.push(`scopes: [${rule.scopes.join(', ')}]`);
+  }
+  if (rule.allowRisk) {
+    for (const r of rule.allowRisk) s.allowed.set(r, rule.reason ?? '');
+    set.push(`allowRisk: [${rule.allowRisk.join(', ')}] because "${rule.reason}"`);
+  }
+  if (rule.confirm !== undefined) {
+    s.confirm = rule.confirm;
+    set.push(`confirm: ${rule.confirm}${rule.confirm ? '' : ` because "${rule.reason}"`}`);
+  }
+  if (rule.credential !== undefined) {
+    s.credential = rule.credential;
+    set.push(`credential: ${rule.credential}`);
+  }
+  if (rule.masking) {
+    s.actions = { ...s.actions, ...rule.masking };
+    set.push(`masking: ${JSON.stringify(rule.masking)}`);
+  }
+  if (rule.fields) {
+    s.fields = { ...s.fields, ...rule.fields };
+    set.push(`fields: ${JSON.stringify(rule.fields)}`);
+  }
+  if (rule.rateLimit) {
+    s.rateLimit = { ...s.rateLimit, ...rule.rateLimit };
+    set.push(`rateLimit: ${JSON.stringify(rule.rateLimit)}`);
+  }
+  if (rule.breaker !== undefined) {
+    s.breaker = rule.breaker;
+    set.push(`breaker: ${JSON.stringify(rule.breaker)}`);
+  }
+  if (rule.retries !== undefined) {
+    s.retries = rule.retries;
+    set.push(`retries: ${JSON.stringify(rule.retries)}`);
+  }
+  if (rule.audit) {
+    s.audit = rule.audit;
+    set.push(`audit: ${rule.audit}`);
+  }
+  for (const k of LIMIT_KEYS)
+    if (rule[k] !== undefined) {
+      s.limits[k] = rule[k];
+      set.push(`${k}: ${rule[k]}`);
     }
+  return set;
+}
 
-    const masking = maskRules(actions, fields);
-    const blockers: Blocker[] = [];
-    for (const cls of RESTRICTED_RISKS) {
-      if (!tool.risk.classes.includes(cls) || allowed.has(cls)) continue;
-      // A read that is "credential" only because its response has secret fields is safe once
-      // masking drops them (the default): the agent never sees the secrets.
-      const found = tool.risk.findings.filter((f) => f.class === cls);
-      if (
-        cls === 'credential' &&
-        masking.actions.secret === 'drop' &&
-        found.length > 0 &&
-        found.every((f) => f.rule === 'credential-response')
-      ) {
-        steps.push({
-          by: 'default',
-          what: 'credential risk lifted: its secret response fields are dropped by masking',
-        });
-        continue;
-      }
-      const why = tool.risk.findings
-        .filter((f) => f.class === cls)
-        .map((f) => f.reason)
-        .join('; ');
-      blockers.push({
-        kind: 'risk',
-        reason: `${cls}: ${why || 'classified so'}; hidden unless a rule sets allowRisk: [${cls}] with a reason`,
+/** A restricted risk hides the tool unless a rule allowed it (or masking makes it moot). */
+function riskBlockers(
+  tool: Tool,
+  allowed: ReadonlyMap<string, string>,
+  masking: MaskRules,
+  steps: ExplainStep[],
+): Blocker[] {
+  const blockers: Blocker[] = [];
+  for (const cls of RESTRICTED_RISKS) {
+    if (!tool.risk.classes.includes(cls) || allowed.has(cls)) continue;
+    // A read that is "credential" only because its response has secret fields is safe once
+    // masking drops them (the default): the agent never sees the secrets.
+    const found = tool.risk.findings.filter((f) => f.class === cls);
+    if (
+      cls === 'credential' &&
+      masking.actions.secret === 'drop' &&
+      found.length > 0 &&
+      found.every((f) => f.rule === 'credential-response')
+    ) {
+      steps.push({
+        by: 'default',
+        what: 'credential risk lifted: its secret response fields are dropped by masking',
       });
+      continue;
     }
-    if (kind !== 'read') {
-      if (doc.mode !== 'read-write')
-        blockers.push({ kind: 'mode', reason: `${kind} tool and the policy mode is read-only` });
-      if (enabled !== true)
-        blockers.push({
-          kind: 'disabled',
-          reason:
-            enabled === false
-              ? `${kind} tool disabled by a rule`
-              : `${kind} tool: writes need enabled: true in a rule`,
-        });
-    } else if (enabled === false) {
-      blockers.push({ kind: 'disabled', reason: 'disabled by a rule' });
-    }
+    const why = tool.risk.findings
+      .filter((f) => f.class === cls)
+      .map((f) => f.reason)
+      .join('; ');
+    blockers.push({
+      kind: 'risk',
+      reason: `${cls}: ${why || 'classified so'}; hidden unless a rule sets allowRisk: [${cls}] with a reason`,
+    });
+  }
+  return blockers;
+}
 
-    const effectiveScopes = scopes ?? [
-      ...baseScopes[kind],
-      ...(tool.risk.classes.includes('admin') ? baseScopes.admin : []),
-    ];
-    if (!scopes) steps.push({ by: 'default', what: `scopes: [${effectiveScopes.join(', ')}] (by risk)` });
-    const effectiveConfirm = confirm ?? kind === 'destructive';
-    if (confirm === undefined && effectiveConfirm)
-      steps.push({ by: 'default', what: 'confirm: true (destructive)' });
-
-    return {
-      tool,
-      kind,
-      blockers,
-      scopes: [...new Set(effectiveScopes)],
-      confirm: effectiveConfirm,
-      ...(credential !== undefined ? { credential } : {}),
-      limits,
-      masking,
-      audit,
-      rateLimit,
-      breaker,
-      // Never retried: a write may have happened even when its answer was lost.
-      retries: kind === 'read' && ['get', 'head', 'options'].includes(tool.source.method) ? retries : false,
-      steps,
-    };
-  });
+/** Writes need `mode: read-write` and `enabled: true`; any tool can be disabled by a rule. */
+function switchBlockers(kind: ToolKind, mode: PolicyDoc['mode'], enabled: boolean | undefined): Blocker[] {
+  const blockers: Blocker[] = [];
+  if (kind !== 'read') {
+    if (mode !== 'read-write')
+      blockers.push({ kind: 'mode', reason: `${kind} tool and the policy mode is read-only` });
+    if (enabled !== true)
+      blockers.push({
+        kind: 'disabled',
+        reason:
+          enabled === false
+            ? `${kind} tool disabled by a rule`
+            : `${kind} tool: writes need enabled: true in a rule`,
+      });
+  } else if (enabled === false) {
+    blockers.push({ kind: 'disabled', reason: 'disabled by a rule' });
+  }
+  return blockers;
 }

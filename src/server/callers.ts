@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { AuthInfo } from '@modelcontextprotocol/server';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -10,7 +11,7 @@ import {
   type KeyObject,
 } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import { WardenError } from '../errors/index.js';
+import { type ErrorCode, WardenError } from '../errors/index.js';
 import { watchedFile } from '../lib/watched-file.js';
 import type { Principal } from '../model/principal.js';
 import {
@@ -21,15 +22,12 @@ import {
   type Environment,
 } from '../policy/schema.js';
 
+type AuthCode = Extract<ErrorCode, 'AUTH_REQUIRED' | 'AUTH_INVALID' | 'AUTH_INSUFFICIENT_SCOPE'>;
+
+/** The caller (how it authenticated included), or why not: the code decides the HTTP status. */
 export type AuthOutcome =
-  | { ok: true; principal: Principal; via: 'api-key' | 'jwt' | 'anonymous' }
-  | {
-      ok: false;
-      status: 401 | 403;
-      code: 'AUTH_REQUIRED' | 'AUTH_INVALID' | 'AUTH_INSUFFICIENT_SCOPE';
-      challenge: string;
-      message: string;
-    };
+  | { ok: true; principal: Principal }
+  | { ok: false; code: AuthCode; challenge: string; message: string };
 
 export interface CallerOptions {
   callers: CallersDoc | undefined;
@@ -41,6 +39,23 @@ export interface CallerOptions {
   /** Every scope some tool needs right now (for the metadata document). */
   scopesInUse: () => readonly string[];
   warn: (msg: string) => void;
+}
+
+/** Where the authenticated Principal rides in the SDK's AuthInfo (which only carries it to the server factory). */
+const CARRIED = 'principal';
+
+/** The caller as the SDK's `AuthInfo`: the Principal itself in `extra`; the caller's token is not kept. */
+export function carryPrincipal(p: Principal): AuthInfo {
+  return { token: '', clientId: p.id, scopes: [...p.scopes], extra: { [CARRIED]: p } };
+}
+
+/**
+ * The Principal back from the SDK's `AuthInfo`: the one place it is read. Without one (nothing on
+ * the HTTP path skips authentication) the caller is nobody, with no scopes.
+ */
+export function carriedPrincipal(auth: AuthInfo | undefined): Principal {
+  const p = auth?.extra?.[CARRIED] as Principal | undefined;
+  return p ?? { id: 'unauthenticated', scopes: [], via: 'none' };
 }
 
 /** Prefix of keys made by `mcp-warden keys create`: recognisable in a secret scanner's rules. */
@@ -115,16 +130,14 @@ export class Callers {
     let outcome: AuthOutcome;
     if (token === undefined) {
       if (c?.anonymous)
-        outcome = { ok: true, principal: { id: 'anonymous', scopes: c.anonymous.scopes }, via: 'anonymous' };
+        outcome = { ok: true, principal: { id: 'anonymous', scopes: c.anonymous.scopes, via: 'anonymous' } };
       else if (!this.configured)
         outcome = {
           ok: true,
-          principal: { id: 'anonymous', scopes: c?.stdio?.scopes ?? DEFAULT_SCOPES.read },
-          via: 'anonymous',
+          principal: { id: 'anonymous', scopes: c?.stdio?.scopes ?? DEFAULT_SCOPES.read, via: 'anonymous' },
         };
       else
         return this.challenge(
-          401,
           'AUTH_REQUIRED',
           'Authentication required: send Authorization: Bearer <token or API key>.',
         );
@@ -139,7 +152,6 @@ export class Callers {
     const missing = (c?.requiredScopes ?? []).filter((s) => !outcome.principal.scopes.includes(s));
     if (missing.length)
       return this.challenge(
-        403,
         'AUTH_INSUFFICIENT_SCOPE',
         `Insufficient scope: this endpoint needs ${missing.join(' ')}.`,
         missing,
@@ -160,7 +172,7 @@ export class Callers {
       if (k.expires && Date.parse(k.expires) <= now) return this.invalid('the API key has expired');
       if (k.environment && k.environment !== this.o.environment)
         return this.invalid('the API key is for another environment');
-      return { ok: true, principal: { id: k.id, scopes: k.scopes }, via: 'api-key' };
+      return { ok: true, principal: { id: k.id, scopes: k.scopes, via: 'api-key' } };
     }
     return this.invalid('unknown API key');
   }
@@ -182,7 +194,7 @@ export class Callers {
           : Array.isArray(raw)
             ? raw.filter((s): s is string => typeof s === 'string')
             : [];
-      return { ok: true, principal: { id: String(payload.sub).slice(0, 200), scopes }, via: 'jwt' };
+      return { ok: true, principal: { id: String(payload.sub).slice(0, 200), scopes, via: 'jwt' } };
     } catch (e) {
       // The reason in words for the caller; jose's own message never (it may quote the token's claims).
       return this.invalid(jwtReason(e));
@@ -190,22 +202,16 @@ export class Callers {
   }
 
   private invalid(why: string): AuthOutcome {
-    return this.challenge(401, 'AUTH_INVALID', `Invalid credential: ${why}.`, undefined, why);
+    return this.challenge('AUTH_INVALID', `Invalid credential: ${why}.`, undefined, why);
   }
 
-  private challenge(
-    status: 401 | 403,
-    code: 'AUTH_REQUIRED' | 'AUTH_INVALID' | 'AUTH_INSUFFICIENT_SCOPE',
-    message: string,
-    scopes?: string[],
-    why?: string,
-  ): AuthOutcome {
+  private challenge(code: AuthCode, message: string, scopes?: string[], why?: string): AuthOutcome {
     const parts = [`resource_metadata="${this.metadataUrl}"`];
     if (code === 'AUTH_INVALID')
       parts.unshift(`error="invalid_token"`, `error_description="${why ?? 'invalid token'}"`);
     if (code === 'AUTH_INSUFFICIENT_SCOPE')
       parts.unshift(`error="insufficient_scope"`, `scope="${(scopes ?? []).join(' ')}"`);
-    return { ok: false, status, code, challenge: `Bearer ${parts.join(', ')}`, message };
+    return { ok: false, code, challenge: `Bearer ${parts.join(', ')}`, message };
   }
 
   /** The keys file is re-read when it changes (checked at most once a second, when a key is used). */

@@ -5,12 +5,17 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostHeaderValidation, originValidation, toNodeHandler } from '@modelcontextprotocol/node';
-import { createMcpHandler, type McpServerFactory } from '@modelcontextprotocol/server';
-import { ERROR_CODES, type ErrorCode } from '../errors/index.js';
+import { toNodeHandler } from '@modelcontextprotocol/node';
+import {
+  createMcpHandler,
+  type McpServerFactory,
+  validateHostHeader,
+  validateOriginHeader,
+} from '@modelcontextprotocol/server';
+import { type HttpError, replyHttpError } from '../errors/index.js';
 import { tooDeep } from '../lib/json-depth.js';
 import type { Logger } from '../observe/log.js';
-import type { Callers } from './callers.js';
+import { type Callers, carryPrincipal } from './callers.js';
 
 export interface HttpOptions {
   factory: McpServerFactory;
@@ -36,82 +41,157 @@ export interface RunningHttp {
 }
 
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
+const METADATA_PATH = '/.well-known/oauth-protected-resource';
 
 /**
- * Streamable HTTP at `/mcp`. Both protocol eras are served statelessly from one factory, so any
- * instance can answer any request. Before the SDK sees a request it passes, in order: the path,
- * the Host and Origin checks (DNS rebinding), the body size cap and a JSON depth cap.
+ * What every request passes before the SDK sees it, in this order, written here and nowhere else
+ * (like the pipeline's stages). Each step may refuse; a later step never runs for a refused request.
  */
-export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
-  const host = o.host ?? '127.0.0.1';
+export const TRANSPORT_STEPS = [
+  // First: only /mcp and the metadata document exist; any other path is refused before any work.
+  'path',
+  // Before anything is answered: a foreign Host or Origin is a page using DNS rebinding to reach a local server.
+  'host',
+  // Public by design (RFC 9728): a client reads it to learn how to authenticate, so before authentication.
+  'metadata',
+  // Before the body is read: an unauthenticated caller costs no more than its headers.
+  'authenticate',
+  // Before parsing: the body is read only up to the cap, so its size bounds memory.
+  'body',
+  // Once, here: the later steps and the SDK see the very same value.
+  'parse',
+  // One message per request (MCP 2025-06-18 removed batches): one audit record per call.
+  'batch',
+  // Before the SDK walks the message: deep nesting would exhaust its recursion.
+  'depth',
+  // Last: the SDK dispatches the one checked message (both protocol eras, stateless).
+  'sdk',
+] as const;
+
+export type TransportStepName = (typeof TRANSPORT_STEPS)[number];
+
+/** One request on its way through the steps; each step writes at most the field named for it. */
+interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly callers: Callers;
+  /** path → which endpoint the request is for. */
+  route?: 'mcp' | 'metadata';
+  /** body → the request body (POST only). */
+  body?: Buffer;
+  /** parse → the JSON-RPC message. */
+  message?: { value: unknown };
+}
+
+/** A step goes on (nothing), refuses (answered with the code's status), or has answered itself. */
+type Verdict = undefined | 'answered' | (HttpError & { headers?: Record<string, string> });
+type TransportStep = (x: Exchange) => Verdict | Promise<Verdict>;
+
+/** The steps' implementations; the compiler checks there is one for every name in TRANSPORT_STEPS. */
+function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>) {
   const maxBody = o.maxBodyBytes ?? 1024 * 1024;
   const maxDepth = o.maxJsonDepth ?? 64;
   const allowed = o.allowedHosts?.length ? o.allowedHosts : LOOPBACK_NAMES;
-  const checkHost = hostHeaderValidation(allowed);
-  const checkOrigin = originValidation(allowed);
+  const posted = (x: Exchange) => x.req.method === 'POST';
+  const steps: Record<TransportStepName, TransportStep> = {
+    path(x) {
+      const path = (x.req.url ?? '').split('?')[0] ?? '';
+      if (path.startsWith(METADATA_PATH)) x.route = 'metadata';
+      else if (path === '/mcp') x.route = 'mcp';
+      else return { code: 'HTTP_NOT_FOUND', message: 'Not found. The MCP endpoint is /mcp.' };
+    },
+    host(x) {
+      // The same allow-list semantics as the SDK's middleware, answered with our code.
+      if (!validateHostHeader(x.req.headers.host, allowed).ok)
+        return { code: 'HTTP_FORBIDDEN_HOST', message: 'Forbidden: the Host header is not allowed.' };
+      // The metadata document is public: browser-based clients may fetch it from any page.
+      if (x.route === 'mcp' && !validateOriginHeader(x.req.headers.origin, allowed).ok)
+        return { code: 'HTTP_FORBIDDEN_HOST', message: 'Forbidden: the Origin header is not allowed.' };
+    },
+    metadata(x) {
+      if (x.route !== 'metadata') return;
+      if (x.req.method !== 'GET' && x.req.method !== 'HEAD')
+        return { code: 'HTTP_NOT_FOUND', message: 'Not found.' };
+      x.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+      x.res.end(JSON.stringify(x.callers.metadata()));
+      return 'answered';
+    },
+    async authenticate(x) {
+      const auth = await x.callers.authenticate(x.req.headers);
+      if (auth.ok) {
+        // The SDK hands this to the server factory as `authInfo`; the caller's token is not kept.
+        (x.req as IncomingMessage & { auth?: unknown }).auth = carryPrincipal(auth.principal);
+        return;
+      }
+      // Failed authentication is worth seeing (guessing, expired keys), but never with the credential.
+      o.onAuthFailure?.(auth.code);
+      o.logger[auth.code === 'AUTH_REQUIRED' ? 'debug' : 'info'](
+        { code: auth.code, remote: x.req.socket.remoteAddress },
+        'mcp request refused: not authenticated',
+      );
+      return { code: auth.code, message: auth.message, headers: { 'www-authenticate': auth.challenge } };
+    },
+    async body(x) {
+      if (!posted(x)) return;
+      const body = await readBody(x.req, maxBody);
+      if (body === undefined)
+        return { code: 'HTTP_BODY_TOO_LARGE', message: `Request body larger than ${maxBody} bytes.` };
+      x.body = body;
+    },
+    parse(x) {
+      if (x.body === undefined) return;
+      try {
+        x.message = { value: JSON.parse(x.body.toString('utf8')) };
+      } catch {
+        return { code: 'HTTP_PARSE_ERROR', message: 'Parse error: the body is not valid JSON.' };
+      }
+    },
+    batch(x) {
+      if (x.message && Array.isArray(x.message.value))
+        return {
+          code: 'HTTP_BAD_REQUEST',
+          message: 'Batched JSON-RPC requests are not supported; send one message per request.',
+        };
+    },
+    depth(x) {
+      if (x.message && tooDeep(x.message.value, maxDepth))
+        return { code: 'HTTP_BAD_REQUEST', message: `The JSON body nests deeper than ${maxDepth} levels.` };
+    },
+    async sdk(x) {
+      await handle(x.req, x.res, x.message?.value);
+      return 'answered' as const;
+    },
+  };
+  return steps;
+}
+
+/**
+ * Streamable HTTP at `/mcp`. Both protocol eras are served statelessly from one factory, so any
+ * instance can answer any request, once it has passed the TRANSPORT_STEPS above.
+ */
+export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
+  const host = o.host ?? '127.0.0.1';
   const mcp = createMcpHandler(o.factory, {
     legacy: 'stateless',
-    maxRequestBodySize: maxBody,
+    maxRequestBodySize: o.maxBodyBytes ?? 1024 * 1024,
     onerror: (e) => o.logger.debug({ err: e.message }, 'mcp request rejected'),
   });
-  const handle = toNodeHandler(mcp);
+  const steps = transportSteps(o, toNodeHandler(mcp));
   let callers: Callers | undefined;
 
   const server = createServer(async (req, res) => {
     try {
-      const path = (req.url ?? '').split('?')[0] ?? '';
-      if (!callers) return reply(res, 'INTERNAL', 'Starting up; try again.', -32603);
-      if (path.startsWith('/.well-known/oauth-protected-resource')) {
-        if (!checkHost(req, res)) return;
-        if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 'HTTP_NOT_FOUND', 'Not found.');
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
-        return res.end(JSON.stringify(callers!.metadata()));
+      // Not a step: until the listening address is known there is no resource to authenticate for.
+      if (!callers) return refuse(req, res, { code: 'INTERNAL', message: 'Starting up; try again.' });
+      const x: Exchange = { req, res, callers };
+      for (const name of TRANSPORT_STEPS) {
+        const verdict = await steps[name](x);
+        if (verdict === 'answered') return;
+        if (verdict) return refuse(req, res, verdict);
       }
-      if (path !== '/mcp') return reply(res, 'HTTP_NOT_FOUND', 'Not found. The MCP endpoint is /mcp.');
-      if (!checkHost(req, res) || !checkOrigin(req, res)) return;
-      const auth = await callers!.authenticate(req.headers);
-      if (!auth.ok) {
-        req.resume();
-        // Failed authentication is worth seeing (guessing, expired keys), but never with the credential.
-        o.onAuthFailure?.(auth.code);
-        const level = auth.code === 'AUTH_REQUIRED' ? 'debug' : 'info';
-        o.logger[level](
-          { code: auth.code, remote: req.socket.remoteAddress },
-          'mcp request refused: not authenticated',
-        );
-        return reply(res, auth.code, auth.message, -32001, { 'www-authenticate': auth.challenge });
-      }
-      // The SDK hands this to the server factory as `authInfo`; the caller's token is not kept.
-      (req as IncomingMessage & { auth?: unknown }).auth = {
-        token: '',
-        clientId: auth.principal.id,
-        scopes: [...auth.principal.scopes],
-        extra: { via: auth.via },
-      };
-      if (req.method !== 'POST') return await handle(req, res);
-      const body = await readBody(req, maxBody);
-      if (body === undefined)
-        return reply(res, 'HTTP_BODY_TOO_LARGE', `Request body larger than ${maxBody} bytes.`);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        return reply(res, 'HTTP_BAD_REQUEST', 'Parse error: the body is not valid JSON.', -32700);
-      }
-      // JSON-RPC batches were removed from MCP (2025-06-18): one message per request, one audit record per call.
-      if (Array.isArray(parsed))
-        return reply(
-          res,
-          'HTTP_BAD_REQUEST',
-          'Batched JSON-RPC requests are not supported; send one message per request.',
-          -32600,
-        );
-      if (tooDeep(parsed, maxDepth))
-        return reply(res, 'HTTP_BAD_REQUEST', `The JSON body nests deeper than ${maxDepth} levels.`, -32600);
-      await handle(req, res, parsed);
     } catch (e) {
       o.logger.error({ err: (e as Error)?.message }, 'http request failed');
-      if (!res.headersSent) reply(res, 'INTERNAL', 'Internal error.', -32603);
+      if (!res.headersSent) refuse(req, res, { code: 'INTERNAL', message: 'Internal error.' });
       else res.destroy();
     }
   });
@@ -145,16 +225,14 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
   };
 }
 
-/** A JSON-RPC error body with the HTTP status of the code; nothing from the request is echoed. */
-function reply(
+/** A refusal: the rest of the body is drained (the connection stays usable), then the JSON-RPC error. */
+function refuse(
+  req: IncomingMessage,
   res: ServerResponse,
-  code: ErrorCode,
-  message: string,
-  rpc = -32000,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(ERROR_CODES[code].http, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: rpc, message, data: { code } }, id: null }));
+  v: HttpError & { headers?: Record<string, string> },
+) {
+  req.resume();
+  replyHttpError(res, 'json-rpc', v, v.headers);
 }
 
 /** Reads the body, or `undefined` once it passes `max` bytes (the rest is not read). */

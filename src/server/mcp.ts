@@ -6,25 +6,24 @@ import {
   inputResponse,
   type McpRequestContext,
   type McpServerFactory,
-  ProtocolError,
-  ProtocolErrorCode,
   Server,
 } from '@modelcontextprotocol/server';
 import type { ToolView } from '../control/view.js';
 import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '../discover/meta-tools.js';
-import { ERROR_CODES, isWardenError, type WardenError } from '../errors/index.js';
+import { isWardenError, settleCallError, type ToolErrorResult, toProtocolError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
 import type { CallInput, ConfirmationChannel } from '../pipeline/context.js';
-import { errorResult, type Pipeline } from '../pipeline/index.js';
+import type { Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
+import { carriedPrincipal } from './callers.js';
 
 export interface McpWiring {
   catalog: Catalog;
   pipeline: Pick<Pipeline, 'call'>;
   view: () => ToolView;
-  /** Who is calling, given the serving context (stdio: the policy's local principal). */
-  principalOf: (ctx: McpRequestContext) => Principal;
+  /** Stdio: the policy's local principal. Absent (HTTP): each request carries its authenticated caller. */
+  stdioPrincipal?: Principal;
   /** In-band `elicitation/create` works only on a connection (stdio), not on stateless HTTP. */
   inBandElicitation: boolean;
   /** Told of each server built, so `tools/list_changed` can reach connected (stdio) clients. */
@@ -63,57 +62,32 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
       { name: 'mcp-warden', version: VERSION, title: `mcp-warden: ${w.catalog.title}`.slice(0, 120) },
       { capabilities: { tools: { listChanged: true } }, instructions },
     );
+    // The caller authentication produced, for this request (HTTP) or connection (stdio).
+    const principal = w.stdioPrincipal ?? carriedPrincipal(ctx.authInfo);
     server.setRequestHandler(
       'tools/list',
-      () => ({ tools: w.dynamic ? meta : w.view().listFor(w.principalOf(ctx).scopes) }) as never,
+      () => ({ tools: w.dynamic ? meta : w.view().listFor(principal.scopes) }) as never,
     );
     server.setRequestHandler('tools/call', async (req, c) => {
-      let name = req.params.name;
-      let args: unknown = req.params.arguments;
-      if (w.dynamic && META_NAMES.has(name)) {
-        const scopes = w.principalOf(ctx).scopes;
-        try {
-          if (name === CALL_TOOL) {
-            // Unwrapped here, then the very path of a direct call below: one pipeline, every guard.
-            const target = w.dynamic.target(args);
-            name = target.name;
-            args = target.arguments;
-          } else {
-            const view = w.view();
-            const out =
-              name === SEARCH_TOOL
-                ? w.dynamic.find(view, scopes, args)
-                : w.dynamic.describe(view, scopes, args);
-            return {
-              content: [{ type: 'text', text: JSON.stringify(out) }],
-              structuredContent: out as unknown as Record<string, unknown>,
-            } as never;
-          }
-        } catch (e) {
-          if (!isWardenError(e)) throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error');
-          if (ERROR_CODES[e.code].mcp === 'protocol') throw asProtocolError(e);
-          const { pendingConfirmation: _p, ...result } = errorResult(e);
-          return result as never;
-        }
-      }
-      // 2026-07-28 clients name themselves in each request's _meta; 2025 clients at initialize.
-      const info = (c.mcpReq._meta as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY] as
-        | { name?: unknown }
-        | undefined;
-      const declared = typeof info?.name === 'string' ? info.name : server.getClientVersion()?.name;
-      const client = declared?.slice(0, 100);
-      const principal = w.principalOf(ctx);
-      const confirmation = channelFor(ctx, server, c, w.inBandElicitation);
-      const input: CallInput = {
-        name,
-        arguments: args,
-        principal: principal.id,
-        scopes: principal.scopes,
-        ...(client !== undefined ? { client } : {}),
-        ...(confirmation ? { confirmation } : {}),
-        signal: c.mcpReq.signal,
-      };
       try {
+        let name = req.params.name;
+        let args: unknown = req.params.arguments;
+        if (w.dynamic && META_NAMES.has(name)) {
+          const answer = metaCall(w.dynamic, w.view(), principal.scopes, name, args);
+          if ('result' in answer) return answer.result as never;
+          // call_tool, unwrapped: then the very path of a direct call below — one pipeline, every guard.
+          ({ name, arguments: args } = answer.target);
+        }
+        const client = clientName(c.mcpReq._meta, server);
+        const confirmation = channelFor(ctx, server, c, w.inBandElicitation);
+        const input: CallInput = {
+          name,
+          arguments: args,
+          principal,
+          ...(client !== undefined ? { client } : {}),
+          ...(confirmation ? { confirmation } : {}),
+          signal: c.mcpReq.signal,
+        };
         const { pendingConfirmation, ...result } = await w.pipeline.call(input);
         if (pendingConfirmation && confirmation?.kind === 'mrtr')
           return inputRequired({
@@ -131,9 +105,8 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
           name === req.params.name ? w.view().get(name)?.listed.outputSchema : undefined,
         );
       } catch (e) {
-        // Only protocol-surface codes are thrown by the pipeline.
-        if (isWardenError(e)) throw asProtocolError(e);
-        throw new ProtocolError(ProtocolErrorCode.InternalError, 'internal error');
+        // Whatever is thrown leaves as a JSON-RPC error: ours with the table's number, anything else INTERNAL.
+        throw toProtocolError(e);
       }
     });
     w.onServer?.(server);
@@ -141,10 +114,44 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
   };
 }
 
-/** A protocol-surface error; an aliased code shows as what it stands for. */
-function asProtocolError(e: WardenError): ProtocolError {
-  const code = ERROR_CODES[e.code] as { surfaceAs?: string };
-  return new ProtocolError(ProtocolErrorCode.InvalidParams, e.message, { code: code.surfaceAs ?? e.code });
+/**
+ * A meta-tool (dynamic mode): search and describe answer here; call_tool names the tool to run. A
+ * failure is settled like a pipeline's: a tool result, or thrown as a protocol error.
+ */
+function metaCall(
+  dynamic: MetaTools,
+  view: ToolView,
+  scopes: readonly string[],
+  name: string,
+  args: unknown,
+):
+  | { result: Omit<ToolErrorResult, 'pendingConfirmation'> | CallToolResult }
+  | { target: { name: string; arguments: unknown } } {
+  try {
+    if (name === CALL_TOOL) return { target: dynamic.target(args) };
+    const out =
+      name === SEARCH_TOOL ? dynamic.find(view, scopes, args) : dynamic.describe(view, scopes, args);
+    return {
+      result: {
+        content: [{ type: 'text', text: JSON.stringify(out) }],
+        structuredContent: out as unknown as Record<string, unknown>,
+      },
+    };
+  } catch (e) {
+    // A bug is not the caller's mistake: it leaves as a protocol error (INTERNAL), never as a result.
+    if (!isWardenError(e)) throw e;
+    const { pendingConfirmation: _p, ...result } = settleCallError(e);
+    return { result };
+  }
+}
+
+/** The client's self-declared name: 2026-07-28 clients give it in each request's _meta; 2025 clients at initialize. */
+function clientName(meta: unknown, server: Server): string | undefined {
+  const info = (meta as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY] as
+    | { name?: unknown }
+    | undefined;
+  const declared = typeof info?.name === 'string' ? info.name : server.getClientVersion()?.name;
+  return declared?.slice(0, 100);
 }
 
 /** The best confirmation channel this client offers. */

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { WardenError } from '../errors/index.js';
+import { readSecretRef } from '../lib/secret-ref.js';
 import { watchedFile } from '../lib/watched-file.js';
 import type { AuthRequirement, Tool } from '../model/catalog.js';
 import type { CredentialDef, CredentialSource, Environment } from '../policy/schema.js';
@@ -117,7 +117,7 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
         wireValue: async (scopes) => `Bearer ${await token(scopes)}`,
       };
     }
-    const raw = readRef(source, o.env);
+    const raw = readSecretRef(source, o.env);
     if (raw === undefined) return `${label}: ${source} is not set or is empty`;
     checkValue(raw, `${label} (${source})`);
     addSecrets(raw, placement, true);
@@ -191,20 +191,6 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
   };
 }
 
-function readRef(ref: string, env: NodeJS.ProcessEnv): string | undefined {
-  if (ref.startsWith('env:')) {
-    const v = env[ref.slice(4)];
-    return v === undefined || v === '' ? undefined : v;
-  }
-  try {
-    // A trailing newline is how files end, not part of the secret.
-    const v = readFileSync(ref.slice(5), 'utf8').replace(/\r?\n$/, '');
-    return v === '' ? undefined : v;
-  } catch {
-    return undefined;
-  }
-}
-
 function checkValue(raw: string, where: string): void {
   if (!/^[\x20-\x7e]+$/.test(raw))
     throw new WardenError(
@@ -249,8 +235,8 @@ function oauth2Source(
   env: NodeJS.ProcessEnv,
   onToken: (t: string) => void,
 ): ((scopes: readonly string[]) => Promise<string>) | string {
-  const clientId = readRef(cfg.clientId, env);
-  const clientSecret = readRef(cfg.clientSecret, env);
+  const clientId = readSecretRef(cfg.clientId, env);
+  const clientSecret = readSecretRef(cfg.clientSecret, env);
   if (clientId === undefined) return `${label}: ${cfg.clientId} is not set`;
   if (clientSecret === undefined) return `${label}: ${cfg.clientSecret} is not set`;
   onToken(clientSecret);

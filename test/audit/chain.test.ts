@@ -1,13 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listRotated, openJsonlAudit } from '../../src/audit/jsonl.js';
 import { verifyAudit } from '../../src/audit/verify.js';
 import type { AnyRecord } from '../../src/model/audit.js';
-import { tempTree } from '../support/helpers.js';
+import { tempTree } from '../support/paths.js';
+import { runCli } from '../support/stdio.js';
 
-const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const KEY = Buffer.from('checkpoint-key-0123456789abcdef');
 
 const call = (i: number): AnyRecord => ({
@@ -100,36 +99,23 @@ describe('hash-chained audit', () => {
 
   it('is checked from the command line, with the key taken from the environment', async () => {
     const file = await writeAudit(12);
-    const ok = spawnSync(process.execPath, [BIN, 'audit', 'verify', file, '--key-env', 'K'], {
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH ?? '', K: KEY.toString() },
-    });
-    expect(ok.status).toBe(0);
+    const ok = runCli(['audit', 'verify', file, '--key-env', 'K'], { K: KEY.toString() });
+    expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('ok: 12 records, 2 checkpoints (2 signed) in 1 file(s)');
     const ls = lines(file);
     ls[2] = ls[2]!.replace('"ms":1', '"ms":1000');
     writeFileSync(file, `${ls.join('\n')}\n`);
-    const bad = spawnSync(process.execPath, [BIN, 'audit', 'verify', file], { encoding: 'utf8' });
-    expect(bad.status).toBe(1);
+    const bad = runCli(['audit', 'verify', file]);
+    expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/^BROKEN at .*audit\.jsonl:4 \(seq 4\): does not follow the record before it/);
-    const q = spawnSync(
-      process.execPath,
-      [BIN, 'audit', 'query', file, '--principal', 'bob', '--format', 'json'],
-      {
-        encoding: 'utf8',
-      },
-    );
+    const q = runCli(['audit', 'query', file, '--principal', 'bob', '--format', 'json']);
     expect(
       q.stdout
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l).id),
     ).toEqual(['id-0', 'id-3', 'id-6', 'id-9']);
-    const tail = spawnSync(
-      process.execPath,
-      [BIN, 'audit', 'tail', file, '-n', '2', '--kind', 'call', '--format', 'json'],
-      { encoding: 'utf8' },
-    );
+    const tail = runCli(['audit', 'tail', file, '-n', '2', '--kind', 'call', '--format', 'json']);
     expect(
       tail.stdout
         .trim()

@@ -1,13 +1,9 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { tempTree } from '../support/helpers.js';
-
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
+import { tempTree } from '../support/paths.js';
+import { SHOP_SPEC, shopEnv, startShop } from '../support/shop.js';
+import { onJsonLines, sendJson, serveArgs, spawnCli } from '../support/stdio.js';
 
 describe('audit durability', () => {
   it('loses no acknowledged call when the gateway is killed with SIGKILL under load', async () => {
@@ -18,49 +14,28 @@ describe('audit durability', () => {
         'version: 1\nmode: read-write\nrateLimit: { perToolPrincipal: { calls: 100000, perSeconds: 60 }, perPrincipal: { calls: 100000, perSeconds: 60 } }\ndefaults: { concurrency: 1000 }\ncallers:\n  stdio: { scopes: [tools:read, tools:write] }\nrules:\n  - match: { name: createOrder }\n    enabled: true\n    rateLimit: { perToolPrincipal: { calls: 100000, perSeconds: 60 } }\n',
     });
     const audit = join(dir, 'audit.jsonl');
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'serve',
-        '--stdio',
-        '--spec',
-        SHOP_SPEC,
-        '--base-url',
-        shop.url,
-        '--policy',
-        join(dir, 'warden.yaml'),
-        '--audit-file',
-        audit,
-      ],
-      {
-        env: { PATH: process.env.PATH ?? '', MCP_WARDEN_CRED_SHOPKEY: shop.key },
-        stdio: ['pipe', 'pipe', 'ignore'],
-      },
+    const child = spawnCli(
+      serveArgs({ spec: SHOP_SPEC, baseUrl: shop.url, policy: join(dir, 'warden.yaml'), auditFile: audit }),
+      shopEnv(shop),
+      'ignore',
     );
     const acked = new Set<string>();
     const markerOf = new Map<number, string>();
-    let buf = '';
     let killed = false;
     const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const initialized = new Promise<void>((resolve) => {
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          const msg = JSON.parse(line) as { id?: number; result?: { isError?: boolean } };
-          if (msg.id === 0) resolve();
-          const marker = msg.id !== undefined ? markerOf.get(msg.id) : undefined;
-          if (marker && msg.result && !msg.result.isError) acked.add(marker);
-          if (!killed && acked.size >= 150) {
-            killed = true;
-            child.kill('SIGKILL');
-          }
+      onJsonLines(child.stdout, (m) => {
+        const msg = m as { id?: number; result?: { isError?: boolean } };
+        if (msg.id === 0) resolve();
+        const marker = msg.id !== undefined ? markerOf.get(msg.id) : undefined;
+        if (marker && msg.result && !msg.result.isError) acked.add(marker);
+        if (!killed && acked.size >= 150) {
+          killed = true;
+          child.kill('SIGKILL');
         }
       });
     });
-    const send = (m: object) => child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', ...m })}\n`);
+    const send = (m: object) => sendJson(child, m);
     send({
       id: 0,
       method: 'initialize',

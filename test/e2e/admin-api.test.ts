@@ -1,47 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../support/helpers.js';
+import { describe, expect, it } from 'vitest';
+import type { Gateway } from '../../src/server/serve.js';
+import { connectHttp, startShopGateway, useFixture } from '../support/gateway.js';
+import { ADMIN_LINES, ADMIN_TOKEN, shopPolicy } from '../support/shop.js';
+import { eventually, expectAudited } from '../support/wait.js';
 
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
-const ADMIN_TOKEN = 'dashboard-admin-token-0123456789abcdef';
-const POLICY = [
-  'version: 1',
-  'mode: read-write',
-  'admin:',
-  '  token: env:ADMIN_TOKEN',
-  'rules:',
-  '  - match: { name: createOrder }',
-  '    enabled: true',
-  '',
-].join('\n');
-
-interface Shop {
-  url: string;
-  key: string;
-  close(): Promise<void>;
-}
-
-async function startDashboardGateway() {
-  const shop: Shop = await startShop();
-  const dir = tempTree({ 'warden.yaml': POLICY });
-  const auditFile = join(dir, 'audit.jsonl');
-  const gw = await startGateway({
-    spec: SHOP_SPEC,
-    baseUrl: shop.url,
-    policy: join(dir, 'warden.yaml'),
-    auditFile,
-    transport: { kind: 'http', port: 0 },
-    admin: { port: 0 },
-    logLevel: 'error',
-    env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, ADMIN_TOKEN },
-  });
-  return { shop, gw, auditFile };
-}
+const startDashboardGateway = () => startShopGateway({ policy: shopPolicy(ADMIN_LINES), admin: true });
 
 /** A browser-like request: the admin origin, JSON, and whatever cookie and CSRF token are given. */
 async function req(
@@ -77,27 +40,14 @@ async function login(gw: Gateway, name = 'alice') {
   return { cookie, csrf: r.json.csrf as string, setCookie: r.headers.get('set-cookie')! };
 }
 
-const records = (file: string) =>
-  readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-
 describe('the dashboard on the admin port', () => {
-  let env: Awaited<ReturnType<typeof startDashboardGateway>>;
-  beforeAll(async () => {
-    env = await startDashboardGateway();
-  });
-  afterAll(async () => {
-    await env?.gw.close();
-    await env?.shop.close();
-  });
+  const env = useFixture(startDashboardGateway);
 
   it('serves the bundled app under a strict Content-Security-Policy, with no third-party origin', async () => {
-    const root = await req(env.gw, 'GET', '/');
+    const root = await req(env().gw, 'GET', '/');
     expect(root.status).toBe(302);
     expect(root.headers.get('location')).toBe('/ui/');
-    const page = await req(env.gw, 'GET', '/ui/');
+    const page = await req(env().gw, 'GET', '/ui/');
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     const csp = page.headers.get('content-security-policy')!;
@@ -110,58 +60,58 @@ describe('the dashboard on the admin port', () => {
     expect(page.headers.get('x-content-type-options')).toBe('nosniff');
     // Everything the page loads comes from this origin: no CDN at run time.
     expect(page.text).not.toMatch(/(src|href)="(https?:)?\/\//);
-    const js = await req(env.gw, 'GET', '/ui/app.js');
+    const js = await req(env().gw, 'GET', '/ui/app.js');
     expect(js.status).toBe(200);
     expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
     expect(js.text).not.toContain(ADMIN_TOKEN);
     // A deep link is the app's shell; a file the bundle does not have is not found, whatever the encoding.
-    expect((await req(env.gw, 'GET', '/ui/audit')).text).toBe(page.text);
+    expect((await req(env().gw, 'GET', '/ui/audit')).text).toBe(page.text);
     for (const p of ['/ui/../package.json', '/ui/..%2f..%2fpackage.json', '/ui/%2e%2e/%2e%2e/package.json']) {
-      const r = await req(env.gw, 'GET', p);
+      const r = await req(env().gw, 'GET', p);
       expect([401, 404]).toContain(r.status);
       expect(r.text).not.toContain('mcp-warden');
     }
   });
 
   it('logs in with the admin token into an HttpOnly, SameSite=Strict session cookie that is not the token', async () => {
-    const { cookie, csrf, setCookie } = await login(env.gw);
+    const { cookie, csrf, setCookie } = await login(env().gw);
     expect(setCookie).toMatch(/HttpOnly/);
     expect(setCookie).toMatch(/SameSite=Strict/);
     expect(setCookie).toMatch(/Secure/);
     expect(setCookie).toMatch(/Path=\//);
     expect(setCookie).not.toContain(ADMIN_TOKEN);
     expect(csrf).toMatch(/^[\w-]{40,}$/);
-    const session = await req(env.gw, 'GET', '/ui/session', { cookie });
+    const session = await req(env().gw, 'GET', '/ui/session', { cookie });
     expect(session.json).toMatchObject({ actor: 'admin:alice', csrf });
-    const tools = await req(env.gw, 'GET', '/tools', { cookie });
+    const tools = await req(env().gw, 'GET', '/tools', { cookie });
     expect(tools.status).toBe(200);
-    expect(records(env.auditFile)).toContainEqual(
-      expect.objectContaining({ kind: 'control', action: 'admin.login', actor: 'admin:alice' }),
-    );
+    await expectAudited(env().auditFile, { kind: 'control', action: 'admin.login', actor: 'admin:alice' });
   });
 
   it('refuses a wrong token, a form post and a cross-site origin at the login', async () => {
-    const wrong = await req(env.gw, 'POST', '/ui/login', { body: { token: 'guess', name: 'mallory' } });
+    const wrong = await req(env().gw, 'POST', '/ui/login', { body: { token: 'guess', name: 'mallory' } });
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get('set-cookie')).toBeNull();
-    const form = await req(env.gw, 'POST', '/ui/login', {
+    const form = await req(env().gw, 'POST', '/ui/login', {
       body: `token=${ADMIN_TOKEN}`,
       contentType: 'application/x-www-form-urlencoded',
     });
     expect(form.status).toBe(403);
-    const evil = await req(env.gw, 'POST', '/ui/login', {
+    const evil = await req(env().gw, 'POST', '/ui/login', {
       body: { token: ADMIN_TOKEN },
       origin: 'http://evil.example',
     });
     expect(evil.status).toBe(403);
     expect(evil.headers.get('set-cookie')).toBeNull();
-    expect(records(env.auditFile)).toContainEqual(
-      expect.objectContaining({ kind: 'control', action: 'admin.login-refused', actor: 'admin:mallory' }),
-    );
+    await expectAudited(env().auditFile, {
+      kind: 'control',
+      action: 'admin.login-refused',
+      actor: 'admin:mallory',
+    });
   });
 
   it('changes nothing for a cookie without the CSRF token, with a wrong one, or from another origin', async () => {
-    const { cookie, csrf } = await login(env.gw);
+    const { cookie, csrf } = await login(env().gw);
     const attempts = [
       { cookie },
       { cookie, csrf: 'x'.repeat(43) },
@@ -169,77 +119,89 @@ describe('the dashboard on the admin port', () => {
       { cookie, csrf, origin: 'null' },
     ];
     for (const a of attempts) {
-      const r = await req(env.gw, 'POST', '/tools/searchProducts/disable', { ...a, body: {} });
+      const r = await req(env().gw, 'POST', '/tools/searchProducts/disable', { ...a, body: {} });
       expect(r.status).toBe(403);
-      expect(r.json.error).toBe('CSRF');
-      const mode = await req(env.gw, 'POST', '/mode', { ...a, body: { mode: 'off' } });
+      expect(r.json.error).toBe('ADMIN_CSRF');
+      const mode = await req(env().gw, 'POST', '/mode', { ...a, body: { mode: 'off' } });
       expect(mode.status).toBe(403);
     }
-    const tools = (await req(env.gw, 'GET', '/tools', { cookie })).json.tools as Array<
+    const tools = (await req(env().gw, 'GET', '/tools', { cookie })).json.tools as Array<
       Record<string, unknown>
     >;
     expect(tools.find((t) => t.name === 'searchProducts')).toMatchObject({ exposed: true, toggle: 'policy' });
-    expect((await req(env.gw, 'GET', '/mode', { cookie })).json.mode).toBe('read-write');
+    expect((await req(env().gw, 'GET', '/mode', { cookie })).json.mode).toBe('read-write');
     // With the token and this origin, the same request goes through and is audited under the session's name.
-    const ok = await req(env.gw, 'POST', '/tools/searchProducts/disable', { cookie, csrf, body: {} });
+    const ok = await req(env().gw, 'POST', '/tools/searchProducts/disable', { cookie, csrf, body: {} });
     expect(ok.status).toBe(200);
-    expect(records(env.auditFile)).toContainEqual(
-      expect.objectContaining({ action: 'tool.toggle', actor: 'admin:alice', target: 'searchProducts' }),
-    );
-    await req(env.gw, 'POST', '/tools/searchProducts/reset', { cookie, csrf, body: {} });
+    await expectAudited(env().auditFile, {
+      action: 'tool.toggle',
+      actor: 'admin:alice',
+      target: 'searchProducts',
+    });
+    await req(env().gw, 'POST', '/tools/searchProducts/reset', { cookie, csrf, body: {} });
   });
 
   it('ends the session at logout (which itself needs the CSRF token)', async () => {
-    const { cookie, csrf } = await login(env.gw);
-    expect((await req(env.gw, 'POST', '/ui/logout', { cookie, body: {} })).status).toBe(403);
-    expect((await req(env.gw, 'GET', '/tools', { cookie })).status).toBe(200);
-    const out = await req(env.gw, 'POST', '/ui/logout', { cookie, csrf, body: {} });
+    const { cookie, csrf } = await login(env().gw);
+    expect((await req(env().gw, 'POST', '/ui/logout', { cookie, body: {} })).status).toBe(403);
+    expect((await req(env().gw, 'GET', '/tools', { cookie })).status).toBe(200);
+    const out = await req(env().gw, 'POST', '/ui/logout', { cookie, csrf, body: {} });
     expect(out.status).toBe(200);
     expect(out.headers.get('set-cookie')).toMatch(/Max-Age=0/);
-    expect((await req(env.gw, 'GET', '/tools', { cookie })).status).toBe(401);
-    expect((await req(env.gw, 'GET', '/ui/session', { cookie })).status).toBe(401);
+    expect((await req(env().gw, 'GET', '/tools', { cookie })).status).toBe(401);
+    expect((await req(env().gw, 'GET', '/ui/session', { cookie })).status).toBe(401);
   });
 
   it('pages the audit by tool, decision and time, and tails what was appended since a seq', async () => {
-    const { cookie } = await login(env.gw);
-    const client = new Client(
-      { name: 'dash-test', version: '1' },
-      { versionNegotiation: { mode: 'legacy' } },
-    );
-    await client.connect(new StreamableHTTPClientTransport(new URL(env.gw.url!)));
+    const { cookie } = await login(env().gw);
+    const client = await connectHttp(env().gw.url!, { name: 'dash-test' });
     await client.callTool({ name: 'searchProducts', arguments: { q: 'mug' } });
     await client.callTool({ name: 'searchProducts', arguments: { q: 7 } }); // invalid: denied
-    const before = await req(env.gw, 'GET', '/audit?tool=searchProducts', { cookie });
-    const all = before.json.records as Array<Record<string, unknown>>;
-    expect(all.length).toBeGreaterThanOrEqual(2);
+    // The API reads the audit file, which is written just after each answer: wait for both records.
+    const { before, all } = await eventually(
+      async () => {
+        const before = await req(env().gw, 'GET', '/audit?tool=searchProducts', { cookie });
+        const all = before.json.records as Array<Record<string, unknown>>;
+        expect(all.length).toBeGreaterThanOrEqual(2);
+        return { before, all };
+      },
+      { what: 'both searchProducts calls in GET /audit' },
+    );
     expect(all.every((r) => r.tool === 'searchProducts')).toBe(true);
     expect(all.some((r) => r.kind === 'checkpoint')).toBe(false);
-    const denied = (await req(env.gw, 'GET', '/audit?tool=searchProducts&decision=denied', { cookie })).json
+    const denied = (await req(env().gw, 'GET', '/audit?tool=searchProducts&decision=denied', { cookie })).json
       .records as Array<Record<string, unknown>>;
     expect(denied.length).toBeGreaterThanOrEqual(1);
     expect(denied.every((r) => r.decision === 'denied')).toBe(true);
     const future = new Date(Date.now() + 3600_000).toISOString();
     expect(
-      (await req(env.gw, 'GET', `/audit?since=${encodeURIComponent(future)}`, { cookie })).json.records,
+      (await req(env().gw, 'GET', `/audit?since=${encodeURIComponent(future)}`, { cookie })).json.records,
     ).toEqual([]);
     // Newest first; the tail returns only what came after.
     const last = before.json.lastSeq as number;
     await client.callTool({ name: 'searchProducts', arguments: { q: 'tea' } });
-    const tail = (await req(env.gw, 'GET', `/audit?after=${last}&tool=searchProducts`, { cookie })).json;
-    expect((tail.records as unknown[]).length).toBe(1);
+    const tail = await eventually(
+      async () => {
+        const tail = (await req(env().gw, 'GET', `/audit?after=${last}&tool=searchProducts`, { cookie }))
+          .json;
+        expect((tail.records as unknown[]).length).toBe(1);
+        return tail;
+      },
+      { what: 'the new call in the tail of GET /audit' },
+    );
     expect(tail.lastSeq).toBeGreaterThan(last);
     for (const bad of ['decision=maybe', 'since=yesterday', 'limit=0', 'limit=5000', 'after=-1'])
-      expect((await req(env.gw, 'GET', `/audit?${bad}`, { cookie })).status).toBe(400);
+      expect((await req(env().gw, 'GET', `/audit?${bad}`, { cookie })).status).toBe(400);
     // Broken percent-encoding in a path is the caller's mistake: 400 with a reason, never a 500.
-    const broken = await req(env.gw, 'GET', '/explain/%E0%A4%A', { cookie });
+    const broken = await req(env().gw, 'GET', '/explain/%E0%A4%A', { cookie });
     expect(broken.status).toBe(400);
     expect(broken.json.error).toBe('USAGE');
     await client.close();
   });
 
   it('charts calls per tool and lists fired alerts, which an operator can acknowledge (audited)', async () => {
-    const { cookie, csrf } = await login(env.gw, 'bob');
-    const series = (await req(env.gw, 'GET', '/series?minutes=15', { cookie })).json as {
+    const { cookie, csrf } = await login(env().gw, 'bob');
+    const series = (await req(env().gw, 'GET', '/series?minutes=15', { cookie })).json as {
       summary: Record<string, { calls: number; denied: number; p50: number | null }>;
       all: unknown[];
     };
@@ -248,35 +210,26 @@ describe('the dashboard on the admin port', () => {
     expect(series.summary.searchProducts!.denied).toBeGreaterThanOrEqual(1);
     expect(series.summary.searchProducts!.p50).toBeGreaterThan(0);
     // First use of a tool by a principal is an alert by default.
-    const alerts = (await req(env.gw, 'GET', '/alerts', { cookie })).json.alerts as Array<
+    const alerts = (await req(env().gw, 'GET', '/alerts', { cookie })).json.alerts as Array<
       Record<string, unknown>
     >;
     const first = alerts.find((a) => a.rule === 'firstUse');
     expect(first).toBeDefined();
-    expect((await req(env.gw, 'POST', `/alerts/${first!.id}/ack`, { cookie, body: {} })).status).toBe(403);
-    const ack = await req(env.gw, 'POST', `/alerts/${first!.id}/ack`, { cookie, csrf, body: {} });
+    expect((await req(env().gw, 'POST', `/alerts/${first!.id}/ack`, { cookie, body: {} })).status).toBe(403);
+    const ack = await req(env().gw, 'POST', `/alerts/${first!.id}/ack`, { cookie, csrf, body: {} });
     expect(ack.json.acknowledged).toMatchObject({ by: 'admin:bob' });
-    expect((await req(env.gw, 'POST', '/alerts/99999/ack', { cookie, csrf, body: {} })).status).toBe(404);
-    expect(records(env.auditFile)).toContainEqual(
-      expect.objectContaining({ kind: 'control', action: 'alert.ack', actor: 'admin:bob' }),
-    );
+    expect((await req(env().gw, 'POST', '/alerts/99999/ack', { cookie, csrf, body: {} })).status).toBe(404);
+    await expectAudited(env().auditFile, { kind: 'control', action: 'alert.ack', actor: 'admin:bob' });
   });
 });
 
 describe('dashboard login throttling', () => {
-  let env: Awaited<ReturnType<typeof startDashboardGateway>>;
-  beforeAll(async () => {
-    env = await startDashboardGateway();
-  });
-  afterAll(async () => {
-    await env?.gw.close();
-    await env?.shop.close();
-  });
+  const env = useFixture(startDashboardGateway);
 
   it('locks an address out after five wrong tokens, even for the right one', async () => {
     for (let i = 0; i < 5; i++)
-      expect((await req(env.gw, 'POST', '/ui/login', { body: { token: `guess-${i}` } })).status).toBe(401);
-    const locked = await req(env.gw, 'POST', '/ui/login', { body: { token: ADMIN_TOKEN } });
+      expect((await req(env().gw, 'POST', '/ui/login', { body: { token: `guess-${i}` } })).status).toBe(401);
+    const locked = await req(env().gw, 'POST', '/ui/login', { body: { token: ADMIN_TOKEN } });
     expect(locked.status).toBe(429);
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(locked.headers.get('set-cookie')).toBeNull();

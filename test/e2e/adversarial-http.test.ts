@@ -1,99 +1,44 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { CompactSign, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { CompactSign } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../support/helpers.js';
-
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
-const RESOURCE = 'https://mcp.example.test/mcp';
-const ISSUER = 'https://idp.example.test/';
-
-type Key = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+import type { Gateway } from '../../src/server/serve.js';
+import { type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { LIST_TOOLS, postMcp } from '../support/http.js';
+import { es256, ISSUER, type SigningKey as Key, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
 
 describe('adversarial HTTP: JWT header tricks and random frames', () => {
-  let shop: { url: string; key: string; requests: unknown[]; close(): Promise<void> };
+  let fx: ShopGateway;
   let gw: Gateway;
   let good: Key;
   let evil: Key;
-  let evilJwks: { url: string; hits: number; close(): Promise<void> };
-  let jwksClose: () => Promise<void>;
+  let evilJwks: Awaited<ReturnType<typeof serveJwks>>;
+  let goodJwks: Awaited<ReturnType<typeof serveJwks>>;
 
   beforeAll(async () => {
-    shop = await startShop();
-    const pair = await generateKeyPair('ES256', { extractable: true });
-    good = pair.privateKey;
-    const evilPair = await generateKeyPair('ES256', { extractable: true });
+    const goodPair = await es256();
+    good = goodPair.privateKey;
+    const evilPair = await es256();
     evil = evilPair.privateKey;
-    const serveJwks = async (jwk: object, counter?: { hits: number }) => {
-      const s = createServer((_q, r) => {
-        if (counter) counter.hits++;
-        r.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
-      });
-      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-      return {
-        url: `http://127.0.0.1:${(s.address() as AddressInfo).port}/jwks.json`,
-        close: () => new Promise<void>((r) => s.close(() => r())),
-      };
-    };
-    const goodJwks = await serveJwks({ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' });
-    jwksClose = goodJwks.close;
-    const counter = { hits: 0 };
-    const ej = await serveJwks(
-      { ...(await exportJWK(evilPair.publicKey)), kid: 'k1', alg: 'ES256' },
-      counter,
-    );
-    evilJwks = {
-      ...ej,
-      get hits() {
-        return counter.hits;
-      },
-    };
-    const dir = tempTree({
-      'warden.yaml': `version: 1\ncallers:\n  resource: ${RESOURCE}\n  jwt:\n    jwksUrl: ${goodJwks.url}\n    issuer: ${ISSUER}\n    algorithms: [ES256]\n`,
-    });
-    gw = await startGateway({
-      spec: SHOP_SPEC,
-      baseUrl: shop.url,
-      policy: join(dir, 'warden.yaml'),
-      auditFile: join(dir, 'audit.jsonl'),
-      transport: { kind: 'http', port: 0 },
+    goodJwks = await serveJwks(goodPair.jwk);
+    evilJwks = await serveJwks(evilPair.jwk);
+    fx = await startShopGateway({
+      policy: `version: 1\ncallers:\n  resource: ${RESOURCE}\n  jwt:\n    jwksUrl: ${goodJwks.url}\n    issuer: ${ISSUER}\n    algorithms: [ES256]\n`,
       logLevel: 'fatal',
-      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key },
     });
+    gw = fx.gw;
   });
   afterAll(async () => {
-    await gw?.close();
-    await shop?.close();
-    await jwksClose?.();
+    await fx?.close();
+    await goodJwks?.close();
     await evilJwks?.close();
   });
 
-  const post = (body: string, headers: Record<string, string> = {}) =>
-    fetch(gw.url!, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        ...headers,
-      },
-      body,
-    });
+  const post = (body: string, headers: Record<string, string> = {}) => postMcp(gw.url!, body, headers);
   const sign = (header: Record<string, unknown>, claims: Record<string, unknown> = {}, key: Key = good) =>
-    new SignJWT({ scope: 'tools:read', ...claims })
-      .setProtectedHeader({ alg: 'ES256', kid: 'k1', ...header })
-      .setIssuer(ISSUER)
-      .setAudience(RESOURCE)
-      .setSubject('u1')
-      .setExpirationTime('5m')
-      .sign(key);
-  const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} });
+    signJwt(key, { header, claims });
+  const list = LIST_TOOLS;
 
   it('ignores a jku/x5u header pointing at an attacker key set, and never fetches it', async () => {
     const token = await sign({ jku: evilJwks.url, x5u: evilJwks.url }, {}, evil);
@@ -103,14 +48,7 @@ describe('adversarial HTTP: JWT header tricks and random frames', () => {
   });
 
   it('refuses tokens not valid yet, with unknown critical headers, or claiming other audiences only', async () => {
-    const future = await new SignJWT({ scope: 'tools:read' })
-      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-      .setIssuer(ISSUER)
-      .setAudience(RESOURCE)
-      .setSubject('u1')
-      .setNotBefore('10m')
-      .setExpirationTime('20m')
-      .sign(good);
+    const future = await signJwt(good, { notBefore: '10m', expires: '20m' });
     // A critical header the gateway does not understand must make it refuse the token (RFC 7515 §4.1.11).
     const now = Math.floor(Date.now() / 1000);
     const crit = await new CompactSign(
@@ -120,13 +58,7 @@ describe('adversarial HTTP: JWT header tricks and random frames', () => {
     )
       .setProtectedHeader({ alg: 'ES256', kid: 'k1', crit: ['x-evil'], 'x-evil': true })
       .sign(good, { crit: { 'x-evil': true } });
-    const other = await new SignJWT({ scope: 'tools:read' })
-      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-      .setIssuer(ISSUER)
-      .setAudience(['https://other.example/mcp', 'https://third.example/'])
-      .setSubject('u1')
-      .setExpirationTime('5m')
-      .sign(good);
+    const other = await signJwt(good, { audience: ['https://other.example/mcp', 'https://third.example/'] });
     for (const t of [future, crit, other])
       expect((await post(list, { authorization: `Bearer ${t}` })).status).toBe(401);
     // The real thing still works.
@@ -138,7 +70,7 @@ describe('adversarial HTTP: JWT header tricks and random frames', () => {
 
   it('answers any random frame without crashing, and never reaches the upstream without a valid call', async () => {
     const token = await sign({});
-    const before = shop.requests.length;
+    const before = fx.shop.requests.length;
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(
@@ -165,7 +97,7 @@ describe('adversarial HTTP: JWT header tricks and random frames', () => {
       ),
       { numRuns: 300 },
     );
-    expect(shop.requests.length).toBe(before);
+    expect(fx.shop.requests.length).toBe(before);
     // Still serving afterwards.
     expect(
       (await post(list, { authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-11-25' })).status,

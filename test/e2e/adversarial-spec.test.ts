@@ -9,9 +9,9 @@ import { isWardenError } from '../../src/errors/index.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { createBuildRequest } from '../../src/pipeline/build-request.js';
 import { DEFAULT_POLICY, evaluatePolicy } from '../../src/policy/evaluate.js';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
 import { parseBaseUrl } from '../../src/upstream/base-url.js';
-import { tempTree } from '../support/helpers.js';
+import { callPipeline, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { catalogOf, minimalSpec, startUpstream, tempTree } from '../support/helpers.js';
 import { contextFor } from '../support/pipeline.js';
 
 /**
@@ -72,38 +72,26 @@ function bombSpec() {
 describe('schema bombs in a spec', () => {
   it('start, list and validate in bounded size, with errors that stay short', async () => {
     let upstreamCalls = 0;
-    const { startUpstream } = await import('../support/helpers.js');
     const up = await startUpstream((_req, res) => {
       upstreamCalls++;
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"a":{"b":{}}}');
     });
-    const dir = tempTree({
-      'spec.json': bombSpec(),
-      'warden.yaml': 'version: 1\nmode: read-write\nrules:\n  - match: { name: bomb }\n    enabled: true\n',
-    });
-    let gw: Gateway | undefined;
+    let fx: TestGateway | undefined;
     try {
-      gw = await startGateway({
-        spec: join(dir, 'spec.json'),
-        policy: join(dir, 'warden.yaml'),
+      fx = await startTestGateway({
+        spec: bombSpec(),
+        policy: 'version: 1\nmode: read-write\nrules:\n  - match: { name: bomb }\n    enabled: true\n',
         baseUrl: up.origin,
-        auditFile: join(dir, 'audit.jsonl'),
-        transport: { kind: 'http', port: 0 },
         logLevel: 'fatal',
       });
+      const { gw } = fx;
       const listed = gw.controller.view().listFor(['tools:read', 'tools:write']);
       expect(listed.map((t) => t.name)).toEqual(['bomb']);
       // The 50,000-value enum is not published (the gateway checks it); the outline is bounded.
       const size = JSON.stringify(listed).length;
       expect(size).toBeLessThan(400_000);
       expect(JSON.stringify(listed)).toContain('One of 50000 values');
-      const call = (body: unknown) =>
-        gw!.pipeline.call({
-          name: 'bomb',
-          arguments: { body },
-          principal: 'p',
-          scopes: ['tools:read', 'tools:write'],
-        });
+      const call = (body: unknown) => callPipeline(gw, 'bomb', { body }, 'p', ['tools:read', 'tools:write']);
       const text = (r: { content: Array<{ text?: string }> }) => r.content.map((c) => c.text).join('\n');
       const before = upstreamCalls;
       for (const bad of [
@@ -120,7 +108,7 @@ describe('schema bombs in a spec', () => {
       expect((await call({ e: 'v49999', wide: { k2999: 1 } })).isError).toBeFalsy();
       expect(upstreamCalls).toBe(before + 1);
     } finally {
-      await gw?.close();
+      await fx?.close();
       await up.close();
     }
   }, 60_000);
@@ -259,7 +247,6 @@ describe('fuzzing specs (property)', () => {
 
 describe('path text from the spec (regressions found by the fuzzer)', () => {
   const build = async (path: string, args: Record<string, unknown>) => {
-    const { catalogOf, minimalSpec } = await import('../support/helpers.js');
     const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => ({
       name: m[1],
       in: 'path',
@@ -292,7 +279,6 @@ describe('path text from the spec (regressions found by the fuzzer)', () => {
 
   it('treats a $ref that only refers back to itself as any value, instead of overflowing the stack', async () => {
     // Found by the spec fuzzer in CI: `A: { $ref: A }` on a parameter crashed the validator's compile.
-    const { catalogOf, minimalSpec } = await import('../support/helpers.js');
     const catalog = await catalogOf(
       minimalSpec(
         {

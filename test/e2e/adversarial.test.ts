@@ -1,13 +1,12 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { startUpstream, tempTree } from '../support/helpers.js';
+import type { Gateway } from '../../src/server/serve.js';
+import { callPipeline, codeOf, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { jsonOk, minimalSpec, startUpstream } from '../support/helpers.js';
+import { frame, postMcp } from '../support/http.js';
 
 /** A spec an attacker (or a careless author) wrote: a catastrophic pattern on an argument. */
-const SPEC = {
-  openapi: '3.0.3',
-  info: { title: 'Hostile', version: '1' },
-  paths: {
+const SPEC = minimalSpec(
+  {
     '/items/{id}': {
       get: {
         operationId: 'getItem',
@@ -28,30 +27,21 @@ const SPEC = {
           { name: 'c', in: 'query', schema: { type: 'string', pattern: '^(?!admin).*$' } },
           { name: 'd', in: 'query', schema: { type: 'string', pattern: '^\\u0041+$' } },
         ],
-        responses: {
-          '200': {
-            description: 'ok',
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  properties: { ok: { type: 'boolean' }, tag: { type: 'string', pattern: '^(x|xx)+$' } },
-                },
-              },
-            },
-          },
-        },
+        responses: jsonOk({
+          type: 'object',
+          properties: { ok: { type: 'boolean' }, tag: { type: 'string', pattern: '^(x|xx)+$' } },
+        }),
       },
     },
   },
-};
+  { info: { title: 'Hostile', version: '1' } },
+);
 
 describe('adversarial inputs', () => {
+  let fx: TestGateway;
   let gw: Gateway;
   let up: Awaited<ReturnType<typeof startUpstream>>;
-  const call = (args: unknown, name = 'getItem') =>
-    gw.pipeline.call({ name, arguments: args, principal: 'mallory', scopes: ['tools:read'] });
-  const codeOf = (r: { content: Array<{ text: string }> }) => /^\[([A-Z_]+)\]/.exec(r.content[0]!.text)?.[1];
+  const call = (args: unknown, name = 'getItem') => callPipeline(gw, name, args, 'mallory', ['tools:read']);
 
   beforeAll(async () => {
     up = await startUpstream((req, res) => {
@@ -60,18 +50,11 @@ describe('adversarial inputs', () => {
         .writeHead(200, { 'content-type': 'application/json' })
         .end(JSON.stringify(evil ? { ok: true, tag: `${'x'.repeat(5000)}!` } : { ok: true }));
     });
-    const dir = tempTree({ 'spec.json': SPEC });
-    gw = await startGateway({
-      spec: join(dir, 'spec.json'),
-      baseUrl: up.origin,
-      auditFile: join(dir, 'audit.jsonl'),
-      transport: { kind: 'http', port: 0 },
-      logLevel: 'fatal',
-      env: {},
-    });
+    fx = await startTestGateway({ spec: SPEC, baseUrl: up.origin, logLevel: 'fatal', env: {} });
+    gw = fx.gw;
   });
   afterAll(async () => {
-    await gw?.close();
+    await fx?.close();
     await up?.close();
   });
 
@@ -124,17 +107,7 @@ describe('adversarial inputs', () => {
   );
 
   it('refuses a batched JSON-RPC body and a header/body method mismatch over HTTP, and keeps serving', async () => {
-    const post = (body: unknown, headers: Record<string, string> = {}) =>
-      fetch(gw.url!, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          ...headers,
-        },
-        body: JSON.stringify(body),
-      });
-    const frame = (id: number, method: string, params: object) => ({ jsonrpc: '2.0', id, method, params });
+    const post = (body: unknown, headers: Record<string, string> = {}) => postMcp(gw.url!, body, headers);
     const before = up.requests.filter((r) => r.url.includes('/items/aaa')).length;
     const batch = await post([frame(1, 'tools/list', {}), frame(2, 'tools/list', {})]);
     expect(batch.status).toBeGreaterThanOrEqual(400);

@@ -1,28 +1,13 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
 import { hashKey } from '../../src/server/callers.js';
 import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../support/helpers.js';
-
-type KeyLike = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
-
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
-const RESOURCE = 'https://mcp.example.test/mcp';
-const ISSUER = 'https://idp.example.test/';
-
-interface Shop {
-  url: string;
-  key: string;
-  requests: Array<{ method: string; url: string; headers: Record<string, string> }>;
-  close(): Promise<void>;
-}
+import { connectHttp, type Era, mcpClient, type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { LIST_TOOLS, type Listening, postMcp } from '../support/http.js';
+import { es256, ISSUER, RESOURCE, type SigningKey, serveJwks, signJwt } from '../support/jwt.js';
+import { tempPath } from '../support/paths.js';
+import { SHOP_SPEC, type Shop, startShop } from '../support/shop.js';
+import { expectAudited } from '../support/wait.js';
 
 const KEYS = {
   reader: 'mwk_reader-key-000000000000000000000000000',
@@ -35,28 +20,18 @@ const KEYS = {
 
 describe('HTTP callers, scopes and confirmations (real MCP clients, real upstream)', () => {
   let shop: Shop;
+  let fx: ShopGateway;
   let gw: Gateway;
-  let auditFile: string;
-  let jwks: { url: string; close(): Promise<void> };
-  let signKey: KeyLike;
-  let otherKey: KeyLike;
+  let jwks: Listening;
+  let signKey: SigningKey;
+  let otherKey: SigningKey;
 
   beforeAll(async () => {
     shop = await startShop();
-    const pair = await generateKeyPair('ES256', { extractable: true });
-    signKey = pair.privateKey as KeyLike;
-    otherKey = (await generateKeyPair('ES256')).privateKey as KeyLike;
-    const jwk: JWK = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-    const server = createServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    jwks = {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`,
-      close: () => new Promise<void>((r) => server.close(() => r())),
-    };
-    const dir = tempTree({});
-    auditFile = join(dir, 'audit.jsonl');
+    const signing = await es256({ use: 'sig' });
+    signKey = signing.privateKey;
+    otherKey = (await es256()).privateKey;
+    jwks = await serveJwks(signing.jwk);
     const key = (id: string, k: string, scopes: string[], extra = '') =>
       `    - { id: ${id}, hash: "${hashKey(k)}", scopes: [${scopes.join(', ')}]${extra} }`;
     const policy = [
@@ -86,70 +61,31 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       '  - match: { name: deleteCustomer }',
       '    enabled: true',
     ].join('\n');
-    const policyFile = join(dir, 'warden.yaml');
-    writeFileSync(policyFile, policy);
-    gw = await startGateway({
-      spec: SHOP_SPEC,
-      baseUrl: shop.url,
-      policy: policyFile,
-      auditFile,
-      transport: { kind: 'http', port: 0 },
-      logLevel: 'warn',
-      env: { SHOP_KEY_DEV: shop.key },
-    });
+    fx = await startShopGateway({ shop, policy, logLevel: 'warn', env: { SHOP_KEY_DEV: shop.key } });
+    gw = fx.gw;
   });
   afterAll(async () => {
-    await gw?.close();
+    await fx?.close();
     await shop?.close();
     await jwks?.close();
   });
 
-  async function connect(
-    token: string,
-    era: 'legacy' | { pin: '2026-07-28' } = 'legacy',
-    elicit?: 'accept' | 'decline',
-  ) {
-    const c = new Client(
-      { name: 'callers-e2e', version: '1' },
-      {
-        versionNegotiation: { mode: era },
-        ...(elicit ? { capabilities: { elicitation: { form: {} } } } : {}),
-      },
-    );
+  /** A client with `token`; `elicit`: it declares elicitation and answers every question so. */
+  function connect(token: string, era: Era = 'legacy', elicit?: 'accept' | 'decline') {
+    const c = mcpClient({
+      name: 'callers-e2e',
+      era,
+      ...(elicit ? { options: { capabilities: { elicitation: { form: {} } } } } : {}),
+    });
     if (elicit)
       c.setRequestHandler('elicitation/create', async () =>
         elicit === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: 'decline' },
       );
-    await c.connect(
-      new StreamableHTTPClientTransport(new URL(gw.url!), {
-        requestInit: { headers: { authorization: `Bearer ${token}` } },
-      }),
-    );
-    return c;
+    return connectHttp(gw.url!, { token }, c);
   }
-  const post = (headers: Record<string, string>) =>
-    fetch(gw.url!, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        ...headers,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
-    });
-  const jwt = (
-    claims: Record<string, unknown>,
-    key: KeyLike = signKey,
-    header: Record<string, unknown> = {},
-  ) =>
-    new SignJWT({ scope: 'mcp tools:read', ...claims })
-      .setProtectedHeader({ alg: 'ES256', kid: 'k1', ...header })
-      .setIssuer(ISSUER)
-      .setAudience(RESOURCE)
-      .setSubject('user-42')
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(key);
+  const post = (headers: Record<string, string>) => postMcp(gw.url!, LIST_TOOLS, headers);
+  const jwt = (claims: Record<string, unknown>, key: SigningKey = signKey) =>
+    signJwt(key, { scope: 'mcp tools:read', claims, subject: 'user-42', issuedAt: true });
   const names = async (c: Client) => (await c.listTools()).tools.map((t) => t.name).sort();
 
   describe('as an OAuth 2.1 resource server', () => {
@@ -209,43 +145,15 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       await c.close();
     });
 
+    const u = { scope: 'mcp tools:read', subject: 'u' };
     it.each([
-      [
-        'expired',
-        () =>
-          new SignJWT({ scope: 'mcp tools:read' })
-            .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-            .setIssuer(ISSUER)
-            .setAudience(RESOURCE)
-            .setSubject('u')
-            .setExpirationTime(Math.floor(Date.now() / 1000) - 3600)
-            .sign(signKey),
-        'expired',
-      ],
+      ['expired', () => signJwt(signKey, { ...u, expires: Math.floor(Date.now() / 1000) - 3600 }), 'expired'],
       [
         'for another audience',
-        () =>
-          new SignJWT({ scope: 'mcp tools:read' })
-            .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-            .setIssuer(ISSUER)
-            .setAudience('https://other.example/mcp')
-            .setSubject('u')
-            .setExpirationTime('5m')
-            .sign(signKey),
+        () => signJwt(signKey, { ...u, audience: 'https://other.example/mcp' }),
         'audience',
       ],
-      [
-        'from another issuer',
-        () =>
-          new SignJWT({ scope: 'mcp tools:read' })
-            .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-            .setIssuer('https://evil.example/')
-            .setAudience(RESOURCE)
-            .setSubject('u')
-            .setExpirationTime('5m')
-            .sign(signKey),
-        'issuer',
-      ],
+      ['from another issuer', () => signJwt(signKey, { ...u, issuer: 'https://evil.example/' }), 'issuer'],
       ['signed with another key', () => jwt({}, otherKey), 'signature'],
       [
         'unsigned (alg: none)',
@@ -307,26 +215,10 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       const ok = await c.callTool({ name: 'getOrder', arguments: { orderId: 'o_5001' } });
       expect(ok.isError).toBeFalsy();
       await c.close();
-      await new Promise((r) => setTimeout(r, 100));
-      const audit = readFileSync(auditFile, 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l));
-      expect(audit).toContainEqual(
-        expect.objectContaining({
-          tool: 'searchProducts',
-          principal: 'orders-only',
-          decision: 'denied',
-          code: 'DENIED_SCOPE',
-        }),
-      );
-      expect(audit).toContainEqual(
-        expect.objectContaining({
-          tool: 'createOrder',
-          principal: 'orders-only',
-          decision: 'denied',
-          code: 'DENIED_SCOPE',
-        }),
+      await expectAudited(
+        fx.auditFile,
+        { tool: 'searchProducts', principal: 'orders-only', decision: 'denied', code: 'DENIED_SCOPE' },
+        { tool: 'createOrder', principal: 'orders-only', decision: 'denied', code: 'DENIED_SCOPE' },
       );
     });
 
@@ -389,28 +281,11 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       });
       expect(JSON.stringify(replay.content)).toContain('already been used');
       await Promise.all([c.close(), reader.close()]);
-      await new Promise((r) => setTimeout(r, 100));
-      const audit = readFileSync(auditFile, 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l));
-      expect(audit).toContainEqual(
-        expect.objectContaining({
-          tool: 'deleteCustomer',
-          decision: 'denied',
-          code: 'CONFIRMATION_REQUIRED',
-        }),
-      );
-      expect(audit).toContainEqual(
-        expect.objectContaining({ tool: 'deleteCustomer', decision: 'denied', code: 'CONFIRMATION_INVALID' }),
-      );
-      expect(audit).toContainEqual(
-        expect.objectContaining({
-          tool: 'deleteCustomer',
-          decision: 'allowed',
-          outcome: 'ok',
-          confirmed: 'token',
-        }),
+      await expectAudited(
+        fx.auditFile,
+        { tool: 'deleteCustomer', decision: 'denied', code: 'CONFIRMATION_REQUIRED' },
+        { tool: 'deleteCustomer', decision: 'denied', code: 'CONFIRMATION_INVALID' },
+        { tool: 'deleteCustomer', decision: 'allowed', outcome: 'ok', confirmed: 'token' },
       );
     });
 
@@ -447,7 +322,7 @@ describe('HTTP beyond loopback', () => {
     const err = await startGateway({
       spec: SHOP_SPEC,
       baseUrl: 'http://127.0.0.1:9',
-      auditFile: join(tempTree({}), 'a.jsonl'),
+      auditFile: tempPath('a.jsonl'),
       transport: { kind: 'http', port: 0, host: '0.0.0.0' },
       logLevel: 'error',
       env: {},

@@ -1,15 +1,10 @@
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { tempTree } from '../support/helpers.js';
-
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
+import { type Listening, listen } from '../support/http.js';
+import { tempTree } from '../support/paths.js';
+import { SHOP_SPEC, type Shop, shopEnv, startShop } from '../support/shop.js';
+import { onJsonLines, sendJson, serveArgs, spawnCli } from '../support/stdio.js';
 
 /**
  * Planted values: typed ones (found only by the schema) and free-text ones (found only by value).
@@ -73,6 +68,7 @@ const account = (id: string) => ({
   metadata: { session_secret: TYPED.sessionSecret, nested: [{ blob: freeText }] },
 });
 
+const STR = { type: 'string' };
 const SPEC = {
   openapi: '3.0.3',
   info: { title: 'Adversarial API', version: '1' },
@@ -127,26 +123,23 @@ const SPEC = {
         type: 'object',
         required: ['id'],
         properties: {
-          id: { type: 'string' },
+          id: STR,
           owner: {
             type: 'object',
             properties: {
-              name: { type: 'string' },
+              name: STR,
               email: { type: 'string', format: 'email' },
-              phone: { type: 'string' },
-              ssn: { type: 'string' },
-              dateOfBirth: { type: 'string' },
+              phone: STR,
+              ssn: STR,
+              dateOfBirth: STR,
             },
           },
-          password: { type: 'string' },
-          apiKey: { type: 'string' },
-          card: { type: 'object', properties: { cardNumber: { type: 'string' }, cvc: { type: 'string' } } },
-          iban: { type: 'string' },
-          notes: { type: 'string' },
-          contacts: {
-            type: 'array',
-            items: { type: 'object', properties: { email: { type: 'string' }, notes: { type: 'string' } } },
-          },
+          password: STR,
+          apiKey: STR,
+          card: { type: 'object', properties: { cardNumber: STR, cvc: STR } },
+          iban: STR,
+          notes: STR,
+          contacts: { type: 'array', items: { type: 'object', properties: { email: STR, notes: STR } } },
           metadata: { type: 'object' },
         },
       },
@@ -154,8 +147,8 @@ const SPEC = {
   },
 };
 
-function adversarial(): Promise<{ url: string; close: () => Promise<void> }> {
-  const server: Server = createServer((req, res) => {
+function adversarial(): Promise<Listening> {
+  return listen((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     // Secrets in headers: never passed on, never logged.
     res.setHeader('x-debug-token', FREE.aws);
@@ -197,14 +190,6 @@ function adversarial(): Promise<{ url: string; close: () => Promise<void> }> {
     }
     res.writeHead(404).end();
   });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        close: () => new Promise<void>((r) => server.close(() => r())),
-      }),
-    ),
-  );
 }
 
 /** A raw JSON-RPC client over the gateway's stdio, keeping every byte the process writes. */
@@ -213,24 +198,15 @@ async function session(
   env: NodeJS.ProcessEnv,
   calls: Array<{ name: string; arguments: Record<string, unknown> }>,
 ): Promise<{ stdout: string; stderr: string; results: unknown[] }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawnCli(args, env);
   let stdout = '';
   let stderr = '';
   const waiting = new Map<number, (msg: unknown) => void>();
-  let buf = '';
   child.stdout.on('data', (d: Buffer) => {
     stdout += d.toString();
-    buf += d.toString();
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (!line.trim()) continue;
-      const msg = JSON.parse(line) as { id?: number };
-      if (typeof msg.id === 'number') waiting.get(msg.id)?.(msg);
-    }
+  });
+  onJsonLines(child.stdout, (msg) => {
+    if (typeof msg.id === 'number') waiting.get(msg.id)?.(msg);
   });
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -244,14 +220,14 @@ async function session(
         clearTimeout(timer);
         resolve(m);
       });
-      child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params })}\n`);
+      sendJson(child, { id, method, params });
     });
   await request('initialize', {
     protocolVersion: '2025-11-25',
     capabilities: {},
     clientInfo: { name: 'canary', version: '1' },
   });
-  child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+  sendJson(child, { method: 'notifications/initialized' });
   // Hostile frames carrying secrets: refused, and logged at debug level without them.
   child.stdin.write(
     `{"jsonrpc":"2.0","id":"x","method":"tools/call","params":"${FREE.github} ${FREE.email}"}\n`,
@@ -260,19 +236,19 @@ async function session(
   const results: unknown[] = [await request('tools/list', {})];
   for (const c of calls) results.push(await request('tools/call', c));
   child.stdin.end();
-  await new Promise((r) => child.once('exit', r));
+  // 'close', not 'exit': the child's stdout and stderr are read to their end before they are checked.
+  await new Promise((r) => child.once('close', r));
   return { stdout, stderr, results };
 }
 
 describe('canary: planted secrets and personal data never leave the gateway', () => {
-  let upstream: { url: string; close: () => Promise<void> };
-  let shop: { url: string; key: string; close: () => Promise<void> };
+  let upstream: Listening;
+  let shop: Shop;
   let dir: string;
   beforeAll(async () => {
     upstream = await adversarial();
     shop = await startShop();
-    dir = tempTree({});
-    writeFileSync(join(dir, 'adversarial.json'), JSON.stringify(SPEC));
+    dir = tempTree({ 'adversarial.json': SPEC });
   });
   afterAll(async () => {
     await upstream.close();
@@ -282,20 +258,13 @@ describe('canary: planted secrets and personal data never leave the gateway', ()
   it('after a full session against an adversarial upstream and the demo shop, nothing planted shows anywhere', async () => {
     const audit = join(dir, 'audit.jsonl');
     const adv = await session(
-      [
-        'serve',
-        '--stdio',
-        '--spec',
-        join(dir, 'adversarial.json'),
-        '--base-url',
-        upstream.url,
-        '--audit-file',
-        audit,
-        '--log-level',
-        'debug',
-        '--max-response-bytes',
-        '200000',
-      ],
+      serveArgs({
+        spec: join(dir, 'adversarial.json'),
+        baseUrl: upstream.url,
+        auditFile: audit,
+        logLevel: 'debug',
+        extra: ['--max-response-bytes', '200000'],
+      }),
       {},
       [
         { name: 'getAccount', arguments: { id: 'a1' } },
@@ -309,19 +278,8 @@ describe('canary: planted secrets and personal data never leave the gateway', ()
       ],
     );
     const demo = await session(
-      [
-        'serve',
-        '--stdio',
-        '--spec',
-        SHOP_SPEC,
-        '--base-url',
-        shop.url,
-        '--audit-file',
-        audit,
-        '--log-level',
-        'debug',
-      ],
-      { MCP_WARDEN_CRED_SHOPKEY: shop.key },
+      serveArgs({ spec: SHOP_SPEC, baseUrl: shop.url, auditFile: audit, logLevel: 'debug' }),
+      shopEnv(shop),
       [
         { name: 'listCustomers', arguments: { limit: 30 } },
         { name: 'getCustomer', arguments: { customerId: 'c_1003' } },

@@ -1,21 +1,13 @@
-import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hashKey } from '../../src/server/callers.js';
-import { tempTree } from '../support/helpers.js';
+import { tempTree } from '../support/paths.js';
+import { SHOP_SPEC } from '../support/shop.js';
+import { runCli } from '../support/stdio.js';
 
-const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
-
-function run(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: { PATH: process.env.PATH ?? '', ...env },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+/** The CLI with PATH and `env` only (an explain must not see the runner's credentials). */
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, env);
 
 describe('mcp-warden init', () => {
   it('writes a commented starter policy that passes its own check and changes nothing', () => {
@@ -57,22 +49,22 @@ describe('mcp-warden init', () => {
 });
 
 describe('mcp-warden policy check', () => {
+  /** `policy check` of `yaml` (written to w.yaml) against the shop. */
+  const check = (yaml: string) => {
+    const file = join(tempTree({ 'w.yaml': yaml }), 'w.yaml');
+    return { file, ...run(['policy', 'check', file, '--spec', SHOP_SPEC]) };
+  };
+
   it('names the file, line and key of a schema error', () => {
-    const dir = tempTree({
-      'w.yaml': 'version: 1\nrules:\n  - match: { name: getOrder }\n    enabeld: true\n',
-    });
-    const r = run(['policy', 'check', join(dir, 'w.yaml'), '--spec', SHOP_SPEC]);
+    const r = check('version: 1\nrules:\n  - match: { name: getOrder }\n    enabeld: true\n');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('error CONFIG_INVALID: policy: unknown key rules[0].enabeld');
-    expect(r.stderr).toContain(`${join(dir, 'w.yaml')}:4:5`);
+    expect(r.stderr).toContain(`${r.file}:4:5`);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('makes unknown names errors, with a did-you-mean', () => {
-    const dir = tempTree({
-      'w.yaml': 'version: 1\nrules:\n  - match: { name: getOrders }\n    scopes: [x]\n',
-    });
-    const r = run(['policy', 'check', join(dir, 'w.yaml'), '--spec', SHOP_SPEC]);
+    const r = check('version: 1\nrules:\n  - match: { name: getOrders }\n    scopes: [x]\n');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(':3: error: rules[0]: no tool named "getOrders" (did you mean "getOrder"?)');
   });

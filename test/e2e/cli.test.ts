@@ -1,18 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { minimalSpec, SHARED_SPECS, tempTree } from '../support/helpers.js';
+import { jsonOk, minimalSpec, SHARED_SPECS, tempTree } from '../support/helpers.js';
+import { runCli } from '../support/stdio.js';
 
-const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-
-function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (...args: string[]) => runCli(args);
 
 const shop = minimalSpec(
   {
@@ -20,22 +11,10 @@ const shop = minimalSpec(
       get: {
         operationId: 'listCustomers',
         parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer' } }],
-        responses: {
-          '200': {
-            description: 'ok',
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'array',
-                  items: {
-                    type: 'object',
-                    properties: { email: { type: 'string' }, name: { type: 'string' } },
-                  },
-                },
-              },
-            },
-          },
-        },
+        responses: jsonOk({
+          type: 'array',
+          items: { type: 'object', properties: { email: { type: 'string' }, name: { type: 'string' } } },
+        }),
       },
     },
     '/customers/{id}': {

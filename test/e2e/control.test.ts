@@ -1,86 +1,34 @@
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { eventually, tempTree } from '../support/helpers.js';
+import type { Gateway } from '../../src/server/serve.js';
+import { mcpClient, type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { type AdminCall, adminApi } from '../support/http.js';
+import { ADMIN_LINES, ADMIN_TOKEN, shopPolicy } from '../support/shop.js';
+import { cliEnv, connectShopStdio, runCliAsync } from '../support/stdio.js';
+import { eventually, expectAudited, holds, readAudit } from '../support/wait.js';
 
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
-const run = promisify(execFile);
-
-interface Shop {
-  url: string;
-  key: string;
-  requests: Array<{ method: string; url: string }>;
-  close(): Promise<void>;
-}
-
-const BASE_POLICY = [
-  'version: 1',
-  'mode: read-write',
-  'admin:',
-  '  token: env:ADMIN_TOKEN',
+const BASE_POLICY = shopPolicy([
+  ...ADMIN_LINES,
   'callers:',
   '  stdio: { principal: ops, scopes: [tools:read, tools:write] }',
-  'rules:',
-  '  - match: { name: createOrder }',
-  '    enabled: true',
-  '',
-].join('\n');
+]);
 
 describe('runtime control without a redeploy', () => {
-  let shop: Shop;
-  let gw: Gateway;
-  let dir: string;
-  let policyFile: string;
-  let auditFile: string;
+  let fx: ShopGateway;
   let client: Client;
-
-  const admin = async (method: string, path: string, body?: unknown, token = ADMIN_TOKEN) => {
-    const res = await fetch(new URL(path, gw.adminUrl!), {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-actor': 'alice' },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  };
+  let admin: AdminCall;
+  let gw: Gateway;
   const names = async () => (await client.listTools()).tools.map((t) => t.name).sort();
-  const audit = () =>
-    readFileSync(auditFile, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+  const audit = () => readAudit(fx.auditFile);
 
   beforeAll(async () => {
-    shop = await startShop();
-    dir = tempTree({ 'warden.yaml': BASE_POLICY });
-    policyFile = join(dir, 'warden.yaml');
-    auditFile = join(dir, 'audit.jsonl');
-    gw = await startGateway({
-      spec: SHOP_SPEC,
-      baseUrl: shop.url,
-      policy: policyFile,
-      auditFile,
-      transport: { kind: 'http', port: 0 },
-      admin: { port: 0 },
-      logLevel: 'error',
-      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, ADMIN_TOKEN },
-    });
-    client = new Client({ name: 'control-e2e', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
-    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+    fx = await startShopGateway({ policy: BASE_POLICY, admin: true });
+    gw = fx.gw;
+    admin = adminApi(gw.adminUrl!, ADMIN_TOKEN, 'alice');
+    client = await fx.connect({ name: 'control-e2e' });
   });
-  afterAll(async () => {
-    await client?.close();
-    await gw?.close();
-    await shop?.close();
-  });
+  afterAll(() => fx?.close());
 
   it('keeps the admin API on its own port, behind its own token', async () => {
     expect(new URL(gw.adminUrl!).port).not.toBe(new URL(gw.url!).port);
@@ -96,24 +44,23 @@ describe('runtime control without a redeploy', () => {
     const off = await admin('POST', '/tools/searchProducts/disable');
     expect(off.body).toMatchObject({ name: 'searchProducts', exposed: false, toggle: 'disabled' });
     expect(await names()).not.toContain('searchProducts');
-    const before = shop.requests.length;
+    const before = fx.shop.requests.length;
     const refused = await client.callTool({ name: 'searchProducts', arguments: { q: 'x' } }).catch((e) => e);
     expect(refused.code).toBe(-32602);
-    expect(shop.requests.length).toBe(before);
+    expect(fx.shop.requests.length).toBe(before);
     await admin('POST', '/tools/searchProducts/reset');
     expect(await names()).toContain('searchProducts');
-    expect(audit()).toContainEqual(
-      expect.objectContaining({
+    await expectAudited(
+      fx.auditFile,
+      {
         kind: 'control',
         actor: 'admin:alice',
         action: 'tool.toggle',
         target: 'searchProducts',
         before: 'policy',
         after: 'disabled',
-      }),
-    );
-    expect(audit()).toContainEqual(
-      expect.objectContaining({ kind: 'call', tool: 'searchProducts', code: 'DENIED_HIDDEN' }),
+      },
+      { kind: 'call', tool: 'searchProducts', code: 'DENIED_HIDDEN' },
     );
   });
 
@@ -139,24 +86,28 @@ describe('runtime control without a redeploy', () => {
     await admin('POST', '/mode', { mode: 'read-write' });
     expect(await names()).toContain('createOrder');
     expect((await admin('POST', '/mode', { mode: 'yolo' })).status).toBe(400);
-    expect(
-      audit()
-        .filter((l) => l.action === 'mode')
-        .map((l) => l.after),
-    ).toEqual(['read-only', 'off', 'none']);
+    await eventually(
+      () =>
+        expect(
+          audit()
+            .filter((l) => l.action === 'mode')
+            .map((l) => l.after),
+        ).toEqual(['read-only', 'off', 'none']),
+      { what: 'three mode changes in the audit' },
+    );
   });
 
   it('applies a valid policy edit without restart, versions it, and refuses an invalid one', async () => {
-    writeFileSync(policyFile, `${BASE_POLICY}  - match: { name: getOrder }\n    enabled: false\n`);
-    await eventually(async () => expect(await names()).not.toContain('getOrder'));
+    writeFileSync(fx.policyFile, `${BASE_POLICY}  - match: { name: getOrder }\n    enabled: false\n`);
+    await eventually(async () => expect(await names()).not.toContain('getOrder'), {
+      what: 'the edited policy to hide getOrder',
+    });
     const v = await admin('GET', '/policy/versions');
     expect(v.body.current).toBe(2);
 
     // A typo: refused, logged and audited; version 2 keeps running.
-    writeFileSync(policyFile, `${BASE_POLICY}  - match: { name: getOrder }\n    enabeld: true\n`);
-    await eventually(() =>
-      expect(audit()).toContainEqual(expect.objectContaining({ kind: 'control', action: 'policy.rejected' })),
-    );
+    writeFileSync(fx.policyFile, `${BASE_POLICY}  - match: { name: getOrder }\n    enabeld: true\n`);
+    await expectAudited(fx.auditFile, { kind: 'control', action: 'policy.rejected' });
     expect((await admin('GET', '/policy/versions')).body.current).toBe(2);
     expect(await names()).not.toContain('getOrder');
     const rejected = audit().find((l) => l.action === 'policy.rejected');
@@ -169,33 +120,39 @@ describe('runtime control without a redeploy', () => {
     const r = await admin('POST', '/policy/rollback', { version: 1 });
     expect(r.body).toMatchObject({ version: 3, rolledBackTo: 1 });
     expect(await names()).toContain('getOrder');
-    expect(readFileSync(policyFile, 'utf8')).toBe(BASE_POLICY);
+    expect(readFileSync(fx.policyFile, 'utf8')).toBe(BASE_POLICY);
     // The watcher sees the rewritten file, with the same hash: no extra version.
-    await new Promise((r) => setTimeout(r, 400));
-    expect((await admin('GET', '/policy/versions')).body.current).toBe(3);
-    expect(audit()).toContainEqual(
-      expect.objectContaining({ action: 'policy.rollback', actor: 'admin:alice', before: { version: 2 } }),
-    );
+    await holds(async () => expect((await admin('GET', '/policy/versions')).body.current).toBe(3), {
+      during: 400,
+      what: 'version 3 after the watcher saw the rolled-back file',
+    });
+    await expectAudited(fx.auditFile, {
+      action: 'policy.rollback',
+      actor: 'admin:alice',
+      before: { version: 2 },
+    });
     expect((await admin('POST', '/policy/rollback', { version: 99 })).status).toBe(400);
   });
 
   it('is driven by the CLI: tools list / disable, mode, policy history', async () => {
     const env = { ...process.env, MCP_WARDEN_ADMIN_TOKEN: ADMIN_TOKEN, MCP_WARDEN_ADMIN_URL: gw.adminUrl! };
-    const list = await run(process.execPath, [CLI, 'tools', 'list'], { env });
+    const run = (...args: string[]) => runCliAsync(args, env);
+    const list = await run('tools', 'list');
     expect(list.stdout).toMatch(/^on +searchProducts +read +policy +scopes: tools:read$/m);
     expect(list.stdout).toMatch(/^off +listApiKeys/m);
-    await run(process.execPath, [CLI, 'tools', 'disable', 'searchProducts'], { env });
+    await run('tools', 'disable', 'searchProducts');
     expect(await names()).not.toContain('searchProducts');
-    await run(process.execPath, [CLI, 'tools', 'reset', 'searchProducts'], { env });
-    const mode = await run(process.execPath, [CLI, 'mode', 'read-only'], { env });
+    await run('tools', 'reset', 'searchProducts');
+    const mode = await run('mode', 'read-only');
     expect(mode.stdout).toBe('mode: read-only\n');
-    await run(process.execPath, [CLI, 'mode', 'read-write'], { env });
-    const history = await run(process.execPath, [CLI, 'policy', 'history'], { env });
+    await run('mode', 'read-write');
+    const history = await run('policy', 'history');
     expect(history.stdout.trim().split('\n')).toHaveLength(3);
     expect(history.stdout).toMatch(/^\* v3 .* rollback /m);
-    const noToken = await run(process.execPath, [CLI, 'tools', 'list'], {
-      env: { PATH: process.env.PATH ?? '', MCP_WARDEN_ADMIN_URL: gw.adminUrl! },
-    }).catch((e) => e);
+    const noToken = await runCliAsync(
+      ['tools', 'list'],
+      cliEnv({ MCP_WARDEN_ADMIN_URL: gw.adminUrl! }),
+    ).catch((e) => e);
     expect(noToken.code).toBe(2);
     expect(noToken.stderr).toContain('MCP_WARDEN_ADMIN_TOKEN');
   });
@@ -203,50 +160,25 @@ describe('runtime control without a redeploy', () => {
 
 describe('stdio clients hear about changes', () => {
   it('sends tools/list_changed when the policy file changes, and lists the new set', async () => {
-    const shop: Shop = await startShop();
-    const dir = tempTree({ 'warden.yaml': BASE_POLICY });
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [
-        CLI,
-        'serve',
-        '--stdio',
-        '--spec',
-        SHOP_SPEC,
-        '--base-url',
-        shop.url,
-        '--policy',
-        join(dir, 'warden.yaml'),
-        '--audit-file',
-        join(dir, 'a.jsonl'),
-      ],
-      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, PATH: process.env.PATH ?? '' },
-      stderr: 'pipe',
-    });
     let changed = 0;
-    const client = new Client(
-      { name: 'stdio-watch', version: '1' },
-      {
-        versionNegotiation: { mode: 'legacy' },
-        listChanged: { tools: { autoRefresh: false, onChanged: () => void changed++ } },
-      },
-    );
+    const client = mcpClient({
+      name: 'stdio-watch',
+      options: { listChanged: { tools: { autoRefresh: false, onChanged: () => void changed++ } } },
+    });
+    const served = await connectShopStdio(client, { policy: BASE_POLICY });
     try {
-      await client.connect(transport);
       const before = (await client.listTools()).tools.map((t) => t.name);
       // The stdio principal has tools:write, so the enabled write is listed.
       expect(before).toContain('createOrder');
-      writeFileSync(join(dir, 'warden.yaml'), BASE_POLICY.replace('mode: read-write', 'mode: read-only'));
-      await eventually(() => expect(changed).toBeGreaterThan(0));
+      writeFileSync(served.policyFile, BASE_POLICY.replace('mode: read-write', 'mode: read-only'));
+      await eventually(() => expect(changed).toBeGreaterThan(0), { what: 'tools/list_changed' });
       expect((await client.listTools()).tools.map((t) => t.name)).not.toContain('createOrder');
     } finally {
-      await client.close();
-      await shop.close();
+      await served.close();
     }
   });
 
   it('confirms a destructive call in-band with a 2025-11-25 client that declares elicitation', async () => {
-    const shop: Shop = await startShop();
     const policy = [
       'version: 1',
       'mode: read-write',
@@ -257,37 +189,19 @@ describe('stdio clients hear about changes', () => {
       '    enabled: true',
       '',
     ].join('\n');
-    const dir = tempTree({ 'warden.yaml': policy });
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [
-        CLI,
-        'serve',
-        '--stdio',
-        '--spec',
-        SHOP_SPEC,
-        '--base-url',
-        shop.url,
-        '--policy',
-        join(dir, 'warden.yaml'),
-        '--audit-file',
-        join(dir, 'a.jsonl'),
-      ],
-      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, PATH: process.env.PATH ?? '' },
-      stderr: 'pipe',
-    });
     const asked: string[] = [];
     let answer: 'accept' | 'decline' = 'decline';
-    const client = new Client(
-      { name: 'stdio-elicit', version: '1' },
-      { versionNegotiation: { mode: 'legacy' }, capabilities: { elicitation: { form: {} } } },
-    );
+    const client = mcpClient({
+      name: 'stdio-elicit',
+      options: { capabilities: { elicitation: { form: {} } } },
+    });
     client.setRequestHandler('elicitation/create', async (req) => {
       asked.push((req.params as { message: string }).message);
       return answer === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: 'decline' };
     });
+    const served = await connectShopStdio(client, { policy });
+    const { shop } = served;
     try {
-      await client.connect(transport);
       const before = shop.requests.length;
       const no = await client.callTool({ name: 'deleteCustomer', arguments: { customerId: 'c_1002' } });
       expect(JSON.stringify(no.content)).toContain('CONFIRMATION_DECLINED');
@@ -297,11 +211,13 @@ describe('stdio clients hear about changes', () => {
       const yes = await client.callTool({ name: 'deleteCustomer', arguments: { customerId: 'c_1002' } });
       expect(yes.isError).toBeFalsy();
       expect(shop.requests.at(-1)).toMatchObject({ method: 'DELETE', url: '/v1/customers/c_1002' });
-      await new Promise((r) => setTimeout(r, 200));
-      expect(readFileSync(join(dir, 'a.jsonl'), 'utf8')).toContain('"confirmed":"elicitation"');
+      // The child writes its audit after answering: wait for the line, then read it.
+      await eventually(
+        () => expect(readFileSync(served.auditFile, 'utf8')).toContain('"confirmed":"elicitation"'),
+        { what: 'the confirmed call in the audit' },
+      );
     } finally {
-      await client.close();
-      await shop.close();
+      await served.close();
     }
   });
 });

@@ -1,12 +1,14 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { Client } from '@modelcontextprotocol/client';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { eventually, tempTree } from '../support/helpers.js';
+import type { Gateway } from '../../src/server/serve.js';
+import { type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { adminApi } from '../support/http.js';
+import { tempPath } from '../support/paths.js';
+import { ADMIN_LINES, ADMIN_TOKEN, rugPull, SHOP_SPEC, shopPolicy } from '../support/shop.js';
+import { eventually } from '../support/wait.js';
 
 /**
  * The dashboard in a real browser: Debian's chromium driven by playwright-core. CI installs chromium
@@ -20,24 +22,15 @@ if (!haveBrowser && process.env.MCP_WARDEN_REQUIRE_BROWSER === '1')
 /** The page's globals, inside page.evaluate (this file is type-checked without the DOM library). */
 type PageGlobals = { document: { cookie: string; activeElement: { textContent: string | null } | null } };
 
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
 const SHOTS = new URL('../../test-artifacts/dashboard/', import.meta.url).pathname;
-const ADMIN_TOKEN = 'browser-admin-token-0123456789abcdef';
-const POLICY_V1 = [
-  'version: 1',
-  'mode: read-write',
-  'admin:',
-  '  token: env:ADMIN_TOKEN',
+const POLICY_V1 = shopPolicy([
+  ...ADMIN_LINES,
   'callers:',
   '  anonymous: { scopes: [tools:read, tools:write], reason: loopback test }',
-  'rules:',
-  '  - match: { name: createOrder }',
-  '    enabled: true',
-  '',
-].join('\n');
+]);
 
 describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
-  let shop: { url: string; key: string; close(): Promise<void> };
+  let fx: ShopGateway;
   let gw: Gateway;
   let browser: Browser;
   let page: Page;
@@ -56,25 +49,17 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    shop = await startShop();
-    const dir = tempTree({ 'warden.yaml': POLICY_V1 });
-    policyFile = join(dir, 'warden.yaml');
     // A copy, so a test can change the spec under the gateway (a "rug pull" to approve).
-    specFile = join(dir, 'openapi.yaml');
+    specFile = tempPath('openapi.yaml');
     copyFileSync(SHOP_SPEC, specFile);
-    gw = await startGateway({
+    fx = await startShopGateway({
       spec: specFile,
-      baseUrl: shop.url,
-      policy: policyFile,
-      watchPolicy: true,
-      auditFile: join(dir, 'audit.jsonl'),
-      transport: { kind: 'http', port: 0 },
-      admin: { port: 0 },
-      logLevel: 'error',
-      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, ADMIN_TOKEN },
+      policy: POLICY_V1,
+      admin: true,
+      serve: { watchPolicy: true },
     });
-    client = new Client({ name: 'dashboard-e2e', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
-    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+    ({ gw, policyFile } = fx);
+    client = await fx.connect({ name: 'dashboard-e2e' });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -96,9 +81,7 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await client?.close();
-    await gw?.close();
-    await shop?.close();
+    await fx?.close();
   });
 
   it('logs in through the form (the token never lands in a script-readable place)', async () => {
@@ -170,18 +153,29 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
     await form.getByLabel('Decision').selectOption('denied');
     await form.getByRole('button', { name: 'Apply filters' }).click();
     const rows = page.locator('table.records tbody tr');
-    await expect.poll(() => rows.count()).toBeGreaterThan(0);
-    const texts = await rows.allTextContents();
-    expect(texts.every((t) => t.includes('searchProducts') && t.includes('denied'))).toBe(true);
-    expect(texts.some((t) => t.includes('INVALID_ARGUMENT'))).toBe(true);
+    // The unfiltered list already has rows: wait for the filtered one itself, the denied call in it.
+    await eventually(
+      async () => {
+        const texts = await rows.allTextContents();
+        expect(texts.length).toBeGreaterThan(0);
+        expect(texts.every((t) => t.includes('searchProducts') && t.includes('denied'))).toBe(true);
+        expect(texts.some((t) => t.includes('INVALID_ARGUMENT'))).toBe(true);
+      },
+      { what: 'the audit table to show only denied searchProducts calls, the invalid one among them' },
+    );
     await shot('audit-filtered');
     // A call's record as the agent saw it: PII masked or placeholders marked.
     await form.getByLabel('Tool').fill('listCustomers');
     await form.getByLabel('Decision').selectOption('');
     await form.getByRole('button', { name: 'Apply filters' }).click();
-    await expect
-      .poll(async () => (await rows.allTextContents()).every((t) => t.includes('listCustomers')))
-      .toBe(true);
+    await eventually(
+      async () => {
+        const texts = await rows.allTextContents();
+        expect(texts.length).toBeGreaterThan(0);
+        expect(texts.every((t) => t.includes('listCustomers'))).toBe(true);
+      },
+      { what: 'the audit table to show only listCustomers calls' },
+    );
     await rows
       .first()
       .getByRole('button', { name: /Details/ })
@@ -192,20 +186,46 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
     // The shop's notes carry a pasted API key: caught by value, shown as a marked placeholder.
     expect(await detail.locator('mark.redacted').first().textContent()).toMatch(/^\[REDACTED:[a-z-]+\]$/);
     await shot('audit-detail');
-    // Live tail: a new call appears without reloading.
+    // Live tail: a new call appears without reloading. Count from the unfiltered list, not from the
+    // filtered one still shown for a moment after Clear.
     await form.getByRole('button', { name: 'Clear' }).click();
-    const before = await rows.count();
+    const before = await eventually(
+      async () => {
+        const texts = await rows.allTextContents();
+        expect(texts.some((t) => t.includes('searchProducts'))).toBe(true);
+        expect(texts.some((t) => t.includes('listCustomers'))).toBe(true);
+        return texts.length;
+      },
+      { what: 'the unfiltered audit table after Clear' },
+    );
     await client.callTool({ name: 'searchProducts', arguments: { q: 'tea' } });
     await expect.poll(() => rows.count(), { timeout: 10_000 }).toBeGreaterThan(before);
   });
 
   it('charts calls and latency per tool', async () => {
+    // The three searchProducts calls above (one denied), first as the server counts them…
+    const admin = adminApi(gw.adminUrl!, ADMIN_TOKEN);
+    await eventually(
+      async () => {
+        const { summary } = (await admin('GET', '/series?minutes=15')).body as {
+          summary: Record<string, { calls: number; denied: number }>;
+        };
+        expect(summary.searchProducts).toMatchObject({ calls: 3, denied: 1 });
+      },
+      { what: 'GET /series to count 3 searchProducts calls, 1 denied' },
+    );
+    // …then as the page shows them (it polls the series every 10 s).
     await goto('Metrics');
     const row = page.locator('table.summary tr[data-tool="searchProducts"]');
-    await expect.poll(() => row.count()).toBe(1);
-    const cells = await row.locator('td').allTextContents();
-    expect(Number(cells[0])).toBeGreaterThanOrEqual(3);
-    expect(Number(cells[2])).toBeGreaterThanOrEqual(1);
+    await eventually(
+      async () => {
+        expect(await row.count()).toBe(1);
+        const cells = await row.locator('td').allTextContents();
+        expect(Number(cells[0])).toBeGreaterThanOrEqual(3);
+        expect(Number(cells[2])).toBeGreaterThanOrEqual(1);
+      },
+      { what: 'the metrics table to show 3 searchProducts calls, 1 denied', timeout: 15_000 },
+    );
     expect(await page.locator('figure.chart canvas').count()).toBe(2);
     await page.getByLabel('Tool').selectOption('searchProducts');
     await shot('metrics');
@@ -224,7 +244,9 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
 
   it('shows policy versions and a diff, and rolls back with a confirmation', async () => {
     writeFileSync(policyFile, POLICY_V1.replace('    enabled: true\n', '    enabled: false\n'));
-    await eventually(() => expect(gw.controller.view().policyVersion).toBe(2));
+    await eventually(() => expect(gw.controller.view().policyVersion).toBe(2), {
+      what: 'the edited policy to become version 2',
+    });
     await goto('Policy');
     await expect.poll(() => page.locator('[data-version]').getAttribute('data-version')).toBe('2');
     await page.getByRole('button', { name: 'Compare v1 with the current version' }).click();
@@ -240,14 +262,7 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
   });
 
   it('shows a tool changed by a spec reload as waiting, and approves it with one click', async () => {
-    const text = readFileSync(specFile, 'utf8');
-    writeFileSync(
-      specFile,
-      text.replace(
-        'summary: Search the product catalogue',
-        'summary: Search products (now also sends your cart)',
-      ),
-    );
+    rugPull(specFile, 'Search products (now also sends your cart)');
     await gw.reloadSpec('test');
     expect(await toolNames()).not.toContain('searchProducts');
     await goto('Tools');

@@ -4,6 +4,7 @@ import { buildCatalog } from '../../src/catalog/build.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { checkPolicy } from '../../src/policy/check.js';
 import { parsePolicy, readPolicyFile } from '../../src/policy/load.js';
+import { SHOP_SPEC } from '../support/paths.js';
 
 describe('documentation stays true', () => {
   it('the example policy in docs/policy.md is valid against the schema', () => {
@@ -60,9 +61,7 @@ describe('documentation stays true', () => {
 
   it("the demo's policy passes `policy check` against the demo spec", async () => {
     const policy = readPolicyFile(new URL('../../examples/shop/warden.yaml', import.meta.url).pathname);
-    const catalog = buildCatalog(
-      await loadSpec(new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname, {}),
-    );
+    const catalog = buildCatalog(await loadSpec(SHOP_SPEC, {}));
     expect(checkPolicy(catalog, policy)).toEqual([]);
   });
 });

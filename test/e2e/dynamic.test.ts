@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { SHARED_SPECS, startUpstream, tempTree } from '../support/helpers.js';
+import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { SHARED_SPECS, startUpstream } from '../support/helpers.js';
+import { expectAudited } from '../support/wait.js';
 
 const GITHUB = join(SHARED_SPECS, 'github-rest.json');
 const STRIPE = join(SHARED_SPECS, 'stripe.yaml');
@@ -33,9 +33,8 @@ const text = (r: Result) => r.content.map((c) => c.text ?? '').join('\n');
 
 describe('dynamic mode on the GitHub API: three meta-tools, every guard of a direct call', () => {
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
-  let gw: Gateway;
+  let fx: TestGateway;
   let client: Client;
-  let auditFile: string;
 
   const call = (name: string, args: Record<string, unknown>) =>
     client.callTool({ name, arguments: args }) as Promise<Result>;
@@ -45,11 +44,6 @@ describe('dynamic mode on the GitHub API: three meta-tools, every guard of a dir
       () => expect.unreachable('expected a refusal'),
       (e) => e,
     );
-  const audit = () =>
-    readFileSync(auditFile, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
 
   beforeAll(async () => {
     upstream = await startUpstream((req, res) => {
@@ -63,23 +57,16 @@ describe('dynamic mode on the GitHub API: three meta-tools, every guard of a dir
           JSON.stringify([{ id: 1, number: 7, title: 'Fix it', user: { email: 'jane.doe@example.org' } }]),
         );
     });
-    const dir = tempTree({ 'warden.yaml': POLICY });
-    auditFile = join(dir, 'audit.jsonl');
-    gw = await startGateway({
+    fx = await startTestGateway({
       spec: GITHUB,
       baseUrl: upstream.origin,
-      policy: join(dir, 'warden.yaml'),
-      auditFile,
-      dynamic: true,
-      transport: { kind: 'http', port: 0 },
-      logLevel: 'error',
+      policy: POLICY,
+      serve: { dynamic: true },
     });
-    client = new Client({ name: 'dynamic-e2e', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
-    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+    client = await fx.connect({ name: 'dynamic-e2e' });
   }, 60_000);
   afterAll(async () => {
-    await client?.close();
-    await gw?.close();
+    await fx?.close();
     await upstream?.close();
   });
 
@@ -135,14 +122,12 @@ describe('dynamic mode on the GitHub API: three meta-tools, every guard of a dir
     expect(r.isError).toBeFalsy();
     expect(r.structuredContent).toMatchObject({ '+1': 'https://e.example/1.png' });
     expect(JSON.stringify(r)).not.toContain('jane.doe@example.org');
-    expect(audit()).toContainEqual(
-      expect.objectContaining({
-        kind: 'call',
-        tool: 'emojis_get',
-        decision: 'allowed',
-        principal: 'anonymous',
-      }),
-    );
+    await expectAudited(fx.auditFile, {
+      kind: 'call',
+      tool: 'emojis_get',
+      decision: 'allowed',
+      principal: 'anonymous',
+    });
     // The same request and the same answer as a direct call (the fake PR fails GitHub's output schema:
     // both doors report it the same way, masked).
     const args = { owner: 'o', repo: 'r', state: 'open' };
@@ -221,37 +206,31 @@ describe('toolsets and dynamic mode on the Stripe API', () => {
   });
 
   const start = (opts: { toolsets?: string[]; dynamic?: boolean }) =>
-    startGateway({
+    startTestGateway({
       spec: STRIPE,
       baseUrl: upstream.origin,
-      auditFile: join(tempTree({}), 'audit.jsonl'),
-      transport: { kind: 'http', port: 0 },
-      logLevel: 'error',
       env: { MCP_WARDEN_CRED_BASICAUTH: 'sk_test_x:', MCP_WARDEN_CRED_BEARERAUTH: 'sk_test_bench_0000' },
-      ...opts,
+      serve: opts,
     });
 
   it('serves only the customers toolset with --toolsets customers', async () => {
-    const gw = await start({ toolsets: ['customers'] });
-    const client = new Client({ name: 't', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
+    const fx = await start({ toolsets: ['customers'] });
     try {
-      await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+      const client = await fx.connect({ name: 't' });
       const names = (await client.listTools()).tools.map((t) => t.name);
       expect(names).toContain('GetCustomers');
       expect(names.every((n) => /Customers/.test(n))).toBe(true);
       const refused = await client.callTool({ name: 'GetInvoices', arguments: {} }).catch((e) => e);
       expect(refused.code).toBe(-32602);
     } finally {
-      await client.close();
-      await gw.close();
+      await fx.close();
     }
   }, 60_000);
 
   it('finds, describes and calls a Stripe read through the meta-tools, masked', async () => {
-    const gw = await start({ dynamic: true });
-    const client = new Client({ name: 't', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
+    const fx = await start({ dynamic: true });
     try {
-      await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+      const client = await fx.connect({ name: 't' });
       const found = (await client.callTool({
         name: 'search_tools',
         arguments: { query: 'list customers' },
@@ -280,8 +259,7 @@ describe('toolsets and dynamic mode on the Stripe API', () => {
       expect(upstream.requests.at(-1)!.url).toMatch(/^\/v1\/customers\?limit=3$/);
       expect(JSON.stringify(r)).not.toContain('jane.doe@example.org');
     } finally {
-      await client.close();
-      await gw.close();
+      await fx.close();
     }
   }, 60_000);
 });

@@ -1,20 +1,14 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../support/helpers.js';
-
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
-const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
+import type { Gateway } from '../../src/server/serve.js';
+import { type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { listen } from '../support/http.js';
+import { ADMIN_TOKEN } from '../support/shop.js';
 
 /** A webhook receiver: every POSTed body, by path. */
 async function receiver(): Promise<{ url: string; got: Record<string, unknown[]>; close(): Promise<void> }> {
   const got: Record<string, unknown[]> = {};
-  const server: Server = createServer(async (req, res) => {
+  const server = await listen(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const key = req.url ?? '';
@@ -22,22 +16,16 @@ async function receiver(): Promise<{ url: string; got: Record<string, unknown[]>
     got[key].push(JSON.parse(Buffer.concat(chunks).toString()));
     res.writeHead(204).end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    got,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
+  return { ...server, got };
 }
 
 describe('metrics and alerts', () => {
-  let shop: { url: string; key: string; close(): Promise<void> };
+  let fx: ShopGateway;
   let hooks: Awaited<ReturnType<typeof receiver>>;
   let gw: Gateway;
   let client: Client;
 
   beforeAll(async () => {
-    shop = await startShop();
     hooks = await receiver();
     const policy = [
       'version: 1',
@@ -50,24 +38,12 @@ describe('metrics and alerts', () => {
       '  errorRate: { windowSeconds: 60, ratio: 0.5, minCalls: 4 }',
       '  deniedRate: { windowSeconds: 60, count: 3 }',
     ].join('\n');
-    const dir = tempTree({ 'warden.yaml': policy });
-    gw = await startGateway({
-      spec: SHOP_SPEC,
-      baseUrl: shop.url,
-      policy: join(dir, 'warden.yaml'),
-      auditFile: join(dir, 'audit.jsonl'),
-      transport: { kind: 'http', port: 0 },
-      admin: { port: 0 },
-      logLevel: 'error',
-      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, ADMIN_TOKEN },
-    });
-    client = new Client({ name: 'observe-e2e', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
-    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+    fx = await startShopGateway({ policy, admin: true });
+    gw = fx.gw;
+    client = await fx.connect({ name: 'observe-e2e' });
   });
   afterAll(async () => {
-    await client?.close();
-    await gw?.close();
-    await shop?.close();
+    await fx?.close();
     await hooks?.close();
   });
 

@@ -1,14 +1,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { eventually, tempTree } from '../support/helpers.js';
+import type { Gateway } from '../../src/server/serve.js';
+import { type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { adminApi } from '../support/http.js';
+import { tempTree } from '../support/paths.js';
+import { ADMIN_TOKEN, SHOP_SPEC, type Shop, startShop } from '../support/shop.js';
+import { eventually, holds } from '../support/wait.js';
 
-const ORIGINAL = readFileSync(new URL('../../examples/shop/openapi.yaml', import.meta.url), 'utf8');
-const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
+const ORIGINAL = readFileSync(SHOP_SPEC, 'utf8');
 /** The rug pull: same tool name, new behaviour the user never approved. */
 const ALTERED = ORIGINAL.replace(
   'summary: Search the product catalogue',
@@ -19,54 +20,31 @@ const ADDED = ALTERED.replace(
   "  /products/featured:\n    get:\n      operationId: listFeatured\n      responses:\n        '200': { description: ok }\n  /exports/customers:",
 );
 
-interface Shop {
-  url: string;
-  key: string;
-  requests: Array<{ method: string; url: string }>;
-  close(): Promise<void>;
-}
-
 describe('tool-definition pinning across spec reloads', () => {
   let shop: Shop;
-  let dir: string;
+  // The spec and the pins outlive one gateway: a test stops it, changes the spec, and starts another.
+  const dir = tempTree({ 'shop.yaml': ORIGINAL });
+  const specFile = () => join(dir, 'shop.yaml');
+  let fx: ShopGateway;
   let gw: Gateway;
   let client: Client;
-  const specFile = () => join(dir, 'shop.yaml');
   const start = async () => {
-    gw = await startGateway({
+    fx = await startShopGateway({
+      shop,
       spec: specFile(),
-      baseUrl: shop.url,
-      policy: join(dir, 'warden.yaml'),
-      pinsFile: join(dir, 'pins.json'),
-      watchSpec: true,
-      auditFile: join(dir, 'audit.jsonl'),
-      transport: { kind: 'http', port: 0 },
-      admin: { port: 0 },
-      logLevel: 'error',
-      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, ADMIN_TOKEN },
+      policy: 'version: 1\nadmin:\n  token: env:ADMIN_TOKEN\n',
+      admin: true,
+      serve: { pinsFile: join(dir, 'pins.json'), watchSpec: true },
     });
-    client = new Client({ name: 'pins-e2e', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
-    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+    gw = fx.gw;
+    client = await fx.connect({ name: 'pins-e2e' });
   };
-  const stop = async () => {
-    await client.close();
-    await gw.close();
-  };
+  const stop = () => fx.close();
   const names = async () => (await client.listTools()).tools.map((t) => t.name).sort();
-  const admin = async (path: string) => {
-    const res = await fetch(new URL(path, gw.adminUrl!), {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-    });
-    return (await res.json()) as Record<string, unknown>;
-  };
+  const admin = async (path: string) => (await adminApi(gw.adminUrl!, ADMIN_TOKEN)('POST', path)).body;
 
   beforeAll(async () => {
     shop = await startShop();
-    dir = tempTree({
-      'shop.yaml': ORIGINAL,
-      'warden.yaml': 'version: 1\nadmin:\n  token: env:ADMIN_TOKEN\n',
-    });
     await start();
   });
   afterAll(async () => {
@@ -88,16 +66,23 @@ describe('tool-definition pinning across spec reloads', () => {
 
   it('hides a tool whose definition changed and a new tool until approved', async () => {
     writeFileSync(specFile(), ADDED);
-    await eventually(async () => expect(await names()).not.toContain('searchProducts'));
+    await eventually(async () => expect(await names()).not.toContain('searchProducts'), {
+      what: 'the reloaded spec to hide the changed tool',
+    });
     expect(await names()).not.toContain('listFeatured');
     const before = shop.requests.length;
     const refused = await client.callTool({ name: 'searchProducts', arguments: { q: 'x' } }).catch((e) => e);
     expect(refused.code).toBe(-32602);
     expect(shop.requests.length).toBe(before);
-    const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8');
-    expect(audit).toContain('"action":"spec.reload"');
-    expect(audit).toMatch(
-      /"pendingApproval":\["searchProducts","listFeatured"\]|"pendingApproval":\["listFeatured","searchProducts"\]/,
+    await eventually(
+      () => {
+        const audit = readFileSync(fx.auditFile, 'utf8');
+        expect(audit).toContain('"action":"spec.reload"');
+        expect(audit).toMatch(
+          /"pendingApproval":\["searchProducts","listFeatured"\]|"pendingApproval":\["listFeatured","searchProducts"\]/,
+        );
+      },
+      { what: 'the spec reload in the audit' },
     );
   });
 
@@ -114,8 +99,11 @@ describe('tool-definition pinning across spec reloads', () => {
 
   it('keeps the previous spec when a reload fails', async () => {
     writeFileSync(specFile(), 'openapi: [broken');
-    await new Promise((r) => setTimeout(r, 800));
-    expect(await names()).toContain('searchProducts');
+    // Nothing to wait for (a failed reload changes nothing): the tool must stay through the reload.
+    await holds(async () => expect(await names()).toContain('searchProducts'), {
+      during: 800,
+      what: 'searchProducts through a failed reload',
+    });
   });
 
   it('catches a spec changed while the gateway was down', async () => {

@@ -1,13 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../support/helpers.js';
-
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
+import { type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { readAudit, waitFor } from '../support/wait.js';
 
 const POLICY = `version: 1
 fields:
@@ -26,41 +20,15 @@ rules:
 `;
 
 describe('data protection configured in the policy (real client, real upstream)', () => {
-  let shop: { url: string; key: string; close(): Promise<void> };
-  let gw: Gateway;
+  let fx: ShopGateway;
   let client: Client;
-  let auditFile: string;
-  const audit = () =>
-    readFileSync(auditFile, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .filter((l) => l.kind === 'call');
+  const audit = () => readAudit(fx.auditFile).filter((l) => l.kind === 'call');
 
   beforeAll(async () => {
-    shop = await startShop();
-    const dir = tempTree({ 'warden.yaml': POLICY });
-    auditFile = join(dir, 'audit.jsonl');
-    gw = await startGateway({
-      spec: SHOP_SPEC,
-      baseUrl: shop.url,
-      policy: join(dir, 'warden.yaml'),
-      auditFile,
-      transport: { kind: 'http', port: 0 },
-      logLevel: 'error',
-      env: { MCP_WARDEN_CRED_SHOPKEY: shop.key },
-    });
-    client = new Client(
-      { name: 'protect-e2e', version: '1' },
-      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
-    );
-    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+    fx = await startShopGateway({ policy: POLICY });
+    client = await fx.connect({ name: 'protect-e2e', era: { pin: '2026-07-28' } });
   });
-  afterAll(async () => {
-    await client?.close();
-    await gw?.close();
-    await shop?.close();
-  });
+  afterAll(() => fx?.close());
 
   it('allows PII where the policy says so, still redacts secrets by value, and cuts lists with a note', async () => {
     const r = await client.callTool({ name: 'listCustomers', arguments: { limit: 20 } });
@@ -89,8 +57,15 @@ describe('data protection configured in the policy (real client, real upstream)'
   });
 
   it('writes the audit at each tool’s detail level, with redaction counts', async () => {
-    await new Promise((r) => setTimeout(r, 100));
-    const lines = audit();
+    // One record per call above (three tools): written just after each answer.
+    const lines = await waitFor(
+      () => {
+        const lines = audit();
+        const tools = ['listCustomers', 'getCustomer', 'searchProducts'];
+        return tools.every((t) => lines.some((l) => l.tool === t)) && lines;
+      },
+      { what: 'a call record of each of the three tools' },
+    );
     const list = lines.find((l) => l.tool === 'listCustomers')!;
     expect(list.args).toBeUndefined();
     expect(list.response).toBeUndefined();

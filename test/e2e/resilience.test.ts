@@ -1,16 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../support/helpers.js';
+import type { Gateway } from '../../src/server/serve.js';
+import { callPipeline, codeOf, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { minimalSpec } from '../support/helpers.js';
+import { listen } from '../support/http.js';
+import { tempTree } from '../support/paths.js';
+import { eventually, waitFor } from '../support/wait.js';
 
 /** An upstream whose behaviour the test switches: ok, 503, or hanging. */
 async function flakyUpstream() {
   const state = { mode: 'ok' as 'ok' | '503' | 'hang', hits: [] as string[] };
-  const server: Server = createServer((req, res) => {
+  const server = await listen((req, res) => {
     state.hits.push(`${req.method} ${req.url}`);
     if (state.mode === 'hang') return; // never answers
     if (state.mode === '503') {
@@ -19,50 +20,37 @@ async function flakyUpstream() {
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    state,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  return { state, ...server };
 }
 
-const SPEC = {
-  openapi: '3.0.3',
-  info: { title: 'Flaky', version: '1' },
-  paths: {
+const anyJson = { '200': { description: 'ok', content: { 'application/json': {} } } };
+const SPEC = minimalSpec(
+  {
     '/thing': {
-      get: {
-        operationId: 'getThing',
-        responses: { '200': { description: 'ok', content: { 'application/json': {} } } },
-      },
-      post: {
-        operationId: 'makeThing',
-        responses: { '200': { description: 'ok', content: { 'application/json': {} } } },
-      },
+      get: { operationId: 'getThing', responses: anyJson },
+      post: { operationId: 'makeThing', responses: anyJson },
     },
     '/slow': { get: { operationId: 'slowThing', responses: { '200': { description: 'ok' } } } },
   },
-};
+  { info: { title: 'Flaky', version: '1' } },
+);
 
 const call = (gw: Gateway, name: string) =>
-  gw.pipeline.call({ name, arguments: {}, principal: 'tester', scopes: ['tools:read', 'tools:write'] });
-const code = (r: { content: Array<{ text: string }> }) =>
-  /^\[([A-Z_]+)\]/.exec(r.content[0]?.text ?? '')?.[1] ?? 'OK';
+  callPipeline(gw, name, {}, 'tester', ['tools:read', 'tools:write']);
+const code = codeOf;
 
 describe('resilience against a failing upstream', () => {
   let up: Awaited<ReturnType<typeof flakyUpstream>>;
+  let fx: TestGateway;
   let gw: Gateway;
 
   beforeAll(async () => {
     up = await flakyUpstream();
-    const dir = tempTree({
-      'spec.json': SPEC,
-      'warden.yaml': [
+    fx = await startTestGateway({
+      spec: SPEC,
+      baseUrl: up.url,
+      env: {},
+      policy: [
         'version: 1',
         'mode: read-write',
         'originBreaker: { failures: 50, halfOpenAfterSeconds: 1 }',
@@ -77,18 +65,10 @@ describe('resilience against a failing upstream', () => {
         '    breaker: false',
       ].join('\n'),
     });
-    gw = await startGateway({
-      spec: join(dir, 'spec.json'),
-      baseUrl: up.url,
-      policy: join(dir, 'warden.yaml'),
-      auditFile: join(dir, 'audit.jsonl'),
-      transport: { kind: 'http', port: 0 },
-      logLevel: 'error',
-      env: {},
-    });
+    gw = fx.gw;
   });
   afterAll(async () => {
-    await gw?.close();
+    await fx?.close();
     await up?.close();
   });
 
@@ -122,8 +102,11 @@ describe('resilience against a failing upstream', () => {
 
   it('lets a probe through when half-open and closes again once the upstream recovers', async () => {
     up.state.mode = 'ok';
-    await new Promise((r) => setTimeout(r, 1100));
-    expect(code(await call(gw, 'getThing'))).toBe('OK');
+    // Half-open one second after opening: until then a call is refused at once, without a probe.
+    await eventually(async () => expect(code(await call(gw, 'getThing'))).toBe('OK'), {
+      what: 'the half-open probe to get through',
+      interval: 100,
+    });
     expect(code(await call(gw, 'getThing'))).toBe('OK');
   });
 
@@ -155,8 +138,8 @@ async function startRedis(port: number, dir: string): Promise<ChildProcess> {
       stdio: 'ignore',
     },
   );
-  for (let i = 0; i < 50; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
+  const accepts = () =>
+    new Promise<boolean>((resolve) => {
       const sock = connect(port, '127.0.0.1');
       sock.once('connect', () => {
         sock.destroy();
@@ -164,54 +147,50 @@ async function startRedis(port: number, dir: string): Promise<ChildProcess> {
       });
       sock.once('error', () => resolve(false));
     });
-    if (ok) return p;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('redis-server did not start');
+  await waitFor(accepts, { what: `redis-server to accept connections on port ${port}`, interval: 50 });
+  return p;
 }
 
 describe('degraded mode: Redis restarted mid-run', () => {
   it('fails writes closed and serves reads on local limits while Redis is down, and recovers by itself (approvals included, though Redis comes back empty)', async () => {
     const up = await flakyUpstream();
-    const dir = tempTree({ 'spec.json': SPEC });
+    const redisDir = tempTree({});
     const port = await freePort();
-    let redis = await startRedis(port, dir);
-    writeFileSync(
-      join(dir, 'warden.yaml'),
-      'version: 1\nmode: read-write\nstate: { redis: env:REDIS_URL }\nrules:\n  - match: { name: makeThing }\n    enabled: true\n',
-    );
-    const gw = await startGateway({
-      spec: join(dir, 'spec.json'),
+    let redis = await startRedis(port, redisDir);
+    const fx = await startTestGateway({
+      spec: SPEC,
       baseUrl: up.url,
-      policy: join(dir, 'warden.yaml'),
-      auditFile: join(dir, 'audit.jsonl'),
-      transport: { kind: 'http', port: 0 },
+      policy:
+        'version: 1\nmode: read-write\nstate: { redis: env:REDIS_URL }\nrules:\n  - match: { name: makeThing }\n    enabled: true\n',
       logLevel: 'fatal',
       env: { REDIS_URL: `redis://127.0.0.1:${port}` },
     });
+    const { gw } = fx;
+    const degraded = (flag: 0 | 1) =>
+      waitFor(async () => (await gw.metrics.text()).includes(`mcp_warden_state_degraded ${flag}`), {
+        what: `mcp_warden_state_degraded ${flag}`,
+      });
     try {
       expect(code(await call(gw, 'makeThing'))).toBe('OK');
       redis.kill('SIGKILL');
       await new Promise((r) => redis.once('exit', r));
-      await new Promise((r) => setTimeout(r, 300));
+      // The gateway notices the lost connection on its own: wait for it to say so, not for a guess.
+      await degraded(1);
       const before = up.state.hits.length;
       expect(code(await call(gw, 'makeThing'))).toBe('STATE_UNAVAILABLE');
       expect(up.state.hits.length).toBe(before);
       expect(code(await call(gw, 'getThing'))).toBe('OK');
       expect(await gw.metrics.text()).toContain('mcp_warden_state_degraded 1');
 
-      redis = await startRedis(port, dir);
-      const t0 = Date.now();
-      let last = '';
-      while (Date.now() - t0 < 10_000) {
-        last = code(await call(gw, 'makeThing'));
-        if (last === 'OK') break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      expect(last).toBe('OK');
+      redis = await startRedis(port, redisDir);
+      await eventually(async () => expect(code(await call(gw, 'makeThing'))).toBe('OK'), {
+        what: 'writes to succeed again once Redis is back',
+        interval: 200,
+      });
+      await degraded(0);
       expect(await gw.metrics.text()).toContain('mcp_warden_state_degraded 0');
     } finally {
-      await gw.close();
+      await fx.close();
       redis.kill('SIGKILL');
       await up.close();
     }

@@ -1,33 +1,29 @@
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import type { Client } from '@modelcontextprotocol/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../support/helpers.js';
+import type { Gateway } from '../../src/server/serve.js';
+import { type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { adminApi } from '../support/http.js';
+import { tempPath } from '../support/paths.js';
+import { ADMIN_TOKEN, rugPull, SHOP_SPEC, type Shop, startShop } from '../support/shop.js';
+import { waitFor } from '../support/wait.js';
 
 const REDIS_URL = process.env.MCP_WARDEN_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const PG_URL = process.env.MCP_WARDEN_TEST_PG ?? 'postgres://root@127.0.0.1:5432/test';
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
-const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 
 /** Three instances on different ports, sharing the machine's real Redis and PostgreSQL. */
 describe('scale-out: three instances sharing Redis and PostgreSQL', () => {
   const run = randomBytes(4).toString('hex');
-  let shop: {
-    url: string;
-    key: string;
-    requests: Array<{ method: string; url: string }>;
-    close(): Promise<void>;
-  };
+  let shop: Shop;
+  const fixtures: ShopGateway[] = [];
   const gws: Gateway[] = [];
   const clients: Client[] = [];
   const text = (r: unknown) => JSON.stringify((r as { content?: unknown }).content ?? r);
   // One spec file for the three, as a deployment would ship it; a test changes it under them.
-  const specFile = join(tempTree({}), 'openapi.yaml');
+  const specFile = tempPath('openapi.yaml');
+  const admin = (path: string) => adminApi(gws[0]!.adminUrl!, ADMIN_TOKEN)('POST', path);
 
   beforeAll(async () => {
     shop = await startShop();
@@ -52,36 +48,21 @@ describe('scale-out: three instances sharing Redis and PostgreSQL', () => {
         '  - match: { name: deleteCustomer }',
         '    enabled: true',
       ].join('\n');
-      const dir = tempTree({ 'warden.yaml': policy });
-      const gw = await startGateway({
+      const fx = await startShopGateway({
+        shop,
         spec: specFile,
-        baseUrl: shop.url,
-        policy: join(dir, 'warden.yaml'),
-        auditFile: join(dir, 'audit.jsonl'),
-        transport: { kind: 'http', port: 0 },
-        admin: { port: 0 },
-        logLevel: 'error',
-        env: {
-          MCP_WARDEN_CRED_SHOPKEY: shop.key,
-          REDIS_URL,
-          PG_URL,
-          ADMIN_TOKEN,
-          CONFIRM_KEY: `confirm-key-shared-by-instances-${run}`,
-        },
+        policy,
+        admin: true,
+        env: { REDIS_URL, PG_URL, CONFIRM_KEY: `confirm-key-shared-by-instances-${run}` },
       });
-      gws.push(gw);
-      const c = new Client(
-        { name: `scale-${name}`, version: '1' },
-        { versionNegotiation: { mode: 'legacy' } },
-      );
-      await c.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
-      clients.push(c);
+      fixtures.push(fx);
+      gws.push(fx.gw);
+      clients.push(await fx.connect({ name: `scale-${name}` }));
     }
   }, 30_000);
 
   afterAll(async () => {
-    for (const c of clients) await c.close();
-    for (const g of gws) await g.close();
+    for (const fx of fixtures) await fx.close();
     await shop?.close();
     const db = new pg.Pool({ connectionString: PG_URL });
     await db.query('DELETE FROM mcp_warden_audit WHERE instance LIKE $1', [`scale-${run}-%`]);
@@ -100,26 +81,21 @@ describe('scale-out: three instances sharing Redis and PostgreSQL', () => {
   });
 
   it('applies a tool disabled on one instance on the others within a second', async () => {
-    const res = await fetch(new URL('/tools/getOrder/disable', gws[0]!.adminUrl!), {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-    });
+    const res = await admin('/tools/getOrder/disable');
     expect(res.status).toBe(200);
     const t0 = Date.now();
     const gone = async (c: Client) => !(await c.listTools()).tools.some((t) => t.name === 'getOrder');
-    while (!((await gone(clients[1]!)) && (await gone(clients[2]!)))) {
-      if (Date.now() - t0 > 1000) throw new Error('not propagated within 1 s');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(async () => (await gone(clients[1]!)) && (await gone(clients[2]!)), {
+      what: 'getOrder disabled on instances b and c',
+      timeout: 1000,
+      interval: 20,
+    });
     expect(Date.now() - t0).toBeLessThan(1000);
     const refused = await clients[2]!
       .callTool({ name: 'getOrder', arguments: { orderId: 'o_5001' } })
       .catch((e) => e);
     expect(refused.code).toBe(-32602);
-    await fetch(new URL('/tools/getOrder/reset', gws[0]!.adminUrl!), {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-    });
+    await admin('/tools/getOrder/reset');
   });
 
   it('accepts a confirmation token once, whichever instance sees it', async () => {
@@ -140,28 +116,18 @@ describe('scale-out: three instances sharing Redis and PostgreSQL', () => {
   });
 
   it('shares tool approvals: a changed tool approved on one instance is back on all three', async () => {
-    const original = readFileSync(specFile, 'utf8');
-    writeFileSync(
-      specFile,
-      original.replace(
-        'summary: Search the product catalogue',
-        'summary: Search products (changed upstream)',
-      ),
-    );
+    const original = rugPull(specFile, 'Search products (changed upstream)');
     try {
       for (const g of gws) await g.reloadSpec('test');
       const has = async (c: Client) => (await c.listTools()).tools.some((t) => t.name === 'searchProducts');
       for (const c of clients) expect(await has(c)).toBe(false);
-      const res = await fetch(new URL('/tools/searchProducts/approve', gws[0]!.adminUrl!), {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-      });
+      const res = await admin('/tools/searchProducts/approve');
       expect(res.status).toBe(200);
-      const t0 = Date.now();
-      while (!((await has(clients[1]!)) && (await has(clients[2]!)))) {
-        if (Date.now() - t0 > 1000) throw new Error('approval not shared within 1 s');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitFor(async () => (await has(clients[1]!)) && (await has(clients[2]!)), {
+        what: 'the approval shared with instances b and c',
+        timeout: 1000,
+        interval: 20,
+      });
       expect(await has(clients[0]!)).toBe(true);
     } finally {
       writeFileSync(specFile, original);

@@ -1,16 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { minimalSpec, startUpstream, tempTree } from '../support/helpers.js';
+import { startTestGateway, type TestGateway, textOf } from '../support/gateway.js';
+import { jsonOk, minimalSpec, startUpstream } from '../support/helpers.js';
+import { LIST_TOOLS, rawPost } from '../support/http.js';
+import { eventually } from '../support/wait.js';
 
 const SECRET = 'adv-secret-9f8e7d6c5b4a';
 
-const jsonOk = (schema: object = { type: 'object' }) => ({
-  '200': { description: 'ok', content: { 'application/json': { schema } } },
-});
 const SPEC = minimalSpec(
   {
     '/slow': { get: { operationId: 'slow', responses: jsonOk() } },
@@ -26,9 +23,8 @@ const SPEC = minimalSpec(
 );
 
 let up: Awaited<ReturnType<typeof startUpstream>>;
-let gw: Gateway;
+let fx: TestGateway;
 let client: Client;
-let auditFile: string;
 
 beforeAll(async () => {
   up = await startUpstream((req, res) => {
@@ -56,32 +52,19 @@ beforeAll(async () => {
         .end(`stack trace with ${req.headers.authorization}`);
     res.writeHead(404).end();
   });
-  const dir = tempTree({ 'spec.json': SPEC });
-  auditFile = join(dir, 'audit.jsonl');
-  gw = await startGateway({
-    spec: join(dir, 'spec.json'),
+  fx = await startTestGateway({
+    spec: SPEC,
     baseUrl: up.origin,
-    auditFile,
-    timeoutMs: 300,
-    maxResponseBytes: 64 * 1024,
-    transport: { kind: 'http', port: 0 },
     logLevel: 'warn',
     env: { MCP_WARDEN_CRED_ADVKEY: SECRET },
+    serve: { timeoutMs: 300, maxResponseBytes: 64 * 1024 },
   });
-  client = new Client(
-    { name: 'guards', version: '1' },
-    { versionNegotiation: { mode: { pin: '2026-07-28' } } },
-  );
-  await client.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
+  client = await fx.connect({ name: 'guards', era: { pin: '2026-07-28' } });
 });
 afterAll(async () => {
-  await client.close();
-  await gw.close();
+  await fx.close();
   await up.close();
 });
-
-const textOf = (r: Awaited<ReturnType<Client['callTool']>>) =>
-  (r.content as Array<{ text: string }>).map((c) => c.text).join('\n');
 
 describe('upstream guards, end to end', () => {
   it('cuts a slow upstream at the timeout', async () => {
@@ -115,58 +98,35 @@ describe('upstream guards, end to end', () => {
   });
 
   it('audits failures with their codes and never the credential', async () => {
-    await new Promise((r) => setTimeout(r, 100));
-    const text = readFileSync(auditFile, 'utf8');
-    expect(text).not.toContain(SECRET);
-    const codes = text
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l).code);
-    expect(codes).toEqual(
-      expect.arrayContaining([
-        'UPSTREAM_TIMEOUT',
-        'UPSTREAM_TOO_LARGE',
-        'UPSTREAM_STATUS',
-        'UPSTREAM_REDIRECT',
-      ]),
+    // Written just after each answer: wait until the four failures are all recorded.
+    const text = await eventually(
+      () => {
+        const text = readFileSync(fx.auditFile, 'utf8');
+        const codes = text
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).code);
+        expect(codes).toEqual(
+          expect.arrayContaining([
+            'UPSTREAM_TIMEOUT',
+            'UPSTREAM_TOO_LARGE',
+            'UPSTREAM_STATUS',
+            'UPSTREAM_REDIRECT',
+          ]),
+        );
+        return text;
+      },
+      { what: 'the four failure codes in the audit' },
     );
+    expect(text).not.toContain(SECRET);
   });
 });
 
-function post(
-  path: string,
-  body: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; body: string }> {
-  const u = new URL(gw.url!);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path,
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          ...headers,
-        },
-      },
-      (res) => {
-        let b = '';
-        res.on('data', (d) => {
-          b += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+  rawPost(fx.gw.url!, path, body, headers);
 
 describe('HTTP transport guards', () => {
-  const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} });
+  const list = LIST_TOOLS;
 
   it('refuses a foreign Host header (DNS rebinding)', async () => {
     const r = await post('/mcp', list, { host: 'evil.example.com' });

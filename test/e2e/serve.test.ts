@@ -1,28 +1,18 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: the demo upstream is plain JavaScript
-import { startShop } from '../../examples/shop/server.mjs';
-import { type Gateway, startGateway } from '../../src/server/serve.js';
-import { tempTree } from '../support/helpers.js';
+import { connectHttp, type Era, mcpClient, startShopGateway } from '../support/gateway.js';
+import { tempPath } from '../support/paths.js';
+import { type Shop, startShop } from '../support/shop.js';
+import { connectShopStdio, type StdioShop } from '../support/stdio.js';
+import { eventually, readAudit } from '../support/wait.js';
 
-const SHOP_SPEC = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-const ERAS = [
+const ERAS: ReadonlyArray<readonly [string, Era]> = [
   ['2025-11-25', 'legacy'],
   ['2026-07-28', { pin: '2026-07-28' }],
-] as const;
+];
 
-interface Shop {
-  url: string;
-  key: string;
-  requests: Array<{ method: string; url: string; headers: Record<string, string> }>;
-  close(): Promise<void>;
-}
-
-type Connect = (era: (typeof ERAS)[number][1]) => Promise<Client>;
+type Connect = (era: Era) => Promise<Client>;
 
 /** The same scenarios run over HTTP (in-process gateway) and stdio (the built CLI as a child). */
 function scenarios(
@@ -146,15 +136,17 @@ function scenarios(
     }
 
     it('audits every call, denied ones included, and never writes the credential anywhere', async () => {
-      // Records are written as calls finish; give the stream a moment to flush.
-      await new Promise((r) => setTimeout(r, 200));
-      const all = readFileSync(env.auditFile, 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l));
-      const lines = all.filter((l) => l.kind === 'call');
+      // Records are written as calls finish: wait until every call's record is there.
       // One record per tool call: 14 calls per era above, two eras; plus the policy load at start-up.
-      expect(lines.length).toBe(2 * 14);
+      const lines = await eventually(
+        () => {
+          const calls = readAudit(env.auditFile).filter((l) => l.kind === 'call');
+          expect(calls.length).toBe(2 * 14);
+          return calls;
+        },
+        { what: '28 call records' },
+      );
+      const all = readAudit(env.auditFile);
       expect(all.some((l) => l.kind === 'control' && l.action === 'policy.load')).toBe(true);
       // The client saw TOOL_NOT_FOUND; the audit keeps the real reason (no tools:delete scope).
       expect(
@@ -176,69 +168,30 @@ function scenarios(
 }
 
 scenarios('serve over Streamable HTTP', async () => {
-  const shop: Shop = await startShop();
-  const auditFile = join(tempTree({}), 'audit.jsonl');
-  const gw: Gateway = await startGateway({
-    spec: SHOP_SPEC,
-    baseUrl: shop.url,
-    auditFile,
-    transport: { kind: 'http', port: 0 },
-    logLevel: 'warn',
-    env: { MCP_WARDEN_CRED_SHOPKEY: shop.key },
-  });
-  afterAll(async () => {
-    await gw.close();
-    await shop.close();
-  });
+  const fx = await startShopGateway({ logLevel: 'warn' });
+  afterAll(() => fx.close());
   return {
-    shop,
-    auditFile,
+    shop: fx.shop,
+    auditFile: fx.auditFile,
     logs: () => '',
-    connect: async (mode) => {
-      const c = new Client({ name: 'e2e-http', version: '1' }, { versionNegotiation: { mode } });
-      await c.connect(new StreamableHTTPClientTransport(new URL(gw.url!)));
-      return c;
-    },
+    connect: (era) => connectHttp(fx.gw.url!, { name: 'e2e-http', era }),
   };
 });
 
 scenarios('serve over stdio (built CLI)', async () => {
-  const shop: Shop = await startShop();
-  const auditFile = join(tempTree({}), 'audit.jsonl');
-  let logs = '';
-  const clients: Client[] = [];
+  const shop = await startShop();
+  const auditFile = tempPath();
+  const sessions: StdioShop[] = [];
   afterAll(async () => {
     await shop.close();
   });
   return {
     shop,
     auditFile,
-    logs: () => logs,
-    connect: async (mode) => {
-      const transport = new StdioClientTransport({
-        command: process.execPath,
-        args: [
-          CLI,
-          'serve',
-          '--stdio',
-          '--spec',
-          SHOP_SPEC,
-          '--base-url',
-          shop.url,
-          '--audit-file',
-          auditFile,
-          '--log-level',
-          'debug',
-        ],
-        env: { MCP_WARDEN_CRED_SHOPKEY: shop.key, PATH: process.env.PATH ?? '' },
-        stderr: 'pipe',
-      });
-      transport.stderr?.on('data', (d: Buffer) => {
-        logs += d.toString();
-      });
-      const c = new Client({ name: 'e2e-stdio', version: '1' }, { versionNegotiation: { mode } });
-      await c.connect(transport);
-      clients.push(c);
+    logs: () => sessions.map((s) => s.stderr()).join(''),
+    connect: async (era) => {
+      const c = mcpClient({ name: 'e2e-stdio', era });
+      sessions.push(await connectShopStdio(c, { shop, auditFile, logLevel: 'debug' }));
       return c;
     },
   };

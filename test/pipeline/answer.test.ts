@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Scrubber } from '../../src/observe/scrub.js';
 import { createAnswer } from '../../src/pipeline/answer.js';
 import type { CallContext } from '../../src/pipeline/context.js';
+import { createRedactor } from '../../src/protect/redactor.js';
 import { catalogOf, minimalSpec } from '../support/helpers.js';
 import { contextFor } from '../support/pipeline.js';
 
@@ -43,7 +43,7 @@ async function answerWith(
   secrets: string[] = [],
 ) {
   const catalog = await catalogOf(spec);
-  const answer = createAnswer({ catalog, scrubber: new Scrubber(secrets) });
+  const answer = createAnswer({ catalog, redactor: createRedactor(secrets) });
   const ctx: CallContext = contextFor({ name: tool });
   ctx.tool = catalog.tools.find((t) => t.name === tool);
   ctx.response = {

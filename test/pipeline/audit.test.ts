@@ -2,10 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openJsonlAudit } from '../../src/audit/jsonl.js';
-import { redactArgs } from '../../src/audit/redact.js';
 import { WardenError } from '../../src/errors/index.js';
-import { Scrubber } from '../../src/observe/scrub.js';
 import { createAudit } from '../../src/pipeline/audit.js';
+import { createRedactor } from '../../src/protect/redactor.js';
 import { tempTree } from '../support/helpers.js';
 import { contextFor } from '../support/pipeline.js';
 
@@ -13,7 +12,7 @@ describe('audit stage', () => {
   it('writes one JSON line per call with decision, code, principal and upstream facts', async () => {
     const file = join(tempTree({}), 'audit.jsonl');
     const sink = await openJsonlAudit(file);
-    const audit = createAudit({ sink, scrubber: new Scrubber([]) });
+    const audit = createAudit({ sink, redactor: createRedactor() });
     const ok = contextFor({ name: 'getPart', arguments: { id: 'a' }, client: 'inspector' });
     ok.request = { method: 'GET', origin: 'https://x', path: '/v2/items/a', query: '', headers: {} };
     ok.response = {
@@ -51,34 +50,5 @@ describe('audit stage', () => {
       code: 'TOOL_NOT_FOUND',
     });
     expect(Date.parse(lines[0].time)).toBeGreaterThan(Date.now() - 60_000);
-  });
-});
-
-describe('argument redaction', () => {
-  it('replaces values under secret and PII names and scrubs credentials anywhere', () => {
-    const out = redactArgs(
-      { password: 'hunter2', email: 'a@b.c', nested: { apiKey: 'k', note: 'contains cred-abc-123' }, ok: 1 },
-      new Scrubber(['cred-abc-123']),
-    );
-    expect(out).toEqual({
-      password: '[REDACTED:secret]',
-      email: '[REDACTED:pii]',
-      nested: { apiKey: '[REDACTED:secret]', note: 'contains [REDACTED:credential]' },
-      ok: 1,
-    });
-  });
-
-  it('bounds depth, width and string length', () => {
-    let deep: unknown = 'x';
-    for (let i = 0; i < 20; i++) deep = { d: deep };
-    const out = JSON.stringify(
-      redactArgs(
-        { deep, wide: Array.from({ length: 500 }, (_, i) => i), long: 'y'.repeat(10_000) },
-        new Scrubber([]),
-      ),
-    );
-    expect(out.length).toBeLessThan(3000);
-    expect(out).toContain('deeper values omitted');
-    expect(out).toContain('450 more items');
   });
 });

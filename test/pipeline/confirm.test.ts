@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CONFIRM_ARG } from '../../src/control/view.js';
 import { isWardenError, type WardenError } from '../../src/errors/index.js';
-import { Scrubber } from '../../src/observe/scrub.js';
 import { createConfirm, digest } from '../../src/pipeline/confirm.js';
 import type { CallContext } from '../../src/pipeline/context.js';
+import { createRedactor } from '../../src/protect/redactor.js';
 import { createMemoryReplayGuard } from '../../src/state/memory.js';
 import { itemsCatalog, resolvedContext, viewOf } from '../support/pipeline.js';
 
@@ -17,7 +17,7 @@ async function setup(opts: { now?: () => number; secret?: Buffer } = {}) {
     secret: opts.secret ?? randomBytes(32),
     ttlSeconds: 60,
     replay: createMemoryReplayGuard(),
-    scrubber: new Scrubber([]),
+    redactor: createRedactor(),
     ...(opts.now ? { now: opts.now } : {}),
   });
   const call = async (
@@ -25,7 +25,12 @@ async function setup(opts: { now?: () => number; secret?: Buffer } = {}) {
     principal = 'alice',
     extra: Partial<CallContext['input']> = {},
   ) => {
-    const ctx = resolvedContext(view, { name: 'createItem', arguments: args, principal, ...extra });
+    const ctx = resolvedContext(view, {
+      name: 'createItem',
+      arguments: args,
+      principal: { id: principal, scopes: ['tools:read'], via: 'stdio' },
+      ...extra,
+    });
     const { [CONFIRM_ARG]: _t, ...rest } = args;
     ctx.args = rest;
     await confirm(ctx);
@@ -160,7 +165,7 @@ describe('confirm stage: client channels', () => {
       secret: randomBytes(32),
       ttlSeconds: 60,
       replay: createMemoryReplayGuard(),
-      scrubber: new Scrubber([]),
+      redactor: createRedactor(),
     });
     const ctx = resolvedContext(view, { name: 'getPart', arguments: {} });
     ctx.args = {};

@@ -5,8 +5,8 @@ import { loadSpec } from '../../src/openapi/load.js';
 import { checkPolicy } from '../../src/policy/check.js';
 import { evaluatePolicy, type ToolDecision } from '../../src/policy/evaluate.js';
 import { parsePolicy } from '../../src/policy/load.js';
+import { SHOP_SPEC as SHOP } from '../support/paths.js';
 
-const SHOP = new URL('../../examples/shop/openapi.yaml', import.meta.url).pathname;
 let shop: Promise<Catalog> | undefined;
 const shopCatalog = () => (shop ??= loadSpec(SHOP, {}).then(buildCatalog));
 

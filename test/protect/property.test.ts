@@ -2,9 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createSchemaCompiler } from '../../src/catalog/validator.js';
 import type { JsonSchemaObject } from '../../src/model/json-schema.js';
-import { detectorFor } from '../../src/protect/detect.js';
 import { maskRules, SchemaMasker } from '../../src/protect/mask.js';
-import { redactJson } from '../../src/protect/redact-json.js';
+import { createRedactor } from '../../src/protect/redactor.js';
 
 /** Planted values (published test values): detection must find each wherever it lands. */
 const PLANTED = [
@@ -49,13 +48,13 @@ const jsonWithPlants = fc.letrec((tie) => ({
 })).value;
 
 describe('detection by value over random JSON (property)', () => {
-  const detector = detectorFor([]);
+  const redactor = createRedactor();
 
   it('never throws, keeps the shape, and lets no planted value through, in keys or values', () => {
     fc.assert(
       fc.property(jsonWithPlants, (value) => {
         const counts: Record<string, number> = {};
-        const out = redactJson(value, detector, counts);
+        const out = redactor.json(value, counts);
         const text = JSON.stringify(out);
         for (const p of PLANTED) expect(text).not.toContain(p);
         expect(JSON.parse(text)).toBeDefined();
@@ -69,7 +68,7 @@ describe('detection by value over random JSON (property)', () => {
   it('never throws on arbitrary strings (no pattern can be made to misbehave)', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 400 }), (s) => {
-        expect(typeof detector.redact(s)).toBe('string');
+        expect(typeof redactor.text(s)).toBe('string');
       }),
       { numRuns: 3000 },
     );
@@ -103,7 +102,7 @@ const CUSTOMER: JsonSchemaObject = {
 describe('masking by schema over random data (property)', () => {
   const masker = new SchemaMasker(CUSTOMER, maskRules(undefined, undefined));
   const check = createSchemaCompiler([]).compile(masker.published());
-  const detector = detectorFor([]);
+  const redactor = createRedactor();
   const customer = fc.record(
     {
       id: fc.string({ maxLength: 10 }).map((s) => `c_${s}`),
@@ -124,7 +123,7 @@ describe('masking by schema over random data (property)', () => {
         fc.record({ data: fc.array(customer, { maxLength: 6 }), next_cursor: fc.string() }),
         (value) => {
           const masked = masker.mask(value);
-          const out = redactJson(masked, detector, {}) as { data: Array<Record<string, unknown>> };
+          const out = redactor.json(masked, {}) as { data: Array<Record<string, unknown>> };
           for (const c of out.data) expect(c).not.toHaveProperty('password');
           const text = JSON.stringify(out);
           for (const p of PLANTED) expect(text).not.toContain(p);

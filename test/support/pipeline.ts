@@ -1,8 +1,14 @@
 import { buildView, type ToolView } from '../../src/control/view.js';
+import type { AnyRecord, AuditSink } from '../../src/model/audit.js';
 import type { Catalog, Tool } from '../../src/model/catalog.js';
+import { createLogger } from '../../src/observe/log.js';
 import type { CallContext, CallInput } from '../../src/pipeline/context.js';
+import { createPipeline, type Pipeline, type PipelineOptions } from '../../src/pipeline/index.js';
 import { evaluatePolicy } from '../../src/policy/evaluate.js';
 import { parsePolicy } from '../../src/policy/load.js';
+import { createRedactor } from '../../src/protect/redactor.js';
+import { createMemoryReplayGuard } from '../../src/state/memory.js';
+import { parseBaseUrl } from '../../src/upstream/base-url.js';
 import { catalogOf, minimalSpec } from './helpers.js';
 
 /** A spec exercising every parameter location and style the request builder handles. */
@@ -95,7 +101,7 @@ export function contextFor(input: Partial<CallInput> & { name: string }): CallCo
   return {
     id: 'test',
     startedAt: performance.now(),
-    input: { principal: 'tester', scopes: ['tools:read'], arguments: {}, ...input },
+    input: { principal: { id: 'tester', scopes: ['tools:read'], via: 'stdio' }, arguments: {}, ...input },
   };
 }
 
@@ -115,3 +121,45 @@ export function resolvedContext(view: ToolView, input: Partial<CallInput> & { na
   ctx.decision = { ...entry, limits: entry.decision.limits, policyVersion: view.policyVersion };
   return ctx;
 }
+
+/** An audit sink in memory: the records written, in order. */
+export function memoryAudit(): AuditSink & { records: AnyRecord[] } {
+  const records: AnyRecord[] = [];
+  return { records, write: (r) => void records.push(r), close: async () => {} };
+}
+
+/**
+ * The whole pipeline over `catalog`, as start-up assembles it: the policy's view (YAML text), every
+ * tool's upstream at `origin` (default: a closed port, for tests that must never reach one), no
+ * credential needed, the audit in memory.
+ */
+export function pipelineFor(
+  catalog: Catalog,
+  o: { policy?: string; origin?: string; audit?: AuditSink } & Pick<PipelineOptions, 'send' | 'limit'> = {},
+): Pipeline {
+  const view = viewOf(catalog, o.policy);
+  const redactor = createRedactor();
+  const target = parseBaseUrl(o.origin ?? 'http://127.0.0.1:9', 'test');
+  return createPipeline({
+    catalog,
+    targets: new Map(catalog.tools.map((t) => [t, target])),
+    control: {
+      view: () => view,
+      credentials: () => ({ forTool: () => ({ creds: [] }), missing: new Map(), secrets: [], close() {} }),
+    },
+    confirm: { secret: Buffer.alloc(32, 7), ttlSeconds: 300, replay: createMemoryReplayGuard() },
+    redactor,
+    audit: o.audit ?? memoryAudit(),
+    logger: createLogger({ level: 'silent', redactor }),
+    ...(o.send ? { send: o.send } : {}),
+    ...(o.limit ? { limit: o.limit } : {}),
+  });
+}
+
+/** The error code a tool result starts with (`[CODE] …`), or OK for a success. */
+export const codeOf = (r: { content: Array<{ text?: string }> }): string =>
+  /^\[([A-Z_]+)\]/.exec(r.content[0]?.text ?? '')?.[1] ?? 'OK';
+
+/** A result's text blocks, joined. */
+export const textOf = (r: { content: unknown }): string =>
+  (r.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('\n');

@@ -1,6 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog, Tool } from '../../src/model/catalog.js';
@@ -8,6 +7,8 @@ import { parsePolicy } from '../../src/policy/load.js';
 import type { Environment } from '../../src/policy/schema.js';
 import { loadCredentials } from '../../src/upstream/credentials.js';
 import { catalogOf, minimalSpec, tempTree } from '../support/helpers.js';
+import { listen } from '../support/http.js';
+import { eventually, holds } from '../support/wait.js';
 
 /** Two operations on one apiKey scheme, one on an OAuth2 scheme with per-operation scopes. */
 const SPEC = minimalSpec(
@@ -131,15 +132,23 @@ describe('upstream credentials from the policy', () => {
       expect(await headerOf(set, 'readA')).toEqual({ 'x-key': 'first-secret-value' });
       expect(set.secrets).toContain('first-secret-value');
       writeFileSync(file, 'second-secret-value\n');
-      const until = Date.now() + 10_000;
-      while ((await headerOf(set, 'readA'))['x-key'] !== 'second-secret-value' && Date.now() < until)
-        await new Promise((r) => setTimeout(r, 100));
-      expect(await headerOf(set, 'readA')).toEqual({ 'x-key': 'second-secret-value' });
+      await eventually(
+        async () => expect(await headerOf(set, 'readA')).toEqual({ 'x-key': 'second-secret-value' }),
+        {
+          what: 'the rewritten key file to be read again',
+          interval: 100,
+        },
+      );
       expect(learned).toContain('second-secret-value');
       // A broken rewrite keeps the last good value.
       writeFileSync(file, 'bad\r\nvalue');
-      await new Promise((r) => setTimeout(r, 1500));
-      expect(await headerOf(set, 'readA')).toEqual({ 'x-key': 'second-secret-value' });
+      await holds(
+        async () => expect(await headerOf(set, 'readA')).toEqual({ 'x-key': 'second-secret-value' }),
+        {
+          during: 1500,
+          what: 'the last good key through a broken rewrite',
+        },
+      );
     } finally {
       set.close();
     }
@@ -158,7 +167,7 @@ describe('OAuth2 client credentials for the upstream', () => {
   let close: () => Promise<void>;
 
   beforeAll(async () => {
-    const server = createServer(async (req: IncomingMessage, res) => {
+    const server = await listen(async (req: IncomingMessage, res) => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
       const body = new URLSearchParams(Buffer.concat(chunks).toString());
@@ -178,9 +187,8 @@ describe('OAuth2 client credentials for the upstream', () => {
         }),
       );
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    tokenUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
-    close = () => new Promise<void>((r) => server.close(() => r()));
+    tokenUrl = `${server.url}/token`;
+    close = server.close;
   });
   afterAll(() => close());
 

@@ -1,0 +1,141 @@
+import { operationAuth } from '../classify/auth.js';
+import { secureDefaultExposure } from '../classify/exposure.js';
+import { classifyRisk, type RiskResult } from '../classify/risk.js';
+import type { HttpMethod, PageSizeInfo, Tool, ToolAuth, ToolSource } from '../model/catalog.js';
+import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
+import { cleanDescription, cleanLine, words } from '../openapi/text.js';
+import type { Operation, ToolContext } from './context.js';
+import { servers } from './doc.js';
+import { buildInput, type ToolInput } from './input.js';
+import { buildOutput, type ToolOutput } from './output.js';
+import { detectPaging, isListOperation } from './paging.js';
+
+/**
+ * One operation becomes one tool: its arguments (parameters, then body), its output schema and
+ * data classes, the facts the risk classifier reads, a description, and MCP's annotations.
+ */
+export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
+  const { path, method, op, item } = o;
+  const auth = operationAuth(ctx.schemes, op.security, ctx.doc.security);
+  const input = buildInput(ctx, o, auth);
+  const output = buildOutput(ctx, o);
+  const { risk, opId, tags, pageSize } = assessRisk(ctx, o, auth, input, output);
+  const { summary, description, deprecated } = describe(o, ctx.maxDescription);
+  const source: ToolSource = {
+    method,
+    path,
+    ...(opId !== undefined ? { operationId: cleanLine(opId, 200) } : {}),
+    tags: tags.map((t) => cleanLine(t, 100)),
+    pointer: o.pointer,
+    servers: servers(op.servers ?? item.servers).length
+      ? servers(op.servers ?? item.servers)
+      : ctx.docServers,
+    deprecated,
+  };
+  const tool: Tool = {
+    name,
+    ...(summary ? { title: summary } : {}),
+    description,
+    inputSchema: input.schema,
+    ...(output.schema ? { outputSchema: output.schema } : {}),
+    outputWrapped: output.wrapped,
+    annotations: annotations(summary, risk, method),
+    source,
+    bindings: input.bindings,
+    strippedParams: input.stripped,
+    responseContentTypes: [...output.responseTypes],
+    risk,
+    dataClasses: output.data.fields,
+    dataClassesTruncated: output.data.truncated,
+    auth,
+    ...(pageSize ? { pageSize } : {}),
+    exposure: { exposed: false, reasons: [] },
+  };
+  tool.exposure = secureDefaultExposure(tool);
+  // `$defs` are materialised on first use: most consumers (scan, tools/list filtering) never
+  // need a tool's self-contained schema, and Stripe's tools each pull in hundreds of schemas.
+  lazy(tool, 'inputSchema', () => withDefs(input.schema, ctx.conv.closure(input.deps, 'input')));
+  if (output.schema) {
+    const out = output.schema;
+    lazy(tool, 'outputSchema', () => withDefs(out, ctx.conv.closure(output.deps, 'output')));
+  }
+  return tool;
+}
+
+/** Gathers what the risk classifier reads about the operation, and asks it. */
+function assessRisk(
+  ctx: ToolContext,
+  o: Operation,
+  auth: ToolAuth,
+  input: ToolInput,
+  output: ToolOutput,
+): { risk: RiskResult; opId: string | undefined; tags: string[]; pageSize: PageSizeInfo | undefined } {
+  const { path, method, op } = o;
+  const { pageSize, hasPagination } = detectPaging(input.bindings, input.properties, ctx.inLookup);
+  const opId = typeof op.operationId === 'string' ? op.operationId : undefined;
+  const opWords = opId ? words(opId) : [];
+  const literal = path.split('/').filter((s) => s && !/^\{.*\}$/.test(s));
+  const isList = isListOperation(method, output.root, ctx.outLookup, opWords);
+  const tags = Array.isArray(op.tags) ? op.tags.filter((t): t is string => typeof t === 'string') : [];
+  const risk = classifyRisk({
+    method,
+    path,
+    ...(opId !== undefined ? { operationId: opId } : {}),
+    tags,
+    pathWords: literal.flatMap((s) => words(s)),
+    lastSegmentWords: words(literal[literal.length - 1] ?? ''),
+    opWords,
+    args: input.facts,
+    responseContentTypes: [...output.responseTypes],
+    scopes: auth.alternatives.flat().flatMap((r) => r.scopes),
+    dataFields: output.data.fields,
+    ...(pageSize ? { pageSize } : {}),
+    hasPagination,
+    isList,
+  });
+  return { risk, opId, tags, pageSize };
+}
+
+/** Summary and description, cleaned and capped; the method and path when the spec says nothing. */
+function describe(
+  o: Operation,
+  maxDescription: number,
+): { summary: string; description: string; deprecated: boolean } {
+  const { op } = o;
+  const summary = typeof op.summary === 'string' ? cleanLine(op.summary, 200) : '';
+  const longText = typeof op.description === 'string' ? op.description : '';
+  const deprecated = op.deprecated === true;
+  let description = cleanDescription([summary, longText].filter(Boolean).join('\n\n'), maxDescription);
+  if (!description) description = `${o.method.toUpperCase()} ${cleanLine(o.path, 200)}`;
+  if (deprecated) description = `[deprecated] ${description}`;
+  return { summary, description, deprecated };
+}
+
+/** MCP's hints, from the risk classes: anything not a write is read-only. */
+function annotations(summary: string, risk: RiskResult, method: HttpMethod): Tool['annotations'] {
+  const readOnly = !risk.classes.includes('write');
+  return {
+    ...(summary ? { title: summary } : {}),
+    readOnlyHint: readOnly,
+    destructiveHint: risk.classes.includes('destructive'),
+    idempotentHint: readOnly || method === 'put' || method === 'delete',
+    openWorldHint: true,
+  };
+}
+
+/** Replaces a property with an enumerable getter that computes the value once, on first read. */
+function lazy<T extends object, K extends keyof T>(obj: T, key: K, compute: () => T[K]): void {
+  Object.defineProperty(obj, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const value = compute();
+      Object.defineProperty(obj, key, { value, enumerable: true, configurable: true, writable: true });
+      return value;
+    },
+  });
+}
+
+function withDefs(schema: JsonSchemaObject, defs: Record<string, JsonSchema>): JsonSchemaObject {
+  return Object.keys(defs).length > 0 ? { ...schema, $defs: defs } : schema;
+}

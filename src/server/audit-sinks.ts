@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import { openJsonlAudit } from '../audit/jsonl.js';
+import { openPgMirror } from '../audit/postgres.js';
+import { requireSecret, urlOrRef } from '../lib/secret-ref.js';
+import type { AuditSink } from '../model/audit.js';
+import type { Logger } from '../observe/log.js';
+import type { PolicyDoc } from '../policy/schema.js';
+
+export interface AuditSinksOptions {
+  /** Absolute path of the JSONL file. */
+  file: string;
+  config: PolicyDoc['audit'];
+  /** PostgreSQL URL or reference from the command line; wins over the policy's. */
+  databaseUrl?: string;
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+  /** Told of each append's duration and of each failure (metrics and alerts hang here). */
+  onWrite: (seconds: number) => void;
+  onFailure: () => void;
+}
+
+export interface AuditSinks {
+  /** Where every record goes: the file, then the database mirror; timed, failures reported. */
+  sink: AuditSink;
+  /** Resolves when every record so far is in the database mirror (when there is one). */
+  flush(): Promise<void>;
+}
+
+/** Opens the audit file (and its database mirror) as the policy says. */
+export async function openAuditSinks(o: AuditSinksOptions): Promise<AuditSinks> {
+  const cfg = o.config;
+  const dbRef = o.databaseUrl ?? cfg?.postgres;
+  const mirror = dbRef
+    ? await openPgMirror({
+        url: urlOrRef(dbRef, o.env, 'audit.postgres'),
+        instance: cfg?.instance ?? `${hostname()}:${sha256(o.file).slice(0, 8)}`,
+        onError: (e) =>
+          o.logger.warn({ err: e.message.split('\n')[0] }, 'audit database write failed; retrying'),
+      })
+    : undefined;
+  const file = openJsonlAudit(o.file, {
+    ...(mirror ? { mirror } : {}),
+    fsync: cfg?.fsync ?? 'batch',
+    ...(cfg?.fsyncIntervalMs ? { fsyncIntervalMs: cfg.fsyncIntervalMs } : {}),
+    ...(cfg?.rotateMb ? { rotateBytes: cfg.rotateMb * 1024 * 1024 } : {}),
+    ...(cfg?.rotateHours ? { rotateAgeMs: cfg.rotateHours * 3_600_000 } : {}),
+    ...(cfg?.retain ? { retain: cfg.retain } : {}),
+    ...(cfg?.checkpointEvery ? { checkpointEvery: cfg.checkpointEvery } : {}),
+    ...(cfg?.signingKey ? { signingKey: requireSecret(cfg.signingKey, o.env, 'audit.signingKey') } : {}),
+  });
+  const sink: AuditSink = {
+    write(record) {
+      const t0 = performance.now();
+      try {
+        file.write(record);
+      } catch (e) {
+        o.onFailure();
+        throw e;
+      } finally {
+        o.onWrite((performance.now() - t0) / 1000);
+      }
+    },
+    close: async () => {
+      await file.close();
+      await mirror?.close();
+    },
+  };
+  return { sink, flush: async () => await mirror?.flush() };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

@@ -1,0 +1,54 @@
+import { urlOrRef } from '../lib/secret-ref.js';
+import type { ReplayGuard, StateStore } from '../model/state.js';
+import type { LimitOptions } from '../pipeline/limit.js';
+import type { PolicyDoc } from '../policy/schema.js';
+import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
+import { createRedisState, type RedisState } from '../state/redis.js';
+
+export interface StateOptions {
+  /** Redis URL or reference from the command line; wins over the policy's `state.redis`. */
+  url?: string;
+  config: PolicyDoc['state'];
+  env: NodeJS.ProcessEnv;
+  onDegraded: (degraded: boolean) => void;
+}
+
+export interface OpenedState {
+  /** Toggles, kill switch and (when shared) tool approvals. */
+  store: StateStore;
+  /** Single use of confirmation tokens. */
+  replay: ReplayGuard;
+  /** Shared rate limits, when the state is shared. */
+  limits: LimitOptions['redis'] | undefined;
+  /** The Redis connection, when the state is shared by instances. */
+  redis: RedisState | undefined;
+}
+
+/** In-memory state for one process, or Redis shared by every instance when one is configured. */
+export async function openState(o: StateOptions): Promise<OpenedState> {
+  const cfg = o.url
+    ? {
+        redis: o.url,
+        prefix: o.config?.prefix ?? 'mcp-warden',
+        readsWhenDown: o.config?.readsWhenDown ?? 'local',
+      }
+    : o.config;
+  if (!cfg)
+    return {
+      store: createMemoryState(),
+      replay: createMemoryReplayGuard(),
+      limits: undefined,
+      redis: undefined,
+    };
+  const redis = await createRedisState({
+    url: urlOrRef(cfg.redis, o.env, 'state.redis'),
+    prefix: cfg.prefix,
+    onDegraded: o.onDegraded,
+  });
+  return {
+    store: redis,
+    replay: redis,
+    limits: { client: redis.client, prefix: cfg.prefix, readsWhenDown: cfg.readsWhenDown },
+    redis,
+  };
+}

@@ -1,0 +1,72 @@
+import type { McpServerFactory } from '@modelcontextprotocol/server';
+import type { Controller } from '../control/controller.js';
+import type { Logger } from '../observe/log.js';
+import type { Observers } from '../observe/observers.js';
+import type { PolicyDoc } from '../policy/schema.js';
+import { Callers } from './callers.js';
+import { startHttp } from './http.js';
+
+export type TransportOptions =
+  | { kind: 'stdio' }
+  | { kind: 'http'; port: number; host?: string; allowedHosts?: string[] };
+
+export interface RunningTransport {
+  /** The MCP endpoint when serving HTTP. */
+  url?: string;
+  close(): Promise<void>;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Streamable HTTP (with its callers) or stdio, both eras of the protocol from one server factory. */
+export async function startTransport(o: {
+  transport: TransportOptions;
+  factory: McpServerFactory;
+  doc: PolicyDoc;
+  controller: Controller;
+  observers: Observers;
+  logger: Logger;
+  maxBodyBytes?: number;
+}): Promise<RunningTransport> {
+  if (o.transport.kind === 'stdio') {
+    const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
+    const handle = serveStdio(o.factory, {
+      legacy: 'serve',
+      onerror: (e) => o.logger.debug({ err: e.message }, 'stdio message rejected'),
+    });
+    return { close: () => handle.close() };
+  }
+  const host = o.transport.host ?? '127.0.0.1';
+  let callers: Callers | undefined;
+  const http = await startHttp({
+    factory: o.factory,
+    logger: o.logger,
+    port: o.transport.port,
+    host,
+    onAuthFailure: (code) => o.observers.authFailure(code),
+    // Built once the listening address is known: it is the resource callers' tokens must name.
+    callers: (listening) => {
+      callers = new Callers({
+        callers: o.doc.callers,
+        environment: o.controller.environment(),
+        resource: o.doc.callers?.resource ?? listening,
+        loopback: isLoopback(host),
+        scopesInUse: () => [...new Set(o.controller.decisions().flatMap((d) => d.scopes))],
+        warn: (m) => o.logger.warn(m),
+      });
+      return callers;
+    },
+    ...(o.transport.allowedHosts ? { allowedHosts: o.transport.allowedHosts } : {}),
+    ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
+  });
+  o.logger.info({ url: http.url }, `MCP endpoint (Streamable HTTP, 2025-11-25 and 2026-07-28): ${http.url}`);
+  return {
+    url: http.url,
+    close: async () => {
+      await http.close();
+      callers?.close();
+    },
+  };
+}
