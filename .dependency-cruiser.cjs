@@ -7,7 +7,7 @@
 const LAYERS = [
   'model', // shared types and the smallest pure helpers on them; imports nothing of the project
   'errors', // the error code table and one mapper per surface
-  'lib', // small utilities: canonical JSON, linear-time regexps, secret references, the HTTP agent
+  'lib', // small utilities: canonical JSON, linear-time regexps, listening, secret references, the HTTP agent
   'openapi', // reading and checking a spec: files, URLs, $refs, Swagger 2.0 conversion
   'classify', // risk, data classes and upstream auth of operations and fields
   'catalog', // operations become tools: names, schemas, descriptions

@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // expect.poll waits for a final condition; on a loaded CI machine 1 s (the default) is too short.
+    expect: { poll: { timeout: 10_000 } },
   },
 });

@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tailLines } from '../audit/read.js';
 import type { ControlEvent, Controller } from '../control/controller.js';
 import { isWardenError, WardenError } from '../errors/index.js';
+import { listen } from '../lib/listen.js';
 import type { KillSwitch } from '../model/state.js';
 import type { Alerts } from '../observe/alerts.js';
 import type { Logger } from '../observe/log.js';
@@ -38,6 +38,22 @@ export interface AdminServer {
 
 const MODES: Record<string, KillSwitch> = { 'read-write': 'none', 'read-only': 'read-only', off: 'off' };
 
+/** One authorised admin request, as the routes see it. */
+interface AdminRequest {
+  res: ServerResponse;
+  url: URL;
+  /** Path segments, percent-decoded. */
+  parts: string[];
+  /** The JSON body of a POST (undefined when empty or not JSON). */
+  body: unknown;
+  /** Who is acting, for the audit. */
+  actor: string;
+}
+type Route = (r: AdminRequest) => unknown;
+
+/** Segments after these are names (`/tools/:name/…`), so a route is found by its shape. */
+const NAMED = new Set(['tools', 'explain', 'alerts', 'policy-version']);
+
 /**
  * The runtime control API and the dashboard, on their own port and behind their own token (never the
  * MCP port, never an MCP caller's credential). JSON in, JSON out; every change goes through the
@@ -46,131 +62,27 @@ const MODES: Record<string, KillSwitch> = { 'read-write': 'none', 'read-only': '
  */
 export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
   const want = createHash('sha256').update(o.token).digest();
-  const c = o.controller;
   const dashboard = new Dashboard({
     tokenHash: want,
     onEvent: (action, actor) => o.onControl({ action, actor }),
     ...(o.assetsDir ? { assetsDir: o.assetsDir } : {}),
   });
-
+  const routes = adminRoutes(o);
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
-      if (o.metricsPublic && req.method === 'GET' && url.pathname === '/metrics') {
-        res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': o.metrics.contentType });
-        return res.end(await o.metrics.text());
-      }
+      if (o.metricsPublic && req.method === 'GET' && url.pathname === '/metrics')
+        return await sendMetrics(o, res);
       if (await dashboard.handle(req, res, url.pathname)) return;
-      const given = /^Bearer ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '')?.[1];
-      const byToken =
-        given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), want);
-      const session = byToken ? undefined : dashboard.session(req);
-      if (!byToken && !session) {
-        req.resume();
-        return refuse(
-          res,
-          { code: 'ADMIN_DENIED', message: 'Send Authorization: Bearer <admin token>.' },
-          { 'www-authenticate': 'Bearer' },
-        );
-      }
-      // A cookie rides along on any request the browser makes; only our own page can add this header.
-      if (session && req.method !== 'GET' && req.method !== 'HEAD' && !dashboard.mayChange(req, session)) {
-        req.resume();
-        return refuse(res, CSRF_REFUSAL);
-      }
-      // Who did it, for the audit: the operator may name themselves; the token is what authorises.
-      const named = req.headers['x-actor'];
-      const actor =
-        session?.actor ??
-        `admin${typeof named === 'string' && /^[\w.@-]{1,64}$/.test(named) ? `:${named}` : ''}`;
+      const actor = authorise(req, res, want, dashboard);
+      if (actor === undefined) return;
       const parts = url.pathname.split('/').filter(Boolean).map(decodeSegment);
       const body = req.method === 'POST' ? await readJson(req) : undefined;
-      const named1 = new Set(['tools', 'explain', 'alerts', 'policy-version']);
-      const route = `${req.method} /${parts.map((p, i) => (i === 1 && named1.has(parts[0]!) ? ':name' : p)).join('/')}`;
-
-      switch (route) {
-        case 'GET /metrics':
-          res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': o.metrics.contentType });
-          return res.end(await o.metrics.text());
-        case 'GET /tools':
-          return send(res, { policyVersion: c.view().policyVersion, tools: toolRows(c) });
-        case 'POST /tools/:name/approve': {
-          const name = parts[1]!;
-          const approved = await c.approve(name === '*' ? 'all-pending' : [name], actor);
-          return send(res, { approved, pending: [...c.pending().keys()] });
-        }
-        case 'POST /spec/reload':
-          return send(res, await o.reloadSpec(actor));
-        case 'POST /tools/:name/enable':
-        case 'POST /tools/:name/disable':
-        case 'POST /tools/:name/reset': {
-          const name = parts[1]!;
-          const action = parts[2];
-          await c.setToggle(
-            name,
-            action === 'enable' ? 'enabled' : action === 'disable' ? 'disabled' : undefined,
-            actor,
-          );
-          return send(
-            res,
-            toolRows(c).find((t) => t.name === name),
-          );
-        }
-        case 'GET /explain/:name': {
-          const row = toolRows(c, true).find((t) => t.name === parts[1]);
-          return row ? send(res, row) : refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such tool' });
-        }
-        case 'GET /mode':
-          return send(res, { mode: modeName(c), policyMode: c.policy().mode });
-        case 'POST /mode': {
-          const mode = (body as { mode?: unknown } | undefined)?.mode;
-          if (typeof mode !== 'string' || !(mode in MODES))
-            return refuse(res, { code: 'USAGE', message: 'mode is one of read-write, read-only, off' });
-          await c.setKill(MODES[mode]!, actor);
-          return send(res, { mode: modeName(c), policyMode: c.policy().mode });
-        }
-        case 'GET /policy/versions':
-          return send(res, { current: c.view().policyVersion, versions: c.history() });
-        case 'GET /policy/diff': {
-          const to = Number(url.searchParams.get('to') ?? c.view().policyVersion);
-          const from = Number(url.searchParams.get('from') ?? to - 1);
-          return send(res, { from, to, diff: c.diff(from, to) });
-        }
-        case 'POST /policy/rollback': {
-          const version = (body as { version?: unknown } | undefined)?.version;
-          if (typeof version !== 'number')
-            return refuse(res, { code: 'USAGE', message: 'give { "version": n }' });
-          const v = c.rollback(version, actor);
-          return send(res, { version: v.version, sha256: v.sha256, rolledBackTo: version });
-        }
-        case 'GET /policy-version/:name': {
-          const v = c.version(Number(parts[1]));
-          return send(res, v);
-        }
-        case 'GET /audit':
-          if (!o.auditFile) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no audit file' });
-          return send(res, await auditPage(o.auditFile, url.searchParams));
-        case 'GET /series': {
-          const minutes = Number(url.searchParams.get('minutes') ?? 15);
-          if (!o.series) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no series' });
-          return send(res, o.series.snapshot(Number.isFinite(minutes) ? minutes : 15));
-        }
-        case 'GET /alerts':
-          return send(res, { alerts: o.alerts?.list() ?? [] });
-        case 'POST /alerts/:name/ack': {
-          const a = o.alerts?.acknowledge(Number(parts[1]), actor);
-          if (!a) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such alert' });
-          o.onControl({
-            actor,
-            action: 'alert.ack',
-            target: `${a.rule}:${a.subject}`,
-            detail: `alert ${a.id}`,
-          });
-          return send(res, a);
-        }
-        default:
-          return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such admin endpoint' });
-      }
+      const shape = parts.map((p, i) => (i === 1 && NAMED.has(parts[0]!) ? ':name' : p)).join('/');
+      const key = `${req.method} /${shape}`;
+      const route = Object.hasOwn(routes, key) ? routes[key] : undefined;
+      if (!route) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such admin endpoint' });
+      await route({ res, url, parts, body, actor });
     } catch (e) {
       // A wrong request is 400 and a change that cannot be applied 422: the table says which.
       if (isWardenError(e)) return refuse(res, e);
@@ -180,22 +92,117 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const listening = await listen(server, o.port, o.host);
+  return { url: listening.origin, close: listening.close };
+}
+
+/**
+ * The bearer token, or a dashboard session (then a change also needs the session's CSRF header): the
+ * actor's name, or undefined once the request has been refused.
+ */
+function authorise(
+  req: IncomingMessage,
+  res: ServerResponse,
+  want: Buffer,
+  dashboard: Dashboard,
+): string | undefined {
+  const given = /^Bearer ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '')?.[1];
+  const byToken = given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), want);
+  const session = byToken ? undefined : dashboard.session(req);
+  if (!byToken && !session) {
+    req.resume();
+    refuse(
+      res,
+      { code: 'ADMIN_DENIED', message: 'Send Authorization: Bearer <admin token>.' },
+      { 'www-authenticate': 'Bearer' },
+    );
+    return undefined;
+  }
+  // A cookie rides along on any request the browser makes; only our own page can add this header.
+  if (session && req.method !== 'GET' && req.method !== 'HEAD' && !dashboard.mayChange(req, session)) {
+    req.resume();
+    refuse(res, CSRF_REFUSAL);
+    return undefined;
+  }
+  // Who did it, for the audit: the operator may name themselves; the token is what authorises.
+  const named = req.headers['x-actor'];
+  return (
+    session?.actor ?? `admin${typeof named === 'string' && /^[\w.@-]{1,64}$/.test(named) ? `:${named}` : ''}`
+  );
+}
+
+async function sendMetrics(o: AdminOptions, res: ServerResponse): Promise<void> {
+  res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': o.metrics.contentType });
+  res.end(await o.metrics.text());
+}
+
+/** Every admin endpoint, by method and path shape. */
+function adminRoutes(o: AdminOptions): Record<string, Route> {
+  const c = o.controller;
+  const mode = () => ({ mode: modeName(c), policyMode: c.policy().mode });
+  const toggle =
+    (value: 'enabled' | 'disabled' | undefined): Route =>
+    async ({ res, parts, actor }) => {
+      await c.setToggle(parts[1]!, value, actor);
+      send(
+        res,
+        toolRows(c).find((t) => t.name === parts[1]),
+      );
+    };
   return {
-    url: `http://${shown}:${addr.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    'GET /metrics': ({ res }) => sendMetrics(o, res),
+    'GET /tools': ({ res }) => send(res, { policyVersion: c.view().policyVersion, tools: toolRows(c) }),
+    'POST /tools/:name/approve': async ({ res, parts, actor }) => {
+      const approved = await c.approve(parts[1] === '*' ? 'all-pending' : [parts[1]!], actor);
+      send(res, { approved, pending: [...c.pending().keys()] });
+    },
+    'POST /tools/:name/enable': toggle('enabled'),
+    'POST /tools/:name/disable': toggle('disabled'),
+    'POST /tools/:name/reset': toggle(undefined),
+    'POST /spec/reload': async ({ res, actor }) => send(res, await o.reloadSpec(actor)),
+    'GET /explain/:name': ({ res, parts }) => {
+      const row = toolRows(c, true).find((t) => t.name === parts[1]);
+      return row ? send(res, row) : refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such tool' });
+    },
+    'GET /mode': ({ res }) => send(res, mode()),
+    'POST /mode': async ({ res, body, actor }) => {
+      const m = (body as { mode?: unknown } | undefined)?.mode;
+      if (typeof m !== 'string' || !Object.hasOwn(MODES, m))
+        return refuse(res, { code: 'USAGE', message: 'mode is one of read-write, read-only, off' });
+      await c.setKill(MODES[m]!, actor);
+      send(res, mode());
+    },
+    'GET /policy/versions': ({ res }) =>
+      send(res, { current: c.view().policyVersion, versions: c.history() }),
+    'GET /policy/diff': ({ res, url }) => {
+      const to = Number(url.searchParams.get('to') ?? c.view().policyVersion);
+      const from = Number(url.searchParams.get('from') ?? to - 1);
+      send(res, { from, to, diff: c.diff(from, to) });
+    },
+    'POST /policy/rollback': ({ res, body, actor }) => {
+      const version = (body as { version?: unknown } | undefined)?.version;
+      if (typeof version !== 'number')
+        return refuse(res, { code: 'USAGE', message: 'give { "version": n }' });
+      const v = c.rollback(version, actor);
+      send(res, { version: v.version, sha256: v.sha256, rolledBackTo: version });
+    },
+    'GET /policy-version/:name': ({ res, parts }) => send(res, c.version(Number(parts[1]))),
+    'GET /audit': async ({ res, url }) => {
+      if (!o.auditFile) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no audit file' });
+      send(res, await auditPage(o.auditFile, url.searchParams));
+    },
+    'GET /series': ({ res, url }) => {
+      const minutes = Number(url.searchParams.get('minutes') ?? 15);
+      if (!o.series) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no series' });
+      send(res, o.series.snapshot(Number.isFinite(minutes) ? minutes : 15));
+    },
+    'GET /alerts': ({ res }) => send(res, { alerts: o.alerts?.list() ?? [] }),
+    'POST /alerts/:name/ack': ({ res, parts, actor }) => {
+      const a = o.alerts?.acknowledge(Number(parts[1]), actor);
+      if (!a) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such alert' });
+      o.onControl({ actor, action: 'alert.ack', target: `${a.rule}:${a.subject}`, detail: `alert ${a.id}` });
+      send(res, a);
+    },
   };
 }
 

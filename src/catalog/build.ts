@@ -11,7 +11,6 @@ import { SchemaConverter } from './schema.js';
 import { buildTool } from './tool.js';
 
 // The media-type helpers moved to ./doc.js; the pipeline imports them from here.
-export { isJsonType, pickRequestType } from './doc.js';
 
 export interface CatalogOptions {
   /** Longest tool description, in characters. */

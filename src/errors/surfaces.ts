@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { ProtocolError } from '@modelcontextprotocol/server';
 import { type ErrorCode, mappingOf } from './codes.js';
-import { toWardenError, type WardenError } from './error.js';
+import { toWardenError, WardenError } from './error.js';
 
 /**
  * Every way an error leaves the gateway, one function per surface: the MCP tool result, the MCP
@@ -87,10 +87,14 @@ export function replyHttpError(
   headers: Record<string, string> = {},
 ): void {
   const code = surfacedCode(e.code);
+  // A thrown internal error's message may name paths or values: the client gets a fixed one.
+  const hidden = code === 'INTERNAL' && e instanceof WardenError;
+  const message = hidden ? 'Internal error.' : e.message;
+  const details = hidden ? undefined : e.details;
   const body =
     envelope === 'json-rpc'
-      ? { jsonrpc: '2.0', error: { code: mappingOf(code).rpc, message: e.message, data: { code } }, id: null }
-      : { error: code, message: e.message, ...(e.details ? { details: e.details } : {}) };
+      ? { jsonrpc: '2.0', error: { code: mappingOf(code).rpc, message, data: { code } }, id: null }
+      : { error: code, message, ...(details ? { details } : {}) };
   res.writeHead(httpStatus(code), { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
 }

@@ -1,4 +1,4 @@
-import { isJsonType } from '../catalog/build.js';
+import { isJsonType } from '../catalog/doc.js';
 import { createSchemaCompiler } from '../catalog/validator.js';
 import { WardenError } from '../errors/index.js';
 import type { ValidateFunction } from '../lib/ajv.js';
@@ -57,10 +57,8 @@ export function createAnswer(options: AnswerOptions) {
         json
           ? {}
           : {
-              text: printable(
-                redactor.credentials(res.body.toString('utf8', 0, 8 * excerptLen)),
-                8 * excerptLen,
-              ),
+              // Scrubbed well past the cut, so a credential the cut runs through is not left half-shown.
+              text: printable(redactor.credentials(res.body.toString('utf8', 0, 64 * 1024)), 8 * excerptLen),
             },
       );
     }

@@ -78,9 +78,10 @@ function detail(ctx: CallContext, redactor: Redactor, counts: RedactionCounts): 
   }
   const out: Partial<AuditRecord> = { args: redactor.args(rawArgs, counts) };
   if (body !== undefined) {
-    const clipped = body.length > RESPONSE_CHARS ? body.slice(0, RESPONSE_CHARS) : body;
-    const red = redactor.text(clipped);
-    out.response = body.length > RESPONSE_CHARS ? `${red}…[${body.length} chars]` : red;
+    // Redacted whole, then cut: a secret the cut runs through must not survive as a prefix.
+    const red = redactor.text(body);
+    out.response =
+      body.length > RESPONSE_CHARS ? `${red.slice(0, RESPONSE_CHARS)}…[${body.length} chars]` : red;
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { FormData } from 'undici';
-import { isJsonType } from '../catalog/build.js';
+import { isJsonType } from '../catalog/doc.js';
 import { WardenError } from '../errors/index.js';
 import type { ArgBinding, Tool } from '../model/catalog.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';

@@ -120,7 +120,10 @@ export function createSend(options: SendOptions = {}) {
   }
 
   return Object.assign(send, {
-    close: () => dispatcher.close(),
+    // A pool passed in is shared (by the pipelines a spec reload replaces): its owner closes it.
+    close: async () => {
+      if (!options.dispatcher) await dispatcher.close();
+    },
   });
 }
 

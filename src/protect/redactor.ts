@@ -159,7 +159,8 @@ function redactArgs(
 ): unknown {
   if (typeof v === 'string') {
     if (v.length <= MAX_STRING) return text(v);
-    return `${text(v.slice(0, MAX_STRING))}…[${v.length} chars]`;
+    // Redacted whole, then cut: a secret the cut runs through must not survive as a prefix.
+    return `${text(v).slice(0, MAX_STRING)}…[${v.length} chars]`;
   }
   if (v === null || typeof v !== 'object') return v;
   if (depth >= MAX_DEPTH) return '[…deeper values omitted]';

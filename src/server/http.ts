@@ -4,7 +4,6 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import {
   createMcpHandler,
@@ -14,6 +13,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { type HttpError, replyHttpError } from '../errors/index.js';
 import { tooDeep } from '../lib/json-depth.js';
+import { listen } from '../lib/listen.js';
 import type { Logger } from '../observe/log.js';
 import { type Callers, carryPrincipal } from './callers.js';
 
@@ -198,31 +198,15 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 30_000;
   server.requestTimeout = 120_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${shown}:${addr.port}/mcp`;
+  const listening = await listen(server, o.port, host);
+  const url = `${listening.origin}/mcp`;
   try {
     callers = o.callers(url);
   } catch (e) {
-    server.close();
+    await listening.close();
     throw e;
   }
-  return {
-    url,
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { url, server, close: listening.close };
 }
 
 /** A refusal: the rest of the body is drained (the connection stays usable), then the JSON-RPC error. */

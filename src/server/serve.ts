@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FSWatcher } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { McpServerFactory, Server } from '@modelcontextprotocol/server';
+import type { Dispatcher } from 'undici';
 import type { AdminServer } from '../admin/api.js';
 import { startAdminPort } from '../admin/port.js';
 import { allowedPairs } from '../audit/read.js';
@@ -11,7 +12,6 @@ import { MetaTools } from '../discover/meta-tools.js';
 import { WardenError } from '../errors/index.js';
 import { createHttpAgent } from '../lib/http-agent.js';
 import { requireSecret } from '../lib/secret-ref.js';
-import type { AuditSink } from '../model/audit.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
 import type { Alerts } from '../observe/alerts.js';
@@ -21,7 +21,7 @@ import { Observers } from '../observe/observers.js';
 import type { LoadOptions } from '../openapi/load.js';
 import { createPipeline, type Pipeline } from '../pipeline/index.js';
 import { DEFAULT_POLICY } from '../policy/evaluate.js';
-import { readPolicyFile } from '../policy/load.js';
+import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
 import {
   alertsSchema,
   type CallersDoc,
@@ -35,7 +35,7 @@ import { createServerFactory } from './mcp.js';
 import { type LoadedApi, loadApi, ServedApi } from './served-api.js';
 import { type OpenedState, openState } from './shared-state.js';
 import { reportStartup } from './startup-report.js';
-import { isLoopback, type RunningTransport, startTransport } from './transport.js';
+import { isLoopback, type RunningTransport, startTransport, type TransportOptions } from './transport.js';
 
 export interface ServeOptions {
   spec: string;
@@ -43,7 +43,7 @@ export interface ServeOptions {
   policy?: string;
   environment?: Environment;
   auditFile?: string;
-  transport: { kind: 'stdio' } | { kind: 'http'; port: number; host?: string; allowedHosts?: string[] };
+  transport: TransportOptions;
   /** Admin API port (needs `admin.token` in the policy). */
   admin?: { port: number; host?: string };
   /** Watch the policy file and apply valid edits (default on when a policy file is given). */
@@ -111,61 +111,28 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const logger = createLogger({ ...(o.logLevel ? { level: o.logLevel } : {}), redactor });
   const auditFile = resolvePath(o.auditFile ?? DEFAULT_AUDIT_FILE);
   let catalogNow = (): Catalog => first.catalog;
-  const { observers, audit, state } = await openRuntime({
-    o,
-    doc,
-    env,
-    logger,
-    auditFile,
-    catalog: () => catalogNow(),
-  });
-  const recordControl = (e: ControlEvent): void => {
-    observers.control(e.action);
-    audit.sink.write({ kind: 'control', time: new Date().toISOString(), ...e });
-  };
-  const controller = new Controller({
-    catalog: first.catalog,
-    pins: await openPins(o.pinsFile, state, first.catalog, logger),
-    ...(policy ? { policy } : {}),
-    ...(o.environment ? { environment: o.environment } : {}),
-    env,
-    state: state.store,
-    ...(o.toolsets?.length ? { toolsets: o.toolsets } : {}),
-    onSecret: (values) => redactor.addSecrets(values),
-    onControl: recordControl,
-    warn: (msg, data) => logger.warn(data ?? {}, msg),
-  });
+  const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
+  const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
   catalogNow = () => controller.currentCatalog();
-  const makePipeline = pipelineFactory({
-    o,
-    doc,
-    env,
-    controller,
-    redactor,
-    audit: audit.sink,
-    state,
-    observers,
-    logger,
-  });
+  // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
+  const agent = createHttpAgent();
+  const makePipeline = pipelineFactory({ o, doc, env, controller, redactor, rt, agent, logger });
   const served = new ServedApi({ source, first, controller, makePipeline, logger });
-  const reloadSpec = (actor: string) => served.reload(actor);
   reportStartup({ api: first, controller, policyFile: policy?.file, auditFile, logger });
   if (policy && o.watchPolicy !== false) controller.watchFile();
   const specWatcher = o.watchSpec ? served.watch() : undefined;
   const transport = await startTransport({
     transport: o.transport,
     factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger }),
-    doc,
-    controller,
-    observers,
-    logger,
+    ...{ doc, controller, observers: rt.observers, logger },
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
   });
   const admin = o.admin
     ? await startAdminPort({
         port: o.admin.port,
         ...(o.admin.host !== undefined ? { host: o.admin.host } : {}),
-        ...{ doc, env, controller, observers, reloadSpec, auditFile, logger },
+        ...{ doc, env, controller, observers: rt.observers, auditFile, logger },
+        reloadSpec: (actor) => served.reload(actor),
         onControl: recordControl,
         addSecrets: (values) => redactor.addSecrets(values),
       })
@@ -174,9 +141,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     first,
     served,
     controller,
-    observers,
-    audit,
-    state,
+    rt,
+    agent,
     logger,
     auditFile,
     transport,
@@ -185,21 +151,51 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   });
 }
 
+/** The controller (what is served right now), and how control changes are counted and audited. */
+async function openController(p: {
+  o: ServeOptions;
+  policy: LoadedPolicy | undefined;
+  env: NodeJS.ProcessEnv;
+  first: LoadedApi;
+  rt: Runtime;
+  redactor: Redactor;
+  logger: Logger;
+}): Promise<{ controller: Controller; recordControl: (e: ControlEvent) => void }> {
+  const { o, rt, logger } = p;
+  const recordControl = (e: ControlEvent): void => {
+    rt.observers.control(e.action);
+    rt.audit.sink.write({ kind: 'control', time: new Date().toISOString(), ...e });
+  };
+  const controller = new Controller({
+    catalog: p.first.catalog,
+    pins: await openPins(o.pinsFile, rt.state, p.first.catalog, logger),
+    ...(p.policy ? { policy: p.policy } : {}),
+    ...(o.environment ? { environment: o.environment } : {}),
+    env: p.env,
+    state: rt.state.store,
+    ...(o.toolsets?.length ? { toolsets: o.toolsets } : {}),
+    onSecret: (values) => p.redactor.addSecrets(values),
+    onControl: recordControl,
+    warn: (msg, data) => logger.warn(data ?? {}, msg),
+  });
+  return { controller, recordControl };
+}
+
 /** The running gateway, and how it stops: the reverse of start-up, the audit last. */
 function gatewayOf(p: {
   first: LoadedApi;
   served: ServedApi;
   controller: Controller;
-  observers: Observers;
-  audit: AuditSinks;
-  state: OpenedState;
+  rt: Runtime;
+  agent: Dispatcher;
   logger: Logger;
   auditFile: string;
   transport: RunningTransport;
   admin: AdminServer | undefined;
   specWatcher: FSWatcher | undefined;
 }): Gateway {
-  const { served, controller, observers, audit, state, logger, transport, admin } = p;
+  const { served, controller, logger, transport, admin } = p;
+  const { observers, audit, state } = p.rt;
   return {
     catalog: p.first.catalog,
     get pipeline() {
@@ -221,11 +217,19 @@ function gatewayOf(p: {
       await transport.close();
       controller.close();
       await served.pipeline.close();
+      await p.agent.close();
       await state.store.close();
       await audit.sink.close();
       logger.flush();
     },
   };
+}
+
+/** What every call and every control change reports into. */
+interface Runtime {
+  observers: Observers;
+  audit: AuditSinks;
+  state: OpenedState;
 }
 
 /** Observation first (so the audit and the state can report into it), then the audit, then the state. */
@@ -236,7 +240,7 @@ async function openRuntime(p: {
   logger: Logger;
   auditFile: string;
   catalog: () => Catalog;
-}): Promise<{ observers: Observers; audit: AuditSinks; state: OpenedState }> {
+}): Promise<Runtime> {
   const { o, env, logger } = p;
   const observers = new Observers({
     logger,
@@ -297,34 +301,32 @@ function pipelineFactory(p: {
   env: NodeJS.ProcessEnv;
   controller: Controller;
   redactor: Redactor;
-  audit: AuditSink;
-  state: OpenedState;
-  observers: Observers;
+  rt: Runtime;
+  agent: Dispatcher;
   logger: Logger;
 }): (api: LoadedApi) => Pipeline {
-  const { o, doc, observers } = p;
+  const { o, doc } = p;
+  const { observers, state } = p.rt;
   const confirmSecret = doc.confirm?.secret
     ? requireSecret(doc.confirm.secret, p.env, 'confirm.secret')
     : randomBytes(32);
-  // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
-  const dispatcher = createHttpAgent();
   return (api) =>
     createPipeline({
       catalog: api.catalog,
       targets: api.targets,
       control: p.controller,
-      confirm: { secret: confirmSecret, ttlSeconds: doc.confirm?.ttlSeconds ?? 300, replay: p.state.replay },
+      confirm: { secret: confirmSecret, ttlSeconds: doc.confirm?.ttlSeconds ?? 300, replay: state.replay },
       redactor: p.redactor,
-      audit: p.audit,
+      audit: p.rt.audit.sink,
       logger: p.logger,
       failReads: doc.audit?.failReads ?? 'closed',
       limit: {
-        ...(p.state.limits ? { redis: p.state.limits } : {}),
+        ...(state.limits ? { redis: state.limits } : {}),
         onLimited: (scope) => observers.limited(scope),
       },
       onCall: (ctx, record) => observers.call(ctx, record),
       send: {
-        dispatcher,
+        dispatcher: p.agent,
         ...(doc.originBreaker !== undefined ? { originBreaker: doc.originBreaker } : {}),
         onBreaker: (name, s) => observers.breaker(name, s),
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),

@@ -70,8 +70,11 @@ export class ServedApi {
   async reload(actor: string): Promise<{ tools: number; pending: string[] }> {
     // A reloaded spec is read from where the first one was, with the first one's base URL rules.
     const next = await loadApi(this.o.source);
-    this.current = this.o.makePipeline(next);
+    const pipeline = this.o.makePipeline(next);
+    // The catalogue first (it can refuse, e.g. when the change cannot be audited), then the pipeline,
+    // in the same synchronous step: a call never sees the new one with the old view.
     this.o.controller.setCatalog(next.catalog, actor);
+    this.current = pipeline;
     this.index = undefined;
     const pending = [...this.o.controller.pending().keys()];
     const tools = next.catalog.tools.length;

@@ -142,7 +142,10 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
         'listCustomers',
         'searchProducts',
       ]);
+      const r = await c.callTool({ name: 'searchProducts', arguments: { q: 'jwt-audited' } });
+      expect(r.isError).toBeFalsy();
       await c.close();
+      await expectAudited(fx.auditFile, { tool: 'searchProducts', decision: 'allowed', auth: 'jwt' });
     });
 
     const u = { scope: 'mcp tools:read', subject: 'u' };
@@ -217,8 +220,21 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       await c.close();
       await expectAudited(
         fx.auditFile,
-        { tool: 'searchProducts', principal: 'orders-only', decision: 'denied', code: 'DENIED_SCOPE' },
-        { tool: 'createOrder', principal: 'orders-only', decision: 'denied', code: 'DENIED_SCOPE' },
+        {
+          tool: 'searchProducts',
+          principal: 'orders-only',
+          decision: 'denied',
+          code: 'DENIED_SCOPE',
+          auth: 'api-key',
+        },
+        {
+          tool: 'createOrder',
+          principal: 'orders-only',
+          decision: 'denied',
+          code: 'DENIED_SCOPE',
+          auth: 'api-key',
+        },
+        { tool: 'getOrder', principal: 'orders-only', decision: 'allowed', auth: 'api-key' },
       );
     });
 

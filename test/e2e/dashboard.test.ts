@@ -199,7 +199,9 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
       { what: 'the unfiltered audit table after Clear' },
     );
     await client.callTool({ name: 'searchProducts', arguments: { q: 'tea' } });
-    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBeGreaterThan(before);
+    // Exactly the one new record, at the top: the tail appended it, nothing else changed.
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(before + 1);
+    expect(await rows.first().textContent()).toContain('searchProducts');
   });
 
   it('charts calls and latency per tool', async () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
 import { loadSpec } from '../../src/openapi/load.js';
@@ -7,6 +7,32 @@ import { parsePolicy, readPolicyFile } from '../../src/policy/load.js';
 import { SHOP_SPEC } from '../support/paths.js';
 
 describe('documentation stays true', () => {
+  it('every test file the docs cite exists (SECURITY.md maps threats to them)', () => {
+    const root = new URL('../../', import.meta.url).pathname;
+    const docs = [
+      'SECURITY.md',
+      'README.md',
+      'BENCHMARKS.md',
+      ...readdirSync(`${root}docs`).map((f) => `docs/${f}`),
+    ];
+    const missing: string[] = [];
+    let cited = 0;
+    for (const doc of docs.filter((d) => d.endsWith('.md'))) {
+      const md = readFileSync(`${root}${doc}`, 'utf8');
+      for (const [, path] of md.matchAll(/`((?:test\/)?[\w./*-]+\.test\.ts)`/g)) {
+        cited++;
+        const rel = path!.replace(/^test\//, '');
+        // `protect/*.test.ts` cites a folder of tests.
+        const exists = rel.includes('*')
+          ? existsSync(`${root}test/${rel.slice(0, rel.indexOf('*'))}`)
+          : existsSync(`${root}test/${rel}`);
+        if (!exists) missing.push(`${doc}: ${path}`);
+      }
+    }
+    expect(cited).toBeGreaterThan(20);
+    expect(missing, 'cited test files that do not exist').toEqual([]);
+  });
+
   it('the example policy in docs/policy.md is valid against the schema', () => {
     const md = readFileSync(new URL('../../docs/policy.md', import.meta.url), 'utf8');
     const yaml = /```yaml\n([\s\S]*?)```/.exec(md)![1]!;

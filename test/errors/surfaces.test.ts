@@ -95,6 +95,10 @@ describe('the error table', () => {
       ['USAGE', 400],
       ['CONFIG_INVALID', 422],
       ['SPEC_INVALID', 422],
+      // A change that cannot be shared or audited is not made: retry later, like any 503.
+      ['STATE_UNAVAILABLE', 503],
+      ['AUDIT_UNAVAILABLE', 503],
+      ['INTERNAL', 500],
     ];
     for (const [code, status] of pinned) expect([code, httpStatus(code)]).toEqual([code, status]);
   });
@@ -215,5 +219,16 @@ describe('the HTTP reply', () => {
       422,
       { error: 'CONFIG_INVALID', message: 'policy: bad', details: ['line 3'] },
     ]);
+  });
+
+  it("never echoes an internal error's own message or details, on either port", () => {
+    const secretish = new WardenError('INTERNAL', 'ENOENT /srv/keys/admin.token', { details: ['at x.js:1'] });
+    const a = recorder();
+    replyHttpError(a.res, 'admin', secretish);
+    expect([a.out.status, a.out.body]).toEqual([500, { error: 'INTERNAL', message: 'Internal error.' }]);
+    const b = recorder();
+    replyHttpError(b.res, 'json-rpc', secretish);
+    expect(JSON.stringify(b.out.body)).not.toContain('/srv/keys');
+    expect(b.out.status).toBe(500);
   });
 });

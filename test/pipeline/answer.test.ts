@@ -102,6 +102,18 @@ describe('answer stage', () => {
     expect(err.message).toMatch(/cut short/);
   });
 
+  it('never leaves part of a credential where the excerpt of a capped response is cut', async () => {
+    const secret = 'sekrit-value-0123456789';
+    for (const at of [3990, 3995, 3999]) {
+      const body = `${'a'.repeat(at)}${secret}${'b'.repeat(500)}`;
+      const err = await answerWith('file', { ct: 'text/plain', body, truncated: true }, [secret]).catch(
+        (e) => e,
+      );
+      expect(err.code).toBe('UPSTREAM_TOO_LARGE');
+      expect(err.text).not.toContain('sekrit');
+    }
+  });
+
   it('describes binary content instead of passing bytes', async () => {
     const r = await answerWith('file', {
       ct: 'image/png',

@@ -51,4 +51,23 @@ describe('audit stage', () => {
     });
     expect(Date.parse(lines[0].time)).toBeGreaterThan(Date.now() - 60_000);
   });
+
+  it('records how the caller was authenticated, and never part of a secret where the response copy is cut', async () => {
+    const secret = 'cred-abcdefghij-0123456789';
+    const file = join(tempTree({}), 'audit.jsonl');
+    const sink = await openJsonlAudit(file);
+    const audit = createAudit({ sink, redactor: createRedactor([secret]) });
+    const ctx = contextFor({ name: 'getPart', arguments: { id: 'a' } });
+    ctx.result = { content: [{ type: 'text', text: `${'x'.repeat(4090)}${secret}${'y'.repeat(100)}` }] };
+    audit(ctx);
+    await sink.close();
+    const line = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((l) => l.kind === 'call');
+    expect(line.auth).toBe('stdio');
+    expect(line.response).toMatch(/…\[\d+ chars\]$/);
+    expect(line.response).not.toContain('cred-abc');
+  });
 });

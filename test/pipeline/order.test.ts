@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { itemsCatalog, pipelineFor } from '../support/pipeline.js';
+import { codeOf, itemsCatalog, memoryAudit, pipelineFor } from '../support/pipeline.js';
 
 /**
  * The order of the guard pipeline is the gateway's security argument (src/pipeline/index.ts). Each
@@ -84,10 +84,29 @@ describe('the pipeline order', () => {
     ).toBe('protect');
   });
 
-  it('audits last', () => {
+  it('audits last: a call stopped at any stage is still recorded, once, with the code that stopped it', async () => {
+    expect(stages.at(-1), 'audit must be last: every call is recorded, whatever stage stopped it').toBe(
+      'audit',
+    );
+    const audit = memoryAudit();
+    // The upstream is a closed port: a call that gets as far as sending fails there.
+    const pipeline = pipelineFor(await itemsCatalog(), { audit });
+    const principal = { id: 'tester', scopes: ['tools:read'], via: 'api-key' as const };
+    const stoppedAt = {
+      resolve: await pipeline.call({ name: 'noSuchTool', arguments: {}, principal }).catch((e) => e),
+      validate: await pipeline.call({ name: 'getPart', arguments: { part: 'x' }, principal }),
+      send: await pipeline.call({ name: 'getPart', arguments: { id: 'a', part: 1 }, principal }),
+    };
+    expect(stoppedAt.resolve.code).toBeDefined();
+    expect([codeOf(stoppedAt.validate), codeOf(stoppedAt.send)]).toEqual([
+      'INVALID_ARGUMENT',
+      'UPSTREAM_UNAVAILABLE',
+    ]);
+    const calls = audit.records.filter((r) => r.kind === 'call');
     expect(
-      stages.at(-1),
-      'audit must be last: every call is recorded, whatever stage stopped it (allowed, denied or failed)',
-    ).toBe('audit');
+      calls.map((r) => 'code' in r && r.code),
+      'every call is audited once, whatever stopped it',
+    ).toEqual(['TOOL_NOT_FOUND', 'INVALID_ARGUMENT', 'UPSTREAM_UNAVAILABLE']);
+    await pipeline.close();
   });
 });

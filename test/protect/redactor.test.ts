@@ -149,3 +149,15 @@ describe('redactor: arguments for the audit', () => {
     expect(Object.getOwnPropertyDescriptor(out, '__proto__')?.value).toEqual({ q: 'x' });
   });
 });
+
+describe('redactor: cuts', () => {
+  it('never leaves part of a secret where a long argument is cut', () => {
+    const secret = 'cred-abcdefghij-0123456789';
+    const r = createRedactor([secret]);
+    for (const at of [980, 990, 995, 999]) {
+      const out = JSON.stringify(r.args({ note: `${'x'.repeat(at)}${secret}${'y'.repeat(200)}` }));
+      expect(out).not.toContain('cred-abc');
+      expect(out).toContain(`[${at + secret.length + 200} chars]`);
+    }
+  });
+});
