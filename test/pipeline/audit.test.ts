@@ -7,6 +7,7 @@ import { createAudit } from '../../src/pipeline/audit.js';
 import { createRedactor } from '../../src/protect/redactor.js';
 import { tempTree } from '../support/helpers.js';
 import { contextFor } from '../support/pipeline.js';
+import { readAudit } from '../support/wait.js';
 
 describe('audit stage', () => {
   it('writes one JSON line per call with decision, code, principal and upstream facts', async () => {
@@ -61,11 +62,7 @@ describe('audit stage', () => {
     ctx.result = { content: [{ type: 'text', text: `${'x'.repeat(4090)}${secret}${'y'.repeat(100)}` }] };
     audit(ctx);
     await sink.close();
-    const line = readFileSync(file, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .find((l) => l.kind === 'call');
+    const line = readAudit(file).find((l) => l.kind === 'call');
     expect(line.auth).toBe('stdio');
     expect(line.response).toMatch(/…\[\d+ chars\]$/);
     expect(line.response).not.toContain('cred-abc');
