@@ -57,7 +57,10 @@ beforeAll(async () => {
     baseUrl: up.origin,
     logLevel: 'warn',
     env: { MCP_WARDEN_CRED_ADVKEY: SECRET },
-    serve: { timeoutMs: 300, maxResponseBytes: 64 * 1024 },
+    // Only the slow tool gets a short timeout: a gateway-wide one would race the huge response on a
+    // loaded machine (seen in CI: UPSTREAM_TIMEOUT instead of UPSTREAM_TOO_LARGE).
+    policy: 'version: 1\nrules:\n  - match: { name: slow }\n    timeoutMs: 300\n',
+    serve: { maxResponseBytes: 64 * 1024 },
   });
   client = await fx.connect({ name: 'guards', era: { pin: '2026-07-28' } });
 });
