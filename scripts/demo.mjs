@@ -23,7 +23,17 @@ if (!existsSync(cli)) {
 }
 
 const key = process.env.SHOP_KEY ?? 'demo-shop-key-0123456789';
-const shop = await startShop({ port: shopPort, key });
+const shop = await startShop({ port: shopPort, key }).catch((e) => {
+  // A taken port is the common failure here: name it and the variable that moves it, no stack trace.
+  const why =
+    e?.code === 'EADDRINUSE'
+      ? `port ${shopPort} is already in use (EADDRINUSE): stop the other process or choose another with SHOP_PORT=<n>`
+      : e?.code === 'EACCES'
+        ? `no permission to listen on port ${shopPort} (EACCES): choose a port above 1023 with SHOP_PORT=<n>`
+        : `cannot start the demo shop on port ${shopPort} (${e?.code ?? e?.message ?? 'unknown error'})`;
+  process.stderr.write(`error CONFIG_INVALID: ${why}\n`);
+  process.exit(2);
+});
 const warden = spawn(
   process.execPath,
   [
@@ -54,6 +64,11 @@ warden.stderr.on('data', (d) => {
   }
 });
 warden.on('exit', async (code) => {
+  // mcp-warden names the flag (--port, --admin-port); in the demo those are set by PORT and ADMIN_PORT.
+  if (code === 2 && !started)
+    process.stderr.write(
+      'demo: choose other ports with PORT=<n>, ADMIN_PORT=<n> or SHOP_PORT=<n> (npm start)\n',
+    );
   await shop.close();
   process.exit(code ?? 0);
 });

@@ -120,7 +120,8 @@ export async function startShop({ port = 0, host = '127.0.0.1', key = 'demo-shop
       return json(res, 404, { error: 'not found' });
     });
   });
-  await new Promise((resolve) => server.listen(port, host, resolve));
+  // A bind failure (port taken) rejects, so the caller can say which port instead of crashing.
+  await new Promise((resolve, reject) => server.once('error', reject).listen(port, host, resolve));
   const addr = server.address();
   return {
     url: `http://${host}:${addr.port}/v1`,

@@ -9,7 +9,15 @@ import type { Alerts } from '../observe/alerts.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { CallSeries } from '../observe/series.js';
-import { CSRF_REFUSAL, Dashboard, refuse, SECURITY_HEADERS, sendJson as send } from './dashboard.js';
+import {
+  CSRF_REFUSAL,
+  Dashboard,
+  refuse,
+  refuseThrottled,
+  SECURITY_HEADERS,
+  sendJson as send,
+} from './dashboard.js';
+import { type Refusal, TokenGuard } from './token-guard.js';
 
 export interface AdminOptions {
   controller: Controller;
@@ -27,6 +35,8 @@ export interface AdminOptions {
   alerts?: Alerts;
   /** Audits admin actions that are not controller changes (logins, alert acknowledgements). */
   onControl: (e: ControlEvent) => void;
+  /** Each refused admin token (metrics and alerts: `Observers.adminAuthFailure`). */
+  onAuthFailure: (code: Refusal, source: string) => void;
   /** Where the built dashboard lives (default dist/ui). */
   assetsDir?: string;
 }
@@ -62,8 +72,19 @@ const NAMED = new Set(['tools', 'explain', 'alerts', 'policy-version']);
  */
 export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
   const want = createHash('sha256').update(o.token).digest();
+  const guard = new TokenGuard({
+    onRefused: o.onAuthFailure,
+    onTally: (source, n) =>
+      o.onControl({
+        actor: 'unauthenticated',
+        action: 'admin.token-refused',
+        target: source,
+        detail: `${n.wrong} wrong and ${n.throttled} throttled admin token(s) from ${source}`,
+      }),
+  });
   const dashboard = new Dashboard({
     tokenHash: want,
+    guard,
     onEvent: (action, actor) => o.onControl({ action, actor }),
     ...(o.assetsDir ? { assetsDir: o.assetsDir } : {}),
   });
@@ -74,7 +95,7 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
       if (o.metricsPublic && req.method === 'GET' && url.pathname === '/metrics')
         return await sendMetrics(o, res);
       if (await dashboard.handle(req, res, url.pathname)) return;
-      const actor = authorise(req, res, want, dashboard);
+      const actor = await authorise(req, res, want, dashboard, guard);
       if (actor === undefined) return;
       const parts = url.pathname.split('/').filter(Boolean).map(decodeSegment);
       const body = req.method === 'POST' ? await readJson(req) : undefined;
@@ -92,32 +113,46 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  const listening = await listen(server, o.port, o.host);
-  return { url: listening.origin, close: listening.close };
+  const listening = await listen(server, o.port, o.host, { port: '--admin-port', host: '--admin-host' });
+  return {
+    url: listening.origin,
+    close: async () => {
+      await listening.close();
+      guard.close();
+    },
+  };
 }
 
 /**
  * The bearer token, or a dashboard session (then a change also needs the session's CSRF header): the
- * actor's name, or undefined once the request has been refused.
+ * actor's name, or undefined once the request has been refused. A request that sends a token is
+ * judged by it alone: from an address throttled for wrong tokens it is refused (429), right or not.
  */
-function authorise(
+async function authorise(
   req: IncomingMessage,
   res: ServerResponse,
   want: Buffer,
   dashboard: Dashboard,
-): string | undefined {
-  const given = /^Bearer ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '')?.[1];
-  const byToken = given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), want);
-  const session = byToken ? undefined : dashboard.session(req);
-  if (!byToken && !session) {
-    req.resume();
-    refuse(
-      res,
-      { code: 'ADMIN_DENIED', message: 'Send Authorization: Bearer <admin token>.' },
-      { 'www-authenticate': 'Bearer' },
-    );
-    return undefined;
-  }
+  guard: TokenGuard,
+): Promise<string | undefined> {
+  const header = req.headers.authorization;
+  const session = header === undefined ? dashboard.session(req) : undefined;
+  if (header !== undefined) {
+    const source = req.socket.remoteAddress ?? 'unknown';
+    const wait = await guard.attempt(source);
+    if (wait !== undefined) {
+      req.resume();
+      guard.refused('ADMIN_THROTTLED', source, 'bearer');
+      refuseThrottled(res, wait);
+      return undefined;
+    }
+    const given = /^Bearer ([\x21-\x7e]+)$/.exec(header)?.[1];
+    if (given === undefined || !timingSafeEqual(createHash('sha256').update(given).digest(), want)) {
+      guard.refused('ADMIN_DENIED', source, 'bearer');
+      return deny(req, res);
+    }
+    await guard.accepted(source);
+  } else if (!session) return deny(req, res);
   // A cookie rides along on any request the browser makes; only our own page can add this header.
   if (session && req.method !== 'GET' && req.method !== 'HEAD' && !dashboard.mayChange(req, session)) {
     req.resume();
@@ -129,6 +164,16 @@ function authorise(
   return (
     session?.actor ?? `admin${typeof named === 'string' && /^[\w.@-]{1,64}$/.test(named) ? `:${named}` : ''}`
   );
+}
+
+function deny(req: IncomingMessage, res: ServerResponse): undefined {
+  req.resume();
+  refuse(
+    res,
+    { code: 'ADMIN_DENIED', message: 'Send Authorization: Bearer <admin token>.' },
+    { 'www-authenticate': 'Bearer' },
+  );
+  return undefined;
 }
 
 async function sendMetrics(o: AdminOptions, res: ServerResponse): Promise<void> {

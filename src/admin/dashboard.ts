@@ -3,8 +3,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { type HttpError, replyHttpError } from '../errors/index.js';
+import type { TokenGuard } from './token-guard.js';
 
 /**
  * The dashboard's half of the admin port: the bundled single-page app, and browser sessions.
@@ -53,6 +53,8 @@ export interface Session {
 export interface DashboardOptions {
   /** SHA-256 of the admin token, compared in constant time. */
   tokenHash: Buffer;
+  /** The throttle on wrong tokens, shared with the API's bearer header. */
+  guard: TokenGuard;
   /** Audit hook for logins, refusals and logouts. */
   onEvent: (action: 'admin.login' | 'admin.login-refused' | 'admin.logout', actor: string) => void;
   /** Idle and absolute session lifetimes. */
@@ -85,8 +87,6 @@ export class Dashboard {
   private readonly idleMs: number;
   private readonly maxMs: number;
   private readonly now: () => number;
-  /** Five wrong tokens per minute per address, then 429: a token cannot be guessed through the form. */
-  private readonly failures = new RateLimiterMemory({ points: 5, duration: 60 });
 
   constructor(private readonly o: DashboardOptions) {
     this.idleMs = (o.idleSeconds ?? 30 * 60) * 1000;
@@ -184,26 +184,23 @@ export class Dashboard {
       req.resume();
       return refuse(res, { code: 'ADMIN_ORIGIN', message: 'Log in from the dashboard page.' });
     }
-    const limited = await this.failures.get(addr);
-    if (limited && limited.remainingPoints <= 0) {
+    // Five wrong tokens a minute per address, then 429: a token cannot be guessed through the form.
+    const wait = await this.o.guard.attempt(addr);
+    if (wait !== undefined) {
       req.resume();
-      const wait = Math.ceil(limited.msBeforeNext / 1000);
-      return refuse(
-        res,
-        { code: 'ADMIN_THROTTLED', message: `Too many wrong tokens. Try again in ${wait} s.` },
-        { 'retry-after': String(wait) },
-      );
+      this.o.guard.refused('ADMIN_THROTTLED', addr, 'login');
+      return refuseThrottled(res, wait);
     }
     const body = await readSmallJson(req);
     const token = typeof body?.token === 'string' ? body.token : '';
     const name = typeof body?.name === 'string' && ACTOR.test(body.name) ? body.name : undefined;
     const actor = `admin${name ? `:${name}` : ''}`;
     if (!token || !same(createHash('sha256').update(token).digest(), this.o.tokenHash)) {
-      await this.failures.penalty(addr, 1);
+      this.o.guard.refused('ADMIN_DENIED', addr, 'login');
       this.o.onEvent('admin.login-refused', actor);
       return refuse(res, { code: 'ADMIN_DENIED', message: 'That is not the admin token.' });
     }
-    await this.failures.delete(addr);
+    await this.o.guard.accepted(addr);
     this.prune();
     const now = this.now();
     const s: Session = {
@@ -295,6 +292,15 @@ export function sendJson(res: ServerResponse, body: unknown, headers: Record<str
 /** A refusal: `{ error, message }` with the status the error table gives its code. */
 export function refuse(res: ServerResponse, e: HttpError, headers: Record<string, string> = {}): void {
   replyHttpError(res, 'admin', e, { ...JSON_HEADERS, ...headers });
+}
+
+/** Too many wrong tokens from this address: every token is refused until `wait` seconds have passed. */
+export function refuseThrottled(res: ServerResponse, wait: number): void {
+  refuse(
+    res,
+    { code: 'ADMIN_THROTTLED', message: `Too many wrong tokens. Try again in ${wait} s.` },
+    { 'retry-after': String(wait) },
+  );
 }
 
 /** A cookie-authenticated change without the session's CSRF token (or from another origin). */

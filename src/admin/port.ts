@@ -41,6 +41,7 @@ export async function startAdminPort(o: {
     host: o.host ?? cfg.host ?? '127.0.0.1',
     logger: o.logger,
     onControl: o.onControl,
+    onAuthFailure: (code, source) => o.observers.adminAuthFailure(code, source),
     series: o.observers.series,
     alerts: o.observers.alerts,
     auditFile: o.auditFile,

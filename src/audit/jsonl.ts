@@ -1,20 +1,28 @@
-import { createHash, createHmac } from 'node:crypto';
 import {
   closeSync,
   fdatasync,
   fdatasyncSync,
   fstatSync,
+  ftruncateSync,
   openSync,
-  readdirSync,
   readSync,
   renameSync,
   statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
 import { WardenError } from '../errors/index.js';
-import type { AuditSink } from '../model/audit.js';
+import type { AnyRecord, AuditSink } from '../model/audit.js';
+import {
+  type Anchor,
+  anchorPath,
+  anchorSignatureProblem,
+  readAnchor,
+  sha256,
+  signCheckpoint,
+  writeAnchor,
+} from './anchor.js';
+import { listRotated, rotatedName, tailLines } from './files.js';
 
 export interface JsonlOptions {
   /**
@@ -31,112 +39,259 @@ export interface JsonlOptions {
   retain?: number;
   /** A signed checkpoint every this many records (and at rotation and close). */
   checkpointEvery?: number;
-  /** HMAC key for checkpoints; without one, checkpoints carry the chain head unsigned. */
+  /** HMAC key for checkpoints and the head anchor; without one, they carry the chain head unsigned. */
   signingKey?: Buffer;
   /** A copy of every chained line, for a database mirror; when it stops accepting, writes fail closed. */
   mirror?: { accepting(): boolean; push(line: string, record: Record<string, unknown>): void };
+  /** Told at start when the files do not match their head anchor (it is also written into the chain). */
+  onAnchorMismatch?: (detail: string) => void;
   now?: () => number;
 }
 
 export const GENESIS = 'genesis';
+export { sha256, sign } from './anchor.js';
+export { listRotated, rotatedName } from './files.js';
+
+/** Makes one chained record once its position is known (checkpoints pin the head before them). */
+type Maker = (seq: number, prev: string) => object;
 
 /**
  * The JSON Lines audit file: append-only (0600), hash-chained and checkpointed. Each line carries
  * `seq` (its position in the chain) and `prev` (the SHA-256 of the previous line as written), so an
  * edited, removed or reordered line breaks the chain at that point; checkpoints (HMAC-signed when a
- * key is configured) pin the chain head, so records cannot be quietly cut off before one. Records
- * are written synchronously: when a call is answered, its record is already in the kernel.
+ * key is configured) pin the chain head, and the head anchor beside the file (anchor.ts) pins the
+ * latest durable head, so records cannot be cut off the end either. Records are written
+ * synchronously: when a call is answered, its record is already in the kernel. An append that fails
+ * (full disk, file-size limit, permissions) is cut back off: the file is exactly as before and no
+ * sequence number is taken.
  */
 export function openJsonlAudit(path: string, options: JsonlOptions = {}): AuditSink {
-  const now = options.now ?? Date.now;
-  const fsyncMode = options.fsync ?? 'batch';
-  const checkpointEvery = options.checkpointEvery ?? 1000;
-  let fd = openFile(path);
-  let { head, seq, size } = resume(fd, path);
-  let openedAt = now();
-  let sinceCheckpoint = 0;
-  let dirty = false;
-  let failed: NodeJS.ErrnoException | undefined;
+  return new JsonlWriter(path, options);
+}
 
-  const append = (record: object): void => {
-    seq += 1;
-    const chained = { ...record, seq, prev: head };
-    const line = JSON.stringify(chained);
-    const bytes = Buffer.from(`${line}\n`);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off);
-    head = sha256(line);
-    size += bytes.length;
-    dirty = true;
-    if (fsyncMode === 'always') fdatasyncSync(fd);
-    options.mirror?.push(line, chained);
-  };
+class JsonlWriter implements AuditSink {
+  private readonly now: () => number;
+  private readonly key: Buffer | undefined;
+  private readonly fsyncMode: 'always' | 'batch' | 'never';
+  private fd: number;
+  private seq: number;
+  private head: string;
+  private size: number;
+  private openedAt: number;
+  private sinceCheckpoint = 0;
+  private dirty = false;
+  private closed = false;
+  /** Bumped at each rotation: a sync started on the old file says nothing about the new one. */
+  private generation = 0;
+  /** A failed append that could not be cut back yet: done before the next one. */
+  private repairTo: number | undefined;
+  /** The seq the oldest kept file starts at, for the anchor. */
+  private first: number | undefined;
+  private anchored = -1;
+  /** Found at start: the files do not match their anchor. Written first, before the anchor moves on. */
+  private notice: Maker | undefined;
+  private readonly timer: NodeJS.Timeout | undefined;
 
-  const checkpoint = (reason: string): void => {
-    const body = { kind: 'checkpoint', time: new Date(now()).toISOString(), reason, head, upto: seq };
-    append(options.signingKey ? { ...body, sig: sign(options.signingKey, head, seq) } : body);
-    sinceCheckpoint = 0;
-  };
+  constructor(
+    private readonly path: string,
+    private readonly options: JsonlOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.key = options.signingKey;
+    this.fsyncMode = options.fsync ?? 'batch';
+    this.fd = openFile(path);
+    const opened = resume(this.fd, path);
+    ({ seq: this.seq, head: this.head, size: this.size } = opened);
+    this.openedAt = this.now();
+    this.first = firstSeqOf(path);
+    const found = anchorNotice(path, opened, this.first, this.key);
+    if (found) options.onAnchorMismatch?.(found.detail);
+    this.notice = found && this.checkpointOf(found.reason, found.extra);
+    this.timer =
+      this.fsyncMode === 'always'
+        ? undefined
+        : setInterval(() => this.sync(), options.fsyncIntervalMs ?? 100);
+    this.timer?.unref();
+    if (!this.notice) {
+      fdatasyncSync(this.fd);
+      this.anchorNow();
+    }
+  }
 
-  const rotateIfDue = (): void => {
-    const tooBig = options.rotateBytes !== undefined && size >= options.rotateBytes;
-    const tooOld = options.rotateAgeMs !== undefined && now() - openedAt >= options.rotateAgeMs;
+  write(record: AnyRecord): void {
+    const { mirror } = this.options;
+    if (mirror && !mirror.accepting())
+      throw new WardenError(
+        'AUDIT_UNAVAILABLE',
+        'The audit database is too far behind; the call is refused.',
+      );
+    try {
+      this.rotateIfDue();
+      const due = this.sinceCheckpoint + 1 >= (this.options.checkpointEvery ?? 1000);
+      this.appendAll(due ? [() => record, this.checkpointOf('interval')] : [() => record]);
+      this.sinceCheckpoint = due ? 0 : this.sinceCheckpoint + 1;
+    } catch (e) {
+      throw new WardenError(
+        'AUDIT_UNAVAILABLE',
+        `The audit file cannot be written (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
+        { cause: e },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    try {
+      this.appendAll([this.checkpointOf('close')]);
+    } catch {
+      /* closing anyway: the file is as it was, and the anchor below still holds */
+    }
+    try {
+      fdatasyncSync(this.fd);
+      this.anchorNow();
+    } catch {
+      /* closing anyway */
+    }
+    closeSync(this.fd);
+  }
+
+  private checkpointOf(reason: string, extra: object = {}): Maker {
+    const { key } = this;
+    return (s, prev) => ({
+      kind: 'checkpoint',
+      time: iso(this.now()),
+      reason,
+      head: prev,
+      upto: s - 1,
+      format: 2,
+      ...extra,
+      ...(key ? { sig: signCheckpoint(key, reason, prev, s - 1) } : {}),
+    });
+  }
+
+  /** One write for all the lines (a record and its checkpoint): all of them land, or none. */
+  private appendAll(makers: Maker[]): void {
+    if (this.repairTo !== undefined) {
+      ftruncateSync(this.fd, this.repairTo);
+      this.repairTo = undefined;
+    }
+    const start = fstatSync(this.fd).size;
+    const all = [
+      // A file that continues a chain opens with a signed `start`: cutting its first records shows.
+      ...(start === 0 && this.head !== GENESIS ? [this.checkpointOf('start')] : []),
+      ...(this.notice ? [this.notice] : []),
+      ...makers,
+    ];
+    const next = chain(all, this.seq, this.head);
+    const bytes = Buffer.from(next.lines.map(([line]) => `${line}\n`).join(''));
+    try {
+      let off = 0;
+      while (off < bytes.length) off += writeSync(this.fd, bytes, off);
+      if (this.fsyncMode === 'always') fdatasyncSync(this.fd);
+    } catch (e) {
+      this.rollback(start);
+      throw e;
+    }
+    ({ seq: this.seq, head: this.head } = next);
+    this.size = start + bytes.length;
+    this.dirty = true;
+    this.notice = undefined;
+    for (const [line, record] of next.lines) this.options.mirror?.push(line, record);
+    if (this.fsyncMode === 'always') this.anchorNow();
+  }
+
+  /** Cuts a failed append back off (a short write on ENOSPC or EFBIG leaves a fragment otherwise). */
+  private rollback(to: number): void {
+    try {
+      ftruncateSync(this.fd, to);
+    } catch {
+      this.repairTo = to;
+    }
+  }
+
+  private rotateIfDue(): void {
+    const { rotateBytes, rotateAgeMs } = this.options;
+    const tooBig = rotateBytes !== undefined && this.size >= rotateBytes;
+    const tooOld = rotateAgeMs !== undefined && this.now() - this.openedAt >= rotateAgeMs;
     if (!tooBig && !tooOld) return;
-    checkpoint('rotate');
-    fdatasyncSync(fd);
-    closeSync(fd);
-    renameSync(path, rotatedName(path, now()));
-    fd = openFile(path);
-    // The chain goes on in the new file: its first `prev` is the old file's last line.
-    size = 0;
-    openedAt = now();
-    prune(path, options.retain ?? 30);
-  };
+    this.appendAll([this.checkpointOf('rotate')]);
+    this.sinceCheckpoint = 0;
+    fdatasyncSync(this.fd);
+    const to = rotatedName(this.path, this.now());
+    renameSync(this.path, to);
+    let fresh: number;
+    try {
+      fresh = openFile(this.path);
+    } catch (e) {
+      renameSync(to, this.path);
+      throw e;
+    }
+    // The chain goes on in the new file: it opens with a `start` checkpoint chained to the old head.
+    closeSync(this.fd);
+    this.fd = fresh;
+    this.generation++;
+    this.size = 0;
+    this.openedAt = this.now();
+    // The anchor learns where the kept files start before older ones go (a crash between the two
+    // leaves more files than it says, which verifies).
+    const doomed = toPrune(this.path, this.options.retain ?? 30);
+    this.first = firstSeqOf(this.path, doomed.length);
+    this.anchorNow();
+    for (const f of doomed) removeQuietly(f);
+  }
 
-  const timer =
-    fsyncMode === 'batch'
-      ? setInterval(() => {
-          if (!dirty) return;
-          dirty = false;
-          fdatasync(fd, () => {});
-        }, options.fsyncIntervalMs ?? 100)
-      : undefined;
-  timer?.unref();
+  /** The batch sync: the anchor moves only past what is on disk (after a power loss it is never ahead). */
+  private sync(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const { seq, head, generation } = this;
+    if (this.fsyncMode === 'never') {
+      this.anchorNow(seq, head);
+      return;
+    }
+    fdatasync(this.fd, (err) => {
+      if (!err && !this.closed && generation === this.generation) this.anchorNow(seq, head);
+    });
+  }
 
-  return {
-    write(record) {
-      if (options.mirror && !options.mirror.accepting())
-        throw new WardenError(
-          'AUDIT_UNAVAILABLE',
-          'The audit database is too far behind; the call is refused.',
-        );
-      try {
-        rotateIfDue();
-        append(record);
-        if (++sinceCheckpoint >= checkpointEvery) checkpoint('interval');
-        failed = undefined;
-      } catch (e) {
-        failed = e as NodeJS.ErrnoException;
-        throw new WardenError(
-          'AUDIT_UNAVAILABLE',
-          `The audit file cannot be written (${failed.code ?? 'error'}).`,
-          {
-            cause: e,
-          },
-        );
-      }
-    },
-    async close() {
-      if (timer) clearInterval(timer);
-      try {
-        checkpoint('close');
-        fdatasyncSync(fd);
-      } catch {
-        /* closing anyway */
-      }
-      closeSync(fd);
-    },
-  };
+  private anchorNow(seq = this.seq, head = this.head): void {
+    if (this.notice || seq <= this.anchored) return;
+    this.first ??= firstSeqOf(this.path);
+    const { first } = this;
+    try {
+      writeAnchor(
+        this.path,
+        { seq, head, ...(first !== undefined ? { first } : {}), time: iso(this.now()) },
+        this.key,
+      );
+      this.anchored = seq;
+    } catch {
+      /* the old anchor stays: still a true lower bound; the next sync tries again */
+    }
+  }
+}
+
+/** The chained lines of `makers` after (seq, head), and the chain's new end. */
+function chain(
+  makers: Maker[],
+  seq: number,
+  head: string,
+): { lines: Array<[string, Record<string, unknown>]>; seq: number; head: string } {
+  const lines: Array<[string, Record<string, unknown>]> = [];
+  for (const make of makers) {
+    seq += 1;
+    const record = { ...make(seq, head), seq, prev: head };
+    const line = JSON.stringify(record);
+    lines.push([line, record]);
+    head = sha256(line);
+  }
+  return { lines, seq, head };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
 }
 
 function openFile(path: string): number {
@@ -150,100 +305,157 @@ function openFile(path: string): number {
   }
 }
 
-/**
- * Continues the chain of an existing file from its last line. A torn last line (a crash while
- * writing it) is kept as it is: the next record's `prev` is its hash, and `audit verify` names it.
- */
-function resume(fd: number, path: string): { head: string; seq: number; size: number } {
-  const size = fstatSync(fd).size;
-  if (size === 0) return { head: previousFileHead(path), seq: 0, size };
-  const tailLen = Math.min(size, 1024 * 1024);
-  const buf = Buffer.alloc(tailLen);
-  readSync(fd, buf, 0, tailLen, size - tailLen);
-  let text = buf.toString('utf8');
-  let torn = false;
-  if (!text.endsWith('\n')) {
-    torn = true;
-    // Terminate the torn line so the next record starts on its own line.
-    writeSync(fd, '\n');
-    text += '\n';
-  }
-  const lines = text.split('\n').filter((l) => l.length > 0);
-  const last = lines.at(-1) ?? '';
-  let seq = 0;
-  for (let i = lines.length - 1; i >= 0; i--) {
-    try {
-      const s = (JSON.parse(lines[i]!) as { seq?: unknown }).seq;
-      if (typeof s === 'number') {
-        seq = s + (lines.length - 1 - i);
-        break;
-      }
-    } catch {
-      /* a torn or foreign line: count it and look further back */
-    }
-  }
-  return { head: sha256(last), seq, size: size + (torn ? 1 : 0) };
+/** The end of a file's chain: its last lines (the last at `seq`), for resuming and anchor checks. */
+interface FileEnd {
+  seq: number;
+  head: string;
+  tail: string[];
 }
 
-/** The newest rotated file's last line, so that a fresh file continues the chain. */
-function previousFileHead(path: string): string {
-  const rotated = listRotated(path);
-  const newest = rotated.at(-1);
-  if (!newest) return GENESIS;
+const TAIL_BYTES = 1024 * 1024;
+
+/**
+ * Continues the chain of an existing file from its last line. A torn last line (a crash while
+ * writing it) is kept as it is and counts as one position: the next record's `prev` is its hash, and
+ * `audit verify` names it and goes on after it. An empty file continues the newest rotated one.
+ */
+function resume(fd: number, path: string): FileEnd & { size: number; ends: FileEnd[] } {
+  let size = fstatSync(fd).size;
+  const previous = (): FileEnd | undefined => {
+    const newest = listRotated(path).at(-1);
+    return newest ? endOfFile(newest) : undefined;
+  };
+  if (size === 0) {
+    const prev = previous();
+    return { seq: prev?.seq ?? 0, head: prev?.head ?? GENESIS, tail: [], size, ends: prev ? [prev] : [] };
+  }
+  const last = Buffer.alloc(1);
+  readSync(fd, last, 0, 1, size - 1);
+  if (last[0] !== 0x0a) {
+    // Terminate the torn line so the next record starts on its own line.
+    writeSync(fd, '\n');
+    size += 1;
+  }
+  const end = endOfFile(path)!;
+  const prev = previous();
+  return { ...end, size, ends: prev ? [end, prev] : [end] };
+}
+
+/** The end of a file's chain, from its last MiB; undefined for an empty or missing file. */
+function endOfFile(file: string): FileEnd | undefined {
+  const tail = tailLines(file, TAIL_BYTES);
+  if (!tail.length) return undefined;
+  let seq = 0;
+  for (let i = tail.length - 1; i >= 0; i--) {
+    const s = seqOf(tail[i]!);
+    if (s !== undefined) {
+      // A torn or foreign line after it still took a position.
+      seq = s + (tail.length - 1 - i);
+      break;
+    }
+  }
+  return { seq, head: sha256(tail.at(-1)!), tail };
+}
+
+function seqOf(line: string): number | undefined {
   try {
-    const fd = openSync(newest, 'r');
+    const s = (JSON.parse(line) as { seq?: unknown }).seq;
+    return typeof s === 'number' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The seq the oldest kept file starts at (skipping the `skip` oldest, about to be pruned). */
+function firstSeqOf(path: string, skip = 0): number | undefined {
+  const file = [...listRotated(path).slice(skip), path][0]!;
+  try {
+    const fd = openSync(file, 'r');
     try {
-      return resume(fd, newest).head;
+      const buf = Buffer.alloc(64 * 1024);
+      const n = readSync(fd, buf, 0, buf.length, 0);
+      const nl = buf.subarray(0, n).indexOf(0x0a);
+      return nl < 0 ? undefined : seqOf(buf.subarray(0, nl).toString('utf8'));
     } finally {
       closeSync(fd);
     }
   } catch {
-    return GENESIS;
+    return undefined;
   }
 }
 
-export function rotatedName(path: string, at: number): string {
-  const ext = extname(path);
-  const stamp = new Date(at).toISOString().replace(/[:.]/g, '-');
-  return join(dirname(path), `${basename(path, ext)}.${stamp}${ext}`);
-}
-
-/** Rotated files of an audit path, oldest first (their names sort by time). */
-export function listRotated(path: string): string[] {
-  const ext = extname(path);
-  const stem = basename(path, ext);
-  const re = new RegExp(`^${escapeRe(stem)}\\.\\d{4}-\\d{2}-\\d{2}T[\\d-]+Z${escapeRe(ext)}$`);
-  try {
-    return readdirSync(dirname(path))
-      .filter((f) => re.test(f))
-      .sort()
-      .map((f) => join(dirname(path), f));
-  } catch {
-    return [];
+/**
+ * At start: why the files no longer match their head anchor (records were cut or rewritten while
+ * the writer was stopped), written as a checkpoint so that restarting cannot launder a cut.
+ * Undefined when they match.
+ */
+function anchorNotice(
+  path: string,
+  opened: FileEnd & { ends: FileEnd[] },
+  first: number | undefined,
+  key: Buffer | undefined,
+): { reason: string; detail: string; extra: object } | undefined {
+  const read = readAnchor(path);
+  const notice = (reason: string, detail: string, more: object = {}) => ({
+    reason,
+    detail,
+    extra: { detail, ...more },
+  });
+  if ('missing' in read || (key && 'anchor' in read && read.anchor.sig === undefined)) {
+    if (opened.seq === 0) return undefined;
+    const unsigned = !('missing' in read);
+    const what = unsigned ? 'the head anchor was not signed' : `no head anchor at ${anchorPath(path)}`;
+    return notice(
+      'anchor-missing',
+      `${what} when the writer started at seq ${opened.seq}`,
+      unsigned ? { unsigned: true } : {},
+    );
   }
+  if ('invalid' in read) return notice('anchor-mismatch', `the head anchor ${read.invalid}`);
+  const a = read.anchor;
+  const why = anchorMismatch(a, opened, first, key);
+  return why
+    ? notice('anchor-mismatch', why, {
+        anchor: { seq: a.seq, head: a.head, ...(a.first !== undefined ? { first: a.first } : {}) },
+      })
+    : undefined;
 }
 
-function prune(path: string, retain: number): void {
+function anchorMismatch(
+  a: Anchor,
+  opened: FileEnd & { ends: FileEnd[] },
+  first: number | undefined,
+  key: Buffer | undefined,
+): string | undefined {
+  const sig = anchorSignatureProblem(a, key);
+  if (sig) return sig;
+  if (a.seq > opened.seq)
+    return `the head anchor says records up to seq ${a.seq} were written; the files ended at seq ${opened.seq}: records ${opened.seq + 1}–${a.seq} were cut off the end`;
+  if (a.first !== undefined && first !== undefined && first > a.first)
+    return `the oldest file kept started at seq ${a.first}, now at seq ${first}: records ${a.first}–${first - 1} were removed`;
+  if (a.seq === 0) return undefined;
+  for (const end of opened.ends) {
+    const line = end.tail[end.tail.length - 1 - (end.seq - a.seq)];
+    if (line !== undefined)
+      return sha256(line) === a.head
+        ? undefined
+        : `the record at seq ${a.seq} is not the one the head anchor holds: it was rewritten`;
+  }
+  return `the anchored record (seq ${a.seq}) is not in the last MiB of the files, so it was not checked`;
+}
+
+/** The rotated files past `retain`, oldest first: to be deleted. */
+function toPrune(path: string, retain: number): string[] {
   const rotated = listRotated(path);
-  for (const f of rotated.slice(0, Math.max(0, rotated.length - retain))) {
-    try {
-      unlinkSync(f);
-    } catch {
-      /* already gone */
-    }
+  return rotated.slice(0, Math.max(0, rotated.length - retain));
+}
+
+function removeQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    /* already gone */
   }
-}
-
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-export function sign(key: Buffer, head: string, upto: number): string {
-  return createHmac('sha256', key).update(`${head}:${upto}`).digest('hex');
 }
 
 /** For `audit verify`: whether a path is there at all (a clearer error than ENOENT). */

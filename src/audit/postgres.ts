@@ -199,3 +199,21 @@ export async function linesOfInstance(url: string, instance: string): Promise<st
     await pool.end();
   }
 }
+
+/** The last mirrored line of one instance (its highest seq), for `audit verify <file> --db-env`. */
+export async function mirrorHead(
+  url: string,
+  instance: string,
+): Promise<{ seq: number; line: string } | undefined> {
+  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5000 });
+  try {
+    const res = await pool.query(
+      'SELECT seq, line FROM mcp_warden_audit WHERE instance = $1 ORDER BY seq DESC LIMIT 1',
+      [instance],
+    );
+    const row = res.rows[0] as { seq: string | number; line: string } | undefined;
+    return row ? { seq: Number(row.seq), line: row.line } : undefined;
+  } finally {
+    await pool.end();
+  }
+}

@@ -1,6 +1,8 @@
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { listRotated } from './jsonl.js';
+import { listRotated, tailLines } from './files.js';
+
+export { tailLines };
 
 /** Every file of an audit path, oldest first: its rotated segments, then the live file. */
 export function auditFiles(path: string): string[] {
@@ -29,6 +31,37 @@ export async function* readLines(file: string): AsyncGenerator<string> {
   }
 }
 
+/**
+ * The lines of a file with the byte offset each starts at, split on raw bytes (a torn line may end
+ * inside a UTF-8 sequence); the last line may lack its newline. A missing file has no lines.
+ */
+export async function* readLinesAt(file: string): AsyncGenerator<{ text: string; offset: number }> {
+  let offset = 0;
+  let parts: Buffer[] = [];
+  const take = (): { text: string; offset: number } => {
+    const line = Buffer.concat(parts);
+    parts = [];
+    const at = offset;
+    offset += line.length + 1;
+    return { text: line.toString('utf8'), offset: at };
+  };
+  try {
+    for await (const chunk of createReadStream(file)) {
+      const buf = chunk as Buffer;
+      let from = 0;
+      for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, from)) {
+        parts.push(buf.subarray(from, nl));
+        from = nl + 1;
+        yield take();
+      }
+      if (from < buf.length) parts.push(buf.subarray(from));
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  if (parts.length) yield take();
+}
+
 /** Records of the given files that pass the filter (lines that do not parse are skipped). */
 export async function* readRecords(
   files: readonly string[],
@@ -39,28 +72,6 @@ export async function* readRecords(
       const r = parseRecord(line);
       if (r && matches(r, f)) yield r;
     }
-}
-
-/** The last `maxBytes` of a file, as whole lines: a bounded read, for start-up. */
-export function tailLines(file: string, maxBytes: number): string[] {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return [];
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const len = Math.min(size, maxBytes);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
-    const lines = buf.toString('utf8').split('\n');
-    // The first line may be cut in the middle when the read did not start at the file's start.
-    if (len < size) lines.shift();
-    return lines.filter((l) => l.length > 0);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export function parseRecord(line: string): Record<string, unknown> | undefined {

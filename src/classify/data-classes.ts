@@ -14,6 +14,8 @@ export interface FieldFacts {
   words: string[];
   parentWords: string[];
   type: string[];
+  /** For an array: the types of its items, when known (a schema's `items`, or the values seen). */
+  items?: string[];
   format?: string;
   description: string;
 }
@@ -27,12 +29,15 @@ export interface DataRule {
 }
 
 const has = (f: FieldFacts, ...w: string[]) => w.some((x) => f.words.includes(x));
-const last = (f: FieldFacts) => f.words[f.words.length - 1] ?? '';
 const joined = (f: FieldFacts) => f.words.join('_');
-const isText = (f: FieldFacts) => f.type.length === 0 || f.type.includes('string');
+/** A string, an untyped value, or a list of strings (`emails: [...]`, `passwords: [...]`). */
+const isText = (f: FieldFacts) =>
+  f.type.length === 0 ||
+  f.type.includes('string') ||
+  (f.type.includes('array') && (!f.items?.length || f.items.includes('string')));
 /** Flags, counts and timestamps *about* a secret are not the secret (`has_password`, `token_expires_at`). */
 const isMeta = (f: FieldFacts) =>
-  f.type.length > 0 && !f.type.includes('string')
+  !isText(f)
     ? true
     : has(
         f,
@@ -90,6 +95,134 @@ const PERSONISH = new Set([
   'details',
 ]);
 const describes = (f: FieldFacts, re: RegExp) => isText(f) && re.test(f.description);
+
+const PASSWORD_WORDS = new Set(['password', 'passwd', 'pwd', 'passphrase', 'passcode']);
+const TOKEN_WORDS = new Set(['token', 'secret', 'jwt', 'bearer', 'credential']);
+/** Singular forms of the plural nouns secret names use. */
+const SINGULAR: Record<string, string> = {
+  passwords: 'password',
+  passwds: 'passwd',
+  pwds: 'pwd',
+  passphrases: 'passphrase',
+  passcodes: 'passcode',
+  tokens: 'token',
+  secrets: 'secret',
+  credentials: 'credential',
+  creds: 'credential',
+  keys: 'key',
+  jwts: 'jwt',
+  apikeys: 'apikey',
+};
+/** Secret nouns found glued to a word before them (`dbpassword`, `accesstoken`, `APIKEY`). */
+const GLUED = /^([a-z0-9]+?)(password|passwd|passphrase|passcode|secret|token|credential)$/;
+const GLUED_KEY = /^(api|private|secret|signing|access|encryption|master|client|webhook)(key)$/;
+/** Words after a secret noun that say how it is written, not what it is (`private_key_pem`, `token_value`). */
+const WRITTEN_AS = new Set([
+  'pem',
+  'der',
+  'b64',
+  'base64',
+  'hex',
+  'value',
+  'raw',
+  'encoded',
+  'plain',
+  'plaintext',
+  'text',
+  'str',
+  'string',
+  'data',
+  'material',
+  'bytes',
+]);
+/**
+ * Words that make a field *about* a secret rather than the secret: its rules and limits
+ * (`password_policy`, `password_min_length`), its name or where it is kept (`secret_name`, `secretRef`).
+ */
+const ABOUT_SECRET = new Set([
+  'policy',
+  'policies',
+  'rule',
+  'rules',
+  'strength',
+  'complexity',
+  'requirement',
+  'requirements',
+  'min',
+  'max',
+  'minimum',
+  'maximum',
+  'age',
+  'history',
+  'format',
+  'pattern',
+  'regex',
+  'score',
+  'prompt',
+  'label',
+  'name',
+  'ref',
+  'reference',
+  'path',
+  'file',
+  'field',
+  'param',
+  'parameter',
+  'header',
+  'redacted',
+  'masked',
+  'obfuscated',
+  'preview',
+  'prefix',
+  'suffix',
+]);
+/** Objects and lists whose every value is a secret: `secrets.database`, `credentials.password`. */
+const CONTAINER_WORDS = new Set(['secrets', 'secret', 'credentials', 'credential', 'creds', 'passwords']);
+/** What describes a secret in such a container (kept): its name, kind, where it is for. */
+const DESCRIBES_SECRET = [
+  'name',
+  'description',
+  'label',
+  'title',
+  'note',
+  'notes',
+  'kind',
+  'status',
+  'state',
+  'scope',
+  'scopes',
+  'provider',
+  'service',
+  'object',
+  'owner',
+  'project',
+  'visibility',
+  'version',
+];
+
+/**
+ * A name's words as secret rules read them: each word singular, secret nouns glued to the word before
+ * them split off (`dbpassword` → `db password`, `apikey` → `api key`), and trailing words that only
+ * say how the value is written dropped (`private_key_pem` → `private key`).
+ */
+export function secretWords(words: readonly string[], list = false): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const raw = words[i]!;
+    // A plural name is a list of secrets when it holds a list (`passwords: [...]`); a plain string
+    // named in the plural is usually a setting about them (`permissions.secrets: "write"`).
+    const singular = i < words.length - 1 || list || raw === 'credentials' || raw === 'creds';
+    const w = singular ? (SINGULAR[raw] ?? raw) : raw;
+    const m = GLUED_KEY.exec(w) ?? (PASSWORD_WORDS.has(w) || TOKEN_WORDS.has(w) ? null : GLUED.exec(w));
+    if (m) out.push(m[1]!, m[2]!);
+    else out.push(w);
+  }
+  while (out.length > 1 && WRITTEN_AS.has(out[out.length - 1]!)) out.pop();
+  return out;
+}
+
+const aboutSecret = (f: FieldFacts) => f.words.some((w) => ABOUT_SECRET.has(w));
+const isList = (f: FieldFacts) => f.type.includes('array');
 
 /**
  * The field classification table. A field matches on its name's words, its `format`, or a strong
@@ -202,25 +335,27 @@ export const DATA_RULES: readonly DataRule[] = [
     class: 'secret',
     kind: 'password',
     description: 'Passwords and passphrases, or format password.',
-    test: (f) =>
-      f.format === 'password'
-        ? 'format password'
-        : (has(f, 'password', 'passwd', 'pwd', 'passphrase', 'passcode') && !isMeta(f)) ||
-            (describes(f, /^(the )?password\b/i) && !isMeta(f))
-          ? 'name says password'
-          : undefined,
+    test: (f) => {
+      if (f.format === 'password') return 'format password';
+      if (isMeta(f) || aboutSecret(f)) return undefined;
+      return secretWords(f.words, isList(f)).some((w) => PASSWORD_WORDS.has(w)) ||
+        describes(f, /^(the )?password\b/i)
+        ? 'name says password'
+        : undefined;
+    },
   },
   {
     id: 'secret-token',
     class: 'secret',
     kind: 'token',
-    description: 'Tokens and secrets: a name ending in token/secret (access_token, client_secret…).',
+    description:
+      'Tokens, secrets and credentials: a name ending in token/secret/credential, any case, plural or glued (access_token, client_secret, accessToken, SECRETS, credential).',
     test: (f) => {
-      const l = last(f);
-      if (isMeta(f)) return undefined;
-      if (l === 'token' || l === 'secret' || l === 'jwt' || l === 'bearer' || joined(f) === 'credentials')
-        return `name "${f.name}" is a token or secret`;
-      return undefined;
+      const w = secretWords(f.words, isList(f));
+      // `id` marks metadata (`token_id`), except in OpenID Connect's `id_token`, itself a token.
+      const idToken = isText(f) && w.join('_') === 'id_token';
+      if (!idToken && (isMeta(f) || aboutSecret(f))) return undefined;
+      return TOKEN_WORDS.has(w[w.length - 1] ?? '') ? `name "${f.name}" is a token or secret` : undefined;
     },
   },
   {
@@ -230,13 +365,30 @@ export const DATA_RULES: readonly DataRule[] = [
     description:
       'Keys that grant access: api key, private key, secret key, signing key (not public keys or key ids).',
     test: (f) => {
-      if (isMeta(f) || has(f, 'public', 'fingerprint')) return undefined;
-      const j = joined(f);
+      if (isMeta(f) || aboutSecret(f) || has(f, 'public', 'fingerprint')) return undefined;
+      const j = secretWords(f.words, isList(f)).join('_');
       if (/(^|_)(api|private|secret|signing|access|encryption|master|client|webhook)_?key$|^apikey$/.test(j))
         return `name "${f.name}" is a key`;
       if (describes(f, /\b(api key|private key|secret key)\b/i) && /key/.test(j))
         return 'description says secret key';
       return undefined;
+    },
+  },
+  {
+    id: 'secret-in-container',
+    class: 'secret',
+    kind: 'secret',
+    description:
+      'Values inside an object or list named for secrets (secrets.database, credentials.password, passwords[*].value), except what describes them (name, type, id…).',
+    test: (f) => {
+      if (isMeta(f) || aboutSecret(f) || has(f, ...DESCRIBES_SECRET)) return undefined;
+      const p = f.parentWords;
+      const w = secretWords(p, true);
+      const l = p[p.length - 1] ?? '';
+      return CONTAINER_WORDS.has(l) ||
+        (w.length > 1 && /(^|_)(api|private|secret|access)_key$/.test(w.join('_')))
+        ? `"${f.name}" inside "${p.join('_')}"`
+        : undefined;
     },
   },
   {
@@ -282,7 +434,7 @@ export function classifyField(
   rules: readonly DataRule[] = DATA_RULES,
 ): Array<Omit<DataField, 'path'>> {
   if (rules !== DATA_RULES) return runRules(f, rules);
-  const key = `${f.name}\u0000${f.parentWords.join(' ')}\u0000${f.type.join(',')}\u0000${f.format ?? ''}\u0000${f.description.slice(0, 200)}`;
+  const key = `${f.name}\u0000${f.parentWords.join(' ')}\u0000${f.type.join(',')}:${f.items?.join(',') ?? ''}\u0000${f.format ?? ''}\u0000${f.description.slice(0, 200)}`;
   let hit = memo.get(key);
   if (!hit) {
     hit = runRules(f, rules);
@@ -446,6 +598,7 @@ export function classifyProperty(
     words: cachedWords(name),
     parentWords,
     type: typesOf(target),
+    ...itemTypes(target, defs),
     description:
       typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
     ...(typeof target === 'object' && typeof target.format === 'string' ? { format: target.format } : {}),
@@ -461,6 +614,13 @@ export function cachedWords(s: string): string[] {
     wordCache.set(s, w);
   }
   return w;
+}
+
+/** The item types of an array schema, when it says (`passwords: {type: array, items: {type: string}}`). */
+function itemTypes(s: JsonSchema, defs: DefsLookup): { items?: string[] } {
+  if (typeof s !== 'object' || s.items === undefined || typeof s.items !== 'object') return {};
+  const items = typesOf(resolveLocal(s.items as JsonSchema, defs));
+  return items.length ? { items } : {};
 }
 
 function typesOf(s: JsonSchema): string[] {

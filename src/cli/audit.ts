@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, statSync, watchFile } from 'node:fs';
 import { exists } from '../audit/jsonl.js';
-import { linesOfInstance, queryPg } from '../audit/postgres.js';
+import { linesOfInstance, mirrorHead, queryPg } from '../audit/postgres.js';
 import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tableLine } from '../audit/read.js';
 import { type VerifyResult, verifyAudit, verifyLines } from '../audit/verify.js';
 import { WardenError } from '../errors/index.js';
@@ -10,7 +10,11 @@ interface Io {
   stderr: (s: string) => void;
 }
 
-/** `audit verify`: exit 0 when the chain holds, 1 with the first broken or missing record. */
+/**
+ * `audit verify`: exit 0 when the chain holds, 1 with every broken, missing or torn record (it goes
+ * on after each). A file is checked against its head anchor; with `--db-env` and `--instance` too,
+ * against the database mirror's last record (without a file, the mirrored chain itself).
+ */
 export async function runAuditVerify(
   file: string | undefined,
   opts: { keyEnv?: string; dbEnv?: string; instance?: string },
@@ -22,27 +26,41 @@ export async function runAuditVerify(
     if (!v) throw new WardenError('USAGE', `${opts.keyEnv} is not set`);
     key = Buffer.from(v, 'utf8');
   }
+  if (opts.dbEnv && !opts.instance)
+    throw new WardenError('USAGE', '--db-env needs --instance (each instance has its own chain)');
   let r: VerifyResult;
-  if (opts.dbEnv) {
-    if (!opts.instance)
-      throw new WardenError('USAGE', '--db-env needs --instance (each instance has its own chain)');
-    const lines = await linesOfInstance(dbUrl(opts.dbEnv), opts.instance);
+  if (opts.dbEnv && !file) {
+    const lines = await linesOfInstance(dbUrl(opts.dbEnv), opts.instance!);
     r = verifyLines([{ file: `db:${opts.instance}`, lines }], key);
   } else {
     if (!file || !exists(file)) throw new WardenError('USAGE', `no audit file at ${file ?? '(none given)'}`);
-    r = await verifyAudit(auditFiles(file), key);
+    const mirror = opts.dbEnv ? await mirrorHead(dbUrl(opts.dbEnv), opts.instance!) : undefined;
+    r = await verifyAudit(auditFiles(file), key, {
+      anchorOf: file,
+      ...(mirror ? { mirrorHead: { ...mirror, where: `instance ${opts.instance}` } } : {}),
+    });
   }
+  report(r, key, io);
+  return r.ok ? 0 : 1;
+}
+
+function report(r: VerifyResult, key: Buffer | undefined, io: Io): void {
   const summary = `${r.records} records, ${r.checkpoints} checkpoints (${r.signedCheckpoints} signed) in ${r.files} file(s)`;
+  const notes = r.notes.map((n) => `note: ${n}\n`).join('');
   if (r.ok) {
     io.stdout(
-      `ok: ${summary}; the chain is unbroken${key ? ' and every checkpoint signature verifies' : ''}\n`,
+      `ok: ${summary}; the chain is unbroken${key ? ' and every checkpoint signature verifies' : ''}\n${notes}`,
     );
-    return 0;
+    return;
   }
-  const p = r.problem!;
-  io.stdout(`BROKEN at ${p.file}:${p.line}${p.seq !== undefined ? ` (seq ${p.seq})` : ''}: ${p.message}\n`);
-  io.stderr(`checked before the break: ${summary}\n`);
-  return 1;
+  for (const p of r.problems)
+    io.stdout(
+      `BROKEN at ${p.file}:${p.line}${p.seq !== undefined ? ` (seq ${p.seq})` : ''}: ${p.message}${p.offset !== undefined ? ` [byte ${p.offset}]` : ''}\n`,
+    );
+  if (r.problemCount > r.problems.length) io.stdout(`… and ${r.problemCount - r.problems.length} more\n`);
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const torn = r.torn ? ` (${plural(r.torn, 'torn line')})` : '';
+  io.stdout(`${plural(r.problemCount, 'problem')}${torn}; checked ${summary}\n${notes}`);
 }
 
 function filterOf(opts: Record<string, string | undefined>): AuditFilter {

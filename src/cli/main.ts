@@ -255,7 +255,7 @@ function addAudit(program: Command): void {
   const filters = (cmd: Command) =>
     cmd
       .option('--tool <name>', 'only this tool')
-      .option('--principal <id>', 'only this caller')
+      .option('--principal <id>', 'only this caller (key:<id>, jwt:<issuer>#<sub>, stdio:<name>, anonymous)')
       .option('--decision <d>', 'allowed or denied')
       .option('--kind <k>', 'call, intent, control or checkpoint')
       .option('--since <t>', 'ISO date-time or a duration ago (15m, 2h, 7d)')
@@ -281,7 +281,7 @@ function addKeys(program: Command): void {
     .description(
       'Make an API key: the key is printed once (stdout); its policy entry, with only the hash, on stderr.',
     )
-    .requiredOption('--id <principal>', 'principal the key authenticates as')
+    .requiredOption('--id <id>', 'the key id; its caller is the principal key:<id>')
     .requiredOption('--scopes <list>', 'scopes, comma- or space-separated')
     .addOption(
       new Option('--env <name>', 'accept the key only in this environment').choices([

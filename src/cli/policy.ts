@@ -7,10 +7,10 @@ import { Controller } from '../control/controller.js';
 import { WardenError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
 import { loadSpec } from '../openapi/load.js';
-import { checkPolicy, didYouMean } from '../policy/check.js';
+import { alertRuleLines, checkPolicy, didYouMean } from '../policy/check.js';
 import { DEFAULT_POLICY, evaluatePolicy } from '../policy/evaluate.js';
 import { readPolicyFile } from '../policy/load.js';
-import { DEFAULT_SCOPES, ENVIRONMENTS, type Environment } from '../policy/schema.js';
+import { type AlertsDoc, DEFAULT_SCOPES, ENVIRONMENTS, type Environment } from '../policy/schema.js';
 import { listToolsets } from '../policy/toolsets.js';
 import { newApiKey } from '../server/callers.js';
 import { createMemoryState } from '../state/memory.js';
@@ -37,6 +37,14 @@ export async function runPolicyCheck(file: string, opts: { spec: string }, io: I
   const decisions = evaluatePolicy(catalog, { doc: policy.doc });
   const exposed = decisions.filter((d) => d.blockers.length === 0).length;
   io.stdout(`${file}: ok — ${exposed} of ${decisions.length} tools exposed (mode ${policy.doc.mode})\n`);
+  io.stdout(alertsText(policy.doc.alerts));
+}
+
+/** The alert rules in force, as `policy check` and `explain` end their report. */
+function alertsText(alerts: AlertsDoc | undefined): string {
+  return `alerts in force:\n${alertRuleLines(alerts)
+    .map((l) => `  ${l}\n`)
+    .join('')}`;
 }
 
 /** `explain <tool>`: every step that decided the tool's fate, in the environment chosen. */
@@ -70,7 +78,7 @@ export async function runExplain(
     const d = entry.decision;
     if (opts.format === 'json') {
       io.stdout(
-        `${JSON.stringify({ tool: d.tool.name, exposed: entry.exposed, hiddenBecause: entry.blockers.map((b) => b.reason), kind: d.kind, risk: d.tool.risk.classes, scopes: d.scopes, confirm: d.confirm, limits: d.limits, steps: d.steps, environment: controller.environment() }, null, 2)}\n`,
+        `${JSON.stringify({ tool: d.tool.name, exposed: entry.exposed, hiddenBecause: entry.blockers.map((b) => b.reason), kind: d.kind, risk: d.tool.risk.classes, scopes: d.scopes, confirm: d.confirm, limits: d.limits, steps: d.steps, environment: controller.environment(), alerts: alertRuleLines(policy?.doc.alerts) }, null, 2)}\n`,
       );
       return;
     }
@@ -84,7 +92,7 @@ export async function runExplain(
       '  how it was decided:',
       ...d.steps.map((s) => `    ${s.by}: ${s.what}`),
     ];
-    io.stdout(`${lines.join('\n')}\n`);
+    io.stdout(`${lines.join('\n')}\n${alertsText(policy?.doc.alerts)}`);
   } finally {
     controller.close();
   }

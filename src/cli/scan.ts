@@ -40,20 +40,22 @@ export async function runScan(
     spec,
     progress && spec.rootText.length > 1024 * 1024 ? { onProgress: progress } : {},
   );
-  const report = toReport(catalog, VERSION);
+  const report = toReport(catalog, VERSION, spec.deviations);
   let text: string;
   if (opts.format === 'json') text = `${JSON.stringify(report, null, 2)}\n`;
   else if (opts.format === 'table') text = renderTable(report, process.stdout.columns ?? 120);
   else {
     // Lines are only meaningful for operations that live in the root file.
-    const single = spec.source.kind === 'file' && spec.files === 1 && spec.originalVersion !== '2.0';
-    const locate = single ? createLineLocator(spec.rootText) : undefined;
+    // Deviations are found before a 2.0 spec is converted, so their pointers are into the root file too.
+    const rootFile = spec.source.kind === 'file' && spec.files === 1;
+    const locateRoot = rootFile ? createLineLocator(spec.rootText) : undefined;
+    const locate = spec.originalVersion !== '2.0' ? locateRoot : undefined;
     const pointers = new Map(catalog.tools.map((t) => [t.name, t.source.pointer.slice(1)]));
     const uri =
       spec.source.kind === 'file'
         ? relative(process.cwd(), spec.source.location).split('\\').join('/')
         : spec.source.location;
-    text = `${JSON.stringify(renderSarif(report, pointers, uri, locate), null, 2)}\n`;
+    text = `${JSON.stringify(renderSarif(report, pointers, uri, locate, locateRoot), null, 2)}\n`;
   }
   if (opts.output) {
     await writeFile(opts.output, text);

@@ -1,6 +1,8 @@
-import { WardenError } from '../errors/index.js';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { exitCode, formatError, toProtocolError, toWardenError, WardenError } from '../errors/index.js';
 import type { LoadOptions } from '../openapi/load.js';
-import { type ServeOptions, startGateway } from '../server/serve.js';
+import { type Gateway, type ServeOptions, startGateway } from '../server/serve.js';
 
 export interface ServeCliOptions {
   spec: string;
@@ -25,6 +27,10 @@ export interface ServeCliOptions {
   refRoot?: string;
   toolsets?: string;
   dynamic?: boolean;
+  /** Redis URL (or env:/file: reference): state shared by instances; overrides the policy's `state.redis`. */
+  state?: string;
+  /** PostgreSQL URL (or env:/file: reference): the audit mirror; overrides the policy's `audit.postgres`. */
+  auditDb?: string;
 }
 
 export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) => void }): Promise<void> {
@@ -38,7 +44,32 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
         ...(opts.host !== undefined ? { host: opts.host } : {}),
         ...(opts.allowedHost?.length ? { allowedHosts: opts.allowedHost } : {}),
       };
-  const gw = await startGateway({
+  let gw: Gateway;
+  try {
+    gw = await start(opts, transport);
+  } catch (e) {
+    // Over stdio the client shows only what reaches it on stdout: answer its first request with the reason.
+    if (opts.stdio) await failOverStdio(e, io);
+    throw e;
+  }
+  io.stderr(`mcp-warden: audit file ${gw.auditFile}\n`);
+  if (gw.url) io.stderr(`mcp-warden: MCP endpoint ${gw.url}\n`);
+  if (gw.adminUrl) io.stderr(`mcp-warden: admin API ${gw.adminUrl}\n`);
+  let closing = false;
+  const stop = () => {
+    if (closing) return;
+    closing = true;
+    void gw.close().finally(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  // stdio: the client closing our stdin ends the session.
+  if (opts.stdio) process.stdin.once('end', stop);
+}
+
+/** The CLI's options as `startGateway`'s. */
+function start(opts: ServeCliOptions, transport: ServeOptions['transport']): Promise<Gateway> {
+  return startGateway({
     spec: opts.spec,
     transport,
     ...(opts.baseUrl !== undefined ? { baseUrl: opts.baseUrl } : {}),
@@ -57,24 +88,64 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
     ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
     ...(opts.toolsets !== undefined ? { toolsets: splitList(opts.toolsets) } : {}),
     ...(opts.dynamic ? { dynamic: true } : {}),
+    ...(opts.state !== undefined ? { stateUrl: opts.state } : {}),
+    ...(opts.auditDb !== undefined ? { auditDb: opts.auditDb } : {}),
     load: {
       ...(opts.remoteRefs ? { remoteRefs: opts.remoteRefs } : {}),
       ...(opts.refRoot ? { refRoot: opts.refRoot } : {}),
     },
   });
-  io.stderr(`mcp-warden: audit file ${gw.auditFile}\n`);
-  if (gw.url) io.stderr(`mcp-warden: MCP endpoint ${gw.url}\n`);
-  if (gw.adminUrl) io.stderr(`mcp-warden: admin API ${gw.adminUrl}\n`);
-  let closing = false;
-  const stop = () => {
-    if (closing) return;
-    closing = true;
-    void gw.close().finally(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  // stdio: the client closing our stdin ends the session.
-  if (opts.stdio) process.stdin.once('end', stop);
+}
+
+// How long a failed stdio start waits for the client's first request before it exits anyway.
+const STDIO_FAILURE_WAIT_MS = 10_000;
+
+/**
+ * A start-up failure over stdio: the reason on stderr, and — since MCP clients show only what comes
+ * back on stdout ("connection closed" otherwise) — as the JSON-RPC error answering the client's first
+ * request (its `initialize`), numbered by the one mapper for protocol errors. Then the process exits
+ * with the error's exit code. Nothing is awaited from a terminal, and at most STDIO_FAILURE_WAIT_MS.
+ */
+async function failOverStdio(e: unknown, io: { stderr: (s: string) => void }): Promise<never> {
+  const err = toWardenError(e);
+  io.stderr(`${formatError(err)}\n`);
+  const id = process.stdin.isTTY ? undefined : await firstRequestId(process.stdin, STDIO_FAILURE_WAIT_MS);
+  if (id !== undefined) {
+    const p = toProtocolError(err);
+    const answer = {
+      jsonrpc: '2.0',
+      id,
+      error: { code: p.code, message: `mcp-warden could not start: ${formatError(err)}`, data: p.data },
+    };
+    await new Promise<void>((resolve) =>
+      process.stdout.write(`${JSON.stringify(answer)}\n`, () => resolve()),
+    );
+  }
+  process.exit(exitCode(err.code));
+}
+
+/** The id of the first JSON-RPC request read from `input` (one per line), or undefined at its end or after `ms`. */
+function firstRequestId(input: Readable, ms: number): Promise<string | number | undefined> {
+  return new Promise((resolve) => {
+    const lines = createInterface({ input });
+    // Resolved before closing: closing emits 'close', which would otherwise resolve first, empty.
+    const done = (id: string | number | undefined) => {
+      clearTimeout(timer);
+      resolve(id);
+      lines.close();
+    };
+    const timer = setTimeout(() => done(undefined), ms);
+    lines.on('close', () => done(undefined));
+    lines.on('line', (line) => {
+      try {
+        const msg = JSON.parse(line) as { id?: unknown; method?: unknown };
+        if (typeof msg.method === 'string' && (typeof msg.id === 'string' || typeof msg.id === 'number'))
+          done(msg.id);
+      } catch {
+        // Not JSON: not a request; keep reading.
+      }
+    });
+  });
 }
 
 /** `a,b , c` → [a, b, c]; an empty list is a mistake, not "every toolset". */

@@ -29,6 +29,7 @@ export interface ControlEvent {
     | 'alert.ack'
     | 'admin.login'
     | 'admin.login-refused'
+    | 'admin.token-refused'
     | 'admin.logout';
   target?: string;
   before?: unknown;

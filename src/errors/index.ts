@@ -18,6 +18,7 @@ export {
   type HttpError,
   httpStatus,
   isProtocolSurface,
+  jsonRpcError,
   replyHttpError,
   settleCallError,
   surfacedCode,

@@ -93,10 +93,23 @@ export function replyHttpError(
   const details = hidden ? undefined : e.details;
   const body =
     envelope === 'json-rpc'
-      ? { jsonrpc: '2.0', error: { code: mappingOf(code).rpc, message, data: { code } }, id: null }
+      ? jsonRpcError({ code, message }, null)
       : { error: code, message, ...(details ? { details } : {}) };
   res.writeHead(httpStatus(code), { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * A transport refusal as a JSON-RPC error message: the table's number and the (surfaced) code in
+ * `data`. The HTTP reply wraps it (`id: null`: never dispatched); stdio frames answer their own id.
+ */
+export function jsonRpcError(e: HttpError, id: string | number | null) {
+  const code = surfacedCode(e.code);
+  return {
+    jsonrpc: '2.0' as const,
+    error: { code: mappingOf(code).rpc, message: e.message, data: { code } },
+    id,
+  };
 }
 
 /** Audit decision: a call that ended in this error was refused before the upstream, or allowed and failed. */

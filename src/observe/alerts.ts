@@ -1,10 +1,18 @@
-import { request } from 'undici';
 import type { CallContext } from '../pipeline/context.js';
-import type { AlertsDoc } from '../policy/schema.js';
+import { type AlertsDoc, effectiveAlerts } from '../policy/schema.js';
 import type { Logger } from './log.js';
+import { type DeliveryOptions, Webhooks } from './webhooks.js';
 
 export interface Alert {
-  rule: 'errorRate' | 'deniedRate' | 'volume' | 'firstUse' | 'auditFailing' | 'breakerOpen' | 'stateDegraded';
+  rule:
+    | 'errorRate'
+    | 'deniedRate'
+    | 'volume'
+    | 'adminAuthFailures'
+    | 'firstUse'
+    | 'auditFailing'
+    | 'breakerOpen'
+    | 'stateDegraded';
   subject: string;
   message: string;
   value?: number;
@@ -22,22 +30,31 @@ export interface FiredAlert extends Alert {
 const HISTORY = 500;
 
 export interface AlertsOptions {
+  /** The `alerts:` section as parsed; absent: every rule with its defaults. */
   config: AlertsDoc | undefined;
   logger: Logger;
   onFire?: (a: Alert) => void;
   /** Principal × tool pairs already seen (from the audit), so a restart does not re-announce them. */
   seenPairs?: Iterable<string>;
   now?: () => number;
+  /** Webhook retries and the shutdown limit (defaults in `DELIVERY_DEFAULTS`). */
+  delivery?: DeliveryOptions;
 }
 
-/** A count over a sliding window, kept in ten buckets: memory per key is constant. */
+/**
+ * A count over a sliding window, kept in ten buckets of a tenth of the window each: memory per key is
+ * constant. Buckets are counted from `origin`, so a window that starts at `origin` is whole buckets.
+ */
 class Window {
   private readonly counts = new Float64Array(10);
   private readonly bucketMs: number;
   private current = 0;
-  private at = 0;
+  private at: number | undefined;
 
-  constructor(windowMs: number) {
+  constructor(
+    windowMs: number,
+    private readonly origin = 0,
+  ) {
     this.bucketMs = Math.max(1, windowMs / 10);
   }
 
@@ -46,6 +63,7 @@ class Window {
     this.counts[this.current]! += n;
   }
 
+  /** Calls in the bucket of `now` and the nine before it. */
   total(now: number): number {
     this.roll(now);
     let t = 0;
@@ -54,14 +72,63 @@ class Window {
   }
 
   private roll(now: number): void {
-    const slot = Math.floor(now / this.bucketMs);
-    if (this.at === 0) this.at = slot;
-    const steps = Math.min(10, slot - this.at);
+    const slot = Math.floor((now - this.origin) / this.bucketMs);
+    // A clock that steps back counts into the current bucket: a bucket is never reused for the past.
+    if (this.at !== undefined && slot <= this.at) return;
+    const steps = this.at === undefined ? 0 : Math.min(10, slot - this.at);
     for (let i = 0; i < steps; i++) {
       this.current = (this.current + 1) % 10;
       this.counts[this.current] = 0;
     }
     this.at = slot;
+  }
+}
+
+/** Whole windows a principal's volume is compared with. */
+const BASELINE_WINDOWS = 12;
+
+/**
+ * One principal's volume: its calls over the last window (sliding), and its baseline, the busiest of
+ * its last 12 whole windows. Windows are counted from the principal's first call and every call lands
+ * in exactly one of them, so a caller that repeats the same work every few minutes (up to every 12
+ * windows) has a baseline equal to one round of that work, and is never "far above" it. After 12
+ * windows without a call there is no baseline left and it starts over, like a new principal.
+ */
+class Volume {
+  private readonly recent: Window;
+  private readonly whole: number[] = [];
+  private index = 0;
+  private count = 0;
+
+  constructor(
+    private readonly span: number,
+    private readonly origin: number,
+  ) {
+    this.recent = new Window(span, origin);
+  }
+
+  /** Whether a call at `now` would find only empty windows to compare with (idle for 12 windows). */
+  idle(now: number): boolean {
+    return Math.floor((now - this.origin) / this.span) - this.index > BASELINE_WINDOWS;
+  }
+
+  /** Counts a call at `now`: the calls over the last window, and the baseline (none before a whole window). */
+  add(now: number): { recent: number; baseline: number | undefined } {
+    const index = Math.floor((now - this.origin) / this.span);
+    if (index > this.index) {
+      this.whole.push(this.count);
+      // Windows without a call count as 0; more than the baseline keeps cannot matter.
+      for (let i = Math.min(index - this.index - 1, BASELINE_WINDOWS); i > 0; i--) this.whole.push(0);
+      if (this.whole.length > BASELINE_WINDOWS) this.whole.splice(0, this.whole.length - BASELINE_WINDOWS);
+      this.index = index;
+      this.count = 0;
+    }
+    this.count++;
+    this.recent.add(now);
+    return {
+      recent: this.recent.total(now),
+      baseline: this.whole.length ? Math.max(...this.whole) : undefined,
+    };
   }
 }
 
@@ -80,24 +147,25 @@ const MAX_KEYS = 50_000;
  * Alert rules over the stream of calls. Each rule tracks a condition per subject (a tool, a
  * principal, a pair); an alert fires when a condition starts to hold, once, and again only after
  * it has cleared and the cooldown has passed. Alerts go to the log, to metrics, and to webhooks
- * (generic JSON or Slack-compatible), never carrying arguments or results.
+ * (generic JSON or Slack-compatible, retried in the background), never carrying arguments or results.
  */
 export class Alerts {
-  private readonly cfg: Required<Pick<AlertsDoc, 'cooldownSeconds' | 'firstUse' | 'auditFailing'>> &
-    AlertsDoc;
+  private readonly cfg: AlertsDoc;
   private readonly now: () => number;
+  private readonly webhooks: Webhooks;
   private readonly firing = new Map<string, { on: boolean; last: number }>();
   private readonly toolCalls = new Map<string, { all: Window; failed: Window }>();
   private readonly denied = new Map<string, Window>();
-  private readonly volume = new Map<string, { cur: Window; history: number[]; windowStart: number }>();
+  private readonly volume = new Map<string, Volume>();
+  private adminRefusals: Window | undefined;
   private readonly seen = new Set<string>();
-  private readonly pending = new Set<Promise<void>>();
   private readonly fired: FiredAlert[] = [];
   private nextId = 1;
 
   constructor(private readonly o: AlertsOptions) {
-    this.cfg = { cooldownSeconds: 300, firstUse: true, auditFailing: true, ...(o.config ?? {}) };
+    this.cfg = effectiveAlerts(o.config);
     this.now = o.now ?? Date.now;
+    this.webhooks = new Webhooks(this.cfg.webhooks ?? [], o.logger, o.delivery);
     for (const p of o.seenPairs ?? []) if (this.seen.size < MAX_KEYS) this.seen.add(p);
   }
 
@@ -111,69 +179,9 @@ export class Alerts {
       !UPSTREAM_FAILURES.has(code) &&
       code !== 'CANCELLED' &&
       code !== 'CREDENTIAL_MISSING';
-
-    const er = this.cfg.errorRate;
-    if (er && tool && !denied) {
-      const w = getOr(this.toolCalls, tool, () => ({
-        all: new Window(er.windowSeconds * 1000),
-        failed: new Window(er.windowSeconds * 1000),
-      }));
-      w.all.add(now);
-      if (code && UPSTREAM_FAILURES.has(code)) w.failed.add(now);
-      const total = w.all.total(now);
-      const ratio = total ? w.failed.total(now) / total : 0;
-      this.condition(
-        'errorRate',
-        tool,
-        total >= er.minCalls && ratio >= er.ratio,
-        `${tool}: ${Math.round(ratio * 100)}% of its last ${total} calls failed upstream`,
-        ratio,
-        er.ratio,
-      );
-    }
-
-    const dr = this.cfg.deniedRate;
-    if (dr) {
-      const w = getOr(this.denied, principal, () => new Window(dr.windowSeconds * 1000));
-      if (denied) w.add(now);
-      const n = w.total(now);
-      this.condition(
-        'deniedRate',
-        principal,
-        n >= dr.count,
-        `${principal}: ${n} denied calls in ${dr.windowSeconds} s`,
-        n,
-        dr.count,
-      );
-    }
-
-    const vr = this.cfg.volume;
-    if (vr) {
-      const span = vr.windowSeconds * 1000;
-      const v = getOr(this.volume, principal, () => ({
-        cur: new Window(span),
-        history: [],
-        windowStart: now,
-      }));
-      // Each full window's total joins the baseline (the last 12 windows).
-      while (now - v.windowStart >= span) {
-        v.history.push(v.cur.total(v.windowStart + span - 1));
-        if (v.history.length > 12) v.history.shift();
-        v.windowStart += span;
-      }
-      v.cur.add(now);
-      const n = v.cur.total(now);
-      const baseline = v.history.length ? v.history.reduce((a, b) => a + b, 0) / v.history.length : undefined;
-      this.condition(
-        'volume',
-        principal,
-        baseline !== undefined && n >= vr.minCalls && n > vr.factor * Math.max(baseline, 1),
-        `${principal}: ${n} calls in ${vr.windowSeconds} s, ${vr.factor}× above its baseline of ${Math.round(baseline ?? 0)}`,
-        n,
-        vr.factor,
-      );
-    }
-
+    if (tool && !denied) this.errorRate(now, tool, code);
+    this.deniedRate(now, principal, denied);
+    this.volumeOf(now, principal);
     if (this.cfg.firstUse && tool && !ctx.error) {
       const pair = `${principal}\0${tool}`;
       if (!this.seen.has(pair)) {
@@ -185,6 +193,82 @@ export class Alerts {
         });
       }
     }
+  }
+
+  private errorRate(now: number, tool: string, code: string | undefined): void {
+    const er = this.cfg.errorRate;
+    if (!er) return;
+    const w = getOr(this.toolCalls, tool, () => ({
+      all: new Window(er.windowSeconds * 1000),
+      failed: new Window(er.windowSeconds * 1000),
+    }));
+    w.all.add(now);
+    if (code && UPSTREAM_FAILURES.has(code)) w.failed.add(now);
+    const total = w.all.total(now);
+    const ratio = total ? w.failed.total(now) / total : 0;
+    this.condition(
+      'errorRate',
+      tool,
+      total >= er.minCalls && ratio >= er.ratio,
+      `${tool}: ${Math.round(ratio * 100)}% of its last ${total} calls failed upstream`,
+      ratio,
+      er.ratio,
+    );
+  }
+
+  private deniedRate(now: number, principal: string, denied: boolean): void {
+    const dr = this.cfg.deniedRate;
+    if (!dr) return;
+    const w = getOr(this.denied, principal, () => new Window(dr.windowSeconds * 1000));
+    if (denied) w.add(now);
+    const n = w.total(now);
+    this.condition(
+      'deniedRate',
+      principal,
+      n >= dr.count,
+      `${principal}: ${n} denied calls in ${dr.windowSeconds} s`,
+      n,
+      dr.count,
+    );
+  }
+
+  private volumeOf(now: number, principal: string): void {
+    const vr = this.cfg.volume;
+    if (!vr) return;
+    const span = vr.windowSeconds * 1000;
+    let v = this.volume.get(principal);
+    if (!v || v.idle(now)) {
+      if (!v && this.volume.size >= MAX_KEYS) this.volume.clear();
+      v = new Volume(span, now);
+      this.volume.set(principal, v);
+    }
+    const { recent, baseline } = v.add(now);
+    this.condition(
+      'volume',
+      principal,
+      baseline !== undefined && recent >= vr.minCalls && recent > vr.factor * Math.max(baseline, 1),
+      `${principal}: ${recent} calls in ${vr.windowSeconds} s, over ${vr.factor}× its busiest recent window (${baseline ?? 0})`,
+      recent,
+      vr.factor,
+    );
+  }
+
+  /** A wrong or throttled admin token (from `source`, an address): a burst of them is an alert. */
+  adminAuthFailed(source: string): void {
+    const ar = this.cfg.adminAuthFailures;
+    if (!ar) return;
+    const now = this.now();
+    this.adminRefusals ??= new Window(ar.windowSeconds * 1000);
+    this.adminRefusals.add(now);
+    const n = this.adminRefusals.total(now);
+    this.condition(
+      'adminAuthFailures',
+      'admin',
+      n >= ar.count,
+      `${n} refused admin tokens in ${ar.windowSeconds} s (the last from ${source})`,
+      n,
+      ar.count,
+    );
   }
 
   auditFailed(): void {
@@ -222,9 +306,12 @@ export class Alerts {
     );
   }
 
-  /** Resolves when every webhook delivery started so far has finished (tests, shutdown). */
-  async flush(): Promise<void> {
-    await Promise.all([...this.pending]);
+  /**
+   * Resolves when every webhook delivery started so far has ended, or after the flush limit (2 s by
+   * default), when the deliveries still in flight are given up: shutdown is never held longer.
+   */
+  flush(): Promise<void> {
+    return this.webhooks.flush();
   }
 
   private condition(
@@ -277,27 +364,10 @@ export class Alerts {
     if (this.fired.length > HISTORY) this.fired.shift();
     this.o.logger.warn({ alert: alert.rule, subject: alert.subject }, `alert: ${alert.message}`);
     this.o.onFire?.(alert);
-    for (const hook of this.cfg.webhooks ?? []) {
-      const body =
-        hook.format === 'slack'
-          ? { text: `:rotating_light: mcp-warden ${alert.rule}: ${alert.message}` }
-          : { source: 'mcp-warden', ...alert };
-      const p = request(hook.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        headersTimeout: 5000,
-        bodyTimeout: 5000,
-      })
-        .then(async (res) => {
-          await res.body.dump();
-          if (res.statusCode >= 300)
-            this.o.logger.warn({ status: res.statusCode }, 'alert webhook refused the alert');
-        })
-        .catch((e: Error) => this.o.logger.warn({ err: e.message }, 'alert webhook unreachable'))
-        .finally(() => this.pending.delete(p));
-      this.pending.add(p);
-    }
+    this.webhooks.post({
+      generic: { source: 'mcp-warden', ...alert },
+      slackText: `:rotating_light: mcp-warden ${alert.rule}: ${alert.message}`,
+    });
   }
 }
 

@@ -60,6 +60,12 @@ export class Metrics {
     labelNames: ['code'],
     registers: [this.registry],
   });
+  readonly adminAuthFailures = new Counter({
+    name: 'mcp_warden_admin_auth_failures_total',
+    help: 'Admin-port requests refused for their token: wrong (ADMIN_DENIED) or from a throttled address (ADMIN_THROTTLED).',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
   readonly controlChanges = new Counter({
     name: 'mcp_warden_control_changes_total',
     help: 'Control-plane changes (policy, toggles, kill switch, approvals).',

@@ -80,4 +80,10 @@ export class Observers {
   authFailure(code: string): void {
     this.metrics.authFailures.inc({ code });
   }
+
+  /** A wrong admin token, or any token from an address the admin port throttles (`source`). */
+  adminAuthFailure(code: 'ADMIN_DENIED' | 'ADMIN_THROTTLED', source: string): void {
+    this.metrics.adminAuthFailures.inc({ code });
+    this.alerts.adminAuthFailed(source);
+  }
 }

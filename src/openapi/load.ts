@@ -6,6 +6,7 @@ import s2o from 'swagger2openapi';
 import { ERROR_CODES, type ErrorCode, WardenError } from '../errors/index.js';
 import { getByPointer, parseText, type ShapeLimits } from './parse.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
+import { deviationWarning, repairSpec, type SpecDeviation } from './repair.js';
 import { validateSpec } from './validate.js';
 
 export interface LoadOptions {
@@ -41,6 +42,8 @@ export interface LoadedSpec {
   /** Number of files read (1 unless the spec has external `$ref`s). */
   files: number;
   warnings: string[];
+  /** Harmless departures from the OpenAPI meta-schema, repaired or ignored: one entry per kind. */
+  deviations: SpecDeviation[];
 }
 
 export type OpenApiDoc = Record<string, unknown> & {
@@ -96,6 +99,8 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   const inlined = inlineMisplacedRefs(doc);
   if (inlined > 0)
     warnings.push(`${inlined} $ref(s) in places OpenAPI does not allow them were replaced by their targets`);
+  const deviations = repairSpec(doc, version.major === 2 ? '2.0' : version.minor === 1 ? '3.1' : '3.0');
+  warnings.push(...deviations.map(deviationWarning));
   await validateSpec(doc, text, src);
   progress(`validated ${version.label} in ${ms(t)}`);
 
@@ -125,6 +130,7 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
     dialect: version.major === 3 && version.minor === 1 ? '3.1' : '3.0',
     files,
     warnings,
+    deviations,
   };
 }
 

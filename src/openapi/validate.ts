@@ -84,7 +84,7 @@ export function ruleProblems(doc: Record<string, unknown>): Array<{ pointer: str
     const item = deref(doc, rawItem);
     if (!item) continue;
     const template = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
-    const itemParams = params(doc, item.parameters);
+    const itemParams = params(doc, item.parameters, `${itemPtr}/parameters`, problems);
     for (const method of METHODS) {
       const op = deref(doc, item[method]);
       if (!op) continue;
@@ -98,7 +98,7 @@ export function ruleProblems(doc: Record<string, unknown>): Array<{ pointer: str
           });
         else seenIds.set(op.operationId, opPtr);
       }
-      const opParams = params(doc, op.parameters);
+      const opParams = params(doc, op.parameters, `${opPtr}/parameters`, problems);
       const dup = duplicates(opParams);
       if (dup)
         problems.push({ pointer: `${opPtr}/parameters`, message: `parameter ${dup} is declared twice` });
@@ -135,11 +135,29 @@ export function ruleProblems(doc: Record<string, unknown>): Array<{ pointer: str
 
 type Param = { name: string; in: string; required?: unknown };
 
-function params(doc: unknown, list: unknown): Param[] {
+/**
+ * The parameters of a list, `$ref`s followed. One that cannot be resolved, or that resolves to
+ * something without a name and a location, is a problem: the tool's arguments would be a guess.
+ */
+function params(
+  doc: unknown,
+  list: unknown,
+  pointer: string,
+  problems: Array<{ pointer: string; message: string }>,
+): Param[] {
   if (!Array.isArray(list)) return [];
-  return list.flatMap((raw) => {
+  return list.flatMap((raw, i) => {
     const p = deref(doc, raw);
-    return p && typeof p.name === 'string' && typeof p.in === 'string' ? [p as Param] : [];
+    if (p && typeof p.name === 'string' && typeof p.in === 'string') return [p as Param];
+    const ref = (raw as { $ref?: unknown } | null)?.$ref;
+    problems.push({
+      pointer: `${pointer}/${i}`,
+      message:
+        typeof ref === 'string' && !p
+          ? `parameter $ref ${JSON.stringify(ref)} cannot be resolved`
+          : 'parameter without a `name` and an `in`',
+    });
+    return [];
   });
 }
 

@@ -4,8 +4,9 @@ import { WardenError } from '../errors/index.js';
 import type { ValidateFunction } from '../lib/ajv.js';
 import { tooDeep } from '../lib/json-depth.js';
 import type { Catalog, Tool } from '../model/catalog.js';
+import { addCounts } from '../protect/detect.js';
 import { maskRules, maskUntyped } from '../protect/mask.js';
-import { MAX_JSON_DEPTH, type Redactor } from '../protect/redactor.js';
+import { MAX_JSON_DEPTH, type RedactionCounts, type Redactor } from '../protect/redactor.js';
 import type { CallContext, ToolResult } from './context.js';
 import { describeErrors } from './validate.js';
 
@@ -40,12 +41,21 @@ export function createAnswer(options: AnswerOptions) {
         'UPSTREAM_REDIRECT',
         `The upstream API answered ${status} with a redirect; mcp-warden does not follow redirects.`,
       );
+    // Every excerpt is redacted whole (credentials, then every class) and only then cut: a value the
+    // cut runs through is never half-shown. What was found counts with the call's redactions.
+    const excerpt = (text: string, n: number, truncated = false): string => {
+      const counts: RedactionCounts = {};
+      const out = redactor.excerpt(text, n, counts, truncated);
+      if (Object.keys(counts).length) {
+        ctx.redactions ??= {};
+        addCounts(ctx.redactions, counts);
+      }
+      return out;
+    };
     if (status >= 400 || status < 200) {
-      const excerpt = isTextual(ct)
-        ? safeExcerpt(redactor.credentials(res.body.toString('utf8', 0, 64 * 1024)), excerptLen)
-        : '';
+      const text = isTextual(ct) ? excerpt(maskedByName(res.body.toString('utf8')), excerptLen) : '';
       throw new WardenError('UPSTREAM_STATUS', `The upstream API answered HTTP ${status}.`, {
-        ...(excerpt ? { text: excerpt } : {}),
+        ...(text ? { text } : {}),
       });
     }
     if (res.truncated) {
@@ -54,12 +64,7 @@ export function createAnswer(options: AnswerOptions) {
       throw new WardenError(
         'UPSTREAM_TOO_LARGE',
         `The response was larger than ${res.body.length} bytes and was cut short; ask for less (a smaller page size or narrower filters).${json ? '' : ' Its beginning follows.'}`,
-        json
-          ? {}
-          : {
-              // Scrubbed well past the cut, so a credential the cut runs through is not left half-shown.
-              text: printable(redactor.credentials(res.body.toString('utf8', 0, 64 * 1024)), 8 * excerptLen),
-            },
+        json ? {} : { text: excerpt(res.body.toString('utf8'), 8 * excerptLen, true) },
       );
     }
 
@@ -81,7 +86,7 @@ export function createAnswer(options: AnswerOptions) {
         throw new WardenError(
           'UPSTREAM_SCHEMA_MISMATCH',
           'The upstream API sent a body labelled JSON that is not valid JSON.',
-          { text: printable(text, excerptLen) },
+          { text: excerpt(text, excerptLen) },
         );
       }
       if (tooDeep(value, MAX_JSON_DEPTH))
@@ -105,7 +110,7 @@ export function createAnswer(options: AnswerOptions) {
           throw new WardenError(
             'UPSTREAM_SCHEMA_MISMATCH',
             "The upstream response does not match the API's declared schema.",
-            { details: problems, text: safeExcerpt(text, excerptLen) },
+            { details: problems, text: excerpt(maskedByName(text), excerptLen) },
           );
         }
         ctx.answer = withNotes({ ...result, json: { value: structured, structured: true } }, notes);
@@ -122,7 +127,7 @@ export function createAnswer(options: AnswerOptions) {
       );
       return;
     }
-    const kind = printable(ct.split(';')[0] ?? '', 80) || 'an unknown type';
+    const kind = excerpt(ct.split(';')[0] ?? '', 80) || 'an unknown type';
     ctx.answer = withNotes(
       {
         content: [
@@ -138,18 +143,17 @@ export function createAnswer(options: AnswerOptions) {
 }
 
 /**
- * An excerpt of an upstream body for the agent: JSON is parsed and masked by field name first (an
- * error body is as likely as any to hold personal data); value detection runs on it afterwards.
+ * An upstream body as an excerpt may show it: JSON is parsed and masked by field name first (an
+ * error body is as likely as any to hold personal data); value detection follows in the excerpt.
  */
-function safeExcerpt(text: string, n: number): string {
-  let out = text;
+function maskedByName(text: string): string {
   try {
     const v: unknown = JSON.parse(text);
-    if (!tooDeep(v, MAX_JSON_DEPTH)) out = JSON.stringify(maskUntyped(v, DEFAULT_RULES));
+    if (!tooDeep(v, MAX_JSON_DEPTH)) return JSON.stringify(maskUntyped(v, DEFAULT_RULES));
   } catch {
     /* not JSON: value detection alone */
   }
-  return printable(out, n);
+  return text;
 }
 
 const DEFAULT_RULES = maskRules(undefined, undefined);
@@ -172,10 +176,4 @@ function isTextual(ct: string): boolean {
 function looksJson(b: Buffer): boolean {
   const c = b[0];
   return c === 0x7b || c === 0x5b;
-}
-
-/** Printable text only (newlines and tabs kept), capped: an excerpt cannot smuggle control sequences. */
-function printable(s: string, n: number): string {
-  const clean = s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '').trim();
-  return clean.length > n ? `${clean.slice(0, n)}…` : clean;
 }

@@ -27,13 +27,14 @@ export function createAudit(options: AuditOptions) {
       kind: 'call',
       time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
       id: ctx.id,
-      tool: ctx.tool?.name ?? redactor.text(clip(ctx.input.name)),
+      // Redacted whole, then cut (as every excerpt): a secret the cut runs through is not half-kept.
+      tool: ctx.tool?.name ?? redactor.excerpt(String(ctx.input.name), 200),
       decision: err ? auditDecision(err.code) : 'allowed',
       outcome: err ? 'error' : 'ok',
       ...(err ? { code: err.code } : {}),
       principal: ctx.input.principal.id,
       auth: ctx.input.principal.via,
-      ...(ctx.input.client !== undefined ? { client: redactor.text(clip(ctx.input.client)) } : {}),
+      ...(ctx.input.client !== undefined ? { client: redactor.excerpt(String(ctx.input.client), 200) } : {}),
       ...detail(ctx, redactor, counts),
       ...(req
         ? {
@@ -98,11 +99,6 @@ function withoutToken(args: unknown): unknown {
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
-}
-
-function clip(s: unknown): string {
-  const t = typeof s === 'string' ? s : String(s);
-  return t.length > 200 ? `${t.slice(0, 200)}…` : t;
 }
 
 /**

@@ -2,6 +2,7 @@ import { FormData } from 'undici';
 import { isJsonType } from '../catalog/doc.js';
 import { WardenError } from '../errors/index.js';
 import type { ArgBinding, Tool } from '../model/catalog.js';
+import { defsOf, type JsonSchemaObject, resolveLocal } from '../model/json-schema.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
 import { VERSION } from '../version.js';
 import type { CallContext, UpstreamRequest } from './context.js';
@@ -9,7 +10,7 @@ import type { CallContext, UpstreamRequest } from './context.js';
 export interface BuildOptions {
   /** Where each tool's calls go, fixed at start-up. */
   targets: ReadonlyMap<Tool, UpstreamTarget>;
-  /** Page-size arguments whose spec gives no maximum are clamped to this (default 100). */
+  /** Page sizes are lowered to this at most (default 100; the spec's own maximum may be lower). */
   maxPageSize?: number;
 }
 
@@ -23,9 +24,21 @@ interface Plan {
   body?: ArgBinding;
   accept: string;
   method: string;
-  pageArg?: string;
-  /** The spec's own maximum, if it declares one. */
-  pageMax?: number;
+  page?: PageRule;
+}
+
+/**
+ * A page-size argument's valid range, from its own schema. Counts start at 1 whatever the spec
+ * allows: 0 and negative sizes often mean "everything" upstream, which is what the cap is against.
+ */
+interface PageRule {
+  arg: string;
+  /** Whole numbers only: an `integer` type, or no type at all (a count); `number` allows fractions. */
+  integer: boolean;
+  /** Smallest page size sent: 1, or the spec's own higher minimum. */
+  lo: number;
+  /** The spec's own (inclusive) maximum, if it declares one; the policy's cap is applied per call. */
+  hi?: number;
 }
 
 /**
@@ -78,12 +91,7 @@ export function createBuildRequest(options: BuildOptions) {
         : {}),
       accept: types.length ? types.slice(0, 8).join(', ') : 'application/json, */*;q=0.5',
       method: tool.source.method.toUpperCase(),
-      ...(tool.pageSize
-        ? {
-            pageArg: tool.pageSize.arg,
-            ...(tool.pageSize.maximum !== undefined ? { pageMax: tool.pageSize.maximum } : {}),
-          }
-        : {}),
+      ...(tool.pageSize ? { page: pageRule(tool, tool.pageSize.arg) } : {}),
     };
     plans.set(tool, plan);
     return plan;
@@ -96,7 +104,6 @@ export function createBuildRequest(options: BuildOptions) {
     const notes: string[] = [];
     // The policy's cap can only lower the spec's own maximum, never raise it.
     const policyMax = ctx.decision?.limits.maxPageSize ?? maxPage;
-    const pageMax = plan.pageMax !== undefined ? Math.min(plan.pageMax, policyMax) : policyMax;
 
     let path = plan.target.basePath;
     for (const part of plan.pieces) {
@@ -135,10 +142,7 @@ export function createBuildRequest(options: BuildOptions) {
     for (const b of plan.query) {
       let v = args[b.arg];
       if (v === undefined || v === null) continue;
-      if (b.arg === plan.pageArg && typeof v === 'number' && v > pageMax) {
-        notes.push(`'${b.arg}' was lowered from ${v} to the gateway's maximum page size ${pageMax}`);
-        v = pageMax;
-      }
+      if (b.arg === plan.page?.arg) v = pageSize(tool, plan.page, v, policyMax, notes);
       queryPairs(b, v, pairs);
     }
 
@@ -180,6 +184,74 @@ export function createBuildRequest(options: BuildOptions) {
     if (notes.length) req.notes = notes;
     ctx.request = req;
   };
+}
+
+/** The page-size rule of a tool's page-size argument, read from the argument's own schema. */
+function pageRule(tool: Tool, arg: string): PageRule {
+  const raw = tool.inputSchema.properties?.[arg];
+  const resolved = raw === undefined ? {} : resolveLocal(raw, defsOf(tool.inputSchema.$defs ?? {}));
+  const s: JsonSchemaObject = typeof resolved === 'object' ? resolved : {};
+  const bound = (k: string) => {
+    const x = s[k];
+    return typeof x === 'number' && Number.isFinite(x) ? x : undefined;
+  };
+  const [min, exMin, max, exMax] = ['minimum', 'exclusiveMinimum', 'maximum', 'exclusiveMaximum'].map(bound);
+  const lo = Math.max(
+    1,
+    min !== undefined ? Math.ceil(min) : 1,
+    exMin !== undefined ? Math.floor(exMin) + 1 : 1,
+  );
+  const highs = [
+    max !== undefined ? Math.floor(max) : undefined,
+    exMax !== undefined ? Math.ceil(exMax) - 1 : undefined,
+  ];
+  const hi = highs.reduce<number | undefined>(
+    (a, h) => (h === undefined ? a : Math.min(a ?? h, h)),
+    undefined,
+  );
+  const types = s.type === undefined ? [] : [s.type].flat();
+  return { arg, integer: !types.includes('number'), lo, ...(hi !== undefined ? { hi } : {}) };
+}
+
+/**
+ * A page size inside its range: above it, lowered to the maximum (and the agent is told); below it,
+ * not a whole number where one is needed, or not a number at all, refused — no value in range means
+ * what 0 or -1 may mean upstream ("everything"), so none is sent in its place.
+ */
+function pageSize(tool: Tool, rule: PageRule, v: unknown, policyMax: number, notes: string[]): unknown {
+  const hi = Math.min(policyMax, rule.hi ?? policyMax);
+  const refuse = (why: string) =>
+    new WardenError('INVALID_ARGUMENT', `Invalid arguments for ${tool.name}.`, {
+      details: [`'${rule.arg}' is a page size: ${why}`],
+    });
+  if (rule.lo > hi)
+    throw refuse(
+      `the spec's smallest page size ${rule.lo} is above the gateway's maximum ${hi}, so no call can be made`,
+    );
+  // A numeric string only where the schema lets strings through (no type): it is read as its number.
+  const n =
+    typeof v === 'number'
+      ? v
+      : typeof v === 'string' && /^\s*[+-]?\d{1,16}\s*$/.test(v)
+        ? Number(v)
+        : Number.NaN;
+  const range = `${rule.integer ? 'a whole number ' : ''}from ${rule.lo} to ${hi}`;
+  if (Number.isNaN(n)) throw refuse(`it must be ${range}`);
+  if (rule.integer && Number.isFinite(n) && !Number.isInteger(n))
+    throw refuse(`it must be ${range}; ${clipNumber(n)} is not a whole number`);
+  if (n < rule.lo)
+    throw refuse(
+      `it must be ${range}; ${clipNumber(n)} is below that (0 and negative sizes often mean "everything")`,
+    );
+  // In range: sent as given (a numeric string in its plain form).
+  if (n <= hi) return typeof v === 'number' ? v : String(n);
+  notes.push(`'${rule.arg}' was lowered from ${clipNumber(n)} to the gateway's maximum page size ${hi}`);
+  return hi;
+}
+
+function clipNumber(n: number): string {
+  const s = String(n);
+  return s.length > 24 ? `${s.slice(0, 24)}…` : s;
 }
 
 /** encodeURIComponent, which also encodes `/ ? # ; % &` and refuses lone surrogates. */

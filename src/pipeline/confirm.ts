@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CONFIRM_ARG } from '../control/view.js';
-import { WardenError } from '../errors/index.js';
+import { isWardenError, WardenError } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
 import type { ReplayGuard } from '../model/state.js';
 import type { Redactor } from '../protect/redactor.js';
@@ -88,17 +88,17 @@ export function createConfirm(options: ConfirmOptions) {
       return;
     }
     const message = preview(ctx, options.redactor);
+    const declined = () =>
+      new WardenError('CONFIRMATION_DECLINED', `The user did not approve the call to ${tool.name}.`);
     if (channel?.kind === 'mrtr' && channel.state !== undefined) {
       await verify(channel.state, bind);
-      if (channel.answer?.action !== 'accept' || !channel.answer.confirmed)
-        throw new WardenError('CONFIRMATION_DECLINED', `The user did not approve the call to ${tool.name}.`);
+      // No answer at all: the user was asked and nothing came back with the retry, which is not a yes.
+      if (channel.answer === undefined || !readAnswer(channel.answer).approved) throw declined();
       ctx.confirmed = { via: 'input_required' };
       return;
     }
     if (channel?.kind === 'elicit') {
-      const answer = await channel.ask(message);
-      if (answer.action !== 'accept' || !answer.confirmed)
-        throw new WardenError('CONFIRMATION_DECLINED', `The user did not approve the call to ${tool.name}.`);
+      if (!readAnswer(await ask(channel.ask, message, ctx.input.signal)).approved) throw declined();
       ctx.confirmed = { via: 'elicitation' };
       return;
     }
@@ -117,6 +117,79 @@ export function createConfirm(options: ConfirmOptions) {
       },
     );
   };
+}
+
+/** The one shape of a confirmation answer (MCP's `ElicitResult` for the gateway's one-field form). */
+const ANSWER_KEYS = new Set(['action', 'content', '_meta']);
+const ACTIONS = new Set(['accept', 'decline', 'cancel']);
+
+const malformed = (why: string) =>
+  new WardenError(
+    'CONFIRMATION_INVALID',
+    `The confirmation was refused: the client's answer to the confirmation request is malformed (${why}). Nothing was run. An answer is {"action":"accept","content":{"confirm":true}} to approve, or an action of "decline" or "cancel".`,
+  );
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Reads a client's answer to the confirmation form, exactly: an object with `action` one of
+ * accept/decline/cancel, no other field than `content` and `_meta`, and on accept a `content` object
+ * holding exactly `confirm`, a boolean. Anything else is refused (CONFIRMATION_INVALID): a malformed
+ * answer is never read as a yes, and never becomes an internal error either.
+ */
+export function readAnswer(raw: unknown): { action: 'accept' | 'decline' | 'cancel'; approved: boolean } {
+  if (!isPlainObject(raw)) return failWith('it is not an object');
+  const extra = Object.keys(raw).find((k) => !ANSWER_KEYS.has(k));
+  if (extra !== undefined) return failWith(`unexpected field ${quoted(extra)}`);
+  const action = raw.action;
+  if (typeof action !== 'string' || !ACTIONS.has(action))
+    return failWith('"action" must be "accept", "decline" or "cancel"');
+  if (raw._meta !== undefined && !isPlainObject(raw._meta)) return failWith('"_meta" must be an object');
+  if (action !== 'accept') {
+    if (raw.content !== undefined) return failWith(`a "${action}" carries no "content"`);
+    return { action: action as 'decline' | 'cancel', approved: false };
+  }
+  const content = raw.content;
+  if (!isPlainObject(content)) return failWith('"content" must be an object');
+  const other = Object.keys(content).find((k) => k !== 'confirm');
+  if (other !== undefined) return failWith(`unexpected field ${quoted(other)} in "content"`);
+  if (!Object.hasOwn(content, 'confirm')) return failWith('"content.confirm" is missing');
+  if (typeof content.confirm !== 'boolean') return failWith('"content.confirm" must be true or false');
+  return { action: 'accept', approved: content.confirm };
+}
+
+function failWith(why: string): never {
+  throw malformed(why);
+}
+
+/** A key name for a message: short printable ASCII (it comes from the client). */
+function quoted(k: string): string {
+  const clean = k.replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(clean.length > 40 ? `${clean.slice(0, 40)}…` : clean);
+}
+
+/**
+ * Asks in-band. A failed question (the client answered with an error, never answered, or the
+ * connection went) is a refusal like a malformed answer, not an internal error: nothing has run.
+ */
+async function ask(
+  question: (message: string) => Promise<unknown>,
+  message: string,
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
+  try {
+    return await question(message);
+  } catch (e) {
+    if (isWardenError(e)) throw e;
+    if (signal?.aborted)
+      throw new WardenError('CANCELLED', 'The client cancelled the call while it was being confirmed.');
+    throw new WardenError(
+      'CONFIRMATION_INVALID',
+      'The confirmation was refused: the client returned no valid answer to the confirmation request (its elicitation failed, was refused or timed out). Nothing was run.',
+    );
+  }
 }
 
 /** What the user is asked to approve: the operation and its (redacted) arguments. */

@@ -24,14 +24,12 @@ export interface CallInput {
 /**
  * How a client answers a confirmation. `mrtr`: a 2026-07-28 client retrying with the answer to an
  * `input_required` elicitation (`state` is what the gateway minted); `elicit`: a 2025-11-25 client
- * that declared elicitation, asked in-band.
+ * that declared elicitation, asked in-band. The answer (`answer`, or what `ask` resolves to) is the
+ * client's elicitation result exactly as received, untrusted: the confirm stage reads it.
  */
 export type ConfirmationChannel =
-  | { kind: 'mrtr'; state?: string; answer?: { action: 'accept' | 'decline' | 'cancel'; confirmed: boolean } }
-  | {
-      kind: 'elicit';
-      ask: (message: string) => Promise<{ action: 'accept' | 'decline' | 'cancel'; confirmed: boolean }>;
-    };
+  | { kind: 'mrtr'; state?: string; answer?: unknown }
+  | { kind: 'elicit'; ask: (message: string) => Promise<unknown> };
 
 /** The request the gateway will send, as derived from the arguments: safe to audit. */
 export interface UpstreamRequest {

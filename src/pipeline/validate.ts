@@ -9,6 +9,8 @@ export interface ValidateOptions {
   catalog: Pick<Catalog, 'formats'>;
   /** At most this many problems are listed in one error (the first ones matter most). */
   maxProblems?: number;
+  /** Bounds of the key walk (default KEY_WALK_BUDGET); arguments past them are refused. */
+  keyWalk?: KeyWalkBudget;
 }
 
 /**
@@ -20,6 +22,7 @@ export function createValidate(options: ValidateOptions) {
   const compiler = createSchemaCompiler(options.catalog.formats);
   const cache = new WeakMap<Tool, ValidateFunction>();
   const maxProblems = options.maxProblems ?? 6;
+  const budget = options.keyWalk ?? KEY_WALK_BUDGET;
 
   return function validate(ctx: CallContext): void {
     const tool = ctx.tool!;
@@ -27,13 +30,9 @@ export function createValidate(options: ValidateOptions) {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new WardenError('INVALID_ARGUMENT', 'Invalid arguments: the arguments must be a JSON object.');
     }
-    const polluting = pollutionPath(raw);
-    if (polluting)
-      throw new WardenError('INVALID_ARGUMENT', `Invalid arguments for ${tool.name}.`, {
-        details: [
-          `'${polluting}' is not allowed: keys that reach an object's prototype are refused anywhere in the arguments`,
-        ],
-      });
+    // Before Ajv: its walk is recursive, and it would accept a polluting key the schema allows.
+    const walk = walkKeys(raw, budget);
+    if (walk.kind !== 'clean') throw keyWalkRefusal(tool, walk);
     let args = raw as Record<string, unknown>;
     if (ctx.decision?.decision.confirm && CONFIRM_ARG in args) {
       // The confirmation token is the gateway's, not the API's: the confirm stage reads it from the input.
@@ -163,26 +162,82 @@ function article(type: string): string {
   return parts.join(' or ');
 }
 
+/** How far the key walk goes; past either bound the call is refused, never let through unchecked. */
+export interface KeyWalkBudget {
+  /** Values (objects, arrays and primitives alike) examined at most. */
+  maxValues: number;
+  /** Deepest nesting examined (the arguments object itself is level 0). */
+  maxDepth: number;
+}
+
+/** 100,000 values and 64 levels: the HTTP frame cap's depth, and far more values than a model writes. */
+export const KEY_WALK_BUDGET: KeyWalkBudget = { maxValues: 100_000, maxDepth: 64 };
+
+/** What the key walk found: nothing, a polluting key, or a budget it could not finish within. */
+export type KeyWalk =
+  | { kind: 'clean' }
+  | { kind: 'polluting'; path: string }
+  | { kind: 'too-many-values'; limit: number }
+  | { kind: 'too-deep'; limit: number };
+
 /**
- * The first key path that could pollute a prototype downstream (`__proto__` anywhere, or
- * `constructor.prototype`): many upstreams parse `a[__proto__][x]=1` query strings or merge JSON
- * bodies into objects. Refused here, once, whatever the schema allows. Iterative and bounded.
+ * Walks every key of the arguments for one that could pollute a prototype downstream (`__proto__`
+ * anywhere, or `prototype` under `constructor`): many upstreams parse `a[__proto__][x]=1` query
+ * strings or merge JSON bodies into objects. Iterative and bounded: when a budget runs out the
+ * answer says so, and the caller refuses, since an unchecked rest could hide such a key.
  */
-export function pollutionPath(value: unknown): string | undefined {
-  const stack: Array<[unknown, string, number]> = [[value, '', 0]];
-  let visited = 0;
-  while (stack.length && visited++ < 100_000) {
-    const [v, path, depth] = stack.pop()!;
-    if (v === null || typeof v !== 'object' || depth > 64) continue;
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) stack.push([v[i], `${path}[${i}]`, depth + 1]);
+export function walkKeys(value: unknown, budget: KeyWalkBudget = KEY_WALK_BUDGET): KeyWalk {
+  const tooMany = { kind: 'too-many-values', limit: budget.maxValues } as const;
+  const stack: Pending[] = [{ v: value, depth: 0, key: '', up: undefined }];
+  // Values are counted as they are queued, so a huge array is refused before it is copied.
+  let queued = 1;
+  if (queued > budget.maxValues) return tooMany;
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const { v, depth } = top;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= budget.maxDepth) return { kind: 'too-deep', limit: budget.maxDepth };
+    const keys = Array.isArray(v) ? undefined : Object.keys(v);
+    const items = v as unknown[];
+    queued += keys ? keys.length : items.length;
+    if (queued > budget.maxValues) return tooMany;
+    if (!keys) {
+      for (let i = 0; i < items.length; i++) stack.push({ v: items[i], depth: depth + 1, key: i, up: top });
       continue;
     }
-    for (const k of Object.keys(v)) {
-      const at = path ? `${path}.${k}` : k;
-      if (k === '__proto__' || (k === 'prototype' && path.endsWith('constructor'))) return at;
-      stack.push([(v as Record<string, unknown>)[k], at, depth + 1]);
+    for (const k of keys) {
+      const next = { v: (v as Record<string, unknown>)[k], depth: depth + 1, key: k, up: top };
+      if (k === '__proto__' || (k === 'prototype' && top.key === 'constructor'))
+        return { kind: 'polluting', path: pathOf(next) };
+      stack.push(next);
     }
   }
-  return undefined;
+  return { kind: 'clean' };
+}
+
+/** A value waiting in the key walk; its path is spelt out only if it is reported. */
+interface Pending {
+  v: unknown;
+  depth: number;
+  /** Its key in its parent object, or its index in its parent array. */
+  key: string | number;
+  up: Pending | undefined;
+}
+
+function pathOf(p: Pending): string {
+  const keys: Array<string | number> = [];
+  for (let q: Pending | undefined = p; q?.up; q = q.up) keys.push(q.key);
+  let s = '';
+  for (const k of keys.reverse()) s += typeof k === 'number' ? `[${k}]` : s ? `.${k}` : k;
+  return s;
+}
+
+/** The refusal for a key walk that did not come back clean. */
+function keyWalkRefusal(tool: Tool, walk: Exclude<KeyWalk, { kind: 'clean' }>): WardenError {
+  const why =
+    walk.kind === 'polluting'
+      ? `'${clip(walk.path, 120)}' is not allowed: keys that reach an object's prototype are refused anywhere in the arguments`
+      : walk.kind === 'too-deep'
+        ? `the arguments nest deeper than ${walk.limit} levels, the most the gateway checks; flatten them`
+        : `the arguments hold more than ${walk.limit} values, the most the gateway checks in one call; send fewer at a time`;
+  return new WardenError('INVALID_ARGUMENT', `Invalid arguments for ${tool.name}.`, { details: [why] });
 }

@@ -1,6 +1,7 @@
 import picomatch from 'picomatch';
 import type { Catalog } from '../model/catalog.js';
 import type { LoadedPolicy } from './load.js';
+import { type AlertsDoc, effectiveAlerts } from './schema.js';
 
 export interface PolicyProblem {
   level: 'error' | 'warning';
@@ -110,4 +111,52 @@ function distance(a: string, b: string, max: number): number {
     prev = cur;
   }
   return prev[b.length]!;
+}
+
+/**
+ * The alert rules in force, one line each, as `policy check` and `explain` print them: every rule the
+ * policy does not turn off with `false` keeps its defaults. Webhook URLs are left out (a Slack URL
+ * is a secret); their hosts and formats are shown.
+ */
+export function alertRuleLines(alerts: AlertsDoc | undefined): string[] {
+  const a = effectiveAlerts(alerts);
+  const rule = <T>(name: string, r: T | false, say: (r: T) => string) =>
+    `${name}: ${r === false ? 'off' : say(r)}`;
+  const hooks = (a.webhooks ?? []).map((w) => `${hostOf(w.url)} (${w.format})`);
+  return [
+    rule(
+      'errorRate',
+      a.errorRate,
+      (r) =>
+        `a tool's calls fail upstream at ${Math.round(r.ratio * 100)}% or more, over at least ${r.minCalls} calls in ${r.windowSeconds} s`,
+    ),
+    rule(
+      'deniedRate',
+      a.deniedRate,
+      (r) => `${r.count} or more denied calls by one principal in ${r.windowSeconds} s`,
+    ),
+    rule(
+      'volume',
+      a.volume,
+      (r) =>
+        `${r.minCalls} or more calls by one principal in ${r.windowSeconds} s, over ${r.factor}× its busiest of its last 12 windows`,
+    ),
+    rule(
+      'adminAuthFailures',
+      a.adminAuthFailures,
+      (r) => `${r.count} or more refused admin tokens in ${r.windowSeconds} s`,
+    ),
+    rule('firstUse', a.firstUse, () => 'a principal calls a tool for the first time'),
+    rule('auditFailing', a.auditFailing, () => 'the audit cannot be written'),
+    'breakerOpen, stateDegraded: always on',
+    `cooldown: ${a.cooldownSeconds} s; webhooks: ${hooks.length ? hooks.join(', ') : 'none (log and metrics only)'}`,
+  ];
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(invalid URL)';
+  }
 }

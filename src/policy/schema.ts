@@ -176,7 +176,7 @@ export const credentialSchema = z
   .refine((c) => ENVIRONMENTS.some((e) => c[e] !== undefined), 'give a source for at least one environment');
 
 const apiKeySchema = z.strictObject({
-  id: z.string().min(1).max(100).describe('The principal this key authenticates as.'),
+  id: z.string().min(1).max(100).describe('The key id; its caller is the principal `key:<id>`.'),
   hash: z
     .string()
     .regex(/^sha256:[0-9a-f]{64}$/, 'a key hash is sha256:<64 hex>, as printed by `mcp-warden keys create`'),
@@ -212,6 +212,16 @@ const jwtSchema = z
     'give exactly one of jwksUrl, publicKeyFile',
   );
 
+/** An alert rule with thresholds: absent keeps its defaults, `false` turns it off (never silently). */
+const alertRule = <S extends z.ZodObject>(rule: S, what: string) => {
+  const on = z.union([z.literal(false), rule]);
+  // Every threshold has a default, so `{}` parses: the default is the rule with its thresholds. (The
+  // cast only helps the compiler, which cannot see through the generic; the output type is the union's.)
+  return on
+    .default(() => on.parse({}) as never)
+    .describe(`${what} On by default with the thresholds shown; \`false\` turns it off.`);
+};
+
 export const alertsSchema = z
   .strictObject({
     webhooks: z
@@ -224,35 +234,47 @@ export const alertsSchema = z
       .max(20)
       .optional(),
     cooldownSeconds: z.number().int().min(0).max(86_400).default(300),
-    errorRate: z
-      .strictObject({
+    errorRate: alertRule(
+      z.strictObject({
         windowSeconds: positiveInt(86_400).default(300),
         ratio: z.number().gt(0).max(1).default(0.5),
         minCalls: positiveInt(1_000_000).default(20),
-      })
-      .optional()
-      .describe('Upstream failures per tool over a window.'),
-    deniedRate: z
-      .strictObject({
+      }),
+      'Upstream failures per tool over a window.',
+    ),
+    deniedRate: alertRule(
+      z.strictObject({
         windowSeconds: positiveInt(86_400).default(300),
         count: positiveInt(1_000_000).default(20),
-      })
-      .optional()
-      .describe('Denied calls per principal over a window.'),
-    volume: z
-      .strictObject({
+      }),
+      'Denied calls per principal over a window.',
+    ),
+    volume: alertRule(
+      z.strictObject({
         windowSeconds: positiveInt(86_400).default(300),
         factor: z.number().gt(1).max(1000).default(10),
         minCalls: positiveInt(1_000_000).default(200),
-      })
-      .optional()
-      .describe('Calls per principal far above its own baseline (the last 12 windows).'),
+      }),
+      'Calls per principal far above its own baseline (its busiest of the last 12 windows).',
+    ),
+    adminAuthFailures: alertRule(
+      z.strictObject({
+        windowSeconds: positiveInt(86_400).default(300),
+        count: positiveInt(1_000_000).default(20),
+      }),
+      'Refused admin tokens (wrong or throttled, from any address) over a window.',
+    ),
     firstUse: z.boolean().default(true).describe('A principal calls a tool for the first time.'),
     auditFailing: z.boolean().default(true).describe('The audit cannot be written.'),
   })
   .describe('Alert rules and where alerts go (webhooks); every alert is also logged and counted.');
 
 export type AlertsDoc = z.output<typeof alertsSchema>;
+
+/** The rules in force: an `alerts:` section as parsed (each rule keeps its default unless `false`), or all defaults. */
+export function effectiveAlerts(alerts: AlertsDoc | undefined): AlertsDoc {
+  return alerts ?? alertsSchema.parse({});
+}
 
 export const callersSchema = z.strictObject({
   stdio: z

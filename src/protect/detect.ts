@@ -31,9 +31,123 @@ export interface DetectRule {
    * match once a check fails, so the rule finds it itself.
    */
   prefix?: (value: string) => number;
+  /** A rule that scans by hand instead of by `re` (which then only names the candidates it looks at). */
+  scan?: (s: string, counts: RedactionCounts | undefined) => string;
 }
 
 const upper = (hs: string[]) => [...hs, ...hs.map((h) => h.toUpperCase())];
+
+/**
+ * A candidate value: a run of token characters (base64, base64url, hex, most API key alphabets),
+ * `=` padding at its end only. One character class with no nesting: linear.
+ */
+const CANDIDATE = /[A-Za-z0-9+/_.~-]{16,}={0,2}/g;
+/** Longer runs are data (a base64 image, a hash chain), not a credential someone wrote down. */
+const MAX_CANDIDATE = 256;
+/** Bits of Shannon entropy per character: random base64/hex keys are above, words and names below. */
+export const MIN_ENTROPY = 3.5;
+/** How far before a candidate its keyword may stand (the label and the `": "` between). */
+const LABEL_WINDOW = 48;
+/** Names of secrets, found in a label (lower case, `-`, `.` and spaces read as `_`). */
+const SECRET_KEYWORD =
+  /secret|pass(?:w(?:or)?d)?|passphrase|pwd|token|api_?key|access_?key|private_?key|signing_?key|client_?key|master_?key|encryption_?key|credential|creds|auth/g;
+/** A label that names one of these is about paging, tracing or retrying, not access. */
+const NOT_SECRET_LABEL =
+  /page|cursor|next|continuation|pagination|idempoten|trace|correlation|request_?id|csrf_?param|count|length|type|expir|usage/;
+/**
+ * Between the keyword and the value: the rest of the name (`_access_key`), quotes, and an assignment
+ * (`:`, `=`, `=>`, `:=`, `->`, `is`), or just a space. Quotes and spaces are removed before the test.
+ */
+const ASSIGNMENT = /^[A-Za-z0-9_.-]{0,24}(?::|=|=>|:=|->|is|was)?$/;
+const AWS_KEY_ID = /(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}|\[REDACTED:aws-access-key\]/;
+
+function redactGeneric(s: string, counts: RedactionCounts | undefined): string {
+  if (s.length < 16) return s;
+  let out = '';
+  let from = 0;
+  // `CANDIDATE`, matched by hand: one pass over the characters, each run looked at once.
+  for (let i = 0; i < s.length; ) {
+    if (!isTokenChar(s.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < s.length && isTokenChar(s.charCodeAt(j))) j++;
+    let end = j;
+    while (end < s.length && end - j < 2 && s.charCodeAt(end) === 61) end++;
+    const run = end - i;
+    const at = i;
+    i = end;
+    if (run < 16 || run > MAX_CANDIDATE) continue;
+    const value = s.slice(at, end).replace(/[._~-]+$/, '');
+    if (value.length < 16) continue;
+    const kind = genericKind(s, at, value);
+    if (!kind) continue;
+    out += `${s.slice(from, at)}[REDACTED:${kind}]`;
+    from = at + value.length;
+    if (counts) counts[kind] = (counts[kind] ?? 0) + 1;
+  }
+  return from === 0 ? s : out + s.slice(from);
+}
+
+const TOKEN_CHARS = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_.~-')
+  TOKEN_CHARS[c.charCodeAt(0)] = 1;
+const isTokenChar = (code: number): boolean => code < 128 && TOKEN_CHARS[code] === 1;
+
+/** What the candidate at `at` is, from what stands around it and its own randomness; or nothing. */
+function genericKind(s: string, at: number, value: string): string | undefined {
+  // A bounded window each side; within one string of a joined batch, it stops at a NUL.
+  const window = (from: number, to: number) => s.slice(Math.max(0, from), to).split('\0');
+  if (value.length === 40 && /^[A-Za-z0-9/+]+$/.test(value) && entropy(value) >= 4) {
+    const before = window(at - 2 * LABEL_WINDOW, at).pop()!;
+    const after = window(at + 40, at + 40 + 2 * LABEL_WINDOW)[0]!;
+    if (AWS_KEY_ID.test(before) || AWS_KEY_ID.test(after)) return 'aws-secret-key';
+  }
+  if (!looksRandom(value)) return undefined;
+  const label = window(at - LABEL_WINDOW, at).pop()!;
+  // The label is the clause just before the value: a line break or a sentence's end starts another.
+  const clause = label.slice(
+    Math.max(label.lastIndexOf('\n'), label.lastIndexOf('. '), label.lastIndexOf(', ')) + 1,
+  );
+  const lower = clause.toLowerCase().replace(/[-. ]/g, '_');
+  if (NOT_SECRET_LABEL.test(lower)) return undefined;
+  let end = -1;
+  SECRET_KEYWORD.lastIndex = 0;
+  for (let k = SECRET_KEYWORD.exec(lower); k; k = SECRET_KEYWORD.exec(lower)) {
+    const next = clause[k.index + k[0].length] ?? '';
+    const prev = clause[k.index - 1] ?? '';
+    // A whole word or the head of a compound (`secretKey`, `secret_key`), not part of a longer word;
+    // short keywords also start a word or a camel-case part (`dbPass`, not `bypass` or `oauthor`).
+    const short = k[0].length <= 4 && /[a-z]/.test(prev) && !/[A-Z]/.test(clause[k.index] ?? '');
+    if ((!/[a-z]/.test(next) || next === 's') && !short) end = k.index + k[0].length;
+  }
+  if (end < 0) return undefined;
+  return ASSIGNMENT.test(clause.slice(end).replace(/["'`\s]/g, '')) ? 'generic-secret' : undefined;
+}
+
+/** Random enough to be a key: high entropy, and letters mixed with digits (or both cases, longer). */
+export function looksRandom(v: string): boolean {
+  // An identifier made of words (`caching_sha2_password`, `read-only-access`) is a name, not a key.
+  if (/^[a-z]+\d{0,2}(?:[_.-][a-z]+\d{0,2})+$/.test(v)) return false;
+  const digit = /\d/.test(v);
+  const lower = /[a-z]/.test(v);
+  const upperCase = /[A-Z]/.test(v);
+  if (!(digit && (lower || upperCase)) && !(lower && upperCase && v.length >= 20)) return false;
+  return entropy(v) >= (digit ? MIN_ENTROPY : MIN_ENTROPY + 0.5);
+}
+
+/** Shannon entropy in bits per character. */
+export function entropy(v: string): number {
+  const freq = new Map<number, number>();
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    freq.set(c, (freq.get(c) ?? 0) + 1);
+  }
+  let h = 0;
+  for (const n of freq.values()) h -= (n / v.length) * Math.log2(n / v.length);
+  return h;
+}
 
 export const DETECT_RULES: readonly DetectRule[] = [
   // --- secrets (most specific first: a JWT inside "Bearer …" is named a JWT)
@@ -96,7 +210,10 @@ export const DETECT_RULES: readonly DetectRule[] = [
   {
     kind: 'openai-key',
     class: 'secret',
-    re: /\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,255}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})(?![A-Za-z0-9_-])/g,
+    // A key stands alone: not preceded by a key character either, so a long run such as
+    // `sk-proj-sk-proj-…` is tried from its start only (from every `sk-` inside it, each try
+    // would backtrack through up to 255 characters).
+    re: /(?<![A-Za-z0-9_-])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,255}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})(?![A-Za-z0-9_-])/g,
     hints: ['sk-'],
   },
   {
@@ -138,6 +255,25 @@ export const DETECT_RULES: readonly DetectRule[] = [
     re: /(?:[Pp]ass(?:word|wd)?|PASS(?:WORD|WD)?|[Pp]wd|PWD|[Ss]ecret|SECRET|[Aa]pi[_-]?[Kk]ey|API[_-]?KEY|[Aa]ccess[_-]?[Tt]oken|ACCESS[_-]?TOKEN|[Cc]lient[_-]?[Ss]ecret|CLIENT[_-]?SECRET)\\?["']?\s{0,3}[:=]\s{0,3}\\?["']?([^\s\0"'\\;,&]{6,256})/g,
     hints: upper(['ass', 'wd', 'ecret', 'key', 'Key', 'oken']),
     also: [':', '='],
+  },
+  {
+    // Secrets of no known format: a high-entropy token right after a secret keyword, or a 40-character
+    // AWS secret access key beside its access key id (as gitleaks' generic rule and detect-secrets do).
+    kind: 'generic-secret',
+    class: 'secret',
+    re: CANDIDATE,
+    // A keyword or a key id must be there (the keywords' common spellings; mixed case is missed).
+    hints: [
+      ...upper(['ecret', 'ass', 'wd', 'oken', 'key', 'redential', 'reds', 'uth']),
+      'Key',
+      'AKIA',
+      'ASIA',
+      'ABIA',
+      'ACCA',
+      'A3T',
+      'aws-access-key',
+    ],
+    scan: redactGeneric,
   },
   // --- financial
   {
@@ -252,8 +388,9 @@ export class Detector {
         digits ??= DIGIT_RUN.test(s);
         if (!digits) continue;
       }
-      out =
-        rule.kind === 'private-key'
+      out = rule.scan
+        ? rule.scan(out, counts)
+        : rule.kind === 'private-key'
           ? redactPem(out, counts)
           : rule.kind === 'email'
             ? redactEmails(rule, out, counts)
@@ -270,6 +407,8 @@ function apply(rule: DetectRule, s: string, counts: RedactionCounts | undefined)
   const placeholder = `[REDACTED:${rule.kind}]`;
   return s.replace(rule.re, (match: string, group: unknown) => {
     const value = typeof group === 'string' ? group : match;
+    // A placeholder is not a secret: redacting twice (an error excerpt, then the runner) finds nothing new.
+    if (value.startsWith('[REDACTED:')) return match;
     if (rule.valid && !rule.valid(value)) return match;
     if (rule.prefix) {
       const n = rule.prefix(match);

@@ -223,11 +223,12 @@ export class SchemaMasker {
 
   /** Classification of a key no schema names, by its name (memoised: keys repeat across items). */
   private nameHit(key: string, v: unknown, parentName: string): Hit | undefined {
-    const type = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-    const memoKey = `${key}\0${parentName}\0${type}`;
+    const type = typeOfValue(v);
+    const items = Array.isArray(v) ? itemTypesOf(v) : undefined;
+    const memoKey = `${key}\0${parentName}\0${type}:${items ?? ''}`;
     let hit = this.nameHits.get(memoKey);
     if (hit === undefined) {
-      hit = nameHit(key, type, parentName ? cachedWords(parentName) : []) ?? null;
+      hit = nameHit(key, type, parentName ? cachedWords(parentName) : [], items) ?? null;
       if (this.nameHits.size < 20_000) this.nameHits.set(memoKey, hit);
     }
     return hit ?? undefined;
@@ -392,18 +393,31 @@ function orMasked(s: JsonSchema): JsonSchema {
 }
 
 /** Classification of a key that no schema describes: by its name and its value's type. */
-function nameHit(key: string, type: string, parentWords: string[]): Hit | undefined {
+function nameHit(key: string, type: string, parentWords: string[], items?: string): Hit | undefined {
   const found = classifyField({
     name: key,
     words: cachedWords(key),
     parentWords,
     type: [type],
+    ...(items ? { items: items.split(',') } : {}),
     description: '',
   });
   let best: Hit | undefined;
   for (const h of found)
     if (!best || SEVERITY[h.class] > SEVERITY[best.class]) best = { class: h.class, kind: h.kind };
   return best;
+}
+
+/** A JSON value's schema type name (`null`, `array`, `object`, `string`…). */
+export function typeOfValue(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+/** The distinct types of an array's first items, sorted and joined (`string`, `number,string`). */
+export function itemTypesOf(v: readonly unknown[]): string {
+  const types = new Set<string>();
+  for (let i = 0; i < Math.min(v.length, 16); i++) types.add(typeOfValue(v[i]));
+  return [...types].sort().join(',');
 }
 
 /** A masked value keeps a hint for the agent (a domain, the last digits, initials), never the value. */

@@ -3,6 +3,7 @@ import { WardenError } from '../errors/index.js';
 import type { DataClass } from '../model/catalog.js';
 import { words } from '../openapi/text.js';
 import { type Detector, detectorFor, type RedactionCounts } from './detect.js';
+import { itemTypesOf, typeOfValue } from './mask.js';
 
 export type { RedactionCounts };
 
@@ -15,6 +16,12 @@ const MAX_ITEMS = 50;
 const MAX_STRING = 1000;
 
 const CREDENTIAL = '[REDACTED:credential]';
+
+/**
+ * Longer than any value a detector matches (a JWT runs to ~14 KiB): text this far past a cut is
+ * redacted with what comes before it, so nothing the cut runs through is left half-shown.
+ */
+export const CUT_MARGIN = 16 * 1024;
 
 /**
  * The one place where secrets and personal data are taken out of what leaves the gateway: results,
@@ -47,28 +54,42 @@ export interface Redactor {
    * as by `text` with every class, and size is bounded.
    */
   args(value: unknown, counts?: RedactionCounts): unknown;
+  /**
+   * At most `n` characters of `s` for an error or a note: control characters removed, then redacted
+   * as by `text` with every class, THEN cut — a secret the cut runs through is never half-shown.
+   * `truncated`: `s` itself was cut (a capped body), so its last `CUT_MARGIN` characters may end in
+   * a partial value; they are never shown.
+   */
+  excerpt(s: string, n: number, counts?: RedactionCounts, truncated?: boolean): string;
 }
 
 /** `secrets`: credential values known from the start (serving learns them through `addSecrets`). */
 export function createRedactor(secrets: readonly string[] = []): Redactor {
-  let known: string[] = [];
+  let known: KnownSecret[] = [];
   const learn = (values: readonly string[]): void => {
-    const fresh = [...new Set(values)].filter((v) => v.length > 0 && !known.includes(v));
+    const fresh = [...new Set(values)].filter((v) => v.length > 0 && !known.some((k) => k.value === v));
     // Longest first, so a secret containing another is replaced whole.
-    if (fresh.length) known = [...known, ...fresh].sort((a, b) => b.length - a.length);
+    if (fresh.length)
+      known = [...known, ...fresh.map(knownSecret)].sort((a, b) => b.value.length - a.value.length);
   };
   learn(secrets);
 
   const credentials = (s: string): string => {
     let out = s;
-    for (const v of known) if (out.includes(v)) out = out.split(v).join(CREDENTIAL);
+    for (const k of known) {
+      if (!out.includes(k.anchor)) continue;
+      if (k.escaped) out = out.replace(k.escaped, CREDENTIAL);
+      else out = out.split(k.value).join(CREDENTIAL);
+    }
     return out;
   };
   // The very array back when no string holds a secret (as usual): the walk then copies nothing.
-  const credentialsAll = (strings: string[]): string[] =>
-    known.length && strings.some((s) => known.some((v) => s.includes(v)))
-      ? strings.map(credentials)
-      : strings;
+  // Anchors are letters and digits, so one search of the joined strings per secret tells.
+  const credentialsAll = (strings: string[]): string[] => {
+    if (!known.length || !strings.length) return strings;
+    const joined = strings.join('\0');
+    return known.some((k) => joined.includes(k.anchor)) ? strings.map(credentials) : strings;
+  };
   /** Every class, whatever a tool's masking allows: for the audit, logs and error excerpts. */
   const full = detectorFor([]);
   const detector = (allow?: readonly DataClass[]): Detector => (allow?.length ? detectorFor(allow) : full);
@@ -81,7 +102,80 @@ export function createRedactor(secrets: readonly string[] = []): Redactor {
     text,
     json: (value, counts, allow) => redactJson(value, detector(allow), counts, credentialsAll),
     args: (value, counts) => redactArgs(value, '', [], 0, (s) => text(s, counts)),
+    excerpt: (s, n, counts, truncated = false) =>
+      cutRedacted(printable(s), n, truncated, (w) => text(w, counts)),
   };
+}
+
+/** Printable text only (newlines and tabs kept): an excerpt cannot smuggle control sequences. */
+function printable(s: string): string {
+  return s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '').trim();
+}
+
+/**
+ * Redacts a window reaching `CUT_MARGIN` past the cut, then cuts. Placeholders may be shorter than
+ * what they replace, so the window grows until its redacted form still reaches that far: a value cut
+ * by the window's own end is then wholly past the cut.
+ */
+function cutRedacted(clean: string, n: number, truncated: boolean, text: (w: string) => string): string {
+  let red = '';
+  for (let w = n + CUT_MARGIN; ; w *= 2) {
+    red = text(clean.length > w ? clean.slice(0, w) : clean);
+    if (clean.length <= w) {
+      // The real end of the text, unless the text was itself cut short.
+      if (truncated) red = red.slice(0, Math.max(0, red.length - CUT_MARGIN));
+      break;
+    }
+    if (red.length >= n + CUT_MARGIN) break;
+  }
+  return red.length > n ? `${red.slice(0, n)}…` : red;
+}
+
+interface KnownSecret {
+  value: string;
+  /** A part every escaped form keeps as is (its longest run of letters and digits): a cheap first test. */
+  anchor: string;
+  /** The value with each other character also matched in its escaped forms; absent when it has none. */
+  escaped?: RegExp;
+}
+
+/**
+ * A credential value as servers write it back: raw, or with any of its punctuation escaped —
+ * percent-encoded in either case, once or twice (whatever set of characters the encoder leaves alone:
+ * `encodeURI`, `encodeURIComponent`, form encoding with `+` for a space), JSON-escaped (`\"`, `\/`, `\u002f`) or
+ * HTML-escaped (`&amp;`, `&#47;`, `&#x2f;`). Letters and digits are never escaped by any encoder, so
+ * they stay literal. The pattern is a plain sequence of fixed alternatives: linear in the text.
+ */
+function knownSecret(value: string): KnownSecret {
+  const runs = value.match(/[A-Za-z0-9]+/g) ?? [];
+  const anchor = runs.reduce((a, b) => (b.length > a.length ? b : a), '');
+  if (anchor === value) return { value, anchor };
+  let source = '';
+  for (const ch of value) source += /[A-Za-z0-9]/.test(ch) ? ch : escapedForms(ch);
+  return { value, anchor, escaped: new RegExp(source, 'gu') };
+}
+
+const HTML_NAMED: Record<string, string> = { '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": 'apos' };
+
+/** A regex group matching one character written as itself or in any of its escaped forms. */
+function escapedForms(ch: string): string {
+  const code = ch.codePointAt(0)!;
+  const hex = code.toString(16).padStart(2, '0');
+  // Either case for each hex letter: `%2f` and `%2F` are both written.
+  const anyCase = (h: string) =>
+    [...h].map((c) => (/[a-f]/.test(c) ? `[${c}${c.toUpperCase()}]` : c)).join('');
+  const lit = (c: string) => `\\u{${c.codePointAt(0)!.toString(16)}}`;
+  const alts = [
+    lit(ch),
+    `%(?:25)?${anyCase(hex)}`,
+    `\\\\u${anyCase(hex.padStart(4, '0'))}`,
+    `&#0*${code};`,
+    `&#[xX]0*${anyCase(hex)};`,
+  ];
+  if (ch === ' ') alts.push('\\+');
+  if (ch === '"' || ch === '\\' || ch === '/') alts.push(`\\\\${lit(ch)}`);
+  if (HTML_NAMED[ch]) alts.push(`&${HTML_NAMED[ch]};`);
+  return `(?:${alts.join('|')})`;
 }
 
 /**
@@ -181,7 +275,8 @@ function redactArgs(
       name: k,
       words: words(k),
       parentWords: here.length ? here : parent,
-      type: [x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x],
+      type: [typeOfValue(x)],
+      ...(Array.isArray(x) && x.length ? { items: itemTypesOf(x).split(',') } : {}),
       description: '',
     });
     const hit = cls.find((c) => c.class === 'secret') ?? cls[0];

@@ -1,4 +1,5 @@
 import type { Catalog, RiskClass, Tool } from '../model/catalog.js';
+import type { SpecDeviation } from '../openapi/repair.js';
 
 /** Bumped on any breaking change to the shape below (documented in docs/scan-report.md). */
 export const REPORT_VERSION = 1;
@@ -17,6 +18,11 @@ export interface ScanReport {
   };
   tools: ReportTool[];
   warnings: string[];
+  /**
+   * Harmless departures from the OpenAPI meta-schema the loader repaired or ignored, one entry per
+   * kind (added within reportVersion 1: older readers ignore it).
+   */
+  deviations: SpecDeviation[];
 }
 
 export interface ReportTool {
@@ -37,7 +43,7 @@ export interface ReportTool {
   pageSize: Tool['pageSize'] | null;
 }
 
-export function toReport(catalog: Catalog, version: string): ScanReport {
+export function toReport(catalog: Catalog, version: string, deviations: SpecDeviation[] = []): ScanReport {
   const byRisk: Record<RiskClass, number> = {
     read: 0,
     write: 0,
@@ -85,5 +91,6 @@ export function toReport(catalog: Catalog, version: string): ScanReport {
       pageSize: t.pageSize ?? null,
     })),
     warnings: catalog.warnings,
+    deviations,
   };
 }

@@ -1,4 +1,5 @@
 import { RISK_RULES } from '../classify/risk.js';
+import type { DeviationKind } from '../openapi/repair.js';
 import type { ScanReport } from './json.js';
 
 type Locate = (pointer: string) => { line: number; column: number } | undefined;
@@ -22,6 +23,7 @@ export function renderSarif(
   pointers: Map<string, string>,
   artifactUri: string | undefined,
   locate: Locate | undefined,
+  locateDeviation: Locate | undefined = locate,
 ): object {
   const rules = RISK_RULES.filter((x) => LEVEL[x.class] !== undefined);
   const index = new Map(rules.map((x, i) => [x.id, i]));
@@ -62,6 +64,8 @@ export function renderSarif(
       });
     }
   }
+  const deviations = deviationResults(r, rules.length, artifactUri, locateDeviation);
+  results.push(...deviations.results);
   return {
     $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
     version: '2.1.0',
@@ -71,17 +75,72 @@ export function renderSarif(
           driver: {
             name: 'mcp-warden',
             version: r.generator.version,
-            rules: rules.map((x) => ({
-              id: x.id,
-              name: x.id.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase()),
-              shortDescription: { text: `${x.class}: ${x.description}` },
-              defaultConfiguration: { level: LEVEL[x.class] },
-              properties: { riskClass: x.class },
-            })),
+            rules: [
+              ...rules.map((x) => ({
+                id: x.id,
+                name: pascal(x.id),
+                shortDescription: { text: `${x.class}: ${x.description}` },
+                defaultConfiguration: { level: LEVEL[x.class] },
+                properties: { riskClass: x.class },
+              })),
+              ...deviations.rules,
+            ],
           },
         },
         results,
       },
     ],
   };
+}
+
+/** `method-delete` → `MethodDelete`: SARIF rule names. */
+const pascal = (id: string): string =>
+  id.replace(/(^|[-.])([a-z0-9])/g, (_, __, c: string) => c.toUpperCase());
+
+/** The rule id of a spec deviation kind (the loader repaired or ignored it: a note, never a failure). */
+export const deviationRuleId = (kind: DeviationKind): string => `spec-deviation-${kind}`;
+
+/**
+ * One rule per deviation kind found, one `note` result per listed place (the list is capped; the
+ * message gives the full count), at the place's line in the root file when known.
+ */
+function deviationResults(
+  r: ScanReport,
+  firstIndex: number,
+  artifactUri: string | undefined,
+  locate: Locate | undefined,
+): { rules: object[]; results: object[] } {
+  const rules = r.deviations.map((d) => ({
+    id: deviationRuleId(d.kind),
+    name: pascal(deviationRuleId(d.kind)),
+    shortDescription: { text: `spec deviation (${d.action}): ${d.message}` },
+    defaultConfiguration: { level: 'note' },
+    properties: { deviation: d.kind, action: d.action },
+  }));
+  const results = r.deviations.flatMap((d, i) =>
+    d.where.map((pointer) => {
+      const pos = locate?.(pointer);
+      return {
+        ruleId: deviationRuleId(d.kind),
+        ruleIndex: firstIndex + i,
+        level: 'note',
+        message: { text: `${d.message} (${d.action}; ${d.count} place(s) in all), here at ${pointer}.` },
+        locations: [
+          {
+            ...(artifactUri
+              ? {
+                  physicalLocation: {
+                    artifactLocation: { uri: artifactUri },
+                    ...(pos ? { region: { startLine: pos.line, startColumn: pos.column } } : {}),
+                  },
+                }
+              : {}),
+            logicalLocations: [{ fullyQualifiedName: pointer, kind: 'member' }],
+          },
+        ],
+        partialFingerprints: { deviation: `${d.kind}#${pointer}` },
+      };
+    }),
+  );
+  return { rules, results };
 }

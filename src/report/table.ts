@@ -46,6 +46,12 @@ export function renderTable(r: ScanReport, width = 120): string {
     out.push('', 'Why hidden:');
     for (const t of hidden) out.push(`  ${t.name}: ${t.reasons.join(' | ')}`);
   }
+  if (r.deviations.length) {
+    // Also among the warnings; here as a count per kind, which is what a reader scans for.
+    out.push('', `Spec deviations repaired or ignored (${r.deviations.length} kinds):`);
+    for (const d of r.deviations)
+      out.push(`  ${d.kind}: ${d.count}× ${d.action} — ${d.message} (first at ${d.where[0]})`);
+  }
   if (r.warnings.length) {
     out.push('', `Warnings (${r.warnings.length}):`);
     for (const w of r.warnings.slice(0, 20)) out.push(`  ${w}`);

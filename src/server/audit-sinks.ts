@@ -48,6 +48,8 @@ export async function openAuditSinks(o: AuditSinksOptions): Promise<AuditSinks> 
     ...(cfg?.retain ? { retain: cfg.retain } : {}),
     ...(cfg?.checkpointEvery ? { checkpointEvery: cfg.checkpointEvery } : {}),
     ...(cfg?.signingKey ? { signingKey: requireSecret(cfg.signingKey, o.env, 'audit.signingKey') } : {}),
+    onAnchorMismatch: (detail) =>
+      o.logger.warn({ detail }, 'the audit files do not match their head anchor: records may have been cut'),
   });
   const sink: AuditSink = {
     write(record) {

@@ -58,6 +58,58 @@ export function carriedPrincipal(auth: AuthInfo | undefined): Principal {
   return p ?? { id: 'unauthenticated', scopes: [], via: 'none' };
 }
 
+/**
+ * Principal ids, namespaced by how the caller authenticated, so that no two methods can name the
+ * same principal (a JWT whose `sub` is an API key's id is another caller): every place that keys on
+ * `principal.id` (confirmations, rate limits, alerts, the audit) gets the namespace from here.
+ */
+export const principalIds = {
+  key: (id: string): string => `key:${idPart(id)}`,
+  /** `iss` as verified (the trusted issuer), then `sub`: `#` is escaped inside both, so the split is unambiguous. */
+  jwt: (issuer: string, sub: string): string => `jwt:${idPart(issuer)}#${idPart(sub)}`,
+  stdio: (name: string): string => `stdio:${idPart(name)}`,
+  anonymous: (): string => 'anonymous',
+};
+
+/** Longest part of a principal id (escaped); a longer one is cut and ends in a digest of the whole. */
+export const MAX_ID_PART = 200;
+/**
+ * Escaped in a part: `%` (the escape), `#` (the JWT separator), and characters that are invisible or
+ * break a line in a log or a terminal: controls, format characters (bidi, zero-width), lone
+ * surrogates, line/paragraph separators and every space but U+0020.
+ */
+const UNSAFE = /[%#\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
+/** Marks a cut part: `%` followed by `~` never occurs in an escaped part, so a cut id never equals an uncut one. */
+const CUT = '%~';
+
+const hex = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
+
+/** `%XX` below U+0100, `%uXXXX` per UTF-16 unit above: reversible, since `%` itself is escaped. */
+function escapeUnits(ch: string): string {
+  let out = '';
+  for (let i = 0; i < ch.length; i++) {
+    const u = ch.charCodeAt(i);
+    out += u < 0x100 ? `%${hex(u, 2)}` : `%u${hex(u, 4)}`;
+  }
+  return out;
+}
+
+/**
+ * One part of a principal id, printable and bounded, without losing distinctness: the escaping is
+ * reversible and a cut part keeps a 128-bit digest of the whole escaped part.
+ */
+export function idPart(raw: string): string {
+  const escaped = raw.replace(UNSAFE, escapeUnits);
+  if (escaped.length <= MAX_ID_PART) return escaped;
+  const digest = createHash('sha256').update(escaped).digest('hex').slice(0, 32);
+  let head = escaped.slice(0, MAX_ID_PART - CUT.length - digest.length);
+  // Never end inside an escape or between the two halves of a surrogate pair.
+  const pct = head.lastIndexOf('%');
+  if (pct >= 0 && pct + (head[pct + 1] === 'u' ? 6 : 3) > head.length) head = head.slice(0, pct);
+  if (/[\ud800-\udbff]$/.test(head)) head = head.slice(0, -1);
+  return `${head}${CUT}${digest}`;
+}
+
 /** Prefix of keys made by `mcp-warden keys create`: recognisable in a secret scanner's rules. */
 export const API_KEY_PREFIX = 'mwk_';
 
@@ -129,12 +181,13 @@ export class Callers {
     const token = bearerOf(headers);
     let outcome: AuthOutcome;
     if (token === undefined) {
+      const id = principalIds.anonymous();
       if (c?.anonymous)
-        outcome = { ok: true, principal: { id: 'anonymous', scopes: c.anonymous.scopes, via: 'anonymous' } };
+        outcome = { ok: true, principal: { id, scopes: c.anonymous.scopes, via: 'anonymous' } };
       else if (!this.configured)
         outcome = {
           ok: true,
-          principal: { id: 'anonymous', scopes: c?.stdio?.scopes ?? DEFAULT_SCOPES.read, via: 'anonymous' },
+          principal: { id, scopes: c?.stdio?.scopes ?? DEFAULT_SCOPES.read, via: 'anonymous' },
         };
       else
         return this.challenge(
@@ -172,7 +225,7 @@ export class Callers {
       if (k.expires && Date.parse(k.expires) <= now) return this.invalid('the API key has expired');
       if (k.environment && k.environment !== this.o.environment)
         return this.invalid('the API key is for another environment');
-      return { ok: true, principal: { id: k.id, scopes: k.scopes, via: 'api-key' } };
+      return { ok: true, principal: { id: principalIds.key(k.id), scopes: k.scopes, via: 'api-key' } };
     }
     return this.invalid('unknown API key');
   }
@@ -194,7 +247,11 @@ export class Callers {
           : Array.isArray(raw)
             ? raw.filter((s): s is string => typeof s === 'string')
             : [];
-      return { ok: true, principal: { id: String(payload.sub).slice(0, 200), scopes, via: 'jwt' } };
+      // jose checks that `sub` is present, not its type: a list or an object would stringify into
+      // another caller's name.
+      if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.iss !== 'string')
+        return this.invalid("the token's sub claim is invalid");
+      return { ok: true, principal: { id: principalIds.jwt(payload.iss, payload.sub), scopes, via: 'jwt' } };
     } catch (e) {
       // The reason in words for the caller; jose's own message never (it may quote the token's claims).
       return this.invalid(jwtReason(e));

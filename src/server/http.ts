@@ -198,7 +198,7 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 30_000;
   server.requestTimeout = 120_000;
-  const listening = await listen(server, o.port, host);
+  const listening = await listen(server, o.port, host, { port: '--port', host: '--host' });
   const url = `${listening.origin}/mcp`;
   try {
     callers = o.callers(url);

@@ -1,12 +1,11 @@
 import {
-  acceptedContent,
   type CallToolResult,
   CLIENT_INFO_META_KEY,
   inputRequired,
-  inputResponse,
   type McpRequestContext,
   type McpServerFactory,
   Server,
+  type StandardSchemaV1,
 } from '@modelcontextprotocol/server';
 import type { ToolView } from '../control/view.js';
 import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '../discover/meta-tools.js';
@@ -154,32 +153,61 @@ function clientName(meta: unknown, server: Server): string | undefined {
   return declared?.slice(0, 100);
 }
 
-/** The best confirmation channel this client offers. */
+/**
+ * The result schema of the in-band question: whatever the client answers, as it answered it. The
+ * confirm stage reads it strictly, so a malformed answer is a refusal there (audited, nothing run),
+ * never an SDK validation error here, which would end the call as an internal error.
+ */
+const AS_RECEIVED: StandardSchemaV1<unknown, unknown> = {
+  '~standard': { version: 1, vendor: 'mcp-warden', validate: (value) => ({ value }) },
+};
+
+/** Stands for an answer the SDK dropped as not being a result object: the confirm stage refuses it. */
+const NOT_A_RESULT = 'not an elicitation result';
+
+/** The best confirmation channel this client offers, its answers untouched (see `AS_RECEIVED`). */
 function channelFor(
   ctx: McpRequestContext,
   server: Server,
-  c: { mcpReq: { inputResponses?: Record<string, unknown>; requestState: () => unknown } },
+  c: {
+    mcpReq: {
+      inputResponses?: Record<string, unknown>;
+      droppedInputResponseKeys?: string[];
+      requestState: () => unknown;
+      signal: AbortSignal;
+    };
+  },
   inBand: boolean,
 ): ConfirmationChannel | undefined {
   if (ctx.era === 'modern') {
     const state = c.mcpReq.requestState();
-    const view = inputResponse(c.mcpReq.inputResponses, CONFIRM_KEY);
-    const content = acceptedContent(c.mcpReq.inputResponses, CONFIRM_KEY);
+    // The SDK drops an entry that is not a bare result object (a string, an array, a wrapped
+    // `{method, result}`); one was sent under our key, so the answer is malformed, not missing.
+    const dropped = c.mcpReq.droppedInputResponseKeys?.includes(CONFIRM_KEY);
+    const responses = c.mcpReq.inputResponses;
     return {
       kind: 'mrtr',
       ...(typeof state === 'string' ? { state } : {}),
-      ...(view.kind === 'elicit'
-        ? { answer: { action: view.action, confirmed: content?.confirm === true } }
-        : {}),
+      answer: dropped
+        ? NOT_A_RESULT
+        : responses && Object.hasOwn(responses, CONFIRM_KEY)
+          ? responses[CONFIRM_KEY]
+          : undefined,
     };
   }
+  // A bare `elicitation: {}` (2025-06-18) declares form elicitation too.
   if (inBand && server.getClientCapabilities()?.elicitation)
     return {
       kind: 'elicit',
-      ask: async (message) => {
-        const r = await server.elicitInput({ mode: 'form', message, requestedSchema: CONFIRM_SCHEMA });
-        return { action: r.action, confirmed: r.action === 'accept' && r.content?.confirm === true };
-      },
+      ask: (message) =>
+        server.request(
+          {
+            method: 'elicitation/create',
+            params: { mode: 'form', message, requestedSchema: CONFIRM_SCHEMA },
+          },
+          AS_RECEIVED,
+          { signal: c.mcpReq.signal },
+        ),
     };
   return undefined;
 }

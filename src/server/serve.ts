@@ -23,14 +23,15 @@ import { createPipeline, type Pipeline } from '../pipeline/index.js';
 import { DEFAULT_POLICY } from '../policy/evaluate.js';
 import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
 import {
-  alertsSchema,
   type CallersDoc,
   DEFAULT_SCOPES,
   type Environment,
+  effectiveAlerts,
   type PolicyDoc,
 } from '../policy/schema.js';
 import { createRedactor, type Redactor } from '../protect/redactor.js';
 import { type AuditSinks, openAuditSinks } from './audit-sinks.js';
+import { principalIds } from './callers.js';
 import { createServerFactory } from './mcp.js';
 import { type LoadedApi, loadApi, ServedApi } from './served-api.js';
 import { type OpenedState, openState } from './shared-state.js';
@@ -121,12 +122,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   reportStartup({ api: first, controller, policyFile: policy?.file, auditFile, logger });
   if (policy && o.watchPolicy !== false) controller.watchFile();
   const specWatcher = o.watchSpec ? served.watch() : undefined;
-  const transport = await startTransport({
-    transport: o.transport,
-    factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger }),
-    ...{ doc, controller, observers: rt.observers, logger },
-    ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
-  });
+  // The admin port binds before the transport: over stdio, a failure once the transport is up would
+  // reach a client that has already been answered (the CLI answers its first request with the reason).
   const admin = o.admin
     ? await startAdminPort({
         port: o.admin.port,
@@ -137,6 +134,15 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         addSecrets: (values) => redactor.addSecrets(values),
       })
     : undefined;
+  const transport = await startTransport({
+    transport: o.transport,
+    factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger }),
+    ...{ doc, controller, observers: rt.observers, logger },
+    ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
+  }).catch(async (e: unknown) => {
+    await admin?.close();
+    throw e;
+  });
   return gatewayOf({
     first,
     served,
@@ -244,7 +250,7 @@ async function openRuntime(p: {
   const { o, env, logger } = p;
   const observers = new Observers({
     logger,
-    alerts: p.doc.alerts ?? DEFAULT_ALERTS,
+    alerts: effectiveAlerts(p.doc.alerts),
     toolNames: () => toolNames(p.catalog()),
     seenPairs: allowedPairs(p.auditFile),
   });
@@ -278,7 +284,7 @@ function mcpFactory(p: {
   const { o, doc, controller, served } = p;
   const stdio = o.transport.kind === 'stdio';
   const stdioPrincipal: Principal = {
-    id: doc.callers?.stdio?.principal ?? 'local',
+    id: principalIds.stdio(doc.callers?.stdio?.principal ?? 'local'),
     scopes: doc.callers?.stdio?.scopes ?? DEFAULT_SCOPES.read,
     via: 'stdio',
   };
@@ -374,8 +380,6 @@ function requireCallersBeyondLoopback(t: ServeOptions['transport'], c: CallersDo
     'serving HTTP beyond loopback needs callers: API keys, JWT or an explicit `callers.anonymous` with a reason',
   );
 }
-
-const DEFAULT_ALERTS = alertsSchema.parse({ errorRate: {}, deniedRate: {}, volume: {} });
 
 const TOOL_NAMES = new WeakMap<Catalog, ReadonlySet<string>>();
 function toolNames(c: Catalog): ReadonlySet<string> {

@@ -5,6 +5,7 @@ import type { Observers } from '../observe/observers.js';
 import type { PolicyDoc } from '../policy/schema.js';
 import { Callers } from './callers.js';
 import { startHttp } from './http.js';
+import { CappedStdioTransport } from './stdio-frames.js';
 
 export type TransportOptions =
   | { kind: 'stdio' }
@@ -32,8 +33,16 @@ export async function startTransport(o: {
 }): Promise<RunningTransport> {
   if (o.transport.kind === 'stdio') {
     const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
+    // The HTTP caps (body size, depth) per frame, before the SDK parses or dispatches anything.
+    const transport = new CappedStdioTransport({
+      stdin: process.stdin,
+      stdout: process.stdout,
+      ...(o.maxBodyBytes !== undefined ? { maxFrameBytes: o.maxBodyBytes } : {}),
+      onRefused: (code, answered) => o.logger.info({ code, answered }, 'stdio frame refused'),
+    });
     const handle = serveStdio(o.factory, {
       legacy: 'serve',
+      transport,
       onerror: (e) => o.logger.debug({ err: e.message }, 'stdio message rejected'),
     });
     return { close: () => handle.close() };

@@ -209,19 +209,47 @@ function toWire(raw: string, p: Placement): string {
   return raw;
 }
 
-/** The forms a value takes on the wire and in JSON are scrubbed as well as the value itself. */
-function secretForms(raw: string, p: Placement): string[] {
+/**
+ * The forms a secret takes when a server writes it back transformed: the `user:secret` pair and the
+ * secret alone for basic auth, then base64 and base64url (whole, and the part that is the same at
+ * each of the three alignments inside a longer encoded text), and hex. Escaped forms (percent-encoding
+ * in any variant, JSON and HTML escapes) are not listed: the redactor matches every known form under
+ * those escapes itself.
+ */
+export function secretForms(raw: string, p: Pick<Placement, 'kind'>): string[] {
   const forms = new Set([raw]);
-  if (p.kind === 'basic') {
-    forms.add(raw.slice(raw.indexOf(':') + 1));
-    forms.add(Buffer.from(raw).toString('base64'));
-  }
+  if (p.kind === 'basic') forms.add(raw.slice(raw.indexOf(':') + 1));
   for (const s of [...forms]) {
-    forms.add(encodeURIComponent(s));
-    forms.add(JSON.stringify(s).slice(1, -1));
+    for (const f of base64Forms(s)) forms.add(f);
+    // Hex only where it is long enough to be unmistakable.
+    if (s.length >= MIN_ENCODED) {
+      const hex = Buffer.from(s).toString('hex');
+      forms.add(hex);
+      forms.add(hex.toUpperCase());
+    }
   }
   // Very short values would make scrubbing replace ordinary text; they are still never logged raw.
   return [...forms].filter((s) => s.length >= 4);
+}
+
+/** Secrets shorter than this get no partial encoded forms: a short fragment could occur by chance. */
+const MIN_ENCODED = 8;
+
+/**
+ * base64 and base64url of `s`: whole (with and without padding), and, for each of the 3 byte
+ * alignments it can have inside a longer encoded text, the characters that depend on `s` alone.
+ */
+function base64Forms(s: string): string[] {
+  const out: string[] = [];
+  const bytes = Buffer.from(s);
+  const whole = bytes.toString('base64');
+  out.push(whole, whole.replace(/=+$/, ''));
+  if (s.length >= MIN_ENCODED)
+    for (let o = 0; o < 3; o++) {
+      const enc = Buffer.concat([Buffer.alloc(o), bytes]).toString('base64');
+      out.push(enc.slice(Math.ceil((4 * o) / 3), Math.floor((4 * (o + bytes.length)) / 3)));
+    }
+  return [...out, ...out.map((f) => f.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''))];
 }
 
 /**
@@ -240,6 +268,8 @@ function oauth2Source(
   if (clientId === undefined) return `${label}: ${cfg.clientId} is not set`;
   if (clientSecret === undefined) return `${label}: ${cfg.clientSecret} is not set`;
   onToken(clientSecret);
+  // The token request's basic header: its pair (and the pair's encodings) are as secret as the secret.
+  onToken(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`);
   const cache = new Map<string, { token: Promise<string>; expires: number }>();
   return (opScopes) => {
     const scopes = [...new Set(cfg.scopes ?? opScopes)].sort();

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runAuditVerify } from '../../src/cli/audit.js';
 import { tempTree } from '../support/paths.js';
 import { SHOP_SPEC, shopEnv, startShop } from '../support/shop.js';
 import { onJsonLines, sendJson, serveArgs, spawnCli } from '../support/stdio.js';
@@ -88,5 +89,12 @@ describe('audit durability', () => {
     // Killed mid-load: calls were still in flight.
     expect(acked.size).toBeLessThan(600);
     expect(lost).toEqual([]);
+    // Killed without closing: the chain holds, the head anchor (which lags by at most a sync
+    // interval) is reached, and the file says it was not closed.
+    let out = '';
+    const io = { stdout: (s: string) => (out += s), stderr: (s: string) => (out += s) };
+    expect(await runAuditVerify(audit, {}, io)).toBe(0);
+    expect(out).toContain('not closed (the writer may still be running');
+    expect(out).toContain('the files reach their head anchor');
   }, 60_000);
 });

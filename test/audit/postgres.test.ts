@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openJsonlAudit } from '../../src/audit/jsonl.js';
+import { openJsonlAudit, sha256 } from '../../src/audit/jsonl.js';
 import { linesOfInstance, queryPg } from '../../src/audit/postgres.js';
 import { verifyLines } from '../../src/audit/verify.js';
+import { runAuditVerify } from '../../src/cli/audit.js';
 import { startShopGateway } from '../support/gateway.js';
 import { tempPath } from '../support/paths.js';
 import { startShop } from '../support/shop.js';
@@ -52,6 +53,36 @@ describe('PostgreSQL audit mirror (real local PostgreSQL)', () => {
     const cli = runCli(['audit', 'verify', '--db-env', 'PG_URL', '--instance', `test-${run}-a`], { PG_URL });
     expect(cli.stdout).toContain('ok: 13 records');
     expect(cli.code).toBe(0);
+  }, 60_000);
+
+  it('finds records cut off the file that the database mirror holds (the mirror anchors the head)', async () => {
+    const instance = `test-${run}-cut`;
+    const fx = await startShopGateway({
+      policy: `version: 1\naudit:\n  postgres: env:PG_URL\n  instance: ${instance}\n`,
+      env: { PG_URL },
+    });
+    const client = await fx.connect({ name: 'pg-cut' });
+    for (let i = 0; i < 6; i++)
+      await client.callTool({ name: 'searchProducts', arguments: { q: `cut-${i}` } });
+    await fx.close();
+    const file = fx.auditFile;
+    const all = readFileSync(file, 'utf8').trimEnd().split('\n');
+    const kept = all.slice(0, -3);
+    writeFileSync(file, `${kept.join('\n')}\n`);
+    // Without a signing key, whoever cuts the file can rewrite the head file to match the cut...
+    const last = kept.at(-1)!;
+    const head = { seq: JSON.parse(last).seq, head: sha256(last), time: new Date().toISOString() };
+    writeFileSync(`${file}.head`, JSON.stringify(head));
+    process.env.PG_URL = PG_URL;
+    let out = '';
+    const io = { stdout: (s: string) => (out += s), stderr: (s: string) => (out += s) };
+    expect(await runAuditVerify(file, {}, io)).toBe(0);
+    // ...but not the database: verifying the file against the mirror finds the cut.
+    out = '';
+    expect(await runAuditVerify(file, { dbEnv: 'PG_URL', instance }, io)).toBe(1);
+    expect(out).toContain(
+      `the database mirror (instance ${instance}) says records up to seq ${all.length} were written, but the files end at seq ${kept.length}: records ${kept.length + 1}–${all.length} were cut off the end`,
+    );
   }, 60_000);
 
   it('fails calls closed when the mirror falls too far behind, instead of growing memory', () => {

@@ -76,6 +76,21 @@ const CASES: Record<string, { fires: FieldFacts[]; quiet: FieldFacts[] }> = {
     fires: [field('api_key'), field('privateKey'), field('secret_key'), field('apikey')],
     quiet: [field('public_key'), field('key_id'), field('keyboard'), field('key')],
   },
+  'secret-in-container': {
+    fires: [
+      field('database', { parentWords: ['secrets'] }),
+      field('password', { parentWords: ['credentials'] }),
+      field('value', { parentWords: ['client', 'secret'] }),
+      field('value', { parentWords: ['api', 'keys'] }),
+    ],
+    quiet: [
+      field('name', { parentWords: ['secrets'] }),
+      field('created_at', { parentWords: ['secrets'] }),
+      field('visibility', { parentWords: ['secrets'] }),
+      field('database', { parentWords: ['settings'] }),
+      field('value', { parentWords: ['keyboard'] }),
+    ],
+  },
   'financial-card': {
     fires: [field('card_number'), field('cvc'), field('number', { parentWords: ['card'] }), field('pan')],
     quiet: [field('number', { parentWords: ['invoice'] }), field('card_brand')],
@@ -159,5 +174,148 @@ describe('response field walk', () => {
     });
     expect(shallow.fields.map((f) => f.path)).toEqual(['$.name', '$.email']);
     expect(shallow.truncated).toBe(true);
+  });
+});
+
+/**
+ * Secret names as APIs write them — any case, separators, plurals, glued compounds, a trailing word
+ * for how the value is written — and names that are only *about* a secret (documented in
+ * docs/data-protection.md). `list`: the field holds an array of strings.
+ */
+const SECRET_NAMES = [
+  'password',
+  'Password',
+  'PASSWORD',
+  'passwd',
+  'pwd',
+  'passphrase',
+  'passcode',
+  'dbPassword',
+  'db_password',
+  'DB_PASSWORD',
+  'dbpassword',
+  'admin-password',
+  'newPassword',
+  'password_hash',
+  'token',
+  'TOKEN',
+  'accessToken',
+  'access_token',
+  'ACCESS_TOKEN',
+  'accesstoken',
+  'refresh-token',
+  'id_token',
+  'idToken',
+  'authToken',
+  'bearer',
+  'jwt',
+  'secret',
+  'Secret',
+  'client_secret',
+  'clientSecret',
+  'CLIENT_SECRET',
+  'clientsecret',
+  'webhook_secret',
+  'secret_value',
+  'credential',
+  'credentials',
+  'Credentials',
+  'userCredential',
+  'registry_credentials',
+  'api_key',
+  'apiKey',
+  'ApiKey',
+  'APIKEY',
+  'apikey',
+  'x-api-key',
+  'X-API-KEY',
+  'api-key',
+  'private_key',
+  'privateKey',
+  'private_key_pem',
+  'privateKeyPem',
+  'PRIVATE_KEY_DER',
+  'secret_key',
+  'secretKey',
+  'AWS_SECRET_ACCESS_KEY',
+  'aws_secret_access_key',
+  'awsSecretAccessKey',
+  'access_key',
+  'signing_key',
+  'encryption_key',
+  'master_key',
+  'client_key_data',
+  'token_value',
+];
+/** Plural names holding a list of secrets. */
+const SECRET_LISTS = [
+  'passwords',
+  'apiKeys',
+  'api_keys',
+  'tokens',
+  'secrets',
+  'credentials',
+  'PASSWORDS',
+  'accessTokens',
+];
+const NOT_SECRET_NAMES: Array<[name: string, type: string[]]> = [
+  ['password_policy', ['string']],
+  ['password_min_length', ['string']],
+  ['passwordMinLength', ['integer']],
+  ['password_strength', ['string']],
+  ['passwordRequirements', ['string']],
+  ['password_expires_at', ['string']],
+  ['password_changed_at', ['string']],
+  ['has_password', ['boolean']],
+  ['password_set', ['boolean']],
+  ['secret_santa', ['string']],
+  ['secretary', ['string']],
+  ['secret_name', ['string']],
+  ['secretRef', ['string']],
+  ['token_count', ['string']],
+  ['token_type', ['string']],
+  ['token_expires_at', ['string']],
+  ['token_id', ['string']],
+  ['tokenizer', ['string']],
+  ['total_tokens', ['string']],
+  ['max_tokens', ['integer']],
+  ['secrets', ['string']],
+  ['keyboard', ['string']],
+  ['monkey', ['string']],
+  ['key', ['string']],
+  ['keys', ['array']],
+  ['key_id', ['string']],
+  ['public_key', ['string']],
+  ['publicKeyPem', ['string']],
+  ['api_key_name', ['string']],
+  ['api_key_prefix', ['string']],
+  ['redacted_value', ['string']],
+  ['bypass', ['string']],
+  ['compass', ['string']],
+  ['passport', ['string']],
+  ['credential_type', ['string']],
+  ['credentials_url', ['string']],
+];
+
+describe('secret names: normalised, from a word list, both ways', () => {
+  const secret = (name: string, type: string[], items?: string[]) =>
+    classifyField(field(name, { type, ...(items ? { items } : {}) })).some((c) => c.class === 'secret');
+
+  it.each(SECRET_NAMES)('%s is a secret', (name) => {
+    expect(secret(name, ['string'])).toBe(true);
+  });
+
+  it.each(SECRET_LISTS)('%s (a list of strings) is a secret', (name) => {
+    expect(secret(name, ['array'], ['string'])).toBe(true);
+    expect(secret(name, ['array'])).toBe(true);
+  });
+
+  it.each(NOT_SECRET_NAMES)('%s is not a secret', (name, type) => {
+    expect(secret(name, type)).toBe(false);
+  });
+
+  it('a list of objects under a plural name is not itself a secret (its fields are classified)', () => {
+    expect(secret('apiKeys', ['array'], ['object'])).toBe(false);
+    expect(classifyField(field('value', { parentWords: ['api', 'keys'] }))[0]?.class).toBe('secret');
   });
 });

@@ -1,8 +1,10 @@
+import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/server/serve.js';
 import { connectHttp, startShopGateway, useFixture } from '../support/gateway.js';
+import { adminApi } from '../support/http.js';
 import { ADMIN_LINES, ADMIN_TOKEN, shopPolicy } from '../support/shop.js';
-import { eventually, expectAudited } from '../support/wait.js';
+import { eventually, expectAudited, readAudit } from '../support/wait.js';
 
 const startDashboardGateway = () => startShopGateway({ policy: shopPolicy(ADMIN_LINES), admin: true });
 
@@ -233,5 +235,149 @@ describe('dashboard login throttling', () => {
     expect(locked.status).toBe(429);
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(locked.headers.get('set-cookie')).toBeNull();
+  });
+});
+
+/**
+ * A request to the admin port from another loopback address (127.0.0.2…): another source, as the
+ * throttle sees it. `token` goes in the bearer header; `login` posts it to the dashboard's login instead.
+ */
+function fromAddress(
+  gw: Gateway,
+  source: string,
+  o: { token?: string; path?: string; login?: boolean; cookie?: string },
+): Promise<{
+  status: number;
+  retryAfter: string | undefined;
+  cookie: string | undefined;
+  body: Record<string, unknown>;
+}> {
+  const admin = new URL(gw.adminUrl!);
+  const body = o.login ? JSON.stringify({ token: o.token }) : undefined;
+  return new Promise((resolve, reject) => {
+    const r = request(
+      {
+        host: admin.hostname,
+        port: admin.port,
+        localAddress: source,
+        method: o.login ? 'POST' : 'GET',
+        path: o.login ? '/ui/login' : (o.path ?? '/tools'),
+        headers: {
+          ...(o.login ? { 'content-type': 'application/json' } : {}),
+          ...(!o.login && o.token !== undefined ? { authorization: `Bearer ${o.token}` } : {}),
+          ...(o.cookie ? { cookie: o.cookie } : {}),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => {
+          text += d;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: res.headers['retry-after'],
+            cookie: res.headers['set-cookie']?.[0]?.split(';')[0],
+            body: JSON.parse(text || '{}'),
+          }),
+        );
+      },
+    );
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+describe('wrong admin tokens on the API (bearer header)', () => {
+  it('are counted, throttled per address (the right token included), alerted on and audited in bulk', async () => {
+    const fx = await startDashboardGateway();
+    let closed = false;
+    try {
+      const { gw } = fx;
+      const statuses: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        const r = await fromAddress(gw, '127.0.0.2', { token: `guess-${i}-zq` });
+        statuses.push(r.status);
+        if (r.status === 429) {
+          expect(r.body.error).toBe('ADMIN_THROTTLED');
+          expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
+          expect(Number(r.retryAfter)).toBeLessThanOrEqual(60);
+        } else expect(r.body.error).toBe('ADMIN_DENIED');
+      }
+      expect(statuses).toEqual([...Array(5).fill(401), ...Array(45).fill(429)]);
+      // The right token from the throttled address is refused too: guessing cannot go on by luck.
+      expect((await fromAddress(gw, '127.0.0.2', { token: ADMIN_TOKEN })).status).toBe(429);
+      // Another address is not affected.
+      const admin = adminApi(gw.adminUrl!, ADMIN_TOKEN);
+      expect((await admin('GET', '/tools')).status).toBe(200);
+      const metrics = await (
+        await fetch(new URL('/metrics', gw.adminUrl!), {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        })
+      ).text();
+      expect(metrics).toContain('mcp_warden_admin_auth_failures_total{code="ADMIN_DENIED"} 5');
+      expect(metrics).toContain('mcp_warden_admin_auth_failures_total{code="ADMIN_THROTTLED"} 46');
+      expect(metrics).toContain('mcp_warden_alerts_fired_total{rule="adminAuthFailures"} 1');
+      const alerts = (await admin('GET', '/alerts')).body.alerts as Array<Record<string, unknown>>;
+      expect(alerts.filter((a) => a.rule === 'adminAuthFailures')).toEqual([
+        expect.objectContaining({ subject: 'admin', threshold: 20 }),
+      ]);
+      // The first refusal from an address is in the audit at once…
+      await expectAudited(fx.auditFile, {
+        kind: 'control',
+        action: 'admin.token-refused',
+        target: '127.0.0.2',
+        detail: '1 wrong and 0 throttled admin token(s) from 127.0.0.2',
+      });
+      // …and the rest as one record when the minute ends or, here, at shutdown.
+      await fx.close();
+      closed = true;
+      const refusals = readAudit(fx.auditFile).filter((r) => r.action === 'admin.token-refused');
+      expect(refusals.map((r) => r.detail)).toEqual([
+        '1 wrong and 0 throttled admin token(s) from 127.0.0.2',
+        '4 wrong and 46 throttled admin token(s) from 127.0.0.2',
+      ]);
+      expect(JSON.stringify(readAudit(fx.auditFile))).not.toContain('-zq');
+    } finally {
+      if (!closed) await fx.close();
+    }
+  });
+
+  it('let no more than five wrong tokens through when they are sent all at once, through either door', async () => {
+    const fx = await startDashboardGateway();
+    try {
+      for (const [source, login] of [
+        ['127.0.0.5', false],
+        ['127.0.0.6', true],
+      ] as const) {
+        const answers = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => fromAddress(fx.gw, source, { token: `guess-${i}`, login })),
+        );
+        const statuses = answers.map((r) => r.status).sort();
+        expect(statuses, source).toEqual([...Array(5).fill(401), ...Array(15).fill(429)]);
+      }
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('share one throttle with the dashboard login: five wrong tokens through either door lock both', async () => {
+    const fx = await startDashboardGateway();
+    try {
+      const { gw } = fx;
+      const session = (await fromAddress(gw, '127.0.0.3', { token: ADMIN_TOKEN, login: true })).cookie;
+      expect(session).toMatch(/^mcp_warden_session=/);
+      for (let i = 0; i < 3; i++)
+        expect((await fromAddress(gw, '127.0.0.3', { token: `guess-${i}`, login: true })).status).toBe(401);
+      for (let i = 0; i < 2; i++)
+        expect((await fromAddress(gw, '127.0.0.3', { token: `guess-${i}` })).status).toBe(401);
+      expect((await fromAddress(gw, '127.0.0.3', { token: ADMIN_TOKEN })).status).toBe(429);
+      expect((await fromAddress(gw, '127.0.0.3', { token: ADMIN_TOKEN, login: true })).status).toBe(429);
+      // A session opened before is not a token guess: it keeps working from the throttled address.
+      expect((await fromAddress(gw, '127.0.0.3', { cookie: session! })).status).toBe(200);
+      expect((await fromAddress(gw, '127.0.0.4', { token: ADMIN_TOKEN })).status).toBe(200);
+    } finally {
+      await fx.close();
+    }
   });
 });

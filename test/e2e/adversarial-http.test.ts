@@ -3,10 +3,13 @@ import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { CompactSign } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashKey } from '../../src/server/callers.js';
 import type { Gateway } from '../../src/server/serve.js';
-import { type ShopGateway, startShopGateway } from '../support/gateway.js';
+import { codeOf, type ShopGateway, startShopGateway, textOf } from '../support/gateway.js';
 import { LIST_TOOLS, postMcp } from '../support/http.js';
 import { es256, ISSUER, type SigningKey as Key, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
+import { ADMIN_TOKEN, type Shop, startShop } from '../support/shop.js';
+import { expectAudited } from '../support/wait.js';
 
 describe('adversarial HTTP: JWT header tricks and random frames', () => {
   let fx: ShopGateway;
@@ -137,4 +140,142 @@ describe('adversarial HTTP: JWT header tricks and random frames', () => {
     // 1,600 frames: a leak of even 6 KiB per frame would pass 10 MB.
     expect(grown).toBeLessThan(10 * 1024 * 1024);
   }, 120_000);
+});
+
+describe('adversarial HTTP: a JWT whose sub is an API key id is another principal', () => {
+  const KEY = 'mwk_writer-key-000000000000000000000000000';
+  const AS_KEY = 'key:writer';
+  const AS_JWT = `jwt:${ISSUER}#writer`;
+  let shop: Shop;
+  let fx: ShopGateway;
+  let jwks: Awaited<ReturnType<typeof serveJwks>>;
+  let signing: Key;
+  let policy: string;
+
+  beforeAll(async () => {
+    shop = await startShop();
+    const pair = await es256();
+    signing = pair.privateKey;
+    jwks = await serveJwks(pair.jwk);
+    policy = [
+      'version: 1',
+      'mode: read-write',
+      'admin: { token: env:ADMIN_TOKEN }',
+      'callers:',
+      `  resource: ${RESOURCE}`,
+      '  apiKeys:',
+      `    - { id: writer, hash: "${hashKey(KEY)}", scopes: [tools:read, tools:delete] }`,
+      '  jwt:',
+      `    jwksUrl: ${jwks.url}`,
+      `    issuer: ${ISSUER}`,
+      '    algorithms: [ES256]',
+      'rules:',
+      '  - match: { name: searchProducts }',
+      '    rateLimit: { perPrincipal: { calls: 2, perSeconds: 3600 } }',
+      '  - match: { name: deleteCustomer }',
+      '    enabled: true',
+    ].join('\n');
+    fx = await startShopGateway({ shop, policy, admin: true, logLevel: 'fatal' });
+  });
+  afterAll(async () => {
+    await fx?.close();
+    await shop?.close();
+    await jwks?.close();
+  });
+
+  /** The API key holder, and a JWT bearer whose `sub` is that key's id, over real HTTP clients. */
+  const asKey = () => fx.connect({ token: KEY });
+  const asJwt = async () =>
+    fx.connect({ token: await signJwt(signing, { subject: 'writer', scope: 'tools:read tools:delete' }) });
+  const admin = async (gw: Gateway, path: string) =>
+    (
+      await fetch(new URL(path, gw.adminUrl!), { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).json();
+  /** The error code a client's tool result starts with, or OK. */
+  const code = (r: { content: unknown }) => codeOf(r as { content: Array<{ text?: string }> });
+  const search = (c: Awaited<ReturnType<typeof asKey>>) =>
+    c.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } }).then(code);
+
+  it('gets a rate-limit bucket of its own', async () => {
+    const key = await asKey();
+    expect([await search(key), await search(key), await search(key)]).toEqual(['OK', 'OK', 'RATE_LIMITED']);
+    const jwt = await asJwt();
+    // The key holder's spent bucket is not the JWT's, and the JWT's own limit still holds.
+    expect([await search(jwt), await search(jwt), await search(jwt)]).toEqual(['OK', 'OK', 'RATE_LIMITED']);
+  });
+
+  it('cannot use a confirmation token issued to the key holder, and the upstream receives nothing', async () => {
+    const key = await asKey();
+    const first = await key.callTool({ name: 'deleteCustomer', arguments: { customerId: 'c_1003' } });
+    expect(code(first)).toBe('CONFIRMATION_REQUIRED');
+    const token = /mcp_warden_confirmation: (\S+)/.exec(textOf(first))![1]!;
+    const before = shop.requests.length;
+    const stolen = await (await asJwt()).callTool({
+      name: 'deleteCustomer',
+      arguments: { customerId: 'c_1003', mcp_warden_confirmation: token },
+    });
+    expect(code(stolen)).toBe('CONFIRMATION_INVALID');
+    expect(textOf(stolen)).toContain('issued for another caller');
+    expect(shop.requests.length).toBe(before);
+    // The token itself was good: its holder can still use it.
+    const own = await key.callTool({
+      name: 'deleteCustomer',
+      arguments: { customerId: 'c_1003', mcp_warden_confirmation: token },
+    });
+    expect(code(own)).toBe('OK');
+    expect(shop.requests.at(-1)).toMatchObject({ method: 'DELETE', url: '/v1/customers/c_1003' });
+    await expectAudited(
+      fx.auditFile,
+      { tool: 'deleteCustomer', principal: AS_JWT, auth: 'jwt', code: 'CONFIRMATION_INVALID' },
+      { tool: 'deleteCustomer', principal: AS_KEY, auth: 'api-key', outcome: 'ok', confirmed: 'token' },
+    );
+  });
+
+  it('is a separate principal in the audit, its filters and first-use alerts, also after a restart', async () => {
+    const key = await asKey();
+    const jwt = await asJwt();
+    await key.callTool({ name: 'getCustomer', arguments: { customerId: 'c_1001' } });
+    await jwt.callTool({ name: 'getCustomer', arguments: { customerId: 'c_1001' } });
+    await key.callTool({ name: 'listCustomers', arguments: {} });
+    await expectAudited(
+      fx.auditFile,
+      { tool: 'getCustomer', principal: AS_KEY, auth: 'api-key', decision: 'allowed' },
+      { tool: 'getCustomer', principal: AS_JWT, auth: 'jwt', decision: 'allowed' },
+    );
+    // The dashboard's and `audit query`'s principal filter tells them apart.
+    for (const [who, auth] of [
+      [AS_KEY, 'api-key'],
+      [AS_JWT, 'jwt'],
+    ]) {
+      const page = (await admin(fx.gw, `/audit?tool=getCustomer&principal=${encodeURIComponent(who!)}`)) as {
+        records: Array<{ principal: string; auth: string }>;
+      };
+      expect(page.records.map((r) => [r.principal, r.auth])).toEqual([[who, auth]]);
+    }
+    const firstUses = async (gw: Gateway) =>
+      ((await admin(gw, '/alerts')) as { alerts: Array<{ rule: string; subject: string }> }).alerts
+        .filter((a) => a.rule === 'firstUse')
+        .map((a) => a.subject)
+        .sort();
+    const seen = await firstUses(fx.gw);
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        `${AS_JWT} → getCustomer`,
+        `${AS_JWT} → searchProducts`,
+        `${AS_KEY} → getCustomer`,
+        `${AS_KEY} → listCustomers`,
+        `${AS_KEY} → searchProducts`,
+      ]),
+    );
+    expect(seen.filter((x) => !x.startsWith(`${AS_KEY} `) && !x.startsWith(`${AS_JWT} `))).toEqual([]);
+
+    // A restart seeds the pairs already seen from the audit: the key holder's pairs do not silence
+    // the JWT's first use of the same tool.
+    const auditFile = fx.auditFile;
+    await fx.close();
+    fx = await startShopGateway({ shop, policy, admin: true, logLevel: 'fatal', serve: { auditFile } });
+    await (await asKey()).callTool({ name: 'listCustomers', arguments: {} });
+    await (await asJwt()).callTool({ name: 'listCustomers', arguments: {} });
+    expect(await firstUses(fx.gw)).toEqual([`${AS_JWT} → listCustomers`]);
+  });
 });

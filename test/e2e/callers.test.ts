@@ -7,6 +7,7 @@ import { LIST_TOOLS, type Listening, postMcp } from '../support/http.js';
 import { es256, ISSUER, RESOURCE, type SigningKey, serveJwks, signJwt } from '../support/jwt.js';
 import { tempPath } from '../support/paths.js';
 import { SHOP_SPEC, type Shop, startShop } from '../support/shop.js';
+import { connectShopStdio } from '../support/stdio.js';
 import { expectAudited } from '../support/wait.js';
 
 const KEYS = {
@@ -222,19 +223,19 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
         fx.auditFile,
         {
           tool: 'searchProducts',
-          principal: 'orders-only',
+          principal: 'key:orders-only',
           decision: 'denied',
           code: 'DENIED_SCOPE',
           auth: 'api-key',
         },
         {
           tool: 'createOrder',
-          principal: 'orders-only',
+          principal: 'key:orders-only',
           decision: 'denied',
           code: 'DENIED_SCOPE',
           auth: 'api-key',
         },
-        { tool: 'getOrder', principal: 'orders-only', decision: 'allowed', auth: 'api-key' },
+        { tool: 'getOrder', principal: 'key:orders-only', decision: 'allowed', auth: 'api-key' },
       );
     });
 
@@ -345,5 +346,25 @@ describe('HTTP beyond loopback', () => {
     }).catch((e) => e);
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain('needs callers');
+  });
+});
+
+describe('the stdio principal', () => {
+  it.each([
+    ['stdio:local by default', undefined, 'stdio:local'],
+    [
+      'stdio:<name> for the name the policy gives',
+      'version: 1\ncallers:\n  stdio: { principal: ops }\n',
+      'stdio:ops',
+    ],
+  ])('is %s', async (_label, policy, principal) => {
+    const client = mcpClient({ name: 'stdio-principal' });
+    const served = await connectShopStdio(client, policy === undefined ? {} : { policy });
+    try {
+      await client.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } });
+      await expectAudited(served.auditFile, { tool: 'searchProducts', principal, auth: 'stdio' });
+    } finally {
+      await served.close();
+    }
   });
 });

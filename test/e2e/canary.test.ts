@@ -23,6 +23,12 @@ const TYPED = {
   iban: 'GB82WEST12345698765432',
   contactEmail: 'bob.contact@corp.example',
   sessionSecret: 'sess-7f9a2c4e1b3d5f6a8c0e',
+  // Near-miss names: plurals, lists, a secrets object, a singular credential (issue 17).
+  listedPassword: 'pw-in-a-list-0001',
+  listedApiKey: 'key-in-a-list-0002',
+  databaseSecret: 'db-secret-in-object-0003',
+  credential: 'singular-credential-0004',
+  privateKeyPem: 'pem-under-compound-name-0005',
 };
 const FREE = {
   aws: 'AKIAIOSFODNN7EXAMPLE',
@@ -37,12 +43,15 @@ const FREE = {
   ssn: '078-05-1120',
   email: 'leaky.person@mail.example',
   openai: 'sk-proj-CanaryOpenAiKeyValue0123456789',
+  // No known format: found beside its key id, and after a secret keyword (issue 17).
+  awsSecret: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYCANARYKEY0',
+  generic: 'q8Zp3LrT0vX9wYb2Kc7NcAnArY',
 };
 const ARG_EMAIL = 'searcher.person@query.example';
 const SHOP_PLANTED = ['sk_live_51DemoPlantedSecretKey000', 'tok_demo_', 'alan.hamilton@example.org'];
 const ALL = [...Object.values(TYPED), ...Object.values(FREE), ARG_EMAIL, ...SHOP_PLANTED];
 
-const freeText = `Support note: key ${FREE.aws}, gh ${FREE.github}, slack ${FREE.slack}, stripe ${FREE.stripe}.
+const freeText = `Support note: key ${FREE.aws} with ${FREE.awsSecret}, the signing secret is ${FREE.generic}, gh ${FREE.github}, slack ${FREE.slack}, stripe ${FREE.stripe}.
 Auth header was "Authorization: Bearer ${FREE.bearer}" and the session JWT ${FREE.jwt}.
 DSN postgres://app:${FREE.dbPassword}@db.internal:5432/app; customer card ${FREE.card}, SSN ${FREE.ssn},
 mail ${FREE.email}, openai ${FREE.openai}.
@@ -65,7 +74,15 @@ const account = (id: string) => ({
   iban: TYPED.iban,
   notes: freeText,
   contacts: [{ email: TYPED.contactEmail, notes: `escalate to ${FREE.email}` }],
-  metadata: { session_secret: TYPED.sessionSecret, nested: [{ blob: freeText }] },
+  metadata: {
+    session_secret: TYPED.sessionSecret,
+    nested: [{ blob: freeText }],
+    passwords: [TYPED.listedPassword],
+    apiKeys: [TYPED.listedApiKey],
+    secrets: { database: TYPED.databaseSecret },
+    credential: TYPED.credential,
+    private_key_pem: TYPED.privateKeyPem,
+  },
 });
 
 const STR = { type: 'string' };

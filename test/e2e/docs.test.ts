@@ -4,6 +4,7 @@ import { buildCatalog } from '../../src/catalog/build.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { checkPolicy } from '../../src/policy/check.js';
 import { parsePolicy, readPolicyFile } from '../../src/policy/load.js';
+import { alertsSchema } from '../../src/policy/schema.js';
 import { SHOP_SPEC } from '../support/paths.js';
 
 describe('documentation stays true', () => {
@@ -52,6 +53,16 @@ describe('documentation stays true', () => {
     const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
     expect(blocks).toHaveLength(2);
     for (const b of blocks) parsePolicy(`version: 1\n${b.replace('…', 'x')}`, 'docs/audit.md');
+  });
+
+  it('the alerts example in docs/audit.md shows exactly the default rules', () => {
+    const md = readFileSync(new URL('../../docs/audit.md', import.meta.url), 'utf8');
+    const block = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((m) => m[1]!)
+      .find((b) => b.startsWith('alerts:'))!;
+    const { webhooks: _, ...shown } = parsePolicy(`version: 1\n${block.replace('…', 'x')}`, 'docs/audit.md')
+      .doc.alerts!;
+    expect(shown).toEqual(alertsSchema.parse({}));
   });
 
   it('the examples in docs/resilience.md are valid policy', () => {

@@ -4,6 +4,7 @@ import type { Gateway } from '../../src/server/serve.js';
 import { type ShopGateway, startShopGateway } from '../support/gateway.js';
 import { listen } from '../support/http.js';
 import { ADMIN_TOKEN } from '../support/shop.js';
+import { waitFor } from '../support/wait.js';
 
 /** A webhook receiver: every POSTed body, by path. */
 async function receiver(): Promise<{ url: string; got: Record<string, unknown[]>; close(): Promise<void> }> {
@@ -93,5 +94,52 @@ describe('metrics and alerts', () => {
     expect(text).toMatch(/mcp_warden_audit_write_duration_seconds_count \d+/);
     expect(text).toMatch(/mcp_warden_call_duration_seconds_bucket\{le="0.005",tool="searchProducts"\}/);
     expect(text).not.toContain('anonymous');
+  });
+});
+
+describe('alert defaults and delivery', () => {
+  it('keeps the default rules when `alerts:` names only webhooks', async () => {
+    const hooks = await receiver();
+    const fx = await startShopGateway({
+      policy: ['version: 1', 'alerts:', '  webhooks:', `    - { url: "${hooks.url}/json" }`].join('\n'),
+    });
+    try {
+      const client = await fx.connect({ name: 'defaults-e2e' });
+      // The default denied-calls rule: 20 in 300 s by one principal.
+      for (let i = 0; i < 20; i++)
+        await client
+          .callTool({ name: 'deleteCustomer', arguments: { customerId: 'c_1001' } })
+          .catch(() => {});
+      await fx.gw.alerts.flush();
+      const rules = ((hooks.got['/json'] ?? []) as Array<{ rule: string }>).map((a) => a.rule);
+      expect(rules).toEqual(['deniedRate']);
+    } finally {
+      await fx.close();
+      await hooks.close();
+    }
+  });
+
+  it('never holds shutdown longer than the webhook flush limit (2 s) for a receiver that hangs', async () => {
+    let received = 0;
+    const hung = await listen(() => {
+      received++;
+    });
+    const fx = await startShopGateway({
+      policy: ['version: 1', 'alerts:', '  webhooks:', `    - { url: "${hung.url}/hang" }`].join('\n'),
+    });
+    try {
+      const client = await fx.connect({ name: 'hung-e2e' });
+      // A first use is an alert: its delivery hangs.
+      await client.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } });
+      await waitFor(() => received === 1, { what: 'the hung receiver to get the alert' });
+      let closed = false;
+      const closing = fx.close().then(() => {
+        closed = true;
+      });
+      await waitFor(() => closed, { what: 'the gateway to close', timeout: 2000 + 1500 });
+      await closing;
+    } finally {
+      await hung.close();
+    }
   });
 });

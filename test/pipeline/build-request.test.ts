@@ -1,10 +1,17 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isWardenError } from '../../src/errors/index.js';
 import { createBuildRequest } from '../../src/pipeline/build-request.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { parseBaseUrl } from '../../src/upstream/base-url.js';
-import { contextFor, itemsCatalog, toolNamed } from '../support/pipeline.js';
+import { catalogOf, jsonOk, minimalSpec, startUpstream } from '../support/helpers.js';
+import {
+  contextFor,
+  itemsCatalog,
+  pipelineFor,
+  codeOf as resultCode,
+  toolNamed,
+} from '../support/pipeline.js';
 
 async function setup() {
   const catalog = await itemsCatalog();
@@ -170,6 +177,182 @@ describe('build-request stage', () => {
         },
       ),
       { numRuns: 2000 },
+    );
+  });
+});
+
+/**
+ * Page-size parameters as specs write them, and the range the gateway keeps each to under a policy
+ * `maxPageSize` of 40. `specMax`: above the spec's own maximum, the schema check refuses first.
+ */
+const PAGED: Array<{
+  op: string;
+  param: string;
+  schema: object;
+  lo: number;
+  hi: number;
+  integer: boolean;
+  specMax?: number;
+}> = [
+  { op: 'intNoBounds', param: 'limit', schema: { type: 'integer' }, lo: 1, hi: 40, integer: true },
+  { op: 'numberNoBounds', param: 'per_page', schema: { type: 'number' }, lo: 1, hi: 40, integer: false },
+  { op: 'untyped', param: 'page_size', schema: {}, lo: 1, hi: 40, integer: true },
+  { op: 'minZero', param: 'limit', schema: { type: 'integer', minimum: 0 }, lo: 1, hi: 40, integer: true },
+  {
+    op: 'minusOneMeansAll',
+    param: 'limit',
+    schema: { type: 'integer', minimum: -1, maximum: 50 },
+    lo: 1,
+    hi: 40,
+    integer: true,
+    specMax: 50,
+  },
+  {
+    op: 'exclusive',
+    param: 'size',
+    schema: { type: 'integer', minimum: 0, exclusiveMinimum: true, maximum: 30, exclusiveMaximum: true },
+    lo: 1,
+    hi: 29,
+    integer: true,
+    specMax: 29,
+  },
+  {
+    op: 'fiveToTwenty',
+    param: 'count',
+    schema: { type: 'integer', minimum: 5, maximum: 20 },
+    lo: 5,
+    hi: 20,
+    integer: true,
+    specMax: 20,
+  },
+];
+
+/** What must happen to page size `v`: sent as this number, or refused (undefined). */
+function expectedPage(p: (typeof PAGED)[number], v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : undefined;
+  if (
+    n === undefined ||
+    Number.isNaN(n) ||
+    n < p.lo ||
+    (p.integer && Number.isFinite(n) && !Number.isInteger(n))
+  )
+    return undefined;
+  if (n <= p.hi) return n;
+  return p.specMax !== undefined && n > p.specMax ? undefined : p.hi;
+}
+
+const PAGED_SPEC = minimalSpec(
+  Object.fromEntries(
+    PAGED.map((p) => [
+      `/${p.op}`,
+      {
+        get: {
+          operationId: p.op,
+          parameters: [{ name: p.param, in: 'query', schema: p.schema }],
+          responses: jsonOk({ type: 'array', items: { type: 'object' } }),
+        },
+      },
+    ]),
+  ),
+);
+
+describe('page sizes: only values in range reach the upstream (real upstream)', () => {
+  let up: Awaited<ReturnType<typeof startUpstream>>;
+  let call: (
+    op: string,
+    args: Record<string, unknown>,
+  ) => Promise<{ code: string; sent?: string | null; text: string }>;
+
+  beforeAll(async () => {
+    up = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+    });
+    const catalog = await catalogOf(PAGED_SPEC);
+    for (const p of PAGED) expect(toolNamed(catalog, p.op).pageSize?.arg, p.op).toBe(p.param);
+    const pipeline = pipelineFor(catalog, {
+      origin: up.origin,
+      // Many calls from one caller: the rate limits are lifted so that only the page size decides.
+      policy: [
+        'version: 1',
+        'defaults: { maxPageSize: 40 }',
+        'rateLimit:',
+        '  perPrincipal: { calls: 1000000, perSeconds: 1 }',
+        '  perToolPrincipal: { calls: 1000000, perSeconds: 1 }',
+        '',
+      ].join('\n'),
+    });
+    call = async (op, args) => {
+      const before = up.requests.length;
+      const r = await pipeline.call({
+        name: op,
+        arguments: args,
+        principal: { id: 'pager', scopes: ['tools:read'], via: 'stdio' },
+      });
+      const text = r.content.map((c) => c.text).join('\n');
+      if (up.requests.length === before) return { code: resultCode(r), text };
+      const p = PAGED.find((x) => x.op === op)!;
+      return {
+        code: resultCode(r),
+        sent: new URL(up.requests.at(-1)!.url, 'http://x').searchParams.get(p.param),
+        text,
+      };
+    };
+  });
+  afterAll(() => up?.close());
+
+  it.each(PAGED.map((p) => [p.op, p]))(
+    '%s: 0, negative, fractional and huge sizes never reach it',
+    async (_op, p) => {
+      const outside: unknown[] = [
+        0,
+        -1,
+        -1e9,
+        p.lo - 1,
+        -0.5,
+        ...(p.integer ? [1.5, p.hi - 0.5] : []),
+        '-1',
+        '0',
+        true,
+        [5, -1],
+      ];
+      for (const v of outside) {
+        const r = await call(p.op, { [p.param]: v });
+        expect(r.sent, `${p.op} ${JSON.stringify(v)}`).toBeUndefined();
+        expect(r.code, `${p.op} ${JSON.stringify(v)}`).toBe('INVALID_ARGUMENT');
+      }
+      for (const v of [p.hi + 1, 1e9, 1e300]) {
+        const r = await call(p.op, { [p.param]: v });
+        if (p.specMax !== undefined && v > p.specMax) {
+          expect(r.code, `${p.op} ${v}`).toBe('INVALID_ARGUMENT');
+          continue;
+        }
+        expect(r.sent, `${p.op} ${v}`).toBe(String(p.hi));
+        expect(r.text).toContain(`was lowered from ${v} to the gateway's maximum page size ${p.hi}`);
+      }
+      for (const v of [p.lo, p.hi]) expect((await call(p.op, { [p.param]: v })).sent).toBe(String(v));
+    },
+  );
+
+  it('property: whatever the value, the upstream sees a page size in range or no request at all', async () => {
+    const value = fc.oneof(
+      fc.integer({ min: -2_000_000_000, max: 2_000_000_000 }),
+      fc.integer({ min: -5, max: 60 }),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.double({ min: -5, max: 60, noNaN: true }),
+      fc.constantFrom<unknown>(0, -1, -0, 1.5, 1e21, '7', '-1', '1e3', ' 8 ', 'all', false, {}, []),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...PAGED), value, async (p, v) => {
+        const r = await call(p.op, { [p.param]: v });
+        if (r.sent === undefined)
+          return r.code === 'INVALID_ARGUMENT' && (typeof v !== 'number' || expectedPage(p, v) === undefined);
+        const n = Number(r.sent);
+        const inRange = n >= p.lo && n <= p.hi && (!p.integer || Number.isInteger(n));
+        // Numeric strings pass only where the schema has no type; they are read as their number.
+        const asked = typeof v === 'string' ? Number(v) : v;
+        return r.code === 'OK' && inRange && n === expectedPage(p, asked);
+      }),
+      { numRuns: 600 },
     );
   });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CONFIRM_ARG } from '../../src/control/view.js';
 import { isWardenError, type WardenError } from '../../src/errors/index.js';
@@ -118,16 +119,16 @@ describe('confirm stage: client channels', () => {
         kind: 'elicit',
         ask: async (m) => {
           asked.push(m);
-          return { action: 'accept', confirmed: true };
+          return { action: 'accept', content: { confirm: true } };
         },
       },
     });
     expect(yes.confirmed).toEqual({ via: 'elicitation' });
     expect(asked[0]).toContain('Allow createItem');
     for (const answer of [
-      { action: 'accept' as const, confirmed: false },
-      { action: 'decline' as const, confirmed: false },
-      { action: 'cancel' as const, confirmed: false },
+      { action: 'accept', content: { confirm: false } },
+      { action: 'decline' },
+      { action: 'cancel' },
     ])
       expect(
         (
@@ -142,7 +143,7 @@ describe('confirm stage: client channels', () => {
     const { call, refusal } = await setup();
     const first = await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr' } }));
     const state = first.pending!.token;
-    const accept = { action: 'accept' as const, confirmed: true };
+    const accept = { action: 'accept', content: { confirm: true } };
     // An accept without the state the gateway minted is not a confirmation.
     const noState = await refusal(
       call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr', answer: accept } }),
@@ -172,4 +173,133 @@ describe('confirm stage: client channels', () => {
     await confirm(ctx);
     expect(ctx.confirmed).toBeUndefined();
   });
+
+  // What a client may send back instead of an answer: each is refused, none runs the call.
+  const GARBAGE: unknown[] = [
+    null,
+    'yes',
+    true,
+    42,
+    [],
+    [{ action: 'accept', content: { confirm: true } }],
+    {},
+    { action: 'maybe', content: { confirm: true } },
+    { action: 'ACCEPT', content: { confirm: true } },
+    { action: true },
+    { action: 'accept' },
+    { action: 'accept', content: null },
+    { action: 'accept', content: 'confirm' },
+    { action: 'accept', content: [true] },
+    { action: 'accept', content: {} },
+    { action: 'accept', content: { confirm: 'true' } },
+    { action: 'accept', content: { confirm: 1 } },
+    { action: 'accept', content: { confirm: null } },
+    { action: 'accept', content: { confirm: true, amount: 1_000_000 } },
+    { action: 'accept', content: { confirm: true }, approvedBy: 'admin' },
+    { action: 'accept', content: { confirm: true }, _meta: 'x' },
+    { action: 'decline', content: { confirm: true } },
+    JSON.parse('{"action":"accept","content":{"confirm":true,"__proto__":{"confirm":true}}}'),
+  ];
+
+  it.each(GARBAGE.map((g) => [JSON.stringify(g), g]))(
+    'refuses a malformed in-band answer %s with a clear CONFIRMATION_INVALID',
+    async (_shown, garbage) => {
+      const { call, refusal } = await setup();
+      const e = await refusal(
+        call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'elicit', ask: async () => garbage } }),
+      );
+      expect(e.code).toBe('CONFIRMATION_INVALID');
+      expect(e.message).toContain("the client's answer to the confirmation request is malformed");
+      expect(e.message).toContain('Nothing was run');
+    },
+  );
+
+  it.each(GARBAGE.map((g) => [JSON.stringify(g), g]))(
+    'refuses a malformed input_required answer %s, even with a genuine request state',
+    async (_shown, garbage) => {
+      const { call, refusal } = await setup();
+      const first = await refusal(call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr' } }));
+      const e = await refusal(
+        call({ name: 'bolt' }, 'alice', {
+          confirmation: { kind: 'mrtr', state: first.pending!.token, answer: garbage },
+        }),
+      );
+      expect(e.code).toBe('CONFIRMATION_INVALID');
+    },
+  );
+
+  it('refuses, without an internal error, when the in-band question itself fails', async () => {
+    const { call, refusal } = await setup();
+    const failing = new Error('Invalid elicitation result: content.confirm: expected boolean');
+    const e = await refusal(
+      call({ name: 'bolt' }, 'alice', {
+        confirmation: {
+          kind: 'elicit',
+          ask: async () => {
+            throw failing;
+          },
+        },
+      }),
+    );
+    expect(e.code).toBe('CONFIRMATION_INVALID');
+    expect(e.message).toContain('no valid answer');
+    // The client's own words are not echoed to the agent.
+    expect(e.message).not.toContain('expected boolean');
+  });
+
+  it('property: only {action: "accept", content: {confirm: true}} (and an object _meta) confirms', async () => {
+    const { call } = await setup();
+    const part = fc.oneof(
+      fc.constantFrom<unknown>('accept', 'decline', 'cancel', true, 'yes', 1, null, undefined, {}, []),
+      fc.jsonValue({ maxDepth: 2 }),
+    );
+    const answer = fc.oneof(
+      fc.jsonValue({ maxDepth: 3 }),
+      fc.record(
+        {
+          action: part,
+          content: fc.oneof(
+            fc.record({ confirm: part }, { requiredKeys: [] }),
+            fc.dictionary(fc.constantFrom('confirm', 'x', '_meta'), part),
+            part,
+          ),
+          _meta: fc.oneof(fc.constant({}), part),
+          extra: part,
+        },
+        { requiredKeys: [] },
+      ),
+    );
+    await fc.assert(
+      fc.asyncProperty(answer, fc.boolean(), async (raw, inBand) => {
+        const approved =
+          isObj(raw) &&
+          Object.entries(raw as object).every(
+            ([k, v]) => k === 'action' || k === 'content' || (k === '_meta' && (v === undefined || isObj(v))),
+          ) &&
+          (raw as { action: unknown }).action === 'accept' &&
+          isObj((raw as { content: unknown }).content) &&
+          Object.keys((raw as { content: object }).content).join() === 'confirm' &&
+          (raw as { content: { confirm: unknown } }).content.confirm === true;
+        let code = 'OK';
+        try {
+          if (inBand)
+            await call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'elicit', ask: async () => raw } });
+          else {
+            const first = await call({ name: 'bolt' }, 'alice', { confirmation: { kind: 'mrtr' } }).catch(
+              (e) => e,
+            );
+            await call({ name: 'bolt' }, 'alice', {
+              confirmation: { kind: 'mrtr', state: first.pending.token, answer: raw },
+            });
+          }
+        } catch (e) {
+          code = isWardenError(e) ? e.code : 'NOT_A_WARDEN_ERROR';
+        }
+        return approved ? code === 'OK' : code === 'CONFIRMATION_INVALID' || code === 'CONFIRMATION_DECLINED';
+      }),
+      { numRuns: 1500 },
+    );
+  });
 });
+
+const isObj = (v: unknown): boolean => v !== null && typeof v === 'object' && !Array.isArray(v);

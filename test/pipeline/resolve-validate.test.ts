@@ -1,8 +1,14 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isWardenError, type WardenError } from '../../src/errors/index.js';
 import { createResolve } from '../../src/pipeline/resolve.js';
 import { createToggle } from '../../src/pipeline/toggle.js';
-import { createValidate } from '../../src/pipeline/validate.js';
+import {
+  createValidate,
+  KEY_WALK_BUDGET,
+  type KeyWalkBudget,
+  walkKeys,
+} from '../../src/pipeline/validate.js';
 import { contextFor, itemsCatalog, toolNamed, viewOf } from '../support/pipeline.js';
 
 function caught(f: () => void): WardenError {
@@ -104,4 +110,96 @@ describe('validate stage', () => {
     expect(e.code).toBe('INVALID_ARGUMENT');
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
   });
+
+  it('names where the polluting key is', () => {
+    expect(walkKeys(JSON.parse('{"a":[1,{"constructor":{"prototype":{}}}]}'))).toEqual({
+      kind: 'polluting',
+      path: 'a[1].constructor.prototype',
+    });
+    expect(walkKeys(JSON.parse('{"f":{"__proto__":1}}'))).toEqual({ kind: 'polluting', path: 'f.__proto__' });
+    // `prototype` alone, or under an array named constructor, reaches no prototype.
+    expect(walkKeys(JSON.parse('{"prototype":1,"constructor":[{"prototype":1}]}'))).toEqual({
+      kind: 'clean',
+    });
+  });
+
+  it('refuses a __proto__ key hidden past the value budget behind a large array (fails closed)', async () => {
+    // JSON.parse keeps "__proto__" as an own key; the schema lets `filter` take any string-valued key.
+    const tags = JSON.stringify(Array.from({ length: 150_000 }, () => 't'));
+    const text = `{"filter":{"__proto__":"x"},"id":"a","part":1,"tags":${tags}}`;
+    expect(text.length).toBeLessThan(1024 * 1024);
+    const e = (await run('getPart', JSON.parse(text)).catch((x: WardenError) => x)) as WardenError;
+    expect(e.code).toBe('INVALID_ARGUMENT');
+    expect(e.details.join()).toContain(`more than ${KEY_WALK_BUDGET.maxValues} values`);
+  });
+
+  it('refuses arguments nested past the depth budget, rather than leaving the deep part unchecked', async () => {
+    let deep: unknown = JSON.parse('{"__proto__":{"admin":true}}');
+    for (let i = 0; i < 70; i++) deep = { a: deep };
+    const e = (await run('createItem', { body: { name: 'n', extra: deep } }).catch(
+      (x: WardenError) => x,
+    )) as WardenError;
+    expect(e.code).toBe('INVALID_ARGUMENT');
+    expect(e.details.join()).toContain(`deeper than ${KEY_WALK_BUDGET.maxDepth} levels`);
+  });
+
+  it('property: arguments past any budget of the key walk are refused; within them only polluting keys are', async () => {
+    const catalog = await itemsCatalog();
+    const tool = toolNamed(catalog, 'createItem');
+    // JSON text, parsed: `__proto__` stays an own key, as it does for arguments off the wire.
+    const { node } = fc.letrec<{ node: string; leaf: string; arr: string; obj: string }>((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, tie('leaf'), tie('arr'), tie('obj')),
+      leaf: fc.constantFrom('1', '"s"', 'null', 'true'),
+      arr: fc.array(tie('node'), { maxLength: 4 }).map((xs) => `[${xs.join(',')}]`),
+      obj: fc
+        .array(fc.tuple(fc.constantFrom('__proto__', 'constructor', 'prototype', 'a', 'b'), tie('node')), {
+          maxLength: 4,
+        })
+        .map((kv) => `{${kv.map(([k, v]) => `"${k}":${v}`).join(',')}}`),
+    }));
+    fc.assert(
+      fc.property(
+        node,
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 8 }),
+        (text, maxValues, maxDepth) => {
+          const args = { body: { name: 'n', extra: JSON.parse(text) as unknown } };
+          const ref = measure(args);
+          const over = ref.values > maxValues || ref.deepest >= maxDepth;
+          const validate = createValidate({
+            catalog,
+            keyWalk: { maxValues, maxDepth } satisfies KeyWalkBudget,
+          });
+          const ctx = contextFor({ name: 'createItem', arguments: args });
+          ctx.tool = tool;
+          let code: string | undefined;
+          try {
+            validate(ctx);
+          } catch (e) {
+            code = isWardenError(e) ? e.code : 'NOT_A_WARDEN_ERROR';
+          }
+          if (over || ref.polluting) return code === 'INVALID_ARGUMENT' && ctx.args === undefined;
+          return code === undefined && ctx.args !== undefined;
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
 });
+
+/** What the key walk is bounded by, computed independently (recursively; fine for small values). */
+function measure(v: unknown, depth = 0, key = ''): { values: number; deepest: number; polluting: boolean } {
+  const out = { values: 1, deepest: -1, polluting: false };
+  if (v === null || typeof v !== 'object') return out;
+  out.deepest = depth;
+  const entries: Array<[string, unknown]> = Array.isArray(v) ? v.map((x) => ['', x]) : Object.entries(v);
+  for (const [k, x] of entries) {
+    if (!Array.isArray(v) && (k === '__proto__' || (k === 'prototype' && key === 'constructor')))
+      out.polluting = true;
+    const m = measure(x, depth + 1, k);
+    out.values += m.values;
+    out.deepest = Math.max(out.deepest, m.deepest);
+    out.polluting ||= m.polluting;
+  }
+  return out;
+}

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { maskRules, maskUntyped } from '../../src/protect/mask.js';
 import { createRedactor, MAX_JSON_DEPTH, type RedactionCounts } from '../../src/protect/redactor.js';
+import { DETECTOR_KINDS, PLANTED } from './planted.js';
 
 const EMAIL = 'jane.doe@example.org';
 const AWS = 'AKIAIOSFODNN7EXAMPLE';
@@ -159,5 +161,125 @@ describe('redactor: cuts', () => {
       expect(out).not.toContain('cred-abc');
       expect(out).toContain(`[${at + secret.length + 200} chars]`);
     }
+  });
+});
+
+describe('redactor: excerpts are redacted whole, then cut', () => {
+  const N = 300;
+
+  it('never shows part of a value of any detector kind, wherever the cut runs through it', () => {
+    expect(Object.keys(PLANTED).sort()).toEqual(DETECTOR_KINDS);
+    const r = createRedactor();
+    const leaks: string[] = [];
+    for (const [kind, p] of Object.entries(PLANTED))
+      for (let k = 1; k <= p.value.length; k++) {
+        const fill = N - p.before.length - k;
+        const out = r.excerpt(`${'w'.repeat(fill - 1)}|${p.before}${p.value}${p.after} tail`, N);
+        const shown = out.slice(out.indexOf('|') + 1).replace(/…$/, '');
+        const safe = `${p.before}[REDACTED:`;
+        if (!(shown.startsWith(safe) || safe.startsWith(shown))) leaks.push(`${kind} at ${k}: ${shown}`);
+      }
+    expect(leaks).toEqual([]);
+  });
+
+  it('redacts far enough past the cut even when placeholders are much shorter than what they replace', () => {
+    // Two 14 KiB tokens shrink to placeholders; a third value then straddles the first window's end.
+    const jwt = `eyJ${'a'.repeat(4000)}.eyJ${'b'.repeat(8000)}.${'c'.repeat(2000)}`;
+    const text = `${jwt} ${jwt} ${PLANTED['github-token']!.value} end`;
+    const out = createRedactor().excerpt(text, N);
+    expect(out).toBe('[REDACTED:jwt] [REDACTED:jwt] [REDACTED:github-token] end');
+  });
+
+  it('shows nothing of the last stretch of a text that was itself cut short', () => {
+    const gh = PLANTED['github-token']!.value;
+    const out = createRedactor().excerpt(`short body ${gh.slice(0, 20)}`, N, {}, true);
+    expect(out).not.toContain('ghp_');
+    const long = createRedactor().excerpt(`${'x '.repeat(20_000)}${gh.slice(0, 20)}`, N, {}, true);
+    expect(long).toBe(`${'x '.repeat(N / 2).slice(0, N)}…`);
+  });
+
+  it('removes control characters before detection, so they cannot split a value', () => {
+    const out = createRedactor().excerpt('key AKIA\u0000IOSFODNN7\u0007EXAMPLE here', N);
+    expect(out).toBe('key [REDACTED:aws-access-key] here');
+  });
+
+  it('counts what it found, once, however often the text is redacted again', () => {
+    const r = createRedactor();
+    const counts: RedactionCounts = {};
+    const once = r.excerpt('password=Hunter2!xyzzy; Bearer abc.DEF-123_456~xyz', N, counts);
+    expect(counts).toEqual({ password: 1, authorization: 1 });
+    const again: RedactionCounts = {};
+    expect(r.text(once, again)).toBe(once);
+    expect(again).toEqual({});
+  });
+});
+
+describe('redactor: a known credential under every escape a server writes', () => {
+  const secret = 'adv/se:cr@t+9f8e"7d<6c5b&4a~x y';
+  const forms: Record<string, string> = {
+    raw: secret,
+    encodeURIComponent: encodeURIComponent(secret),
+    encodeURI: encodeURI(secret),
+    'form encoding (+ for space)': new URLSearchParams({ a: secret }).toString().slice(2),
+    'lower-case percent hex': encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+    'percent-encoding leaving / : @ alone': encodeURIComponent(secret).replace(/%(2F|3A|40)/g, (m) =>
+      decodeURIComponent(m),
+    ),
+    JSON: JSON.stringify(secret),
+    'JSON with escaped slashes': JSON.stringify(secret).replace(/\//g, '\\/'),
+    'JSON with \\u escapes (Go)': JSON.stringify(secret)
+      .replace(/</g, '\\u003c')
+      .replace(/&/g, '\\u0026')
+      .replace(/\+/g, '\\u002B'),
+    HTML: secret
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/"/g, '&quot;')
+      .replace(/\//g, '&#x2F;'),
+    'HTML decimal': secret.replace(/[/:@]/g, (c) => `&#${c.charCodeAt(0)};`),
+  };
+
+  it.each(Object.entries(forms))('%s', (_name, form) => {
+    const r = createRedactor([secret]);
+    const out = r.text(`before ${form} after`);
+    expect(out).toMatch(/^before "?\[REDACTED:credential\]"? after$/);
+    expect(r.json({ link: `https://x.example/cb?t=${form}` }, {})).toEqual({
+      link: expect.stringMatching(/^https:\/\/x\.example\/cb\?t="?\[REDACTED:credential\]"?$/),
+    });
+  });
+
+  it('leaves text that merely shares the letters alone', () => {
+    const r = createRedactor([secret]);
+    const s = 'adv se cr t 9f8e 7d 6c5b 4a x y, adv%2Fse%3Acr';
+    expect(r.text(s)).toBe(s);
+  });
+});
+
+describe('redactor and masking: secrets under near-miss names', () => {
+  const value = {
+    passwords: ['hunter2-a', 'hunter2-b'],
+    apiKeys: ['k-live-1'],
+    secrets: { database: 'db-pw-1', name: 'prod' },
+    credential: 'cred-x',
+    AWS_SECRET_ACCESS_KEY: 'aws-sk',
+    private_key_pem: 'pem-body',
+    password_policy: 'at least 8 characters',
+    token_count: '12',
+  };
+  const planted = ['hunter2-a', 'hunter2-b', 'k-live-1', 'db-pw-1', 'cred-x', 'aws-sk', 'pem-body'];
+
+  it('the audit copy of arguments replaces each, and keeps what is about a secret', () => {
+    const out = createRedactor().args(value) as Record<string, unknown>;
+    for (const v of planted) expect(JSON.stringify(out)).not.toContain(v);
+    expect(out.secrets).toEqual({ database: '[REDACTED:secret]', name: 'prod' });
+    expect(out.password_policy).toBe('at least 8 characters');
+    expect(out.token_count).toBe('12');
+  });
+
+  it('masking without a schema drops each, and keeps what is about a secret', () => {
+    const out = maskUntyped(value, maskRules(undefined, undefined)) as Record<string, unknown>;
+    for (const v of planted) expect(JSON.stringify(out)).not.toContain(v);
+    expect(out.secrets).toEqual({ name: 'prod' });
+    expect(out.password_policy).toBe('at least 8 characters');
   });
 });

@@ -105,7 +105,7 @@ describe('HTTP transport steps', () => {
     const client = await connectHttp(http.url, { token: key.key });
     try {
       const { tools } = await client.listTools();
-      expect(tools.map((t) => t.name)).toEqual(['ci-bot.api-key.tools:read']);
+      expect(tools.map((t) => t.name)).toEqual(['key:ci-bot.api-key.tools:read']);
     } finally {
       await client.close();
     }

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog, Tool } from '../../src/model/catalog.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import type { Environment } from '../../src/policy/schema.js';
-import { loadCredentials } from '../../src/upstream/credentials.js';
+import { createRedactor } from '../../src/protect/redactor.js';
+import { loadCredentials, secretForms } from '../../src/upstream/credentials.js';
 import { catalogOf, minimalSpec, tempTree } from '../support/helpers.js';
 import { listen } from '../support/http.js';
 import { eventually, holds } from '../support/wait.js';
@@ -228,5 +229,61 @@ describe('OAuth2 client credentials for the upstream', () => {
       code: 'CREDENTIAL_MISSING',
       message: expect.not.stringContaining('not-the-secret'),
     });
+  });
+});
+
+describe('the forms of a secret the redactor learns', () => {
+  const secret = 'pa55/w0rd:with+symbols=';
+  const user = 'svc-user';
+  /** Wherever an encoded form sits in a longer text, the redactor learning `secretForms` removes it. */
+  const scrubbed = (forms: string[], text: string) => {
+    const out = createRedactor(forms).text(text);
+    return !out.includes(text.slice(text.indexOf('<') + 1, text.indexOf('>')));
+  };
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const b64url = (s: string) => Buffer.from(s).toString('base64url');
+  const hex = (s: string) => Buffer.from(s).toString('hex');
+
+  it('covers base64, base64url and hex of the value, alone and inside longer encoded text', () => {
+    const forms = secretForms(secret, { kind: 'bearer' });
+    const texts = [
+      b64(secret),
+      b64url(secret),
+      hex(secret),
+      hex(secret).toUpperCase(),
+      // At each of the three byte alignments inside a longer encoded document.
+      ...['', 'x', 'xy'].flatMap((pad) => [
+        b64(`{"t":"${pad}${secret}","n":1}`),
+        b64url(`${pad}token=${secret}&next=2`),
+      ]),
+    ];
+    for (const t of texts) {
+      const out = createRedactor(forms).text(`see <${t}> here`);
+      expect(out, t).toContain('[REDACTED:credential]');
+      // What is left of the encoded text carries at most a few bits of the secret at either edge.
+      expect(out, t).not.toContain(b64(secret).slice(4, 12));
+      expect(out, t).not.toContain(hex(secret).slice(4, 20));
+    }
+    expect(scrubbed(forms, `x <${b64(secret)}> y`)).toBe(true);
+  });
+
+  it('covers the user:secret pair of basic auth, and the secret alone', () => {
+    const forms = secretForms(`${user}:${secret}`, { kind: 'basic' });
+    for (const t of [
+      `${user}:${secret}`,
+      secret,
+      b64(`${user}:${secret}`),
+      b64url(`${user}:${secret}`),
+      b64(secret),
+      b64(`{"auth":"${user}:${secret}"}`),
+    ])
+      expect(scrubbed(forms, `x <${t}> y`), t).toBe(true);
+  });
+
+  it('adds no partial encoded form for a short value (it could occur by chance)', () => {
+    const forms = secretForms('abcd12', { kind: 'raw' });
+    expect(forms).toEqual(expect.arrayContaining(['abcd12', b64('abcd12')]));
+    expect(forms.every((f) => f.length >= 4)).toBe(true);
+    expect(forms).not.toContain(hex('abcd12'));
   });
 });

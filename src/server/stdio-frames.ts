@@ -1,0 +1,197 @@
+import type { Readable, Writable } from 'node:stream';
+import {
+  type JSONRPCMessage,
+  parseJSONRPCMessage,
+  serializeMessage,
+  type Transport,
+} from '@modelcontextprotocol/server';
+import { type ErrorCode, jsonRpcError } from '../errors/index.js';
+import { tooDeep } from '../lib/json-depth.js';
+import { FrameIdScanner } from '../lib/json-frame-id.js';
+
+export interface FrameCaps {
+  /** Largest frame (one line, without its newline) read; the HTTP body cap (default 1 MiB). */
+  maxFrameBytes?: number;
+  /** Deepest JSON nesting accepted; the HTTP depth cap (default 64). */
+  maxJsonDepth?: number;
+}
+
+export interface CappedStdioOptions extends FrameCaps {
+  stdin: Readable;
+  stdout: Writable;
+  /** Told of each refused frame (for the log): its code and whether its sender was answered. */
+  onRefused?: (code: ErrorCode, answered: boolean) => void;
+}
+
+/** What a refused frame was: a request (answered by id), a response (failed locally), or neither. */
+interface Refused {
+  id: string | number | null | undefined;
+  hasMethod: boolean;
+}
+
+/**
+ * Stdio framing with the HTTP transport's caps, handed to the SDK's `serveStdio` as its transport.
+ * The SDK's own stdio reader buffers a line of up to 10 MB, closes the connection (the server
+ * exits) on a longer one, and has no depth cap. Here each newline-delimited frame is read only up to
+ * `maxFrameBytes` (the rest is discarded as it streams in, keeping only its id), parsed once and
+ * depth-checked before the SDK sees it. A refused request is answered with the HTTP side's code and
+ * JSON-RPC error, under its own id; a refused response (a client's answer to the gateway's own
+ * request, e.g. an elicitation) fails that request at once instead of leaving it to time out. The
+ * connection stays up either way.
+ */
+export class CappedStdioTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+
+  private readonly maxBytes: number;
+  private readonly maxDepth: number;
+  private pieces: Buffer[] = [];
+  private size = 0;
+  /** Set while an over-size frame streams past: it reads the id, nothing is kept. */
+  private skipping: FrameIdScanner | undefined;
+  private closed = false;
+
+  constructor(private readonly o: CappedStdioOptions) {
+    this.maxBytes = o.maxFrameBytes ?? 1024 * 1024;
+    this.maxDepth = o.maxJsonDepth ?? 64;
+  }
+
+  async start(): Promise<void> {
+    this.o.stdin.on('data', this.onData);
+    this.o.stdin.on('error', this.onStreamError);
+    this.o.stdin.on('end', this.onEnd);
+    this.o.stdin.on('close', this.onEnd);
+    this.o.stdout.on('error', this.onStdoutError);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.o.stdin.off('data', this.onData);
+    this.o.stdin.off('error', this.onStreamError);
+    this.o.stdin.off('end', this.onEnd);
+    this.o.stdin.off('close', this.onEnd);
+    // A late EPIPE after close is expected; it must not become an uncaught 'error'.
+    this.o.stdout.off('error', this.onStdoutError);
+    this.o.stdout.on('error', () => {});
+    if (this.o.stdin.listenerCount('data') === 0) this.o.stdin.pause();
+    this.pieces = [];
+    this.skipping = undefined;
+    this.onclose?.();
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('stdio transport is closed'));
+    // The callback runs once the line is handed to the OS (or failed): backpressure is Node's.
+    return new Promise((resolve, reject) => {
+      this.o.stdout.write(serializeMessage(message), (e) => (e ? reject(e) : resolve()));
+    });
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    let from = 0;
+    while (from <= chunk.length && !this.closed) {
+      const nl = chunk.indexOf(0x0a, from);
+      const end = nl === -1 ? chunk.length : nl;
+      if (end > from) this.take(chunk.subarray(from, end));
+      if (nl === -1) return;
+      this.endFrame();
+      from = nl + 1;
+    }
+  };
+
+  /** One piece of the current frame: kept while under the cap, scanned for its id past it. */
+  private take(piece: Buffer): void {
+    if (this.skipping) {
+      this.skipping.feed(piece);
+      return;
+    }
+    if (this.size + piece.length <= this.maxBytes) {
+      this.pieces.push(piece);
+      this.size += piece.length;
+      return;
+    }
+    const scanner = new FrameIdScanner();
+    for (const p of this.pieces) scanner.feed(p);
+    scanner.feed(piece);
+    this.pieces = [];
+    this.size = 0;
+    this.skipping = scanner;
+  }
+
+  private endFrame(): void {
+    const skipped = this.skipping;
+    this.skipping = undefined;
+    if (skipped) {
+      skipped.finish();
+      this.refuse('HTTP_BODY_TOO_LARGE', `Frame larger than ${this.maxBytes} bytes.`, skipped);
+      return;
+    }
+    const text = Buffer.concat(this.pieces, this.size).toString('utf8').replace(/\r$/, '');
+    this.pieces = [];
+    this.size = 0;
+    if (text.trim() !== '') this.deliver(text);
+  }
+
+  /** One whole frame under the size cap: parsed once, depth-checked, then handed to the SDK. */
+  private deliver(text: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // As the SDK's reader does: a line that is not JSON has no id to answer; it is reported only.
+      this.onerror?.(new Error('stdio frame is not valid JSON'));
+      return;
+    }
+    if (tooDeep(value, this.maxDepth)) {
+      this.refuse(
+        'HTTP_BAD_REQUEST',
+        `The JSON frame nests deeper than ${this.maxDepth} levels.`,
+        idOf(value),
+      );
+      return;
+    }
+    let message: JSONRPCMessage;
+    try {
+      message = parseJSONRPCMessage(value);
+    } catch (e) {
+      this.onerror?.(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    this.onmessage?.(message);
+  }
+
+  private refuse(code: ErrorCode, message: string, frame: Refused): void {
+    const { id } = frame;
+    const usable = id !== undefined && id !== null;
+    if (usable && frame.hasMethod) {
+      // A request: its sender gets the HTTP side's error, under its own id.
+      this.send(jsonRpcError({ code, message }, id) as JSONRPCMessage).catch((e) => this.onerror?.(e));
+    } else if (usable) {
+      // A response to the gateway's own request: that request fails now (fail closed), not at its timeout.
+      this.onmessage?.(jsonRpcError({ code, message }, id) as JSONRPCMessage);
+    }
+    this.o.onRefused?.(code, usable);
+  }
+
+  private readonly onEnd = (): void => {
+    this.close().catch(() => {});
+  };
+  private readonly onStreamError = (e: Error): void => {
+    this.onerror?.(e);
+  };
+  private readonly onStdoutError = (e: Error): void => {
+    this.onerror?.(e);
+    this.close().catch(() => {});
+  };
+}
+
+/** The top-level id of a parsed frame, as the scanner reads it from an unparsed one. */
+function idOf(value: unknown): Refused {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return { id: undefined, hasMethod: false };
+  const v = value as Record<string, unknown>;
+  const id = typeof v.id === 'string' || typeof v.id === 'number' || v.id === null ? v.id : undefined;
+  return { id, hasMethod: 'method' in v };
+}
