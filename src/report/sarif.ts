@@ -47,14 +47,7 @@ export function renderSarif(
         },
         locations: [
           {
-            ...(artifactUri
-              ? {
-                  physicalLocation: {
-                    artifactLocation: { uri: artifactUri },
-                    ...(pos ? { region: { startLine: pos.line, startColumn: pos.column } } : {}),
-                  },
-                }
-              : {}),
+            ...physicalLocation(artifactUri, pos),
             logicalLocations: [
               { name: t.name, fullyQualifiedName: `${t.method} ${t.path}`, kind: 'function' },
             ],
@@ -127,14 +120,7 @@ function deviationResults(
         message: { text: `${d.message} (${d.action}; ${d.count} place(s) in all), here at ${pointer}.` },
         locations: [
           {
-            ...(artifactUri
-              ? {
-                  physicalLocation: {
-                    artifactLocation: { uri: artifactUri },
-                    ...(pos ? { region: { startLine: pos.line, startColumn: pos.column } } : {}),
-                  },
-                }
-              : {}),
+            ...physicalLocation(artifactUri, pos),
             logicalLocations: [{ fullyQualifiedName: pointer, kind: 'member' }],
           },
         ],
@@ -143,4 +129,18 @@ function deviationResults(
     }),
   );
   return { rules, results };
+}
+
+/** Where in the spec file a result points, when the file is known (a URL-loaded spec has none). */
+function physicalLocation(
+  artifactUri: string | undefined,
+  pos: { line: number; column: number } | undefined,
+) {
+  if (!artifactUri) return {};
+  return {
+    physicalLocation: {
+      artifactLocation: { uri: artifactUri },
+      ...(pos ? { region: { startLine: pos.line, startColumn: pos.column } } : {}),
+    },
+  };
 }
