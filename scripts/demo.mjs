@@ -1,12 +1,16 @@
 // `npm start`: builds if needed, starts the demo shop API and mcp-warden in front of it over
 // Streamable HTTP, and prints how to connect Claude Desktop, Cursor and the MCP Inspector.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startShop } from '../examples/shop/server.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = `${root}dist/cli/main.js`;
+// The demo's own files (its audit) go to an ignored folder of the checkout: git status stays clean.
+const demoDir = resolve(process.env.DEMO_DIR ?? join(root, '.demo'));
+const audit = join(demoDir, 'audit.jsonl');
 const spec = `${root}examples/shop/openapi.yaml`;
 const shopPort = Number(process.env.SHOP_PORT ?? 4010);
 const port = Number(process.env.PORT ?? 3333);
@@ -16,24 +20,28 @@ const withPolicy = process.argv.includes('--policy');
 const policy = `${root}examples/shop/warden.yaml`;
 const adminToken = process.env.MCP_WARDEN_ADMIN_TOKEN ?? 'demo-admin-token-0123456789';
 
-if (!existsSync(cli)) {
+// (An older build without the state-dir module is rebuilt too.)
+if (!existsSync(cli) || !existsSync(`${root}dist/lib/state-dir.js`)) {
   process.stderr.write('building mcp-warden (first run)…\n');
   const b = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
   if (b.status !== 0) process.exit(b.status ?? 1);
 }
+// Imported once built: the banner says where the stdio snippet's audit will go, as the CLI decides it.
+const { AUDIT_FILE_NAME, specDirName, stateRoots } = await import('../dist/lib/state-dir.js');
 
 const key = process.env.SHOP_KEY ?? 'demo-shop-key-0123456789';
 const shop = await startShop({ port: shopPort, key }).catch((e) => {
   // A taken port is the common failure here: name it and the variable that moves it, no stack trace.
   const why =
     e?.code === 'EADDRINUSE'
-      ? `port ${shopPort} is already in use (EADDRINUSE): stop the other process or choose another with SHOP_PORT=<n>`
+      ? `port ${shopPort} is already in use (EADDRINUSE): stop the other process (another \`npm start\`?) or choose another with SHOP_PORT=<n>`
       : e?.code === 'EACCES'
         ? `no permission to listen on port ${shopPort} (EACCES): choose a port above 1023 with SHOP_PORT=<n>`
         : `cannot start the demo shop on port ${shopPort} (${e?.code ?? e?.message ?? 'unknown error'})`;
   process.stderr.write(`error CONFIG_INVALID: ${why}\n`);
   process.exit(2);
 });
+mkdirSync(demoDir, { recursive: true, mode: 0o700 });
 const warden = spawn(
   process.execPath,
   [
@@ -46,7 +54,7 @@ const warden = spawn(
     '--port',
     String(port),
     '--audit-file',
-    'demo-audit.jsonl',
+    audit,
     ...(withPolicy ? ['--policy', policy, '--admin-port', String(adminPort)] : []),
   ],
   {
@@ -56,22 +64,30 @@ const warden = spawn(
   },
 );
 let started = false;
+let logged = '';
 warden.stderr.on('data', (d) => {
   process.stderr.write(d);
-  if (!started && String(d).includes('MCP endpoint')) {
+  if (!started) logged += String(d);
+  if (!started && logged.includes('MCP endpoint')) {
     started = true;
     printHelp();
   }
 });
 warden.on('exit', async (code) => {
-  // mcp-warden names the flag (--port, --admin-port); in the demo those are set by PORT and ADMIN_PORT.
-  if (code === 2 && !started)
-    process.stderr.write(
-      'demo: choose other ports with PORT=<n>, ADMIN_PORT=<n> or SHOP_PORT=<n> (npm start)\n',
-    );
+  // mcp-warden names its flag (--port, --admin-port); in the demo the variable sets it: name that.
+  if (code === 2 && !started) process.stderr.write(`${portHint(logged)}\n`);
   await shop.close();
   process.exit(code ?? 0);
 });
+
+/** The demo's variable for the port mcp-warden could not bind, and how to move it. */
+function portHint(stderr) {
+  if (/EADDRINUSE|EACCES/.test(stderr) && /with --admin-port\b/.test(stderr))
+    return `demo: the admin port ${adminPort} is ADMIN_PORT: stop the other process (another \`npm start\`?) or run ADMIN_PORT=<n> npm start -- --policy`;
+  if (/EADDRINUSE|EACCES/.test(stderr) && /with --port\b/.test(stderr))
+    return `demo: the MCP port ${port} is PORT: stop the other process (another \`npm start\`?) or run PORT=<n> npm start`;
+  return 'demo: choose other ports with PORT=<n>, ADMIN_PORT=<n> or SHOP_PORT=<n> (npm start)';
+}
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => warden.kill(sig));
 
 function printHelp() {
@@ -94,10 +110,17 @@ function printHelp() {
       },
     },
   };
+  // Where the stdio snippet's audit goes (no --audit-file: the per-user state directory, docs/files.md);
+  // only named here, not created.
+  const stateRoot = stateRoots()[0];
+  const stdioAudit = stateRoot
+    ? join(stateRoot, specDirName(spec), AUDIT_FILE_NAME)
+    : 'no state directory (HOME is not set): add "--audit-file", "<path>" to its args';
   process.stdout.write(`
   Demo shop API      ${shop.url}   (needs X-Shop-Key; only mcp-warden has it)
   mcp-warden (MCP)   ${url}
-  Audit log          ./demo-audit.jsonl
+  Audit log          ${audit}
+                     check it: node ${cli} audit verify ${audit}
 
   MCP Inspector:   npx @modelcontextprotocol/inspector
                    then Transport "Streamable HTTP", URL ${url}
@@ -107,6 +130,7 @@ function printHelp() {
 
   Claude Desktop (claude_desktop_config.json; stdio, keep this demo running for the shop API):
 ${JSON.stringify(stdio, null, 2).replace(/^/gm, '    ')}
+    (its audit: ${stdioAudit})
 
   Try: "find wireless mice in stock", "list the open orders of customer c_1003".
 ${

@@ -6,6 +6,7 @@ import { isWardenError, WardenError } from '../errors/index.js';
 import { listen } from '../lib/listen.js';
 import type { KillSwitch } from '../model/state.js';
 import type { Alerts } from '../observe/alerts.js';
+import { Health } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { CallSeries } from '../observe/series.js';
@@ -39,6 +40,8 @@ export interface AdminOptions {
   onAuthFailure: (code: Refusal, source: string) => void;
   /** Where the built dashboard lives (default dist/ui). */
   assetsDir?: string;
+  /** Answers `/healthz` and `/readyz` (default: live, and ready with nothing to check). */
+  health?: Health;
 }
 
 export interface AdminServer {
@@ -89,9 +92,12 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
     ...(o.assetsDir ? { assetsDir: o.assetsDir } : {}),
   });
   const routes = adminRoutes(o);
+  const health = o.health ?? new Health();
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
+      // Before the token: load balancers and kubelets hold none, and the answer says only up or down.
+      if (await health.answer(req, res, url.pathname, SECURITY_HEADERS)) return;
       if (o.metricsPublic && req.method === 'GET' && url.pathname === '/metrics')
         return await sendMetrics(o, res);
       if (await dashboard.handle(req, res, url.pathname)) return;

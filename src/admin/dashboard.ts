@@ -103,9 +103,11 @@ export class Dashboard {
       }
   }
 
-  /** Serves `/`, `/ui/…` (the app) and the session endpoints; false for anything else. */
+  /** Serves `/`, `/ui`, `/ui/…` (the app) and the session endpoints; false for anything else. */
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
-    if (path === '/' && req.method === 'GET') {
+    // A browser typing the port or `/ui` lands on the app (its login page), not on a 401 in JSON.
+    if ((path === '/' || path === '/ui') && (req.method === 'GET' || req.method === 'HEAD')) {
+      req.resume();
       res.writeHead(302, { ...SECURITY_HEADERS, location: '/ui/' });
       res.end();
       return true;

@@ -1,6 +1,7 @@
 import type { ControlEvent, Controller } from '../control/controller.js';
 import { WardenError } from '../errors/index.js';
 import { requireSecret } from '../lib/secret-ref.js';
+import type { Health } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import type { Observers } from '../observe/observers.js';
 import type { PolicyDoc } from '../policy/schema.js';
@@ -22,6 +23,8 @@ export async function startAdminPort(o: {
   addSecrets: (values: readonly string[]) => void;
   auditFile: string;
   logger: Logger;
+  /** `/healthz` and `/readyz`, answered before the token is asked for. */
+  health?: Health;
 }): Promise<AdminServer> {
   const cfg = o.doc.admin;
   if (!cfg?.token)
@@ -45,6 +48,7 @@ export async function startAdminPort(o: {
     series: o.observers.series,
     alerts: o.observers.alerts,
     auditFile: o.auditFile,
+    ...(o.health ? { health: o.health } : {}),
   });
   o.logger.info({ url: admin.url }, `admin API: ${admin.url}`);
   return admin;

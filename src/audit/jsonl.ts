@@ -1,5 +1,6 @@
 import {
   closeSync,
+  constants,
   fdatasync,
   fdatasyncSync,
   fstatSync,
@@ -11,6 +12,8 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { access, statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import type { AnyRecord, AuditSink } from '../model/audit.js';
 import {
@@ -49,6 +52,13 @@ export interface JsonlOptions {
 }
 
 export const GENESIS = 'genesis';
+/** Free bytes under which the audit's file system counts as full for readiness (appends may still land). */
+export const AUDIT_ROOM_FLOOR = 1024 * 1024;
+
+/** The JSONL sink, and whether it can be expected to take the next record (readiness asks). */
+export interface JsonlAudit extends AuditSink {
+  writable(): Promise<boolean>;
+}
 export { sha256, sign } from './anchor.js';
 export { listRotated, rotatedName } from './files.js';
 
@@ -65,11 +75,11 @@ type Maker = (seq: number, prev: string) => object;
  * (full disk, file-size limit, permissions) is cut back off: the file is exactly as before and no
  * sequence number is taken.
  */
-export function openJsonlAudit(path: string, options: JsonlOptions = {}): AuditSink {
+export function openJsonlAudit(path: string, options: JsonlOptions = {}): JsonlAudit {
   return new JsonlWriter(path, options);
 }
 
-class JsonlWriter implements AuditSink {
+class JsonlWriter implements JsonlAudit {
   private readonly now: () => number;
   private readonly key: Buffer | undefined;
   private readonly fsyncMode: 'always' | 'batch' | 'never';
@@ -88,6 +98,8 @@ class JsonlWriter implements AuditSink {
   /** The seq the oldest kept file starts at, for the anchor. */
   private first: number | undefined;
   private anchored = -1;
+  /** Appends that failed since the last one that landed (0: the last append landed). */
+  private failures = 0;
   /** Found at start: the files do not match their anchor. Written first, before the anchor moves on. */
   private notice: Maker | undefined;
   private readonly timer: NodeJS.Timeout | undefined;
@@ -130,13 +142,41 @@ class JsonlWriter implements AuditSink {
       const due = this.sinceCheckpoint + 1 >= (this.options.checkpointEvery ?? 1000);
       this.appendAll(due ? [() => record, this.checkpointOf('interval')] : [() => record]);
       this.sinceCheckpoint = due ? 0 : this.sinceCheckpoint + 1;
+      this.failures = 0;
     } catch (e) {
+      this.failures++;
       throw new WardenError(
         'AUDIT_UNAVAILABLE',
         `The audit file cannot be written (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
         { cause: e },
       );
     }
+  }
+
+  /**
+   * For readiness, without writing a byte: the file system has room (statfs, above AUDIT_ROOM_FLOOR),
+   * the directory is writable (rotation creates files there), and the last append landed. A failed
+   * last append is forgiven once the two checks pass and an fdatasync of the open file succeeds, so
+   * readiness comes back when space does even if no call arrives to prove it (a cause statfs cannot
+   * see, such as a file-size limit, shows again at the next failed append; calls fail closed meanwhile).
+   */
+  async writable(): Promise<boolean> {
+    if (this.closed) return false;
+    const failures = this.failures;
+    try {
+      const dir = dirname(this.path);
+      const fs = await statfs(dir);
+      if (fs.bavail * fs.bsize < AUDIT_ROOM_FLOOR) return false;
+      await access(dir, constants.W_OK);
+      if (failures === 0) return true;
+      await new Promise<void>((resolve, reject) => fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+    } catch {
+      return false;
+    }
+    // Forgiven only if no append failed while this probe ran.
+    if (this.failures !== failures || this.closed) return false;
+    this.failures = 0;
+    return true;
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,8 @@ import type { AuditFilter } from './read.js';
 const MIGRATIONS = [{ version: 1, file: new URL('../../migrations/001_audit.sql', import.meta.url) }];
 /** Advisory lock id for migrations, so that several instances starting together apply them once. */
 const MIGRATION_LOCK = 7_346_021;
+/** The readiness probe; pg honours a per-query `query_timeout` (its types list it on the client only). */
+const PROBE: pg.QueryConfig & { query_timeout: number } = { text: 'SELECT 1', query_timeout: 2000 };
 
 export interface PgMirrorOptions {
   url: string;
@@ -25,6 +27,8 @@ export interface PgMirror {
   push(line: string, record: Record<string, unknown>): void;
   /** Resolves when everything queued so far is in the database. */
   flush(): Promise<void>;
+  /** For readiness: accepting, and the database answers `SELECT 1` (one probe at a time). */
+  reachable(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -78,6 +82,7 @@ export async function openPgMirror(o: PgMirrorOptions): Promise<PgMirror> {
   let inflight: Promise<void> | undefined;
   let closed = false;
   let backoff = 0;
+  let probing: Promise<boolean> | undefined;
 
   const insert = async (batch: Array<[string, Record<string, unknown>]>) => {
     const values: unknown[] = [];
@@ -139,6 +144,20 @@ export async function openPgMirror(o: PgMirrorOptions): Promise<PgMirror> {
         kick();
         await inflight;
       }
+    },
+    reachable() {
+      if (closed || queue.length >= maxPending) return Promise.resolve(false);
+      // One probe in flight at most: a database that hangs is asked once, not once per readiness probe.
+      probing ??= pool
+        .query(PROBE)
+        .then(
+          () => true,
+          () => false,
+        )
+        .finally(() => {
+          probing = undefined;
+        });
+      return probing;
     },
     async close() {
       clearInterval(timer);

@@ -20,6 +20,10 @@ const GATEWAY_HEADERS = new Set([
   'x-forwarded-host',
   'x-forwarded-proto',
   'x-real-ip',
+  // W3C trace context: the gateway names its own span to the upstream (or sends none).
+  'traceparent',
+  'tracestate',
+  'baggage',
 ]);
 /** Parameters that carry a caller credential by name, even where the spec forgot to declare a scheme. */
 const CREDENTIAL_PARAM =

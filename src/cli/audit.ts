@@ -4,6 +4,7 @@ import { linesOfInstance, mirrorHead, queryPg } from '../audit/postgres.js';
 import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tableLine } from '../audit/read.js';
 import { type VerifyResult, verifyAudit, verifyLines } from '../audit/verify.js';
 import { WardenError } from '../errors/index.js';
+import { findDefaultAudits, stateRoots } from '../lib/state-dir.js';
 
 interface Io {
   stdout: (s: string) => void;
@@ -17,7 +18,7 @@ interface Io {
  */
 export async function runAuditVerify(
   file: string | undefined,
-  opts: { keyEnv?: string; dbEnv?: string; instance?: string },
+  opts: { keyEnv?: string; dbEnv?: string; instance?: string; stateDir?: string },
   io: Io,
 ): Promise<number> {
   let key: Buffer | undefined;
@@ -33,7 +34,7 @@ export async function runAuditVerify(
     const lines = await linesOfInstance(dbUrl(opts.dbEnv), opts.instance!);
     r = verifyLines([{ file: `db:${opts.instance}`, lines }], key);
   } else {
-    if (!file || !exists(file)) throw new WardenError('USAGE', `no audit file at ${file ?? '(none given)'}`);
+    file = auditFileOf(file, opts, io);
     const mirror = opts.dbEnv ? await mirrorHead(dbUrl(opts.dbEnv), opts.instance!) : undefined;
     r = await verifyAudit(auditFiles(file), key, {
       anchorOf: file,
@@ -108,7 +109,7 @@ export async function runAuditQuery(
       print(r, opts.format, io);
     return;
   }
-  if (!file || !exists(file)) throw new WardenError('USAGE', `no audit file at ${file ?? '(none given)'}`);
+  file = auditFileOf(file, opts, io);
   let n = 0;
   for await (const r of readRecords(auditFiles(file), f)) {
     if (n++ >= limit) break;
@@ -118,11 +119,11 @@ export async function runAuditQuery(
 
 /** `audit tail`: the last records, then (with --follow) new ones as they are written. */
 export async function runAuditTail(
-  file: string,
+  given: string | undefined,
   opts: Record<string, string | boolean | undefined>,
   io: Io,
 ): Promise<void> {
-  if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
+  const file = auditFileOf(given, opts as { stateDir?: string }, io);
   const f = filterOf(opts as Record<string, string | undefined>);
   const n = opts.lines ? count(String(opts.lines), '--lines') : 20;
   // Streamed, keeping only the last n: the file can be larger than memory should hold.
@@ -159,6 +160,35 @@ export async function runAuditTail(
       }
     });
   });
+}
+
+/**
+ * The file named, or without one the default audit in the state directory — when exactly one spec's
+ * audit is there. Several or none: a usage error listing what is there; the working directory is
+ * never guessed.
+ */
+function auditFileOf(file: string | undefined, opts: { stateDir?: string }, io: Io): string {
+  if (file !== undefined) {
+    if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
+    return file;
+  }
+  const where = opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {};
+  const found = findDefaultAudits(where);
+  if (found.length === 1) {
+    io.stderr(`audit file: ${found[0]}\n`);
+    return found[0]!;
+  }
+  const roots = stateRoots(where).join(', ') || '(no state directory: HOME is not set)';
+  if (!found.length)
+    throw new WardenError(
+      'USAGE',
+      `no audit file given, and none in the state directory (${roots}): name one`,
+    );
+  throw new WardenError(
+    'USAGE',
+    `no audit file given, and the state directory holds ${found.length}: name one of them`,
+    { details: found },
+  );
 }
 
 function dbUrl(envName: string): string {

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { exitCode, formatError, toWardenError, WardenError } from '../errors/index.js';
 import { VERSION } from '../version.js';
 import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
+import { addCompletion } from './completion.js';
 import { adminCall, runExplain, runInit, runKeysCreate, runPolicyCheck, runToolsets } from './policy.js';
 import { addRuntime, admin } from './runtime.js';
 import { runScan } from './scan.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   addAudit(program);
   addKeys(program);
   addRuntime(program, io);
+  addCompletion(program, io);
   return program;
 }
 
@@ -120,7 +122,14 @@ function addServe(program: Command): void {
       '--pins <file>',
       'pin approved tool definitions in this file (default: in memory, trusting the first spec)',
     )
-    .option('--audit-file <path>', 'JSON Lines audit file', 'mcp-warden-audit.jsonl')
+    .option(
+      '--audit-file <path>',
+      'JSON Lines audit file (default: audit.jsonl in the per-user state directory; see docs/files.md)',
+    )
+    .option(
+      '--state-dir <dir>',
+      'root of the per-spec default folders (default: $XDG_STATE_HOME/mcp-warden or ~/.local/state/mcp-warden)',
+    )
     .option('--stdio', 'serve MCP over stdin/stdout (logs go to stderr)')
     .option('--port <n>', 'serve Streamable HTTP at /mcp on this port (0: any free port)', int('--port', 0))
     .option('--host <addr>', 'interface to bind for HTTP', '127.0.0.1')
@@ -241,7 +250,8 @@ function addAudit(program: Command): void {
   audit
     .command('verify')
     .description('Check the hash chain and checkpoints of an audit file and its rotated segments.')
-    .argument('[file]', 'the audit file')
+    .argument('[file]', 'the audit file (default: the one in the state directory)')
+    .option('--state-dir <dir>', 'where to look for it without [file] (as `serve --state-dir`)')
     .option('--key-env <name>', 'environment variable holding the checkpoint signing key')
     .option(
       '--db-env <name>',
@@ -262,15 +272,17 @@ function addAudit(program: Command): void {
       .option('--until <t>', 'ISO date-time or a duration ago')
       .addOption(new Option('--format <f>', 'output').choices(['table', 'json']).default('table'));
   filters(audit.command('query').description('Records that match, oldest first, across rotated files.'))
-    .argument('[file]', 'the audit file')
+    .argument('[file]', 'the audit file (default: the one in the state directory)')
+    .option('--state-dir <dir>', 'where to look for it without [file] (as `serve --state-dir`)')
     .option('--limit <n>', 'at most this many')
     .option('--db-env <name>', 'environment variable holding the PostgreSQL URL: query every instance there')
     .action((file: string | undefined, opts) => runAuditQuery(file, opts, io));
   filters(audit.command('tail').description('The last records; with --follow, new ones as they arrive.'))
-    .argument('<file>', 'the audit file')
+    .argument('[file]', 'the audit file (default: the one in the state directory)')
+    .option('--state-dir <dir>', 'where to look for it without [file] (as `serve --state-dir`)')
     .option('-n, --lines <n>', 'how many', '20')
     .option('-f, --follow', 'keep printing new records')
-    .action(async (file: string, opts) => runAuditTail(file, opts, io));
+    .action(async (file: string | undefined, opts) => runAuditTail(file, opts, io));
 }
 
 /** `keys create`: API keys for HTTP callers. */

@@ -15,6 +15,8 @@ export interface ServeCliOptions {
   watchSpec?: boolean;
   pins?: string;
   auditFile?: string;
+  /** Root of the per-spec default folders (the audit's, when --audit-file is not given). */
+  stateDir?: string;
   stdio?: boolean;
   port?: number;
   host?: string;
@@ -82,6 +84,7 @@ function start(opts: ServeCliOptions, transport: ServeOptions['transport']): Pro
     ...(opts.watchSpec ? { watchSpec: true } : {}),
     ...(opts.pins !== undefined ? { pinsFile: opts.pins } : {}),
     ...(opts.auditFile !== undefined ? { auditFile: opts.auditFile } : {}),
+    ...(opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {}),
     ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
     ...(opts.maxResponseBytes !== undefined ? { maxResponseBytes: opts.maxResponseBytes } : {}),
     ...(opts.maxPageSize !== undefined ? { maxPageSize: opts.maxPageSize } : {}),

@@ -24,6 +24,8 @@ interface Plan {
   body?: ArgBinding;
   accept: string;
   method: string;
+  /** The path template with the base path, for traces (`url.template`): never the filled path. */
+  template: string;
   page?: PageRule;
 }
 
@@ -91,6 +93,7 @@ export function createBuildRequest(options: BuildOptions) {
         : {}),
       accept: types.length ? types.slice(0, 8).join(', ') : 'application/json, */*;q=0.5',
       method: tool.source.method.toUpperCase(),
+      template: target.basePath + tool.source.path,
       ...(tool.pageSize ? { page: pageRule(tool, tool.pageSize.arg) } : {}),
     };
     plans.set(tool, plan);
@@ -170,6 +173,7 @@ export function createBuildRequest(options: BuildOptions) {
       origin: plan.target.origin,
       path,
       query: pairs.join('&'),
+      template: plan.template,
       headers,
     };
     if (plan.body) {

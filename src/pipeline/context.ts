@@ -19,6 +19,61 @@ export interface CallInput {
   client?: string;
   /** Aborted when the client cancels or disconnects. */
   signal?: AbortSignal;
+  /** The caller's trace context and request identity; set by the MCP layer only when tracing is on. */
+  trace?: IncomingTrace;
+}
+
+/**
+ * What the call's span is made from, as the client sent it (untrusted): `traceparent`/`tracestate`
+ * from the request's `_meta`, else from the HTTP headers. A malformed `traceparent` starts a new trace.
+ */
+export interface IncomingTrace {
+  traceparent?: string;
+  tracestate?: string;
+  /** The JSON-RPC request id (`jsonrpc.request.id`). */
+  requestId?: string | number;
+  /** The protocol version of the request (`mcp.protocol.version`). */
+  protocolVersion?: string;
+  /** The MCP session, when the transport has one (`mcp.session.id`). */
+  sessionId?: string;
+}
+
+/**
+ * Tracing as the pipeline sees it: built once by `observe/tracing.ts`, absent when tracing is off
+ * (then the pipeline runs its plain loop and no span exists).
+ */
+export interface CallTracer {
+  /** The call's SERVER span, a child of the incoming trace context when there is a valid one. */
+  startCall(ctx: CallContext): CallSpan;
+}
+
+/** One call's spans. Stages run one at a time, so "the current stage" is always well defined. */
+export interface CallSpan {
+  /** Opens the span of the stage about to run (a child of the call's). */
+  enterStage(name: string): void;
+  /** Closes it; `code`: the error code the stage failed with. */
+  exitStage(code?: string): void;
+  /** One upstream try: a CLIENT span under the current stage, and the trace headers that name it. */
+  upstream(req: UpstreamTry): UpstreamSpan;
+  /** Closes the call's span once the call is audited. */
+  end(ctx: CallContext): void;
+}
+
+/** What the CLIENT span of one upstream try says: the path template, never the filled path or query. */
+export interface UpstreamTry {
+  method: string;
+  origin: string;
+  /** The path template (base path included), e.g. `/v1/customers/{customerId}`. */
+  template: string;
+  /** 0 for the first try, then 1, 2… (`http.request.resend_count`). */
+  resend: number;
+}
+
+export interface UpstreamSpan {
+  /** `traceparent` (and `tracestate`) to send upstream: they name this span. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** `status`: the upstream's answer; `error`: the code when no answer came. */
+  end(outcome: { status?: number; error?: string }): void;
 }
 
 /**
@@ -40,6 +95,8 @@ export interface UpstreamRequest {
   path: string;
   /** Encoded query string without `?`; empty when there is none. */
   query: string;
+  /** The path template, base path included (`/v1/customers/{customerId}`): for traces, never filled. */
+  template?: string;
   headers: Record<string, string>;
   body?: string | Uint8Array | FormData;
   /** What the gateway changed, told to the agent with the result (e.g. a clamped page size). */
@@ -108,6 +165,8 @@ export interface CallContext {
   redactions?: Record<string, number>;
   /** Set by the runner when a stage throws. */
   error?: WardenError;
+  /** Set by the runner when tracing is on: the call's spans (send opens the upstream's under it). */
+  trace?: CallSpan;
 }
 
 /** A stage: compiled once by its `createX(options)`, then a named function of the context. */

@@ -12,7 +12,7 @@ import { createAudit, createAuditIntent } from './audit.js';
 import { createAuthorize } from './authorize.js';
 import { createBuildRequest } from './build-request.js';
 import { type ConfirmOptions, createConfirm } from './confirm.js';
-import type { CallContext, CallInput, Stage, ToolResult } from './context.js';
+import type { CallContext, CallInput, CallSpan, CallTracer, Stage, ToolResult } from './context.js';
 import { createInjectCredential } from './inject-credential.js';
 import { createLimit, type LimitOptions } from './limit.js';
 import { createProtect } from './protect.js';
@@ -41,6 +41,8 @@ export interface PipelineOptions {
   onAuditFailure?: () => void;
   /** Defaults for what reaches the agent (items per array, bytes); the policy refines them per tool. */
   resultLimits?: { maxItems?: number; maxResultBytes?: number };
+  /** Spans per call, stage and upstream try (observe/tracing.ts); absent: tracing is off. */
+  tracer?: CallTracer;
 }
 
 export interface Pipeline {
@@ -105,14 +107,50 @@ export function createPipeline(o: PipelineOptions): Pipeline {
         if (pending) await pending;
       }
     } catch (e) {
-      ctx.error = redactError(toWardenError(e), ctx, o.redactor);
-      if (ctx.error.code === 'INTERNAL') logInternal(o.logger, ctx, e);
+      failed(ctx, e);
     }
+    record(ctx);
+    return settle(ctx);
+  }
+
+  // The same loop with a span around each stage. Chosen once, here: with tracing off the plain loop
+  // above runs, untouched.
+  const tracer = o.tracer;
+  async function tracedCall(input: CallInput): Promise<ToolResult> {
+    const ctx: CallContext = { id: randomUUID(), startedAt: performance.now(), input };
+    const span: CallSpan = tracer!.startCall(ctx);
+    ctx.trace = span;
+    try {
+      for (const [name, stage] of stages) {
+        span.enterStage(name);
+        const pending = stage(ctx);
+        if (pending) await pending;
+        span.exitStage();
+      }
+    } catch (e) {
+      failed(ctx, e);
+      span.exitStage(ctx.error!.code);
+    }
+    span.enterStage('audit');
+    span.exitStage(record(ctx));
+    span.end(ctx);
+    return settle(ctx);
+  }
+
+  function failed(ctx: CallContext, e: unknown): void {
+    ctx.error = redactError(toWardenError(e), ctx, o.redactor);
+    if (ctx.error.code === 'INTERNAL') logInternal(o.logger, ctx, e);
+  }
+
+  /** The audit record, whatever stopped the call, then the observers; the code when it failed. */
+  function record(ctx: CallContext): string | undefined {
     let record: AuditRecord | undefined;
+    let failure: string | undefined;
     try {
       record = audit(ctx);
     } catch (e) {
-      o.logger.error({ id: ctx.id, code: toWardenError(e).code }, 'audit record could not be written');
+      failure = toWardenError(e).code;
+      o.logger.error({ id: ctx.id, code: failure }, 'audit record could not be written');
       o.onAuditFailure?.();
       // A write already went out (its intent record is on disk). A read's data is withheld unless
       // the operator chose availability for reads.
@@ -120,13 +158,17 @@ export function createPipeline(o: PipelineOptions): Pipeline {
       if (!ctx.error && kind === 'read' && o.failReads !== 'open') ctx.error = toWardenError(e);
     }
     o.onCall?.(ctx, record);
+    return failure;
+  }
+
+  function settle(ctx: CallContext): ToolResult {
     if (!ctx.error) return ctx.result!;
     // A tool result, or thrown as a protocol error (unknown and hidden tools): decided in errors/.
     return settleCallError(ctx.error);
   }
 
   return {
-    call,
+    call: tracer ? tracedCall : call,
     stages: [...stages.map(([name]) => name), 'audit'],
     close: async () => {
       await send.close();

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Dispatcher } from 'undici';
 import { WardenError } from '../errors/index.js';
 import { createHttpAgent } from '../lib/http-agent.js';
-import type { CallContext, UpstreamResponse } from './context.js';
+import type { CallContext, OutboundRequest, UpstreamResponse, UpstreamSpan } from './context.js';
 import { createResilience, type ResilienceOptions } from './resilience.js';
 
 export interface SendOptions extends ResilienceOptions {
@@ -37,11 +37,35 @@ export function createSend(options: SendOptions = {}) {
   const resilience = createResilience(options);
 
   async function send(ctx: CallContext): Promise<void> {
-    ctx.response = await resilience(ctx, () => attempt(ctx));
+    if (!ctx.trace) {
+      ctx.response = await resilience(ctx, () => attempt(ctx, ctx.outbound!.headers));
+      return;
+    }
+    let resend = 0;
+    ctx.response = await resilience(ctx, () => tracedAttempt(ctx, resend++));
+  }
+
+  /** One try inside its CLIENT span, which the upstream learns as its parent through `traceparent`. */
+  async function tracedAttempt(ctx: CallContext, resend: number): Promise<UpstreamResponse> {
+    const out = ctx.outbound!;
+    const span = ctx.trace!.upstream({
+      method: out.method,
+      origin: out.origin,
+      template: ctx.request?.template ?? '',
+      resend,
+    });
+    try {
+      const res = await attempt(ctx, traceHeaders(out, span));
+      span.end({ status: res.status });
+      return res;
+    } catch (e) {
+      span.end({ error: (e as { code?: string }).code ?? 'INTERNAL' });
+      throw e;
+    }
   }
 
   /** One try: the request, its timer, and the body read up to the cap. */
-  async function attempt(ctx: CallContext): Promise<UpstreamResponse> {
+  async function attempt(ctx: CallContext, headers: Record<string, string>): Promise<UpstreamResponse> {
     const out = ctx.outbound!;
     const limits = ctx.decision?.limits;
     const timeoutMs = limits?.timeoutMs ?? defaultTimeoutMs;
@@ -66,7 +90,7 @@ export function createSend(options: SendOptions = {}) {
         origin: out.origin,
         path: out.pathAndQuery,
         method: out.method as Dispatcher.HttpMethod,
-        headers: out.headers,
+        headers,
         body: out.body ?? null,
         signal: abort,
         // The total timer above is the real bound; the body one only keeps undici from cutting in first.
@@ -125,6 +149,19 @@ export function createSend(options: SendOptions = {}) {
       if (!options.dispatcher) await dispatcher.close();
     },
   });
+}
+
+/**
+ * The request's headers with the gateway's own trace context: any `traceparent`/`tracestate` already
+ * there (whatever put it there) is dropped, so only this span can be named as the upstream's parent.
+ */
+function traceHeaders(out: OutboundRequest, span: UpstreamSpan): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(out.headers)) {
+    const lower = k.toLowerCase();
+    if (lower !== 'traceparent' && lower !== 'tracestate') headers[k] = v;
+  }
+  return Object.assign(headers, span.headers);
 }
 
 function upstreamError(e: unknown, timedOut: boolean, timeoutMs: number): WardenError {

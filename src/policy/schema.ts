@@ -276,6 +276,40 @@ export function effectiveAlerts(alerts: AlertsDoc | undefined): AlertsDoc {
   return alerts ?? alertsSchema.parse({});
 }
 
+/** Where traces go; the standard OTEL_* variables work too (docs/tracing.md says which wins). */
+export const telemetrySchema = z
+  .strictObject({
+    traces: z
+      .strictObject({
+        endpoint: z
+          .url({ protocol: /^https?$/ })
+          .describe('OTLP/HTTP traces endpoint, the whole URL (e.g. http://collector:4318/v1/traces).'),
+        headers: z
+          .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/, 'an HTTP header name'), secretRef)
+          .optional()
+          .describe('Headers sent with each export, values as secret references (e.g. an API key).'),
+        sampleRatio: z
+          .number()
+          .min(0)
+          .max(1)
+          .optional()
+          .describe(
+            'Share of new traces recorded (0..1, default 1); a caller-sampled trace follows its caller.',
+          ),
+        serviceName: z
+          .string()
+          .min(1)
+          .max(100)
+          .optional()
+          .describe('service.name of the spans (default: OTEL_SERVICE_NAME, else mcp-warden).'),
+      })
+      .optional()
+      .describe('OpenTelemetry traces: a span per tools/call, per stage and per upstream request.'),
+  })
+  .describe('OpenTelemetry export (read at start-up).');
+
+export type TracesDoc = NonNullable<z.output<typeof telemetrySchema>['traces']>;
+
 export const callersSchema = z.strictObject({
   stdio: z
     .strictObject({ principal: z.string().min(1).max(100).default('local'), scopes: scopes.optional() })
@@ -425,6 +459,7 @@ export const policySchema = z
         host: z.string().min(1).optional(),
       })
       .optional(),
+    telemetry: telemetrySchema.optional(),
     // `rules:` with every entry commented out (as `init` writes it) reads as null: no rules.
     rules: z
       .array(ruleSchema)

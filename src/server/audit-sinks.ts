@@ -4,6 +4,7 @@ import { openJsonlAudit } from '../audit/jsonl.js';
 import { openPgMirror } from '../audit/postgres.js';
 import { requireSecret, urlOrRef } from '../lib/secret-ref.js';
 import type { AuditSink } from '../model/audit.js';
+import type { ReadinessCheck } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import type { PolicyDoc } from '../policy/schema.js';
 
@@ -25,6 +26,8 @@ export interface AuditSinks {
   sink: AuditSink;
   /** Resolves when every record so far is in the database mirror (when there is one). */
   flush(): Promise<void>;
+  /** `audit` (the file can take records) and, with a mirror, `audit-db` (the database answers). */
+  readiness: ReadinessCheck[];
 }
 
 /** Opens the audit file (and its database mirror) as the policy says. */
@@ -68,7 +71,9 @@ export async function openAuditSinks(o: AuditSinksOptions): Promise<AuditSinks> 
       await mirror?.close();
     },
   };
-  return { sink, flush: async () => await mirror?.flush() };
+  const readiness: ReadinessCheck[] = [{ name: 'audit', probe: () => file.writable() }];
+  if (mirror) readiness.push({ name: 'audit-db', probe: () => mirror.reachable() });
+  return { sink, flush: async () => await mirror?.flush(), readiness };
 }
 
 function sha256(text: string): string {

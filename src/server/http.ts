@@ -14,6 +14,7 @@ import {
 import { type HttpError, replyHttpError } from '../errors/index.js';
 import { tooDeep } from '../lib/json-depth.js';
 import { listen } from '../lib/listen.js';
+import { Health, isProbePath } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import { type Callers, carryPrincipal } from './callers.js';
 
@@ -32,6 +33,8 @@ export interface HttpOptions {
   maxBodyBytes?: number;
   /** Deepest JSON nesting accepted in a request body (default 64). */
   maxJsonDepth?: number;
+  /** Answers `/healthz` and `/readyz` (default: live, and ready with nothing to check). */
+  health?: Health;
 }
 
 export interface RunningHttp {
@@ -48,9 +51,11 @@ const METADATA_PATH = '/.well-known/oauth-protected-resource';
  * (like the pipeline's stages). Each step may refuse; a later step never runs for a refused request.
  */
 export const TRANSPORT_STEPS = [
-  // First: only /mcp and the metadata document exist; any other path is refused before any work.
+  // First: only /mcp, the metadata document and the probes exist; any other path is refused before any work.
   'path',
-  // Before anything is answered: a foreign Host or Origin is a page using DNS rebinding to reach a local server.
+  // Before the Host check: kubelets and load balancers probe with any Host, and the answer says only up or down.
+  'probe',
+  // Before anything else is answered: a foreign Host or Origin is a page using DNS rebinding to reach a local server.
   'host',
   // Public by design (RFC 9728): a client reads it to learn how to authenticate, so before authentication.
   'metadata',
@@ -76,7 +81,7 @@ interface Exchange {
   readonly res: ServerResponse;
   readonly callers: Callers;
   /** path → which endpoint the request is for. */
-  route?: 'mcp' | 'metadata';
+  route?: 'mcp' | 'metadata' | 'probe';
   /** body → the request body (POST only). */
   body?: Buffer;
   /** parse → the JSON-RPC message. */
@@ -93,12 +98,20 @@ function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>
   const maxDepth = o.maxJsonDepth ?? 64;
   const allowed = o.allowedHosts?.length ? o.allowedHosts : LOOPBACK_NAMES;
   const posted = (x: Exchange) => x.req.method === 'POST';
+  const health = o.health ?? new Health();
   const steps: Record<TransportStepName, TransportStep> = {
     path(x) {
       const path = (x.req.url ?? '').split('?')[0] ?? '';
       if (path.startsWith(METADATA_PATH)) x.route = 'metadata';
       else if (path === '/mcp') x.route = 'mcp';
+      else if (isProbePath(path)) x.route = 'probe';
       else return { code: 'HTTP_NOT_FOUND', message: 'Not found. The MCP endpoint is /mcp.' };
+    },
+    async probe(x) {
+      if (x.route !== 'probe') return;
+      const path = (x.req.url ?? '').split('?')[0] ?? '';
+      if (await health.answer(x.req, x.res, path)) return 'answered';
+      return { code: 'HTTP_NOT_FOUND', message: 'Not found.' };
     },
     host(x) {
       // The same allow-list semantics as the SDK's middleware, answered with our code.

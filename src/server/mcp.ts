@@ -4,15 +4,18 @@ import {
   inputRequired,
   type McpRequestContext,
   type McpServerFactory,
+  PROTOCOL_VERSION_META_KEY,
   Server,
   type StandardSchemaV1,
+  TRACEPARENT_META_KEY,
+  TRACESTATE_META_KEY,
 } from '@modelcontextprotocol/server';
 import type { ToolView } from '../control/view.js';
 import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '../discover/meta-tools.js';
 import { isWardenError, settleCallError, type ToolErrorResult, toProtocolError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
-import type { CallInput, ConfirmationChannel } from '../pipeline/context.js';
+import type { CallInput, ConfirmationChannel, IncomingTrace } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
 import { carriedPrincipal } from './callers.js';
@@ -29,6 +32,8 @@ export interface McpWiring {
   onServer?: (server: Server) => void;
   /** Dynamic mode: list three meta-tools (search, describe, call) instead of the catalogue. */
   dynamic?: MetaTools;
+  /** Tracing is on: each call carries the client's trace context and request identity. */
+  tracing?: boolean;
 }
 
 const CONFIRM_KEY = 'confirm';
@@ -86,6 +91,7 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
           ...(client !== undefined ? { client } : {}),
           ...(confirmation ? { confirmation } : {}),
           signal: c.mcpReq.signal,
+          ...(w.tracing ? { trace: incomingTrace(ctx, server, c) } : {}),
         };
         const { pendingConfirmation, ...result } = await w.pipeline.call(input);
         if (pendingConfirmation && confirmation?.kind === 'mrtr')
@@ -151,6 +157,37 @@ function clientName(meta: unknown, server: Server): string | undefined {
     | undefined;
   const declared = typeof info?.name === 'string' ? info.name : server.getClientVersion()?.name;
   return declared?.slice(0, 100);
+}
+
+/**
+ * The client's trace context: `_meta.traceparent` (with its `tracestate`) when the request has one,
+ * else the HTTP request's headers — never a mix of the two. Values are untrusted and only ever parsed
+ * by the tracer's W3C propagator (malformed: a new trace). The rest names the request in the span.
+ */
+function incomingTrace(
+  ctx: McpRequestContext,
+  server: Server,
+  c: {
+    sessionId?: string;
+    mcpReq: { id: string | number; _meta?: unknown; envelope?: Record<string, unknown> };
+  },
+): IncomingTrace {
+  const meta = c.mcpReq._meta as Record<string, unknown> | undefined;
+  const headers = ctx.requestInfo?.headers;
+  const fromMeta = typeof meta?.[TRACEPARENT_META_KEY] === 'string';
+  const parent = fromMeta ? meta?.[TRACEPARENT_META_KEY] : headers?.get('traceparent');
+  const state = fromMeta ? meta?.[TRACESTATE_META_KEY] : headers?.get('tracestate');
+  const version =
+    c.mcpReq.envelope?.[PROTOCOL_VERSION_META_KEY] ??
+    server.getNegotiatedProtocolVersion() ??
+    headers?.get('mcp-protocol-version');
+  return {
+    ...(typeof parent === 'string' ? { traceparent: parent } : {}),
+    ...(typeof state === 'string' ? { tracestate: state } : {}),
+    requestId: c.mcpReq.id,
+    ...(typeof version === 'string' ? { protocolVersion: version } : {}),
+    ...(c.sessionId !== undefined ? { sessionId: c.sessionId } : {}),
+  };
 }
 
 /**

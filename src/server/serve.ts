@@ -12,12 +12,15 @@ import { MetaTools } from '../discover/meta-tools.js';
 import { WardenError } from '../errors/index.js';
 import { createHttpAgent } from '../lib/http-agent.js';
 import { requireSecret } from '../lib/secret-ref.js';
+import { defaultAuditFile } from '../lib/state-dir.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
 import type { Alerts } from '../observe/alerts.js';
+import { Health } from '../observe/health.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
+import { startTracing, type Tracing } from '../observe/tracing.js';
 import type { LoadOptions } from '../openapi/load.js';
 import { createPipeline, type Pipeline } from '../pipeline/index.js';
 import { DEFAULT_POLICY } from '../policy/evaluate.js';
@@ -43,7 +46,10 @@ export interface ServeOptions {
   baseUrl?: string;
   policy?: string;
   environment?: Environment;
+  /** The JSON Lines audit (relative: against the cwd); default `<state dir>/<spec folder>/audit.jsonl`. */
   auditFile?: string;
+  /** Root of the per-spec state folders instead of $XDG_STATE_HOME/mcp-warden (docs/files.md). */
+  stateDir?: string;
   transport: TransportOptions;
   /** Admin API port (needs `admin.token` in the policy). */
   admin?: { port: number; host?: string };
@@ -89,8 +95,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export const DEFAULT_AUDIT_FILE = 'mcp-warden-audit.jsonl';
-
 /**
  * Everything `mcp-warden serve` does, in order: read the policy, load the spec into a catalogue,
  * open the audit and the state, build the controller and the pipeline, then listen. Each part is
@@ -110,14 +114,27 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const first = await loadApi(source);
   const redactor = createRedactor();
   const logger = createLogger({ ...(o.logLevel ? { level: o.logLevel } : {}), redactor });
-  const auditFile = resolvePath(o.auditFile ?? DEFAULT_AUDIT_FILE);
+  // Built once; when off, nothing of OpenTelemetry is loaded and the pipeline runs its plain loop.
+  const tracing = await startTracing({
+    config: doc.telemetry?.traces,
+    env,
+    logger,
+    addSecrets: (values) => redactor.addSecrets(values),
+  });
+  // Never the working directory by default: stdio clients start servers in `/` or anywhere.
+  const auditFile =
+    o.auditFile !== undefined
+      ? resolvePath(o.auditFile)
+      : defaultAuditFile(o.spec, { env, ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}) });
   let catalogNow = (): Catalog => first.catalog;
   const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
   const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
+  const serving = { now: false };
+  const health = healthOf(rt, serving, logger);
   catalogNow = () => controller.currentCatalog();
   // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
   const agent = createHttpAgent();
-  const makePipeline = pipelineFactory({ o, doc, env, controller, redactor, rt, agent, logger });
+  const makePipeline = pipelineFactory({ o, doc, env, controller, redactor, rt, agent, logger, tracing });
   const served = new ServedApi({ source, first, controller, makePipeline, logger });
   reportStartup({ api: first, controller, policyFile: policy?.file, auditFile, logger });
   if (policy && o.watchPolicy !== false) controller.watchFile();
@@ -126,6 +143,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   // reach a client that has already been answered (the CLI answers its first request with the reason).
   const admin = o.admin
     ? await startAdminPort({
+        health,
         port: o.admin.port,
         ...(o.admin.host !== undefined ? { host: o.admin.host } : {}),
         ...{ doc, env, controller, observers: rt.observers, auditFile, logger },
@@ -135,15 +153,19 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
       })
     : undefined;
   const transport = await startTransport({
+    health,
     transport: o.transport,
-    factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger }),
+    factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger, tracing }),
     ...{ doc, controller, observers: rt.observers, logger },
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
   }).catch(async (e: unknown) => {
     await admin?.close();
     throw e;
   });
+  serving.now = true;
   return gatewayOf({
+    tracing,
+    serving,
     first,
     served,
     controller,
@@ -199,6 +221,8 @@ function gatewayOf(p: {
   transport: RunningTransport;
   admin: AdminServer | undefined;
   specWatcher: FSWatcher | undefined;
+  serving: { now: boolean };
+  tracing: Tracing;
 }): Gateway {
   const { served, controller, logger, transport, admin } = p;
   const { observers, audit, state } = p.rt;
@@ -217,18 +241,37 @@ function gatewayOf(p: {
     ...(transport.url ? { url: transport.url } : {}),
     ...(admin ? { adminUrl: admin.url } : {}),
     async close() {
+      p.serving.now = false;
       await observers.alerts.flush();
       await admin?.close();
       p.specWatcher?.close();
       await transport.close();
       controller.close();
       await served.pipeline.close();
+      // The last calls' spans are exported (within a bounded wait) before the process goes.
+      await p.tracing.shutdown();
       await p.agent.close();
       await state.store.close();
       await audit.sink.close();
       logger.flush();
     },
   };
+}
+
+/**
+ * Readiness: the catalogue is served (from the end of start-up until close begins), then each
+ * dependency's own check. A change is logged once, when a probe sees it.
+ */
+function healthOf(rt: Runtime, serving: { now: boolean }, logger: Logger): Health {
+  return new Health(
+    [{ name: 'spec', probe: () => serving.now }, ...rt.audit.readiness, ...rt.state.readiness],
+    {
+      onChange: (failing) =>
+        failing.length
+          ? logger.warn({ failing }, `not ready: ${failing.join(', ')}`)
+          : logger.info('ready again'),
+    },
+  );
 }
 
 /** What every call and every control change reports into. */
@@ -280,6 +323,7 @@ function mcpFactory(p: {
   served: ServedApi;
   catalog: Catalog;
   logger: Logger;
+  tracing: Tracing;
 }): McpServerFactory {
   const { o, doc, controller, served } = p;
   const stdio = o.transport.kind === 'stdio';
@@ -297,6 +341,7 @@ function mcpFactory(p: {
     ...(stdio ? { stdioPrincipal } : {}),
     ...(stdio ? { onServer: notifyOnChange(controller) } : {}),
     ...(o.dynamic ? { dynamic: new MetaTools(() => served.search()) } : {}),
+    ...(p.tracing.tracer ? { tracing: true } : {}),
   });
 }
 
@@ -310,6 +355,7 @@ function pipelineFactory(p: {
   rt: Runtime;
   agent: Dispatcher;
   logger: Logger;
+  tracing: Tracing;
 }): (api: LoadedApi) => Pipeline {
   const { o, doc } = p;
   const { observers, state } = p.rt;
@@ -339,6 +385,7 @@ function pipelineFactory(p: {
         ...(o.maxResponseBytes !== undefined ? { maxResponseBytes: o.maxResponseBytes } : {}),
       },
       ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
+      ...(p.tracing.tracer ? { tracer: p.tracing.tracer } : {}),
     });
 }
 

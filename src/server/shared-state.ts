@@ -1,5 +1,6 @@
 import { urlOrRef } from '../lib/secret-ref.js';
 import type { ReplayGuard, StateStore } from '../model/state.js';
+import type { ReadinessCheck } from '../observe/health.js';
 import type { LimitOptions } from '../pipeline/limit.js';
 import type { PolicyDoc } from '../policy/schema.js';
 import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
@@ -22,6 +23,8 @@ export interface OpenedState {
   limits: LimitOptions['redis'] | undefined;
   /** The Redis connection, when the state is shared by instances. */
   redis: RedisState | undefined;
+  /** `state` (Redis answers), when the state is shared. */
+  readiness: ReadinessCheck[];
 }
 
 /** In-memory state for one process, or Redis shared by every instance when one is configured. */
@@ -39,6 +42,7 @@ export async function openState(o: StateOptions): Promise<OpenedState> {
       replay: createMemoryReplayGuard(),
       limits: undefined,
       redis: undefined,
+      readiness: [],
     };
   const redis = await createRedisState({
     url: urlOrRef(cfg.redis, o.env, 'state.redis'),
@@ -50,5 +54,6 @@ export async function openState(o: StateOptions): Promise<OpenedState> {
     replay: redis,
     limits: { client: redis.client, prefix: cfg.prefix, readsWhenDown: cfg.readsWhenDown },
     redis,
+    readiness: [{ name: 'state', probe: () => redis.reachable() }],
   };
 }

@@ -1,5 +1,6 @@
 import type { McpServerFactory } from '@modelcontextprotocol/server';
 import type { Controller } from '../control/controller.js';
+import type { Health } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import type { Observers } from '../observe/observers.js';
 import type { PolicyDoc } from '../policy/schema.js';
@@ -30,6 +31,8 @@ export async function startTransport(o: {
   observers: Observers;
   logger: Logger;
   maxBodyBytes?: number;
+  /** `/healthz` and `/readyz` on the HTTP port. */
+  health?: Health;
 }): Promise<RunningTransport> {
   if (o.transport.kind === 'stdio') {
     const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
@@ -69,6 +72,7 @@ export async function startTransport(o: {
     },
     ...(o.transport.allowedHosts ? { allowedHosts: o.transport.allowedHosts } : {}),
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
+    ...(o.health ? { health: o.health } : {}),
   });
   o.logger.info({ url: http.url }, `MCP endpoint (Streamable HTTP, 2025-11-25 and 2026-07-28): ${http.url}`);
   return {

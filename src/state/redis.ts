@@ -15,6 +15,8 @@ export interface RedisState extends StateStore, ReplayGuard {
   /** The client, for the shared rate limiter. */
   client: Redis;
   degraded(): boolean;
+  /** For readiness: connected, and Redis answers PING (one at a time). */
+  reachable(): Promise<boolean>;
 }
 
 /**
@@ -117,9 +119,24 @@ export async function createRedisState(o: RedisStateOptions): Promise<RedisState
     }
   };
 
+  let pinging: Promise<boolean> | undefined;
   return {
     client,
     degraded: () => degraded,
+    reachable() {
+      if (client.status !== 'ready') return Promise.resolve(false);
+      // One PING in flight at most: a Redis that hangs is asked once, not once per readiness probe.
+      pinging ??= client
+        .ping()
+        .then(
+          () => true,
+          () => false,
+        )
+        .finally(() => {
+          pinging = undefined;
+        });
+      return pinging;
+    },
     snapshot: () => ({ kill, toggles: new Map(toggles) }) satisfies RuntimeSnapshot,
     async setToggle(tool, value) {
       await guard(async () => {

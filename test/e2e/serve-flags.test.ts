@@ -295,6 +295,20 @@ describe('every documented `serve` flag changes what the gateway does', () => {
         what: 'a call in --audit-file',
       });
     },
+    '--state-dir': async () => {
+      // Without --audit-file, the audit goes to <state dir>/<spec folder>/audit.jsonl (docs/files.md).
+      const root = join(dir, 'state');
+      const args = ['serve', '--stdio', '--spec', specFile, '--base-url', upstream.origin];
+      const { transport, stderr } = stdioTransport([...args, '--state-dir', root], ENV);
+      const c = mcpClient();
+      await c.connect(transport);
+      await call(c, 'listItems', {});
+      await c.close();
+      const audit = new RegExp(`audit file (${root}/spec-[0-9a-f]{8}/audit\\.jsonl)`).exec(stderr())?.[1];
+      await waitFor(() => audit && readAudit(audit).some((x) => x.kind === 'call'), {
+        what: 'a call in the audit under --state-dir',
+      });
+    },
     '--stdio': async () => {
       const { transport } = stdioTransport(
         [

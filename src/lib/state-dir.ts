@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, extname, posix, resolve as resolvePath, win32 } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WardenError } from '../errors/index.js';
+
+/**
+ * Where mcp-warden keeps a spec's files when no path is given: a per-user state directory, one
+ * folder per spec, never the working directory (MCP clients start stdio servers in `/` or wherever
+ * they like). docs/files.md is the user's side of this.
+ */
+
+/** The audit's name inside a spec's folder (its `.head` anchor and rotated segments sit beside it). */
+export const AUDIT_FILE_NAME = 'audit.jsonl';
+
+export interface StateDirOptions {
+  /** `--state-dir`: the root to use instead of the per-user one (relative: against the cwd). */
+  stateDir?: string;
+  /** Where XDG_STATE_HOME, HOME and LOCALAPPDATA are read (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Default: this machine's (a parameter so that the Windows layout can be tested anywhere). */
+  platform?: NodeJS.Platform;
+}
+
+/**
+ * The roots a spec's folder may go under, in order: `--state-dir` alone when given; otherwise
+ * `$XDG_STATE_HOME/mcp-warden` (an absolute one: the XDG spec says to ignore a relative one), then
+ * `$HOME/.local/state/mcp-warden` — on Windows `%LOCALAPPDATA%\mcp-warden\state` instead.
+ */
+export function stateRoots(o: StateDirOptions = {}): string[] {
+  if (o.stateDir !== undefined) return [resolvePath(o.stateDir)];
+  const env = o.env ?? process.env;
+  const windows = (o.platform ?? process.platform) === 'win32';
+  const p = windows ? win32 : posix;
+  const roots: string[] = [];
+  const xdg = env.XDG_STATE_HOME;
+  if (xdg && p.isAbsolute(xdg)) roots.push(p.join(xdg, 'mcp-warden'));
+  if (windows) {
+    const local = env.LOCALAPPDATA || (home(env) && p.join(home(env)!, 'AppData', 'Local'));
+    if (local && p.isAbsolute(local)) roots.push(p.join(local, 'mcp-warden', 'state'));
+  } else {
+    const h = home(env);
+    if (h && p.isAbsolute(h)) roots.push(p.join(h, '.local', 'state', 'mcp-warden'));
+  }
+  return [...new Set(roots)];
+}
+
+/** $HOME (USERPROFILE on Windows), else the account's home directory; undefined when there is none. */
+function home(env: NodeJS.ProcessEnv): string | undefined {
+  const h = env.HOME || env.USERPROFILE;
+  if (h) return h;
+  try {
+    return homedir() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A spec's folder name: a readable slug of its file name without extension (for a URL, its host and
+ * last path segment), then 8 hex digits of the SHA-256 of its absolute location, so that two
+ * `openapi.yaml` in different projects never share an audit chain. `./openapi.yaml` → `openapi-1a2b3c4d`.
+ */
+export function specDirName(spec: string): string {
+  let location: string;
+  let stem: string;
+  if (/^https?:\/\//i.test(spec)) {
+    // Origin and path only: a query may carry a token, and a rotated token must not move the audit.
+    const u = new URL(spec);
+    location = `${u.origin}${u.pathname}`;
+    const last = u.pathname.split('/').filter(Boolean).at(-1) ?? '';
+    stem = `${u.hostname}-${basename(last, extname(last))}`;
+  } else {
+    location = /^file:\/\//i.test(spec) ? fileURLToPath(spec) : resolvePath(spec);
+    stem = basename(location, extname(location));
+  }
+  const slug =
+    stem
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^[-.]+|[-.]+$/g, '')
+      .slice(0, 48)
+      .replace(/[-.]+$/, '') || 'spec';
+  const hash = createHash('sha256').update(location).digest('hex').slice(0, 8);
+  return `${slug}-${hash}`;
+}
+
+/**
+ * The default audit file of a spec: `<root>/<spec folder>/audit.jsonl` under the first root where
+ * the folder can be created (mode 0700) and a probe file written in it — a real write, since root
+ * ignores modes and a read-only mount ignores them too. None writable: CONFIG_INVALID naming the
+ * flags that choose another place.
+ */
+export function defaultAuditFile(spec: string, o: StateDirOptions = {}): string {
+  const name = specDirName(spec);
+  const roots = stateRoots(o);
+  const tried: string[] = [];
+  for (const root of roots) {
+    const dir = resolvePath(root, name);
+    const why = writableDir(dir);
+    if (why === undefined) return resolvePath(dir, AUDIT_FILE_NAME);
+    tried.push(`${dir} (${why})`);
+  }
+  const where = tried.length
+    ? `no writable state directory for the audit: tried ${tried.join(', ')}`
+    : 'no state directory for the audit: neither XDG_STATE_HOME nor HOME is set to an absolute path';
+  throw new WardenError(
+    'CONFIG_INVALID',
+    `${where}; choose the file with --audit-file <path> or a writable root with --state-dir <dir>`,
+  );
+}
+
+/** Undefined when `dir` exists or could be made (0700) and takes a file; else the errno code that stopped it. */
+function writableDir(dir: string): string | undefined {
+  const probe = resolvePath(dir, `.write-probe-${process.pid}`);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(probe, '', { mode: 0o600 });
+    rmSync(probe, { force: true });
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'not writable';
+  }
+}
+
+/** The default audit files that exist under the roots (one per spec that was served), sorted. */
+export function findDefaultAudits(o: StateDirOptions = {}): string[] {
+  const found: string[] = [];
+  for (const root of stateRoots(o)) {
+    let entries: string[];
+    try {
+      entries = readdirSync(root);
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const file = resolvePath(root, e, AUDIT_FILE_NAME);
+      if (existsSync(file)) found.push(file);
+    }
+  }
+  return [...new Set(found)].sort();
+}

@@ -1,0 +1,215 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectHttp, mcpClient } from '../support/gateway.js';
+import { tempTree } from '../support/paths.js';
+import { runCli } from '../support/stdio.js';
+import { readAudit, waitFor } from '../support/wait.js';
+
+/**
+ * `npm start` (scripts/demo.mjs): its audit goes to an ignored folder, its banner's client snippets
+ * work as printed, and a port in use (a second `npm start`, or PORT / ADMIN_PORT / SHOP_PORT taken)
+ * ends with the port and the variable named, never a stack trace.
+ */
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const DEMO = join(ROOT, 'scripts/demo.mjs');
+
+/** Holds a TCP port on 127.0.0.1 (port 0: any free one) until closed. */
+function occupy(port = 0): Promise<{ port: number; close: () => Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const s: Server = createServer()
+      .once('error', reject)
+      .listen(port, '127.0.0.1', () =>
+        resolve({
+          port: (s.address() as { port: number }).port,
+          close: () => new Promise<void>((r) => s.close(() => r())),
+        }),
+      );
+  });
+}
+
+/** A port that was free a moment ago. */
+async function freePort(): Promise<number> {
+  const p = await occupy();
+  await p.close();
+  return p.port;
+}
+
+/** The demo's environment: its ports, its files in `dir` (not the checkout's .demo/). */
+const demoEnv = (ports: { shop: number; mcp: number; admin: number }, dir: string) => ({
+  PATH: process.env.PATH ?? '',
+  HOME: process.env.HOME ?? '/nonexistent',
+  SHOP_PORT: String(ports.shop),
+  PORT: String(ports.mcp),
+  ADMIN_PORT: String(ports.admin),
+  DEMO_DIR: dir,
+});
+
+/** Runs the demo to its end (it ends by itself only when it fails to start). */
+function demoFails(env: NodeJS.ProcessEnv, args: string[] = []) {
+  const r = spawnSync(process.execPath, [DEMO, ...args], { encoding: 'utf8', timeout: 60_000, env });
+  return { code: r.status, stderr: r.stderr, stdout: r.stdout };
+}
+
+const noStack = (s: string) => expect(s).not.toMatch(/INTERNAL|\bat .*\.m?js:\d+/);
+
+describe('npm start: the demo', () => {
+  const dir = join(tempTree({}), 'demo');
+  let ports: { shop: number; mcp: number; admin: number };
+  let demo: ChildProcess;
+  let out = '';
+  let err = '';
+
+  beforeAll(async () => {
+    ports = { shop: await freePort(), mcp: await freePort(), admin: await freePort() };
+    demo = spawn(process.execPath, [DEMO], { env: demoEnv(ports, dir), stdio: ['ignore', 'pipe', 'pipe'] });
+    demo.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    demo.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    await waitFor(() => out.includes('Ctrl-C stops both') || demo.exitCode !== null, {
+      what: 'the demo banner',
+      timeout: 60_000,
+    });
+    if (demo.exitCode !== null) throw new Error(`the demo exited: ${err}`);
+  }, 90_000);
+
+  afterAll(async () => {
+    if (demo && demo.exitCode === null) {
+      const exited = new Promise((r) => demo.once('exit', r));
+      demo.kill('SIGINT');
+      await exited;
+    }
+  });
+
+  it('the banner names its audit in the demo folder, and how to check it', () => {
+    const audit = join(dir, 'audit.jsonl');
+    expect(out).toContain(`Audit log          ${audit}`);
+    expect(out).toContain(`audit verify ${audit}`);
+    expect(err).toContain(`mcp-warden: audit file ${audit}`);
+  });
+
+  it('the Cursor snippet (Streamable HTTP URL) works as printed', async () => {
+    const snippet = /Cursor \(~\/\.cursor\/mcp\.json\):\n\s+(\{.*\})\n/.exec(out)?.[1];
+    const url = JSON.parse(snippet!).mcpServers['acme-shop'].url as string;
+    expect(url).toBe(`http://127.0.0.1:${ports.mcp}/mcp`);
+    const client = await connectHttp(url);
+    const r = await client.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } });
+    expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
+    await client.close();
+    await waitFor(() => readAudit(join(dir, 'audit.jsonl')).some((x) => x.tool === 'searchProducts'), {
+      what: 'the call in the demo audit',
+    });
+  });
+
+  it('the Claude Desktop snippet (stdio) works as printed; its audit goes to the state directory', async () => {
+    const json = /claude_desktop_config\.json[^\n]*\n([\s\S]*?\n {4}\})\n/.exec(out)?.[1];
+    const server = JSON.parse(json!).mcpServers['acme-shop'] as {
+      command: string;
+      args: string[];
+      env: Record<string, string>;
+    };
+    expect(server.args).not.toContain('--audit-file');
+    expect(server.args[0]).toBe(join(ROOT, 'dist/cli/main.js'));
+    // What Claude Desktop adds: the user's environment (HOME; here a private state directory).
+    const xdg = tempTree({});
+    const transport = new StdioClientTransport({
+      command: server.command,
+      args: server.args,
+      env: { ...server.env, PATH: process.env.PATH ?? '', XDG_STATE_HOME: xdg },
+      cwd: '/',
+      stderr: 'pipe',
+    });
+    const client = mcpClient();
+    await client.connect(transport);
+    const r = await client.callTool({ name: 'searchProducts', arguments: { q: 'keyboard' } });
+    expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
+    await client.close();
+    // The banner names that audit for the user's own state directory; the same rule put this one here.
+    const named = /\(its audit: (\S+)\)/.exec(out)?.[1];
+    expect(named).toMatch(/\/mcp-warden\/openapi-[0-9a-f]{8}\/audit\.jsonl$/);
+    const audit = join(xdg, 'mcp-warden', named!.split('/').at(-2)!, 'audit.jsonl');
+    await waitFor(() => readAudit(audit).some((x) => x.tool === 'searchProducts'), {
+      what: 'the stdio call in the default audit',
+    });
+  });
+
+  it('a second npm start while this one runs: the port and SHOP_PORT named, no stack trace', () => {
+    const second = join(tempTree({}), 'demo');
+    const r = demoFails(demoEnv(ports, second));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `error CONFIG_INVALID: port ${ports.shop} is already in use (EADDRINUSE): stop the other process (another \`npm start\`?) or choose another with SHOP_PORT=<n>`,
+    );
+    noStack(r.stderr);
+    expect(existsSync(second)).toBe(false);
+  });
+
+  it('after the run, `audit verify` of the demo audit is OK', async () => {
+    const exited = new Promise((r) => demo.once('exit', r));
+    demo.kill('SIGINT');
+    await exited;
+    const v = runCli(['audit', 'verify', join(dir, 'audit.jsonl')], {});
+    expect(v.code, v.stdout).toBe(0);
+    expect(v.stdout).toMatch(/^ok: /);
+  });
+});
+
+describe('npm start: each port the demo binds, when taken', () => {
+  it('PORT (the MCP port): the port and PORT named', async () => {
+    const held = await occupy();
+    try {
+      const ports = { shop: await freePort(), mcp: held.port, admin: await freePort() };
+      const r = demoFails(demoEnv(ports, join(tempTree({}), 'demo')));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`port ${held.port} on 127.0.0.1 is already in use (EADDRINUSE)`);
+      expect(r.stderr).toContain(`demo: the MCP port ${held.port} is PORT:`);
+      expect(r.stderr).toContain('PORT=<n> npm start');
+      noStack(r.stderr);
+    } finally {
+      await held.close();
+    }
+  });
+
+  it('ADMIN_PORT (npm start -- --policy): the port and ADMIN_PORT named', async () => {
+    const held = await occupy();
+    try {
+      const ports = { shop: await freePort(), mcp: await freePort(), admin: held.port };
+      const r = demoFails(demoEnv(ports, join(tempTree({}), 'demo')), ['--policy']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`port ${held.port} on 127.0.0.1 is already in use (EADDRINUSE)`);
+      expect(r.stderr).toContain(`demo: the admin port ${held.port} is ADMIN_PORT:`);
+      noStack(r.stderr);
+    } finally {
+      await held.close();
+    }
+  });
+
+  it('SHOP_PORT (the demo upstream): the port and SHOP_PORT named', async () => {
+    const held = await occupy();
+    try {
+      const ports = { shop: held.port, mcp: await freePort(), admin: await freePort() };
+      const r = demoFails(demoEnv(ports, join(tempTree({}), 'demo')));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`port ${held.port} is already in use .*SHOP_PORT=<n>`));
+      noStack(r.stderr);
+    } finally {
+      await held.close();
+    }
+  });
+});
+
+describe('the demo folder', () => {
+  it('.demo/ is ignored by git: a run leaves `git status` clean', (ctx) => {
+    const r = spawnSync('git', ['check-ignore', '-q', '.demo/audit.jsonl'], { cwd: ROOT });
+    if (r.error || !existsSync(join(ROOT, '.git'))) ctx.skip('not a git checkout, or no git here');
+    expect(r.status).toBe(0);
+    expect(existsSync(join(ROOT, 'demo-audit.jsonl'))).toBe(false);
+  });
+});
