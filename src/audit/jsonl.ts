@@ -26,6 +26,7 @@ import {
   writeAnchor,
 } from './anchor.js';
 import { listRotated, rotatedName, tailLines } from './files.js';
+import { type AuditLock, lockAuditFile } from './lock.js';
 
 export interface JsonlOptions {
   /**
@@ -103,6 +104,7 @@ class JsonlWriter implements JsonlAudit {
   /** Found at start: the files do not match their anchor. Written first, before the anchor moves on. */
   private notice: Maker | undefined;
   private readonly timer: NodeJS.Timeout | undefined;
+  private readonly lock: AuditLock;
 
   constructor(
     private readonly path: string,
@@ -111,23 +113,34 @@ class JsonlWriter implements JsonlAudit {
     this.now = options.now ?? Date.now;
     this.key = options.signingKey;
     this.fsyncMode = options.fsync ?? 'batch';
-    this.fd = openFile(path);
-    const opened = resume(this.fd, path);
-    ({ seq: this.seq, head: this.head, size: this.size } = opened);
-    this.openedAt = this.now();
-    this.first = firstSeqOf(path);
-    const found = anchorNotice(path, opened, this.first, this.key);
-    if (found) options.onAnchorMismatch?.(found.detail);
-    this.notice = found && this.checkpointOf(found.reason, found.extra);
+    // One writer per file: a second process would interleave its own chain with this one's.
+    this.lock = lockAuditFile(path);
+    let fd: number | undefined;
+    try {
+      fd = openFile(path);
+      this.fd = fd;
+      const opened = resume(fd, path);
+      ({ seq: this.seq, head: this.head, size: this.size } = opened);
+      this.openedAt = this.now();
+      this.first = firstSeqOf(path);
+      const found = anchorNotice(path, opened, this.first, this.key);
+      if (found) options.onAnchorMismatch?.(found.detail);
+      this.notice = found && this.checkpointOf(found.reason, found.extra);
+      if (!this.notice) {
+        fdatasyncSync(fd);
+        this.anchorNow();
+      }
+    } catch (e) {
+      // Nothing half-open is left behind: the file is closed and the lock freed for the next try.
+      if (fd !== undefined) closeSync(fd);
+      this.lock.release();
+      throw e;
+    }
     this.timer =
       this.fsyncMode === 'always'
         ? undefined
         : setInterval(() => this.sync(), options.fsyncIntervalMs ?? 100);
     this.timer?.unref();
-    if (!this.notice) {
-      fdatasyncSync(this.fd);
-      this.anchorNow();
-    }
   }
 
   write(record: AnyRecord): void {
@@ -195,6 +208,7 @@ class JsonlWriter implements JsonlAudit {
       /* closing anyway */
     }
     closeSync(this.fd);
+    this.lock.release();
   }
 
   private checkpointOf(reason: string, extra: object = {}): Maker {

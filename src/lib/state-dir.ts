@@ -135,9 +135,22 @@ export function findDefaultAudits(o: StateDirOptions = {}): string[] {
       continue;
     }
     for (const e of entries) {
-      const file = resolvePath(root, e, AUDIT_FILE_NAME);
-      if (existsSync(file)) found.push(file);
+      for (let n = 1; n <= MAX_NUMBERED; n++) {
+        const file = numberedAuditFile(resolvePath(root, e, AUDIT_FILE_NAME), n);
+        if (existsSync(file)) found.push(file);
+        else if (n > 1) break;
+      }
     }
   }
   return [...new Set(found)].sort();
+}
+
+const MAX_NUMBERED = 16;
+
+/**
+ * The n-th default audit of one spec folder: `audit.jsonl`, then `audit-2.jsonl`, … — used when
+ * another gateway for the same spec holds the first (two MCP clients configured alike).
+ */
+export function numberedAuditFile(file: string, n: number): string {
+  return n === 1 ? file : file.replace(/\.jsonl$/, `-${n}.jsonl`);
 }

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { FSWatcher } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
 import type { McpServerFactory, Server } from '@modelcontextprotocol/server';
 import type { Dispatcher } from 'undici';
 import type { AdminServer } from '../admin/api.js';
 import { startAdminPort } from '../admin/port.js';
+import { auditLockHolder } from '../audit/lock.js';
 import { allowedPairs } from '../audit/read.js';
 import { type ControlEvent, Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
@@ -12,7 +13,7 @@ import { MetaTools } from '../discover/meta-tools.js';
 import { WardenError } from '../errors/index.js';
 import { createHttpAgent } from '../lib/http-agent.js';
 import { requireSecret } from '../lib/secret-ref.js';
-import { defaultAuditFile } from '../lib/state-dir.js';
+import { defaultAuditFile, numberedAuditFile } from '../lib/state-dir.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
 import type { Alerts } from '../observe/alerts.js';
@@ -125,7 +126,9 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const auditFile =
     o.auditFile !== undefined
       ? resolvePath(o.auditFile)
-      : defaultAuditFile(o.spec, { env, ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}) });
+      : unlockedDefault(
+          defaultAuditFile(o.spec, { env, ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}) }),
+        );
   let catalogNow = (): Catalog => first.catalog;
   const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
   const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
@@ -437,3 +440,20 @@ function toolNames(c: Catalog): ReadonlySet<string> {
   }
   return s;
 }
+
+/**
+ * Two MCP clients configured with the same spec each start a gateway: the second writes its own
+ * chain beside the first (`audit-2.jsonl`, …) instead of failing. An explicit --audit-file is never
+ * moved: a second writer on it is refused (audit/lock.ts).
+ */
+function unlockedDefault(file: string): string {
+  for (let n = 1; n <= MAX_DEFAULT_AUDITS; n++) {
+    const candidate = numberedAuditFile(file, n);
+    if (!auditLockHolder(candidate)) return candidate;
+  }
+  throw new WardenError(
+    'CONFIG_INVALID',
+    `${MAX_DEFAULT_AUDITS} gateways already write audits for this spec in ${dirname(file)}: choose the file with --audit-file <path>`,
+  );
+}
+const MAX_DEFAULT_AUDITS = 16;
