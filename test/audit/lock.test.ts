@@ -7,7 +7,7 @@ import { openJsonlAudit } from '../../src/audit/jsonl.js';
 import { auditLockHolder, lockPathOf } from '../../src/audit/lock.js';
 import { runAuditVerify } from '../../src/cli/audit.js';
 import type { WardenError } from '../../src/errors/index.js';
-import { codeOf, mcpClient } from '../support/gateway.js';
+import { mcpClient } from '../support/gateway.js';
 import { tempPath, tempTree } from '../support/paths.js';
 import { SHOP_SPEC, type Shop, shopEnv, startShop } from '../support/shop.js';
 import { connectShopStdio, stdioTransport } from '../support/stdio.js';
@@ -43,7 +43,14 @@ async function holdInChild(file: string): Promise<{ pid: number; close(): Promis
 const io = () => {
   let out = '';
   return {
-    io: { stdout: (s: string) => void (out += s), stderr: (s: string) => void (out += s) },
+    io: {
+      stdout: (s: string) => {
+        out += s;
+      },
+      stderr: (s: string) => {
+        out += s;
+      },
+    },
     text: () => out,
   };
 };
