@@ -135,7 +135,10 @@ ${JSON.stringify(stdio, null, 2).replace(/^/gm, '    ')}
   Try: "find wireless mice in stock", "list the open orders of customer c_1003".
 ${
   withPolicy
-    ? `  Policy ${policy}: placing orders is on; deleting a customer asks you first.
+    ? `  Policy ${policy}: placing orders is on; deleting a customer needs your approval first:
+    a client that can ask you (elicitation) asks in the client; any other (Cursor's URL setup, the
+    Inspector, a 2025-11-25 client over HTTP) parks the call until you approve it on the dashboard
+    (Approvals) or with: node ${cli} approvals approve <id> --reason "…", then the agent repeats it.
   Dashboard http://127.0.0.1:${adminPort}/ui/ (admin token: ${adminToken})
   Admin API ${`http://127.0.0.1:${adminPort}`}: try
     MCP_WARDEN_ADMIN_TOKEN=${adminToken} MCP_WARDEN_ADMIN_URL=http://127.0.0.1:${adminPort} \\

@@ -1,9 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AuditFilter, auditFiles, matches, parseRecord, readRecords, tailLines } from '../audit/read.js';
+import type { Approvals } from '../control/approvals.js';
 import type { ControlEvent, Controller } from '../control/controller.js';
 import { isWardenError, WardenError } from '../errors/index.js';
 import { listen } from '../lib/listen.js';
+import type { ApprovalStatus } from '../model/approval.js';
 import type { KillSwitch } from '../model/state.js';
 import type { Alerts } from '../observe/alerts.js';
 import { Health } from '../observe/health.js';
@@ -18,6 +19,7 @@ import {
   SECURITY_HEADERS,
   sendJson as send,
 } from './dashboard.js';
+import { AdminTokens, actorOf, SHARED_ADMIN } from './operators.js';
 import { type Refusal, TokenGuard } from './token-guard.js';
 
 export interface AdminOptions {
@@ -27,6 +29,12 @@ export interface AdminOptions {
   metricsPublic: boolean;
   reloadSpec: (actor: string) => Promise<{ tools: number; pending: string[] }>;
   token: string;
+  /** Named operators (`admin.operators`), each authenticated by its own token. */
+  operators?: ReadonlyArray<{ id: string; token: string }>;
+  /** Out-of-band approvals: the `/approvals` routes (absent: those routes answer 404). */
+  approvals?: ApprovalDesk;
+  /** Redacts free text an operator types (a decision's reason) before it is stored, audited or shown. */
+  redact?: (s: string) => string;
   port: number;
   host: string;
   logger: Logger;
@@ -51,6 +59,9 @@ export interface AdminServer {
 
 const MODES: Record<string, KillSwitch> = { 'read-write': 'none', 'read-only': 'read-only', off: 'off' };
 
+/** What the admin routes use of the approvals service (src/control/approvals.ts). */
+export type ApprovalDesk = Pick<Approvals, 'list' | 'get' | 'decide'>;
+
 /** One authorised admin request, as the routes see it. */
 interface AdminRequest {
   res: ServerResponse;
@@ -61,11 +72,13 @@ interface AdminRequest {
   body: unknown;
   /** Who is acting, for the audit. */
   actor: string;
+  /** Who the token authenticated (`admin` or an operator id): the identity approvals are decided by. */
+  operator: string;
 }
 type Route = (r: AdminRequest) => unknown;
 
 /** Segments after these are names (`/tools/:name/…`), so a route is found by its shape. */
-const NAMED = new Set(['tools', 'explain', 'alerts', 'policy-version']);
+const NAMED = new Set(['tools', 'explain', 'alerts', 'policy-version', 'approvals']);
 
 /**
  * The runtime control API and the dashboard, on their own port and behind their own token (never the
@@ -74,7 +87,7 @@ const NAMED = new Set(['tools', 'explain', 'alerts', 'policy-version']);
  * API, and so is the dashboard (with a session cookie and a CSRF token in place of the token).
  */
 export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
-  const want = createHash('sha256').update(o.token).digest();
+  const tokens = new AdminTokens([{ id: SHARED_ADMIN, token: o.token }, ...(o.operators ?? [])]);
   const guard = new TokenGuard({
     onRefused: o.onAuthFailure,
     onTally: (source, n) =>
@@ -86,7 +99,7 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
       }),
   });
   const dashboard = new Dashboard({
-    tokenHash: want,
+    tokens,
     guard,
     onEvent: (action, actor) => o.onControl({ action, actor }),
     ...(o.assetsDir ? { assetsDir: o.assetsDir } : {}),
@@ -101,15 +114,15 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
       if (o.metricsPublic && req.method === 'GET' && url.pathname === '/metrics')
         return await sendMetrics(o, res);
       if (await dashboard.handle(req, res, url.pathname)) return;
-      const actor = await authorise(req, res, want, dashboard, guard);
-      if (actor === undefined) return;
+      const who = await authorise(req, res, tokens, dashboard, guard);
+      if (who === undefined) return;
       const parts = url.pathname.split('/').filter(Boolean).map(decodeSegment);
       const body = req.method === 'POST' ? await readJson(req) : undefined;
       const shape = parts.map((p, i) => (i === 1 && NAMED.has(parts[0]!) ? ':name' : p)).join('/');
       const key = `${req.method} /${shape}`;
       const route = Object.hasOwn(routes, key) ? routes[key] : undefined;
       if (!route) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such admin endpoint' });
-      await route({ res, url, parts, body, actor });
+      await route({ res, url, parts, body, ...who });
     } catch (e) {
       // A wrong request is 400 and a change that cannot be applied 422: the table says which.
       if (isWardenError(e)) return refuse(res, e);
@@ -130,19 +143,20 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
 }
 
 /**
- * The bearer token, or a dashboard session (then a change also needs the session's CSRF header): the
- * actor's name, or undefined once the request has been refused. A request that sends a token is
- * judged by it alone: from an address throttled for wrong tokens it is refused (429), right or not.
+ * The bearer token, or a dashboard session (then a change also needs the session's CSRF header): who
+ * is acting, or undefined once the request has been refused. A request that sends a token is judged
+ * by it alone: from an address throttled for wrong tokens it is refused (429), right or not.
  */
 async function authorise(
   req: IncomingMessage,
   res: ServerResponse,
-  want: Buffer,
+  tokens: AdminTokens,
   dashboard: Dashboard,
   guard: TokenGuard,
-): Promise<string | undefined> {
+): Promise<{ actor: string; operator: string } | undefined> {
   const header = req.headers.authorization;
   const session = header === undefined ? dashboard.session(req) : undefined;
+  let operator = session?.operator;
   if (header !== undefined) {
     const source = req.socket.remoteAddress ?? 'unknown';
     const wait = await guard.attempt(source);
@@ -153,7 +167,8 @@ async function authorise(
       return undefined;
     }
     const given = /^Bearer ([\x21-\x7e]+)$/.exec(header)?.[1];
-    if (given === undefined || !timingSafeEqual(createHash('sha256').update(given).digest(), want)) {
+    operator = given === undefined ? undefined : tokens.identify(given);
+    if (operator === undefined) {
       guard.refused('ADMIN_DENIED', source, 'bearer');
       return deny(req, res);
     }
@@ -165,11 +180,9 @@ async function authorise(
     refuse(res, CSRF_REFUSAL);
     return undefined;
   }
-  // Who did it, for the audit: the operator may name themselves; the token is what authorises.
-  const named = req.headers['x-actor'];
-  return (
-    session?.actor ?? `admin${typeof named === 'string' && /^[\w.@-]{1,64}$/.test(named) ? `:${named}` : ''}`
-  );
+  // The token says who it is; only the shared one may add a name (`x-actor`), for the audit alone.
+  if (session) return { actor: session.actor, operator: session.operator };
+  return { actor: actorOf(operator!, req.headers['x-actor']), operator: operator! };
 }
 
 function deny(req: IncomingMessage, res: ServerResponse): undefined {
@@ -247,6 +260,7 @@ function adminRoutes(o: AdminOptions): Record<string, Route> {
       if (!o.series) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no series' });
       send(res, o.series.snapshot(Number.isFinite(minutes) ? minutes : 15));
     },
+    ...approvalRoutes(o.approvals, o.redact ?? ((s) => s)),
     'GET /alerts': ({ res }) => send(res, { alerts: o.alerts?.list() ?? [] }),
     'POST /alerts/:name/ack': ({ res, parts, actor }) => {
       const a = o.alerts?.acknowledge(Number(parts[1]), actor);
@@ -254,6 +268,57 @@ function adminRoutes(o: AdminOptions): Record<string, Route> {
       o.onControl({ actor, action: 'alert.ack', target: `${a.rule}:${a.subject}`, detail: `alert ${a.id}` });
       send(res, a);
     },
+  };
+}
+
+const STATUSES = new Set<ApprovalStatus>(['pending', 'approved', 'denied', 'expired', 'executed']);
+
+/**
+ * Out-of-band approvals: list, read, approve, deny. The decider is the identity the token or session
+ * authenticated (never a claimed name); the service refuses the requester and, under a two-person
+ * rule, the same operator twice. A decision needs a reason, for the audit and the other operators.
+ */
+function approvalRoutes(
+  desk: ApprovalDesk | undefined,
+  redact: (s: string) => string,
+): Record<string, Route> {
+  const off = (res: ServerResponse) =>
+    refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'approvals are not served by this gateway' });
+  const decide =
+    (verdict: 'approve' | 'deny'): Route =>
+    async ({ res, parts, body, operator }) => {
+      if (!desk) return off(res);
+      const reason = (body as { reason?: unknown } | undefined)?.reason;
+      const text = typeof reason === 'string' ? reason.trim() : '';
+      if (text.length < 3 || text.length > 500)
+        throw new WardenError('USAGE', `give { "reason": "…" }: why you ${verdict} it, 3 to 500 characters`);
+      // A pasted token or card number must not live on in the store, the audit and every page.
+      send(res, await desk.decide(parts[1]!, { operator, verdict, reason: redact(text) }));
+    };
+  return {
+    'GET /approvals': async ({ res, url }) => {
+      if (!desk) return off(res);
+      const status = url.searchParams.get('status') ?? undefined;
+      if (status !== undefined && !STATUSES.has(status as ApprovalStatus))
+        throw new WardenError('USAGE', `status is one of ${[...STATUSES].join(', ')}`);
+      const limit = Number(url.searchParams.get('limit') ?? 200);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+        throw new WardenError('USAGE', 'limit is a whole number from 1 to 1000');
+      const filter = { limit, ...(status ? { status: status as ApprovalStatus } : {}) };
+      send(res, { approvals: await desk.list(filter) });
+    },
+    'GET /approvals/:name': async ({ res, parts }) => {
+      if (!desk) return off(res);
+      const r = await desk.get(parts[1]!);
+      if (!r)
+        throw new WardenError(
+          'APPROVAL_NOT_FOUND',
+          `No approval request ${JSON.stringify(parts[1]!.slice(0, 80))}.`,
+        );
+      send(res, r);
+    },
+    'POST /approvals/:name/approve': decide('approve'),
+    'POST /approvals/:name/deny': decide('deny'),
   };
 }
 
@@ -320,7 +385,7 @@ export async function auditPage(
   q: URLSearchParams,
 ): Promise<{ records: Record<string, unknown>[]; lastSeq: number }> {
   const f: AuditFilter = {};
-  for (const k of ['tool', 'principal', 'kind'] as const) {
+  for (const k of ['tool', 'principal', 'kind', 'approval'] as const) {
     const v = q.get(k);
     if (v) f[k] = v;
   }

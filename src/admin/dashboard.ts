@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type HttpError, replyHttpError } from '../errors/index.js';
+import { type AdminTokens, actorOf } from './operators.js';
 import type { TokenGuard } from './token-guard.js';
 
 /**
@@ -45,14 +46,17 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 export interface Session {
   id: string;
   csrf: string;
+  /** Who the token authenticated: `admin` (the shared token) or an operator id. Decides approvals. */
+  operator: string;
+  /** For the audit: the operator, or `admin:<name typed at login>`. */
   actor: string;
   created: number;
   seen: number;
 }
 
 export interface DashboardOptions {
-  /** SHA-256 of the admin token, compared in constant time. */
-  tokenHash: Buffer;
+  /** The shared admin token and the operators' tokens, each with its identity. */
+  tokens: AdminTokens;
   /** The throttle on wrong tokens, shared with the API's bearer header. */
   guard: TokenGuard;
   /** Audit hook for logins, refusals and logouts. */
@@ -74,7 +78,6 @@ const TYPES: Record<string, string> = {
   '.map': 'application/json',
 };
 const MAX_SESSIONS = 1000;
-const ACTOR = /^[\w.@-]{1,64}$/;
 
 /** dist/ui, from src/server (tests) and dist/server (the built CLI) alike. */
 export function defaultAssetsDir(): string {
@@ -126,6 +129,7 @@ export class Dashboard {
       else
         sendJson(res, {
           actor: s.actor,
+          operator: s.operator,
           csrf: s.csrf,
           expiresAt: new Date(this.expiry(s)).toISOString(),
         });
@@ -195,19 +199,25 @@ export class Dashboard {
     }
     const body = await readSmallJson(req);
     const token = typeof body?.token === 'string' ? body.token : '';
-    const name = typeof body?.name === 'string' && ACTOR.test(body.name) ? body.name : undefined;
-    const actor = `admin${name ? `:${name}` : ''}`;
-    if (!token || !same(createHash('sha256').update(token).digest(), this.o.tokenHash)) {
+    const operator = token ? this.o.tokens.identify(token) : undefined;
+    if (operator === undefined) {
       this.o.guard.refused('ADMIN_DENIED', addr, 'login');
-      this.o.onEvent('admin.login-refused', actor);
-      return refuse(res, { code: 'ADMIN_DENIED', message: 'That is not the admin token.' });
+      // The name typed is all there is to record; it proves nothing.
+      this.o.onEvent('admin.login-refused', actorOf('admin', body?.name));
+      return refuse(res, {
+        code: 'ADMIN_DENIED',
+        message: 'That is not the admin token or an operator token.',
+      });
     }
+    // An operator token names its holder; the name field only annotates the shared token.
+    const actor = actorOf(operator, body?.name);
     await this.o.guard.accepted(addr);
     this.prune();
     const now = this.now();
     const s: Session = {
       id: randomBytes(32).toString('base64url'),
       csrf: randomBytes(32).toString('base64url'),
+      operator,
       actor,
       created: now,
       seen: now,
@@ -216,7 +226,7 @@ export class Dashboard {
     this.o.onEvent('admin.login', actor);
     sendJson(
       res,
-      { actor, csrf: s.csrf, expiresAt: new Date(this.expiry(s)).toISOString() },
+      { actor, operator, csrf: s.csrf, expiresAt: new Date(this.expiry(s)).toISOString() },
       { 'set-cookie': setCookie(s.id, this.maxMs / 1000) },
     );
   }

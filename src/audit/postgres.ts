@@ -190,6 +190,8 @@ export async function queryPg(
     if (f.principal) add('principal = ?', f.principal);
     if (f.decision) add('decision = ?', f.decision);
     if (f.kind) add('kind = ?', f.kind);
+    // No column of its own: approvals are rare, and the id sits in the record as written.
+    if (f.approval) add("(line::jsonb ->> 'approval') = ?", f.approval);
     if (f.since !== undefined) add('time >= ?', new Date(f.since).toISOString());
     if (f.until !== undefined) add('time <= ?', new Date(f.until).toISOString());
     args.push(Math.min(limit, 100_000));

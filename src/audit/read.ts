@@ -16,6 +16,8 @@ export interface AuditFilter {
   kind?: string;
   since?: number;
   until?: number;
+  /** One approval request's story: its `approval` records and the call records that carry its id. */
+  approval?: string;
 }
 
 /**
@@ -91,6 +93,7 @@ export function matches(r: Record<string, unknown>, f: AuditFilter): boolean {
   if (f.tool && r.tool !== f.tool) return false;
   if (f.principal && r.principal !== f.principal) return false;
   if (f.decision && r.decision !== f.decision) return false;
+  if (f.approval && r.approval !== f.approval) return false;
   if (f.since !== undefined || f.until !== undefined) {
     const t = typeof r.time === 'string' ? Date.parse(r.time) : Number.NaN;
     if (Number.isNaN(t)) return false;
@@ -103,13 +106,15 @@ export function matches(r: Record<string, unknown>, f: AuditFilter): boolean {
 /** One line per record for a terminal. */
 export function tableLine(r: Record<string, unknown>): string {
   const up = r.upstream as { method?: string; path?: string; status?: number } | undefined;
+  const by = typeof r.operator === 'string' ? `by ${r.operator}` : '';
   const cols = [
     String(r.time ?? '').padEnd(24),
     String(r.kind ?? '').padEnd(10),
     String(r.tool ?? r.action ?? '').padEnd(24),
     String(r.principal ?? r.actor ?? '').padEnd(16),
-    String(r.decision ?? '').padEnd(8),
-    String(r.code ?? (r.outcome === 'ok' ? 'ok' : '')).padEnd(22),
+    // An approval record has an event (requested, approved…) where a call has a decision.
+    String(r.decision ?? r.event ?? '').padEnd(8),
+    String(r.code ?? (r.outcome === 'ok' ? 'ok' : by)).padEnd(22),
     up ? `${up.method ?? ''} ${up.path ?? ''} ${up.status ?? ''}`.trim() : '',
   ];
   return cols.join(' ').trimEnd();

@@ -88,6 +88,7 @@ function filterOf(opts: Record<string, string | undefined>): AuditFilter {
     ...(opts.principal ? { principal: opts.principal } : {}),
     ...(decision ? { decision } : {}),
     ...(opts.kind ? { kind: opts.kind } : {}),
+    ...(opts.approval ? { approval: opts.approval } : {}),
     ...(since !== undefined ? { since } : {}),
     ...(until !== undefined ? { until } : {}),
   };

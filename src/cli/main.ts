@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { exitCode, formatError, toWardenError, WardenError } from '../errors/index.js';
 import { VERSION } from '../version.js';
+import { addApprovals } from './approvals.js';
 import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
 import { addCompletion } from './completion.js';
 import { adminCall, runExplain, runInit, runKeysCreate, runPolicyCheck, runToolsets } from './policy.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   addAudit(program);
   addKeys(program);
   addRuntime(program, io);
+  addApprovals(program, io);
   addCompletion(program, io);
   return program;
 }
@@ -267,7 +269,8 @@ function addAudit(program: Command): void {
       .option('--tool <name>', 'only this tool')
       .option('--principal <id>', 'only this caller (key:<id>, jwt:<issuer>#<sub>, stdio:<name>, anonymous)')
       .option('--decision <d>', 'allowed or denied')
-      .option('--kind <k>', 'call, intent, control or checkpoint')
+      .option('--kind <k>', 'call, intent, control, approval or checkpoint')
+      .option('--approval <id>', "one approval request's story: its requests, decisions and the call it ran")
       .option('--since <t>', 'ISO date-time or a duration ago (15m, 2h, 7d)')
       .option('--until <t>', 'ISO date-time or a duration ago')
       .addOption(new Option('--format <f>', 'output').choices(['table', 'json']).default('table'));

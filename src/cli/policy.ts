@@ -78,7 +78,7 @@ export async function runExplain(
     const d = entry.decision;
     if (opts.format === 'json') {
       io.stdout(
-        `${JSON.stringify({ tool: d.tool.name, exposed: entry.exposed, hiddenBecause: entry.blockers.map((b) => b.reason), kind: d.kind, risk: d.tool.risk.classes, scopes: d.scopes, confirm: d.confirm, limits: d.limits, steps: d.steps, environment: controller.environment(), alerts: alertRuleLines(policy?.doc.alerts) }, null, 2)}\n`,
+        `${JSON.stringify({ tool: d.tool.name, exposed: entry.exposed, hiddenBecause: entry.blockers.map((b) => b.reason), kind: d.kind, risk: d.tool.risk.classes, scopes: d.scopes, confirm: d.confirm, ...(d.confirm ? { approval: d.approval, approvers: d.approvers } : {}), limits: d.limits, steps: d.steps, environment: controller.environment(), alerts: alertRuleLines(policy?.doc.alerts) }, null, 2)}\n`,
       );
       return;
     }
@@ -87,7 +87,7 @@ export async function runExplain(
       `  decision: ${entry.exposed ? 'EXPOSED' : 'HIDDEN'} (environment ${controller.environment()}, policy ${policy ? policy.file : 'none: secure defaults'})`,
       ...entry.blockers.map((b) => `  hidden because [${b.kind}] ${b.reason}`),
       `  callers need: ${d.scopes.join(' ') || '(no scope)'}`,
-      `  confirmation: ${d.confirm ? 'required' : 'not required'}`,
+      `  confirmation: ${d.confirm ? `required (approval: ${d.approval}${d.approvers > 1 ? `, approvers: ${d.approvers}` : ''})` : 'not required'}`,
       ...(Object.keys(d.limits).length ? [`  limits: ${JSON.stringify(d.limits)}`] : []),
       '  how it was decided:',
       ...d.steps.map((s) => `    ${s.by}: ${s.what}`),

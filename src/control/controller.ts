@@ -242,6 +242,11 @@ export class Controller {
   runtime(): RuntimeSnapshot {
     return this.o.state.snapshot();
   }
+  /** sha256 of the policy text being served: the same on every instance serving the same file. */
+  policyDigest(): string {
+    const served = this.current.policyVersion;
+    return (this.versions.find((v) => v.version === served) ?? this.versions.at(-1)!).sha256;
+  }
   history(): ReadonlyArray<Omit<PolicyVersion, 'text'>> {
     return this.versions.map(({ text: _t, ...v }) => v);
   }

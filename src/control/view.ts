@@ -120,8 +120,8 @@ function listedOf(d: ToolDecision): ListedTool {
   const t = d.tool;
   let inputSchema = economizeInput(t.inputSchema);
   let description = t.description;
-  if (d.confirm) {
-    // The two-step fallback for clients without elicitation: the token travels as an argument.
+  if (d.confirm && d.approval === 'agent') {
+    // The agent's own confirmation (approval: agent): the token travels as an argument.
     inputSchema = {
       ...inputSchema,
       properties: {
@@ -135,6 +135,14 @@ function listedOf(d: ToolDecision): ListedTool {
       },
     };
     description = `${description}\n\nThis tool asks for the user's confirmation before it runs.`.trim();
+  } else if (d.confirm) {
+    description = `${description}\n\n${
+      d.approval === 'operator'
+        ? 'This tool runs only after a human operator approved the call (the first call is parked; repeat it with the same arguments once approved).'
+        : d.approval === 'elicit'
+          ? "This tool asks for the user's confirmation before it runs."
+          : "This tool asks for the user's confirmation before it runs (or, where the client cannot ask, a human operator's approval)."
+    }`.trim();
   }
   return {
     name: t.name,

@@ -24,6 +24,10 @@ export type ErrorCode =
   | 'CONFIRMATION_REQUIRED'
   | 'CONFIRMATION_INVALID'
   | 'CONFIRMATION_DECLINED'
+  | 'CONFIRMATION_UNSUPPORTED'
+  | 'APPROVAL_PENDING'
+  | 'APPROVAL_DENIED'
+  | 'APPROVAL_EXPIRED'
   | 'INVALID_ARGUMENT'
   | 'CREDENTIAL_MISSING'
   | 'UPSTREAM_TIMEOUT'
@@ -54,6 +58,11 @@ export type ErrorCode =
   | 'ADMIN_NOT_FOUND'
   | 'ADMIN_THROTTLED'
   | 'ADMIN_NOT_BUILT'
+  // Deciding an approval (admin API, CLI, dashboard).
+  | 'APPROVAL_NOT_FOUND'
+  | 'APPROVAL_NOT_PENDING'
+  | 'APPROVAL_SELF'
+  | 'APPROVAL_SAME_OPERATOR'
   | 'INTERNAL';
 
 /** How one error code surfaces: process exit, MCP answer, HTTP status, JSON-RPC number and audit decision. */
@@ -109,6 +118,19 @@ export const ERROR_CODES = {
     'the confirmation is forged, replayed, expired or for other arguments',
   ),
   CONFIRMATION_DECLINED: call(403, 'denied', 'the user declined the call'),
+  CONFIRMATION_UNSUPPORTED: call(
+    403,
+    'denied',
+    "the tool's rule asks the user through the client (approval: elicit) and this client cannot be asked",
+  ),
+  // Out-of-band approvals: the agent gets a result it can act on (what waits, its id, what to do next).
+  APPROVAL_PENDING: call(428, 'denied', 'the call waits for a human operator to approve it'),
+  APPROVAL_DENIED: call(403, 'denied', 'an operator denied the call'),
+  APPROVAL_EXPIRED: call(
+    428,
+    'denied',
+    'the approval ran out of time before it was decided or used; a new one was requested',
+  ),
   INVALID_ARGUMENT: call(400, 'denied', 'an argument is missing, of the wrong type or not allowed'),
   CREDENTIAL_MISSING: call(503, 'failed', 'no upstream credential is configured for this tool'),
   UPSTREAM_TIMEOUT: call(504, 'failed', 'the upstream API did not answer in time'),
@@ -153,6 +175,14 @@ export const ERROR_CODES = {
   ADMIN_NOT_FOUND: http(404, NOT_RPC, 'no such admin endpoint, file, tool or alert'),
   ADMIN_THROTTLED: http(429, NOT_RPC, 'too many wrong admin tokens from this address; retry later'),
   ADMIN_NOT_BUILT: http(503, NOT_RPC, 'the dashboard is not built'),
+  APPROVAL_NOT_FOUND: http(404, NOT_RPC, 'no such approval request'),
+  APPROVAL_NOT_PENDING: http(409, NOT_RPC, 'the approval request is already decided, executed or expired'),
+  APPROVAL_SELF: http(403, NOT_RPC, 'an operator cannot approve a call they requested'),
+  APPROVAL_SAME_OPERATOR: http(
+    403,
+    NOT_RPC,
+    'a two-person rule needs another operator: this one already approved the request',
+  ),
 
   INTERNAL: {
     exit: 1,

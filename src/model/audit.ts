@@ -32,7 +32,9 @@ export interface AuditRecord {
   /** The policy version that decided the call. */
   policyVersion?: number;
   /** How a call that needed confirmation was confirmed. */
-  confirmed?: 'token' | 'elicitation' | 'input_required';
+  confirmed?: 'token' | 'elicitation' | 'input_required' | 'operator';
+  /** The approval request this call ran under, or was parked on, refused by or reported expired. */
+  approval?: string;
 }
 
 /** Written before a non-read call leaves the gateway: if the outcome never follows, the call may have happened. */
@@ -59,7 +61,33 @@ export interface ControlRecord {
   detail?: string;
 }
 
-export type AnyRecord = AuditRecord | IntentRecord | ControlRecord;
+/**
+ * One step in the life of an out-of-band approval, linked to its calls by the approval id: the call
+ * that parked it (`requested`), each operator's decision, its expiry, and the call that ran it.
+ */
+export interface ApprovalRecord {
+  kind: 'approval';
+  time: string;
+  event: 'requested' | 'approved' | 'denied' | 'expired' | 'executed';
+  /** The approval request's id (`apr_…`). */
+  approval: string;
+  tool: string;
+  /** The requester. */
+  principal: string;
+  /** `approved`/`denied`: who decided, and why. */
+  operator?: string;
+  reason?: string;
+  /** `requested`/`executed`: the call (its audit record's id). */
+  call?: string;
+  /** `requested`: the method and path template, and when the request expires. */
+  target?: string;
+  expiresAt?: string;
+  /** `approved`: the request's status after this decision (`pending` while a second approver is needed). */
+  status?: string;
+  policyVersion?: number;
+}
+
+export type AnyRecord = AuditRecord | IntentRecord | ControlRecord | ApprovalRecord;
 
 export interface AuditSink {
   /** Appends a record; throws AUDIT_UNAVAILABLE when it cannot be written (the caller fails closed). */

@@ -346,6 +346,14 @@ export class Alerts {
     });
   }
 
+  /**
+   * Posts a notice that is not an alert (an approval waiting for an operator) to the same webhooks,
+   * with the same retries and the same bounded flush at shutdown.
+   */
+  notify(body: { generic: object; slackText: string }): void {
+    this.webhooks.post(body);
+  }
+
   /** Fired alerts, newest first. */
   list(): readonly FiredAlert[] {
     return [...this.fired].reverse();

@@ -48,7 +48,8 @@ export function createAudit(options: AuditOptions) {
         : {}),
       ms: round(performance.now() - ctx.startedAt),
       ...(ctx.decision ? { policyVersion: ctx.decision.policyVersion } : {}),
-      ...(ctx.confirmed ? { confirmed: ctx.confirmed.via } : {}),
+      ...(ctx.confirmed?.via ? { confirmed: ctx.confirmed.via } : {}),
+      ...(ctx.confirmed?.approval ? { approval: ctx.confirmed.approval } : {}),
       ...(Object.keys(counts).length ? { redactions: counts } : {}),
       ...(req?.notes ? { notes: req.notes } : {}),
     };

@@ -1,7 +1,10 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Approvals } from '../control/approvals.js';
 import { CONFIRM_ARG } from '../control/view.js';
 import { isWardenError, WardenError } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
+import type { Admission, ApprovalMode, ApprovalRequest } from '../model/approval.js';
+import type { Tool } from '../model/catalog.js';
 import type { ReplayGuard } from '../model/state.js';
 import type { Redactor } from '../protect/redactor.js';
 import type { CallContext } from './context.js';
@@ -14,6 +17,15 @@ export interface ConfirmOptions {
   /** For the preview: the user sees the arguments as the audit records them. */
   redactor: Redactor;
   now?: () => number;
+  /** Out-of-band approvals (`approval: operator`, and `auto` for clients that cannot elicit). */
+  approvals: Pick<Approvals, 'admit'>;
+  /** The upstream origin and base path of a tool (part of what an approval is bound to). */
+  origin: (tool: Tool) => string;
+  /**
+   * sha256 of the policy being served (part of what an approval is bound to). A digest, not the
+   * version number: instances sharing Redis count their reloads separately, but serve the same text.
+   */
+  policyDigest?: () => string;
 }
 
 interface Sealed {
@@ -28,11 +40,19 @@ interface Sealed {
 }
 
 /**
- * Writes `ctx.confirmed`. A tool the policy marks `confirm` runs only after the user said yes, through
- * the best channel the client has: `input_required` (2026-07-28), in-band elicitation (2025-11-25), or
- * a two-step token for clients with neither. Every channel ends in the same sealed token — HMAC over
- * principal, tool, argument digest and expiry, single use — so a confirmation cannot be forged,
- * replayed, reused for other arguments or carried to another caller.
+ * Writes `ctx.confirmed`. A tool the policy marks `confirm` runs only once approved, the way its rule's
+ * `approval` says:
+ * - `elicit`: the user, through the client: `input_required` (2026-07-28 clients that declared
+ *   elicitation) or in-band elicitation (2025-11-25 over stdio). A client that cannot be asked is
+ *   refused (CONFIRMATION_UNSUPPORTED), never silently given a weaker mode.
+ * - `operator`: a human, out of band. The call is parked (APPROVAL_PENDING) until an operator decides;
+ *   the agent's identical call then runs it, once. Tokens and elicitation answers count for nothing.
+ * - `auto` (the default): `elicit` where the client can, otherwise `operator`.
+ * - `agent`: as before approvals existed: the client is asked where it can be, otherwise the two-step
+ *   token in the tool result, which the agent repeats on purpose (no human need be involved).
+ * Elicitation and tokens end in the same sealed token — HMAC over principal, tool, argument digest and
+ * expiry, single use — so a confirmation cannot be forged, replayed, reused for other arguments or
+ * carried to another caller.
  */
 export function createConfirm(options: ConfirmOptions) {
   const now = options.now ?? Date.now;
@@ -70,13 +90,17 @@ export function createConfirm(options: ConfirmOptions) {
     if (!(await options.replay.consume(sealed.n, sealed.e))) throw invalid('it has already been used');
   };
 
-  return async function confirm(ctx: CallContext): Promise<void> {
-    if (!ctx.decision!.decision.confirm) return;
-    const tool = ctx.tool!;
-    const bind = { p: ctx.input.principal.id, t: tool.name, d: digest(ctx.args!) };
-    const raw = (ctx.input.arguments as Record<string, unknown>)[CONFIRM_ARG];
-    const channel = ctx.input.confirmation;
+  const declined = (tool: string) =>
+    new WardenError('CONFIRMATION_DECLINED', `The user did not approve the call to ${tool}.`);
 
+  /**
+   * `agent` (the flow before out-of-band approvals, unchanged): a token in the arguments; else the
+   * client is asked where it can be; else a preview and a new token in the result, which the agent
+   * repeats on purpose.
+   */
+  async function byToken(ctx: CallContext, bind: Omit<Sealed, 'v' | 'n' | 'e'>): Promise<void> {
+    const tool = ctx.tool!;
+    const raw = (ctx.input.arguments as Record<string, unknown>)[CONFIRM_ARG];
     if (raw !== undefined) {
       if (typeof raw !== 'string')
         throw new WardenError(
@@ -87,21 +111,9 @@ export function createConfirm(options: ConfirmOptions) {
       ctx.confirmed = { via: 'token' };
       return;
     }
+    const channel = ctx.input.confirmation;
+    if (channel) return byElicitation(ctx, bind, channel);
     const message = preview(ctx, options.redactor);
-    const declined = () =>
-      new WardenError('CONFIRMATION_DECLINED', `The user did not approve the call to ${tool.name}.`);
-    if (channel?.kind === 'mrtr' && channel.state !== undefined) {
-      await verify(channel.state, bind);
-      // No answer at all: the user was asked and nothing came back with the retry, which is not a yes.
-      if (channel.answer === undefined || !readAnswer(channel.answer).approved) throw declined();
-      ctx.confirmed = { via: 'input_required' };
-      return;
-    }
-    if (channel?.kind === 'elicit') {
-      if (!readAnswer(await ask(channel.ask, message, ctx.input.signal)).approved) throw declined();
-      ctx.confirmed = { via: 'elicitation' };
-      return;
-    }
     const token = mint(bind);
     throw new WardenError(
       'CONFIRMATION_REQUIRED',
@@ -116,7 +128,132 @@ export function createConfirm(options: ConfirmOptions) {
         pending: { message, token },
       },
     );
+  }
+
+  /** `elicit`: the client asks the user (a token in the arguments is not the user's answer). */
+  async function byElicitation(
+    ctx: CallContext,
+    bind: Omit<Sealed, 'v' | 'n' | 'e'>,
+    channel: NonNullable<CallContext['input']['confirmation']>,
+  ): Promise<void> {
+    const tool = ctx.tool!;
+    const message = preview(ctx, options.redactor);
+    if (channel.kind === 'elicit') {
+      if (!readAnswer(await ask(channel.ask, message, ctx.input.signal)).approved) throw declined(tool.name);
+      ctx.confirmed = { via: 'elicitation' };
+      return;
+    }
+    if (channel.state !== undefined) {
+      await verify(channel.state, bind);
+      // No answer at all: the user was asked and nothing came back with the retry, which is not a yes.
+      if (channel.answer === undefined || !readAnswer(channel.answer).approved) throw declined(tool.name);
+      ctx.confirmed = { via: 'input_required' };
+      return;
+    }
+    const token = mint(bind);
+    // The MCP layer turns this into `input_required`; the state it carries is the sealed token.
+    throw new WardenError(
+      'CONFIRMATION_REQUIRED',
+      `${tool.name} needs the user's confirmation before it runs.`,
+      { text: message, pending: { message, token } },
+    );
+  }
+
+  /** `operator`: parked until a human decides; nothing the client or the agent sends counts. */
+  async function byOperator(ctx: CallContext): Promise<void> {
+    const tool = ctx.tool!;
+    const d = ctx.decision!;
+    const method = tool.source.method.toUpperCase();
+    const a = await options.approvals.admit({
+      callId: ctx.id,
+      binding: {
+        tool: tool.name,
+        argsDigest: digest(ctx.args!),
+        principal: ctx.input.principal.id,
+        target: `${method} ${options.origin(tool)}${tool.source.path}`,
+        policyVersion: d.policyVersion,
+        policy: options.policyDigest?.() ?? '',
+      },
+      preview: options.redactor.args(ctx.args),
+      method,
+      path: tool.source.path,
+      risk: tool.risk.classes.filter((c) => c !== 'read'),
+      dataClasses: [...new Set(tool.dataClasses.map((f) => f.class))].sort(),
+      approvers: d.decision.approvers,
+    });
+    if (a.outcome === 'run') {
+      ctx.confirmed = { via: 'operator', approval: a.request.id };
+      return;
+    }
+    ctx.confirmed = { approval: a.request.id };
+    throw approvalError(a, options.now ?? Date.now);
+  }
+
+  return async function confirm(ctx: CallContext): Promise<void> {
+    const d = ctx.decision!.decision;
+    if (!d.confirm) return;
+    const tool = ctx.tool!;
+    const channel = ctx.input.confirmation;
+    const mode: Exclude<ApprovalMode, 'auto'> =
+      d.approval === 'auto' ? (channel ? 'elicit' : 'operator') : d.approval;
+    const bind = { p: ctx.input.principal.id, t: tool.name, d: digest(ctx.args!) };
+    if (mode === 'operator') return byOperator(ctx);
+    if (mode === 'agent') return byToken(ctx, bind);
+    if (!channel)
+      throw new WardenError(
+        'CONFIRMATION_UNSUPPORTED',
+        `${tool.name} must be confirmed by the user through the client (its policy rule says approval: elicit), and this client cannot be asked: it did not declare elicitation.`,
+        {
+          details: [
+            'Nothing was run.',
+            'Use a client that supports elicitation (a 2026-07-28 client declaring it, or a 2025-11-25 client over stdio), or ask the operator to set approval: operator (or auto) for this tool.',
+          ],
+        },
+      );
+    return byElicitation(ctx, bind, channel);
   };
+}
+
+/** What the agent is told about a parked call: what waits, its id, its expiry and what to do next. */
+function approvalError(a: Exclude<Admission, { outcome: 'run' }>, now: () => number): WardenError {
+  const r = a.request;
+  const what = `${r.binding.tool} (${r.method} ${r.path})`;
+  if (a.outcome === 'denied') {
+    const no = [...r.decisions].reverse().find((x) => x.verdict === 'deny');
+    return new WardenError(
+      'APPROVAL_DENIED',
+      `An operator denied the call to ${what}: approval request ${r.id}${no ? `, denied by ${no.operator}: "${no.reason}"` : ''}.`,
+      {
+        details: [
+          'Nothing was run.',
+          'Do not retry it unless the user asks you to; calling it again starts a new approval request.',
+        ],
+      },
+    );
+  }
+  const secs = Math.max(0, Math.round((Date.parse(r.expiresAt) - now()) / 1000));
+  const next = waitingDetails(r, secs);
+  if (a.outcome === 'created' && a.expired)
+    return new WardenError(
+      'APPROVAL_EXPIRED',
+      `The earlier approval request ${a.expired.id} for ${what} expired before it was ${a.expired.decisions.some((x) => x.verdict === 'approve') ? 'used' : 'decided'}. Nothing was run. A new approval request ${r.id} now waits for a human operator.`,
+      { details: next },
+    );
+  const still = a.outcome === 'pending';
+  return new WardenError(
+    'APPROVAL_PENDING',
+    `${what} ${still ? 'is still waiting' : 'is waiting'} for a human operator's approval: approval request ${r.id}. Nothing was run${still ? ' yet' : ''}.`,
+    { details: next },
+  );
+}
+
+function waitingDetails(r: ApprovalRequest, secs: number): string[] {
+  const two = r.approversNeeded > 1;
+  return [
+    `Approval id: ${r.id}. It expires at ${r.expiresAt} (in ${secs} s) unless ${two ? 'two operators approve' : 'an operator approves'} it.`,
+    `A human operator must approve it in the mcp-warden dashboard or with the CLI: mcp-warden approvals approve ${r.id} --reason "<why>"${two ? ' (two different operators)' : ''}.`,
+    `After it is approved, call ${r.binding.tool} again with exactly the same arguments: it then runs, once. There is no token to pass — nothing you send can approve it. Tell the user the call is waiting for approval.`,
+  ];
 }
 
 /** The one shape of a confirmation answer (MCP's `ElicitResult` for the gateway's one-field form). */

@@ -13,7 +13,7 @@ export interface CallInput {
   arguments: unknown;
   /** Who is calling, as authentication produced it: the stdio principal, or the HTTP caller (its id, scopes and how it authenticated). */
   principal: Principal;
-  /** How this client can confirm a call; absent: only the two-step token in the arguments. */
+  /** How this client can be asked to confirm a call; absent: it cannot elicit (operator approval, or the agent's token). */
   confirmation?: ConfirmationChannel;
   /** The client's self-declared name, for the audit only (never trusted). */
   client?: string;
@@ -144,8 +144,11 @@ export interface CallContext {
   tool?: Tool;
   /** resolve → the current view's entry for it: the policy decision, blockers and limits. */
   decision?: ViewEntry & { limits: Limits; policyVersion: number };
-  /** confirm → how the call was confirmed, when it needed to be. */
-  confirmed?: { via: 'token' | 'elicitation' | 'input_required' };
+  /**
+   * confirm → how the call was confirmed, when it needed to be; `approval`: the out-of-band request
+   * it ran under, or (not confirmed) the one it was parked on, refused by or told had expired.
+   */
+  confirmed?: { via?: 'token' | 'elicitation' | 'input_required' | 'operator'; approval?: string };
   /** validate → the arguments, checked against the tool's input schema. */
   args?: Record<string, unknown>;
   /** build → the request derived from the arguments. */

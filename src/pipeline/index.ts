@@ -26,7 +26,8 @@ export interface PipelineOptions {
   targets: ReadonlyMap<Catalog['tools'][number], UpstreamTarget>;
   /** What is served right now, and with which credentials (both change while running). */
   control: { view(): ToolView; credentials(): CredentialSet };
-  confirm: Omit<ConfirmOptions, 'redactor'>;
+  /** Tokens, elicitation and out-of-band approvals (the origin of each tool comes from `targets`). */
+  confirm: Omit<ConfirmOptions, 'redactor' | 'origin'>;
   /** Results, error excerpts, the audit: everything that leaves goes through it. */
   redactor: Redactor;
   audit: AuditSink;
@@ -70,7 +71,17 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     // Before anything is derived from the arguments: nothing unchecked reaches the request.
     ['validate', createValidate({ catalog: o.catalog })],
     // On checked arguments, before the request exists: the user approves exactly what will be sent.
-    ['confirm', createConfirm({ ...o.confirm, redactor: o.redactor })],
+    [
+      'confirm',
+      createConfirm({
+        ...o.confirm,
+        redactor: o.redactor,
+        origin: (t) => {
+          const target = o.targets.get(t);
+          return target ? `${target.origin}${target.basePath}` : '';
+        },
+      }),
+    ],
     // From checked arguments only; fixed origin and path template, one encoded segment per placeholder.
     [
       'build',

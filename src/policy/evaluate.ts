@@ -1,5 +1,6 @@
 import picomatch from 'picomatch';
 import type { TagClass } from '../classify/data-classes.js';
+import type { ApprovalMode } from '../model/approval.js';
 import type { Catalog, DataClass, Tool } from '../model/catalog.js';
 import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
 import {
@@ -66,6 +67,13 @@ export interface ToolDecision {
   /** Every scope a caller needs to see and call the tool. */
   scopes: string[];
   confirm: boolean;
+  /**
+   * How a confirmed call is approved (meaningful when `confirm`): `auto` elicits where the client
+   * can and parks for an operator otherwise; `approvers: 2` always means `operator`.
+   */
+  approval: ApprovalMode;
+  /** Distinct operators who must approve (operator mode). */
+  approvers: 1 | 2;
   /** Name of the `credentials` entry presented upstream, when a rule or a scheme names one. */
   credential?: string;
   limits: Limits;
@@ -143,6 +151,8 @@ interface Settings {
   enabled: boolean | undefined;
   scopes: string[] | undefined;
   confirm: boolean | undefined;
+  approval: ApprovalMode | undefined;
+  approvers: 1 | 2 | undefined;
   credential: string | undefined;
   audit: AuditDetail;
   actions: Partial<Record<DataClass, MaskAction>>;
@@ -187,6 +197,18 @@ function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
   const effectiveConfirm = s.confirm ?? kind === 'destructive';
   if (s.confirm === undefined && effectiveConfirm)
     steps.push({ by: 'default', what: 'confirm: true (destructive)' });
+  const approvers = s.approvers ?? 1;
+  // Two people can only be operators: a second approver implies operator whatever the mode said.
+  const approval: ApprovalMode = approvers === 2 ? 'operator' : (s.approval ?? 'auto');
+  if (effectiveConfirm) {
+    if (approvers === 2 && s.approval !== 'operator')
+      steps.push({ by: 'default', what: 'approval: operator (approvers: 2 needs two operators)' });
+    else if (s.approval === undefined)
+      steps.push({
+        by: 'default',
+        what: 'approval: auto (the user through the client where it can elicit, otherwise a human operator)',
+      });
+  }
 
   return {
     tool,
@@ -194,6 +216,8 @@ function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
     blockers,
     scopes: [...new Set(effectiveScopes)],
     confirm: effectiveConfirm,
+    approval,
+    approvers,
     ...(s.credential !== undefined ? { credential: s.credential } : {}),
     limits: s.limits,
     masking,
@@ -219,6 +243,8 @@ function defaultSettings(doc: PolicyDoc, kind: ToolKind): Settings {
     enabled: undefined,
     scopes: undefined,
     confirm: undefined,
+    approval: undefined,
+    approvers: undefined,
     credential: undefined,
     audit: 'full',
     actions: {},
@@ -249,6 +275,14 @@ function applyRule(s: Settings, rule: PolicyRule): string[] {
   if (rule.confirm !== undefined) {
     s.confirm = rule.confirm;
     set.push(`confirm: ${rule.confirm}${rule.confirm ? '' : ` because "${rule.reason}"`}`);
+  }
+  if (rule.approval !== undefined) {
+    s.approval = rule.approval;
+    set.push(`approval: ${rule.approval}${rule.approval === 'agent' ? ` because "${rule.reason}"` : ''}`);
+  }
+  if (rule.approvers !== undefined) {
+    s.approvers = rule.approvers;
+    set.push(`approvers: ${rule.approvers}`);
   }
   if (rule.credential !== undefined) {
     s.credential = rule.credential;

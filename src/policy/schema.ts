@@ -105,6 +105,16 @@ export const ruleSchema = z
       .boolean()
       .optional()
       .describe('Ask the user before the call. On for destructive tools; turning it off needs `reason`.'),
+    approval: z
+      .enum(['auto', 'elicit', 'operator', 'agent'])
+      .optional()
+      .describe(
+        'How a confirmed call is approved: auto (default: elicit where the client can, else operator), elicit (the user, through the client), operator (a human, out of band), agent (the agent repeats the call with a token; needs `reason`).',
+      ),
+    approvers: z
+      .union([z.literal(1), z.literal(2)])
+      .optional()
+      .describe('Operators who must approve (2: two different people); 2 implies `approval: operator`.'),
     reason: reason.optional(),
     credential: z
       .string()
@@ -155,6 +165,18 @@ export const ruleSchema = z
       ctx.addIssue({ code: 'custom', path: ['reason'], message: 'allowRisk needs a reason' });
     if (r.confirm === false && !r.reason)
       ctx.addIssue({ code: 'custom', path: ['reason'], message: 'confirm: false needs a reason' });
+    if (r.approval === 'agent' && !r.reason)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['reason'],
+        message: 'approval: agent (the agent confirms its own call) needs a reason',
+      });
+    if (r.approvers === 2 && (r.approval === 'elicit' || r.approval === 'agent'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['approvers'],
+        message: `approvers: 2 needs operators; it cannot go with approval: ${r.approval}`,
+      });
   });
 
 const oauth2Source = z.strictObject({
@@ -445,6 +467,25 @@ export const policySchema = z
       .describe(
         'The circuit breaker per upstream origin, shared by all its tools (default 5 failures, 30 s).',
       ),
+    approvals: z
+      .strictObject({
+        pendingSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(7 * 86_400)
+          .default(3600)
+          .describe('Time an operator has to decide a parked call (default 1 hour).'),
+        runSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(86_400)
+          .default(900)
+          .describe('After approval, time the agent has to repeat the call (default 15 minutes).'),
+      })
+      .optional()
+      .describe('Out-of-band approvals (`approval: operator`): how long requests stay valid.'),
     confirm: z
       .strictObject({
         ttlSeconds: z.number().int().min(10).max(3600).default(300),
@@ -457,6 +498,34 @@ export const policySchema = z
         metricsPublic: z.boolean().optional().describe('Serve /metrics without the admin token.'),
         port: z.number().int().min(0).max(65535).optional(),
         host: z.string().min(1).optional(),
+        operators: z
+          .array(
+            z.strictObject({
+              id: z
+                .string()
+                .regex(/^[\w.@-]{1,64}$/, 'an operator id is 1 to 64 letters, digits, _ . @ or -')
+                .refine((id) => id !== 'admin', '`admin` is the identity of the shared admin.token')
+                .describe('Who this is: the actor of everything done with this token (audit, approvals).'),
+              token: secretRef.describe('The own admin token of this operator (a reference).'),
+              principals: z
+                .array(z.string().min(1).max(300))
+                .max(50)
+                .optional()
+                .describe(
+                  'Caller ids that are this person (key:…, jwt:…#…, stdio:…): never approver of their calls.',
+                ),
+            }),
+          )
+          .max(200)
+          .refine((ops) => new Set(ops.map((o) => o.id)).size === ops.length, 'operator ids must be distinct')
+          .optional()
+          .describe('Named operators, each with a token: who approved is then a person, not a claim.'),
+        publicUrl: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .describe(
+            'The external base URL of the dashboard, for links in notifications (default: the admin port URL).',
+          ),
       })
       .optional(),
     telemetry: telemetrySchema.optional(),

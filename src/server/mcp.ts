@@ -1,5 +1,6 @@
 import {
   type CallToolResult,
+  CLIENT_CAPABILITIES_META_KEY,
   CLIENT_INFO_META_KEY,
   inputRequired,
   type McpRequestContext,
@@ -212,11 +213,16 @@ function channelFor(
       droppedInputResponseKeys?: string[];
       requestState: () => unknown;
       signal: AbortSignal;
+      envelope?: Record<string, unknown>;
     };
   },
   inBand: boolean,
 ): ConfirmationChannel | undefined {
   if (ctx.era === 'modern') {
+    // Only a client that declared form elicitation (in this request's capabilities) can answer
+    // `input_required`; asking any other one fails the call (-32021), so it has no channel: its
+    // confirmations go to an operator (approval: auto) or are refused (approval: elicit).
+    if (!canElicitForm(c.mcpReq.envelope?.[CLIENT_CAPABILITIES_META_KEY])) return undefined;
     const state = c.mcpReq.requestState();
     // The SDK drops an entry that is not a bare result object (a string, an array, a wrapped
     // `{method, result}`); one was sent under our key, so the answer is malformed, not missing.
@@ -232,8 +238,7 @@ function channelFor(
           : undefined,
     };
   }
-  // A bare `elicitation: {}` (2025-06-18) declares form elicitation too.
-  if (inBand && server.getClientCapabilities()?.elicitation)
+  if (inBand && canElicitForm(server.getClientCapabilities()))
     return {
       kind: 'elicit',
       ask: (message) =>
@@ -247,4 +252,15 @@ function channelFor(
         ),
     };
   return undefined;
+}
+
+/**
+ * Whether declared client capabilities include form elicitation: `elicitation.form`, or a bare
+ * `elicitation: {}` (2025-06-18 style, no mode named), as the SDK reads them. URL-only does not.
+ */
+function canElicitForm(capabilities: unknown): boolean {
+  const e = (capabilities as { elicitation?: unknown } | undefined)?.elicitation;
+  if (e === null || typeof e !== 'object' || Array.isArray(e)) return false;
+  const modes = e as Record<string, unknown>;
+  return modes.form !== undefined || modes.url === undefined;
 }

@@ -7,6 +7,7 @@ import type { AdminServer } from '../admin/api.js';
 import { startAdminPort } from '../admin/port.js';
 import { auditLockHolder } from '../audit/lock.js';
 import { allowedPairs } from '../audit/read.js';
+import { Approvals } from '../control/approvals.js';
 import { type ControlEvent, Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
 import { MetaTools } from '../discover/meta-tools.js';
@@ -85,6 +86,8 @@ export interface Gateway {
   /** Reloads the spec now (new and changed tools wait for approval). */
   reloadSpec(actor: string): Promise<{ tools: number; pending: string[] }>;
   controller: Controller;
+  /** Out-of-band approvals: parked calls, operators' decisions (the admin API uses the same). */
+  approvals: Approvals;
   metrics: Metrics;
   readonly alerts: Alerts;
   logger: Logger;
@@ -132,12 +135,16 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   let catalogNow = (): Catalog => first.catalog;
   const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
   const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
+  const approvals = openApprovals(doc, rt, controller);
   const serving = { now: false };
   const health = healthOf(rt, serving, logger);
   catalogNow = () => controller.currentCatalog();
   // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
   const agent = createHttpAgent();
-  const makePipeline = pipelineFactory({ o, doc, env, controller, redactor, rt, agent, logger, tracing });
+  const makePipeline = pipelineFactory({
+    ...{ o, doc, env, controller, redactor, rt, agent, logger, tracing },
+    approvals,
+  });
   const served = new ServedApi({ source, first, controller, makePipeline, logger });
   reportStartup({ api: first, controller, policyFile: policy?.file, auditFile, logger });
   if (policy && o.watchPolicy !== false) controller.watchFile();
@@ -153,6 +160,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         reloadSpec: (actor) => served.reload(actor),
         onControl: recordControl,
         addSecrets: (values) => redactor.addSecrets(values),
+        redact: (s) => redactor.text(s),
+        approvals,
       })
     : undefined;
   const transport = await startTransport({
@@ -179,6 +188,21 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     transport,
     admin,
     specWatcher,
+    approvals,
+  });
+}
+
+/** Approvals, in the state store (shared through Redis when it is), audited in the gateway's audit. */
+function openApprovals(doc: PolicyDoc, rt: Runtime, controller: Controller): Approvals {
+  return new Approvals({
+    store: rt.state.approvals,
+    audit: (record) => rt.audit.sink.write(record),
+    operators: new Map(
+      (doc.admin?.operators ?? []).map((op) => [op.id, { principals: op.principals ?? [] }]),
+    ),
+    pendingSeconds: doc.approvals?.pendingSeconds ?? 3600,
+    runSeconds: doc.approvals?.runSeconds ?? 900,
+    policyVersion: () => controller.view().policyVersion,
   });
 }
 
@@ -226,6 +250,7 @@ function gatewayOf(p: {
   specWatcher: FSWatcher | undefined;
   serving: { now: boolean };
   tracing: Tracing;
+  approvals: Approvals;
 }): Gateway {
   const { served, controller, logger, transport, admin } = p;
   const { observers, audit, state } = p.rt;
@@ -237,6 +262,7 @@ function gatewayOf(p: {
     reloadSpec: (actor) => served.reload(actor),
     flushAudit: audit.flush,
     controller,
+    approvals: p.approvals,
     metrics: observers.metrics,
     alerts: observers.alerts,
     logger,
@@ -251,6 +277,7 @@ function gatewayOf(p: {
       await transport.close();
       controller.close();
       await served.pipeline.close();
+      await p.approvals.close();
       // The last calls' spans are exported (within a bounded wait) before the process goes.
       await p.tracing.shutdown();
       await p.agent.close();
@@ -359,6 +386,7 @@ function pipelineFactory(p: {
   agent: Dispatcher;
   logger: Logger;
   tracing: Tracing;
+  approvals: Approvals;
 }): (api: LoadedApi) => Pipeline {
   const { o, doc } = p;
   const { observers, state } = p.rt;
@@ -370,7 +398,13 @@ function pipelineFactory(p: {
       catalog: api.catalog,
       targets: api.targets,
       control: p.controller,
-      confirm: { secret: confirmSecret, ttlSeconds: doc.confirm?.ttlSeconds ?? 300, replay: state.replay },
+      confirm: {
+        secret: confirmSecret,
+        ttlSeconds: doc.confirm?.ttlSeconds ?? 300,
+        replay: state.replay,
+        approvals: p.approvals,
+        policyDigest: () => p.controller.policyDigest(),
+      },
       redactor: p.redactor,
       audit: p.rt.audit.sink,
       logger: p.logger,

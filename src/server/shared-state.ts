@@ -1,10 +1,13 @@
 import { urlOrRef } from '../lib/secret-ref.js';
+import type { ApprovalStore } from '../model/approval.js';
 import type { ReplayGuard, StateStore } from '../model/state.js';
 import type { ReadinessCheck } from '../observe/health.js';
 import type { LimitOptions } from '../pipeline/limit.js';
 import type { PolicyDoc } from '../policy/schema.js';
+import { createMemoryApprovals } from '../state/approvals.js';
 import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
 import { createRedisState, type RedisState } from '../state/redis.js';
+import { createRedisApprovals } from '../state/redis-approvals.js';
 
 export interface StateOptions {
   /** Redis URL or reference from the command line; wins over the policy's `state.redis`. */
@@ -19,6 +22,8 @@ export interface OpenedState {
   store: StateStore;
   /** Single use of confirmation tokens. */
   replay: ReplayGuard;
+  /** Out-of-band approval requests: in this process, or in Redis for every instance. */
+  approvals: ApprovalStore;
   /** Shared rate limits, when the state is shared. */
   limits: LimitOptions['redis'] | undefined;
   /** The Redis connection, when the state is shared by instances. */
@@ -40,6 +45,7 @@ export async function openState(o: StateOptions): Promise<OpenedState> {
     return {
       store: createMemoryState(),
       replay: createMemoryReplayGuard(),
+      approvals: createMemoryApprovals(),
       limits: undefined,
       redis: undefined,
       readiness: [],
@@ -52,6 +58,7 @@ export async function openState(o: StateOptions): Promise<OpenedState> {
   return {
     store: redis,
     replay: redis,
+    approvals: createRedisApprovals({ client: redis.client, prefix: cfg.prefix }),
     limits: { client: redis.client, prefix: cfg.prefix, readsWhenDown: cfg.readsWhenDown },
     redis,
     readiness: [{ name: 'state', probe: () => redis.reachable() }],

@@ -174,6 +174,9 @@ describe('adversarial HTTP: a JWT whose sub is an API key id is another principa
       '    rateLimit: { perPrincipal: { calls: 2, perSeconds: 3600 } }',
       '  - match: { name: deleteCustomer }',
       '    enabled: true',
+      // The agent's own token flow is what these tests attack (an operator's approval has its own tests).
+      '    approval: agent',
+      '    reason: the tests attack the token flow',
     ].join('\n');
     fx = await startShopGateway({ shop, policy, admin: true, logLevel: 'fatal' });
   });

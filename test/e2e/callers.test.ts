@@ -61,6 +61,9 @@ describe('HTTP callers, scopes and confirmations (real MCP clients, real upstrea
       '    enabled: true',
       '  - match: { name: deleteCustomer }',
       '    enabled: true',
+      // The token flow bound to each caller is what is tested here (operator approvals: approvals.test.ts).
+      '    approval: agent',
+      '    reason: the tests bind tokens to callers',
     ].join('\n');
     fx = await startShopGateway({ shop, policy, logLevel: 'warn', env: { SHOP_KEY_DEV: shop.key } });
     gw = fx.gw;

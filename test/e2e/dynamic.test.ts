@@ -15,6 +15,9 @@ const POLICY = [
   'rules:',
   '  - match: { name: repos_delete }',
   '    enabled: true',
+  // call_tool takes the token flow like a direct call (approval: agent, chosen for the test).
+  '    approval: agent',
+  '    reason: the test confirms through call_tool with the token',
   '  - match: { name: "gists_*" }',
   '    scopes: [gists:read]',
   '  - match: { name: pulls_list-files }',

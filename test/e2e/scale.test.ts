@@ -47,6 +47,9 @@ describe('scale-out: three instances sharing Redis and PostgreSQL', () => {
         '    rateLimit: { perTool: { calls: 10, perSeconds: 60 } }',
         '  - match: { name: deleteCustomer }',
         '    enabled: true',
+        // Tokens shared by instances (operator approvals across instances: test/e2e/approvals.test.ts).
+        '    approval: agent',
+        '    reason: the test shares tokens between instances',
       ].join('\n');
       const fx = await startShopGateway({
         shop,

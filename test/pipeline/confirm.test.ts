@@ -7,18 +7,25 @@ import { createConfirm, digest } from '../../src/pipeline/confirm.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { createRedactor } from '../../src/protect/redactor.js';
 import { createMemoryReplayGuard } from '../../src/state/memory.js';
-import { itemsCatalog, resolvedContext, viewOf } from '../support/pipeline.js';
+import { itemsCatalog, memoryAudit, resolvedContext, testApprovals, viewOf } from '../support/pipeline.js';
 
 const POLICY =
   'version: 1\nmode: read-write\nrules:\n  - match: { name: createItem }\n    enabled: true\n    confirm: true\n';
+/** The agent's own two-step token (today's fallback, now chosen explicitly). */
+const AGENT_POLICY = `${POLICY}    approval: agent\n    reason: the test drives the token flow itself\n`;
 
-async function setup(opts: { now?: () => number; secret?: Buffer } = {}) {
-  const view = viewOf(await itemsCatalog(), POLICY);
+/** The token in a CONFIRMATION_REQUIRED result's text (agent mode: there is no other place). */
+const tokenIn = (e: WardenError): string => new RegExp(`${CONFIRM_ARG}: (\\S+)`).exec(e.text ?? '')![1]!;
+
+async function setup(opts: { now?: () => number; secret?: Buffer; policy?: string } = {}) {
+  const view = viewOf(await itemsCatalog(), opts.policy ?? POLICY);
   const confirm = createConfirm({
     secret: opts.secret ?? randomBytes(32),
     ttlSeconds: 60,
     replay: createMemoryReplayGuard(),
     redactor: createRedactor(),
+    approvals: testApprovals(memoryAudit()),
+    origin: () => 'https://api.example.com/v2',
     ...(opts.now ? { now: opts.now } : {}),
   });
   const call = async (
@@ -50,22 +57,23 @@ async function setup(opts: { now?: () => number; secret?: Buffer } = {}) {
   const tokenFor = async (args: Record<string, unknown>, principal = 'alice') => {
     const e = await refusal(call(args, principal));
     expect(e.code).toBe('CONFIRMATION_REQUIRED');
-    return e.pending!.token;
+    return tokenIn(e);
   };
   return { call, refusal, tokenFor };
 }
 
-describe('confirm stage: two-step token', () => {
+describe('confirm stage: two-step token (approval: agent)', () => {
   it('answers the first call with a preview and a token, and runs nothing', async () => {
-    const { refusal, call } = await setup();
+    const { refusal, call } = await setup({ policy: AGENT_POLICY });
     const e = await refusal(call({ name: 'bolt', qty: 2 }));
     expect(e.code).toBe('CONFIRMATION_REQUIRED');
     expect(e.text).toContain('Allow createItem (POST /items) with arguments {"name":"bolt","qty":2}?');
-    expect(e.text).toContain(`${CONFIRM_ARG}: ${e.pending!.token}`);
+    expect(e.text).toContain(`${CONFIRM_ARG}: ${tokenIn(e)}`);
+    expect(e.pending?.token).toBe(tokenIn(e));
   });
 
   it('accepts the token once, for the same caller and arguments (in any key order)', async () => {
-    const { call, tokenFor, refusal } = await setup();
+    const { call, tokenFor, refusal } = await setup({ policy: AGENT_POLICY });
     const token = await tokenFor({ name: 'bolt', qty: 2 });
     const ctx = await call({ qty: 2, name: 'bolt', [CONFIRM_ARG]: token });
     expect(ctx.confirmed).toEqual({ via: 'token' });
@@ -76,7 +84,7 @@ describe('confirm stage: two-step token', () => {
 
   it('refuses a token for other arguments, another caller, after expiry, or forged', async () => {
     let clock = 1_000_000;
-    const { call, tokenFor, refusal } = await setup({ now: () => clock });
+    const { call, tokenFor, refusal } = await setup({ policy: AGENT_POLICY, now: () => clock });
     const t1 = await tokenFor({ name: 'bolt' });
     expect((await refusal(call({ name: 'nut', [CONFIRM_ARG]: t1 }))).message).toContain('arguments differ');
     const t2 = await tokenFor({ name: 'bolt' });
@@ -101,8 +109,8 @@ describe('confirm stage: two-step token', () => {
   });
 
   it("refuses a token minted by another gateway's key", async () => {
-    const a = await setup();
-    const b = await setup();
+    const a = await setup({ policy: AGENT_POLICY });
+    const b = await setup({ policy: AGENT_POLICY });
     const token = await a.tokenFor({ name: 'bolt' });
     expect((await b.refusal(b.call({ name: 'bolt', [CONFIRM_ARG]: token }))).code).toBe(
       'CONFIRMATION_INVALID',
@@ -167,6 +175,8 @@ describe('confirm stage: client channels', () => {
       ttlSeconds: 60,
       replay: createMemoryReplayGuard(),
       redactor: createRedactor(),
+      approvals: testApprovals(memoryAudit()),
+      origin: () => 'https://api.example.com/v2',
     });
     const ctx = resolvedContext(view, { name: 'getPart', arguments: {} });
     ctx.args = {};

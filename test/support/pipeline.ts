@@ -1,3 +1,4 @@
+import { Approvals } from '../../src/control/approvals.js';
 import { buildView, type ToolView } from '../../src/control/view.js';
 import type { AnyRecord, AuditSink } from '../../src/model/audit.js';
 import type { Catalog, Tool } from '../../src/model/catalog.js';
@@ -7,6 +8,7 @@ import { createPipeline, type Pipeline, type PipelineOptions } from '../../src/p
 import { evaluatePolicy } from '../../src/policy/evaluate.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { createRedactor } from '../../src/protect/redactor.js';
+import { createMemoryApprovals } from '../../src/state/approvals.js';
 import { createMemoryReplayGuard } from '../../src/state/memory.js';
 import { parseBaseUrl } from '../../src/upstream/base-url.js';
 import { catalogOf, minimalSpec } from './helpers.js';
@@ -140,6 +142,7 @@ export function pipelineFor(
   const view = viewOf(catalog, o.policy);
   const redactor = createRedactor();
   const target = parseBaseUrl(o.origin ?? 'http://127.0.0.1:9', 'test');
+  const audit = o.audit ?? memoryAudit();
   return createPipeline({
     catalog,
     targets: new Map(catalog.tools.map((t) => [t, target])),
@@ -147,9 +150,14 @@ export function pipelineFor(
       view: () => view,
       credentials: () => ({ forTool: () => ({ creds: [] }), missing: new Map(), secrets: [], close() {} }),
     },
-    confirm: { secret: Buffer.alloc(32, 7), ttlSeconds: 300, replay: createMemoryReplayGuard() },
+    confirm: {
+      secret: Buffer.alloc(32, 7),
+      ttlSeconds: 300,
+      replay: createMemoryReplayGuard(),
+      approvals: testApprovals(audit),
+    },
     redactor,
-    audit: o.audit ?? memoryAudit(),
+    audit,
     logger: createLogger({ level: 'silent', redactor }),
     ...(o.send ? { send: o.send } : {}),
     ...(o.limit ? { limit: o.limit } : {}),
@@ -163,3 +171,24 @@ export const codeOf = (r: { content: Array<{ text?: string }> }): string =>
 /** A result's text blocks, joined. */
 export const textOf = (r: { content: unknown }): string =>
   (r.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('\n');
+
+/** Approvals in memory, audited to `audit`, without a sweeper (tests call `sweep`). */
+export function testApprovals(
+  audit: AuditSink,
+  o: {
+    pendingSeconds?: number;
+    runSeconds?: number;
+    now?: () => number;
+    operators?: Record<string, string[]>;
+  } = {},
+): Approvals {
+  return new Approvals({
+    store: createMemoryApprovals(),
+    audit: (r) => audit.write(r),
+    operators: new Map(Object.entries(o.operators ?? {}).map(([id, principals]) => [id, { principals }])),
+    pendingSeconds: o.pendingSeconds ?? 3600,
+    runSeconds: o.runSeconds ?? 900,
+    sweepMs: 0,
+    ...(o.now ? { now: o.now } : {}),
+  });
+}

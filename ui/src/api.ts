@@ -41,6 +41,8 @@ export async function api<T>(path: string, body?: unknown): Promise<T> {
 
 export interface SessionInfo {
   actor: string;
+  /** Who the token authenticated: `admin` (the shared token) or an operator id. */
+  operator: string;
   csrf: string;
   expiresAt: string;
 }
@@ -62,6 +64,7 @@ export interface ToolRow {
   change?: string | null;
 }
 
+export type { ApprovalRequest } from '../../src/model/approval.js';
 // The server's own definitions (type-only: nothing of the server is bundled).
 export type { SeriesPoint, SeriesSnapshot as Series } from '../../src/observe/series.js';
 

@@ -4,6 +4,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, type SessionInfo, setSession } from './api.js';
 import { AlertsPage } from './pages/alerts.js';
+import { ApprovalsPage } from './pages/approvals.js';
 import { AuditPage } from './pages/audit.js';
 import { KillSwitchPage } from './pages/kill-switch.js';
 import { MetricsPage } from './pages/metrics.js';
@@ -12,6 +13,7 @@ import { ToolsPage } from './pages/tools.js';
 
 const PAGES = [
   { id: 'tools', title: 'Tools', view: ToolsPage },
+  { id: 'approvals', title: 'Approvals', view: ApprovalsPage },
   { id: 'kill-switch', title: 'Kill switch', view: KillSwitchPage },
   { id: 'audit', title: 'Audit', view: AuditPage },
   { id: 'metrics', title: 'Metrics', view: MetricsPage },
@@ -20,7 +22,8 @@ const PAGES = [
 ] as const;
 
 function pageFromHash(): (typeof PAGES)[number] {
-  const id = location.hash.replace(/^#\/?/, '');
+  // `#/approvals/<id>`: the first segment is the page, the rest is the page's own.
+  const id = location.hash.replace(/^#\/?/, '').split('/')[0];
   return PAGES.find((p) => p.id === id) ?? PAGES[0];
 }
 
@@ -124,12 +127,13 @@ function Login({ onLogin }: { onLogin: (s: SessionInfo) => void }) {
     <main class="login">
       <h1>mcp-warden</h1>
       <p>
-        Log in with the admin token (the policy's <code>admin.token</code>).
+        Log in with your operator token (<code>admin.operators</code>) or the shared admin token (
+        <code>admin.token</code>).
       </p>
       <form onSubmit={submit}>
         <label for="token">Admin token</label>
         <input id="token" name="token" type="password" autocomplete="current-password" required />
-        <label for="name">Your name, for the audit (optional)</label>
+        <label for="name">Your name, for the audit (optional; an operator token names you already)</label>
         <input id="name" name="name" type="text" pattern="[\w.@\-]{1,64}" autocomplete="username" />
         <button type="submit" disabled={busy}>
           Log in
