@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveBrowser, openPage, SHOTS } from '../support/browser.js';
 import { callPipeline, codeOf, type ShopGateway, startShopGateway, textOf } from '../support/gateway.js';
 import { type Listening, listen } from '../support/http.js';
 import { ALICE_TOKEN, approvalIdOf, BOB_TOKEN, OPERATOR_ENV, OPERATOR_LINES } from '../support/operators.js';
@@ -16,12 +17,6 @@ const code = (r: { content: unknown }) => codeOf(r as Parameters<typeof codeOf>[
  * webhook brings a link; the operator opens it in Chromium, logs in with their own token, reads the
  * request and approves it with a reason; the agent's repeat runs once, and only once.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveBrowser = existsSync(CHROMIUM);
-if (!haveBrowser && process.env.MCP_WARDEN_REQUIRE_BROWSER === '1')
-  throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
-
-const SHOTS = new URL('../../test-artifacts/dashboard/', import.meta.url).pathname;
 
 describe.runIf(haveBrowser)('approving a parked call on the dashboard (headless Chromium)', () => {
   let fx: ShopGateway;
@@ -30,8 +25,8 @@ describe.runIf(haveBrowser)('approving a parked call on the dashboard (headless 
   let browser: Browser;
   let page: Page;
   let client: Client;
-  const pageErrors: string[] = [];
-  const cspViolations: string[] = [];
+  let pageErrors: string[] = [];
+  let cspViolations: string[] = [];
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -64,15 +59,7 @@ describe.runIf(haveBrowser)('approving a parked call on the dashboard (headless 
     });
     // A real MCP client (2025-11-25 over Streamable HTTP) that declares no elicitation.
     client = await fx.connect({ name: 'agent-without-elicitation' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
-    page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    page.on('console', (m) => {
-      if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
-    });
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    ({ browser, page, cspViolations, pageErrors } = await openPage({ width: 1366, height: 900 }));
   }, 60_000);
 
   afterAll(async () => {

@@ -1,9 +1,10 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/server/serve.js';
+import { haveBrowser, openPage, SHOTS } from '../support/browser.js';
 import { type ShopGateway, startShopGateway } from '../support/gateway.js';
 import { adminApi } from '../support/http.js';
 import { tempPath } from '../support/paths.js';
@@ -14,15 +15,10 @@ import { eventually } from '../support/wait.js';
  * The dashboard in a real browser: Debian's chromium driven by playwright-core. CI installs chromium
  * and sets MCP_WARDEN_REQUIRE_BROWSER=1, so there a missing browser fails the run instead of skipping.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveBrowser = existsSync(CHROMIUM);
-if (!haveBrowser && process.env.MCP_WARDEN_REQUIRE_BROWSER === '1')
-  throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
 
 /** The page's globals, inside page.evaluate (this file is type-checked without the DOM library). */
 type PageGlobals = { document: { cookie: string; activeElement: { textContent: string | null } | null } };
 
-const SHOTS = new URL('../../test-artifacts/dashboard/', import.meta.url).pathname;
 const POLICY_V1 = shopPolicy([
   ...ADMIN_LINES,
   'callers:',
@@ -37,8 +33,8 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
   let client: Client;
   let policyFile: string;
   let specFile: string;
-  const cspViolations: string[] = [];
-  const pageErrors: string[] = [];
+  let cspViolations: string[] = [];
+  let pageErrors: string[] = [];
 
   const toolNames = async () => (await client.listTools()).tools.map((t) => t.name);
   const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -60,23 +56,7 @@ describe.runIf(haveBrowser)('the dashboard in headless Chromium', () => {
     });
     ({ gw, policyFile } = fx);
     client = await fx.connect({ name: 'dashboard-e2e' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
-    page.on('console', (m) => {
-      if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
-    });
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    ({ browser, page, cspViolations, pageErrors } = await openPage());
   }, 60_000);
 
   afterAll(async () => {
