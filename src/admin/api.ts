@@ -22,12 +22,25 @@ import {
 import { AdminTokens, actorOf, SHARED_ADMIN } from './operators.js';
 import { type Refusal, TokenGuard } from './token-guard.js';
 
+/** One API of an API set as operators see it (the server's `ApiStatus`). */
+export interface AdminApiStatus {
+  name: string;
+  state: 'serving' | 'out';
+  required: boolean;
+  tools: number;
+  /** Why it is out: a one-line error. */
+  error?: string;
+}
+
 export interface AdminOptions {
   controller: Controller;
   metrics: Metrics;
   /** Serve `/metrics` without the admin token (for scrapers that cannot send one). */
   metricsPublic: boolean;
-  reloadSpec: (actor: string) => Promise<{ tools: number; pending: string[] }>;
+  /** In an API set, `api` names the one to reload (none: each of them). */
+  reloadSpec: (actor: string, api?: string) => Promise<{ tools: number; pending: string[] }>;
+  /** In an API set, each API and whether it is served (`GET /tools` answers them as `apis`). */
+  apis?: () => ReadonlyArray<AdminApiStatus>;
   token: string;
   /** Named operators (`admin.operators`), each authenticated by its own token. */
   operators?: ReadonlyArray<{ id: string; token: string }>;
@@ -215,7 +228,15 @@ function adminRoutes(o: AdminOptions): Record<string, Route> {
     };
   return {
     'GET /metrics': ({ res }) => sendMetrics(o, res),
-    'GET /tools': ({ res }) => send(res, { policyVersion: c.view().policyVersion, tools: toolRows(c) }),
+    'GET /tools': ({ res }) => {
+      // An API set also names its APIs, so one that is out (its spec failed to load) shows too.
+      const apis = o.apis?.() ?? [];
+      send(res, {
+        policyVersion: c.view().policyVersion,
+        tools: toolRows(c),
+        ...(apis.length ? { apis } : {}),
+      });
+    },
     'POST /tools/:name/approve': async ({ res, parts, actor }) => {
       const approved = await c.approve(parts[1] === '*' ? 'all-pending' : [parts[1]!], actor);
       send(res, { approved, pending: [...c.pending().keys()] });
@@ -223,7 +244,13 @@ function adminRoutes(o: AdminOptions): Record<string, Route> {
     'POST /tools/:name/enable': toggle('enabled'),
     'POST /tools/:name/disable': toggle('disabled'),
     'POST /tools/:name/reset': toggle(undefined),
-    'POST /spec/reload': async ({ res, actor }) => send(res, await o.reloadSpec(actor)),
+    'POST /spec/reload': async ({ res, body, url, actor }) => {
+      // `{"api": "crm"}` or `?api=crm`: in an API set, reload that API only.
+      const api = (body as { api?: unknown } | undefined)?.api ?? url.searchParams.get('api') ?? undefined;
+      if (api !== undefined && typeof api !== 'string')
+        return refuse(res, { code: 'USAGE', message: 'api is the name of an API of the set' });
+      send(res, await o.reloadSpec(actor, api));
+    },
     'GET /explain/:name': ({ res, parts }) => {
       const row = toolRows(c, true).find((t) => t.name === parts[1]);
       return row ? send(res, row) : refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such tool' });
@@ -341,6 +368,8 @@ export function toolRows(c: Controller, explain = false) {
   const runtime = c.runtime();
   return c.view().entries.map((e) => ({
     name: e.decision.tool.name,
+    // In an API set, the API the tool belongs to (the dashboard groups by it).
+    ...(e.decision.tool.api !== undefined ? { api: e.decision.tool.api } : {}),
     method: e.decision.tool.source.method.toUpperCase(),
     path: e.decision.tool.source.path,
     kind: e.decision.kind,

@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** The identity of the shared `admin.token`: one token, so one "person", whoever holds it. */
-export const SHARED_ADMIN = 'admin';
+import { SHARED_ADMIN } from '../model/approval.js';
+
+export { SHARED_ADMIN };
 
 /**
  * Who an admin token belongs to: the shared `admin.token` is `admin`, each `admin.operators` entry

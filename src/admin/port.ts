@@ -7,7 +7,7 @@ import type { Health } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import type { Observers } from '../observe/observers.js';
 import type { PolicyDoc } from '../policy/schema.js';
-import { type AdminServer, type ApprovalDesk, startAdmin } from './api.js';
+import { type AdminOptions, type AdminServer, type ApprovalDesk, startAdmin } from './api.js';
 import { SHARED_ADMIN } from './operators.js';
 
 /**
@@ -23,7 +23,9 @@ export async function startAdminPort(o: {
   env: NodeJS.ProcessEnv;
   controller: Controller;
   observers: Observers;
-  reloadSpec: (actor: string) => Promise<{ tools: number; pending: string[] }>;
+  reloadSpec: (actor: string, api?: string) => Promise<{ tools: number; pending: string[] }>;
+  /** In an API set: each API and whether it is served. */
+  apis?: AdminOptions['apis'];
   onControl: (e: ControlEvent) => void;
   addSecrets: (values: readonly string[]) => void;
   /** The redactor's text pass, for what operators type (a decision's reason). */
@@ -55,6 +57,7 @@ export async function startAdminPort(o: {
     metrics: o.observers.metrics,
     metricsPublic: cfg.metricsPublic ?? false,
     reloadSpec: o.reloadSpec,
+    ...(o.apis ? { apis: o.apis } : {}),
     token,
     port: o.port,
     host: o.host ?? cfg.host ?? '127.0.0.1',

@@ -80,3 +80,59 @@ export function assignNames(ops: readonly NameInput[]): string[] {
   }
   return names;
 }
+
+/** One API of a set, for naming: its name, its prefix (`""`: none) and its tools' own names. */
+export interface SetNameInput {
+  api: string;
+  prefix: string;
+  tools: ReadonlyArray<{ name: string; method: string; path: string }>;
+}
+
+/**
+ * `crm` + `getCustomer` → `crm_getCustomer`. Over 64 characters, the head is kept and a hash of the
+ * whole prefixed name added (as `sanitizeName` does), so the name depends only on the prefix and the
+ * operation and is the same on every start.
+ */
+export function prefixName(prefix: string, name: string): string {
+  if (prefix === '') return name;
+  const full = `${prefix}_${name}`;
+  return full.length <= MAX ? full : `${full.slice(0, MAX - 9).replace(/[_.-]+$/, '')}_${shortHash(full)}`;
+}
+
+/**
+ * The names of every tool of an API set, per API in the order given. Each is `prefixName`'s; two
+ * that still collide (compared case-insensitively: an empty prefix, or `a` + `b_c` against `a_b` +
+ * `c`) are resolved by API name: the first in alphabetical order keeps the name, the others get a
+ * suffix hashed from their API, method and path — never from their position, so the order of `apis:`
+ * renames nothing.
+ */
+export function assignSetNames(apis: readonly SetNameInput[]): string[][] {
+  const names = apis.map((a) => a.tools.map((t) => prefixName(a.prefix, t.name)));
+  const groups = new Map<string, Array<[number, number]>>();
+  names.forEach((list, a) => {
+    list.forEach((n, t) => {
+      const k = n.toLowerCase();
+      const g = groups.get(k);
+      if (g) g.push([a, t]);
+      else groups.set(k, [[a, t]]);
+    });
+  });
+  for (const members of groups.values()) {
+    if (members.length < 2) continue;
+    const sorted = [...members].sort(([a1], [a2]) => (apis[a1]!.api < apis[a2]!.api ? -1 : 1));
+    for (const [a, t] of sorted.slice(1)) {
+      const api = apis[a]!;
+      const tool = api.tools[t]!;
+      const n = names[a]![t]!;
+      names[a]![t] =
+        `${n.slice(0, MAX - 9).replace(/[_.-]+$/, '')}_${shortHash(`${api.api} ${tool.method.toUpperCase()} ${tool.path}`)}`;
+    }
+  }
+  const seen = new Set<string>();
+  for (const n of names.flat()) {
+    const k = n.toLowerCase();
+    if (seen.has(k)) throw new Error(`tool name collision across APIs that hashing could not separate: ${n}`);
+    seen.add(k);
+  }
+  return names;
+}

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { exitCode, formatError, toWardenError, WardenError } from '../errors/index.js';
 import { VERSION } from '../version.js';
+import { type ApiArg, parseApiFlag } from './api-flags.js';
 import { addApprovals } from './approvals.js';
 import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
 import { addCompletion } from './completion.js';
@@ -62,9 +63,17 @@ function addScan(program: Command): void {
   program
     .command('scan')
     .description(
-      'Load an OpenAPI 3.0/3.1 or Swagger 2.0 spec and report its tools, risks, data classes and default exposure.',
+      'Load an OpenAPI 3.0/3.1 or Swagger 2.0 spec and report its tools, risks, data classes and default exposure; several specs make one report for the API set.',
     )
-    .argument('<spec>', 'spec file path or http(s) URL (JSON or YAML)')
+    .argument(
+      '[spec...]',
+      'spec file paths or http(s) URLs (JSON or YAML); several: an API set, each named for its title',
+    )
+    .option(
+      '--api <name=spec>',
+      'an API of the set with its name (repeatable): its tools are prefixed name_',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .addOption(
       new Option('-f, --format <format>', 'report format')
         .choices(['table', 'json', 'sarif'])
@@ -87,8 +96,8 @@ function addScan(program: Command): void {
         throw new WardenError('USAGE', `--max-spec-mb must be a positive number, not ${v}`);
       return n;
     })
-    .action(async (spec: string, opts) => {
-      await runScan(spec, opts, io);
+    .action(async (specs: string[], opts) => {
+      await runScan(specs, opts, io);
     });
 }
 
@@ -96,8 +105,15 @@ function addScan(program: Command): void {
 function addServe(program: Command): void {
   program
     .command('serve')
-    .description("Serve the spec's operations as MCP tools, every call through the guard pipeline.")
-    .requiredOption('--spec <file|url>', 'OpenAPI 3.0/3.1 or Swagger 2.0 spec (JSON or YAML)')
+    .description(
+      "Serve the spec's operations as MCP tools, every call through the guard pipeline; several APIs with --api or the policy's apis:.",
+    )
+    .option('--spec <file|url>', 'OpenAPI 3.0/3.1 or Swagger 2.0 spec (JSON or YAML)')
+    .option(
+      '--api <name=spec[,base-url]>',
+      'serve an API set: one API per flag, its tools prefixed name_ (repeat; or apis: in the policy)',
+      (v: string, acc: ApiArg[] = []) => [...acc, parseApiFlag(v)],
+    )
     .option('--base-url <url>', "upstream API base URL (overrides the spec's servers; fixed at start-up)")
     .option('--policy <file>', 'policy file (YAML or JSON); watched, valid edits apply without restart')
     .addOption(
@@ -226,12 +242,17 @@ function addPolicy(program: Command): void {
   program
     .command('init')
     .description(
-      'Write a commented starter policy for a spec: the secure defaults spelled out, every tool listed.',
+      'Write a commented starter policy for a spec: the secure defaults spelled out, every tool listed; several specs: an `apis:` policy for the API set.',
     )
-    .argument('<spec>', 'spec file or URL')
+    .argument('[spec...]', 'spec files or URLs; several: an API set, each named for its title')
+    .option(
+      '--api <name=spec[,base-url]>',
+      'an API of the set with its name and, optionally, its base URL (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('-o, --output <file>', 'policy file to write', 'warden.yaml')
     .option('--force', 'overwrite an existing file')
-    .action(async (spec: string, opts) => runInit(spec, opts, io));
+    .action(async (specs: string[], opts) => runInit(specs, opts, io));
 
   program
     .command('explain')

@@ -3,6 +3,7 @@ import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { buildCatalog } from '../catalog/build.js';
+import { assignSetNames } from '../catalog/names.js';
 import { Controller } from '../control/controller.js';
 import { WardenError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
@@ -14,6 +15,7 @@ import { type AlertsDoc, DEFAULT_SCOPES, ENVIRONMENTS, type Environment } from '
 import { listToolsets } from '../policy/toolsets.js';
 import { newApiKey } from '../server/callers.js';
 import { createMemoryState } from '../state/memory.js';
+import { apiNameFromTitle, checkUniqueNames, parseApiFlag } from './api-flags.js';
 
 export interface Io {
   stdout: (s: string) => void;
@@ -98,13 +100,19 @@ export async function runExplain(
   }
 }
 
-/** `init <spec>`: a commented starter policy with the secure defaults spelled out. */
+/**
+ * `init <spec>`: a commented starter policy with the secure defaults spelled out. Several specs (or
+ * `--api name=spec[,base-url]`): an `apis:` policy for the API set, each API with its tools listed.
+ */
 export async function runInit(
-  spec: string,
-  opts: { output?: string; force?: boolean },
+  specs: string | readonly string[],
+  opts: { output?: string; force?: boolean; api?: string[] },
   io: Io,
 ): Promise<void> {
-  const catalog = await catalogFor(spec);
+  const bare = typeof specs === 'string' ? [specs] : [...specs];
+  const named = (opts.api ?? []).map(parseApiFlag);
+  if (bare.length === 0 && named.length === 0)
+    throw new WardenError('USAGE', 'name a spec, several, or --api name=spec[,base-url] (repeatable)');
   const out = opts.output ?? 'warden.yaml';
   if (existsSync(out) && !opts.force)
     throw new WardenError(
@@ -112,19 +120,123 @@ export async function runInit(
       `${out} exists; pass --force to overwrite it or -o to choose another file`,
     );
   const schemaPath = resolve(dirname(fileURLToPath(import.meta.url)), '../../schema/policy.schema.json');
-  const text = starterPolicy(catalog, relative(dirname(resolve(out)), schemaPath) || schemaPath);
+  const schemaRef = relative(dirname(resolve(out)), schemaPath) || schemaPath;
+  if (bare.length === 1 && named.length === 0) {
+    const catalog = await catalogFor(bare[0]!);
+    writeFileSync(out, starterPolicy(catalog, schemaRef), { mode: 0o600 });
+    io.stderr(
+      `wrote ${out}: ${catalog.tools.length} tools listed; check it with: mcp-warden policy check ${out} --spec ${bare[0]}\n`,
+    );
+    return;
+  }
+  checkUniqueNames(named);
+  const loaded: Array<{ name?: string; spec: string; baseUrl?: string; catalog: Catalog }> = [];
+  for (const a of named) loaded.push({ ...a, catalog: await catalogFor(a.spec) });
+  for (const spec of bare) loaded.push({ spec, catalog: await catalogFor(spec) });
+  const taken = new Set(named.map((a) => a.name));
+  const apis = loaded.map((l) => {
+    const name = l.name ?? apiNameFromTitle(l.catalog.title, taken);
+    taken.add(name);
+    return { ...l, name };
+  });
+  const names = assignSetNames(
+    apis.map((a) => ({
+      api: a.name,
+      prefix: a.name,
+      tools: a.catalog.tools.map((t) => ({ name: t.name, method: t.source.method, path: t.source.path })),
+    })),
+  );
+  const outDir = dirname(resolve(out));
+  const text = starterSetPolicy(
+    apis.map((a, i) => ({
+      name: a.name,
+      // The policy reads a spec path relative to itself.
+      spec: /^https?:/i.test(a.spec) ? a.spec : relative(outDir, resolve(a.spec)) || a.spec,
+      ...(a.baseUrl !== undefined ? { baseUrl: a.baseUrl } : {}),
+      catalog: {
+        ...a.catalog,
+        tools: a.catalog.tools.map((t, j) => ({ ...t, name: names[i]![j]!, api: a.name })),
+      },
+    })),
+    schemaRef,
+  );
   writeFileSync(out, text, { mode: 0o600 });
+  const tools = apis.reduce((n, a) => n + a.catalog.tools.length, 0);
   io.stderr(
-    `wrote ${out}: ${catalog.tools.length} tools listed; check it with: mcp-warden policy check ${out} --spec ${spec}\n`,
+    `wrote ${out}: an API set of ${apis.length} (${apis.map((a) => a.name).join(', ')}), ${tools} tools listed; serve it with: mcp-warden serve --policy ${out} --port 3333\n`,
   );
 }
 
+/** One API of the starter policy of a set: its catalogue with names prefixed and `api` set. */
+export interface StarterApi {
+  name: string;
+  spec: string;
+  baseUrl?: string;
+  catalog: Catalog;
+}
+
 export function starterPolicy(catalog: Catalog, schemaRef: string): string {
-  const decisions = evaluatePolicy(catalog, { doc: DEFAULT_POLICY });
   const schemes = [...new Set(catalog.tools.flatMap((t) => t.auth.alternatives.flat().map((r) => r.scheme)))];
   const L: string[] = [
+    ...preamble(schemaRef, catalog.title || 'this API'),
+    '# Upstream credentials, by reference only (env:NAME or file:/path), per environment.',
+    `# Without an entry, a scheme's credential is read from MCP_WARDEN_CRED_<SCHEME>.`,
+    ...credentialLines(schemes, ''),
+    '',
+    '# Rules cascade in order; a later rule overrides what an earlier one set.',
+    '# Every tool follows, with its risk and its fate under the defaults. Uncomment to change one.',
+    'rules:',
+    ...ruleLines(catalog, '  '),
+  ];
+  return `${L.join('\n')}\n`;
+}
+
+/**
+ * The starter policy of an API set: the shared sections once, then `apis:` with each API's spec,
+ * commented base URL, prefix, credentials and its tools as rules of its own.
+ */
+export function starterSetPolicy(apis: readonly StarterApi[], schemaRef: string): string {
+  const L: string[] = [
+    ...preamble(schemaRef, `the API set ${apis.map((a) => a.name).join(' + ')}`),
+    '# An API set: several APIs behind this one gateway. Serve it with',
+    '#   mcp-warden serve --policy <this file> --port 3333',
+    '# Each API has its spec (a path relative to this file, or a URL), where it is, its tool-name prefix,',
+    '# its own credentials (never sent to another API) and its own rules (`match.api` implied).',
+    'apis:',
+  ];
+  for (const a of apis) {
+    const schemes = [
+      ...new Set(a.catalog.tools.flatMap((t) => t.auth.alternatives.flat().map((r) => r.scheme))),
+    ];
+    const env = a.name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+    L.push(
+      `  ${a.name}:`,
+      `    spec: ${yamlScalar(a.spec)}`,
+      a.baseUrl !== undefined
+        ? `    baseUrl: ${yamlScalar(a.baseUrl)}`
+        : `    # baseUrl: ${yamlScalar(a.catalog.servers[0]?.url ?? 'https://api.example.com')}   # default: the spec's servers`,
+      `    # prefix: ${a.name}   # tool names start ${a.name}_ (the default)`,
+      '    # required: true   # false: a spec that fails to load takes only this API out',
+      `    # Without an entry, a scheme's credential is read from MCP_WARDEN_CRED_${env}_<SCHEME>.`,
+      ...credentialLines(schemes, '    ', env),
+      `    # ${a.catalog.title || a.name}: every tool, with its risk and its fate under the defaults.`,
+      '    rules:',
+      ...ruleLines(a.catalog, '      '),
+    );
+  }
+  L.push(
+    '',
+    "# Rules for every API, after each API's own (a later rule overrides what an earlier one set).",
+    'rules:',
+  );
+  return `${L.join('\n')}\n`;
+}
+
+/** What every starter policy begins with: the secure defaults spelled out. */
+function preamble(schemaRef: string, what: string): string[] {
+  return [
     `# yaml-language-server: $schema=${schemaRef}`,
-    `# mcp-warden policy for ${catalog.title || 'this API'} (generated by \`mcp-warden init\`).`,
+    `# mcp-warden policy for ${what} (generated by \`mcp-warden init\`).`,
     '# Everything below restates the secure defaults: delete a line and the default still holds.',
     `$schema: ${schemaRef}`,
     'version: 1',
@@ -154,44 +266,52 @@ export function starterPolicy(catalog: Catalog, schemaRef: string): string {
     '  #   issuer: https://idp.example.com/',
     '  # resource: https://mcp.example.com/mcp   # tokens must be minted for this audience',
     '',
-    '# Upstream credentials, by reference only (env:NAME or file:/path), per environment.',
-    `# Without an entry, a scheme's credential is read from MCP_WARDEN_CRED_<SCHEME>.`,
-    ...(schemes.length ? ['# credentials:'] : []),
-    ...schemes.flatMap((s) => [
-      `#   ${s.replace(/[^A-Za-z0-9_.-]/g, '_')}:`,
-      `#     scheme: ${s}`,
-      `#     dev: env:${`${s}_DEV`.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`,
-      `#     prod: file:/run/secrets/${s}`,
-    ]),
-    '',
-    '# Rules cascade in order; a later rule overrides what an earlier one set.',
-    '# Every tool follows, with its risk and its fate under the defaults. Uncomment to change one.',
-    'rules:',
   ];
+}
+
+/** Commented credential entries, one per security scheme, at `indent`. */
+function credentialLines(schemes: readonly string[], indent: string, api = ''): string[] {
+  const envName = (s: string) => `${api ? `${api}_` : ''}${s}_DEV`.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+  return [
+    ...(schemes.length ? [`${indent}# credentials:`] : []),
+    ...schemes.flatMap((s) => [
+      `${indent}#   ${s.replace(/[^A-Za-z0-9_.-]/g, '_')}:`,
+      `${indent}#     scheme: ${s}`,
+      `${indent}#     dev: env:${envName(s)}`,
+      `${indent}#     prod: file:/run/secrets/${api ? `${api.toLowerCase()}-` : ''}${s}`,
+    ]),
+  ];
+}
+
+/** Every tool as a commented rule, with its risk and its fate under the defaults, at `indent`. */
+function ruleLines(catalog: Catalog, indent: string): string[] {
+  const decisions = evaluatePolicy(catalog, { doc: DEFAULT_POLICY });
+  const L: string[] = [];
   for (const d of decisions) {
     const t = d.tool;
     const risk = t.risk.classes.filter((c) => c !== 'read');
     const fate = d.blockers.length
       ? `HIDDEN: ${d.blockers.map((b) => b.reason).join('; ')}`
       : 'exposed: read-only operation';
+    const i = indent;
     L.push(
-      `  # ${t.name} — ${t.source.method.toUpperCase()} ${t.source.path} — ${d.kind}${risk.length ? ` [${risk.join(', ')}]` : ''}`,
+      `${i}# ${t.name} — ${t.source.method.toUpperCase()} ${t.source.path} — ${d.kind}${risk.length ? ` [${risk.join(', ')}]` : ''}`,
     );
-    L.push(`  #   ${oneLine(fate)}`);
-    L.push(`  # - match: { name: ${yamlScalar(t.name)} }`);
+    L.push(`${i}#   ${oneLine(fate)}`);
+    L.push(`${i}# - match: { name: ${yamlScalar(t.name)} }`);
     const restricted = d.blockers.filter((b) => b.kind === 'risk').map((b) => b.reason.split(':')[0]);
     if (restricted.length) {
-      L.push(`  #   allowRisk: [${restricted.join(', ')}]`);
-      L.push('  #   reason: "why agents need this, and who approved it"');
+      L.push(`${i}#   allowRisk: [${restricted.join(', ')}]`);
+      L.push(`${i}#   reason: "why agents need this, and who approved it"`);
     }
-    if (d.kind === 'read' && !restricted.length) L.push('  #   enabled: false');
+    if (d.kind === 'read' && !restricted.length) L.push(`${i}#   enabled: false`);
     else {
-      L.push('  #   enabled: true   # and mode: read-write');
+      L.push(`${i}#   enabled: true   # and mode: read-write`);
       if (d.kind === 'destructive')
-        L.push('  #   confirm: true   # the default; `confirm: false` needs a reason');
+        L.push(`${i}#   confirm: true   # the default; \`confirm: false\` needs a reason`);
     }
   }
-  return `${L.join('\n')}\n`;
+  return L;
 }
 
 function oneLine(s: string): string {

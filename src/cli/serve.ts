@@ -3,9 +3,12 @@ import type { Readable } from 'node:stream';
 import { exitCode, formatError, toProtocolError, toWardenError, WardenError } from '../errors/index.js';
 import type { LoadOptions } from '../openapi/load.js';
 import { type Gateway, type ServeOptions, startGateway } from '../server/serve.js';
+import type { ApiArg } from './api-flags.js';
 
 export interface ServeCliOptions {
-  spec: string;
+  spec?: string;
+  /** `--api name=spec[,base-url]`, parsed (cli/api-flags.ts). */
+  api?: ApiArg[];
   baseUrl?: string;
   policy?: string;
   env?: 'dev' | 'staging' | 'prod';
@@ -72,7 +75,8 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
 /** The CLI's options as `startGateway`'s. */
 function start(opts: ServeCliOptions, transport: ServeOptions['transport']): Promise<Gateway> {
   return startGateway({
-    spec: opts.spec,
+    ...(opts.spec !== undefined ? { spec: opts.spec } : {}),
+    ...(opts.api?.length ? { apis: opts.api } : {}),
     transport,
     ...(opts.baseUrl !== undefined ? { baseUrl: opts.baseUrl } : {}),
     ...(opts.policy !== undefined ? { policy: opts.policy } : {}),

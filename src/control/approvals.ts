@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { WardenError } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
-import type {
-  Admission,
-  ApprovalBinding,
-  ApprovalRequest,
-  ApprovalStatus,
-  ApprovalStore,
+import {
+  type Admission,
+  type ApprovalBinding,
+  type ApprovalRequest,
+  type ApprovalStatus,
+  type ApprovalStore,
+  SHARED_ADMIN,
 } from '../model/approval.js';
 import type { ApprovalRecord } from '../model/audit.js';
 
@@ -73,7 +74,8 @@ export class Approvals {
   }
 
   get(id: string): Promise<ApprovalRequest | undefined> {
-    return this.o.store.get(id);
+    // Only ids of the form the gateway makes reach the store (they become key names in Redis).
+    return APPROVAL_ID.test(id) ? this.o.store.get(id) : Promise.resolve(undefined);
   }
 
   /**
@@ -88,8 +90,15 @@ export class Approvals {
   ): Promise<ApprovalRequest> {
     const reason = d.reason.trim();
     if (!reason) throw new WardenError('USAGE', 'A decision needs a reason.');
-    const found = await this.o.store.get(id);
+    const found = await this.get(id);
     if (!found) throw notFound(id);
+    // The shared token names nobody: once people have their own tokens, it cannot stand in for one
+    // (it could otherwise be the second "person" of a two-person rule, or the requester unnoticed).
+    if (d.verdict === 'approve' && d.operator === SHARED_ADMIN && this.o.operators.size > 0)
+      throw new WardenError(
+        'APPROVAL_NOT_OPERATOR',
+        'Approvals need an operator token (admin.operators): the shared admin token cannot approve. It can still deny.',
+      );
     if (d.verdict === 'approve' && this.isRequester(d.operator, found.binding.principal))
       throw new WardenError(
         'APPROVAL_SELF',
@@ -133,7 +142,7 @@ export class Approvals {
    */
   async admit(call: ApprovalCall): Promise<Admission> {
     const now = this.now();
-    const key = bindingKey(call.binding);
+    const key = bindingKey(call.binding, call.approvers);
     const candidate: ApprovalRequest = {
       id: `apr_${randomBytes(12).toString('base64url')}`,
       binding: call.binding,
@@ -210,10 +219,16 @@ export class Approvals {
 }
 
 /** sha256 of the canonical binding: the same call (tool, arguments, caller, target, policy) finds its request. */
-export function bindingKey(b: ApprovalBinding): string {
-  // The version number is each instance's own count of reloads; the policy digest is what binds.
+/** `apr_` and 16 url-safe characters (12 random bytes): what admit makes. */
+const APPROVAL_ID = /^apr_[A-Za-z0-9_-]{16}$/;
+
+export function bindingKey(b: ApprovalBinding, approvers: number): string {
+  // The version number is each instance's own count of reloads; the policy digest is what binds —
+  // with the approvers the call was resolved under (a reload racing the call cannot lower them).
   const { policyVersion: _shown, ...bound } = b;
-  return createHash('sha256').update(canonicalJson(bound)).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson({ ...bound, approvers }))
+    .digest('hex');
 }
 
 function notFound(id: string): WardenError {

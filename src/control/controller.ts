@@ -270,6 +270,7 @@ export class Controller {
     let loaded: LoadedPolicy;
     try {
       loaded = parsePolicy(text, file);
+      sameApiSet(this.active.doc, loaded.doc);
       const problems = checkPolicy(this.catalog, loaded).filter((x) => x.level === 'error');
       if (problems.length) throw policyProblems(file, problems);
     } catch (e) {
@@ -406,6 +407,9 @@ export class Controller {
         .filter((d) => !inToolsets || inToolsets.has(d.tool.name))
         .map((d) => ({ tool: d.tool, ...(d.credential !== undefined ? { credential: d.credential } : {}) })),
       ...(doc.credentials ? { defs: doc.credentials } : {}),
+      ...(doc.apis
+        ? { apiDefs: Object.fromEntries(Object.entries(doc.apis).map(([n, a]) => [n, a.credentials])) }
+        : {}),
       environment,
       env: this.o.env,
       onSecret: this.o.onSecret,
@@ -450,6 +454,23 @@ export class Controller {
       }
     }
   }
+}
+
+/**
+ * Which APIs are served, from where and under which prefix is fixed at start-up (the catalogue, the
+ * audit and the pins are built from it); a policy edit may change everything else in `apis:`
+ * (rules, credentials, limits) and applies, but one that changes the set is refused until a restart.
+ */
+function sameApiSet(running: PolicyDoc, next: PolicyDoc): void {
+  const shape = (d: PolicyDoc) =>
+    JSON.stringify(
+      Object.entries(d.apis ?? {}).map(([n, a]) => [n, a.spec, a.baseUrl ?? null, a.prefix ?? n]),
+    );
+  if (shape(running) !== shape(next))
+    throw new WardenError(
+      'CONFIG_INVALID',
+      'the edit changes the API set (an API added or removed, or its spec, baseUrl or prefix): restart the gateway to apply it',
+    );
 }
 
 function sha256(text: string): string {

@@ -27,7 +27,8 @@ export function metaTools(apiTitle: string): ListedTool[] {
       title: 'Search tools',
       description:
         `Find operations of ${api} by describing what you want to do in plain words ` +
-        '(e.g. "list open pull requests"). Returns the best matches, best first, with a one-line summary. ' +
+        '(e.g. "list open pull requests"). Returns the best matches, best first, with a one-line summary ' +
+        '(and, when several APIs are served, the API each belongs to: name it in the words to prefer it). ' +
         `Then call ${DESCRIBE_TOOL} for a tool's arguments, and ${CALL_TOOL} to run it.`,
       inputSchema: {
         type: 'object',
@@ -53,6 +54,7 @@ export function metaTools(apiTitle: string): ListedTool[] {
               type: 'object',
               properties: {
                 name: { type: 'string' },
+                api: { type: 'string', description: 'The API the tool belongs to (several APIs served).' },
                 summary: { type: 'string' },
                 kind: { type: 'string', enum: ['read', 'write', 'destructive'] },
                 confirm: { type: 'boolean' },
@@ -100,6 +102,8 @@ export function metaTools(apiTitle: string): ListedTool[] {
 
 export interface SearchResult {
   name: string;
+  /** In an API set: which API the tool belongs to. */
+  api?: string;
   summary: string;
   kind: 'read' | 'write' | 'destructive';
   confirm?: boolean;
@@ -127,6 +131,7 @@ export class MetaTools {
         const t = e.decision.tool;
         return {
           name: h.name,
+          ...(t.api !== undefined ? { api: t.api } : {}),
           summary: cleanLine(t.title ?? t.description.split('\n')[0], SUMMARY_MAX),
           kind: e.decision.kind,
           ...(e.decision.confirm ? { confirm: true } : {}),

@@ -4,7 +4,8 @@ import { words } from '../openapi/text.js';
 
 /**
  * Ranked search over a catalogue's tools, for dynamic mode: BM25 (MiniSearch) over the name, the
- * summary, the path, the tags, the parameter names and the description, each field weighted by how
+ * summary, the path, the tags, the parameter names, the description and (in an API set) the API's
+ * name, so "billing customers" prefers the billing API's tools; each field weighted by how
  * much it says about what the tool does. Words are split at case changes and punctuation
  * (`listPullRequests`, `pulls/list`, `{pull_number}`), lightly stemmed, and common request verbs
  * are folded together (`remove` finds `delete`), so a model can ask in plain words.
@@ -78,6 +79,7 @@ function term(w: string): string | null {
 
 interface Doc {
   id: number;
+  api: string;
   name: string;
   action: string;
   resource: string;
@@ -100,6 +102,7 @@ function docOf(t: Tool, id: number): Doc {
   const summary = t.title ?? t.description.split('\n')[0] ?? '';
   return {
     id,
+    api: t.api ?? '',
     name: t.name,
     action: actionOf(t.source.method, t.source.path),
     // The last literal path segment is what the operation acts on: `/customers/{c}/sources` → sources.
@@ -146,13 +149,14 @@ export class ToolSearch {
   constructor(catalog: Catalog) {
     this.names = catalog.tools.map((t) => t.name);
     this.index = new MiniSearch<Doc>({
-      fields: ['name', 'action', 'resource', 'summary', 'path', 'tags', 'params', 'description'],
+      fields: ['api', 'name', 'action', 'resource', 'summary', 'path', 'tags', 'params', 'description'],
       storeFields: [],
       // Repeats in a name or path (`/customers/{customer}/…`) say nothing more: count each word once.
       tokenize: (text, field) => (field === 'description' ? words(text) : [...new Set(words(text))]),
       processTerm: term,
       searchOptions: {
         boost: {
+          api: 2,
           name: 3,
           action: 1.5,
           resource: 2.5,

@@ -48,6 +48,7 @@ export type ErrorCode =
   | 'HTTP_BODY_TOO_LARGE'
   | 'HTTP_PARSE_ERROR'
   | 'HTTP_BAD_REQUEST'
+  | 'HTTP_TOO_MANY_STREAMS'
   | 'AUTH_REQUIRED'
   | 'AUTH_INVALID'
   | 'AUTH_INSUFFICIENT_SCOPE'
@@ -63,6 +64,7 @@ export type ErrorCode =
   | 'APPROVAL_NOT_PENDING'
   | 'APPROVAL_SELF'
   | 'APPROVAL_SAME_OPERATOR'
+  | 'APPROVAL_NOT_OPERATOR'
   | 'INTERNAL';
 
 /** How one error code surfaces: process exit, MCP answer, HTTP status, JSON-RPC number and audit decision. */
@@ -160,6 +162,11 @@ export const ERROR_CODES = {
     ProtocolErrorCode.InvalidRequest,
     'the request body is a JSON-RPC batch or nests deeper than the limit',
   ),
+  HTTP_TOO_MANY_STREAMS: http(
+    429,
+    SERVER_ERROR,
+    'too many notification streams (GET or subscriptions/listen) are open for this caller or this server',
+  ),
   AUTH_REQUIRED: http(401, UNAUTHORIZED, 'the request carries no credential'),
   AUTH_INVALID: http(401, UNAUTHORIZED, 'the credential is invalid, expired or not for this server'),
   AUTH_INSUFFICIENT_SCOPE: http(403, UNAUTHORIZED, 'the credential lacks a scope the endpoint requires'),
@@ -182,6 +189,11 @@ export const ERROR_CODES = {
     403,
     NOT_RPC,
     'a two-person rule needs another operator: this one already approved the request',
+  ),
+  APPROVAL_NOT_OPERATOR: http(
+    403,
+    NOT_RPC,
+    'with named operators configured, only an operator token approves: the shared admin token names nobody',
   ),
 
   INTERNAL: {

@@ -14,6 +14,9 @@ export type ApprovalMode = 'auto' | 'elicit' | 'operator' | 'agent';
 
 export const APPROVAL_MODES: readonly ApprovalMode[] = ['auto', 'elicit', 'operator', 'agent'];
 
+/** The identity of the shared `admin.token`: one token, so one "person", whoever holds it. */
+export const SHARED_ADMIN = 'admin';
+
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'executed';
 
 export const APPROVAL_STATUSES: readonly ApprovalStatus[] = [

@@ -7,6 +7,8 @@ export interface AuditRecord {
   time: string;
   id: string;
   tool: string;
+  /** The API of an API set the tool belongs to (absent for a single spec, or a name no API serves). */
+  api?: string;
   decision: 'allowed' | 'denied';
   /** `ok` or the error code of a denied or failed call. */
   outcome: 'ok' | 'error';
@@ -43,6 +45,7 @@ export interface IntentRecord {
   time: string;
   id: string;
   tool: string;
+  api?: string;
   principal: string;
   args?: unknown;
   upstream: { method: string; path: string };

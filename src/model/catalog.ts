@@ -121,6 +121,11 @@ export interface ToolAnnotations {
 
 export interface Tool {
   name: string;
+  /**
+   * The API of an API set this tool belongs to (its name in `apis:`); absent when one spec is served
+   * alone. Tool names in a set carry the API's prefix; this is the API's name, not the prefix.
+   */
+  api?: string;
   title?: string;
   description: string;
   inputSchema: JsonSchemaObject;

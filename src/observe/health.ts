@@ -1,11 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** What readiness names when it fails: the catalogue, the audit file, its database mirror, the shared state. */
-export type Dependency = 'spec' | 'audit' | 'audit-db' | 'state';
+/**
+ * What readiness names when it fails: the catalogue, the audit file, its database mirror, the shared
+ * state, and in an API set each API (`api:<name>`).
+ */
+export type Dependency = 'spec' | 'audit' | 'audit-db' | 'state' | `api:${string}`;
 
 /** One named readiness check. */
 export interface ReadinessCheck {
   name: Dependency;
+  /**
+   * An optional dependency (an API of a set with `required: false`): when it fails, readiness names
+   * it under `degraded` and stays ready, since the rest is served.
+   */
+  optional?: boolean;
   /** True when the dependency can be used now; false, a throw or no answer in time is "not ready". */
   probe(): boolean | Promise<boolean>;
 }
@@ -15,8 +23,8 @@ export interface HealthOptions {
   cacheMs?: number;
   /** A check with no answer by then counts as failing (default 500 ms), so a hung dependency is "not ready". */
   timeoutMs?: number;
-  /** Told when the set of failing dependencies changes (for the log). */
-  onChange?: (failing: readonly Dependency[]) => void;
+  /** Told when the set of failing (or degraded) dependencies changes (for the log). */
+  onChange?: (failing: readonly Dependency[], degraded: readonly Dependency[]) => void;
   now?: () => number;
 }
 
@@ -47,7 +55,7 @@ export class Health {
   private readonly cacheMs: number;
   private readonly timeoutMs: number;
   private readonly now: () => number;
-  private last = '';
+  private last = '|';
 
   constructor(
     checks: readonly ReadinessCheck[] = [],
@@ -61,14 +69,21 @@ export class Health {
 
   /** The dependencies failing now (empty: ready), in the order the checks were given. */
   async failing(): Promise<Dependency[]> {
+    return (await this.state()).failing;
+  }
+
+  /** The required dependencies failing (not ready when any), and the optional ones (`degraded`). */
+  async state(): Promise<{ failing: Dependency[]; degraded: Dependency[] }> {
     const results = await Promise.all(this.entries.map((e) => this.ask(e)));
-    const failing = this.entries.filter((_, i) => !results[i]).map((e) => e.check.name);
-    const key = failing.join(',');
+    const down = this.entries.filter((_, i) => !results[i]).map((e) => e.check);
+    const failing = down.filter((c) => !c.optional).map((c) => c.name);
+    const degraded = down.filter((c) => c.optional).map((c) => c.name);
+    const key = [...failing, '|', ...degraded].join(',');
     if (key !== this.last) {
       this.last = key;
-      this.o.onChange?.(failing);
+      this.o.onChange?.(failing, degraded);
     }
-    return failing;
+    return { failing, degraded };
   }
 
   /**
@@ -85,9 +100,12 @@ export class Health {
     let status = 200;
     let body: object = { status: 'ok' };
     if (path === READINESS_PATH) {
-      const failing = await this.failing();
+      const { failing, degraded } = await this.state();
       status = failing.length ? 503 : 200;
-      body = failing.length ? { status: 'not ready', failing } : { status: 'ready' };
+      body = {
+        ...(failing.length ? { status: 'not ready', failing } : { status: 'ready' }),
+        ...(degraded.length ? { degraded } : {}),
+      };
     }
     const text = JSON.stringify(body);
     req.resume();

@@ -6,7 +6,8 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 /**
  * The gateway's Prometheus metrics (served at `/metrics` on the admin port). Labels are bounded by
- * construction: tool names come from the catalogue (an unknown name is `(unknown)`), codes from the
+ * construction: tool names come from the catalogue (an unknown name is `(unknown)`), API names from
+ * the configured API set (only on a known tool's series; absent for a single spec), codes from the
  * error table; principals are never a label (they are unbounded), alerts track them instead.
  */
 export class Metrics {
@@ -14,27 +15,27 @@ export class Metrics {
   private readonly calls = new Counter({
     name: 'mcp_warden_tool_calls_total',
     help: 'Tool calls by tool, decision and outcome code.',
-    labelNames: ['tool', 'decision', 'code'],
+    labelNames: ['tool', 'api', 'decision', 'code'],
     registers: [this.registry],
   });
   private readonly callSeconds = new Histogram({
     name: 'mcp_warden_call_duration_seconds',
     help: 'Gateway time per tool call, upstream included.',
-    labelNames: ['tool'],
+    labelNames: ['tool', 'api'],
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
   private readonly upstreamSeconds = new Histogram({
     name: 'mcp_warden_upstream_duration_seconds',
     help: 'Upstream response time per tool call.',
-    labelNames: ['tool'],
+    labelNames: ['tool', 'api'],
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
   private readonly upstreamResponses = new Counter({
     name: 'mcp_warden_upstream_responses_total',
     help: 'Upstream responses by tool and status class (2xx, 4xx, 5xx…).',
-    labelNames: ['tool', 'class'],
+    labelNames: ['tool', 'api', 'class'],
     registers: [this.registry],
   });
   private readonly redactions = new Counter({
@@ -102,16 +103,16 @@ export class Metrics {
 
   /** Called once per audited tool call. */
   observeCall(ctx: CallContext, record: AuditRecord | undefined): void {
-    const name =
-      typeof ctx.input.name === 'string' && this.knownTools().has(ctx.input.name)
-        ? ctx.input.name
-        : '(unknown)';
+    const known = typeof ctx.input.name === 'string' && this.knownTools().has(ctx.input.name);
+    const name = known ? (ctx.input.name as string) : '(unknown)';
+    // The API comes from the catalogue's tool, never from what the caller sent.
+    const tool = known && ctx.tool?.api !== undefined ? { tool: name, api: ctx.tool.api } : { tool: name };
     const decision = record?.decision ?? (ctx.error ? 'denied' : 'allowed');
-    this.calls.inc({ tool: name, decision, code: ctx.error?.code ?? 'OK' });
-    this.callSeconds.observe({ tool: name }, (performance.now() - ctx.startedAt) / 1000);
+    this.calls.inc({ ...tool, decision, code: ctx.error?.code ?? 'OK' });
+    this.callSeconds.observe(tool, (performance.now() - ctx.startedAt) / 1000);
     if (ctx.response) {
-      this.upstreamSeconds.observe({ tool: name }, ctx.response.ms / 1000);
-      this.upstreamResponses.inc({ tool: name, class: `${Math.floor(ctx.response.status / 100)}xx` });
+      this.upstreamSeconds.observe(tool, ctx.response.ms / 1000);
+      this.upstreamResponses.inc({ ...tool, class: `${Math.floor(ctx.response.status / 100)}xx` });
     }
     for (const [kind, n] of Object.entries(ctx.redactions ?? {})) this.redactions.inc({ kind }, n);
   }

@@ -29,6 +29,8 @@ export function createAudit(options: AuditOptions) {
       id: ctx.id,
       // Redacted whole, then cut (as every excerpt): a secret the cut runs through is not half-kept.
       tool: ctx.tool?.name ?? redactor.excerpt(String(ctx.input.name), 200),
+      // From the catalogue, never from the caller: an unknown name has no API.
+      ...(ctx.tool?.api !== undefined ? { api: ctx.tool.api } : {}),
       decision: err ? auditDecision(err.code) : 'allowed',
       outcome: err ? 'error' : 'ok',
       ...(err ? { code: err.code } : {}),
@@ -118,6 +120,7 @@ export function createAuditIntent(options: AuditOptions) {
       time: new Date().toISOString(),
       id: ctx.id,
       tool: ctx.tool!.name,
+      ...(ctx.tool!.api !== undefined ? { api: ctx.tool!.api } : {}),
       principal: ctx.input.principal.id,
       ...(level === 'full' ? { args: redactor.args(ctx.args) } : {}),
       upstream: {

@@ -174,7 +174,7 @@ export function createConfirm(options: ConfirmOptions) {
         policyVersion: d.policyVersion,
         policy: options.policyDigest?.() ?? '',
       },
-      preview: options.redactor.args(ctx.args),
+      preview: boundedPreview(options.redactor.args(ctx.args)),
       method,
       path: tool.source.path,
       risk: tool.risk.classes.filter((c) => c !== 'read'),
@@ -247,12 +247,29 @@ function approvalError(a: Exclude<Admission, { outcome: 'run' }>, now: () => num
   );
 }
 
+/**
+ * What the operator sees of the arguments, kept to PREVIEW_CHARS: a parked request is stored (in
+ * Redis, for days) and listed on every dashboard poll, so a caller varying megabyte arguments must not
+ * grow the store by megabytes per request. A cut preview says so; the digest still binds every byte.
+ */
+export function boundedPreview(args: unknown): unknown {
+  const text = JSON.stringify(args) ?? 'null';
+  if (text.length <= PREVIEW_CHARS) return args;
+  return {
+    '[cut]': `arguments of ${text.length} characters, shown cut`,
+    text: `${text.slice(0, PREVIEW_CHARS)}…`,
+  };
+}
+const PREVIEW_CHARS = 4096;
+
 function waitingDetails(r: ApprovalRequest, secs: number): string[] {
   const two = r.approversNeeded > 1;
   return [
     `Approval id: ${r.id}. It expires at ${r.expiresAt} (in ${secs} s) unless ${two ? 'two operators approve' : 'an operator approves'} it.`,
-    `A human operator must approve it in the mcp-warden dashboard or with the CLI: mcp-warden approvals approve ${r.id} --reason "<why>"${two ? ' (two different operators)' : ''}.`,
-    `After it is approved, call ${r.binding.tool} again with exactly the same arguments: it then runs, once. There is no token to pass — nothing you send can approve it. Tell the user the call is waiting for approval.`,
+    // Who acts, never how: an agent with a shell and an operator token at hand must not be handed
+    // the command that approves its own call.
+    `A human operator must approve it out of band, on the mcp-warden dashboard${two ? ' (two different operators)' : ''}. You cannot approve it, and nothing in this session should: tell the user it is waiting.`,
+    `After it is approved, call ${r.binding.tool} again with exactly the same arguments: it then runs, once. There is no token to pass — nothing you send can approve it.`,
   ];
 }
 

@@ -34,7 +34,8 @@ export interface PipelineOptions {
   logger: Logger;
   send?: SendOptions;
   maxPageSize?: number;
-  limit?: LimitOptions;
+  /** Rate limits: their options, or a limit stage shared with other pipelines (an API set's). */
+  limit?: LimitOptions | ReturnType<typeof createLimit>;
   /** When the audit cannot be written: reads fail closed (default) or are answered anyway. */
   failReads?: 'closed' | 'open';
   /** Told of every call once it is audited (metrics, alerts). */
@@ -67,7 +68,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     // Read per call, so a toggle or the kill switch applies to the very next call.
     ['toggle', createToggle()],
     // Before any work on the arguments is spent: a caller over its limit costs almost nothing.
-    ['limit', createLimit(o.limit ?? {})],
+    ['limit', typeof o.limit === 'function' ? o.limit : createLimit(o.limit ?? {})],
     // Before anything is derived from the arguments: nothing unchecked reaches the request.
     ['validate', createValidate({ catalog: o.catalog })],
     // On checked arguments, before the request exists: the user approves exactly what will be sent.

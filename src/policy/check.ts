@@ -1,5 +1,6 @@
 import picomatch from 'picomatch';
 import type { Catalog } from '../model/catalog.js';
+import { effectiveRules, renderPath } from './evaluate.js';
 import type { LoadedPolicy } from './load.js';
 import { type AlertsDoc, effectiveAlerts } from './schema.js';
 
@@ -17,62 +18,111 @@ export interface PolicyProblem {
 export function checkPolicy(catalog: Catalog, policy: LoadedPolicy): PolicyProblem[] {
   const { doc } = policy;
   const problems: PolicyProblem[] = [];
-  const names = catalog.tools.map((t) => t.name);
-  const tags = [...new Set(catalog.tools.flatMap((t) => t.source.tags))];
-  const schemes = [...new Set(catalog.tools.flatMap((t) => t.auth.alternatives.flat().map((r) => r.scheme)))];
-  const credNames = Object.keys(doc.credentials ?? {});
+  const apis = doc.apis ?? {};
+  // An API of the set with no tool in the catalogue is out (its spec failed to load): its rules
+  // cannot be checked now and are not errors; they are checked again when it comes back.
+  const out = new Set(Object.keys(apis).filter((a) => !catalog.tools.some((t) => t.api === a)));
+  // The set's APIs: the policy's `apis:`, or those of `serve --api` (named on the tools).
+  const known = [
+    ...new Set([...Object.keys(apis), ...catalog.tools.flatMap((t) => (t.api !== undefined ? [t.api] : []))]),
+  ];
+  const outPrefixes = [...out].map((a) => `${apis[a]!.prefix ?? a}_`).filter((p) => p !== '_');
 
-  doc.rules.forEach((rule, i) => {
-    const line = policy.lineOf(['rules', i, 'match']);
-    const { name, tag, path, method } = rule.match;
+  for (const { rule, path } of effectiveRules(doc)) {
+    const where = renderPath(path);
+    const line = policy.lineOf([...path, 'match']);
+    const { name, tag, method, api } = rule.match;
+    if (api !== undefined && !known.includes(api)) {
+      problems.push({
+        level: 'error',
+        ...at(line),
+        message: `${where}: no API named "${api}" under apis${didYouMean(api, known)}`,
+      });
+      continue;
+    }
+    if (api !== undefined && out.has(api)) continue;
+    const tools = api !== undefined ? catalog.tools.filter((t) => t.api === api) : catalog.tools;
+    const names = tools.map((t) => t.name);
+    const tags = [...new Set(tools.flatMap((t) => t.source.tags))];
     if (name !== undefined) {
       const isGlob = /[*?[\]]/.test(name);
-      if (!isGlob && !names.includes(name))
+      if (!isGlob && !names.includes(name) && !outPrefixes.some((p) => name.startsWith(p)))
         problems.push({
           level: 'error',
           ...at(line),
-          message: `rules[${i}]: no tool named "${name}"${didYouMean(name, names)}`,
+          message: `${where}: no tool named "${name}"${didYouMean(name, names)}`,
         });
       if (
         isGlob &&
         !names.some((n) => picomatch.isMatch(n, name, { nobrace: true, noextglob: true, dot: true }))
       )
-        problems.push({ level: 'warning', ...at(line), message: `rules[${i}]: "${name}" matches no tool` });
+        problems.push({ level: 'warning', ...at(line), message: `${where}: "${name}" matches no tool` });
     }
     if (tag !== undefined && !tags.includes(tag))
       problems.push({
-        level: 'error',
+        level: out.size && api === undefined ? 'warning' : 'error',
         ...at(line),
-        message: `rules[${i}]: no operation has tag "${tag}"${didYouMean(tag, tags)}`,
+        message: `${where}: no operation has tag "${tag}"${didYouMean(tag, tags)}`,
       });
-    if (path !== undefined && !/[*?[\]]/.test(path) && !catalog.tools.some((t) => t.source.path === path)) {
-      const paths = [...new Set(catalog.tools.map((t) => t.source.path))];
+    const p = rule.match.path;
+    if (p !== undefined && !/[*?[\]]/.test(p) && !tools.some((t) => t.source.path === p)) {
+      const paths = [...new Set(tools.map((t) => t.source.path))];
       problems.push({
-        level: 'error',
+        level: out.size && api === undefined ? 'warning' : 'error',
         ...at(line),
-        message: `rules[${i}]: no path "${path}"${didYouMean(path, paths)}`,
+        message: `${where}: no path "${p}"${didYouMean(p, paths)}`,
       });
     }
-    if (method !== undefined && !catalog.tools.some((t) => t.source.method === method))
+    if (method !== undefined && !tools.some((t) => t.source.method === method))
       problems.push({
         level: 'warning',
         ...at(line),
-        message: `rules[${i}]: no operation uses ${method.toUpperCase()}`,
+        message: `${where}: no operation uses ${method.toUpperCase()}`,
       });
-    if (rule.credential !== undefined && !credNames.includes(rule.credential))
-      problems.push({
-        level: 'error',
-        ...at(policy.lineOf(['rules', i, 'credential'])),
-        message: `rules[${i}]: no credential named "${rule.credential}" under credentials${didYouMean(rule.credential, credNames)}`,
-      });
-  });
-  for (const [name, cred] of Object.entries(doc.credentials ?? {}))
-    if (!schemes.includes(cred.scheme))
-      problems.push({
-        level: 'error',
-        ...at(policy.lineOf(['credentials', name, 'scheme'])),
-        message: `credentials.${name}: the spec has no security scheme "${cred.scheme}"${didYouMean(cred.scheme, schemes)}`,
-      });
+    if (rule.credential !== undefined) {
+      const credLine = at(policy.lineOf([...path, 'credential']));
+      if (doc.apis && api === undefined)
+        problems.push({
+          level: 'error',
+          ...credLine,
+          message: `${where}: in an API set a rule that names a credential says which API it is for (match.api, or put it under apis.<name>.rules)`,
+        });
+      else {
+        const credNames = Object.keys((api !== undefined ? apis[api]!.credentials : doc.credentials) ?? {});
+        const under = api !== undefined ? `apis.${api}.credentials` : 'credentials';
+        if (!credNames.includes(rule.credential))
+          problems.push({
+            level: 'error',
+            ...credLine,
+            message: `${where}: no credential named "${rule.credential}" under ${under}${didYouMean(rule.credential, credNames)}`,
+          });
+      }
+    }
+  }
+  const schemesOf = (tools: Catalog['tools']) => [
+    ...new Set(tools.flatMap((t) => t.auth.alternatives.flat().map((r) => r.scheme))),
+  ];
+  const checkSchemes = (
+    defs: Record<string, { scheme: string }> | undefined,
+    schemes: string[],
+    path: string[],
+  ) => {
+    for (const [name, cred] of Object.entries(defs ?? {}))
+      if (!schemes.includes(cred.scheme))
+        problems.push({
+          level: 'error',
+          ...at(policy.lineOf([...path, name, 'scheme'])),
+          message: `${[...path, name].join('.')}: the spec has no security scheme "${cred.scheme}"${didYouMean(cred.scheme, schemes)}`,
+        });
+  };
+  checkSchemes(doc.credentials, schemesOf(catalog.tools), ['credentials']);
+  for (const [name, api] of Object.entries(apis))
+    if (!out.has(name))
+      checkSchemes(api.credentials, schemesOf(catalog.tools.filter((t) => t.api === name)), [
+        'apis',
+        name,
+        'credentials',
+      ]);
   return problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 }
 

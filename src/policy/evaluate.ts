@@ -104,7 +104,7 @@ export function kindOf(tool: Pick<Tool, 'risk'>): ToolKind {
 
 /** Compiles a match once; testing a tool is then a few string tests. */
 export function compileMatch(match: PolicyMatch): (t: Tool) => boolean {
-  const { name, tag, method, path } = match;
+  const { name, tag, method, path, api } = match;
   const glob = (p: string) =>
     /[*?[\]]/.test(p) ? picomatch(p, { nobrace: true, noextglob: true, dot: true }) : (s: string) => s === p;
   const nameOk = name !== undefined ? glob(name) : undefined;
@@ -113,7 +113,25 @@ export function compileMatch(match: PolicyMatch): (t: Tool) => boolean {
     (nameOk === undefined || nameOk(t.name)) &&
     (tag === undefined || t.source.tags.includes(tag)) &&
     (method === undefined || t.source.method === method) &&
-    (pathOk === undefined || pathOk(t.source.path));
+    (pathOk === undefined || pathOk(t.source.path)) &&
+    (api === undefined || t.api === api);
+}
+
+/**
+ * The rules in the order they cascade, each with how `explain` names it: in an API set, every API's
+ * own `rules` (with `match.api` implied) first, in the order of `apis:`, then the top-level `rules`,
+ * which so have the last word over every API.
+ */
+export function effectiveRules(doc: PolicyDoc): Array<{ rule: PolicyRule; path: Array<string | number> }> {
+  const out: Array<{ rule: PolicyRule; path: Array<string | number> }> = [];
+  for (const [name, api] of Object.entries(doc.apis ?? {}))
+    api.rules.forEach((rule, i) => {
+      out.push({ rule: { ...rule, match: { ...rule.match, api: name } }, path: ['apis', name, 'rules', i] });
+    });
+  doc.rules.forEach((rule, i) => {
+    out.push({ rule, path: ['rules', i] });
+  });
+  return out;
 }
 
 /**
@@ -127,10 +145,10 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
   const { doc } = source;
   const ctx: PolicyContext = {
     doc,
-    rules: doc.rules.map((rule, i) => ({ rule, i, matches: compileMatch(rule.match) })),
-    where: (i) => {
-      const line = source.lineOf?.(['rules', i]);
-      return `rules[${i}]${source.file ? ` (${source.file}${line ? `:${line}` : ''})` : ''}`;
+    rules: effectiveRules(doc).map(({ rule, path }) => ({ rule, path, matches: compileMatch(rule.match) })),
+    where: (path) => {
+      const line = source.lineOf?.(path);
+      return `${renderPath(path)}${source.file ? ` (${source.file}${line ? `:${line}` : ''})` : ''}`;
     },
     baseScopes: { ...DEFAULT_SCOPES, ...(doc.scopes ?? {}) },
   };
@@ -140,9 +158,9 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
 /** The policy, compiled once for all its tools. */
 interface PolicyContext {
   doc: PolicyDoc;
-  rules: Array<{ rule: PolicyRule; i: number; matches: (t: Tool) => boolean }>;
-  /** How `explain` names rule `i`: `rules[2] (warden.yaml:14)`. */
-  where: (i: number) => string;
+  rules: Array<{ rule: PolicyRule; path: Array<string | number>; matches: (t: Tool) => boolean }>;
+  /** How `explain` names a rule: `rules[2] (warden.yaml:14)`, `apis.crm.rules[0] (warden.yaml:9)`. */
+  where: (path: ReadonlyArray<string | number>) => string;
   baseScopes: Record<ToolKind | 'admin', readonly string[]>;
 }
 
@@ -179,10 +197,21 @@ function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
   const kind = kindOf(tool);
   const steps: ExplainStep[] = [classificationStep(tool, kind)];
   const s = defaultSettings(ctx.doc, kind);
-  for (const { rule, i, matches } of ctx.rules) {
+  const api = tool.api !== undefined ? ctx.doc.apis?.[tool.api] : undefined;
+  if (api) {
+    // The API's own limits: defaults for its tools, under any rule.
+    const set: string[] = [];
+    for (const k of LIMIT_KEYS)
+      if (api[k] !== undefined) {
+        s.limits[k] = api[k];
+        set.push(`${k}: ${api[k]}`);
+      }
+    if (set.length) steps.push({ by: ctx.where(['apis', tool.api!]), what: set.join('; ') });
+  }
+  for (const { rule, path, matches } of ctx.rules) {
     if (!matches(tool)) continue;
     const set = applyRule(s, rule);
-    steps.push({ by: ctx.where(i), what: set.length ? set.join('; ') : 'matches, sets nothing' });
+    steps.push({ by: ctx.where(path), what: set.length ? set.join('; ') : 'matches, sets nothing' });
   }
 
   const masking = maskRules(s.actions, s.fields);
@@ -194,9 +223,14 @@ function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
     ...(tool.risk.classes.includes('admin') ? ctx.baseScopes.admin : []),
   ];
   if (!s.scopes) steps.push({ by: 'default', what: `scopes: [${effectiveScopes.join(', ')}] (by risk)` });
-  const effectiveConfirm = s.confirm ?? kind === 'destructive';
+  // A rule that names an approval mode or approvers asks for an approval: never silently none.
+  const asked = s.approval !== undefined || s.approvers !== undefined;
+  const effectiveConfirm = s.confirm ?? (kind === 'destructive' || asked);
   if (s.confirm === undefined && effectiveConfirm)
-    steps.push({ by: 'default', what: 'confirm: true (destructive)' });
+    steps.push({
+      by: 'default',
+      what: `confirm: true (${kind === 'destructive' ? 'destructive' : 'the rule names an approval'})`,
+    });
   const approvers = s.approvers ?? 1;
   // Two people can only be operators: a second approver implies operator whatever the mode said.
   const approval: ApprovalMode = approvers === 2 ? 'operator' : (s.approval ?? 'auto');
@@ -228,6 +262,11 @@ function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
     retries: kind === 'read' && ['get', 'head', 'options'].includes(tool.source.method) ? s.retries : false,
     steps,
   };
+}
+
+/** `['apis', 'crm', 'rules', 0]` → `apis.crm.rules[0]`, as a user points at a key. */
+export function renderPath(path: ReadonlyArray<string | number>): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
 function classificationStep(tool: Tool, kind: ToolKind): ExplainStep {

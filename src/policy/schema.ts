@@ -14,6 +14,9 @@ export type Environment = (typeof ENVIRONMENTS)[number];
 export const RESTRICTED_RISKS = ['admin', 'credential', 'raw-query', 'bulk-export'] as const;
 export type RestrictedRisk = (typeof RESTRICTED_RISKS)[number];
 
+/** An API's name in an API set (`apis:`): short, lower-case, usable in env var names and tool prefixes. */
+export const API_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 /** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
@@ -82,8 +85,13 @@ export const matchSchema = z
     tag: z.string().min(1).optional().describe("One of the operation's OpenAPI tags."),
     method: z.enum(METHODS).optional(),
     path: z.string().startsWith('/').optional().describe('Path template, or a glob such as `/admin/**`.'),
+    api: z
+      .string()
+      .regex(API_NAME, 'an API name is lower-case letters, digits, - and _ (see `apis:`)')
+      .optional()
+      .describe('In an API set: the API (its name under `apis:`) the tool belongs to.'),
   })
-  .refine((m) => Object.keys(m).length > 0, 'a match needs at least one of name, tag, method, path')
+  .refine((m) => Object.keys(m).length > 0, 'a match needs at least one of name, tag, method, path, api')
   .describe('Which tools the rule applies to: every given key must match.');
 
 export type PolicyMatch = z.output<typeof matchSchema>;
@@ -170,6 +178,12 @@ export const ruleSchema = z
         code: 'custom',
         path: ['reason'],
         message: 'approval: agent (the agent confirms its own call) needs a reason',
+      });
+    if (r.confirm === false && (r.approval !== undefined || r.approvers !== undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['confirm'],
+        message: 'confirm: false cannot go with approval or approvers (they ask for an approval)',
       });
     if (r.approvers === 2 && (r.approval === 'elicit' || r.approval === 'agent'))
       ctx.addIssue({
@@ -332,6 +346,53 @@ export const telemetrySchema = z
 
 export type TracesDoc = NonNullable<z.output<typeof telemetrySchema>['traces']>;
 
+/**
+ * One API of an API set. Its `rules` are the top-level rules with `match.api` set to this API, placed
+ * before the top-level `rules` (which therefore have the last word); its limits are defaults for its
+ * tools, between the top-level `defaults` and any rule.
+ */
+export const apiSchema = z
+  .strictObject({
+    spec: z
+      .string()
+      .min(1)
+      .describe(
+        "The API's OpenAPI 3.0/3.1 or Swagger 2.0 spec: a file (relative to the policy file) or an http(s) URL.",
+      ),
+    baseUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("Where the API is (overrides the spec's servers; fixed at start-up)."),
+    prefix: z
+      .string()
+      .regex(/^([A-Za-z][A-Za-z0-9-]{0,31})?$/, 'a prefix is a letter then letters, digits or -, up to 32')
+      .optional()
+      .describe(
+        'What its tool names start with, before `_` (default: the API name); "" (no prefix) needs `reason`.',
+      ),
+    reason: reason.optional().describe('Why the prefix is empty (tool names may then collide across APIs).'),
+    required: z
+      .boolean()
+      .default(false)
+      .describe(
+        'false (default): a spec that cannot be loaded takes only this API out (logged, named by /readyz under `degraded`). true: the gateway does not start without it (all-or-nothing).',
+      ),
+    credentials: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/), credentialSchema)
+      .optional()
+      .describe("This API's upstream credentials (as top-level `credentials`); never sent to another API."),
+    rules: z
+      .array(ruleSchema)
+      .nullish()
+      .transform((r) => r ?? [])
+      .describe('Rules for this API only (as top-level `rules`, `match.api` implied).'),
+    ...limits,
+  })
+  .superRefine((a, ctx) => {
+    if (a.prefix === '' && !a.reason)
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'prefix: "" (no prefix) needs a reason' });
+  });
+
 export const callersSchema = z.strictObject({
   stdio: z
     .strictObject({ principal: z.string().min(1).max(100).default('local'), scopes: scopes.optional() })
@@ -387,6 +448,20 @@ export const policySchema = z
       .describe('Scopes a tool needs when no rule sets `scopes`, by risk.'),
     callers: callersSchema.optional(),
     credentials: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), credentialSchema).optional(),
+    apis: z
+      .record(
+        z
+          .string()
+          .regex(
+            API_NAME,
+            'an API name is 1 to 32 lower-case letters, digits, - or _, starting with a letter',
+          ),
+        apiSchema,
+      )
+      .optional()
+      .describe(
+        'An API set: several APIs behind this one gateway (`serve --policy` without `--spec`), each with its spec, base URL, prefix, credentials, limits and rules.',
+      ),
     audit: z
       .strictObject({
         fsync: z
@@ -508,7 +583,16 @@ export const policySchema = z
                 .describe('Who this is: the actor of everything done with this token (audit, approvals).'),
               token: secretRef.describe('The own admin token of this operator (a reference).'),
               principals: z
-                .array(z.string().min(1).max(300))
+                .array(
+                  z
+                    .string()
+                    .max(300)
+                    // A bare name would never match a caller, and the person could approve their own calls.
+                    .regex(
+                      /^(key:.+|jwt:.+#.+|stdio:.+|anonymous)$/,
+                      'a caller id as the audit writes it: key:<id>, jwt:<issuer>#<subject>, stdio:<name> or anonymous',
+                    ),
+                )
                 .max(50)
                 .optional()
                 .describe(
@@ -535,6 +619,32 @@ export const policySchema = z
       .nullish()
       .transform((r) => r ?? []),
   })
+  .superRefine((d, ctx) => {
+    if (!d.apis) return;
+    const names = Object.keys(d.apis);
+    if (names.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['apis'], message: 'an API set needs at least one API' });
+    // In a set every credential belongs to one API, so that it can never reach another's origin.
+    if (d.credentials)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['credentials'],
+        message: 'with `apis:`, credentials go under apis.<name>.credentials (each API has its own)',
+      });
+    const seen = new Map<string, string>();
+    for (const [name, api] of Object.entries(d.apis)) {
+      const prefix = (api.prefix ?? name).toLowerCase();
+      if (prefix === '') continue;
+      const other = seen.get(prefix);
+      if (other !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apis', name, 'prefix'],
+          message: `apis.${name} and apis.${other} have the same prefix "${prefix}"`,
+        });
+      seen.set(prefix, name);
+    }
+  })
   .describe('mcp-warden policy: what agents may call, as whom, with which upstream credentials.');
 
 export type PolicyDoc = z.output<typeof policySchema>;
@@ -543,6 +653,7 @@ export type CredentialDef = z.output<typeof credentialSchema>;
 export type CredentialSource = z.output<typeof credentialSource>;
 export type ApiKeyDef = z.output<typeof apiKeySchema>;
 export type CallersDoc = z.output<typeof callersSchema>;
+export type ApiDoc = z.output<typeof apiSchema>;
 
 /** Default scopes by risk when neither a rule nor `scopes:` says otherwise. */
 export const DEFAULT_SCOPES = {

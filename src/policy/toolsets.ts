@@ -10,11 +10,15 @@ import type { PolicyDoc } from './schema.js';
  * no tag falls in the group of its first path segment (`/v1/customers/{id}` → `customers`), so
  * untagged specs such as Stripe's still have useful groups. The policy may define more, or redefine
  * one, under `toolsets:` with the rules' match syntax.
+ *
+ * In an API set, each API is a toolset of its own (named by the API), and the automatic groups are
+ * named `<api>:<tag>` (`crm:customers`, `billing:customers`): two APIs with the same tag stay two
+ * groups, and a policy toolset can still gather tools across APIs.
  */
 export interface Toolset {
   name: string;
   description: string;
-  source: 'tag' | 'path' | 'policy';
+  source: 'api' | 'tag' | 'path' | 'policy';
   tools: string[];
 }
 
@@ -31,13 +35,33 @@ export function slug(s: string): string {
 
 const VERSION_SEGMENT = /^(v\d+(\.\d+)*|api|rest)$/i;
 
-/** The automatic toolsets of a tool: its tags, or else its first meaningful path segment. */
-function automatic(t: Tool): Array<{ name: string; source: 'tag' | 'path'; label: string }> {
+type Automatic = { name: string; source: 'api' | 'tag' | 'path'; label: string; api?: string };
+
+/**
+ * The automatic toolsets of a tool: its tags, or else its first meaningful path segment; in an API
+ * set, its API too, and the others carry the API's name in front.
+ */
+function automatic(t: Tool): Automatic[] {
+  const own = groups(t);
+  if (t.api === undefined) return own;
+  return [
+    { name: t.api, source: 'api', label: t.api },
+    ...own.map((g) => ({ ...g, name: `${t.api}:${g.name}`, api: t.api })),
+  ];
+}
+
+function groups(t: Tool): Automatic[] {
   const tags = t.source.tags.map((tag) => ({ name: slug(tag), source: 'tag' as const, label: tag }));
   if (tags.some((x) => x.name)) return tags.filter((x) => x.name);
   const seg = t.source.path.split('/').filter((s) => s && !s.startsWith('{') && !VERSION_SEGMENT.test(s))[0];
   const name = seg ? slug(seg) : '';
   return name ? [{ name, source: 'path', label: `/${seg}` }] : [];
+}
+
+function describe(a: Automatic): string {
+  if (a.source === 'api') return `Every operation of API "${a.label}"`;
+  const of = a.api !== undefined ? ` (API "${a.api}")` : '';
+  return a.source === 'tag' ? `Operations tagged "${a.label}"${of}` : `Operations under ${a.label}${of}`;
 }
 
 export function listToolsets(catalog: Catalog, doc: PolicyDoc | undefined): Toolset[] {
@@ -48,7 +72,7 @@ export function listToolsets(catalog: Catalog, doc: PolicyDoc | undefined): Tool
       if (!s) {
         s = {
           name: a.name,
-          description: a.source === 'tag' ? `Operations tagged "${a.label}"` : `Operations under ${a.label}`,
+          description: describe(a),
           source: a.source,
           tools: [],
         };
@@ -68,6 +92,12 @@ export function listToolsets(catalog: Catalog, doc: PolicyDoc | undefined): Tool
   return [...sets.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** `crm:Pull Requests` → `crm:pull-requests`: the API's name and the group's slug, each on its side. */
+function slugged(name: string): string {
+  const at = name.indexOf(':');
+  return at < 0 ? slug(name) : `${name.slice(0, at).trim().toLowerCase()}:${slug(name.slice(at + 1))}`;
+}
+
 /**
  * The tool names in the requested toolsets. An unknown name is a start-up error with the closest
  * match, never a silently empty server.
@@ -83,7 +113,7 @@ export function selectToolsets(
   const out = new Set<string>();
   for (const raw of requested) {
     const want = raw.trim();
-    const set = byName.get(want) ?? byName.get(slug(want));
+    const set = byName.get(want) ?? byName.get(slugged(want));
     if (!set) {
       const message = `no toolset named "${want}"${didYouMean(want, names)}; list them with \`mcp-warden toolsets <spec>\``;
       if (!onUnknown) throw new WardenError('CONFIG_INVALID', message);

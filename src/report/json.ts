@@ -4,29 +4,54 @@ import type { SpecDeviation } from '../openapi/repair.js';
 /** Bumped on any breaking change to the shape below (documented in docs/scan-report.md). */
 export const REPORT_VERSION = 1;
 
+export interface ReportSpec {
+  source: string;
+  title: string;
+  apiVersion: string;
+  specVersion: string;
+  servers: string[];
+}
+
+export interface ReportSummary {
+  operations: number;
+  exposed: number;
+  hidden: number;
+  byRisk: Record<RiskClass, number>;
+  unbounded: number;
+  withDataClasses: number;
+}
+
 export interface ScanReport {
   reportVersion: number;
   generator: { name: 'mcp-warden'; version: string };
-  spec: { source: string; title: string; apiVersion: string; specVersion: string; servers: string[] };
-  summary: {
-    operations: number;
-    exposed: number;
-    hidden: number;
-    byRisk: Record<RiskClass, number>;
-    unbounded: number;
-    withDataClasses: number;
-  };
+  /** The spec; for an API set, the set (`source` and `title` joined with ` + `, no version). */
+  spec: ReportSpec;
+  summary: ReportSummary;
+  /** An API set: one entry per API, in the order given (added within reportVersion 1). */
+  apis?: ReportApi[];
   tools: ReportTool[];
   warnings: string[];
   /**
    * Harmless departures from the OpenAPI meta-schema the loader repaired or ignored, one entry per
-   * kind (added within reportVersion 1: older readers ignore it).
+   * kind (added within reportVersion 1: older readers ignore it); in an API set, per kind and API.
    */
-  deviations: SpecDeviation[];
+  deviations: ReportDeviation[];
+}
+
+export type ReportDeviation = SpecDeviation & { api?: string };
+
+export interface ReportApi {
+  name: string;
+  /** What its tool names start with, before `_` (`""`: no prefix). */
+  prefix: string;
+  spec: ReportSpec;
+  summary: ReportSummary;
 }
 
 export interface ReportTool {
   name: string;
+  /** An API set: the API the tool belongs to (added within reportVersion 1). */
+  api?: string;
   method: string;
   path: string;
   operationId: string | null;
@@ -44,6 +69,65 @@ export interface ReportTool {
 }
 
 export function toReport(catalog: Catalog, version: string, deviations: SpecDeviation[] = []): ScanReport {
+  return {
+    reportVersion: REPORT_VERSION,
+    generator: { name: 'mcp-warden', version },
+    spec: specOf(catalog),
+    summary: summaryOf(catalog.tools),
+    tools: catalog.tools.map(toolOf),
+    warnings: catalog.warnings,
+    deviations,
+  };
+}
+
+/** One API of a set as `scan` reads it: its catalogue already prefixed, each tool's `api` set. */
+export interface ReportPart {
+  name: string;
+  prefix: string;
+  catalog: Catalog;
+  deviations: SpecDeviation[];
+}
+
+/**
+ * One report for an API set: every API's tools in one list (each with its `api`), a summary over
+ * all of them and one per API, warnings and deviations tagged with their API.
+ */
+export function toSetReport(parts: readonly ReportPart[], version: string): ScanReport {
+  const tools = parts.flatMap((p) => p.catalog.tools);
+  return {
+    reportVersion: REPORT_VERSION,
+    generator: { name: 'mcp-warden', version },
+    spec: {
+      source: parts.map((p) => p.catalog.source).join(' + '),
+      title: parts.map((p) => p.name).join(' + '),
+      apiVersion: '',
+      specVersion: '',
+      servers: [...new Set(parts.flatMap((p) => p.catalog.servers.map((x) => x.url)))],
+    },
+    summary: summaryOf(tools),
+    apis: parts.map((p) => ({
+      name: p.name,
+      prefix: p.prefix,
+      spec: specOf(p.catalog),
+      summary: summaryOf(p.catalog.tools),
+    })),
+    tools: tools.map(toolOf),
+    warnings: parts.flatMap((p) => p.catalog.warnings.map((w) => `${p.name}: ${w}`)),
+    deviations: parts.flatMap((p) => p.deviations.map((d) => ({ ...d, api: p.name }))),
+  };
+}
+
+function specOf(catalog: Catalog): ReportSpec {
+  return {
+    source: catalog.source,
+    title: catalog.title,
+    apiVersion: catalog.apiVersion,
+    specVersion: catalog.specVersion,
+    servers: catalog.servers.map((s) => s.url),
+  };
+}
+
+function summaryOf(tools: readonly Tool[]): ReportSummary {
   const byRisk: Record<RiskClass, number> = {
     read: 0,
     write: 0,
@@ -53,44 +137,35 @@ export function toReport(catalog: Catalog, version: string, deviations: SpecDevi
     'bulk-export': 0,
     'raw-query': 0,
   };
-  for (const t of catalog.tools) for (const c of t.risk.classes) byRisk[c]++;
-  const exposed = catalog.tools.filter((t) => t.exposure.exposed).length;
+  for (const t of tools) for (const c of t.risk.classes) byRisk[c]++;
+  const exposed = tools.filter((t) => t.exposure.exposed).length;
   return {
-    reportVersion: REPORT_VERSION,
-    generator: { name: 'mcp-warden', version },
-    spec: {
-      source: catalog.source,
-      title: catalog.title,
-      apiVersion: catalog.apiVersion,
-      specVersion: catalog.specVersion,
-      servers: catalog.servers.map((s) => s.url),
-    },
-    summary: {
-      operations: catalog.tools.length,
-      exposed,
-      hidden: catalog.tools.length - exposed,
-      byRisk,
-      unbounded: catalog.tools.filter((t) => t.risk.unbounded).length,
-      withDataClasses: catalog.tools.filter((t) => t.dataClasses.length > 0).length,
-    },
-    tools: catalog.tools.map((t) => ({
-      name: t.name,
-      method: t.source.method.toUpperCase(),
-      path: t.source.path,
-      operationId: t.source.operationId ?? null,
-      tags: t.source.tags,
-      exposed: t.exposure.exposed,
-      reasons: t.exposure.reasons,
-      risk: t.risk.classes,
-      unbounded: t.risk.unbounded,
-      findings: t.risk.findings,
-      dataClasses: t.dataClasses,
-      dataClassesTruncated: t.dataClassesTruncated,
-      auth: t.auth,
-      strippedParams: t.strippedParams,
-      pageSize: t.pageSize ?? null,
-    })),
-    warnings: catalog.warnings,
-    deviations,
+    operations: tools.length,
+    exposed,
+    hidden: tools.length - exposed,
+    byRisk,
+    unbounded: tools.filter((t) => t.risk.unbounded).length,
+    withDataClasses: tools.filter((t) => t.dataClasses.length > 0).length,
+  };
+}
+
+function toolOf(t: Tool): ReportTool {
+  return {
+    name: t.name,
+    ...(t.api !== undefined ? { api: t.api } : {}),
+    method: t.source.method.toUpperCase(),
+    path: t.source.path,
+    operationId: t.source.operationId ?? null,
+    tags: t.source.tags,
+    exposed: t.exposure.exposed,
+    reasons: t.exposure.reasons,
+    risk: t.risk.classes,
+    unbounded: t.risk.unbounded,
+    findings: t.risk.findings,
+    dataClasses: t.dataClasses,
+    dataClassesTruncated: t.dataClassesTruncated,
+    auth: t.auth,
+    strippedParams: t.strippedParams,
+    pageSize: t.pageSize ?? null,
   };
 }

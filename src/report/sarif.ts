@@ -4,6 +4,15 @@ import type { ScanReport } from './json.js';
 
 type Locate = (pointer: string) => { line: number; column: number } | undefined;
 
+/** Where one spec's results point: its file (none for a URL) and line finders for it. */
+export interface SarifArtifact {
+  uri: string | undefined;
+  /** Lines of operations (by JSON pointer into the document read). */
+  locate: Locate | undefined;
+  /** Lines of deviations (pointers into the file as written; default: `locate`). */
+  locateDeviation?: Locate | undefined;
+}
+
 const LEVEL: Record<string, 'error' | 'warning' | 'note'> = {
   admin: 'warning',
   credential: 'warning',
@@ -17,18 +26,19 @@ const LEVEL: Record<string, 'error' | 'warning' | 'note'> = {
 /**
  * SARIF 2.1.0: one result per risk finding that hides a tool (and per unbounded list), each at the
  * operation's line in the spec when the spec is a local file. Rules are the classification table.
+ * An API set is one run: each result points into its own API's spec (`artifactOf(api)`), and its
+ * fingerprint carries the API's name, so two APIs with the same path are two alerts.
  */
 export function renderSarif(
   r: ScanReport,
   pointers: Map<string, string>,
-  artifactUri: string | undefined,
-  locate: Locate | undefined,
-  locateDeviation: Locate | undefined = locate,
+  artifactOf: (api: string | undefined) => SarifArtifact,
 ): object {
   const rules = RISK_RULES.filter((x) => LEVEL[x.class] !== undefined);
   const index = new Map(rules.map((x, i) => [x.id, i]));
   const results: object[] = [];
   for (const t of r.tools) {
+    const { uri: artifactUri, locate } = artifactOf(t.api);
     const pointer = pointers.get(t.name);
     const pos = pointer && locate ? locate(pointer) : undefined;
     for (const f of t.findings) {
@@ -53,11 +63,13 @@ export function renderSarif(
             ],
           },
         ],
-        partialFingerprints: { operation: `${t.method} ${t.path}#${f.rule}` },
+        partialFingerprints: {
+          operation: `${t.api !== undefined ? `${t.api}:` : ''}${t.method} ${t.path}#${f.rule}`,
+        },
       });
     }
   }
-  const deviations = deviationResults(r, rules.length, artifactUri, locateDeviation);
+  const deviations = deviationResults(r, rules.length, artifactOf);
   results.push(...deviations.results);
   return {
     $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
@@ -100,34 +112,41 @@ export const deviationRuleId = (kind: DeviationKind): string => `spec-deviation-
 function deviationResults(
   r: ScanReport,
   firstIndex: number,
-  artifactUri: string | undefined,
-  locate: Locate | undefined,
+  artifactOf: (api: string | undefined) => SarifArtifact,
 ): { rules: object[]; results: object[] } {
-  const rules = r.deviations.map((d) => ({
+  // One rule per kind, even when several APIs of a set have it.
+  const kinds = [...new Map(r.deviations.map((d) => [d.kind, d])).values()];
+  const rules = kinds.map((d) => ({
     id: deviationRuleId(d.kind),
     name: pascal(deviationRuleId(d.kind)),
     shortDescription: { text: `spec deviation (${d.action}): ${d.message}` },
     defaultConfiguration: { level: 'note' },
     properties: { deviation: d.kind, action: d.action },
   }));
-  const results = r.deviations.flatMap((d, i) =>
-    d.where.map((pointer) => {
+  const ruleIndex = new Map(kinds.map((d, i) => [d.kind, firstIndex + i]));
+  const results = r.deviations.flatMap((d) => {
+    const where = artifactOf(d.api);
+    const locate = 'locateDeviation' in where ? where.locateDeviation : where.locate;
+    const api = d.api !== undefined ? `${d.api}:` : '';
+    return d.where.map((pointer) => {
       const pos = locate?.(pointer);
       return {
         ruleId: deviationRuleId(d.kind),
-        ruleIndex: firstIndex + i,
+        ruleIndex: ruleIndex.get(d.kind),
         level: 'note',
-        message: { text: `${d.message} (${d.action}; ${d.count} place(s) in all), here at ${pointer}.` },
+        message: {
+          text: `${d.api !== undefined ? `API ${d.api}: ` : ''}${d.message} (${d.action}; ${d.count} place(s) in all), here at ${pointer}.`,
+        },
         locations: [
           {
-            ...physicalLocation(artifactUri, pos),
-            logicalLocations: [{ fullyQualifiedName: pointer, kind: 'member' }],
+            ...physicalLocation(where.uri, pos),
+            logicalLocations: [{ fullyQualifiedName: `${api}${pointer}`, kind: 'member' }],
           },
         ],
-        partialFingerprints: { deviation: `${d.kind}#${pointer}` },
+        partialFingerprints: { deviation: `${api}${d.kind}#${pointer}` },
       };
-    }),
-  );
+    });
+  });
   return { rules, results };
 }
 

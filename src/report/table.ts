@@ -1,21 +1,18 @@
-import type { ScanReport } from './json.js';
+import type { ReportSpec, ReportSummary, ScanReport } from './json.js';
 
-/** A terminal report: summary, one row per tool, then why each hidden tool is hidden. */
+/**
+ * A terminal report: summary, one row per tool, then why each hidden tool is hidden. An API set has
+ * a summary over all its APIs, then each API's heading and rows, in the order the APIs were given.
+ */
 export function renderTable(r: ScanReport, width = 120): string {
   const out: string[] = [];
-  const s = r.summary;
-  out.push(
-    `${r.spec.title} ${r.spec.apiVersion}  (${r.spec.source}, ${r.spec.specVersion === '2.0' ? 'Swagger' : 'OpenAPI'} ${r.spec.specVersion})`,
-  );
-  out.push(
-    `${s.operations} operations: ${s.exposed} exposed by default, ${s.hidden} hidden; ` +
-      Object.entries(s.byRisk)
-        .filter(([, n]) => n > 0)
-        .map(([c, n]) => `${c} ${n}`)
-        .join(', ') +
-      (s.unbounded ? `; ${s.unbounded} unbounded lists` : '') +
-      `; ${s.withDataClasses} return classified data`,
-  );
+  if (r.apis) {
+    out.push(`API set: ${r.spec.title}  (${r.apis.length} APIs)`);
+    out.push(summaryLine(r.summary));
+  } else {
+    out.push(specLine(r.spec));
+    out.push(summaryLine(r.summary));
+  }
   out.push('');
   const rows = r.tools.map((t) => {
     const data = countBy(t.dataClasses.map((d) => d.class));
@@ -40,7 +37,14 @@ export function renderTable(r: ScanReport, width = 120): string {
       .join('  ')
       .trimEnd();
   out.push(line(head));
-  for (const row of rows) out.push(line(row));
+  if (r.apis) {
+    for (const api of r.apis) {
+      out.push('', `${api.name}: ${specLine(api.spec)}`, `  ${summaryLine(api.summary)}`);
+      r.tools.forEach((t, i) => {
+        if (t.api === api.name) out.push(line(rows[i]!));
+      });
+    }
+  } else for (const row of rows) out.push(line(row));
   const hidden = r.tools.filter((t) => !t.exposed);
   if (hidden.length) {
     out.push('', 'Why hidden:');
@@ -50,7 +54,9 @@ export function renderTable(r: ScanReport, width = 120): string {
     // Also among the warnings; here as a count per kind, which is what a reader scans for.
     out.push('', `Spec deviations repaired or ignored (${r.deviations.length} kinds):`);
     for (const d of r.deviations)
-      out.push(`  ${d.kind}: ${d.count}× ${d.action} — ${d.message} (first at ${d.where[0]})`);
+      out.push(
+        `  ${d.api !== undefined ? `${d.api}: ` : ''}${d.kind}: ${d.count}× ${d.action} — ${d.message} (first at ${d.where[0]})`,
+      );
   }
   if (r.warnings.length) {
     out.push('', `Warnings (${r.warnings.length}):`);
@@ -58,6 +64,22 @@ export function renderTable(r: ScanReport, width = 120): string {
     if (r.warnings.length > 20) out.push(`  …and ${r.warnings.length - 20} more (see --format json)`);
   }
   return `${out.join('\n')}\n`;
+}
+
+function specLine(spec: ReportSpec): string {
+  return `${spec.title} ${spec.apiVersion}  (${spec.source}, ${spec.specVersion === '2.0' ? 'Swagger' : 'OpenAPI'} ${spec.specVersion})`;
+}
+
+function summaryLine(s: ReportSummary): string {
+  return (
+    `${s.operations} operations: ${s.exposed} exposed by default, ${s.hidden} hidden; ` +
+    Object.entries(s.byRisk)
+      .filter(([, n]) => n > 0)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ') +
+    (s.unbounded ? `; ${s.unbounded} unbounded lists` : '') +
+    `; ${s.withDataClasses} return classified data`
+  );
 }
 
 function pad(s: string, w: number): string {

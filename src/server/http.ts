@@ -6,17 +6,23 @@ import {
 } from 'node:http';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import {
+  type AuthInfo,
   createMcpHandler,
   type McpServerFactory,
+  SERVER_INFO_META_KEY,
+  SUBSCRIPTION_ID_META_KEY,
   validateHostHeader,
   validateOriginHeader,
 } from '@modelcontextprotocol/server';
+import { buildView } from '../control/view.js';
 import { type HttpError, replyHttpError } from '../errors/index.js';
 import { tooDeep } from '../lib/json-depth.js';
 import { listen } from '../lib/listen.js';
 import { Health, isProbePath } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
-import { type Callers, carryPrincipal } from './callers.js';
+import { VERSION } from '../version.js';
+import { type Callers, carriedPrincipal, carryPrincipal } from './callers.js';
+import { ListChanges, type StreamSlot } from './list-changes.js';
 
 export interface HttpOptions {
   factory: McpServerFactory;
@@ -35,6 +41,11 @@ export interface HttpOptions {
   maxJsonDepth?: number;
   /** Answers `/healthz` and `/readyz` (default: live, and ready with nothing to check). */
   health?: Health;
+  /**
+   * Who is told of tool-list changes, and the bounds on notification streams (default: a list that
+   * never changes, with the default bounds).
+   */
+  changes?: ListChanges;
 }
 
 export interface RunningHttp {
@@ -69,6 +80,8 @@ export const TRANSPORT_STEPS = [
   'batch',
   // Before the SDK walks the message: deep nesting would exhaust its recursion.
   'depth',
+  // Once every other check passed: a stream held open (GET, subscriptions/listen) takes a slot, bounded per caller and in all.
+  'stream',
   // Last: the SDK dispatches the one checked message (both protocol eras, stateless).
   'sdk',
 ] as const;
@@ -86,6 +99,8 @@ interface Exchange {
   body?: Buffer;
   /** parse → the JSON-RPC message. */
   message?: { value: unknown };
+  /** stream → the slot a `subscriptions/listen` stream holds while the SDK serves it. */
+  stream?: StreamSlot;
 }
 
 /** A step goes on (nothing), refuses (answered with the code's status), or has answered itself. */
@@ -93,7 +108,7 @@ type Verdict = undefined | 'answered' | (HttpError & { headers?: Record<string, 
 type TransportStep = (x: Exchange) => Verdict | Promise<Verdict>;
 
 /** The steps' implementations; the compiler checks there is one for every name in TRANSPORT_STEPS. */
-function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>) {
+function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>, streams: Streams) {
   const maxBody = o.maxBodyBytes ?? 1024 * 1024;
   const maxDepth = o.maxJsonDepth ?? 64;
   const allowed = o.allowedHosts?.length ? o.allowedHosts : LOOPBACK_NAMES;
@@ -170,8 +185,40 @@ function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>
       if (x.message && tooDeep(x.message.value, maxDepth))
         return { code: 'HTTP_BAD_REQUEST', message: `The JSON body nests deeper than ${maxDepth} levels.` };
     },
+    stream(x) {
+      const listenId = listenIdOf(x.message?.value);
+      const get = x.req.method === 'GET' && acceptsEventStream(x.req);
+      if (listenId === undefined && !get) return;
+      const caller = carriedPrincipal((x.req as IncomingMessage & { auth?: AuthInfo }).auth);
+      const slot = streams.changes.claim(caller);
+      if (slot === 'caller' || slot === 'total') {
+        o.logger.info({ principal: caller.id, bound: slot }, 'notification stream refused: too many open');
+        const n = slot === 'caller' ? streams.changes.limits.perCaller : streams.changes.limits.total;
+        return {
+          code: 'HTTP_TOO_MANY_STREAMS',
+          message:
+            slot === 'caller'
+              ? `Too many open notification streams for this caller (${n}); close one first.`
+              : `Too many open notification streams on this server (${n}); retry later.`,
+        };
+      }
+      if (listenId === undefined) {
+        streams.serveGet(x.res, slot);
+        return 'answered';
+      }
+      slot.listenId = listenId;
+      x.stream = slot;
+    },
     async sdk(x) {
-      await handle(x.req, x.res, x.message?.value);
+      const slot = x.stream;
+      if (!slot) await handle(x.req, x.res, x.message?.value);
+      else {
+        // The SDK subscribes the listen stream inside this call; the slot says for whom. It is held
+        // until the response ends (the handler returns once the stream is over).
+        const done = streams.changes.within(slot, () => handle(x.req, x.res, x.message?.value));
+        streams.track(done);
+        await done.finally(slot.release);
+      }
       return 'answered' as const;
     },
   };
@@ -184,12 +231,25 @@ function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>
  */
 export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
   const host = o.host ?? '127.0.0.1';
+  const changes = o.changes ?? new ListChanges({ view: () => NOTHING_SERVED });
   const mcp = createMcpHandler(o.factory, {
     legacy: 'stateless',
     maxRequestBodySize: o.maxBodyBytes ?? 1024 * 1024,
     onerror: (e) => o.logger.debug({ err: e.message }, 'mcp request rejected'),
+    // Listen streams subscribe to the change notices of the caller whose slot opened them.
+    bus: changes.bus,
+    maxSubscriptions: changes.limits.total,
+    keepAliveMs: changes.limits.keepAliveMs,
   });
-  const steps = transportSteps(o, toNodeHandler(mcp));
+  const streams = openStreams(changes);
+  const steps = transportSteps(
+    o,
+    toNodeHandler({
+      fetch: async (request, options) =>
+        endingListen(await mcp.fetch(request, options), changes.current(), streams),
+    }),
+    streams,
+  );
   let callers: Callers | undefined;
 
   const server = createServer(async (req, res) => {
@@ -219,7 +279,176 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
     await listening.close();
     throw e;
   }
-  return { url, server, close: listening.close };
+  return {
+    url,
+    server,
+    close: async () => {
+      // Streams first, each ended cleanly (a client told the stream is over, not cut off), then the socket.
+      await streams.close(() => mcp.close());
+      await listening.close();
+    },
+  };
+}
+
+/** No tools: what an endpoint started without a change source lists to everyone, for ever. */
+const NOTHING_SERVED = buildView([], new Map(), { kill: 'none', toggles: new Map() }, 1);
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+};
+const LIST_CHANGED_FRAME = `event: message\ndata: ${JSON.stringify({
+  jsonrpc: '2.0',
+  method: 'notifications/tools/list_changed',
+})}\n\n`;
+/** How soon a 2025-11-25 client opens a new GET stream once one ends (its lifetime): the SSE `retry` field. */
+const RECONNECT_MS = 1000;
+/** How long close waits for streams to flush their last frame before the sockets are dropped. */
+const CLOSE_GRACE_MS = 2000;
+
+/** The notification streams this endpoint holds open, so that close can end each one cleanly. */
+interface Streams {
+  changes: ListChanges;
+  /** A 2025-11-25 client's standalone GET stream: only `notifications/tools/list_changed` is sent on it. */
+  serveGet(res: ServerResponse, slot: StreamSlot): void;
+  /** Counts a stream until `done` settles (close waits for it). */
+  track(done: Promise<unknown>): void;
+  /** A listen stream's lifetime: ends it gracefully when due (or at close). */
+  bound(end: () => void): () => void;
+  close(closeSdk: () => Promise<void>): Promise<void>;
+}
+
+function openStreams(changes: ListChanges): Streams {
+  const { keepAliveMs, lifetimeMs } = changes.limits;
+  const ends = new Set<() => void>();
+  const pending = new Set<Promise<void>>();
+  const track = (done: Promise<unknown>) => {
+    const settled = done.then(
+      () => {},
+      () => {},
+    );
+    pending.add(settled);
+    void settled.then(() => pending.delete(settled));
+  };
+  const bound = (end: () => void) => {
+    const timer = setTimeout(end, lifetimeMs);
+    ends.add(end);
+    return () => {
+      clearTimeout(timer);
+      ends.delete(end);
+    };
+  };
+  return {
+    changes,
+    track,
+    bound,
+    serveGet(res, slot) {
+      res.writeHead(200, SSE_HEADERS);
+      res.write(`retry: ${RECONNECT_MS}\n\n`);
+      const write = (frame: string) => {
+        if (!res.writableEnded && !res.destroyed) res.write(frame);
+      };
+      const stop = changes.listen(slot.caller, () => write(LIST_CHANGED_FRAME));
+      const keepAlive =
+        keepAliveMs > 0 ? setInterval(() => write(': keepalive\n\n'), keepAliveMs) : undefined;
+      // Ended, not cut: the client sees a finished stream and opens another (authenticated again).
+      const unbound = bound(() => {
+        if (!res.writableEnded) res.end();
+      });
+      track(
+        new Promise<void>((resolve) =>
+          res.once('close', () => {
+            clearInterval(keepAlive);
+            unbound();
+            stop();
+            slot.release();
+            resolve();
+          }),
+        ),
+      );
+    },
+    async close(closeSdk) {
+      // The SDK ends its listen streams with the graceful result; GET streams end here.
+      await closeSdk();
+      for (const end of [...ends]) end();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(pending),
+        new Promise((r) => {
+          timer = setTimeout(r, CLOSE_GRACE_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * A `subscriptions/listen` stream, ended gracefully at its lifetime: the SDK's frames pass through as
+ * they come, then the empty listen result (the spec's graceful close, which a client tells apart
+ * from a dropped connection) and the end of the stream; the SDK's side is cancelled, so it unsubscribes.
+ */
+function endingListen(response: Response, slot: StreamSlot | undefined, streams: Streams): Response {
+  const id = slot?.listenId;
+  if (id === undefined || !response.body || !isEventStream(response.headers.get('content-type')))
+    return response;
+  const reader = response.body.getReader();
+  let finished = false;
+  let unbound = () => {};
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      unbound = streams.bound(() => {
+        if (finished) return;
+        finished = true;
+        controller.enqueue(new TextEncoder().encode(listenResultFrame(id)));
+        controller.close();
+        void reader.cancel().catch(() => {});
+      });
+    },
+    async pull(controller) {
+      const next = await reader.read();
+      if (finished) return;
+      if (next.done) {
+        finished = true;
+        unbound();
+        controller.close();
+      } else controller.enqueue(next.value);
+    },
+    cancel(reason) {
+      finished = true;
+      unbound();
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: response.status, headers: response.headers });
+}
+
+/** The empty `subscriptions/listen` result: the server ended the subscription on purpose. */
+function listenResultFrame(id: string | number): string {
+  const result = {
+    resultType: 'complete',
+    _meta: {
+      [SUBSCRIPTION_ID_META_KEY]: id,
+      [SERVER_INFO_META_KEY]: { name: 'mcp-warden', version: VERSION },
+    },
+  };
+  return `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result })}\n\n`;
+}
+
+/** The id of a `subscriptions/listen` request (a stream the SDK will hold open), if this is one. */
+function listenIdOf(message: unknown): string | number | undefined {
+  const m = message as { method?: unknown; id?: unknown } | null | undefined;
+  if (m?.method !== 'subscriptions/listen') return undefined;
+  return typeof m.id === 'string' || typeof m.id === 'number' ? m.id : undefined;
+}
+
+function acceptsEventStream(req: IncomingMessage): boolean {
+  return isEventStream(req.headers.accept);
+}
+
+function isEventStream(value: string | null | undefined): boolean {
+  return (value ?? '').toLowerCase().includes('text/event-stream');
 }
 
 /** A refusal: the rest of the body is drained (the connection stays usable), then the JSON-RPC error. */

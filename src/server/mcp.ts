@@ -29,7 +29,10 @@ export interface McpWiring {
   stdioPrincipal?: Principal;
   /** In-band `elicitation/create` works only on a connection (stdio), not on stateless HTTP. */
   inBandElicitation: boolean;
-  /** Told of each server built, so `tools/list_changed` can reach connected (stdio) clients. */
+  /**
+   * Told of each server built, so `tools/list_changed` can reach connected (stdio) clients; HTTP
+   * clients hear through their notification streams instead (list-changes.ts).
+   */
   onServer?: (server: Server) => void;
   /** Dynamic mode: list three meta-tools (search, describe, call) instead of the catalogue. */
   dynamic?: MetaTools;

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { FSWatcher } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
-import type { McpServerFactory, Server } from '@modelcontextprotocol/server';
+import type { McpServerFactory } from '@modelcontextprotocol/server';
 import type { Dispatcher } from 'undici';
 import type { AdminServer } from '../admin/api.js';
 import { startAdminPort } from '../admin/port.js';
@@ -25,6 +24,7 @@ import { Observers } from '../observe/observers.js';
 import { startTracing, type Tracing } from '../observe/tracing.js';
 import type { LoadOptions } from '../openapi/load.js';
 import { createPipeline, type Pipeline } from '../pipeline/index.js';
+import { createLimit } from '../pipeline/limit.js';
 import { DEFAULT_POLICY } from '../policy/evaluate.js';
 import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
 import {
@@ -37,15 +37,26 @@ import {
 import { createRedactor, type Redactor } from '../protect/redactor.js';
 import { type AuditSinks, openAuditSinks } from './audit-sinks.js';
 import { principalIds } from './callers.js';
+import { ListChanges, type StreamLimits } from './list-changes.js';
 import { createServerFactory } from './mcp.js';
-import { type LoadedApi, loadApi, ServedApi } from './served-api.js';
+import {
+  type ApiStatus,
+  type LoadedApi,
+  loadApis,
+  membersOf,
+  type ReloadResult,
+  ServedApi,
+} from './served-api.js';
 import { type OpenedState, openState } from './shared-state.js';
 import { reportStartup } from './startup-report.js';
 import { isLoopback, type RunningTransport, startTransport, type TransportOptions } from './transport.js';
 
 export interface ServeOptions {
-  spec: string;
+  /** One spec (the one-API case); without it, `apis` or the policy's `apis:` give an API set. */
+  spec?: string;
   baseUrl?: string;
+  /** An API set without a policy section: `--api name=spec[,base-url]`, one per API. */
+  apis?: Array<{ name: string; spec: string; baseUrl?: string }>;
   policy?: string;
   environment?: Environment;
   /** The JSON Lines audit (relative: against the cwd); default `<state dir>/<spec folder>/audit.jsonl`. */
@@ -74,6 +85,8 @@ export interface ServeOptions {
   toolsets?: string[];
   /** List three meta-tools (search, describe, call) instead of every tool. */
   dynamic?: boolean;
+  /** Bounds on HTTP notification streams (default `STREAM_DEFAULTS` in list-changes.ts). */
+  streams?: Partial<StreamLimits>;
   load?: LoadOptions;
   env?: NodeJS.ProcessEnv;
 }
@@ -83,11 +96,15 @@ export interface Gateway {
   readonly pipeline: Pipeline;
   /** Resolves when every audit record so far is in the database mirror (when there is one). */
   flushAudit(): Promise<void>;
-  /** Reloads the spec now (new and changed tools wait for approval). */
-  reloadSpec(actor: string): Promise<{ tools: number; pending: string[] }>;
+  /** Reloads the spec now (in an API set: the API named, or each one); new and changed tools wait for approval. */
+  reloadSpec(actor: string, api?: string): Promise<ReloadResult>;
+  /** The APIs of an API set and whether each is served (empty for a single spec). */
+  apis(): ApiStatus[];
   controller: Controller;
   /** Out-of-band approvals: parked calls, operators' decisions (the admin API uses the same). */
   approvals: Approvals;
+  /** Who listens for tool-list changes (stdio servers, HTTP notification streams). */
+  changes: ListChanges;
   metrics: Metrics;
   readonly alerts: Alerts;
   logger: Logger;
@@ -110,14 +127,11 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const policy = o.policy !== undefined ? readPolicyFile(o.policy) : undefined;
   const doc = policy?.doc ?? DEFAULT_POLICY;
   requireCallersBeyondLoopback(o.transport, doc.callers);
-  const source = {
-    spec: o.spec,
-    ...(o.baseUrl !== undefined ? { baseUrl: o.baseUrl } : {}),
-    load: o.load ?? {},
-  };
-  const first = await loadApi(source);
+  const members = membersOf(o, doc, policy?.file);
   const redactor = createRedactor();
   const logger = createLogger({ ...(o.logLevel ? { level: o.logLevel } : {}), redactor });
+  const set = await loadApis(members, logger);
+  const first = { catalog: set.catalog };
   // Built once; when off, nothing of OpenTelemetry is loaded and the pipeline runs its plain loop.
   const tracing = await startTracing({
     config: doc.telemetry?.traces,
@@ -130,14 +144,17 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     o.auditFile !== undefined
       ? resolvePath(o.auditFile)
       : unlockedDefault(
-          defaultAuditFile(o.spec, { env, ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}) }),
+          // An API set's folder is named after its policy file (else its first spec).
+          defaultAuditFile(o.spec ?? policy?.file ?? members[0]!.source.spec, {
+            env,
+            ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}),
+          }),
         );
   let catalogNow = (): Catalog => first.catalog;
   const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
   const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
   const approvals = openApprovals(doc, rt, controller);
   const serving = { now: false };
-  const health = healthOf(rt, serving, logger);
   catalogNow = () => controller.currentCatalog();
   // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
   const agent = createHttpAgent();
@@ -145,8 +162,17 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     ...{ o, doc, env, controller, redactor, rt, agent, logger, tracing },
     approvals,
   });
-  const served = new ServedApi({ source, first, controller, makePipeline, logger });
-  reportStartup({ api: first, controller, policyFile: policy?.file, auditFile, logger });
+  const served = new ServedApi({ set, controller, makePipeline, logger });
+  const health = healthOf(rt, serving, served, logger);
+  // Every change of what is served (here, or by another instance through the shared state) reaches
+  // the clients listening, each told only when its own list changed.
+  const changes = new ListChanges({
+    view: () => controller.view(),
+    ...(o.streams ? { limits: o.streams } : {}),
+    warn: (m) => logger.warn(m),
+  });
+  controller.onChange(() => changes.changed());
+  reportStartup({ api: served.summary(), controller, policyFile: policy?.file, auditFile, logger });
   if (policy && o.watchPolicy !== false) controller.watchFile();
   const specWatcher = o.watchSpec ? served.watch() : undefined;
   // The admin port binds before the transport: over stdio, a failure once the transport is up would
@@ -157,7 +183,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         port: o.admin.port,
         ...(o.admin.host !== undefined ? { host: o.admin.host } : {}),
         ...{ doc, env, controller, observers: rt.observers, auditFile, logger },
-        reloadSpec: (actor) => served.reload(actor),
+        reloadSpec: (actor, api) => served.reload(actor, api),
+        apis: () => served.status(),
         onControl: recordControl,
         addSecrets: (values) => redactor.addSecrets(values),
         redact: (s) => redactor.text(s),
@@ -167,8 +194,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const transport = await startTransport({
     health,
     transport: o.transport,
-    factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger, tracing }),
-    ...{ doc, controller, observers: rt.observers, logger },
+    factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger, tracing, changes }),
+    ...{ doc, controller, observers: rt.observers, logger, changes },
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
   }).catch(async (e: unknown) => {
     await admin?.close();
@@ -189,6 +216,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     admin,
     specWatcher,
     approvals,
+    changes,
   });
 }
 
@@ -211,7 +239,7 @@ async function openController(p: {
   o: ServeOptions;
   policy: LoadedPolicy | undefined;
   env: NodeJS.ProcessEnv;
-  first: LoadedApi;
+  first: { catalog: Catalog };
   rt: Runtime;
   redactor: Redactor;
   logger: Logger;
@@ -238,7 +266,7 @@ async function openController(p: {
 
 /** The running gateway, and how it stops: the reverse of start-up, the audit last. */
 function gatewayOf(p: {
-  first: LoadedApi;
+  first: { catalog: Catalog };
   served: ServedApi;
   controller: Controller;
   rt: Runtime;
@@ -247,10 +275,11 @@ function gatewayOf(p: {
   auditFile: string;
   transport: RunningTransport;
   admin: AdminServer | undefined;
-  specWatcher: FSWatcher | undefined;
+  specWatcher: { close(): void } | undefined;
   serving: { now: boolean };
   tracing: Tracing;
   approvals: Approvals;
+  changes: ListChanges;
 }): Gateway {
   const { served, controller, logger, transport, admin } = p;
   const { observers, audit, state } = p.rt;
@@ -259,10 +288,12 @@ function gatewayOf(p: {
     get pipeline() {
       return served.pipeline;
     },
-    reloadSpec: (actor) => served.reload(actor),
+    reloadSpec: (actor, api) => served.reload(actor, api),
+    apis: () => served.status(),
     flushAudit: audit.flush,
     controller,
     approvals: p.approvals,
+    changes: p.changes,
     metrics: observers.metrics,
     alerts: observers.alerts,
     logger,
@@ -292,14 +323,22 @@ function gatewayOf(p: {
  * Readiness: the catalogue is served (from the end of start-up until close begins), then each
  * dependency's own check. A change is logged once, when a probe sees it.
  */
-function healthOf(rt: Runtime, serving: { now: boolean }, logger: Logger): Health {
+function healthOf(rt: Runtime, serving: { now: boolean }, served: ServedApi, logger: Logger): Health {
+  // In an API set, each API: one that is out fails readiness when it is required, and is only named
+  // (`degraded`) when it is not — the other APIs are served.
+  const apis = served.status().map((a) => ({
+    name: `api:${a.name}` as const,
+    optional: !a.required,
+    probe: () => served.status().find((x) => x.name === a.name)?.state === 'serving',
+  }));
   return new Health(
-    [{ name: 'spec', probe: () => serving.now }, ...rt.audit.readiness, ...rt.state.readiness],
+    [{ name: 'spec', probe: () => serving.now }, ...apis, ...rt.audit.readiness, ...rt.state.readiness],
     {
-      onChange: (failing) =>
-        failing.length
-          ? logger.warn({ failing }, `not ready: ${failing.join(', ')}`)
-          : logger.info('ready again'),
+      onChange: (failing, degraded) => {
+        if (failing.length) logger.warn({ failing, degraded }, `not ready: ${failing.join(', ')}`);
+        else if (degraded.length) logger.warn({ degraded }, `ready without: ${degraded.join(', ')}`);
+        else logger.info('ready again');
+      },
     },
   );
 }
@@ -354,6 +393,7 @@ function mcpFactory(p: {
   catalog: Catalog;
   logger: Logger;
   tracing: Tracing;
+  changes: ListChanges;
 }): McpServerFactory {
   const { o, doc, controller, served } = p;
   const stdio = o.transport.kind === 'stdio';
@@ -369,7 +409,7 @@ function mcpFactory(p: {
     view: () => controller.view(),
     inBandElicitation: stdio,
     ...(stdio ? { stdioPrincipal } : {}),
-    ...(stdio ? { onServer: notifyOnChange(controller) } : {}),
+    ...(stdio ? { onServer: p.changes.stdio(stdioPrincipal) } : {}),
     ...(o.dynamic ? { dynamic: new MetaTools(() => served.search()) } : {}),
     ...(p.tracing.tracer ? { tracing: true } : {}),
   });
@@ -393,6 +433,12 @@ function pipelineFactory(p: {
   const confirmSecret = doc.confirm?.secret
     ? requireSecret(doc.confirm.secret, p.env, 'confirm.secret')
     : randomBytes(32);
+  // One limit stage for every pipeline (an API set has one per API, a reload makes a new one): a
+  // caller's budget spans the APIs and survives reloads.
+  const limit = createLimit({
+    ...(state.limits ? { redis: state.limits } : {}),
+    onLimited: (scope) => observers.limited(scope),
+  });
   return (api) =>
     createPipeline({
       catalog: api.catalog,
@@ -409,10 +455,7 @@ function pipelineFactory(p: {
       audit: p.rt.audit.sink,
       logger: p.logger,
       failReads: doc.audit?.failReads ?? 'closed',
-      limit: {
-        ...(state.limits ? { redis: state.limits } : {}),
-        onLimited: (scope) => observers.limited(scope),
-      },
+      limit,
       onCall: (ctx, record) => observers.call(ctx, record),
       send: {
         dispatcher: p.agent,
@@ -441,19 +484,6 @@ async function openPins(
   const pins = new Pins(file !== undefined ? resolvePath(file) : undefined, state.redis?.pins);
   if (state.redis && pins.empty) await pins.approve(catalog.tools);
   return pins;
-}
-
-/** Connected (stdio) clients hear about tool-list changes; stateless HTTP clients re-list when they choose. */
-function notifyOnChange(controller: Controller): (server: Server) => void {
-  const servers = new Set<WeakRef<Server>>();
-  controller.onChange(() => {
-    for (const ref of servers) {
-      const s = ref.deref();
-      if (!s) servers.delete(ref);
-      else void s.sendToolListChanged().catch(() => servers.delete(ref));
-    }
-  });
-  return (s) => servers.add(new WeakRef(s));
 }
 
 function requireCallersBeyondLoopback(t: ServeOptions['transport'], c: CallersDoc | undefined): void {

@@ -1,22 +1,23 @@
 import type { Controller } from '../control/controller.js';
 import type { Logger } from '../observe/log.js';
-import type { LoadedApi } from './served-api.js';
+import type { UpstreamTarget } from '../upstream/base-url.js';
 
 /** What an operator reads first: what is served, from where, and what is hidden for want of a credential. */
 export function reportStartup(o: {
-  api: LoadedApi;
+  /** Every spec served (several in an API set), their upstreams and their warnings. */
+  api: { specs: string[]; targets: UpstreamTarget[]; warnings: string[] };
   controller: Controller;
   policyFile: string | undefined;
   auditFile: string;
   logger: Logger;
 }): void {
   const { api, controller, logger } = o;
-  const total = api.catalog.tools.length;
+  const total = controller.currentCatalog().tools.length;
   const exposed = controller.view().entries.filter((e) => e.exposed).length;
-  const upstreams = [...new Set([...api.targets.values()].map((t) => t.origin + t.basePath))];
+  const upstreams = [...new Set(api.targets.map((t) => t.origin + t.basePath))];
   logger.info(
     {
-      spec: api.spec.source.location,
+      spec: api.specs.length === 1 ? api.specs[0] : api.specs,
       policy: o.policyFile ?? '(none: secure defaults)',
       environment: controller.environment(),
       tools: total,
@@ -36,5 +37,5 @@ export function reportStartup(o: {
       { tools: tools.slice(0, 20), count: tools.length },
       `hidden for want of an upstream credential: ${why}`,
     );
-  for (const w of api.spec.warnings.slice(0, 20)) logger.warn({ spec: true }, w);
+  for (const w of api.warnings.slice(0, 20)) logger.warn({ spec: true }, w);
 }

@@ -6,6 +6,7 @@ import type { Observers } from '../observe/observers.js';
 import type { PolicyDoc } from '../policy/schema.js';
 import { Callers } from './callers.js';
 import { startHttp } from './http.js';
+import type { ListChanges } from './list-changes.js';
 import { CappedStdioTransport } from './stdio-frames.js';
 
 export type TransportOptions =
@@ -33,6 +34,8 @@ export async function startTransport(o: {
   maxBodyBytes?: number;
   /** `/healthz` and `/readyz` on the HTTP port. */
   health?: Health;
+  /** Who is told of tool-list changes (HTTP: GET and `subscriptions/listen` streams, and their bounds). */
+  changes?: ListChanges;
 }): Promise<RunningTransport> {
   if (o.transport.kind === 'stdio') {
     const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
@@ -73,6 +76,7 @@ export async function startTransport(o: {
     ...(o.transport.allowedHosts ? { allowedHosts: o.transport.allowedHosts } : {}),
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
     ...(o.health ? { health: o.health } : {}),
+    ...(o.changes ? { changes: o.changes } : {}),
   });
   o.logger.info({ url: http.url }, `MCP endpoint (Streamable HTTP, 2025-11-25 and 2026-07-28): ${http.url}`);
   return {

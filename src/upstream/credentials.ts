@@ -41,6 +41,11 @@ export interface LoadCredentialsOptions {
   /** The tools to serve, each with the `credentials` entry its rules name (if any). */
   tools: ReadonlyArray<{ tool: Tool; credential?: string }>;
   defs?: Record<string, CredentialDef>;
+  /**
+   * In an API set: each API's own `credentials`. A tool of an API (`tool.api`) is given only its
+   * API's entries and `MCP_WARDEN_CRED_<API>_<SCHEME>`, never `defs` nor another API's.
+   */
+  apiDefs?: Record<string, Record<string, CredentialDef> | undefined>;
   environment?: Environment;
   env: NodeJS.ProcessEnv;
   /** Told every new secret value (a re-read file, a fresh token) so logs and results scrub it. */
@@ -49,8 +54,9 @@ export interface LoadCredentialsOptions {
 }
 
 /** `clinicKey` → `MCP_WARDEN_CRED_CLINICKEY`: upper-cased, every non-alphanumeric as `_`. */
-export function credentialEnvVar(scheme: string): string {
-  return `MCP_WARDEN_CRED_${scheme.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+export function credentialEnvVar(scheme: string, api?: string): string {
+  const part = (s: string) => s.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+  return `MCP_WARDEN_CRED_${api !== undefined ? `${part(api)}_` : ''}${part(scheme)}`;
 }
 
 /**
@@ -70,23 +76,31 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     else o.onSecret?.(forms);
   };
 
-  /** Builds (once) the credential for a scheme from a named entry, or from the environment variable. */
-  const obtain = (req: AuthRequirement, defName: string | undefined): HeldCredential | string => {
-    const key = `${defName ?? ''}\0${req.scheme}`;
+  /**
+   * Builds (once) the credential for a scheme from a named entry, or from the environment variable.
+   * The API is part of the key: two APIs of a set never share a held credential.
+   */
+  const obtain = (
+    req: AuthRequirement,
+    defName: string | undefined,
+    api: string | undefined,
+  ): HeldCredential | string => {
+    const key = `${api ?? ''}\0${defName ?? ''}\0${req.scheme}`;
     const cached = held.get(key);
     if (cached !== undefined) return cached;
     const placement = placementOf(req);
     let result: HeldCredential | string;
     if (typeof placement === 'string') result = placement;
     else if (defName !== undefined) {
-      const def = defs[defName]!;
+      const def = defsOf(api)[defName]!;
       const source = def[environment];
+      const entry = api !== undefined ? `apis.${api}.credentials.${defName}` : `credentials.${defName}`;
       result =
         source === undefined
-          ? `credentials.${defName} has no source for environment ${environment}`
-          : fromSource(defName, req.scheme, placement, source);
+          ? `${entry} has no source for environment ${environment}`
+          : fromSource(entry, req.scheme, placement, source);
     } else {
-      const envVar = credentialEnvVar(req.scheme);
+      const envVar = credentialEnvVar(req.scheme, api);
       const raw = o.env[envVar];
       if (raw === undefined || raw === '') result = `${envVar} is not set`;
       else {
@@ -106,7 +120,7 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     placement: Placement,
     source: CredentialSource,
   ): HeldCredential | string => {
-    const label = `credentials.${name}.${environment}`;
+    const label = `${name}.${environment}`;
     if (typeof source !== 'string') {
       const token = oauth2Source(source.oauth2, label, o.env, (t) => addSecrets(t, placement, false));
       if (typeof token === 'string') return token;
@@ -144,6 +158,8 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     return { label, scheme, placement, wireValue: () => wire };
   };
 
+  const defsOf = (api: string | undefined): Record<string, CredentialDef> =>
+    api !== undefined ? (o.apiDefs?.[api] ?? {}) : defs;
   const missing = new Map<string, string>();
   const perTool = new Map<string, Array<{ cred: HeldCredential; scopes: string[] }> | 'public'>();
   for (const { tool, credential } of o.tools) {
@@ -158,12 +174,13 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     for (const alt of alts) {
       if (alt.length === 0) continue;
       const creds: Array<{ cred: HeldCredential; scopes: string[] }> = [];
+      const own = defsOf(tool.api);
       for (const req of alt) {
         const named =
-          credential !== undefined && defs[credential]?.scheme === req.scheme
+          credential !== undefined && own[credential]?.scheme === req.scheme
             ? credential
-            : Object.keys(defs).find((k) => defs[k]!.scheme === req.scheme);
-        const c = obtain(req, named);
+            : Object.keys(own).find((k) => own[k]!.scheme === req.scheme);
+        const c = obtain(req, named, tool.api);
         if (typeof c === 'string') reasons.push(c);
         else creds.push({ cred: c, scopes: req.scopes });
       }

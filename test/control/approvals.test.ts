@@ -55,7 +55,7 @@ describe('approvals service', () => {
     expect(a.outcome).toBe('created');
     expect(a.request).toMatchObject({
       id: expect.stringMatching(/^apr_[A-Za-z0-9_-]{16}$/),
-      key: bindingKey(call().binding),
+      key: bindingKey(call().binding, 1),
       status: 'pending',
       approversNeeded: 1,
       expiresAt: new Date(T0 + 60_000).toISOString(),
@@ -74,6 +74,28 @@ describe('approvals service', () => {
         policyVersion: 3,
       }),
     ]);
+  });
+
+  it('with named operators, the shared admin token cannot approve (it names nobody), but can deny', async () => {
+    const { approvals, call } = setup();
+    const a = await approvals.admit(call('d-shared', 'key:ci-bot'));
+    await expect(
+      approvals.decide(a.request.id, { operator: 'admin', verdict: 'approve', reason: 'looks fine' }),
+    ).rejects.toMatchObject({ code: 'APPROVAL_NOT_OPERATOR' });
+    const denied = await approvals.decide(a.request.id, {
+      operator: 'admin',
+      verdict: 'deny',
+      reason: 'not now',
+    });
+    expect(denied.status).toBe('denied');
+  });
+
+  it('an id the gateway could not have made never reaches the store', async () => {
+    const { approvals } = setup();
+    for (const id of ['all', 'apr_x:dec', `apr_${'a'.repeat(17)}`, '../apr'])
+      await expect(
+        approvals.decide(id, { operator: 'bob', verdict: 'approve', reason: 'whatever' }),
+      ).rejects.toMatchObject({ code: 'APPROVAL_NOT_FOUND' });
   });
 
   it('binds the request to every part of the call: any change is another request', async () => {
@@ -162,7 +184,7 @@ describe('approvals service', () => {
     expect(again.code).toBe('APPROVAL_SAME_OPERATOR');
     expect((await approvals.admit(call('d1', 'key:carol'))).outcome).toBe('pending');
     expect(
-      await approvals.decide(request.id, { operator: 'admin', verdict: 'approve', reason: 'ok' }),
+      await approvals.decide(request.id, { operator: 'alice', verdict: 'approve', reason: 'ok' }),
     ).toMatchObject({
       status: 'approved',
     });
@@ -181,7 +203,7 @@ describe('approvals service', () => {
     ).toBe('USAGE');
     await approvals.decide(request.id, { operator: 'bob', verdict: 'deny', reason: 'too risky' });
     const twice = await refusal(
-      approvals.decide(request.id, { operator: 'admin', verdict: 'approve', reason: 'x' }),
+      approvals.decide(request.id, { operator: 'bob', verdict: 'approve', reason: 'x' }),
     );
     expect(twice.code).toBe('APPROVAL_NOT_PENDING');
     expect(twice.message).toContain('is denied');

@@ -68,7 +68,8 @@ describe('out-of-band approvals, end to end', () => {
     const text = textOf(first);
     expect(text).toContain('deleteCustomer (DELETE /customers/{customerId}) is waiting for a human operator');
     expect(text).toMatch(/It expires at \d{4}-\d\d-\d\dT[\d:.]+Z \(in 3600 s\)/);
-    expect(text).toContain(`mcp-warden approvals approve ${id}`);
+    expect(text).toContain(`Approval id: ${id}.`);
+    expect(text).not.toContain('approvals approve');
     expect(text).toContain('call deleteCustomer again with exactly the same arguments');
     expect(deletes(shop, 'c_1002')).toBe(0);
     // Waiting: the same request, and still nothing sent.

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
@@ -40,10 +40,12 @@ async function freePort(): Promise<number> {
 }
 
 /** The demo's environment: its ports, its files in `dir` (not the checkout's .demo/). */
-const demoEnv = (ports: { shop: number; mcp: number; admin: number }, dir: string) => ({
+const demoEnv = (ports: { shop: number; mcp: number; admin: number; pets?: number }, dir: string) => ({
   PATH: process.env.PATH ?? '',
   HOME: process.env.HOME ?? '/nonexistent',
   SHOP_PORT: String(ports.shop),
+  // Any free port unless the test holds one (a fixed default could be taken on a shared machine).
+  PETS_PORT: String(ports.pets ?? 0),
   PORT: String(ports.mcp),
   ADMIN_PORT: String(ports.admin),
   DEMO_DIR: dir,
@@ -59,13 +61,18 @@ const noStack = (s: string) => expect(s).not.toMatch(/INTERNAL|\bat .*\.m?js:\d+
 
 describe('npm start: the demo', () => {
   const dir = join(tempTree({}), 'demo');
-  let ports: { shop: number; mcp: number; admin: number };
+  let ports: { shop: number; mcp: number; admin: number; pets: number };
   let demo: ChildProcess;
   let out = '';
   let err = '';
 
   beforeAll(async () => {
-    ports = { shop: await freePort(), mcp: await freePort(), admin: await freePort() };
+    ports = {
+      shop: await freePort(),
+      mcp: await freePort(),
+      admin: await freePort(),
+      pets: await freePort(),
+    };
     demo = spawn(process.execPath, [DEMO], { env: demoEnv(ports, dir), stdio: ['ignore', 'pipe', 'pipe'] });
     demo.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
@@ -73,7 +80,7 @@ describe('npm start: the demo', () => {
     demo.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
     });
-    await waitFor(() => out.includes('Ctrl-C stops both') || demo.exitCode !== null, {
+    await waitFor(() => out.includes('Ctrl-C stops all three') || demo.exitCode !== null, {
       what: 'the demo banner',
       timeout: 60_000,
     });
@@ -95,22 +102,38 @@ describe('npm start: the demo', () => {
     expect(err).toContain(`mcp-warden: audit file ${audit}`);
   });
 
-  it('the Cursor snippet (Streamable HTTP URL) works as printed', async () => {
+  it('the Cursor snippet (Streamable HTTP URL) works as printed: two APIs behind one endpoint', async () => {
     const snippet = /Cursor \(~\/\.cursor\/mcp\.json\):\n\s+(\{.*\})\n/.exec(out)?.[1];
-    const url = JSON.parse(snippet!).mcpServers['acme-shop'].url as string;
+    const url = JSON.parse(snippet!).mcpServers['warden-demo'].url as string;
     expect(url).toBe(`http://127.0.0.1:${ports.mcp}/mcp`);
     const client = await connectHttp(url);
-    const r = await client.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } });
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain('shop_searchProducts');
+    expect(names).toContain('pets_listPets');
+    // The secure defaults hold in each API: no write is listed.
+    expect(names).not.toContain('pets_requestAdoption');
+    expect(names).not.toContain('shop_createOrder');
+    const r = await client.callTool({ name: 'shop_searchProducts', arguments: { q: 'mouse' } });
     expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
+    const cats = await client.callTool({ name: 'pets_listPets', arguments: { species: 'cat' } });
+    expect(cats.isError, JSON.stringify(cats.content)).toBeFalsy();
+    expect(JSON.stringify(cats.content)).toContain('Miso');
     await client.close();
-    await waitFor(() => readAudit(join(dir, 'audit.jsonl')).some((x) => x.tool === 'searchProducts'), {
-      what: 'the call in the demo audit',
-    });
+    await waitFor(
+      () => {
+        const calls = readAudit(join(dir, 'audit.jsonl')).filter((x) => x.kind === 'call');
+        return (
+          calls.some((x) => x.tool === 'shop_searchProducts' && x.api === 'shop') &&
+          calls.some((x) => x.tool === 'pets_listPets' && x.api === 'pets')
+        );
+      },
+      { what: 'both calls in the demo audit, each with its API' },
+    );
   });
 
   it('the Claude Desktop snippet (stdio) works as printed; its audit goes to the state directory', async () => {
     const json = /claude_desktop_config\.json[^\n]*\n([\s\S]*?\n {4}\})\n/.exec(out)?.[1];
-    const server = JSON.parse(json!).mcpServers['acme-shop'] as {
+    const server = JSON.parse(json!).mcpServers['warden-demo'] as {
       command: string;
       args: string[];
       env: Record<string, string>;
@@ -128,14 +151,14 @@ describe('npm start: the demo', () => {
     });
     const client = mcpClient();
     await client.connect(transport);
-    const r = await client.callTool({ name: 'searchProducts', arguments: { q: 'keyboard' } });
+    const r = await client.callTool({ name: 'shop_searchProducts', arguments: { q: 'keyboard' } });
     expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
     await client.close();
     // The banner names that audit for the user's own state directory; the same rule put this one here.
     const named = /\(its audit: (\S+)\)/.exec(out)?.[1];
     expect(named).toMatch(/\/mcp-warden\/openapi-[0-9a-f]{8}\/audit\.jsonl$/);
     const audit = join(xdg, 'mcp-warden', named!.split('/').at(-2)!, 'audit.jsonl');
-    await waitFor(() => readAudit(audit).some((x) => x.tool === 'searchProducts'), {
+    await waitFor(() => readAudit(audit).some((x) => x.tool === 'shop_searchProducts'), {
       what: 'the stdio call in the default audit',
     });
   });
@@ -191,6 +214,24 @@ describe('npm start: each port the demo binds, when taken', () => {
     }
   });
 
+  it('PETS_PORT (the second demo upstream): the port and PETS_PORT named, no stack trace', async () => {
+    const held = await occupy();
+    try {
+      const ports = {
+        shop: await freePort(),
+        mcp: await freePort(),
+        admin: await freePort(),
+        pets: held.port,
+      };
+      const r = demoFails(demoEnv(ports, join(tempTree({}), 'demo')));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`port ${held.port} is already in use .*PETS_PORT=<n>`));
+      noStack(r.stderr);
+    } finally {
+      await held.close();
+    }
+  });
+
   it('SHOP_PORT (the demo upstream): the port and SHOP_PORT named', async () => {
     const held = await occupy();
     try {
@@ -202,6 +243,84 @@ describe('npm start: each port the demo binds, when taken', () => {
     } finally {
       await held.close();
     }
+  });
+});
+
+describe('npm start -- --policy: the apis: policy (examples/gateway.yaml)', () => {
+  const dir = join(tempTree({}), 'demo');
+  let ports: { shop: number; mcp: number; admin: number; pets: number };
+  let demo: ChildProcess;
+  let out = '';
+  let err = '';
+
+  beforeAll(async () => {
+    ports = {
+      shop: await freePort(),
+      mcp: await freePort(),
+      admin: await freePort(),
+      pets: await freePort(),
+    };
+    demo = spawn(process.execPath, [DEMO, '--policy'], {
+      env: demoEnv(ports, dir),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    demo.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    demo.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    await waitFor(() => out.includes('Ctrl-C stops all three') || demo.exitCode !== null, {
+      what: 'the demo banner',
+      timeout: 60_000,
+    });
+    if (demo.exitCode !== null) throw new Error(`the demo exited: ${err}`);
+  }, 90_000);
+
+  afterAll(async () => {
+    if (demo && demo.exitCode === null) {
+      const exited = new Promise((r) => demo.once('exit', r));
+      demo.kill('SIGINT');
+      await exited;
+    }
+  });
+
+  it("serves both APIs with each API's rules, from a copy of the policy with this run's ports", async () => {
+    const copy = join(dir, 'gateway.yaml');
+    expect(out).toContain(`Policy ${copy} (`);
+    expect(readFileSync(copy, 'utf8')).toContain(`baseUrl: http://127.0.0.1:${ports.pets}/v1`);
+    const client = await connectHttp(`http://127.0.0.1:${ports.mcp}/mcp`);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names).toEqual(
+      expect.arrayContaining(['shop_createOrder', 'shop_deleteCustomer', 'pets_requestAdoption']),
+    );
+    const r = await client.callTool({
+      name: 'pets_requestAdoption',
+      arguments: { body: { petId: 'p_102', adopterName: 'Ada' } },
+    });
+    expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
+    expect(JSON.stringify(r.content)).toContain('pending');
+    await client.close();
+  });
+
+  it('`tools list --api pets` lists only the pet store’s tools; an unknown API is named with those served', () => {
+    const env = {
+      MCP_WARDEN_ADMIN_TOKEN: 'demo-admin-token-0123456789',
+      MCP_WARDEN_ADMIN_URL: `http://127.0.0.1:${ports.admin}`,
+    };
+    const list = runCli(['tools', 'list', '--api', 'pets'], env);
+    expect(list.code, list.stderr).toBe(0);
+    const rows = list.stdout.trim().split('\n');
+    expect(rows.map((l) => l.split(/\s+/)[1])).toEqual([
+      'pets_listPets',
+      'pets_getPet',
+      'pets_requestAdoption',
+    ]);
+    const unknown = runCli(['tools', 'list', '--api', 'pet'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(
+      'no tools of an API named "pet" (did you mean "pets"?); the gateway serves: pets, shop',
+    );
   });
 });
 

@@ -401,6 +401,31 @@ describe('every documented `serve` flag changes what the gateway does', () => {
       expect(await names(c)).toEqual(['bigThing', 'slowThing']);
       await c.close();
     },
+    '--api': async () => {
+      // Two APIs from one spec: each tool under its API's prefix, each API with its own credential.
+      const { transport } = stdioTransport(
+        [
+          'serve',
+          '--stdio',
+          '--audit-file',
+          tempPath(),
+          '--api',
+          `one=${specFile},${upstream.origin}`,
+          '--api',
+          `two=${specFile},${upstream.origin}`,
+          '--toolsets',
+          'two:ops',
+        ],
+        { ...ENV, MCP_WARDEN_CRED_TWO_KEY: 'two-key-value' },
+      );
+      const c = mcpClient();
+      await c.connect(transport);
+      expect(await names(c)).toEqual(['two_bigThing', 'two_slowThing']);
+      const before = upstream.requests.length;
+      await c.callTool({ name: 'two_bigThing', arguments: {} });
+      expect(upstream.requests.slice(before).map((r) => r.headers['x-key'])).toEqual(['two-key-value']);
+      await c.close();
+    },
     '--dynamic': async () => {
       const { transport } = stdioTransport(
         [

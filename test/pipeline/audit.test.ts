@@ -5,8 +5,8 @@ import { openJsonlAudit } from '../../src/audit/jsonl.js';
 import { WardenError } from '../../src/errors/index.js';
 import { createAudit } from '../../src/pipeline/audit.js';
 import { createRedactor } from '../../src/protect/redactor.js';
-import { tempTree } from '../support/helpers.js';
-import { contextFor } from '../support/pipeline.js';
+import { catalogOf, jsonOk, minimalSpec, tempTree } from '../support/helpers.js';
+import { contextFor, memoryAudit } from '../support/pipeline.js';
 import { readAudit } from '../support/wait.js';
 
 describe('audit stage', () => {
@@ -66,5 +66,25 @@ describe('audit stage', () => {
     expect(line.auth).toBe('stdio');
     expect(line.response).toMatch(/…\[\d+ chars\]$/);
     expect(line.response).not.toContain('cred-abc');
+  });
+
+  it("names the tool's API in an API set, from the catalogue only (an unknown name has none)", async () => {
+    const catalog = await catalogOf(
+      minimalSpec({ '/pets': { get: { operationId: 'pets_list', responses: jsonOk() } } }),
+    );
+    const tool = { ...catalog.tools[0]!, api: 'pets' };
+    const sink = memoryAudit();
+    const audit = createAudit({ sink, redactor: createRedactor() });
+    const known = contextFor({ name: 'pets_list' });
+    known.tool = tool;
+    audit(known);
+    const unknown = contextFor({ name: 'pets_nope', arguments: { api: 'pets' } });
+    unknown.error = new WardenError('TOOL_NOT_FOUND', 'Unknown tool: pets_nope');
+    audit(unknown);
+    const single = contextFor({ name: 'pets_list' });
+    single.tool = catalog.tools[0]!;
+    audit(single);
+    expect(sink.records.map((r) => (r as { api?: string }).api)).toEqual(['pets', undefined, undefined]);
+    expect(sink.records[1]).not.toHaveProperty('api');
   });
 });

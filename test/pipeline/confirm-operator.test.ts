@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CONFIRM_ARG } from '../../src/control/view.js';
 import { isWardenError, type WardenError } from '../../src/errors/index.js';
 import type { ApprovalRecord } from '../../src/model/audit.js';
-import { createConfirm } from '../../src/pipeline/confirm.js';
+import { boundedPreview, createConfirm } from '../../src/pipeline/confirm.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { createRedactor } from '../../src/protect/redactor.js';
 import { createMemoryReplayGuard } from '../../src/state/memory.js';
@@ -69,8 +69,10 @@ describe('confirm stage: approval modes', () => {
     expect(text).toContain(
       `Approval id: ${id}. It expires at ${new Date(T0 + 600_000).toISOString()} (in 600 s)`,
     );
-    expect(text).toContain('in the mcp-warden dashboard or with the CLI');
-    expect(text).toContain(`mcp-warden approvals approve ${id}`);
+    expect(text).toContain('A human operator must approve it out of band, on the mcp-warden dashboard');
+    expect(text).toContain('You cannot approve it');
+    // Who acts, never how: no command an agent with a shell could run to approve its own call.
+    expect(text).not.toContain('mcp-warden approvals approve');
     expect(text).toContain('call createItem again with exactly the same arguments');
     expect(text).toContain('There is no token to pass');
     expect(text).not.toContain(CONFIRM_ARG);
@@ -161,7 +163,7 @@ describe('confirm stage: approval modes', () => {
       `The earlier approval request ${a.ctx.confirmed!.approval} for createItem`,
     );
     expect(lines(late.error)).toContain(`A new approval request ${fresh} now waits`);
-    expect(lines(late.error)).toContain(`mcp-warden approvals approve ${fresh}`);
+    expect(lines(late.error)).toContain(`Approval id: ${fresh}.`);
   });
 
   it('approvers: 2 says two operators are needed', async () => {
@@ -188,5 +190,14 @@ describe('confirm stage: approval modes', () => {
     const { error } = await call({ name: 'bolt' }, { confirmation: { kind: 'mrtr' } });
     expect(error?.code).toBe('CONFIRMATION_REQUIRED');
     expect(error?.pending?.message).toContain('Allow createItem');
+  });
+});
+
+describe('the stored preview of a parked call', () => {
+  it('is kept to 4 KiB of JSON, saying it was cut; small arguments are kept as they are', () => {
+    expect(boundedPreview({ id: 'c_1' })).toEqual({ id: 'c_1' });
+    const big = boundedPreview({ note: 'x'.repeat(1_000_000) }) as Record<string, string>;
+    expect(big['[cut]']).toContain('arguments of 1000011 characters');
+    expect(big.text!.length).toBeLessThanOrEqual(4097);
   });
 });

@@ -47,6 +47,37 @@ describe('policy: approval modes', () => {
     expect(auto.get('createItem')!.listed.description).toContain("a human operator's approval");
   });
 
+  it('a rule naming an approval asks for one even on a write (never silently none)', async () => {
+    const noConfirm = (lines: string) =>
+      `version: 1\nmode: read-write\nrules:\n  - match: { name: createItem }\n    enabled: true\n${lines}`;
+    for (const lines of ['    approval: operator\n', '    approvers: 2\n']) {
+      const d = viewOf(await itemsCatalog(), noConfirm(lines)).get('createItem')!.decision;
+      expect(d.kind).toBe('write');
+      expect(d.confirm).toBe(true);
+      expect(d.steps.map((s) => s.what)).toContain('confirm: true (the rule names an approval)');
+    }
+    const refusedOff = refused(
+      noConfirm('    confirm: false\n    approval: operator\n    reason: the nightly batch job\n'),
+    );
+    expect(refusedOff.message).toContain('confirm: false cannot go with approval');
+    expect(
+      refused(
+        noConfirm('    approval: operator\n') +
+          '  - match: { name: createItem }\n    confirm: false\n    approvers: 2\n    reason: a contradiction here\n',
+      ).code,
+    ).toBe('CONFIG_INVALID');
+  });
+
+  it('operator principals must be caller ids as the audit writes them', () => {
+    const admin = (p: string) =>
+      `version: 1\nadmin:\n  token: env:T\n  operators:\n    - { id: bob, token: env:B, principals: [${p}] }\n`;
+    expect(
+      parsePolicy(admin('"key:bob-laptop", "jwt:https://idp#bob", "stdio:local"'), 'p.yaml').doc.admin
+        ?.operators?.[0]?.principals,
+    ).toHaveLength(3);
+    expect(refused(admin('bob-laptop')).message).toContain('a caller id as the audit writes it');
+  });
+
   it('refuses approval: agent without a reason, and approvers: 2 with elicit or agent', () => {
     expect(refused(rules('    approval: agent\n')).message).toContain('approval: agent');
     expect(refused(rules('    approvers: 2\n    approval: elicit\n')).message).toContain('approvers: 2');

@@ -8,13 +8,13 @@ import { connectHttp } from '../support/gateway.js';
 import { LIST_TOOLS, rawPost } from '../support/http.js';
 
 describe('HTTP transport order', () => {
-  it('runs path, probes, Host/Origin, metadata, authenticate, body cap, parse, batch, depth, then the SDK', () => {
+  it('runs path, probes, Host/Origin, metadata, authenticate, body cap, parse, batch, depth, stream slot, then the SDK', () => {
     expect(
       TRANSPORT_STEPS,
       'The transport order is a security argument: Host/Origin before anything but the probes is answered (DNS ' +
         'rebinding), authentication before the body is read (an unauthenticated caller costs only its ' +
         'headers), the size cap before parsing (memory is bounded), batch and depth refusals before the ' +
-        'SDK walks the message. Moving a step moves a guarantee: change docs/serving.md with it.',
+        'SDK walks the message, a held-open stream counted only once every check passed. Moving a step moves a guarantee: change docs/serving.md with it.',
     ).toEqual([
       'path',
       'probe',
@@ -25,6 +25,7 @@ describe('HTTP transport order', () => {
       'parse',
       'batch',
       'depth',
+      'stream',
       'sdk',
     ]);
   });

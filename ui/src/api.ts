@@ -47,8 +47,19 @@ export interface SessionInfo {
   expiresAt: string;
 }
 
+/** One API of an API set (`GET /tools` → `apis`). */
+export interface ApiStatus {
+  name: string;
+  state: 'serving' | 'out';
+  required: boolean;
+  tools: number;
+  error?: string;
+}
+
 export interface ToolRow {
   name: string;
+  /** In an API set: the API the tool belongs to. */
+  api?: string;
   method: string;
   path: string;
   kind: string;

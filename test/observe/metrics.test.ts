@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { WardenError } from '../../src/errors/index.js';
+import { Metrics } from '../../src/observe/metrics.js';
+import { catalogOf, jsonOk, minimalSpec } from '../support/helpers.js';
+import { contextFor } from '../support/pipeline.js';
+
+describe('metrics labels in an API set', () => {
+  it('label a known tool with its API from the catalogue, and nothing the caller sends', async () => {
+    const catalog = await catalogOf(
+      minimalSpec({
+        '/pets': { get: { operationId: 'pets_list', responses: jsonOk() } },
+        '/orders': { get: { operationId: 'shop_orders', responses: jsonOk() } },
+      }),
+    );
+    const [pets, shop] = catalog.tools.map((t, i) => ({ ...t, api: i === 0 ? 'pets' : 'shop' }));
+    const metrics = new Metrics(() => new Set(['pets_list', 'shop_orders']));
+
+    const ok = contextFor({ name: 'pets_list' });
+    ok.tool = pets!;
+    ok.response = {
+      status: 200,
+      contentType: 'application/json',
+      headers: {},
+      body: Buffer.from('{}'),
+      truncated: false,
+      ms: 2,
+    };
+    metrics.observeCall(ok, undefined);
+    const other = contextFor({ name: 'shop_orders' });
+    other.tool = shop!;
+    metrics.observeCall(other, undefined);
+    // A made-up name stays `(unknown)` with no API, whatever API it claims to belong to.
+    const made = contextFor({ name: 'evil_api_name_1' });
+    made.tool = { ...pets!, api: 'evil' };
+    made.error = new WardenError('TOOL_NOT_FOUND', 'Unknown tool');
+    metrics.observeCall(made, undefined);
+
+    const text = await metrics.text();
+    expect(text).toContain(
+      'mcp_warden_tool_calls_total{tool="pets_list",api="pets",decision="allowed",code="OK"} 1',
+    );
+    expect(text).toContain(
+      'mcp_warden_tool_calls_total{tool="shop_orders",api="shop",decision="allowed",code="OK"} 1',
+    );
+    expect(text).toContain('mcp_warden_upstream_responses_total{tool="pets_list",api="pets",class="2xx"} 1');
+    expect(text).toContain(
+      'mcp_warden_tool_calls_total{tool="(unknown)",decision="denied",code="TOOL_NOT_FOUND"} 1',
+    );
+    expect(text).not.toContain('evil');
+    const apis = new Set([...text.matchAll(/api="([^"]*)"/g)].map((m) => m[1]));
+    expect([...apis].sort()).toEqual(['pets', 'shop']);
+  });
+
+  it('carry no api label for a single spec', async () => {
+    const catalog = await catalogOf(
+      minimalSpec({ '/pets': { get: { operationId: 'listPets', responses: jsonOk() } } }),
+    );
+    const metrics = new Metrics(() => new Set(['listPets']));
+    const ctx = contextFor({ name: 'listPets' });
+    ctx.tool = catalog.tools[0]!;
+    metrics.observeCall(ctx, undefined);
+    const text = await metrics.text();
+    expect(text).toContain('mcp_warden_tool_calls_total{tool="listPets",decision="allowed",code="OK"} 1');
+    expect(text).not.toContain('api=');
+  });
+});
