@@ -191,10 +191,10 @@ function addServe(program: Command): void {
   program
     .command('toolsets')
     .description('List the toolsets of a spec (tags, path groups, policy groups) for `serve --toolsets`.')
-    .argument('<spec>', 'spec file or URL')
+    .argument('[spec]', 'spec file or URL (none: the API set of --policy)')
     .option('--policy <file>', 'policy file (for its `toolsets:` and to count what it exposes)')
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
-    .action(async (spec: string, opts) => runToolsets(spec, opts, io));
+    .action(async (spec: string | undefined, opts) => runToolsets(spec, opts, io));
 }
 
 /** `policy …`, `init`, `explain`: writing and checking policies. */
@@ -206,7 +206,7 @@ function addPolicy(program: Command): void {
     .command('check')
     .description('Validate a policy file against its schema and a spec (unknown names are errors).')
     .argument('<file>', 'policy file')
-    .requiredOption('--spec <file|url>', 'the spec the policy is for')
+    .option('--spec <file|url>', 'the spec the policy is for (none: the policy describes an API set)')
     .action(async (file: string, opts) => runPolicyCheck(file, opts, io));
   admin(policy.command('history').description('List the running policy versions.')).action(async (opts) => {
     const r = (await adminCall('GET', '/policy/versions', undefined, opts)) as {
@@ -260,7 +260,7 @@ function addPolicy(program: Command): void {
       'Show which rule decided what for one tool: exposed or hidden, scopes, confirmation, limits.',
     )
     .argument('<tool>', 'tool name')
-    .requiredOption('--spec <file|url>', 'the spec')
+    .option('--spec <file|url>', 'the spec (none: the API set of --policy)')
     .option('--policy <file>', 'policy file (default: none, the secure defaults)')
     .addOption(new Option('--env <name>', 'environment').choices(['dev', 'staging', 'prod']))
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))

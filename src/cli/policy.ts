@@ -7,13 +7,16 @@ import { assignSetNames } from '../catalog/names.js';
 import { Controller } from '../control/controller.js';
 import { WardenError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
+import { createLogger } from '../observe/log.js';
 import { loadSpec } from '../openapi/load.js';
 import { alertRuleLines, checkPolicy, didYouMean } from '../policy/check.js';
 import { DEFAULT_POLICY, evaluatePolicy } from '../policy/evaluate.js';
-import { readPolicyFile } from '../policy/load.js';
+import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
 import { type AlertsDoc, DEFAULT_SCOPES, ENVIRONMENTS, type Environment } from '../policy/schema.js';
 import { listToolsets } from '../policy/toolsets.js';
+import { createRedactor } from '../protect/redactor.js';
 import { newApiKey } from '../server/callers.js';
+import { apiMembers, loadApis } from '../server/served-api.js';
 import { createMemoryState } from '../state/memory.js';
 import { apiNameFromTitle, checkUniqueNames, parseApiFlag } from './api-flags.js';
 
@@ -26,16 +29,42 @@ async function catalogFor(spec: string): Promise<Catalog> {
   return buildCatalog(await loadSpec(spec, {}));
 }
 
+/**
+ * The catalogue a policy is checked against: `--spec`'s, or — for a policy describing an API set —
+ * the set's, named as `serve --policy` names it. Every API must load here (a check that skipped an
+ * API would pass a policy whose rules for it were never read).
+ */
+async function catalogOf(spec: string | undefined, policy: LoadedPolicy | undefined): Promise<Catalog> {
+  if (policy?.doc.apis) {
+    if (spec !== undefined)
+      throw new WardenError(
+        'USAGE',
+        `${policy.file} describes an API set (apis:): its specs are named there, so --spec is not used`,
+      );
+    const members = apiMembers(policy.doc, policy.file, {}).map((m) => ({ ...m, required: true }));
+    return (await loadApis(members, createLogger({ level: 'silent', redactor: createRedactor() }))).catalog;
+  }
+  if (spec === undefined)
+    throw new WardenError(
+      'USAGE',
+      'give the spec with --spec <file|url> (or a policy that describes an API set under apis:)',
+    );
+  return catalogFor(spec);
+}
+
 /** `policy check`: schema, then names against the spec. Exit 0 only when there is no error. */
-export async function runPolicyCheck(file: string, opts: { spec: string }, io: Io): Promise<void> {
+export async function runPolicyCheck(file: string, opts: { spec?: string }, io: Io): Promise<void> {
   const policy = readPolicyFile(file);
-  const catalog = await catalogFor(opts.spec);
+  const catalog = await catalogOf(opts.spec, policy);
   const problems = checkPolicy(catalog, policy);
   for (const p of problems)
     io.stderr(`${file}${p.line !== undefined ? `:${p.line}` : ''}: ${p.level}: ${p.message}\n`);
   const errors = problems.filter((p) => p.level === 'error');
   if (errors.length)
-    throw new WardenError('CONFIG_INVALID', `the policy has ${errors.length} error(s) against ${opts.spec}`);
+    throw new WardenError(
+      'CONFIG_INVALID',
+      `the policy has ${errors.length} error(s) against ${opts.spec ?? 'its API set'}`,
+    );
   const decisions = evaluatePolicy(catalog, { doc: policy.doc });
   const exposed = decisions.filter((d) => d.blockers.length === 0).length;
   io.stdout(`${file}: ok — ${exposed} of ${decisions.length} tools exposed (mode ${policy.doc.mode})\n`);
@@ -52,11 +81,11 @@ function alertsText(alerts: AlertsDoc | undefined): string {
 /** `explain <tool>`: every step that decided the tool's fate, in the environment chosen. */
 export async function runExplain(
   tool: string,
-  opts: { spec: string; policy?: string; env?: Environment; format?: string },
+  opts: { spec?: string; policy?: string; env?: Environment; format?: string },
   io: Io,
 ): Promise<void> {
-  const catalog = await catalogFor(opts.spec);
   const policy = opts.policy ? readPolicyFile(opts.policy) : undefined;
+  const catalog = await catalogOf(opts.spec, policy);
   const controller = new Controller({
     catalog,
     ...(policy ? { policy } : {}),
@@ -400,12 +429,12 @@ export function printTools(rows: Array<Record<string, unknown>>, io: Io): void {
 
 /** `toolsets`: every toolset with its size, and how many of its tools the policy exposes. */
 export async function runToolsets(
-  spec: string,
+  spec: string | undefined,
   opts: { policy?: string; format?: string },
   io: Io,
 ): Promise<void> {
-  const catalog = await catalogFor(spec);
   const policy = opts.policy ? readPolicyFile(opts.policy) : undefined;
+  const catalog = await catalogOf(spec, policy);
   const doc = policy?.doc ?? DEFAULT_POLICY;
   const exposed = new Set(
     evaluatePolicy(catalog, { doc })
