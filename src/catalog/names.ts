@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { WardenError } from '../errors/index.js';
 import { stripUnsafeText } from '../openapi/text.js';
 
 /** What MCP clients and LLM tool APIs accept. */
@@ -75,7 +76,11 @@ export function assignNames(ops: readonly NameInput[]): string[] {
     const k = n.toLowerCase();
     // Two different method+path pairs hashing to the same 32 bits after the same prefix: refuse
     // rather than serve an ambiguous tool.
-    if (seen.has(k)) throw new Error(`tool name collision that hashing could not separate: ${n}`);
+    if (seen.has(k))
+      throw new WardenError(
+        'SPEC_INVALID',
+        `two operations end up with the tool name ${n} even after hashing: give one of them another operationId`,
+      );
     seen.add(k);
   }
   return names;
@@ -131,7 +136,11 @@ export function assignSetNames(apis: readonly SetNameInput[]): string[][] {
   const seen = new Set<string>();
   for (const n of names.flat()) {
     const k = n.toLowerCase();
-    if (seen.has(k)) throw new Error(`tool name collision across APIs that hashing could not separate: ${n}`);
+    if (seen.has(k))
+      throw new WardenError(
+        'SPEC_INVALID',
+        `two APIs' operations end up with the tool name ${n} even after hashing: give one of them another operationId or prefix`,
+      );
     seen.add(k);
   }
   return names;

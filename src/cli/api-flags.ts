@@ -19,7 +19,7 @@ export function parseApiFlag(value: string): ApiArg {
   if (!API_NAME.test(name) || rest === '')
     throw new WardenError(
       'USAGE',
-      `--api ${JSON.stringify(value.slice(0, 200))}: write name=spec[,base-url], the name 1 to 32 lower-case letters, digits, - or _, starting with a letter`,
+      `--api ${JSON.stringify(value.slice(0, 200))}: write name=spec[,base-url], the name 1 to 32 lower-case letters, digits or -, starting with a letter`,
     );
   const comma = rest.lastIndexOf(',');
   if (comma > 0 && /^https?:\/\//i.test(rest.slice(comma + 1)))
@@ -46,10 +46,10 @@ export function apiNameFromTitle(title: string, taken: ReadonlySet<string>): str
   const base =
     (kept.length ? kept : words)
       .join('-')
-      .replace(/[^a-z0-9_-]+/g, '-')
+      .replace(/[^a-z0-9-]+/g, '-')
       .replace(/^[^a-z]+/, '')
       .slice(0, 29)
-      .replace(/[-_]+$/, '') || 'api';
+      .replace(/-+$/, '') || 'api';
   if (!taken.has(base)) return base;
   for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
 }

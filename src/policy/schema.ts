@@ -15,7 +15,9 @@ export const RESTRICTED_RISKS = ['admin', 'credential', 'raw-query', 'bulk-expor
 export type RestrictedRisk = (typeof RESTRICTED_RISKS)[number];
 
 /** An API's name in an API set (`apis:`): short, lower-case, usable in env var names and tool prefixes. */
-export const API_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+// No `_`: the name is the default prefix, and `_` joins prefix and tool name — API `a_b` could
+// otherwise take (or lose) names like `a_b_getX` from API `a`, and credential variables collide.
+export const API_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
@@ -87,7 +89,7 @@ export const matchSchema = z
     path: z.string().startsWith('/').optional().describe('Path template, or a glob such as `/admin/**`.'),
     api: z
       .string()
-      .regex(API_NAME, 'an API name is lower-case letters, digits, - and _ (see `apis:`)')
+      .regex(API_NAME, 'an API name is lower-case letters, digits and - (see `apis:`)')
       .optional()
       .describe('In an API set: the API (its name under `apis:`) the tool belongs to.'),
   })
@@ -454,7 +456,7 @@ export const policySchema = z
           .string()
           .regex(
             API_NAME,
-            'an API name is 1 to 32 lower-case letters, digits, - or _, starting with a letter',
+            'an API name is 1 to 32 lower-case letters, digits or -, starting with a letter (no _: it joins prefix and tool name)',
           ),
         apiSchema,
       )

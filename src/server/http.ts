@@ -190,7 +190,7 @@ function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>
       const get = x.req.method === 'GET' && acceptsEventStream(x.req);
       if (listenId === undefined && !get) return;
       const caller = carriedPrincipal((x.req as IncomingMessage & { auth?: AuthInfo }).auth);
-      const slot = streams.changes.claim(caller);
+      const slot = streams.changes.claim(caller, x.req.socket.remoteAddress);
       if (slot === 'caller' || slot === 'total') {
         o.logger.info({ principal: caller.id, bound: slot }, 'notification stream refused: too many open');
         const n = slot === 'caller' ? streams.changes.limits.perCaller : streams.changes.limits.total;
@@ -344,6 +344,12 @@ function openStreams(changes: ListChanges): Streams {
     track,
     bound,
     serveGet(res, slot) {
+      // Gone while an earlier step awaited (authentication): 'close' has fired already and would
+      // never fire again, so the slot is given back here or never.
+      if (res.destroyed) {
+        slot.release();
+        return;
+      }
       res.writeHead(200, SSE_HEADERS);
       res.write(`retry: ${RECONNECT_MS}\n\n`);
       const write = (frame: string) => {
@@ -352,21 +358,28 @@ function openStreams(changes: ListChanges): Streams {
       const stop = changes.listen(slot.caller, () => write(LIST_CHANGED_FRAME));
       const keepAlive =
         keepAliveMs > 0 ? setInterval(() => write(': keepalive\n\n'), keepAliveMs) : undefined;
+      let finished: () => void = () => {};
+      const done = new Promise<void>((resolve) => {
+        finished = resolve;
+      });
+      let cleaned = false;
+      // Once, whichever comes first: the client's close, or the stream's end at its lifetime.
+      const cleanup = () => {
+        if (cleaned) return;
+        cleaned = true;
+        clearInterval(keepAlive);
+        unbound();
+        stop();
+        slot.release();
+        finished();
+      };
       // Ended, not cut: the client sees a finished stream and opens another (authenticated again).
       const unbound = bound(() => {
         if (!res.writableEnded) res.end();
+        cleanup();
       });
-      track(
-        new Promise<void>((resolve) =>
-          res.once('close', () => {
-            clearInterval(keepAlive);
-            unbound();
-            stop();
-            slot.release();
-            resolve();
-          }),
-        ),
-      );
+      res.once('close', cleanup);
+      track(done);
     },
     async close(closeSdk) {
       // The SDK ends its listen streams with the graceful result; GET streams end here.

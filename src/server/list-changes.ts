@@ -24,7 +24,7 @@ export const STREAM_DEFAULTS: StreamLimits = {
 };
 
 /** Who a listener is: the scopes decide its view. */
-export type Caller = Pick<Principal, 'id' | 'scopes'>;
+export type Caller = Pick<Principal, 'id' | 'scopes'> & { via?: Principal['via'] };
 
 /** One open stream, counted against its caller and the endpoint until released. */
 export interface StreamSlot {
@@ -88,12 +88,16 @@ export class ListChanges {
     this.limits = { ...STREAM_DEFAULTS, ...o.limits };
   }
 
-  /** A slot for one more stream, or which bound refuses it. */
-  claim(caller: Caller): StreamSlot | 'caller' | 'total' {
-    const mine = this.byCaller.get(caller.id) ?? 0;
+  /**
+   * A slot for one more stream, or which bound refuses it. `from` (the remote address) splits the
+   * callers that share one id — anonymous ones — so one of them cannot use up the bucket of all.
+   */
+  claim(caller: Caller, from?: string): StreamSlot | 'caller' | 'total' {
+    const bucket = caller.via === 'anonymous' && from !== undefined ? `${caller.id}@${from}` : caller.id;
+    const mine = this.byCaller.get(bucket) ?? 0;
     if (mine >= this.limits.perCaller) return 'caller';
     if (this.openCount >= this.limits.total) return 'total';
-    this.byCaller.set(caller.id, mine + 1);
+    this.byCaller.set(bucket, mine + 1);
     this.openCount++;
     let released = false;
     return {
@@ -102,9 +106,9 @@ export class ListChanges {
         if (released) return;
         released = true;
         this.openCount--;
-        const left = (this.byCaller.get(caller.id) ?? 1) - 1;
-        if (left > 0) this.byCaller.set(caller.id, left);
-        else this.byCaller.delete(caller.id);
+        const left = (this.byCaller.get(bucket) ?? 1) - 1;
+        if (left > 0) this.byCaller.set(bucket, left);
+        else this.byCaller.delete(bucket);
       },
     };
   }

@@ -330,10 +330,12 @@ export class ServedApi {
       pipeline: p.pipeline,
       error: p.error,
     }));
-    part.raw = raw;
-    const changed = name(this.parts);
     const fresh = new Map<Part, Pipeline>();
     try {
+      // Inside: a spec whose names cannot be told apart (hash clash) is refused like any bad spec,
+      // and leaves the set as it was — not a stuck part that fails every later reload.
+      part.raw = raw;
+      const changed = name(this.parts);
       for (const p of changed) fresh.set(p, this.o.makePipeline(p.served!));
       // The catalogue first (it can refuse, e.g. when the change cannot be audited), then the
       // pipelines, in the same synchronous step: a call never sees the new one with the old view.
@@ -372,7 +374,7 @@ export class ServedApi {
         '--watch-spec needs a local spec file; reload a URL spec through the admin API',
       );
     let running = Promise.resolve();
-    const watchers: FSWatcher[] = local.map((part) => {
+    const watchers: FSWatcher[] = local.flatMap((part) => {
       const file = resolvePath(part.member.source.spec);
       let timer: NodeJS.Timeout | undefined;
       const reload = () => {
@@ -395,11 +397,27 @@ export class ServedApi {
           ),
         );
       };
-      return watch(dirname(file), { persistent: false }, (_e, n) => {
-        if (n !== null && n !== basename(file)) return;
-        clearTimeout(timer);
-        timer = setTimeout(reload, 300);
-      });
+      const api = part.member.name !== undefined ? { api: part.member.name } : {};
+      let w: FSWatcher;
+      try {
+        w = watch(dirname(file), { persistent: false }, (_e, n) => {
+          if (n !== null && n !== basename(file)) return;
+          clearTimeout(timer);
+          timer = setTimeout(reload, 300);
+        });
+      } catch (e) {
+        // One API's missing folder (an optional API that is out) does not stop the others' watch.
+        if (this.single) throw e;
+        this.o.logger.warn(
+          { ...api, code: (e as NodeJS.ErrnoException).code },
+          'cannot watch this API’s spec file; reload it through the admin API',
+        );
+        return [];
+      }
+      w.on('error', (e: NodeJS.ErrnoException) =>
+        this.o.logger.warn({ ...api, code: e.code }, 'spec watch failed; reload through the admin API'),
+      );
+      return [w];
     });
     return {
       close: () => {

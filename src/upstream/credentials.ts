@@ -68,6 +68,16 @@ export function credentialEnvVar(scheme: string, api?: string): string {
 export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
   const environment = o.environment ?? 'dev';
   const defs = o.defs ?? {};
+  // Which APIs of a set would read each credential variable (a name clash is refused, see obtain).
+  const claimed = new Map<string, Set<string>>();
+  for (const { tool } of o.tools) {
+    if (tool.api === undefined) continue;
+    for (const alt of tool.auth.alternatives)
+      for (const req of alt) {
+        const v = credentialEnvVar(req.scheme, tool.api);
+        claimed.set(v, (claimed.get(v) ?? new Set()).add(tool.api));
+      }
+  }
   const held = new Map<string, HeldCredential | string>();
   const secrets = new Set<string>();
   const addSecrets = (raw: string, placement: Placement, startup: boolean) => {
@@ -102,7 +112,12 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     } else {
       const envVar = credentialEnvVar(req.scheme, api);
       const raw = o.env[envVar];
-      if (raw === undefined || raw === '') result = `${envVar} is not set`;
+      const claimants = claimed.get(envVar);
+      // Two APIs whose names and schemes spell the same variable (`a-b` + `c`, `a` + `b_c`): either
+      // could be handed the other's secret, so neither gets it (a named entry is unambiguous).
+      if (api !== undefined && claimants !== undefined && claimants.size > 1)
+        result = `${envVar} would serve APIs ${[...claimants].sort().join(' and ')} alike: name the credential under apis.<name>.credentials instead`;
+      else if (raw === undefined || raw === '') result = `${envVar} is not set`;
       else {
         checkValue(raw, envVar);
         addSecrets(raw, placement, true);
@@ -162,7 +177,11 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     api !== undefined ? (o.apiDefs?.[api] ?? {}) : defs;
   const missing = new Map<string, string>();
   const perTool = new Map<string, Array<{ cred: HeldCredential; scopes: string[] }> | 'public'>();
+  // The API each name was resolved for: a tool object of another API (a name taken over by a reload
+  // while its call was in flight) gets nothing rather than that API's credential.
+  const apiOf = new Map<string, string | undefined>();
   for (const { tool, credential } of o.tools) {
+    apiOf.set(tool.name, tool.api);
     const alts = tool.auth.alternatives;
     if (tool.auth.public || alts.length === 0) {
       perTool.set(tool.name, 'public');
@@ -197,7 +216,7 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
   return {
     forTool(tool) {
       const c = perTool.get(tool.name);
-      if (c === undefined) return undefined;
+      if (c === undefined || apiOf.get(tool.name) !== tool.api) return undefined;
       return { creds: c === 'public' ? [] : c };
     },
     missing,

@@ -256,6 +256,25 @@ describe('an API set with an API whose spec cannot be loaded', () => {
       env: { ADMIN_TOKEN, MCP_WARDEN_CRED_SHOP_SHOPKEY: shop.key },
     });
 
+  it('--watch-spec with an optional API whose spec folder does not exist yet: starts, watching the rest', async () => {
+    const file = join(dir, 'w.yaml');
+    writeFileSync(file, policy(false).replace('pets-later.yaml', 'not-mounted-yet/pets.yaml'));
+    const gw = await startGateway({
+      policy: file,
+      auditFile: join(dir, 'w.jsonl'),
+      transport: { kind: 'http', port: 0 },
+      watchSpec: true,
+      logLevel: 'silent',
+      env: { ADMIN_TOKEN, MCP_WARDEN_CRED_SHOP_SHOPKEY: shop.key },
+    });
+    try {
+      expect(gw.apis().find((a) => a.name === 'shop')).toMatchObject({ state: 'serving' });
+      expect(gw.apis().find((a) => a.name === 'pets')).toMatchObject({ state: 'out' });
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('does not start when the API is marked required (all-or-nothing), naming it', async () => {
     writeFileSync(join(dir, 'a.yaml'), policy(true));
     await expect(start(join(dir, 'a.yaml'))).rejects.toMatchObject({

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -354,5 +355,94 @@ describe('stream lifetime and close', () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('a GET stream whose client left while it was being authenticated', () => {
+  it('gives its slot back (the next stream of that caller is not refused)', async () => {
+    const catalog = await itemsCatalog();
+    const view = viewWith(catalog, NO_SWITCHES);
+    const changes = new ListChanges({ view: () => view, limits: { perCaller: 1, total: 4 } });
+    const key = newApiKey();
+    let open: () => void = () => {};
+    let gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const doc = parsePolicy(
+      `version: 1\ncallers:\n  apiKeys:\n    - { id: slow, hash: "${key.hash}", scopes: [tools:read] }\n`,
+      'w.yaml',
+    ).doc;
+    // Authentication that takes a while (a JWKS fetch, say): the client hangs up meanwhile.
+    class SlowCallers extends Callers {
+      override async authenticate(h: Parameters<Callers['authenticate']>[0]) {
+        await gate;
+        return super.authenticate(h);
+      }
+    }
+    const http = await startHttp({
+      factory: createServerFactory({
+        catalog,
+        pipeline: { call: () => Promise.reject(new Error('no calls here')) },
+        view: () => view,
+        inBandElicitation: false,
+      }),
+      logger: pino({ level: 'silent' }),
+      callers: (url) =>
+        new SlowCallers({
+          callers: doc.callers,
+          environment: 'dev',
+          resource: url,
+          loopback: true,
+          scopesInUse: () => ['tools:read'],
+          warn: () => {},
+        }),
+      port: 0,
+      changes,
+    });
+    try {
+      const req = request(http.url, {
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${key.key}` },
+      });
+      req.on('error', () => {});
+      const closed = new Promise<void>((r) => req.once('close', () => r()));
+      req.end();
+      // Wait for the request to be on the server (its socket is held by the gate), then leave.
+      await waitFor(() => req.socket !== null && req.socket !== undefined, { what: 'the request sent' });
+      req.destroy();
+      await closed;
+      open();
+      await waitFor(() => changes.counts.streams === 0 && changes.counts.listeners === 0, {
+        what: 'the slot given back',
+      });
+      gate = Promise.resolve();
+      const again = await fetch(http.url, {
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${key.key}` },
+      });
+      expect(again.status).toBe(200);
+      await again.body?.cancel();
+    } finally {
+      await http.close();
+    }
+  });
+});
+
+describe('stream slots of callers that share one id', () => {
+  it('anonymous callers are counted per address: one cannot use up the bucket of all', async () => {
+    const catalog = await itemsCatalog();
+    const view = viewWith(catalog, NO_SWITCHES);
+    const changes = new ListChanges({ view: () => view, limits: { perCaller: 2, total: 10 } });
+    const anon = { id: 'anonymous', scopes: ['tools:read'], via: 'anonymous' as const };
+    expect(typeof changes.claim(anon, '10.0.0.1')).toBe('object');
+    expect(typeof changes.claim(anon, '10.0.0.1')).toBe('object');
+    expect(changes.claim(anon, '10.0.0.1')).toBe('caller');
+    const other = changes.claim(anon, '10.0.0.2');
+    expect(typeof other).toBe('object');
+    // A key is one caller wherever it connects from.
+    const key = { id: 'key:shared', scopes: ['tools:read'], via: 'api-key' as const };
+    changes.claim(key, '10.0.0.1');
+    changes.claim(key, '10.0.0.2');
+    expect(changes.claim(key, '10.0.0.3')).toBe('caller');
+    if (typeof other === 'object') other.release();
+    expect(changes.counts.streams).toBe(4);
   });
 });

@@ -82,3 +82,34 @@ describe('upstream credentials in an API set', () => {
     expect(set.missing.get('crm_readA')).toBe('apis.crm.credentials.k has no source for environment dev');
   });
 });
+
+describe('credential variables two APIs would both read', () => {
+  it('refuses the variable to both (fail closed) and says to name the credential instead', async () => {
+    const scheme = (name: string) => ({
+      ...tools[0]!.auth,
+      alternatives: [[{ ...tools[0]!.auth.alternatives[0]![0]!, scheme: name }]],
+    });
+    // `a-b` + `c` and `a` + `b_c` both spell MCP_WARDEN_CRED_A_B_C.
+    const clash = [
+      { ...tools[0]!, name: 'a-b_readA', api: 'a-b', auth: scheme('c') },
+      { ...tools[0]!, name: 'a_readA', api: 'a', auth: scheme('b_c') },
+    ];
+    expect(credentialEnvVar('c', 'a-b')).toBe(credentialEnvVar('b_c', 'a'));
+    const set = loadCredentials({
+      tools: clash.map((tool) => ({ tool })),
+      environment: 'dev',
+      env: { MCP_WARDEN_CRED_A_B_C: 'whose-secret-is-this' },
+    });
+    for (const t of clash) expect(set.forTool(t)).toBeUndefined();
+    expect(set.missing.get('a_readA')).toContain('would serve APIs a and a-b alike');
+  });
+
+  it('a tool object of another API under a known name gets nothing (a name taken over by a reload)', async () => {
+    const set = load('version: 1\napis:\n  crm: { spec: a.yaml }\n  billing: { spec: b.yaml }\n', {
+      MCP_WARDEN_CRED_CRM_KEY: 'crm-value-0001',
+    });
+    const crm = tools.find((t) => t.name === 'crm_readA')!;
+    expect(await wire(set, 'crm_readA')).toBeDefined();
+    expect(set.forTool({ ...crm, api: 'billing' })).toBeUndefined();
+  });
+});
