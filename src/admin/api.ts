@@ -5,6 +5,7 @@ import type { ControlEvent, Controller } from '../control/controller.js';
 import { isWardenError, WardenError } from '../errors/index.js';
 import { listen } from '../lib/listen.js';
 import type { ApprovalStatus } from '../model/approval.js';
+import type { Connection, UserCredentials } from '../model/connection.js';
 import type { KillSwitch } from '../model/state.js';
 import type { Alerts } from '../observe/alerts.js';
 import { Health } from '../observe/health.js';
@@ -46,6 +47,8 @@ export interface AdminOptions {
   operators?: ReadonlyArray<{ id: string; token: string }>;
   /** Out-of-band approvals: the `/approvals` routes (absent: those routes answer 404). */
   approvals?: ApprovalDesk;
+  /** Per-user OAuth connections: the `/connections` routes (absent: those routes answer 404). */
+  connections?: ConnectionDesk;
   /** Redacts free text an operator types (a decision's reason) before it is stored, audited or shown. */
   redact?: (s: string) => string;
   port: number;
@@ -72,7 +75,10 @@ export interface AdminServer {
 
 const MODES: Record<string, KillSwitch> = { 'read-write': 'none', 'read-only': 'read-only', off: 'off' };
 
-/** What the admin routes use of the approvals service (src/control/approvals.ts). */
+/** What the admin routes use of the per-user OAuth service (src/upstream/user-oauth.ts). */
+export type ConnectionDesk = Pick<UserCredentials, 'list' | 'revoke'>;
+
+/** What the approvals routes use of the approvals service (src/control/approvals.ts). */
 export type ApprovalDesk = Pick<Approvals, 'list' | 'get' | 'decide'>;
 
 /** One authorised admin request, as the routes see it. */
@@ -91,7 +97,7 @@ interface AdminRequest {
 type Route = (r: AdminRequest) => unknown;
 
 /** Segments after these are names (`/tools/:name/…`), so a route is found by its shape. */
-const NAMED = new Set(['tools', 'explain', 'alerts', 'policy-version', 'approvals']);
+const NAMED = new Set(['tools', 'explain', 'alerts', 'policy-version', 'approvals', 'connections']);
 
 /**
  * The runtime control API and the dashboard, on their own port and behind their own token (never the
@@ -288,6 +294,7 @@ function adminRoutes(o: AdminOptions): Record<string, Route> {
       send(res, o.series.snapshot(Number.isFinite(minutes) ? minutes : 15));
     },
     ...approvalRoutes(o.approvals, o.redact ?? ((s) => s)),
+    ...connectionRoutes(o.connections, o.onControl),
     'GET /alerts': ({ res }) => send(res, { alerts: o.alerts?.list() ?? [] }),
     'POST /alerts/:name/ack': ({ res, parts, actor }) => {
       const a = o.alerts?.acknowledge(Number(parts[1]), actor);
@@ -346,6 +353,73 @@ function approvalRoutes(
     },
     'POST /approvals/:name/approve': decide('approve'),
     'POST /approvals/:name/deny': decide('deny'),
+  };
+}
+
+/**
+ * A connection's id in the admin API: its (principal, upstream) key, reversibly encoded, so a
+ * principal's `#`, `:` and `/` never need escaping in a path. Not a secret: it names, it does not grant.
+ */
+export function connectionId(c: Pick<Connection, 'principal' | 'upstream'>): string {
+  return Buffer.from(JSON.stringify([c.principal, c.upstream])).toString('base64url');
+}
+
+function parseConnectionId(id: string): { principal: string; upstream: string } {
+  try {
+    const v = JSON.parse(Buffer.from(id, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'string' && x.length > 0))
+      return { principal: v[0] as string, upstream: v[1] as string };
+  } catch {
+    /* below */
+  }
+  throw new WardenError('USAGE', 'not a connection id (take it from GET /connections or `connections list`)');
+}
+
+/**
+ * People's connected upstream accounts (per-user OAuth): who, which upstream, which scopes, last
+ * used; never a token. Revoking deletes the stored tokens, so that person's next call asks them to
+ * connect again; it is audited with the operator who did it.
+ */
+function connectionRoutes(
+  desk: ConnectionDesk | undefined,
+  onControl: (e: ControlEvent) => void,
+): Record<string, Route> {
+  const off = (res: ServerResponse) =>
+    refuse(res, {
+      code: 'ADMIN_NOT_FOUND',
+      message: 'per-user OAuth connections are not served by this gateway',
+    });
+  return {
+    'GET /connections': async ({ res, url }) => {
+      if (!desk) return off(res);
+      const principal = url.searchParams.get('principal') ?? undefined;
+      const upstream = url.searchParams.get('upstream') ?? undefined;
+      const list = await desk.list({
+        ...(principal ? { principal } : {}),
+        ...(upstream ? { upstream } : {}),
+      });
+      send(res, {
+        connections: list.map((c) => ({
+          id: connectionId(c),
+          principal: c.principal,
+          upstream: c.upstream,
+          issuer: c.issuer,
+          scopes: c.scopes,
+          createdAt: new Date(c.createdAt).toISOString(),
+          ...(c.lastUsedAt !== undefined ? { lastUsedAt: new Date(c.lastUsedAt).toISOString() } : {}),
+          ...(c.expiresAt !== undefined ? { expiresAt: new Date(c.expiresAt).toISOString() } : {}),
+        })),
+      });
+    },
+    'DELETE /connections/:name': async ({ res, parts, actor }) => {
+      if (!desk) return off(res);
+      const { principal, upstream } = parseConnectionId(parts[1]!);
+      const revoked = await desk.revoke(principal, upstream);
+      if (revoked === 0)
+        return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such connection (already revoked?)' });
+      onControl({ actor, action: 'connection.revoke', target: `${principal} ${upstream}` });
+      send(res, { revoked, principal, upstream });
+    },
   };
 }
 

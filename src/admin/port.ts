@@ -7,7 +7,13 @@ import type { Health } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import type { Observers } from '../observe/observers.js';
 import type { PolicyDoc } from '../policy/schema.js';
-import { type AdminOptions, type AdminServer, type ApprovalDesk, startAdmin } from './api.js';
+import {
+  type AdminOptions,
+  type AdminServer,
+  type ApprovalDesk,
+  type ConnectionDesk,
+  startAdmin,
+} from './api.js';
 import { SHARED_ADMIN } from './operators.js';
 
 /**
@@ -38,6 +44,8 @@ export async function startAdminPort(o: {
   approvals?: ApprovalDesk & {
     onRequested(listener: (r: ApprovalRequest) => void): void;
   };
+  /** Per-user OAuth: the `/connections` routes (list, revoke). */
+  connections?: ConnectionDesk;
 }): Promise<AdminServer> {
   const cfg = o.doc.admin;
   if (!cfg?.token)
@@ -71,6 +79,7 @@ export async function startAdminPort(o: {
     ...(o.redact ? { redact: o.redact } : {}),
     ...(o.health ? { health: o.health } : {}),
     ...(o.approvals ? { approvals: o.approvals } : {}),
+    ...(o.connections ? { connections: o.connections } : {}),
   });
   o.logger.info({ url: admin.url }, `admin API: ${admin.url}`);
   const base = cfg.publicUrl ?? admin.url;

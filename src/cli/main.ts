@@ -6,6 +6,7 @@ import { type ApiArg, parseApiFlag } from './api-flags.js';
 import { addApprovals } from './approvals.js';
 import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
 import { addCompletion } from './completion.js';
+import { addConnections } from './connections.js';
 import { adminCall, runExplain, runInit, runKeysCreate, runPolicyCheck, runToolsets } from './policy.js';
 import { addRuntime, admin } from './runtime.js';
 import { runScan } from './scan.js';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   addKeys(program);
   addRuntime(program, io);
   addApprovals(program, io);
+  addConnections(program, io);
   addCompletion(program, io);
   return program;
 }

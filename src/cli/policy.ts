@@ -10,7 +10,7 @@ import type { Catalog } from '../model/catalog.js';
 import { createLogger } from '../observe/log.js';
 import { loadSpec } from '../openapi/load.js';
 import { alertRuleLines, checkPolicy, didYouMean } from '../policy/check.js';
-import { DEFAULT_POLICY, evaluatePolicy } from '../policy/evaluate.js';
+import { credentialChoice, DEFAULT_POLICY, evaluatePolicy } from '../policy/evaluate.js';
 import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
 import { type AlertsDoc, DEFAULT_SCOPES, ENVIRONMENTS, type Environment } from '../policy/schema.js';
 import { listToolsets } from '../policy/toolsets.js';
@@ -107,9 +107,11 @@ export async function runExplain(
         )}`,
       );
     const d = entry.decision;
+    const cred = credentialChoice(policy?.doc ?? DEFAULT_POLICY, d, controller.environment());
+    const steps = [...d.steps, cred.step];
     if (opts.format === 'json') {
       io.stdout(
-        `${JSON.stringify({ tool: d.tool.name, exposed: entry.exposed, hiddenBecause: entry.blockers.map((b) => b.reason), kind: d.kind, risk: d.tool.risk.classes, scopes: d.scopes, confirm: d.confirm, ...(d.confirm ? { approval: d.approval, approvers: d.approvers } : {}), limits: d.limits, steps: d.steps, environment: controller.environment(), alerts: alertRuleLines(policy?.doc.alerts) }, null, 2)}\n`,
+        `${JSON.stringify({ tool: d.tool.name, exposed: entry.exposed, hiddenBecause: entry.blockers.map((b) => b.reason), kind: d.kind, risk: d.tool.risk.classes, scopes: d.scopes, confirm: d.confirm, ...(d.confirm ? { approval: d.approval, approvers: d.approvers } : {}), limits: d.limits, credential: { kind: cred.kind, entries: cred.entries }, steps, environment: controller.environment(), alerts: alertRuleLines(policy?.doc.alerts) }, null, 2)}\n`,
       );
       return;
     }
@@ -120,8 +122,9 @@ export async function runExplain(
       `  callers need: ${d.scopes.join(' ') || '(no scope)'}`,
       `  confirmation: ${d.confirm ? `required (approval: ${d.approval}${d.approvers > 1 ? `, approvers: ${d.approvers}` : ''})` : 'not required'}`,
       ...(Object.keys(d.limits).length ? [`  limits: ${JSON.stringify(d.limits)}`] : []),
+      `  upstream credential: ${cred.kind}`,
       '  how it was decided:',
-      ...d.steps.map((s) => `    ${s.by}: ${s.what}`),
+      ...steps.map((s) => `    ${s.by}: ${s.what}`),
     ];
     io.stdout(`${lines.join('\n')}\n${alertsText(policy?.doc.alerts)}`);
   } finally {
@@ -380,7 +383,7 @@ export function runKeysCreate(
 
 /** The admin API's client: the CLI's `tools`, `mode` and `policy history|diff|rollback`. */
 export async function adminCall(
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body: unknown,
   opts: { adminUrl?: string },

@@ -30,7 +30,9 @@ export interface ControlEvent {
     | 'admin.login'
     | 'admin.login-refused'
     | 'admin.token-refused'
-    | 'admin.logout';
+    | 'admin.logout'
+    // An operator revoked someone's per-user OAuth connection (src/admin/api.ts).
+    | 'connection.revoke';
   target?: string;
   before?: unknown;
   after?: unknown;

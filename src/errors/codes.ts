@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'APPROVAL_EXPIRED'
   | 'INVALID_ARGUMENT'
   | 'CREDENTIAL_MISSING'
+  | 'CONNECTION_REQUIRED'
+  | 'TOKEN_EXCHANGE_REFUSED'
   | 'UPSTREAM_TIMEOUT'
   | 'UPSTREAM_UNAVAILABLE'
   | 'UPSTREAM_REDIRECT'
@@ -135,6 +137,17 @@ export const ERROR_CODES = {
   ),
   INVALID_ARGUMENT: call(400, 'denied', 'an argument is missing, of the wrong type or not allowed'),
   CREDENTIAL_MISSING: call(503, 'failed', 'no upstream credential is configured for this tool'),
+  // Per-user OAuth: the agent gets the link to send its user to, and retries the call once connected.
+  CONNECTION_REQUIRED: call(
+    401,
+    'denied',
+    "the caller has not connected their own upstream account (or it lacks this tool's scopes): a link to connect is returned",
+  ),
+  TOKEN_EXCHANGE_REFUSED: call(
+    403,
+    'denied',
+    "the caller's token could not be exchanged for one the upstream accepts (refused, unreachable, or the caller has no token)",
+  ),
   UPSTREAM_TIMEOUT: call(504, 'failed', 'the upstream API did not answer in time'),
   UPSTREAM_UNAVAILABLE: call(502, 'failed', 'the upstream API could not be reached'),
   UPSTREAM_REDIRECT: call(502, 'failed', 'the upstream API answered with a redirect, which is not followed'),

@@ -1,6 +1,16 @@
 /** The audit trail's records and the sink every writer appends to (JSONL file, database mirror). */
 import type { AuthMethod } from './principal.js';
 
+/**
+ * Whose upstream identity a call used, when it was a person's rather than the gateway's service
+ * account: the principal, and how the gateway acted as them (their connected account, or a token
+ * exchanged at their identity provider). Never a token.
+ */
+export interface OnBehalfOf {
+  principal: string;
+  credential: 'userOAuth' | 'tokenExchange';
+}
+
 /** One audit record per tool call (allowed, denied or failed). */
 export interface AuditRecord {
   kind: 'call';
@@ -37,6 +47,8 @@ export interface AuditRecord {
   confirmed?: 'token' | 'elicitation' | 'input_required' | 'operator';
   /** The approval request this call ran under, or was parked on, refused by or reported expired. */
   approval?: string;
+  /** Absent: the gateway's own (service) credential, or none, was used upstream. */
+  onBehalfOf?: OnBehalfOf;
 }
 
 /** Written before a non-read call leaves the gateway: if the outcome never follows, the call may have happened. */

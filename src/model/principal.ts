@@ -16,3 +16,20 @@ export interface Principal {
   scopes: readonly string[];
   via: AuthMethod;
 }
+
+/**
+ * The caller's own verified token, held beside (never inside) its Principal: the Principal is logged,
+ * audited and shown; this is read only by token exchange (RFC 8693), which trades it at the caller's
+ * identity provider and never forwards it. Weakly held, so it lives no longer than the request.
+ */
+const subjectTokens = new WeakMap<Principal, { token: string; expiresAt: number }>();
+
+/** Called by authentication only, with a token it has just verified (`expiresAt`: its `exp`, in ms). */
+export function holdSubjectToken(p: Principal, token: string, expiresAt: number): void {
+  subjectTokens.set(p, { token, expiresAt });
+}
+
+/** The caller's verified token, or undefined (API keys, stdio and anonymous callers have none). */
+export function subjectTokenOf(p: Principal): { token: string; expiresAt: number } | undefined {
+  return subjectTokens.get(p);
+}

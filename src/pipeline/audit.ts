@@ -52,6 +52,7 @@ export function createAudit(options: AuditOptions) {
       ...(ctx.decision ? { policyVersion: ctx.decision.policyVersion } : {}),
       ...(ctx.confirmed?.via ? { confirmed: ctx.confirmed.via } : {}),
       ...(ctx.confirmed?.approval ? { approval: ctx.confirmed.approval } : {}),
+      ...(ctx.onBehalfOf ? { onBehalfOf: ctx.onBehalfOf } : {}),
       ...(Object.keys(counts).length ? { redactions: counts } : {}),
       ...(req?.notes ? { notes: req.notes } : {}),
     };

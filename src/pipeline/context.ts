@@ -1,6 +1,7 @@
 import type { FormData } from 'undici';
 import type { ViewEntry } from '../control/view.js';
 import type { WardenError } from '../errors/index.js';
+import type { OnBehalfOf } from '../model/audit.js';
 import type { Tool } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
 import type { Limits } from '../policy/evaluate.js';
@@ -155,6 +156,8 @@ export interface CallContext {
   request?: UpstreamRequest;
   /** inject → the request with the credential; never leaves the send stage. */
   outbound?: OutboundRequest;
+  /** inject (with `outbound`) → whose upstream identity the credential carries, when a person's. */
+  onBehalfOf?: OnBehalfOf;
   /** send → what the upstream answered (possibly truncated). */
   response?: UpstreamResponse;
   /** answer → the upstream response as a tool result, before masking and limits. */

@@ -13,7 +13,7 @@ import { createAuthorize } from './authorize.js';
 import { createBuildRequest } from './build-request.js';
 import { type ConfirmOptions, createConfirm } from './confirm.js';
 import type { CallContext, CallInput, CallSpan, CallTracer, Stage, ToolResult } from './context.js';
-import { createInjectCredential } from './inject-credential.js';
+import { createInjectCredential, type InjectOptions } from './inject-credential.js';
 import { createLimit, type LimitOptions } from './limit.js';
 import { createProtect } from './protect.js';
 import { createResolve } from './resolve.js';
@@ -45,6 +45,8 @@ export interface PipelineOptions {
   resultLimits?: { maxItems?: number; maxResultBytes?: number };
   /** Spans per call, stage and upstream try (observe/tracing.ts); absent: tracing is off. */
   tracer?: CallTracer;
+  /** Per-user OAuth (src/upstream/user-oauth.ts); absent: `userOAuth` credentials are not served. */
+  userCredentials?: InjectOptions['userCredentials'];
 }
 
 export interface Pipeline {
@@ -96,7 +98,10 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     // After build: the credential is placed last, so no argument can overwrite or read it.
     [
       'inject',
-      createInjectCredential({ credentials: { forTool: (t) => o.control.credentials().forTool(t) } }),
+      createInjectCredential({
+        credentials: { forTool: (t) => o.control.credentials().forTool(t) },
+        ...(o.userCredentials ? { userCredentials: o.userCredentials } : {}),
+      }),
     ],
     // The only stage that talks to the network: timeout, size cap, no redirects.
     ['send', send],

@@ -4,7 +4,11 @@ import type { ApprovalMode } from '../model/approval.js';
 import type { Catalog, DataClass, Tool } from '../model/catalog.js';
 import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
 import {
+  type CredentialDef,
+  type CredentialKind,
+  credentialKindOf,
   DEFAULT_SCOPES,
+  type Environment,
   type PolicyDoc,
   type PolicyMatch,
   type PolicyRule,
@@ -414,4 +418,69 @@ function switchBlockers(kind: ToolKind, mode: PolicyDoc['mode'], enabled: boolea
     blockers.push({ kind: 'disabled', reason: 'disabled by a rule' });
   }
   return blockers;
+}
+
+/** Which upstream credential a tool uses in an environment, and why: what `explain` shows. */
+export interface CredentialChoice {
+  /** `none`: the operation needs no upstream authentication. */
+  kind: CredentialKind | 'none';
+  /** The `credentials` entry used, per scheme of the chosen security alternative (absent: the environment variable). */
+  entries: Array<{ scheme: string; entry?: string; kind: CredentialKind }>;
+  step: ExplainStep;
+}
+
+const KIND_WORDS: Record<CredentialKind, string> = {
+  service: "the gateway's own service credential (every caller acts upstream as the same account)",
+  userOAuth: 'per-user OAuth (each caller acts upstream as their own connected account)',
+  tokenExchange: "token exchange (the caller's token is exchanged for one minted for the upstream)",
+};
+
+/**
+ * Mirrors the resolution in src/upstream/credentials.ts without reading any secret: for the first
+ * security alternative, each scheme's entry is the one the rules name (`credential`) if it is for
+ * that scheme, else the first entry for the scheme, else `MCP_WARDEN_CRED_<SCHEME>` (a service
+ * credential). The entry's source for `environment` decides the kind.
+ */
+export function credentialChoice(
+  doc: PolicyDoc,
+  decision: Pick<ToolDecision, 'tool' | 'credential'>,
+  environment: Environment,
+): CredentialChoice {
+  const { tool, credential } = decision;
+  const alt = tool.auth.public ? undefined : tool.auth.alternatives.find((a) => a.length > 0);
+  if (!alt)
+    return {
+      kind: 'none',
+      entries: [],
+      step: { by: 'spec', what: 'credential: none (the operation needs no upstream authentication)' },
+    };
+  const own: Record<string, CredentialDef> =
+    (tool.api !== undefined ? doc.apis?.[tool.api]?.credentials : doc.credentials) ?? {};
+  const base = tool.api !== undefined ? `apis.${tool.api}.credentials` : 'credentials';
+  const entries = alt.map((req) => {
+    const named =
+      credential !== undefined && own[credential]?.scheme === req.scheme
+        ? credential
+        : Object.keys(own).find((k) => own[k]!.scheme === req.scheme);
+    const source = named !== undefined ? own[named]![environment] : undefined;
+    return {
+      scheme: req.scheme,
+      ...(named !== undefined ? { entry: named } : {}),
+      kind: source !== undefined ? credentialKindOf(source) : ('service' as const),
+      why:
+        named === undefined
+          ? `no entry for scheme ${req.scheme}: its MCP_WARDEN_CRED_* environment variable`
+          : `${base}.${named}.${environment}${credential === named ? ' (named by the rules)' : ` (the entry for scheme ${req.scheme})`}${source === undefined ? ', which has no source here' : ''}`,
+    };
+  });
+  // A person's identity wins the headline: one per-user scheme makes the call act as the caller.
+  const kind = entries.find((e) => e.kind !== 'service')?.kind ?? 'service';
+  return {
+    kind,
+    entries: entries.map(({ why: _why, ...e }) => e),
+    step: {
+      by: entries.map((e) => e.why).join('; '),
+      what: `credential: ${KIND_WORDS[kind]}`,
+    },
+  };
 }

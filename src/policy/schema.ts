@@ -202,7 +202,69 @@ const oauth2Source = z.strictObject({
   scopes: scopes.optional().describe('Requested scopes; default: those the operation declares.'),
 });
 
-const credentialSource = z.union([secretRef, z.strictObject({ oauth2: oauth2Source })]);
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+/**
+ * Per-user delegated OAuth (authorization code + PKCE): each caller connects their own upstream
+ * account once. Absent URLs come from the spec's `authorizationCode` flow, or from `issuer` discovery.
+ */
+const userOAuthSource = z
+  .strictObject({
+    issuer: httpUrl
+      .optional()
+      .describe("The authorization server's issuer, for discovery (RFC 8414 / OpenID Connect)."),
+    authorizationUrl: httpUrl
+      .optional()
+      .describe("Default: the spec's authorizationCode flow, else discovery from `issuer`."),
+    tokenUrl: httpUrl
+      .optional()
+      .describe("Default: the spec's authorizationCode flow, else discovery from `issuer`."),
+    clientId: secretRef,
+    clientSecret: secretRef,
+    redirectUrl: httpUrl.describe(
+      "The gateway's callback as registered with the authorization server (…/oauth/callback).",
+    ),
+    scopes: scopes
+      .optional()
+      .describe('Scopes to ask for; default: those the tool declares (asked for incrementally).'),
+  })
+  .describe("Per-user OAuth: the call acts upstream as the caller's own connected account.");
+
+/** RFC 8693: the caller's already-verified token is exchanged for one minted for the upstream. */
+const tokenExchangeSource = z
+  .strictObject({
+    tokenUrl: httpUrl.describe("The token endpoint of the callers' identity provider."),
+    clientId: secretRef,
+    clientSecret: secretRef,
+    audience: z
+      .string()
+      .min(1)
+      .max(2000)
+      .describe("The upstream, as the identity provider names it (the exchanged token's `aud`)."),
+    scopes: scopes.optional().describe("Scopes to ask for; default: those the tool's operation declares."),
+  })
+  .describe('Token exchange: the call acts upstream as the caller, with a token minted for the upstream.');
+
+const CREDENTIAL_KINDS = ['oauth2', 'userOAuth', 'tokenExchange'] as const;
+/** One object with exactly one kind key, so a mistake inside a kind is reported at its own path. */
+const credentialObject = z
+  .strictObject({
+    oauth2: oauth2Source.optional().describe("Client credentials: the gateway's own service account."),
+    userOAuth: userOAuthSource.optional(),
+    tokenExchange: tokenExchangeSource.optional(),
+  })
+  .refine(
+    (o) => CREDENTIAL_KINDS.filter((k) => o[k] !== undefined).length === 1,
+    'give exactly one of oauth2, userOAuth, tokenExchange',
+  );
+const credentialSource = z.union([secretRef, credentialObject], {
+  // A union only says "Invalid input": name the first problem inside the object form instead.
+  error: (iss) => {
+    if (iss.code !== 'invalid_union' || typeof iss.input !== 'object' || iss.input === null) return;
+    const first = iss.errors[1]?.[0];
+    return first ? `${first.path.length ? `${first.path.join('.')}: ` : ''}${first.message}` : undefined;
+  },
+});
 
 export const credentialSchema = z
   .strictObject({
@@ -615,6 +677,26 @@ export const policySchema = z
       })
       .optional(),
     telemetry: telemetrySchema.optional(),
+    vault: z
+      .strictObject({
+        keys: z
+          .array(secretRef)
+          .min(1)
+          .max(10)
+          .describe(
+            'Vault keys (env:/file:, each ≥ 32 characters), current first, then older ones until rotated.',
+          ),
+        store: z
+          .enum(['embedded', 'postgres'])
+          .default('embedded')
+          .describe(
+            'embedded: vault.json beside the audit file; postgres: the audit database (audit.postgres or --audit-db), for instances sharing callers.',
+          ),
+      })
+      .optional()
+      .describe(
+        "The token vault of per-user OAuth (`userOAuth` credentials): each caller's upstream tokens, encrypted.",
+      ),
     // `rules:` with every entry commented out (as `init` writes it) reads as null: no rules.
     rules: z
       .array(ruleSchema)
@@ -653,6 +735,17 @@ export type PolicyDoc = z.output<typeof policySchema>;
 export type PolicyRule = z.output<typeof ruleSchema>;
 export type CredentialDef = z.output<typeof credentialSchema>;
 export type CredentialSource = z.output<typeof credentialSource>;
+export type UserOAuthSource = z.output<typeof userOAuthSource>;
+export type TokenExchangeSource = z.output<typeof tokenExchangeSource>;
+
+/** The three kinds of upstream credential an operator chooses between, per tool and environment. */
+export type CredentialKind = 'service' | 'userOAuth' | 'tokenExchange';
+
+/** Which kind a policy source is: a secret or client credentials act as the gateway's own service account. */
+export function credentialKindOf(source: CredentialSource): CredentialKind {
+  if (typeof source === 'string' || source.oauth2 !== undefined) return 'service';
+  return source.userOAuth !== undefined ? 'userOAuth' : 'tokenExchange';
+}
 export type ApiKeyDef = z.output<typeof apiKeySchema>;
 export type CallersDoc = z.output<typeof callersSchema>;
 export type ApiDoc = z.output<typeof apiSchema>;

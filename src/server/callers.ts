@@ -13,7 +13,7 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { type ErrorCode, WardenError } from '../errors/index.js';
 import { watchedFile } from '../lib/watched-file.js';
-import type { Principal } from '../model/principal.js';
+import { holdSubjectToken, type Principal } from '../model/principal.js';
 import {
   type ApiKeyDef,
   apiKeysFileSchema,
@@ -251,7 +251,10 @@ export class Callers {
       // another caller's name.
       if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.iss !== 'string')
         return this.invalid("the token's sub claim is invalid");
-      return { ok: true, principal: { id: principalIds.jwt(payload.iss, payload.sub), scopes, via: 'jwt' } };
+      const principal: Principal = { id: principalIds.jwt(payload.iss, payload.sub), scopes, via: 'jwt' };
+      // Kept aside for token exchange only (RFC 8693); never forwarded, never on the Principal itself.
+      holdSubjectToken(principal, token, (payload.exp as number) * 1000);
+      return { ok: true, principal };
     } catch (e) {
       // The reason in words for the caller; jose's own message never (it may quote the token's claims).
       return this.invalid(jwtReason(e));

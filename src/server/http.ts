@@ -46,6 +46,11 @@ export interface HttpOptions {
    * never changes, with the default bounds).
    */
   changes?: ListChanges;
+  /**
+   * Per-user OAuth's callback (`/oauth/callback`, src/upstream/user-oauth.ts): the browser returning
+   * from the upstream's authorization server. Absent: the path does not exist.
+   */
+  oauthCallback?: (url: URL) => Promise<{ status: number; body: string }>;
 }
 
 export interface RunningHttp {
@@ -56,6 +61,7 @@ export interface RunningHttp {
 
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
+export const OAUTH_CALLBACK_PATH = '/oauth/callback';
 
 /**
  * What every request passes before the SDK sees it, in this order, written here and nowhere else
@@ -70,6 +76,8 @@ export const TRANSPORT_STEPS = [
   'host',
   // Public by design (RFC 9728): a client reads it to learn how to authenticate, so before authentication.
   'metadata',
+  // Per-user OAuth's callback, before authentication: the browser carries no MCP credential; the single-use state is the binding.
+  'callback',
   // Before the body is read: an unauthenticated caller costs no more than its headers.
   'authenticate',
   // Before parsing: the body is read only up to the cap, so its size bounds memory.
@@ -94,7 +102,7 @@ interface Exchange {
   readonly res: ServerResponse;
   readonly callers: Callers;
   /** path → which endpoint the request is for. */
-  route?: 'mcp' | 'metadata' | 'probe';
+  route?: 'mcp' | 'metadata' | 'probe' | 'callback';
   /** body → the request body (POST only). */
   body?: Buffer;
   /** parse → the JSON-RPC message. */
@@ -120,6 +128,7 @@ function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>
       if (path.startsWith(METADATA_PATH)) x.route = 'metadata';
       else if (path === '/mcp') x.route = 'mcp';
       else if (isProbePath(path)) x.route = 'probe';
+      else if (path === OAUTH_CALLBACK_PATH && o.oauthCallback) x.route = 'callback';
       else return { code: 'HTTP_NOT_FOUND', message: 'Not found. The MCP endpoint is /mcp.' };
     },
     async probe(x) {
@@ -142,6 +151,19 @@ function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>
         return { code: 'HTTP_NOT_FOUND', message: 'Not found.' };
       x.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
       x.res.end(JSON.stringify(x.callers.metadata()));
+      return 'answered';
+    },
+    async callback(x) {
+      if (x.route !== 'callback') return;
+      if (x.req.method !== 'GET') return { code: 'HTTP_NOT_FOUND', message: 'Not found.' };
+      const page = await o.oauthCallback!(new URL(x.req.url ?? '/', `http://${x.req.headers.host}`));
+      // The URL carried a code: no caching, no referrer to whatever the user opens next.
+      x.res.writeHead(page.status, {
+        'content-type': 'text/plain; charset=utf-8',
+        'cache-control': 'no-store',
+        'referrer-policy': 'no-referrer',
+      });
+      x.res.end(page.body);
       return 'answered';
     },
     async authenticate(x) {

@@ -35,6 +35,7 @@ import {
   type PolicyDoc,
 } from '../policy/schema.js';
 import { createRedactor, type Redactor } from '../protect/redactor.js';
+import { callbackPage } from '../upstream/user-oauth.js';
 import { type AuditSinks, openAuditSinks } from './audit-sinks.js';
 import { principalIds } from './callers.js';
 import { ListChanges, type StreamLimits } from './list-changes.js';
@@ -50,6 +51,7 @@ import {
 import { type OpenedState, openState } from './shared-state.js';
 import { reportStartup } from './startup-report.js';
 import { isLoopback, type RunningTransport, startTransport, type TransportOptions } from './transport.js';
+import { type OpenedUserCredentials, openUserCredentials } from './user-credentials.js';
 
 export interface ServeOptions {
   /** One spec (the one-API case); without it, `apis` or the policy's `apis:` give an API set. */
@@ -154,6 +156,14 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
   const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
   const approvals = openApprovals(doc, rt, controller);
+  const users = await openUserCredentials({
+    ...{ doc, env, auditFile, logger },
+    tools: controller.currentCatalog().tools,
+    credentials: controller.credentials(),
+    ...(o.auditDb !== undefined ? { auditDb: o.auditDb } : {}),
+    stdio: o.transport.kind === 'stdio',
+    onSecret: (values) => redactor.addSecrets(values),
+  });
   const serving = { now: false };
   catalogNow = () => controller.currentCatalog();
   // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
@@ -161,6 +171,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const makePipeline = pipelineFactory({
     ...{ o, doc, env, controller, redactor, rt, agent, logger, tracing },
     approvals,
+    users,
   });
   const served = new ServedApi({ set, controller, makePipeline, logger });
   const health = healthOf(rt, serving, served, logger);
@@ -189,6 +200,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         addSecrets: (values) => redactor.addSecrets(values),
         redact: (s) => redactor.text(s),
         approvals,
+        ...(users ? { connections: users.oauth } : {}),
       })
     : undefined;
   const transport = await startTransport({
@@ -197,8 +209,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger, tracing, changes }),
     ...{ doc, controller, observers: rt.observers, logger, changes },
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
+    ...(users ? { oauthCallback: async (url) => callbackPage(await users.oauth.callback(url)) } : {}),
   }).catch(async (e: unknown) => {
     await admin?.close();
+    await users?.close();
     throw e;
   });
   serving.now = true;
@@ -217,6 +231,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     specWatcher,
     approvals,
     changes,
+    users,
   });
 }
 
@@ -280,6 +295,7 @@ function gatewayOf(p: {
   tracing: Tracing;
   approvals: Approvals;
   changes: ListChanges;
+  users: OpenedUserCredentials | undefined;
 }): Gateway {
   const { served, controller, logger, transport, admin } = p;
   const { observers, audit, state } = p.rt;
@@ -309,6 +325,7 @@ function gatewayOf(p: {
       controller.close();
       await served.pipeline.close();
       await p.approvals.close();
+      await p.users?.close();
       // The last calls' spans are exported (within a bounded wait) before the process goes.
       await p.tracing.shutdown();
       await p.agent.close();
@@ -427,6 +444,7 @@ function pipelineFactory(p: {
   logger: Logger;
   tracing: Tracing;
   approvals: Approvals;
+  users: OpenedUserCredentials | undefined;
 }): (api: LoadedApi) => Pipeline {
   const { o, doc } = p;
   const { observers, state } = p.rt;
@@ -466,6 +484,7 @@ function pipelineFactory(p: {
       },
       ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
       ...(p.tracing.tracer ? { tracer: p.tracing.tracer } : {}),
+      ...(p.users ? { userCredentials: p.users.oauth } : {}),
     });
 }
 

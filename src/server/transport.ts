@@ -36,6 +36,8 @@ export async function startTransport(o: {
   health?: Health;
   /** Who is told of tool-list changes (HTTP: GET and `subscriptions/listen` streams, and their bounds). */
   changes?: ListChanges;
+  /** Per-user OAuth's `/oauth/callback` (HTTP only: over stdio there is no port for the browser). */
+  oauthCallback?: (url: URL) => Promise<{ status: number; body: string }>;
 }): Promise<RunningTransport> {
   if (o.transport.kind === 'stdio') {
     const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
@@ -77,6 +79,7 @@ export async function startTransport(o: {
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
     ...(o.health ? { health: o.health } : {}),
     ...(o.changes ? { changes: o.changes } : {}),
+    ...(o.oauthCallback ? { oauthCallback: o.oauthCallback } : {}),
   });
   o.logger.info({ url: http.url }, `MCP endpoint (Streamable HTTP, 2025-11-25 and 2026-07-28): ${http.url}`);
   return {

@@ -3,7 +3,15 @@ import { WardenError } from '../errors/index.js';
 import { readSecretRef } from '../lib/secret-ref.js';
 import { watchedFile } from '../lib/watched-file.js';
 import type { AuthRequirement, Tool } from '../model/catalog.js';
-import type { CredentialDef, CredentialSource, Environment } from '../policy/schema.js';
+import type { Principal } from '../model/principal.js';
+import type {
+  CredentialDef,
+  CredentialKind,
+  CredentialSource,
+  Environment,
+  UserOAuthSource,
+} from '../policy/schema.js';
+import { createTokenExchanger } from './token-exchange.js';
 
 /** How a value is presented on the wire, from the security scheme. */
 export interface Placement {
@@ -20,8 +28,19 @@ export interface HeldCredential {
   label: string;
   scheme: string;
   placement: Placement;
-  /** The value as it goes on the wire (`Bearer …`, `Basic …` or raw). OAuth2 tokens are async. */
-  wireValue(scopes: readonly string[]): string | Promise<string>;
+  /**
+   * Whose upstream identity the call uses: `service` (the gateway's own secret or client
+   * credentials), `tokenExchange` (the caller's, minted by its identity provider) or `userOAuth` (the
+   * caller's connected account: served by the per-user OAuth service, not by `wireValue`).
+   */
+  kind: CredentialKind;
+  /** userOAuth only: the policy's settings for the flow (ids and secrets as references). */
+  userOAuth?: UserOAuthSource;
+  /**
+   * The value as it goes on the wire (`Bearer …`, `Basic …` or raw). OAuth2 tokens are async; a
+   * token exchange needs the caller.
+   */
+  wireValue(scopes: readonly string[], caller?: Principal): string | Promise<string>;
 }
 
 export interface CredentialSet {
@@ -63,7 +82,8 @@ export function credentialEnvVar(scheme: string, api?: string): string {
  * Resolves where each tool's upstream credential comes from. In order: the `credentials` entry a rule
  * names for the tool; else the first entry for the scheme; else `MCP_WARDEN_CRED_<SCHEME>`. A value
  * that could split a header (CR, LF, NUL, other controls) is a start-up error naming the reference,
- * never the value. Nothing here is ever taken from a caller.
+ * never the value. Nothing here is ever taken from a caller, except that token exchange trades the
+ * caller's verified token at its identity provider (src/upstream/token-exchange.ts) — never upstream.
  */
 export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
   const environment = o.environment ?? 'dev';
@@ -122,7 +142,7 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
         checkValue(raw, envVar);
         addSecrets(raw, placement, true);
         const wire = toWire(raw, placement);
-        result = { label: envVar, scheme: req.scheme, placement, wireValue: () => wire };
+        result = { label: envVar, scheme: req.scheme, placement, kind: 'service', wireValue: () => wire };
       }
     }
     held.set(key, result);
@@ -136,13 +156,49 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
     source: CredentialSource,
   ): HeldCredential | string => {
     const label = `${name}.${environment}`;
+    const bearer: Placement = { ...placement, kind: 'bearer', in: 'header', name: 'authorization' };
+    if (typeof source !== 'string' && source.tokenExchange) {
+      const ex = createTokenExchanger(source.tokenExchange, label, o.env, (values) => {
+        for (const v of values) addSecrets(v, bearer, false);
+      });
+      if (typeof ex === 'string') return ex;
+      return {
+        label,
+        scheme,
+        placement: bearer,
+        kind: 'tokenExchange',
+        wireValue: async (scopes, caller) => {
+          if (!caller)
+            throw new WardenError('TOKEN_EXCHANGE_REFUSED', `${label}: token exchange needs the caller.`);
+          return `Bearer ${await ex.tokenFor(caller, scopes)}`;
+        },
+      };
+    }
+    if (typeof source !== 'string' && source.userOAuth) {
+      // The per-user OAuth service (src/upstream/user-oauth.ts) serves these; wireValue is its guard.
+      return {
+        label,
+        scheme,
+        placement: bearer,
+        kind: 'userOAuth',
+        userOAuth: source.userOAuth,
+        wireValue: () => {
+          throw new WardenError(
+            'CREDENTIAL_MISSING',
+            `${label} is per-user OAuth, which this gateway is not set up to serve.`,
+          );
+        },
+      };
+    }
     if (typeof source !== 'string') {
-      const token = oauth2Source(source.oauth2, label, o.env, (t) => addSecrets(t, placement, false));
+      // The schema lets exactly one kind through; the last one left is client credentials.
+      const token = oauth2Source(source.oauth2!, label, o.env, (t) => addSecrets(t, placement, false));
       if (typeof token === 'string') return token;
       return {
         label,
         scheme,
-        placement: { ...placement, kind: 'bearer', in: 'header', name: 'authorization' },
+        placement: bearer,
+        kind: 'service',
         wireValue: async (scopes) => `Bearer ${await token(scopes)}`,
       };
     }
@@ -168,9 +224,9 @@ export function loadCredentials(o: LoadCredentialsOptions): CredentialSet {
           ),
         wire,
       );
-      return { label, scheme, placement, wireValue: current };
+      return { label, scheme, placement, kind: 'service', wireValue: current };
     }
-    return { label, scheme, placement, wireValue: () => wire };
+    return { label, scheme, placement, kind: 'service', wireValue: () => wire };
   };
 
   const defsOf = (api: string | undefined): Record<string, CredentialDef> =>

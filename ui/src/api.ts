@@ -18,11 +18,11 @@ export class ApiError extends Error {
   }
 }
 
-export async function api<T>(path: string, body?: unknown): Promise<T> {
-  const method = body === undefined ? 'GET' : 'POST';
+export async function api<T>(path: string, body?: unknown, verb?: 'DELETE'): Promise<T> {
+  const method = verb ?? (body === undefined ? 'GET' : 'POST');
   const headers: Record<string, string> = {};
-  if (method === 'POST') {
-    headers['content-type'] = 'application/json';
+  if (method !== 'GET') {
+    if (body !== undefined) headers['content-type'] = 'application/json';
     headers['x-csrf-token'] = csrf;
   }
   const res = await fetch(path, {
@@ -97,3 +97,15 @@ export interface PolicyVersionInfo {
 }
 
 export type AuditRecord = Record<string, unknown> & { seq?: number };
+
+/** A person's connected upstream account (per-user OAuth), as `GET /connections` lists it: never a token. */
+export interface ConnectionRow {
+  id: string;
+  principal: string;
+  upstream: string;
+  issuer: string;
+  scopes: string[];
+  createdAt: string;
+  lastUsedAt?: string;
+  expiresAt?: string;
+}

@@ -6,6 +6,7 @@ import { ApiError, api, type SessionInfo, setSession } from './api.js';
 import { AlertsPage } from './pages/alerts.js';
 import { ApprovalsPage } from './pages/approvals.js';
 import { AuditPage } from './pages/audit.js';
+import { ConnectionsPage } from './pages/connections.js';
 import { KillSwitchPage } from './pages/kill-switch.js';
 import { MetricsPage } from './pages/metrics.js';
 import { PolicyPage } from './pages/policy.js';
@@ -14,6 +15,7 @@ import { ToolsPage } from './pages/tools.js';
 const PAGES = [
   { id: 'tools', title: 'Tools', view: ToolsPage },
   { id: 'approvals', title: 'Approvals', view: ApprovalsPage },
+  { id: 'connections', title: 'Connections', view: ConnectionsPage },
   { id: 'kill-switch', title: 'Kill switch', view: KillSwitchPage },
   { id: 'audit', title: 'Audit', view: AuditPage },
   { id: 'metrics', title: 'Metrics', view: MetricsPage },
