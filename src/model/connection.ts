@@ -79,6 +79,16 @@ export interface ConnectRequest {
   scopes: string[];
 }
 
+/**
+ * Pending connect flows shared by every instance (Redis), so the browser's callback can land on any
+ * of them. `handle` is a digest of the state, never the state itself; `take` reads and deletes in
+ * one step (GETDEL), so a flow is consumed once across all instances.
+ */
+export interface SharedFlows {
+  put(handle: string, flow: string, ttlMs: number): Promise<void>;
+  take(handle: string): Promise<string | undefined>;
+}
+
 export type TokenOutcome = { token: string } | { connect: ConnectRequest };
 
 /** Who is asking, for the state binding: the principal and the MCP client it calls through. */

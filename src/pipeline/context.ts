@@ -3,6 +3,7 @@ import type { ViewEntry } from '../control/view.js';
 import type { WardenError } from '../errors/index.js';
 import type { OnBehalfOf } from '../model/audit.js';
 import type { Tool } from '../model/catalog.js';
+import type { ConnectRequest } from '../model/connection.js';
 import type { Principal } from '../model/principal.js';
 import type { Limits } from '../policy/evaluate.js';
 
@@ -20,6 +21,11 @@ export interface CallInput {
   client?: string;
   /** Aborted when the client cancels or disconnects. */
   signal?: AbortSignal;
+  /**
+   * Told the connect link before a call ends CONNECTION_REQUIRED, for a client that declared URL-mode
+   * elicitation (the MCP layer sends it as one). Never fails the call: the result carries the link too.
+   */
+  onConnect?: (c: ConnectRequest) => Promise<void>;
   /** The caller's trace context and request identity; set by the MCP layer only when tracing is on. */
   trace?: IncomingTrace;
 }

@@ -65,6 +65,7 @@ async function userToken(users: Pick<UserCredentials, 'tokenFor'>, ctx: CallCont
   };
   const outcome = await users.tokenFor(caller, ctx.tool!);
   if ('token' in outcome) return `Bearer ${outcome.token}`;
+  await ctx.input.onConnect?.(outcome.connect);
   throw connectionRequired(ctx.tool!.name, outcome.connect);
 }
 

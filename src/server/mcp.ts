@@ -15,6 +15,7 @@ import type { ToolView } from '../control/view.js';
 import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '../discover/meta-tools.js';
 import { isWardenError, settleCallError, type ToolErrorResult, toProtocolError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
+import type { ConnectRequest } from '../model/connection.js';
 import type { Principal } from '../model/principal.js';
 import type { CallInput, ConfirmationChannel, IncomingTrace } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
@@ -88,12 +89,14 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
         }
         const client = clientName(c.mcpReq._meta, server);
         const confirmation = channelFor(ctx, server, c, w.inBandElicitation);
+        const connect = connectChannelFor(ctx, server, c, w.inBandElicitation);
         const input: CallInput = {
           name,
           arguments: args,
           principal,
           ...(client !== undefined ? { client } : {}),
           ...(confirmation ? { confirmation } : {}),
+          ...(connect ? { onConnect: connect.onConnect } : {}),
           signal: c.mcpReq.signal,
           ...(w.tracing ? { trace: incomingTrace(ctx, server, c) } : {}),
         };
@@ -107,6 +110,13 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
               }),
             },
             requestState: pendingConfirmation.token,
+          }) as never;
+        const link = connect?.asked();
+        if (link)
+          return inputRequired({
+            inputRequests: {
+              [CONNECT_KEY]: inputRequired.elicitUrl({ message: connectMessage(link), url: link.url }),
+            },
           }) as never;
         // Through call_tool, the result is the called tool's; call_tool itself declares no output schema.
         return server.projectCallToolResult(
@@ -255,6 +265,68 @@ function channelFor(
         ),
     };
   return undefined;
+}
+
+const CONNECT_KEY = 'connect';
+
+const connectMessage = (c: ConnectRequest): string =>
+  `Connect your account at ${c.upstream} so this call can act as you upstream (scopes: ${c.scopes.join(' ') || 'none'}). Retry the call once connected.`;
+
+/**
+ * The connect link as a URL-mode elicitation, for a client that declared `elicitation.url`: in-band
+ * over stdio (2025-11-25, its `elicitationId` the flow's id), or a 2026-07-28 client's
+ * `input_required` (`asked()` is the link to return, once: the retry that answers it gets the result,
+ * whose text carries the link for every client). The user may decline; the result still says what to do.
+ */
+function connectChannelFor(
+  ctx: McpRequestContext,
+  server: Server,
+  c: {
+    mcpReq: {
+      inputResponses?: Record<string, unknown>;
+      droppedInputResponseKeys?: string[];
+      signal: AbortSignal;
+      envelope?: Record<string, unknown>;
+    };
+  },
+  inBand: boolean,
+): { onConnect: (r: ConnectRequest) => Promise<void>; asked: () => ConnectRequest | undefined } | undefined {
+  if (ctx.era === 'modern') {
+    if (!canElicitUrl(c.mcpReq.envelope?.[CLIENT_CAPABILITIES_META_KEY])) return undefined;
+    const answered =
+      (c.mcpReq.inputResponses !== undefined && Object.hasOwn(c.mcpReq.inputResponses, CONNECT_KEY)) ||
+      c.mcpReq.droppedInputResponseKeys?.includes(CONNECT_KEY) === true;
+    if (answered) return undefined;
+    let link: ConnectRequest | undefined;
+    return {
+      onConnect: async (r) => {
+        link = r;
+      },
+      asked: () => link,
+    };
+  }
+  if (!inBand || !canElicitUrl(server.getClientCapabilities())) return undefined;
+  return {
+    onConnect: async (r) => {
+      try {
+        await server.elicitInput(
+          { mode: 'url', message: connectMessage(r), url: r.url, elicitationId: r.id },
+          { signal: c.mcpReq.signal },
+        );
+      } catch {
+        // Declined, failed or cancelled: the result below carries the link either way.
+      }
+    },
+    asked: () => undefined,
+  };
+}
+
+/** Whether declared client capabilities include URL-mode elicitation (`elicitation.url`). */
+function canElicitUrl(capabilities: unknown): boolean {
+  const e = (capabilities as { elicitation?: unknown } | undefined)?.elicitation;
+  return (
+    e !== null && typeof e === 'object' && !Array.isArray(e) && (e as { url?: unknown }).url !== undefined
+  );
 }
 
 /**

@@ -162,6 +162,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     credentials: controller.credentials(),
     ...(o.auditDb !== undefined ? { auditDb: o.auditDb } : {}),
     stdio: o.transport.kind === 'stdio',
+    ...(rt.state.flows ? { shared: rt.state.flows } : {}),
     onSecret: (values) => redactor.addSecrets(values),
   });
   const serving = { now: false };

@@ -1,5 +1,6 @@
 import { urlOrRef } from '../lib/secret-ref.js';
 import type { ApprovalStore } from '../model/approval.js';
+import type { SharedFlows } from '../model/connection.js';
 import type { ReplayGuard, StateStore } from '../model/state.js';
 import type { ReadinessCheck } from '../observe/health.js';
 import type { LimitOptions } from '../pipeline/limit.js';
@@ -8,6 +9,7 @@ import { createMemoryApprovals } from '../state/approvals.js';
 import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
 import { createRedisState, type RedisState } from '../state/redis.js';
 import { createRedisApprovals } from '../state/redis-approvals.js';
+import { createRedisFlows } from '../state/redis-flows.js';
 
 export interface StateOptions {
   /** Redis URL or reference from the command line; wins over the policy's `state.redis`. */
@@ -28,6 +30,8 @@ export interface OpenedState {
   limits: LimitOptions['redis'] | undefined;
   /** The Redis connection, when the state is shared by instances. */
   redis: RedisState | undefined;
+  /** Per-user OAuth's pending connect flows, when shared (a callback may land on any instance). */
+  flows: SharedFlows | undefined;
   /** `state` (Redis answers), when the state is shared. */
   readiness: ReadinessCheck[];
 }
@@ -48,6 +52,7 @@ export async function openState(o: StateOptions): Promise<OpenedState> {
       approvals: createMemoryApprovals(),
       limits: undefined,
       redis: undefined,
+      flows: undefined,
       readiness: [],
     };
   const redis = await createRedisState({
@@ -61,6 +66,7 @@ export async function openState(o: StateOptions): Promise<OpenedState> {
     approvals: createRedisApprovals({ client: redis.client, prefix: cfg.prefix }),
     limits: { client: redis.client, prefix: cfg.prefix, readsWhenDown: cfg.readsWhenDown },
     redis,
+    flows: createRedisFlows({ client: redis.client, prefix: cfg.prefix }),
     readiness: [{ name: 'state', probe: () => redis.reachable() }],
   };
 }

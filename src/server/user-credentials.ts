@@ -2,7 +2,7 @@ import { basename, dirname, join } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { readSecretRef, urlOrRef } from '../lib/secret-ref.js';
 import type { Tool } from '../model/catalog.js';
-import { type TokenVault, upstreamKey } from '../model/connection.js';
+import { type SharedFlows, type TokenVault, upstreamKey } from '../model/connection.js';
 import type { Logger } from '../observe/log.js';
 import type { PolicyDoc } from '../policy/schema.js';
 import { PgVault } from '../state/pg-vault.js';
@@ -33,6 +33,8 @@ export async function openUserCredentials(p: {
   /** --audit-db, which overrides `audit.postgres`. */
   auditDb?: string;
   stdio: boolean;
+  /** Pending flows shared by instances (Redis state), so a callback may land on any of them. */
+  shared?: SharedFlows;
   onSecret: (values: string[]) => void;
   logger: Logger;
 }): Promise<OpenedUserCredentials | undefined> {
@@ -56,6 +58,7 @@ export async function openUserCredentials(p: {
   const oauth = new UserOAuth({
     upstreams: defs,
     vault,
+    ...(p.shared ? { shared: p.shared } : {}),
     onSecret: p.onSecret,
     // Plain HTTP only to an authorization server on this machine (a local one); checked per URL below.
     allowInsecure: defs.some((d) => authorizationUrls(d).some((u) => u.protocol === 'http:')),

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { WardenError } from '../errors/index.js';
 import type { AuthRequirement, Tool } from '../model/catalog.js';
@@ -6,6 +6,7 @@ import {
   type CallerIdentity,
   type Connection,
   type ConnectionFilter,
+  type SharedFlows,
   type StoredConnection,
   type TokenOutcome,
   type TokenVault,
@@ -52,6 +53,11 @@ export interface UserOAuthOptions {
   refreshSkewMs?: number;
   /** Told every token value obtained, so logs and results scrub it (redactor.addSecrets). */
   onSecret?: (values: string[]) => void;
+  /**
+   * Pending flows shared by instances (Redis), so a callback can land on any of them; absent: kept
+   * in this process only (the callback must reach the instance that minted the link).
+   */
+  shared?: SharedFlows;
   /** Plain-HTTP authorization servers (a local test server only). */
   allowInsecure?: boolean;
   now?: () => number;
@@ -264,6 +270,7 @@ export class UserOAuth implements UserCredentials {
       expiresAt: this.now() + this.ttl,
     };
     this.pending.set(state, p);
+    await this.o.shared?.put(flowHandle(state), JSON.stringify(p), this.ttl);
     // The state is a capability for this caller's flow: scrubbed from the audit and logs like a token.
     this.o.onSecret?.([state]);
     const url = new URL(as.authorization_endpoint);
@@ -293,14 +300,22 @@ export class UserOAuth implements UserCredentials {
    */
   async callback(url: URL): Promise<CallbackOutcome> {
     const state = url.searchParams.get('state');
-    const p = state ? this.pending.get(state) : undefined;
+    let p: Pending | undefined;
+    try {
+      p = state ? await this.take(state) : undefined;
+    } catch {
+      return {
+        ok: false,
+        status: 503,
+        reason: 'The gateway cannot reach its shared state; retry in a moment.',
+      };
+    }
     if (!state || !p)
       return {
         ok: false,
         status: 400,
         reason: 'This link is unknown, already used or expired. Ask the agent again for a new one.',
       };
-    this.pending.delete(state);
     if (p.expiresAt <= this.now())
       return { ok: false, status: 400, reason: 'This link has expired. Ask the agent again for a new one.' };
     const server = this.servers.get(p.upstream)!;
@@ -349,6 +364,22 @@ export class UserOAuth implements UserCredentials {
     return { ok: true, principal: p.principal, upstream: p.upstream, scopes: conn.scopes };
   }
 
+  /**
+   * Consumes the flow of `state`: from the shared store when there is one (GETDEL: once across all
+   * instances, whichever minted it), else from this process.
+   */
+  private async take(state: string): Promise<Pending | undefined> {
+    const local = this.pending.get(state);
+    this.pending.delete(state);
+    if (!this.o.shared) return local;
+    const raw = await this.o.shared.take(flowHandle(state));
+    if (raw === undefined) return undefined;
+    const p = JSON.parse(raw) as Pending;
+    // Minted elsewhere: this instance's logs must scrub the state too.
+    this.o.onSecret?.([state]);
+    return this.servers.has(p.upstream) ? p : undefined;
+  }
+
   /** The pending flow a client started, for the client that started it only (URL elicitation completion). */
   pendingFor(id: string, caller: CallerIdentity): { upstream: UpstreamKey } | undefined {
     for (const p of this.pending.values())
@@ -368,6 +399,11 @@ export class UserOAuth implements UserCredentials {
     for (const u of targets) if (await this.o.vault.delete(principal, u)) n++;
     return n;
   }
+}
+
+/** The shared store's key for a state: a digest, so reading Redis never yields a usable state. */
+function flowHandle(state: string): string {
+  return createHash('sha256').update(state).digest('base64url');
 }
 
 function issuerOf(def: UserOAuthUpstream): string {

@@ -21,6 +21,15 @@ export async function listen(handler: RequestListener): Promise<Listening> {
   };
 }
 
+/** A free port on 127.0.0.1, for a server whose URL must be known before it starts (an OAuth redirect URI). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
 /** A JSON-RPC frame (an object; send it with `postMcp`). */
 export const frame = (id: number | string, method: string, params: unknown = {}) => ({
   jsonrpc: '2.0',

@@ -25,12 +25,23 @@ export interface OAuthServer {
 
 export const RESOURCE_SCOPES = ['pets:read', 'pets:write', 'pets:admin'];
 
-export async function startOAuthServer(redirectUris: string[]): Promise<OAuthServer> {
+export interface OAuthServerOptions {
+  /**
+   * Serve oidc-provider's own login and consent pages (devInteractions) for a real browser to fill
+   * in, instead of the screens `authorize` answers at once.
+   */
+  pages?: boolean;
+}
+
+export async function startOAuthServer(
+  redirectUris: string[],
+  options: OAuthServerOptions = {},
+): Promise<OAuthServer> {
   const clientId = 'mcp-warden';
   const clientSecret = 'client-secret-for-the-gateway-0123456789';
   let provider: Provider | undefined;
   const server = await listen((req, res) => {
-    if ((req.url ?? '').startsWith('/interaction/')) void interaction(req, res);
+    if (!options.pages && (req.url ?? '').startsWith('/interaction/')) void interaction(req, res);
     else provider!.callback()(req, res);
   });
   const issuer = server.url;
@@ -58,7 +69,7 @@ export async function startOAuthServer(redirectUris: string[]): Promise<OAuthSer
     },
     pkce: { required: () => true },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: options.pages === true },
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -77,7 +88,9 @@ export async function startOAuthServer(redirectUris: string[]): Promise<OAuthSer
       accountId: sub,
       claims: async () => ({ sub }),
     }),
-    interactions: { url: (_ctx: KoaContextWithOIDC, i) => `/interaction/${i.uid}` },
+    ...(options.pages
+      ? {}
+      : { interactions: { url: (_ctx: KoaContextWithOIDC, i) => `/interaction/${i.uid}` } }),
   });
   provider.proxy = false;
 

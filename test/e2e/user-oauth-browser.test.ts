@@ -1,0 +1,164 @@
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { join } from 'node:path';
+import type { Client } from '@modelcontextprotocol/client';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveBrowser, openPage, SHOTS } from '../support/browser.js';
+import { connectHttp } from '../support/gateway.js';
+import { jsonOk, tempTree } from '../support/helpers.js';
+import { freePort } from '../support/http.js';
+import { es256, ISSUER, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
+import { type OAuthServer, startOAuthServer, startProtectedUpstream } from '../support/oauth-server.js';
+import { codeOf, textOf } from '../support/pipeline.js';
+import { spawnCli } from '../support/stdio.js';
+import { waitFor } from '../support/wait.js';
+
+const spec = (base: string) => ({
+  openapi: '3.0.3',
+  info: { title: 'Pets', version: '1' },
+  servers: [{ url: base }],
+  components: {
+    securitySchemes: {
+      petsAuth: {
+        type: 'oauth2',
+        flows: {
+          authorizationCode: {
+            authorizationUrl: `${base}/auth`,
+            tokenUrl: `${base}/token`,
+            scopes: { 'pets:read': 'read', 'pets:write': 'write' },
+          },
+        },
+      },
+    },
+  },
+  paths: {
+    '/pets': {
+      get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
+    },
+  },
+});
+
+type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
+
+/**
+ * The consent step as a person does it: the link CONNECTION_REQUIRED gives is opened in headless
+ * Chromium, the person signs in and consents on the authorization server's own pages (oidc-provider's
+ * devInteractions), the browser lands on the gateway's callback page, and the retried call reaches an
+ * upstream that accepts only that server's tokens, as that person.
+ */
+describe.runIf(haveBrowser)('per-user OAuth consent in headless Chromium', () => {
+  let as: OAuthServer;
+  let upstream: Awaited<ReturnType<typeof startProtectedUpstream>>;
+  let jwks: Awaited<ReturnType<typeof serveJwks>>;
+  let child: ChildProcessWithoutNullStreams;
+  let stderr = '';
+  let mcpUrl: string;
+  let token: string;
+  let client: Client | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  let pageErrors: string[];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const redirect = `http://127.0.0.1:${port}/oauth/callback`;
+    as = await startOAuthServer([redirect], { pages: true });
+    upstream = await startProtectedUpstream(as);
+    const { privateKey, jwk } = await es256();
+    jwks = await serveJwks(jwk);
+    token = await signJwt(privateKey, { subject: 'carol', scope: 'tools:read' });
+    const policy = [
+      'version: 1',
+      'callers:',
+      `  resource: ${RESOURCE}`,
+      '  jwt:',
+      `    jwksUrl: ${jwks.url}`,
+      `    issuer: ${ISSUER}`,
+      '    algorithms: [ES256]',
+      'vault:',
+      '  keys: [env:VAULT_KEY]',
+      'credentials:',
+      '  pets:',
+      '    scheme: petsAuth',
+      '    dev:',
+      '      userOAuth:',
+      `        issuer: ${as.issuer}`,
+      '        clientId: env:PETS_CLIENT_ID',
+      '        clientSecret: env:PETS_CLIENT_SECRET',
+      `        redirectUrl: ${redirect}`,
+    ].join('\n');
+    const dir = tempTree({ 'spec.json': spec(upstream.url), 'warden.yaml': policy });
+    child = spawnCli(
+      [
+        'serve',
+        '--spec',
+        join(dir, 'spec.json'),
+        '--base-url',
+        upstream.url,
+        '--policy',
+        join(dir, 'warden.yaml'),
+        '--audit-file',
+        join(dir, 'audit.jsonl'),
+        '--port',
+        String(port),
+      ],
+      {
+        VAULT_KEY: 'a vault key of at least thirty-two characters!',
+        PETS_CLIENT_ID: as.clientId,
+        PETS_CLIENT_SECRET: as.clientSecret,
+      },
+    );
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    mcpUrl = `http://127.0.0.1:${port}/mcp`;
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
+      what: `the gateway to be ready (stderr: ${stderr.slice(-500)})`,
+      timeout: 20_000,
+    });
+    ({ browser, page, pageErrors } = await openPage());
+  }, 40_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await client?.close();
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child.once('close', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await upstream?.close();
+    await as?.close();
+    await jwks?.close();
+  });
+
+  it('signs in and consents on the authorization server pages, lands on the callback, and the retry acts as that person', async () => {
+    client = await connectHttp(mcpUrl, { token });
+    const call = async () => (await client!.callTool({ name: 'listPets', arguments: {} })) as CallResult;
+    const first = await call();
+    expect(codeOf(first)).toBe('CONNECTION_REQUIRED');
+    const link = /open this link and approve access: (\S+)/.exec(textOf(first))?.[1];
+    expect(link).toBeDefined();
+    expect(upstream.calls).toHaveLength(0);
+
+    await page.goto(link!);
+    await page.locator('input[name="login"]').fill('carol');
+    await page.locator('input[name="password"]').fill('any password');
+    await page.locator('button[type="submit"]').click();
+    // The consent page names what is asked for: only the scope the tool needs.
+    await page.getByRole('button', { name: 'Continue' }).waitFor();
+    expect(await page.content()).toContain('pets:read');
+    expect(await page.content()).not.toContain('pets:write');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForURL((u) => u.origin === new URL(mcpUrl).origin && u.pathname === '/oauth/callback');
+    // waitForURL waits for the page's load event, so its text is there.
+    expect(await page.locator('body').textContent()).toContain('Connected /petsAuth (scopes: pets:read)');
+    await page.screenshot({ path: join(SHOTS, 'oauth-callback.png') });
+    expect(pageErrors).toEqual([]);
+
+    const retried = await call();
+    expect(codeOf(retried)).toBe('OK');
+    expect(upstream.calls).toHaveLength(1);
+    expect(upstream.calls[0]).toMatchObject({ sub: 'carol', scopes: ['pets:read'] });
+  }, 60_000);
+});

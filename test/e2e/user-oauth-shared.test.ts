@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { Client } from '@modelcontextprotocol/client';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { jsonOk } from '../support/helpers.js';
+import { type OAuthServer, startOAuthServer, startProtectedUpstream } from '../support/oauth-server.js';
+import { codeOf, textOf } from '../support/pipeline.js';
+
+const REDIS_URL = process.env.MCP_WARDEN_TEST_REDIS ?? 'redis://127.0.0.1:6379';
+
+/** A free port on 127.0.0.1: the redirect URI is registered with the authorization server before the gateway starts. */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as { port: number };
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const spec = (base: string) => ({
+  openapi: '3.0.3',
+  info: { title: 'Pets', version: '1' },
+  servers: [{ url: base }],
+  components: {
+    securitySchemes: {
+      petsAuth: {
+        type: 'oauth2',
+        flows: {
+          authorizationCode: {
+            authorizationUrl: `${base}/auth`,
+            tokenUrl: `${base}/token`,
+            scopes: { 'pets:read': 'read' },
+          },
+        },
+      },
+    },
+  },
+  paths: {
+    '/pets': {
+      get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
+    },
+  },
+});
+
+type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
+const linkIn = (r: CallResult) => /open this link and approve access: (\S+)/.exec(textOf(r))?.[1];
+
+/**
+ * Pending connect flows in the shared state (Redis): the link minted by instance A sends the
+ * browser back to instance B (as a load balancer would), which completes the flow; the state is
+ * consumed once across both (GETDEL), and Redis holds only a digest of it.
+ */
+describe('per-user OAuth: a callback lands on another instance sharing Redis', () => {
+  let as: OAuthServer;
+  let upstream: Awaited<ReturnType<typeof startProtectedUpstream>>;
+  let a: TestGateway;
+  let b: TestGateway;
+  let redis: Redis;
+  const prefix = `oauth-e2e-${randomBytes(6).toString('hex')}`;
+
+  beforeAll(async () => {
+    const portB = await freePort();
+    const redirect = `http://127.0.0.1:${portB}/oauth/callback`;
+    as = await startOAuthServer([redirect]);
+    upstream = await startProtectedUpstream(as);
+    redis = new Redis(REDIS_URL);
+    const policy = [
+      'version: 1',
+      `state: { redis: env:REDIS_URL, prefix: ${prefix} }`,
+      'vault:',
+      '  keys: [env:VAULT_KEY]',
+      'credentials:',
+      '  pets:',
+      '    scheme: petsAuth',
+      '    dev:',
+      '      userOAuth:',
+      `        issuer: ${as.issuer}`,
+      '        clientId: env:PETS_CLIENT_ID',
+      '        clientSecret: env:PETS_CLIENT_SECRET',
+      `        redirectUrl: ${redirect}`,
+    ].join('\n');
+    const env = {
+      REDIS_URL,
+      VAULT_KEY: 'a vault key of at least thirty-two characters!',
+      PETS_CLIENT_ID: as.clientId,
+      PETS_CLIENT_SECRET: as.clientSecret,
+    };
+    const base = { spec: spec(upstream.url), baseUrl: upstream.url, policy, env };
+    a = await startTestGateway(base);
+    b = await startTestGateway({ ...base, serve: { transport: { kind: 'http', port: portB } } });
+  }, 30_000);
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await upstream?.close();
+    await as?.close();
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it('completes on B a flow minted on A, once', async () => {
+    const onA: Client = await a.connect();
+    const first = (await onA.callTool({ name: 'listPets', arguments: {} })) as CallResult;
+    expect(codeOf(first)).toBe('CONNECTION_REQUIRED');
+    const link = new URL(linkIn(first)!);
+    const state = link.searchParams.get('state')!;
+    // Redis holds the flow under a digest of the state, never the state itself.
+    const stored = await redis.keys(`${prefix}:oauthflow:*`);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).not.toContain(state);
+
+    const back = await as.authorize(link.href, 'dana');
+    expect(back.origin).toBe(new URL(b.gw.url!).origin);
+    const page = await fetch(back);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('Connected /petsAuth');
+    expect(await redis.keys(`${prefix}:oauthflow:*`)).toHaveLength(0);
+
+    // B's vault now holds the connection: the call through B acts as dana.
+    const onB = await b.connect();
+    expect(codeOf((await onB.callTool({ name: 'listPets', arguments: {} })) as CallResult)).toBe('OK');
+    expect(upstream.calls.at(-1)).toMatchObject({ sub: 'dana', scopes: ['pets:read'] });
+
+    // Replayed, on B or on A (which minted it and still remembers it locally): refused by both.
+    const replayB = await fetch(back);
+    expect(replayB.status).toBe(400);
+    const onAUrl = new URL(back.href);
+    onAUrl.host = new URL(a.gw.url!).host;
+    const replayA = await fetch(onAUrl);
+    expect(replayA.status).toBe(400);
+    expect(await replayA.text()).toContain('unknown, already used or expired');
+  });
+});

@@ -1,0 +1,187 @@
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Client } from '@modelcontextprotocol/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mcpClient, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { jsonOk, tempTree } from '../support/helpers.js';
+import { type OAuthServer, startOAuthServer, startProtectedUpstream } from '../support/oauth-server.js';
+import { codeOf, textOf } from '../support/pipeline.js';
+import { serveArgs, stdioTransport } from '../support/stdio.js';
+
+/** A free port on 127.0.0.1: the redirect URI is registered with the authorization server before the gateway starts. */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as { port: number };
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const spec = (base: string) => ({
+  openapi: '3.0.3',
+  info: { title: 'Pets', version: '1' },
+  servers: [{ url: base }],
+  components: {
+    securitySchemes: {
+      petsAuth: {
+        type: 'oauth2',
+        flows: {
+          authorizationCode: {
+            authorizationUrl: `${base}/auth`,
+            tokenUrl: `${base}/token`,
+            scopes: { 'pets:read': 'read', 'pets:write': 'write' },
+          },
+        },
+      },
+    },
+  },
+  paths: {
+    '/pets': {
+      get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
+    },
+  },
+});
+
+const policy = (issuer: string, redirect: string) =>
+  [
+    'version: 1',
+    'vault:',
+    '  keys: [env:VAULT_KEY]',
+    'credentials:',
+    '  pets:',
+    '    scheme: petsAuth',
+    '    dev:',
+    '      userOAuth:',
+    `        issuer: ${issuer}`,
+    '        clientId: env:PETS_CLIENT_ID',
+    '        clientSecret: env:PETS_CLIENT_SECRET',
+    `        redirectUrl: ${redirect}`,
+  ].join('\n');
+
+interface UrlElicitation {
+  mode?: string;
+  url?: string;
+  message?: string;
+  elicitationId?: string;
+}
+
+type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
+
+const linkIn = (r: CallResult) => /open this link and approve access: (\S+)/.exec(textOf(r))?.[1];
+
+/** A client that declared URL-mode elicitation and records every URL it was asked to open (and accepts). */
+function urlClient(era: 'legacy' | { pin: '2026-07-28' }, asked: UrlElicitation[], name: string): Client {
+  const client = mcpClient({ era, name, options: { capabilities: { elicitation: { url: {} } } } });
+  client.setRequestHandler('elicitation/create', async (req) => {
+    asked.push(req.params as UrlElicitation);
+    return { action: 'accept' };
+  });
+  return client;
+}
+
+/**
+ * The connect link as a URL-mode elicitation: a client that declared `elicitation.url` is asked to
+ * open the authorization URL (a 2026-07-28 client through `input_required`, a 2025-11-25 client
+ * in-band over stdio); the tool result still carries the link, and a client without URL elicitation
+ * gets only that. Real oidc-provider, real gateway, real MCP clients.
+ */
+describe('per-user OAuth: the connect link as a URL-mode elicitation', () => {
+  let as: OAuthServer;
+  let upstream: Awaited<ReturnType<typeof startProtectedUpstream>>;
+  let fx: TestGateway;
+  let redirect: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    redirect = `http://127.0.0.1:${port}/oauth/callback`;
+    as = await startOAuthServer([redirect]);
+    upstream = await startProtectedUpstream(as);
+    env = {
+      VAULT_KEY: 'a vault key of at least thirty-two characters!',
+      PETS_CLIENT_ID: as.clientId,
+      PETS_CLIENT_SECRET: as.clientSecret,
+    };
+    fx = await startTestGateway({
+      spec: spec(upstream.url),
+      baseUrl: upstream.url,
+      policy: policy(as.issuer, redirect),
+      env,
+      serve: { transport: { kind: 'http', port } },
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    await fx?.close();
+    await upstream?.close();
+    await as?.close();
+  });
+
+  it('gives a client without URL elicitation the link in the result only', async () => {
+    const asked: UrlElicitation[] = [];
+    const client = mcpClient({
+      era: { pin: '2026-07-28' },
+      name: 'modern-form-only',
+      options: { capabilities: { elicitation: { form: {} } } },
+    });
+    client.setRequestHandler('elicitation/create', async (req) => {
+      asked.push(req.params as UrlElicitation);
+      return { action: 'decline' };
+    });
+    await fx.connect({}, client);
+    const r = (await client.callTool({ name: 'listPets', arguments: {} })) as CallResult;
+    expect(codeOf(r)).toBe('CONNECTION_REQUIRED');
+    expect(linkIn(r)).toBeDefined();
+    expect(asked).toHaveLength(0);
+  });
+
+  it('asks a 2026-07-28 client to open the link; once connected through it, the call acts as the user', async () => {
+    const asked: UrlElicitation[] = [];
+    const client = await fx.connect({}, urlClient({ pin: '2026-07-28' }, asked, 'modern-url'));
+    const first = (await client.callTool({ name: 'listPets', arguments: {} })) as CallResult;
+    // The retry that answers the elicitation gets the result, which carries a link for any client.
+    expect(codeOf(first)).toBe('CONNECTION_REQUIRED');
+    expect(linkIn(first)).toBeDefined();
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatchObject({ mode: 'url', message: expect.stringContaining('pets:read') });
+    const url = new URL(asked[0]!.url!);
+    expect(url.origin + url.pathname).toBe(new URL(linkIn(first)!).origin + new URL(linkIn(first)!).pathname);
+    expect(url.searchParams.get('scope')).toBe('pets:read');
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(upstream.calls).toHaveLength(0);
+
+    // The user opens the URL the client was asked to open: the callback lands on the gateway.
+    const back = await as.authorize(url.href, 'carol');
+    const page = await fetch(back);
+    expect(page.status).toBe(200);
+    const again = (await client.callTool({ name: 'listPets', arguments: {} })) as CallResult;
+    expect(codeOf(again)).toBe('OK');
+    expect(upstream.calls.at(-1)).toMatchObject({ sub: 'carol', scopes: ['pets:read'] });
+    expect(asked).toHaveLength(1);
+  });
+
+  it('asks a 2025-11-25 client over stdio in-band, with the flow id, and the result carries the same link', async () => {
+    const dir = tempTree({ 'spec.json': spec(upstream.url), 'warden.yaml': policy(as.issuer, redirect) });
+    const asked: UrlElicitation[] = [];
+    const client = urlClient('legacy', asked, 'stdio-url');
+    const { transport, stderr } = stdioTransport(
+      serveArgs({
+        spec: join(dir, 'spec.json'),
+        baseUrl: upstream.url,
+        policy: join(dir, 'warden.yaml'),
+        auditFile: join(dir, 'audit.jsonl'),
+      }),
+      env,
+    );
+    await client.connect(transport);
+    try {
+      const r = (await client.callTool({ name: 'listPets', arguments: {} })) as CallResult;
+      expect(codeOf(r), stderr()).toBe('CONNECTION_REQUIRED');
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toMatchObject({ mode: 'url', url: linkIn(r) });
+      expect(asked[0]!.elicitationId).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await client.close();
+    }
+  });
+});
