@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectHttp, mcpClient } from '../support/gateway.js';
+import { freePort } from '../support/http.js';
 import { tempTree } from '../support/paths.js';
 import { runCli } from '../support/stdio.js';
 import { readAudit, waitFor } from '../support/wait.js';
@@ -30,13 +31,6 @@ function occupy(port = 0): Promise<{ port: number; close: () => Promise<void> }>
         }),
       );
   });
-}
-
-/** A port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const p = await occupy();
-  await p.close();
-  return p.port;
 }
 
 /** The demo's environment: its ports, its files in `dir` (not the checkout's .demo/). */

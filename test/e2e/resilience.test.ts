@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/server/serve.js';
 import { callPipeline, codeOf, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { minimalSpec } from '../support/helpers.js';
-import { listen } from '../support/http.js';
+import { freePort, listen } from '../support/http.js';
 import { tempTree } from '../support/paths.js';
 import { eventually, waitFor } from '../support/wait.js';
 
@@ -123,13 +123,6 @@ describe('resilience against a failing upstream', () => {
 });
 
 /** A Redis of the test's own, so that it can be stopped and restarted. */
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 async function startRedis(port: number, dir: string): Promise<ChildProcess> {
   const p = spawn(
     'redis-server',

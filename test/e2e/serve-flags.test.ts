@@ -1,7 +1,6 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { Redis } from 'ioredis';
@@ -10,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linesOfInstance } from '../../src/audit/postgres.js';
 import { connectHttp, mcpClient } from '../support/gateway.js';
 import { serveFiles, startUpstream, tempTree } from '../support/helpers.js';
-import { adminApi, rawPost } from '../support/http.js';
+import { adminApi, freePort, rawPost } from '../support/http.js';
 import { tempPath } from '../support/paths.js';
 import { runCli, spawnCli, stdioTransport } from '../support/stdio.js';
 import { readAudit, waitFor } from '../support/wait.js';
@@ -87,16 +86,6 @@ const ENV = {
   // Runs without a policy take the scheme's credential from here.
   MCP_WARDEN_CRED_KEY: 'default-key-0123456789',
 };
-
-/** A free port on 127.0.0.1, found by binding port 0. */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Served {
   child: ChildProcessWithoutNullStreams;

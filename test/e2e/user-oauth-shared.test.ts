@@ -1,23 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import type { Client } from '@modelcontextprotocol/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { jsonOk } from '../support/helpers.js';
+import { freePort } from '../support/http.js';
 import { type OAuthServer, startOAuthServer, startProtectedUpstream } from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 
 const REDIS_URL = process.env.MCP_WARDEN_TEST_REDIS ?? 'redis://127.0.0.1:6379';
-
-/** A free port on 127.0.0.1: the redirect URI is registered with the authorization server before the gateway starts. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const spec = (base: string) => ({
   openapi: '3.0.3',
