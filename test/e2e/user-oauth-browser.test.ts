@@ -5,38 +5,20 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haveBrowser, openPage, SHOTS } from '../support/browser.js';
 import { connectHttp } from '../support/gateway.js';
-import { jsonOk, tempTree } from '../support/helpers.js';
+import { tempTree } from '../support/helpers.js';
 import { freePort } from '../support/http.js';
 import { es256, ISSUER, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
-import { type OAuthServer, startOAuthServer, startProtectedUpstream } from '../support/oauth-server.js';
+import {
+  type OAuthServer,
+  petsOAuthSpec,
+  startOAuthServer,
+  startProtectedUpstream,
+} from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { spawnCli } from '../support/stdio.js';
 import { waitFor } from '../support/wait.js';
 
-const spec = (base: string) => ({
-  openapi: '3.0.3',
-  info: { title: 'Pets', version: '1' },
-  servers: [{ url: base }],
-  components: {
-    securitySchemes: {
-      petsAuth: {
-        type: 'oauth2',
-        flows: {
-          authorizationCode: {
-            authorizationUrl: `${base}/auth`,
-            tokenUrl: `${base}/token`,
-            scopes: { 'pets:read': 'read', 'pets:write': 'write' },
-          },
-        },
-      },
-    },
-  },
-  paths: {
-    '/pets': {
-      get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
-    },
-  },
-});
+const spec = (base: string) => petsOAuthSpec(base, ['pets:read', 'pets:write']);
 
 type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
 

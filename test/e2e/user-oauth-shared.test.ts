@@ -3,37 +3,18 @@ import type { Client } from '@modelcontextprotocol/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { jsonOk } from '../support/helpers.js';
 import { freePort } from '../support/http.js';
-import { type OAuthServer, startOAuthServer, startProtectedUpstream } from '../support/oauth-server.js';
+import {
+  type OAuthServer,
+  petsOAuthSpec,
+  startOAuthServer,
+  startProtectedUpstream,
+} from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 
 const REDIS_URL = process.env.MCP_WARDEN_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 
-const spec = (base: string) => ({
-  openapi: '3.0.3',
-  info: { title: 'Pets', version: '1' },
-  servers: [{ url: base }],
-  components: {
-    securitySchemes: {
-      petsAuth: {
-        type: 'oauth2',
-        flows: {
-          authorizationCode: {
-            authorizationUrl: `${base}/auth`,
-            tokenUrl: `${base}/token`,
-            scopes: { 'pets:read': 'read' },
-          },
-        },
-      },
-    },
-  },
-  paths: {
-    '/pets': {
-      get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
-    },
-  },
-});
+const spec = (base: string) => petsOAuthSpec(base, ['pets:read']);
 
 type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
 const linkIn = (r: CallResult) => /open this link and approve access: (\S+)/.exec(textOf(r))?.[1];

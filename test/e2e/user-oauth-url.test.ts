@@ -2,36 +2,18 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mcpClient, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { jsonOk, tempTree } from '../support/helpers.js';
+import { tempTree } from '../support/helpers.js';
 import { freePort } from '../support/http.js';
-import { type OAuthServer, startOAuthServer, startProtectedUpstream } from '../support/oauth-server.js';
+import {
+  type OAuthServer,
+  petsOAuthSpec,
+  startOAuthServer,
+  startProtectedUpstream,
+} from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { serveArgs, stdioTransport } from '../support/stdio.js';
 
-const spec = (base: string) => ({
-  openapi: '3.0.3',
-  info: { title: 'Pets', version: '1' },
-  servers: [{ url: base }],
-  components: {
-    securitySchemes: {
-      petsAuth: {
-        type: 'oauth2',
-        flows: {
-          authorizationCode: {
-            authorizationUrl: `${base}/auth`,
-            tokenUrl: `${base}/token`,
-            scopes: { 'pets:read': 'read', 'pets:write': 'write' },
-          },
-        },
-      },
-    },
-  },
-  paths: {
-    '/pets': {
-      get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
-    },
-  },
-});
+const spec = (base: string) => petsOAuthSpec(base, ['pets:read', 'pets:write']);
 
 const policy = (issuer: string, redirect: string) =>
   [

@@ -4,39 +4,21 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectHttp, startTestGateway } from '../support/gateway.js';
-import { jsonOk, tempTree } from '../support/helpers.js';
+import { tempTree } from '../support/helpers.js';
 import { adminApi, freePort } from '../support/http.js';
 import { es256, ISSUER, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
-import { type OAuthServer, startOAuthServer, startProtectedUpstream } from '../support/oauth-server.js';
+import {
+  type OAuthServer,
+  petsOAuthSpec,
+  startOAuthServer,
+  startProtectedUpstream,
+} from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { ADMIN_TOKEN } from '../support/shop.js';
 import { spawnCli } from '../support/stdio.js';
 import { waitFor } from '../support/wait.js';
 
-const spec = (base: string) => ({
-  openapi: '3.0.3',
-  info: { title: 'Pets', version: '1' },
-  servers: [{ url: base }],
-  components: {
-    securitySchemes: {
-      petsAuth: {
-        type: 'oauth2',
-        flows: {
-          authorizationCode: {
-            authorizationUrl: `${base}/auth`,
-            tokenUrl: `${base}/token`,
-            scopes: { 'pets:read': 'read', 'pets:write': 'write', 'pets:admin': 'admin' },
-          },
-        },
-      },
-    },
-  },
-  paths: {
-    '/pets': {
-      get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
-    },
-  },
-});
+const spec = (base: string) => petsOAuthSpec(base);
 
 type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
 

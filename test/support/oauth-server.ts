@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
+import { jsonOk } from './helpers.js';
 import { type Listening, listen } from './http.js';
 
 /**
@@ -205,3 +206,33 @@ export async function startProtectedUpstream(as: OAuthServer): Promise<Listening
   });
   return Object.assign(server, { calls });
 }
+
+/**
+ * The pet store's OpenAPI spec as the per-user OAuth tests serve it: one `petsAuth` authorization-code
+ * scheme declaring `scopes`, and `listPets` needing only `pets:read` (so a link that asks for more
+ * than the tool needs shows).
+ */
+export const petsOAuthSpec = (base: string, scopes: readonly string[] = RESOURCE_SCOPES) => ({
+  openapi: '3.0.3',
+  info: { title: 'Pets', version: '1' },
+  servers: [{ url: base }],
+  components: {
+    securitySchemes: {
+      petsAuth: {
+        type: 'oauth2',
+        flows: {
+          authorizationCode: {
+            authorizationUrl: `${base}/auth`,
+            tokenUrl: `${base}/token`,
+            scopes: Object.fromEntries(scopes.map((s) => [s, s.slice('pets:'.length)])),
+          },
+        },
+      },
+    },
+  },
+  paths: {
+    '/pets': {
+      get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
+    },
+  },
+});
