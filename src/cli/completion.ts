@@ -142,6 +142,25 @@ const header = (shell: Shell, prog: string) =>
 
 // --- bash ------------------------------------------------------------------------------------
 
+/** The shell functions bash and zsh share: what an option's value and a positional argument complete to. */
+function kindLookups(fn: string, nodes: Node[]): string {
+  return `# REPLY: what option $2 of command path $1 takes ('choices a b', file, dir, any); fails for a switch.
+__${fn}_value() {
+  case "$1|$2" in
+${valueArms(nodes, '    ')}
+    *) return 1 ;;
+  esac
+}
+
+# REPLY: what positional argument $2 (from 0) of command path $1 completes to.
+__${fn}_arg() {
+  case "$1|$2" in
+${argArms(nodes, '    ')}
+    *) return 1 ;;
+  esac
+}
+`;
+}
 function bash(prog: string, fn: string, nodes: Node[]): string {
   const subArms = arms(
     nodes
@@ -172,22 +191,7 @@ ${flagArms}
   esac
 }
 
-# REPLY: what option $2 of command path $1 takes ('choices a b', file, dir, any); fails for a switch.
-__${fn}_value() {
-  case "$1|$2" in
-${valueArms(nodes, '    ')}
-    *) return 1 ;;
-  esac
-}
-
-# REPLY: what positional argument $2 (from 0) of command path $1 completes to.
-__${fn}_arg() {
-  case "$1|$2" in
-${argArms(nodes, '    ')}
-    *) return 1 ;;
-  esac
-}
-
+${kindLookups(fn, nodes)}
 # Sets COMPREPLY for a value of kind $1 that starts with $2.
 __${fn}_complete_value() {
   local IFS=$'\\n'
@@ -284,22 +288,7 @@ ${flagArms}
   esac
 }
 
-# REPLY: what option $2 of command path $1 takes ('choices a b', file, dir, any); fails for a switch.
-__${fn}_value() {
-  case "$1|$2" in
-${valueArms(nodes, '    ')}
-    *) return 1 ;;
-  esac
-}
-
-# REPLY: what positional argument $2 (from 0) of command path $1 completes to.
-__${fn}_arg() {
-  case "$1|$2" in
-${argArms(nodes, '    ')}
-    *) return 1 ;;
-  esac
-}
-
+${kindLookups(fn, nodes)}
 __${fn}_complete_value() {
   case $1 in
     choices*) local -a choices; choices=(\${=1#choices }); compadd -a choices ;;
