@@ -18,6 +18,7 @@ import { runAuditVerify } from '../../src/cli/audit.js';
 import type { AnyRecord } from '../../src/model/audit.js';
 import { codeOf, startShopGateway } from '../support/gateway.js';
 import { tempTree } from '../support/paths.js';
+import { can, tmpfsAvailable } from '../support/tmpfs.js';
 
 // Item 10 of issue 17: a refused or failed append (full disk, file-size limit) leaves the file as it
 // was and takes no sequence number; once the fault clears, the chain verifies and every acknowledged
@@ -27,23 +28,6 @@ const KEY = Buffer.from('full-disk-key-0123456789abcdef');
 process.env.FULL_DISK_TEST_KEY = KEY.toString();
 const CHILD = new URL('./helpers/append-child.ts', import.meta.url).pathname;
 
-function can(cmd: string, args: string[]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Whether a tmpfs can be mounted here (root, and mount allowed). */
-function tmpfsAvailable(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const dir = mkdtempSync(join(tmpdir(), 'warden-probe-'));
-  const ok = can('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', dir]) && can('umount', [dir]);
-  rmdirSync(dir);
-  return ok;
-}
 const TMPFS = tmpfsAvailable();
 const PRLIMIT = can('prlimit', ['--fsize=100000:unlimited', 'true']);
 if (!TMPFS) console.warn('full-disk.test.ts: tmpfs tests skipped: they need root and `mount -t tmpfs`');

@@ -12,6 +12,7 @@ import { VERSION } from '../../src/version.js';
 import { codeOf, type ShopGateway, startShopGateway, useFixture } from '../support/gateway.js';
 import { LIST_TOOLS, rawPost } from '../support/http.js';
 import { ADMIN_LINES, shopPolicy } from '../support/shop.js';
+import { can, tmpfsAvailable } from '../support/tmpfs.js';
 import { waitFor } from '../support/wait.js';
 
 // Issue 18 item 3: /healthz and /readyz on the MCP port and the admin port, unauthenticated and
@@ -314,24 +315,6 @@ describe('readiness through an outage of each dependency', () => {
     },
   );
 });
-
-function can(cmd: string, args: string[]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Whether a tmpfs can be mounted here (root, and mount allowed), as test/audit/full-disk.test.ts checks. */
-function tmpfsAvailable(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const dir = mkdtempSync(join(tmpdir(), 'warden-probe-'));
-  const ok = can('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', dir]) && can('umount', [dir]);
-  rmdirSync(dir);
-  return ok;
-}
 
 /** Fills the file system of `dir` to the last byte; returns the filler, whose removal frees it. */
 function fillDisk(dir: string): string {
