@@ -9,6 +9,13 @@ import { parseDocument } from 'yaml';
 import { startPetstore } from '../examples/petstore/server.mjs';
 import { startShop } from '../examples/shop/server.mjs';
 
+// `npm start -- --oauth`: the per-user OAuth demo instead (scripts/demo-oauth.mjs, `npm run demo:oauth`).
+// It runs until it exits by itself (Ctrl-C): this module goes no further.
+if (process.argv.includes('--oauth')) {
+  await import('./demo-oauth.mjs');
+  await new Promise(() => {});
+}
+
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = `${root}dist/cli/main.js`;
 // The demo's own files (its audit) go to an ignored folder of the checkout: git status stays clean.

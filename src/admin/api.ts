@@ -408,6 +408,8 @@ function connectionRoutes(
           createdAt: new Date(c.createdAt).toISOString(),
           ...(c.lastUsedAt !== undefined ? { lastUsedAt: new Date(c.lastUsedAt).toISOString() } : {}),
           ...(c.expiresAt !== undefined ? { expiresAt: new Date(c.expiresAt).toISOString() } : {}),
+          // The MCP clients the person approved (`''`: a caller without a client name).
+          ...(c.clients !== undefined ? { clients: c.clients } : {}),
         })),
       });
     },

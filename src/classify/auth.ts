@@ -1,4 +1,4 @@
-import type { AuthRequirement, ToolAuth } from '../model/catalog.js';
+import type { AuthRequirement, OAuthSchemeUrls, ToolAuth } from '../model/catalog.js';
 
 type Schemes = Record<string, unknown>;
 
@@ -56,6 +56,34 @@ export function describeScheme(name: string, raw: unknown, scopes: unknown): Aut
     default:
       return base;
   }
+}
+
+/**
+ * The authorization-server URLs of every OAuth scheme of `components.securitySchemes` that declares
+ * any: per-user OAuth's defaults when the policy names none. Only strings of sane length are kept.
+ */
+export function oauthSchemeUrls(schemes: Schemes): Record<string, OAuthSchemeUrls> {
+  const out: Record<string, OAuthSchemeUrls> = {};
+  const url = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 2000 ? v : undefined);
+  for (const [name, raw] of Object.entries(schemes)) {
+    const s = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+    const found: OAuthSchemeUrls = {};
+    if (s.type === 'oauth2') {
+      const flows = (s.flows && typeof s.flows === 'object' ? s.flows : {}) as Record<string, unknown>;
+      const code = (
+        flows.authorizationCode && typeof flows.authorizationCode === 'object' ? flows.authorizationCode : {}
+      ) as Record<string, unknown>;
+      for (const k of ['authorizationUrl', 'tokenUrl', 'refreshUrl'] as const) {
+        const v = url(code[k]);
+        if (v !== undefined) found[k] = v;
+      }
+    } else if (s.type === 'openIdConnect') {
+      const v = url(s.openIdConnectUrl);
+      if (v !== undefined) found.openIdConnectUrl = v;
+    }
+    if (Object.keys(found).length) out[name] = found;
+  }
+  return out;
 }
 
 /**

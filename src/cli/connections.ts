@@ -12,6 +12,8 @@ export interface ListedConnection {
   createdAt: string;
   lastUsedAt?: string;
   expiresAt?: string;
+  /** The MCP clients the person approved for it (`''`: a caller without a client name). */
+  clients?: string[];
 }
 
 /**

@@ -83,6 +83,19 @@ export interface AuthRequirement {
   flows?: string[];
 }
 
+/**
+ * Where an OAuth scheme's authorization server is, as the spec declares it: the `authorizationCode`
+ * flow's URLs (Swagger 2.0 `accessCode` arrives converted to it) and an `openIdConnect` scheme's
+ * discovery URL. Kept per API beside the catalogue, never inside a Tool, so a tool's pin does not
+ * depend on them. URLs as written: a relative one resolves against the API's base URL when used.
+ */
+export interface OAuthSchemeUrls {
+  authorizationUrl?: string;
+  tokenUrl?: string;
+  refreshUrl?: string;
+  openIdConnectUrl?: string;
+}
+
 export interface ToolAuth {
   /** `security: []` (explicitly, or no security anywhere): callable without upstream credentials. */
   public: boolean;

@@ -31,6 +31,12 @@ export interface Connection {
   expiresAt?: number;
   lastUsedAt?: number;
   createdAt: number;
+  /**
+   * The MCP clients (`CallerIdentity.client`, `''` for a caller without one) the person approved on
+   * the connect page for this connection; a call through any other client asks them again. Absent
+   * on connections stored before clients were recorded: every client then asks once.
+   */
+  clients?: string[];
 }
 
 /** A connection with its tokens: only the vault and the flow ever hold one. Never logged. */
@@ -66,9 +72,12 @@ export interface TokenVault {
   close(): Promise<void>;
 }
 
-/** Where to send the user to connect: the authorization URL, minted for this caller and client only. */
+/** Where to send the user to connect: the gateway's connect page, minted for this caller and client only. */
 export interface ConnectRequest {
-  /** The authorization server's URL with PKCE S256 and a single-use `state`. */
+  /**
+   * The gateway's connect page (`<redirect URL origin>/oauth/connect?flow=…`): it names the principal,
+   * client, upstream and scopes, and only its Approve button leads on to the authorization server.
+   */
   url: string;
   /** Identifies the pending flow (not the state itself): for the elicitation id and the audit. */
   id: string;
@@ -80,13 +89,15 @@ export interface ConnectRequest {
 }
 
 /**
- * Pending connect flows shared by every instance (Redis), so the browser's callback can land on any
- * of them. `handle` is a digest of the state, never the state itself; `take` reads and deletes in
- * one step (GETDEL), so a flow is consumed once across all instances.
+ * Pending connect flows shared by every instance (Redis), so the connect page and the browser's
+ * callback can land on any of them. `handle` is a digest of the link's handle or of the state, never
+ * either itself; `take` reads and deletes in one step (GETDEL), so a flow is approved once and
+ * consumed once across all instances; `peek` reads without consuming (the page shown).
  */
 export interface SharedFlows {
   put(handle: string, flow: string, ttlMs: number): Promise<void>;
   take(handle: string): Promise<string | undefined>;
+  peek(handle: string): Promise<string | undefined>;
 }
 
 export type TokenOutcome = { token: string } | { connect: ConnectRequest };

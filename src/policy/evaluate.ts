@@ -1,7 +1,7 @@
 import picomatch from 'picomatch';
 import type { TagClass } from '../classify/data-classes.js';
 import type { ApprovalMode } from '../model/approval.js';
-import type { Catalog, DataClass, Tool } from '../model/catalog.js';
+import type { AuthRequirement, Catalog, DataClass, Tool } from '../model/catalog.js';
 import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
 import {
   type CredentialDef,
@@ -13,6 +13,7 @@ import {
   type PolicyMatch,
   type PolicyRule,
   RESTRICTED_RISKS,
+  type UserOAuthSource,
 } from './schema.js';
 
 /** What kind of call a tool makes, which decides its default treatment. */
@@ -436,6 +437,20 @@ const KIND_WORDS: Record<CredentialKind, string> = {
 };
 
 /**
+ * Where per-user OAuth finds the authorization server, in the order `serve` tries (see
+ * authorizationServer in src/server/user-credentials.ts); read from the tool's scheme without the URLs.
+ */
+function serverFrom(src: UserOAuthSource, req: AuthRequirement): string {
+  if (src.authorizationUrl !== undefined && src.tokenUrl !== undefined)
+    return "the policy's authorizationUrl and tokenUrl";
+  if (src.issuer !== undefined) return "discovery from the policy's issuer";
+  if (req.type === 'oauth2' && req.flows?.includes('authorizationCode'))
+    return "the spec's authorizationCode flow";
+  if (req.type === 'openIdConnect') return "discovery from the spec's openIdConnectUrl";
+  return 'none (add issuer, or authorizationUrl and tokenUrl)';
+}
+
+/**
  * Mirrors the resolution in src/upstream/credentials.ts without reading any secret: for the first
  * security alternative, each scheme's entry is the one the rules name (`credential`) if it is for
  * that scheme, else the first entry for the scheme, else `MCP_WARDEN_CRED_<SCHEME>` (a service
@@ -470,7 +485,7 @@ export function credentialChoice(
       why:
         named === undefined
           ? `no entry for scheme ${req.scheme}: its MCP_WARDEN_CRED_* environment variable`
-          : `${base}.${named}.${environment}${credential === named ? ' (named by the rules)' : ` (the entry for scheme ${req.scheme})`}${source === undefined ? ', which has no source here' : ''}`,
+          : `${base}.${named}.${environment}${credential === named ? ' (named by the rules)' : ` (the entry for scheme ${req.scheme})`}${source === undefined ? ', which has no source here' : ''}${typeof source === 'object' && source.userOAuth ? `; authorization server: ${serverFrom(source.userOAuth, req)}` : ''}`,
     };
   });
   // A person's identity wins the headline: one per-user scheme makes the call act as the caller.

@@ -206,19 +206,24 @@ const httpUrl = z.url({ protocol: /^https?$/ });
 
 /**
  * Per-user delegated OAuth (authorization code + PKCE): each caller connects their own upstream
- * account once. Absent URLs come from the spec's `authorizationCode` flow, or from `issuer` discovery.
+ * account once. The authorization server: both policy URLs, else `issuer` discovery, else the spec's
+ * `authorizationCode` flow, else its `openIdConnectUrl` (src/server/user-credentials.ts).
  */
 const userOAuthSource = z
   .strictObject({
     issuer: httpUrl
       .optional()
-      .describe("The authorization server's issuer, for discovery (RFC 8414 / OpenID Connect)."),
+      .describe("The authorization server's issuer, for OpenID discovery; wins over the spec's URLs."),
     authorizationUrl: httpUrl
       .optional()
-      .describe("Default: the spec's authorizationCode flow, else discovery from `issuer`."),
+      .describe(
+        "Default: discovery from `issuer`, else the spec's authorizationCode flow, else its openIdConnectUrl.",
+      ),
     tokenUrl: httpUrl
       .optional()
-      .describe("Default: the spec's authorizationCode flow, else discovery from `issuer`."),
+      .describe(
+        "Default: discovery from `issuer`, else the spec's authorizationCode flow, else its openIdConnectUrl.",
+      ),
     clientId: secretRef,
     clientSecret: secretRef,
     redirectUrl: httpUrl.describe(
@@ -226,7 +231,9 @@ const userOAuthSource = z
     ),
     scopes: scopes
       .optional()
-      .describe('Scopes to ask for; default: those the tool declares (asked for incrementally).'),
+      .describe(
+        "Scopes to ask for instead of each tool's declared ones (the operator's choice); default: those the tool declares, asked for incrementally.",
+      ),
   })
   .describe("Per-user OAuth: the call acts upstream as the caller's own connected account.");
 

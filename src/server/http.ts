@@ -47,10 +47,12 @@ export interface HttpOptions {
    */
   changes?: ListChanges;
   /**
-   * Per-user OAuth's callback (`/oauth/callback`, src/upstream/user-oauth.ts): the browser returning
-   * from the upstream's authorization server. Absent: the path does not exist.
+   * Per-user OAuth's browser pages (`/oauth/connect`, `/oauth/callback`; src/server/oauth-pages.ts):
+   * the consent page and the return from the upstream's authorization server. Absent: the paths do not exist.
    */
-  oauthCallback?: (url: URL) => Promise<{ status: number; body: string }>;
+  oauthCallback?: (
+    req: IncomingMessage,
+  ) => Promise<{ status: number; headers: Record<string, string | string[]>; body: string }>;
 }
 
 export interface RunningHttp {
@@ -62,6 +64,7 @@ export interface RunningHttp {
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
 export const OAUTH_CALLBACK_PATH = '/oauth/callback';
+export const OAUTH_CONNECT_PATH = '/oauth/connect';
 
 /**
  * What every request passes before the SDK sees it, in this order, written here and nowhere else
@@ -76,7 +79,7 @@ export const TRANSPORT_STEPS = [
   'host',
   // Public by design (RFC 9728): a client reads it to learn how to authenticate, so before authentication.
   'metadata',
-  // Per-user OAuth's callback, before authentication: the browser carries no MCP credential; the single-use state is the binding.
+  // Per-user OAuth's connect page and callback, before authentication: the browser carries no MCP credential; the flow's CSRF token and binding cookie are the checks.
   'callback',
   // Before the body is read: an unauthenticated caller costs no more than its headers.
   'authenticate',
@@ -128,7 +131,8 @@ function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>
       if (path.startsWith(METADATA_PATH)) x.route = 'metadata';
       else if (path === '/mcp') x.route = 'mcp';
       else if (isProbePath(path)) x.route = 'probe';
-      else if (path === OAUTH_CALLBACK_PATH && o.oauthCallback) x.route = 'callback';
+      else if ((path === OAUTH_CALLBACK_PATH || path === OAUTH_CONNECT_PATH) && o.oauthCallback)
+        x.route = 'callback';
       else return { code: 'HTTP_NOT_FOUND', message: 'Not found. The MCP endpoint is /mcp.' };
     },
     async probe(x) {
@@ -155,14 +159,9 @@ function transportSteps(o: HttpOptions, handle: ReturnType<typeof toNodeHandler>
     },
     async callback(x) {
       if (x.route !== 'callback') return;
-      if (x.req.method !== 'GET') return { code: 'HTTP_NOT_FOUND', message: 'Not found.' };
-      const page = await o.oauthCallback!(new URL(x.req.url ?? '/', `http://${x.req.headers.host}`));
-      // The URL carried a code: no caching, no referrer to whatever the user opens next.
-      x.res.writeHead(page.status, {
-        'content-type': 'text/plain; charset=utf-8',
-        'cache-control': 'no-store',
-        'referrer-policy': 'no-referrer',
-      });
+      // The pages set their own headers (no-store, no referrer, CSP): their URLs carry capabilities.
+      const page = await o.oauthCallback!(x.req);
+      x.res.writeHead(page.status, page.headers);
       x.res.end(page.body);
       return 'answered';
     },

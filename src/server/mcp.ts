@@ -39,6 +39,13 @@ export interface McpWiring {
   dynamic?: MetaTools;
   /** Tracing is on: each call carries the client's trace context and request identity. */
   tracing?: boolean;
+  /**
+   * Told of each connect link sent in-band as a URL elicitation, with how to send its
+   * `notifications/elicitation/complete` once the flow's callback stores the connection.
+   */
+  completions?: {
+    expect(id: string, principal: string, expiresAt: number, notify: () => Promise<void>): void;
+  };
 }
 
 const CONFIRM_KEY = 'confirm';
@@ -89,7 +96,9 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
         }
         const client = clientName(c.mcpReq._meta, server);
         const confirmation = channelFor(ctx, server, c, w.inBandElicitation);
-        const connect = connectChannelFor(ctx, server, c, w.inBandElicitation);
+        const connect = connectChannelFor(ctx, server, c, w.inBandElicitation, (r, notify) =>
+          w.completions?.expect(r.id, principal.id, r.expiresAt, notify),
+        );
         const input: CallInput = {
           name,
           arguments: args,
@@ -290,6 +299,7 @@ function connectChannelFor(
     };
   },
   inBand: boolean,
+  sent?: (r: ConnectRequest, notify: () => Promise<void>) => void,
 ): { onConnect: (r: ConnectRequest) => Promise<void>; asked: () => ConnectRequest | undefined } | undefined {
   if (ctx.era === 'modern') {
     if (!canElicitUrl(c.mcpReq.envelope?.[CLIENT_CAPABILITIES_META_KEY])) return undefined;
@@ -308,6 +318,8 @@ function connectChannelFor(
   if (!inBand || !canElicitUrl(server.getClientCapabilities())) return undefined;
   return {
     onConnect: async (r) => {
+      // Before asking: the user may finish the flow before the client answers the elicitation.
+      if (sent) sent(r, () => server.createElicitationCompletionNotifier(r.id)());
       try {
         await server.elicitInput(
           { mode: 'url', message: connectMessage(r), url: r.url, elicitationId: r.id },

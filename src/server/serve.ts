@@ -35,11 +35,11 @@ import {
   type PolicyDoc,
 } from '../policy/schema.js';
 import { createRedactor, type Redactor } from '../protect/redactor.js';
-import { callbackPage } from '../upstream/user-oauth.js';
 import { type AuditSinks, openAuditSinks } from './audit-sinks.js';
 import { principalIds } from './callers.js';
 import { ListChanges, type StreamLimits } from './list-changes.js';
 import { createServerFactory } from './mcp.js';
+import { oauthPages } from './oauth-pages.js';
 import {
   type ApiStatus,
   type LoadedApi,
@@ -163,6 +163,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     ...(o.auditDb !== undefined ? { auditDb: o.auditDb } : {}),
     stdio: o.transport.kind === 'stdio',
     ...(rt.state.flows ? { shared: rt.state.flows } : {}),
+    ...(rt.state.redis ? { redis: rt.state.redis } : {}),
+    set,
     onSecret: (values) => redactor.addSecrets(values),
   });
   const serving = { now: false };
@@ -207,10 +209,20 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const transport = await startTransport({
     health,
     transport: o.transport,
-    factory: mcpFactory({ o, doc, controller, served, catalog: first.catalog, logger, tracing, changes }),
+    factory: mcpFactory({
+      o,
+      doc,
+      controller,
+      served,
+      catalog: first.catalog,
+      logger,
+      tracing,
+      changes,
+      users,
+    }),
     ...{ doc, controller, observers: rt.observers, logger, changes },
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
-    ...(users ? { oauthCallback: async (url) => callbackPage(await users.oauth.callback(url)) } : {}),
+    ...(users ? { oauthCallback: oauthPages(users.oauth) } : {}),
   }).catch(async (e: unknown) => {
     await admin?.close();
     await users?.close();
@@ -412,6 +424,7 @@ function mcpFactory(p: {
   logger: Logger;
   tracing: Tracing;
   changes: ListChanges;
+  users: OpenedUserCredentials | undefined;
 }): McpServerFactory {
   const { o, doc, controller, served } = p;
   const stdio = o.transport.kind === 'stdio';
@@ -430,6 +443,7 @@ function mcpFactory(p: {
     ...(stdio ? { onServer: p.changes.stdio(stdioPrincipal) } : {}),
     ...(o.dynamic ? { dynamic: new MetaTools(() => served.search()) } : {}),
     ...(p.tracing.tracer ? { tracing: true } : {}),
+    ...(p.users ? { completions: p.users.completions } : {}),
   });
 }
 

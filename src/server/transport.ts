@@ -5,7 +5,7 @@ import type { Logger } from '../observe/log.js';
 import type { Observers } from '../observe/observers.js';
 import type { PolicyDoc } from '../policy/schema.js';
 import { Callers } from './callers.js';
-import { startHttp } from './http.js';
+import { type HttpOptions, startHttp } from './http.js';
 import type { ListChanges } from './list-changes.js';
 import { CappedStdioTransport } from './stdio-frames.js';
 
@@ -36,8 +36,8 @@ export async function startTransport(o: {
   health?: Health;
   /** Who is told of tool-list changes (HTTP: GET and `subscriptions/listen` streams, and their bounds). */
   changes?: ListChanges;
-  /** Per-user OAuth's `/oauth/callback` (HTTP only: over stdio there is no port for the browser). */
-  oauthCallback?: (url: URL) => Promise<{ status: number; body: string }>;
+  /** Per-user OAuth's `/oauth/connect` and `/oauth/callback` (HTTP only: over stdio there is no port for the browser). */
+  oauthCallback?: HttpOptions['oauthCallback'];
 }): Promise<RunningTransport> {
   if (o.transport.kind === 'stdio') {
     const { serveStdio } = await import('@modelcontextprotocol/server/stdio');

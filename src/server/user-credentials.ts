@@ -1,21 +1,62 @@
 import { basename, dirname, join } from 'node:path';
+import { oauthSchemeUrls } from '../classify/auth.js';
 import { WardenError } from '../errors/index.js';
 import { readSecretRef, urlOrRef } from '../lib/secret-ref.js';
-import type { Tool } from '../model/catalog.js';
-import { type SharedFlows, type TokenVault, upstreamKey } from '../model/connection.js';
+import type { OAuthSchemeUrls, Tool } from '../model/catalog.js';
+import { type SharedFlows, type TokenVault, type UpstreamKey, upstreamKey } from '../model/connection.js';
 import type { Logger } from '../observe/log.js';
-import type { PolicyDoc } from '../policy/schema.js';
+import type { PolicyDoc, UserOAuthSource } from '../policy/schema.js';
 import { PgVault } from '../state/pg-vault.js';
+import type { RedisState } from '../state/redis.js';
+import { createRedisCompletions } from '../state/redis-completions.js';
 import { FileVault, keyringFromRefs } from '../state/vault.js';
 import type { CredentialSet } from '../upstream/credentials.js';
 import { UserOAuth, type UserOAuthUpstream } from '../upstream/user-oauth.js';
+import { ElicitationCompletions } from './elicitation-complete.js';
 import { OAUTH_CALLBACK_PATH } from './http.js';
+import type { LoadedSet } from './served-api.js';
 import { isLoopback } from './transport.js';
 
 /** Per-user OAuth as the gateway runs it: the flow service and the vault it closes with. */
 export interface OpenedUserCredentials {
   oauth: UserOAuth;
+  /** URL elicitations sent to this instance's clients, told when their flow completes. */
+  completions: ElicitationCompletions;
   close(): Promise<void>;
+}
+
+/** A scheme's URLs as the spec declares them, and the base URL a relative one resolves against. */
+export interface SpecSchemeUrls {
+  urls: OAuthSchemeUrls;
+  /** The API's base URL (its upstream target), with a trailing slash. */
+  base: string;
+}
+
+/**
+ * The per-API scheme table: each served API's OAuth scheme URLs from its spec, keyed like the
+ * vault (`<api>/<scheme>`). Read from the specs as loaded, beside the catalogue, so no tool's
+ * definition (and pin) depends on them.
+ */
+export function specSchemeTable(set: Pick<LoadedSet, 'parts'>): Map<UpstreamKey, SpecSchemeUrls> {
+  const table = new Map<UpstreamKey, SpecSchemeUrls>();
+  for (const part of set.parts) {
+    const served = part.served;
+    if (!served) continue;
+    const target = served.targets.values().next().value;
+    if (!target) continue;
+    const components = served.spec.doc.components;
+    const raw =
+      components && typeof components === 'object'
+        ? (components as Record<string, unknown>).securitySchemes
+        : undefined;
+    const schemes = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
+    for (const [scheme, urls] of Object.entries(oauthSchemeUrls(schemes)))
+      table.set(upstreamKey(part.member.name, scheme), {
+        urls,
+        base: `${target.origin}${target.basePath}/`,
+      });
+  }
+  return table;
 }
 
 /**
@@ -35,17 +76,21 @@ export async function openUserCredentials(p: {
   stdio: boolean;
   /** Pending flows shared by instances (Redis state), so a callback may land on any of them. */
   shared?: SharedFlows;
+  /** The APIs as loaded: their specs' OAuth URLs are the defaults (specSchemeTable). */
+  set?: Pick<LoadedSet, 'parts'>;
+  /** The shared Redis, when there is one: completed flows are announced to every instance. */
+  redis?: RedisState;
   onSecret: (values: string[]) => void;
   logger: Logger;
 }): Promise<OpenedUserCredentials | undefined> {
-  const upstreams = heldUpstreams(p.tools, p.credentials, p.env);
+  const upstreams = heldUpstreams(p.tools, p.credentials, p.env, p.set ? specSchemeTable(p.set) : new Map());
   if (upstreams.length === 0) return undefined;
   const { label } = upstreams[0]!;
   const cfg = p.doc.vault;
   if (!cfg)
     throw new WardenError(
       'CONFIG_INVALID',
-      `credentials.${label} is userOAuth, which needs \`vault.keys\` in the policy (the key that encrypts each caller's upstream tokens)`,
+      `${label} is userOAuth, which needs \`vault.keys\` in the policy (the key that encrypts each caller's upstream tokens)`,
     );
   const keyring = keyringFromRefs(cfg.keys, p.env);
   const defs = upstreams.map((u) => u.def);
@@ -55,6 +100,19 @@ export async function openUserCredentials(p: {
     p.logger.warn(
       `per-user OAuth over stdio: the browser must reach ${OAUTH_CALLBACK_PATH}, which only the HTTP transport serves; callers cannot connect until a gateway serving HTTP at the redirect URL completes their flow`,
     );
+  const completions = new ElicitationCompletions(
+    p.redis
+      ? {
+          bus: await createRedisCompletions({
+            client: p.redis.client,
+            prefix: p.doc.state?.prefix ?? 'mcp-warden',
+          }).catch(async (e: unknown) => {
+            await vault.close();
+            throw e;
+          }),
+        }
+      : {},
+  );
   const oauth = new UserOAuth({
     upstreams: defs,
     vault,
@@ -62,8 +120,16 @@ export async function openUserCredentials(p: {
     onSecret: p.onSecret,
     // Plain HTTP only to an authorization server on this machine (a local one); checked per URL below.
     allowInsecure: defs.some((d) => authorizationUrls(d).some((u) => u.protocol === 'http:')),
+    onConnected: (id, principal) => void completions.completed({ id, principal }),
   });
-  return { oauth, close: () => vault.close() };
+  return {
+    oauth,
+    completions,
+    close: async () => {
+      await completions.close();
+      await vault.close();
+    },
+  };
 }
 
 function openVault(
@@ -104,6 +170,7 @@ function heldUpstreams(
   tools: readonly Tool[],
   credentials: CredentialSet,
   env: NodeJS.ProcessEnv,
+  specUrls: ReadonlyMap<UpstreamKey, SpecSchemeUrls>,
 ): Array<{ label: string; def: UserOAuthUpstream }> {
   const found = new Map<string, { label: string; def: UserOAuthUpstream }>();
   for (const tool of tools)
@@ -111,7 +178,7 @@ function heldUpstreams(
       const src = cred.kind === 'userOAuth' ? cred.userOAuth : undefined;
       const key = upstreamKey(tool.api, cred.scheme);
       if (!src || found.has(key)) continue;
-      const what = `credentials.${cred.label}.userOAuth`;
+      const what = `${cred.label}.userOAuth`;
       const clientId = readSecretRef(src.clientId, env);
       const clientSecret = readSecretRef(src.clientSecret, env);
       if (clientId === undefined || clientSecret === undefined)
@@ -125,9 +192,8 @@ function heldUpstreams(
         clientSecret,
         redirectUri: src.redirectUrl,
         ...(tool.api !== undefined ? { api: tool.api } : {}),
-        ...(src.issuer !== undefined ? { issuer: src.issuer } : {}),
-        ...(src.authorizationUrl !== undefined ? { authorizationUrl: src.authorizationUrl } : {}),
-        ...(src.tokenUrl !== undefined ? { tokenUrl: src.tokenUrl } : {}),
+        ...authorizationServer(src, specUrls.get(key), what, cred.scheme),
+        ...(src.scopes !== undefined ? { scopes: [...src.scopes] } : {}),
       };
       checkDef(def, what);
       found.set(key, { label: cred.label, def });
@@ -135,16 +201,65 @@ function heldUpstreams(
   return [...found.values()];
 }
 
+/** The suffix OpenID Connect Discovery puts after the issuer; `openIdConnectUrl` names the whole URL. */
+const OIDC_DISCOVERY = '/.well-known/openid-configuration';
+
+/**
+ * Where the authorization server is, first found wins: the policy's `authorizationUrl` and
+ * `tokenUrl`; the policy's `issuer` (discovery); the spec's `authorizationCode` flow (a URL the
+ * policy gives replaces the spec's); the spec's `openIdConnectUrl` (discovery). None: the gateway
+ * does not start, and the error names the credential and what to add.
+ */
+export function authorizationServer(
+  src: Pick<UserOAuthSource, 'issuer' | 'authorizationUrl' | 'tokenUrl'>,
+  spec: SpecSchemeUrls | undefined,
+  what: string,
+  scheme: string,
+): Pick<UserOAuthUpstream, 'issuer' | 'authorizationUrl' | 'tokenUrl' | 'refreshUrl'> {
+  if (src.authorizationUrl !== undefined && src.tokenUrl !== undefined)
+    return { authorizationUrl: src.authorizationUrl, tokenUrl: src.tokenUrl };
+  if (src.issuer !== undefined) return { issuer: src.issuer };
+  const resolve = (u: string | undefined, key: string) => {
+    if (u === undefined || !spec) return undefined;
+    try {
+      return new URL(u, spec.base).href;
+    } catch {
+      throw new WardenError(
+        'CONFIG_INVALID',
+        `${what}: the spec's ${key} of scheme ${scheme} is not a URL; give it in the policy`,
+      );
+    }
+  };
+  const authorizationUrl = src.authorizationUrl ?? resolve(spec?.urls.authorizationUrl, 'authorizationUrl');
+  const tokenUrl = src.tokenUrl ?? resolve(spec?.urls.tokenUrl, 'tokenUrl');
+  if (authorizationUrl !== undefined && tokenUrl !== undefined) {
+    const refreshUrl = resolve(spec?.urls.refreshUrl, 'refreshUrl');
+    return { authorizationUrl, tokenUrl, ...(refreshUrl !== undefined ? { refreshUrl } : {}) };
+  }
+  const discovery = resolve(spec?.urls.openIdConnectUrl, 'openIdConnectUrl');
+  if (discovery !== undefined) {
+    const u = new URL(discovery);
+    if (!u.pathname.endsWith(OIDC_DISCOVERY) || u.search || u.hash)
+      throw new WardenError(
+        'CONFIG_INVALID',
+        `${what}: the spec's openIdConnectUrl of scheme ${scheme} is not at <issuer>${OIDC_DISCOVERY}; add \`issuer\` to ${what}`,
+      );
+    u.pathname = u.pathname.slice(0, -OIDC_DISCOVERY.length);
+    return { issuer: u.href.replace(/\/$/, '') };
+  }
+  throw new WardenError(
+    'CONFIG_INVALID',
+    `${what}: the spec's scheme ${scheme} declares no authorizationCode flow URLs nor openIdConnectUrl; add \`issuer\` (discovery), or \`authorizationUrl\` and \`tokenUrl\`, to ${what}`,
+  );
+}
+
 function authorizationUrls(d: UserOAuthUpstream): URL[] {
-  return [d.issuer, d.authorizationUrl, d.tokenUrl].flatMap((u) => (u !== undefined ? [new URL(u)] : []));
+  return [d.issuer, d.authorizationUrl, d.tokenUrl, d.refreshUrl].flatMap((u) =>
+    u !== undefined ? [new URL(u)] : [],
+  );
 }
 
 function checkDef(d: UserOAuthUpstream, what: string): void {
-  if (d.issuer === undefined && (d.authorizationUrl === undefined || d.tokenUrl === undefined))
-    throw new WardenError(
-      'CONFIG_INVALID',
-      `${what}: give \`issuer\` (discovery) or both \`authorizationUrl\` and \`tokenUrl\``,
-    );
   // Codes and tokens travel to these URLs: in the clear only to this machine.
   for (const u of authorizationUrls(d))
     if (u.protocol === 'http:' && !isLoopback(u.hostname))

@@ -11,7 +11,10 @@ import type {
 } from '../model/connection.js';
 import { type Keyring, localLocks, open, type SealedTokens, seal } from './vault.js';
 
-const MIGRATION = { version: 2, file: new URL('../../migrations/002_connections.sql', import.meta.url) };
+const MIGRATIONS = [
+  { version: 2, file: new URL('../../migrations/002_connections.sql', import.meta.url) },
+  { version: 3, file: new URL('../../migrations/003_connection_clients.sql', import.meta.url) },
+];
 /** The same advisory lock id the audit's migrations take: instances starting together apply each once. */
 const MIGRATION_LOCK = 7_346_021;
 
@@ -30,11 +33,18 @@ interface Row {
   expires_at: Date | null;
   last_used_at: Date | null;
   created_at: Date;
+  /** Null on rows written before migration 003. */
+  clients: string[] | null;
   kid: string;
   iv: string;
   tag: string;
   data: string;
 }
+
+/** Connections holding refresh locks: a pool of their own (see `withRefreshLock`). */
+const LOCK_CONNECTIONS = 4;
+/** How long a refresh waits for a lock connection, or for another instance's refresh, before failing closed. */
+const LOCK_WAIT_MS = 30_000;
 
 /** Two int4 halves of a SHA-256, for `pg_advisory_xact_lock(int, int)`: one lock per refresh key. */
 function lockIds(key: string): [number, number] {
@@ -45,16 +55,26 @@ function lockIds(key: string): [number, number] {
 /**
  * The token vault in PostgreSQL, for gateways whose instances share callers. The refresh lock is a
  * transaction-scoped advisory lock held on its own connection while the refresh runs, so of several
- * instances finding the same token expired, one refreshes and the others then read its result.
+ * instances finding the same token expired, one refreshes and the others then read its result. Those
+ * connections come from a second, small pool: the refresh's own queries use the main one, so refreshes
+ * of many users at once cannot take every connection and then wait for one forever.
  * Records sealed with an older key are re-sealed with the current one when read (`rotate` does all).
  */
 export class PgVault implements TokenVault {
   private readonly local = localLocks();
+  private readonly locks: pg.Pool;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly o: PgVaultOptions,
-  ) {}
+  ) {
+    this.locks = new pg.Pool({
+      connectionString: o.url,
+      max: LOCK_CONNECTIONS,
+      connectionTimeoutMillis: LOCK_WAIT_MS,
+    });
+    this.locks.on('error', () => {});
+  }
 
   static async open(o: PgVaultOptions): Promise<PgVault> {
     const pool = new pg.Pool({ connectionString: o.url, max: 5 });
@@ -78,6 +98,7 @@ export class PgVault implements TokenVault {
     };
     if (r.expires_at) c.expiresAt = r.expires_at.getTime();
     if (r.last_used_at) c.lastUsedAt = r.last_used_at.getTime();
+    if (r.clients) c.clients = [...r.clients];
     return c;
   }
 
@@ -132,10 +153,10 @@ export class PgVault implements TokenVault {
     const s: SealedTokens = seal(this.o.keyring, c.principal, c.upstream, tokens);
     await this.query(
       `INSERT INTO mcp_warden_connections
-         (principal, upstream, issuer, scopes, expires_at, last_used_at, created_at, kid, iv, tag, data)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         (principal, upstream, issuer, scopes, expires_at, last_used_at, created_at, kid, iv, tag, data, clients)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
        ON CONFLICT (principal, upstream) DO UPDATE SET issuer = $3, scopes = $4, expires_at = $5,
-         last_used_at = $6, created_at = $7, kid = $8, iv = $9, tag = $10, data = $11`,
+         last_used_at = $6, created_at = $7, kid = $8, iv = $9, tag = $10, data = $11, clients = $12`,
       [
         c.principal,
         c.upstream,
@@ -148,6 +169,7 @@ export class PgVault implements TokenVault {
         s.iv,
         s.tag,
         s.data,
+        c.clients ?? null,
       ],
     );
   }
@@ -190,25 +212,32 @@ export class PgVault implements TokenVault {
   withRefreshLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
     // In process first (no connection held per waiting call), then across instances.
     return this.local(key, async () => {
-      let client: pg.PoolClient;
+      let client: pg.PoolClient | undefined;
       try {
-        client = await this.pool.connect();
+        client = await this.locks.connect();
         await client.query('BEGIN');
+        // Bounded: a refresh stuck on another instance fails this call closed rather than holding it.
+        await client.query(`SET LOCAL lock_timeout = ${LOCK_WAIT_MS}`);
         await client.query('SELECT pg_advisory_xact_lock($1, $2)', lockIds(key));
       } catch {
+        client?.release(true);
         throw new WardenError('STATE_UNAVAILABLE', 'The token vault database is unreachable; retry later.');
       }
+      const held = client;
       try {
         return await fn();
       } finally {
-        await client.query('COMMIT').catch(() => {});
-        client.release();
+        // A connection whose COMMIT failed is dropped, not handed to the next refresh.
+        await held.query('COMMIT').then(
+          () => held.release(),
+          (e: Error) => held.release(e),
+        );
       }
     });
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.locks.end()]);
   }
 }
 
@@ -219,13 +248,12 @@ async function migrate(pool: pg.Pool): Promise<void> {
     await client.query(
       'CREATE TABLE IF NOT EXISTS mcp_warden_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
     );
-    const done = await client.query('SELECT 1 FROM mcp_warden_migrations WHERE version = $1', [
-      MIGRATION.version,
-    ]);
-    if (done.rowCount === 0) {
+    for (const m of MIGRATIONS) {
+      const done = await client.query('SELECT 1 FROM mcp_warden_migrations WHERE version = $1', [m.version]);
+      if (done.rowCount !== 0) continue;
       await client.query('BEGIN');
-      await client.query(readFileSync(MIGRATION.file, 'utf8'));
-      await client.query('INSERT INTO mcp_warden_migrations (version) VALUES ($1)', [MIGRATION.version]);
+      await client.query(readFileSync(m.file, 'utf8'));
+      await client.query('INSERT INTO mcp_warden_migrations (version) VALUES ($1)', [m.version]);
       await client.query('COMMIT');
     }
   } catch (e) {

@@ -27,5 +27,12 @@ export function createRedisFlows(o: { client: Redis; prefix: string }): SharedFl
         throw unavailable();
       }
     },
+    async peek(handle) {
+      try {
+        return (await o.client.get(k(handle))) ?? undefined;
+      } catch {
+        throw unavailable();
+      }
+    },
   };
 }

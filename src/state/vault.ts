@@ -132,6 +132,8 @@ export function describe(c: StoredConnection | (Connection & { sealed?: unknown 
   };
   if (c.expiresAt !== undefined) out.expiresAt = c.expiresAt;
   if (c.lastUsedAt !== undefined) out.lastUsedAt = c.lastUsedAt;
+  // Absent on records written before clients were kept: read as "no client approved yet".
+  if (Array.isArray(c.clients)) out.clients = [...c.clients];
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { WardenError } from '../errors/index.js';
 import type { AuthRequirement, Tool } from '../model/catalog.js';
@@ -17,11 +17,17 @@ import {
 
 /**
  * Per-user delegated OAuth (authorization code + PKCE S256, refresh) with oauth4webapi: the protocol
- * is never written by hand here. One flow per (caller, client, upstream); its `state` is a random,
- * single-use, short-lived handle to a record kept here that says whose connection the callback may
- * store, for which MCP client and upstream, with which PKCE verifier and redirect URI. The code a
- * callback brings is exchanged with that verifier, so a code minted for another flow (another user's
- * injected code) is refused by the authorization server itself.
+ * is never written by hand here. One flow per (caller, client, upstream), in three steps:
+ * 1. `start` mints a random, single-use, short-lived `flow` handle; the link the agent gets is the
+ *    gateway's own connect page (`/oauth/connect?flow=…`), never the authorization server.
+ * 2. `consent` (the person pressed Approve on that page: same-origin POST, the flow's CSRF token)
+ *    marks the flow consented, once, and answers the authorization URL plus a binding cookie whose
+ *    value is a digest of the flow's `state` (derived from the handle, so no store holds it).
+ * 3. `callback` consumes the state, and stores only when the browser carries that binding cookie:
+ *    a state sent to someone else's browser (account-linking CSRF, the MCP best practices' confused
+ *    deputy) stores nothing. The code is exchanged with the flow's own PKCE verifier, so a code minted
+ *    for another flow (another user's injected code) is refused by the authorization server itself.
+ * A connection records the MCP clients its person approved; another client is asked again (per-client consent).
  */
 
 /** One upstream whose security scheme is per-user OAuth 2 authorization code. */
@@ -37,6 +43,10 @@ export interface UserOAuthUpstream {
   issuer?: string;
   authorizationUrl?: string;
   tokenUrl?: string;
+  /** The spec's `refreshUrl`, when it differs from the token endpoint. */
+  refreshUrl?: string;
+  /** The policy's `scopes`: asked for instead of each tool's declared scopes (the operator's choice). */
+  scopes?: string[];
   clientId: string;
   /** Resolved from its secret reference; absent for a public client (PKCE alone). */
   clientSecret?: string;
@@ -60,6 +70,8 @@ export interface UserOAuthOptions {
   shared?: SharedFlows;
   /** Plain-HTTP authorization servers (a local test server only). */
   allowInsecure?: boolean;
+  /** Told when a callback stored a flow's connection (`notifications/elicitation/complete`). */
+  onConnected?: (flowId: string, principal: string, client: string | undefined) => void;
   now?: () => number;
 }
 
@@ -72,7 +84,56 @@ interface Pending {
   verifier: string;
   redirectUri: string;
   expiresAt: number;
+  /** The connect page's CSRF token: a form that did not come from the page cannot know it. */
+  csrf: string;
+  /** Set once the person approved on the connect page (the record then lives under the state's digest). */
+  consented?: true;
 }
+
+/** What the connect page shows about a flow (never its state, verifier or the authorization URL). */
+export interface ConnectView {
+  principal: string;
+  /** The MCP client the flow was minted for; `''` for a caller without one (a local stdio client). */
+  client: string;
+  upstream: UpstreamKey;
+  api?: string;
+  scheme: string;
+  scopes: string[];
+  expiresAt: number;
+  csrf: string;
+  /** The gateway's public origin (the redirect URL's): the only `Origin` an approval is accepted from. */
+  origin: string;
+  /** Where Approve sends the browser: the authorization server's origin. */
+  authorizationOrigin: string;
+}
+
+/** The binding cookie set when the person approves: its value is a digest of the state, never the state. */
+export interface BindingCookie {
+  name: string;
+  value: string;
+  maxAgeSeconds: number;
+  secure: boolean;
+}
+
+/** What an approval or cancel on the connect page ended as. */
+export type ConsentOutcome =
+  | { ok: true; approved: true; location: string; cookie: BindingCookie }
+  | { ok: true; approved: false }
+  | { ok: false; status: number; reason: string };
+
+/** The request an approval arrived in, as the connect page's POST handler read it. */
+export interface ConsentRequest {
+  flow: string;
+  csrf: string;
+  approve: boolean;
+  /** The `Origin` header, if any. */
+  origin?: string;
+  /** The `Sec-Fetch-Site` header, if any. */
+  fetchSite?: string;
+}
+
+/** The connect page's path on the gateway (served by src/server/oauth-pages.ts), beside the callback. */
+export const CONNECT_PATH = '/oauth/connect';
 
 /** What a callback request ended as, for the page the browser is shown (never a token). */
 export type CallbackOutcome =
@@ -164,12 +225,16 @@ export class UserOAuth implements UserCredentials {
     const principal = caller.principal.id;
     let conn = await this.o.vault.get(principal, server.key);
     // Least privilege, incrementally: ask for what this tool needs on top of what is already granted.
-    const missing = req.scopes.filter((s) => !conn?.scopes.includes(s));
-    if (!conn || missing.length)
+    const wanted = server.def.scopes ?? req.scopes;
+    const missing = wanted.filter((s) => !conn?.scopes.includes(s));
+    // Per-client consent: a client the person has not approved for this connection asks them first
+    // (a connection stored before clients were recorded has none, so each client asks once).
+    const approved = conn?.clients?.includes(clientOf(caller)) === true;
+    if (!conn || missing.length || !approved)
       return { connect: await this.start(caller, server, [...(conn?.scopes ?? []), ...missing]) };
     if (conn.expiresAt !== undefined && conn.expiresAt - this.skew <= this.now()) {
       const fresh = await this.refresh(server, conn);
-      if (!fresh) return { connect: await this.start(caller, server, req.scopes) };
+      if (!fresh) return { connect: await this.start(caller, server, wanted) };
       conn = fresh;
     }
     await this.o.vault.touch(principal, server.key, this.now());
@@ -191,7 +256,8 @@ export class UserOAuth implements UserCredentials {
         await this.o.vault.delete(current.principal, current.upstream);
         return undefined;
       }
-      const as = await this.metadata(server);
+      const known = await this.metadata(server);
+      const as = server.def.refreshUrl ? { ...known, token_endpoint: server.def.refreshUrl } : known;
       let tokens: oauth.TokenEndpointResponse;
       try {
         const res = await oauth.refreshTokenGrantRequest(
@@ -200,6 +266,7 @@ export class UserOAuth implements UserCredentials {
           server.auth,
           current.refreshToken,
           {
+            signal: AbortSignal.timeout(10_000), // bounded: the refresh lock is held meanwhile
             [oauth.allowInsecureRequests]: this.o.allowInsecure === true,
           },
         );
@@ -244,6 +311,7 @@ export class UserOAuth implements UserCredentials {
     if (refresh !== undefined) c.refreshToken = refresh;
     if (typeof tokens.expires_in === 'number') c.expiresAt = now + tokens.expires_in * 1000;
     if (previous?.lastUsedAt !== undefined) c.lastUsedAt = previous.lastUsedAt;
+    if (previous?.clients !== undefined) c.clients = [...previous.clients];
     this.o.onSecret?.(c.refreshToken !== undefined ? [c.accessToken, c.refreshToken] : [c.accessToken]);
     return c;
   }
@@ -256,8 +324,7 @@ export class UserOAuth implements UserCredentials {
         `The authorization server of ${server.key} has no authorization endpoint.`,
       );
     this.sweep();
-    const verifier = oauth.generateRandomCodeVerifier();
-    const state = randomBytes(32).toString('base64url');
+    const flow = randomBytes(32).toString('base64url');
     const asked = [...new Set(scopes)].sort();
     const p: Pending = {
       id: randomUUID(),
@@ -265,23 +332,143 @@ export class UserOAuth implements UserCredentials {
       client: caller.client,
       upstream: server.key,
       scopes: asked,
-      verifier,
+      verifier: oauth.generateRandomCodeVerifier(),
       redirectUri: server.def.redirectUri,
       expiresAt: this.now() + this.ttl,
+      csrf: randomBytes(24).toString('base64url'),
     };
-    this.pending.set(state, p);
-    await this.o.shared?.put(flowHandle(state), JSON.stringify(p), this.ttl);
-    // The state is a capability for this caller's flow: scrubbed from the audit and logs like a token.
-    this.o.onSecret?.([state]);
-    const url = new URL(as.authorization_endpoint);
+    await this.keep(connectHandle(flow), p);
+    // The handle and the state derived from it are capabilities for this caller's flow: scrubbed
+    // from the audit and logs like a token.
+    this.o.onSecret?.([flow, stateOf(flow)]);
+    // The gateway's own page, at the redirect URL's origin: the person sees whose flow this is before
+    // anything reaches the authorization server.
+    const url = new URL(CONNECT_PATH, p.redirectUri);
+    url.searchParams.set('flow', flow);
+    return { url: url.href, id: p.id, expiresAt: p.expiresAt, upstream: server.key, scopes: asked };
+  }
+
+  /** Keeps a pending flow here and, when shared, for every instance until it expires. */
+  private async keep(handle: string, p: Pending): Promise<void> {
+    this.pending.set(handle, p);
+    await this.o.shared?.put(handle, JSON.stringify(p), Math.max(1, p.expiresAt - this.now()));
+  }
+
+  /** A pending flow without consuming it (the connect page and the checks before an approval). */
+  private async peek(handle: string): Promise<Pending | undefined> {
+    let p = this.pending.get(handle);
+    if (this.o.shared) {
+      const raw = await this.o.shared.peek(handle);
+      p = raw === undefined ? undefined : (JSON.parse(raw) as Pending);
+    }
+    return p && this.servers.has(p.upstream) && p.expiresAt > this.now() ? p : undefined;
+  }
+
+  /**
+   * What the connect page shows for `flow`, or undefined when it is unknown, already approved or
+   * cancelled, or expired.
+   */
+  async connectView(flow: string): Promise<ConnectView | undefined> {
+    if (!flow) return undefined;
+    const p = await this.peek(connectHandle(flow));
+    if (!p) return undefined;
+    // Minted elsewhere: this instance's logs must scrub the handle and state too.
+    this.o.onSecret?.([flow, stateOf(flow)]);
+    const server = this.servers.get(p.upstream)!;
+    const as = await this.metadata(server);
+    return {
+      principal: p.principal,
+      client: p.client ?? '',
+      upstream: p.upstream,
+      ...(server.def.api !== undefined ? { api: server.def.api } : {}),
+      scheme: server.def.scheme,
+      scopes: p.scopes,
+      expiresAt: p.expiresAt,
+      csrf: p.csrf,
+      origin: new URL(p.redirectUri).origin,
+      authorizationOrigin: new URL(as.authorization_endpoint!).origin,
+    };
+  }
+
+  /**
+   * The person's answer on the connect page. Refused unless the request is same-origin (its
+   * `Origin` is the gateway's, or, without one or with `null`, `Sec-Fetch-Site: same-origin`;
+   * neither: refused) and
+   * carries the flow's CSRF token. An approval consumes the connect handle (once, across instances),
+   * keeps the flow under its state's digest marked consented, and answers where to send the browser
+   * with the cookie that binds it to that state; a cancel drops the flow.
+   */
+  async consent(r: ConsentRequest): Promise<ConsentOutcome> {
+    const unknown = {
+      ok: false as const,
+      status: 400,
+      reason: 'This link is unknown, already used or expired. Ask the agent again for a new one.',
+    };
+    const handle = r.flow ? connectHandle(r.flow) : '';
+    let p: Pending | undefined;
+    try {
+      p = handle ? await this.peek(handle) : undefined;
+    } catch {
+      return UNREACHABLE;
+    }
+    if (!p) return unknown;
+    // A browser sends `Origin: null` where a referrer policy hides the origin: then, as when there
+    // is no Origin, only the browser's own `Sec-Fetch-Site` can say the form came from this origin.
+    const origin = new URL(p.redirectUri).origin;
+    const sameOrigin =
+      r.origin !== undefined && r.origin !== 'null'
+        ? r.origin === origin
+        : r.fetchSite?.toLowerCase() === 'same-origin';
+    if (!sameOrigin)
+      return {
+        ok: false,
+        status: 403,
+        reason: 'Refused: the approval did not come from the gateway’s own page (cross-site request).',
+      };
+    if (!sameSecret(r.csrf, p.csrf))
+      return {
+        ok: false,
+        status: 403,
+        reason: 'Refused: the form’s token does not match this link. Open the link again and approve there.',
+      };
+    let taken: Pending | undefined;
+    try {
+      taken = await this.take(handle);
+    } catch {
+      return UNREACHABLE;
+    }
+    // Two approvals of one page (two tabs, two instances): one wins.
+    if (!taken || taken.expiresAt <= this.now()) return unknown;
+    if (!r.approve) return { ok: true, approved: false };
+    const state = stateOf(r.flow);
+    const server = this.servers.get(taken.upstream)!;
+    let as: oauth.AuthorizationServer;
+    try {
+      as = await this.metadata(server);
+      await this.keep(flowHandle(state), { ...taken, consented: true });
+    } catch {
+      return UNREACHABLE;
+    }
+    const url = new URL(as.authorization_endpoint!);
     url.searchParams.set('response_type', 'code');
     url.searchParams.set('client_id', server.def.clientId);
-    url.searchParams.set('redirect_uri', p.redirectUri);
-    if (asked.length) url.searchParams.set('scope', asked.join(' '));
+    url.searchParams.set('redirect_uri', taken.redirectUri);
+    if (taken.scopes.length) url.searchParams.set('scope', taken.scopes.join(' '));
     url.searchParams.set('state', state);
-    url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
+    url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(taken.verifier));
     url.searchParams.set('code_challenge_method', 'S256');
-    return { url: url.href, id: p.id, expiresAt: p.expiresAt, upstream: server.key, scopes: asked };
+    const secure = new URL(taken.redirectUri).protocol === 'https:';
+    return {
+      ok: true,
+      approved: true,
+      location: url.href,
+      cookie: {
+        name: bindingCookieName(taken.redirectUri),
+        value: bindingOf(state),
+        maxAgeSeconds: Math.max(1, Math.ceil((taken.expiresAt - this.now()) / 1000)),
+        secure,
+      },
+    };
   }
 
   private sweep(): void {
@@ -293,16 +480,18 @@ export class UserOAuth implements UserCredentials {
 
   /**
    * The browser's return from the authorization server. `url` is the callback URL as received (its
-   * Host header and path). The state is consumed before anything else, so a
-   * replayed callback finds nothing; the callback must arrive at the very redirect URI the flow used;
-   * the code is exchanged with the flow's own verifier. Only then are the tokens stored, for the
-   * principal that started the flow.
+   * Host header and path), `cookies` the request's Cookie header. The state is consumed before
+   * anything else, so a replayed callback finds nothing; the browser must carry the binding cookie
+   * the approval set for this very state (so a state sent to another person's browser stores
+   * nothing); the callback must arrive at the very redirect URI the flow used; the code is exchanged
+   * with the flow's own verifier. Only then are the tokens stored, for the principal that started
+   * the flow, with its client added to the connection's approved clients.
    */
-  async callback(url: URL): Promise<CallbackOutcome> {
+  async callback(url: URL, cookies?: string): Promise<CallbackOutcome> {
     const state = url.searchParams.get('state');
     let p: Pending | undefined;
     try {
-      p = state ? await this.take(state) : undefined;
+      p = state ? await this.take(flowHandle(state)) : undefined;
     } catch {
       return {
         ok: false,
@@ -316,8 +505,18 @@ export class UserOAuth implements UserCredentials {
         status: 400,
         reason: 'This link is unknown, already used or expired. Ask the agent again for a new one.',
       };
+    // Minted elsewhere: this instance's logs must scrub the state too.
+    this.o.onSecret?.([state]);
     if (p.expiresAt <= this.now())
       return { ok: false, status: 400, reason: 'This link has expired. Ask the agent again for a new one.' };
+    const bound = cookieValue(cookies, bindingCookieName(p.redirectUri));
+    if (p.consented !== true || bound === undefined || !sameSecret(bound, bindingOf(state)))
+      return {
+        ok: false,
+        status: 400,
+        reason:
+          'This browser did not approve this connection on the gateway’s page, so nothing was stored. If you asked your agent to connect, open its link again and approve there.',
+      };
     const server = this.servers.get(p.upstream)!;
     // Host and path, not scheme: TLS often ends at a proxy in front of the gateway.
     const expected = new URL(p.redirectUri);
@@ -358,25 +557,25 @@ export class UserOAuth implements UserCredentials {
     }
     const previous = await this.o.vault.get(p.principal, p.upstream);
     const conn = this.stored(p.principal, server, tokens, previous, p.scopes);
+    conn.clients = [...new Set([...(previous?.clients ?? []), p.client ?? ''])].sort();
     // An incremental grant keeps what was granted before (servers may answer with only the new scopes).
     if (previous) conn.scopes = [...new Set([...previous.scopes, ...conn.scopes])].sort();
     await this.o.vault.put(conn);
+    this.o.onConnected?.(p.id, p.principal, p.client);
     return { ok: true, principal: p.principal, upstream: p.upstream, scopes: conn.scopes };
   }
 
   /**
-   * Consumes the flow of `state`: from the shared store when there is one (GETDEL: once across all
-   * instances, whichever minted it), else from this process.
+   * Consumes the flow kept under `handle`: from the shared store when there is one (GETDEL: once
+   * across all instances, whichever minted it), else from this process.
    */
-  private async take(state: string): Promise<Pending | undefined> {
-    const local = this.pending.get(state);
-    this.pending.delete(state);
+  private async take(handle: string): Promise<Pending | undefined> {
+    const local = this.pending.get(handle);
+    this.pending.delete(handle);
     if (!this.o.shared) return local;
-    const raw = await this.o.shared.take(flowHandle(state));
+    const raw = await this.o.shared.take(handle);
     if (raw === undefined) return undefined;
     const p = JSON.parse(raw) as Pending;
-    // Minted elsewhere: this instance's logs must scrub the state too.
-    this.o.onSecret?.([state]);
     return this.servers.has(p.upstream) ? p : undefined;
   }
 
@@ -405,6 +604,58 @@ export class UserOAuth implements UserCredentials {
 function flowHandle(state: string): string {
   return createHash('sha256').update(state).digest('base64url');
 }
+
+/** The client a connection records for a caller: `''` for one without a client (a local stdio client). */
+function clientOf(caller: CallerIdentity): string {
+  return caller.client ?? '';
+}
+
+/** The shared store's key for a connect page's handle (a digest too, in its own namespace). */
+function connectHandle(flow: string): string {
+  return `connect-${createHash('sha256').update(`mcp-warden connect\0${flow}`).digest('base64url')}`;
+}
+
+/**
+ * The OAuth `state` of a flow, derived from its handle: only whoever holds the link can compute it,
+ * and no store (Redis) holds it, so reading the store yields neither.
+ */
+function stateOf(flow: string): string {
+  return createHmac('sha256', flow).update('mcp-warden oauth state').digest('base64url');
+}
+
+/** The binding cookie's value for a state: a digest, so the cookie never carries the state itself. */
+function bindingOf(state: string): string {
+  return createHash('sha256').update(`mcp-warden binding\0${state}`).digest('base64url');
+}
+
+/**
+ * `__Host-` on https: the browser then accepts it only Secure, for Path=/, from this very host (no
+ * sibling subdomain can plant one). Plain http (a local gateway) cannot use the prefix.
+ */
+export function bindingCookieName(redirectUri: string): string {
+  return new URL(redirectUri).protocol === 'https:' ? '__Host-mcp-warden-connect' : 'mcp-warden-connect';
+}
+
+/** One cookie's value from a Cookie header (the first of that name). */
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** Constant-time equality of two secrets of any length (their digests are compared). */
+function sameSecret(a: string, b: string): boolean {
+  const d = (v: string) => createHash('sha256').update(v).digest();
+  return timingSafeEqual(d(a), d(b)) && a.length === b.length;
+}
+
+const UNREACHABLE = {
+  ok: false as const,
+  status: 503,
+  reason: 'The gateway cannot reach its shared state or the authorization server; retry in a moment.',
+};
 
 function issuerOf(def: UserOAuthUpstream): string {
   return def.issuer ?? new URL(def.tokenUrl ?? def.authorizationUrl ?? 'about:blank').origin;

@@ -85,7 +85,7 @@ describe('`explain` names the credential kind a tool uses upstream, per environm
       entries: [{ scheme: 'idp', entry: 'orders', kind: 'userOAuth' }],
     });
     expect(prod.steps.at(-1)).toEqual({
-      by: 'credentials.orders.prod (named by the rules)',
+      by: "credentials.orders.prod (named by the rules); authorization server: the spec's authorizationCode flow",
       what: 'credential: per-user OAuth (each caller acts upstream as their own connected account)',
     });
   });

@@ -24,9 +24,11 @@ type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
 
 /**
  * The consent step as a person does it: the link CONNECTION_REQUIRED gives is opened in headless
- * Chromium, the person signs in and consents on the authorization server's own pages (oidc-provider's
- * devInteractions), the browser lands on the gateway's callback page, and the retried call reaches an
- * upstream that accepts only that server's tokens, as that person.
+ * Chromium, which shows the gateway's own connect page (whose principal, which client, which scopes);
+ * the person presses Approve, signs in and consents on the authorization server's own pages
+ * (oidc-provider's devInteractions), the browser lands on the gateway's callback page carrying the
+ * binding cookie the approval set, and the retried call reaches an upstream that accepts only that
+ * server's tokens, as that person.
  */
 describe.runIf(haveBrowser)('per-user OAuth consent in headless Chromium', () => {
   let as: OAuthServer;
@@ -124,6 +126,20 @@ describe.runIf(haveBrowser)('per-user OAuth consent in headless Chromium', () =>
     expect(upstream.calls).toHaveLength(0);
 
     await page.goto(link!);
+    // The gateway's page first: it names the principal the account will be connected to.
+    await page.getByRole('button', { name: 'Approve' }).waitFor();
+    const body = (await page.locator('body').textContent()) ?? '';
+    expect(body).toContain(`jwt:${ISSUER}#carol`);
+    expect(body).toContain('pets:read');
+    expect(body).toContain('If you did not ask your agent for this, close this page.');
+    await page.screenshot({ path: join(SHOTS, 'oauth-connect.png') });
+    await page.getByRole('button', { name: 'Approve' }).click();
+    // The approval's redirect leaves for the authorization server (the page's CSP allows that origin only).
+    await page.waitForURL((u) => u.origin === as.issuer);
+    const bound = (await page.context().cookies(new URL(mcpUrl).origin)).find(
+      (c) => c.name === 'mcp-warden-connect',
+    );
+    expect(bound).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
     await page.locator('input[name="login"]').fill('carol');
     await page.locator('input[name="password"]').fill('any password');
     await page.locator('button[type="submit"]').click();
@@ -137,6 +153,10 @@ describe.runIf(haveBrowser)('per-user OAuth consent in headless Chromium', () =>
     expect(await page.locator('body').textContent()).toContain('Connected /petsAuth (scopes: pets:read)');
     await page.screenshot({ path: join(SHOTS, 'oauth-callback.png') });
     expect(pageErrors).toEqual([]);
+    // The binding has served: the callback cleared it.
+    expect(
+      (await page.context().cookies(new URL(mcpUrl).origin)).find((c) => c.name === 'mcp-warden-connect'),
+    ).toBeUndefined();
 
     const retried = await call();
     expect(codeOf(retried)).toBe('OK');

@@ -5,7 +5,10 @@ import { mcpClient, startTestGateway, type TestGateway } from '../support/gatewa
 import { tempTree } from '../support/helpers.js';
 import { freePort } from '../support/http.js';
 import {
+  approveConnect,
   type OAuthServer,
+  openCallback,
+  openConnectPage,
   petsOAuthSpec,
   startOAuthServer,
   startProtectedUpstream,
@@ -117,15 +120,20 @@ describe('per-user OAuth: the connect link as a URL-mode elicitation', () => {
     expect(linkIn(first)).toBeDefined();
     expect(asked).toHaveLength(1);
     expect(asked[0]).toMatchObject({ mode: 'url', message: expect.stringContaining('pets:read') });
+    // The URL to open is the gateway's connect page, the same page as the result's link.
     const url = new URL(asked[0]!.url!);
+    expect(url.origin + url.pathname).toBe(`${new URL(redirect).origin}/oauth/connect`);
     expect(url.origin + url.pathname).toBe(new URL(linkIn(first)!).origin + new URL(linkIn(first)!).pathname);
-    expect(url.searchParams.get('scope')).toBe('pets:read');
-    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
     expect(upstream.calls).toHaveLength(0);
 
-    // The user opens the URL the client was asked to open: the callback lands on the gateway.
-    const back = await as.authorize(url.href, 'carol');
-    const page = await fetch(back);
+    // The user opens the URL the client was asked to open, approves, and the authorization server
+    // is asked for only the tool's scope, with PKCE; the callback lands on the gateway.
+    const approved = await approveConnect(await openConnectPage(url));
+    const authorization = new URL(approved.location!);
+    expect(authorization.searchParams.get('scope')).toBe('pets:read');
+    expect(authorization.searchParams.get('code_challenge_method')).toBe('S256');
+    const back = { url: await as.consentAt(authorization.href, 'carol'), cookie: approved.cookie! };
+    const page = await openCallback(back);
     expect(page.status).toBe(200);
     const again = (await client.callTool({ name: 'listPets', arguments: {} })) as CallResult;
     expect(codeOf(again)).toBe('OK');

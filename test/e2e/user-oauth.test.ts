@@ -8,7 +8,10 @@ import { tempTree } from '../support/helpers.js';
 import { adminApi, freePort } from '../support/http.js';
 import { es256, ISSUER, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
 import {
+  type BrowserCallback,
   type OAuthServer,
+  openCallback,
+  openConnectPage,
   petsOAuthSpec,
   startOAuthServer,
   startProtectedUpstream,
@@ -42,7 +45,7 @@ describe('per-user OAuth end to end (gateway, oidc-provider, protected upstream)
   const clients: Client[] = [];
   const results: string[] = [];
   const links: string[] = [];
-  const callbacks: URL[] = [];
+  const callbacks: BrowserCallback[] = [];
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
@@ -143,10 +146,14 @@ describe('per-user OAuth end to end (gateway, oidc-provider, protected upstream)
     links.push(link!);
     const back = await as.authorize(link!, user);
     callbacks.push(back);
-    expect(back.origin).toBe(new URL(mcpUrl).origin);
-    const page = await fetch(back);
+    expect(back.url.origin).toBe(new URL(mcpUrl).origin);
+    const page = await openCallback(back);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('Connected /petsAuth (scopes: pets:read)');
+    // The binding has served: the callback clears the cookie.
+    expect(page.headers.getSetCookie()).toContain(
+      'mcp-warden-connect=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax',
+    );
   };
 
   it('asks each caller to connect once, then acts upstream as that caller with only the tool scopes', async () => {
@@ -155,9 +162,13 @@ describe('per-user OAuth end to end (gateway, oidc-provider, protected upstream)
     const aFirst = await call(alice);
     const bFirst = await call(bob);
     expect(upstream.calls).toHaveLength(0);
+    // The link is the gateway's own connect page; the authorization URL comes only from approving it.
     const link = new URL(/open this link and approve access: (\S+)/.exec(textOf(aFirst))![1]!);
-    expect(link.searchParams.get('scope')).toBe('pets:read');
-    expect(link.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(link.origin + link.pathname).toBe(`${new URL(mcpUrl).origin}/oauth/connect`);
+    const page = await openConnectPage(link);
+    expect(page.html).toContain(`jwt:${ISSUER}#alice`);
+    expect(page.html).toContain('pets:read');
+    expect(page.html).not.toContain('code_challenge');
 
     await connect(aFirst, 'alice');
     await connect(bFirst, 'bob');
@@ -174,7 +185,7 @@ describe('per-user OAuth end to end (gateway, oidc-provider, protected upstream)
   });
 
   it('a replayed callback is refused and stores nothing', async () => {
-    const page = await fetch(callbacks[0]!);
+    const page = await openCallback(callbacks[0]!);
     expect(page.status).toBe(400);
     expect(await page.text()).toContain('unknown, already used or expired');
   });
@@ -228,9 +239,11 @@ describe('per-user OAuth end to end (gateway, oidc-provider, protected upstream)
     const tokensAndSecret = [...new Set(upstream.calls.map((c) => c.token)), as.clientSecret];
     // The state is the caller's own link (in its result, by design); it and the codes go nowhere else.
     const flow = [
-      ...links.map((l) => new URL(l).searchParams.get('state')!),
-      ...callbacks.map((u) => u.searchParams.get('code')!),
+      ...links.map((l) => new URL(l).searchParams.get('flow')!),
+      ...callbacks.map((b) => b.url.searchParams.get('state')!),
+      ...callbacks.map((b) => b.url.searchParams.get('code')!),
     ];
+    expect(flow.every(Boolean)).toBe(true);
     expect(tokensAndSecret.length).toBeGreaterThanOrEqual(4);
     const surfaces: Array<[string, string, string[]]> = [
       ['tool results', results.join('\n'), tokensAndSecret],

@@ -72,6 +72,22 @@ describe('the embedded vault', () => {
     expect(() => FileVault.open({ file, keyring: [NEW] })).toThrow(/not a vault file/);
   });
 
+  it('keeps the approved clients, and reads a record written before clients were kept', async () => {
+    const f = join(tempTree({}), 'vault.json');
+    const v = FileVault.open({ file: f, keyring: [OLD] });
+    const c = { ...conn('jwt:i#cy'), clients: ['', 'claude-code'] };
+    await v.put(c);
+    expect(await FileVault.open({ file: f, keyring: [OLD] }).get(c.principal, c.upstream)).toEqual(c);
+    // A vault file from before per-client consent: its records have no `clients`.
+    const body = JSON.parse(readFileSync(f, 'utf8')) as { records: Array<Record<string, unknown>> };
+    for (const r of body.records) delete r.clients;
+    writeFileSync(f, JSON.stringify(body));
+    const legacy = FileVault.open({ file: f, keyring: [OLD] });
+    const { clients: _c, ...without } = c;
+    expect(await legacy.get(c.principal, c.upstream)).toEqual(without);
+    expect((await legacy.list())[0]).not.toHaveProperty('clients');
+  });
+
   it('reads keys from env:/file: references and refuses short or missing ones', () => {
     const keyFile = join(dir, 'key');
     writeFileSync(keyFile, 'new-key-new-key-new-key-new-key-0002\n');
@@ -119,6 +135,21 @@ describe('the PostgreSQL vault', () => {
     expect(raw).not.toContain(c.refreshToken);
     expect(await v.delete(c.principal, c.upstream)).toBe(true);
     expect(await v.get(c.principal, c.upstream)).toBeUndefined();
+  });
+
+  it('keeps the approved clients; a row written before they were kept (NULL) reads without them', async () => {
+    const v = await openPg();
+    const c = { ...conn(`jwt:i#cy-${run}`), clients: ['', 'claude-code'] };
+    await v.put(c);
+    expect(await v.get(c.principal, c.upstream)).toEqual(c);
+    expect((await v.list({ principal: c.principal }))[0]!.clients).toEqual(['', 'claude-code']);
+    const db = new pg.Client({ connectionString: PG_URL });
+    await db.connect();
+    await db.query('UPDATE mcp_warden_connections SET clients = NULL WHERE principal = $1', [c.principal]);
+    await db.end();
+    const { clients: _c, ...without } = c;
+    expect(await v.get(c.principal, c.upstream)).toEqual(without);
+    expect((await v.list({ principal: c.principal }))[0]).not.toHaveProperty('clients');
   });
 
   it('re-seals rows under an old key (on read, and all at once with rotate)', async () => {

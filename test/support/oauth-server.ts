@@ -6,8 +6,9 @@ import { type Listening, listen } from './http.js';
 /**
  * A real OAuth 2 authorization server (oidc-provider, in process on 127.0.0.1) with one confidential
  * client registered for the gateway, issuing JWT access tokens for one resource (the upstream). The
- * consent step is driven over HTTP by `authorize`, acting as the named user, with a cookie jar as a
- * browser would have.
+ * person's browser is played over HTTP by `authorize`: the gateway's connect page (approved as a
+ * person would, same-origin with its CSRF token), then this server's login and consent as the named
+ * user, with cookie jars as a browser would have.
  */
 export interface OAuthServer {
   issuer: string;
@@ -17,10 +18,17 @@ export interface OAuthServer {
   resource: string;
   provider: Provider;
   /**
-   * Plays the browser: follows the authorization URL, logs in as `user`, consents, and returns the
-   * redirect back to the client (the callback URL with `code` and `state`), without following it.
+   * Plays the person's browser from a connect link (the gateway's `/oauth/connect` page) to the
+   * callback: opens the page, presses Approve (a same-origin POST with the page's CSRF token), keeps
+   * the binding cookie the gateway sets, follows on to this server, logs in as `user`, consents, and
+   * returns the callback URL (with `code` and `state`) and the Cookie header the browser sends with
+   * it, without following it: `openCallback(back)` does.
    */
-  authorize(url: string, user: string): Promise<URL>;
+  authorize(link: string, user: string): Promise<BrowserCallback>;
+  /** This server's part alone: from an authorization URL, logs in as `user`, consents; the callback URL. */
+  consentAt(authorizationUrl: string, user: string): Promise<URL>;
+  /** How many token requests of `grantType` (e.g. `refresh_token`) the server granted so far. */
+  grants(grantType: string): number;
   close(): Promise<void>;
 }
 
@@ -32,6 +40,8 @@ export interface OAuthServerOptions {
    * in, instead of the screens `authorize` answers at once.
    */
   pages?: boolean;
+  /** Lifetime of the access tokens it issues, in seconds (default 3600): short, to make the gateway refresh. */
+  accessTokenTtl?: number;
 }
 
 export async function startOAuthServer(
@@ -47,6 +57,7 @@ export async function startOAuthServer(
   });
   const issuer = server.url;
   const resource = 'https://upstream.example.test/';
+  const accessTokenTtl = options.accessTokenTtl ?? 3600;
   provider = new Provider(issuer, {
     clients: [
       {
@@ -61,7 +72,7 @@ export async function startOAuthServer(
     scopes: ['openid', 'offline_access'],
     cookies: { keys: ['test-cookie-key-0123456789abcdef'] },
     ttl: {
-      AccessToken: 3600,
+      AccessToken: accessTokenTtl,
       AuthorizationCode: 60,
       Grant: 3600,
       Interaction: 600,
@@ -80,7 +91,7 @@ export async function startOAuthServer(
           scope: RESOURCE_SCOPES.join(' '),
           audience: resource,
           accessTokenFormat: 'jwt',
-          accessTokenTTL: 3600,
+          accessTokenTTL: accessTokenTtl,
         }),
       },
     },
@@ -94,6 +105,11 @@ export async function startOAuthServer(
       : { interactions: { url: (_ctx: KoaContextWithOIDC, i) => `/interaction/${i.uid}` } }),
   });
   provider.proxy = false;
+  const granted = new Map<string, number>();
+  provider.on('grant.success', (...args: unknown[]) => {
+    const type = String((args[0] as KoaContextWithOIDC).oidc.params.grant_type);
+    granted.set(type, (granted.get(type) ?? 0) + 1);
+  });
 
   // The login and consent screens, answered at once: `as` names the user who logs in.
   async function interaction(
@@ -134,7 +150,14 @@ export async function startOAuthServer(
     }
   }
 
-  async function authorize(url: string, user: string): Promise<URL> {
+  async function authorize(link: string, user: string): Promise<BrowserCallback> {
+    const approved = await approveConnect(await openConnectPage(link));
+    if (approved.status !== 303 || !approved.location || !approved.cookie)
+      throw new Error(`the connect page refused the approval with ${approved.status}: ${approved.text}`);
+    return { url: await consentAt(approved.location, user), cookie: approved.cookie };
+  }
+
+  async function consentAt(url: string, user: string): Promise<URL> {
     const jar = new Map<string, string>();
     let next = url;
     for (let hop = 0; hop < 12; hop++) {
@@ -170,8 +193,118 @@ export async function startOAuthServer(
     resource,
     provider,
     authorize,
+    consentAt,
+    grants: (grantType) => granted.get(grantType) ?? 0,
     close: server.close,
   };
+}
+
+/** Where the played browser ended: the callback URL and the Cookie header it sends there. */
+export interface BrowserCallback {
+  url: URL;
+  /** `name=value` of the gateway's binding cookie, as the browser would send it to the callback. */
+  cookie: string;
+}
+
+/** The gateway's connect page as a browser received it, with its form's fields. */
+export interface ConnectPage {
+  link: URL;
+  status: number;
+  headers: Headers;
+  html: string;
+  /** The form's hidden fields (`flow`, `csrf`) and where it posts; absent when the page has no form. */
+  form?: { action: URL; flow: string; csrf: string };
+}
+
+/** GET the connect link as a browser would, and read its form. */
+export async function openConnectPage(link: string | URL): Promise<ConnectPage> {
+  const url = new URL(link);
+  const res = await fetch(url, { redirect: 'manual' });
+  const html = await res.text();
+  const field = (name: string) =>
+    new RegExp(`<input type="hidden" name="${name}" value="([^"]*)"`).exec(html)?.[1];
+  const action = /<form method="post" action="([^"]*)"/.exec(html)?.[1];
+  const flow = field('flow');
+  const csrf = field('csrf');
+  const unescaped = (v: string) => v.replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)));
+  return {
+    link: url,
+    status: res.status,
+    headers: res.headers,
+    html,
+    ...(action !== undefined && flow !== undefined && csrf !== undefined
+      ? { form: { action: new URL(unescaped(action), url), flow: unescaped(flow), csrf: unescaped(csrf) } }
+      : {}),
+  };
+}
+
+/** What pressing a button on the connect page led to. */
+export interface ConnectAnswer {
+  status: number;
+  /** Where the gateway sent the browser (the authorization URL, on approval). */
+  location?: string;
+  /** The binding cookie it set, as `name=value` (what the browser would send back). */
+  cookie?: string;
+  /** Every Set-Cookie header, as received. */
+  setCookies: string[];
+  text: string;
+}
+
+/**
+ * Presses Approve (or Cancel) on the page: a form POST from the gateway's own origin unless `origin`
+ * says otherwise (`null`: no Origin header at all, as a non-browser client might send), with the
+ * page's CSRF token unless `csrf` overrides it.
+ */
+export async function approveConnect(
+  page: ConnectPage,
+  o: {
+    action?: 'approve' | 'cancel';
+    origin?: string | null;
+    fetchSite?: string;
+    csrf?: string;
+    flow?: string;
+  } = {},
+): Promise<ConnectAnswer> {
+  if (!page.form) throw new Error(`the connect page has no form (${page.status}): ${page.html}`);
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  const origin = o.origin === undefined ? page.link.origin : o.origin;
+  if (origin !== null) headers.origin = origin;
+  if (o.fetchSite !== undefined) headers['sec-fetch-site'] = o.fetchSite;
+  const res = await fetch(page.form.action, {
+    method: 'POST',
+    redirect: 'manual',
+    headers,
+    body: new URLSearchParams({
+      flow: o.flow ?? page.form.flow,
+      csrf: o.csrf ?? page.form.csrf,
+      action: o.action ?? 'approve',
+    }),
+  });
+  const setCookies = res.headers.getSetCookie();
+  const bound = setCookies.find((c) => /^(__Host-)?mcp-warden-connect=/.test(c));
+  const location = res.headers.get('location');
+  return {
+    status: res.status,
+    ...(location !== null ? { location } : {}),
+    ...(bound !== undefined ? { cookie: bound.split(';')[0]! } : {}),
+    setCookies,
+    text: await res.text(),
+  };
+}
+
+/**
+ * Follows the callback as the browser would: with its cookie (or another `cookie`, or none with
+ * `null`), at its URL or another `url` (a replay elsewhere).
+ */
+export function openCallback(
+  back: BrowserCallback,
+  o: { url?: URL | string; cookie?: string | null } = {},
+): Promise<Response> {
+  const cookie = o.cookie === undefined ? back.cookie : o.cookie;
+  return fetch(o.url ?? back.url, {
+    redirect: 'manual',
+    ...(cookie !== null ? { headers: { cookie } } : {}),
+  });
 }
 
 /** One call the upstream served: as whom, with which scopes, with which token. */
