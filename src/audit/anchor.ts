@@ -1,5 +1,6 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 
 /**
  * The head anchor: the latest chain position the writer has made durable (`seq`, and `head`, the
@@ -19,7 +20,8 @@ export interface Anchor {
 export const anchorPath = (auditPath: string): string => `${auditPath}.head`;
 
 export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  // One-shot (no Hash object per call): it runs for every audit line.
+  return hash('sha256', text, 'hex');
 }
 
 /** The checkpoint signature of files written before format 2 (kept to verify them). */
@@ -63,6 +65,34 @@ export function writeAnchor(auditPath: string, a: Omit<Anchor, 'sig'>, key?: Buf
     } catch {
       /* not there */
     }
+    throw e;
+  }
+}
+
+/**
+ * `writeAnchor` off the event loop, through its own temporary file. `stillWanted` is asked before
+ * the rename: false (a newer anchor was written meanwhile) leaves the anchor as it is. Resolves true
+ * once the anchor is replaced, false when it was not wanted any more; rejects when it cannot be.
+ */
+export async function writeAnchorAsync(
+  auditPath: string,
+  a: Omit<Anchor, 'sig'>,
+  key: Buffer | undefined,
+  stillWanted: () => boolean,
+): Promise<boolean> {
+  const path = anchorPath(auditPath);
+  const tmp = `${path}.tmp-async`;
+  const body: Anchor = key ? { ...a, sig: signAnchor(key, a) } : a;
+  try {
+    await writeFile(tmp, `${JSON.stringify(body)}\n`, { mode: 0o600 });
+    if (!stillWanted()) {
+      await unlink(tmp);
+      return false;
+    }
+    await rename(tmp, path);
+    return true;
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
     throw e;
   }
 }

@@ -24,6 +24,7 @@ import {
   sha256,
   signCheckpoint,
   writeAnchor,
+  writeAnchorAsync,
 } from './anchor.js';
 import { listRotated, rotatedName, tailLines } from './files.js';
 import { type AuditLock, lockAuditFile } from './lock.js';
@@ -99,6 +100,16 @@ class JsonlWriter implements JsonlAudit {
   /** The seq the oldest kept file starts at, for the anchor. */
   private first: number | undefined;
   private anchored = -1;
+  /** What the anchor holds now, as last written (a sync write may have to restore it). */
+  private anchoredAs: Omit<Anchor, 'sig'> | undefined;
+  /**
+   * The batch timer's anchor write, in flight off the event loop (a rename can take milliseconds on
+   * a busy disk; calls are not held up by it). One at a time; a tick that finds one running leaves
+   * its work to the next tick.
+   */
+  private anchorJob: Promise<void> | undefined;
+  /** Bumped by every anchor written on the event loop: an off-loop write started before must not win. */
+  private anchorEpoch = 0;
   /** Appends that failed since the last one that landed (0: the last append landed). */
   private failures = 0;
   /** Found at start: the files do not match their anchor. Written first, before the anchor moves on. */
@@ -196,6 +207,8 @@ class JsonlWriter implements JsonlAudit {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    // The last anchor is written below, after any write still in flight (which then cannot land last).
+    await this.anchorJob;
     try {
       this.appendAll([this.checkpointOf('close')]);
     } catch {
@@ -231,14 +244,16 @@ class JsonlWriter implements JsonlAudit {
       ftruncateSync(this.fd, this.repairTo);
       this.repairTo = undefined;
     }
-    const start = fstatSync(this.fd).size;
+    // The file's size as this writer left it (it alone appends: the lock), not an fstat per record.
+    const start = this.size;
     const all = [
       // A file that continues a chain opens with a signed `start`: cutting its first records shows.
       ...(start === 0 && this.head !== GENESIS ? [this.checkpointOf('start')] : []),
       ...(this.notice ? [this.notice] : []),
       ...makers,
     ];
-    const next = chain(all, this.seq, this.head);
+    const { mirror } = this.options;
+    const next = chain(all, this.seq, this.head, mirror !== undefined);
     const bytes = Buffer.from(next.lines.map(([line]) => `${line}\n`).join(''));
     try {
       let off = 0;
@@ -252,7 +267,7 @@ class JsonlWriter implements JsonlAudit {
     this.size = start + bytes.length;
     this.dirty = true;
     this.notice = undefined;
-    for (const [line, record] of next.lines) this.options.mirror?.push(line, record);
+    if (mirror) for (const [line, record] of next.lines) mirror.push(line, record!);
     if (this.fsyncMode === 'always') this.anchorNow();
   }
 
@@ -293,55 +308,112 @@ class JsonlWriter implements JsonlAudit {
     const doomed = toPrune(this.path, this.options.retain ?? 30);
     this.first = firstSeqOf(this.path, doomed.length);
     this.anchorNow();
-    for (const f of doomed) removeQuietly(f);
+    // An off-loop anchor write in flight holds the old `first`: the old files go once it has settled
+    // (and the anchor is this one again), so no anchor ever names a file that retention removed.
+    if (this.anchorJob) void this.anchorJob.then(() => doomed.forEach(removeQuietly));
+    else for (const f of doomed) removeQuietly(f);
   }
 
   /** The batch sync: the anchor moves only past what is on disk (after a power loss it is never ahead). */
   private sync(): void {
-    if (!this.dirty) return;
+    if (!this.dirty || this.anchorJob) return;
     this.dirty = false;
     const { seq, head, generation } = this;
     if (this.fsyncMode === 'never') {
-      this.anchorNow(seq, head);
+      this.anchorOffLoop(seq, head);
       return;
     }
     fdatasync(this.fd, (err) => {
-      if (!err && !this.closed && generation === this.generation) this.anchorNow(seq, head);
+      if (!err && !this.closed && generation === this.generation) this.anchorOffLoop(seq, head);
     });
   }
 
   private anchorNow(seq = this.seq, head = this.head): void {
     if (this.notice || seq <= this.anchored) return;
-    this.first ??= firstSeqOf(this.path);
-    const { first } = this;
+    const a = this.anchorOf(seq, head);
+    this.anchorEpoch++;
     try {
-      writeAnchor(
-        this.path,
-        { seq, head, ...(first !== undefined ? { first } : {}), time: iso(this.now()) },
-        this.key,
-      );
+      writeAnchor(this.path, a, this.key);
       this.anchored = seq;
+      this.anchoredAs = a;
     } catch {
       /* the old anchor stays: still a true lower bound; the next sync tries again */
     }
   }
+
+  /**
+   * The batch timer's anchor, written off the event loop. Should an anchor be written on the loop
+   * meanwhile (rotation), this one is dropped before its rename, or, if its rename came first, the
+   * newer one is written again at once: the anchor never ends older than one already written.
+   */
+  private anchorOffLoop(seq: number, head: string): void {
+    if (this.notice || seq <= this.anchored || this.anchorJob) return;
+    const a = this.anchorOf(seq, head);
+    const epoch = this.anchorEpoch;
+    const current = () => epoch === this.anchorEpoch && !this.closed;
+    this.anchorJob = writeAnchorAsync(this.path, a, this.key, current).then(
+      (landed) => {
+        this.anchorJob = undefined;
+        if (landed && current()) {
+          this.anchored = seq;
+          this.anchoredAs = a;
+        } else if (landed && this.anchoredAs) this.restoreAnchor(this.anchoredAs);
+      },
+      () => {
+        // The old anchor stays: still a true lower bound; the next sync tries again.
+        this.anchorJob = undefined;
+      },
+    );
+  }
+
+  /** Puts back the newest anchor written, after an older one overtook it. */
+  private restoreAnchor(a: Omit<Anchor, 'sig'>): void {
+    try {
+      writeAnchor(this.path, a, this.key);
+    } catch {
+      /* the anchor left is older: still a true lower bound */
+    }
+  }
+
+  private anchorOf(seq: number, head: string): Omit<Anchor, 'sig'> {
+    this.first ??= firstSeqOf(this.path);
+    const { first } = this;
+    return { seq, head, ...(first !== undefined ? { first } : {}), time: iso(this.now()) };
+  }
 }
 
-/** The chained lines of `makers` after (seq, head), and the chain's new end. */
+/**
+ * The chained lines of `makers` after (seq, head), and the chain's new end; each with the record as
+ * written (`seq` and `prev` added) when `records` is set (the mirror takes them).
+ */
 function chain(
   makers: Maker[],
   seq: number,
   head: string,
-): { lines: Array<[string, Record<string, unknown>]>; seq: number; head: string } {
-  const lines: Array<[string, Record<string, unknown>]> = [];
+  records: boolean,
+): { lines: Array<[string, Record<string, unknown> | undefined]>; seq: number; head: string } {
+  const lines: Array<[string, Record<string, unknown> | undefined]> = [];
   for (const make of makers) {
     seq += 1;
-    const record = { ...make(seq, head), seq, prev: head };
-    const line = JSON.stringify(record);
-    lines.push([line, record]);
+    const made = make(seq, head) as Record<string, unknown>;
+    const line = lineOf(made, seq, head);
+    lines.push([line, records ? { ...made, seq, prev: head } : undefined]);
     head = sha256(line);
   }
   return { lines, seq, head };
+}
+
+/**
+ * `JSON.stringify({ ...made, seq, prev })`, byte for byte, without copying the record first (this
+ * runs for every call): the two keys are appended to the record's own JSON. A record that has either
+ * key already, or its own `toJSON`, takes the copy.
+ */
+export function lineOf(made: Record<string, unknown>, seq: number, prev: string): string {
+  if (Object.hasOwn(made, 'seq') || Object.hasOwn(made, 'prev') || typeof made.toJSON === 'function')
+    return JSON.stringify({ ...made, seq, prev });
+  const json = JSON.stringify(made);
+  const tail = `"seq":${JSON.stringify(seq)},"prev":${JSON.stringify(prev)}}`;
+  return json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`;
 }
 
 function iso(ms: number): string {

@@ -12,11 +12,19 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly calls = new Counter({
+  /**
+   * Per-call counts not yet in prom-client, by label object (one per series, made once): a call adds
+   * to a map entry, and prom-client's `collect` hook (run by every read of the metric: a scrape, the
+   * dashboard) adds them, so what is read is always complete while a call skips its label hashing.
+   */
+  private readonly pendingCalls = new Map<Record<string, string>, number>();
+  private readonly pendingResponses = new Map<Record<string, string>, number>();
+  private readonly calls: Counter = new Counter({
     name: 'mcp_warden_tool_calls_total',
     help: 'Tool calls by tool, decision and outcome code.',
     labelNames: ['tool', 'api', 'decision', 'code'],
     registers: [this.registry],
+    collect: () => flush(this.calls, this.pendingCalls),
   });
   private readonly callSeconds = new Histogram({
     name: 'mcp_warden_call_duration_seconds',
@@ -32,11 +40,12 @@ export class Metrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
-  private readonly upstreamResponses = new Counter({
+  private readonly upstreamResponses: Counter = new Counter({
     name: 'mcp_warden_upstream_responses_total',
     help: 'Upstream responses by tool and status class (2xx, 4xx, 5xx…).',
     labelNames: ['tool', 'api', 'class'],
     registers: [this.registry],
+    collect: () => flush(this.upstreamResponses, this.pendingResponses),
   });
   private readonly redactions = new Counter({
     name: 'mcp_warden_redactions_total',
@@ -101,20 +110,35 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'mcp_warden_' });
   }
 
+  /** Label objects per tool series, made once (bounded: catalogue tools × codes × status classes). */
+  private readonly labelSets = new Map<string, ToolLabels>();
+
   /** Called once per audited tool call. */
   observeCall(ctx: CallContext, record: AuditRecord | undefined): void {
     const known = typeof ctx.input.name === 'string' && this.knownTools().has(ctx.input.name);
     const name = known ? (ctx.input.name as string) : '(unknown)';
     // The API comes from the catalogue's tool, never from what the caller sent.
-    const tool = known && ctx.tool?.api !== undefined ? { tool: name, api: ctx.tool.api } : { tool: name };
+    const api = known ? ctx.tool?.api : undefined;
+    const labels = this.labelsFor(name, api);
     const decision = record?.decision ?? (ctx.error ? 'denied' : 'allowed');
-    this.calls.inc({ ...tool, decision, code: ctx.error?.code ?? 'OK' });
-    this.callSeconds.observe(tool, (performance.now() - ctx.startedAt) / 1000);
+    count(this.pendingCalls, labels.call(decision, ctx.error?.code ?? 'OK'));
+    this.callSeconds.observe(labels.tool, (performance.now() - ctx.startedAt) / 1000);
     if (ctx.response) {
-      this.upstreamSeconds.observe(tool, ctx.response.ms / 1000);
-      this.upstreamResponses.inc({ ...tool, class: `${Math.floor(ctx.response.status / 100)}xx` });
+      this.upstreamSeconds.observe(labels.tool, ctx.response.ms / 1000);
+      count(this.pendingResponses, labels.status(`${Math.floor(ctx.response.status / 100)}xx`));
     }
-    for (const [kind, n] of Object.entries(ctx.redactions ?? {})) this.redactions.inc({ kind }, n);
+    if (ctx.redactions)
+      for (const [kind, n] of Object.entries(ctx.redactions)) this.redactions.inc({ kind }, n);
+  }
+
+  private labelsFor(tool: string, api: string | undefined): ToolLabels {
+    const key = api === undefined ? tool : `${tool}\0${api}`;
+    let labels = this.labelSets.get(key);
+    if (!labels) {
+      labels = toolLabels(api === undefined ? { tool } : { tool, api });
+      this.labelSets.set(key, labels);
+    }
+    return labels;
   }
 
   text(): Promise<string> {
@@ -124,4 +148,46 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** One tool series' label objects: its own, and per decision and code, per status class. */
+interface ToolLabels {
+  tool: { tool: string; api?: string };
+  call(decision: string, code: string): Record<string, string>;
+  status(cls: string): Record<string, string>;
+}
+
+function toolLabels(tool: { tool: string; api?: string }): ToolLabels {
+  const calls = new Map<string, Record<string, string>>();
+  const statuses = new Map<string, Record<string, string>>();
+  return {
+    tool,
+    call(decision, code) {
+      const key = `${decision} ${code}`;
+      let l = calls.get(key);
+      if (!l) {
+        l = { ...tool, decision, code };
+        calls.set(key, l);
+      }
+      return l;
+    },
+    status(cls) {
+      let l = statuses.get(cls);
+      if (!l) {
+        l = { ...tool, class: cls };
+        statuses.set(cls, l);
+      }
+      return l;
+    },
+  };
+}
+
+function count(pending: Map<Record<string, string>, number>, labels: Record<string, string>): void {
+  pending.set(labels, (pending.get(labels) ?? 0) + 1);
+}
+
+/** Adds the counts kept since the last read to the counter (its `collect` hook). */
+function flush(counter: Counter, pending: Map<Record<string, string>, number>): void {
+  for (const [labels, n] of pending) counter.inc(labels, n);
+  pending.clear();
 }

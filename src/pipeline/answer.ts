@@ -113,11 +113,14 @@ export function createAnswer(options: AnswerOptions) {
             { details: problems, text: excerpt(maskedByName(text), excerptLen) },
           );
         }
-        ctx.answer = withNotes({ ...result, json: { value: structured, structured: true } }, notes);
+        ctx.answer = withNotes(
+          { content: result.content, json: { value: structured, structured: true } },
+          notes,
+        );
         return;
       }
       const structured = value !== null && typeof value === 'object' && !Array.isArray(value);
-      ctx.answer = withNotes({ ...result, json: { value, structured } }, notes);
+      ctx.answer = withNotes({ content: result.content, json: { value, structured } }, notes);
       return;
     }
     if (isTextual(ct)) {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { CONFIRM_ARG } from '../control/view.js';
 import { auditDecision } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
@@ -20,42 +20,46 @@ export function createAudit(options: AuditOptions) {
 
   return function audit(ctx: CallContext): AuditRecord {
     const err = ctx.error;
-    const counts: RedactionCounts = { ...(ctx.redactions ?? {}) };
+    const counts: RedactionCounts = ctx.redactions ? { ...ctx.redactions } : {};
     const req = ctx.request;
     const res = ctx.response;
-    const record: AuditRecord = {
+    // Built field by field (no spreads of throw-away objects: this runs for every call), in the
+    // order the record has always had.
+    const record = {
       kind: 'call',
       time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
       id: ctx.id,
       // Redacted whole, then cut (as every excerpt): a secret the cut runs through is not half-kept.
       tool: ctx.tool?.name ?? redactor.excerpt(String(ctx.input.name), 200),
-      // From the catalogue, never from the caller: an unknown name has no API.
-      ...(ctx.tool?.api !== undefined ? { api: ctx.tool.api } : {}),
-      decision: err ? auditDecision(err.code) : 'allowed',
-      outcome: err ? 'error' : 'ok',
-      ...(err ? { code: err.code } : {}),
-      principal: ctx.input.principal.id,
-      auth: ctx.input.principal.via,
-      ...(ctx.input.client !== undefined ? { client: redactor.excerpt(String(ctx.input.client), 200) } : {}),
-      ...detail(ctx, redactor, counts),
-      ...(req
-        ? {
-            upstream: {
-              method: req.method,
-              // Path arguments are agent data like any other: redacted by value too.
-              path: redactor.text(req.path, counts),
-              ...(res ? { status: res.status, ms: round(res.ms), bytes: res.body.length } : {}),
-            },
-          }
-        : {}),
-      ms: round(performance.now() - ctx.startedAt),
-      ...(ctx.decision ? { policyVersion: ctx.decision.policyVersion } : {}),
-      ...(ctx.confirmed?.via ? { confirmed: ctx.confirmed.via } : {}),
-      ...(ctx.confirmed?.approval ? { approval: ctx.confirmed.approval } : {}),
-      ...(ctx.onBehalfOf ? { onBehalfOf: ctx.onBehalfOf } : {}),
-      ...(Object.keys(counts).length ? { redactions: counts } : {}),
-      ...(req?.notes ? { notes: req.notes } : {}),
-    };
+    } as AuditRecord;
+    // From the catalogue, never from the caller: an unknown name has no API.
+    if (ctx.tool?.api !== undefined) record.api = ctx.tool.api;
+    record.decision = err ? auditDecision(err.code) : 'allowed';
+    record.outcome = err ? 'error' : 'ok';
+    if (err) record.code = err.code;
+    record.principal = ctx.input.principal.id;
+    record.auth = ctx.input.principal.via;
+    if (ctx.input.client !== undefined) record.client = redactor.excerpt(String(ctx.input.client), 200);
+    detail(record, ctx, redactor, counts);
+    if (req) {
+      record.upstream = {
+        method: req.method,
+        // Path arguments are agent data like any other: redacted by value too.
+        path: redactor.text(req.path, counts),
+      };
+      if (res) {
+        record.upstream.status = res.status;
+        record.upstream.ms = round(res.ms);
+        record.upstream.bytes = res.body.length;
+      }
+    }
+    record.ms = round(performance.now() - ctx.startedAt);
+    if (ctx.decision) record.policyVersion = ctx.decision.policyVersion;
+    if (ctx.confirmed?.via) record.confirmed = ctx.confirmed.via;
+    if (ctx.confirmed?.approval) record.approval = ctx.confirmed.approval;
+    if (ctx.onBehalfOf) record.onBehalfOf = ctx.onBehalfOf;
+    if (Object.keys(counts).length) record.redactions = counts;
+    if (req?.notes) record.notes = req.notes;
     sink.write(record);
     return record;
   };
@@ -68,31 +72,32 @@ const RESPONSE_CHARS = 4096;
  * whatever the tool's masking allows; the response cut to 4 KiB), `digest` (SHA-256 and size only)
  * or `none`.
  */
-function detail(ctx: CallContext, redactor: Redactor, counts: RedactionCounts): Partial<AuditRecord> {
+function detail(out: AuditRecord, ctx: CallContext, redactor: Redactor, counts: RedactionCounts): void {
   const level = ctx.decision?.decision.audit ?? 'full';
-  if (level === 'none') return {};
+  if (level === 'none') return;
   const rawArgs = ctx.args ?? withoutToken(ctx.input.arguments);
   const body = ctx.result?.content[0]?.text;
   if (level === 'digest') {
     const a = canonicalJson(rawArgs);
-    return {
-      argsDigest: sha256(a),
-      argsBytes: Buffer.byteLength(a),
-      ...(body !== undefined ? { responseDigest: sha256(body), responseBytes: Buffer.byteLength(body) } : {}),
-    };
+    out.argsDigest = sha256(a);
+    out.argsBytes = Buffer.byteLength(a);
+    if (body !== undefined) {
+      out.responseDigest = sha256(body);
+      out.responseBytes = Buffer.byteLength(body);
+    }
+    return;
   }
-  const out: Partial<AuditRecord> = { args: redactor.args(rawArgs, counts) };
+  out.args = redactor.args(rawArgs, counts);
   if (body !== undefined) {
     // Redacted whole, then cut: a secret the cut runs through must not survive as a prefix.
     const red = redactor.text(body);
     out.response =
       body.length > RESPONSE_CHARS ? `${red.slice(0, RESPONSE_CHARS)}…[${body.length} chars]` : red;
   }
-  return out;
 }
 
 function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
+  return hash('sha256', s, 'hex');
 }
 
 /** A confirmation token is a capability: the audit says one was sent, never what it was. */

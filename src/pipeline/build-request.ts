@@ -27,6 +27,8 @@ interface Plan {
   /** The path template with the base path, for traces (`url.template`): never the filled path. */
   template: string;
   page?: PageRule;
+  /** The whole path when the template has no placeholder, and whether it has a `.`/`..` segment. */
+  fixed?: { path: string; dotty: boolean };
 }
 
 /**
@@ -82,7 +84,11 @@ export function createBuildRequest(options: BuildOptions) {
     }
     if (last < tool.source.path.length) pieces.push({ literal: encodeLiteral(tool.source.path.slice(last)) });
     const types = tool.responseContentTypes;
+    const literal = pieces.every((p) => 'literal' in p)
+      ? target.basePath + pieces.map((p) => ('literal' in p ? p.literal : '')).join('')
+      : undefined;
     plan = {
+      ...(literal !== undefined ? { fixed: { path: literal, dotty: hasDotSegment(literal) } } : {}),
       target,
       pieces,
       query: tool.bindings.filter((b) => b.in === 'query'),
@@ -109,36 +115,33 @@ export function createBuildRequest(options: BuildOptions) {
     const policyMax = ctx.decision?.limits.maxPageSize ?? maxPage;
 
     let path = plan.target.basePath;
-    for (const part of plan.pieces) {
-      if ('literal' in part) {
-        path += part.literal;
-        continue;
+    // A template without placeholders is the same path every call: built and checked once, in the plan.
+    if (plan.fixed !== undefined) {
+      if (plan.fixed.dotty) throw dotSegment(tool);
+      path = plan.fixed.path;
+    } else {
+      for (const part of plan.pieces) {
+        if ('literal' in part) {
+          path += part.literal;
+          continue;
+        }
+        const b = part.binding;
+        const v = args[b.arg];
+        if (v === undefined || v === null)
+          throw new WardenError(
+            'INVALID_ARGUMENT',
+            `Invalid arguments for ${tool.name}: '${b.arg}' is required`,
+          );
+        const piece = pathValue(b, v);
+        // An empty value would merge two segments (`/a//b`): the upstream may route that elsewhere.
+        if (piece === '')
+          throw new WardenError(
+            'INVALID_ARGUMENT',
+            `Invalid arguments for ${tool.name}: '${b.arg}' may not be empty`,
+          );
+        path += piece;
       }
-      const b = part.binding;
-      const v = args[b.arg];
-      if (v === undefined || v === null)
-        throw new WardenError(
-          'INVALID_ARGUMENT',
-          `Invalid arguments for ${tool.name}: '${b.arg}' is required`,
-        );
-      const piece = pathValue(b, v);
-      // An empty value would merge two segments (`/a//b`): the upstream may route that elsewhere.
-      if (piece === '')
-        throw new WardenError(
-          'INVALID_ARGUMENT',
-          `Invalid arguments for ${tool.name}: '${b.arg}' may not be empty`,
-        );
-      path += piece;
-    }
-    // `.` and `..` are the only segments that percent-encoding leaves able to move the request; in
-    // the spec's own text `%2e` is a dot too (URL parsers and many servers decode it before resolving).
-    for (const seg of path.split('/')) {
-      const dots = seg.replace(/%2e/gi, '.');
-      if (dots === '.' || dots === '..')
-        throw new WardenError(
-          'INVALID_ARGUMENT',
-          `Invalid arguments for ${tool.name}: a path argument may not be '.' or '..'`,
-        );
+      if (hasDotSegment(path)) throw dotSegment(tool);
     }
 
     const pairs: string[] = [];
@@ -188,6 +191,25 @@ export function createBuildRequest(options: BuildOptions) {
     if (notes.length) req.notes = notes;
     ctx.request = req;
   };
+}
+
+/**
+ * `.` and `..` are the only segments that percent-encoding leaves able to move the request; in the
+ * spec's own text `%2e` is a dot too (URL parsers and many servers decode it before resolving).
+ */
+function hasDotSegment(path: string): boolean {
+  for (const seg of path.split('/')) {
+    const dots = seg.replace(/%2e/gi, '.');
+    if (dots === '.' || dots === '..') return true;
+  }
+  return false;
+}
+
+function dotSegment(tool: Tool): WardenError {
+  return new WardenError(
+    'INVALID_ARGUMENT',
+    `Invalid arguments for ${tool.name}: a path argument may not be '.' or '..'`,
+  );
 }
 
 /** The page-size rule of a tool's page-size argument, read from the argument's own schema. */

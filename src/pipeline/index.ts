@@ -116,11 +116,13 @@ export function createPipeline(o: PipelineOptions): Pipeline {
   // Last, for every call whatever stopped it: allowed, denied and failed calls are all recorded.
   const audit = createAudit({ sink: o.audit, redactor: o.redactor });
 
+  // The stage functions alone, for the plain loop (no tuple to take apart per stage and call).
+  const run: readonly Stage[] = stages.map(([, stage]) => stage);
   async function call(input: CallInput): Promise<ToolResult> {
     const ctx: CallContext = { id: randomUUID(), startedAt: performance.now(), input };
     try {
-      for (const [, stage] of stages) {
-        const pending = stage(ctx);
+      for (let i = 0; i < run.length; i++) {
+        const pending = run[i]!(ctx);
         if (pending) await pending;
       }
     } catch (e) {

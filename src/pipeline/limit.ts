@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { WardenError } from '../errors/index.js';
-import type { Rate } from '../policy/evaluate.js';
+import type { Rate, ToolDecision } from '../policy/evaluate.js';
 import type { CallContext } from './context.js';
 
 export interface LimitOptions {
@@ -11,6 +11,13 @@ export interface LimitOptions {
 }
 
 type Limiter = RateLimiterMemory | RateLimiterRedis;
+
+/** One rate limit of a decision, with its limiter. */
+interface Check {
+  scope: 'tool' | 'principal' | 'tool-principal';
+  rate: Rate;
+  limiter: Limiter;
+}
 
 /**
  * Checks (writes no field) the tool's rate limits: per tool, per caller, per caller and tool. Token
@@ -44,20 +51,33 @@ export function createLimit(o: LimitOptions = {}) {
     return l;
   };
 
+  // A decision's limiters, found once (a decision is immutable: a policy change makes new ones).
+  const plans = new WeakMap<ToolDecision, Check[]>();
+  const planOf = (d: ToolDecision): Check[] => {
+    let plan = plans.get(d);
+    if (!plan) {
+      const write = d.kind !== 'read';
+      const rates: Array<[Check['scope'], Rate | undefined]> = [
+        ['tool', d.rateLimit.perTool],
+        ['principal', d.rateLimit.perPrincipal],
+        ['tool-principal', d.rateLimit.perToolPrincipal],
+      ];
+      plan = [];
+      for (const [scope, rate] of rates)
+        if (rate) plan.push({ scope, rate, limiter: limiterFor(scope, rate, write) });
+      plans.set(d, plan);
+    }
+    return plan;
+  };
+
   return async function limit(ctx: CallContext): Promise<void> {
     const d = ctx.decision!.decision;
     const tool = d.tool.name;
     const principal = ctx.input.principal.id;
-    const write = d.kind !== 'read';
-    const checks: Array<[string, Rate | undefined, string]> = [
-      ['tool', d.rateLimit.perTool, tool],
-      ['principal', d.rateLimit.perPrincipal, principal],
-      ['tool-principal', d.rateLimit.perToolPrincipal, `${tool}\0${principal}`],
-    ];
-    for (const [scope, rate, key] of checks) {
-      if (!rate) continue;
+    for (const { scope, rate, limiter } of planOf(d)) {
+      const key = scope === 'tool' ? tool : scope === 'principal' ? principal : `${tool}\0${principal}`;
       try {
-        await limiterFor(scope, rate, write).consume(key);
+        await limiter.consume(key);
       } catch (e) {
         if (e instanceof RateLimiterRes) {
           o.onLimited?.(scope);

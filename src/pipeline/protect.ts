@@ -1,5 +1,11 @@
 import type { DataClass } from '../model/catalog.js';
-import { type CapLimits, capValue, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RESULT_BYTES } from '../protect/caps.js';
+import {
+  type CapLimits,
+  capValue,
+  DEFAULT_MAX_ITEMS,
+  DEFAULT_MAX_RESULT_BYTES,
+  precut,
+} from '../protect/caps.js';
 import { maskerFor, maskUntyped } from '../protect/mask.js';
 import type { RedactionCounts, Redactor } from '../protect/redactor.js';
 import type { CallContext, ToolResult } from './context.js';
@@ -40,7 +46,11 @@ export function createProtect(options: ProtectOptions) {
 
     let result: ToolResult;
     if (answer.json) {
-      const { value: raw, structured } = answer.json;
+      const { structured } = answer.json;
+      // Arrays the item limit will cut are cut first, so what the agent never sees is neither masked
+      // nor scanned (the masker still counts what it would have masked in it). At least 16 items are
+      // kept, as many as classification by name looks at to type an array.
+      const raw = precut(answer.json.value, Math.max(limits.maxItems, 16));
       // With an output schema, masking follows it; without, every key is classified by name.
       let value = tool.outputSchema
         ? maskerFor(tool.outputSchema, decision.masking).mask(raw, counts)

@@ -15,7 +15,7 @@ import {
   wrap,
 } from 'cockatiel';
 import { isWardenError, WardenError } from '../errors/index.js';
-import type { BreakerConfig, RetryConfig } from '../policy/evaluate.js';
+import type { BreakerConfig, RetryConfig, ToolDecision } from '../policy/evaluate.js';
 import type { CallContext, UpstreamResponse } from './context.js';
 
 export interface ResilienceOptions {
@@ -104,13 +104,7 @@ export function createResilience(o: ResilienceOptions = {}) {
     return r;
   };
 
-  return async function resilient(
-    ctx: CallContext,
-    attempt: () => Promise<UpstreamResponse>,
-  ): Promise<UpstreamResponse> {
-    const d = ctx.decision?.decision;
-    const tool = ctx.tool?.name ?? String(ctx.input.name);
-    const origin = ctx.outbound!.origin;
+  const policiesFor = (d: ToolDecision | undefined, tool: string, origin: string): IPolicy => {
     const policies: IPolicy[] = [
       bulkheadFor(tool, d?.limits.concurrency ?? DEFAULT_CONCURRENCY),
       retryFor(d?.retries ?? false),
@@ -118,8 +112,38 @@ export function createResilience(o: ResilienceOptions = {}) {
     const ob = o.originBreaker ?? DEFAULT_ORIGIN_BREAKER;
     if (ob) policies.push(breakerFor(`origin:${origin}`, ob));
     if (d?.breaker) policies.push(breakerFor(`tool:${tool}`, d.breaker));
+    return wrap(...policies);
+  };
+  // The wrapped policy of a decision (immutable: a policy change makes new ones) and origin, made once.
+  // It wraps the very bulkhead, retry and breakers above, which are shared by configuration, so state
+  // (calls in flight, consecutive failures) is the same whichever decision object a call comes with.
+  const wrapped = new WeakMap<ToolDecision, Map<string, IPolicy>>();
+  const policyOf = (ctx: CallContext): IPolicy => {
+    const d = ctx.decision?.decision;
+    const tool = ctx.tool?.name ?? String(ctx.input.name);
+    const origin = ctx.outbound!.origin;
+    // A tool name other than the decision's own (no stage lets that happen) is never served from the cache.
+    if (!d || d.tool.name !== tool) return policiesFor(d, tool, origin);
+    let byOrigin = wrapped.get(d);
+    if (!byOrigin) {
+      byOrigin = new Map();
+      wrapped.set(d, byOrigin);
+    }
+    let p = byOrigin.get(origin);
+    if (!p) {
+      p = policiesFor(d, tool, origin);
+      byOrigin.set(origin, p);
+    }
+    return p;
+  };
+
+  return async function resilient(
+    ctx: CallContext,
+    attempt: () => Promise<UpstreamResponse>,
+  ): Promise<UpstreamResponse> {
+    const tool = ctx.tool?.name ?? String(ctx.input.name);
     try {
-      return await wrap(...policies).execute(async () => {
+      return await policyOf(ctx).execute(async () => {
         const res = await attempt();
         // A 5xx answer counts against the breakers (and may be retried), and is still the answer.
         if (res.status >= 500) throw new UpstreamFailure(res);

@@ -1,4 +1,4 @@
-import type { ToolView } from '../control/view.js';
+import type { ToolView, ViewEntry } from '../control/view.js';
 import { type ErrorCode, WardenError } from '../errors/index.js';
 import type { CallContext } from './context.js';
 
@@ -13,14 +13,38 @@ export interface ResolveOptions {
  * cannot probe what exists.
  */
 export function createResolve(options: ResolveOptions) {
+  // A view and its entries are immutable (a change builds a new view), so the decision a call reads
+  // is made once per entry and shared, frozen, by every call that resolves to it.
+  const decisions = new WeakMap<ViewEntry, Resolved>();
   return function resolve(ctx: CallContext): void {
     const name = ctx.input.name;
     const view = options.view();
     const entry = typeof name === 'string' ? view.get(name) : undefined;
     if (!entry) throw notFound('TOOL_NOT_FOUND', name);
     ctx.tool = entry.decision.tool;
-    ctx.decision = { ...entry, limits: entry.decision.limits, policyVersion: view.policyVersion };
+    let decision = decisions.get(entry);
+    if (decision?.policyVersion !== view.policyVersion) {
+      decision = resolvedOf(entry, view.policyVersion);
+      decisions.set(entry, decision);
+    }
+    ctx.decision = decision;
   };
+}
+
+type Resolved = NonNullable<CallContext['decision']>;
+
+/** The entry with its limits and policy version; `listed` stays the entry's own (built on first read). */
+function resolvedOf(entry: ViewEntry, policyVersion: number): Resolved {
+  return Object.freeze({
+    decision: entry.decision,
+    blockers: entry.blockers,
+    exposed: entry.exposed,
+    get listed() {
+      return entry.listed;
+    },
+    limits: entry.decision.limits,
+    policyVersion,
+  });
 }
 
 /** The one error for "no such tool for you": byte-identical whatever the real reason (the code is audited). */

@@ -17,6 +17,58 @@ export interface CapResult {
 export const DEFAULT_MAX_ITEMS = 100;
 export const DEFAULT_MAX_RESULT_BYTES = 128 * 1024;
 
+/**
+ * Arrays cut before masking (`precut`): the kept slice → how many items the upstream sent, and the
+ * items cut off (walked by the masker for its counts only). Masking and redaction copy a changed
+ * array; the copy carries the record (`carryCut`), so `capValue` still reports the upstream's total.
+ */
+export interface Cut {
+  total: number;
+  tail: readonly unknown[];
+}
+const CUTS = new WeakMap<readonly unknown[], Cut>();
+
+export function cutOf(a: readonly unknown[]): Cut | undefined {
+  return CUTS.get(a);
+}
+
+/** `to` is a copy of `from`; `cap`: the copy holds at most that many items (a masked array). */
+export function carryCut(from: readonly unknown[], to: readonly unknown[], cap?: number): void {
+  const c = CUTS.get(from);
+  if (c) CUTS.set(to, cap === undefined ? c : { total: Math.min(c.total, cap), tail: [] });
+}
+
+/**
+ * Cuts every array `capValue`'s item cap would cut (the same walk: nested arrays in the first 1,000
+ * items, 64 levels) down to `keep` items, in place, BEFORE masking and detection by value: items that
+ * will not reach the agent are not masked and scanned first. `keep` ≥ the item limit; `capValue`
+ * then cuts to the limit and reports the upstream's totals.
+ */
+export function precut(value: unknown, keep: number): unknown {
+  const box = { v: value };
+  precutAt(box, 'v', keep, 0);
+  return box.v;
+}
+
+function precutAt(holder: unknown, key: string | number, keep: number, depth: number): void {
+  const h = holder as Record<string | number, unknown>;
+  let v = h[key];
+  if (v === null || typeof v !== 'object' || depth > 64) return;
+  if (Array.isArray(v)) {
+    if (v.length > keep) {
+      const kept = v.slice(0, keep);
+      CUTS.set(kept, { total: v.length, tail: v.slice(keep) });
+      h[key] = kept;
+      v = kept;
+    }
+    const a = v as unknown[];
+    for (let i = 0; i < Math.min(a.length, 1000); i++)
+      if (a[i] !== null && typeof a[i] === 'object') precutAt(a, i, keep, depth + 1);
+    return;
+  }
+  for (const k of Object.keys(v)) precutAt(v, k, keep, depth + 1);
+}
+
 interface ArrayRef {
   holder: Record<string, unknown> | unknown[] | null;
   key: string | number;
@@ -43,7 +95,7 @@ export function capValue(
   const arrays = collectArrays(box, 'v', '$', 0);
   for (const a of arrays) {
     const arr = (a.holder as Record<string | number, unknown>)[a.key] as unknown[];
-    if (arr.length > limits.maxItems) {
+    if (arr.length > limits.maxItems || a.total > arr.length) {
       const kept = arr.slice(0, limits.maxItems);
       (a.holder as Record<string | number, unknown>)[a.key] = kept;
       cuts.push({ path: a.path, kept: kept.length, total: a.total, lastId: idOf(kept.at(-1)) });
@@ -97,7 +149,7 @@ function collectArrays(
   const v = (holder as Record<string | number, unknown>)[key];
   if (v === null || typeof v !== 'object' || depth > 64) return out;
   if (Array.isArray(v)) {
-    out.push({ holder: holder as ArrayRef['holder'], key, path, total: v.length });
+    out.push({ holder: holder as ArrayRef['holder'], key, path, total: CUTS.get(v)?.total ?? v.length });
     // Arrays nested in items are looked at in the first items only: bounded work on huge lists.
     for (let i = 0; i < Math.min(v.length, 1000); i++)
       if (v[i] !== null && typeof v[i] === 'object') collectArrays(v, i, `${path}[${i}]`, depth + 1, out);

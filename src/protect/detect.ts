@@ -59,6 +59,8 @@ const NOT_SECRET_LABEL =
  * (`:`, `=`, `=>`, `:=`, `->`, `is`), or just a space. Quotes and spaces are removed before the test.
  */
 const ASSIGNMENT = /^[A-Za-z0-9_.-]{0,24}(?::|=|=>|:=|->|is|was)?$/;
+/** A part of every `SECRET_KEYWORD` alternative (lower case). */
+const KEYWORD_PARTS = /ecret|ass|wd|oken|key|redential|reds|uth/;
 const AWS_KEY_ID = /(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}|\[REDACTED:aws-access-key\]/;
 
 function redactGeneric(s: string, counts: RedactionCounts | undefined): string {
@@ -104,6 +106,9 @@ function genericKind(s: string, at: number, value: string): string | undefined {
     const after = window(at + 40, at + 40 + 2 * LABEL_WINDOW)[0]!;
     if (AWS_KEY_ID.test(before) || AWS_KEY_ID.test(after)) return 'aws-secret-key';
   }
+  // Cheap first: no keyword can match unless one of these stands in the label window (every keyword
+  // holds one, and the window holds the clause); most candidates in data (ids, hosts) have none.
+  if (!KEYWORD_PARTS.test(s.slice(Math.max(0, at - LABEL_WINDOW), at).toLowerCase())) return undefined;
   if (!looksRandom(value)) return undefined;
   const label = window(at - LABEL_WINDOW, at).pop()!;
   // The label is the clause just before the value: a line break or a sentence's end starts another.
@@ -139,6 +144,21 @@ export function looksRandom(v: string): boolean {
 
 /** Shannon entropy in bits per character. */
 export function entropy(v: string): number {
+  // Candidates are ASCII: counted in an array (a Map per candidate was most of this rule's cost).
+  let ascii = true;
+  for (let i = 0; i < v.length && ascii; i++) ascii = v.charCodeAt(i) < 128;
+  if (ascii) {
+    // Summed in order of first appearance, as the Map below iterates: the very same float.
+    const counts = new Uint32Array(128);
+    const order: number[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const c = v.charCodeAt(i);
+      if (counts[c]!++ === 0) order.push(c);
+    }
+    let h = 0;
+    for (const c of order) h -= (counts[c]! / v.length) * Math.log2(counts[c]! / v.length);
+    return h;
+  }
   const freq = new Map<number, number>();
   for (let i = 0; i < v.length; i++) {
     const c = v.charCodeAt(i);
@@ -355,9 +375,10 @@ export class Detector {
    * Redacts many strings in one pass: joined by NUL (which no pattern crosses), scanned once, split
    * back. Far cheaper than one scan per string for the many short strings of a JSON response.
    */
-  redactAll(strings: readonly string[], counts?: RedactionCounts): string[] {
+  redactAll(strings: readonly string[], counts?: RedactionCounts, joined?: string): string[] {
     if (strings.length < 2) return strings.map((x) => this.redact(x, counts));
-    const joined = strings.join('\0');
+    // `joined`: the caller's own `strings.join('\0')`, when it has it already.
+    joined ??= strings.join('\0');
     const local: RedactionCounts = {};
     const out = this.redact(joined, local);
     if (out === joined) return strings as string[];

@@ -1,6 +1,7 @@
 import { cachedWords, classifyField, classifyProperty, type TagClass } from '../classify/data-classes.js';
 import type { DataClass } from '../model/catalog.js';
 import { type DefsLookup, defsOf, type JsonSchema, type JsonSchemaObject } from '../model/json-schema.js';
+import { carryCut, cutOf } from './caps.js';
 import type { RedactionCounts } from './detect.js';
 
 export type MaskAction = 'allow' | 'mask' | 'drop';
@@ -59,14 +60,28 @@ function countKey(prefix: 'masked' | 'dropped', name: string): string {
   return v;
 }
 
-/** What masking does at one schema node; built once per node and reused for every response. */
+/**
+ * What masking does at one schema node; built once per node and reused for every response. A node's
+ * own fields are classified when it is built; the plans below it (`Later`) are built when data first
+ * reaches them: a large API's schemas reach thousands of definitions, and a response visits few.
+ */
 interface Plan {
-  props: Map<string, { hit?: Hit; child: Plan[] }>;
-  patterns: Array<{ re: RegExp; child: Plan[] }>;
-  additional: Plan[];
-  items: Plan[];
-  prefixItems: Plan[][];
+  props: Map<string, { hit?: Hit; child: Later }>;
+  patterns: Array<{ re: RegExp; child: Later }>;
+  additional: Later | undefined;
+  items: Later | undefined;
+  prefixItems: Later[];
 }
+
+/** The plans of a subschema, built on first use (`SchemaMasker.kids`). */
+interface Later {
+  readonly s: JsonSchema;
+  readonly words: string[];
+  readonly depth: number;
+  plans?: Plan[];
+}
+
+const NO_PLANS: Plan[] = [];
 
 const TAG_HITS = {
   pii: makeHit('pii', 'pii'),
@@ -105,20 +120,27 @@ const SUBSCHEMA_KEYS = new Set([
  */
 export class SchemaMasker {
   private readonly defs: DefsLookup;
-  private readonly plans = new Map<JsonSchema, Map<string, Plan>>();
-  private readonly root: Plan[];
+  private readonly plans = new Map<JsonSchema, Map<string, Plan[]>>();
+  /**
+   * Built on the first `mask`, not with the masker: listing tools needs only `published()`, and most
+   * tools of a large API are never called (building every plan was a quarter of a start-up).
+   */
+  private root: Plan[] | undefined;
 
   constructor(
     private readonly schema: JsonSchemaObject,
     private readonly rules: MaskRules,
   ) {
     this.defs = defsOf((schema.$defs as Record<string, JsonSchema> | undefined) ?? {});
-    this.root = this.plansFor(schema, [], 0);
   }
 
-  /** A masked copy (unchanged branches are shared, not copied). */
+  /**
+   * A masked copy (unchanged branches are shared, not copied). Items `precut` cut off an array are
+   * walked for `counts` only: what masking counts stays what the upstream sent.
+   */
   mask(value: unknown, counts?: RedactionCounts): unknown {
-    return this.apply(value, this.root, counts, 0, '');
+    this.root ??= this.plansFor(this.schema, [], 0);
+    return this.apply(value, this.root, counts, 0, '', false);
   }
 
   /**
@@ -131,22 +153,33 @@ export class SchemaMasker {
     counts: RedactionCounts | undefined,
     depth: number,
     parentName: string,
+    /** Counts only: nothing is copied and `value` comes back as it is. */
+    dry: boolean,
   ): unknown {
     if (value === null || typeof value !== 'object' || depth > 64) return value;
     if (Array.isArray(value)) {
       // Common case: no tuple schema, so every item has the same plans (computed once, not per item).
       const tuple = plans.some((p) => p.prefixItems.length > 0);
-      const same = tuple ? undefined : plans.length === 1 ? plans[0]!.items : plans.flatMap((p) => p.items);
+      const same = tuple
+        ? undefined
+        : plans.length === 1
+          ? this.kids(plans[0]!.items)
+          : plans.flatMap((p) => this.kids(p.items));
+      const childAt = (i: number) =>
+        same ?? plans.flatMap((p) => this.kids(i < p.prefixItems.length ? p.prefixItems[i] : p.items));
       let out: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
-        const child =
-          same ?? plans.flatMap((p) => (i < p.prefixItems.length ? (p.prefixItems[i] ?? []) : p.items));
-        const v = this.apply(value[i], child, counts, depth + 1, parentName);
-        if (v !== value[i]) {
+        const v = this.apply(value[i], childAt(i), counts, depth + 1, parentName, dry);
+        if (v !== value[i] && !dry) {
           out ??= value.slice();
           out[i] = v;
         }
       }
+      const cut = cutOf(value);
+      if (cut && counts)
+        for (let i = 0; i < cut.tail.length; i++)
+          this.apply(cut.tail[i], childAt(value.length + i), counts, depth + 1, parentName, true);
+      if (out) carryCut(value, out);
       return out ?? value;
     }
     const obj = value as Record<string, unknown>;
@@ -155,24 +188,23 @@ export class SchemaMasker {
     // copy is started at the first change, with the keys seen so far, and filled as the walk goes.
     const keys = Object.keys(obj);
     let out: Record<string, unknown> | undefined;
-    const startCopy = (upTo: number) => {
-      const o: Record<string, unknown> = {};
-      for (let j = 0; j < upTo; j++) setKey(o, keys[j]!, obj[keys[j]!]);
-      return o;
-    };
     for (let ki = 0; ki < keys.length; ki++) {
       const key = keys[ki]!;
       let hit: Hit | undefined;
       let declared = false;
-      let child: Plan[];
+      // The plans below this key: a list, or (one plan, the common case) one `Later` resolved only
+      // if the value is an object or array.
+      let child: Plan[] | undefined;
+      let later: Later | undefined;
       if (plans.length === 1) {
         const p = plans[0]!;
         const prop = p.props.get(key);
         if (prop) {
           declared = true;
           hit = prop.hit;
-          child = prop.child;
-        } else child = p.patterns.length ? this.keyPlans(p, key) : p.additional;
+          later = prop.child;
+        } else if (p.patterns.length) child = this.keyPlans(p, key);
+        else later = p.additional;
       } else {
         child = [];
         for (const p of plans) {
@@ -180,8 +212,8 @@ export class SchemaMasker {
           if (prop) {
             declared = true;
             if (prop.hit && (!hit || SEVERITY[prop.hit.class] > SEVERITY[hit.class])) hit = prop.hit;
-            child.push(...prop.child);
-          } else child.push(...(p.patterns.length ? this.keyPlans(p, key) : p.additional));
+            child.push(...this.kids(prop.child));
+          } else child.push(...(p.patterns.length ? this.keyPlans(p, key) : this.kids(p.additional)));
         }
       }
       const v = obj[key];
@@ -191,7 +223,7 @@ export class SchemaMasker {
       else if (tagged) hit = TAG_HITS[tagged];
       const action = hit ? this.rules.actions[hit.class] : 'allow';
       if (action === 'drop') {
-        out ??= startCopy(ki);
+        if (!dry) out ??= copyUpTo(obj, keys, ki);
         if (counts) {
           const ck = (hit as Partial<ReturnType<typeof makeHit>>).dropped ?? countKey('dropped', hit!.class);
           counts[ck] = (counts[ck] ?? 0) + 1;
@@ -200,13 +232,25 @@ export class SchemaMasker {
       }
       let next: unknown;
       if (action === 'mask') {
+        if (dry) {
+          if (counts && maskChanges(v, hit!.kind)) {
+            const ck = (hit as Partial<ReturnType<typeof makeHit>>).masked ?? countKey('masked', hit!.kind);
+            counts[ck] = (counts[ck] ?? 0) + 1;
+          }
+          continue;
+        }
         next = maskValue(v, hit!.kind);
         if (counts && next !== v) {
           const ck = (hit as Partial<ReturnType<typeof makeHit>>).masked ?? countKey('masked', hit!.kind);
           counts[ck] = (counts[ck] ?? 0) + 1;
         }
-      } else next = v !== null && typeof v === 'object' ? this.apply(v, child, counts, depth + 1, key) : v;
-      if (next !== v) out ??= startCopy(ki);
+      } else
+        next =
+          v !== null && typeof v === 'object'
+            ? this.apply(v, child ?? this.kids(later), counts, depth + 1, key, dry)
+            : v;
+      if (dry) continue;
+      if (next !== v) out ??= copyUpTo(obj, keys, ki);
       if (out) setKey(out, key, next);
     }
     return out ?? obj;
@@ -215,8 +259,15 @@ export class SchemaMasker {
   /** The plans for a key a plan does not name: its matching patternProperties, else additionalProperties. */
   private keyPlans(p: Plan, key: string): Plan[] {
     const out: Plan[] = [];
-    for (const pat of p.patterns) if (pat.re.test(key)) out.push(...pat.child);
-    return out.length ? out : p.additional;
+    for (const pat of p.patterns) if (pat.re.test(key)) out.push(...this.kids(pat.child));
+    return out.length ? out : this.kids(p.additional);
+  }
+
+  /** The plans of a subschema, built the first time data reaches it. */
+  private kids(l: Later | undefined): Plan[] {
+    if (!l) return NO_PLANS;
+    l.plans ??= this.plansFor(l.s, l.words, l.depth);
+    return l.plans;
   }
 
   private readonly nameHits = new Map<string, Hit | null>();
@@ -332,14 +383,22 @@ export class SchemaMasker {
     const wordsKey = parentWords.join(' ');
     let byWords = this.plans.get(s);
     const cached = byWords?.get(wordsKey);
-    if (cached) return [cached];
-    // Registered before its children are built, so recursive schemas end in a cycle, not a loop.
-    const plan: Plan = { props: new Map(), patterns: [], additional: [], items: [], prefixItems: [] };
+    if (cached) return cached;
+    // Registered before its combinators are followed, so a schema that reaches itself through
+    // `allOf`/`anyOf`/`oneOf` ends in a cycle, not a loop; replaced by the whole list below, so every
+    // path to this node gets the same plans (the plan and its combinators' plans).
+    const plan: Plan = {
+      props: new Map(),
+      patterns: [],
+      additional: undefined,
+      items: undefined,
+      prefixItems: [],
+    };
     if (!byWords) {
       byWords = new Map();
       this.plans.set(s, byWords);
     }
-    byWords.set(wordsKey, plan);
+    byWords.set(wordsKey, [plan]);
     const extra: Plan[] = [];
     for (const k of ['allOf', 'anyOf', 'oneOf'] as const) {
       const list = s[k];
@@ -351,7 +410,7 @@ export class SchemaMasker {
         const hit = this.hitFor(name, sub, parentWords);
         plan.props.set(name, {
           ...(hit ? { hit } : {}),
-          child: this.plansFor(sub, cachedWords(name), depth + 1),
+          child: { s: sub, words: cachedWords(name), depth: depth + 1 },
         });
       }
     const pp = s.patternProperties as Record<string, JsonSchema> | undefined;
@@ -360,19 +419,36 @@ export class SchemaMasker {
         try {
           plan.patterns.push({
             re: new RegExp(pattern, 'u'),
-            child: this.plansFor(sub, parentWords, depth + 1),
+            child: { s: sub, words: parentWords, depth: depth + 1 },
           });
         } catch {
           /* the catalogue already dropped unusable patterns */
         }
       }
     if (s.additionalProperties && typeof s.additionalProperties === 'object')
-      plan.additional = this.plansFor(s.additionalProperties, parentWords, depth + 1);
-    if (s.items !== undefined) plan.items = this.plansFor(s.items, parentWords, depth + 1);
+      plan.additional = { s: s.additionalProperties, words: parentWords, depth: depth + 1 };
+    if (s.items !== undefined) plan.items = { s: s.items, words: parentWords, depth: depth + 1 };
     if (Array.isArray(s.prefixItems))
-      plan.prefixItems = (s.prefixItems as JsonSchema[]).map((x) => this.plansFor(x, parentWords, depth + 1));
-    return extra.length ? [plan, ...extra] : [plan];
+      plan.prefixItems = (s.prefixItems as JsonSchema[]).map((x) => ({
+        s: x,
+        words: parentWords,
+        depth: depth + 1,
+      }));
+    const all = extra.length ? [plan, ...extra] : [plan];
+    byWords.set(wordsKey, all);
+    return all;
   }
+}
+
+/** A new object with the first `upTo` of `keys` of `obj` (where a copy-on-write walk starts its copy). */
+function copyUpTo(
+  obj: Record<string, unknown>,
+  keys: readonly string[],
+  upTo: number,
+): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (let j = 0; j < upTo; j++) setKey(o, keys[j]!, obj[keys[j]!]);
+  return o;
 }
 
 /** `o[key] = v`, except that a `__proto__` key (JSON.parse makes it an own key) stays a plain key. */
@@ -420,13 +496,32 @@ export function itemTypesOf(v: readonly unknown[]): string {
   return [...types].sort().join(',');
 }
 
+/**
+ * Whether `maskValue` would change `v` (so a count-only walk counts what masking would), without
+ * building the masked value where the answer is sure: every placeholder holds a `*` or starts with
+ * `[`, except initials and an address it cannot shorten, which are computed.
+ */
+function maskChanges(v: unknown, kind: string): boolean {
+  if (v === null || v === undefined) return false;
+  if (typeof v !== 'string') return true;
+  if (v.length === 0) return false;
+  // Initials always hold a `.` (or are `***`); an address with a `.` changes iff it ends in `.<digits>`.
+  if (kind === 'person-name') return (!v.includes('.') && v !== '***') || maskValue(v, kind) !== v;
+  if (kind === 'ip-address') return v.includes('.') ? /\.\d{1,3}$/.test(v) : maskValue(v, kind) !== v;
+  if (!v.includes('*') && v.charCodeAt(0) !== 91) return true;
+  return maskValue(v, kind) !== v;
+}
+
 /** A masked value keeps a hint for the agent (a domain, the last digits, initials), never the value. */
 export function maskValue(v: unknown, kind: string): unknown {
   if (v === null || v === undefined) return v;
-  if (Array.isArray(v))
-    return v
+  if (Array.isArray(v)) {
+    const out = v
       .slice(0, 1000)
       .map((x) => (x === null ? null : typeof x === 'string' ? maskValue(x, kind) : `[MASKED:${kind}]`));
+    carryCut(v, out, 1000);
+    return out;
+  }
   if (typeof v !== 'string') return `[MASKED:${kind}]`;
   if (v.length === 0) return v;
   switch (kind) {

@@ -2,6 +2,7 @@ import { classifyField } from '../classify/data-classes.js';
 import { WardenError } from '../errors/index.js';
 import type { DataClass } from '../model/catalog.js';
 import { words } from '../openapi/text.js';
+import { carryCut } from './caps.js';
 import { type Detector, detectorFor, type RedactionCounts } from './detect.js';
 import { itemTypesOf, typeOfValue } from './mask.js';
 
@@ -85,10 +86,11 @@ export function createRedactor(secrets: readonly string[] = []): Redactor {
   };
   // The very array back when no string holds a secret (as usual): the walk then copies nothing.
   // Anchors are letters and digits, so one search of the joined strings per secret tells.
-  const credentialsAll = (strings: string[]): string[] => {
-    if (!known.length || !strings.length) return strings;
-    const joined = strings.join('\0');
-    return known.some((k) => joined.includes(k.anchor)) ? strings.map(credentials) : strings;
+  const credentialsAll = (strings: string[], joined: string): [string[], string] => {
+    if (!known.length || !strings.length || !known.some((k) => joined.includes(k.anchor)))
+      return [strings, joined];
+    const out = strings.map(credentials);
+    return [out, out.join('\0')];
   };
   /** Every class, whatever a tool's masking allows: for the audit, logs and error excerpts. */
   const full = detectorFor([]);
@@ -186,13 +188,15 @@ function redactJson(
   value: unknown,
   detector: Detector,
   counts: RedactionCounts,
-  credentials: (strings: string[]) => string[],
+  credentials: (strings: string[], joined: string) => [string[], string],
 ): unknown {
   const found: string[] = [];
   collect(value, 0, found);
   if (found.length === 0) return value;
   // Credential values first; `redactAll` hands back the very array it was given when it found nothing.
-  const out = detector.redactAll(credentials(found), counts);
+  // The strings are joined once, for both (a large response's strings run to megabytes).
+  const [strings, joined] = credentials(found, found.join('\0'));
+  const out = detector.redactAll(strings, counts, joined);
   if (out === found) return value;
   return rebuild(value, out, { i: 0 });
 }
@@ -205,12 +209,15 @@ function collect(v: unknown, depth: number, into: string[]): void {
         'UPSTREAM_SCHEMA_MISMATCH',
         `The upstream response nests deeper than ${MAX_JSON_DEPTH} levels.`,
       );
-    if (Array.isArray(v)) for (const x of v) collect(x, depth + 1, into);
-    else
-      for (const [k, x] of Object.entries(v)) {
-        into.push(k);
-        collect(x, depth + 1, into);
+    if (Array.isArray(v)) for (let j = 0; j < v.length; j++) collect(v[j], depth + 1, into);
+    else {
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o);
+      for (let j = 0; j < keys.length; j++) {
+        into.push(keys[j]!);
+        collect(o[keys[j]!], depth + 1, into);
       }
+    }
   }
 }
 
@@ -227,20 +234,32 @@ function rebuild(v: unknown, out: readonly string[], at: { i: number }): unknown
         copy[j] = n;
       }
     }
+    if (copy) carryCut(v, copy);
     return copy ?? v;
   }
-  let changed = false;
-  const entries: Array<[string, unknown]> = [];
-  for (const [k, x] of Object.entries(v)) {
+  // Copy-on-write: the copy starts at the first change, with the keys before it (plain assignment,
+  // not `defineProperty` per key, which was a fifth of a large response's redaction).
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  let copy: Record<string, unknown> | undefined;
+  for (let j = 0; j < keys.length; j++) {
+    const k = keys[j]!;
+    const x = o[k];
     const nk = out[at.i++] as string;
     const nx = rebuild(x, out, at);
-    if (nk !== k || nx !== x) changed = true;
-    entries.push([nk, nx]);
+    if (!copy && (nk !== k || nx !== x)) {
+      copy = {};
+      for (let m = 0; m < j; m++) setOwn(copy, keys[m]!, o[keys[m]!]);
+    }
+    if (copy) setOwn(copy, nk, nx);
   }
-  if (!changed) return v;
-  const copy: Record<string, unknown> = {};
-  for (const [k, x] of entries) defineOwn(copy, k, x);
-  return copy;
+  return copy ?? v;
+}
+
+/** `o[k] = value`, except that a `__proto__` key stays an own key (as JSON.parse makes it). */
+function setOwn(o: Record<string, unknown>, k: string, value: unknown): void {
+  if (k === '__proto__') defineOwn(o, k, value);
+  else o[k] = value;
 }
 
 /** The audit copy of arguments: classified by key name, each string through `text`, size bounded. */

@@ -8,6 +8,7 @@ import {
   PROTOCOL_VERSION_META_KEY,
   Server,
   type StandardSchemaV1,
+  SUPPORTED_PROTOCOL_VERSIONS,
   TRACEPARENT_META_KEY,
   TRACESTATE_META_KEY,
 } from '@modelcontextprotocol/server';
@@ -21,6 +22,7 @@ import type { CallInput, ConfirmationChannel, IncomingTrace } from '../pipeline/
 import type { Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
 import { carriedPrincipal } from './callers.js';
+import { MODERN_REVISIONS } from './fast-lane.js';
 
 export interface McpWiring {
   catalog: Catalog;
@@ -72,11 +74,19 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
     'Every call is checked, audited and may need the user’s confirmation; tools that are not listed are not available.';
 
   const meta = metaTools(w.catalog.title);
+  // An HTTP request of the 2026-07-28 era: the server lists that revision, so that connecting it to
+  // its per-request transport binds it (the fast lane, fast-lane.ts). The SDK's own handler adds the
+  // same revisions (and `server/discover`) to such an instance; 2025-era servers never list them.
+  const modernVersions = [...SUPPORTED_PROTOCOL_VERSIONS, ...MODERN_REVISIONS];
 
   return (ctx: McpRequestContext) => {
     const server = new Server(
       { name: 'mcp-warden', version: VERSION, title: `mcp-warden: ${w.catalog.title}`.slice(0, 120) },
-      { capabilities: { tools: { listChanged: true } }, instructions },
+      {
+        capabilities: { tools: { listChanged: true } },
+        instructions,
+        ...(ctx.era === 'modern' && ctx.requestInfo ? { supportedProtocolVersions: modernVersions } : {}),
+      },
     );
     // The caller authentication produced, for this request (HTTP) or connection (stdio).
     const principal = w.stdioPrincipal ?? carriedPrincipal(ctx.authInfo);
@@ -94,7 +104,7 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
           // call_tool, unwrapped: then the very path of a direct call below — one pipeline, every guard.
           ({ name, arguments: args } = answer.target);
         }
-        const client = clientName(c.mcpReq._meta, server);
+        const client = clientName(c.mcpReq, server);
         const confirmation = channelFor(ctx, server, c, w.inBandElicitation);
         const connect = connectChannelFor(ctx, server, c, w.inBandElicitation, (r, notify) =>
           w.completions?.expect(r.id, principal.id, r.expiresAt, notify),
@@ -174,8 +184,13 @@ function metaCall(
 }
 
 /** The client's self-declared name: 2026-07-28 clients give it in each request's _meta; 2025 clients at initialize. */
-function clientName(meta: unknown, server: Server): string | undefined {
-  const info = (meta as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY] as
+function clientName(
+  req: { _meta?: unknown; envelope?: Record<string, unknown> },
+  server: Server,
+): string | undefined {
+  // The fast lane hands the envelope over separately; the SDK's handler leaves it in `_meta`.
+  const info = (req.envelope?.[CLIENT_INFO_META_KEY] ??
+    (req._meta as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY]) as
     | { name?: unknown }
     | undefined;
   const declared = typeof info?.name === 'string' ? info.name : server.getClientVersion()?.name;

@@ -128,10 +128,14 @@ export class CappedStdioTransport implements Transport {
       this.refuse('HTTP_BODY_TOO_LARGE', `Frame larger than ${this.maxBytes} bytes.`, skipped);
       return;
     }
-    const text = Buffer.concat(this.pieces, this.size).toString('utf8').replace(/\r$/, '');
+    // One piece (the usual case: a frame within one chunk) is decoded as it is, without a copy.
+    const { pieces } = this;
+    const whole = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.size);
+    const end = whole.length > 0 && whole[whole.length - 1] === 0x0d ? whole.length - 1 : whole.length;
+    const text = whole.toString('utf8', 0, end);
     this.pieces = [];
     this.size = 0;
-    if (text.trim() !== '') this.deliver(text);
+    if (/\S/.test(text)) this.deliver(text);
   }
 
   /** One whole frame under the size cap: parsed once, depth-checked, then handed to the SDK. */

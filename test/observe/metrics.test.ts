@@ -63,4 +63,45 @@ describe('metrics labels in an API set', () => {
     expect(text).toContain('mcp_warden_tool_calls_total{tool="listPets",decision="allowed",code="OK"} 1');
     expect(text).not.toContain('api=');
   });
+
+  it('count every call by the next read, however reads and calls interleave, never twice', async () => {
+    const catalog = await catalogOf(
+      minimalSpec({ '/pets': { get: { operationId: 'listPets', responses: jsonOk() } } }),
+    );
+    const metrics = new Metrics(() => new Set(['listPets']));
+    const call = (code?: 'UPSTREAM_STATUS') => {
+      const ctx = contextFor({ name: 'listPets' });
+      ctx.tool = catalog.tools[0]!;
+      ctx.response = {
+        status: code ? 502 : 200,
+        contentType: 'application/json',
+        headers: {},
+        body: Buffer.from('{}'),
+        truncated: false,
+        ms: 1,
+      };
+      if (code) ctx.error = new WardenError(code, 'The upstream API answered HTTP 502.');
+      metrics.observeCall(ctx, undefined);
+    };
+    const line = (text: string, prefix: string) =>
+      text.split('\n').find((l) => l.startsWith(prefix)) ?? `${prefix} (none)`;
+    const ok = 'mcp_warden_tool_calls_total{tool="listPets",decision="allowed",code="OK"}';
+    const failed = 'mcp_warden_tool_calls_total{tool="listPets",decision="denied",code="UPSTREAM_STATUS"}';
+    const fives = 'mcp_warden_upstream_responses_total{tool="listPets",class="5xx"}';
+    call();
+    call();
+    let text = await metrics.text();
+    expect(line(text, ok)).toBe(`${ok} 2`);
+    text = await metrics.text();
+    expect(line(text, ok)).toBe(`${ok} 2`);
+    call();
+    call('UPSTREAM_STATUS');
+    text = await metrics.text();
+    expect(line(text, ok)).toBe(`${ok} 3`);
+    expect(line(text, failed)).toBe(`${failed} 1`);
+    expect(line(text, fives)).toBe(`${fives} 1`);
+    // A read of the one metric (as a dashboard might) sees the same counts.
+    const calls = await metrics.registry.getSingleMetric('mcp_warden_tool_calls_total')!.get();
+    expect(calls.values.reduce((n, v) => n + v.value, 0)).toBe(4);
+  });
 });

@@ -113,6 +113,27 @@ describe('protect stage', () => {
     expect(ctx.redactions).toBeUndefined();
   });
 
+  it('masks and scans only the items the limit keeps, and counts masking over the whole page', async () => {
+    const rows = Array.from({ length: 150 }, (_, i) => customer(i));
+    const ctx = await protect('listCustomers', jsonAnswer({ data: rows }));
+    const data = (ctx.result!.structuredContent as { data: Array<Record<string, unknown>> }).data;
+    expect(data).toHaveLength(100);
+    expect(data[99]).toEqual({
+      id: 'c_99',
+      email: 'c***@example.org',
+      note: 'write to [REDACTED:email], key [REDACTED:aws-access-key]',
+    });
+    expect(ctx.result!.content.at(-1)!.text).toMatch(/truncated: 100 of 150 items at \$\.data/);
+    // Masking by schema counts every item the upstream sent; detection by value what it scanned.
+    expect(ctx.redactions).toEqual({
+      'dropped:secret': 150,
+      'masked:email': 150,
+      email: 100,
+      'aws-access-key': 100,
+    });
+    expect(JSON.stringify(ctx.result)).not.toMatch(/hunter2|AKIA|c1\d\d@example|jane\.doe/);
+  });
+
   it('redacts a text answer by value and cuts it to the byte limit, keeping the notes', async () => {
     const text = `mail ${EMAIL} ${'x'.repeat(200)}`;
     const ctx = await protect(

@@ -234,3 +234,38 @@ describe('fields no schema describes', () => {
     expect(check(out), JSON.stringify(check.errors)).toBe(true);
   });
 });
+
+describe('masking plans, built on first use', () => {
+  it('are not built to publish a schema, and mask exactly as a masker that built them at once', () => {
+    const rules = maskRules({ pii: 'drop' }, { nickname: 'pii' });
+    const lazy = new SchemaMasker(SCHEMA, rules);
+    const published = lazy.published();
+    // Listing the tool (its published schema) built no plan: most tools of a large API are never called.
+    expect((lazy as unknown as { root?: unknown }).root).toBeUndefined();
+    const fresh = new SchemaMasker(SCHEMA, rules);
+    const counts1 = {};
+    const counts2 = {};
+    const a = fresh.mask(structuredClone(DATA), counts1);
+    const b = lazy.mask(structuredClone(DATA), counts2);
+    expect(b).toEqual(a);
+    expect(counts2).toEqual(counts1);
+    expect(lazy.published()).toEqual(published);
+    // Built once, then reused.
+    const root = (lazy as unknown as { root?: unknown }).root;
+    expect(root).toBeDefined();
+    lazy.mask(structuredClone(DATA));
+    expect((lazy as unknown as { root?: unknown }).root).toBe(root);
+  });
+
+  it('follow a policy change: other rules give another masker, with its own plans', () => {
+    const a = maskerFor(SCHEMA, maskRules(undefined, undefined));
+    const b = maskerFor(SCHEMA, maskRules({ pii: 'allow' }, undefined));
+    expect(b).not.toBe(a);
+    const masked = a.mask(structuredClone(DATA)) as typeof DATA;
+    const allowed = b.mask(structuredClone(DATA)) as typeof DATA;
+    expect(masked.customer.email).toBe('g***@navy.example');
+    expect(allowed.customer.email).toBe('grace1@navy.example');
+    // The same configuration again (a reload that changed nothing here) shares the masker.
+    expect(maskerFor(SCHEMA, maskRules({ pii: 'allow' }, undefined))).toBe(b);
+  });
+});

@@ -8,7 +8,7 @@ import { connectHttp } from '../support/gateway.js';
 import { LIST_TOOLS, rawPost } from '../support/http.js';
 
 describe('HTTP transport order', () => {
-  it('runs path, probes, Host/Origin, metadata, OAuth callback, authenticate, body cap, parse, batch, depth, stream slot, then the SDK', () => {
+  it('runs path, probes, Host/Origin, metadata, OAuth callback, authenticate, body cap, parse, batch, depth, stream slot, fast lane, then the SDK', () => {
     expect(
       TRANSPORT_STEPS,
       'The transport order is a security argument: Host/Origin before anything but the probes is answered (DNS ' +
@@ -27,6 +27,7 @@ describe('HTTP transport order', () => {
       'batch',
       'depth',
       'stream',
+      'lane',
       'sdk',
     ]);
   });

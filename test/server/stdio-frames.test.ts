@@ -110,4 +110,19 @@ describe('stdio frames with the HTTP caps', () => {
     expect(written).toEqual([]);
     expect(refused).toEqual(['HTTP_BODY_TOO_LARGE', 'HTTP_BODY_TOO_LARGE']);
   });
+
+  it('reads CRLF frames, frames split anywhere (a character, the CR), and skips blank lines', async () => {
+    const { stdin, delivered, written } = await open();
+    const a = Buffer.from(`${call('a', { s: 'ünï €' })}\r\n`);
+    // Cut inside the two-byte ü and between the CR and the LF.
+    const cut = a.indexOf(0xc3) + 1;
+    stdin.write(a.subarray(0, cut));
+    stdin.write(a.subarray(cut, a.length - 1));
+    stdin.write(a.subarray(a.length - 1));
+    stdin.write(` \t\r\n\n\r\n${call('b', {})}\n`);
+    await waitFor(() => delivered.length === 2, { what: 'both frames' });
+    expect(delivered[0]).toMatchObject({ id: 'a', params: { arguments: { s: 'ünï €' } } });
+    expect(delivered[1]).toMatchObject({ id: 'b' });
+    expect(written).toEqual([]);
+  });
 });

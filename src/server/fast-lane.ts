@@ -1,0 +1,328 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type AuthInfo,
+  classifyInboundRequest,
+  type InboundModernRoute,
+  isJsonContentType,
+  type JSONRPCMessage,
+  type McpServerFactory,
+  PerRequestHTTPServerTransport,
+  SdkError,
+  SdkErrorCode,
+  Server,
+  type TransportSendOptions,
+} from '@modelcontextprotocol/server';
+
+/**
+ * The 2026-07-28 revisions served here: the SDK's modern-era list (not exported). A request naming
+ * any other goes to the SDK's handler, which answers it (unsupported version).
+ */
+export const MODERN_REVISIONS: readonly string[] = ['2026-07-28'];
+
+/** The hot methods: one POST, one answer, no stream held open. */
+const LANE_METHODS = new Set(['tools/call', 'tools/list']);
+
+/** `=?base64?…?=`: an encoded `Mcp-Name`; the SDK decodes and checks it, so such a request is not taken. */
+const BASE64_SENTINEL = /^=\?base64\?.*\?=$/;
+
+export interface FastLaneOptions {
+  factory: McpServerFactory;
+  keepAliveMs?: number;
+  /** Told of a request that failed inside the SDK (the answer is the SDK's own 500). */
+  onerror?: (e: Error) => void;
+}
+
+export interface FastLane {
+  /**
+   * The request, served, when it is one the lane takes (a well-formed 2026-07-28 `tools/call` or
+   * `tools/list` whose standard headers agree with its body); `false` (nothing written) otherwise.
+   */
+  serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    message: unknown,
+    authInfo: AuthInfo | undefined,
+  ): Promise<boolean>;
+  /** Tears down the exchanges still in flight (close of the endpoint). */
+  close(): Promise<void>;
+}
+
+/**
+ * The Node-native lane for the hot path. The SDK's `createMcpHandler` serves a Node request through
+ * web objects: the already parsed body is serialised again into a web `Request`, classified, served
+ * on a per-request transport whose answer is a web `Response`, and streamed back chunk by chunk.
+ * Here the same SDK building blocks (`classifyInboundRequest`, the server factory,
+ * `PerRequestHTTPServerTransport`: the protocol stays the SDK's) are driven straight from the Node
+ * request, with the body parsed once. The lane only takes what it can answer exactly as the SDK's
+ * handler would: anything else (other methods, notifications, the 2025 era, any header the SDK
+ * would refuse or has to decode) returns `false` and goes to the SDK's handler unchanged.
+ *
+ * It needs of the factory what createServerFactory (mcp.ts) does: a low-level `Server` (an
+ * `McpServer` goes to the SDK's handler, which runs its scope and parameter-header checks); a modern-era server lists the
+ * modern revision (so connecting binds it; otherwise the request goes to the SDK's handler), and
+ * reads the client's identity from the request's envelope, not from the deprecated
+ * `getClientVersion`/`getClientCapabilities`, which the SDK's handler fills in and the lane does not.
+ */
+export function createFastLane(o: FastLaneOptions): FastLane {
+  const inflight = new Set<Server>();
+  let closed = false;
+  const report = (e: unknown) => {
+    try {
+      o.onerror?.(e instanceof Error ? e : new Error(String(e)));
+    } catch {
+      // A broken reporter must not break the answer.
+    }
+  };
+  return {
+    async serve(req, res, message, authInfo) {
+      if (closed) return false;
+      const route = takes(req, message);
+      if (!route) return false;
+      const abort = new ExchangeSignal();
+      let finished = false;
+      res.once('close', () => {
+        if (!finished) abort.abort();
+      });
+      const request = nodeRequestInfo(req, abort as unknown as AbortSignal);
+      let server: Server | undefined;
+      try {
+        const product = await o.factory({
+          era: 'modern',
+          ...(authInfo !== undefined ? { authInfo } : {}),
+          requestInfo: request,
+        });
+        // An McpServer gets checks of its own in the SDK's handler (scope challenges, x-mcp-header
+        // parameters): it is left to that handler.
+        if (!(product instanceof Server)) {
+          finished = true;
+          await product.close().catch(() => {});
+          return false;
+        }
+        server = product;
+        if (server.transport !== undefined)
+          throw new Error('The factory returned a server that is still serving.');
+        inflight.add(server);
+        const done = server;
+        const previous = server.onclose;
+        server.onclose = () => {
+          inflight.delete(done);
+          previous?.();
+        };
+        const transport = new NodeExchangeTransport({
+          classification: route.classification,
+          ...(o.keepAliveMs !== undefined ? { keepAliveMs: o.keepAliveMs } : {}),
+        });
+        transport.expected = route.message.id;
+        // Connecting binds the instance to the classified revision when the factory lists it for the
+        // modern era (ours does). One that does not is left to the SDK's handler, which binds it itself.
+        await server.connect(transport);
+        if (server.getNegotiatedProtocolVersion() !== route.classification.revision) {
+          finished = true;
+          await server.close().catch(() => {});
+          return false;
+        }
+        const response = await transport.handleMessage(route.message, {
+          request,
+          ...(authInfo !== undefined ? { authInfo } : {}),
+        });
+        await writeResponse(res, response, abort, transport.answer);
+      } catch (e) {
+        // The SDK's own answers: a client gone before the result (499), anything else a 500 with the id.
+        if (e instanceof SdkError && e.code === SdkErrorCode.ConnectionClosed) {
+          if (!res.headersSent) res.writeHead(499).end();
+        } else {
+          if (server) {
+            inflight.delete(server);
+            await server.close().catch(() => {});
+          }
+          report(e);
+          if (!res.headersSent) {
+            const body = JSON.stringify({
+              jsonrpc: '2.0',
+              error: { code: -32603, message: 'Internal server error' },
+              id: route.message.id,
+            });
+            res.writeHead(500, { 'content-type': 'application/json' }).end(body);
+          } else res.destroy();
+        }
+      } finally {
+        finished = true;
+      }
+      return true;
+    },
+    async close() {
+      closed = true;
+      const closing = [...inflight].map((s) => s.close().catch(() => {}));
+      inflight.clear();
+      await Promise.all(closing);
+    },
+  };
+}
+
+/** The modern route of a request the lane takes, or `undefined` for the SDK's handler. */
+function takes(
+  req: IncomingMessage,
+  message: unknown,
+): Extract<InboundModernRoute, { messageKind: 'request' }> | undefined {
+  if (req.method !== 'POST' || !isJsonContentType(req.headers['content-type'] ?? null)) return undefined;
+  const m = message as { method?: unknown; id?: unknown; params?: unknown } | null;
+  if (m === null || typeof m !== 'object' || typeof m.method !== 'string' || !LANE_METHODS.has(m.method))
+    return undefined;
+  if (typeof m.id !== 'string' && typeof m.id !== 'number') return undefined;
+  const protocolVersionHeader = header(req.headers, 'mcp-protocol-version');
+  const mcpMethodHeader = header(req.headers, 'mcp-method');
+  const mcpNameHeader = header(req.headers, 'mcp-name');
+  // Every standard header present and equal to what the body says; a missing or different one is
+  // the SDK's to refuse, with its own error.
+  if (mcpMethodHeader !== m.method || protocolVersionHeader === undefined) return undefined;
+  if (m.method === 'tools/call') {
+    const name = (m.params as { name?: unknown } | undefined)?.name;
+    if (typeof name !== 'string' || mcpNameHeader !== name || BASE64_SENTINEL.test(name)) return undefined;
+  }
+  const route = classifyInboundRequest({
+    httpMethod: 'POST',
+    protocolVersionHeader,
+    mcpMethodHeader,
+    ...(mcpNameHeader !== undefined ? { mcpNameHeader } : {}),
+    body: message,
+  });
+  if (route.kind !== 'modern' || route.messageKind !== 'request') return undefined;
+  const revision = route.classification.revision;
+  if (revision === undefined || revision !== protocolVersionHeader || !MODERN_REVISIONS.includes(revision))
+    return undefined;
+  return route;
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/**
+ * What the SDK and the server factory read of the HTTP request (`requestInfo`: method, URL,
+ * headers, the abort signal), read from the Node request as needed instead of copied into a web
+ * `Request` up front. Only a request the lane takes gets one; its body is already parsed.
+ */
+export function nodeRequestInfo(req: IncomingMessage, signal: AbortSignal): Request {
+  let headers: Headers | undefined;
+  const info = {
+    method: req.method ?? 'POST',
+    get url() {
+      return `http://${header(req.headers, 'host') ?? 'localhost'}${req.url ?? '/'}`;
+    },
+    get headers() {
+      headers ??= webHeaders(req.headers);
+      return headers;
+    },
+    signal,
+  };
+  return info as unknown as Request;
+}
+
+/** The Node request's headers as web `Headers` (the shape the SDK's `requestInfo` promises), once asked. */
+function webHeaders(h: IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const [name, value] of Object.entries(h)) {
+    if (value === undefined || name.startsWith(':')) continue;
+    if (Array.isArray(value)) for (const v of value) out.append(name, v);
+    else out.set(name, value);
+  }
+  return out;
+}
+
+/**
+ * The SDK's answer, written to the Node response: a JSON body in one write (its length known), an
+ * event stream chunk by chunk as the SDK produces it, honouring backpressure, until the client goes.
+ */
+async function writeResponse(
+  res: ServerResponse,
+  response: Response,
+  signal: ExchangeSignal,
+  answer: JSONRPCMessage | undefined,
+): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  if (response.body === null) {
+    res.writeHead(response.status, headers).end();
+    return;
+  }
+  if (!(headers['content-type'] ?? '').startsWith('text/event-stream')) {
+    // The SDK built this body as JSON.stringify(answer) (Response.json): the same bytes, without
+    // reading them back out of the web stream.
+    const body =
+      answer !== undefined ? Buffer.from(JSON.stringify(answer)) : Buffer.from(await response.arrayBuffer());
+    headers['content-length'] = String(body.length);
+    res.writeHead(response.status, headers).end(body);
+    return;
+  }
+  res.writeHead(response.status, headers);
+  res.flushHeaders();
+  const reader = response.body.getReader();
+  const gone = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), gone.then(() => undefined)]);
+      if (next === undefined || next.done) break;
+      if (!res.write(next.value))
+        await Promise.race([new Promise<void>((resolve) => res.once('drain', () => resolve())), gone]);
+    }
+  } catch {
+    // The stream failed or was cancelled: end what was written.
+  } finally {
+    if (signal.aborted) await reader.cancel().catch(() => {});
+    res.end();
+  }
+}
+
+/**
+ * The SDK's per-request transport, unchanged, except that it keeps the terminal message it sends
+ * (the result or error the SDK turns into the JSON body), so the lane writes that body directly.
+ */
+class NodeExchangeTransport extends PerRequestHTTPServerTransport {
+  answer: JSONRPCMessage | undefined;
+  /** The id of the request served: the SDK settles only the answer that carries it. */
+  expected: string | number | undefined;
+  override send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    // A plain shape check (the SDK's guards are schema parses): only a terminal answer carries an
+    // id with a result or an error and no method; the body is used only if the SDK answered in JSON.
+    const m = message as { id?: unknown; method?: unknown; result?: unknown; error?: unknown };
+    if (
+      this.answer === undefined &&
+      m.method === undefined &&
+      m.id === this.expected &&
+      (m.result !== undefined || m.error !== undefined)
+    )
+      this.answer = message;
+    return super.send(message, options);
+  }
+}
+
+/**
+ * The abort signal of one exchange (the client went away): what the SDK's per-request transport
+ * uses of an `AbortSignal` (`aborted`, `reason`, `abort` listeners), without the cost of an
+ * `AbortController` per request. Nothing else sees it: handlers get the SDK's own signal.
+ */
+class ExchangeSignal {
+  aborted = false;
+  reason: unknown;
+  private listeners: Array<() => void> = [];
+  addEventListener(type: string, listener: () => void): void {
+    if (type === 'abort' && !this.aborted) this.listeners.push(listener);
+  }
+  removeEventListener(type: string, listener: () => void): void {
+    if (type === 'abort') this.listeners = this.listeners.filter((l) => l !== listener);
+  }
+  throwIfAborted(): void {
+    if (this.aborted) throw this.reason;
+  }
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = new DOMException('The client closed the connection.', 'AbortError');
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const l of listeners) l();
+  }
+}
