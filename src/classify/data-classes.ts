@@ -478,10 +478,35 @@ interface Summary {
  */
 export class ResponseClassifier {
   private readonly summaries = new Map<string, Summary>();
+  /**
+   * Walk results by lookup and by the root's JSON: the root holds only `#/$defs/…` refs, so equal
+   * text means an equal walk (each follows up to 500 refs on Stripe): many operations return the
+   * same schema (GitHub's and Stripe's get/update pairs).
+   */
+  private readonly results = new WeakMap<
+    DefsLookup,
+    Map<string, { fields: DataField[]; truncated: boolean }>
+  >();
 
   constructor(private readonly limits: WalkLimits = DEFAULT_WALK_LIMITS) {}
 
   classify(root: JsonSchema, defs: DefsLookup): { fields: DataField[]; truncated: boolean } {
+    let byRoot = this.results.get(defs);
+    if (!byRoot) {
+      byRoot = new Map();
+      this.results.set(defs, byRoot);
+    }
+    const key = JSON.stringify(root);
+    let r = byRoot.get(key);
+    if (!r) {
+      r = this.walk(root, defs);
+      byRoot.set(key, r);
+    }
+    // Each tool gets its own array (the field records are shared and never modified).
+    return { fields: [...r.fields], truncated: r.truncated };
+  }
+
+  private walk(root: JsonSchema, defs: DefsLookup): { fields: DataField[]; truncated: boolean } {
     const fields: DataField[] = [];
     const seen = new Set<string>();
     let edges = 0;

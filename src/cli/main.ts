@@ -1,16 +1,10 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from 'commander';
-import { exitCode, formatError, toWardenError, WardenError } from '../errors/index.js';
+import type { Command } from 'commander';
 import { VERSION } from '../version.js';
-import { type ApiArg, parseApiFlag } from './api-flags.js';
-import { addApprovals } from './approvals.js';
-import { runAuditQuery, runAuditTail, runAuditVerify } from './audit.js';
-import { addCompletion } from './completion.js';
-import { addConnections } from './connections.js';
-import { adminCall, runExplain, runInit, runKeysCreate, runPolicyCheck, runToolsets } from './policy.js';
-import { addRuntime, admin } from './runtime.js';
-import { runScan } from './scan.js';
-import { runServe } from './serve.js';
+import type { ApiArg } from './api-flags.js';
+
+// Modules are loaded when a command needs them, not up front: `--version` loads nothing, and
+// `serve` or `scan` only what they run (issue 22: loading the whole CLI cost a second per start).
 
 // `mcp-warden … | head` closes the pipe early: that ends the output, it is not a crash.
 for (const stream of [process.stdout, process.stderr])
@@ -24,6 +18,45 @@ const io = {
   stderr: (s: string) => process.stderr.write(s),
 };
 
+// What commander prints for `--version`, without loading it.
+if (process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V')) {
+  io.stdout(`${VERSION}\n`);
+  process.exit(0);
+}
+
+// `serve --spec`: the spec loads on another thread while this one loads the gateway's modules.
+if (process.argv[2] === 'serve') {
+  const spec = flagValue('--spec');
+  if (spec !== undefined) {
+    const { prefetchSpec } = await import('../openapi/prefetch.js');
+    const refRoot = flagValue('--ref-root');
+    prefetchSpec(spec, {
+      remoteRefs: (flagValue('--remote-refs') ?? 'same-origin') as 'same-origin',
+      ...(refRoot !== undefined ? { refRoot } : {}),
+    });
+  }
+}
+
+/**
+ * The value of a flag as commander will read it (`--flag v` or `--flag=v`; the last one wins). Only
+ * a guess for the prefetch: the loader uses a prefetched spec only for the same source and options.
+ */
+function flagValue(name: string): string | undefined {
+  let value: string | undefined;
+  const args = process.argv.slice(3);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (a === name && i + 1 < args.length) value = args[++i];
+    else if (a.startsWith(`${name}=`)) value = a.slice(name.length + 1);
+  }
+  return value;
+}
+
+const { Command: CommandClass, CommanderError, Option } = await import('commander');
+const { exitCode, formatError, toWardenError, WardenError } = await import('../errors/index.js');
+const { parseApiFlag } = await import('./api-flags.js');
+
 function fail(e: unknown): never {
   const err = toWardenError(e);
   io.stderr(`${formatError(err)}\n`);
@@ -32,15 +65,44 @@ function fail(e: unknown): never {
   process.exit(exitCode(err.code));
 }
 
-export function buildProgram(): Command {
-  const program = new Command('mcp-warden')
+/** The admin API client, loaded with the rest of ./policy.js on first use. */
+async function adminCall(...args: Parameters<typeof import('./policy.js').adminCall>): Promise<unknown> {
+  return (await import('./policy.js')).adminCall(...args);
+}
+
+/** The commands defined in this file, by the command word that selects them. */
+const GROUPS: Record<string, (program: Command) => void | Promise<void>> = {
+  scan: addScan,
+  serve: addServe,
+  toolsets: addServe,
+  audit: addAudit,
+  keys: addKeys,
+};
+
+/**
+ * The whole command tree, or only the group `command` belongs to: a run of `serve` does not need
+ * the admin commands' modules (help, completion and unknown words get the whole tree).
+ */
+export async function buildProgram(command?: string): Promise<Command> {
+  const program = new CommandClass('mcp-warden')
     .description('Serve an HTTP API to AI agents as MCP tools, behind a security guard pipeline.')
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  const group = command !== undefined && Object.hasOwn(GROUPS, command) ? GROUPS[command] : undefined;
+  if (group) {
+    await group(program);
+    return program;
+  }
+  const [{ addRuntime, admin }, { addApprovals }, { addConnections }, { addCompletion }] = await Promise.all([
+    import('./runtime.js'),
+    import('./approvals.js'),
+    import('./connections.js'),
+    import('./completion.js'),
+  ]);
   addScan(program);
   addServe(program);
-  addPolicy(program);
+  addPolicy(program, admin);
   addAudit(program);
   addKeys(program);
   addRuntime(program, io);
@@ -99,6 +161,7 @@ function addScan(program: Command): void {
       return n;
     })
     .action(async (specs: string[], opts) => {
+      const { runScan } = await import('./scan.js');
       await runScan(specs, opts, io);
     });
 }
@@ -187,6 +250,7 @@ function addServe(program: Command): void {
       'list three meta-tools (search_tools, describe_tool, call_tool) instead of every tool',
     )
     .action(async (opts) => {
+      const { runServe } = await import('./serve.js');
       await runServe(opts, io);
     });
 
@@ -196,11 +260,13 @@ function addServe(program: Command): void {
     .argument('[spec]', 'spec file or URL (none: the API set of --policy)')
     .option('--policy <file>', 'policy file (for its `toolsets:` and to count what it exposes)')
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
-    .action(async (spec: string | undefined, opts) => runToolsets(spec, opts, io));
+    .action(async (spec: string | undefined, opts) =>
+      (await import('./policy.js')).runToolsets(spec, opts, io),
+    );
 }
 
 /** `policy …`, `init`, `explain`: writing and checking policies. */
-function addPolicy(program: Command): void {
+function addPolicy(program: Command, admin: (cmd: Command) => Command): void {
   const policy = program
     .command('policy')
     .description('Check a policy; see, diff and roll back the running one.');
@@ -209,7 +275,7 @@ function addPolicy(program: Command): void {
     .description('Validate a policy file against its schema and a spec (unknown names are errors).')
     .argument('<file>', 'policy file')
     .option('--spec <file|url>', 'the spec the policy is for (none: the policy describes an API set)')
-    .action(async (file: string, opts) => runPolicyCheck(file, opts, io));
+    .action(async (file: string, opts) => (await import('./policy.js')).runPolicyCheck(file, opts, io));
   admin(policy.command('history').description('List the running policy versions.')).action(async (opts) => {
     const r = (await adminCall('GET', '/policy/versions', undefined, opts)) as {
       current: number;
@@ -254,7 +320,7 @@ function addPolicy(program: Command): void {
     )
     .option('-o, --output <file>', 'policy file to write', 'warden.yaml')
     .option('--force', 'overwrite an existing file')
-    .action(async (specs: string[], opts) => runInit(specs, opts, io));
+    .action(async (specs: string[], opts) => (await import('./policy.js')).runInit(specs, opts, io));
 
   program
     .command('explain')
@@ -266,7 +332,7 @@ function addPolicy(program: Command): void {
     .option('--policy <file>', 'policy file (default: none, the secure defaults)')
     .addOption(new Option('--env <name>', 'environment').choices(['dev', 'staging', 'prod']))
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
-    .action(async (tool: string, opts) => runExplain(tool, opts, io));
+    .action(async (tool: string, opts) => (await import('./policy.js')).runExplain(tool, opts, io));
 }
 
 /** `audit …`: verify, query and follow the audit trail. */
@@ -284,6 +350,7 @@ function addAudit(program: Command): void {
     )
     .option('--instance <name>', 'the instance to verify in the database')
     .action(async (file: string | undefined, opts) => {
+      const { runAuditVerify } = await import('./audit.js');
       const code = await runAuditVerify(file, opts, io);
       if (code !== 0) process.exitCode = code;
     });
@@ -302,13 +369,17 @@ function addAudit(program: Command): void {
     .option('--state-dir <dir>', 'where to look for it without [file] (as `serve --state-dir`)')
     .option('--limit <n>', 'at most this many')
     .option('--db-env <name>', 'environment variable holding the PostgreSQL URL: query every instance there')
-    .action((file: string | undefined, opts) => runAuditQuery(file, opts, io));
+    .action(async (file: string | undefined, opts) =>
+      (await import('./audit.js')).runAuditQuery(file, opts, io),
+    );
   filters(audit.command('tail').description('The last records; with --follow, new ones as they arrive.'))
     .argument('[file]', 'the audit file (default: the one in the state directory)')
     .option('--state-dir <dir>', 'where to look for it without [file] (as `serve --state-dir`)')
     .option('-n, --lines <n>', 'how many', '20')
     .option('-f, --follow', 'keep printing new records')
-    .action(async (file: string | undefined, opts) => runAuditTail(file, opts, io));
+    .action(async (file: string | undefined, opts) =>
+      (await import('./audit.js')).runAuditTail(file, opts, io),
+    );
 }
 
 /** `keys create`: API keys for HTTP callers. */
@@ -329,12 +400,12 @@ function addKeys(program: Command): void {
       ]),
     )
     .option('--expires <iso>', 'expiry date-time')
-    .action((opts) => runKeysCreate(opts, io));
+    .action(async (opts) => (await import('./policy.js')).runKeysCreate(opts, io));
 }
 
 async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv[2])).parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
       // --help and --version end here with exit code 0; usage errors were already printed.

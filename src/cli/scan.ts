@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { buildCatalog } from '../catalog/build.js';
 import { assignSetNames } from '../catalog/names.js';
+import { oneOfWarnings } from '../catalog/one-of.js';
 import { WardenError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../openapi/load.js';
@@ -59,6 +60,7 @@ export async function runScan(
     report = toReport(catalog, VERSION, spec.deviations);
     artifacts.set(undefined, artifactOf(spec));
     for (const t of catalog.tools) pointers.set(t.name, t.source.pointer.slice(1));
+    report.warnings = [...report.warnings, ...oneOfWarnings(catalog.tools)];
   } else {
     const parts = await readSet(specs, named, read);
     report = toSetReport(parts, VERSION);
@@ -66,6 +68,7 @@ export async function runScan(
       artifacts.set(p.name, artifactOf(p.spec));
       for (const t of p.catalog.tools) pointers.set(t.name, t.source.pointer.slice(1));
     }
+    report.warnings = [...report.warnings, ...oneOfWarnings(parts.flatMap((p) => p.catalog.tools))];
   }
   let text: string;
   if (opts.format === 'json') text = `${JSON.stringify(report, null, 2)}\n`;

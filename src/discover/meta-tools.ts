@@ -57,6 +57,11 @@ export function metaTools(apiTitle: string): ListedTool[] {
                 api: { type: 'string', description: 'The API the tool belongs to (several APIs served).' },
                 summary: { type: 'string' },
                 kind: { type: 'string', enum: ['read', 'write', 'destructive'] },
+                risk: {
+                  type: 'array',
+                  items: { type: 'string' },
+                  description: 'The risk classes of the tool (read, write, destructive, admin, credential…).',
+                },
                 confirm: { type: 'boolean' },
               },
               required: ['name', 'summary', 'kind'],
@@ -106,6 +111,8 @@ export interface SearchResult {
   api?: string;
   summary: string;
   kind: 'read' | 'write' | 'destructive';
+  /** The tool's risk classes, so an agent sees a hit's effect before it describes or calls it. */
+  risk: string[];
   confirm?: boolean;
 }
 
@@ -134,6 +141,7 @@ export class MetaTools {
           ...(t.api !== undefined ? { api: t.api } : {}),
           summary: cleanLine(t.title ?? t.description.split('\n')[0], SUMMARY_MAX),
           kind: e.decision.kind,
+          risk: [...t.risk.classes],
           ...(e.decision.confirm ? { confirm: true } : {}),
         };
       }),

@@ -5,26 +5,12 @@ import $RefParser from '@apidevtools/json-schema-ref-parser';
 import s2o from 'swagger2openapi';
 import { ERROR_CODES, type ErrorCode, WardenError } from '../errors/index.js';
 import { getByPointer, parseText, type ShapeLimits } from './parse.js';
+import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
 import { deviationWarning, repairSpec, type SpecDeviation } from './repair.js';
 import { validateSpec } from './validate.js';
 
-export interface LoadOptions {
-  /** Largest spec file (and largest sum of all files of a multi-file spec), in bytes. */
-  maxBytes?: number;
-  maxDepth?: number;
-  /** Nodes in the parsed tree, aliases counted at each use. */
-  maxNodes?: number;
-  /** Most files an external-`$ref` spec may pull in. */
-  maxFiles?: number;
-  /**
-   * Remote `$ref`s: `same-origin` (default) follows them only when the spec itself came from a URL and
-   * only to that origin; `any` follows them anywhere (explicit opt-in); `none` never.
-   */
-  remoteRefs?: 'none' | 'same-origin' | 'any';
-  /** Directory that local `$ref`s must stay inside; default: the spec file's own directory. */
-  refRoot?: string;
-  fetchTimeoutMs?: number;
+export interface LoadOptions extends PrefetchOptions {
   onProgress?: (message: string) => void;
 }
 
@@ -61,6 +47,14 @@ export const DEFAULT_LIMITS = {
 } as const;
 
 export async function loadSpec(source: string, options: LoadOptions = {}): Promise<LoadedSpec> {
+  // Already loaded off the main thread (./prefetch.ts)? A failed prefetch is loaded again here, so
+  // errors are this function's own.
+  const pre = takePrefetched(source, options);
+  const prefetched = pre ? await pre : undefined;
+  if (prefetched?.ok) {
+    for (const m of prefetched.progress) options.onProgress?.(m);
+    return prefetched.spec as LoadedSpec;
+  }
   const started = performance.now();
   let progress = (_: string) => {};
   const src = describeSource(source);

@@ -1,8 +1,11 @@
+import { exampleOf } from '../catalog/example.js';
+import { relaxOverlappingOneOfs } from '../catalog/one-of.js';
 import { createSchemaCompiler } from '../catalog/validator.js';
 import { CONFIRM_ARG } from '../control/view.js';
 import { WardenError } from '../errors/index.js';
 import type { ErrorObject, ValidateFunction } from '../lib/ajv.js';
 import type { Catalog, Tool } from '../model/catalog.js';
+import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import type { CallContext } from './context.js';
 
 export interface ValidateOptions {
@@ -20,7 +23,8 @@ export interface ValidateOptions {
  */
 export function createValidate(options: ValidateOptions) {
   const compiler = createSchemaCompiler(options.catalog.formats);
-  const cache = new WeakMap<Tool, ValidateFunction>();
+  const cache = new WeakMap<Tool, { check: ValidateFunction; schema: JsonSchemaObject }>();
+  const branchChecks = new WeakMap<readonly JsonSchema[], ValidateFunction[]>();
   const maxProblems = options.maxProblems ?? 6;
   const budget = options.keyWalk ?? KEY_WALK_BUDGET;
 
@@ -39,13 +43,41 @@ export function createValidate(options: ValidateOptions) {
       const { [CONFIRM_ARG]: _token, ...rest } = args;
       args = rest;
     }
-    let check = cache.get(tool);
-    if (!check) {
-      check = compiler.compile(tool.inputSchema);
-      cache.set(tool, check);
+    let compiled = cache.get(tool);
+    if (!compiled) {
+      // A `oneOf` whose open branches overlap would refuse every value meant for them: those
+      // branches are checked as `anyOf` (src/catalog/one-of.ts); every other `oneOf` stays strict.
+      const schema = relaxOverlappingOneOfs(tool.inputSchema);
+      compiled = { check: compiler.compile(schema), schema };
+      cache.set(tool, compiled);
     }
+    const { check, schema } = compiled;
     if (!check(args)) {
-      const problems = describeErrors(check.errors ?? [], tool, maxProblems);
+      const errors = [...(check.errors ?? [])];
+      const problems = explainOrDescribe(errors, tool, maxProblems, () =>
+        explainErrors({
+          errors,
+          tool,
+          schema,
+          args,
+          max: maxProblems,
+          check,
+          branchCheck: (node, keyword, i) => {
+            const branches = node[keyword] as readonly JsonSchema[];
+            let list = branchChecks.get(branches);
+            if (!list) {
+              list = [];
+              branchChecks.set(branches, list);
+            }
+            if (!list[i]) {
+              const { [keyword]: _branches, $defs: _defs, ...beside } = node;
+              const allOf = [...((beside.allOf as JsonSchema[] | undefined) ?? []), branches[i]!];
+              list[i] = compiler.compile({ ...beside, allOf, $defs: schema.$defs ?? {} });
+            }
+            return list[i]!;
+          },
+        }),
+      );
       throw new WardenError('INVALID_ARGUMENT', `Invalid arguments for ${tool.name}.`, { details: problems });
     }
     ctx.args = args;
@@ -69,6 +101,302 @@ export function describeErrors(errors: readonly ErrorObject[], tool: Tool, max: 
   }
   if (out.length === 0) out.push('the arguments do not match the tool input schema');
   return out;
+}
+
+/**
+ * The explanation, or, if building it fails on a schema shape it did not foresee, the plain list:
+ * the call is refused either way, only less specifically.
+ */
+function explainOrDescribe(
+  errors: ErrorObject[],
+  tool: Tool,
+  max: number,
+  explain: () => string[],
+): string[] {
+  try {
+    return explain();
+  } catch {
+    return describeErrors(errors, tool, max);
+  }
+}
+
+/** What `explainErrors` works from: the failed check, its schema, and compiled branch checks. */
+export interface ExplainInput {
+  errors: ErrorObject[];
+  tool: Tool;
+  /** The schema `check` was compiled from (the tool's input schema, overlaps relaxed). */
+  schema: JsonSchemaObject;
+  args: Record<string, unknown>;
+  max: number;
+  /** The compiled check of the whole schema (verifies the example). */
+  check: (value: unknown) => boolean;
+  /**
+   * The compiled check of branch i of a `oneOf`/`anyOf` list with the keywords beside it (cached by
+   * the caller): what a value meant for that branch must satisfy.
+   */
+  branchCheck: (node: JsonSchemaObject, keyword: 'oneOf' | 'anyOf', i: number) => ValidateFunction;
+}
+
+/** `oneOf`/`anyOf` errors analysed per call at most, and branches examined per error. */
+const BRANCH_ERRORS_MAX = 2;
+const BRANCHES_MAX = 24;
+/** Longest example shown (JSON characters); a longer one is left out rather than cut. */
+const EXAMPLE_MAX = 800;
+
+/**
+ * Ajv errors in words a model can act on, for a tool's arguments: a failed `oneOf`/`anyOf` names the
+ * branch that fits best (the one a discriminating `const`/`enum` property selects, else the one with
+ * fewest problems) and what it lacks or rejects; the last line is a minimal valid example of the
+ * argument, built from the schema only (never from the arguments, which may hold secrets).
+ */
+export function explainErrors(input: ExplainInput): string[] {
+  const { errors, tool, max } = input;
+  const branchErrors = errors
+    .filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf')
+    .sort((a, b) => a.instancePath.length - b.instancePath.length);
+  const chosen = new Map<readonly JsonSchema[], number>();
+  const lines: string[] = [];
+  const explained: ErrorObject[] = [];
+  for (const e of branchErrors.slice(0, BRANCH_ERRORS_MAX)) {
+    const found = explainBranches(e, input);
+    if (!found) continue;
+    chosen.set(found.branches, found.index);
+    explained.push(e);
+    lines.push(...found.lines);
+  }
+  // The branch analysis covers everything at and under the place it explains (each branch is
+  // checked with the keywords beside it); Ajv's own errors there repeat every branch's.
+  const covered = (e: ErrorObject) =>
+    explained.some(
+      (x) => e.instancePath === x.instancePath || e.instancePath.startsWith(`${x.instancePath}/`),
+    );
+  const rest = errors.filter((e) => !covered(e));
+  const described = rest.length > 0 || lines.length === 0 ? describeErrors(rest, tool, max) : [];
+  const out = [...lines, ...described.filter((d) => !lines.includes(d))].slice(0, max);
+  const example = exampleLine(errors, input, chosen);
+  if (example) out.push(example);
+  return out;
+}
+
+interface BranchChoice {
+  branches: readonly JsonSchema[];
+  index: number;
+  lines: string[];
+}
+
+function explainBranches(e: ErrorObject, input: ExplainInput): BranchChoice | undefined {
+  const node = branchesOf(e, input.schema);
+  const keyword = e.keyword as 'oneOf' | 'anyOf';
+  const branches = node?.[keyword] as JsonSchema[] | undefined;
+  if (!node || !Array.isArray(branches) || branches.length === 0 || branches.length > BRANCHES_MAX)
+    return undefined;
+  const value = valueAt(input.args, e.instancePath);
+  const n = branches.length;
+  const where = field(e.instancePath);
+  const passing = (e.params as { passingSchemas?: number[] | null }).passingSchemas;
+  if (Array.isArray(passing) && passing.length > 1) {
+    const names = passing.map((i) => branchName(branches[i]!, i, n, input.schema));
+    return {
+      branches,
+      index: passing[0]!,
+      lines: [
+        `${where} matches more than one of the ${n} allowed shapes (${names.join(', ')}); add the properties that tell one apart`,
+      ],
+    };
+  }
+  const disc = discriminatorOf(branches, input.schema);
+  let index: number | undefined;
+  let problems: string[] | undefined;
+  if (disc && value !== null && typeof value === 'object' && disc.property in value) {
+    const v = (value as Record<string, unknown>)[disc.property];
+    index = disc.values.findIndex((vs) => vs.some((x) => JSON.stringify(x) === JSON.stringify(v)));
+    if (index < 0)
+      return {
+        branches,
+        index: 0,
+        lines: [
+          `${field(e.instancePath, disc.property)} must be one of: ${list(disc.values.flat())} (it selects which of the ${n} allowed shapes applies)`,
+        ],
+      };
+  }
+  // Fewest problems wins; ties go to the earlier branch.
+  const candidates = index === undefined ? branches.map((_, i) => i) : [index];
+  let best = Number.POSITIVE_INFINITY;
+  for (const i of candidates) {
+    const check = input.branchCheck(node, keyword, i);
+    if (check(value)) continue;
+    const errs = (check.errors ?? []).map((x) => ({ ...x, instancePath: e.instancePath + x.instancePath }));
+    if (errs.length < best) {
+      best = errs.length;
+      index = i;
+      problems = describeErrors(errs, input.tool, input.max);
+    }
+  }
+  if (index === undefined || problems === undefined) return undefined;
+  const name = branchName(branches[index]!, index, n, input.schema);
+  const how = e.keyword === 'oneOf' ? 'exactly one' : 'one';
+  const by = disc ? ` (selected by ${field(e.instancePath, disc.property)})` : '';
+  return {
+    branches,
+    index,
+    lines: [
+      `${where} must match ${how} of the ${n} allowed shapes; the closest is ${name}${by}:`,
+      ...problems,
+    ],
+  };
+}
+
+/**
+ * A property every branch pins to its own `const`/`enum` values, none shared: it says which branch
+ * a value means (OpenAPI's `discriminator` is an annotation the converter drops; this is what is left).
+ */
+function discriminatorOf(
+  branches: readonly JsonSchema[],
+  root: JsonSchemaObject,
+): { property: string; values: unknown[][] } | undefined {
+  const pinned = branches.map((b) => pinnedProperties(b, root, 0));
+  const first = pinned[0];
+  if (!first) return undefined;
+  for (const property of first.keys()) {
+    const values = pinned.map((p) => p?.get(property));
+    if (values.some((v) => v === undefined)) continue;
+    const all = values.flat().map((v) => JSON.stringify(v));
+    if (new Set(all).size === all.length) return { property, values: values as unknown[][] };
+  }
+  return undefined;
+}
+
+function pinnedProperties(
+  s: JsonSchema,
+  root: JsonSchemaObject,
+  depth: number,
+): Map<string, unknown[]> | undefined {
+  const o = resolved(s, root);
+  if (!o || depth > 4) return undefined;
+  const out = new Map<string, unknown[]>();
+  for (const [k, p] of Object.entries((o.properties as Record<string, JsonSchema> | undefined) ?? {})) {
+    const r = resolved(p, root);
+    if (r && 'const' in r) out.set(k, [r.const]);
+    else if (r && Array.isArray(r.enum) && r.enum.length > 0 && r.enum.length <= 20) out.set(k, r.enum);
+  }
+  for (const part of (o.allOf as JsonSchema[] | undefined) ?? []) {
+    const more = pinnedProperties(part, root, depth + 1);
+    for (const [k, v] of more ?? []) if (!out.has(k)) out.set(k, v);
+  }
+  return out;
+}
+
+function resolved(s: JsonSchema, root: JsonSchemaObject): JsonSchemaObject | undefined {
+  let cur: JsonSchema | undefined = s;
+  for (let i = 0; i < 8 && typeof cur === 'object' && typeof cur.$ref === 'string'; i++)
+    cur = (root.$defs as Record<string, JsonSchema> | undefined)?.[cur.$ref.slice('#/$defs/'.length)];
+  return typeof cur === 'object' ? cur : undefined;
+}
+
+/** A branch by its title, else the schema it names, else its number. */
+function branchName(b: JsonSchema, i: number, n: number, root: JsonSchemaObject): string {
+  const o = typeof b === 'object' ? b : undefined;
+  const title = typeof o?.title === 'string' ? o.title : resolved(b, root)?.title;
+  if (typeof title === 'string' && title) return `shape ${i + 1} of ${n} ("${clip(title, 60)}")`;
+  const ref = typeof o?.$ref === 'string' ? o.$ref.slice('#/$defs/'.length) : '';
+  if (/^[A-Za-z0-9_-]{1,60}$/.test(ref)) return `shape ${i + 1} of ${n} ("${ref}")`;
+  return `shape ${i + 1} of ${n}`;
+}
+
+/** The last line: a valid example of the argument the first error is about (or of all arguments). */
+function exampleLine(
+  errors: readonly ErrorObject[],
+  input: ExplainInput,
+  chosen: Map<readonly JsonSchema[], number>,
+): string | undefined {
+  const props = (input.schema.properties as Record<string, JsonSchema> | undefined) ?? {};
+  const first = errors[0];
+  if (!first) return undefined;
+  // A missing argument is reported at the root: the example is of that argument.
+  const token =
+    first.instancePath === '' && first.keyword === 'required'
+      ? String((first.params as { missingProperty?: unknown }).missingProperty)
+      : first.instancePath.split('/')[1]?.replace(/~1/g, '/').replace(/~0/g, '~');
+  const arg = token !== undefined && Object.hasOwn(props, token) ? token : undefined;
+  const required = [...new Set([...(input.schema.required ?? []), ...(arg ? [arg] : [])])];
+  const built = exampleOf({ ...input.schema, required }, input.schema, {
+    prefer: (branches) => chosen.get(branches),
+    check: input.check,
+  });
+  if (!built) return undefined;
+  const value = arg ? (built.value as Record<string, unknown>)[arg] : built.value;
+  const text = JSON.stringify(value);
+  if (text === undefined || text.length > EXAMPLE_MAX) return undefined;
+  return arg ? `example of a valid ${field('', arg)}: ${text}` : `example of valid arguments: ${text}`;
+}
+
+/**
+ * The branch list an error is about. Its `schemaPath` is relative to the referenced schema Ajv
+ * compiled it in (`#/oneOf` inside `$defs/Pet`), so when it does not lead there from the root, the
+ * schema is followed along the value's path instead ($refs, allOf parts, properties, items).
+ */
+function branchesOf(e: ErrorObject, root: JsonSchemaObject): JsonSchemaObject | undefined {
+  const direct = schemaAt(root, e.schemaPath.slice(0, -`/${e.keyword}`.length));
+  if (Array.isArray(direct?.[e.keyword]) && e.schemaPath.length > `#/${e.keyword}`.length) return direct;
+  let here: JsonSchemaObject[] = [root];
+  const tokens = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+  for (const t of [...tokens, undefined]) {
+    const all = expand(here, root);
+    if (t === undefined) {
+      return all.find((n) => Array.isArray(n[e.keyword]));
+    }
+    here = [];
+    for (const n of all) {
+      const props = n.properties as Record<string, JsonSchema> | undefined;
+      const sub = /^\d+$/.test(t)
+        ? (n.items as JsonSchema | undefined)
+        : props && Object.hasOwn(props, t)
+          ? props[t]
+          : undefined;
+      if (typeof sub === 'object') here.push(sub);
+    }
+  }
+  return undefined;
+}
+
+/** The schemas that apply at one place: each with its $ref targets and allOf parts (bounded). */
+function expand(nodes: JsonSchemaObject[], root: JsonSchemaObject): JsonSchemaObject[] {
+  const out: JsonSchemaObject[] = [];
+  const queue = [...nodes];
+  while (queue.length > 0 && out.length < 64) {
+    const n = queue.shift()!;
+    if (out.includes(n)) continue;
+    out.push(n);
+    const target = typeof n.$ref === 'string' ? resolved(n, root) : undefined;
+    if (target) queue.push(target);
+    for (const p of (n.allOf as JsonSchema[] | undefined) ?? []) if (typeof p === 'object') queue.push(p);
+  }
+  return out;
+}
+
+function schemaAt(root: JsonSchemaObject, pointer: string): JsonSchemaObject | undefined {
+  let cur: unknown = root;
+  for (const raw of pointer.replace(/^#/, '').split('/').slice(1)) {
+    const t = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, t)) return undefined;
+    cur = (cur as Record<string, unknown>)[t];
+  }
+  return cur !== null && typeof cur === 'object' && !Array.isArray(cur)
+    ? (cur as JsonSchemaObject)
+    : undefined;
+}
+
+function valueAt(args: unknown, pointer: string): unknown {
+  let cur = args;
+  for (const raw of pointer.split('/').slice(1)) {
+    const t = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, t)) return undefined;
+    cur = (cur as Record<string, unknown>)[t];
+  }
+  return cur;
 }
 
 function isInsideBranch(e: ErrorObject, all: readonly ErrorObject[]): boolean {

@@ -33,9 +33,11 @@ export const CUT_MARGIN = 16 * 1024;
 export interface Redactor {
   /**
    * Learns credential values that appear at run time (a rotated file, a fresh OAuth2 token). Old
-   * values stay: a response may still echo a credential that was just rotated out.
+   * values stay: a response may still echo a credential that was just rotated out. `until` (epoch
+   * ms): a value that is worthless afterwards (a connect link's handle and state) is forgotten then,
+   * so values minted per request cannot grow the list without end.
    */
-  addSecrets(values: readonly string[]): void;
+  addSecrets(values: readonly string[], until?: number): void;
   /**
    * Known credential values only. For the raw upstream body, before it is parsed: detection by value
    * follows in the protect stage, which knows what the tool's masking allows.
@@ -65,13 +67,16 @@ export interface Redactor {
 }
 
 /** `secrets`: credential values known from the start (serving learns them through `addSecrets`). */
-export function createRedactor(secrets: readonly string[] = []): Redactor {
+export function createRedactor(secrets: readonly string[] = [], now: () => number = Date.now): Redactor {
   let known: KnownSecret[] = [];
-  const learn = (values: readonly string[]): void => {
-    const fresh = [...new Set(values)].filter((v) => v.length > 0 && !known.some((k) => k.value === v));
+  const learn = (values: readonly string[], until?: number): void => {
+    const t = now();
+    const live = known.filter((k) => k.until === undefined || k.until > t);
+    const fresh = [...new Set(values)].filter((v) => v.length > 0 && !live.some((k) => k.value === v));
+    if (!fresh.length && live.length === known.length) return;
     // Longest first, so a secret containing another is replaced whole.
-    if (fresh.length)
-      known = [...known, ...fresh.map(knownSecret)].sort((a, b) => b.value.length - a.value.length);
+    const added = fresh.map((v) => (until !== undefined ? { ...knownSecret(v), until } : knownSecret(v)));
+    known = [...live, ...added].sort((a, b) => b.value.length - a.value.length);
   };
   learn(secrets);
 
@@ -139,6 +144,8 @@ interface KnownSecret {
   anchor: string;
   /** The value with each other character also matched in its escaped forms; absent when it has none. */
   escaped?: RegExp;
+  /** Forgotten from then on (epoch ms); absent: kept for the life of the process. */
+  until?: number;
 }
 
 /**

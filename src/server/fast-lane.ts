@@ -78,6 +78,9 @@ export function createFastLane(o: FastLaneOptions): FastLane {
       if (closed) return false;
       const route = takes(req, message);
       if (!route) return false;
+      // The client left while an earlier step was still running (a JWKS fetch…): as the SDK's
+      // handler does, nothing is dispatched — a write it abandoned must not reach the upstream.
+      if (res.destroyed) return true;
       const abort = new ExchangeSignal();
       let finished = false;
       res.once('close', () => {

@@ -21,7 +21,7 @@ import type { Principal } from '../model/principal.js';
 import type { CallInput, ConfirmationChannel, IncomingTrace } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
-import { carriedPrincipal } from './callers.js';
+import { carriedPrincipal, idPart } from './callers.js';
 import { MODERN_REVISIONS } from './fast-lane.js';
 
 export interface McpWiring {
@@ -194,7 +194,9 @@ function clientName(
     | { name?: unknown }
     | undefined;
   const declared = typeof info?.name === 'string' ? info.name : server.getClientVersion()?.name;
-  return declared?.slice(0, 100);
+  // Self-declared and shown to people (audit, the connect page): escaped as principal ids are, so
+  // bidi and zero-width characters cannot make one client look like another.
+  return declared === undefined ? undefined : idPart(declared.slice(0, 100));
 }
 
 /**

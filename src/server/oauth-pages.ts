@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import {
   type BindingCookie,
   bindingCookieName,
+  type CallbackOutcome,
   CONNECT_PATH,
   type ConnectView,
   callbackPage,
@@ -50,9 +51,22 @@ export function oauthPages(flows: ConnectFlows, o: { now?: () => number } = {}):
     if (url.pathname === CALLBACK_PATH) {
       if (req.method !== 'GET') return text(405, 'Method not allowed.', { allow: 'GET' });
       // The URL as received (Host header and path): the flow checks it against its redirect URI.
-      const outcome = await flows.callback(url, req.headers.cookie);
+      let outcome: CallbackOutcome;
+      try {
+        outcome = await flows.callback(url, req.headers.cookie);
+      } catch {
+        // The flow was taken, then the authorization server's metadata or the vault failed: a page,
+        // not the transport's JSON-RPC error, and the binding (spent with the flow) goes.
+        return text(
+          503,
+          'The connection could not be completed: the gateway could not reach the authorization server or its token vault. Ask the agent again for a new link.',
+          { 'set-cookie': CLEAR_BINDING },
+        );
+      }
       const page = callbackPage(outcome);
-      // Whatever the outcome, the binding has served: the cookie goes (both names, whichever was set).
+      // The binding goes once it has served a flow; a visit that brought no flow (a cross-site link
+      // to this URL) leaves it, so it cannot break a connection in progress.
+      if (!outcome.ok && outcome.noFlow) return text(page.status, page.body);
       return text(page.status, page.body, { 'set-cookie': CLEAR_BINDING });
     }
     if (url.pathname !== CONNECT_PATH) return text(404, 'Not found.');
@@ -77,13 +91,22 @@ export function oauthPages(flows: ConnectFlows, o: { now?: () => number } = {}):
     const origin = header(req, 'origin');
     const fetchSite = header(req, 'sec-fetch-site');
     const action = form.get('action');
-    const outcome = await flows.consent({
-      flow: form.get('flow') ?? '',
-      csrf: form.get('csrf') ?? '',
-      approve: action === 'approve',
-      ...(origin !== undefined ? { origin } : {}),
-      ...(fetchSite !== undefined ? { fetchSite } : {}),
-    });
+    let outcome: Awaited<ReturnType<ConnectFlows['consent']>>;
+    try {
+      outcome = await flows.consent({
+        flow: form.get('flow') ?? '',
+        csrf: form.get('csrf') ?? '',
+        approve: action === 'approve',
+        ...(origin !== undefined ? { origin } : {}),
+        ...(fetchSite !== undefined ? { fetchSite } : {}),
+      });
+    } catch {
+      // Shared state or the authorization server's metadata out of reach: fail closed, say so.
+      return text(
+        503,
+        'The gateway cannot reach its shared state or the authorization server; retry in a moment.',
+      );
+    }
     if (!outcome.ok) return text(outcome.status, outcome.reason);
     if (!outcome.approved) return text(200, 'Cancelled: nothing was connected. You can close this page.');
     return {

@@ -165,7 +165,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     ...(rt.state.flows ? { shared: rt.state.flows } : {}),
     ...(rt.state.redis ? { redis: rt.state.redis } : {}),
     set,
-    onSecret: (values) => redactor.addSecrets(values),
+    onSecret: (values, until) => redactor.addSecrets(values, until),
   });
   const serving = { now: false };
   catalogNow = () => controller.currentCatalog();

@@ -80,7 +80,7 @@ export async function openUserCredentials(p: {
   set?: Pick<LoadedSet, 'parts'>;
   /** The shared Redis, when there is one: completed flows are announced to every instance. */
   redis?: RedisState;
-  onSecret: (values: string[]) => void;
+  onSecret: (values: string[], until?: number) => void;
   logger: Logger;
 }): Promise<OpenedUserCredentials | undefined> {
   const upstreams = heldUpstreams(p.tools, p.credentials, p.env, p.set ? specSchemeTable(p.set) : new Map());

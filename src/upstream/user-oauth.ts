@@ -62,7 +62,7 @@ export interface UserOAuthOptions {
   /** Refresh when the access token expires within this window. Default 60 s. */
   refreshSkewMs?: number;
   /** Told every token value obtained, so logs and results scrub it (redactor.addSecrets). */
-  onSecret?: (values: string[]) => void;
+  onSecret?: (values: string[], until?: number) => void;
   /**
    * Pending flows shared by instances (Redis), so a callback can land on any of them; absent: kept
    * in this process only (the callback must reach the instance that minted the link).
@@ -138,7 +138,8 @@ export const CONNECT_PATH = '/oauth/connect';
 /** What a callback request ended as, for the page the browser is shown (never a token). */
 export type CallbackOutcome =
   | { ok: true; principal: string; upstream: UpstreamKey; scopes: string[] }
-  | { ok: false; status: number; reason: string };
+  /** `noFlow`: the request brought no flow this gateway knows (nothing was consumed). */
+  | { ok: false; status: number; reason: string; noFlow?: true };
 
 interface Server {
   def: UserOAuthUpstream;
@@ -340,7 +341,8 @@ export class UserOAuth implements UserCredentials {
     await this.keep(connectHandle(flow), p);
     // The handle and the state derived from it are capabilities for this caller's flow: scrubbed
     // from the audit and logs like a token.
-    this.o.onSecret?.([flow, stateOf(flow)]);
+    // Forgotten a minute after the link expires: worthless by then, and minted per call.
+    this.o.onSecret?.([flow, stateOf(flow)], p.expiresAt + 60_000);
     // The gateway's own page, at the redirect URL's origin: the person sees whose flow this is before
     // anything reaches the authorization server.
     const url = new URL(CONNECT_PATH, p.redirectUri);
@@ -373,7 +375,7 @@ export class UserOAuth implements UserCredentials {
     const p = await this.peek(connectHandle(flow));
     if (!p) return undefined;
     // Minted elsewhere: this instance's logs must scrub the handle and state too.
-    this.o.onSecret?.([flow, stateOf(flow)]);
+    this.o.onSecret?.([flow, stateOf(flow)], p.expiresAt + 60_000);
     const server = this.servers.get(p.upstream)!;
     const as = await this.metadata(server);
     return {
@@ -497,6 +499,7 @@ export class UserOAuth implements UserCredentials {
         ok: false,
         status: 503,
         reason: 'The gateway cannot reach its shared state; retry in a moment.',
+        noFlow: true,
       };
     }
     if (!state || !p)
@@ -504,9 +507,10 @@ export class UserOAuth implements UserCredentials {
         ok: false,
         status: 400,
         reason: 'This link is unknown, already used or expired. Ask the agent again for a new one.',
+        noFlow: true,
       };
     // Minted elsewhere: this instance's logs must scrub the state too.
-    this.o.onSecret?.([state]);
+    this.o.onSecret?.([state], p.expiresAt + 60_000);
     if (p.expiresAt <= this.now())
       return { ok: false, status: 400, reason: 'This link has expired. Ask the agent again for a new one.' };
     const bound = cookieValue(cookies, bindingCookieName(p.redirectUri));

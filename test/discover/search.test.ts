@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
 import { Controller } from '../../src/control/controller.js';
+import { MetaTools } from '../../src/discover/meta-tools.js';
 import { ToolSearch } from '../../src/discover/search.js';
 import { isWardenError } from '../../src/errors/index.js';
 import type { Catalog } from '../../src/model/catalog.js';
@@ -10,7 +11,8 @@ import { DEFAULT_POLICY } from '../../src/policy/evaluate.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { listToolsets, selectToolsets, slug } from '../../src/policy/toolsets.js';
 import { createMemoryState } from '../../src/state/memory.js';
-import { SHARED_SPECS } from '../support/helpers.js';
+import { catalogOf, jsonOk, minimalSpec, SHARED_SPECS } from '../support/helpers.js';
+import { viewOf } from '../support/pipeline.js';
 
 /** Plain requests a user might make, and the tool that does it (GitHub names are `tag_operation`). */
 const GITHUB_QUERIES: Array<[string, string]> = [
@@ -148,5 +150,98 @@ describe('search over large real APIs (GitHub 771 operations, Stripe 468)', () =
       reason: 'not in the served toolsets (pulls, issues)',
     });
     expect(() => make(['pull'])).toThrow(/no toolset named "pull".*did you mean "pulls"/);
+  });
+});
+
+/** A small file-and-team API with two deletes of different strength and vocabulary a user does not use. */
+async function filesApi(): Promise<Catalog> {
+  const id = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
+  return catalogOf(
+    minimalSpec({
+      '/files/{id}': {
+        parameters: id,
+        get: { operationId: 'getFile', summary: 'Get file', responses: jsonOk() },
+        delete: {
+          operationId: 'deleteFile',
+          summary: 'Delete file',
+          description: 'Deletes the file: it moves to the trash, where it can be restored for 30 days.',
+          responses: jsonOk(),
+        },
+      },
+      '/files/{id}/permanent': {
+        parameters: id,
+        delete: {
+          operationId: 'permanentlyDeleteFile',
+          summary: 'Permanently delete file',
+          description: 'Removes the file for good, trash or not. This cannot be undone.',
+          responses: jsonOk(),
+        },
+      },
+      '/account/balance': {
+        get: { operationId: 'getBalance', summary: 'Get account balance', responses: jsonOk() },
+      },
+      '/account/invoices': {
+        get: { operationId: 'listAccountInvoices', summary: 'List account invoices', responses: jsonOk() },
+      },
+      '/teams/{id}/members': {
+        parameters: id,
+        get: { operationId: 'listMembers', summary: 'List team members', responses: jsonOk() },
+        post: { operationId: 'addMember', summary: 'Add a member to a team', responses: jsonOk() },
+      },
+      '/orders': {
+        get: {
+          operationId: 'listOrders',
+          summary: 'List orders',
+          description: 'Orders of the customer, each order with its items, order status and order totals.',
+          responses: jsonOk(),
+        },
+      },
+      '/orders/{id}/cancel': {
+        parameters: id,
+        post: { operationId: 'cancelOrder', summary: 'Cancel', responses: jsonOk() },
+      },
+    }),
+  );
+}
+
+describe("search from a user's words (issue 23)", () => {
+  let search: ToolSearch;
+  let catalog: Catalog;
+  const top = (q: string, n = 3) => search.search(q, () => true, n).map((h) => h.name);
+  beforeAll(async () => {
+    catalog = await filesApi();
+    search = new ToolSearch(catalog);
+  });
+
+  it('ranks the reversible delete first unless the words ask for the permanent one', () => {
+    for (const q of ['move a file to the trash', 'delete a file', 'remove this file']) {
+      const hits = top(q, 5);
+      expect(hits[0], q).toBe('deleteFile');
+      expect(hits, q).toContain('permanentlyDeleteFile');
+    }
+    expect(top('permanently delete a file')[0]).toBe('permanentlyDeleteFile');
+    expect(top('purge a file for good')[0]).toBe('permanentlyDeleteFile');
+  });
+
+  it('ranks a read above a delete when the query does not ask to delete', () => {
+    expect(top('the file')[0]).toBe('getFile');
+  });
+
+  it("bridges a user's words to the API's: credit → balance, teammate → member", () => {
+    expect(top('check how much credit is left on my account', 1)).toEqual(['getBalance']);
+    expect(top('invite a teammate', 1)).toEqual(['addMember']);
+    expect(top('who are my teammates', 1)).toEqual(['listMembers']);
+  });
+
+  it('ranks the tool doing the asked action above tools where the nouns merely co-occur', () => {
+    expect(top('cancel my order', 1)).toEqual(['cancelOrder']);
+    expect(top('add a member', 1)).toEqual(['addMember']);
+    expect(top('list the members', 1)).toEqual(['listMembers']);
+  });
+
+  it("shows each hit's risk classes in search_tools' results", () => {
+    const meta = new MetaTools(() => search);
+    const [hit] = meta.find(viewOf(catalog), ['tools:read'], { query: 'account balance' }).results;
+    expect(hit).toMatchObject({ name: 'getBalance', kind: 'read', risk: ['read'] });
   });
 });

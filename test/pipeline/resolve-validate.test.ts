@@ -86,16 +86,19 @@ describe('validate stage', () => {
 
   it('reports missing required arguments and does not coerce types', async () => {
     const e = (await run('getPart', { id: 'a' }).catch((x: WardenError) => x)) as WardenError;
-    expect(e.details).toEqual(["'part' is required"]);
+    expect(e.details).toEqual(["'part' is required", "example of a valid 'part': 0"]);
     const e2 = (await run('getPart', { id: 'a', part: 1, limit: '5' }).catch(
       (x: WardenError) => x,
     )) as WardenError;
-    expect(e2.details).toEqual(["'limit' must be an integer"]);
+    expect(e2.details).toEqual(["'limit' must be an integer", "example of a valid 'limit': 1"]);
   });
 
   it('names nested fields with a path', async () => {
     const e = (await run('createItem', { body: { name: 3 } }).catch((x: WardenError) => x)) as WardenError;
-    expect(e.details).toEqual(["'body.name' must be a string"]);
+    expect(e.details).toEqual([
+      "'body.name' must be a string",
+      `example of a valid 'body': {"name":"string"}`,
+    ]);
   });
 
   it.each([null, [], 'x', 5])('refuses arguments that are not an object (%j)', async (args) => {

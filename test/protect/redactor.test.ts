@@ -283,3 +283,29 @@ describe('redactor and masking: secrets under near-miss names', () => {
     expect(out.password_policy).toBe('at least 8 characters');
   });
 });
+
+describe('values worthless after a time (connect-link handles and states)', () => {
+  it('scrubs them until then, forgets them after, and keeps permanent ones', () => {
+    let t = 1_000;
+    const r = createRedactor(['permanent-credential-value'], () => t);
+    r.addSecrets(['link-handle-abcdefghijklmnop'], 5_000);
+    expect(r.credentials('x link-handle-abcdefghijklmnop y')).not.toContain('link-handle-abcdefghijklmnop');
+    t = 6_000;
+    r.addSecrets(['another-handle-qrstuvwxyz012345'], 9_000);
+    expect(r.credentials('link-handle-abcdefghijklmnop')).toBe('link-handle-abcdefghijklmnop');
+    expect(r.credentials('another-handle-qrstuvwxyz012345')).not.toContain('another-handle');
+    expect(r.credentials('permanent-credential-value')).not.toContain('permanent-credential-value');
+  });
+
+  it('does not grow without end when a value is minted per call', () => {
+    let t = 0;
+    const r = createRedactor([], () => t);
+    for (let i = 0; i < 5_000; i++) {
+      t += 1_000;
+      r.addSecrets([`minted-per-call-${i}-abcdefghijkl`], t + 10_000);
+    }
+    // Only the last ~10 are live: the first one is gone, the last one is scrubbed.
+    expect(r.credentials('minted-per-call-0-abcdefghijkl')).toBe('minted-per-call-0-abcdefghijkl');
+    expect(r.credentials('minted-per-call-4999-abcdefghijkl')).not.toContain('minted-per-call-4999');
+  });
+});

@@ -1,4 +1,5 @@
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import {
   type McpRequestContext,
   McpServer,
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parsePolicy } from '../../src/policy/load.js';
 import { Callers } from '../../src/server/callers.js';
+import { createFastLane } from '../../src/server/fast-lane.js';
 import { type RunningHttp, startHttp } from '../../src/server/http.js';
 import { createServerFactory } from '../../src/server/mcp.js';
 import { connectHttp, type Era } from '../support/gateway.js';
@@ -468,4 +470,72 @@ describe('the client name reaches the pipeline on both paths', () => {
           await c.close();
         }
       });
+});
+
+describe('a client that left before the lane was reached', () => {
+  it('is not dispatched: a call it abandoned never reaches the pipeline (as on the SDK path)', async () => {
+    let built = 0;
+    const lane = createFastLane({
+      factory: async () => {
+        built++;
+        throw new Error('must not be built');
+      },
+    });
+    const served = new Promise<boolean>((resolve, reject) => {
+      const server = createServer((req, res) => {
+        let body = '';
+        req.on('data', (d) => {
+          body += d;
+        });
+        req.on('end', async () => {
+          // The earlier steps are still running (a JWKS fetch…) when the client goes away.
+          await waitFor(() => res.destroyed, { what: 'the client to have left' });
+          lane.serve(req, res, JSON.parse(body), undefined).then(resolve, reject);
+          server.close();
+        });
+      }).listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        const c = connect(port, '127.0.0.1', () => {
+          const frame = call(1, 'getPart', { id: 'a', part: 1 });
+          const head = Object.entries({
+            ...modernHeaders('tools/call', 'getPart'),
+            host: `127.0.0.1:${port}`,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'content-length': String(Buffer.byteLength(frame)),
+          })
+            .map(([k, v]) => `${k}: ${v}`)
+            .join('\r\n');
+          c.end(`POST /mcp HTTP/1.1\r\n${head}\r\n\r\n${frame}`, () => c.destroy());
+        });
+      });
+    });
+    expect(await served).toBe(true);
+    expect(built).toBe(0);
+    await lane.close();
+  });
+});
+
+describe('a client name meant to look like another', () => {
+  it('reaches the pipeline with its invisible and bidi characters escaped', async () => {
+    const catalog = await itemsCatalog();
+    const view = viewOf(catalog);
+    const factory = createServerFactory({
+      catalog,
+      view: () => view,
+      inBandElicitation: false,
+      pipeline: { call: async (input) => ({ content: [{ type: 'text', text: `client=${input.client}` }] }) },
+    });
+    const http = await endpoint(factory, true);
+    const c = await connectHttp(http.url, { name: 'claude\u202e\u200bdesktop', era: { pin: MODERN } as Era });
+    try {
+      const r = (await c.callTool({ name: 'getPart', arguments: { id: 'a', part: 1 } })) as {
+        content: Array<{ text?: string }>;
+      };
+      expect(r.content[0]?.text).toBe('client=claude%u202E%u200Bdesktop');
+    } finally {
+      await c.close();
+      await http.close();
+    }
+  });
 });

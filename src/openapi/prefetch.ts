@@ -1,0 +1,125 @@
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Loading a spec off the main thread while the main thread loads the rest of the program. `serve`
+ * starts it from the command line before importing the server (a second of module loading on a
+ * small machine), and `loadSpec` takes the result when it is asked for the same source with the same
+ * options. Only a successful load is taken: on any failure `loadSpec` loads again itself, so every
+ * error is reported exactly as without a prefetch, and at the same point of start-up.
+ *
+ * This module imports nothing of the loader, so starting the worker costs no module loading here.
+ * The worker loads the loader's modules a second time (about 0.4 s of CPU on the other core), so it
+ * is started only where it saves more than that: a spec behind a URL (the download overlaps too) or
+ * a YAML file of a megabyte or more (YAML parses ten times slower than JSON). Small files and JSON
+ * load on the main thread as before.
+ */
+
+/** Local files below this size load on the main thread. */
+export const PREFETCH_MIN_BYTES = 1024 * 1024;
+
+/** Whether loading `source` on a worker thread is worth its cost (see above). */
+export function worthPrefetching(source: string): boolean {
+  if (/^https?:\/\//i.test(source)) return true;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) return false;
+  try {
+    if (statSync(source).size < PREFETCH_MIN_BYTES) return false;
+    const fd = openSync(source, 'r');
+    try {
+      const head = Buffer.alloc(256);
+      const n = readSync(fd, head, 0, head.length, 0);
+      // JSON starts with `{` or `[` (after a BOM or blanks); anything else parses as YAML.
+      return !/^(\ufeff)?\s*[{[]/.test(head.subarray(0, n).toString('utf8'));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The data options of `loadSpec` (its LoadOptions extends these), which a prefetch must match
+ * (callbacks do not count). Declared here so this module imports nothing of the loader.
+ */
+export interface PrefetchOptions {
+  /** Largest spec file (and largest sum of all files of a multi-file spec), in bytes. */
+  maxBytes?: number;
+  maxDepth?: number;
+  /** Nodes in the parsed tree, aliases counted at each use. */
+  maxNodes?: number;
+  /** Most files an external-`$ref` spec may pull in. */
+  maxFiles?: number;
+  /**
+   * Remote `$ref`s: `same-origin` (default) follows them only when the spec itself came from a URL and
+   * only to that origin; `any` follows them anywhere (explicit opt-in); `none` never.
+   */
+  remoteRefs?: 'none' | 'same-origin' | 'any';
+  /** Directory that local `$ref`s must stay inside; default: the spec file's own directory. */
+  refRoot?: string;
+  fetchTimeoutMs?: number;
+}
+
+/** What the worker sends back: the loaded spec (structured clone) and the progress lines it wrote. */
+export type PrefetchResult = { ok: true; spec: unknown; progress: string[] } | { ok: false };
+
+const KEYS = [
+  'maxBytes',
+  'maxDepth',
+  'maxNodes',
+  'maxFiles',
+  'remoteRefs',
+  'refRoot',
+  'fetchTimeoutMs',
+] as const;
+
+function keyOf(source: string, options: PrefetchOptions): string {
+  return JSON.stringify([source, ...KEYS.map((k) => options[k] ?? null)]);
+}
+
+let pending: { key: string; result: Promise<PrefetchResult> } | undefined;
+
+/**
+ * Starts loading `source` in a worker thread when that is worth it; at most one prefetch at a time
+ * (a new one replaces it).
+ */
+export function prefetchSpec(source: string, options: PrefetchOptions = {}): void {
+  if (!worthPrefetching(source)) return;
+  const data: PrefetchOptions = {};
+  for (const k of KEYS) if (options[k] !== undefined) (data as Record<string, unknown>)[k] = options[k];
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL('./load-worker.js', import.meta.url), {
+      workerData: { source, options: data },
+      // Its output would interleave with the gateway's; the main thread reports everything.
+      stdout: true,
+      stderr: true,
+    });
+  } catch {
+    return;
+  }
+  // It must never keep the process alive: a gateway that fails before loading exits as before.
+  worker.unref();
+  const result = new Promise<PrefetchResult>((resolve) => {
+    worker.once('message', (m: PrefetchResult) => {
+      resolve(m);
+      void worker.terminate();
+    });
+    worker.once('error', () => resolve({ ok: false }));
+    worker.once('exit', () => resolve({ ok: false }));
+  });
+  pending = { key: keyOf(source, data), result };
+}
+
+/**
+ * The prefetched load of `source` with these options, once (the next load of the same spec, on a
+ * reload, reads the file again); undefined when none was started for exactly this.
+ */
+export function takePrefetched(
+  source: string,
+  options: PrefetchOptions,
+): Promise<PrefetchResult> | undefined {
+  const p = pending;
+  pending = undefined;
+  return p && p.key === keyOf(source, options) ? p.result : undefined;
+}
