@@ -153,7 +153,8 @@ export class MetaTools {
     const a = object(args);
     if (typeof a.name !== 'string' || a.name.length === 0) throw invalid('name', 'is required: a tool name');
     unknownKeys(a, ['name']);
-    if (!view.visibleTo(scopes).has(a.name)) throw notFound('TOOL_NOT_FOUND', a.name);
+    const visible = view.visibleTo(scopes);
+    if (!visible.has(a.name)) throw notFound('TOOL_NOT_FOUND', a.name, visible);
     return view.get(a.name)!.listed;
   }
 

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ToolView } from '../control/view.js';
-import { settleCallError, toWardenError, WardenError } from '../errors/index.js';
+import {
+  type ErrorCode,
+  settleCallError,
+  surfacedCode,
+  toWardenError,
+  WardenError,
+} from '../errors/index.js';
 import type { AuditRecord, AuditSink } from '../model/audit.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Redactor } from '../protect/redactor.js';
@@ -16,7 +22,7 @@ import type { CallContext, CallInput, CallSpan, CallTracer, Stage, ToolResult } 
 import { createInjectCredential, type InjectOptions } from './inject-credential.js';
 import { createLimit, type LimitOptions } from './limit.js';
 import { createProtect } from './protect.js';
-import { createResolve } from './resolve.js';
+import { createResolve, notFound } from './resolve.js';
 import { createSend, type SendOptions } from './send.js';
 import { createToggle } from './toggle.js';
 import { createValidate } from './validate.js';
@@ -182,8 +188,15 @@ export function createPipeline(o: PipelineOptions): Pipeline {
 
   function settle(ctx: CallContext): ToolResult {
     if (!ctx.error) return ctx.result!;
+    // Unknown or not for this caller (one answer for both): the closest names it may see are
+    // suggested, after the audit recorded the real reason.
+    const e = ctx.error;
+    if (surfacedCode(e.code) === 'TOOL_NOT_FOUND' && isNotFoundCode(e.code))
+      return settleCallError(
+        notFound(e.code, ctx.input.name, o.control.view().visibleTo(ctx.input.principal.scopes)),
+      );
     // A tool result, or thrown as a protocol error (unknown and hidden tools): decided in errors/.
-    return settleCallError(ctx.error);
+    return settleCallError(e);
   }
 
   return {
@@ -219,4 +232,9 @@ function logInternal(logger: Logger, ctx: CallContext, e: unknown): void {
     { id: ctx.id, tool: ctx.tool?.name, err: { type: err.name, message: err.message, stack: err.stack } },
     'internal error in a tool call',
   );
+}
+
+const NOT_FOUND_CODES: ReadonlySet<ErrorCode> = new Set(['TOOL_NOT_FOUND', 'DENIED_SCOPE', 'DENIED_HIDDEN']);
+function isNotFoundCode(code: ErrorCode): code is 'TOOL_NOT_FOUND' | 'DENIED_SCOPE' | 'DENIED_HIDDEN' {
+  return NOT_FOUND_CODES.has(code);
 }

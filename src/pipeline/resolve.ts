@@ -1,5 +1,6 @@
 import type { ToolView, ViewEntry } from '../control/view.js';
 import { type ErrorCode, WardenError } from '../errors/index.js';
+import { nearNames } from '../lib/near-names.js';
 import type { CallContext } from './context.js';
 
 export interface ResolveOptions {
@@ -47,12 +48,20 @@ function resolvedOf(entry: ViewEntry, policyVersion: number): Resolved {
   });
 }
 
-/** The one error for "no such tool for you": byte-identical whatever the real reason (the code is audited). */
+/**
+ * The one error for "no such tool for you": byte-identical whatever the real reason (the code is
+ * audited). With `visible` (the names this caller can see), the closest of them are suggested: drawn
+ * from what the caller may see only, so the answer for a hidden name and for an unknown one is made
+ * the same way and tells nothing.
+ */
 export function notFound(
   code: Extract<ErrorCode, 'TOOL_NOT_FOUND' | 'DENIED_SCOPE' | 'DENIED_HIDDEN'>,
   name: unknown,
+  visible?: Iterable<string>,
 ) {
-  return new WardenError(code, `Unknown tool: ${printableName(name)}`);
+  const near = visible && typeof name === 'string' ? nearNames(name, visible) : [];
+  const message = `Unknown tool: ${printableName(name)}`;
+  return new WardenError(code, near.length ? `${message}. Did you mean ${near.join(', ')}?` : message);
 }
 
 /** The name echoed back: printable ASCII only and short, so an error cannot carry a payload. */

@@ -119,6 +119,29 @@ describe('dynamic mode on the GitHub API: three meta-tools, every guard of a dir
       }
   });
 
+  it('suggests the closest tools the caller can see for a near-miss name, and never a hidden one', async () => {
+    const paths = (name: string) =>
+      Promise.all([
+        refusal(call('describe_tool', { name })),
+        refusal(via(name, {})),
+        refusal(call(name, {})),
+      ]) as Promise<Array<{ message: string }>>;
+    for (const e of await paths('pulls_lst'))
+      expect(e.message).toMatch(/Unknown tool: pulls_lst\. Did you mean [^?]*\bpulls_list\b/);
+    // gists_* need a scope this caller lacks: a near-miss of one, or the hidden name itself, is
+    // answered from the visible names only, the same way on every path.
+    for (const name of ['gists_list', 'gists_lst']) {
+      const errs = await paths(name);
+      for (const e of errs) {
+        expect(e.message).toMatch(
+          new RegExp(`^(MCP error -32602: )?Unknown tool: ${name}(\\. Did you mean [^?]+\\?)?$`),
+        );
+        expect(e.message.slice(e.message.indexOf(name) + name.length)).not.toContain('gists_');
+      }
+      expect(new Set(errs.map((e) => e.message)).size).toBe(1);
+    }
+  });
+
   it('calls a tool through call_tool with the same request building, masking and audit as a direct call', async () => {
     const before = upstream.requests.length;
     const r = await via('emojis_get', {});
