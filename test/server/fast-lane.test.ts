@@ -48,8 +48,8 @@ interface Answer {
   body: string;
 }
 
-/** One POST over node:http (any header may be set), the answer whole; framing headers left out. */
-function exchange(url: string, body: string, headers: Record<string, string>): Promise<Answer> {
+/** One POST over node:http (any header may be set): status, every header as sent, and the body. */
+function post(url: string, body: string, headers: Record<string, string>): Promise<Answer> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -70,17 +70,7 @@ function exchange(url: string, body: string, headers: Record<string, string>): P
         res.on('data', (d) => {
           b += d;
         });
-        res.on('end', () => {
-          const {
-            date: _d,
-            'content-length': _l,
-            'transfer-encoding': _t,
-            connection: _c,
-            'keep-alive': _k,
-            ...rest
-          } = res.headers;
-          resolve({ status: res.statusCode ?? 0, headers: rest, body: b });
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b }));
       },
     );
     req.on('error', reject);
@@ -88,30 +78,28 @@ function exchange(url: string, body: string, headers: Record<string, string>): P
   });
 }
 
+/** The answer whole, framing headers left out (they differ by how the body was written, not what it says). */
+async function exchange(url: string, body: string, headers: Record<string, string>): Promise<Answer> {
+  const a = await post(url, body, headers);
+  const {
+    date: _d,
+    'content-length': _l,
+    'transfer-encoding': _t,
+    connection: _c,
+    'keep-alive': _k,
+    ...rest
+  } = a.headers;
+  return { ...a, headers: rest };
+}
+
 /** Whether the answer was written by the lane: it sends JSON in one piece, with its length. */
-function rawLength(url: string, body: string, headers: Record<string, string>): Promise<string | undefined> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: u.pathname,
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          ...headers,
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.headers['content-length']));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+async function rawLength(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<string | undefined> {
+  const length = (await post(url, body, headers)).headers['content-length'];
+  return typeof length === 'string' ? length : undefined;
 }
 
 async function endpoint(factory: McpServerFactory, fastLane: boolean): Promise<RunningHttp> {
