@@ -23,34 +23,74 @@ export interface ExampleOptions {
 
 class NoExample extends Error {}
 
-const FORMATS: Record<string, string> = {
-  'date-time': '2024-01-01T00:00:00Z',
-  date: '2024-01-01',
-  time: '00:00:00Z',
-  duration: 'P1D',
-  email: 'user@example.com',
-  'idn-email': 'user@example.com',
-  hostname: 'example.com',
-  'idn-hostname': 'example.com',
-  ipv4: '192.0.2.1',
-  ipv6: '2001:db8::1',
-  uri: 'https://example.com',
-  url: 'https://example.com',
-  iri: 'https://example.com',
-  'uri-reference': 'https://example.com',
-  'iri-reference': 'https://example.com',
-  'uri-template': 'https://example.com',
-  'json-pointer': '/a',
-  'relative-json-pointer': '0',
-  uuid: '00000000-0000-4000-8000-000000000000',
-  regex: '.*',
-  byte: 'AAAA',
-  int32: '0',
-  int64: '0',
-  decimal: '0',
-  double: '0',
-  float: '0',
+/** Per format, strings it accepts, the most telling first and then shorter ones (for tight `maxLength`s). */
+const FORMATS: Record<string, readonly string[]> = {
+  'date-time': ['2024-01-01T00:00:00Z'],
+  date: ['2024-01-01'],
+  time: ['00:00:00Z'],
+  duration: ['P1D'],
+  email: ['user@example.com', 'a@b.io'],
+  'idn-email': ['user@example.com', 'a@b.io'],
+  hostname: ['example.com', 'a.io', 'a'],
+  'idn-hostname': ['example.com', 'a.io', 'a'],
+  ipv4: ['192.0.2.1', '0.0.0.0'],
+  ipv6: ['2001:db8::1', '::1'],
+  uri: ['https://example.com', 'https://a.io', 'a:b'],
+  url: ['https://example.com', 'https://a.io'],
+  iri: ['https://example.com', 'https://a.io', 'a:b'],
+  'uri-reference': ['https://example.com', '/a', 'a'],
+  'iri-reference': ['https://example.com', '/a', 'a'],
+  'uri-template': ['https://example.com', '/a', 'a'],
+  'json-pointer': ['/a'],
+  'relative-json-pointer': ['0'],
+  uuid: ['00000000-0000-4000-8000-000000000000'],
+  regex: ['.*'],
+  byte: ['AAAA'],
+  int32: ['0'],
+  int64: ['0'],
+  decimal: ['0'],
+  double: ['0'],
+  float: ['0'],
 };
+
+/** Formats whose strings can be lengthened to exactly `n` characters (for a `minLength` above the samples). */
+const STRETCH: Record<string, (n: number) => string | undefined> = {
+  email: (n) => (n >= 6 ? `${'a'.repeat(n - 5)}@b.io` : undefined),
+  'idn-email': (n) => (n >= 6 ? `${'a'.repeat(n - 5)}@b.io` : undefined),
+  hostname: (n) => hostOf(n),
+  'idn-hostname': (n) => hostOf(n),
+  uri: (n) => (n >= 13 ? `https://a.io/${'a'.repeat(n - 13)}` : undefined),
+  url: (n) => (n >= 13 ? `https://a.io/${'a'.repeat(n - 13)}` : undefined),
+  iri: (n) => (n >= 13 ? `https://a.io/${'a'.repeat(n - 13)}` : undefined),
+  'uri-reference': (n) => (n >= 1 ? `/${'a'.repeat(n - 1)}` : undefined),
+  'iri-reference': (n) => (n >= 1 ? `/${'a'.repeat(n - 1)}` : undefined),
+  'uri-template': (n) => (n >= 1 ? `/${'a'.repeat(n - 1)}` : undefined),
+  ipv4: (n) =>
+    [
+      '0.0.0.0',
+      '10.0.0.0',
+      '100.0.0.0',
+      '100.10.0.0',
+      '100.100.0.0',
+      '100.100.10.0',
+      '100.100.100.0',
+      '100.100.100.10',
+      '100.100.100.100',
+    ][n - 7],
+};
+
+/** A hostname of exactly `n` characters: labels of at most 63, dot-separated, 253 at most. */
+function hostOf(n: number): string | undefined {
+  if (n < 1 || n > 253) return undefined;
+  const labels: string[] = [];
+  let left = n;
+  while (left > 64) {
+    labels.push('a'.repeat(63));
+    left -= 64;
+  }
+  labels.push('a'.repeat(left));
+  return labels.join('.');
+}
 
 /** Strings tried against a `pattern` (after the format's own), simplest first. */
 const PATTERN_TRIES = [
@@ -318,44 +358,58 @@ function fitsType(v: unknown, type: unknown): boolean {
 }
 
 function numberFor(s: JsonSchemaObject, integer: boolean): number {
-  const min = s.minimum as number | undefined;
-  const max = s.maximum as number | undefined;
-  const xmin = s.exclusiveMinimum as number | undefined;
-  const xmax = s.exclusiveMaximum as number | undefined;
-  const step = typeof s.multipleOf === 'number' && s.multipleOf > 0 ? s.multipleOf : integer ? 1 : undefined;
-  let v = 0;
-  if (min !== undefined) v = Math.max(v, min);
-  if (xmin !== undefined && v <= xmin) v = integer || step ? xmin + (step ?? 1) : xmin + 1;
-  if ((min !== undefined || xmin !== undefined) === false) {
-    if (max !== undefined && v > max) v = max;
-    if (xmax !== undefined && v >= xmax) v = xmax - (step ?? 1);
+  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
+  const min = num(s.minimum);
+  const max = num(s.maximum);
+  const xmin = num(s.exclusiveMinimum);
+  const xmax = num(s.exclusiveMaximum);
+  const step =
+    num(s.multipleOf) !== undefined && (s.multipleOf as number) > 0 ? (s.multipleOf as number) : undefined;
+  const multiple = (v: number) => step === undefined || Math.abs(v / step - Math.round(v / step)) < 1e-9;
+  const ok = (v: number) =>
+    Number.isFinite(v) &&
+    (min === undefined || v >= min) &&
+    (xmin === undefined || v > xmin) &&
+    (max === undefined || v <= max) &&
+    (xmax === undefined || v < xmax) &&
+    (!integer || Number.isInteger(v)) &&
+    multiple(v);
+  // Zero when allowed, else the lowest allowed value, else anything inside the bounds.
+  const unit = step ?? 1;
+  const lower = [min, xmin === undefined ? undefined : xmin + unit].filter((x) => x !== undefined);
+  const upper = [max, xmax === undefined ? undefined : xmax - unit].filter((x) => x !== undefined);
+  const lo = Math.max(...lower, Number.NEGATIVE_INFINITY);
+  const hi = Math.min(...upper, Number.POSITIVE_INFINITY);
+  const tries = [0, ...lower, ...(lower.length && upper.length ? [(lo + hi) / 2] : []), ...upper];
+  if (xmin !== undefined && xmax !== undefined) tries.push((xmin + xmax) / 2);
+  for (const t of tries) {
+    const snap = step ?? (integer ? 1 : undefined);
+    const cands =
+      snap === undefined ? [t] : [Math.ceil(t / snap - 1e-9) * snap, Math.floor(t / snap + 1e-9) * snap];
+    for (const v of cands) if (ok(v)) return v + 0; // never -0
   }
-  if (step !== undefined) {
-    v = Math.ceil(v / step - 1e-9) * step;
-    if (xmin !== undefined && v <= xmin) v += step;
-  }
-  if (integer) v = Math.ceil(v);
-  if ((max !== undefined && v > max) || (xmax !== undefined && v >= xmax)) throw new NoExample();
-  return v + 0; // never -0
+  throw new NoExample();
 }
 
 function stringFor(s: JsonSchemaObject): string {
   const minLength = typeof s.minLength === 'number' ? s.minLength : 0;
   const maxLength = typeof s.maxLength === 'number' ? s.maxLength : Number.POSITIVE_INFINITY;
-  const fmt = typeof s.format === 'string' ? FORMATS[s.format] : undefined;
-  const base: string = fmt ?? 'string';
+  const fmts = typeof s.format === 'string' ? FORMATS[s.format] : undefined;
   const fits = (x: string) => x.length >= minLength && x.length <= maxLength;
   const pad = (x: string) => (x.length >= minLength ? x : x + 'a'.repeat(minLength - x.length));
   if (typeof s.pattern !== 'string') {
-    const v = fmt ? fmt : pad(base.slice(0, Math.max(minLength, Math.min(base.length, maxLength))));
-    if (!fits(v)) throw new NoExample();
+    // A known format: one of its own strings (padding would break it); otherwise plain text.
+    const v = fmts
+      ? (fmts.find(fits) ?? STRETCH[s.format as string]?.(minLength))
+      : pad('string'.slice(0, Math.max(minLength, Math.min(6, maxLength))));
+    if (v === undefined || !fits(v)) throw new NoExample();
     return v;
   }
   const re = compileLinear(s.pattern);
   if (!re) throw new NoExample();
-  // A format the builder knows leaves one candidate: the pattern must accept it.
-  const tries: string[] = fmt ? [fmt] : [base, ...PATTERN_TRIES];
-  const fromPattern = fmt ? undefined : sampleOf(s.pattern);
+  // A format the builder knows leaves its own candidates: the pattern must accept one.
+  const tries: string[] = fmts ? [...fmts] : ['string', ...PATTERN_TRIES];
+  const fromPattern = fmts ? undefined : sampleOf(s.pattern);
   if (fromPattern !== undefined) tries.unshift(fromPattern, fromPattern.repeat(2));
   for (const t of tries) {
     for (const x of [t, pad(t), t.repeat(Math.max(1, Math.ceil(minLength / t.length)))])
