@@ -11,7 +11,10 @@
 //                       createMcpHandler through its web adapter, on a factory whose tool answers at once
 //   fast lane           the same with the fast lane on (the default)
 //   + mcp.ts factory    the fast lane with warden's own server factory (createServerFactory) and a
-//                       pipeline stub that answers at once: what mcp.ts adds
+//                       pipeline stub that answers at once: what mcp.ts adds (served on the lane's
+//                       one shared server, which createServerFactory offers)
+//   mcp.ts factory, per-request lane   the same factory without its shared server: a server built,
+//                       connected and closed per request on the lane (the lane before the shared server)
 // The pipeline itself (guards, upstream call, audit) is not in these rows: bench/http-throughput.mjs
 // measures the whole.
 
@@ -87,6 +90,11 @@ function wardenFactory() {
   });
 }
 
+/** The factory alone, without the shared server it offers (`modernShared`). */
+function perRequestOnly(factory) {
+  return (ctx) => factory(ctx);
+}
+
 async function bareHttp() {
   const body = JSON.stringify({ result: RESULT, jsonrpc: '2.0', id: 1 });
   const server = createServer((req, res) => {
@@ -125,6 +133,7 @@ const rows = {
   'sdk handler': await endpoint(bareFactory, false),
   'fast lane': await endpoint(bareFactory, true),
   '+ mcp.ts factory': await endpoint(wardenFactory(), true),
+  'mcp.ts factory, per-request lane': await endpoint(perRequestOnly(wardenFactory()), true),
   'mcp.ts factory, sdk handler': await endpoint(wardenFactory(), false),
 };
 // ROWS=name,name: only these rows (e.g. to profile one with --cpu-prof).

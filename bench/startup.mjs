@@ -5,7 +5,7 @@
 // CPU time and RSS (VmRSS, VmHWM from /proc) right after it. Also `--version` alone (code loading).
 //
 //   node bench/startup.mjs [reps=5] [--only github,stripe] [--no-base] [--no-peer]
-//                          [--cpu-prof <dir>] [--json <file>]
+//                          [--cpu-prof <dir>] [--json <file>] [--main <dist/cli/main.js of another build>]
 //   node bench/startup.mjs --compare [--only …]
 //
 // --cpu-prof writes one profile per warden/base start (summarise with bench/profile-summary.mjs).
@@ -42,6 +42,8 @@ const jsonOut = flag('--json');
 const noBase = bool('--no-base');
 const noPeer = bool('--no-peer');
 const compare = bool('--compare');
+// Another build of mcp-warden to time (default: this checkout's dist/cli/main.js).
+const wardenMain = flag('--main');
 const REPS = Number(argv[0] ?? 5);
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -75,7 +77,7 @@ const work = mkdtempSync(join(tmpdir(), 'warden-startup-'));
 if (profDir) mkdirSync(profDir, { recursive: true });
 
 const variants = [
-  { name: 'mcp-warden', main: `${root}dist/cli/main.js`, era: { pin: '2026-07-28' } },
+  { name: 'mcp-warden', main: wardenMain ?? `${root}dist/cli/main.js`, era: { pin: '2026-07-28' } },
   ...(!noBase && existsSync(BASE) ? [{ name: 'before', main: BASE, era: { pin: '2026-07-28' } }] : []),
   ...(!noPeer ? [{ name: 'peer', main: PEER, era: 'legacy' }] : []),
 ];

@@ -183,10 +183,12 @@ export function checkContents(root, pkg, files) {
   const main = join(root, pkg.bin['mcp-warden']);
   if (existsSync(main) && !readFileSync(main, 'utf8').startsWith('#!/usr/bin/env node\n'))
     problems.push(`${pkg.bin['mcp-warden']} does not start with #!/usr/bin/env node`);
+  // The CLI bundle's chunks (scripts/bundle-cli.mjs) have no source file of their own: its manifest names them.
+  const bundled = new Set(readBundle(root).chunks ?? []);
   for (const f of files) {
     // A .js left in dist/ by a module since deleted from src/ would ship dead (or worse) code.
     const m = /^dist\/(?!ui\/)(.+)\.js$/.exec(f);
-    if (m && !existsSync(join(root, 'src', `${m[1]}.ts`)))
+    if (m && !bundled.has(f) && !existsSync(join(root, 'src', `${m[1]}.ts`)))
       problems.push(`${f}: stale build output (no src/${m[1]}.ts); delete dist/ and rebuild`);
     if (
       /\.(js|mjs|cjs|json|sql|html|css|md)$/.test(f) &&
@@ -195,6 +197,15 @@ export function checkContents(root, pkg, files) {
       problems.push(`${f}: contains what looks like key material`);
   }
   return problems;
+}
+
+/** What the last `scripts/bundle-cli.mjs` wrote (dist/bundle.json: entries, chunks, imports), or nothing. */
+function readBundle(root) {
+  try {
+    return JSON.parse(readFileSync(join(root, 'dist/bundle.json'), 'utf8'));
+  } catch {
+    return {};
+  }
 }
 
 /** Imports of the packed JS files in `files` that an installed package could not resolve. */
@@ -206,10 +217,16 @@ export function checkImports(root, pkg, files) {
   const problems = [];
   const used = new Set();
   let count = 0;
+  const bundled = readBundle(root).imports ?? {};
   for (const f of files.filter((x) => /\.(js|mjs|cjs)$/.test(x) && !x.startsWith('dist/ui/'))) {
-    // TypeScript's pre-processor finds static, re-export and literal dynamic imports (and require) in JS.
-    const info = ts.preProcessFile(readFileSync(join(root, f), 'utf8'), true, true);
-    for (const { fileName: spec } of info.importedFiles) {
+    // TypeScript's pre-processor finds static, re-export and literal dynamic imports (and require) in
+    // JS; the bundle's minified files come with their imports listed by the bundler.
+    const specs = Object.hasOwn(bundled, f)
+      ? bundled[f]
+      : ts
+          .preProcessFile(readFileSync(join(root, f), 'utf8'), true, true)
+          .importedFiles.map((i) => i.fileName);
+    for (const spec of specs) {
       count++;
       if (spec.startsWith('.')) {
         const target = posix.normalize(posix.join(posix.dirname(f), spec));

@@ -12,6 +12,7 @@ import { Health } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { CallSeries } from '../observe/series.js';
+import type { BudgetStore } from '../state/budgets.js';
 import {
   CSRF_REFUSAL,
   Dashboard,
@@ -49,6 +50,8 @@ export interface AdminOptions {
   approvals?: ApprovalDesk;
   /** Per-user OAuth connections: the `/connections` routes (absent: those routes answer 404). */
   connections?: ConnectionDesk;
+  /** Blast-radius budgets: the `/restricted` routes (absent: those routes answer 404). */
+  budgets?: BudgetDesk;
   /** Redacts free text an operator types (a decision's reason) before it is stored, audited or shown. */
   redact?: (s: string) => string;
   port: number;
@@ -78,6 +81,9 @@ const MODES: Record<string, KillSwitch> = { 'read-write': 'none', 'read-only': '
 /** What the admin routes use of the per-user OAuth service (src/upstream/user-oauth.ts). */
 export type ConnectionDesk = Pick<UserCredentials, 'list' | 'revoke'>;
 
+/** What the `/restricted` routes use of the budget store (src/state/budgets.ts). */
+export type BudgetDesk = Pick<BudgetStore, 'list' | 'lift'>;
+
 /** What the approvals routes use of the approvals service (src/control/approvals.ts). */
 export type ApprovalDesk = Pick<Approvals, 'list' | 'get' | 'decide'>;
 
@@ -97,7 +103,15 @@ interface AdminRequest {
 type Route = (r: AdminRequest) => unknown;
 
 /** Segments after these are names (`/tools/:name/…`), so a route is found by its shape. */
-const NAMED = new Set(['tools', 'explain', 'alerts', 'policy-version', 'approvals', 'connections']);
+const NAMED = new Set([
+  'tools',
+  'explain',
+  'alerts',
+  'policy-version',
+  'approvals',
+  'connections',
+  'restricted',
+]);
 
 /**
  * The runtime control API and the dashboard, on their own port and behind their own token (never the
@@ -295,6 +309,7 @@ function adminRoutes(o: AdminOptions): Record<string, Route> {
     },
     ...approvalRoutes(o.approvals, o.redact ?? ((s) => s)),
     ...connectionRoutes(o.connections, o.onControl),
+    ...restrictedRoutes(o.budgets, o.onControl, o.redact ?? ((s) => s)),
     'GET /alerts': ({ res }) => send(res, { alerts: o.alerts?.list() ?? [] }),
     'POST /alerts/:name/ack': ({ res, parts, actor }) => {
       const a = o.alerts?.acknowledge(Number(parts[1]), actor);
@@ -421,6 +436,42 @@ function connectionRoutes(
         return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'no such connection (already revoked?)' });
       onControl({ actor, action: 'connection.revoke', target: `${principal} ${upstream}` });
       send(res, { revoked, principal, upstream });
+    },
+  };
+}
+
+/**
+ * Callers a budget switched to read-only (docs/budgets.md): who, which budget, its numbers, since
+ * when. Lifting one (an operator, audited as `budget.lift` with who did it and an optional reason)
+ * lets its writes through again and empties the window of the budget it hit, on every instance.
+ */
+function restrictedRoutes(
+  desk: BudgetDesk | undefined,
+  onControl: (e: ControlEvent) => void,
+  redact: (s: string) => string,
+): Record<string, Route> {
+  const off = (res: ServerResponse) =>
+    refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'budgets are not served by this gateway' });
+  return {
+    'GET /restricted': async ({ res }) => {
+      if (!desk) return off(res);
+      const list = await desk.list();
+      send(res, { restricted: list.map((r) => ({ ...r, since: new Date(r.since).toISOString() })) });
+    },
+    'POST /restricted/:name/lift': async ({ res, parts, body, actor }) => {
+      if (!desk) return off(res);
+      const reason = (body as { reason?: unknown } | undefined)?.reason;
+      if (reason !== undefined && (typeof reason !== 'string' || reason.length > 500))
+        throw new WardenError('USAGE', 'reason is text of at most 500 characters');
+      const r = await desk.lift(parts[1]!);
+      if (!r) return refuse(res, { code: 'ADMIN_NOT_FOUND', message: 'this caller is not restricted' });
+      onControl({
+        actor,
+        action: 'budget.lift',
+        target: r.principal,
+        detail: `read-only since ${new Date(r.since).toISOString()} (budget ${r.budget}: ${r.used} of ${r.limit} ${r.unit} per ${r.perSeconds} s)${typeof reason === 'string' && reason.trim() ? `; ${redact(reason.trim())}` : ''}`,
+      });
+      send(res, { lifted: { ...r, since: new Date(r.since).toISOString() } });
     },
   };
 }

@@ -11,6 +11,7 @@ import {
   type AdminOptions,
   type AdminServer,
   type ApprovalDesk,
+  type BudgetDesk,
   type ConnectionDesk,
   startAdmin,
 } from './api.js';
@@ -46,6 +47,8 @@ export async function startAdminPort(o: {
   };
   /** Per-user OAuth: the `/connections` routes (list, revoke). */
   connections?: ConnectionDesk;
+  /** Blast-radius budgets: the `/restricted` routes (list, lift). */
+  budgets?: BudgetDesk;
 }): Promise<AdminServer> {
   const cfg = o.doc.admin;
   if (!cfg?.token)
@@ -80,6 +83,7 @@ export async function startAdminPort(o: {
     ...(o.health ? { health: o.health } : {}),
     ...(o.approvals ? { approvals: o.approvals } : {}),
     ...(o.connections ? { connections: o.connections } : {}),
+    ...(o.budgets ? { budgets: o.budgets } : {}),
   });
   o.logger.info({ url: admin.url }, `admin API: ${admin.url}`);
   const base = cfg.publicUrl ?? admin.url;

@@ -221,6 +221,17 @@ export async function linesOfInstance(url: string, instance: string): Promise<st
   }
 }
 
+/** The instances that have records in the mirror, by name (`audit rightsize` reads them all). */
+export async function instancesOf(url: string): Promise<string[]> {
+  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5000 });
+  try {
+    const res = await pool.query('SELECT DISTINCT instance FROM mcp_warden_audit ORDER BY instance');
+    return res.rows.map((r) => r.instance as string);
+  } finally {
+    await pool.end();
+  }
+}
+
 /** The last mirrored line of one instance (its highest seq), for `audit verify <file> --db-env`. */
 export async function mirrorHead(
   url: string,

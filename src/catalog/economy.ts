@@ -1,4 +1,5 @@
 import type { JsonSchemaObject } from '../model/json-schema.js';
+import { cutAtBoundary } from './description.js';
 
 /**
  * Schema economy for what a model reads. An output schema tells a model the shape of a result; the
@@ -103,12 +104,17 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
 }
 
 /** Enumerations longer than this are not published (the gateway still checks them). */
-export const MAX_PUBLISHED_ENUM = 200;
+export const MAX_PUBLISHED_ENUM = 40;
+/** Argument descriptions are published up to here, cut at a sentence (else a word) boundary. */
+export const MAX_PUBLISHED_ARG_DESCRIPTION = 120;
 
 /**
- * The published input schema: complete — every constraint the model must meet — except enumerations
- * too long to be worth a model's context (a spec can list 50,000 values). Those become a note; the
- * gateway validates against the full list and its error names the field and the first values.
+ * The published input schema: complete — every constraint the model must meet — except what costs a
+ * model's context without helping it call: enumerations too long to read (a spec can list 50,000
+ * values; Asana's `opt_fields` list every field) become a note, and descriptions keep their opening
+ * sentences up to MAX_PUBLISHED_ARG_DESCRIPTION characters (Kubernetes' list parameters carry 300
+ * characters each). The gateway validates against the full schema; its errors name the field and,
+ * for an enumeration, the first values.
  */
 export function economizeInput(schema: JsonSchemaObject): JsonSchemaObject {
   const walk = (v: unknown): unknown => {
@@ -132,7 +138,21 @@ export function economizeInput(schema: JsonSchemaObject): JsonSchemaObject {
           .slice(0, 5)
           .map((e) => JSON.stringify(e))
           .join(', ')} (the full list is checked by the gateway).`;
-        out.description = typeof o.description === 'string' ? `${o.description} ${note}` : note;
+        out.description = typeof o.description === 'string' ? `${shortened(o.description)} ${note}` : note;
+        continue;
+      }
+      if (ARRAY_ONLY.has(k) && typeof o.type === 'string' && o.type !== 'array') {
+        // A no-op on a value of another type (Kubernetes puts `uniqueItems` on every parameter).
+        out ??= { ...o };
+        delete out[k];
+        continue;
+      }
+      if (k === 'description' && typeof x === 'string' && !(out && out.description !== x)) {
+        const d = shortened(x);
+        if (d !== x) {
+          out ??= { ...o };
+          out.description = d;
+        }
         continue;
       }
       const y = walk(x);
@@ -144,4 +164,12 @@ export function economizeInput(schema: JsonSchemaObject): JsonSchemaObject {
     return out ?? o;
   };
   return walk(schema) as JsonSchemaObject;
+}
+
+/** Keywords that constrain arrays only: said of a string or a number, they constrain nothing. */
+const ARRAY_ONLY = new Set(['uniqueItems', 'minItems', 'maxItems']);
+
+/** A published argument description: its opening sentences within the budget. */
+function shortened(d: string): string {
+  return d.length <= MAX_PUBLISHED_ARG_DESCRIPTION ? d : cutAtBoundary(d, MAX_PUBLISHED_ARG_DESCRIPTION);
 }

@@ -130,6 +130,8 @@ export function exampleOf(
 
 class Builder {
   private nodes = 0;
+  /** Which item of a `uniqueItems` array is being built: leaves vary by it so the items differ. */
+  private ordinal = 0;
   private readonly defs;
   private readonly maxDepth: number;
   private readonly maxNodes: number;
@@ -158,7 +160,8 @@ class Builder {
       return this.build({ allOf: [rest, branches[pick]!] }, depth + 1);
     }
     if (Array.isArray(flat.enum)) {
-      const fit = flat.enum.find((v) => fitsType(v, flat.type));
+      const fits = flat.enum.filter((v) => fitsType(v, flat.type));
+      const fit = fits[Math.min(this.ordinal, fits.length - 1)];
       if (fit === undefined && !flat.enum.some((v) => v === undefined)) {
         if (flat.enum.length === 0) throw new NoExample();
         return flat.enum[0];
@@ -169,12 +172,12 @@ class Builder {
       case 'null':
         return null;
       case 'boolean':
-        return true;
+        return this.ordinal % 2 === 0;
       case 'integer':
       case 'number':
-        return numberFor(flat, typeOf(flat) === 'integer');
+        return numberFor(flat, typeOf(flat) === 'integer', this.ordinal);
       case 'string':
-        return stringFor(flat);
+        return stringFor(flat, this.ordinal);
       case 'array':
         return this.array(flat, depth);
       case 'object':
@@ -214,9 +217,15 @@ class Builder {
     if (n > 16) throw new NoExample();
     const prefix = (s.prefixItems as JsonSchema[] | undefined) ?? [];
     const out: unknown[] = [];
-    for (let i = 0; i < n; i++) {
-      const item = i < prefix.length ? prefix[i]! : (s.items ?? true);
-      out.push(this.build(item, depth + 1));
+    const outer = this.ordinal;
+    try {
+      for (let i = 0; i < n; i++) {
+        const item = i < prefix.length ? prefix[i]! : (s.items ?? true);
+        if (s.uniqueItems === true) this.ordinal = i;
+        out.push(this.build(item, depth + 1));
+      }
+    } finally {
+      this.ordinal = outer;
     }
     if (s.uniqueItems === true && new Set(out.map((v) => JSON.stringify(v))).size < out.length)
       throw new NoExample();
@@ -357,7 +366,7 @@ function fitsType(v: unknown, type: unknown): boolean {
   );
 }
 
-function numberFor(s: JsonSchemaObject, integer: boolean): number {
+function numberFor(s: JsonSchemaObject, integer: boolean, ordinal = 0): number {
   const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
   const min = num(s.minimum);
   const max = num(s.maximum);
@@ -386,12 +395,37 @@ function numberFor(s: JsonSchemaObject, integer: boolean): number {
     const snap = step ?? (integer ? 1 : undefined);
     const cands =
       snap === undefined ? [t] : [Math.ceil(t / snap - 1e-9) * snap, Math.floor(t / snap + 1e-9) * snap];
-    for (const v of cands) if (ok(v)) return v + 0; // never -0
+    const base = cands.find(ok);
+    if (base === undefined) continue;
+    // The n-th distinct value: n steps up from the first allowed one, else n steps down.
+    for (const v of ordinal === 0 ? [base] : [base + ordinal * unit, base - ordinal * unit])
+      if (ok(v)) return v + 0; // never -0
+    throw new NoExample();
   }
   throw new NoExample();
 }
 
-function stringFor(s: JsonSchemaObject): string {
+function stringFor(s: JsonSchemaObject, ordinal = 0): string {
+  const v = firstString(s);
+  if (ordinal === 0) return v;
+  // The n-th distinct string: the ordinal written over the end of the text (before an '@' or a
+  // uuid's last digits keep their shape), or appended; the caller's checker has the last word.
+  const o = String(ordinal + 1);
+  const at = v.indexOf('@');
+  const tries = v.startsWith('2024-')
+    ? [String(2024 + ordinal) + v.slice(4)] // dates and date-times: another year
+    : at > 0
+      ? [v.slice(0, at) + o + v.slice(at)]
+      : [v.slice(0, v.length - o.length) + o, v + o].filter((x) => x !== v);
+  const maxLength = typeof s.maxLength === 'number' ? s.maxLength : Number.POSITIVE_INFINITY;
+  const minLength = typeof s.minLength === 'number' ? s.minLength : 0;
+  const re = typeof s.pattern === 'string' ? compileLinear(s.pattern) : undefined;
+  for (const x of tries)
+    if (x.length >= minLength && x.length <= maxLength && (!re || re.matcher(x).find())) return x;
+  throw new NoExample();
+}
+
+function firstString(s: JsonSchemaObject): string {
   const minLength = typeof s.minLength === 'number' ? s.minLength : 0;
   const maxLength = typeof s.maxLength === 'number' ? s.maxLength : Number.POSITIVE_INFINITY;
   const fmts = typeof s.format === 'string' ? FORMATS[s.format] : undefined;

@@ -289,6 +289,11 @@ export class SchemaConverter {
           const bound = k === 'exclusiveMinimum' ? s.minimum : s.maximum;
           if (typeof bound === 'number') out[k] = bound;
         }
+      } else if (k === 'discriminator' && mode === 'input') {
+        // OpenAPI's discriminator is an annotation (no validation rides on it), kept in inputs under
+        // a vendor name so an error on a `oneOf`/`anyOf` body can name the branch the value selects.
+        const d = discriminatorOf(v);
+        if (d) out['x-discriminator'] = d;
       } else if (
         k === 'x-data-class' &&
         mode === 'output' &&
@@ -397,4 +402,21 @@ const usablePatterns = new Map<string, boolean>();
 function remember(m: Map<string, boolean>, p: string, ok: boolean): void {
   if (m.size > 10_000) m.clear();
   m.set(p, ok);
+}
+
+/**
+ * `{ propertyName, mapping? }` with each mapping target reduced to the schema name it ends with
+ * (`#/components/schemas/Cat`, `Cat` and `models/pets.yml#/Cat` all name `Cat`): bundling rewrites
+ * `$ref`s but never the mapping's strings, so names are what can still be matched to the branches.
+ */
+function discriminatorOf(v: unknown): { propertyName: string; mapping?: Record<string, string> } | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const { propertyName, mapping } = v as { propertyName?: unknown; mapping?: unknown };
+  if (typeof propertyName !== 'string' || !propertyName) return undefined;
+  const names: Record<string, string> = {};
+  if (mapping && typeof mapping === 'object' && !Array.isArray(mapping)) {
+    for (const [value, target] of Object.entries(mapping as Record<string, unknown>).slice(0, 200))
+      if (typeof target === 'string') names[value] = target.split('/').pop()!.split('#').pop()!;
+  }
+  return Object.keys(names).length ? { propertyName, mapping: names } : { propertyName };
 }

@@ -3,8 +3,9 @@ import { secureDefaultExposure } from '../classify/exposure.js';
 import { classifyRisk, type RiskResult } from '../classify/risk.js';
 import type { HttpMethod, PageSizeInfo, Tool, ToolAuth, ToolSource } from '../model/catalog.js';
 import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
-import { cleanDescription, cleanLine, words } from '../openapi/text.js';
+import { cleanLine, words } from '../openapi/text.js';
 import type { Operation, ToolContext } from './context.js';
+import { describeOperation } from './description.js';
 import { servers } from './doc.js';
 import { buildInput, type ToolInput } from './input.js';
 import { buildOutput, type ToolOutput } from './output.js';
@@ -20,7 +21,11 @@ export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
   const input = buildInput(ctx, o, auth);
   const output = buildOutput(ctx, o);
   const { risk, opId, tags, pageSize } = assessRisk(ctx, o, auth, input, output);
-  const { summary, description, deprecated } = describe(o, ctx.maxDescription);
+  const { summary, description, deprecated } = describeOperation(
+    o,
+    { bindings: input.bindings, properties: input.properties, lookup: ctx.inLookup },
+    ctx.maxDescription,
+  );
   const source: ToolSource = {
     method,
     path,
@@ -94,21 +99,6 @@ function assessRisk(
     isList,
   });
   return { risk, opId, tags, pageSize };
-}
-
-/** Summary and description, cleaned and capped; the method and path when the spec says nothing. */
-function describe(
-  o: Operation,
-  maxDescription: number,
-): { summary: string; description: string; deprecated: boolean } {
-  const { op } = o;
-  const summary = typeof op.summary === 'string' ? cleanLine(op.summary, 200) : '';
-  const longText = typeof op.description === 'string' ? op.description : '';
-  const deprecated = op.deprecated === true;
-  let description = cleanDescription([summary, longText].filter(Boolean).join('\n\n'), maxDescription);
-  if (!description) description = `${o.method.toUpperCase()} ${cleanLine(o.path, 200)}`;
-  if (deprecated) description = `[deprecated] ${description}`;
-  return { summary, description, deprecated };
 }
 
 /** MCP's hints, from the risk classes: anything not a write is read-only. */

@@ -29,6 +29,8 @@ export function createSchemaCompiler(formats: readonly string[]) {
   for (const f of formats) if (!ajv.formats[f]) ajv.addFormat(f, true);
   // An annotation only (the operator's data-class tag, kept in output schemas for masking).
   ajv.addKeyword({ keyword: 'x-data-class', schemaType: 'string' });
+  // An annotation only (OpenAPI's discriminator, kept in input schemas to explain branch errors).
+  ajv.addKeyword({ keyword: 'x-discriminator', schemaType: 'object' });
   return {
     compile(schema: JsonSchemaObject): ValidateFunction {
       return ajv.compile(schema);

@@ -6,6 +6,8 @@ import {
   type RiskClass,
   type RiskFinding,
 } from '../model/catalog.js';
+import { words } from '../openapi/text.js';
+import { type ReadLike, readLikeOf } from './read-like.js';
 
 /** What the risk rules look at, extracted once per operation by the catalogue. */
 export interface OperationFacts {
@@ -388,6 +390,8 @@ export interface RiskResult {
   classes: RiskClass[];
   unbounded: boolean;
   findings: RiskFinding[];
+  /** A POST that reads (RPC style): a hint for the operator, the classes are unchanged (read-like.ts). */
+  readLike?: ReadLike;
 }
 
 export function classifyRisk(f: OperationFacts, rules: readonly RiskRule[] = RISK_RULES): RiskResult {
@@ -409,10 +413,22 @@ export function classifyRisk(f: OperationFacts, rules: readonly RiskRule[] = RIS
     const i = findings.findIndex((x) => x.class === 'read');
     if (i >= 0) findings.splice(i, 1);
   }
+  const readLike = readLikeOf({
+    method: f.method,
+    path: f.path,
+    pathWords: f.pathWords,
+    segmentWords: f.path
+      .split('/')
+      .filter((s) => s && !/^\{.*\}$/.test(s))
+      .map((s) => words(s)),
+    opWords: f.opWords,
+    ...(f.operationId !== undefined ? { operationId: f.operationId } : {}),
+  });
   return {
     classes: RISK_CLASSES.filter((c) => present.has(c)),
     unbounded: present.has('unbounded'),
     findings,
+    ...(readLike ? { readLike } : {}),
   };
 }
 

@@ -90,6 +90,7 @@ function detail(a: ApprovalRequest): string {
     `expires:    ${a.expiresAt}`,
     `risk:       ${a.risk.join(', ') || '-'}; data: ${a.dataClasses.join(', ') || '-'}`,
     `approvers:  ${approvals(a)} of ${a.approversNeeded}`,
+    ...(a.why ? [`why:        ${a.why}`] : []),
     'arguments (as audited):',
     ...JSON.stringify(a.preview ?? null, null, 2)
       .split('\n')

@@ -64,7 +64,7 @@ function report(r: VerifyResult, key: Buffer | undefined, io: Io): void {
   io.stdout(`${plural(r.problemCount, 'problem')}${torn}; checked ${summary}\n${notes}`);
 }
 
-function filterOf(opts: Record<string, string | undefined>): AuditFilter {
+export function filterOf(opts: Record<string, string | undefined>): AuditFilter {
   const time = (v: string | undefined, name: string) => {
     if (v === undefined) return undefined;
     // Relative: 15m, 2h, 7d; or an ISO date-time.
@@ -168,7 +168,7 @@ export async function runAuditTail(
  * audit is there. Several or none: a usage error listing what is there; the working directory is
  * never guessed.
  */
-function auditFileOf(file: string | undefined, opts: { stateDir?: string }, io: Io): string {
+export function auditFileOf(file: string | undefined, opts: { stateDir?: string }, io: Io): string {
   if (file !== undefined) {
     if (!exists(file)) throw new WardenError('USAGE', `no audit file at ${file}`);
     return file;
@@ -192,7 +192,7 @@ function auditFileOf(file: string | undefined, opts: { stateDir?: string }, io: 
   );
 }
 
-function dbUrl(envName: string): string {
+export function dbUrl(envName: string): string {
   const url = process.env[envName];
   if (!url) throw new WardenError('USAGE', `${envName} is not set`);
   return url;

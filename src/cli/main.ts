@@ -94,12 +94,14 @@ export async function buildProgram(command?: string): Promise<Command> {
     await group(program);
     return program;
   }
-  const [{ addRuntime, admin }, { addApprovals }, { addConnections }, { addCompletion }] = await Promise.all([
-    import('./runtime.js'),
-    import('./approvals.js'),
-    import('./connections.js'),
-    import('./completion.js'),
-  ]);
+  const [{ addRuntime, admin }, { addApprovals }, { addConnections }, { addRestricted }, { addCompletion }] =
+    await Promise.all([
+      import('./runtime.js'),
+      import('./approvals.js'),
+      import('./connections.js'),
+      import('./restricted.js'),
+      import('./completion.js'),
+    ]);
   addScan(program);
   addServe(program);
   addPolicy(program, admin);
@@ -108,6 +110,7 @@ export async function buildProgram(command?: string): Promise<Command> {
   addRuntime(program, io);
   addApprovals(program, io);
   addConnections(program, io);
+  addRestricted(program, io);
   addCompletion(program, io);
   return program;
 }
@@ -379,6 +382,29 @@ function addAudit(program: Command): void {
     .option('-f, --follow', 'keep printing new records')
     .action(async (file: string | undefined, opts) =>
       (await import('./audit.js')).runAuditTail(file, opts, io),
+    );
+  audit
+    .command('rightsize')
+    .description(
+      'Propose a tightened policy from the audit: a unified diff removing the scopes, write enables and credentials no call used in the window (refusals at the grant checks are no use), and lowering limits far above the observed peaks.',
+    )
+    .argument(
+      '[file]',
+      "the audit file (default: the policy's audit.postgres, else the one in the state directory)",
+    )
+    .requiredOption('--policy <file>', 'the policy to tighten')
+    .option('--spec <file|url>', 'the spec the policy is for (none: the API set of --policy)')
+    .option('--since <t>', 'the window: ISO date-time or a duration ago (15m, 2h, 7d)', '30d')
+    .option('--state-dir <dir>', 'where to look for the audit without [file] (as `serve --state-dir`)')
+    .option('--db-env <name>', 'environment variable holding the PostgreSQL URL: read the mirrored audit')
+    .option('--instance <name>', 'with the database: only this instance (default: every instance there)')
+    .option(
+      '--key-env <name>',
+      "environment variable holding the checkpoint signing key (default: the policy's audit.signingKey)",
+    )
+    .option('--write <file>', 'also write the tightened policy to this file')
+    .action(async (file: string | undefined, opts) =>
+      (await import('./rightsize.js')).runRightsize(file, opts, io),
     );
 }
 

@@ -34,7 +34,10 @@ async function catalogFor(spec: string): Promise<Catalog> {
  * the set's, named as `serve --policy` names it. Every API must load here (a check that skipped an
  * API would pass a policy whose rules for it were never read).
  */
-async function catalogOf(spec: string | undefined, policy: LoadedPolicy | undefined): Promise<Catalog> {
+export async function catalogOf(
+  spec: string | undefined,
+  policy: LoadedPolicy | undefined,
+): Promise<Catalog> {
   if (policy?.doc.apis) {
     if (spec !== undefined)
       throw new WardenError(
@@ -319,8 +322,25 @@ function credentialLines(schemes: readonly string[], indent: string, api = ''): 
 function ruleLines(catalog: Catalog, indent: string): string[] {
   const decisions = evaluatePolicy(catalog, { doc: DEFAULT_POLICY });
   const L: string[] = [];
+  const proposed = decisions.filter(proposeAsRead);
+  if (proposed.length)
+    L.push(
+      `${indent}# Not a default: ${proposed.length} POST(s) whose verbs say they only read (RPC style) are`,
+      `${indent}# proposed as reads below, each with \`treatAs: read\` and the reason it was recognised.`,
+      `${indent}# Each stays a POST on the wire; delete a rule (or the whole list) to keep that POST hidden.`,
+    );
   for (const d of decisions) {
     const t = d.tool;
+    if (proposeAsRead(d)) {
+      const why = t.risk.readLike!.reason;
+      L.push(
+        `${indent}# ${t.name} — POST ${t.source.path} — write, read-like: proposed as a read`,
+        `${indent}- match: { name: ${yamlScalar(t.name)} }`,
+        `${indent}  treatAs: read   # proposed by init: exposes this POST as a read`,
+        `${indent}  reason: ${JSON.stringify(`read-like POST: ${oneLine(why)}`.slice(0, 500))}`,
+      );
+      continue;
+    }
     const risk = t.risk.classes.filter((c) => c !== 'read');
     const fate = d.blockers.length
       ? `HIDDEN: ${d.blockers.map((b) => b.reason).join('; ')}`
@@ -330,6 +350,10 @@ function ruleLines(catalog: Catalog, indent: string): string[] {
       `${i}# ${t.name} — ${t.source.method.toUpperCase()} ${t.source.path} — ${d.kind}${risk.length ? ` [${risk.join(', ')}]` : ''}`,
     );
     L.push(`${i}#   ${oneLine(fate)}`);
+    if (t.risk.readLike)
+      L.push(
+        `${i}#   read-like POST (${oneLine(t.risk.readLike.reason)}), but treatAs: read alone would not expose it`,
+      );
     L.push(`${i}# - match: { name: ${yamlScalar(t.name)} }`);
     const restricted = d.blockers.filter((b) => b.kind === 'risk').map((b) => b.reason.split(':')[0]);
     if (restricted.length) {
@@ -344,6 +368,20 @@ function ruleLines(catalog: Catalog, indent: string): string[] {
     }
   }
   return L;
+}
+
+/**
+ * What `init` proposes as a read: a read-like POST that `treatAs: read` alone would expose (a plain
+ * write; one with a restricted risk stays commented out like any other tool).
+ */
+function proposeAsRead(d: ReturnType<typeof evaluatePolicy>[number]): boolean {
+  const t = d.tool;
+  return (
+    t.risk.readLike !== undefined &&
+    t.source.method === 'post' &&
+    d.kind === 'write' &&
+    t.risk.classes.every((c) => c === 'read' || c === 'write')
+  );
 }
 
 function oneLine(s: string): string {

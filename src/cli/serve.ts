@@ -116,6 +116,9 @@ const STDIO_FAILURE_WAIT_MS = 10_000;
 async function failOverStdio(e: unknown, io: { stderr: (s: string) => void }): Promise<never> {
   const err = toWardenError(e);
   io.stderr(`${formatError(err)}\n`);
+  // As the other commands do (cli/main.ts): the cause of an internal error, only when asked for.
+  if (err.code === 'INTERNAL' && process.env.MCP_WARDEN_DEBUG)
+    io.stderr(`${String((err.cause as Error)?.stack ?? err.cause)}\n`);
   const id = process.stdin.isTTY ? undefined : await firstRequestId(process.stdin, STDIO_FAILURE_WAIT_MS);
   if (id !== undefined) {
     const p = toProtocolError(err);

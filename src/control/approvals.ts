@@ -42,6 +42,8 @@ export interface ApprovalCall {
   dataClasses: string[];
   /** Distinct operators needed (1 or 2). */
   approvers: number;
+  /** Why it is parked when the rule alone would not have (the taint guard's reason), for the operator. */
+  why?: string;
 }
 
 /**
@@ -154,6 +156,7 @@ export class Approvals {
       risk: call.risk,
       dataClasses: call.dataClasses,
       approversNeeded: call.approvers,
+      ...(call.why !== undefined ? { why: call.why } : {}),
       decisions: [],
       requestedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + this.pendingSeconds * 1000).toISOString(),

@@ -32,7 +32,9 @@ export interface ControlEvent {
     | 'admin.token-refused'
     | 'admin.logout'
     // An operator revoked someone's per-user OAuth connection (src/admin/api.ts).
-    | 'connection.revoke';
+    | 'connection.revoke'
+    // An operator lifted a caller's read-only restriction after it hit a budget (src/admin/api.ts).
+    | 'budget.lift';
   target?: string;
   before?: unknown;
   after?: unknown;

@@ -14,7 +14,13 @@ import type { SharedPins } from '../model/state.js';
  * restarts and a spec changed while the gateway was down is caught too.
  */
 export class Pins {
-  private readonly local = new Map<string, string>();
+  /**
+   * Pinned definition hashes by tool name. Without a file or shared state, the first catalogue is
+   * trusted as it is and its tools are kept instead of hashed (hashing Stripe's 468 definitions cost
+   * a third of a second before the first `tools/list`): a tool of that catalogue is its own
+   * definition, and a tool is hashed only when a later catalogue (a spec reload) is compared with it.
+   */
+  private readonly local = new Map<string, string | Tool>();
 
   /**
    * `shared`: pins kept in the shared state (Redis), so an approval on one instance holds on all;
@@ -46,7 +52,7 @@ export class Pins {
     }
   }
 
-  private get pinned(): ReadonlyMap<string, string> {
+  private get pinned(): ReadonlyMap<string, string | Tool> {
     return this.shared ? this.shared.get() : this.local;
   }
 
@@ -57,12 +63,14 @@ export class Pins {
 
   /** Tools whose definition is new or changed, with the reason. */
   pending(tools: readonly Tool[]): Map<string, string> {
+    this.hashKeptTools(tools);
     const out = new Map<string, string>();
     for (const t of tools) {
       const want = this.pinned.get(t.name);
       if (want === undefined)
         out.set(t.name, 'new tool since the last approval; approve it with `mcp-warden tools approve`');
-      else if (want !== definitionHash(t))
+      // A kept tool is the very definition that was trusted.
+      else if (want !== t && want !== definitionHash(t))
         out.set(
           t.name,
           'its definition changed since it was approved; review and approve it with `mcp-warden tools approve`',
@@ -73,15 +81,33 @@ export class Pins {
 
   /** Pins the current definitions. In memory or a file it is done when this returns (no await inside). */
   async approve(tools: readonly Tool[]): Promise<void> {
+    if (!this.shared && !this.file) {
+      for (const t of tools) this.local.set(t.name, t);
+      return;
+    }
     const entries = new Map(tools.map((t) => [t.name, definitionHash(t)]));
     if (this.shared) return this.shared.set(entries);
     for (const [n, h] of entries) this.local.set(n, h);
     this.save();
   }
 
+  /**
+   * Kept tools (see `local`) that are not the tool of that name in `tools` are hashed now, once: the
+   * comparison needs it, and the old catalogue is not held in memory after a reload.
+   */
+  private hashKeptTools(tools: readonly Tool[]): void {
+    if (this.shared || this.file) return;
+    let current: Map<string, Tool> | undefined;
+    for (const [name, kept] of this.local) {
+      if (typeof kept === 'string') continue;
+      current ??= new Map(tools.map((t) => [t.name, t]));
+      if (current.get(name) !== kept) this.local.set(name, definitionHash(kept));
+    }
+  }
+
   private save(): void {
     if (!this.file) return;
-    const tools = Object.fromEntries([...this.pinned].sort(([a], [b]) => (a < b ? -1 : 1)));
+    const tools = Object.fromEntries([...this.local].sort(([a], [b]) => (a < b ? -1 : 1)));
     const tmp = join(dirname(this.file), `.${basename(this.file)}.${process.pid}.tmp`);
     writeFileSync(tmp, `${JSON.stringify({ version: 1, tools }, null, 2)}\n`, { mode: 0o600 });
     renameSync(tmp, this.file);

@@ -40,6 +40,9 @@ export interface ToolView {
   visibleTo(scopes: readonly string[]): ReadonlySet<string>;
 }
 
+/** Methods that cannot change state on a conforming server (RFC 9110 §9.2.1). */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['get', 'head', 'options']);
+
 export function buildView(
   decisions: readonly ToolDecision[],
   missingCredential: ReadonlyMap<string, string>,
@@ -66,7 +69,12 @@ export function buildView(
     if (missing !== undefined)
       blockers.push({ kind: 'credential', reason: `no upstream credential: ${missing}` });
     if (runtime.kill === 'off') blockers.push({ kind: 'mode', reason: 'kill switch: all tools off' });
-    if (runtime.kill === 'read-only' && decision.kind !== 'read')
+    // In an incident "read-only" means nothing that can change state goes out: a POST the policy
+    // treats as a read (`treatAs: read`) is still a POST, and is stopped with the writes.
+    if (
+      runtime.kill === 'read-only' &&
+      (decision.kind !== 'read' || !SAFE_METHODS.has(decision.tool.source.method))
+    )
       blockers.push({ kind: 'mode', reason: 'kill switch: read-only' });
     blockers = dedupe(blockers);
     // Built on first use: publishing a masked output schema walks it, and most tools are never listed.

@@ -75,7 +75,7 @@ export function metaTools(apiTitle: string): ListedTool[] {
     {
       name: DESCRIBE_TOOL,
       title: 'Describe a tool',
-      description: `The full description and input schema of one tool found with ${SEARCH_TOOL}.`,
+      description: `The full description, input schema and output schema (the shape of its result) of one tool found with ${SEARCH_TOOL}.`,
       inputSchema: {
         type: 'object',
         properties: { name: { type: 'string', minLength: 1, maxLength: 200, description: 'The tool name.' } },

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'SPEC_REF_UNRESOLVED'
   | 'CONFIG_INVALID'
   | 'USAGE'
+  | 'AUDIT_BROKEN'
   // A tool call.
   | 'TOOL_NOT_FOUND'
   | 'DENIED_SCOPE'
@@ -28,6 +29,7 @@ export type ErrorCode =
   | 'APPROVAL_PENDING'
   | 'APPROVAL_DENIED'
   | 'APPROVAL_EXPIRED'
+  | 'TAINT_BLOCKED'
   | 'INVALID_ARGUMENT'
   | 'CREDENTIAL_MISSING'
   | 'CONNECTION_REQUIRED'
@@ -40,6 +42,8 @@ export type ErrorCode =
   | 'UPSTREAM_SCHEMA_MISMATCH'
   | 'CANCELLED'
   | 'RATE_LIMITED'
+  | 'BUDGET_EXCEEDED'
+  | 'CALLER_READ_ONLY'
   | 'CONCURRENCY_LIMITED'
   | 'BREAKER_OPEN'
   | 'STATE_UNAVAILABLE'
@@ -105,6 +109,16 @@ export const ERROR_CODES = {
   SPEC_REF_UNRESOLVED: startup('a $ref points to nothing'),
   CONFIG_INVALID: startup('the serving configuration (policy, base URL, credentials, options) is invalid'),
   USAGE: startup('the command line (or an admin request) is wrong', 400),
+  // `audit rightsize`: nothing is concluded from an audit whose hash chain does not verify.
+  AUDIT_BROKEN: {
+    exit: 1,
+    summary:
+      "the audit's hash chain does not verify (records altered, removed or cut): nothing is concluded from it",
+    mcp: 'none',
+    http: 422,
+    rpc: NOT_RPC,
+    audit: 'none',
+  },
 
   // A tool call: surfaces as a JSON-RPC error (`protocol`) or an `isError` tool result (`tool`).
   // Unknown and hidden tools share one code so that a caller cannot tell them apart.
@@ -135,6 +149,12 @@ export const ERROR_CODES = {
     'denied',
     'the approval ran out of time before it was decided or used; a new one was requested',
   ),
+  // The taint guard: the caller read private data or untrusted content, and this tool can send data out.
+  TAINT_BLOCKED: call(
+    403,
+    'denied',
+    'the caller read private data or untrusted content, and this tool can send data out (taint guard)',
+  ),
   INVALID_ARGUMENT: call(400, 'denied', 'an argument is missing, of the wrong type or not allowed'),
   CREDENTIAL_MISSING: call(503, 'failed', 'no upstream credential is configured for this tool'),
   // Per-user OAuth: the agent gets the link to send its user to, and retries the call once connected.
@@ -160,6 +180,17 @@ export const ERROR_CODES = {
   ),
   CANCELLED: call(499, 'failed', 'the client cancelled the call'),
   RATE_LIMITED: call(429, 'denied', 'a rate limit for this tool or caller is reached; retry later'),
+  // Blast-radius budgets (docs/budgets.md): not "retry later" — an operator has to lift the restriction.
+  BUDGET_EXCEEDED: call(
+    429,
+    'denied',
+    "the call would pass a caller's budget (calls or records per window); the caller is now read-only",
+  ),
+  CALLER_READ_ONLY: call(
+    403,
+    'denied',
+    'this caller hit a budget and is read-only until an operator lifts it; reads are still served',
+  ),
   CONCURRENCY_LIMITED: call(503, 'denied', 'too many calls to this tool are in flight; retry shortly'),
   BREAKER_OPEN: call(503, 'denied', 'the upstream is failing; calls are refused until it recovers'),
   STATE_UNAVAILABLE: call(503, 'denied', 'the shared state (Redis) is unreachable; writes fail closed'),

@@ -66,6 +66,8 @@ export interface ApprovalRequest {
   dataClasses: string[];
   /** Distinct operators whose approval is needed (1, or 2 for a two-person rule). */
   approversNeeded: number;
+  /** Why the call was parked when its rule alone would not have (the taint guard names the earlier read). */
+  why?: string;
   decisions: ApprovalDecision[];
   requestedAt: string;
   /** Pending: decide before this. Approved: run before this. ISO date-time. */

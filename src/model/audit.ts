@@ -49,6 +49,24 @@ export interface AuditRecord {
   approval?: string;
   /** Absent: the gateway's own (service) credential, or none, was used upstream. */
   onBehalfOf?: OnBehalfOf;
+  /**
+   * Response (or upstream error) fields that looked like instructions aimed at the agent: JSON
+   * pointers (`''`: the body), never the text; a segment that is not a plain name or an index is
+   * `*`, at most 10 then `and N more`.
+   */
+  injectionSuspected?: string[];
+  /**
+   * Taint guard, on an outward call it refused or parked (or that ran after an operator approved it):
+   * the earlier read that tainted the caller — join on that record's `id`.
+   */
+  taintedBy?: { callId: string; tool: string; reason: string };
+  /** Taint guard, on a read: what it put in the caller's taint (`pii`, `secret`, `financial`, `untrusted`). */
+  taints?: string[];
+  /**
+   * The call's blast-radius budget nearest its limit (units used after this call when it went out),
+   * the one it hit (BUDGET_EXCEEDED), or the one that made its caller read-only (CALLER_READ_ONLY).
+   */
+  budget?: { name: string; class?: string; unit: 'calls' | 'records'; used: number; limit: number };
 }
 
 /** Written before a non-read call leaves the gateway: if the outcome never follows, the call may have happened. */

@@ -150,7 +150,16 @@ export interface Tool {
   bindings: ArgBinding[];
   strippedParams: StrippedParam[];
   responseContentTypes: string[];
-  risk: { classes: RiskClass[]; unbounded: boolean; findings: RiskFinding[] };
+  risk: {
+    classes: RiskClass[];
+    unbounded: boolean;
+    findings: RiskFinding[];
+    /**
+     * A POST whose verbs say it only reads (`POST /accounts/get`): a hint, never a change of class;
+     * a policy rule `treatAs: read` is what exposes it (src/classify/read-like.ts).
+     */
+    readLike?: { verb: string; reason: string };
+  };
   dataClasses: DataField[];
   /** True when the data-class walk stopped at its depth or size budget. */
   dataClassesTruncated: boolean;

@@ -1,5 +1,7 @@
 import type { CallContext } from '../pipeline/context.js';
 import { type AlertsDoc, effectiveAlerts } from '../policy/schema.js';
+import { shownPaths } from '../protect/injection.js';
+import type { Restriction } from '../state/budgets.js';
 import type { Logger } from './log.js';
 import { type DeliveryOptions, Webhooks } from './webhooks.js';
 
@@ -12,7 +14,10 @@ export interface Alert {
     | 'firstUse'
     | 'auditFailing'
     | 'breakerOpen'
-    | 'stateDegraded';
+    | 'stateDegraded'
+    | 'budgetExceeded'
+    | 'injectionSuspected'
+    | 'taintBlocked';
   subject: string;
   message: string;
   value?: number;
@@ -161,6 +166,10 @@ export class Alerts {
   private readonly seen = new Set<string>();
   private readonly fired: FiredAlert[] = [];
   private nextId = 1;
+  /** Per principal: when a taintBlocked alert last fired. */
+  private readonly taintSeen = new Map<string, number>();
+  /** Per tool: when an injectionSuspected alert last fired. */
+  private readonly injectionSeen = new Map<string, number>();
 
   constructor(private readonly o: AlertsOptions) {
     this.cfg = effectiveAlerts(o.config);
@@ -182,6 +191,8 @@ export class Alerts {
     if (tool && !denied) this.errorRate(now, tool, code);
     this.deniedRate(now, principal, denied);
     this.volumeOf(now, principal);
+    if (this.cfg.injectionSuspected && tool && ctx.untrusted?.flagged.length) this.injection(now, tool, ctx);
+    if (this.cfg.taintBlocked && ctx.taintedBy && ctx.error) this.taint(now, principal, ctx);
     if (this.cfg.firstUse && tool && !ctx.error) {
       const pair = `${principal}\0${tool}`;
       if (!this.seen.has(pair)) {
@@ -193,6 +204,39 @@ export class Alerts {
         });
       }
     }
+  }
+
+  /** The taint guard stopped an outward call: once per principal per cooldown. */
+  private taint(now: number, principal: string, ctx: CallContext): void {
+    const last = this.taintSeen.get(principal);
+    if (last !== undefined && now - last < this.cfg.cooldownSeconds * 1000) return;
+    if (last === undefined && this.taintSeen.size >= MAX_KEYS) return;
+    this.taintSeen.set(principal, now);
+    const t = ctx.taintedBy!;
+    this.fire({
+      rule: 'taintBlocked',
+      subject: principal,
+      message: `${principal} called ${ctx.tool?.name} after reading ${t.classes.join(', ')} from ${t.tool} (call ${t.callId}): ${t.action === 'refuse' ? 'refused' : 'parked for an operator'}`,
+    });
+  }
+
+  /** A response that looked like instructions aimed at the agent: once per tool per cooldown. */
+  private injection(now: number, tool: string, ctx: CallContext): void {
+    const last = this.injectionSeen.get(tool);
+    if (last !== undefined && now - last < this.cfg.cooldownSeconds * 1000) return;
+    if (last === undefined && this.injectionSeen.size >= MAX_KEYS) return;
+    this.injectionSeen.set(tool, now);
+    const u = ctx.untrusted!;
+    this.fire({
+      rule: 'injectionSuspected',
+      subject: tool,
+      message: `${tool} returned ${u.flagged.length} field(s) that look like instructions aimed at the agent (${shownPaths(
+        u.flagged,
+        3,
+        'the body',
+      ).join(', ')}; ${u.action}) to ${ctx.input.principal.id}`,
+      value: u.flagged.length,
+    });
   }
 
   private errorRate(now: number, tool: string, code: string | undefined): void {
@@ -294,6 +338,18 @@ export class Alerts {
       state === 'open',
       `circuit breaker ${name} opened: the upstream keeps failing`,
     );
+  }
+
+  /** A caller hit a budget and was switched to read-only: fires once per restriction (no cooldown). */
+  budgetExceeded(r: Restriction): void {
+    if (!this.cfg.budgetExceeded) return;
+    this.fire({
+      rule: 'budgetExceeded',
+      subject: r.principal,
+      message: `${r.principal} hit the budget "${r.budget}" (${r.limit} ${r.unit} per ${r.perSeconds} s) calling ${r.tool}: read-only until an operator lifts it`,
+      value: r.used,
+      threshold: r.limit,
+    });
   }
 
   /** The shared state (Redis) became unreachable, or came back. */

@@ -53,6 +53,18 @@ export class Metrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
+  private readonly injectionSuspected = new Counter({
+    name: 'mcp_warden_injection_suspected_total',
+    help: 'Responses with fields that looked like instructions aimed at the agent, by what was done (annotate, redact, withhold).',
+    labelNames: ['action'],
+    registers: [this.registry],
+  });
+  private readonly taint = new Counter({
+    name: 'mcp_warden_taint_total',
+    help: 'Taint guard: reads that tainted their caller (read), outward calls it refused, parked, or that ran once an operator approved them.',
+    labelNames: ['event'],
+    registers: [this.registry],
+  });
   readonly auditWriteSeconds = new Histogram({
     name: 'mcp_warden_audit_write_duration_seconds',
     help: 'Time to append one audit record.',
@@ -86,6 +98,12 @@ export class Metrics {
     name: 'mcp_warden_rate_limited_total',
     help: 'Calls refused by a rate limit, by scope (tool, principal, tool-principal).',
     labelNames: ['scope'],
+    registers: [this.registry],
+  });
+  readonly budgetRestrictions = new Counter({
+    name: 'mcp_warden_budget_restrictions_total',
+    help: 'Callers switched to read-only because they hit a budget, by budget name.',
+    labelNames: ['budget'],
     registers: [this.registry],
   });
   readonly breakerState = new Gauge({
@@ -129,6 +147,12 @@ export class Metrics {
     }
     if (ctx.redactions)
       for (const [kind, n] of Object.entries(ctx.redactions)) this.redactions.inc({ kind }, n);
+    if (ctx.untrusted?.flagged.length) this.injectionSuspected.inc({ action: ctx.untrusted.action });
+    if (ctx.taints) this.taint.inc({ event: 'read' });
+    if (ctx.taintedBy)
+      this.taint.inc({
+        event: ctx.taintedBy.action === 'refuse' ? 'refused' : ctx.error ? 'parked' : 'approved',
+      });
   }
 
   private labelsFor(tool: string, api: string | undefined): ToolLabels {

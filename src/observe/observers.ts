@@ -2,6 +2,7 @@ import { mappingOf } from '../errors/index.js';
 import type { AuditRecord } from '../model/audit.js';
 import type { CallContext } from '../pipeline/context.js';
 import type { AlertsDoc } from '../policy/schema.js';
+import type { Restriction } from '../state/budgets.js';
 import { Alerts } from './alerts.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -63,6 +64,16 @@ export class Observers {
 
   limited(scope: string): void {
     this.metrics.rateLimited.inc({ scope });
+  }
+
+  /** A caller hit a budget and this instance switched it to read-only (docs/budgets.md). */
+  restricted(r: Restriction): void {
+    this.metrics.budgetRestrictions.inc({ budget: r.budget });
+    this.alerts.budgetExceeded(r);
+    this.o.logger.warn(
+      { principal: r.principal, budget: r.budget, tool: r.tool, id: r.callId },
+      'caller hit a budget: switched to read-only until an operator lifts it',
+    );
   }
 
   stateDegraded(degraded: boolean): void {

@@ -148,6 +148,15 @@ function envCount(env: NodeJS.ProcessEnv, name: string): number | undefined {
 }
 
 /**
+ * A CommonJS package's exports, by name, however it was loaded: Node gives an `import()` of one its
+ * named exports, a bundle (dist/cli is one) only `default`.
+ */
+function named<T extends object>(m: T): T {
+  const keys = Object.keys(m);
+  return keys.length === 1 && keys[0] === 'default' ? ((m as { default: T }).default ?? m) : m;
+}
+
+/**
  * Builds the tracer provider once, at start-up. Nothing is loaded when tracing is off. The provider
  * is the gateway's own (not registered globally), so nothing else in the process reports into it.
  */
@@ -156,11 +165,11 @@ export async function startTracing(o: TracingOptions): Promise<Tracing> {
   if (!plan) return OFF;
   const headers = exportHeaders(o.config, o.env);
   const [api, core, sdk, otlp, resources] = await Promise.all([
-    import('@opentelemetry/api'),
-    import('@opentelemetry/core'),
-    import('@opentelemetry/sdk-trace-base'),
-    import('@opentelemetry/exporter-trace-otlp-http'),
-    import('@opentelemetry/resources'),
+    import('@opentelemetry/api').then(named),
+    import('@opentelemetry/core').then(named),
+    import('@opentelemetry/sdk-trace-base').then(named),
+    import('@opentelemetry/exporter-trace-otlp-http').then(named),
+    import('@opentelemetry/resources').then(named),
   ]);
   const fromEnv = {
     ...core.parseKeyPairsIntoRecord(envValue(o.env, 'OTEL_EXPORTER_OTLP_HEADERS')),

@@ -89,7 +89,9 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
   for (const k of KEYS) if (options[k] !== undefined) (data as Record<string, unknown>)[k] = options[k];
   let worker: Worker;
   try {
-    worker = new Worker(new URL('./load-worker.js', import.meta.url), {
+    // Spelled from dist/ (or src/) down: in the CLI bundle this module sits in a chunk in dist/cli/,
+    // and the worker's entry is dist/openapi/load-worker.js there too (scripts/bundle-cli.mjs).
+    worker = new Worker(new URL('../openapi/load-worker.js', import.meta.url), {
       workerData: { source, options: data },
       // Its output would interleave with the gateway's; the main thread reports everything.
       stdout: true,

@@ -1,10 +1,20 @@
 import { isJsonType } from '../catalog/doc.js';
 import { createSchemaCompiler } from '../catalog/validator.js';
 import { WardenError } from '../errors/index.js';
-import type { ValidateFunction } from '../lib/ajv.js';
+import type { ErrorObject, ValidateFunction } from '../lib/ajv.js';
 import { tooDeep } from '../lib/json-depth.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import { addCounts } from '../protect/detect.js';
+import {
+  type InjectionFlag,
+  safeName,
+  safePath,
+  screenBody,
+  screenValue,
+  untrustedSource,
+  WITHHELD_TEXT,
+  wrapUntrusted,
+} from '../protect/injection.js';
 import { maskRules, maskUntyped } from '../protect/mask.js';
 import { MAX_JSON_DEPTH, type RedactionCounts, type Redactor } from '../protect/redactor.js';
 import type { CallContext, ToolResult } from './context.js';
@@ -22,7 +32,8 @@ export interface AnswerOptions {
  * Writes `ctx.answer`. JSON becomes `structuredContent` (checked against the tool's outputSchema, so
  * a client that validates never receives a result it would reject) plus a text copy; other text
  * types become text; binary becomes a one-line description. Upstream errors and redirects become
- * `isError` results with a short, scrubbed excerpt.
+ * `isError` results with a short, scrubbed excerpt, screened for instructions aimed at the agent and
+ * marked as untrusted data like any result (withheld when flagged: `ctx.untrusted` records it).
  */
 export function createAnswer(options: AnswerOptions) {
   const compiler = createSchemaCompiler(options.catalog.formats);
@@ -52,8 +63,22 @@ export function createAnswer(options: AnswerOptions) {
       }
       return out;
     };
+    // Upstream text in an error reaches the agent as a text block of its own: it is screened whole,
+    // as the upstream sent it (not just the excerpt: fail closed), then marked as untrusted data, or
+    // withheld when flagged (an error is short; the agent needs no instructions from it). The flag is
+    // recorded as a flagged response's is (audit, metrics, alert).
+    const untrusted = (raw: string, shown: string, value?: unknown): string => {
+      if (!shown) return shown;
+      const flagged = screenError(raw, value);
+      if (flagged.length) {
+        ctx.untrusted = { flagged, action: 'withhold' };
+        return WITHHELD_TEXT;
+      }
+      return wrapUntrusted(shown, untrustedSource(tool));
+    };
     if (status >= 400 || status < 200) {
-      const text = isTextual(ct) ? excerpt(maskedByName(res.body.toString('utf8')), excerptLen) : '';
+      const raw = isTextual(ct) ? res.body.toString('utf8') : '';
+      const text = raw ? untrusted(raw, excerpt(maskedByName(raw), excerptLen)) : '';
       throw new WardenError('UPSTREAM_STATUS', `The upstream API answered HTTP ${status}.`, {
         ...(text ? { text } : {}),
       });
@@ -64,7 +89,14 @@ export function createAnswer(options: AnswerOptions) {
       throw new WardenError(
         'UPSTREAM_TOO_LARGE',
         `The response was larger than ${res.body.length} bytes and was cut short; ask for less (a smaller page size or narrower filters).${json ? '' : ' Its beginning follows.'}`,
-        json ? {} : { text: excerpt(res.body.toString('utf8'), 8 * excerptLen, true) },
+        json
+          ? {}
+          : {
+              text: untrusted(
+                res.body.toString('utf8'),
+                excerpt(res.body.toString('utf8'), 8 * excerptLen, true),
+              ),
+            },
       );
     }
 
@@ -86,7 +118,7 @@ export function createAnswer(options: AnswerOptions) {
         throw new WardenError(
           'UPSTREAM_SCHEMA_MISMATCH',
           'The upstream API sent a body labelled JSON that is not valid JSON.',
-          { text: excerpt(text, excerptLen) },
+          { text: untrusted(text, excerpt(text, excerptLen)) },
         );
       }
       if (tooDeep(value, MAX_JSON_DEPTH))
@@ -103,14 +135,15 @@ export function createAnswer(options: AnswerOptions) {
           outputChecks.set(tool, check);
         }
         if (!check(structured)) {
-          const problems = describeErrors(check.errors ?? [], tool, 3).map((p) =>
+          // Key names in the lines are the upstream's: plain names show, anything else is `*`.
+          const problems = describeErrors(safeErrors(check.errors ?? []), tool, 3).map((p) =>
             p.replace(/^'arguments'/, 'the response'),
           );
           // The excerpt is classified by field name: without a fitting schema, that is all there is.
           throw new WardenError(
             'UPSTREAM_SCHEMA_MISMATCH',
             "The upstream response does not match the API's declared schema.",
-            { details: problems, text: excerpt(maskedByName(text), excerptLen) },
+            { details: problems, text: untrusted(text, excerpt(maskedByName(text), excerptLen), value) },
           );
         }
         ctx.answer = withNotes(
@@ -160,6 +193,31 @@ function maskedByName(text: string): string {
 }
 
 const DEFAULT_RULES = maskRules(undefined, undefined);
+
+/** An error body screened: its JSON value (keys and strings) when it is JSON, else (or then) the text. */
+function screenError(raw: string, value?: unknown): InjectionFlag[] {
+  let v = value;
+  if (v === undefined) {
+    try {
+      v = JSON.parse(raw);
+      if (tooDeep(v, MAX_JSON_DEPTH)) v = undefined;
+    } catch {
+      v = undefined;
+    }
+  }
+  const flagged = v !== undefined && v !== null && typeof v === 'object' ? screenValue(v) : [];
+  return flagged.length ? flagged : screenBody(raw);
+}
+
+/** Ajv errors on an upstream body with the body's key names made safe to quote (`safePath`, `safeName`). */
+function safeErrors(errors: readonly ErrorObject[]): ErrorObject[] {
+  return errors.map((e) => {
+    const params = { ...(e.params as Record<string, unknown>) };
+    for (const k of ['additionalProperty', 'unevaluatedProperty', 'propertyName'])
+      if (typeof params[k] === 'string') params[k] = safeName(params[k] as string);
+    return { ...e, instancePath: safePath(e.instancePath), params };
+  });
+}
 
 function withNotes<T extends ToolResult>(r: T, notes: string[] | undefined): T {
   if (notes?.length) r.content.push({ type: 'text', text: `Note from the gateway: ${notes.join('; ')}.` });

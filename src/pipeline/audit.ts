@@ -3,6 +3,7 @@ import { CONFIRM_ARG } from '../control/view.js';
 import { auditDecision } from '../errors/index.js';
 import { canonicalJson } from '../lib/canonical.js';
 import type { AuditRecord, AuditSink } from '../model/audit.js';
+import { shownPaths } from '../protect/injection.js';
 import type { RedactionCounts, Redactor } from '../protect/redactor.js';
 import type { CallContext } from './context.js';
 
@@ -58,8 +59,20 @@ export function createAudit(options: AuditOptions) {
     if (ctx.confirmed?.via) record.confirmed = ctx.confirmed.via;
     if (ctx.confirmed?.approval) record.approval = ctx.confirmed.approval;
     if (ctx.onBehalfOf) record.onBehalfOf = ctx.onBehalfOf;
+    if (ctx.taintedBy)
+      record.taintedBy = {
+        callId: ctx.taintedBy.callId,
+        tool: ctx.taintedBy.tool,
+        reason: redactor.text(ctx.taintedBy.reason),
+      };
+    if (ctx.taints) record.taints = ctx.taints;
+    if (ctx.budget) record.budget = ctx.budget;
     if (Object.keys(counts).length) record.redactions = counts;
     if (req?.notes) record.notes = req.notes;
+    // Paths, never the text: pointer segments are upstream keys, so only plain names and indexes
+    // show (else `*`), at most 10, and what is left goes through the redactor anyway.
+    if (ctx.untrusted?.flagged.length)
+      record.injectionSuspected = shownPaths(ctx.untrusted.flagged).map((p) => redactor.text(p));
     sink.write(record);
     return record;
   };
@@ -115,11 +128,14 @@ function round(ms: number): number {
  * gateway, the audit holds what is about to be sent. If it cannot be written the call is refused:
  * a write the audit cannot record does not happen.
  */
+const SAFE: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 export function createAuditIntent(options: AuditOptions) {
   const { sink, redactor } = options;
   return function auditIntent(ctx: CallContext): void {
-    if (ctx.decision?.decision.kind === 'read') return;
     const req = ctx.request!;
+    // Skipped only for safe methods: a POST the policy treats as a read still gets its record.
+    if (ctx.decision?.decision.kind === 'read' && SAFE.has(req.method.toUpperCase())) return;
     const level = ctx.decision?.decision.audit ?? 'full';
     sink.write({
       kind: 'intent',

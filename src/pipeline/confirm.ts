@@ -180,6 +180,7 @@ export function createConfirm(options: ConfirmOptions) {
       risk: tool.risk.classes.filter((c) => c !== 'read'),
       dataClasses: [...new Set(tool.dataClasses.map((f) => f.class))].sort(),
       approvers: d.decision.approvers,
+      ...(ctx.taintedBy ? { why: `taint guard: ${ctx.taintedBy.reason}` } : {}),
     });
     if (a.outcome === 'run') {
       ctx.confirmed = { via: 'operator', approval: a.request.id };
@@ -191,6 +192,9 @@ export function createConfirm(options: ConfirmOptions) {
 
   return async function confirm(ctx: CallContext): Promise<void> {
     const d = ctx.decision!.decision;
+    // The taint guard parks an outward call after a tainting read: a human operator, whatever the
+    // rule's mode (an elicitation or a token could come from the very agent the read may have steered).
+    if (ctx.taintedBy?.action === 'park') return byOperator(ctx);
     if (!d.confirm) return;
     const tool = ctx.tool!;
     const channel = ctx.input.confirmation;

@@ -28,6 +28,11 @@ export interface CallInput {
   onConnect?: (c: ConnectRequest) => Promise<void>;
   /** The caller's trace context and request identity; set by the MCP layer only when tracing is on. */
   trace?: IncomingTrace;
+  /**
+   * The MCP session the call belongs to, when the transport has one (Streamable HTTP with sessions):
+   * the taint guard remembers reads per principal and session. Absent: per principal only.
+   */
+  session?: string;
 }
 
 /**
@@ -171,10 +176,42 @@ export interface CallContext {
     /** Parsed JSON body (wrapped as `{result}` when the tool's output is), and whether it is structured content. */
     json?: { value: unknown; structured: boolean };
   };
+  /**
+   * screen → the response's untrusted content: the fields whose text looks like instructions aimed at
+   * the agent (`path`: a JSON pointer into the JSON body, `''` the whole body; never the text; its
+   * segments are upstream keys, shown and audited only through `safePath`) with the detector's
+   * reasons, and what the policy does with them (protect applies it). Set for every response with a
+   * body (empty `flagged`: nothing suspicious was read); absent when there was none. The answer
+   * stage sets it too, with `withhold`, when an upstream error excerpt was flagged (and withheld).
+   */
+  untrusted?: {
+    flagged: Array<{ path: string; signals: string[]; spans?: Array<[number, number]> }>;
+    action: 'annotate' | 'redact' | 'withhold';
+  };
   /** protect → the result for the agent: masked, redacted, capped. */
   result?: ToolResult;
   /** protect (and the runner, for error excerpts) → what was masked, dropped or redacted, by kind. */
   redactions?: Record<string, number>;
+  /**
+   * taint → the earlier read that makes this outward call suspect (src/pipeline/taint.ts): refused
+   * (`refuse`), or parked for an operator by the confirm stage (`park`).
+   */
+  taintedBy?: {
+    callId: string;
+    tool: string;
+    at: string;
+    classes: string[];
+    reason: string;
+    action: 'refuse' | 'park';
+  };
+  /** taint-record → what this call's result put in the caller's taint: the classes it read in clear. */
+  taints?: string[];
+  /**
+   * budget (the check, before confirm) → the budget of this call nearest its limit, or the one it
+   * hit, or (for a caller already read-only) the one that restricted it; spend (just before send)
+   * updates `used` once the call's units are counted (docs/budgets.md).
+   */
+  budget?: { name: string; class?: string; unit: 'calls' | 'records'; used: number; limit: number };
   /** Set by the runner when a stage throws. */
   error?: WardenError;
   /** Set by the runner when tracing is on: the call's spans (send opens the upstream's under it). */

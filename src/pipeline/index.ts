@@ -11,11 +11,14 @@ import {
 import type { AuditRecord, AuditSink } from '../model/audit.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Redactor } from '../protect/redactor.js';
+import { createMemoryBudgets } from '../state/budgets.js';
+import { createMemoryTaint, type TaintStore } from '../state/taint.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
 import type { CredentialSet } from '../upstream/credentials.js';
 import { createAnswer } from './answer.js';
 import { createAudit, createAuditIntent } from './audit.js';
 import { createAuthorize } from './authorize.js';
+import { type BudgetOptions, createBudget, createSpend } from './budget.js';
 import { createBuildRequest } from './build-request.js';
 import { type ConfirmOptions, createConfirm } from './confirm.js';
 import type { CallContext, CallInput, CallSpan, CallTracer, Stage, ToolResult } from './context.js';
@@ -23,7 +26,9 @@ import { createInjectCredential, type InjectOptions } from './inject-credential.
 import { createLimit, type LimitOptions } from './limit.js';
 import { createProtect } from './protect.js';
 import { createResolve, notFound } from './resolve.js';
+import { createScreen } from './screen.js';
 import { createSend, type SendOptions } from './send.js';
+import { createTaint, createTaintRecord } from './taint.js';
 import { createToggle } from './toggle.js';
 import { createValidate } from './validate.js';
 
@@ -51,8 +56,12 @@ export interface PipelineOptions {
   resultLimits?: { maxItems?: number; maxResultBytes?: number };
   /** Spans per call, stage and upstream try (observe/tracing.ts); absent: tracing is off. */
   tracer?: CallTracer;
+  /** Blast-radius budgets (shared by an API set's pipelines, in Redis across instances); default: in memory. */
+  budgets?: BudgetOptions;
   /** Per-user OAuth (src/upstream/user-oauth.ts); absent: `userOAuth` credentials are not served. */
   userCredentials?: InjectOptions['userCredentials'];
+  /** What callers have read, for the taint guard (shared by an API set's pipelines); default: in memory. */
+  taint?: TaintStore;
 }
 
 export interface Pipeline {
@@ -68,6 +77,8 @@ export interface Pipeline {
  */
 export function createPipeline(o: PipelineOptions): Pipeline {
   const send = createSend(o.send);
+  const budgets = o.budgets ?? { store: createMemoryBudgets() };
+  const taintStore = o.taint ?? createMemoryTaint();
   const stages: ReadonlyArray<readonly [string, Stage]> = [
     // First: a name the API does not have stops here, before any work is done on its arguments.
     ['resolve', createResolve({ view: () => o.control.view() })],
@@ -79,6 +90,10 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     ['limit', typeof o.limit === 'function' ? o.limit : createLimit(o.limit ?? {})],
     // Before anything is derived from the arguments: nothing unchecked reaches the request.
     ['validate', createValidate({ catalog: o.catalog })],
+    // Before confirm, on checked arguments (a bulk call's records): a caller over budget is not asked to confirm.
+    ['budget', createBudget(budgets)],
+    // Before confirm: a tainted outward call is refused, or parked by confirm's operator approval flow.
+    ['taint', createTaint({ store: taintStore })],
     // On checked arguments, before the request exists: the user approves exactly what will be sent.
     [
       'confirm',
@@ -109,15 +124,21 @@ export function createPipeline(o: PipelineOptions): Pipeline {
         ...(o.userCredentials ? { userCredentials: o.userCredentials } : {}),
       }),
     ],
+    // Last before send: only calls that go out are counted, atomically across instances.
+    ['spend', createSpend(budgets)],
     // The only stage that talks to the network: timeout, size cap, no redirects.
     ['send', send],
     // Turns the upstream response into a result: schema-checked structure, safe error excerpts.
     ['answer', createAnswer({ catalog: o.catalog, redactor: o.redactor })],
+    // On the body as the upstream sent it, before masking breaks its sentences: what protect marks.
+    ['screen', createScreen(o.resultLimits ? { defaults: o.resultLimits } : {})],
     // Last before the agent: mask by schema, redact by value, cut to the context limits.
     [
       'protect',
       createProtect({ redactor: o.redactor, ...(o.resultLimits ? { limits: o.resultLimits } : {}) }),
     ],
+    // Once the result is final (after protect): only what the caller received in clear taints it.
+    ['taint-record', createTaintRecord({ store: taintStore, redactor: o.redactor })],
   ];
   // Last, for every call whatever stopped it: allowed, denied and failed calls are all recorded.
   const audit = createAudit({ sink: o.audit, redactor: o.redactor });

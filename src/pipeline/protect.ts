@@ -6,6 +6,13 @@ import {
   DEFAULT_MAX_RESULT_BYTES,
   precut,
 } from '../protect/caps.js';
+import {
+  applyUntrusted,
+  applyUntrustedText,
+  untrustedNote,
+  untrustedSource,
+  wrapUntrusted,
+} from '../protect/injection.js';
 import { maskerFor, maskUntyped } from '../protect/mask.js';
 import type { RedactionCounts, Redactor } from '../protect/redactor.js';
 import type { CallContext, ToolResult } from './context.js';
@@ -43,6 +50,14 @@ export function createProtect(options: ProtectOptions) {
     };
     // The body copy is the first block; the rest are the gateway's own notes.
     const notes = answer.content.slice(1);
+    // Upstream text (screened): its flagged fields redacted or withheld first, by the paths the
+    // screen found in the body as sent; the copy the agent reads goes in a block of its own.
+    const untrusted = ctx.untrusted;
+    const flagged = untrusted?.flagged ?? [];
+    const mark = (text: string): string => (untrusted ? wrapUntrusted(text, untrustedSource(tool)) : text);
+    const flagNote = flagged.length
+      ? [{ type: 'text' as const, text: untrustedNote(flagged, untrusted!.action) }]
+      : [];
 
     let result: ToolResult;
     if (answer.json) {
@@ -50,7 +65,10 @@ export function createProtect(options: ProtectOptions) {
       // Arrays the item limit will cut are cut first, so what the agent never sees is neither masked
       // nor scanned (the masker still counts what it would have masked in it). At least 16 items are
       // kept, as many as classification by name looks at to type an array.
-      const raw = precut(answer.json.value, Math.max(limits.maxItems, 16));
+      const raw = precut(
+        flagged.length ? applyUntrusted(answer.json.value, flagged, untrusted!.action) : answer.json.value,
+        Math.max(limits.maxItems, 16),
+      );
       // With an output schema, masking follows it; without, every key is classified by name.
       let value = tool.outputSchema
         ? maskerFor(tool.outputSchema, decision.masking).mask(raw, counts)
@@ -67,8 +85,9 @@ export function createProtect(options: ProtectOptions) {
         tool.outputSchema && tool.outputWrapped ? (capped.value as { result: unknown }).result : capped.value;
       result = {
         content: [
-          { type: 'text', text: JSON.stringify(body) },
+          { type: 'text', text: mark(JSON.stringify(body)) },
           ...notes,
+          ...flagNote,
           ...(capped.notes.length
             ? [{ type: 'text' as const, text: `Note from the gateway: ${capped.notes.join('; ')}.` }]
             : []),
@@ -78,7 +97,12 @@ export function createProtect(options: ProtectOptions) {
     } else {
       const [first, ...rest] = answer.content;
       // The answer stage took known credential values out already; detection follows the allow-list.
-      let text = options.redactor.text(first?.text ?? '', counts, allow);
+      const sent = first?.text ?? '';
+      let text = options.redactor.text(
+        flagged.length ? applyUntrustedText(sent, flagged, untrusted!.action) : sent,
+        counts,
+        allow,
+      );
       const capNotes: string[] = [];
       if (Buffer.byteLength(text) > limits.maxResultBytes) {
         text = `${Buffer.from(text)
@@ -91,8 +115,9 @@ export function createProtect(options: ProtectOptions) {
       }
       result = {
         content: [
-          { type: 'text', text },
+          { type: 'text', text: mark(text) },
           ...rest,
+          ...flagNote,
           ...(capNotes.length
             ? [{ type: 'text' as const, text: `Note from the gateway: ${capNotes.join('; ')}.` }]
             : []),

@@ -204,10 +204,11 @@ function explainBranches(e: ErrorObject, input: ExplainInput): BranchChoice | un
       ],
     };
   }
-  const disc = discriminatorOf(branches, input.schema);
+  const disc = discriminatorOf(branches, input.schema) ?? declaredDiscriminator(node, branches, input.schema);
   let index: number | undefined;
   let problems: string[] | undefined;
-  if (disc && value !== null && typeof value === 'object' && disc.property in value) {
+  const selected = !!disc && value !== null && typeof value === 'object' && disc.property in value;
+  if (disc && selected) {
     const v = (value as Record<string, unknown>)[disc.property];
     index = disc.values.findIndex((vs) => vs.some((x) => JSON.stringify(x) === JSON.stringify(v)));
     if (index < 0)
@@ -235,7 +236,7 @@ function explainBranches(e: ErrorObject, input: ExplainInput): BranchChoice | un
   if (index === undefined || problems === undefined) return undefined;
   const name = branchName(branches[index]!, index, n, input.schema);
   const how = e.keyword === 'oneOf' ? 'exactly one' : 'one';
-  const by = disc ? ` (selected by ${field(e.instancePath, disc.property)})` : '';
+  const by = disc && selected ? ` (selected by ${field(e.instancePath, disc.property)})` : '';
   return {
     branches,
     index,
@@ -244,6 +245,46 @@ function explainBranches(e: ErrorObject, input: ExplainInput): BranchChoice | un
       ...problems,
     ],
   };
+}
+
+/**
+ * When no property is pinned per branch (those values are exact, and win): the spec's own
+ * discriminator (kept as `x-discriminator`): the values that select each branch, from
+ * the mapping (targets matched by schema name), else the branch's schema name (OpenAPI's implicit
+ * mapping), else — a mapping with one entry per branch none of whose names match, as bundling
+ * leaves external files — the mapping's order. Undefined when a branch is left without a value.
+ */
+function declaredDiscriminator(
+  node: JsonSchemaObject,
+  branches: readonly JsonSchema[],
+  root: JsonSchemaObject,
+): { property: string; values: unknown[][] } | undefined {
+  const d = node['x-discriminator'] as
+    | { propertyName?: unknown; mapping?: Record<string, string> }
+    | undefined;
+  if (!d || typeof d.propertyName !== 'string') return undefined;
+  const mapping = Object.entries(d.mapping ?? {});
+  const namesOf = (b: JsonSchema): string[] => {
+    const o = typeof b === 'object' ? b : undefined;
+    const ref = typeof o?.$ref === 'string' ? o.$ref.slice('#/$defs/'.length) : undefined;
+    const title = resolved(b, root)?.title;
+    return [ref, ref?.split('.').pop(), typeof title === 'string' ? title : undefined].filter(
+      (x): x is string => !!x,
+    );
+  };
+  // No branch named by the mapping, one entry per branch: bundled external files; take the order.
+  const matchedAny = branches.some((b) => mapping.some(([, t]) => namesOf(b).includes(t)));
+  if (mapping.length > 0 && !matchedAny && mapping.length === branches.length)
+    return { property: d.propertyName, values: mapping.map(([value]) => [value]) };
+  const values = branches.map((b) => {
+    const names = namesOf(b);
+    const mapped = mapping.filter(([, target]) => names.includes(target)).map(([value]) => value);
+    if (mapped.length) return mapped;
+    const own = typeof b === 'object' && typeof b.$ref === 'string' ? names[0] : undefined;
+    return own !== undefined && !mapping.some(([, t]) => t === own) ? [own] : [];
+  });
+  if (values.every((v) => v.length > 0)) return { property: d.propertyName, values };
+  return undefined;
 }
 
 /**

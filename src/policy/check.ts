@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import type { Catalog } from '../model/catalog.js';
-import { effectiveRules, renderPath } from './evaluate.js';
+import { compileMatch, effectiveRules, kindOf, renderPath } from './evaluate.js';
 import type { LoadedPolicy } from './load.js';
 import { type AlertsDoc, effectiveAlerts } from './schema.js';
 
@@ -79,6 +79,29 @@ export function checkPolicy(catalog: Catalog, policy: LoadedPolicy): PolicyProbl
         ...at(line),
         message: `${where}: no operation uses ${method.toUpperCase()}`,
       });
+    if (rule.treatAs === 'read') {
+      // Honoured only on a plain write POST (evaluate.ts): anything else would silently do nothing.
+      const matches = compileMatch(rule.match);
+      const hit = tools.filter((t) => matches(t));
+      if (hit.length && !hit.some((t) => t.source.method === 'post' && isPlainWrite(t)))
+        problems.push({
+          level: 'warning',
+          ...at(policy.lineOf([...path, 'treatAs'])),
+          message: `${where}: treatAs: read has no effect: it matches no POST that is a plain write (destructive tools and other methods stay what they are)`,
+        });
+      // A broad match can sweep a real write in (`/accounts/*` takes `/accounts/transfer`): name
+      // every POST it turns into a read that the catalogue did not recognise as read-like.
+      const unlike = hit.filter((t) => t.source.method === 'post' && isPlainWrite(t) && !t.risk.readLike);
+      if (unlike.length)
+        problems.push({
+          level: 'warning',
+          ...at(policy.lineOf([...path, 'treatAs'])),
+          message: `${where}: treatAs: read turns ${unlike.length} POST(s) with no read verb into reads: ${unlike
+            .slice(0, 10)
+            .map((t) => t.name)
+            .join(', ')}${unlike.length > 10 ? ', …' : ''} — match them by name if that is meant`,
+        });
+    }
     if (rule.credential !== undefined) {
       const credLine = at(policy.lineOf([...path, 'credential']));
       if (doc.apis && api === undefined)
@@ -99,6 +122,36 @@ export function checkPolicy(catalog: Catalog, policy: LoadedPolicy): PolicyProbl
       }
     }
   }
+  // A taint guard that parks calls nobody can approve refuses them in disguise: say so.
+  if (doc.taint && doc.taint.mode === 'park' && doc.mode === 'read-write' && !doc.admin)
+    problems.push({
+      level: 'warning',
+      ...at(policy.lineOf(['taint', 'mode'])),
+      message:
+        'taint: mode park waits for an operator, and no admin is configured to approve: set admin (and serve --admin-port), or taint.mode: refuse',
+    });
+  // A budget that counts no tool protects nothing: a misspelt name is an error, an empty selection a warning.
+  (doc.budgets ?? []).forEach((b, i) => {
+    const where = `budgets[${i}]`;
+    const line = at(policy.lineOf(['budgets', i]));
+    const name = b.match?.name;
+    const names = catalog.tools.map((t) => t.name);
+    if (name !== undefined && !/[*?[\]]/.test(name) && !names.includes(name)) {
+      problems.push({
+        level: 'error',
+        ...line,
+        message: `${where}: no tool named "${name}"${didYouMean(name, names)}`,
+      });
+      return;
+    }
+    const matches = b.match ? compileMatch(b.match) : () => true;
+    if (!catalog.tools.some((t) => (b.class === undefined || t.risk.classes.includes(b.class)) && matches(t)))
+      problems.push({
+        level: 'warning',
+        ...line,
+        message: `${where}: counts no tool${b.class !== undefined ? ` (no tool of class ${b.class}${b.match ? ' matches' : ''})` : ''}`,
+      });
+  });
   const schemesOf = (tools: Catalog['tools']) => [
     ...new Set(tools.flatMap((t) => t.auth.alternatives.flat().map((r) => r.scheme))),
   ];
@@ -198,6 +251,8 @@ export function alertRuleLines(alerts: AlertsDoc | undefined): string[] {
     ),
     rule('firstUse', a.firstUse, () => 'a principal calls a tool for the first time'),
     rule('auditFailing', a.auditFailing, () => 'the audit cannot be written'),
+    rule('budgetExceeded', a.budgetExceeded, () => 'a caller hits a budget and is switched to read-only'),
+    rule('taintBlocked', a.taintBlocked, () => 'the taint guard refuses or parks an outward call'),
     'breakerOpen, stateDegraded: always on',
     `cooldown: ${a.cooldownSeconds} s; webhooks: ${hooks.length ? hooks.join(', ') : 'none (log and metrics only)'}`,
   ];
@@ -209,4 +264,9 @@ function hostOf(url: string): string {
   } catch {
     return '(invalid URL)';
   }
+}
+
+/** A write that is not destructive: what `treatAs: read` can turn into a read. */
+function isPlainWrite(t: Catalog['tools'][number]): boolean {
+  return kindOf(t) === 'write';
 }

@@ -4,6 +4,7 @@ import type { ApprovalMode } from '../model/approval.js';
 import type { AuthRequirement, Catalog, DataClass, Tool } from '../model/catalog.js';
 import { type MaskAction, type MaskRules, maskRules } from '../protect/mask.js';
 import {
+  budgetName,
   type CredentialDef,
   type CredentialKind,
   credentialKindOf,
@@ -60,6 +61,8 @@ export interface Limits {
   maxPageSize?: number;
   maxItems?: number;
   maxResultBytes?: number;
+  /** What protect does with a field the screen flagged (default annotate). */
+  untrusted?: 'annotate' | 'redact' | 'withhold';
 }
 
 export type AuditDetail = 'full' | 'digest' | 'none';
@@ -88,8 +91,41 @@ export interface ToolDecision {
   rateLimit: RateLimits;
   breaker: BreakerConfig;
   retries: RetryConfig;
+  /** Taint guard: whether the tool can send data out (default: writes and destructive tools). */
+  egress?: boolean;
+  /** Taint guard settings (`taint:`, the same for every tool); absent: the defaults. */
+  taint?: TaintPolicy;
+  /** The `budgets` that count this tool's calls (docs/budgets.md); absent: none. */
+  budgets?: ToolBudget[];
+  /** A POST a rule's `treatAs: read` decides as a read: that rule's reason and where it is. */
+  treatAs?: { reason: string; by: string };
   steps: ExplainStep[];
 }
+
+/** One budget counting a tool's calls, per caller: `limit` units (calls or records) per window. */
+export interface ToolBudget {
+  name: string;
+  class?: string;
+  unit: 'calls' | 'records';
+  limit: number;
+  perSeconds: number;
+}
+
+/** `taint:` with its defaults applied. */
+export interface TaintPolicy {
+  mode: 'off' | 'refuse' | 'park';
+  windowSeconds: number;
+  classes: ReadonlyArray<'pii' | 'secret' | 'financial' | 'untrusted'>;
+  per: 'session' | 'principal';
+}
+
+/** The taint guard with no `taint:` in the policy: on, parking outward calls for an operator. */
+export const DEFAULT_TAINT: TaintPolicy = {
+  mode: 'park',
+  windowSeconds: 3600,
+  classes: ['pii', 'secret', 'financial', 'untrusted'],
+  per: 'session',
+};
 
 export interface PolicySource {
   doc: PolicyDoc;
@@ -156,7 +192,22 @@ export function evaluatePolicy(catalog: Catalog, source: PolicySource): ToolDeci
       return `${renderPath(path)}${source.file ? ` (${source.file}${line ? `:${line}` : ''})` : ''}`;
     },
     baseScopes: { ...DEFAULT_SCOPES, ...(doc.scopes ?? {}) },
+    taint: doc.taint ? { ...DEFAULT_TAINT, ...doc.taint } : DEFAULT_TAINT,
   };
+  ctx.budgets = (doc.budgets ?? []).map((b, i) => {
+    const match = b.match ? compileMatch(b.match) : () => true;
+    return {
+      budget: {
+        name: budgetName(b),
+        ...(b.class !== undefined ? { class: b.class } : {}),
+        unit: b.calls !== undefined ? 'calls' : 'records',
+        limit: b.calls ?? b.records!,
+        perSeconds: b.perSeconds,
+      },
+      matches: (t: Tool) => (b.class === undefined || t.risk.classes.includes(b.class)) && match(t),
+      where: ctx.where(['budgets', i]),
+    };
+  });
   return catalog.tools.map((tool) => decideTool(ctx, tool));
 }
 
@@ -167,6 +218,9 @@ interface PolicyContext {
   /** How `explain` names a rule: `rules[2] (warden.yaml:14)`, `apis.crm.rules[0] (warden.yaml:9)`. */
   where: (path: ReadonlyArray<string | number>) => string;
   baseScopes: Record<ToolKind | 'admin', readonly string[]>;
+  /** `budgets:`, compiled once: each budget, which tools it counts, how `explain` names it. */
+  budgets?: Array<{ budget: ToolBudget; matches: (t: Tool) => boolean; where: string }>;
+  taint: TaintPolicy;
 }
 
 /** What the rules cascade into for one tool, starting from the defaults. */
@@ -186,6 +240,7 @@ interface Settings {
   /** Restricted risks a rule lets through, with the rule's reason. */
   allowed: Map<string, string>;
   limits: Limits;
+  egress: boolean | undefined;
 }
 
 const LIMIT_KEYS = [
@@ -196,11 +251,14 @@ const LIMIT_KEYS = [
   'maxPageSize',
   'maxItems',
   'maxResultBytes',
+  'untrusted',
 ] as const;
 
 function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
-  const kind = kindOf(tool);
-  const steps: ExplainStep[] = [classificationStep(tool, kind)];
+  const classified = kindOf(tool);
+  const steps: ExplainStep[] = [classificationStep(tool, classified)];
+  const treatAs = treatAsRead(ctx, tool, classified, steps);
+  const kind: ToolKind = treatAs ? 'read' : classified;
   const s = defaultSettings(ctx.doc, kind);
   const api = tool.api !== undefined ? ctx.doc.apis?.[tool.api] : undefined;
   if (api) {
@@ -208,7 +266,7 @@ function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
     const set: string[] = [];
     for (const k of LIMIT_KEYS)
       if (api[k] !== undefined) {
-        s.limits[k] = api[k];
+        (s.limits as Record<string, unknown>)[k] = api[k];
         set.push(`${k}: ${api[k]}`);
       }
     if (set.length) steps.push({ by: ctx.where(['apis', tool.api!]), what: set.join('; ') });
@@ -249,6 +307,13 @@ function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
       });
   }
 
+  const budgets = (ctx.budgets ?? []).filter((b) => b.matches(tool));
+  for (const { budget: b, where } of budgets)
+    steps.push({
+      by: where,
+      what: `budget ${b.name}: ${b.limit} ${b.unit} per ${b.perSeconds} s per caller (then read-only for that caller)`,
+    });
+
   return {
     tool,
     kind,
@@ -265,8 +330,49 @@ function decideTool(ctx: PolicyContext, tool: Tool): ToolDecision {
     breaker: s.breaker,
     // Never retried: a write may have happened even when its answer was lost.
     retries: kind === 'read' && ['get', 'head', 'options'].includes(tool.source.method) ? s.retries : false,
+    ...(budgets.length ? { budgets: budgets.map((b) => b.budget) } : {}),
+    // An outward channel for the taint guard: any write unless a rule says otherwise (a read leaks
+    // only through its query, which the guard does not claim to catch).
+    // A POST decided a read (`treatAs: read`) still sends its body: outward unless a rule says not.
+    egress: s.egress ?? (kind !== 'read' || !['get', 'head', 'options'].includes(tool.source.method)),
+    taint: ctx.taint,
+    ...(treatAs ? { treatAs } : {}),
     steps,
   };
+}
+
+/**
+ * `treatAs: read` (the last matching rule that says it): a POST that only reads is decided as a read
+ * — exposed in read-only mode, read scopes and limits, no confirmation by default — and is still
+ * sent as a POST, never retried. Only a plain write POST qualifies: a destructive tool, or another
+ * method, stays what it is (the step says why), and restricted risks still need `allowRisk`.
+ */
+function treatAsRead(
+  ctx: PolicyContext,
+  tool: Tool,
+  classified: ToolKind,
+  steps: ExplainStep[],
+): { reason: string; by: string } | undefined {
+  let found: { rule: PolicyRule; path: Array<string | number> } | undefined;
+  for (const r of ctx.rules) if (r.rule.treatAs === 'read' && r.matches(tool)) found = r;
+  if (!found) return undefined;
+  const by = ctx.where(found.path);
+  const refuse = (why: string) => {
+    steps.push({ by, what: `treatAs: read ignored: ${why}` });
+    return undefined;
+  };
+  if (tool.source.method !== 'post')
+    return refuse(`only a POST can be treated as a read (this is ${tool.source.method.toUpperCase()})`);
+  if (classified !== 'write') return refuse(`the tool is classified ${classified}`);
+  const reason = found.rule.reason ?? '';
+  const hint = tool.risk.readLike
+    ? `recognised as read-like by its verb "${tool.risk.readLike.verb}"`
+    : 'not recognised as read-like';
+  steps.push({
+    by,
+    what: `treatAs: read because "${reason}" (${hint}): decided as a read, still sent as a POST`,
+  });
+  return { reason, by };
 }
 
 /** `['apis', 'crm', 'rules', 0]` → `apis.crm.rules[0]`, as a user points at a key. */
@@ -298,6 +404,7 @@ function defaultSettings(doc: PolicyDoc, kind: ToolKind): Settings {
     retries: { attempts: 1, baseMs: 100 },
     allowed: new Map<string, string>(),
     limits: { ...(doc.defaults ?? {}) },
+    egress: undefined,
   };
 }
 
@@ -328,6 +435,8 @@ function applyRule(s: Settings, rule: PolicyRule): string[] {
     s.approvers = rule.approvers;
     set.push(`approvers: ${rule.approvers}`);
   }
+  // Decided before the cascade (the kind sets the defaults): named here so the rule is not silent.
+  if (rule.treatAs !== undefined) set.push(`treatAs: ${rule.treatAs}`);
   if (rule.credential !== undefined) {
     s.credential = rule.credential;
     set.push(`credential: ${rule.credential}`);
@@ -356,9 +465,13 @@ function applyRule(s: Settings, rule: PolicyRule): string[] {
     s.audit = rule.audit;
     set.push(`audit: ${rule.audit}`);
   }
+  if (rule.egress !== undefined) {
+    s.egress = rule.egress;
+    set.push(`egress: ${rule.egress}`);
+  }
   for (const k of LIMIT_KEYS)
     if (rule[k] !== undefined) {
-      s.limits[k] = rule[k];
+      (s.limits as Record<string, unknown>)[k] = rule[k];
       set.push(`${k}: ${rule[k]}`);
     }
   return set;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RISK_CLASSES } from '../model/catalog.js';
 
 /**
  * The policy file's one schema. It is the source of the published JSON Schema
@@ -79,6 +80,12 @@ const limits = {
   maxResultBytes: positiveInt(16 * 1024 * 1024)
     .optional()
     .describe('Bytes of structured result returned to the agent (default 128 KiB); arrays are cut to fit.'),
+  untrusted: z
+    .enum(['annotate', 'redact', 'withhold'])
+    .optional()
+    .describe(
+      'Response fields that look like instructions aimed at the agent (prompt injection): annotate (default: a note beside the data), redact the suspected span, or withhold the field.',
+    ),
 };
 
 export const matchSchema = z
@@ -111,6 +118,12 @@ export const ruleSchema = z
       .min(1)
       .optional()
       .describe('Restricted risk classes this rule lets through; needs `reason`.'),
+    treatAs: z
+      .literal('read')
+      .optional()
+      .describe(
+        'Treat a POST that only reads (RPC style, e.g. POST /accounts/get) as a read: exposed in read-only mode with read scopes and limits; still sent as a POST. Needs `reason`; never lifts destructive or restricted risks.',
+      ),
     confirm: z
       .boolean()
       .optional()
@@ -166,6 +179,12 @@ export const ruleSchema = z
       .enum(['full', 'digest', 'none'])
       .optional()
       .describe('Audit detail: full (redacted arguments and response), digest (hashes and sizes), none.'),
+    egress: z
+      .boolean()
+      .optional()
+      .describe(
+        "Taint guard: true, the tool can send data out (checked after the caller read private or untrusted data); false, never (a write that stays in the caller's own records). Default: writes and destructive tools.",
+      ),
     ...limits,
   })
   .superRefine((r, ctx) => {
@@ -173,6 +192,8 @@ export const ruleSchema = z
       ctx.addIssue({ code: 'custom', path: ['reason'], message: 'masking secret: allow needs a reason' });
     if (r.allowRisk && !r.reason)
       ctx.addIssue({ code: 'custom', path: ['reason'], message: 'allowRisk needs a reason' });
+    if (r.treatAs && !r.reason)
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'treatAs: read needs a reason' });
     if (r.confirm === false && !r.reason)
       ctx.addIssue({ code: 'custom', path: ['reason'], message: 'confirm: false needs a reason' });
     if (r.approval === 'agent' && !r.reason)
@@ -372,6 +393,22 @@ export const alertsSchema = z
       'Refused admin tokens (wrong or throttled, from any address) over a window.',
     ),
     firstUse: z.boolean().default(true).describe('A principal calls a tool for the first time.'),
+    injectionSuspected: z
+      .boolean()
+      .default(true)
+      .describe(
+        'A response carries text that looks like instructions aimed at the agent (once per tool per cooldown).',
+      ),
+    budgetExceeded: z
+      .boolean()
+      .default(true)
+      .describe('A caller hit a budget and was switched to read-only (docs/budgets.md).'),
+    taintBlocked: z
+      .boolean()
+      .default(true)
+      .describe(
+        'The taint guard refused or parked an outward call after a tainting read (once per principal per cooldown).',
+      ),
     auditFailing: z.boolean().default(true).describe('The audit cannot be written.'),
   })
   .describe('Alert rules and where alerts go (webhooks); every alert is also logged and counted.');
@@ -463,6 +500,47 @@ export const apiSchema = z
     if (a.prefix === '' && !a.reason)
       ctx.addIssue({ code: 'custom', path: ['reason'], message: 'prefix: "" (no prefix) needs a reason' });
   });
+
+/**
+ * A blast-radius budget (docs/budgets.md): per caller, at most `calls` calls (or `records` records)
+ * of the tools it selects per `perSeconds`, counted across instances. A caller that would pass one is
+ * refused and switched to read-only for itself until an operator lifts it.
+ */
+export const budgetSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a budget name is lower-case letters, digits, - and _')
+      .optional()
+      .describe(
+        'How alerts, the audit and the dashboard name it (default: `<class>-<unit>`, or `all-<unit>`).',
+      ),
+    class: z
+      .enum(RISK_CLASSES)
+      .optional()
+      .describe(
+        'Count only tools of this risk class (read, write, destructive, admin…); absent: every tool `match` selects.',
+      ),
+    match: matchSchema.optional().describe('Count only these tools (by name, tag, method, path or API).'),
+    calls: positiveInt(10_000_000).optional().describe('At most this many calls per window (one per call).'),
+    records: positiveInt(10_000_000)
+      .optional()
+      .describe(
+        'At most this many records per window: a call counts the length of the longest array among its arguments and their fields (a bulk call), at least 1.',
+      ),
+    perSeconds: positiveInt(30 * 86_400).describe(
+      'The window, in seconds (fixed, from the first counted call).',
+    ),
+  })
+  .refine((b) => (b.calls === undefined) !== (b.records === undefined), 'give exactly one of calls, records')
+  .describe('A per-caller budget over a window; passing it switches the caller to read-only.');
+
+export type BudgetDoc = z.output<typeof budgetSchema>;
+
+/** A budget's name: its own, or derived from what it counts. */
+export function budgetName(b: BudgetDoc): string {
+  return b.name ?? `${b.class ?? 'all'}-${b.calls !== undefined ? 'calls' : 'records'}`;
+}
 
 export const callersSchema = z.strictObject({
   stdio: z
@@ -589,6 +667,13 @@ export const policySchema = z
       })
       .optional(),
     rateLimit: rateLimit.optional().describe('Default limits for every tool (rules refine them).'),
+    budgets: z
+      .array(budgetSchema)
+      .max(100)
+      .optional()
+      .describe(
+        'Blast-radius budgets per caller (docs/budgets.md): every budget whose class and match select a tool counts its calls.',
+      ),
     toolsets: z
       .record(
         z
@@ -601,6 +686,17 @@ export const policySchema = z
       )
       .optional()
       .describe('Named groups of tools for `serve --toolsets` (one per OpenAPI tag exists already).'),
+    toolsList: z
+      .strictObject({
+        outputSchemas: z
+          .boolean()
+          .default(false)
+          .describe(
+            'List each tool’s outputSchema in tools/list (default false: left out, half or more of a listed tool; results are still checked and masked against it, and describe_tool shows it).',
+          ),
+      })
+      .optional()
+      .describe('What tools/list carries of each tool (docs/large-apis.md).'),
     originBreaker: z
       .union([
         z.literal(false),
@@ -632,6 +728,35 @@ export const policySchema = z
       })
       .optional()
       .describe('Out-of-band approvals (`approval: operator`): how long requests stay valid.'),
+    taint: z
+      .strictObject({
+        mode: z
+          .enum(['off', 'refuse', 'park'])
+          .default('park')
+          .describe(
+            'After the caller read private data or flagged untrusted content, an outward call (`egress`) is refused (TAINT_BLOCKED), parked for an operator (park, the default) or let through (off).',
+          ),
+        windowSeconds: z
+          .number()
+          .int()
+          .min(10)
+          .max(7 * 86_400)
+          .default(3600)
+          .describe('How long a read taints its caller (default 1 hour).'),
+        classes: z
+          .array(z.enum(['pii', 'secret', 'financial', 'untrusted']))
+          .min(1)
+          .default(['pii', 'secret', 'financial', 'untrusted'])
+          .describe('What taints: data classes received in clear, and content the injection screen flagged.'),
+        per: z
+          .enum(['session', 'principal'])
+          .default('session')
+          .describe(
+            'session: a read taints the caller in its MCP session (per principal where there is none); principal: in every session.',
+          ),
+      })
+      .optional()
+      .describe('The taint guard: no outward call after a read of private data or untrusted content.'),
     confirm: z
       .strictObject({
         ttlSeconds: z.number().int().min(10).max(3600).default(300),
@@ -711,6 +836,19 @@ export const policySchema = z
       .transform((r) => r ?? []),
   })
   .superRefine((d, ctx) => {
+    // Two budgets with one name would share one counter: each name is one budget.
+    const budgetNames = new Map<string, number>();
+    d.budgets?.forEach((b, i) => {
+      const name = budgetName(b);
+      const other = budgetNames.get(name);
+      if (other !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['budgets', i, 'name'],
+          message: `budgets[${i}] and budgets[${other}] are both named "${name}": give one a distinct name`,
+        });
+      budgetNames.set(name, i);
+    });
     if (!d.apis) return;
     const names = Object.keys(d.apis);
     if (names.length === 0)

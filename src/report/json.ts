@@ -19,6 +19,8 @@ export interface ReportSummary {
   byRisk: Record<RiskClass, number>;
   unbounded: number;
   withDataClasses: number;
+  /** POSTs that only read by their verbs (RPC style); still writes until a policy says `treatAs: read`. */
+  readLikePosts: number;
 }
 
 export interface ScanReport {
@@ -36,6 +38,20 @@ export interface ScanReport {
    * kind (added within reportVersion 1: older readers ignore it); in an API set, per kind and API.
    */
   deviations: ReportDeviation[];
+  /**
+   * Read-like POSTs (`POST /accounts/get`), in tool order: what `init` proposes to treat as reads
+   * (added within reportVersion 1).
+   */
+  readLike: ReportReadLike[];
+}
+
+export interface ReportReadLike {
+  name: string;
+  api?: string;
+  method: string;
+  path: string;
+  verb: string;
+  reason: string;
 }
 
 export type ReportDeviation = SpecDeviation & { api?: string };
@@ -66,6 +82,8 @@ export interface ReportTool {
   auth: Tool['auth'];
   strippedParams: Tool['strippedParams'];
   pageSize: Tool['pageSize'] | null;
+  /** A POST whose verbs say it only reads, or null (added within reportVersion 1). */
+  readLike: { verb: string; reason: string } | null;
 }
 
 export function toReport(catalog: Catalog, version: string, deviations: SpecDeviation[] = []): ScanReport {
@@ -77,6 +95,7 @@ export function toReport(catalog: Catalog, version: string, deviations: SpecDevi
     tools: catalog.tools.map(toolOf),
     warnings: catalog.warnings,
     deviations,
+    readLike: readLikeOf(catalog.tools),
   };
 }
 
@@ -114,6 +133,7 @@ export function toSetReport(parts: readonly ReportPart[], version: string): Scan
     tools: tools.map(toolOf),
     warnings: parts.flatMap((p) => p.catalog.warnings.map((w) => `${p.name}: ${w}`)),
     deviations: parts.flatMap((p) => p.deviations.map((d) => ({ ...d, api: p.name }))),
+    readLike: readLikeOf(tools),
   };
 }
 
@@ -146,6 +166,7 @@ function summaryOf(tools: readonly Tool[]): ReportSummary {
     byRisk,
     unbounded: tools.filter((t) => t.risk.unbounded).length,
     withDataClasses: tools.filter((t) => t.dataClasses.length > 0).length,
+    readLikePosts: tools.filter((t) => t.risk.readLike).length,
   };
 }
 
@@ -167,5 +188,22 @@ function toolOf(t: Tool): ReportTool {
     auth: t.auth,
     strippedParams: t.strippedParams,
     pageSize: t.pageSize ?? null,
+    readLike: t.risk.readLike ?? null,
   };
+}
+
+function readLikeOf(tools: readonly Tool[]): ReportReadLike[] {
+  return tools.flatMap((t) =>
+    t.risk.readLike
+      ? [
+          {
+            name: t.name,
+            ...(t.api !== undefined ? { api: t.api } : {}),
+            method: t.source.method.toUpperCase(),
+            path: t.source.path,
+            ...t.risk.readLike,
+          },
+        ]
+      : [],
+  );
 }

@@ -50,6 +50,13 @@ export function renderTable(r: ScanReport, width = 120): string {
     out.push('', 'Why hidden:');
     for (const t of hidden) out.push(`  ${t.name}: ${t.reasons.join(' | ')}`);
   }
+  if (r.readLike.length) {
+    out.push(
+      '',
+      `Read-like POSTs (${r.readLike.length}): hidden as writes; \`mcp-warden init\` proposes a \`treatAs: read\` rule for each:`,
+    );
+    for (const x of r.readLike) out.push(`  ${x.name}  ${x.method} ${x.path} — ${x.reason}`);
+  }
   if (r.deviations.length) {
     // Also among the warnings; here as a count per kind, which is what a reader scans for.
     out.push('', `Spec deviations repaired or ignored (${r.deviations.length} kinds):`);
@@ -78,6 +85,7 @@ function summaryLine(s: ReportSummary): string {
       .map(([c, n]) => `${c} ${n}`)
       .join(', ') +
     (s.unbounded ? `; ${s.unbounded} unbounded lists` : '') +
+    (s.readLikePosts ? `; ${s.readLikePosts} read-like POSTs` : '') +
     `; ${s.withDataClasses} return classified data`
   );
 }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { openJsonlAudit } from '../audit/jsonl.js';
-import { openPgMirror } from '../audit/postgres.js';
 import { requireSecret, urlOrRef } from '../lib/secret-ref.js';
 import type { AuditSink } from '../model/audit.js';
 import type { ReadinessCheck } from '../observe/health.js';
@@ -34,8 +33,9 @@ export interface AuditSinks {
 export async function openAuditSinks(o: AuditSinksOptions): Promise<AuditSinks> {
   const cfg = o.config;
   const dbRef = o.databaseUrl ?? cfg?.postgres;
+  // pg is loaded only with a mirror configured (issue 22: start-up).
   const mirror = dbRef
-    ? await openPgMirror({
+    ? await (await import('../audit/postgres.js')).openPgMirror({
         url: urlOrRef(dbRef, o.env, 'audit.postgres'),
         instance: cfg?.instance ?? `${hostname()}:${sha256(o.file).slice(0, 8)}`,
         onError: (e) =>

@@ -25,8 +25,33 @@ const LANE_METHODS = new Set(['tools/call', 'tools/list']);
 /** `=?base64?…?=`: an encoded `Mcp-Name`; the SDK decodes and checks it, so such a request is not taken. */
 const BASE64_SENTINEL = /^=\?base64\?.*\?=$/;
 
+/**
+ * Set on the `requestInfo` of a request served by the lane's shared server: the JSON-RPC id the
+ * client sent (the shared server sees a lane-unique id instead, so that concurrent requests that
+ * reuse an id do not meet inside it).
+ */
+export const LANE_REQUEST_ID: unique symbol = Symbol.for('mcp-warden.lane-request-id');
+
+/**
+ * A server factory that can also build one long-lived 2026-07-28 server for every request the lane
+ * takes: its handlers read the caller (`ctx.http.authInfo`) and the HTTP request (`ctx.http.req`)
+ * per request instead of capturing them at construction (createServerFactory in mcp.ts).
+ */
+export type SharedServerFactory = McpServerFactory & { modernShared?: () => Server };
+
+/** The SDK's HTTP statuses for errors raised before a handler runs (its `LADDER_ERROR_HTTP_STATUS`, not exported). */
+const LADDER_STATUS: Readonly<Record<number, number>> = {
+  [-32700]: 400,
+  [-32600]: 400,
+  [-32601]: 404,
+  [-32022]: 400,
+  [-32021]: 400,
+  [-32020]: 400,
+};
+const MISSING_CLIENT_CAPABILITY = -32021;
+
 export interface FastLaneOptions {
-  factory: McpServerFactory;
+  factory: SharedServerFactory;
   keepAliveMs?: number;
   /** Told of a request that failed inside the SDK (the answer is the SDK's own 500). */
   onerror?: (e: Error) => void;
@@ -57,6 +82,10 @@ export interface FastLane {
  * handler would: anything else (other methods, notifications, the 2025 era, any header the SDK
  * would refuse or has to decode) returns `false` and goes to the SDK's handler unchanged.
  *
+ * When the factory offers `modernShared` (createServerFactory does), every request the lane takes
+ * is served on that one long-lived server instead (SharedTransport below): no server built,
+ * connected and closed per request, no web `Response`, the answer written once.
+ *
  * It needs of the factory what createServerFactory (mcp.ts) does: a low-level `Server` (an
  * `McpServer` goes to the SDK's handler, which runs its scope and parameter-header checks); a modern-era server lists the
  * modern revision (so connecting binds it; otherwise the request goes to the SDK's handler), and
@@ -73,6 +102,35 @@ export function createFastLane(o: FastLaneOptions): FastLane {
       // A broken reporter must not break the answer.
     }
   };
+  // One long-lived server for every request the lane takes, when the factory offers one (mcp.ts):
+  // no server built, connected and closed per request. `undefined` until first used; `false` when
+  // it cannot serve (it does not bind the modern revision): then each request gets its own, as below.
+  const shared = o.factory.modernShared;
+  let sharedLane: Promise<SharedTransport | false> | undefined;
+  const openShared = (route: ModernRequestRoute): Promise<SharedTransport | false> => {
+    sharedLane ??= (async () => {
+      const server = shared!();
+      const transport = new SharedTransport({
+        classification: route.classification,
+        ...(o.keepAliveMs !== undefined ? { keepAliveMs: o.keepAliveMs } : {}),
+      });
+      transport.onerrorReport = report;
+      await server.connect(transport);
+      if (server.getNegotiatedProtocolVersion() !== route.classification.revision) {
+        await server.close().catch(() => {});
+        return false;
+      }
+      transport.server = server;
+      // What the SDK reports of a request it could not serve (as its handler's `onerror` does).
+      server.onerror = report;
+      return transport;
+    })().catch((e: unknown) => {
+      // A server that cannot be connected is not shared: each request gets its own, as before.
+      report(e);
+      return false as const;
+    });
+    return sharedLane;
+  };
   return {
     async serve(req, res, message, authInfo) {
       if (closed) return false;
@@ -81,6 +139,14 @@ export function createFastLane(o: FastLaneOptions): FastLane {
       // The client left while an earlier step was still running (a JWKS fetch…): as the SDK's
       // handler does, nothing is dispatched — a write it abandoned must not reach the upstream.
       if (res.destroyed) return true;
+      if (shared) {
+        const transport = await openShared(route);
+        if (transport) {
+          if (res.destroyed) return true;
+          transport.dispatch(req, res, route, authInfo);
+          return true;
+        }
+      }
       const abort = new ExchangeSignal();
       let finished = false;
       res.once('close', () => {
@@ -157,16 +223,17 @@ export function createFastLane(o: FastLaneOptions): FastLane {
       closed = true;
       const closing = [...inflight].map((s) => s.close().catch(() => {}));
       inflight.clear();
+      const open = await sharedLane;
+      if (open) closing.push(open.server!.close().catch(() => {}));
       await Promise.all(closing);
     },
   };
 }
 
+type ModernRequestRoute = Extract<InboundModernRoute, { messageKind: 'request' }>;
+
 /** The modern route of a request the lane takes, or `undefined` for the SDK's handler. */
-function takes(
-  req: IncomingMessage,
-  message: unknown,
-): Extract<InboundModernRoute, { messageKind: 'request' }> | undefined {
+function takes(req: IncomingMessage, message: unknown): ModernRequestRoute | undefined {
   if (req.method !== 'POST' || !isJsonContentType(req.headers['content-type'] ?? null)) return undefined;
   const m = message as { method?: unknown; id?: unknown; params?: unknown } | null;
   if (m === null || typeof m !== 'object' || typeof m.method !== 'string' || !LANE_METHODS.has(m.method))
@@ -206,9 +273,14 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
  * headers, the abort signal), read from the Node request as needed instead of copied into a web
  * `Request` up front. Only a request the lane takes gets one; its body is already parsed.
  */
-export function nodeRequestInfo(req: IncomingMessage, signal: AbortSignal): Request {
+export function nodeRequestInfo(
+  req: IncomingMessage,
+  signal: AbortSignal,
+  requestId?: string | number,
+): Request {
   let headers: Headers | undefined;
   const info = {
+    ...(requestId !== undefined ? { [LANE_REQUEST_ID]: requestId } : {}),
     method: req.method ?? 'POST',
     get url() {
       return `http://${header(req.headers, 'host') ?? 'localhost'}${req.url ?? '/'}`;
@@ -328,4 +400,176 @@ class ExchangeSignal {
     this.listeners = [];
     for (const l of listeners) l();
   }
+}
+
+/** One request in flight on the shared server: where its answer goes. */
+interface SharedExchange {
+  readonly res: ServerResponse;
+  /** The id the client sent (the server saw a lane-unique one). */
+  readonly id: string | number;
+  /** Set once a message before the answer turned the response into an event stream. */
+  keepAlive?: NodeJS.Timeout | 'none';
+}
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+};
+
+/**
+ * The transport of the lane's shared server: one SDK `Protocol` connection that many HTTP exchanges
+ * use at once. Each request gets a lane-unique JSON-RPC id on its way in (clients reuse ids: every
+ * SDK client starts at 0 or 1), and its answer is routed back by that id and written with the
+ * client's id, exactly as the SDK's per-request transport would answer it: JSON in one write, the
+ * SDK's ladder statuses for errors raised before a handler runs, an event stream once a message
+ * precedes the answer (its keep-alive comments included). A client that goes away aborts its
+ * handler (as closing a per-request transport does) and nothing more is written for it.
+ *
+ * It extends the SDK's per-request transport only so that connecting binds the server to the
+ * classified 2026-07-28 revision, as the SDK's handler does; its single-exchange methods are not used.
+ */
+class SharedTransport extends PerRequestHTTPServerTransport {
+  server: Server | undefined;
+  onerrorReport: ((e: unknown) => void) | undefined;
+  private readonly exchanges = new Map<number, SharedExchange>();
+  private next = 0;
+  /** True while a request is handed to the server synchronously: an error sent then is the SDK's ladder. */
+  private window = false;
+  private readonly keepAliveMs: number;
+
+  constructor(o: ConstructorParameters<typeof PerRequestHTTPServerTransport>[0]) {
+    super(o);
+    this.keepAliveMs = o.keepAliveMs ?? 15_000;
+  }
+
+  override handleMessage(): Promise<Response> {
+    throw new Error('The shared lane transport serves requests through dispatch().');
+  }
+
+  dispatch(req: IncomingMessage, res: ServerResponse, route: ModernRequestRoute, authInfo?: AuthInfo): void {
+    const message = route.message;
+    const internal = ++this.next;
+    const exchange: SharedExchange = { res, id: message.id };
+    this.exchanges.set(internal, exchange);
+    res.once('close', () => {
+      if (!this.exchanges.delete(internal)) return;
+      // Gone before its answer: the handler's signal is aborted as a closed per-request transport
+      // aborts it (the SDK then drops the handler's answer), and a stream is stopped.
+      if (exchange.keepAlive !== undefined && exchange.keepAlive !== 'none')
+        clearInterval(exchange.keepAlive);
+      this.abortHandler(internal);
+    });
+    const request = nodeRequestInfo(req, NEVER_ABORTED, message.id);
+    const extra = {
+      classification: route.classification,
+      request,
+      ...(authInfo !== undefined ? { authInfo } : {}),
+    };
+    this.window = true;
+    try {
+      // classifyInboundRequest has just checked the body against the SDK's JSON-RPC request schema
+      // (that is what `messageKind: 'request'` means): it goes to the server's request dispatch
+      // directly, not through the connection's message router, which would parse it against the
+      // response, error and request schemas again. Without that entry point, the router.
+      const dispatch = (this.server as unknown as { _onrequest?: (m: unknown, e: unknown) => void })
+        ?._onrequest;
+      if (typeof dispatch === 'function') dispatch.call(this.server, { ...message, id: internal }, extra);
+      else this.onmessage?.({ ...message, id: internal } as JSONRPCMessage, extra as never);
+    } catch (e) {
+      this.exchanges.delete(internal);
+      this.onerrorReport?.(e);
+      if (!res.headersSent)
+        writeJson(res, 500, {
+          jsonrpc: '2.0',
+          error: { code: -32603, message: 'Internal server error' },
+          id: message.id,
+        });
+    } finally {
+      this.window = false;
+    }
+  }
+
+  override async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const m = message as { id?: unknown; method?: unknown; result?: unknown; error?: { code?: unknown } };
+    const answer = m.method === undefined && (m.result !== undefined || m.error !== undefined);
+    const key = answer ? m.id : options?.relatedRequestId;
+    const exchange = typeof key === 'number' ? this.exchanges.get(key) : undefined;
+    if (exchange === undefined) {
+      if (answer) this.onerror?.(new Error(`Received a response for an unknown request id: ${String(m.id)}`));
+      return;
+    }
+    const { res } = exchange;
+    if (!answer) {
+      // A message before the answer (a notification of the call): the response becomes a stream.
+      if (exchange.keepAlive === undefined) this.openStream(exchange);
+      frame(res, message);
+      return;
+    }
+    this.exchanges.delete(key as number);
+    const out = { ...message, id: exchange.id } as JSONRPCMessage;
+    if (exchange.keepAlive !== undefined) {
+      if (exchange.keepAlive !== 'none') clearInterval(exchange.keepAlive);
+      frame(res, out);
+      res.end();
+      return;
+    }
+    const code = typeof m.error?.code === 'number' ? m.error.code : undefined;
+    const ladder =
+      code !== undefined && (this.window || code === MISSING_CLIENT_CAPABILITY)
+        ? LADDER_STATUS[code]
+        : undefined;
+    writeJson(res, ladder ?? 200, out);
+  }
+
+  override async close(): Promise<void> {
+    // The endpoint closes: the exchanges still waiting are ended as the SDK ends a closed per-request
+    // transport's (499 when nothing was written yet), then the server's handlers are aborted.
+    for (const [id, exchange] of this.exchanges) {
+      this.exchanges.delete(id);
+      if (exchange.keepAlive !== undefined && exchange.keepAlive !== 'none')
+        clearInterval(exchange.keepAlive);
+      if (!exchange.res.headersSent) exchange.res.writeHead(499).end();
+      else exchange.res.end();
+    }
+    await super.close();
+  }
+
+  private openStream(exchange: SharedExchange): void {
+    const { res } = exchange;
+    res.writeHead(200, SSE_HEADERS);
+    res.flushHeaders();
+    if (!Number.isFinite(this.keepAliveMs) || this.keepAliveMs < 1) {
+      exchange.keepAlive = 'none';
+      return;
+    }
+    const timer = setInterval(() => {
+      if (!res.writableEnded && !res.destroyed) res.write(': keepalive\n\n');
+    }, this.keepAliveMs);
+    timer.unref?.();
+    exchange.keepAlive = timer;
+  }
+
+  private abortHandler(internal: number): void {
+    const controllers = (
+      this.server as unknown as { _requestHandlerAbortControllers?: Map<unknown, AbortController> }
+    )?._requestHandlerAbortControllers;
+    controllers?.get(internal)?.abort(new SdkError(SdkErrorCode.ConnectionClosed, 'Connection closed'));
+  }
+}
+
+/** The `requestInfo.signal` of the shared lane's requests: a handler is aborted through its own signal. */
+const NEVER_ABORTED = new AbortController().signal;
+
+function frame(res: ServerResponse, message: JSONRPCMessage): void {
+  if (!res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+}
+
+function writeJson(res: ServerResponse, status: number, message: unknown): void {
+  if (res.destroyed || res.writableEnded) return;
+  const body = Buffer.from(JSON.stringify(message));
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'content-length': String(body.length) })
+    .end(body);
 }

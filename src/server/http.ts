@@ -8,7 +8,6 @@ import { toNodeHandler } from '@modelcontextprotocol/node';
 import {
   type AuthInfo,
   createMcpHandler,
-  type McpServerFactory,
   SERVER_INFO_META_KEY,
   SUBSCRIPTION_ID_META_KEY,
   validateHostHeader,
@@ -22,11 +21,12 @@ import { Health, isProbePath } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import { VERSION } from '../version.js';
 import { type Callers, carriedPrincipal, carryPrincipal } from './callers.js';
-import { createFastLane, type FastLane } from './fast-lane.js';
+import { createFastLane, type FastLane, type SharedServerFactory } from './fast-lane.js';
 import { ListChanges, type StreamSlot } from './list-changes.js';
 
 export interface HttpOptions {
-  factory: McpServerFactory;
+  /** With `modernShared` (createServerFactory does), the fast lane serves on one long-lived server. */
+  factory: SharedServerFactory;
   logger: Logger;
   onAuthFailure?: (code: string) => void;
   /** Authenticates each request; built once the listening address (the resource URL) is known. */
@@ -100,7 +100,7 @@ export const TRANSPORT_STEPS = [
   'depth',
   // Once every other check passed: a stream held open (GET, subscriptions/listen) takes a slot, bounded per caller and in all.
   'stream',
-  // The hot path: a well-formed 2026-07-28 tools/call or tools/list is served on the SDK's per-request transport straight from Node, skipping the web Request/Response round trip.
+  // The hot path: a well-formed 2026-07-28 tools/call or tools/list is served on one shared SDK server straight from Node, skipping the per-request server and the web Request/Response round trip.
   'lane',
   // Last: the SDK dispatches the one checked message (both protocol eras, stateless).
   'sdk',

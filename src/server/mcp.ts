@@ -1,10 +1,10 @@
 import {
+  type AuthInfo,
   type CallToolResult,
   CLIENT_CAPABILITIES_META_KEY,
   CLIENT_INFO_META_KEY,
   inputRequired,
   type McpRequestContext,
-  type McpServerFactory,
   PROTOCOL_VERSION_META_KEY,
   Server,
   type StandardSchemaV1,
@@ -12,7 +12,7 @@ import {
   TRACEPARENT_META_KEY,
   TRACESTATE_META_KEY,
 } from '@modelcontextprotocol/server';
-import type { ToolView } from '../control/view.js';
+import type { ListedTool, ToolView } from '../control/view.js';
 import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '../discover/meta-tools.js';
 import { isWardenError, settleCallError, type ToolErrorResult, toProtocolError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
@@ -22,7 +22,7 @@ import type { CallInput, ConfirmationChannel, IncomingTrace } from '../pipeline/
 import type { Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
 import { carriedPrincipal, idPart } from './callers.js';
-import { MODERN_REVISIONS } from './fast-lane.js';
+import { LANE_REQUEST_ID, MODERN_REVISIONS, type SharedServerFactory } from './fast-lane.js';
 
 export interface McpWiring {
   catalog: Catalog;
@@ -39,6 +39,12 @@ export interface McpWiring {
   onServer?: (server: Server) => void;
   /** Dynamic mode: list three meta-tools (search, describe, call) instead of the catalogue. */
   dynamic?: MetaTools;
+  /**
+   * Whether `tools/list` carries each tool's `outputSchema` (the policy's `toolsList.outputSchemas`,
+   * asked per request so a policy reload applies). Absent or false: left out, and results are
+   * projected as for a tool without one; they are still checked and masked against it.
+   */
+  listOutputSchemas?: () => boolean;
   /** Tracing is on: each call carries the client's trace context and request identity. */
   tracing?: boolean;
   /**
@@ -68,7 +74,7 @@ const CONFIRM_SCHEMA = {
  * scopes, and `tools/call` hands everything to the pipeline. The same factory serves both protocol
  * eras; a fresh `Server` per HTTP request (or per stdio connection) holds no call state.
  */
-export function createServerFactory(w: McpWiring): McpServerFactory {
+export function createServerFactory(w: McpWiring): SharedServerFactory & { modernShared: () => Server } {
   const instructions =
     `Tools for ${w.catalog.title || 'an HTTP API'}, served through mcp-warden. ` +
     'Every call is checked, audited and may need the user’s confirmation; tools that are not listed are not available.';
@@ -79,22 +85,30 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
   // same revisions (and `server/discover`) to such an instance; 2025-era servers never list them.
   const modernVersions = [...SUPPORTED_PROTOCOL_VERSIONS, ...MODERN_REVISIONS];
 
-  return (ctx: McpRequestContext) => {
+  // `shared`: the one server the fast lane serves every 2026-07-28 HTTP request with (fast-lane.ts);
+  // it reads the caller and the HTTP request from each request's context, never from `ctx`.
+  const build = (ctx: McpRequestContext, shared: boolean) => {
     const server = new Server(
       { name: 'mcp-warden', version: VERSION, title: `mcp-warden: ${w.catalog.title}`.slice(0, 120) },
       {
         capabilities: { tools: { listChanged: true } },
         instructions,
-        ...(ctx.era === 'modern' && ctx.requestInfo ? { supportedProtocolVersions: modernVersions } : {}),
+        ...(shared || (ctx.era === 'modern' && ctx.requestInfo)
+          ? { supportedProtocolVersions: modernVersions }
+          : {}),
       },
     );
     // The caller authentication produced, for this request (HTTP) or connection (stdio).
-    const principal = w.stdioPrincipal ?? carriedPrincipal(ctx.authInfo);
-    server.setRequestHandler(
-      'tools/list',
-      () => ({ tools: w.dynamic ? meta : w.view().listFor(principal.scopes) }) as never,
-    );
+    const fixed = shared ? undefined : (w.stdioPrincipal ?? carriedPrincipal(ctx.authInfo));
+    const principalOf = (c: { http?: { authInfo?: AuthInfo } }): Principal =>
+      fixed ?? carriedPrincipal(c.http?.authInfo);
+    server.setRequestHandler('tools/list', (_req, c) => {
+      if (w.dynamic) return { tools: meta } as never;
+      const listed = w.view().listFor(principalOf(c).scopes);
+      return { tools: w.listOutputSchemas?.() ? listed : withoutOutputSchemas(listed) } as never;
+    });
     server.setRequestHandler('tools/call', async (req, c) => {
+      const principal = principalOf(c);
       try {
         let name = req.params.name;
         let args: unknown = req.params.arguments;
@@ -117,6 +131,8 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
           ...(confirmation ? { confirmation } : {}),
           ...(connect ? { onConnect: connect.onConnect } : {}),
           signal: c.mcpReq.signal,
+          // The transport's session (Streamable HTTP with sessions): the taint guard's scope.
+          ...(c.sessionId !== undefined ? { session: c.sessionId } : {}),
           ...(w.tracing ? { trace: incomingTrace(ctx, server, c) } : {}),
         };
         const { pendingConfirmation, ...result } = await w.pipeline.call(input);
@@ -137,19 +153,39 @@ export function createServerFactory(w: McpWiring): McpServerFactory {
               [CONNECT_KEY]: inputRequired.elicitUrl({ message: connectMessage(link), url: link.url }),
             },
           }) as never;
-        // Through call_tool, the result is the called tool's; call_tool itself declares no output schema.
+        // The projection follows what was listed: through call_tool the result is the called tool's
+        // (call_tool declares no output schema), and an output schema left out of the list is none.
         return server.projectCallToolResult(
           result as CallToolResult,
-          name === req.params.name ? w.view().get(name)?.listed.outputSchema : undefined,
+          name === req.params.name && w.listOutputSchemas?.()
+            ? w.view().get(name)?.listed.outputSchema
+            : undefined,
         );
       } catch (e) {
         // Whatever is thrown leaves as a JSON-RPC error: ours with the table's number, anything else INTERNAL.
         throw toProtocolError(e);
       }
     });
-    w.onServer?.(server);
+    if (!shared) w.onServer?.(server);
     return server;
   };
+  const factory = (ctx: McpRequestContext) => build(ctx, false);
+  return Object.assign(factory, { modernShared: () => build({ era: 'modern' }, true) });
+}
+
+/** Each list (cached per view and scope set) stripped of output schemas once, not per request. */
+const stripped = new WeakMap<readonly ListedTool[], ListedTool[]>();
+function withoutOutputSchemas(tools: readonly ListedTool[]): ListedTool[] {
+  let out = stripped.get(tools);
+  if (!out) {
+    out = tools.map((t) => {
+      if (t.outputSchema === undefined) return t;
+      const { outputSchema: _left, ...rest } = t;
+      return rest;
+    });
+    stripped.set(tools, out);
+  }
+  return out;
 }
 
 /**
@@ -210,10 +246,13 @@ function incomingTrace(
   c: {
     sessionId?: string;
     mcpReq: { id: string | number; _meta?: unknown; envelope?: Record<string, unknown> };
+    http?: { req?: Request };
   },
 ): IncomingTrace {
   const meta = c.mcpReq._meta as Record<string, unknown> | undefined;
-  const headers = ctx.requestInfo?.headers;
+  // The lane's shared server gets the HTTP request (and the client's own id) with each request.
+  const http = c.http?.req as (Request & { [LANE_REQUEST_ID]?: string | number }) | undefined;
+  const headers = http?.headers ?? ctx.requestInfo?.headers;
   const fromMeta = typeof meta?.[TRACEPARENT_META_KEY] === 'string';
   const parent = fromMeta ? meta?.[TRACEPARENT_META_KEY] : headers?.get('traceparent');
   const state = fromMeta ? meta?.[TRACESTATE_META_KEY] : headers?.get('tracestate');
@@ -224,7 +263,7 @@ function incomingTrace(
   return {
     ...(typeof parent === 'string' ? { traceparent: parent } : {}),
     ...(typeof state === 'string' ? { tracestate: state } : {}),
-    requestId: c.mcpReq.id,
+    requestId: http?.[LANE_REQUEST_ID] ?? c.mcpReq.id,
     ...(typeof version === 'string' ? { protocolVersion: version } : {}),
     ...(c.sessionId !== undefined ? { sessionId: c.sessionId } : {}),
   };

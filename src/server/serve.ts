@@ -3,13 +3,12 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import type { McpServerFactory } from '@modelcontextprotocol/server';
 import type { Dispatcher } from 'undici';
 import type { AdminServer } from '../admin/api.js';
-import { startAdminPort } from '../admin/port.js';
 import { auditLockHolder } from '../audit/lock.js';
 import { allowedPairs } from '../audit/read.js';
 import { Approvals } from '../control/approvals.js';
 import { type ControlEvent, Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
-import { MetaTools } from '../discover/meta-tools.js';
+import type { MetaTools } from '../discover/meta-tools.js';
 import { WardenError } from '../errors/index.js';
 import { createHttpAgent } from '../lib/http-agent.js';
 import { requireSecret } from '../lib/secret-ref.js';
@@ -35,11 +34,11 @@ import {
   type PolicyDoc,
 } from '../policy/schema.js';
 import { createRedactor, type Redactor } from '../protect/redactor.js';
+import type { Restriction } from '../state/budgets.js';
 import { type AuditSinks, openAuditSinks } from './audit-sinks.js';
 import { principalIds } from './callers.js';
 import { ListChanges, type StreamLimits } from './list-changes.js';
 import { createServerFactory } from './mcp.js';
-import { oauthPages } from './oauth-pages.js';
 import {
   type ApiStatus,
   type LoadedApi,
@@ -191,8 +190,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const specWatcher = o.watchSpec ? served.watch() : undefined;
   // The admin port binds before the transport: over stdio, a failure once the transport is up would
   // reach a client that has already been answered (the CLI answers its first request with the reason).
+  // Parts only some configurations use are imported by those only (issue 22: start-up): the admin
+  // port and its dashboard, the OAuth pages, dynamic mode's meta-tools.
   const admin = o.admin
-    ? await startAdminPort({
+    ? await (await import('../admin/port.js')).startAdminPort({
         health,
         port: o.admin.port,
         ...(o.admin.host !== undefined ? { host: o.admin.host } : {}),
@@ -203,6 +204,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         addSecrets: (values) => redactor.addSecrets(values),
         redact: (s) => redactor.text(s),
         approvals,
+        budgets: rt.state.budgets,
         ...(users ? { connections: users.oauth } : {}),
       })
     : undefined;
@@ -211,6 +213,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     transport: o.transport,
     factory: mcpFactory({
       o,
+      metaTools: o.dynamic ? (await import('../discover/meta-tools.js')).MetaTools : undefined,
       doc,
       controller,
       served,
@@ -222,7 +225,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     }),
     ...{ doc, controller, observers: rt.observers, logger, changes },
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
-    ...(users ? { oauthCallback: oauthPages(users.oauth) } : {}),
+    ...(users ? { oauthCallback: (await import('./oauth-pages.js')).oauthPages(users.oauth) } : {}),
   }).catch(async (e: unknown) => {
     await admin?.close();
     await users?.close();
@@ -417,6 +420,8 @@ async function openRuntime(p: {
 /** The MCP server factory: who the caller is on this transport, and dynamic mode's meta-tools. */
 function mcpFactory(p: {
   o: ServeOptions;
+  /** Dynamic mode's meta-tools (their module is loaded only then). */
+  metaTools: typeof MetaTools | undefined;
   doc: PolicyDoc;
   controller: Controller;
   served: ServedApi;
@@ -441,7 +446,8 @@ function mcpFactory(p: {
     inBandElicitation: stdio,
     ...(stdio ? { stdioPrincipal } : {}),
     ...(stdio ? { onServer: p.changes.stdio(stdioPrincipal) } : {}),
-    ...(o.dynamic ? { dynamic: new MetaTools(() => served.search()) } : {}),
+    ...(o.dynamic && p.metaTools ? { dynamic: new p.metaTools(() => served.search()) } : {}),
+    listOutputSchemas: () => controller.policy().toolsList?.outputSchemas === true,
     ...(p.tracing.tracer ? { tracing: true } : {}),
     ...(p.users ? { completions: p.users.completions } : {}),
   });
@@ -472,6 +478,8 @@ function pipelineFactory(p: {
     ...(state.limits ? { redis: state.limits } : {}),
     onLimited: (scope) => observers.limited(scope),
   });
+  // One budget store for every pipeline too: a caller's budgets span the APIs of a set.
+  const budgets = { store: state.budgets, onRestricted: (r: Restriction) => observers.restricted(r) };
   return (api) =>
     createPipeline({
       catalog: api.catalog,
@@ -489,6 +497,7 @@ function pipelineFactory(p: {
       logger: p.logger,
       failReads: doc.audit?.failReads ?? 'closed',
       limit,
+      budgets,
       onCall: (ctx, record) => observers.call(ctx, record),
       send: {
         dispatcher: p.agent,
@@ -500,6 +509,8 @@ function pipelineFactory(p: {
       ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
       ...(p.tracing.tracer ? { tracer: p.tracing.tracer } : {}),
       ...(p.users ? { userCredentials: p.users.oauth } : {}),
+      // One taint store for every pipeline: a read on one API of a set taints writes on all of them.
+      taint: state.taint,
     });
 }
 

@@ -6,10 +6,12 @@ import type { ReadinessCheck } from '../observe/health.js';
 import type { LimitOptions } from '../pipeline/limit.js';
 import type { PolicyDoc } from '../policy/schema.js';
 import { createMemoryApprovals } from '../state/approvals.js';
+import { type BudgetStore, createMemoryBudgets, createRedisBudgets } from '../state/budgets.js';
 import { createMemoryReplayGuard, createMemoryState } from '../state/memory.js';
-import { createRedisState, type RedisState } from '../state/redis.js';
+import type { RedisState } from '../state/redis.js';
 import { createRedisApprovals } from '../state/redis-approvals.js';
 import { createRedisFlows } from '../state/redis-flows.js';
+import { createMemoryTaint, createRedisTaint, type TaintStore } from '../state/taint.js';
 
 export interface StateOptions {
   /** Redis URL or reference from the command line; wins over the policy's `state.redis`. */
@@ -26,6 +28,10 @@ export interface OpenedState {
   replay: ReplayGuard;
   /** Out-of-band approval requests: in this process, or in Redis for every instance. */
   approvals: ApprovalStore;
+  /** Blast-radius budgets and the callers they made read-only: in this process, or in Redis. */
+  budgets: BudgetStore;
+  /** What each caller has read lately (the taint guard): in this process, or in Redis. */
+  taint: TaintStore;
   /** Shared rate limits, when the state is shared. */
   limits: LimitOptions['redis'] | undefined;
   /** The Redis connection, when the state is shared by instances. */
@@ -50,11 +56,15 @@ export async function openState(o: StateOptions): Promise<OpenedState> {
       store: createMemoryState(),
       replay: createMemoryReplayGuard(),
       approvals: createMemoryApprovals(),
+      taint: createMemoryTaint(),
+      budgets: createMemoryBudgets(),
       limits: undefined,
       redis: undefined,
       flows: undefined,
       readiness: [],
     };
+  // ioredis is loaded only with shared state configured (issue 22: start-up).
+  const { createRedisState } = await import('../state/redis.js');
   const redis = await createRedisState({
     url: urlOrRef(cfg.redis, o.env, 'state.redis'),
     prefix: cfg.prefix,
@@ -64,6 +74,8 @@ export async function openState(o: StateOptions): Promise<OpenedState> {
     store: redis,
     replay: redis,
     approvals: createRedisApprovals({ client: redis.client, prefix: cfg.prefix }),
+    taint: createRedisTaint({ client: redis.client, prefix: cfg.prefix }),
+    budgets: createRedisBudgets({ client: redis.client, prefix: cfg.prefix }),
     limits: { client: redis.client, prefix: cfg.prefix, readsWhenDown: cfg.readsWhenDown },
     redis,
     flows: createRedisFlows({ client: redis.client, prefix: cfg.prefix }),

@@ -6,7 +6,6 @@ import type { OAuthSchemeUrls, Tool } from '../model/catalog.js';
 import { type SharedFlows, type TokenVault, type UpstreamKey, upstreamKey } from '../model/connection.js';
 import type { Logger } from '../observe/log.js';
 import type { PolicyDoc, UserOAuthSource } from '../policy/schema.js';
-import { PgVault } from '../state/pg-vault.js';
 import type { RedisState } from '../state/redis.js';
 import { createRedisCompletions } from '../state/redis-completions.js';
 import { FileVault, keyringFromRefs } from '../state/vault.js';
@@ -132,7 +131,7 @@ export async function openUserCredentials(p: {
   };
 }
 
-function openVault(
+async function openVault(
   store: 'embedded' | 'postgres',
   p: {
     doc: PolicyDoc;
@@ -158,6 +157,8 @@ function openVault(
       'CONFIG_INVALID',
       '`vault.store: postgres` keeps tokens in the audit database: set `audit.postgres` or --audit-db',
     );
+  // pg is loaded only for a vault in PostgreSQL (issue 22: start-up).
+  const { PgVault } = await import('../state/pg-vault.js');
   return PgVault.open({
     url: urlOrRef(ref, p.env, 'audit.postgres'),
     keyring,

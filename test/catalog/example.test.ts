@@ -149,6 +149,21 @@ describe('minimal examples built from a schema', () => {
       expect(built, JSON.stringify(schema)).toBeDefined();
       expect(compiler.compile(schema)(built?.value), JSON.stringify(schema)).toBe(true);
     }
+    // Unique items differ, whatever they are made of.
+    for (const items of [
+      { type: 'string' },
+      { type: 'string', format: 'email' },
+      { type: 'string', format: 'date' },
+      { type: 'string', format: 'uuid' },
+      { type: 'integer', minimum: 1, maximum: 9 },
+      { enum: ['a', 'b', 'c'] },
+      { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'date-time' } } },
+    ] as JsonSchemaObject[]) {
+      const schema: JsonSchemaObject = { type: 'array', uniqueItems: true, minItems: 3, items };
+      const built = exampleOf(schema);
+      expect(built, JSON.stringify(items)).toBeDefined();
+      expect(compiler.compile(schema)(built?.value), JSON.stringify(built?.value)).toBe(true);
+    }
     // A range with no value in it has no example, rather than a wrong one.
     expect(exampleOf({ type: 'integer', minimum: 3, maximum: 4, multipleOf: 5 })).toBeUndefined();
     expect(exampleOf({ type: 'string', format: 'date', minLength: 12 })).toBeUndefined();

@@ -149,7 +149,7 @@ function fish(load: string, line: string, env: NodeJS.ProcessEnv = process.env):
 const CASES: Array<[string, string[]]> = [
   ['mcp-warden serve --e', ['--env']],
   ['mcp-warden serve --env ', ['dev', 'prod', 'staging']],
-  ['mcp-warden audit ', ['help', 'query', 'tail', 'verify']],
+  ['mcp-warden audit ', ['help', 'query', 'rightsize', 'tail', 'verify']],
   ['mcp-warden policy check --s', ['--spec']],
   ['mcp-warden serve --stdio --spec shop.yaml --log-level ', ['debug', 'error', 'info', 'warn']],
   ['mcp-warden scan --format j', ['json']],
@@ -257,6 +257,7 @@ describe.skipIf(!HAVE_ZSH)(skipped('zsh', HAVE_ZSH), () => {
     expect(zsh(`autoload -Uz compinit && compinit -u -D\n${ZSH_RC}`, 'mcp-warden audit ', a.env)).toEqual([
       'help',
       'query',
+      'rightsize',
       'tail',
       'verify',
     ]);
@@ -265,7 +266,7 @@ describe.skipIf(!HAVE_ZSH)(skipped('zsh', HAVE_ZSH), () => {
     expect(written.stderr).toBe('');
     expect(
       zsh(`${ZSH_FPATH[1]}\nautoload -Uz compinit && compinit -u -D`, 'mcp-warden audit ', b.env),
-    ).toEqual(['help', 'query', 'tail', 'verify']);
+    ).toEqual(['help', 'query', 'rightsize', 'tail', 'verify']);
   });
 });
 

@@ -4,6 +4,7 @@ import { type ShopGateway, startShopGateway } from '../support/gateway.js';
 import { readAudit, waitFor } from '../support/wait.js';
 
 const POLICY = `version: 1
+toolsList: { outputSchemas: true }
 fields:
   loyaltyTier: financial
 rules:

@@ -26,13 +26,18 @@ describe('the pipeline order', () => {
       'toggle',
       'limit',
       'validate',
+      'budget',
+      'taint',
       'confirm',
       'build',
       'intent',
       'inject',
+      'spend',
       'send',
       'answer',
+      'screen',
       'protect',
+      'taint-record',
       'audit',
     ]);
   });
@@ -65,6 +70,33 @@ describe('the pipeline order', () => {
     expectBefore('validate', 'build', 'nothing unchecked may reach the upstream request');
   });
 
+  it('checks budgets on checked arguments, before anyone is asked to confirm', () => {
+    expectBefore('validate', 'budget', "a bulk call's records are counted from checked arguments only");
+    expectBefore('budget', 'confirm', 'a caller over its budget (or read-only) is not asked to confirm');
+  });
+
+  it('counts budgets last before send', () => {
+    expect(
+      stages[stages.indexOf('send') - 1],
+      'spend must run right before send: only calls that go out are counted (a parked, declined or unbuildable call costs nothing)',
+    ).toBe('spend');
+  });
+
+  it('checks the taint before confirm, and records it once the result is final', () => {
+    expectBefore('validate', 'taint', 'the approval a tainted call is parked on binds checked arguments');
+    expectBefore(
+      'taint',
+      'confirm',
+      "a tainted outward call is parked by confirm's operator flow, or refused before anyone is asked",
+    );
+    expectBefore(
+      'protect',
+      'taint-record',
+      'only what reached the caller in clear (after masking) taints it',
+    );
+    expectBefore('screen', 'taint-record', "the injection screen's flags are part of what taints");
+  });
+
   it('confirms before it builds the request', () => {
     expectBefore('confirm', 'build', 'the user approves exactly what will be sent, before it exists');
   });
@@ -77,11 +109,14 @@ describe('the pipeline order', () => {
     expectBefore('intent', 'send', 'no write may leave the gateway without a record on disk first');
   });
 
-  it('protects last before the audit', () => {
+  it('protects last before the audit (only recording stages, which change no result, come after it)', () => {
+    // Stages that only remember what the call did (they write no result): the taint guard's record.
+    const RECORD_ONLY = new Set(['taint-record']);
+    const after = stages.slice(stages.indexOf('protect') + 1, -1);
     expect(
-      stages.at(-2),
-      'protect must be the last stage before audit: masking, redaction and size cuts apply to everything the agent receives',
-    ).toBe('protect');
+      after.filter((s) => !RECORD_ONLY.has(s)),
+      'protect must be the last stage before audit that touches the result: masking, redaction and size cuts apply to everything the agent receives',
+    ).toEqual([]);
   });
 
   it('audits last: a call stopped at any stage is still recorded, once, with the code that stopped it', async () => {

@@ -109,3 +109,17 @@ export interface ConnectionRow {
   lastUsedAt?: string;
   expiresAt?: string;
 }
+
+/** A caller a blast-radius budget switched to read-only, as `GET /restricted` lists it (docs/budgets.md). */
+export interface RestrictedRow {
+  principal: string;
+  budget: string;
+  class?: string;
+  unit: 'calls' | 'records';
+  used: number;
+  limit: number;
+  perSeconds: number;
+  tool: string;
+  callId: string;
+  since: string;
+}

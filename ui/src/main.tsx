@@ -10,12 +10,14 @@ import { ConnectionsPage } from './pages/connections.js';
 import { KillSwitchPage } from './pages/kill-switch.js';
 import { MetricsPage } from './pages/metrics.js';
 import { PolicyPage } from './pages/policy.js';
+import { RestrictedPage } from './pages/restricted.js';
 import { ToolsPage } from './pages/tools.js';
 
 const PAGES = [
   { id: 'tools', title: 'Tools', view: ToolsPage },
   { id: 'approvals', title: 'Approvals', view: ApprovalsPage },
   { id: 'connections', title: 'Connections', view: ConnectionsPage },
+  { id: 'restricted', title: 'Restricted', view: RestrictedPage },
   { id: 'kill-switch', title: 'Kill switch', view: KillSwitchPage },
   { id: 'audit', title: 'Audit', view: AuditPage },
   { id: 'metrics', title: 'Metrics', view: MetricsPage },

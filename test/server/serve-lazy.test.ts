@@ -1,0 +1,73 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SHARED_SPECS, SHOP_SPEC, tempPath, tempTree } from '../support/paths.js';
+
+// Start-up loads only what the configuration uses (issue 22): a plain `serve` of an OpenAPI 3 spec
+// does not load the Redis client, the PostgreSQL driver, the OpenTelemetry SDK, the Swagger 2.0
+// converter or the external-$ref bundler; a configuration that uses them does (so this test can
+// fail both ways).
+
+const CHILD = new URL('./helpers/lazy-start-child.ts', import.meta.url).pathname;
+const REDIS_URL = process.env.MCP_WARDEN_TEST_REDIS ?? 'redis://127.0.0.1:6379';
+const PG_URL = process.env.MCP_WARDEN_TEST_PG ?? 'postgres://root@127.0.0.1:5432/test';
+
+/** The npm packages a gateway started (and closed) in a fresh process loaded. */
+function packagesLoaded(options: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] {
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', CHILD, tempPath('modules.txt'), JSON.stringify(options)],
+    { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } },
+  );
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+// The Swagger 2.0 converter and the external-$ref bundler belong to the specs that need them.
+const OPTIONAL = [
+  'swagger2openapi',
+  '@apidevtools/json-schema-ref-parser',
+  'ioredis',
+  'pg',
+  '@opentelemetry/sdk-trace-base',
+  '@opentelemetry/exporter-trace-otlp-http',
+];
+
+describe('serve loads what its configuration uses', () => {
+  it('a plain configuration: no Redis client, PostgreSQL driver, tracing SDK or spec converters', () => {
+    const loaded = packagesLoaded({ spec: SHOP_SPEC, auditFile: tempPath() });
+    // It did load the gateway (the SDK, the HTTP client) — the record is not empty.
+    expect(loaded).toEqual(expect.arrayContaining(['@modelcontextprotocol/server', 'undici']));
+    for (const name of OPTIONAL) expect(loaded).not.toContain(name);
+  }, 180_000);
+
+  it('shared state, an audit mirror, tracing and a Swagger 2.0 spec split in files load theirs', () => {
+    const prefix = `lazy-${randomBytes(4).toString('hex')}`;
+    const dir = tempTree({
+      'policy.yaml': [
+        'version: 1',
+        'state:',
+        '  redis: env:LAZY_TEST_REDIS',
+        `  prefix: ${prefix}`,
+        'audit:',
+        '  postgres: env:LAZY_TEST_PG',
+        'telemetry:',
+        '  traces:',
+        '    endpoint: http://127.0.0.1:9/v1/traces',
+        '',
+      ].join('\n'),
+    });
+    const loaded = packagesLoaded(
+      {
+        spec: join(SHARED_SPECS, 'petstore-separate-swagger2/spec/swagger.yaml'),
+        load: { refRoot: join(SHARED_SPECS, 'petstore-separate-swagger2') },
+        auditFile: tempPath(),
+        policy: `${dir}/policy.yaml`,
+        watchPolicy: false,
+      },
+      { LAZY_TEST_REDIS: REDIS_URL, LAZY_TEST_PG: PG_URL },
+    );
+    for (const name of OPTIONAL) expect(loaded).toContain(name);
+  }, 180_000);
+});
