@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -6,6 +6,7 @@ import { buildCatalog } from '../catalog/build.js';
 import { assignSetNames } from '../catalog/names.js';
 import { Controller } from '../control/controller.js';
 import { WardenError } from '../errors/index.js';
+import { writePrivateFile } from '../lib/private-file.js';
 import type { Catalog } from '../model/catalog.js';
 import { createLogger } from '../observe/log.js';
 import { loadSpec } from '../openapi/load.js';
@@ -158,7 +159,7 @@ export async function runInit(
   const schemaRef = relative(dirname(resolve(out)), schemaPath) || schemaPath;
   if (bare.length === 1 && named.length === 0) {
     const catalog = await catalogFor(bare[0]!);
-    writeFileSync(out, starterPolicy(catalog, schemaRef), { mode: 0o600 });
+    writePrivateFile(out, starterPolicy(catalog, schemaRef));
     io.stderr(
       `wrote ${out}: ${catalog.tools.length} tools listed; check it with: mcp-warden policy check ${out} --spec ${bare[0]}\n`,
     );
@@ -195,7 +196,7 @@ export async function runInit(
     })),
     schemaRef,
   );
-  writeFileSync(out, text, { mode: 0o600 });
+  writePrivateFile(out, text);
   const tools = apis.reduce((n, a) => n + a.catalog.tools.length, 0);
   io.stderr(
     `wrote ${out}: an API set of ${apis.length} (${apis.map((a) => a.name).join(', ')}), ${tools} tools listed; serve it with: mcp-warden serve --policy ${out} --port 3333\n`,

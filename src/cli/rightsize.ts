@@ -1,9 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import { createTwoFilesPatch } from 'diff';
 import { instancesOf, linesOfInstance } from '../audit/postgres.js';
 import { auditFiles, parseRecord, readRecords } from '../audit/read.js';
 import { type VerifyResult, verifyAudit, verifyLines } from '../audit/verify.js';
 import { WardenError } from '../errors/index.js';
+import { writePrivateFile } from '../lib/private-file.js';
 import { readSecretRef } from '../lib/secret-ref.js';
 import { readPolicyFile } from '../policy/load.js';
 import { type CallerGrant, rightsize, Usage } from '../policy/rightsize.js';
@@ -103,7 +103,7 @@ export async function runRightsize(file: string | undefined, opts: RightsizeOpti
   if (result.changes.length)
     io.stdout(createTwoFilesPatch(opts.policy, opts.write ?? opts.policy, policy.text, result.text, '', ''));
   if (opts.write !== undefined) {
-    writeFileSync(opts.write, result.text, { mode: 0o600 });
+    writePrivateFile(opts.write, result.text);
     io.stderr(`wrote ${opts.write}: ${result.changes.length} change(s)\n`);
   }
 }

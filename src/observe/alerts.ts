@@ -192,7 +192,9 @@ export class Alerts {
     this.deniedRate(now, principal, denied);
     this.volumeOf(now, principal);
     if (this.cfg.injectionSuspected && tool && ctx.untrusted?.flagged.length) this.injection(now, tool, ctx);
-    if (this.cfg.taintBlocked && ctx.taintedBy && ctx.error) this.taint(now, principal, ctx);
+    // Refused or parked by the guard itself, not a call that ran once approved and then failed.
+    if (this.cfg.taintBlocked && ctx.taintedBy && (code === 'TAINT_BLOCKED' || code === 'APPROVAL_PENDING'))
+      this.taint(now, principal, ctx);
     if (this.cfg.firstUse && tool && !ctx.error) {
       const pair = `${principal}\0${tool}`;
       if (!this.seen.has(pair)) {

@@ -149,10 +149,22 @@ export class Metrics {
       for (const [kind, n] of Object.entries(ctx.redactions)) this.redactions.inc({ kind }, n);
     if (ctx.untrusted?.flagged.length) this.injectionSuspected.inc({ action: ctx.untrusted.action });
     if (ctx.taints) this.taint.inc({ event: 'read' });
-    if (ctx.taintedBy)
-      this.taint.inc({
-        event: ctx.taintedBy.action === 'refuse' ? 'refused' : ctx.error ? 'parked' : 'approved',
-      });
+    if (ctx.taintedBy) {
+      // Parked is the moment the call waits (APPROVAL_PENDING); approved, a call that ran once an
+      // operator approved it, whatever the upstream then answered; a denied or expired request is neither.
+      const code = ctx.error?.code;
+      const event =
+        code === 'TAINT_BLOCKED'
+          ? 'refused'
+          : code === 'APPROVAL_PENDING'
+            ? 'parked'
+            : ctx.confirmed?.via === 'operator' &&
+                ctx.confirmed.approval !== undefined &&
+                !code?.startsWith('APPROVAL_')
+              ? 'approved'
+              : undefined;
+      if (event) this.taint.inc({ event });
+    }
   }
 
   private labelsFor(tool: string, api: string | undefined): ToolLabels {

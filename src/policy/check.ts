@@ -123,10 +123,11 @@ export function checkPolicy(catalog: Catalog, policy: LoadedPolicy): PolicyProbl
     }
   }
   // A taint guard that parks calls nobody can approve refuses them in disguise: say so.
-  if (doc.taint && doc.taint.mode === 'park' && doc.mode === 'read-write' && !doc.admin)
+  // Parking is also the default (no `taint:` block at all).
+  if ((doc.taint?.mode ?? 'park') === 'park' && doc.mode === 'read-write' && !doc.admin)
     problems.push({
       level: 'warning',
-      ...at(policy.lineOf(['taint', 'mode'])),
+      ...(doc.taint ? at(policy.lineOf(['taint', 'mode'])) : {}),
       message:
         'taint: mode park waits for an operator, and no admin is configured to approve: set admin (and serve --admin-port), or taint.mode: refuse',
     });
@@ -253,6 +254,11 @@ export function alertRuleLines(alerts: AlertsDoc | undefined): string[] {
     rule('auditFailing', a.auditFailing, () => 'the audit cannot be written'),
     rule('budgetExceeded', a.budgetExceeded, () => 'a caller hits a budget and is switched to read-only'),
     rule('taintBlocked', a.taintBlocked, () => 'the taint guard refuses or parks an outward call'),
+    rule(
+      'injectionSuspected',
+      a.injectionSuspected,
+      () => 'a response holds text that looks like instructions to the agent',
+    ),
     'breakerOpen, stateDegraded: always on',
     `cooldown: ${a.cooldownSeconds} s; webhooks: ${hooks.length ? hooks.join(', ') : 'none (log and metrics only)'}`,
   ];

@@ -526,7 +526,7 @@ export const budgetSchema = z
     records: positiveInt(10_000_000)
       .optional()
       .describe(
-        'At most this many records per window: a call counts the length of the longest array among its arguments and their fields (a bulk call), at least 1.',
+        'At most this many records per window: a call counts the length of the longest array anywhere in its arguments (a bulk call), or the comma-separated values of a string argument, at least 1.',
       ),
     perSeconds: positiveInt(30 * 86_400).describe(
       'The window, in seconds (fixed, from the first counted call).',
@@ -692,7 +692,7 @@ export const policySchema = z
           .boolean()
           .default(false)
           .describe(
-            'List each tool’s outputSchema in tools/list (default false: left out, half or more of a listed tool; results are still checked and masked against it, and describe_tool shows it).',
+            'List each tool’s outputSchema in tools/list (default false: left out, about half or more of a listed tool, 46–81 % on the shared specs; results are still checked and masked against it, and describe_tool shows it).',
           ),
       })
       .optional()

@@ -42,6 +42,14 @@ describe('the alert rules in force, as `policy check` and `explain` show them', 
     expect(check).toContain('  volume: off\n');
     expect(check).toContain('  firstUse: off\n');
     expect(check).toContain('  deniedRate: 20 or more');
+    // The guards of issue 24 are rules in force too.
+    expect(check).toContain('  budgetExceeded: a caller hits a budget');
+    expect(check).toContain('  taintBlocked: the taint guard refuses or parks');
+    expect(check).toContain('  injectionSuspected: a response holds text that looks like instructions');
+    const off = policyFile('alerts:\n  injectionSuspected: false\n');
+    expect(await stdout((io) => runPolicyCheck(off, { spec: SHOP_SPEC }, io))).toContain(
+      '  injectionSuspected: off\n',
+    );
     const text = await stdout((io) => runExplain('searchProducts', { spec: SHOP_SPEC, policy: file }, io));
     expect(text).toContain('alerts in force:');
     expect(text).toContain('  volume: off\n');

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { applyPatch } from 'diff';
@@ -303,6 +303,63 @@ describe('audit rightsize on an audit recorded by a real gateway', () => {
     expect(parseYaml(tight).apis.shop.credentials).toEqual(
       parseYaml(readFileSync(policy, 'utf8')).apis.shop.credentials,
     );
+  }, 60_000);
+
+  it('without since reads the last 30 days: an older use does not count, a recent one does; --write makes a 0600 file', async () => {
+    const dir = tempTree({});
+    const file = join(dir, 'audit.jsonl');
+    const audit = openJsonlAudit(file);
+    const DAY = 86_400_000;
+    // Records as the pipeline writes them for an API set (as above), dated by hand.
+    const call = (tool: string, principal: string, ago: number) =>
+      audit.write({
+        kind: 'call',
+        time: new Date(Date.now() - ago).toISOString(),
+        id: `${tool}-${principal}-${ago}`,
+        tool,
+        api: 'shop',
+        decision: 'allowed',
+        outcome: 'ok',
+        principal,
+        auth: principal === 'anonymous' ? 'anonymous' : 'stdio',
+        ms: 1,
+      });
+    // The stdio user's write is 31 days old: outside the default window. Its read is 29 days old: inside.
+    call('shop_createOrder', 'stdio:demo-user', 31 * DAY);
+    call('shop_getOrder', 'stdio:demo-user', 29 * DAY);
+    call('shop_getOrder', 'anonymous', DAY);
+    await audit.close();
+    const policy = new URL('../../examples/gateway.yaml', import.meta.url).pathname;
+    const written = join(dir, 'tight.yaml');
+
+    const before = Date.now();
+    const o = io();
+    await runRightsize(file, { policy, write: written }, o);
+    const header = /window 30d \(since (\S+)\), (\d+) call\(s\) in it/.exec(o.out);
+    expect(header, o.out).not.toBeNull();
+    const since = Date.parse(header![1]!);
+    expect(since).toBeGreaterThanOrEqual(before - 30 * DAY - 1000);
+    expect(since).toBeLessThanOrEqual(Date.now() - 30 * DAY);
+    expect(header![2]).toBe('2');
+    // The old write does not count: tools:write is proposed for removal (with tools:delete), the read is kept.
+    expect(changesOf(o.out)).toContain(
+      'callers.stdio.scopes (stdio:demo-user): remove tools:write, tools:delete',
+    );
+    expect(o.out).toContain('apis.shop.rules[0]: remove the rule (enables shop_createOrder)');
+
+    // The same audit over 60 days: the write is used, and neither change is proposed.
+    const wide = io();
+    await runRightsize(file, { policy, since: '60d' }, wide);
+    expect(wide.out).toContain('window 60d');
+    expect(changesOf(wide.out)).toContain('callers.stdio.scopes (stdio:demo-user): remove tools:delete');
+    expect(wide.out).not.toContain('enables shop_createOrder)');
+
+    // --write: the proposal, readable by its owner only.
+    expect(statSync(written).mode & 0o777).toBe(0o600);
+    expect(readFileSync(written, 'utf8')).toBe(
+      applyPatch(readFileSync(policy, 'utf8'), o.out.slice(o.out.indexOf('==='))),
+    );
+    expect(o.err).toContain(`wrote ${written}:`);
   }, 60_000);
 
   it("checks signed checkpoints with --key-env or the policy's audit.signingKey, and finds the audit with --state-dir", async () => {

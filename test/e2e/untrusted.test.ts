@@ -1,9 +1,12 @@
+import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDACTED_TEXT, WITHHELD_TEXT } from '../../src/protect/injection.js';
-import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { type Gateway, startGateway } from '../../src/server/serve.js';
+import { connectHttp, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { jsonOk, minimalSpec } from '../support/helpers.js';
 import { type Listening, listen } from '../support/http.js';
+import { tempTree } from '../support/paths.js';
 import { readAudit, waitFor } from '../support/wait.js';
 
 // An upstream whose records carry an indirect prompt injection in a free-text field (issue 24).
@@ -132,5 +135,116 @@ describe('untrusted content through a real MCP client and a real upstream', () =
       { what: 'the audit record of the flagged error' },
     );
     expect(record.injectionSuspected).toEqual(['/error']);
+  });
+});
+
+describe('untrusted set under apis.<name> in an API set: that API only', () => {
+  let upstream: Listening;
+  let gw: Gateway;
+  let client: Client;
+  let auditFile: string;
+
+  beforeAll(async () => {
+    upstream = await listen((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url === '/orders') res.end(JSON.stringify(ORDERS));
+      else res.end(JSON.stringify(ORDERS.find((o) => req.url === `/orders/${o.id}`) ?? {}));
+    });
+    // Three APIs over the same spec and upstream: only the setting of each API differs.
+    const dir = tempTree({
+      'spec.json': spec,
+      'warden.yaml': [
+        'version: 1',
+        'toolsList: { outputSchemas: true }',
+        'apis:',
+        '  tickets:',
+        '    spec: spec.json',
+        `    baseUrl: ${upstream.url}`,
+        '    untrusted: withhold',
+        '    rules:',
+        // A rule under the API still wins for its tool.
+        '      - match: { name: tickets_getOrder }',
+        '        untrusted: annotate',
+        '  reviews:',
+        '    spec: spec.json',
+        `    baseUrl: ${upstream.url}`,
+        '    untrusted: redact',
+        '  notes:',
+        '    spec: spec.json',
+        `    baseUrl: ${upstream.url}`,
+        '',
+      ].join('\n'),
+    });
+    auditFile = join(dir, 'audit.jsonl');
+    gw = await startGateway({
+      policy: join(dir, 'warden.yaml'),
+      auditFile,
+      transport: { kind: 'http', port: 0 },
+      logLevel: 'error',
+      env: {},
+    });
+    client = await connectHttp(gw.url!, { name: 'untrusted-apiset' });
+  }, 60_000);
+  afterAll(async () => {
+    await client?.close();
+    await gw?.close();
+    await upstream?.close();
+  });
+
+  const call = async (name: string, args: Record<string, unknown> = {}) => {
+    const r = await client.callTool({ name, arguments: args });
+    expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
+    return {
+      structured: r.structuredContent as { result?: typeof ORDERS } & Record<string, unknown>,
+      text: (r.content as Array<{ text: string }>).map((c) => c.text).join('\n'),
+    };
+  };
+
+  it("withholds the flagged field for the API that says withhold, and not for another API's same tool", async () => {
+    const withheld = await call('tickets_listOrders');
+    expect(withheld.structured.result![1]!.comment).toBe(WITHHELD_TEXT);
+    // Only the flagged field: the clean record and the other fields are the upstream's.
+    expect(withheld.structured.result![0]).toEqual(ORDERS[0]);
+    expect(withheld.structured.result![1]!.status).toBe('open');
+    expect(withheld.text).not.toMatch(/ignore your previous instructions|drop\.example/i);
+
+    // The API without a setting: the default, annotate (the data unchanged, the gateway's note).
+    const annotated = await call('notes_listOrders');
+    expect(annotated.structured.result).toEqual(ORDERS);
+    expect(annotated.text).toContain('ignore your previous instructions');
+    expect(annotated.text).toMatch(
+      /Note from the gateway: \/result\/1\/comment look like instructions aimed at you/,
+    );
+    expect(annotated.text).not.toContain(WITHHELD_TEXT);
+    expect(annotated.text).not.toContain(REDACTED_TEXT);
+  });
+
+  it('redacts for the API that says redact', async () => {
+    const redacted = await call('reviews_listOrders');
+    const comment = redacted.structured.result![1]!.comment;
+    expect(comment).toContain(REDACTED_TEXT);
+    expect(comment).not.toBe(WITHHELD_TEXT);
+    expect(redacted.text).not.toMatch(/ignore your previous instructions/i);
+    expect(redacted.structured.result![0]).toEqual(ORDERS[0]);
+  });
+
+  it("a rule under the API overrides the API's setting for its tool only", async () => {
+    const one = await call('tickets_getOrder', { id: 'o2' });
+    expect(one.structured.comment).toBe(ORDERS[1]!.comment);
+    expect(one.text).toContain('look like instructions aimed at you');
+    // The same API's other tool keeps the API's withhold (above); its own getOrder of another API too.
+    const reviews = await call('reviews_getOrder', { id: 'o2' });
+    expect(String(reviews.structured.comment)).toContain(REDACTED_TEXT);
+    const records = await waitFor(
+      () => {
+        const calls = readAudit(auditFile).filter(
+          (l) => l.kind === 'call' && l.tool === 'tickets_listOrders',
+        );
+        return calls.length ? calls : undefined;
+      },
+      { what: 'the audit record of tickets_listOrders' },
+    );
+    // Flagged and recorded whatever the action.
+    expect(records[0]!.injectionSuspected).toEqual(['/result/1/comment']);
   });
 });

@@ -331,7 +331,10 @@ describe('budget policy check', () => {
   const check = (yaml: string) =>
     checkPolicy(catalog, parsePolicy(yaml, 'p.yaml')).map((p) => `${p.level} ${p.line}: ${p.message}`);
   it('refuses a misspelt tool name and warns of a budget that counts no tool', () => {
-    expect(check(POLICY)).toEqual([]);
+    // Only the taint guard's default (park) with no admin to approve, in this read-write policy.
+    expect(check(POLICY)).toEqual([
+      'warning undefined: taint: mode park waits for an operator, and no admin is configured to approve: set admin (and serve --admin-port), or taint.mode: refuse',
+    ]);
     expect(
       check(
         'version: 1\nbudgets:\n  - { name: one, match: { name: deleteItem }, calls: 1, perSeconds: 60 }\n  - { name: two, match: { name: deleteIten }, calls: 1, perSeconds: 60 }\n  - { class: admin, calls: 1, perSeconds: 60 }\n',

@@ -346,12 +346,24 @@ describe('taint guard: metrics', () => {
     parked.error = new WardenError('APPROVAL_PENDING', 'parked');
     const approved = contextFor({ name: 'sendMessage' });
     approved.taintedBy = { ...by, action: 'park' };
-    for (const ctx of [read, refused, parked, approved, parked]) metrics.observeCall(ctx, undefined);
+    approved.confirmed = { via: 'operator', approval: 'a1' };
+    // Approved, then the upstream failed: still approved (it ran), not parked again.
+    const approvedFailed = contextFor({ name: 'sendMessage' });
+    approvedFailed.taintedBy = { ...by, action: 'park' };
+    approvedFailed.confirmed = { via: 'operator', approval: 'a2' };
+    approvedFailed.error = new WardenError('UPSTREAM_STATUS', 'upstream 502');
+    // An operator denied it: neither parked nor approved.
+    const denied = contextFor({ name: 'sendMessage' });
+    denied.taintedBy = { ...by, action: 'park' };
+    denied.confirmed = { approval: 'a3' };
+    denied.error = new WardenError('APPROVAL_DENIED', 'denied');
+    for (const ctx of [read, refused, parked, approved, parked, approvedFailed, denied])
+      metrics.observeCall(ctx, undefined);
     const text = await metrics.text();
     expect(text).toContain('mcp_warden_taint_total{event="read"} 1');
     expect(text).toContain('mcp_warden_taint_total{event="refused"} 1');
     expect(text).toContain('mcp_warden_taint_total{event="parked"} 2');
-    expect(text).toContain('mcp_warden_taint_total{event="approved"} 1');
+    expect(text).toContain('mcp_warden_taint_total{event="approved"} 2');
   });
 });
 
@@ -366,6 +378,11 @@ describe('taint guard: policy', () => {
     ]);
     expect(await check(`${park}admin: { token: env:T }\n`)).toEqual([]);
     expect(await check('version: 1\nmode: read-write\ntaint: { mode: refuse }\n')).toEqual([]);
+    // Parking is the default: no `taint:` block warns the same (without a line to point at).
+    expect(await check('version: 1\nmode: read-write\n')).toEqual([
+      'warning undefined: taint: mode park waits for an operator, and no admin is configured to approve: set admin (and serve --admin-port), or taint.mode: refuse',
+    ]);
+    expect(await check('version: 1\n')).toEqual([]);
   });
 
   it('refuses a bad taint key or value, naming it', () => {
@@ -421,6 +438,10 @@ describe('taint guard: alerts', () => {
     alerts.observe(tainted('key:alice', 'refuse'));
     alerts.observe(tainted('key:alice', 'park'));
     alerts.observe(tainted('key:bob', 'park', true));
+    // Approved, ran, and the upstream failed: not refused or parked by the guard.
+    const failed = tainted('key:dave', 'park', true);
+    failed.error = new WardenError('UPSTREAM_STATUS', 'upstream 502');
+    alerts.observe(failed);
     const taint = () => fired.filter((a) => a.rule === 'taintBlocked');
     expect(taint().map((a) => [a.subject, a.message])).toEqual([
       ['key:alice', 'key:alice called sendMessage after reading pii from getCustomer (call c1): refused'],
