@@ -14,61 +14,9 @@ import { alertsSchema } from '../../src/policy/schema.js';
 import { createRedactor } from '../../src/protect/redactor.js';
 import { createMemoryReplayGuard } from '../../src/state/memory.js';
 import { createMemoryTaint, type TaintStore } from '../../src/state/taint.js';
-import { catalogOf, jsonOk, minimalSpec } from '../support/helpers.js';
+import { CRM_SPEC } from '../support/crm.js';
+import { catalogOf } from '../support/helpers.js';
 import { contextFor, memoryAudit, resolvedContext, testApprovals, viewOf } from '../support/pipeline.js';
-
-/** A CRM: a customer read (personal data), a note read (none), a search, and an outward write. */
-const CRM_SPEC = minimalSpec({
-  '/customers/{id}': {
-    get: {
-      operationId: 'getCustomer',
-      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-      responses: jsonOk({
-        type: 'object',
-        properties: {
-          id: { type: 'string' },
-          name: { type: 'string' },
-          email: { type: 'string', format: 'email' },
-        },
-      }),
-    },
-  },
-  '/notes/{id}': {
-    get: {
-      operationId: 'getNote',
-      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-      responses: jsonOk({ type: 'object', properties: { id: { type: 'string' }, text: { type: 'string' } } }),
-    },
-  },
-  '/search': {
-    get: {
-      operationId: 'searchWeb',
-      parameters: [{ name: 'q', in: 'query', required: true, schema: { type: 'string' } }],
-      responses: jsonOk({
-        type: 'object',
-        properties: { hits: { type: 'array', items: { type: 'string' } } },
-      }),
-    },
-  },
-  '/messages': {
-    post: {
-      operationId: 'sendMessage',
-      requestBody: {
-        required: true,
-        content: {
-          'application/json': {
-            schema: {
-              type: 'object',
-              required: ['to', 'text'],
-              properties: { to: { type: 'string' }, text: { type: 'string' } },
-            },
-          },
-        },
-      },
-      responses: { '201': { description: 'sent' } },
-    },
-  },
-});
 
 let catalog: Promise<Catalog> | undefined;
 const crm = () => (catalog ??= catalogOf(CRM_SPEC));
