@@ -1,13 +1,13 @@
 import { request } from 'node:http';
 import { type McpRequestContext, Server, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallInput } from '../../src/pipeline/context.js';
 import { parsePolicy } from '../../src/policy/load.js';
-import { Callers, newApiKey } from '../../src/server/callers.js';
-import { type RunningHttp, startHttp } from '../../src/server/http.js';
+import { newApiKey } from '../../src/server/callers.js';
+import type { RunningHttp } from '../../src/server/http.js';
 import { createServerFactory } from '../../src/server/mcp.js';
 import { connectHttp, type Era } from '../support/gateway.js';
+import { startEndpoint } from '../support/lane.js';
 import { itemsCatalog, viewOf } from '../support/pipeline.js';
 import { waitFor } from '../support/wait.js';
 
@@ -118,7 +118,7 @@ describe('fast lane: one shared server for every 2026-07-28 request', () => {
 
   beforeAll(async () => {
     const catalog = await itemsCatalog();
-    const doc = parsePolicy(POLICY, 'w.yaml').doc;
+    const _doc = parsePolicy(POLICY, 'w.yaml').doc;
     const view = viewOf(catalog, POLICY);
     const factory = createServerFactory({
       catalog,
@@ -140,20 +140,7 @@ describe('fast lane: one shared server for every 2026-07-28 request', () => {
         },
       },
     );
-    http = await startHttp({
-      factory: counted,
-      logger: pino({ level: 'silent' }),
-      callers: (url) =>
-        new Callers({
-          callers: doc.callers,
-          environment: 'dev',
-          resource: url,
-          loopback: true,
-          scopesInUse: () => ['tools:read', 'parts:read'],
-          warn: () => {},
-        }),
-      port: 0,
-    });
+    http = await startEndpoint(counted, { policy: POLICY, scopesInUse: ['tools:read', 'parts:read'] });
   });
   afterAll(() => http?.close());
 
@@ -296,23 +283,12 @@ describe('fast lane: closing the endpoint with a call in flight on the shared se
   it('aborts the call and ends its exchange', async () => {
     const catalog = await itemsCatalog();
     const view = viewOf(catalog);
-    const doc = parsePolicy('version: 1\n', 'w.yaml').doc;
+    const _doc = parsePolicy('version: 1\n', 'w.yaml').doc;
     const pipeline = recordingPipeline();
     pipeline.setHold(true);
-    const http = await startHttp({
-      factory: createServerFactory({ catalog, view: () => view, inBandElicitation: false, pipeline }),
-      logger: pino({ level: 'silent' }),
-      callers: (url) =>
-        new Callers({
-          callers: doc.callers,
-          environment: 'dev',
-          resource: url,
-          loopback: true,
-          scopesInUse: () => [],
-          warn: () => {},
-        }),
-      port: 0,
-    });
+    const http = await startEndpoint(
+      createServerFactory({ catalog, view: () => view, inBandElicitation: false, pipeline }),
+    );
     const { 'x-api-key': _k, ...headers } = headersFor('tools/call', '');
     const answer = post(http.url, callFrame(1, { id: 'a', part: 1 }), headers).catch((e: Error) => e);
     await waitFor(() => pipeline.held.length === 1, { what: 'the call in flight' });
@@ -351,23 +327,8 @@ describe('fast lane: a message before the answer on the shared server', () => {
         return make(true);
       },
     });
-    const doc = parsePolicy('version: 1\n', 'w.yaml').doc;
-    const start = (fastLane: boolean) =>
-      startHttp({
-        factory,
-        logger: pino({ level: 'silent' }),
-        callers: (url) =>
-          new Callers({
-            callers: doc.callers,
-            environment: 'dev',
-            resource: url,
-            loopback: true,
-            scopesInUse: () => [],
-            warn: () => {},
-          }),
-        port: 0,
-        fastLane,
-      });
+    const _doc = parsePolicy('version: 1\n', 'w.yaml').doc;
+    const start = (fastLane: boolean) => startEndpoint(factory, { fastLane });
     const [lane, sdk] = await Promise.all([start(true), start(false)]);
     try {
       const { 'x-api-key': _k, ...headers } = headersFor('tools/call', '');
@@ -414,21 +375,8 @@ describe('fast lane: a shared server that cannot serve the modern era', () => {
         },
       },
     );
-    const doc = parsePolicy('version: 1\n', 'w.yaml').doc;
-    const http = await startHttp({
-      factory,
-      logger: pino({ level: 'silent' }),
-      callers: (url) =>
-        new Callers({
-          callers: doc.callers,
-          environment: 'dev',
-          resource: url,
-          loopback: true,
-          scopesInUse: () => [],
-          warn: () => {},
-        }),
-      port: 0,
-    });
+    const _doc = parsePolicy('version: 1\n', 'w.yaml').doc;
+    const http = await startEndpoint(factory);
     try {
       const { 'x-api-key': _k, ...headers } = headersFor('tools/call', '');
       for (const id of [1, 2]) {

@@ -7,15 +7,13 @@ import {
   Server,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { parsePolicy } from '../../src/policy/load.js';
-import { Callers } from '../../src/server/callers.js';
 import { createFastLane } from '../../src/server/fast-lane.js';
-import { type RunningHttp, startHttp } from '../../src/server/http.js';
+import type { RunningHttp } from '../../src/server/http.js';
 import { createServerFactory } from '../../src/server/mcp.js';
 import { connectHttp, type Era } from '../support/gateway.js';
+import { startEndpoint } from '../support/lane.js';
 import { itemsCatalog, viewOf } from '../support/pipeline.js';
 import { waitFor } from '../support/wait.js';
 
@@ -102,24 +100,8 @@ async function rawLength(
   return typeof length === 'string' ? length : undefined;
 }
 
-async function endpoint(factory: McpServerFactory, fastLane: boolean): Promise<RunningHttp> {
-  const doc = parsePolicy('version: 1\n', 'w.yaml').doc;
-  return startHttp({
-    factory,
-    logger: pino({ level: 'silent' }),
-    callers: (url) =>
-      new Callers({
-        callers: doc.callers,
-        environment: 'dev',
-        resource: url,
-        loopback: true,
-        scopesInUse: () => ['tools:read'],
-        warn: () => {},
-      }),
-    port: 0,
-    maxBodyBytes: 4096,
-    fastLane,
-  });
+function endpoint(factory: McpServerFactory, fastLane: boolean): Promise<RunningHttp> {
+  return startEndpoint(factory, { scopesInUse: ['tools:read'], maxBodyBytes: 4096, fastLane });
 }
 
 describe('fast lane: the same answers as the SDK handler', () => {
