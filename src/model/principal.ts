@@ -33,3 +33,20 @@ export function holdSubjectToken(p: Principal, token: string, expiresAt: number)
 export function subjectTokenOf(p: Principal): { token: string; expiresAt: number } | undefined {
   return subjectTokens.get(p);
 }
+
+/**
+ * The OAuth client the caller's token was issued to (`client_id`, RFC 9068, else `azp`), held beside
+ * the Principal like the subject token: an identity the caller's identity provider vouches for, so
+ * per-client consent keys on it rather than on the name a client declares about itself.
+ */
+const tokenClients = new WeakMap<Principal, string>();
+
+/** Called by authentication only, with a claim of a token it has just verified. */
+export function holdTokenClient(p: Principal, clientId: string): void {
+  tokenClients.set(p, clientId);
+}
+
+/** The OAuth client id of the caller's verified token, or undefined (no token, or no such claim). */
+export function tokenClientOf(p: Principal): string | undefined {
+  return tokenClients.get(p);
+}

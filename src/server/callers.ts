@@ -13,7 +13,7 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { type ErrorCode, WardenError } from '../errors/index.js';
 import { watchedFile } from '../lib/watched-file.js';
-import { holdSubjectToken, type Principal } from '../model/principal.js';
+import { holdSubjectToken, holdTokenClient, type Principal } from '../model/principal.js';
 import {
   type ApiKeyDef,
   apiKeysFileSchema,
@@ -254,6 +254,14 @@ export class Callers {
       const principal: Principal = { id: principalIds.jwt(payload.iss, payload.sub), scopes, via: 'jwt' };
       // Kept aside for token exchange only (RFC 8693); never forwarded, never on the Principal itself.
       holdSubjectToken(principal, token, (payload.exp as number) * 1000);
+      // The client the identity provider issued the token to (RFC 9068 `client_id`, else OIDC `azp`).
+      const clientId =
+        typeof payload.client_id === 'string' && payload.client_id !== ''
+          ? payload.client_id
+          : typeof payload.azp === 'string' && payload.azp !== ''
+            ? payload.azp
+            : undefined;
+      if (clientId !== undefined) holdTokenClient(principal, clientId);
       return { ok: true, principal };
     } catch (e) {
       // The reason in words for the caller; jose's own message never (it may quote the token's claims).

@@ -17,7 +17,7 @@ import { CALL_TOOL, META_NAMES, type MetaTools, metaTools, SEARCH_TOOL } from '.
 import { isWardenError, settleCallError, type ToolErrorResult, toProtocolError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
 import type { ConnectRequest } from '../model/connection.js';
-import type { Principal } from '../model/principal.js';
+import { type Principal, tokenClientOf } from '../model/principal.js';
 import type { CallInput, ConfirmationChannel, IncomingTrace } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
@@ -118,7 +118,7 @@ export function createServerFactory(w: McpWiring): SharedServerFactory & { moder
           // call_tool, unwrapped: then the very path of a direct call below — one pipeline, every guard.
           ({ name, arguments: args } = answer.target);
         }
-        const client = clientName(c.mcpReq, server);
+        const client = clientOf(principal, c.mcpReq, server);
         const confirmation = channelFor(ctx, server, c, w.inBandElicitation);
         const connect = connectChannelFor(ctx, server, c, w.inBandElicitation, (r, notify) =>
           w.completions?.expect(r.id, principal.id, r.expiresAt, notify),
@@ -217,6 +217,21 @@ function metaCall(
     const { pendingConfirmation: _p, ...result } = settleCallError(e);
     return { result };
   }
+}
+
+/**
+ * The MCP client a call comes through, as per-client consent and the audit name it: the OAuth client
+ * id of the caller's verified token where it carries one (`oauth:<id>`: vouched for by the identity
+ * provider, so a client cannot pass for another by its name), else the name the client declares.
+ */
+function clientOf(
+  principal: Principal,
+  req: { _meta?: unknown; envelope?: Record<string, unknown> },
+  server: Server,
+): string | undefined {
+  const vouched = tokenClientOf(principal);
+  if (vouched !== undefined) return `oauth:${idPart(vouched.slice(0, 200))}`;
+  return clientName(req, server);
 }
 
 /** The client's self-declared name: 2026-07-28 clients give it in each request's _meta; 2025 clients at initialize. */

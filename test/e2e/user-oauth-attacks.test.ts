@@ -64,6 +64,13 @@ describe('per-user OAuth: attacks through a running gateway are refused', () => 
     jwks = await serveJwks(jwk);
     for (const who of ['alice', 'bob', 'mallory'])
       tokens[who] = await signJwt(privateKey, { subject: who, scope: 'tools:read' });
+    // One person through two OAuth clients of the identity provider (RFC 9068 client_id; OIDC azp).
+    for (const [key, claims] of [
+      ['carol@app-1', { client_id: 'app-1' }],
+      ['carol@app-2', { client_id: 'app-2' }],
+      ['carol@azp-1', { azp: 'app-1' }],
+    ] as const)
+      tokens[key] = await signJwt(privateKey, { subject: 'carol', scope: 'tools:read', claims });
     const policy = [
       'version: 1',
       'callers:',
@@ -325,6 +332,24 @@ describe('per-user OAuth: attacks through a running gateway are refused', () => 
     expect(codeOf(await call(bob))).toBe('OK');
     expect(upstream.calls.at(-1)!.sub).toBe('bob');
     expect((await admin()('DELETE', `/connections/${encodeURIComponent(before[0]!.id)}`)).status).toBe(200);
+    expect(await listed()).toEqual([]);
+  });
+
+  it('h) the client is the OAuth client its token was issued to (client_id, else azp), not the name it declares', async () => {
+    const viaApp1 = await client('carol@app-1', 'agent-x');
+    const back = await consent(await approve(await linkFor(viaApp1)), 'carol');
+    expect((await callback(back)).status).toBe(200);
+    const stored = await listed();
+    expect(stored).toEqual([
+      expect.objectContaining({ principal: `jwt:${ISSUER}#carol`, clients: ['oauth:app-1'] }),
+    ]);
+    // Another declared name through the same token client: the same client, no new consent.
+    expect(codeOf(await call(await client('carol@app-1', 'renamed')))).toBe('OK');
+    expect(codeOf(await call(await client('carol@azp-1', 'renamed-again')))).toBe('OK');
+    expect(upstream.calls.at(-1)!.sub).toBe('carol');
+    // The approved client's name, declared through a token issued to another client: asked again.
+    expect(codeOf(await call(await client('carol@app-2', 'agent-x')))).toBe('CONNECTION_REQUIRED');
+    expect((await admin()('DELETE', `/connections/${encodeURIComponent(stored[0]!.id)}`)).status).toBe(200);
     expect(await listed()).toEqual([]);
   });
 
