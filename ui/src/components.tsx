@@ -108,3 +108,100 @@ export function Diff({ text }: { text: string }) {
     </pre>
   );
 }
+
+/**
+ * A polled list of rows with one confirmed action per row (the Connections and Restricted pages):
+ * the count line, load and action errors, the outcome line, the table and the confirmation dialog.
+ * `act` performs the action and returns the outcome line; the list reloads after it either way.
+ */
+export function ActionTable<R>(props: {
+  rows: R[];
+  loaded: boolean;
+  error: string;
+  reload: () => void;
+  /** The line above the table: how many rows there are (called with 0 too). */
+  count: (n: number) => string;
+  caption: string;
+  headers: string[];
+  rowKey: (r: R) => string;
+  /** Attributes of each row (tests and styles find rows by them). */
+  rowData: (r: R) => Record<string, string>;
+  /** The row's header cell first, then one cell per remaining header. */
+  cells: (r: R) => ComponentChildren;
+  action: { label: string; danger?: boolean; name: (r: R) => string };
+  confirm: { title: string; body: (r: R) => ComponentChildren };
+  act: (r: R) => Promise<string>;
+}) {
+  const [pending, setPending] = useState<R | undefined>(undefined);
+  const [done, setDone] = useState('');
+  const [actionError, setActionError] = useState('');
+
+  async function run() {
+    const r = pending;
+    setPending(undefined);
+    if (r === undefined) return;
+    try {
+      setDone(await props.act(r));
+      setActionError('');
+    } catch (e) {
+      setActionError((e as Error).message);
+    }
+    props.reload();
+  }
+
+  return (
+    <section>
+      <p aria-live="polite">{props.loaded ? props.count(props.rows.length) : ''}</p>
+      <ErrorLine error={props.error} />
+      {actionError && (
+        <p class="error" role="alert">
+          {actionError}
+        </p>
+      )}
+      {done && <p role="status">{done}</p>}
+      {props.rows.length > 0 && (
+        <table>
+          <caption class="sr-only">{props.caption}</caption>
+          <thead>
+            <tr>
+              {props.headers.map((h) => (
+                <th key={h} scope="col">
+                  {h}
+                </th>
+              ))}
+              <th scope="col">
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.rows.map((r) => (
+              <tr key={props.rowKey(r)} {...props.rowData(r)}>
+                {props.cells(r)}
+                <td>
+                  <button
+                    type="button"
+                    class={props.action.danger ? 'danger' : undefined}
+                    aria-label={props.action.name(r)}
+                    onClick={() => setPending(() => r)}
+                  >
+                    {props.action.label}
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <ConfirmDialog
+        open={pending !== undefined}
+        title={props.confirm.title}
+        confirmLabel={props.action.label}
+        onConfirm={run}
+        onCancel={() => setPending(undefined)}
+      >
+        {pending !== undefined && props.confirm.body(pending)}
+      </ConfirmDialog>
+    </section>
+  );
+}
