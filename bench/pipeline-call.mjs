@@ -43,13 +43,18 @@ const STAGES = [
   'toggle',
   'limit',
   'validate',
+  'budget',
+  'taint',
   'confirm',
   'buildRequest',
   'auditIntent',
   'injectCredential',
+  'spend',
   'send',
   'answer',
+  'screen',
   'protect',
+  'taintRecord',
   'audit',
 ];
 

@@ -29,6 +29,15 @@ try {
 
 const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8'));
 
+const BANNER = [
+  "import { createRequire as __wardenCreateRequire } from 'node:module';",
+  "import { dirname as __wardenDirname } from 'node:path';",
+  "import { fileURLToPath as __wardenFileURLToPath } from 'node:url';",
+  'const require = __wardenCreateRequire(import.meta.url);',
+  'const __filename = __wardenFileURLToPath(import.meta.url);',
+  'const __dirname = __wardenDirname(__filename);',
+].join(' ');
+
 const result = await build({
   entryPoints: [
     new URL('src/cli/main.ts', root).pathname,
@@ -53,17 +62,9 @@ const result = await build({
   metafile: true,
   logLevel: 'warning',
   // CommonJS dependencies inlined into ES modules still call require() for Node's built-ins, and a
-  // few read __dirname (ioredis: its own package.json, in a try).
-  banner: {
-    js: [
-      "import { createRequire as __wardenCreateRequire } from 'node:module';",
-      "import { dirname as __wardenDirname } from 'node:path';",
-      "import { fileURLToPath as __wardenFileURLToPath } from 'node:url';",
-      'const require = __wardenCreateRequire(import.meta.url);',
-      'const __filename = __wardenFileURLToPath(import.meta.url);',
-      'const __dirname = __wardenDirname(__filename);',
-    ].join(' '),
-  },
+  // few read __dirname (ioredis: its own package.json, in a try). Removed below from the chunks
+  // that name none of them.
+  banner: { js: BANNER },
   plugins: [
     {
       // version.ts reads ../package.json beside dist/; a chunk in dist/cli/ would look in dist/.
@@ -80,6 +81,19 @@ const result = await build({
 
 // Output paths in the metafile are relative to absWorkingDir, the package root.
 const outputs = Object.keys(result.metafile.outputs);
+
+// The banner costs every file that loads three imports to resolve and a createRequire (issue 22:
+// most of a start's ~45 files). A file whose text nowhere names require, __filename or __dirname
+// (inlined CommonJS reaches require through esbuild's `__require`, in the one chunk that keeps it)
+// cannot use it; any mention, even in a string, keeps it.
+for (const f of outputs) {
+  const file = new URL(f, root);
+  const text = readFileSync(file, 'utf8');
+  const at = text.indexOf(BANNER);
+  if (at < 0) throw new Error(`${f} has no banner`);
+  const rest = text.slice(0, at) + text.slice(at + BANNER.length);
+  if (!/\brequire\b|__filename|__dirname/.test(rest)) writeFileSync(file, rest);
+}
 const entries = ['dist/cli/main.js', 'dist/openapi/load-worker.js'];
 for (const e of entries) if (!outputs.includes(e)) throw new Error(`the bundle has no ${e}: ${outputs}`);
 const chunks = outputs.filter((f) => !entries.includes(f)).sort();

@@ -19,8 +19,9 @@ export interface Anchor {
 
 export const anchorPath = (auditPath: string): string => `${auditPath}.head`;
 
-export function sha256(text: string): string {
-  // One-shot (no Hash object per call): it runs for every audit line.
+export function sha256(text: string | Uint8Array): string {
+  // One-shot (no Hash object per call): it runs for every audit line. Bytes hash as their text does
+  // (a line as written is its text in UTF-8).
   return hash('sha256', text, 'hex');
 }
 

@@ -254,7 +254,7 @@ class JsonlWriter implements JsonlAudit {
     ];
     const { mirror } = this.options;
     const next = chain(all, this.seq, this.head, mirror !== undefined);
-    const bytes = Buffer.from(next.lines.map(([line]) => `${line}\n`).join(''));
+    const bytes = next.bytes;
     try {
       let off = 0;
       while (off < bytes.length) off += writeSync(this.fd, bytes, off);
@@ -383,24 +383,34 @@ class JsonlWriter implements JsonlAudit {
 }
 
 /**
- * The chained lines of `makers` after (seq, head), and the chain's new end; each with the record as
- * written (`seq` and `prev` added) when `records` is set (the mirror takes them).
+ * The chained lines of `makers` after (seq, head), their bytes as written (each line and its
+ * newline), and the chain's new end; each with the record as written (`seq` and `prev` added) when
+ * `records` is set (the mirror takes them). Each line is encoded once: its hash is taken over the
+ * very bytes written (the line's UTF-8, which is what hashing its text hashes).
  */
 function chain(
   makers: Maker[],
   seq: number,
   head: string,
   records: boolean,
-): { lines: Array<[string, Record<string, unknown> | undefined]>; seq: number; head: string } {
+): {
+  lines: Array<[string, Record<string, unknown> | undefined]>;
+  bytes: Buffer;
+  seq: number;
+  head: string;
+} {
   const lines: Array<[string, Record<string, unknown> | undefined]> = [];
+  const parts: Buffer[] = [];
   for (const make of makers) {
     seq += 1;
     const made = make(seq, head) as Record<string, unknown>;
     const line = lineOf(made, seq, head);
     lines.push([line, records ? { ...made, seq, prev: head } : undefined]);
-    head = sha256(line);
+    const written = Buffer.from(`${line}\n`);
+    parts.push(written);
+    head = sha256(written.subarray(0, written.length - 1));
   }
-  return { lines, seq, head };
+  return { lines, bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts), seq, head };
 }
 
 /**

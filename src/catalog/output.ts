@@ -21,15 +21,24 @@ export interface ToolOutput {
   schema: JsonSchemaObject | undefined;
   /** True when a non-object result is published as `{ result }`. */
   wrapped: boolean;
-  data: { fields: DataField[]; truncated: boolean };
+  /**
+   * The response's classified data fields, walked on first use (then kept): the risk rules need only
+   * to know whether a top-level secret may be there (`ResponseClassifier.mayFind`), and the full
+   * walk was the largest part of building Stripe's catalogue.
+   */
+  data(): { fields: DataField[]; truncated: boolean };
 }
 
 export function buildOutput(ctx: ToolContext, o: Operation): ToolOutput {
   const { root, deps, responseTypes } = successResponse(ctx, o);
   const { schema, wrapped } = publishedShape(root, ctx.outLookup);
-  const data =
-    root !== undefined ? ctx.responses.classify(root, ctx.outLookup) : { fields: [], truncated: false };
-  return { root, deps, responseTypes, schema, wrapped, data };
+  let data: { fields: DataField[]; truncated: boolean } | undefined;
+  const walk = () => {
+    data ??=
+      root !== undefined ? ctx.responses.classify(root, ctx.outLookup) : { fields: [], truncated: false };
+    return data;
+  };
+  return { root, deps, responseTypes, schema, wrapped, data: walk };
 }
 
 /** The lowest 2xx response with a JSON body gives the schema; every 2xx gives its content types. */

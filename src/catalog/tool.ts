@@ -1,6 +1,6 @@
 import { operationAuth } from '../classify/auth.js';
 import { secureDefaultExposure } from '../classify/exposure.js';
-import { classifyRisk, type RiskResult } from '../classify/risk.js';
+import { classifyRisk, type RiskResult, TOP_SECRETS } from '../classify/risk.js';
 import type { HttpMethod, PageSizeInfo, Tool, ToolAuth, ToolSource } from '../model/catalog.js';
 import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import { cleanLine, words } from '../openapi/text.js';
@@ -50,8 +50,8 @@ export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
     strippedParams: input.stripped,
     responseContentTypes: [...output.responseTypes],
     risk,
-    dataClasses: output.data.fields,
-    dataClassesTruncated: output.data.truncated,
+    dataClasses: [],
+    dataClassesTruncated: false,
     auth,
     ...(pageSize ? { pageSize } : {}),
     exposure: { exposed: false, reasons: [] },
@@ -64,6 +64,9 @@ export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
     const out = output.schema;
     lazy(tool, 'outputSchema', () => withDefs(out, ctx.conv.closure(output.deps, 'output')));
   }
+  // Scan reports, confirmations and the taint guard read them; the risk rules did not need them all.
+  lazy(tool, 'dataClasses', () => output.data().fields);
+  lazy(tool, 'dataClassesTruncated', () => output.data().truncated);
   return tool;
 }
 
@@ -93,12 +96,22 @@ function assessRisk(
     args: input.facts,
     responseContentTypes: [...output.responseTypes],
     scopes: auth.alternatives.flat().flatMap((r) => r.scopes),
-    dataFields: output.data.fields,
+    dataFields: topSecretsMayBe(ctx, output) ? output.data().fields : [],
     ...(pageSize ? { pageSize } : {}),
     hasPagination,
     isList,
   });
   return { risk, opId, tags, pageSize };
+}
+
+/**
+ * Whether the response may hold a top-level secret field, the one thing the risk rules read of its
+ * data fields (`credential-response`). When the bounded search says it cannot, the full walk would
+ * list none either (it visits a subset of what the search visits), so the rules get no fields and
+ * decide exactly as with all of them; otherwise they get the full walk's list, as before.
+ */
+function topSecretsMayBe(ctx: ToolContext, output: ToolOutput): boolean {
+  return output.root !== undefined && ctx.responses.mayFind(output.root, ctx.outLookup, TOP_SECRETS);
 }
 
 /** MCP's hints, from the risk classes: anything not a write is read-only. */

@@ -1,6 +1,9 @@
-import { Ajv2020, addFormats, type ValidateFunction } from '../lib/ajv.js';
+import { Ajv2020, addFormats, type ErrorObject, type ValidateFunction } from '../lib/ajv.js';
 import { linearRegExp } from '../lib/linear-regexp.js';
-import type { JsonSchemaObject } from '../model/json-schema.js';
+import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
+
+/** The keyword a `$ref` into `$defs` becomes in a lazily compiled schema (`compileLazily`). */
+const LAZY_REF = 'x-warden-lazy-ref';
 
 /**
  * One Ajv instance per catalogue, configured for untrusted arguments: no type coercion, no
@@ -31,9 +34,219 @@ export function createSchemaCompiler(formats: readonly string[]) {
   ajv.addKeyword({ keyword: 'x-data-class', schemaType: 'string' });
   // An annotation only (OpenAPI's discriminator, kept in input schemas to explain branch errors).
   ajv.addKeyword({ keyword: 'x-discriminator', schemaType: 'object' });
+  const defs = new LazyDefs(ajv);
   return {
     compile(schema: JsonSchemaObject): ValidateFunction {
       return ajv.compile(schema);
     },
+    /**
+     * The same check, with each `$defs` schema compiled when data first reaches it, once per
+     * compiler, and shared by every schema that refers to it. Stripe's output schemas reach 500
+     * definitions each: compiled whole, a tool's first result waited 1 to 13 s. What differs from
+     * `compile` is only the `schemaPath` of errors found inside a definition (it names the reference).
+     * A schema this cannot treat so (see `LazyDefs.fits`) is compiled whole.
+     */
+    compileLazily(schema: JsonSchemaObject): ValidateFunction {
+      return defs.fits(schema) ? ajv.compile(defs.rewrite(schema)) : ajv.compile(schema);
+    },
   };
+}
+
+type Ajv = InstanceType<typeof Ajv2020>;
+type S = Record<string, unknown>;
+
+/** Keywords whose value is a schema, a list of schemas, or a map of names to schemas. */
+const ONE = new Set([
+  'items',
+  'additionalProperties',
+  'unevaluatedProperties',
+  'propertyNames',
+  'contains',
+  'not',
+  'if',
+  'then',
+  'else',
+  'unevaluatedItems',
+  'contentSchema',
+]);
+const LIST = new Set(['allOf', 'anyOf', 'oneOf', 'prefixItems']);
+const MAP = new Set(['properties', 'patternProperties', 'dependentSchemas']);
+/**
+ * What a definition compiled on its own could not mean the same: evaluation that looks across
+ * references (`unevaluated*`), references not into `$defs`, and anything that names a scope.
+ */
+const UNFIT = new Set([
+  'unevaluatedProperties',
+  'unevaluatedItems',
+  '$dynamicRef',
+  '$recursiveRef',
+  '$id',
+  '$anchor',
+  '$dynamicAnchor',
+  '$recursiveAnchor',
+  '$schema',
+  LAZY_REF,
+]);
+
+/**
+ * The `$defs` of the schemas compiled lazily: each definition (by identity) gets an id, and the
+ * keyword `LAZY_REF` with that id validates against the definition compiled on first use. Refs are
+ * resolved by key in the `$defs` they came with; a key must mean one schema for the compiler's
+ * whole life (a catalogue's closures always agree), else the schema is compiled whole.
+ */
+class LazyDefs {
+  private readonly ids = new WeakMap<object, string>();
+  private readonly entries = new Map<
+    string,
+    { def: JsonSchema; dict: Record<string, JsonSchema>; fn?: ValidateFunction }
+  >();
+  private readonly byKey = new Map<string, JsonSchema>();
+  private readonly fitness = new WeakMap<object, boolean>();
+
+  constructor(private readonly ajv: Ajv) {
+    const self = this;
+    ajv.addKeyword({
+      keyword: LAZY_REF,
+      schemaType: 'string',
+      errors: true,
+      validate: function lazyRef(id: string, data: unknown, _parent?: unknown, cxt?: unknown): boolean {
+        const fn = self.validator(id);
+        // With the caller's data context the errors carry their full instance path.
+        if (fn(data, cxt as never)) return true;
+        (lazyRef as { errors?: ErrorObject[] }).errors = fn.errors ?? [];
+        return false;
+      },
+    });
+  }
+
+  /** Whether every part of the schema keeps its meaning when its definitions are compiled apart. */
+  fits(schema: JsonSchemaObject): boolean {
+    const dict = (schema.$defs ?? {}) as Record<string, JsonSchema>;
+    for (const [k, d] of Object.entries(dict)) {
+      const known = this.byKey.get(k);
+      if (known !== undefined && known !== d) return false;
+    }
+    if (!this.fit(schema, true)) return false;
+    for (const d of Object.values(dict)) if (!this.fit(d, false)) return false;
+    for (const [k, d] of Object.entries(dict)) this.byKey.set(k, d);
+    return true;
+  }
+
+  /** The schema with its `$ref`s into `$defs` turned into lazy references, and no `$defs`. */
+  rewrite(schema: JsonSchemaObject): JsonSchemaObject {
+    return this.copy(schema, (schema.$defs ?? {}) as Record<string, JsonSchema>, true) as JsonSchemaObject;
+  }
+
+  private validator(id: string): ValidateFunction {
+    const e = this.entries.get(id);
+    // Never expected (ids come from `rewrite`): refusing is the safe answer.
+    if (!e) throw new Error(`lazy schema reference ${id} is unknown`);
+    e.fn ??= this.ajv.compile(
+      typeof e.def === 'boolean' ? e.def : (this.copy(e.def, e.dict, false) as JsonSchemaObject),
+    );
+    return e.fn;
+  }
+
+  private idOf(def: JsonSchema, dict: Record<string, JsonSchema>): string {
+    if (typeof def === 'boolean') {
+      const id = `b:${def}`;
+      if (!this.entries.has(id)) this.entries.set(id, { def, dict });
+      return id;
+    }
+    let id = this.ids.get(def);
+    if (id === undefined) {
+      id = `d:${this.entries.size}`;
+      this.ids.set(def, id);
+      this.entries.set(id, { def, dict });
+    }
+    return id;
+  }
+
+  /** A copy with `$ref: "#/$defs/K"` replaced by the lazy keyword (values of other keywords kept as they are). */
+  private copy(s: JsonSchema, dict: Record<string, JsonSchema>, root: boolean): JsonSchema {
+    if (typeof s !== 'object' || s === null) return s;
+    const out: S = {};
+    for (const [k, v] of Object.entries(s as S)) {
+      if (k === '$defs' && root) continue;
+      if (k === '$ref' && typeof v === 'string' && v.startsWith('#/$defs/')) {
+        const target = dict[decodeToken(v.slice('#/$defs/'.length))];
+        // An unknown key stays a `$ref`: Ajv refuses to compile it, as it would have before.
+        if (target === undefined) setOwn(out, k, v);
+        else out[LAZY_REF] = this.idOf(target, dict);
+      } else if (ONE.has(k)) setOwn(out, k, this.child(v as JsonSchema, dict));
+      else if (LIST.has(k) && Array.isArray(v))
+        setOwn(
+          out,
+          k,
+          v.map((x) => this.child(x as JsonSchema, dict)),
+        );
+      else if (MAP.has(k) && v && typeof v === 'object') {
+        const m: S = {};
+        for (const [name, sub] of Object.entries(v as S))
+          setOwn(m, name, this.child(sub as JsonSchema, dict));
+        setOwn(out, k, m);
+      } else setOwn(out, k, v);
+    }
+    return out as JsonSchemaObject;
+  }
+
+  /**
+   * A subschema in place: one that has branches or properties of its own is compiled when data
+   * reaches it, like a definition (a `oneOf` of twenty large objects compiled whole took 300 ms).
+   */
+  private child(s: JsonSchema, dict: Record<string, JsonSchema>): JsonSchema {
+    if (typeof s !== 'object' || s === null || !hasBranches(s as S)) return this.copy(s, dict, false);
+    return { [LAZY_REF]: this.idOf(s, dict) } as JsonSchemaObject;
+  }
+
+  /** No keyword of UNFIT and no `$ref` but into `$defs`, anywhere in one schema's own tree (definitions memoised). */
+  private fit(s: JsonSchema, root: boolean): boolean {
+    if (typeof s !== 'object' || s === null) return true;
+    if (root) return fitTree(s, true);
+    let ok = this.fitness.get(s);
+    if (ok === undefined) {
+      ok = fitTree(s, false);
+      this.fitness.set(s, ok);
+    }
+    return ok;
+  }
+}
+
+function fitTree(s: JsonSchema, root: boolean): boolean {
+  if (typeof s !== 'object' || s === null) return true;
+  for (const [k, v] of Object.entries(s as S)) {
+    if (UNFIT.has(k)) return false;
+    if (k === '$ref' && !(typeof v === 'string' && v.startsWith('#/$defs/'))) return false;
+    if (k === '$defs' && !root) return false;
+    if (ONE.has(k) && !fitTree(v as JsonSchema, false)) return false;
+    if (LIST.has(k) && Array.isArray(v) && !v.every((x) => fitTree(x as JsonSchema, false))) return false;
+    if (
+      MAP.has(k) &&
+      v &&
+      typeof v === 'object' &&
+      !Object.values(v as S).every((x) => fitTree(x as JsonSchema, false))
+    )
+      return false;
+  }
+  return true;
+}
+
+function hasBranches(s: S): boolean {
+  return (
+    s.properties !== undefined ||
+    s.patternProperties !== undefined ||
+    Array.isArray(s.allOf) ||
+    Array.isArray(s.anyOf) ||
+    Array.isArray(s.oneOf) ||
+    Array.isArray(s.prefixItems)
+  );
+}
+
+function decodeToken(t: string): string {
+  return decodeURIComponent(t).replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+/** A key named `__proto__` (a spec may have one) stays a key, not a prototype. */
+function setOwn(o: object, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }

@@ -462,6 +462,21 @@ export interface WalkLimits {
 export const DEFAULT_WALK_LIMITS: WalkLimits = { maxDepth: 8, maxFields: 300, maxEdges: 500 };
 
 type Hit = Omit<DataField, 'path'>;
+
+/**
+ * What `ResponseClassifier.mayFind` looks for. The parts must agree: `within` refuses a path prefix
+ * only if it refuses every longer one and `want` refuses every field under it; a summary of a schema
+ * met under `prefix` is cut to the relative paths `keep(rel, level(prefix))` admits, which must be
+ * refused (with every longer one) only if `within` refuses `prefix + rel` for every prefix of that
+ * level; and `want` accepts only hits of `rules` (summaries run no other rule).
+ */
+export interface FieldSearch {
+  want(path: string, hit: Hit): boolean;
+  within(prefix: string): boolean;
+  level(prefix: string): number;
+  keep(rel: string, level: number): boolean;
+  rules: readonly DataRule[];
+}
 /** What one schema holds without following `$ref`s: classified fields, and the refs it leads to. */
 interface Summary {
   fields: Array<{ rel: string; depth: number; hit: Hit }>;
@@ -504,6 +519,85 @@ export class ResponseClassifier {
     }
     // Each tool gets its own array (the field records are shared and never modified).
     return { fields: [...r.fields], truncated: r.truncated };
+  }
+
+  /** `mayFind` answers by search, lookup and root text, like `classify`. */
+  private readonly found = new WeakMap<FieldSearch, WeakMap<DefsLookup, Map<string, boolean>>>();
+  /** Summaries cut to what a search keeps, by search and key. */
+  private readonly cut = new WeakMap<FieldSearch, Map<string, Summary>>();
+
+  /**
+   * Whether `classify` could list a field the search wants: false means it cannot (so the full walk
+   * need not run to rule it out), true that it may (the caller then runs `classify` and reads the
+   * answer there). It visits a superset of what `classify` visits where the search looks: the same
+   * summaries (cut to `keep`), the same depth limit and no field or edge budget (those only cut
+   * `classify`'s list, they add nothing to it). Past `budget` edges it answers true.
+   */
+  mayFind(root: JsonSchema, defs: DefsLookup, search: FieldSearch, budget = 2000): boolean {
+    let byDefs = this.found.get(search);
+    if (!byDefs) {
+      byDefs = new WeakMap();
+      this.found.set(search, byDefs);
+    }
+    let byRoot = byDefs.get(defs);
+    if (!byRoot) {
+      byRoot = new Map();
+      byDefs.set(defs, byRoot);
+    }
+    const key = JSON.stringify(root);
+    let r = byRoot.get(key);
+    if (r === undefined) {
+      r = this.search(root, defs, search, budget);
+      byRoot.set(key, r);
+    }
+    return r;
+  }
+
+  private search(root: JsonSchema, defs: DefsLookup, search: FieldSearch, budget: number): boolean {
+    let edges = 0;
+    const lim = this.limits;
+    let cut = this.cut.get(search);
+    if (!cut) {
+      cut = new Map();
+      this.cut.set(search, cut);
+    }
+    const summaries = cut;
+    const summaryOf = (key: string, schema: JsonSchema, level: number): Summary => {
+      const id = `${level}:${key}`;
+      let s = summaries.get(id);
+      if (!s) {
+        s = summarize(schema, defs, cachedWords(key), {
+          keep: (rel) => search.keep(rel, level),
+          rules: search.rules,
+        });
+        summaries.set(id, s);
+      }
+      return s;
+    };
+    const visit = (summary: Summary, prefix: string, depth: number, onPath: Set<string>): boolean => {
+      for (const f of summary.fields)
+        if (depth + f.depth <= lim.maxDepth && search.want(prefix + f.rel, f.hit)) return true;
+      for (const e of summary.edges) {
+        if (onPath.has(e.key) || depth + e.depth > lim.maxDepth) continue;
+        const path = prefix + e.rel;
+        if (!search.within(path)) continue;
+        const target = defs(e.key);
+        if (target === undefined) continue;
+        if (++edges > budget) return true;
+        onPath.add(e.key);
+        const hit = visit(summaryOf(e.key, target, search.level(path)), path, depth + e.depth, onPath);
+        onPath.delete(e.key);
+        if (hit) return true;
+      }
+      return false;
+    };
+    const level = search.level('$');
+    return visit(
+      summarize(root, defs, [], { keep: (rel) => search.keep(rel, level), rules: search.rules }),
+      '$',
+      0,
+      new Set(),
+    );
   }
 
   private walk(root: JsonSchema, defs: DefsLookup): { fields: DataField[]; truncated: boolean } {
@@ -564,10 +658,22 @@ export function classifyResponseFields(
   return new ResponseClassifier(limits).classify(root, defsOf(defs));
 }
 
-function summarize(root: JsonSchema, defs: DefsLookup, topWords: string[]): Summary {
+/**
+ * A schema's own fields and refs; with `cut`, only at the paths it keeps and only the hits of its
+ * rules (a search's summary).
+ */
+function summarize(
+  root: JsonSchema,
+  defs: DefsLookup,
+  topWords: string[],
+  cut?: { keep: (rel: string) => boolean; rules: readonly DataRule[] },
+): Summary {
   const out: Summary = { fields: [], edges: [] };
+  const keep = cut?.keep;
+  const rules = cut?.rules ?? DATA_RULES;
   const walk = (s: JsonSchema, rel: string, parentWords: string[], depth: number): void => {
     if (typeof s !== 'object' || s === null || depth > 32) return;
+    if (keep && !keep(rel)) return;
     if (typeof s.$ref === 'string') out.edges.push({ rel, depth, key: s.$ref.slice('#/$defs/'.length) });
     for (const k of ['allOf', 'anyOf', 'oneOf'] as const) {
       const list = s[k];
@@ -580,8 +686,9 @@ function summarize(root: JsonSchema, defs: DefsLookup, topWords: string[]): Summ
     if (s.properties) {
       for (const [name, sub] of Object.entries(s.properties)) {
         const childRel = `${rel}${/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`;
-        for (const hit of classifyProperty(name, sub, parentWords, defs))
-          out.fields.push({ rel: childRel, depth: depth + 1, hit });
+        if (!keep || keep(childRel))
+          for (const hit of classifyProperty(name, sub, parentWords, defs, rules))
+            out.fields.push({ rel: childRel, depth: depth + 1, hit });
         walk(sub, childRel, cachedWords(name), depth + 1);
       }
     }
@@ -605,6 +712,7 @@ export function classifyProperty(
   sub: JsonSchema,
   parentWords: string[],
   defs: DefsLookup,
+  rules: readonly DataRule[] = DATA_RULES,
 ): Array<Omit<DataField, 'path'>> {
   const target = resolveLocal(sub, defs);
   const tag =
@@ -628,7 +736,7 @@ export function classifyProperty(
       typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
     ...(typeof target === 'object' && typeof target.format === 'string' ? { format: target.format } : {}),
   };
-  return classifyField(facts);
+  return classifyField(facts, rules);
 }
 
 export function cachedWords(s: string): string[] {

@@ -7,6 +7,7 @@ import {
   type RiskFinding,
 } from '../model/catalog.js';
 import { words } from '../openapi/text.js';
+import { DATA_RULES, type FieldSearch } from './data-classes.js';
 import { type ReadLike, readLikeOf } from './read-like.js';
 
 /** What the risk rules look at, extracted once per operation by the catalogue. */
@@ -287,7 +288,7 @@ export const RISK_RULES: readonly RiskRule[] = [
     description:
       'The success response has a secret field at its top level, or at the top of each listed item (password, token, secret, private key…).',
     test: (f) => {
-      const s = f.dataFields.find((d) => d.class === 'secret' && ownDepth(d.path) <= 1);
+      const s = f.dataFields.find((d) => isTopSecret(d.path, d));
       return s ? `returns secret field ${s.path}` : undefined;
     },
   },
@@ -378,13 +379,40 @@ export const COLLECTION_KEYS = new Set([
  * — the masking stage handles those, they do not make the operation a credential endpoint.
  */
 function ownDepth(path: string): number {
-  const segs = path
-    .replace(/^\$/, '')
-    .split(/\.|\[\*\]/)
-    .filter(Boolean);
+  const segs = segments(path);
   if (segs.length > 1 && COLLECTION_KEYS.has(segs[0]!)) segs.shift();
   return segs.length;
 }
+
+/** A data-field path's segments: split at `.` and `[*]`, empty ones left out. */
+function segments(path: string): string[] {
+  return path
+    .replace(/^\$/, '')
+    .split(/\.|\[\*\]/)
+    .filter(Boolean);
+}
+
+/** What `credential-response` looks for: a secret field of the resource itself (depth ≤ 1). */
+export function isTopSecret(path: string, field: Pick<DataField, 'class'>): boolean {
+  return field.class === 'secret' && ownDepth(path) <= 1;
+}
+
+/**
+ * Where a top-level secret field can be, for `ResponseClassifier.mayFind`. A path's segments are
+ * its parts' segments, except that the last of one part and the first of the next join into one
+ * when nothing separates them (`$.a` + `["b"]`), and a joined segment holds a `[` (no collection
+ * key does). So a path never has fewer segments than its parts, and `ownDepth` never falls as a path
+ * of two segments grows: a prefix of own depth 2 holds no top-level field. Below the response's own
+ * level (a prefix of one segment or more) a relative path of 2 segments makes own depth 2; at that
+ * level (`$`, `$[*]`), one of 3 does.
+ */
+export const TOP_SECRETS: FieldSearch = {
+  want: (path, hit) => isTopSecret(path, hit),
+  within: (prefix) => ownDepth(prefix) <= 1,
+  level: (prefix) => (segments(prefix).length === 0 ? 2 : 1),
+  keep: (rel, level) => segments(rel).length <= level,
+  rules: DATA_RULES.filter((r) => r.class === 'secret'),
+};
 
 export interface RiskResult {
   classes: RiskClass[];

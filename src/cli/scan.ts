@@ -6,7 +6,7 @@ import { oneOfWarnings } from '../catalog/one-of.js';
 import { WardenError } from '../errors/index.js';
 import type { Catalog } from '../model/catalog.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../openapi/load.js';
-import { createLineLocator } from '../openapi/parse.js';
+import { createLineLocator } from '../openapi/locate.js';
 import { type ReportPart, type ScanReport, toReport, toSetReport } from '../report/json.js';
 import { renderSarif, type SarifArtifact } from '../report/sarif.js';
 import { renderTable } from '../report/table.js';

@@ -22,8 +22,12 @@ export interface ViewEntry {
   /** Policy blockers plus the credential and runtime ones. Exposed when empty. */
   blockers: Blocker[];
   exposed: boolean;
+  /** The tool as listed with its output schema (describe_tool, `toolsList.outputSchemas: true`). */
   listed: ListedTool;
 }
+
+/** An entry with the same listing without the output schema: what `tools/list` shows by default. */
+type Entry = ViewEntry & { readonly bare: ListedTool };
 
 /**
  * What the gateway serves right now: the policy's decisions with the environment's credentials and
@@ -34,8 +38,12 @@ export interface ToolView {
   readonly policyVersion: number;
   get(name: string): ViewEntry | undefined;
   readonly entries: readonly ViewEntry[];
-  /** The tools a caller with these scopes may see (cached per distinct scope set). */
-  listFor(scopes: readonly string[]): ListedTool[];
+  /**
+   * The tools a caller with these scopes may see (cached per distinct scope set). Without
+   * `outputSchemas`, none is built: publishing a masked output schema walks its whole `$defs`
+   * closure, nearly half of Stripe's start-up when every tool's was built for the first list.
+   */
+  listFor(scopes: readonly string[], outputSchemas?: boolean): ListedTool[];
   /** The same set, by name only: nothing is built (dynamic mode's search needs no schemas). */
   visibleTo(scopes: readonly string[]): ReadonlySet<string>;
 }
@@ -54,7 +62,7 @@ export function buildView(
   inToolsets?: ReadonlySet<string>,
   toolsetNames = '',
 ): ToolView {
-  const entries = decisions.map((decision): ViewEntry => {
+  const entries = decisions.map((decision): Entry => {
     const name = decision.tool.name;
     const toggle = runtime.toggles.get(name);
     // A runtime enable lifts only `disabled`; risk, mode and credential blockers stay.
@@ -78,16 +86,23 @@ export function buildView(
       blockers.push({ kind: 'mode', reason: 'kill switch: read-only' });
     blockers = dedupe(blockers);
     // Built on first use: publishing a masked output schema walks it, and most tools are never listed.
+    let bare: ListedTool | undefined;
     let listed: ListedTool | undefined;
-    return {
+    const bareNow = (): ListedTool => {
+      bare ??= bareOf(decision);
+      return bare;
+    };
+    const entry = {
       decision,
       blockers,
       exposed: blockers.length === 0,
       get listed() {
-        listed ??= listedOf(decision);
+        listed ??= withOutputSchema(bareNow(), decision);
         return listed;
       },
     };
+    // The view's own (lists without output schemas): not part of the entry a call resolves to.
+    return Object.defineProperty(entry, 'bare', { get: bareNow, enumerable: false }) as Entry;
   });
   const byName = new Map(entries.map((e) => [e.decision.tool.name, e]));
   const exposed = entries.filter((e) => e.exposed);
@@ -110,12 +125,13 @@ export function buildView(
     entries,
     get: (name) => byName.get(name),
     visibleTo,
-    listFor(scopes) {
-      const key = [...new Set(scopes)].sort().join(' ');
+    listFor(scopes, outputSchemas = true) {
+      const key = `${outputSchemas ? '+' : '-'}${[...new Set(scopes)].sort().join(' ')}`;
       let list = cache.get(key);
       if (!list) {
         const visible = visibleTo(scopes);
-        list = exposed.filter((e) => visible.has(e.decision.tool.name)).map((e) => e.listed);
+        const shown = exposed.filter((e) => visible.has(e.decision.tool.name));
+        list = outputSchemas ? shown.map((e) => e.listed) : shown.map((e) => e.bare);
         // Bounded: scope sets are few in practice; a flood of distinct ones must not grow memory.
         if (cache.size < 256) cache.set(key, list);
       }
@@ -124,7 +140,8 @@ export function buildView(
   };
 }
 
-function listedOf(d: ToolDecision): ListedTool {
+/** The listed tool without its output schema: name, texts, published input schema, annotations. */
+function bareOf(d: ToolDecision): ListedTool {
   const t = d.tool;
   let inputSchema = economizeInput(t.inputSchema);
   let description = t.description;
@@ -157,13 +174,81 @@ function listedOf(d: ToolDecision): ListedTool {
     ...(t.title ? { title: t.title } : {}),
     description,
     inputSchema,
-    // What the agent receives is masked and redacted: it is valid against this schema, not the spec's;
-    // and only its outline is published (results are checked against the full schema before this).
-    ...(t.outputSchema
-      ? { outputSchema: economizeOutput(maskerFor(t.outputSchema, d.masking).published()) }
-      : {}),
     annotations: t.annotations,
   };
+}
+
+/** The listed tool with its published output schema (in the place `tools/list` has always put it). */
+function withOutputSchema(bare: ListedTool, d: ToolDecision): ListedTool {
+  const t = d.tool;
+  if (!t.outputSchema) return bare;
+  const { annotations, ...head } = bare;
+  return {
+    ...head,
+    // What the agent receives is masked and redacted: it is valid against this schema, not the spec's;
+    // and only its outline is published (results are checked against the full schema before this).
+    outputSchema: economizeOutput(maskerFor(t.outputSchema, d.masking).published()),
+    annotations,
+  };
+}
+
+/**
+ * Whether a caller with these scopes is listed the same tools by both views: names, texts, input
+ * schemas and annotations compared as text; output schemas only where they could differ. A
+ * published output schema is made from the tool's output schema and the masking rules alone (both
+ * immutable, rules interned by `maskRules`), so the same tool under the same rules needs no build.
+ */
+export function sameListing(a: ToolView, b: ToolView, scopes: readonly string[]): boolean {
+  if (a === b) return true;
+  // Memoised per pair of views and scope set: every listener with the same scopes asks the same.
+  let byB = compared.get(a);
+  if (!byB) {
+    byB = new WeakMap();
+    compared.set(a, byB);
+  }
+  let byScopes = byB.get(b);
+  if (!byScopes) {
+    byScopes = new Map();
+    byB.set(b, byScopes);
+  }
+  const key = [...new Set(scopes)].sort().join(' ');
+  let same = byScopes.get(key);
+  if (same === undefined) {
+    same = compareListings(a, b, scopes);
+    if (byScopes.size < 256) byScopes.set(key, same);
+  }
+  return same;
+}
+
+/** Both views held weakly: a comparison must not keep a replaced catalogue alive. */
+const compared = new WeakMap<ToolView, WeakMap<ToolView, Map<string, boolean>>>();
+
+function compareListings(a: ToolView, b: ToolView, scopes: readonly string[]): boolean {
+  const la = a.listFor(scopes, false);
+  const lb = b.listFor(scopes, false);
+  if (la.length !== lb.length || listText(la) !== listText(lb)) return false;
+  for (const l of la) {
+    const ea = a.get(l.name)!;
+    const eb = b.get(l.name)!;
+    const ta = ea.decision.tool;
+    const tb = eb.decision.tool;
+    if (ta === tb && ea.decision.masking === eb.decision.masking) continue;
+    // `in` reads no lazily built schema: a tool without one has no such key.
+    if (!('outputSchema' in ta) && !('outputSchema' in tb)) continue;
+    if (JSON.stringify(ea.listed.outputSchema) !== JSON.stringify(eb.listed.outputSchema)) return false;
+  }
+  return true;
+}
+
+const listTexts = new WeakMap<readonly ListedTool[], string>();
+/** A list's JSON text, once per list (lists are cached per view and scope set). */
+function listText(list: readonly ListedTool[]): string {
+  let t = listTexts.get(list);
+  if (t === undefined) {
+    t = JSON.stringify(list);
+    listTexts.set(list, t);
+  }
+  return t;
 }
 
 function dedupe(blockers: Blocker[]): Blocker[] {

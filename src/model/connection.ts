@@ -13,6 +13,13 @@ import type { Principal } from './principal.js';
  */
 export type UpstreamKey = string;
 
+/**
+ * Where the browser's redirect of a connection flow lands (the HTTP transport serves it). Here, not
+ * in server/http.ts, so that code naming the path does not load the HTTP stack: a stdio start does
+ * not (issue 22: start-up).
+ */
+export const OAUTH_CALLBACK_PATH = '/oauth/callback';
+
 /** `upstreamKey(undefined, 'oauth')` → `/oauth`; `upstreamKey('gh', 'oauth')` → `gh/oauth`. */
 export function upstreamKey(api: string | undefined, scheme: string): UpstreamKey {
   return `${api ?? ''}/${scheme}`;

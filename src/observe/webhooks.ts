@@ -7,7 +7,7 @@ import {
   timeout,
   wrap,
 } from 'cockatiel';
-import { request } from 'undici';
+import { loadUndici } from '../lib/undici.js';
 import type { AlertsDoc } from '../policy/schema.js';
 import type { Logger } from './log.js';
 
@@ -127,7 +127,7 @@ export class Webhooks {
 
   private async deliver(url: string, payload: string, signal: AbortSignal): Promise<void> {
     await this.policy.execute(async ({ signal: attempt }) => {
-      const res = await request(url, {
+      const res = await (await loadUndici()).request(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: payload,

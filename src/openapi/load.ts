@@ -1,7 +1,9 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ERROR_CODES, type ErrorCode, WardenError } from '../errors/index.js';
+import type { ErrorCode } from '../errors/codes.js';
+// Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
+import { WardenError } from '../errors/error.js';
 import { getByPointer, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
@@ -107,6 +109,9 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
         warnOnly: true,
         resolve: false,
         direct: false,
+        // Without a `text` the converter serialises the whole document to YAML first (seconds for
+        // Kubernetes' 4 MB), only to keep it beside the result; the source text is what it stands for.
+        text,
       });
       doc = converted.openapi;
     } catch (e) {
@@ -175,15 +180,23 @@ function detectVersion(
  * (GitHub's) carry literal `$ref` data keys in examples that are not references.
  */
 export function hasExternalRefs(doc: unknown): boolean {
+  // Object.keys, not Object.entries: no [key, value] pair allocated per property of a big spec.
   const stack: unknown[] = [doc];
   while (stack.length > 0) {
     const node = stack.pop();
     if (node === null || typeof node !== 'object') continue;
     if (Array.isArray(node)) {
-      for (const v of node) stack.push(v);
+      for (let i = 0; i < node.length; i++) {
+        const v: unknown = node[i];
+        if (v !== null && typeof v === 'object') stack.push(v);
+      }
       continue;
     }
-    for (const [k, v] of Object.entries(node)) {
+    const obj = node as Record<string, unknown>;
+    const keys = Object.keys(obj);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const v = obj[k];
       if (k === '$ref' && typeof v === 'string' && !v.startsWith('#')) return true;
       if (k === 'example' || k === 'examples' || k === 'x-examples' || k === 'x-ms-examples') continue;
       if (v !== null && typeof v === 'object') stack.push(v);
@@ -307,7 +320,8 @@ async function bundleExternal(
   } catch (e) {
     if (refused) throw refused;
     if (e instanceof WardenError) throw e;
-    const inner = findWardenError(e);
+    const { ERROR_CODES } = await import('../errors/codes.js');
+    const inner = findWardenError(e, ERROR_CODES);
     if (inner) throw inner;
     throw new WardenError('SPEC_REF_UNRESOLVED', `an external $ref could not be resolved: ${firstLine(e)}`, {
       location: { file: src.label },
@@ -316,11 +330,11 @@ async function bundleExternal(
 }
 
 /** The ref parser wraps resolver errors, keeping our message and our code as `ioErrorCode`. */
-function findWardenError(e: unknown): WardenError | undefined {
+function findWardenError(e: unknown, codes: Record<string, unknown>): WardenError | undefined {
   for (let cur = e, i = 0; cur && i < 5; i++) {
     if (cur instanceof WardenError) return cur;
     const io = (cur as { ioErrorCode?: unknown }).ioErrorCode;
-    if (typeof io === 'string' && Object.hasOwn(ERROR_CODES, io)) {
+    if (typeof io === 'string' && Object.hasOwn(codes, io)) {
       return new WardenError(io as ErrorCode, (cur as Error).message);
     }
     const errors = (cur as { errors?: unknown[] }).errors;
@@ -360,24 +374,36 @@ const TEXT_KEYS = new Set(['description', 'summary', 'title']);
  */
 export function inlineMisplacedRefs(doc: Record<string, unknown>): number {
   let count = 0;
-  // Each entry says whether the object is itself a map of schemas (its keys are names, not keywords).
-  const stack: Array<[unknown, boolean]> = [[doc, false]];
+  // Two parallel stacks: the nodes, and whether each is itself a map of schemas (its keys are
+  // names, not keywords). No pair per node and no Object.entries (issue 22).
+  const stack: unknown[] = [doc];
+  const nameMaps: boolean[] = [false];
   while (stack.length > 0) {
-    const [node, isNameMap] = stack.pop()!;
+    const node = stack.pop();
+    const isNameMap = nameMaps.pop()!;
     if (node === null || typeof node !== 'object') continue;
     if (Array.isArray(node)) {
-      for (const v of node) if (v !== null && typeof v === 'object') stack.push([v, false]);
+      for (let i = 0; i < node.length; i++) {
+        const v: unknown = node[i];
+        if (v !== null && typeof v === 'object') {
+          stack.push(v);
+          nameMaps.push(false);
+        }
+      }
       continue;
     }
     const obj = node as Record<string, unknown>;
-    for (const [k, v] of Object.entries(obj)) {
+    const keyword = !isNameMap;
+    const keys = Object.keys(obj);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const v = obj[k];
       if (v === null || typeof v !== 'object') continue;
-      const keyword = !isNameMap;
       const ref = (v as { $ref?: unknown }).$ref;
       if (
         keyword &&
-        (SCHEMA_MAPS.has(k) || TEXT_KEYS.has(k)) &&
         typeof ref === 'string' &&
+        (SCHEMA_MAPS.has(k) || TEXT_KEYS.has(k)) &&
         ref.startsWith('#')
       ) {
         const target = getByPointer(doc, ref);
@@ -391,7 +417,8 @@ export function inlineMisplacedRefs(doc: Record<string, unknown>): number {
         }
       }
       if (keyword && (k === 'example' || k === 'examples')) continue;
-      stack.push([obj[k], keyword && SCHEMA_MAPS.has(k)]);
+      stack.push(obj[k]);
+      nameMaps.push(keyword && SCHEMA_MAPS.has(k));
     }
   }
   return count;

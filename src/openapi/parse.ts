@@ -1,6 +1,7 @@
 import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import { WardenError } from '../errors/index.js';
+// The error class alone: the errors barrel pulls in the MCP SDK (its code table maps to protocol
+// codes), a megabyte of code the spec-loading worker thread would load for nothing.
+import { WardenError } from '../errors/error.js';
 
 export interface ShapeLimits {
   maxDepth: number;
@@ -60,10 +61,14 @@ export function parseText(text: string, file: string, limits: ShapeLimits): unkn
  * bounded time instead of exploding later; an alias cycle exceeds `maxDepth`.
  */
 export function checkShape(doc: unknown, file: string, limits: ShapeLimits): void {
-  const stack: Array<[unknown, number]> = [[doc, 0]];
+  // Two parallel stacks and Object.keys, not [node, depth] pairs and Object.values: a spec of a
+  // million nodes is walked without allocating per node (issue 22).
+  const stack: unknown[] = [doc];
+  const depths: number[] = [0];
   let nodes = 0;
   while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
+    const node = stack.pop();
+    const depth = depths.pop()!;
     if (++nodes > limits.maxNodes) {
       throw new WardenError(
         'SPEC_TOO_LARGE',
@@ -76,10 +81,27 @@ export function checkShape(doc: unknown, file: string, limits: ShapeLimits): voi
         location: { file },
       });
     }
-    if (node !== null && typeof node === 'object') {
-      const values = Array.isArray(node) ? node : Object.values(node);
-      for (const v of values) if (v !== null && typeof v === 'object') stack.push([v, depth + 1]);
-      nodes += values.length;
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const v: unknown = node[i];
+        if (v !== null && typeof v === 'object') {
+          stack.push(v);
+          depths.push(depth + 1);
+        }
+      }
+      nodes += node.length;
+    } else {
+      const obj = node as Record<string, unknown>;
+      const keys = Object.keys(obj);
+      for (let i = 0; i < keys.length; i++) {
+        const v = obj[keys[i]!];
+        if (v !== null && typeof v === 'object') {
+          stack.push(v);
+          depths.push(depth + 1);
+        }
+      }
+      nodes += keys.length;
     }
   }
 }
@@ -96,49 +118,20 @@ export function lineColAt(text: string, pos: number): { line: number; column: nu
   return { line, column: pos - last };
 }
 
-/**
- * Returns a function that finds the line of a JSON pointer in the original text. Only used on error
- * and report paths: it parses once more with a position-keeping parser, slower than the load path.
- */
-export function createLineLocator(
-  text: string,
-): (pointer: string) => { line: number; column: number } | undefined {
-  const lc = new LineCounter();
-  const doc = parseDocument(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, {
-    lineCounter: lc,
-    uniqueKeys: false,
-  });
-  return (pointer) => {
-    let node: unknown = doc.contents;
-    let range = (node as { range?: [number, number] } | null)?.range;
-    for (const token of pointerTokens(pointer)) {
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === token);
-        if (!pair) break;
-        range = (pair.key as { range?: [number, number] }).range ?? range;
-        node = pair.value;
-      } else if (isSeq(node)) {
-        const item = node.items[Number(token)];
-        if (item === undefined) break;
-        range = (item as { range?: [number, number] }).range ?? range;
-        node = item;
-      } else break;
-    }
-    if (!range) return undefined;
-    const p = lc.linePos(range[0]);
-    return { line: p.line, column: p.col };
-  };
-}
-
 export function pointerTokens(pointer: string): string[] {
   // A `#…` fragment is URI-encoded on top of the pointer escaping; a bare pointer is not.
   const fragment = pointer.startsWith('#');
   const p = fragment ? pointer.slice(1) : pointer;
   if (p === '') return [];
-  return p
-    .slice(1)
-    .split('/')
-    .map((t) => (fragment ? decodeURIComponentSafe(t) : t).replace(/~1/g, '/').replace(/~0/g, '~'));
+  const tokens = p.slice(1).split('/');
+  // Most tokens (`components`, `schemas`, `Pet`) have nothing to decode: left as they are, without
+  // three string passes each (ref lookups run for every $ref of a big spec).
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if ((fragment && t.includes('%')) || t.includes('~'))
+      tokens[i] = (fragment ? decodeURIComponentSafe(t) : t).replace(/~1/g, '/').replace(/~0/g, '~');
+  }
+  return tokens;
 }
 
 export function escapePointerToken(token: string): string {

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { WardenError } from '../errors/index.js';
+import { WardenError } from '../errors/error.js';
 
 export interface SourceRef {
   kind: 'file' | 'url';

@@ -1,6 +1,6 @@
-import { WardenError } from '../errors/index.js';
+import { WardenError } from '../errors/error.js';
 import type { ErrorObject } from '../lib/ajv.js';
-import { createLineLocator, escapePointerToken, getByPointer } from './parse.js';
+import { escapePointerToken, getByPointer } from './parse.js';
 import type { SourceRef } from './read.js';
 
 type MetaValidator = ((doc: unknown) => boolean) & { errors?: ErrorObject[] | null };
@@ -50,7 +50,7 @@ export async function validateSpec(
       'SPEC_INVALID',
       `the spec is not valid: ${first ? describe(first) : 'validation failed'}`,
       {
-        location: { file: src.label, pointer, ...(src.kind === 'file' ? safeLine(text, pointer) : {}) },
+        location: { file: src.label, pointer, ...(src.kind === 'file' ? await safeLine(text, pointer) : {}) },
         details: errors.slice(1, 6).map((e) => `${e.instancePath || '/'}: ${describe(e)}`),
       },
     );
@@ -62,7 +62,7 @@ export async function validateSpec(
       location: {
         file: src.label,
         pointer: first!.pointer,
-        ...(src.kind === 'file' ? safeLine(text, first!.pointer) : {}),
+        ...(src.kind === 'file' ? await safeLine(text, first!.pointer) : {}),
       },
       details: rest
         .slice(0, 5)
@@ -220,8 +220,12 @@ function describe(e: ErrorObject): string {
   return e.message ?? e.keyword;
 }
 
-function safeLine(text: string, pointer: string): { line: number; column: number } | Record<string, never> {
+async function safeLine(
+  text: string,
+  pointer: string,
+): Promise<{ line: number; column: number } | Record<string, never>> {
   try {
+    const { createLineLocator } = await import('./locate.js');
     return createLineLocator(text)(pointer) ?? {};
   } catch {
     return {};

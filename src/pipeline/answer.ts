@@ -41,6 +41,31 @@ export function createAnswer(options: AnswerOptions) {
   const excerptLen = options.errorExcerpt ?? 500;
   const { redactor } = options;
 
+  // Every excerpt is redacted whole (credentials, then every class) and only then cut: a value the
+  // cut runs through is never half-shown. What was found counts with the call's redactions.
+  const excerptOf = (ctx: CallContext, text: string, n: number, truncated = false): string => {
+    const counts: RedactionCounts = {};
+    const out = redactor.excerpt(text, n, counts, truncated);
+    if (Object.keys(counts).length) {
+      ctx.redactions ??= {};
+      addCounts(ctx.redactions, counts);
+    }
+    return out;
+  };
+  // Upstream text in an error reaches the agent as a text block of its own: it is screened whole,
+  // as the upstream sent it (not just the excerpt: fail closed), then marked as untrusted data, or
+  // withheld when flagged (an error is short; the agent needs no instructions from it). The flag is
+  // recorded as a flagged response's is (audit, metrics, alert).
+  const untrustedOf = (ctx: CallContext, raw: string, shown: string, value?: unknown): string => {
+    if (!shown) return shown;
+    const flagged = screenError(raw, value);
+    if (flagged.length) {
+      ctx.untrusted = { flagged, action: 'withhold' };
+      return WITHHELD_TEXT;
+    }
+    return wrapUntrusted(shown, untrustedSource(ctx.tool!));
+  };
+
   return function answer(ctx: CallContext): void {
     const tool = ctx.tool!;
     const res = ctx.response!;
@@ -52,33 +77,9 @@ export function createAnswer(options: AnswerOptions) {
         'UPSTREAM_REDIRECT',
         `The upstream API answered ${status} with a redirect; mcp-warden does not follow redirects.`,
       );
-    // Every excerpt is redacted whole (credentials, then every class) and only then cut: a value the
-    // cut runs through is never half-shown. What was found counts with the call's redactions.
-    const excerpt = (text: string, n: number, truncated = false): string => {
-      const counts: RedactionCounts = {};
-      const out = redactor.excerpt(text, n, counts, truncated);
-      if (Object.keys(counts).length) {
-        ctx.redactions ??= {};
-        addCounts(ctx.redactions, counts);
-      }
-      return out;
-    };
-    // Upstream text in an error reaches the agent as a text block of its own: it is screened whole,
-    // as the upstream sent it (not just the excerpt: fail closed), then marked as untrusted data, or
-    // withheld when flagged (an error is short; the agent needs no instructions from it). The flag is
-    // recorded as a flagged response's is (audit, metrics, alert).
-    const untrusted = (raw: string, shown: string, value?: unknown): string => {
-      if (!shown) return shown;
-      const flagged = screenError(raw, value);
-      if (flagged.length) {
-        ctx.untrusted = { flagged, action: 'withhold' };
-        return WITHHELD_TEXT;
-      }
-      return wrapUntrusted(shown, untrustedSource(tool));
-    };
     if (status >= 400 || status < 200) {
       const raw = isTextual(ct) ? res.body.toString('utf8') : '';
-      const text = raw ? untrusted(raw, excerpt(maskedByName(raw), excerptLen)) : '';
+      const text = raw ? untrustedOf(ctx, raw, excerptOf(ctx, maskedByName(raw), excerptLen)) : '';
       throw new WardenError('UPSTREAM_STATUS', `The upstream API answered HTTP ${status}.`, {
         ...(text ? { text } : {}),
       });
@@ -92,9 +93,10 @@ export function createAnswer(options: AnswerOptions) {
         json
           ? {}
           : {
-              text: untrusted(
+              text: untrustedOf(
+                ctx,
                 res.body.toString('utf8'),
-                excerpt(res.body.toString('utf8'), 8 * excerptLen, true),
+                excerptOf(ctx, res.body.toString('utf8'), 8 * excerptLen, true),
               ),
             },
       );
@@ -118,7 +120,7 @@ export function createAnswer(options: AnswerOptions) {
         throw new WardenError(
           'UPSTREAM_SCHEMA_MISMATCH',
           'The upstream API sent a body labelled JSON that is not valid JSON.',
-          { text: untrusted(text, excerpt(text, excerptLen)) },
+          { text: untrustedOf(ctx, text, excerptOf(ctx, text, excerptLen)) },
         );
       }
       if (tooDeep(value, MAX_JSON_DEPTH))
@@ -131,7 +133,8 @@ export function createAnswer(options: AnswerOptions) {
         const structured = tool.outputWrapped ? { result: value } : value;
         let check = outputChecks.get(tool);
         if (!check) {
-          check = compiler.compile(tool.outputSchema);
+          // Definitions compiled as data reaches them (catalog/validator.ts): a whole closure took seconds.
+          check = compiler.compileLazily(tool.outputSchema);
           outputChecks.set(tool, check);
         }
         if (!check(structured)) {
@@ -143,7 +146,10 @@ export function createAnswer(options: AnswerOptions) {
           throw new WardenError(
             'UPSTREAM_SCHEMA_MISMATCH',
             "The upstream response does not match the API's declared schema.",
-            { details: problems, text: untrusted(text, excerpt(maskedByName(text), excerptLen), value) },
+            {
+              details: problems,
+              text: untrustedOf(ctx, text, excerptOf(ctx, maskedByName(text), excerptLen), value),
+            },
           );
         }
         ctx.answer = withNotes(
@@ -163,7 +169,7 @@ export function createAnswer(options: AnswerOptions) {
       );
       return;
     }
-    const kind = excerpt(ct.split(';')[0] ?? '', 80) || 'an unknown type';
+    const kind = excerptOf(ctx, ct.split(';')[0] ?? '', 80) || 'an unknown type';
     ctx.answer = withNotes(
       {
         content: [

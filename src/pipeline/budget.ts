@@ -53,44 +53,55 @@ export function costOf(b: Pick<ToolBudget, 'unit'>, args: Record<string, unknown
  * or refused later costs nothing. A store that cannot answer refuses (STATE_UNAVAILABLE).
  */
 export function createBudget(o: BudgetOptions) {
-  return async function budget(ctx: CallContext): Promise<void> {
+  // Synchronous when there is nothing to look up (a safe read without budgets): no promise per call.
+  return function budget(ctx: CallContext): Promise<void> | undefined {
     const d = ctx.decision!.decision;
-    const principal = ctx.input.principal.id;
     const budgets = d.budgets ?? [];
     // What a read-only caller may still call: safe-method reads that send nothing out. A POST the
     // policy treats as a read, or a read marked `egress`, can still change or send something.
     const restricts = d.kind !== 'read' || !SAFE_METHODS.has(d.tool.source.method) || d.egress === true;
-    if (!restricts && budgets.length === 0) return;
-    // One round trip for all of them (the store's requests overlap on its connection).
-    const [r, ...used] = await Promise.all([
-      restricts ? o.store.restriction(principal) : undefined,
-      ...budgets.map((b) => o.store.used(b, principal)),
-    ]);
-    if (r) {
-      ctx.budget = {
-        name: r.budget,
-        ...(r.class !== undefined ? { class: r.class } : {}),
-        unit: r.unit,
-        used: r.used,
-        limit: r.limit,
-      };
-      throw new WardenError(
-        'CALLER_READ_ONLY',
-        `This caller is read-only since ${new Date(r.since).toISOString()}: it hit the budget "${r.budget}" (${r.limit} ${r.unit} per ${r.perSeconds} s). Reads are still served; an operator must lift the restriction before ${d.tool.name} can be called.`,
-      );
-    }
-    let nearest: { b: ToolBudget; used: number } | undefined;
-    for (const [i, b] of budgets.entries()) {
-      const u = used[i]!;
-      const cost = costOf(b, ctx.args);
-      if (u + cost > b.limit) {
-        ctx.budget = budgetField(b, u);
-        await exceeded(o, ctx, b, u, cost);
-      }
-      if (!nearest || u / b.limit > nearest.used / nearest.b.limit) nearest = { b, used: u };
-    }
-    if (nearest) ctx.budget = budgetField(nearest.b, nearest.used);
+    if (!restricts && budgets.length === 0) return undefined;
+    return checkBudgets(o, ctx, budgets, restricts);
   };
+}
+
+async function checkBudgets(
+  o: BudgetOptions,
+  ctx: CallContext,
+  budgets: readonly ToolBudget[],
+  restricts: boolean,
+): Promise<void> {
+  const d = ctx.decision!.decision;
+  const principal = ctx.input.principal.id;
+  // One round trip for all of them (the store's requests overlap on its connection).
+  const [r, ...used] = await Promise.all([
+    restricts ? o.store.restriction(principal) : undefined,
+    ...budgets.map((b) => o.store.used(b, principal)),
+  ]);
+  if (r) {
+    ctx.budget = {
+      name: r.budget,
+      ...(r.class !== undefined ? { class: r.class } : {}),
+      unit: r.unit,
+      used: r.used,
+      limit: r.limit,
+    };
+    throw new WardenError(
+      'CALLER_READ_ONLY',
+      `This caller is read-only since ${new Date(r.since).toISOString()}: it hit the budget "${r.budget}" (${r.limit} ${r.unit} per ${r.perSeconds} s). Reads are still served; an operator must lift the restriction before ${d.tool.name} can be called.`,
+    );
+  }
+  let nearest: { b: ToolBudget; used: number } | undefined;
+  for (const [i, b] of budgets.entries()) {
+    const u = used[i]!;
+    const cost = costOf(b, ctx.args);
+    if (u + cost > b.limit) {
+      ctx.budget = budgetField(b, u);
+      await exceeded(o, ctx, b, u, cost);
+    }
+    if (!nearest || u / b.limit > nearest.used / nearest.b.limit) nearest = { b, used: u };
+  }
+  if (nearest) ctx.budget = budgetField(nearest.b, nearest.used);
 }
 
 /**
@@ -100,25 +111,30 @@ export function createBudget(o: BudgetOptions) {
  * refused here (what this call already counted is given back) and its caller switched to read-only.
  */
 export function createSpend(o: BudgetOptions) {
-  return async function spend(ctx: CallContext): Promise<void> {
+  // Synchronous for a tool without budgets (no promise per call).
+  return function spend(ctx: CallContext): Promise<void> | undefined {
     const budgets = ctx.decision!.decision.budgets;
-    if (!budgets?.length) return;
-    const principal = ctx.input.principal.id;
-    const spent: Array<[ToolBudget, number]> = [];
-    let nearest: { b: ToolBudget; used: number } | undefined;
-    for (const b of budgets) {
-      const cost = costOf(b, ctx.args);
-      const r = await o.store.spend(b, principal, cost);
-      if (!r.ok) {
-        for (const [sb, c] of spent) await o.store.refund(sb, principal, c).catch(() => {});
-        ctx.budget = budgetField(b, r.used);
-        await exceeded(o, ctx, b, r.used, cost);
-      }
-      spent.push([b, cost]);
-      if (!nearest || r.used / b.limit > nearest.used / nearest.b.limit) nearest = { b, used: r.used };
-    }
-    if (nearest) ctx.budget = budgetField(nearest.b, nearest.used);
+    if (!budgets?.length) return undefined;
+    return spendOn(o, ctx, budgets);
   };
+}
+
+async function spendOn(o: BudgetOptions, ctx: CallContext, budgets: readonly ToolBudget[]): Promise<void> {
+  const principal = ctx.input.principal.id;
+  const spent: Array<[ToolBudget, number]> = [];
+  let nearest: { b: ToolBudget; used: number } | undefined;
+  for (const b of budgets) {
+    const cost = costOf(b, ctx.args);
+    const r = await o.store.spend(b, principal, cost);
+    if (!r.ok) {
+      for (const [sb, c] of spent) await o.store.refund(sb, principal, c).catch(() => {});
+      ctx.budget = budgetField(b, r.used);
+      await exceeded(o, ctx, b, r.used, cost);
+    }
+    spent.push([b, cost]);
+    if (!nearest || r.used / b.limit > nearest.used / nearest.b.limit) nearest = { b, used: r.used };
+  }
+  if (nearest) ctx.budget = budgetField(nearest.b, nearest.used);
 }
 
 function budgetField(b: ToolBudget, used: number): NonNullable<CallContext['budget']> {

@@ -18,42 +18,87 @@ export interface InjectOptions {
 export function createInjectCredential(options: InjectOptions) {
   const { credentials } = options;
 
-  return async function injectCredential(ctx: CallContext): Promise<void> {
-    const tool = ctx.tool!;
-    const req = ctx.request!;
-    const held = credentials.forTool(tool);
-    if (!held)
-      throw new WardenError(
-        'CREDENTIAL_MISSING',
-        `The gateway holds no upstream credential for ${tool.name}; ask its operator to configure one.`,
-      );
-    const headers = { ...req.headers };
-    let query = req.query;
-    for (const { cred, scopes } of held.creds) {
-      const pending =
-        cred.kind === 'userOAuth' && options.userCredentials
-          ? userToken(options.userCredentials, ctx)
-          : cred.wireValue(scopes, ctx.input.principal);
-      if (cred.kind !== 'service')
-        ctx.onBehalfOf = { principal: ctx.input.principal.id, credential: cred.kind };
-      const value = typeof pending === 'string' ? pending : await pending;
-      const { placement: place } = cred;
-      if (place.in === 'header') headers[place.name] = value;
-      else if (place.in === 'query')
-        query = `${query ? `${query}&` : ''}${encodeURIComponent(place.name)}=${encodeURIComponent(value)}`;
-      else {
-        const pair = `${encodeURIComponent(place.name)}=${encodeURIComponent(value)}`;
-        headers.cookie = headers.cookie ? `${headers.cookie}; ${pair}` : pair;
-      }
+  /** One credential's wire value (a promise for a token still to be fetched); says on whose behalf. */
+  const wireOf = (ctx: CallContext, held: HeldEntry): string | Promise<string> => {
+    const { cred, scopes } = held;
+    const pending =
+      cred.kind === 'userOAuth' && options.userCredentials
+        ? userToken(options.userCredentials, ctx)
+        : cred.wireValue(scopes, ctx.input.principal);
+    if (cred.kind !== 'service')
+      ctx.onBehalfOf = { principal: ctx.input.principal.id, credential: cred.kind };
+    return pending;
+  };
+
+  /** The rest of the credentials once one of them is a promise: each awaited in turn, as before. */
+  async function finish(
+    ctx: CallContext,
+    creds: readonly HeldEntry[],
+    at: number,
+    pending: Promise<string>,
+    out: Placed,
+  ): Promise<void> {
+    place(out, creds[at]!.cred.placement, await pending);
+    for (let i = at + 1; i < creds.length; i++) {
+      const next = wireOf(ctx, creds[i]!);
+      place(out, creds[i]!.cred.placement, typeof next === 'string' ? next : await next);
     }
-    const outbound: OutboundRequest = {
-      method: req.method,
-      origin: req.origin,
-      pathAndQuery: query ? `${req.path}?${query}` : req.path,
-      headers,
-      ...(req.body !== undefined ? { body: req.body } : {}),
-    };
-    ctx.outbound = outbound;
+    ctx.outbound = outboundOf(ctx.request!, out);
+  }
+
+  // Synchronous while every value is at hand (keys, static tokens): no promise per call. A refusal
+  // is still a rejected promise, as from the async stage this was.
+  return function injectCredential(ctx: CallContext): Promise<void> | undefined {
+    try {
+      const tool = ctx.tool!;
+      const req = ctx.request!;
+      const held = credentials.forTool(tool);
+      if (!held)
+        throw new WardenError(
+          'CREDENTIAL_MISSING',
+          `The gateway holds no upstream credential for ${tool.name}; ask its operator to configure one.`,
+        );
+      const out: Placed = { headers: { ...req.headers }, query: req.query };
+      const { creds } = held;
+      for (let i = 0; i < creds.length; i++) {
+        const value = wireOf(ctx, creds[i]!);
+        if (typeof value !== 'string') return finish(ctx, creds, i, value, out);
+        place(out, creds[i]!.cred.placement, value);
+      }
+      ctx.outbound = outboundOf(req, out);
+      return undefined;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
+}
+
+type HeldEntry = NonNullable<ReturnType<CredentialSet['forTool']>>['creds'][number];
+
+/** The request's headers and query as the credentials are placed in them. */
+interface Placed {
+  headers: Record<string, string>;
+  query: string | undefined;
+}
+
+/** Puts one credential value where its scheme says. */
+function place(out: Placed, where: HeldEntry['cred']['placement'], value: string): void {
+  if (where.in === 'header') out.headers[where.name] = value;
+  else if (where.in === 'query')
+    out.query = `${out.query ? `${out.query}&` : ''}${encodeURIComponent(where.name)}=${encodeURIComponent(value)}`;
+  else {
+    const pair = `${encodeURIComponent(where.name)}=${encodeURIComponent(value)}`;
+    out.headers.cookie = out.headers.cookie ? `${out.headers.cookie}; ${pair}` : pair;
+  }
+}
+
+function outboundOf(req: NonNullable<CallContext['request']>, out: Placed): OutboundRequest {
+  return {
+    method: req.method,
+    origin: req.origin,
+    pathAndQuery: out.query ? `${req.path}?${out.query}` : req.path,
+    headers: out.headers,
+    ...(req.body !== undefined ? { body: req.body } : {}),
   };
 }
 

@@ -36,14 +36,25 @@ export function createProtect(options: ProtectOptions) {
     maxResultBytes: options.limits?.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES,
   };
 
+  // The classes a decision's masking lets through, listed once per masking (a decision is immutable).
+  const allowed = new WeakMap<object, DataClass[]>();
+  const allowOf = (masking: { actions: object }): DataClass[] => {
+    let allow = allowed.get(masking);
+    if (!allow) {
+      allow = (Object.entries(masking.actions) as Array<[DataClass, string]>)
+        .filter(([, a]) => a === 'allow')
+        .map(([c]) => c);
+      allowed.set(masking, allow);
+    }
+    return allow;
+  };
+
   return function protect(ctx: CallContext): void {
     const tool = ctx.tool!;
     const decision = ctx.decision!.decision;
     const answer = ctx.answer!;
     const counts: RedactionCounts = {};
-    const allow = (Object.entries(decision.masking.actions) as Array<[DataClass, string]>)
-      .filter(([, a]) => a === 'allow')
-      .map(([c]) => c);
+    const allow = allowOf(decision.masking);
     const limits: CapLimits = {
       maxItems: decision.limits.maxItems ?? defaults.maxItems,
       maxResultBytes: decision.limits.maxResultBytes ?? defaults.maxResultBytes,
@@ -54,7 +65,6 @@ export function createProtect(options: ProtectOptions) {
     // screen found in the body as sent; the copy the agent reads goes in a block of its own.
     const untrusted = ctx.untrusted;
     const flagged = untrusted?.flagged ?? [];
-    const mark = (text: string): string => (untrusted ? wrapUntrusted(text, untrustedSource(tool)) : text);
     const flagNote = flagged.length
       ? [{ type: 'text' as const, text: untrustedNote(flagged, untrusted!.action) }]
       : [];
@@ -74,18 +84,23 @@ export function createProtect(options: ProtectOptions) {
         ? maskerFor(tool.outputSchema, decision.masking).mask(raw, counts)
         : maskUntyped(raw, decision.masking, counts);
       value = options.redactor.json(value, counts, allow);
+      const measured: { json?: string | undefined } = {};
       const capped = capValue(
         value,
         limits,
         ctx.args ?? {},
         Object.keys(tool.inputSchema.properties ?? {}),
         tool.pageSize?.arg,
+        measured,
       );
-      const body =
-        tool.outputSchema && tool.outputWrapped ? (capped.value as { result: unknown }).result : capped.value;
+      const wrapped = !!(tool.outputSchema && tool.outputWrapped);
+      const body = wrapped ? (capped.value as { result: unknown }).result : capped.value;
       result = {
         content: [
-          { type: 'text', text: mark(JSON.stringify(body)) },
+          {
+            type: 'text',
+            text: markUntrusted(untrusted, tool, bodyJson(body, capped.value, wrapped, measured.json)),
+          },
           ...notes,
           ...flagNote,
           ...(capped.notes.length
@@ -115,7 +130,7 @@ export function createProtect(options: ProtectOptions) {
       }
       result = {
         content: [
-          { type: 'text', text: mark(text) },
+          { type: 'text', text: markUntrusted(untrusted, tool, text) },
           ...rest,
           ...flagNote,
           ...(capNotes.length
@@ -128,4 +143,34 @@ export function createProtect(options: ProtectOptions) {
     ctx.result = result;
     if (Object.keys(counts).length) ctx.redactions = counts;
   };
+}
+
+/** Upstream text (screened: `untrusted` is set) in its block; the gateway's own text as it is. */
+function markUntrusted(untrusted: unknown, tool: { name: string; api?: string }, text: string): string {
+  return untrusted ? wrapUntrusted(text, untrustedSource(tool)) : text;
+}
+
+const WRAPPED_HEAD = '{"result":';
+
+/**
+ * `JSON.stringify(body)`, taken from the capped value's JSON that the byte cap has just measured
+ * (`json`) instead of serialising the result a second time: the very same text. A wrapped body is
+ * the one key of `{"result": …}` (parsed JSON, masked: no `toJSON`, no other key), so its JSON is
+ * that text without the wrapper; anything else is serialised as before.
+ */
+function bodyJson(body: unknown, capped: unknown, wrapped: boolean, json: string | undefined): string {
+  if (json === undefined) return JSON.stringify(body);
+  if (!wrapped) return json;
+  if (
+    body !== undefined &&
+    capped !== null &&
+    typeof capped === 'object' &&
+    Object.getPrototypeOf(capped) === Object.prototype &&
+    json.startsWith(WRAPPED_HEAD) &&
+    json.endsWith('}')
+  ) {
+    const keys = Object.keys(capped);
+    if (keys.length === 1 && keys[0] === 'result') return json.slice(WRAPPED_HEAD.length, -1);
+  }
+  return JSON.stringify(body);
 }

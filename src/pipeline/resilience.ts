@@ -105,10 +105,10 @@ export function createResilience(o: ResilienceOptions = {}) {
   };
 
   const policiesFor = (d: ToolDecision | undefined, tool: string, origin: string): IPolicy => {
-    const policies: IPolicy[] = [
-      bulkheadFor(tool, d?.limits.concurrency ?? DEFAULT_CONCURRENCY),
-      retryFor(d?.retries ?? false),
-    ];
+    const policies: IPolicy[] = [bulkheadFor(tool, d?.limits.concurrency ?? DEFAULT_CONCURRENCY)];
+    // No retries: no layer at all (cockatiel's `noop` would only add an async hop per call).
+    const retries = retryFor(d?.retries ?? false);
+    if (retries !== noop) policies.push(retries);
     const ob = o.originBreaker ?? DEFAULT_ORIGIN_BREAKER;
     if (ob) policies.push(breakerFor(`origin:${origin}`, ob));
     if (d?.breaker) policies.push(breakerFor(`tool:${tool}`, d.breaker));

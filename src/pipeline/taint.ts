@@ -29,6 +29,9 @@ const WORDS: Record<string, string> = {
   unknown: 'data of an unreadable taint record',
 };
 
+/** A taint policy that is on (`refuse` or `park`). */
+type Active = TaintPolicy & { mode: Exclude<TaintPolicy['mode'], 'off'> };
+
 /** The caller's key in the store: per session when the policy says so and the client has one. */
 function keyOf(ctx: CallContext, p: TaintPolicy): string {
   return taintKey(ctx.input.principal.id, p.per === 'session' ? ctx.input.session : undefined);
@@ -44,10 +47,15 @@ function keyOf(ctx: CallContext, p: TaintPolicy): string {
  */
 export function createTaint(options: TaintOptions) {
   const now = options.now ?? Date.now;
-  return async function taint(ctx: CallContext): Promise<void> {
+  // Synchronous for a call that cannot send data out (a read): no promise per call.
+  return function taint(ctx: CallContext): Promise<void> | undefined {
     const d = ctx.decision!.decision;
     const p = d.taint ?? DEFAULT_TAINT;
-    if (p.mode === 'off' || !(d.egress ?? d.kind !== 'read')) return;
+    if (p.mode === 'off' || !(d.egress ?? d.kind !== 'read')) return undefined;
+    return check(ctx, p as Active);
+  };
+
+  async function check(ctx: CallContext, p: Active): Promise<void> {
     const marks = await options.store.marks(keyOf(ctx, p));
     const t = now();
     const since = t - p.windowSeconds * 1000;
@@ -82,7 +90,7 @@ export function createTaint(options: TaintOptions) {
         ],
       });
     // park: the confirm stage parks the call for a human operator (the approval flow).
-  };
+  }
 }
 
 /**
@@ -97,10 +105,11 @@ export function createTaint(options: TaintOptions) {
  */
 export function createTaintRecord(options: TaintOptions) {
   const now = options.now ?? Date.now;
-  return async function taintRecord(ctx: CallContext): Promise<void> {
+  // Synchronous unless there is a mark to store: no promise for a call that taints nothing.
+  return function taintRecord(ctx: CallContext): Promise<void> | undefined {
     const d = ctx.decision!.decision;
     const p = d.taint ?? DEFAULT_TAINT;
-    if (p.mode === 'off') return;
+    if (p.mode === 'off') return undefined;
     const tool = ctx.tool!;
     const wanted = p.classes as readonly string[];
     const classes: string[] = [];
@@ -128,12 +137,11 @@ export function createTaintRecord(options: TaintOptions) {
       }
     }
     if (wanted.includes('untrusted') && (ctx.untrusted?.flagged.length ?? 0) > 0) classes.push('untrusted');
-    if (classes.length === 0) return;
-    await options.store.mark(
-      keyOf(ctx, p),
-      { callId: ctx.id, tool: tool.name, at: now(), classes },
-      p.windowSeconds * 1000,
-    );
-    ctx.taints = classes;
+    if (classes.length === 0) return undefined;
+    return options.store
+      .mark(keyOf(ctx, p), { callId: ctx.id, tool: tool.name, at: now(), classes }, p.windowSeconds * 1000)
+      .then(() => {
+        ctx.taints = classes;
+      });
   };
 }

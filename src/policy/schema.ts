@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { RISK_CLASSES } from '../model/catalog.js';
 
 /**

@@ -78,7 +78,8 @@ interface ArrayRef {
 
 /**
  * Caps a value. `args`, `inputKeys` (the tool's argument names) and `pageArg` (its page-size
- * argument) are used only to say how to continue.
+ * argument) are used only to say how to continue. `out.json` is set to `JSON.stringify` of the
+ * capped value, as measured for the byte cap, so that the caller need not serialise it again.
  */
 export function capValue(
   value: unknown,
@@ -86,6 +87,7 @@ export function capValue(
   args: Record<string, unknown>,
   inputKeys: readonly string[],
   pageArg?: string,
+  out?: { json?: string | undefined },
 ): CapResult {
   const notes: string[] = [];
   const box = { v: value };
@@ -101,8 +103,10 @@ export function capValue(
       cuts.push({ path: a.path, kept: kept.length, total: a.total, lastId: idOf(kept.at(-1)) });
     }
   }
-  // 2. Byte cap: halve the largest array until it fits, then cut long strings.
-  let size = byteLength(box.v);
+  // 2. Byte cap: halve the largest array until it fits, then cut long strings. `json` is always
+  // the serialised form of `box.v` as it stands.
+  let json = JSON.stringify(box.v);
+  let size = byteLength(json);
   for (let round = 0; size > limits.maxResultBytes && round < 40; round++) {
     const candidates = collectArrays(box, 'v', '$', 0)
       .map((a) => ({ a, len: ((a.holder as Record<string | number, unknown>)[a.key] as unknown[]).length }))
@@ -124,18 +128,21 @@ export function capValue(
         total: biggest.a.total,
         lastId: idOf(kept.at(-1)),
       });
-    size = byteLength(box.v);
+    json = JSON.stringify(box.v);
+    size = byteLength(json);
   }
   if (size > limits.maxResultBytes) {
     const budget = Math.max(64, Math.floor(limits.maxResultBytes / 8));
     box.v = cutStrings(box.v, budget, 0);
     notes.push(`long text values were cut to ${budget} characters to fit the gateway's result limit`);
-    size = byteLength(box.v);
+    json = JSON.stringify(box.v);
+    size = byteLength(json);
   }
   for (const c of cuts)
     notes.push(
       `truncated: ${c.kept} of ${c.total} items${c.path === '$' || c.path === '$.result' ? '' : ` at ${c.path}`}; ${howToContinue(c, args, inputKeys, pageArg)}`,
     );
+  if (out) out.json = json;
   return { value: box.v, notes };
 }
 
@@ -159,8 +166,8 @@ function collectArrays(
   return out;
 }
 
-function byteLength(v: unknown): number {
-  return Buffer.byteLength(JSON.stringify(v) ?? '');
+function byteLength(json: string | undefined): number {
+  return Buffer.byteLength(json ?? '');
 }
 
 function cutStrings(v: unknown, budget: number, depth: number): unknown {

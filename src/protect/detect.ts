@@ -357,7 +357,9 @@ export class Detector {
 
   private readonly hints: string[] = [];
   private readonly hintCount: number;
-  private readonly hintIds = new Map<DetectRule, { any: number[]; also: number[] }>();
+  /** Per rule (same index as `rules`): the ids of its `hints`, and of its `also` hints. */
+  private readonly anyIds: ReadonlyArray<readonly number[]>;
+  private readonly alsoIds: ReadonlyArray<readonly number[]>;
 
   constructor(options: DetectOptions = {}, rules: readonly DetectRule[] = DETECT_RULES) {
     this.rules = options.allow?.size ? rules.filter((r) => !options.allow!.has(r.class)) : rules;
@@ -366,9 +368,26 @@ export class Detector {
       if (i < 0) i = this.hints.push(h) - 1;
       return i;
     };
-    for (const r of this.rules)
-      this.hintIds.set(r, { any: (r.hints ?? []).map(id), also: (r.also ?? []).map(id) });
+    this.anyIds = this.rules.map((r) => (r.hints ?? []).map(id));
+    this.alsoIds = this.rules.map((r) => (r.also ?? []).map(id));
     this.hintCount = this.hints.length;
+  }
+
+  /**
+   * Whether `s` holds one of the hints `ids` names; `found` remembers each hint looked for (0: not
+   * yet, 1: absent, 2: present).
+   */
+  private hasAny(s: string, ids: readonly number[], found: Uint8Array): boolean {
+    for (let j = 0; j < ids.length; j++) {
+      const i = ids[j]!;
+      let f = found[i]!;
+      if (f === 0) {
+        f = s.includes(this.hints[i]!) ? 2 : 1;
+        found[i] = f;
+      }
+      if (f === 2) return true;
+    }
+    return false;
   }
 
   /**
@@ -394,17 +413,16 @@ export class Detector {
     if (s.length < 6) return s;
     // Each hint is looked for once per string (a native substring search; measured faster here than
     // one alternation regex over all hints), and only for rules still in play.
-    const found = new Int8Array(this.hintCount).fill(-1);
-    const has = (i: number) => {
-      if (found[i] === -1) found[i] = s.includes(this.hints[i]!) ? 1 : 0;
-      return found[i] === 1;
-    };
+    const found = new Uint8Array(this.hintCount);
     let digits: boolean | undefined;
     let out = s;
-    for (const rule of this.rules) {
-      const ids = this.hintIds.get(rule)!;
-      if (ids.any.length && !ids.any.some(has)) continue;
-      if (ids.also.length && !ids.also.some(has)) continue;
+    const { rules, anyIds, alsoIds } = this;
+    for (let r = 0; r < rules.length; r++) {
+      const rule = rules[r]!;
+      const any = anyIds[r]!;
+      if (any.length && !this.hasAny(s, any, found)) continue;
+      const also = alsoIds[r]!;
+      if (also.length && !this.hasAny(s, also, found)) continue;
       if (rule.digits) {
         digits ??= DIGIT_RUN.test(s);
         if (!digits) continue;

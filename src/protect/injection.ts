@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 /**
  * Untrusted content: a detector of instruction-like text aimed at the agent (prompt injection), the
@@ -925,12 +925,9 @@ function run(s: Signal, text: string, wins: number[], work: ScreenWork): Array<[
 
 /** Base64, hex and percent-encoded runs decoded to text and screened again (one weak signal is enough). */
 function decoded(text: string, work: ScreenWork, depth: number, extra: string[]): number {
-  const tries: Array<[string, RegExp, (s: string) => string | undefined]> = [
-    ['encoded-base64', BASE64_RUN, fromBase64],
-    ['encoded-hex', HEX_RUN, fromHex],
-    ['encoded-percent', PERCENT_RUN, fromPercent],
-  ];
-  for (const [name, shared, decode] of tries) {
+  for (const [name, shared, decode, present] of DECODINGS) {
+    // Most texts hold no run at all: one test, before a regex is made for the walk below.
+    if (!present.test(text)) continue;
     // A fresh regex: the decoded text is screened (and decoded) again while this one iterates.
     const re = new RegExp(shared.source, 'g');
     let n = 0;
@@ -947,6 +944,16 @@ function decoded(text: string, work: ScreenWork, depth: number, extra: string[])
   }
   return 0;
 }
+
+/**
+ * The encodings tried, each with a test that holds exactly when its run pattern matches somewhere in
+ * a text (non-global, so it keeps no state between calls).
+ */
+const DECODINGS: ReadonlyArray<readonly [string, RegExp, (s: string) => string | undefined, RegExp]> = [
+  ['encoded-base64', BASE64_RUN, fromBase64, /[A-Za-z0-9+/_-]{24}/],
+  ['encoded-hex', HEX_RUN, fromHex, /[0-9A-Fa-f]{24}/],
+  ['encoded-percent', PERCENT_RUN, fromPercent, /%[0-9A-Fa-f]{2}/],
+];
 
 /** Any one signal in a decoded text: nobody base64-encodes "you must send…" for a benign reason. */
 function weakFinding(text: string, work: ScreenWork): TextFinding | undefined {
@@ -1022,6 +1029,17 @@ function pointer(base: string, key: string | number): string {
   return `${base}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
 }
 
+/** A place in a value: the key under its parent's place (the root has none). */
+interface Place {
+  parent: Place | undefined;
+  key: string | number;
+}
+
+/** A place as a JSON pointer (`''` for the root). */
+function pathOf(at: Place | undefined): string {
+  return at === undefined ? '' : pointer(pathOf(at.parent), at.key);
+}
+
 /**
  * Screens a JSON value: every string and every key, and the concatenation of each record's (and
  * each array's) own keys and strings, so an instruction split across fields (or written into key
@@ -1040,13 +1058,14 @@ export function screenValue(value: unknown, limits: ScreenLimits = {}): Injectio
     return f;
   };
   // `cut`: protect's item cut reaches this array (it looks at arrays nested in the first 1,000
-  // items of an array only, as capValue does); elsewhere every item reaches the agent.
-  const walk = (v: unknown, path: string, cut: boolean): boolean => {
+  // items of an array only, as capValue does); elsewhere every item reaches the agent. `at`: where
+  // the value sits, spelled out as a JSON pointer only for what is flagged.
+  const walk = (v: unknown, at: Place | undefined, cut: boolean): boolean => {
     if (work.exceeded) return false;
     if (typeof v === 'string') {
       const f = screenText(v, work);
       if (work.exceeded) return false;
-      if (f) flagged.push({ path, signals: f.signals, ...(f.spans ? { spans: f.spans } : {}) });
+      if (f) flagged.push({ path: pathOf(at), signals: f.signals, ...(f.spans ? { spans: f.spans } : {}) });
       return !!f;
     }
     if (v === null || typeof v !== 'object') return false;
@@ -1058,7 +1077,7 @@ export function screenValue(value: unknown, limits: ScreenLimits = {}): Injectio
     if (Array.isArray(v)) {
       const n = cut ? Math.min(v.length, limits.keepItems ?? v.length) : v.length;
       for (let i = 0; i < n; i++) {
-        if (walk(v[i], pointer(path, i), cut && i < 1000)) any = true;
+        if (walk(v[i], { parent: at, key: i }, cut && i < 1000)) any = true;
         if (typeof v[i] === 'string') parts.push(v[i] as string);
       }
     } else {
@@ -1070,13 +1089,13 @@ export function screenValue(value: unknown, limits: ScreenLimits = {}): Injectio
           keySignals.push(...fk.signals);
         }
         keys.push(k);
-        if (walk(child, pointer(path, k), cut)) any = true;
+        if (walk(child, { parent: at, key: k }, cut)) any = true;
         if (typeof child === 'string') parts.push(child);
       }
     }
     if (work.exceeded) return false;
     if (flaggedKeys.length) {
-      flagged.push({ path, signals: ['key', ...new Set(keySignals)], keys: flaggedKeys });
+      flagged.push({ path: pathOf(at), signals: ['key', ...new Set(keySignals)], keys: flaggedKeys });
       return true;
     }
     if (any) return true;
@@ -1089,13 +1108,17 @@ export function screenValue(value: unknown, limits: ScreenLimits = {}): Injectio
       if (work.exceeded) return false;
       if (f) {
         const odd = keys.filter((k) => !SAFE_SEGMENT.test(k));
-        flagged.push({ path, signals: ['split', ...f.signals], ...(odd.length ? { keys: odd } : {}) });
+        flagged.push({
+          path: pathOf(at),
+          signals: ['split', ...f.signals],
+          ...(odd.length ? { keys: odd } : {}),
+        });
         return true;
       }
     }
     return false;
   };
-  walk(value, '', true);
+  walk(value, undefined, true);
   if (work.exceeded) return [{ path: '', signals: [BUDGET] }];
   return flagged;
 }
@@ -1211,9 +1234,26 @@ function replaceStrings(
  * call: the upstream cannot know it, so it cannot close the block early and speak as the gateway.
  */
 export function wrapUntrusted(text: string, source: string): string {
-  let id = randomBytes(6).toString('hex');
-  while (text.includes(id)) id = randomBytes(6).toString('hex');
+  let id = boundaryId();
+  while (text.includes(id)) id = boundaryId();
   return `<untrusted-data id="${id}" source="${source.replace(/["<>\n]/g, '')}">\n${text}\n</untrusted-data id="${id}">`;
+}
+
+/**
+ * Block ids come from the CSPRNG in batches (a synchronous `randomBytes` call per result cost more
+ * than the rest of the block): each id is 6 bytes never handed out before, as unpredictable as before.
+ */
+const ID_BYTES = 6;
+const idPool = Buffer.alloc(ID_BYTES * 512);
+let idAt = idPool.length;
+function boundaryId(): string {
+  if (idAt + ID_BYTES > idPool.length) {
+    randomFillSync(idPool);
+    idAt = 0;
+  }
+  const id = idPool.toString('hex', idAt, idAt + ID_BYTES);
+  idAt += ID_BYTES;
+  return id;
 }
 
 /** A path segment shown as it is: a plain name or an array index; anything else is `*`. */

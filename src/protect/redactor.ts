@@ -290,7 +290,7 @@ function redactArgs(
     return out;
   }
   const out: Record<string, unknown> = {};
-  const here = name ? words(name) : [];
+  const here = name ? wordsOf(name) : [];
   let n = 0;
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
     if (n++ >= MAX_ITEMS) {
@@ -299,7 +299,7 @@ function redactArgs(
     }
     const cls = classifyField({
       name: k,
-      words: words(k),
+      words: wordsOf(k),
       parentWords: here.length ? here : parent,
       type: [typeOfValue(x)],
       ...(Array.isArray(x) && x.length ? { items: itemTypesOf(x).split(',') } : {}),
@@ -307,7 +307,7 @@ function redactArgs(
     });
     const hit = cls.find((c) => c.class === 'secret') ?? cls[0];
     // Keys are scanned too: a map keyed by email address is still a list of email addresses.
-    defineOwn(
+    setOwn(
       out,
       text(k),
       hit && x !== null && x !== undefined
@@ -316,6 +316,23 @@ function redactArgs(
     );
   }
   return out;
+}
+
+/**
+ * `words(name)` of argument names, remembered: every call's audit record classifies the same few
+ * names again. Bounded (short names only, emptied when full): names come from callers. The lists
+ * are frozen, so no caller can change what a later one is given.
+ */
+const WORDS = new Map<string, readonly string[]>();
+function wordsOf(name: string): string[] {
+  if (name.length > 64) return words(name);
+  let w = WORDS.get(name);
+  if (!w) {
+    if (WORDS.size >= 4096) WORDS.clear();
+    w = Object.freeze(words(name));
+    WORDS.set(name, w);
+  }
+  return w as string[];
 }
 
 /** JSON.parse makes `__proto__` an own key; defineProperty keeps it one in a copy. */

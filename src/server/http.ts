@@ -17,6 +17,7 @@ import { buildView } from '../control/view.js';
 import { type HttpError, replyHttpError } from '../errors/index.js';
 import { tooDeep } from '../lib/json-depth.js';
 import { listen } from '../lib/listen.js';
+import { OAUTH_CALLBACK_PATH } from '../model/connection.js';
 import { Health, isProbePath } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import { VERSION } from '../version.js';
@@ -70,7 +71,8 @@ export interface RunningHttp {
 
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
-export const OAUTH_CALLBACK_PATH = '/oauth/callback';
+
+export { OAUTH_CALLBACK_PATH };
 export const OAUTH_CONNECT_PATH = '/oauth/connect';
 
 /**

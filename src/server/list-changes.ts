@@ -1,7 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createHash } from 'node:crypto';
 import type { Server, ServerEvent, ServerEventBus } from '@modelcontextprotocol/server';
-import type { ToolView } from '../control/view.js';
+import { sameListing, type ToolView } from '../control/view.js';
 import type { Principal } from '../model/principal.js';
 
 /** Bounds on the notification streams an HTTP endpoint holds open (GET streams and `subscriptions/listen`). */
@@ -37,8 +36,8 @@ export interface StreamSlot {
 
 interface Listener {
   caller: Caller;
-  /** The caller's view when last told (or when it started listening), as a digest. */
-  seen: string;
+  /** The view the caller was last told of (or started listening with): compared, not hashed, on a change. */
+  seen: ToolView;
   tell(): void;
 }
 
@@ -57,7 +56,6 @@ export class ListChanges {
   private openCount = 0;
   /** The stream being opened in this async context: the SDK subscribes a listen stream without saying for whom. */
   private readonly opening = new AsyncLocalStorage<StreamSlot>();
-  private readonly digests = new WeakMap<ToolView, Map<string, string>>();
   readonly limits: StreamLimits;
 
   /**
@@ -125,7 +123,7 @@ export class ListChanges {
 
   /** Tells `tell` whenever `caller`'s view changes from what it is now; returns the unsubscribe. */
   listen(caller: Caller, tell: () => void): () => void {
-    const l: Listener = { caller, seen: this.digest(this.o.view(), caller.scopes), tell };
+    const l: Listener = { caller, seen: this.o.view(), tell };
     this.listeners.add(l);
     return () => {
       this.listeners.delete(l);
@@ -137,9 +135,9 @@ export class ListChanges {
     if (this.listeners.size === 0) return;
     const view = this.o.view();
     for (const l of [...this.listeners]) {
-      const now = this.digest(view, l.caller.scopes);
-      if (now === l.seen) continue;
-      l.seen = now;
+      const same = sameListing(l.seen, view, l.caller.scopes);
+      l.seen = view;
+      if (same) continue;
       try {
         l.tell();
       } catch {
@@ -163,24 +161,5 @@ export class ListChanges {
   /** Open streams (in all) and listeners (streams and stdio servers), for tests and the report. */
   get counts(): { streams: number; listeners: number } {
     return { streams: this.openCount, listeners: this.listeners.size };
-  }
-
-  /** The caller's list, as a digest: names, texts and schemas (a changed description is a change). */
-  private digest(view: ToolView, scopes: readonly string[]): string {
-    const key = [...new Set(scopes)].sort().join(' ');
-    let forView = this.digests.get(view);
-    if (!forView) {
-      forView = new Map();
-      this.digests.set(view, forView);
-    }
-    let d = forView.get(key);
-    if (d === undefined) {
-      d = createHash('sha256')
-        .update(JSON.stringify(view.listFor(scopes)))
-        .digest('base64url');
-      // Bounded like the view's own cache: distinct scope sets are few in practice.
-      if (forView.size < 256) forView.set(key, d);
-    }
-    return d;
   }
 }

@@ -104,8 +104,10 @@ export function createServerFactory(w: McpWiring): SharedServerFactory & { moder
       fixed ?? carriedPrincipal(c.http?.authInfo);
     server.setRequestHandler('tools/list', (_req, c) => {
       if (w.dynamic) return { tools: meta } as never;
-      const listed = w.view().listFor(principalOf(c).scopes);
-      return { tools: w.listOutputSchemas?.() ? listed : withoutOutputSchemas(listed) } as never;
+      // Output schemas are built only when listed (control/view.ts: half of a big spec's first list).
+      const withOutput = w.listOutputSchemas?.() === true;
+      const listed = w.view().listFor(principalOf(c).scopes, withOutput);
+      return { tools: withOutput ? listed : withoutOutputSchemas(listed) } as never;
     });
     server.setRequestHandler('tools/call', async (req, c) => {
       const principal = principalOf(c);

@@ -10,7 +10,6 @@ import { type ControlEvent, Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
 import type { MetaTools } from '../discover/meta-tools.js';
 import { WardenError } from '../errors/index.js';
-import { createHttpAgent } from '../lib/http-agent.js';
 import { requireSecret } from '../lib/secret-ref.js';
 import { defaultAuditFile, numberedAuditFile } from '../lib/state-dir.js';
 import type { Catalog } from '../model/catalog.js';
@@ -22,7 +21,7 @@ import type { Metrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
 import { startTracing, type Tracing } from '../observe/tracing.js';
 import type { LoadOptions } from '../openapi/load.js';
-import { createPipeline, type Pipeline } from '../pipeline/index.js';
+import type { Pipeline } from '../pipeline/index.js';
 import { createLimit } from '../pipeline/limit.js';
 import { DEFAULT_POLICY } from '../policy/evaluate.js';
 import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
@@ -168,10 +167,10 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   });
   const serving = { now: false };
   catalogNow = () => controller.currentCatalog();
-  // One connection pool for the gateway's life, shared by the pipelines a spec reload replaces.
-  const agent = createHttpAgent();
+  // The guard stages load at the first call, or soon after serving starts (see lazyStages).
+  const stages = lazyStages(logger);
   const makePipeline = pipelineFactory({
-    ...{ o, doc, env, controller, redactor, rt, agent, logger, tracing },
+    ...{ o, doc, env, controller, redactor, rt, stages, logger, tracing },
     approvals,
     users,
   });
@@ -232,6 +231,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     throw e;
   });
   serving.now = true;
+  stages.warmSoon();
   return gatewayOf({
     tracing,
     serving,
@@ -239,7 +239,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     served,
     controller,
     rt,
-    agent,
+    stages,
     logger,
     auditFile,
     transport,
@@ -301,7 +301,7 @@ function gatewayOf(p: {
   served: ServedApi;
   controller: Controller;
   rt: Runtime;
-  agent: Dispatcher;
+  stages: LazyStages;
   logger: Logger;
   auditFile: string;
   transport: RunningTransport;
@@ -344,7 +344,7 @@ function gatewayOf(p: {
       await p.users?.close();
       // The last calls' spans are exported (within a bounded wait) before the process goes.
       await p.tracing.shutdown();
-      await p.agent.close();
+      await p.stages.close();
       await state.store.close();
       await audit.sink.close();
       logger.flush();
@@ -461,7 +461,7 @@ function pipelineFactory(p: {
   controller: Controller;
   redactor: Redactor;
   rt: Runtime;
-  agent: Dispatcher;
+  stages: LazyStages;
   logger: Logger;
   tracing: Tracing;
   approvals: Approvals;
@@ -481,37 +481,126 @@ function pipelineFactory(p: {
   // One budget store for every pipeline too: a caller's budgets span the APIs of a set.
   const budgets = { store: state.budgets, onRestricted: (r: Restriction) => observers.restricted(r) };
   return (api) =>
-    createPipeline({
-      catalog: api.catalog,
-      targets: api.targets,
-      control: p.controller,
-      confirm: {
-        secret: confirmSecret,
-        ttlSeconds: doc.confirm?.ttlSeconds ?? 300,
-        replay: state.replay,
-        approvals: p.approvals,
-        policyDigest: () => p.controller.policyDigest(),
-      },
-      redactor: p.redactor,
-      audit: p.rt.audit.sink,
-      logger: p.logger,
-      failReads: doc.audit?.failReads ?? 'closed',
-      limit,
-      budgets,
-      onCall: (ctx, record) => observers.call(ctx, record),
-      send: {
-        dispatcher: p.agent,
-        ...(doc.originBreaker !== undefined ? { originBreaker: doc.originBreaker } : {}),
-        onBreaker: (name, s) => observers.breaker(name, s),
-        ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-        ...(o.maxResponseBytes !== undefined ? { maxResponseBytes: o.maxResponseBytes } : {}),
-      },
-      ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
-      ...(p.tracing.tracer ? { tracer: p.tracing.tracer } : {}),
-      ...(p.users ? { userCredentials: p.users.oauth } : {}),
-      // One taint store for every pipeline: a read on one API of a set taints writes on all of them.
-      taint: state.taint,
+    lazyPipeline(async () => {
+      const { createPipeline, agent } = await p.stages.load();
+      return createPipeline({
+        catalog: api.catalog,
+        targets: api.targets,
+        control: p.controller,
+        confirm: {
+          secret: confirmSecret,
+          ttlSeconds: doc.confirm?.ttlSeconds ?? 300,
+          replay: state.replay,
+          approvals: p.approvals,
+          policyDigest: () => p.controller.policyDigest(),
+        },
+        redactor: p.redactor,
+        audit: p.rt.audit.sink,
+        logger: p.logger,
+        failReads: doc.audit?.failReads ?? 'closed',
+        limit,
+        budgets,
+        onCall: (ctx, record) => observers.call(ctx, record),
+        send: {
+          dispatcher: agent,
+          ...(doc.originBreaker !== undefined ? { originBreaker: doc.originBreaker } : {}),
+          onBreaker: (name, s) => observers.breaker(name, s),
+          ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+          ...(o.maxResponseBytes !== undefined ? { maxResponseBytes: o.maxResponseBytes } : {}),
+        },
+        ...(o.maxPageSize !== undefined ? { maxPageSize: o.maxPageSize } : {}),
+        ...(p.tracing.tracer ? { tracer: p.tracing.tracer } : {}),
+        ...(p.users ? { userCredentials: p.users.oauth } : {}),
+        // One taint store for every pipeline: a read on one API of a set taints writes on all of them.
+        taint: state.taint,
+      });
     });
+}
+
+/**
+ * The guard stages' modules and what only they use — undici, Ajv, cockatiel: about 1 MB of code and
+ * a fifth of a small spec's start (issue 22) — are loaded once, at the first call or shortly after
+ * serving starts (`warmSoon`), whichever comes first: the first `tools/list` does not wait for them,
+ * and a first call rarely does. One connection pool for the gateway's life, shared by the pipelines
+ * a spec reload replaces, is made with them.
+ */
+interface LazyStages {
+  load(): Promise<{
+    createPipeline: typeof import('../pipeline/index.js').createPipeline;
+    agent: Dispatcher;
+  }>;
+  /** Loads them in the background after WARM_AFTER_MS (a failure is logged; the first call tries again). */
+  warmSoon(): void;
+  /** Closes the connection pool, when one was made. */
+  close(): Promise<void>;
+}
+
+// Long enough for a client's initialize and first tools/list to be answered first, short next to the
+// time a model takes before its first call.
+const WARM_AFTER_MS = 250;
+
+function lazyStages(logger: Logger): LazyStages {
+  let loading: ReturnType<LazyStages['load']> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const load: LazyStages['load'] = () => {
+    loading ??= Promise.all([import('../pipeline/index.js'), import('../lib/http-agent.js')]).then(
+      ([{ createPipeline }, { createHttpAgent }]) => ({ createPipeline, agent: createHttpAgent() }),
+      (e: unknown) => {
+        // Not kept: the next call loads again, and the call that failed is refused (lazyPipeline).
+        loading = undefined;
+        throw e;
+      },
+    );
+    return loading;
+  };
+  return {
+    load,
+    warmSoon() {
+      timer = setTimeout(() => {
+        load().catch((e: unknown) => logger.warn({ err: String(e) }, 'the guard stages could not be loaded'));
+      }, WARM_AFTER_MS);
+      timer.unref();
+    },
+    async close() {
+      clearTimeout(timer);
+      const loaded = await loading?.catch(() => undefined);
+      await loaded?.agent.close();
+    },
+  };
+}
+
+/**
+ * A pipeline built at its first call (see LazyStages). Until then there is nothing to close; a call
+ * that cannot have it (its modules failed to load) rejects — refused, never answered unguarded — and
+ * the next call builds again. Once built, a call costs one test more.
+ */
+export function lazyPipeline(build: () => Promise<Pipeline>): Pipeline {
+  let real: Pipeline | undefined;
+  let building: Promise<Pipeline> | undefined;
+  const get = (): Promise<Pipeline> => {
+    building ??= build().then(
+      (p) => {
+        real = p;
+        return p;
+      },
+      (e: unknown) => {
+        building = undefined;
+        throw e;
+      },
+    );
+    return building;
+  };
+  return {
+    call: (input) => (real ? real.call(input) : get().then((p) => p.call(input))),
+    get stages(): readonly string[] {
+      if (!real) throw new WardenError('INTERNAL', 'the pipeline is built at its first call: no stages yet');
+      return real.stages;
+    },
+    async close() {
+      const built = await building?.catch(() => undefined);
+      await built?.close();
+    },
+  };
 }
 
 /**

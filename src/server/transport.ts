@@ -5,7 +5,7 @@ import type { Logger } from '../observe/log.js';
 import type { Observers } from '../observe/observers.js';
 import type { PolicyDoc } from '../policy/schema.js';
 import { Callers } from './callers.js';
-import { type HttpOptions, startHttp } from './http.js';
+import type { HttpOptions } from './http.js';
 import type { ListChanges } from './list-changes.js';
 import { CappedStdioTransport } from './stdio-frames.js';
 
@@ -56,6 +56,8 @@ export async function startTransport(o: {
     return { close: () => handle.close() };
   }
   const host = o.transport.host ?? '127.0.0.1';
+  // Loaded only here: a stdio gateway has no use for the HTTP stack (issue 22: start-up).
+  const { startHttp } = await import('./http.js');
   let callers: Callers | undefined;
   const http = await startHttp({
     factory: o.factory,
@@ -81,7 +83,9 @@ export async function startTransport(o: {
     ...(o.changes ? { changes: o.changes } : {}),
     ...(o.oauthCallback ? { oauthCallback: o.oauthCallback } : {}),
   });
-  o.logger.info({ url: http.url }, `MCP endpoint (Streamable HTTP, 2025-11-25 and 2026-07-28): ${http.url}`);
+  // Not worded "MCP endpoint <url>": scripts read the endpoint from the CLI's own stderr line of that
+  // form, and this line may come first.
+  o.logger.info({ url: http.url }, `MCP over Streamable HTTP (2025-11-25 and 2026-07-28) at ${http.url}`);
   return {
     url: http.url,
     close: async () => {

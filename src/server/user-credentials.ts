@@ -3,7 +3,13 @@ import { oauthSchemeUrls } from '../classify/auth.js';
 import { WardenError } from '../errors/index.js';
 import { readSecretRef, urlOrRef } from '../lib/secret-ref.js';
 import type { OAuthSchemeUrls, Tool } from '../model/catalog.js';
-import { type SharedFlows, type TokenVault, type UpstreamKey, upstreamKey } from '../model/connection.js';
+import {
+  OAUTH_CALLBACK_PATH,
+  type SharedFlows,
+  type TokenVault,
+  type UpstreamKey,
+  upstreamKey,
+} from '../model/connection.js';
 import type { Logger } from '../observe/log.js';
 import type { PolicyDoc, UserOAuthSource } from '../policy/schema.js';
 import type { RedisState } from '../state/redis.js';
@@ -12,7 +18,6 @@ import { FileVault, keyringFromRefs } from '../state/vault.js';
 import type { CredentialSet } from '../upstream/credentials.js';
 import { UserOAuth, type UserOAuthUpstream } from '../upstream/user-oauth.js';
 import { ElicitationCompletions } from './elicitation-complete.js';
-import { OAUTH_CALLBACK_PATH } from './http.js';
 import type { LoadedSet } from './served-api.js';
 import { isLoopback } from './transport.js';
 

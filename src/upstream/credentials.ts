@@ -1,6 +1,7 @@
-import { request } from 'undici';
+import type { request } from 'undici';
 import { WardenError } from '../errors/index.js';
 import { readSecretRef } from '../lib/secret-ref.js';
+import { loadUndici } from '../lib/undici.js';
 import { watchedFile } from '../lib/watched-file.js';
 import type { AuthRequirement, Tool } from '../model/catalog.js';
 import type { Principal } from '../model/principal.js';
@@ -378,7 +379,7 @@ function oauth2Source(
       if (scopes.length) body.set('scope', key);
       let res: Awaited<ReturnType<typeof request>>;
       try {
-        res = await request(cfg.tokenUrl, {
+        res = await (await loadUndici()).request(cfg.tokenUrl, {
           method: 'POST',
           headers: {
             'content-type': 'application/x-www-form-urlencoded',

@@ -400,3 +400,34 @@ describe('budget in the whole pipeline', () => {
     expect(calls[2]).toMatchObject({ decision: 'denied', budget: { name: 'destructive-calls', limit: 2 } });
   });
 });
+
+describe('budget stages without a promise per call', () => {
+  it('a safe read with no budget asks the store nothing and returns at once; a write still checks', async () => {
+    const asked: string[] = [];
+    const store = createMemoryBudgets();
+    const spy: BudgetStore = new Proxy(store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function'
+          ? (...a: unknown[]) => {
+              asked.push(String(prop));
+              return v.apply(target, a);
+            }
+          : v;
+      },
+    });
+    const view = viewOf(catalog, 'version: 1\n');
+    const o = { store: spy };
+    const read = resolvedContext(view, { name: 'listItems', principal: caller('dora') });
+    read.args = {};
+    expect(createBudget(o)(read)).toBeUndefined();
+    expect(createSpend(o)(read)).toBeUndefined();
+    expect(asked).toEqual([]);
+    const write = resolvedContext(view, { name: 'createItem', principal: caller('dora') });
+    write.args = {};
+    const pending = createBudget(o)(write);
+    expect(pending).toBeInstanceOf(Promise);
+    await pending;
+    expect(asked).toContain('restriction');
+  });
+});

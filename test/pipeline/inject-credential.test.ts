@@ -107,3 +107,64 @@ describe('inject-credential stage', () => {
     await expect(inject(ctx)).rejects.toMatchObject({ code: 'CREDENTIAL_MISSING' });
   });
 });
+
+describe('inject-credential stage without a promise per call', () => {
+  it('places a key synchronously (nothing to await), and a mix with an async token in order', async () => {
+    const catalog = await itemsCatalog();
+    const creds = loadCredentials({
+      tools: toolsOf(catalog),
+      env: { MCP_WARDEN_CRED_ITEMKEY: 'secret-item-key' },
+    });
+    const ctx: CallContext = contextFor({ name: 'getPart' });
+    ctx.tool = toolNamed(catalog, 'getPart');
+    ctx.request = baseRequest();
+    // A key is at hand: the stage is done when it returns.
+    expect(createInjectCredential({ credentials: creds })(ctx)).toBeUndefined();
+    expect(ctx.outbound?.headers['x-item-key']).toBe('secret-item-key');
+
+    // An async value (a token being fetched) first, a key after it: both placed, in their order.
+    const held = creds.forTool(ctx.tool)!;
+    const [key] = held.creds;
+    const slow = {
+      cred: {
+        ...key!.cred,
+        placement: { ...key!.cred.placement, name: 'x-first' },
+        wireValue: async () => 'tok',
+      },
+      scopes: [],
+    };
+    const inject = createInjectCredential({
+      credentials: { forTool: () => ({ creds: [slow, key!] as typeof held.creds }) },
+    });
+    const later: CallContext = contextFor({ name: 'getPart' });
+    later.tool = ctx.tool;
+    later.request = baseRequest();
+    const pending = inject(later);
+    expect(pending).toBeInstanceOf(Promise);
+    expect(later.outbound).toBeUndefined();
+    await pending;
+    expect(later.outbound?.headers['x-first']).toBe('tok');
+    expect(later.outbound?.headers['x-item-key']).toBe('secret-item-key');
+  });
+
+  it('still refuses with a rejected promise when a value cannot be made', async () => {
+    const catalog = await itemsCatalog();
+    const creds = loadCredentials({ tools: toolsOf(catalog), env: { MCP_WARDEN_CRED_ITEMKEY: 'k' } });
+    const [key] = creds.forTool(toolNamed(catalog, 'getPart'))!.creds;
+    const broken = {
+      cred: {
+        ...key!.cred,
+        wireValue: () => {
+          throw new Error('no value');
+        },
+      },
+      scopes: [],
+    };
+    const inject = createInjectCredential({ credentials: { forTool: () => ({ creds: [broken] }) } });
+    const ctx: CallContext = contextFor({ name: 'getPart' });
+    ctx.tool = toolNamed(catalog, 'getPart');
+    ctx.request = baseRequest();
+    await expect(inject(ctx)).rejects.toThrow('no value');
+    expect(ctx.outbound).toBeUndefined();
+  });
+});

@@ -159,3 +159,35 @@ describe('protect stage', () => {
     expect(ctx.result).toEqual({ content: [{ type: 'text', text: 'no' }], isError: true });
   });
 });
+
+describe('protect stage: the text copy of a wrapped result', () => {
+  it('is the JSON of the result alone (the byte cap’s measurement, without the wrapper), masked and cut', async () => {
+    const arrays = minimalSpec({
+      '/people': {
+        get: {
+          operationId: 'listPeople',
+          responses: {
+            '200': {
+              description: 'ok',
+              content: { 'application/json': { schema: { type: 'array', items: CUSTOMER } } },
+            },
+          },
+        },
+      },
+    });
+    const view = viewOf(await catalogOf(arrays), 'version: 1\n');
+    const ctx = resolvedContext(view, { name: 'listPeople' });
+    expect(ctx.tool!.outputWrapped).toBe(true);
+    ctx.args = {};
+    const people = Array.from({ length: 5 }, (_, i) => customer(i));
+    ctx.answer = {
+      content: [{ type: 'text', text: JSON.stringify(people) }],
+      json: { value: { result: people }, structured: true },
+    };
+    createProtect({ redactor: createRedactor(), limits: { maxItems: 3 } })(ctx);
+    const structured = ctx.result!.structuredContent as { result: unknown[] };
+    expect(structured.result).toHaveLength(3);
+    expect(ctx.result!.content[0]!.text).toBe(JSON.stringify(structured.result));
+    expect(ctx.result!.content[0]!.text).not.toContain(EMAIL);
+  });
+});

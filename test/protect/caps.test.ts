@@ -223,3 +223,20 @@ describe('cutting before masking', () => {
     );
   });
 });
+
+describe('the JSON the byte cap measured, handed back', () => {
+  it('is JSON.stringify of the value returned, cut or not', () => {
+    const cases: Array<[unknown, CapLimits]> = [
+      [{ data: items(250) }, { maxItems: 100, maxResultBytes: 1e9 }],
+      [{ data: items(5000) }, { maxItems: 5000, maxResultBytes: 4096 }],
+      [{ blob: 'x'.repeat(100_000) }, { maxItems: 10, maxResultBytes: 2048 }],
+      [[1, 'two', { three: null }], { maxItems: 100, maxResultBytes: 1e6 }],
+      ['just text', { maxItems: 100, maxResultBytes: 1e6 }],
+    ];
+    for (const [v, limits] of cases) {
+      const out: { json?: string } = {};
+      const r = capValue(v, limits, {}, [], undefined, out);
+      expect(out.json).toBe(JSON.stringify(r.value));
+    }
+  });
+});

@@ -2,6 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { CallInput, ToolResult } from '../../src/pipeline/context.js';
+import type { Pipeline } from '../../src/pipeline/index.js';
+import { lazyPipeline } from '../../src/server/serve.js';
 import { SHARED_SPECS, SHOP_SPEC, tempPath, tempTree } from '../support/paths.js';
 
 // Start-up loads only what the configuration uses (issue 22): a plain `serve` of an OpenAPI 3 spec
@@ -34,12 +37,29 @@ const OPTIONAL = [
   '@opentelemetry/exporter-trace-otlp-http',
 ];
 
+// What only a call needs (the guard stages' HTTP client, Ajv's compiler with its formats): loaded by
+// the first call, or shortly after serving starts, never before the first tools/list. (Ajv's runtime
+// helpers are loaded by every start: the spec's meta-schema validators use them.)
+const CALL_ONLY = ['undici', 'ajv-formats'];
+// The Streamable HTTP stack, which a stdio gateway does not load.
+const HTTP_ONLY = ['@modelcontextprotocol/node', '@hono/node-server'];
+
 describe('serve loads what its configuration uses', () => {
   it('a plain configuration: no Redis client, PostgreSQL driver, tracing SDK or spec converters', () => {
     const loaded = packagesLoaded({ spec: SHOP_SPEC, auditFile: tempPath() });
-    // It did load the gateway (the SDK, the HTTP client) — the record is not empty.
-    expect(loaded).toEqual(expect.arrayContaining(['@modelcontextprotocol/server', 'undici']));
-    for (const name of OPTIONAL) expect(loaded).not.toContain(name);
+    // It did load the gateway (the SDK, the HTTP transport) — the record is not empty.
+    expect(loaded).toEqual(expect.arrayContaining(['@modelcontextprotocol/server', ...HTTP_ONLY]));
+    for (const name of [...OPTIONAL, ...CALL_ONLY]) expect(loaded).not.toContain(name);
+  }, 180_000);
+
+  it('over stdio: no HTTP stack either; the first call loads the guard stages', () => {
+    const stdio = { spec: SHOP_SPEC, auditFile: tempPath(), transport: { kind: 'stdio' } };
+    const started = packagesLoaded(stdio);
+    expect(started).toContain('@modelcontextprotocol/server');
+    for (const name of [...OPTIONAL, ...CALL_ONLY, ...HTTP_ONLY]) expect(started).not.toContain(name);
+    const called = packagesLoaded({ ...stdio, auditFile: tempPath(), call: true });
+    for (const name of CALL_ONLY) expect(called).toContain(name);
+    for (const name of HTTP_ONLY) expect(called).not.toContain(name);
   }, 180_000);
 
   it('shared state, an audit mirror, tracing and a Swagger 2.0 spec split in files load theirs', () => {
@@ -70,4 +90,57 @@ describe('serve loads what its configuration uses', () => {
     );
     for (const name of OPTIONAL) expect(loaded).toContain(name);
   }, 180_000);
+});
+
+describe('a pipeline built at its first call', () => {
+  const input: CallInput = {
+    name: 'getPart',
+    arguments: {},
+    principal: { id: 'stdio:local', scopes: [], via: 'stdio' },
+  };
+  const result = { content: [{ type: 'text', text: 'ok' }] } as unknown as ToolResult;
+  const real = (closed: { n: number }): Pipeline => ({
+    call: async () => result,
+    stages: ['resolve', 'audit'],
+    close: async () => {
+      closed.n++;
+    },
+  });
+
+  it('refuses the call whose build failed (never answers unguarded) and builds again at the next', async () => {
+    const closed = { n: 0 };
+    let builds = 0;
+    const p = lazyPipeline(async () => {
+      builds++;
+      if (builds === 1) throw new Error('module missing');
+      return real(closed);
+    });
+    expect(builds).toBe(0);
+    expect(() => p.stages).toThrow(/first call/);
+    await expect(p.call(input)).rejects.toThrow('module missing');
+    await expect(p.call(input)).resolves.toBe(result);
+    await expect(p.call(input)).resolves.toBe(result);
+    expect(builds).toBe(2);
+    expect(p.stages).toEqual(['resolve', 'audit']);
+    await p.close();
+    expect(closed.n).toBe(1);
+  });
+
+  it('is built once for calls that arrive together, and closing an unbuilt one builds nothing', async () => {
+    const closed = { n: 0 };
+    let builds = 0;
+    const p = lazyPipeline(async () => {
+      builds++;
+      return real(closed);
+    });
+    await Promise.all([p.call(input), p.call(input), p.call(input)]);
+    expect(builds).toBe(1);
+    const unbuilt = lazyPipeline(async () => {
+      builds++;
+      return real(closed);
+    });
+    await unbuilt.close();
+    expect(builds).toBe(1);
+    expect(closed.n).toBe(0);
+  });
 });

@@ -1,6 +1,7 @@
 // Child of test/server/serve-lazy.test.ts: records every module loaded (an ES module loader hook
 // appending each URL to a file), starts a gateway on the shop spec with the options given as JSON in
-// argv[3], closes it, and prints the npm packages loaded as JSON on stdout.
+// argv[3] (and, with `call: true`, makes one call), closes it, and prints the npm packages loaded as
+// JSON on stdout.
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { register } from 'node:module';
 
@@ -19,8 +20,13 @@ register(`data:text/javascript,${encodeURIComponent(hook)}`, { data: { file: rec
 appendFileSync(record, '--start\n');
 
 const { startGateway } = await import('../../../src/server/serve.js');
-const options = JSON.parse(optionsJson);
+const { call, ...options } = JSON.parse(optionsJson);
 const gw = await startGateway({ transport: { kind: 'http', port: 0 }, ...options });
+// `call: true`: one tools/call (of a tool the API does not have: refused by the first stage, no network).
+if (call)
+  await gw.pipeline
+    .call({ name: 'noSuchTool', arguments: {}, principal: { id: 'stdio:local', scopes: [], via: 'stdio' } })
+    .catch(() => undefined);
 await gw.close();
 
 const packages = new Set<string>();

@@ -1,0 +1,166 @@
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { buildCatalog } from '../../src/catalog/build.js';
+import { ResponseClassifier } from '../../src/classify/data-classes.js';
+import { isTopSecret, TOP_SECRETS } from '../../src/classify/risk.js';
+import type { DataField } from '../../src/model/catalog.js';
+import { defsOf, type JsonSchema } from '../../src/model/json-schema.js';
+import { loadSpec } from '../../src/openapi/load.js';
+import { catalogOf, jsonOk, minimalSpec, SHARED_SPECS } from '../support/helpers.js';
+
+// The risk rules read only whether a response has a top-level secret field (`credential-response`);
+// the catalogue asks a bounded search (`ResponseClassifier.mayFind`) and walks all data fields only
+// when it may. The risk must be exactly what the full walk gives: same classes, same reason.
+
+/** What `credential-response` says given the full walk's fields (the rule as it reads them). */
+function expectedFinding(fields: readonly DataField[]): string | undefined {
+  const top = fields.find((d) => isTopSecret(d.path, d));
+  return top ? `returns secret field ${top.path}` : undefined;
+}
+
+const SPECS: Array<[file: string, refRoot?: string]> = [
+  ['github-rest.json'],
+  ['stripe.yaml'],
+  ['kubernetes-swagger2.json'],
+  ['digitalocean/specification/DigitalOcean-public.v2.yaml'],
+  ['openai.yaml'],
+  ['slack-web.json'],
+  ['asana.yaml'],
+  ['azure-storage-arm-2015-05-01-preview.json'],
+  ['petstore-v3-swagger-api.yaml'],
+  ['petstore-v3.yaml'],
+  ['petstore-expanded-v3.yaml'],
+  ['uspto-v3.yaml'],
+  ['callback-example-v3.yaml'],
+  ['link-example-v3.yaml'],
+  ['petstore-swagger2.json'],
+  ['petstore-separate-swagger2/spec/swagger.yaml', 'petstore-separate-swagger2'],
+];
+
+/** A secret hit, as a summary holds it. */
+const SECRET = { class: 'secret', kind: 'token', rule: 'secret-token', reason: 'test' } as const;
+
+describe('top-level secrets without the full data-class walk', () => {
+  for (const [file, refRoot] of SPECS) {
+    it(`${file}: every tool's credential-response finding is the full walk's`, async () => {
+      const spec = await loadSpec(
+        join(SHARED_SPECS, file),
+        refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {},
+      );
+      const catalog = buildCatalog(spec);
+      for (const t of catalog.tools) {
+        const finding = t.risk.findings.find((f) => f.rule === 'credential-response');
+        // dataClasses is the full walk, built on this first read.
+        expect([t.name, finding?.reason]).toEqual([t.name, expectedFinding(t.dataClasses)]);
+      }
+    }, 60_000);
+  }
+
+  it('a top-level secret past the field budget is not flagged, as the full walk does not list it', async () => {
+    // 300 PII fields fill the walk's budget before the token is reached.
+    const many = Object.fromEntries(
+      Array.from({ length: 310 }, (_, i) => [`email_${i}`, { type: 'string', format: 'email' }]),
+    );
+    const Filler = { type: 'object', properties: many };
+    const cat = await catalogOf(
+      minimalSpec(
+        {
+          '/late': {
+            get: {
+              operationId: 'getLate',
+              // Holder's token is top-level ($.token), but the walk reaches it with its budget spent.
+              responses: jsonOk({
+                allOf: [{ $ref: '#/components/schemas/Filler' }, { $ref: '#/components/schemas/Holder' }],
+              }),
+            },
+          },
+          '/early': {
+            get: {
+              operationId: 'getEarly',
+              responses: jsonOk({
+                type: 'object',
+                properties: {
+                  access_token: { type: 'string' },
+                  a: { $ref: '#/components/schemas/Filler' },
+                },
+              }),
+            },
+          },
+        },
+        {
+          components: {
+            schemas: {
+              Filler,
+              Holder: { type: 'object', properties: { token: { type: 'string' } } },
+            },
+          },
+        },
+      ),
+    );
+    const [late, early] = cat.tools;
+    expect(late!.dataClassesTruncated).toBe(true);
+    expect(late!.dataClasses.map((d) => d.path)).not.toContain('$.token');
+    expect(late!.risk.classes).not.toContain('credential');
+    expect(early!.risk.findings.find((f) => f.rule === 'credential-response')?.reason).toBe(
+      'returns secret field $.access_token',
+    );
+    expect(expectedFinding(early!.dataClasses)).toBe('returns secret field $.access_token');
+  });
+
+  it('finds a top-level secret through $refs, arrays and collection keys', () => {
+    const defs: Record<string, JsonSchema> = {
+      Page: {
+        type: 'object',
+        properties: {
+          data: { type: 'array', items: { $ref: '#/$defs/Key' } },
+          has_more: { type: 'boolean' },
+        },
+      },
+      Key: { type: 'object', properties: { id: { type: 'string' }, secret: { type: 'string' } } },
+      Deep: {
+        type: 'object',
+        properties: { owner: { type: 'object', properties: { nested: { $ref: '#/$defs/Key' } } } },
+      },
+    };
+    const c = new ResponseClassifier();
+    const lookup = defsOf(defs);
+    expect(c.mayFind({ $ref: '#/$defs/Page' }, lookup, TOP_SECRETS)).toBe(true);
+    expect(c.mayFind({ type: 'array', items: { $ref: '#/$defs/Key' } }, lookup, TOP_SECRETS)).toBe(true);
+    expect(c.mayFind({ $ref: '#/$defs/Deep' }, lookup, TOP_SECRETS)).toBe(false);
+  });
+
+  it('what the search leaves out holds no top-level field, whatever follows or precedes it', () => {
+    // Path pieces as the classifier writes them: `.name`, `["odd name"]`, `[*]` and `.*`.
+    const name = fc.oneof(
+      fc.constantFrom('data', 'items', 'token', 'a', 'x1', 'secret'),
+      fc.string({ maxLength: 6 }),
+    );
+    const piece = fc.oneof(
+      name.map((n) => (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(n) ? `.${n}` : `[${JSON.stringify(n)}]`)),
+      fc.constant('[*]'),
+      fc.constant('.*'),
+    );
+    const rel = fc.array(piece, { maxLength: 6 }).map((p) => p.join(''));
+    const more = fc.array(piece, { minLength: 1, maxLength: 6 }).map((p) => p.join(''));
+    fc.assert(
+      fc.property(rel, rel, more, (a, b, tail) => {
+        const prefix = `$${a}`;
+        // A refused prefix: every longer path refused, no top-level secret under it.
+        if (!TOP_SECRETS.within(prefix)) {
+          expect(TOP_SECRETS.within(prefix + b + tail)).toBe(false);
+          expect(TOP_SECRETS.want(prefix + b + tail, SECRET)).toBe(false);
+        }
+        // A relative path a summary cut for this prefix's level leaves out: longer ones too, and
+        // under this prefix (any of its level) nothing there is within the search.
+        const level = TOP_SECRETS.level(prefix);
+        if (!TOP_SECRETS.keep(b, level)) {
+          expect(TOP_SECRETS.keep(b + tail, level)).toBe(false);
+          expect(TOP_SECRETS.within(prefix + b)).toBe(false);
+          expect(TOP_SECRETS.want(prefix + b, SECRET)).toBe(false);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
