@@ -11,7 +11,10 @@ const { createSchemaCompiler } = await imp('catalog/validator.js');
 const { exampleOf } = await imp('catalog/example.js');
 const cat = buildCatalog(await loadSpec(spec));
 let seed = 7;
-const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+const rnd = () => {
+  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+  return seed / 0x7fffffff;
+};
 const mutate = (v, depth = 0) => {
   if (Array.isArray(v)) {
     if (!v.length || rnd() < 0.3) return [...v, 12345];

@@ -480,6 +480,11 @@ function pipelineFactory(p: {
   });
   // One budget store for every pipeline too: a caller's budgets span the APIs of a set.
   const budgets = { store: state.budgets, onRestricted: (r: Restriction) => observers.restricted(r) };
+  const buildFailed = (e: unknown) =>
+    p.logger.error(
+      { err: e instanceof Error ? e.message : String(e) },
+      'the guard pipeline could not be built: call refused',
+    );
   return (api) =>
     lazyPipeline(async () => {
       const { createPipeline, agent } = await p.stages.load();
@@ -514,7 +519,7 @@ function pipelineFactory(p: {
         // One taint store for every pipeline: a read on one API of a set taints writes on all of them.
         taint: state.taint,
       });
-    });
+    }, buildFailed);
 }
 
 /**
@@ -574,10 +579,17 @@ function lazyStages(logger: Logger): LazyStages {
  * that cannot have it (its modules failed to load) rejects — refused, never answered unguarded — and
  * the next call builds again. Once built, a call costs one test more.
  */
-export function lazyPipeline(build: () => Promise<Pipeline>): Pipeline {
+export function lazyPipeline(
+  build: () => Promise<Pipeline>,
+  /** Told of each failed build (the refused call has no audit record: the audit stage is inside). */
+  onBuildError: (e: unknown) => void = () => {},
+): Pipeline {
   let real: Pipeline | undefined;
   let building: Promise<Pipeline> | undefined;
+  let closed = false;
   const get = (): Promise<Pipeline> => {
+    // A call that reaches a pipeline a reload has closed is refused, not served by a new one nobody closes.
+    if (closed) return Promise.reject(new WardenError('INTERNAL', 'the pipeline was closed'));
     building ??= build().then(
       (p) => {
         real = p;
@@ -585,6 +597,7 @@ export function lazyPipeline(build: () => Promise<Pipeline>): Pipeline {
       },
       (e: unknown) => {
         building = undefined;
+        onBuildError(e);
         throw e;
       },
     );
@@ -597,6 +610,7 @@ export function lazyPipeline(build: () => Promise<Pipeline>): Pipeline {
       return real.stages;
     },
     async close() {
+      closed = true;
       const built = await building?.catch(() => undefined);
       await built?.close();
     },

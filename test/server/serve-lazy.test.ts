@@ -110,20 +110,38 @@ describe('a pipeline built at its first call', () => {
   it('refuses the call whose build failed (never answers unguarded) and builds again at the next', async () => {
     const closed = { n: 0 };
     let builds = 0;
-    const p = lazyPipeline(async () => {
-      builds++;
-      if (builds === 1) throw new Error('module missing');
-      return real(closed);
-    });
+    const failures: unknown[] = [];
+    const p = lazyPipeline(
+      async () => {
+        builds++;
+        if (builds === 1) throw new Error('module missing');
+        return real(closed);
+      },
+      (e) => failures.push(e),
+    );
     expect(builds).toBe(0);
     expect(() => p.stages).toThrow(/first call/);
     await expect(p.call(input)).rejects.toThrow('module missing');
     await expect(p.call(input)).resolves.toBe(result);
     await expect(p.call(input)).resolves.toBe(result);
     expect(builds).toBe(2);
+    expect(failures).toEqual([new Error('module missing')]);
     expect(p.stages).toEqual(['resolve', 'audit']);
     await p.close();
     expect(closed.n).toBe(1);
+  });
+
+  it('refuses a call that reaches it after close (a reload replaced it) and builds nothing new', async () => {
+    const closed = { n: 0 };
+    let builds = 0;
+    const p = lazyPipeline(async () => {
+      builds++;
+      return real(closed);
+    });
+    await p.close();
+    await expect(p.call(input)).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(builds).toBe(0);
+    expect(closed.n).toBe(0);
   });
 
   it('is built once for calls that arrive together, and closing an unbuilt one builds nothing', async () => {
