@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { WardenError } from '../errors/index.js';
 import { compileLinear } from '../lib/linear-regexp.js';
-import type { DefsLookup, JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
+import {
+  type DefsLookup,
+  type JsonSchema,
+  type JsonSchemaObject,
+  SUBSCHEMA_KEYWORDS,
+  SUBSCHEMA_LIST_KEYWORDS,
+  SUBSCHEMA_MAP_KEYWORDS,
+} from '../model/json-schema.js';
 import type { Dialect } from '../openapi/load.js';
 import { getByPointer, pointerTokens } from '../openapi/parse.js';
 import { cleanDescription, cleanLine } from '../openapi/text.js';
@@ -49,20 +56,6 @@ const PASS = new Set([
   'writeOnly',
   'dependentRequired',
 ]);
-const SUBSCHEMA = [
-  'additionalProperties',
-  'unevaluatedProperties',
-  'propertyNames',
-  'contains',
-  'not',
-  'if',
-  'then',
-  'else',
-  'unevaluatedItems',
-  'contentSchema',
-] as const;
-const SUBSCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'] as const;
-const SUBSCHEMA_MAPS = ['patternProperties', 'dependentSchemas'] as const;
 
 export const SCHEMA_DESCRIPTION_MAX = 400;
 
@@ -272,11 +265,11 @@ export class SchemaConverter {
         else out.items = this.node(v, mode, deps, ctx(k), depth + 1);
       } else if (k === 'additionalItems' && Array.isArray(s.items)) {
         out.items = this.node(v, mode, deps, ctx(k), depth + 1);
-      } else if ((SUBSCHEMA as readonly string[]).includes(k)) {
+      } else if ((SUBSCHEMA_KEYWORDS as readonly string[]).includes(k)) {
         out[k] = this.node(v, mode, deps, ctx(k), depth + 1);
-      } else if ((SUBSCHEMA_LISTS as readonly string[]).includes(k) && Array.isArray(v)) {
+      } else if ((SUBSCHEMA_LIST_KEYWORDS as readonly string[]).includes(k) && Array.isArray(v)) {
         if (v.length > 0) out[k] = v.map((x, i) => this.node(x, mode, deps, `${ctx(k)}/${i}`, depth + 1));
-      } else if ((SUBSCHEMA_MAPS as readonly string[]).includes(k) && v && typeof v === 'object') {
+      } else if ((SUBSCHEMA_MAP_KEYWORDS as readonly string[]).includes(k) && v && typeof v === 'object') {
         const m: Record<string, JsonSchema> = {};
         for (const [name, sub] of Object.entries(v as Record<string, unknown>)) {
           if (k === 'patternProperties' && !(isUsableRegExp(name) && isSafeRegExp(name))) continue;

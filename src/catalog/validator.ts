@@ -1,6 +1,12 @@
 import { Ajv2020, addFormats, type ErrorObject, type ValidateFunction } from '../lib/ajv.js';
 import { linearRegExp } from '../lib/linear-regexp.js';
-import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
+import {
+  type JsonSchema,
+  type JsonSchemaObject,
+  SUBSCHEMA_KEYWORDS,
+  SUBSCHEMA_LIST_KEYWORDS,
+  SUBSCHEMA_MAP_KEYWORDS,
+} from '../model/json-schema.js';
 
 /** The keyword a `$ref` into `$defs` becomes in a lazily compiled schema (`compileLazily`). */
 const LAZY_REF = 'x-warden-lazy-ref';
@@ -56,21 +62,9 @@ type Ajv = InstanceType<typeof Ajv2020>;
 type S = Record<string, unknown>;
 
 /** Keywords whose value is a schema, a list of schemas, or a map of names to schemas. */
-const ONE = new Set([
-  'items',
-  'additionalProperties',
-  'unevaluatedProperties',
-  'propertyNames',
-  'contains',
-  'not',
-  'if',
-  'then',
-  'else',
-  'unevaluatedItems',
-  'contentSchema',
-]);
-const LIST = new Set(['allOf', 'anyOf', 'oneOf', 'prefixItems']);
-const MAP = new Set(['properties', 'patternProperties', 'dependentSchemas']);
+const ONE = new Set<string>(['items', ...SUBSCHEMA_KEYWORDS]);
+const LIST = new Set<string>(SUBSCHEMA_LIST_KEYWORDS);
+const MAP = new Set<string>(['properties', ...SUBSCHEMA_MAP_KEYWORDS]);
 /**
  * What a definition compiled on its own could not mean the same: evaluation that looks across
  * references (`unevaluated*`), references not into `$defs`, and anything that names a scope.

@@ -14,6 +14,25 @@ export interface JsonSchemaObject {
 
 export const JSON_SCHEMA_DIALECT = 'https://json-schema.org/draft/2020-12/schema';
 
+/**
+ * Keywords whose value is a subschema, a list of subschemas, or a map of names to subschemas
+ * (2020-12 applicators), besides `items` and `properties`, which walkers usually handle apart.
+ */
+export const SUBSCHEMA_KEYWORDS = [
+  'additionalProperties',
+  'unevaluatedProperties',
+  'propertyNames',
+  'contains',
+  'not',
+  'if',
+  'then',
+  'else',
+  'unevaluatedItems',
+  'contentSchema',
+] as const;
+export const SUBSCHEMA_LIST_KEYWORDS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'] as const;
+export const SUBSCHEMA_MAP_KEYWORDS = ['patternProperties', 'dependentSchemas'] as const;
+
 /** Finds a converted schema by its `$defs` key. */
 export type DefsLookup = (key: string) => JsonSchema | undefined;
 
