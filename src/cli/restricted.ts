@@ -1,20 +1,10 @@
 import { type Command, Option } from 'commander';
+import type { Restriction } from '../state/budgets.js';
 import { adminCall, type Io } from './policy.js';
 import { admin } from './runtime.js';
 
-/** A restricted caller as the admin API lists it (`GET /restricted`). */
-export interface ListedRestriction {
-  principal: string;
-  budget: string;
-  class?: string;
-  unit: 'calls' | 'records';
-  used: number;
-  limit: number;
-  perSeconds: number;
-  tool: string;
-  callId: string;
-  since: string;
-}
+/** A restricted caller as the admin API lists it (`GET /restricted`): the store's record, `since` as ISO text. */
+export type ListedRestriction = Omit<Restriction, 'since'> & { since: string };
 
 /**
  * `restricted list|lift`: callers a blast-radius budget switched to read-only (docs/budgets.md),
