@@ -20,8 +20,8 @@
 // calls answered in it. Results: a table on stdout, the raw numbers in bench/results/.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 
@@ -270,7 +270,9 @@ async function measure(server, conc) {
 }
 
 // The default rate limits (120 calls a minute per caller and tool) would stop a benchmark: raise them.
-const BENCH_POLICY = '/tmp/warden-bench-policy.yaml';
+// Per run, so that two runs at once (other checkouts) do not share an audit file (its lock) or a policy.
+const WORK = mkdtempSync(join(tmpdir(), 'warden-bench-http-'));
+const BENCH_POLICY = join(WORK, 'policy.yaml');
 writeFileSync(
   BENCH_POLICY,
   'version: 1\nrateLimit: { perToolPrincipal: { calls: 1000000, perSeconds: 60 }, perPrincipal: { calls: 1000000, perSeconds: 60 } }\ndefaults: { concurrency: 1000 }\n',
@@ -299,9 +301,9 @@ const warden = (dir, audit, name) => (up, port) => [
   PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(PROFILE, name)] : [],
 ];
 const SERVERS = {
-  'mcp-warden': warden(root.replace(/\/$/, ''), '/tmp/warden-bench-http-audit.jsonl', 'after'),
+  'mcp-warden': warden(root.replace(/\/$/, ''), join(WORK, 'audit.jsonl'), 'after'),
   ...(BEFORE
-    ? { 'mcp-warden (before)': warden(BEFORE, '/tmp/warden-bench-http-audit-before.jsonl', 'before') }
+    ? { 'mcp-warden (before)': warden(BEFORE, join(WORK, 'audit-before.jsonl'), 'before') }
     : {}),
   floor: (up, port) => [
     `${root}bench/floor-server.mjs`,

@@ -5,8 +5,9 @@
 //   node bench/serve.mjs [calls=2000] [seconds=5] [concurrency=16]
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { Pool } from 'undici';
@@ -137,7 +138,9 @@ async function sdkClient(transport, mode) {
 }
 
 // The default rate limits (120 calls a minute per caller and tool) would stop a benchmark: raise them.
-const BENCH_POLICY = '/tmp/warden-bench-policy.yaml';
+// Per run, so that two runs at once (other checkouts) do not share an audit file (its lock) or a policy.
+const WORK = mkdtempSync(join(tmpdir(), 'warden-bench-serve-'));
+const BENCH_POLICY = join(WORK, 'policy.yaml');
 writeFileSync(
   BENCH_POLICY,
   'version: 1\nrateLimit: { perToolPrincipal: { calls: 1000000, perSeconds: 60 }, perPrincipal: { calls: 1000000, perSeconds: 60 } }\ndefaults: { concurrency: 1000 }\n',
@@ -162,7 +165,7 @@ const servers = (up) => ({
         '--base-url',
         up,
         '--audit-file',
-        '/tmp/warden-bench-audit.jsonl',
+        join(WORK, 'audit.jsonl'),
         '--policy',
         BENCH_POLICY,
         '--log-level',
@@ -180,7 +183,7 @@ const servers = (up) => ({
         '--base-url',
         up,
         '--audit-file',
-        '/tmp/warden-bench-audit.jsonl',
+        join(WORK, 'audit.jsonl'),
         '--policy',
         BENCH_POLICY,
         '--log-level',
