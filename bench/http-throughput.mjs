@@ -302,9 +302,7 @@ const warden = (dir, audit, name) => (up, port) => [
 ];
 const SERVERS = {
   'mcp-warden': warden(root.replace(/\/$/, ''), join(WORK, 'audit.jsonl'), 'after'),
-  ...(BEFORE
-    ? { 'mcp-warden (before)': warden(BEFORE, join(WORK, 'audit-before.jsonl'), 'before') }
-    : {}),
+  ...(BEFORE ? { 'mcp-warden (before)': warden(BEFORE, join(WORK, 'audit-before.jsonl'), 'before') } : {}),
   floor: (up, port) => [
     `${root}bench/floor-server.mjs`,
     ['http', up, KEY, String(port)],
