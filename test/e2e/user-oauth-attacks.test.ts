@@ -1,12 +1,11 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliGateway } from '../support/cli-gateway.js';
 import { connectHttp } from '../support/gateway.js';
-import { tempTree } from '../support/helpers.js';
-import { adminApi, freePort } from '../support/http.js';
-import { es256, ISSUER, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
+import { adminApi } from '../support/http.js';
+import { ISSUER, signJwt } from '../support/jwt.js';
 import {
   approveConnect,
   type BrowserCallback,
@@ -14,14 +13,10 @@ import {
   type OAuthServer,
   openCallback,
   openConnectPage,
-  petsOAuthSpec,
-  startOAuthServer,
-  startProtectedUpstream,
 } from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { ADMIN_TOKEN } from '../support/shop.js';
-import { spawnCli } from '../support/stdio.js';
-import { waitFor } from '../support/wait.js';
+import { startUserOAuthStack, type UserOAuthStack } from '../support/user-oauth.js';
 
 type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
 
@@ -35,11 +30,10 @@ type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
  * output, the audit or a log line.
  */
 describe('per-user OAuth: attacks through a running gateway are refused', () => {
+  let stack: UserOAuthStack;
   let as: OAuthServer;
-  let upstream: Awaited<ReturnType<typeof startProtectedUpstream>>;
-  let jwks: Awaited<ReturnType<typeof serveJwks>>;
-  let child: ChildProcessWithoutNullStreams;
-  let stderr = '';
+  let upstream: UserOAuthStack['upstream'];
+  let gateway: CliGateway;
   let origin: string;
   let mcpUrl: string;
   let adminUrl: string;
@@ -55,13 +49,10 @@ describe('per-user OAuth: attacks through a running gateway are refused', () => 
   const codes: string[] = [];
 
   beforeAll(async () => {
-    const [port, adminPort] = [await freePort(), await freePort()];
-    origin = `http://127.0.0.1:${port}`;
-    const redirect = `${origin}/oauth/callback`;
-    as = await startOAuthServer([redirect]);
-    upstream = await startProtectedUpstream(as);
-    const { privateKey, jwk } = await es256();
-    jwks = await serveJwks(jwk);
+    stack = await startUserOAuthStack({ admin: true });
+    ({ as, upstream, gateway, dir } = stack);
+    origin = gateway.origin;
+    const privateKey = stack.key;
     for (const who of ['alice', 'bob', 'mallory'])
       tokens[who] = await signJwt(privateKey, { subject: who, scope: 'tools:read' });
     // One person through two OAuth clients of the identity provider (RFC 9068 client_id; OIDC azp).
@@ -71,75 +62,13 @@ describe('per-user OAuth: attacks through a running gateway are refused', () => 
       ['carol@azp-1', { azp: 'app-1' }],
     ] as const)
       tokens[key] = await signJwt(privateKey, { subject: 'carol', scope: 'tools:read', claims });
-    const policy = [
-      'version: 1',
-      'callers:',
-      `  resource: ${RESOURCE}`,
-      '  jwt:',
-      `    jwksUrl: ${jwks.url}`,
-      `    issuer: ${ISSUER}`,
-      '    algorithms: [ES256]',
-      'admin:',
-      '  token: env:ADMIN_TOKEN',
-      'vault:',
-      '  keys: [env:VAULT_KEY]',
-      'credentials:',
-      '  pets:',
-      '    scheme: petsAuth',
-      '    dev:',
-      '      userOAuth:',
-      `        issuer: ${as.issuer}`,
-      '        clientId: env:PETS_CLIENT_ID',
-      '        clientSecret: env:PETS_CLIENT_SECRET',
-      `        redirectUrl: ${redirect}`,
-    ].join('\n');
-    dir = tempTree({ 'spec.json': petsOAuthSpec(upstream.url), 'warden.yaml': policy });
-    child = spawnCli(
-      [
-        'serve',
-        '--spec',
-        join(dir, 'spec.json'),
-        '--base-url',
-        upstream.url,
-        '--policy',
-        join(dir, 'warden.yaml'),
-        '--audit-file',
-        join(dir, 'audit.jsonl'),
-        '--port',
-        String(port),
-        '--admin-port',
-        String(adminPort),
-        '--log-level',
-        'debug',
-      ],
-      {
-        ADMIN_TOKEN,
-        VAULT_KEY: 'a vault key of at least thirty-two characters!',
-        PETS_CLIENT_ID: as.clientId,
-        PETS_CLIENT_SECRET: as.clientSecret,
-      },
-    );
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    mcpUrl = `${origin}/mcp`;
-    adminUrl = `http://127.0.0.1:${adminPort}`;
-    await waitFor(async () => (await fetch(`${origin}/readyz`)).ok, {
-      what: `the gateway to be ready (stderr: ${stderr.slice(-500)})`,
-      timeout: 30_000,
-    });
+    mcpUrl = gateway.mcpUrl;
+    adminUrl = gateway.adminUrl!;
   }, 40_000);
 
   afterAll(async () => {
     for (const c of clients) await c.close();
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child.once('close', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    await upstream?.close();
-    await as?.close();
-    await jwks?.close();
+    await stack?.close();
   });
 
   // 2026-07-28 clients name themselves in every request, so the stateless HTTP gateway knows the client.
@@ -354,9 +283,8 @@ describe('per-user OAuth: attacks through a running gateway are refused', () => 
   });
 
   it('no token, state, code or link handle reaches an output, the audit or a log line', async () => {
-    const exited = new Promise((r) => child.once('close', r));
-    child.kill('SIGTERM');
-    await exited;
+    await gateway.stop();
+    const { stderr } = gateway;
     expect(stderr).toContain('MCP endpoint'); // the log was captured
     const tokensAndSecret = [...new Set(upstream.calls.map((c) => c.token)), as.clientSecret];
     expect(states.length).toBeGreaterThanOrEqual(8);

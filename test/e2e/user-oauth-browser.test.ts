@@ -1,24 +1,16 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haveBrowser, openPage, SHOTS } from '../support/browser.js';
+import type { CliGateway } from '../support/cli-gateway.js';
 import { connectHttp } from '../support/gateway.js';
-import { tempTree } from '../support/helpers.js';
-import { freePort } from '../support/http.js';
-import { es256, ISSUER, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
-import {
-  type OAuthServer,
-  petsOAuthSpec,
-  startOAuthServer,
-  startProtectedUpstream,
-} from '../support/oauth-server.js';
+import { ISSUER, signJwt } from '../support/jwt.js';
+import { type OAuthServer, petsOAuthSpec } from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
-import { spawnCli } from '../support/stdio.js';
-import { waitFor } from '../support/wait.js';
+import { startUserOAuthStack, type UserOAuthStack } from '../support/user-oauth.js';
 
-const spec = (base: string) => petsOAuthSpec(base, ['pets:read', 'pets:write']);
+const _spec = (base: string) => petsOAuthSpec(base, ['pets:read', 'pets:write']);
 
 type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
 
@@ -31,11 +23,10 @@ type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
  * server's tokens, as that person.
  */
 describe.runIf(haveBrowser)('per-user OAuth consent in headless Chromium', () => {
+  let stack: UserOAuthStack;
   let as: OAuthServer;
-  let upstream: Awaited<ReturnType<typeof startProtectedUpstream>>;
-  let jwks: Awaited<ReturnType<typeof serveJwks>>;
-  let child: ChildProcessWithoutNullStreams;
-  let stderr = '';
+  let upstream: UserOAuthStack['upstream'];
+  let gateway: CliGateway;
   let mcpUrl: string;
   let token: string;
   let client: Client | undefined;
@@ -44,76 +35,17 @@ describe.runIf(haveBrowser)('per-user OAuth consent in headless Chromium', () =>
   let pageErrors: string[];
 
   beforeAll(async () => {
-    const port = await freePort();
-    const redirect = `http://127.0.0.1:${port}/oauth/callback`;
-    as = await startOAuthServer([redirect], { pages: true });
-    upstream = await startProtectedUpstream(as);
-    const { privateKey, jwk } = await es256();
-    jwks = await serveJwks(jwk);
-    token = await signJwt(privateKey, { subject: 'carol', scope: 'tools:read' });
-    const policy = [
-      'version: 1',
-      'callers:',
-      `  resource: ${RESOURCE}`,
-      '  jwt:',
-      `    jwksUrl: ${jwks.url}`,
-      `    issuer: ${ISSUER}`,
-      '    algorithms: [ES256]',
-      'vault:',
-      '  keys: [env:VAULT_KEY]',
-      'credentials:',
-      '  pets:',
-      '    scheme: petsAuth',
-      '    dev:',
-      '      userOAuth:',
-      `        issuer: ${as.issuer}`,
-      '        clientId: env:PETS_CLIENT_ID',
-      '        clientSecret: env:PETS_CLIENT_SECRET',
-      `        redirectUrl: ${redirect}`,
-    ].join('\n');
-    const dir = tempTree({ 'spec.json': spec(upstream.url), 'warden.yaml': policy });
-    child = spawnCli(
-      [
-        'serve',
-        '--spec',
-        join(dir, 'spec.json'),
-        '--base-url',
-        upstream.url,
-        '--policy',
-        join(dir, 'warden.yaml'),
-        '--audit-file',
-        join(dir, 'audit.jsonl'),
-        '--port',
-        String(port),
-      ],
-      {
-        VAULT_KEY: 'a vault key of at least thirty-two characters!',
-        PETS_CLIENT_ID: as.clientId,
-        PETS_CLIENT_SECRET: as.clientSecret,
-      },
-    );
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    mcpUrl = `http://127.0.0.1:${port}/mcp`;
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
-      what: `the gateway to be ready (stderr: ${stderr.slice(-500)})`,
-      timeout: 20_000,
-    });
+    stack = await startUserOAuthStack({ server: { pages: true }, scopes: ['pets:read', 'pets:write'] });
+    ({ as, upstream, gateway } = stack);
+    token = await signJwt(stack.key, { subject: 'carol', scope: 'tools:read' });
+    mcpUrl = gateway.mcpUrl;
     ({ browser, page, pageErrors } = await openPage());
   }, 40_000);
 
   afterAll(async () => {
     await browser?.close();
     await client?.close();
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child.once('close', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    await upstream?.close();
-    await as?.close();
-    await jwks?.close();
+    await stack?.close();
   });
 
   it('signs in and consents on the authorization server pages, lands on the callback, and the retry acts as that person', async () => {

@@ -12,6 +12,8 @@ import {
   petsOAuthSpec,
   startOAuthServer,
   startProtectedUpstream,
+  userOAuthEnv,
+  userOAuthPolicy,
 } from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { serveArgs, stdioTransport } from '../support/stdio.js';
@@ -65,26 +67,14 @@ describe('per-user OAuth: the client that was asked hears that the flow complete
     as = await startOAuthServer([redirect]);
     upstream = await startProtectedUpstream(as);
     redis = new Redis(REDIS_URL);
-    policy = [
-      'version: 1',
-      `state: { redis: env:REDIS_URL, prefix: ${prefix} }`,
-      'vault:',
-      '  keys: [env:VAULT_KEY]',
-      'credentials:',
-      '  pets:',
-      '    scheme: petsAuth',
-      '    dev:',
-      '      userOAuth:',
-      `        issuer: ${as.issuer}`,
-      '        clientId: env:PETS_CLIENT_ID',
-      '        clientSecret: env:PETS_CLIENT_SECRET',
-      `        redirectUrl: ${redirect}`,
-    ].join('\n');
+    policy = userOAuthPolicy({
+      as,
+      redirect,
+      head: [`state: { redis: env:REDIS_URL, prefix: ${prefix} }`],
+    });
     env = {
       REDIS_URL,
-      VAULT_KEY: 'a vault key of at least thirty-two characters!',
-      PETS_CLIENT_ID: as.clientId,
-      PETS_CLIENT_SECRET: as.clientSecret,
+      ...userOAuthEnv(as),
     };
     http = await startTestGateway({
       spec: spec(upstream.url),

@@ -1,25 +1,25 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliGateway, startCliGateway } from '../support/cli-gateway.js';
 import { connectHttp } from '../support/gateway.js';
 import { tempTree } from '../support/helpers.js';
 import { adminApi, freePort } from '../support/http.js';
-import { es256, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
+import { es256, serveJwks, signJwt } from '../support/jwt.js';
 import {
   type OAuthServer,
   openCallback,
   petsOAuthSpec,
   startOAuthServer,
   startProtectedUpstream,
+  userOAuthEnv,
+  userOAuthPolicy,
 } from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { ADMIN_TOKEN } from '../support/shop.js';
-import { spawnCli } from '../support/stdio.js';
 import { waitFor } from '../support/wait.js';
 
 const REDIS_URL = process.env.MCP_WARDEN_TEST_REDIS ?? 'redis://127.0.0.1:6379';
@@ -50,14 +50,7 @@ async function redisText(redis: Redis, key: string): Promise<string> {
   return '';
 }
 
-interface Instance {
-  name: string;
-  child: ChildProcessWithoutNullStreams;
-  mcpUrl: string;
-  adminUrl: string;
-  auditFile: string;
-  stderr: string;
-}
+type Instance = CliGateway & { name: string };
 
 /**
  * Three gateway processes (the built CLI over HTTP) sharing one Redis (pending flows, state) and one
@@ -111,85 +104,35 @@ describe('per-user OAuth on three instances sharing PostgreSQL and Redis', () =>
       REDIS_URL,
       PG_URL,
       ADMIN_TOKEN,
-      VAULT_KEY: `a vault key shared by the fleet ${run}, long enough`,
-      PETS_CLIENT_ID: as.clientId,
-      PETS_CLIENT_SECRET: as.clientSecret,
+      ...userOAuthEnv(as, `a vault key shared by the fleet ${run}, long enough`),
     };
-    const starting = ['a', 'b', 'c'].map((name, i) => {
-      const policy = [
-        'version: 1',
-        `state: { redis: env:REDIS_URL, prefix: ${prefix} }`,
-        'audit:',
-        '  postgres: env:PG_URL',
-        `  instance: ${prefix}-${name}`,
-        'callers:',
-        `  resource: ${RESOURCE}`,
-        '  jwt:',
-        `    jwksUrl: ${jwks.url}`,
-        `    issuer: ${issuer}`,
-        '    algorithms: [ES256]',
-        'admin:',
-        '  token: env:ADMIN_TOKEN',
-        'vault:',
-        '  keys: [env:VAULT_KEY]',
-        '  store: postgres',
-        'credentials:',
-        '  pets:',
-        '    scheme: petsAuth',
-        '    dev:',
-        '      userOAuth:',
-        `        issuer: ${as.issuer}`,
-        '        clientId: env:PETS_CLIENT_ID',
-        '        clientSecret: env:PETS_CLIENT_SECRET',
-        `        redirectUrl: ${redirect}`,
-      ].join('\n');
-      const dir = tempTree({ 'spec.json': petsOAuthSpec(upstream.url), 'warden.yaml': policy });
-      const [port, adminPort] = [ports[i]!, ports[i + 3]!];
-      const child = spawnCli(
-        [
-          'serve',
-          '--spec',
-          join(dir, 'spec.json'),
-          '--base-url',
-          upstream.url,
-          '--policy',
-          join(dir, 'warden.yaml'),
-          '--audit-file',
-          join(dir, 'audit.jsonl'),
-          '--port',
-          String(port),
-          '--admin-port',
-          String(adminPort),
-          '--log-level',
-          'debug',
+    const starting = ['a', 'b', 'c'].map(async (name, i) => {
+      const policy = userOAuthPolicy({
+        as,
+        redirect,
+        jwks: { url: jwks.url, issuer },
+        admin: true,
+        vaultStore: 'postgres',
+        head: [
+          `state: { redis: env:REDIS_URL, prefix: ${prefix} }`,
+          'audit:',
+          '  postgres: env:PG_URL',
+          `  instance: ${prefix}-${name}`,
         ],
+      });
+      const dir = tempTree({ 'spec.json': petsOAuthSpec(upstream.url), 'warden.yaml': policy });
+      const gateway = await startCliGateway({
+        dir,
+        baseUrl: upstream.url,
+        port: ports[i]!,
+        adminPort: ports[i + 3]!,
+        logLevel: 'debug',
         env,
-      );
-      const inst: Instance = {
-        name,
-        child,
-        mcpUrl: `http://127.0.0.1:${port}/mcp`,
-        adminUrl: `http://127.0.0.1:${adminPort}`,
-        auditFile: join(dir, 'audit.jsonl'),
-        stderr: '',
-      };
-      child.stderr.on('data', (d: Buffer) => {
-        inst.stderr += d.toString();
-      });
-      fleet.push(inst);
-      // Fails at once if the process exits, with the end of its log (never a secret: it is redacted).
-      const exited = new Promise<never>((_, reject) =>
-        child.once('exit', (code) => reject(new Error(`instance ${name} exited (${code})`))),
-      );
-      exited.catch(() => {});
-      const ready = waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
-        what: `instance ${name} to be ready`,
+        name: `instance ${name}`,
         timeout: 40_000,
-        interval: 100,
       });
-      return Promise.race([ready, exited]).catch((e: Error) => {
-        throw new Error(`${e.message}; its log ends: ${inst.stderr.slice(-800)}`);
-      });
+      // By index: instance b (index 1) is the one whose callback the server has registered.
+      fleet[i] = Object.assign(gateway, { name });
     });
     await Promise.all(starting);
     for (const who of ['alice', 'bob']) {
@@ -203,12 +146,7 @@ describe('per-user OAuth on three instances sharing PostgreSQL and Redis', () =>
   }, 60_000);
 
   const stop = async () => {
-    for (const { child } of fleet)
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('close', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
+    for (const inst of fleet) await inst?.stop();
   };
 
   afterAll(async () => {
@@ -250,7 +188,7 @@ describe('per-user OAuth on three instances sharing PostgreSQL and Redis', () =>
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('Connected /petsAuth (scopes: pets:read)');
   };
-  const admin = (i: number) => adminApi(fleet[i]!.adminUrl, ADMIN_TOKEN, 'ops');
+  const admin = (i: number) => adminApi(fleet[i]!.adminUrl!, ADMIN_TOKEN, 'ops');
   const connectionOf = async (who: string, i = 0) => {
     const res = await admin(i)('GET', `/connections?principal=${encodeURIComponent(principal(who))}`);
     expect(res.status).toBe(200);

@@ -12,6 +12,8 @@ import {
   petsOAuthSpec,
   startOAuthServer,
   startProtectedUpstream,
+  userOAuthEnv,
+  userOAuthPolicy,
 } from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 
@@ -42,26 +44,14 @@ describe('per-user OAuth: a callback lands on another instance sharing Redis', (
     as = await startOAuthServer([redirect]);
     upstream = await startProtectedUpstream(as);
     redis = new Redis(REDIS_URL);
-    const policy = [
-      'version: 1',
-      `state: { redis: env:REDIS_URL, prefix: ${prefix} }`,
-      'vault:',
-      '  keys: [env:VAULT_KEY]',
-      'credentials:',
-      '  pets:',
-      '    scheme: petsAuth',
-      '    dev:',
-      '      userOAuth:',
-      `        issuer: ${as.issuer}`,
-      '        clientId: env:PETS_CLIENT_ID',
-      '        clientSecret: env:PETS_CLIENT_SECRET',
-      `        redirectUrl: ${redirect}`,
-    ].join('\n');
+    const policy = userOAuthPolicy({
+      as,
+      redirect,
+      head: [`state: { redis: env:REDIS_URL, prefix: ${prefix} }`],
+    });
     const env = {
       REDIS_URL,
-      VAULT_KEY: 'a vault key of at least thirty-two characters!',
-      PETS_CLIENT_ID: as.clientId,
-      PETS_CLIENT_SECRET: as.clientSecret,
+      ...userOAuthEnv(as),
     };
     const base = { spec: spec(upstream.url), baseUrl: upstream.url, policy, env };
     a = await startTestGateway(base);

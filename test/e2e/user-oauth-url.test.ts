@@ -12,27 +12,13 @@ import {
   petsOAuthSpec,
   startOAuthServer,
   startProtectedUpstream,
+  userOAuthEnv,
+  userOAuthPolicy,
 } from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { serveArgs, stdioTransport } from '../support/stdio.js';
 
 const spec = (base: string) => petsOAuthSpec(base, ['pets:read', 'pets:write']);
-
-const policy = (issuer: string, redirect: string) =>
-  [
-    'version: 1',
-    'vault:',
-    '  keys: [env:VAULT_KEY]',
-    'credentials:',
-    '  pets:',
-    '    scheme: petsAuth',
-    '    dev:',
-    '      userOAuth:',
-    `        issuer: ${issuer}`,
-    '        clientId: env:PETS_CLIENT_ID',
-    '        clientSecret: env:PETS_CLIENT_SECRET',
-    `        redirectUrl: ${redirect}`,
-  ].join('\n');
 
 interface UrlElicitation {
   mode?: string;
@@ -73,15 +59,11 @@ describe('per-user OAuth: the connect link as a URL-mode elicitation', () => {
     redirect = `http://127.0.0.1:${port}/oauth/callback`;
     as = await startOAuthServer([redirect]);
     upstream = await startProtectedUpstream(as);
-    env = {
-      VAULT_KEY: 'a vault key of at least thirty-two characters!',
-      PETS_CLIENT_ID: as.clientId,
-      PETS_CLIENT_SECRET: as.clientSecret,
-    };
+    env = userOAuthEnv(as);
     fx = await startTestGateway({
       spec: spec(upstream.url),
       baseUrl: upstream.url,
-      policy: policy(as.issuer, redirect),
+      policy: userOAuthPolicy({ as, redirect }),
       env,
       serve: { transport: { kind: 'http', port } },
     });
@@ -142,7 +124,10 @@ describe('per-user OAuth: the connect link as a URL-mode elicitation', () => {
   });
 
   it('asks a 2025-11-25 client over stdio in-band, with the flow id, and the result carries the same link', async () => {
-    const dir = tempTree({ 'spec.json': spec(upstream.url), 'warden.yaml': policy(as.issuer, redirect) });
+    const dir = tempTree({
+      'spec.json': spec(upstream.url),
+      'warden.yaml': userOAuthPolicy({ as, redirect }),
+    });
     const asked: UrlElicitation[] = [];
     const client = urlClient('legacy', asked, 'stdio-url');
     const { transport, stderr } = stdioTransport(

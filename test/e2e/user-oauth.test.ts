@@ -1,24 +1,21 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliGateway } from '../support/cli-gateway.js';
 import { connectHttp, startTestGateway } from '../support/gateway.js';
-import { tempTree } from '../support/helpers.js';
-import { adminApi, freePort } from '../support/http.js';
-import { es256, ISSUER, RESOURCE, serveJwks, signJwt } from '../support/jwt.js';
+import { adminApi } from '../support/http.js';
+import { ISSUER, signJwt } from '../support/jwt.js';
 import {
   type BrowserCallback,
   type OAuthServer,
   openCallback,
   openConnectPage,
   petsOAuthSpec,
-  startOAuthServer,
-  startProtectedUpstream,
 } from '../support/oauth-server.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { ADMIN_TOKEN } from '../support/shop.js';
-import { spawnCli } from '../support/stdio.js';
+import { startUserOAuthStack, type UserOAuthStack } from '../support/user-oauth.js';
 import { waitFor } from '../support/wait.js';
 
 const spec = (base: string) => petsOAuthSpec(base);
@@ -34,11 +31,10 @@ type CallResult = { content: Array<{ text?: string }>; isError?: boolean };
  * any result, audit record or log line.
  */
 describe('per-user OAuth end to end (gateway, oidc-provider, protected upstream)', () => {
+  let stack: UserOAuthStack;
   let as: OAuthServer;
-  let upstream: Awaited<ReturnType<typeof startProtectedUpstream>>;
-  let jwks: Awaited<ReturnType<typeof serveJwks>>;
-  let child: ChildProcessWithoutNullStreams;
-  let stderr = '';
+  let upstream: UserOAuthStack['upstream'];
+  let gateway: CliGateway;
   let mcpUrl: string;
   let adminUrl: string;
   let dir: string;
@@ -49,83 +45,17 @@ describe('per-user OAuth end to end (gateway, oidc-provider, protected upstream)
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const redirect = `http://127.0.0.1:${port}/oauth/callback`;
-    as = await startOAuthServer([redirect]);
-    upstream = await startProtectedUpstream(as);
-    const { privateKey, jwk } = await es256();
-    jwks = await serveJwks(jwk);
-    tokens.alice = await signJwt(privateKey, { subject: 'alice', scope: 'tools:read' });
-    tokens.bob = await signJwt(privateKey, { subject: 'bob', scope: 'tools:read' });
-    const policy = [
-      'version: 1',
-      'callers:',
-      `  resource: ${RESOURCE}`,
-      '  jwt:',
-      `    jwksUrl: ${jwks.url}`,
-      `    issuer: ${ISSUER}`,
-      '    algorithms: [ES256]',
-      'admin:',
-      '  token: env:ADMIN_TOKEN',
-      'vault:',
-      '  keys: [env:VAULT_KEY]',
-      'credentials:',
-      '  pets:',
-      '    scheme: petsAuth',
-      '    dev:',
-      '      userOAuth:',
-      `        issuer: ${as.issuer}`,
-      '        clientId: env:PETS_CLIENT_ID',
-      '        clientSecret: env:PETS_CLIENT_SECRET',
-      `        redirectUrl: ${redirect}`,
-    ].join('\n');
-    dir = tempTree({ 'spec.json': spec(upstream.url), 'warden.yaml': policy });
-    child = spawnCli(
-      [
-        'serve',
-        '--spec',
-        join(dir, 'spec.json'),
-        '--base-url',
-        upstream.url,
-        '--policy',
-        join(dir, 'warden.yaml'),
-        '--audit-file',
-        join(dir, 'audit.jsonl'),
-        '--port',
-        String(port),
-        '--admin-port',
-        String(adminPort),
-        '--log-level',
-        'debug',
-      ],
-      {
-        ADMIN_TOKEN,
-        VAULT_KEY: 'a vault key of at least thirty-two characters!',
-        PETS_CLIENT_ID: as.clientId,
-        PETS_CLIENT_SECRET: as.clientSecret,
-      },
-    );
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    mcpUrl = `http://127.0.0.1:${port}/mcp`;
-    adminUrl = `http://127.0.0.1:${adminPort}`;
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
-      what: `the gateway to be ready (stderr: ${stderr.slice(-500)})`,
-      timeout: 20_000,
-    });
+    stack = await startUserOAuthStack({ admin: true });
+    ({ as, upstream, gateway, dir } = stack);
+    tokens.alice = await signJwt(stack.key, { subject: 'alice', scope: 'tools:read' });
+    tokens.bob = await signJwt(stack.key, { subject: 'bob', scope: 'tools:read' });
+    mcpUrl = gateway.mcpUrl;
+    adminUrl = gateway.adminUrl!;
   }, 30_000);
 
   afterAll(async () => {
     for (const c of clients) await c.close();
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child.once('close', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    await upstream?.close();
-    await as?.close();
-    await jwks?.close();
+    await stack?.close();
   });
 
   const client = async (who: string) => {
@@ -231,9 +161,8 @@ describe('per-user OAuth end to end (gateway, oidc-provider, protected upstream)
     expect(onBehalf.every((r) => r.onBehalfOf!.credential === 'userOAuth')).toBe(true);
 
     // Stop the gateway, so every log line is written before it is read.
-    const exited = new Promise((r) => child.once('close', r));
-    child.kill('SIGTERM');
-    await exited;
+    await gateway.stop();
+    const { stderr } = gateway;
     expect(stderr).toContain('used listPets for the first time'); // the log was captured
 
     const tokensAndSecret = [...new Set(upstream.calls.map((c) => c.token)), as.clientSecret];

@@ -2,6 +2,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
 import { jsonOk } from './helpers.js';
 import { type Listening, listen } from './http.js';
+import { ISSUER, RESOURCE } from './jwt.js';
 
 /**
  * A real OAuth 2 authorization server (oidc-provider, in process on 127.0.0.1) with one confidential
@@ -368,4 +369,62 @@ export const petsOAuthSpec = (base: string, scopes: readonly string[] = RESOURCE
       get: { operationId: 'listPets', security: [{ petsAuth: ['pets:read'] }], responses: jsonOk() },
     },
   },
+});
+
+export interface UserOAuthPolicy {
+  as: OAuthServer;
+  /** The gateway's callback, as registered with `as`. */
+  redirect: string;
+  /** JWT callers, verified with this key set (issuer `ISSUER` unless given). */
+  jwks?: { url: string; issuer?: string };
+  /** Lines after `version: 1`, before the callers (state, audit). */
+  head?: string[];
+  /** The admin API, its token from `ADMIN_TOKEN`. */
+  admin?: boolean;
+  /** Where the vault keeps connections (the embedded file unless given). */
+  vaultStore?: 'postgres';
+}
+
+/**
+ * The policy every per-user OAuth test serves: the `pets` credential connected per user through `as`
+ * (client id and secret from `PETS_CLIENT_ID` / `PETS_CLIENT_SECRET`), the vault keyed by `VAULT_KEY`.
+ */
+export function userOAuthPolicy(o: UserOAuthPolicy): string {
+  return [
+    'version: 1',
+    ...(o.head ?? []),
+    ...(o.jwks
+      ? [
+          'callers:',
+          `  resource: ${RESOURCE}`,
+          '  jwt:',
+          `    jwksUrl: ${o.jwks.url}`,
+          `    issuer: ${o.jwks.issuer ?? ISSUER}`,
+          '    algorithms: [ES256]',
+        ]
+      : []),
+    ...(o.admin ? ['admin:', '  token: env:ADMIN_TOKEN'] : []),
+    'vault:',
+    '  keys: [env:VAULT_KEY]',
+    ...(o.vaultStore ? [`  store: ${o.vaultStore}`] : []),
+    'credentials:',
+    '  pets:',
+    '    scheme: petsAuth',
+    '    dev:',
+    '      userOAuth:',
+    `        issuer: ${o.as.issuer}`,
+    '        clientId: env:PETS_CLIENT_ID',
+    '        clientSecret: env:PETS_CLIENT_SECRET',
+    `        redirectUrl: ${o.redirect}`,
+  ].join('\n');
+}
+
+/** The environment `userOAuthPolicy` reads (and the vault key, unless given). */
+export const userOAuthEnv = (
+  as: OAuthServer,
+  vaultKey = 'a vault key of at least thirty-two characters!',
+): Record<string, string> => ({
+  VAULT_KEY: vaultKey,
+  PETS_CLIENT_ID: as.clientId,
+  PETS_CLIENT_SECRET: as.clientSecret,
 });
