@@ -1,17 +1,16 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey } from '../../src/server/callers.js';
+import { type CliGateway, startCliGateway } from '../support/cli-gateway.js';
 import { connectHttp } from '../support/gateway.js';
 import { tempTree } from '../support/helpers.js';
 import { adminApi, freePort } from '../support/http.js';
 import { codeOf, textOf } from '../support/pipeline.js';
 import { ADMIN_TOKEN, SHOP_SPEC, type Shop, shopEnv, startShop } from '../support/shop.js';
-import { spawnCli } from '../support/stdio.js';
-import { readAudit, waitFor } from '../support/wait.js';
+import { readAudit } from '../support/wait.js';
 
 /** A client's tool result as the pipeline helpers read it: its error code (or OK), its text. */
 const code = (r: { content: unknown }) => codeOf(r as Parameters<typeof codeOf>[0]);
@@ -21,15 +20,8 @@ const ALICE_KEY = 'alice-agent-key-0123456789abcdef';
 const BOB_KEY = 'bob-agent-key-0123456789abcdef01';
 const ALICE = 'key:alice';
 
-interface Instance {
-  name: string;
-  child: ChildProcessWithoutNullStreams;
-  mcpUrl: string;
-  adminUrl: string;
-  auditFile: string;
-  stderr: string;
-  ports: [number, number];
-}
+/** An instance with its admin API (each is started with one). */
+type Instance = CliGateway & { name: string; ports: [number, number]; adminUrl: string };
 
 /**
  * Three gateway processes (the built CLI over HTTP) sharing one Redis: a budget of 4 destructive
@@ -69,59 +61,21 @@ describe('budgets on three instances sharing Redis', () => {
   });
 
   async function start(name: string, ports: [number, number]): Promise<Instance> {
-    const child = spawnCli(
-      [
-        'serve',
-        '--spec',
-        SHOP_SPEC,
-        '--base-url',
-        shop.url,
-        '--policy',
-        join(dir, 'warden.yaml'),
-        '--audit-file',
-        join(dir, `audit-${name}.jsonl`),
-        '--port',
-        String(ports[0]),
-        '--admin-port',
-        String(ports[1]),
-      ],
-      shopEnv(shop, { REDIS_URL, ADMIN_TOKEN }),
-    );
-    const inst: Instance = {
-      name,
-      child,
-      mcpUrl: `http://127.0.0.1:${ports[0]}/mcp`,
-      adminUrl: `http://127.0.0.1:${ports[1]}`,
+    const gateway = await startCliGateway({
+      dir,
+      spec: SHOP_SPEC,
       auditFile: join(dir, `audit-${name}.jsonl`),
-      stderr: '',
-      ports,
-    };
-    child.stderr.on('data', (d: Buffer) => {
-      inst.stderr += d.toString();
+      baseUrl: shop.url,
+      port: ports[0],
+      adminPort: ports[1],
+      env: shopEnv(shop, { REDIS_URL, ADMIN_TOKEN }),
+      name: `instance ${name}`,
+      timeout: 40_000,
     });
-    const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code) => reject(new Error(`instance ${name} exited (${code})`))),
-    );
-    exited.catch(() => {});
-    await Promise.race([
-      waitFor(async () => (await fetch(`http://127.0.0.1:${ports[0]}/readyz`).catch(() => undefined))?.ok, {
-        what: `instance ${name} to be ready`,
-        timeout: 40_000,
-        interval: 100,
-      }),
-      exited,
-    ]).catch((e: Error) => {
-      throw new Error(`${e.message}; its log ends: ${inst.stderr.slice(-800)}`);
-    });
-    return inst;
+    return Object.assign(gateway, { name, ports, adminUrl: gateway.adminUrl! });
   }
 
-  async function stop(inst: Instance): Promise<void> {
-    if (inst.child.exitCode !== null) return;
-    const gone = new Promise((r) => inst.child.once('exit', r));
-    inst.child.kill('SIGTERM');
-    await gone;
-  }
+  const stop = (inst: Instance) => inst.stop();
 
   const del = (who: 'alice' | 'bob', i: number, customerId: string) =>
     on[who][i]!.callTool({ name: 'deleteCustomer', arguments: { customerId } });

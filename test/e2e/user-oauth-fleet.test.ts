@@ -50,7 +50,8 @@ async function redisText(redis: Redis, key: string): Promise<string> {
   return '';
 }
 
-type Instance = CliGateway & { name: string };
+/** An instance with its admin API (each is started with one). */
+type Instance = CliGateway & { name: string; adminUrl: string };
 
 /**
  * Three gateway processes (the built CLI over HTTP) sharing one Redis (pending flows, state) and one
@@ -132,7 +133,7 @@ describe('per-user OAuth on three instances sharing PostgreSQL and Redis', () =>
         timeout: 40_000,
       });
       // By index: instance b (index 1) is the one whose callback the server has registered.
-      fleet[i] = Object.assign(gateway, { name });
+      fleet[i] = Object.assign(gateway, { name, adminUrl: gateway.adminUrl! });
     });
     await Promise.all(starting);
     for (const who of ['alice', 'bob']) {
@@ -188,7 +189,7 @@ describe('per-user OAuth on three instances sharing PostgreSQL and Redis', () =>
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('Connected /petsAuth (scopes: pets:read)');
   };
-  const admin = (i: number) => adminApi(fleet[i]!.adminUrl!, ADMIN_TOKEN, 'ops');
+  const admin = (i: number) => adminApi(fleet[i]!.adminUrl, ADMIN_TOKEN, 'ops');
   const connectionOf = async (who: string, i = 0) => {
     const res = await admin(i)('GET', `/connections?principal=${encodeURIComponent(principal(who))}`);
     expect(res.status).toBe(200);

@@ -4,8 +4,12 @@ import { spawnCli } from './stdio.js';
 import { waitFor } from './wait.js';
 
 export interface CliGatewayOptions {
-  /** Holds `spec.json` and `warden.yaml` (a `tempTree`); the audit goes to `audit.jsonl` beside them. */
+  /** Holds `warden.yaml` (a `tempTree`), and `spec.json` and `audit.jsonl` unless given below. */
   dir: string;
+  /** The spec file (default `<dir>/spec.json`). */
+  spec?: string;
+  /** The audit file (default `<dir>/audit.jsonl`). */
+  auditFile?: string;
   baseUrl: string;
   port: number;
   adminPort?: number;
@@ -35,12 +39,12 @@ export interface CliGateway {
  * (never a secret: the log is redacted).
  */
 export async function startCliGateway(o: CliGatewayOptions): Promise<CliGateway> {
-  const auditFile = join(o.dir, 'audit.jsonl');
+  const auditFile = o.auditFile ?? join(o.dir, 'audit.jsonl');
   const child = spawnCli(
     [
       'serve',
       '--spec',
-      join(o.dir, 'spec.json'),
+      o.spec ?? join(o.dir, 'spec.json'),
       '--base-url',
       o.baseUrl,
       '--policy',
