@@ -1,15 +1,13 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/server/callers.js';
+import { type CliGateway, startCliGateway } from '../support/cli-gateway.js';
 import { CRM_SPEC } from '../support/crm.js';
 import { connectHttp, startTestGateway, type TestGateway, textOf } from '../support/gateway.js';
 import { startUpstream, tempTree } from '../support/helpers.js';
 import { freePort } from '../support/http.js';
-import { spawnCli } from '../support/stdio.js';
 import { readAudit, waitFor } from '../support/wait.js';
 
 const REDIS_URL = process.env.MCP_WARDEN_TEST_REDIS ?? 'redis://127.0.0.1:6379';
@@ -181,22 +179,15 @@ describe('taint guard end to end: park (the default)', () => {
   });
 });
 
-interface Instance {
-  child: ChildProcessWithoutNullStreams;
-  url: string;
-  auditFile: string;
-  log: string;
-}
-
 /** Three built CLIs over HTTP sharing one Redis (a prefix of their own), in front of one CRM. */
 describe('taint guard across three instances sharing Redis', () => {
   const prefix = `taint-e2e-${randomBytes(4).toString('hex')}`;
   let crm: Crm;
   let redis: Redis;
-  const fleet: Instance[] = [];
+  const fleet: CliGateway[] = [];
   const clients: Client[] = [];
   const as = async (who: keyof typeof KEYS, i: number) => {
-    const c = await connectHttp(fleet[i]!.url, { token: KEYS[who].key, name: `fleet-${who}` });
+    const c = await connectHttp(fleet[i]!.mcpUrl, { token: KEYS[who].key, name: `fleet-${who}` });
     clients.push(c);
     return c;
   };
@@ -211,58 +202,21 @@ describe('taint guard across three instances sharing Redis', () => {
     await Promise.all(
       ports.map(async (port, i) => {
         const dir = tempTree({ 'spec.json': SPEC, 'warden.yaml': text });
-        const child = spawnCli(
-          [
-            'serve',
-            '--spec',
-            join(dir, 'spec.json'),
-            '--base-url',
-            crm.origin,
-            '--policy',
-            join(dir, 'warden.yaml'),
-            '--audit-file',
-            join(dir, 'audit.jsonl'),
-            '--port',
-            String(port),
-          ],
-          { REDIS_URL },
-        );
-        const inst: Instance = {
-          child,
-          url: `http://127.0.0.1:${port}/mcp`,
-          auditFile: join(dir, 'audit.jsonl'),
-          log: '',
-        };
-        child.stderr.on('data', (d: Buffer) => {
-          inst.log += d.toString();
+        fleet[i] = await startCliGateway({
+          dir,
+          baseUrl: crm.origin,
+          port,
+          env: { REDIS_URL },
+          name: `instance ${i}`,
+          timeout: 60_000,
         });
-        fleet[i] = inst;
-        const exited = new Promise<never>((_, reject) =>
-          child.once('exit', (code) =>
-            reject(new Error(`instance ${i} exited (${code}): ${inst.log.slice(-800)}`)),
-          ),
-        );
-        exited.catch(() => {});
-        await Promise.race([
-          waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok, {
-            what: `instance ${i} to be ready`,
-            timeout: 60_000,
-            interval: 100,
-          }),
-          exited,
-        ]);
       }),
     );
   }, 120_000);
 
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => {});
-    for (const inst of fleet) {
-      if (inst.child.exitCode !== null) continue;
-      const gone = new Promise((r) => inst.child.once('exit', r));
-      inst.child.kill('SIGTERM');
-      await gone;
-    }
+    for (const inst of fleet) await inst?.stop();
     const keys = await redis?.keys(`${prefix}:*`);
     if (keys?.length) await redis.del(...keys);
     redis?.disconnect();
