@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf, connectHttp, textOf } from '../support/gateway.js';
 import { freePort } from '../support/http.js';
 import { tempTree } from '../support/paths.js';
+import { type RunningScript, startScript } from '../support/script.js';
 import { readAudit, waitFor } from '../support/wait.js';
 
 /**
@@ -135,15 +136,13 @@ async function followLink(jars: Browser, link: string, user: string, callbackOri
 describe('npm run demo:oauth: per-user OAuth against a local authorization server', () => {
   const dir = join(tempTree({}), 'demo');
   let ports: Ports;
-  let demo: ChildProcess;
-  let out = '';
-  let err = '';
+  let demo: RunningScript;
   const clients: Record<string, Client> = {};
   const browsers: Record<string, Browser> = { alice: new Map(), bob: new Map() };
   /** A line of the banner, by a pattern with one group. */
   const printed = (re: RegExp) => {
-    const m = re.exec(out);
-    if (!m) throw new Error(`the banner has no line matching ${re}:\n${out}`);
+    const m = re.exec(demo.out);
+    if (!m) throw new Error(`the banner has no line matching ${re}:\n${demo.out}`);
     return m[1]!;
   };
   const call = async (who: string, name = 'pets_listPets', args: Record<string, unknown> = {}) =>
@@ -158,7 +157,7 @@ describe('npm run demo:oauth: per-user OAuth against a local authorization serve
   const adminCommand = (sub: 'list' | 'revoke', ...args: string[]) => {
     const m = new RegExp(
       `(MCP_WARDEN_ADMIN_TOKEN=\\S+) (MCP_WARDEN_ADMIN_URL=\\S+) node (\\S+) connections ${sub}`,
-    ).exec(out);
+    ).exec(demo.out);
     expect(m, `the banner prints connections ${sub}`).not.toBeNull();
     const env = Object.fromEntries([m![1]!, m![2]!].map((kv) => kv.split('=') as [string, string]));
     const r = spawnSync(process.execPath, [m![3]!, 'connections', sub, ...args], {
@@ -180,40 +179,25 @@ describe('npm run demo:oauth: per-user OAuth against a local authorization serve
 
   beforeAll(async () => {
     ports = await freePorts();
-    demo = spawn(process.execPath, [DEMO], { env: demoEnv(ports, dir), stdio: ['ignore', 'pipe', 'pipe'] });
-    demo.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    demo.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    await waitFor(() => out.includes('Ctrl-C stops all three') || demo.exitCode !== null, {
-      what: 'the demo banner',
-      timeout: 60_000,
-    });
-    if (demo.exitCode !== null) throw new Error(`the demo exited: ${err}`);
+    demo = await startScript(DEMO, [], demoEnv(ports, dir), 'Ctrl-C stops all three');
   }, 90_000);
 
   afterAll(async () => {
     for (const c of Object.values(clients)) await c.close();
-    if (demo && demo.exitCode === null) {
-      const exited = new Promise((r) => demo.once('exit', r));
-      demo.kill('SIGINT');
-      await exited;
-    }
+    await demo?.stop();
   });
 
   it('prints the MCP URL, both callers’ keys, client snippets with the header, and the steps', () => {
     expect(printed(/mcp-warden \(MCP\)\s+(\S+)/)).toBe(`http://127.0.0.1:${ports.mcp}/mcp`);
     expect(printed(/Authorization server (\S+)/)).toBe(`http://127.0.0.1:${ports.auth}`);
     const alice = printed(/^ {4}alice {2}(\S+)$/m);
-    expect(out).toContain(`value Bearer ${alice}`); // the Inspector's header
-    expect(out).toContain(`--header "Authorization: Bearer ${alice}"`); // Claude Code
+    expect(demo.out).toContain(`value Bearer ${alice}`); // the Inspector's header
+    expect(demo.out).toContain(`--header "Authorization: Bearer ${alice}"`); // Claude Code
     for (const step of ['1. Call a tool', '2. Open the link', '3. Sign in as anyone', '4. Call again'])
-      expect(out).toContain(step);
+      expect(demo.out).toContain(step);
     // Its files are in the demo folder, not the checkout's .demo/.
-    expect(out).toContain(`Audit log ${join(dir, 'oauth', 'audit.jsonl')}`);
-    noStack(err);
+    expect(demo.out).toContain(`Audit log ${join(dir, 'oauth', 'audit.jsonl')}`);
+    noStack(demo.err);
   });
 
   it('each caller is asked to connect, signs in as that person, and the retried call acts as them', async () => {
@@ -290,14 +274,12 @@ describe('npm run demo:oauth: per-user OAuth against a local authorization serve
       { what: 'the calls made on behalf of alice and bob in the demo audit' },
     );
     expect(new Set(calls.map((x) => x.onBehalfOf.principal))).toEqual(new Set(['key:alice', 'key:bob']));
-    const exited = new Promise((r) => demo.once('exit', r));
-    demo.kill('SIGINT');
-    await exited;
+    await demo.stop();
     const alice = printed(/^ {4}alice {2}(\S+)$/m);
     for (const secret of [alice, 'demo-oauth-client-secret-0123456789', 'demo-vault-key-not-for-production'])
       for (const [where, text] of [
         ['audit', readFileSync(audit, 'utf8')],
-        ['logs', err],
+        ['logs', demo.err],
       ])
         expect(text!.includes(secret), `${where} carries ${secret.slice(0, 12)}…`).toBe(false);
   });

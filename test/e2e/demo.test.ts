@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectHttp, mcpClient } from '../support/gateway.js';
 import { freePort } from '../support/http.js';
 import { tempTree } from '../support/paths.js';
+import { type RunningScript, startScript } from '../support/script.js';
 import { runCli } from '../support/stdio.js';
 import { readAudit, waitFor } from '../support/wait.js';
 
@@ -56,9 +57,7 @@ const noStack = (s: string) => expect(s).not.toMatch(/INTERNAL|\bat .*\.m?js:\d+
 describe('npm start: the demo', () => {
   const dir = join(tempTree({}), 'demo');
   let ports: { shop: number; mcp: number; admin: number; pets: number };
-  let demo: ChildProcess;
-  let out = '';
-  let err = '';
+  let demo: RunningScript;
 
   beforeAll(async () => {
     ports = {
@@ -67,37 +66,22 @@ describe('npm start: the demo', () => {
       admin: await freePort(),
       pets: await freePort(),
     };
-    demo = spawn(process.execPath, [DEMO], { env: demoEnv(ports, dir), stdio: ['ignore', 'pipe', 'pipe'] });
-    demo.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    demo.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    await waitFor(() => out.includes('Ctrl-C stops all three') || demo.exitCode !== null, {
-      what: 'the demo banner',
-      timeout: 60_000,
-    });
-    if (demo.exitCode !== null) throw new Error(`the demo exited: ${err}`);
+    demo = await startScript(DEMO, [], demoEnv(ports, dir), 'Ctrl-C stops all three');
   }, 90_000);
 
   afterAll(async () => {
-    if (demo && demo.exitCode === null) {
-      const exited = new Promise((r) => demo.once('exit', r));
-      demo.kill('SIGINT');
-      await exited;
-    }
+    await demo?.stop();
   });
 
   it('the banner names its audit in the demo folder, and how to check it', () => {
     const audit = join(dir, 'audit.jsonl');
-    expect(out).toContain(`Audit log          ${audit}`);
-    expect(out).toContain(`audit verify ${audit}`);
-    expect(err).toContain(`mcp-warden: audit file ${audit}`);
+    expect(demo.out).toContain(`Audit log          ${audit}`);
+    expect(demo.out).toContain(`audit verify ${audit}`);
+    expect(demo.err).toContain(`mcp-warden: audit file ${audit}`);
   });
 
   it('the Cursor snippet (Streamable HTTP URL) works as printed: two APIs behind one endpoint', async () => {
-    const snippet = /Cursor \(~\/\.cursor\/mcp\.json\):\n\s+(\{.*\})\n/.exec(out)?.[1];
+    const snippet = /Cursor \(~\/\.cursor\/mcp\.json\):\n\s+(\{.*\})\n/.exec(demo.out)?.[1];
     const url = JSON.parse(snippet!).mcpServers['warden-demo'].url as string;
     expect(url).toBe(`http://127.0.0.1:${ports.mcp}/mcp`);
     const client = await connectHttp(url);
@@ -126,7 +110,7 @@ describe('npm start: the demo', () => {
   });
 
   it('the Claude Desktop snippet (stdio) works as printed; its audit goes to the state directory', async () => {
-    const json = /claude_desktop_config\.json[^\n]*\n([\s\S]*?\n {4}\})\n/.exec(out)?.[1];
+    const json = /claude_desktop_config\.json[^\n]*\n([\s\S]*?\n {4}\})\n/.exec(demo.out)?.[1];
     const server = JSON.parse(json!).mcpServers['warden-demo'] as {
       command: string;
       args: string[];
@@ -149,7 +133,7 @@ describe('npm start: the demo', () => {
     expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
     await client.close();
     // The banner names that audit for the user's own state directory; the same rule put this one here.
-    const named = /\(its audit: (\S+)\)/.exec(out)?.[1];
+    const named = /\(its audit: (\S+)\)/.exec(demo.out)?.[1];
     expect(named).toMatch(/\/mcp-warden\/openapi-[0-9a-f]{8}\/audit\.jsonl$/);
     const audit = join(xdg, 'mcp-warden', named!.split('/').at(-2)!, 'audit.jsonl');
     await waitFor(() => readAudit(audit).some((x) => x.tool === 'shop_searchProducts'), {
@@ -169,9 +153,7 @@ describe('npm start: the demo', () => {
   });
 
   it('after the run, `audit verify` of the demo audit is OK', async () => {
-    const exited = new Promise((r) => demo.once('exit', r));
-    demo.kill('SIGINT');
-    await exited;
+    await demo.stop();
     const v = runCli(['audit', 'verify', join(dir, 'audit.jsonl')], {});
     expect(v.code, v.stdout).toBe(0);
     expect(v.stdout).toMatch(/^ok: /);
@@ -243,9 +225,7 @@ describe('npm start: each port the demo binds, when taken', () => {
 describe('npm start -- --policy: the apis: policy (examples/gateway.yaml)', () => {
   const dir = join(tempTree({}), 'demo');
   let ports: { shop: number; mcp: number; admin: number; pets: number };
-  let demo: ChildProcess;
-  let out = '';
-  let err = '';
+  let demo: RunningScript;
 
   beforeAll(async () => {
     ports = {
@@ -254,34 +234,16 @@ describe('npm start -- --policy: the apis: policy (examples/gateway.yaml)', () =
       admin: await freePort(),
       pets: await freePort(),
     };
-    demo = spawn(process.execPath, [DEMO, '--policy'], {
-      env: demoEnv(ports, dir),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    demo.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    demo.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    await waitFor(() => out.includes('Ctrl-C stops all three') || demo.exitCode !== null, {
-      what: 'the demo banner',
-      timeout: 60_000,
-    });
-    if (demo.exitCode !== null) throw new Error(`the demo exited: ${err}`);
+    demo = await startScript(DEMO, ['--policy'], demoEnv(ports, dir), 'Ctrl-C stops all three');
   }, 90_000);
 
   afterAll(async () => {
-    if (demo && demo.exitCode === null) {
-      const exited = new Promise((r) => demo.once('exit', r));
-      demo.kill('SIGINT');
-      await exited;
-    }
+    await demo?.stop();
   });
 
   it("serves both APIs with each API's rules, from a copy of the policy with this run's ports", async () => {
     const copy = join(dir, 'gateway.yaml');
-    expect(out).toContain(`Policy ${copy} (`);
+    expect(demo.out).toContain(`Policy ${copy} (`);
     expect(readFileSync(copy, 'utf8')).toContain(`baseUrl: http://127.0.0.1:${ports.pets}/v1`);
     const client = await connectHttp(`http://127.0.0.1:${ports.mcp}/mcp`);
     const names = (await client.listTools()).tools.map((t) => t.name);
