@@ -140,7 +140,7 @@ export class Metrics {
     const labels = this.labelsFor(name, api);
     const decision = record?.decision ?? (ctx.error ? 'denied' : 'allowed');
     count(this.pendingCalls, labels.call(decision, ctx.error?.code ?? 'OK'));
-    this.callSeconds.observe(labels.tool, (performance.now() - ctx.startedAt) / 1000);
+    this.callSeconds.observe(labels.tool, ((ctx.endedAt ?? performance.now()) - ctx.startedAt) / 1000);
     if (ctx.response) {
       this.upstreamSeconds.observe(labels.tool, ctx.response.ms / 1000);
       count(this.pendingResponses, labels.status(`${Math.floor(ctx.response.status / 100)}xx`));

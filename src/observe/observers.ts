@@ -43,7 +43,11 @@ export class Observers {
   call(ctx: CallContext, record: AuditRecord | undefined): void {
     this.metrics.observeCall(ctx, record);
     const outcome = !ctx.error ? 'ok' : mappingOf(ctx.error.code).audit === 'failed' ? 'error' : 'denied';
-    this.series.observe(ctx.tool?.name ?? '(unknown)', performance.now() - ctx.startedAt, outcome);
+    this.series.observe(
+      ctx.tool?.name ?? '(unknown)',
+      (ctx.endedAt ?? performance.now()) - ctx.startedAt,
+      outcome,
+    );
     this.alerts.observe(ctx);
   }
 

@@ -110,7 +110,7 @@ export function createAnswer(options: AnswerOptions) {
       );
       return;
     }
-    if (isJsonType(ct) || (ct === '' && looksJson(res.body))) {
+    if (isJson(ct) || (ct === '' && looksJson(res.body))) {
       const text = redactor.credentials(res.body.toString('utf8'));
       let value: unknown;
       // Before Ajv and the masking walk (both recursive): hostile nesting is refused here.
@@ -228,6 +228,14 @@ function safeErrors(errors: readonly ErrorObject[]): ErrorObject[] {
 function withNotes<T extends ToolResult>(r: T, notes: string[] | undefined): T {
   if (notes?.length) r.content.push({ type: 'text', text: `Note from the gateway: ${notes.join('; ')}.` });
   return r;
+}
+
+/**
+ * `isJsonType` with the usual answer first: `ct` is lowercased already, and plain
+ * `application/json` (with or without parameters) is JSON there too, without its split and trim.
+ */
+function isJson(ct: string): boolean {
+  return ct === 'application/json' || ct.startsWith('application/json;') || isJsonType(ct);
 }
 
 function isTextual(ct: string): boolean {

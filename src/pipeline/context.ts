@@ -216,6 +216,8 @@ export interface CallContext {
   error?: WardenError;
   /** Set by the runner when tracing is on: the call's spans (send opens the upstream's under it). */
   trace?: CallSpan;
+  /** Set by the runner once the call is audited (`performance.now()`): observers, told later, time the call to it. */
+  endedAt?: number;
 }
 
 /** A stage: compiled once by its `createX(options)`, then a named function of the context. */

@@ -49,7 +49,7 @@ export interface PipelineOptions {
   limit?: LimitOptions | ReturnType<typeof createLimit>;
   /** When the audit cannot be written: reads fail closed (default) or are answered anyway. */
   failReads?: 'closed' | 'open';
-  /** Told of every call once it is audited (metrics, alerts). */
+  /** Told of every call once it is audited (metrics, alerts), after its answer is handed back. */
   onCall?: (ctx: CallContext, record: AuditRecord | undefined) => void;
   onAuditFailure?: () => void;
   /** Defaults for what reaches the agent (items per array, bytes); the policy refines them per tool. */
@@ -146,7 +146,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
   // The stage functions alone, for the plain loop (no tuple to take apart per stage and call).
   const run: readonly Stage[] = stages.map(([, stage]) => stage);
   async function call(input: CallInput): Promise<ToolResult> {
-    const ctx: CallContext = { id: randomUUID(), startedAt: performance.now(), input };
+    const ctx = newContext(input);
     try {
       for (let i = 0; i < run.length; i++) {
         const pending = run[i]!(ctx);
@@ -163,7 +163,7 @@ export function createPipeline(o: PipelineOptions): Pipeline {
   // above runs, untouched.
   const tracer = o.tracer;
   async function tracedCall(input: CallInput): Promise<ToolResult> {
-    const ctx: CallContext = { id: randomUUID(), startedAt: performance.now(), input };
+    const ctx = newContext(input);
     const span: CallSpan = tracer!.startCall(ctx);
     ctx.trace = span;
     try {
@@ -203,8 +203,35 @@ export function createPipeline(o: PipelineOptions): Pipeline {
       const kind = ctx.decision?.decision.kind;
       if (!ctx.error && kind === 'read' && o.failReads !== 'open') ctx.error = toWardenError(e);
     }
-    o.onCall?.(ctx, record);
+    ctx.endedAt = performance.now();
+    if (o.onCall) {
+      told.push(ctx, record);
+      scheduled ??= setImmediate(tell);
+    }
     return failure;
+  }
+
+  // The observers (metrics, the dashboard's series, alerts) are told once the call is audited, after
+  // its answer is handed back: nothing in the answer waits for them, and the calls of one turn of the
+  // event loop are told together. Flat pairs (context, record): no array per call.
+  let told: Array<CallContext | AuditRecord | undefined> = [];
+  let scheduled: NodeJS.Immediate | undefined;
+  function tell(): void {
+    scheduled = undefined;
+    const batch = told;
+    told = [];
+    for (let i = 0; i < batch.length; i += 2) {
+      const ctx = batch[i] as CallContext;
+      try {
+        o.onCall!(ctx, batch[i + 1] as AuditRecord | undefined);
+      } catch (e) {
+        // Off the call's path now: an observer that fails is logged, never a crash of the process.
+        o.logger.error(
+          { id: ctx.id, err: e instanceof Error ? e.message : String(e) },
+          'a call observer failed',
+        );
+      }
+    }
   }
 
   function settle(ctx: CallContext): ToolResult {
@@ -224,8 +251,42 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     call: tracer ? tracedCall : call,
     stages: [...stages.map(([name]) => name), 'audit'],
     close: async () => {
+      if (scheduled) {
+        clearImmediate(scheduled);
+        tell();
+      }
       await send.close();
     },
+  };
+}
+
+/**
+ * A call's context with every field it can get declared at once: every call's context has the same
+ * shape from the start, and a stage's write fills a slot in place instead of growing the object.
+ */
+function newContext(input: CallInput): CallContext {
+  return {
+    id: randomUUID(),
+    startedAt: performance.now(),
+    input,
+    tool: undefined,
+    decision: undefined,
+    confirmed: undefined,
+    args: undefined,
+    request: undefined,
+    outbound: undefined,
+    onBehalfOf: undefined,
+    response: undefined,
+    answer: undefined,
+    untrusted: undefined,
+    result: undefined,
+    redactions: undefined,
+    taintedBy: undefined,
+    taints: undefined,
+    budget: undefined,
+    error: undefined,
+    trace: undefined,
+    endedAt: undefined,
   };
 }
 

@@ -1,4 +1,4 @@
-import type { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { WardenError } from '../errors/index.js';
 import { createHttpAgent } from '../lib/http-agent.js';
@@ -65,78 +65,33 @@ export function createSend(options: SendOptions = {}) {
   }
 
   /** One try: the request, its timer, and the body read up to the cap. */
-  async function attempt(ctx: CallContext, headers: Record<string, string>): Promise<UpstreamResponse> {
+  function attempt(ctx: CallContext, headers: Record<string, string>): Promise<UpstreamResponse> {
     const out = ctx.outbound!;
     const limits = ctx.decision?.limits;
     const timeoutMs = limits?.timeoutMs ?? defaultTimeoutMs;
     const headersTimeout = Math.min(timeoutMs, limits?.headersTimeoutMs ?? timeoutMs);
     const cap = limits?.maxResponseBytes ?? defaultCap;
-    // undici takes an EventEmitter as its abort signal; one such object and one timer per call cost
-    // far less than AbortSignal.timeout + AbortSignal.any, which showed up in profiles of the hot path.
-    const abort = new AbortEmitter();
-    const timer = setTimeout(abort.timeout, timeoutMs);
     const client = ctx.input.signal;
-    const onCancel = abort.cancel;
-    client?.addEventListener('abort', onCancel, { once: true });
-    const t0 = performance.now();
-    let res: Dispatcher.ResponseData;
-    try {
-      if (client?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
-      res = await dispatcher.request({
-        origin: out.origin,
-        path: out.pathAndQuery,
-        method: out.method as Dispatcher.HttpMethod,
-        headers,
-        body: out.body ?? null,
-        signal: abort as unknown as EventEmitter,
-        // The total timer above is the real bound; the body one only keeps undici from cutting in first.
-        headersTimeout,
-        bodyTimeout: timeoutMs + 1_000,
-      });
-    } catch (e) {
-      clearTimeout(timer);
-      client?.removeEventListener('abort', onCancel);
-      throw upstreamError(e, abort.timedOut, timeoutMs);
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let truncated = false;
-    const declared = Number(res.headers['content-length']);
-    try {
-      if (declared >= 0 && declared <= cap) {
-        // Announced size within the cap: one read (undici still stops at the announced length).
-        const whole = Buffer.from(await res.body.arrayBuffer());
-        chunks.push(whole);
-        size = whole.length;
-      } else {
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
-          if (size + chunk.length > cap) {
-            chunks.push(chunk.subarray(0, cap - size));
-            size = cap;
-            truncated = true;
-            break;
-          }
-          chunks.push(chunk);
-          size += chunk.length;
-        }
-      }
-    } catch (e) {
-      throw upstreamError(e, abort.timedOut, timeoutMs);
-    } finally {
-      clearTimeout(timer);
-      client?.removeEventListener('abort', onCancel);
-      // Stops the download (and frees the connection) when the cap cut it short.
-      if (truncated) res.body.destroy();
-    }
-    const ct = res.headers['content-type'];
-    return {
-      status: res.statusCode,
-      contentType: (Array.isArray(ct) ? ct[0] : ct) ?? '',
-      headers: res.headers,
-      body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size),
-      truncated,
-      ms: performance.now() - t0,
-    };
+    if (client?.aborted) return Promise.reject(upstreamError(abortError(), false, timeoutMs));
+    return new Promise((resolve, reject) => {
+      const exchange = new Exchange(cap, timeoutMs, client, resolve, reject);
+      // `dispatch`, not `request`: the body is gathered from the handler's chunks, with no Readable
+      // stream per response (measured: ~15 % of an upstream call's CPU). Redirects are not followed
+      // either way (no redirect interceptor is composed into the dispatcher).
+      dispatcher.dispatch(
+        {
+          origin: out.origin,
+          path: out.pathAndQuery,
+          method: out.method as Dispatcher.HttpMethod,
+          headers,
+          body: out.body ?? null,
+          // The total timer above is the real bound; the body one only keeps undici from cutting in first.
+          headersTimeout,
+          bodyTimeout: timeoutMs + 1_000,
+        },
+        exchange,
+      );
+    });
   }
 
   return Object.assign(send, {
@@ -148,41 +103,109 @@ export function createSend(options: SendOptions = {}) {
 }
 
 /**
- * What undici uses of an EventEmitter given as a request's `signal` (`on`, `once`, `removeListener`
- * of `'abort'`), without an EventEmitter per call. It aborts once, on the total timer (`timeout`,
- * which also records that the time ran out) or when the client cancels (`cancel`).
+ * One upstream try as undici's dispatch handler: one object with every field declared up front. It
+ * aborts once, on the total timer or when the client cancels (before the request is on a socket, the
+ * reason is kept and applied when it gets there, as undici's own `request` does); it reads the body
+ * up to the cap and drops the connection beyond it, the response then marked truncated.
  */
-class AbortEmitter {
-  timedOut = false;
-  private fired = false;
-  private listeners: Array<() => void> = [];
-  readonly timeout = (): void => {
+class Exchange implements Dispatcher.DispatchHandler {
+  private status = 0;
+  private headers: Record<string, string | string[] | undefined> = {};
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private truncated = false;
+  private timedOut = false;
+  private settled = false;
+  private controller: Dispatcher.DispatchController | undefined = undefined;
+  private reason: Error | undefined = undefined;
+  private readonly timer: NodeJS.Timeout;
+  private readonly t0 = performance.now();
+
+  constructor(
+    private readonly cap: number,
+    private readonly timeoutMs: number,
+    private readonly client: AbortSignal | undefined,
+    private readonly resolve: (res: UpstreamResponse) => void,
+    private readonly reject: (e: unknown) => void,
+  ) {
+    this.timer = setTimeout(this.onTimeout, timeoutMs);
+    client?.addEventListener('abort', this.onCancel, { once: true });
+  }
+
+  private readonly onTimeout = (): void => {
     this.timedOut = true;
-    this.fire();
+    this.stop(Object.assign(new Error('upstream timeout'), { code: 'UND_ERR_ABORTED' }));
   };
-  readonly cancel = (): void => this.fire();
-  on(event: string, listener: () => void): this {
-    if (event === 'abort' && !this.fired) this.listeners.push(listener);
-    return this;
+
+  private readonly onCancel = (): void => this.stop(abortError());
+
+  private stop(reason: Error): void {
+    if (this.settled || this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
   }
-  once(event: string, listener: () => void): this {
-    // Fired at most once anyway: every listener runs once.
-    return this.on(event, listener);
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.reason) controller.abort(this.reason);
   }
-  removeListener(event: string, listener: () => void): this {
-    if (event === 'abort') {
-      const i = this.listeners.indexOf(listener);
-      if (i >= 0) this.listeners.splice(i, 1);
+
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    // 1xx (informational): the final answer follows.
+    if (status < 200) return;
+    this.status = status;
+    this.headers = headers;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    if (this.size + chunk.length > this.cap) {
+      this.chunks.push(chunk.subarray(0, this.cap - this.size));
+      this.size = this.cap;
+      this.truncated = true;
+      this.finish();
+      // Stops the download and drops the connection: nothing past the cap is read.
+      controller.abort(abortError());
+      return;
     }
-    return this;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
   }
-  private fire(): void {
-    if (this.fired) return;
-    this.fired = true;
-    const listeners = this.listeners;
-    this.listeners = [];
-    for (const l of listeners) l();
+
+  onResponseEnd(): void {
+    if (!this.settled) this.finish();
   }
+
+  onResponseError(_c: Dispatcher.DispatchController | undefined, e: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.release();
+    this.reject(upstreamError(e, this.timedOut, this.timeoutMs));
+  }
+
+  private finish(): void {
+    this.settled = true;
+    this.release();
+    const ct = this.headers['content-type'];
+    const { chunks } = this;
+    this.resolve({
+      status: this.status,
+      contentType: (Array.isArray(ct) ? ct[0] : ct) ?? '',
+      headers: this.headers,
+      body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size),
+      truncated: this.truncated,
+      ms: performance.now() - this.t0,
+    });
+  }
+
+  private release(): void {
+    clearTimeout(this.timer);
+    this.client?.removeEventListener('abort', this.onCancel);
+  }
+}
+
+function abortError(): Error {
+  return Object.assign(new Error('aborted'), { name: 'AbortError' });
 }
 
 /**

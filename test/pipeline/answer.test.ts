@@ -257,3 +257,19 @@ describe('answer stage', () => {
     expect(JSON.stringify(r)).not.toContain('tok-echoed-123');
   });
 });
+
+describe('JSON by content type', () => {
+  it.each([
+    ['application/json', true],
+    ['application/json; charset=utf-8', true],
+    ['Application/JSON;charset=UTF-8', true],
+    ['application/problem+json', true],
+    ['text/json', true],
+    ['application/jsonl', false],
+    ['application/json-seq', false],
+    ['text/plain', false],
+  ])('%s: parsed as JSON %s', async (ct, json) => {
+    const a = await answerWith('obj', { ct, body: '{"id":"a1"}' });
+    expect(a.json !== undefined).toBe(json);
+  });
+});

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { PipelineOptions } from '../../src/pipeline/index.js';
 import { codeOf, itemsCatalog, memoryAudit, pipelineFor } from '../support/pipeline.js';
 
 /**
@@ -143,5 +144,46 @@ describe('the pipeline order', () => {
       'every call is audited once, whatever stopped it',
     ).toEqual(['TOOL_NOT_FOUND', 'INVALID_ARGUMENT', 'UPSTREAM_UNAVAILABLE']);
     await pipeline.close();
+  });
+
+  it('tells the observers of every call once it is audited, after its answer, timed to the audit', async () => {
+    const audit = memoryAudit();
+    const told: Array<{ code: string | undefined; audited: number; ms: number }> = [];
+    const errors: unknown[] = [];
+    const logger = { error: (...a: unknown[]) => errors.push(a) } as unknown as PipelineOptions['logger'];
+    let throwOnce = true;
+    const pipeline = pipelineFor(await itemsCatalog(), {
+      audit,
+      logger,
+      onCall: (ctx, record) => {
+        told.push({
+          code: ctx.error?.code,
+          audited: audit.records.filter((r) => r.kind === 'call' && r.id === record?.id).length,
+          ms: ctx.endedAt! - ctx.startedAt,
+        });
+        if (throwOnce) {
+          throwOnce = false;
+          throw new Error('observer down');
+        }
+      },
+    });
+    const principal = { id: 'tester', scopes: ['tools:read'], via: 'api-key' as const };
+    const first = await pipeline.call({ name: 'getPart', arguments: { part: 'x' }, principal });
+    // The answer is handed back before any observer runs; none is skipped.
+    expect(codeOf(first)).toBe('INVALID_ARGUMENT');
+    expect(told).toEqual([]);
+    await pipeline.call({ name: 'getPart', arguments: { part: 'y' }, principal });
+    await new Promise((r) => setImmediate(r));
+    expect(told.map((t) => [t.code, t.audited])).toEqual([
+      ['INVALID_ARGUMENT', 1],
+      ['INVALID_ARGUMENT', 1],
+    ]);
+    expect(told.every((t) => t.ms >= 0)).toBe(true);
+    // An observer that throws is logged: the next calls are still told.
+    expect(errors).toHaveLength(1);
+    // What is left to tell at close is told then.
+    await pipeline.call({ name: 'getPart', arguments: { part: 'z' }, principal });
+    await pipeline.close();
+    expect(told).toHaveLength(3);
   });
 });

@@ -26,6 +26,33 @@ beforeAll(async () => {
       pump();
       return;
     }
+    if (req.url.startsWith('/declared-huge')) {
+      // Announces its length: the cap applies to an announced body as to a chunked one.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(4 * 1024 * 1024) });
+      res.on('error', () => {});
+      res.end(Buffer.alloc(4 * 1024 * 1024, 'b'));
+      return;
+    }
+    if (req.url.startsWith('/chunks')) {
+      // A body in many writes, each byte telling its position: reassembly is checked byte for byte.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      let i = 0;
+      const next = () => {
+        if (i === 40) return res.end();
+        res.write(Buffer.from(Array.from({ length: 4096 }, (_, k) => (i * 4096 + k) % 251)));
+        i++;
+        setImmediate(next);
+      };
+      next();
+      return;
+    }
+    if (req.url.startsWith('/slow-body')) {
+      // Headers at once, the body never finished.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"a":');
+      res.on('error', () => {});
+      return;
+    }
     if (req.url.startsWith('/redirect')) {
       res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
       return;
@@ -108,5 +135,71 @@ describe('send stage', () => {
     setTimeout(() => ac.abort(), 50);
     await expect(pending).rejects.toMatchObject({ code: 'CANCELLED' });
     await send.close();
+  });
+
+  it('reassembles a body that arrives in many pieces, byte for byte', async () => {
+    const send = createSend();
+    const ctx = ctxFor('/chunks');
+    await send(ctx);
+    const body = ctx.response!.body;
+    expect(body.length).toBe(40 * 4096);
+    expect(body.every((b, k) => b === k % 251)).toBe(true);
+    expect(ctx.response?.truncated).toBe(false);
+    expect(ctx.response?.contentType).toBe('application/octet-stream');
+    expect(ctx.response?.headers['content-type']).toBe('application/octet-stream');
+    await send.close();
+  });
+
+  it('caps an announced body above the cap too, and the next call on the pool still works', async () => {
+    const send = createSend({ maxResponseBytes: 10_000 });
+    const ctx = ctxFor('/declared-huge');
+    await send(ctx);
+    expect(ctx.response?.truncated).toBe(true);
+    expect(ctx.response?.body.length).toBe(10_000);
+    expect(ctx.response?.body.every((b) => b === 0x62)).toBe(true);
+    const after = ctxFor('/echo');
+    await send(after);
+    expect(after.response?.status).toBe(200);
+    await send.close();
+  });
+
+  it('times out while the body is still arriving, and cancels while it is', async () => {
+    const send = createSend({ timeoutMs: 200 });
+    const t0 = Date.now();
+    await expect(send(ctxFor('/slow-body'))).rejects.toMatchObject({ code: 'UPSTREAM_TIMEOUT' });
+    expect(Date.now() - t0).toBeLessThan(1500);
+    await send.close();
+    const patient = createSend({ timeoutMs: 5000 });
+    const ac = new AbortController();
+    const pending = patient(ctxFor('/slow-body', {}, ac.signal));
+    setTimeout(() => ac.abort(), 100);
+    await expect(pending).rejects.toMatchObject({ code: 'CANCELLED' });
+    await patient.close();
+  });
+
+  it('refuses a call cancelled before it is sent, without sending it', async () => {
+    const send = createSend();
+    const ac = new AbortController();
+    ac.abort();
+    const before = up.requests.length;
+    await expect(send(ctxFor('/echo?never', {}, ac.signal))).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(up.requests.length).toBe(before);
+    await send.close();
+  });
+
+  it('cancels a call still waiting for a connection (the pool is full)', async () => {
+    const { Agent } = await import('undici');
+    const dispatcher = new Agent({ connections: 1 });
+    const send = createSend({ dispatcher, timeoutMs: 5000 });
+    const slow = ctxFor('/slow');
+    const busy = send(slow);
+    const ac = new AbortController();
+    const queued = send(ctxFor('/echo?queued', {}, ac.signal));
+    setTimeout(() => ac.abort(), 50);
+    await expect(queued).rejects.toMatchObject({ code: 'CANCELLED' });
+    // Refused once the connection is free (as undici's own request does), which the slow call keeps.
+    await busy;
+    expect(slow.response?.status).toBe(200);
+    await dispatcher.close();
   });
 });

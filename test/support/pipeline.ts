@@ -137,7 +137,11 @@ export function memoryAudit(): AuditSink & { records: AnyRecord[] } {
  */
 export function pipelineFor(
   catalog: Catalog,
-  o: { policy?: string; origin?: string; audit?: AuditSink } & Pick<PipelineOptions, 'send' | 'limit'> = {},
+  o: { policy?: string; origin?: string; audit?: AuditSink } & Pick<
+    PipelineOptions,
+    'send' | 'limit' | 'onCall'
+  > &
+    Partial<Pick<PipelineOptions, 'logger'>> = {},
 ): Pipeline {
   const view = viewOf(catalog, o.policy);
   const redactor = createRedactor();
@@ -158,7 +162,8 @@ export function pipelineFor(
     },
     redactor,
     audit,
-    logger: createLogger({ level: 'silent', redactor }),
+    logger: o.logger ?? createLogger({ level: 'silent', redactor }),
+    ...(o.onCall ? { onCall: o.onCall } : {}),
     ...(o.send ? { send: o.send } : {}),
     ...(o.limit ? { limit: o.limit } : {}),
   });
