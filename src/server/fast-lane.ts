@@ -107,6 +107,8 @@ export function createFastLane(o: FastLaneOptions): FastLane {
   // it cannot serve (it does not bind the modern revision): then each request gets its own, as below.
   const shared = o.factory.modernShared;
   let sharedLane: Promise<SharedTransport | false> | undefined;
+  // The shared transport once connected: every later request is dispatched without awaiting it again.
+  let sharedReady: SharedTransport | undefined;
   const openShared = (route: ModernRequestRoute): Promise<SharedTransport | false> => {
     sharedLane ??= (async () => {
       const server = shared!();
@@ -123,6 +125,7 @@ export function createFastLane(o: FastLaneOptions): FastLane {
       transport.server = server;
       // What the SDK reports of a request it could not serve (as its handler's `onerror` does).
       server.onerror = report;
+      sharedReady = transport;
       return transport;
     })().catch((e: unknown) => {
       // A server that cannot be connected is not shared: each request gets its own, as before.
@@ -139,6 +142,10 @@ export function createFastLane(o: FastLaneOptions): FastLane {
       // The client left while an earlier step was still running (a JWKS fetch…): as the SDK's
       // handler does, nothing is dispatched — a write it abandoned must not reach the upstream.
       if (res.destroyed) return true;
+      if (sharedReady) {
+        sharedReady.dispatch(req, res, route, authInfo);
+        return true;
+      }
       if (shared) {
         const transport = await openShared(route);
         if (transport) {
@@ -278,20 +285,32 @@ export function nodeRequestInfo(
   signal: AbortSignal,
   requestId?: string | number,
 ): Request {
-  let headers: Headers | undefined;
-  const info = {
-    ...(requestId !== undefined ? { [LANE_REQUEST_ID]: requestId } : {}),
-    method: req.method ?? 'POST',
-    get url() {
-      return `http://${header(req.headers, 'host') ?? 'localhost'}${req.url ?? '/'}`;
-    },
-    get headers() {
-      headers ??= webHeaders(req.headers);
-      return headers;
-    },
-    signal,
-  };
-  return info as unknown as Request;
+  return new NodeRequestInfo(req, signal, requestId) as unknown as Request;
+}
+
+/**
+ * nodeRequestInfo's object: a class, so that each request costs one allocation of a known shape
+ * (an object literal with a spread and accessors was built property by property, per request).
+ */
+class NodeRequestInfo {
+  readonly method: string;
+  readonly [LANE_REQUEST_ID]: string | number | undefined;
+  readonly signal: AbortSignal;
+  readonly #req: IncomingMessage;
+  #headers: Headers | undefined;
+  constructor(req: IncomingMessage, signal: AbortSignal, requestId: string | number | undefined) {
+    this.method = req.method ?? 'POST';
+    this.signal = signal;
+    this[LANE_REQUEST_ID] = requestId;
+    this.#req = req;
+  }
+  get url(): string {
+    return `http://${header(this.#req.headers, 'host') ?? 'localhost'}${this.#req.url ?? '/'}`;
+  }
+  get headers(): Headers {
+    this.#headers ??= webHeaders(this.#req.headers);
+    return this.#headers;
+  }
 }
 
 /** The Node request's headers as web `Headers` (the shape the SDK's `requestInfo` promises), once asked. */
@@ -462,11 +481,8 @@ class SharedTransport extends PerRequestHTTPServerTransport {
       this.abortHandler(internal);
     });
     const request = nodeRequestInfo(req, NEVER_ABORTED, message.id);
-    const extra = {
-      classification: route.classification,
-      request,
-      ...(authInfo !== undefined ? { authInfo } : {}),
-    };
+    // authInfo may be undefined: the SDK reads it as `extra?.authInfo ? … : undefined`.
+    const extra = { classification: route.classification, request, authInfo };
     this.window = true;
     try {
       // classifyInboundRequest has just checked the body against the SDK's JSON-RPC request schema
