@@ -17,6 +17,7 @@
 //                       connected and closed per request on the lane (the lane before the shared server)
 // The pipeline itself (guards, upstream call, audit) is not in these rows: bench/http-throughput.mjs
 // measures the whole.
+// BASE=<dir>: also the "+ mcp.ts factory" row of the build in <dir> (e.g. /tmp/base), same run.
 
 import { createServer } from 'node:http';
 import { Server } from '@modelcontextprotocol/server';
@@ -109,6 +110,35 @@ async function bareHttp() {
   return { url: `http://127.0.0.1:${server.address().port}/mcp`, close: () => server.close() };
 }
 
+/** The "+ mcp.ts factory" row of another build (its own dist: factory, callers, startHttp). */
+async function baseEndpoint(dir) {
+  const view = (await import(`${dir}/dist/control/view.js`)).buildView;
+  const { Callers: BaseCallers } = await import(`${dir}/dist/server/callers.js`);
+  const { startHttp: baseStart } = await import(`${dir}/dist/server/http.js`);
+  const { createServerFactory: baseFactory } = await import(`${dir}/dist/server/mcp.js`);
+  const tool = {
+    name: 'searchProducts',
+    listed: { name: 'searchProducts', inputSchema: { type: 'object' } },
+  };
+  const v = view([], new Map(), { kill: 'none', toggles: new Map() }, 1);
+  const factory = baseFactory({
+    catalog: { title: 'Bench', tools: [tool] },
+    view: () => v,
+    inBandElicitation: false,
+    pipeline: { call: async () => RESULT },
+  });
+  const baseCallers = (url) =>
+    new BaseCallers({
+      callers: undefined,
+      environment: 'dev',
+      resource: url,
+      loopback: true,
+      scopesInUse: () => [],
+      warn: () => {},
+    });
+  return baseStart({ factory, logger: silent, callers: baseCallers, port: 0 });
+}
+
 const endpoint = (factory, fastLane) => startHttp({ factory, logger: silent, callers, port: 0, fastLane });
 
 async function perCall(url) {
@@ -136,14 +166,18 @@ const rows = {
   'mcp.ts factory, per-request lane': await endpoint(perRequestOnly(wardenFactory()), true),
   'mcp.ts factory, sdk handler': await endpoint(wardenFactory(), false),
 };
+if (process.env.BASE) rows['+ mcp.ts factory (base)'] = await baseEndpoint(process.env.BASE);
 // ROWS=name,name: only these rows (e.g. to profile one with --cpu-prof).
 if (process.env.ROWS) {
   const keep = process.env.ROWS.split(',');
   for (const k of Object.keys(rows)) if (!keep.includes(k)) delete rows[k];
 }
 const samples = Object.fromEntries(Object.keys(rows).map((k) => [k, []]));
+const names = Object.keys(rows);
+// Rotated order per round: no row always runs right after another one.
 for (let round = 0; round < ROUNDS; round++)
-  for (const [name, ep] of Object.entries(rows)) samples[name].push(await perCall(ep.url));
+  for (const name of names.map((_, i) => names[(i + round) % names.length]))
+    samples[name].push(await perCall(rows[name].url));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const floor = samples['node:http'] ? median(samples['node:http']) : 0;
 console.log(

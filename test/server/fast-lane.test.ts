@@ -25,14 +25,14 @@ const envelope = (extra: Record<string, unknown> = {}) => ({
   'io.modelcontextprotocol/clientCapabilities': {},
   ...extra,
 });
-const call = (id: unknown, name: unknown, args: unknown = {}, meta = envelope()) =>
+const call = (id: unknown, name: unknown, args: unknown = {}, meta: Record<string, unknown> = envelope()) =>
   JSON.stringify({
     jsonrpc: '2.0',
     id,
     method: 'tools/call',
     params: { name, arguments: args, _meta: meta },
   });
-const list = (id: unknown, meta = envelope()) =>
+const list = (id: unknown, meta: Record<string, unknown> = envelope()) =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params: { _meta: meta } });
 const modernHeaders = (method: string, name?: string): Record<string, string> => ({
   'mcp-protocol-version': MODERN,
@@ -170,6 +170,44 @@ describe('fast lane: the same answers as the SDK handler', () => {
       call(13, 'getPart', {}, envelope({ 'io.modelcontextprotocol/clientInfo': 'not an object' })),
       modernHeaders('tools/call', 'getPart'),
     ],
+    // Served once the lane's shared server is up (the frames above opened it): the envelope is then
+    // checked by the SDK's dispatch, and a request refused there is answered by the SDK's handler.
+    'envelope without clientCapabilities': [
+      call(25, 'getPart', {}, { 'io.modelcontextprotocol/protocolVersion': MODERN }),
+      modernHeaders('tools/call', 'getPart'),
+    ],
+    'envelope with capabilities that are not an object': [
+      call(26, 'getPart', {}, envelope({ 'io.modelcontextprotocol/clientCapabilities': 'all' })),
+      modernHeaders('tools/call', 'getPart'),
+    ],
+    'envelope with an unknown log level': [
+      call(27, 'getPart', {}, envelope({ 'io.modelcontextprotocol/logLevel': 'loud' })),
+      modernHeaders('tools/call', 'getPart'),
+    ],
+    'envelope with a malformed progressToken': [
+      call(28, 'getPart', {}, envelope({ progressToken: { a: 1 } })),
+      modernHeaders('tools/call', 'getPart'),
+    ],
+    'envelope with a valid progressToken': [
+      call(29, 'getPart', { id: 'a', part: 1 }, envelope({ progressToken: 'p-1' })),
+      modernHeaders('tools/call', 'getPart'),
+    ],
+    'envelope with foreign _meta keys': [
+      call(30, 'getPart', { id: 'a', part: 1 }, envelope({ 'x.example/trace': 'abc' })),
+      modernHeaders('tools/call', 'getPart'),
+    ],
+    'tools/list, malformed envelope': [
+      list(31, envelope({ 'io.modelcontextprotocol/clientInfo': 7 })),
+      modernHeaders('tools/list'),
+    ],
+    'tools/call, malformed envelope': [
+      call(32, 'getPart', {}, envelope({ 'io.modelcontextprotocol/clientInfo': { name: 1 } })),
+      modernHeaders('tools/call', 'getPart'),
+    ],
+    'tools/call with params that are not an object': [
+      JSON.stringify({ jsonrpc: '2.0', id: 33, method: 'tools/call', params: 'getPart' }),
+      modernHeaders('tools/call', 'getPart'),
+    ],
     'tools/call without a name': [
       JSON.stringify({ jsonrpc: '2.0', id: 14, method: 'tools/call', params: { _meta: envelope() } }),
       modernHeaders('tools/call'),
@@ -242,6 +280,15 @@ describe('fast lane: the same answers as the SDK handler', () => {
     expect(await rawLength(sdk.url, ...hot)).toBeUndefined();
     const legacy = frames['2025-11-25 tools/call']!;
     expect(await rawLength(lane.url, ...legacy)).toBeUndefined();
+  });
+
+  it('once its shared server is up, the lane serves a well-formed envelope itself and hands a refused one to the SDK', async () => {
+    await post(lane.url, ...frames['tools/call, answered']!);
+    expect(await rawLength(lane.url, ...frames['envelope with foreign _meta keys']!)).toMatch(/^\d+$/);
+    expect(await rawLength(lane.url, ...frames['tools/call, malformed envelope']!)).toBeUndefined();
+    expect(await rawLength(lane.url, ...frames['envelope without clientCapabilities']!)).toBeUndefined();
+    // And the lane still serves the next one.
+    expect(await rawLength(lane.url, ...frames['tools/call, answered']!)).toMatch(/^\d+$/);
   });
 
   for (const era of [{ pin: MODERN }, 'legacy'] as Era[])

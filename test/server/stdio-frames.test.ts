@@ -126,3 +126,62 @@ describe('stdio frames with the HTTP caps', () => {
     expect(written).toEqual([]);
   });
 });
+
+describe('stdio frames: sending', () => {
+  const answer = (id: number): JSONRPCMessage => ({ jsonrpc: '2.0', id, result: { content: [] } });
+  const over = (highWaterMark: number) => {
+    const stdin = new PassThrough();
+    // Nothing reads it: once past its high-water mark a write returns false until drained.
+    const stdout = new PassThrough({ highWaterMark });
+    return { stdin, stdout, t: new CappedStdioTransport({ stdin, stdout }) };
+  };
+
+  it('settles once the stream has taken the line, one JSON line per message', async () => {
+    const { t, written } = await open();
+    await t.send(answer(1));
+    await t.send(answer(2));
+    await waitFor(() => written.length === 2, { what: 'both lines' });
+    expect(written.map((w) => w.id)).toEqual([1, 2]);
+  });
+
+  it('under backpressure, settles at the next drain, not before', async () => {
+    const { stdout, t } = over(16);
+    await t.start();
+    let settled = false;
+    const sent = t.send(answer(1)).then(() => {
+      settled = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    stdout.resume();
+    await sent;
+    expect(settled).toBe(true);
+  });
+
+  it('fails a send waiting for a drain when stdout closes, and one sent after it closed', async () => {
+    const { stdout, t } = over(16);
+    await t.start();
+    const errors: Error[] = [];
+    t.onerror = (e) => errors.push(e);
+    const sent = t.send(answer(1));
+    stdout.destroy();
+    await expect(sent).rejects.toThrow('stdout is closed');
+    await expect(t.send(answer(2))).rejects.toThrow(/closed/);
+  });
+
+  it('reports a failed write and closes the transport', async () => {
+    const { stdout, t } = over(1024);
+    await t.start();
+    const errors: Error[] = [];
+    let closed = false;
+    t.onerror = (e) => errors.push(e);
+    t.onclose = () => {
+      closed = true;
+    };
+    await t.send(answer(1));
+    stdout.emit('error', new Error('EPIPE'));
+    expect(errors.map((e) => e.message)).toEqual(['EPIPE']);
+    expect(closed).toBe(true);
+    await expect(t.send(answer(2))).rejects.toThrow('stdio transport is closed');
+  });
+});
