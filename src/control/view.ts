@@ -187,9 +187,15 @@ function withOutputSchema(bare: ListedTool, d: ToolDecision): ListedTool {
     ...head,
     // What the agent receives is masked and redacted: it is valid against this schema, not the spec's;
     // and only its outline is published (results are checked against the full schema before this).
-    outputSchema: economizeOutput(maskerFor(t.outputSchema, d.masking).published()),
+    outputSchema: publishedOutline(t.outputSchema, d),
     annotations,
   };
+}
+
+/** The economy outline of the masked output schema: only the definitions it reaches are converted. */
+function publishedOutline(outputSchema: NonNullable<Tool['outputSchema']>, d: ToolDecision) {
+  const { schema, def } = maskerFor(outputSchema, d.masking).publishedOutline();
+  return economizeOutput(schema, { defs: def });
 }
 
 /**

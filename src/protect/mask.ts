@@ -291,6 +291,22 @@ export class SchemaMasker {
    * by value may put a placeholder into any string.
    */
   published(): JsonSchemaObject {
+    return this.publish(false).schema;
+  }
+
+  /**
+   * `published()` without its `$defs`, and each published definition by key, converted on first
+   * request: publishing an outline (catalog/economy.ts) reads a few definitions of closures of
+   * hundreds, and converting them all was most of Stripe's first `tools/list`.
+   */
+  publishedOutline(): { schema: JsonSchemaObject; def: (key: string) => JsonSchema | undefined } {
+    return this.publish(true);
+  }
+
+  private publish(outline: boolean): {
+    schema: JsonSchemaObject;
+    def: (key: string) => JsonSchema | undefined;
+  } {
     // Definitions are shared by many tools: each is converted once per set of masking rules.
     let defsMemo = PUBLISHED.get(this.rules);
     if (!defsMemo) {
@@ -298,6 +314,14 @@ export class SchemaMasker {
       PUBLISHED.set(this.rules, defsMemo);
     }
     const memo = defsMemo;
+    const convertDef = (name: string, d: JsonSchemaObject, depth: number): JsonSchemaObject => {
+      let c = memo.get(d);
+      if (!c) {
+        c = convert(d, cachedWords(name), depth) as JsonSchemaObject;
+        memo.set(d, c);
+      }
+      return c;
+    };
     const convert = (s: JsonSchema, parentWords: string[], depth: number): JsonSchema => {
       if (typeof s !== 'object' || s === null || depth > 64) return s;
       const dropped = new Set<string>();
@@ -320,16 +344,12 @@ export class SchemaMasker {
           }
           out.properties = props;
         } else if (k === '$defs') {
+          // The outline's definitions are converted on request (`def` below).
+          if (outline && depth === 0) continue;
           out.$defs = Object.fromEntries(
-            Object.entries(v as Record<string, JsonSchema>).map(([name, d]) => {
-              if (typeof d !== 'object' || d === null) return [name, d];
-              let c = memo.get(d);
-              if (!c) {
-                c = convert(d, cachedWords(name), depth + 1) as JsonSchemaObject;
-                memo.set(d, c);
-              }
-              return [name, c];
-            }),
+            Object.entries(v as Record<string, JsonSchema>).map(([name, d]) =>
+              typeof d !== 'object' || d === null ? [name, d] : [name, convertDef(name, d, depth + 1)],
+            ),
           );
         } else if (k === 'patternProperties') {
           out[k] = Object.fromEntries(
@@ -354,7 +374,15 @@ export class SchemaMasker {
       }
       return out;
     };
-    return convert(this.schema, [], 0) as JsonSchemaObject;
+    const schema = convert(this.schema, [], 0) as JsonSchemaObject;
+    const src = this.schema.$defs as Record<string, JsonSchema> | undefined;
+    // As the root's `$defs` entries are converted (at depth 1): the same memo, the same objects.
+    const def = (key: string): JsonSchema | undefined => {
+      if (!src || typeof src !== 'object' || !Object.hasOwn(src, key)) return undefined;
+      const d = src[key]!;
+      return typeof d !== 'object' || d === null ? d : convertDef(key, d, 1);
+    };
+    return { schema, def };
   }
 
   private hitFor(name: string, sub: JsonSchema, parentWords: string[]): Hit | undefined {
