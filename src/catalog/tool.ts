@@ -2,7 +2,7 @@ import { operationAuth } from '../classify/auth.js';
 import { secureDefaultExposure } from '../classify/exposure.js';
 import { classifyRisk, type RiskResult, TOP_SECRETS } from '../classify/risk.js';
 import type { HttpMethod, PageSizeInfo, Tool, ToolAuth, ToolSource } from '../model/catalog.js';
-import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
+import type { DefsLookup, JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import { cleanLine, words } from '../openapi/text.js';
 import type { Operation, ToolContext } from './context.js';
 import { describeOperation } from './description.js';
@@ -63,11 +63,24 @@ export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
   if (output.schema) {
     const out = output.schema;
     lazy(tool, 'outputSchema', () => withDefs(out, ctx.conv.closure(output.deps, 'output')));
+    outputParts.set(tool, { schema: out, defs: ctx.outLookup });
   }
   // Scan reports, confirmations and the taint guard read them; the risk rules did not need them all.
   lazy(tool, 'dataClasses', () => output.data().fields);
   lazy(tool, 'dataClassesTruncated', () => output.data().truncated);
   return tool;
+}
+
+const outputParts = new WeakMap<Tool, { schema: JsonSchemaObject; defs: DefsLookup }>();
+
+/**
+ * A catalogued tool's output schema without its `$defs`, and the catalogue's definitions by key
+ * (every `$ref` in it and under it resolves there as in `outputSchema.$defs`): publishing an outline
+ * reads a few definitions, and building each listed tool's closure was a quarter of Stripe's first
+ * `tools/list`. Undefined for a tool without one, or not made by `buildTool` (a copy).
+ */
+export function outputSchemaParts(t: Tool): { schema: JsonSchemaObject; defs: DefsLookup } | undefined {
+  return outputParts.get(t);
 }
 
 /** Gathers what the risk classifier reads about the operation, and asks it. */

@@ -130,8 +130,10 @@ export class SchemaMasker {
   constructor(
     private readonly schema: JsonSchemaObject,
     private readonly rules: MaskRules,
+    /** The definitions, when the schema comes without its `$defs` (a catalogue's lookup). */
+    defs?: DefsLookup,
   ) {
-    this.defs = defsOf((schema.$defs as Record<string, JsonSchema> | undefined) ?? {});
+    this.defs = defs ?? defsOf((schema.$defs as Record<string, JsonSchema> | undefined) ?? {});
   }
 
   /**
@@ -375,11 +377,9 @@ export class SchemaMasker {
       return out;
     };
     const schema = convert(this.schema, [], 0) as JsonSchemaObject;
-    const src = this.schema.$defs as Record<string, JsonSchema> | undefined;
     // As the root's `$defs` entries are converted (at depth 1): the same memo, the same objects.
     const def = (key: string): JsonSchema | undefined => {
-      if (!src || typeof src !== 'object' || !Object.hasOwn(src, key)) return undefined;
-      const d = src[key]!;
+      const d = this.defs(key);
       return typeof d !== 'object' || d === null ? d : convertDef(key, d, 1);
     };
     return { schema, def };
@@ -628,7 +628,7 @@ function keepLastDigits(s: string, keep: number): string {
 
 const MASKERS = new WeakMap<object, Map<MaskRules, SchemaMasker>>();
 /** The masker of a tool's output schema under some rules (built once, shared by views). */
-export function maskerFor(outputSchema: JsonSchemaObject, rules: MaskRules): SchemaMasker {
+export function maskerFor(outputSchema: JsonSchemaObject, rules: MaskRules, defs?: DefsLookup): SchemaMasker {
   let byRules = MASKERS.get(outputSchema);
   if (!byRules) {
     byRules = new Map();
@@ -636,7 +636,7 @@ export function maskerFor(outputSchema: JsonSchemaObject, rules: MaskRules): Sch
   }
   let m = byRules.get(rules);
   if (!m) {
-    m = new SchemaMasker(outputSchema, rules);
+    m = new SchemaMasker(outputSchema, rules, defs);
     byRules.set(rules, m);
   }
   return m;

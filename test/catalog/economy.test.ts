@@ -3,10 +3,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
 import { economizeOutput } from '../../src/catalog/economy.js';
+import { outputSchemaParts } from '../../src/catalog/tool.js';
 import { createSchemaCompiler } from '../../src/catalog/validator.js';
 import type { JsonSchemaObject } from '../../src/model/json-schema.js';
 import { loadSpec } from '../../src/openapi/load.js';
-import { maskerFor, maskRules } from '../../src/protect/mask.js';
+import { maskerFor, maskRules, SchemaMasker } from '../../src/protect/mask.js';
 import { SHARED_SPECS } from '../support/helpers.js';
 
 /** The tightest schema a value satisfies (types, every key required, consts), parts moved to $defs. */
@@ -78,7 +79,7 @@ describe('schema economy for published output schemas', () => {
     );
   });
 
-  it('publishes the same outline of every real masked output schema from the lazy masker outline (GitHub, Stripe)', async () => {
+  it('publishes the same outline of every real masked output schema from the lazy masker outline and from the catalogue parts (GitHub, Stripe)', async () => {
     const ruleSets = [
       maskRules(undefined, undefined),
       maskRules({ pii: 'drop', financial: 'allow', secret: 'mask' }, { id: 'pii', email: 'none' }),
@@ -91,8 +92,13 @@ describe('schema economy for published output schemas', () => {
           const m = maskerFor(t.outputSchema, rules);
           const { schema, def } = m.publishedOutline();
           expect(schema.$defs).toBeUndefined();
-          const eager = economizeOutput(m.published());
-          expect(JSON.stringify(economizeOutput(schema, { defs: def }))).toBe(JSON.stringify(eager));
+          const eager = JSON.stringify(economizeOutput(m.published()));
+          expect(JSON.stringify(economizeOutput(schema, { defs: def }))).toBe(eager);
+          // From the catalogue's parts (no `$defs` closure built), as tools/list publishes it.
+          const parts = outputSchemaParts(t)!;
+          const fromParts = new SchemaMasker(parts.schema, rules, parts.defs).publishedOutline();
+          expect(fromParts.schema.$defs).toBeUndefined();
+          expect(JSON.stringify(economizeOutput(fromParts.schema, { defs: fromParts.def }))).toBe(eager);
         }
       }
     }
