@@ -1,5 +1,5 @@
 // Start-up phases of one spec in one process (issue 22): loadSpec, buildCatalog, policy + view, the first
-// list without and with output schemas; --compile adds each tool's whole input/output validator compile.
+// list without and with output schemas (wall and CPU ms: CPU is what to compare on a shared machine); --compile adds each tool's whole input/output validator compile.
 //   node bench/catalog-phases.mjs <dist dir, e.g. $PWD/dist or /tmp/base/dist> <spec> [--compile]
 const [dist, spec, ...rest] = process.argv.slice(2);
 const imp = (p) => import(`${dist}/${p}`);
@@ -21,11 +21,14 @@ const c2 = cpu();
 const decisions = evaluatePolicy(cat, { doc: DEFAULT_POLICY });
 const view = buildView(decisions, new Map(), { toggles: new Map(), kill: 'none' }, 1);
 const t3 = performance.now();
+const c3 = cpu();
 const bare = view.listFor(['tools:read'], false);
 const t4 = performance.now();
+const c4 = cpu();
 const full = view.listFor(['tools:read']);
 const json = JSON.stringify(full);
 const t5 = performance.now();
+const c5 = cpu();
 const out = {
   tools: cat.tools.length,
   listed: full.length,
@@ -34,7 +37,9 @@ const out = {
   catalogCpu: c2 - c1,
   policyView: t3 - t2,
   listBare: bare ? t4 - t3 : null,
+  listBareCpu: c4 - c3,
   listFull: t5 - t4,
+  listFullCpu: c5 - c4,
   listBytes: json.length,
 };
 if (rest.includes('--compile')) {

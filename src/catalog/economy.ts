@@ -16,6 +16,11 @@ export interface EconomyOptions {
   /** Depth (0 = the root) down to which descriptions are kept. */
   describeDepth?: number;
   descriptionMax?: number;
+  /**
+   * The `$defs` entry of a key, instead of `schema.$defs` (SchemaMasker.publishedOutline converts
+   * each on request: only the few definitions the outline reaches are).
+   */
+  defs?: (key: string) => unknown;
 }
 
 type S = Record<string, unknown>;
@@ -36,13 +41,17 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
   const describeDepth = o.describeDepth ?? 1;
   const descriptionMax = o.descriptionMax ?? 120;
   const defs = (schema.$defs ?? {}) as Record<string, S>;
+  const lookup = o.defs ?? ((key: string): unknown => defs[key]);
 
   const deref = (s: unknown, seen = 0): S | undefined => {
     if (s === true || s === undefined) return {};
     if (!s || typeof s !== 'object' || Array.isArray(s)) return undefined;
     const ref = (s as S).$ref;
     if (typeof ref === 'string' && ref.startsWith('#/$defs/') && seen < 32)
-      return deref(defs[decodeURIComponent(ref.slice(8)).replace(/~1/g, '/').replace(/~0/g, '~')], seen + 1);
+      return deref(
+        lookup(decodeURIComponent(ref.slice(8)).replace(/~1/g, '/').replace(/~0/g, '~')),
+        seen + 1,
+      );
     return s as S;
   };
   // Breadth-first: each kept node lists its children only if the budget covers all of them.
@@ -59,29 +68,27 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
       const d = from.description;
       into.description = d.length > descriptionMax ? `${d.slice(0, descriptionMax - 1).trimEnd()}…` : d;
     }
-    const children: Array<{ schema: S | undefined; put: (v: S) => void }> = [];
+    // Children are dereferenced only when they are kept (or a composition's are checked): a `$ref`
+    // costs a definition's conversion when the defs come from `o.defs`.
+    const children: Array<{ raw: unknown; put: (v: S) => void }> = [];
     const props = from.properties as Record<string, unknown> | undefined;
     if (props && typeof props === 'object') {
       const out: Record<string, S> = {};
       into.properties = out;
-      for (const [k, v] of Object.entries(props))
-        children.push({ schema: deref(v), put: (x) => setOwn(out, k, x) });
+      for (const [k, v] of Object.entries(props)) children.push({ raw: v, put: (x) => setOwn(out, k, x) });
       if (Array.isArray(from.required)) into.required = from.required;
     }
     if (from.items !== undefined && typeof from.items === 'object')
-      children.push({ schema: deref(from.items), put: (x) => (into.items = x) });
+      children.push({ raw: from.items, put: (x) => (into.items = x) });
     if (from.additionalProperties !== undefined && typeof from.additionalProperties === 'object')
-      children.push({
-        schema: deref(from.additionalProperties),
-        put: (x) => (into.additionalProperties = x),
-      });
+      children.push({ raw: from.additionalProperties, put: (x) => (into.additionalProperties = x) });
     for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
       const list = from[key];
       if (!Array.isArray(list)) continue;
       const out: S[] = [];
       into[key] = out;
       list.forEach((v, i) => {
-        children.push({ schema: deref(v), put: (x) => (out[i] = x) });
+        children.push({ raw: v, put: (x) => (out[i] = x) });
       });
     }
     if (children.length === 0) continue;
@@ -90,13 +97,14 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
       for (const c of children) {
         const next: S = {};
         c.put(next);
-        if (c.schema) queue.push({ from: c.schema, into: next, depth: depth + 1 });
+        const s = deref(c.raw);
+        if (s) queue.push({ from: s, into: next, depth: depth + 1 });
       }
     } else {
       // Out of budget: this node keeps its own keywords and loses its outline; a composition keeps
       // only its type and description (its other keywords say little without its branches).
       for (const key of OUTLINE) delete into[key];
-      if ((from.anyOf || from.oneOf || from.allOf) && children.every((c) => c.schema !== undefined))
+      if ((from.anyOf || from.oneOf || from.allOf) && children.every((c) => deref(c.raw) !== undefined))
         for (const k of Object.keys(into)) if (k !== 'description' && k !== 'type') delete into[k];
     }
   }

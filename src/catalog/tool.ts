@@ -1,8 +1,8 @@
 import { operationAuth } from '../classify/auth.js';
 import { secureDefaultExposure } from '../classify/exposure.js';
-import { classifyRisk, type RiskResult, TOP_SECRETS } from '../classify/risk.js';
-import type { HttpMethod, PageSizeInfo, Tool, ToolAuth, ToolSource } from '../model/catalog.js';
-import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
+import { classifyRisk, isTopSecret, type RiskResult, TOP_SECRETS } from '../classify/risk.js';
+import type { DataField, HttpMethod, PageSizeInfo, Tool, ToolAuth, ToolSource } from '../model/catalog.js';
+import type { DefsLookup, JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import { cleanLine, words } from '../openapi/text.js';
 import type { Operation, ToolContext } from './context.js';
 import { describeOperation } from './description.js';
@@ -63,11 +63,24 @@ export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
   if (output.schema) {
     const out = output.schema;
     lazy(tool, 'outputSchema', () => withDefs(out, ctx.conv.closure(output.deps, 'output')));
+    outputParts.set(tool, { schema: out, defs: ctx.outLookup });
   }
   // Scan reports, confirmations and the taint guard read them; the risk rules did not need them all.
   lazy(tool, 'dataClasses', () => output.data().fields);
   lazy(tool, 'dataClassesTruncated', () => output.data().truncated);
   return tool;
+}
+
+const outputParts = new WeakMap<Tool, { schema: JsonSchemaObject; defs: DefsLookup }>();
+
+/**
+ * A catalogued tool's output schema without its `$defs`, and the catalogue's definitions by key
+ * (every `$ref` in it and under it resolves there as in `outputSchema.$defs`): publishing an outline
+ * reads a few definitions, and building each listed tool's closure was a quarter of Stripe's first
+ * `tools/list`. Undefined for a tool without one, or not made by `buildTool` (a copy).
+ */
+export function outputSchemaParts(t: Tool): { schema: JsonSchemaObject; defs: DefsLookup } | undefined {
+  return outputParts.get(t);
 }
 
 /** Gathers what the risk classifier reads about the operation, and asks it. */
@@ -96,7 +109,7 @@ function assessRisk(
     args: input.facts,
     responseContentTypes: [...output.responseTypes],
     scopes: auth.alternatives.flat().flatMap((r) => r.scopes),
-    dataFields: topSecretsMayBe(ctx, output) ? output.data().fields : [],
+    dataFields: topSecretField(ctx, output),
     ...(pageSize ? { pageSize } : {}),
     hasPagination,
     isList,
@@ -108,10 +121,21 @@ function assessRisk(
  * Whether the response may hold a top-level secret field, the one thing the risk rules read of its
  * data fields (`credential-response`). When the bounded search says it cannot, the full walk would
  * list none either (it visits a subset of what the search visits), so the rules get no fields and
- * decide exactly as with all of them; otherwise they get the full walk's list, as before.
+ * decide exactly as with all of them; otherwise the walk runs, up to its first such field.
  */
 function topSecretsMayBe(ctx: ToolContext, output: ToolOutput): boolean {
   return output.root !== undefined && ctx.responses.mayFind(output.root, ctx.outLookup, TOP_SECRETS);
+}
+
+/**
+ * What the risk rules read of the response's data fields: only `credential-response` reads them, for
+ * the first top-level secret of the full walk's list. That field alone (the walk stopped there) gives
+ * the same finding; the full list is walked when something needs it (`dataClasses`).
+ */
+function topSecretField(ctx: ToolContext, output: ToolOutput): DataField[] {
+  if (!topSecretsMayBe(ctx, output)) return [];
+  const f = ctx.responses.first(output.root!, ctx.outLookup, isTopSecret);
+  return f ? [f] : [];
 }
 
 /** MCP's hints, from the risk classes: anything not a write is read-only. */

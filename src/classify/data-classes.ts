@@ -600,13 +600,34 @@ export class ResponseClassifier {
     );
   }
 
-  private walk(root: JsonSchema, defs: DefsLookup): { fields: DataField[]; truncated: boolean } {
+  /**
+   * The first field `classify` lists that `want` accepts: the same walk, in the same order and with
+   * the same budgets, stopped there. What a rule that reads one such field needs (the risk rules'
+   * `credential-response`), without walking the rest of a large response graph.
+   */
+  first(
+    root: JsonSchema,
+    defs: DefsLookup,
+    want: (path: string, hit: Hit) => boolean,
+  ): DataField | undefined {
+    const done = this.results.get(defs)?.get(JSON.stringify(root));
+    if (done) return done.fields.find((f) => want(f.path, f));
+    return this.walk(root, defs, want).found;
+  }
+
+  private walk(
+    root: JsonSchema,
+    defs: DefsLookup,
+    stop?: (path: string, hit: Hit) => boolean,
+  ): { fields: DataField[]; truncated: boolean; found?: DataField } {
     const fields: DataField[] = [];
     const seen = new Set<string>();
     let edges = 0;
     let truncated = false;
+    let found: DataField | undefined;
     const lim = this.limits;
     const join = (summary: Summary, prefix: string, depth: number, onPath: Set<string>): void => {
+      if (found) return;
       for (const f of summary.fields) {
         if (depth + f.depth > lim.maxDepth) {
           truncated = true;
@@ -620,7 +641,12 @@ export class ResponseClassifier {
           return;
         }
         seen.add(id);
-        fields.push({ path, ...f.hit });
+        const field = { path, ...f.hit };
+        fields.push(field);
+        if (stop?.(path, f.hit)) {
+          found = field;
+          return;
+        }
       }
       for (const e of summary.edges) {
         if (onPath.has(e.key)) continue;
@@ -633,10 +659,11 @@ export class ResponseClassifier {
         onPath.add(e.key);
         join(this.summaryOf(e.key, target, defs), prefix + e.rel, depth + e.depth, onPath);
         onPath.delete(e.key);
+        if (found) return;
       }
     };
     join(summarize(root, defs, []), '$', 0, new Set());
-    return { fields, truncated };
+    return found ? { fields, truncated, found } : { fields, truncated };
   }
 
   private summaryOf(key: string, schema: JsonSchema, defs: DefsLookup): Summary {

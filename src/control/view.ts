@@ -1,5 +1,7 @@
 import { economizeInput, economizeOutput } from '../catalog/economy.js';
+import { outputSchemaParts } from '../catalog/tool.js';
 import type { Tool } from '../model/catalog.js';
+import type { DefsLookup } from '../model/json-schema.js';
 import type { RuntimeSnapshot } from '../model/state.js';
 import type { Blocker, ToolDecision } from '../policy/evaluate.js';
 import { maskerFor } from '../protect/mask.js';
@@ -181,15 +183,26 @@ function bareOf(d: ToolDecision): ListedTool {
 /** The listed tool with its published output schema (in the place `tools/list` has always put it). */
 function withOutputSchema(bare: ListedTool, d: ToolDecision): ListedTool {
   const t = d.tool;
-  if (!t.outputSchema) return bare;
+  // A catalogued tool's parts, not `t.outputSchema`: reading that builds the `$defs` closure.
+  const parts = outputSchemaParts(t);
+  if (!parts && !t.outputSchema) return bare;
   const { annotations, ...head } = bare;
   return {
     ...head,
     // What the agent receives is masked and redacted: it is valid against this schema, not the spec's;
     // and only its outline is published (results are checked against the full schema before this).
-    outputSchema: economizeOutput(maskerFor(t.outputSchema, d.masking).published()),
+    outputSchema: publishedOutline(parts ?? { schema: t.outputSchema! }, d),
     annotations,
   };
+}
+
+/** The economy outline of the masked output schema: only the definitions it reaches are converted. */
+function publishedOutline(
+  p: { schema: NonNullable<Tool['outputSchema']>; defs?: DefsLookup },
+  d: ToolDecision,
+) {
+  const { schema, def } = maskerFor(p.schema, d.masking, p.defs).publishedOutline();
+  return economizeOutput(schema, { defs: def });
 }
 
 /**

@@ -12,6 +12,12 @@ import { validateSpec } from './validate.js';
 
 export interface LoadOptions extends PrefetchOptions {
   onProgress?: (message: string) => void;
+  /**
+   * Called with the result before the meta-schema validation, which only reads it: for an OpenAPI 3
+   * document without external refs this is the spec `loadSpec` returns unless validation fails. The
+   * prefetch worker sends it from here, so the main thread receives it while the worker validates.
+   */
+  beforeValidation?: (spec: LoadedSpec) => void;
 }
 
 export type Dialect = '3.0' | '3.1';
@@ -95,6 +101,20 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
     warnings.push(`${inlined} $ref(s) in places OpenAPI does not allow them were replaced by their targets`);
   const deviations = repairSpec(doc, version.major === 2 ? '2.0' : version.minor === 1 ? '3.1' : '3.0');
   warnings.push(...deviations.map(deviationWarning));
+  const dialect: Dialect = version.major === 3 && version.minor === 1 ? '3.1' : '3.0';
+  if (version.major === 3 && options.beforeValidation) {
+    // Nothing below changes an OpenAPI 3 document or these fields: this is the result, if valid.
+    options.beforeValidation({
+      source: src,
+      rootText: text,
+      originalVersion: version.label,
+      doc: doc as OpenApiDoc,
+      dialect,
+      files,
+      warnings,
+      deviations,
+    });
+  }
   await validateSpec(doc, text, src);
   progress(`validated ${version.label} in ${ms(t)}`);
 
@@ -127,7 +147,7 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
     rootText: text,
     originalVersion: version.label,
     doc: doc as OpenApiDoc,
-    dialect: version.major === 3 && version.minor === 1 ? '3.1' : '3.0',
+    dialect,
     files,
     warnings,
     deviations,

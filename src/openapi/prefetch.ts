@@ -59,6 +59,15 @@ export interface PrefetchOptions {
 /** What the worker sends back: the loaded spec (structured clone) and the progress lines it wrote. */
 export type PrefetchResult = { ok: true; spec: unknown; progress: string[] } | { ok: false };
 
+/**
+ * The worker's messages: at most one `early` spec (sent before its validation), then one result,
+ * without the spec when it came early.
+ */
+export type PrefetchMessage =
+  | { early: unknown }
+  | { ok: true; spec?: unknown; progress: string[] }
+  | { ok: false };
+
 const KEYS = [
   'maxBytes',
   'maxDepth',
@@ -99,10 +108,20 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
   // It must never keep the process alive: a gateway that fails before loading exits as before.
   worker.unref();
   const result = new Promise<PrefetchResult>((resolve) => {
-    worker.once('message', (m: PrefetchResult) => {
-      resolve(m);
+    let early: { spec: unknown } | undefined;
+    const onMessage = (m: PrefetchMessage) => {
+      if ('early' in m) {
+        // Received (deserialised) now, while the worker validates; used only if the load succeeds.
+        early = { spec: m.early };
+        return;
+      }
+      worker.off('message', onMessage);
+      if (!m.ok) resolve(m);
+      else if ('spec' in m) resolve({ ok: true, spec: m.spec, progress: m.progress });
+      else resolve(early ? { ok: true, spec: early.spec, progress: m.progress } : { ok: false });
       void worker.terminate();
-    });
+    };
+    worker.on('message', onMessage);
     worker.once('error', () => resolve({ ok: false }));
     worker.once('exit', () => resolve({ ok: false }));
   });

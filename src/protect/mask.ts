@@ -130,8 +130,10 @@ export class SchemaMasker {
   constructor(
     private readonly schema: JsonSchemaObject,
     private readonly rules: MaskRules,
+    /** The definitions, when the schema comes without its `$defs` (a catalogue's lookup). */
+    defs?: DefsLookup,
   ) {
-    this.defs = defsOf((schema.$defs as Record<string, JsonSchema> | undefined) ?? {});
+    this.defs = defs ?? defsOf((schema.$defs as Record<string, JsonSchema> | undefined) ?? {});
   }
 
   /**
@@ -291,6 +293,22 @@ export class SchemaMasker {
    * by value may put a placeholder into any string.
    */
   published(): JsonSchemaObject {
+    return this.publish(false).schema;
+  }
+
+  /**
+   * `published()` without its `$defs`, and each published definition by key, converted on first
+   * request: publishing an outline (catalog/economy.ts) reads a few definitions of closures of
+   * hundreds, and converting them all was most of Stripe's first `tools/list`.
+   */
+  publishedOutline(): { schema: JsonSchemaObject; def: (key: string) => JsonSchema | undefined } {
+    return this.publish(true);
+  }
+
+  private publish(outline: boolean): {
+    schema: JsonSchemaObject;
+    def: (key: string) => JsonSchema | undefined;
+  } {
     // Definitions are shared by many tools: each is converted once per set of masking rules.
     let defsMemo = PUBLISHED.get(this.rules);
     if (!defsMemo) {
@@ -298,6 +316,14 @@ export class SchemaMasker {
       PUBLISHED.set(this.rules, defsMemo);
     }
     const memo = defsMemo;
+    const convertDef = (name: string, d: JsonSchemaObject, depth: number): JsonSchemaObject => {
+      let c = memo.get(d);
+      if (!c) {
+        c = convert(d, cachedWords(name), depth) as JsonSchemaObject;
+        memo.set(d, c);
+      }
+      return c;
+    };
     const convert = (s: JsonSchema, parentWords: string[], depth: number): JsonSchema => {
       if (typeof s !== 'object' || s === null || depth > 64) return s;
       const dropped = new Set<string>();
@@ -320,16 +346,12 @@ export class SchemaMasker {
           }
           out.properties = props;
         } else if (k === '$defs') {
+          // The outline's definitions are converted on request (`def` below).
+          if (outline && depth === 0) continue;
           out.$defs = Object.fromEntries(
-            Object.entries(v as Record<string, JsonSchema>).map(([name, d]) => {
-              if (typeof d !== 'object' || d === null) return [name, d];
-              let c = memo.get(d);
-              if (!c) {
-                c = convert(d, cachedWords(name), depth + 1) as JsonSchemaObject;
-                memo.set(d, c);
-              }
-              return [name, c];
-            }),
+            Object.entries(v as Record<string, JsonSchema>).map(([name, d]) =>
+              typeof d !== 'object' || d === null ? [name, d] : [name, convertDef(name, d, depth + 1)],
+            ),
           );
         } else if (k === 'patternProperties') {
           out[k] = Object.fromEntries(
@@ -354,7 +376,13 @@ export class SchemaMasker {
       }
       return out;
     };
-    return convert(this.schema, [], 0) as JsonSchemaObject;
+    const schema = convert(this.schema, [], 0) as JsonSchemaObject;
+    // As the root's `$defs` entries are converted (at depth 1): the same memo, the same objects.
+    const def = (key: string): JsonSchema | undefined => {
+      const d = this.defs(key);
+      return typeof d !== 'object' || d === null ? d : convertDef(key, d, 1);
+    };
+    return { schema, def };
   }
 
   private hitFor(name: string, sub: JsonSchema, parentWords: string[]): Hit | undefined {
@@ -600,7 +628,7 @@ function keepLastDigits(s: string, keep: number): string {
 
 const MASKERS = new WeakMap<object, Map<MaskRules, SchemaMasker>>();
 /** The masker of a tool's output schema under some rules (built once, shared by views). */
-export function maskerFor(outputSchema: JsonSchemaObject, rules: MaskRules): SchemaMasker {
+export function maskerFor(outputSchema: JsonSchemaObject, rules: MaskRules, defs?: DefsLookup): SchemaMasker {
   let byRules = MASKERS.get(outputSchema);
   if (!byRules) {
     byRules = new Map();
@@ -608,7 +636,7 @@ export function maskerFor(outputSchema: JsonSchemaObject, rules: MaskRules): Sch
   }
   let m = byRules.get(rules);
   if (!m) {
-    m = new SchemaMasker(outputSchema, rules);
+    m = new SchemaMasker(outputSchema, rules, defs);
     byRules.set(rules, m);
   }
   return m;

@@ -3,9 +3,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
 import { economizeOutput } from '../../src/catalog/economy.js';
+import { outputSchemaParts } from '../../src/catalog/tool.js';
 import { createSchemaCompiler } from '../../src/catalog/validator.js';
 import type { JsonSchemaObject } from '../../src/model/json-schema.js';
 import { loadSpec } from '../../src/openapi/load.js';
+import { maskerFor, maskRules, SchemaMasker } from '../../src/protect/mask.js';
 import { SHARED_SPECS } from '../support/helpers.js';
 
 /** The tightest schema a value satisfies (types, every key required, consts), parts moved to $defs. */
@@ -61,6 +63,46 @@ describe('schema economy for published output schemas', () => {
       { numRuns: Number(process.env.FC_RUNS ?? 800) },
     );
   });
+
+  it('gives the same outline with definitions looked up on request as with `$defs` (property)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 5 }), fc.integer({ min: 0, max: 60 }), (value, budget) => {
+        const defs: Record<string, unknown> = {};
+        let n = 0;
+        const root = schemaOf(value, defs, () => n++ % 2 === 0);
+        const lookup = (k: string) => (Object.hasOwn(defs, k) ? defs[k] : undefined);
+        const eager = economizeOutput({ ...root, $defs: defs } as JsonSchemaObject, { budget });
+        const lazy = economizeOutput(root as JsonSchemaObject, { budget, defs: lookup });
+        expect(JSON.stringify(lazy)).toBe(JSON.stringify(eager));
+      }),
+      { numRuns: Number(process.env.FC_RUNS ?? 400) },
+    );
+  });
+
+  it('publishes the same outline of every real masked output schema from the lazy masker outline and from the catalogue parts (GitHub, Stripe)', async () => {
+    const ruleSets = [
+      maskRules(undefined, undefined),
+      maskRules({ pii: 'drop', financial: 'allow', secret: 'mask' }, { id: 'pii', email: 'none' }),
+    ];
+    for (const file of ['github-rest.json', 'stripe.yaml']) {
+      const cat = buildCatalog(await loadSpec(join(SHARED_SPECS, file)));
+      for (const rules of ruleSets) {
+        for (const t of cat.tools) {
+          if (!t.outputSchema) continue;
+          const m = maskerFor(t.outputSchema, rules);
+          const { schema, def } = m.publishedOutline();
+          expect(schema.$defs).toBeUndefined();
+          const eager = JSON.stringify(economizeOutput(m.published()));
+          expect(JSON.stringify(economizeOutput(schema, { defs: def }))).toBe(eager);
+          // From the catalogue's parts (no `$defs` closure built), as tools/list publishes it.
+          const parts = outputSchemaParts(t)!;
+          const fromParts = new SchemaMasker(parts.schema, rules, parts.defs).publishedOutline();
+          expect(fromParts.schema.$defs).toBeUndefined();
+          expect(JSON.stringify(economizeOutput(fromParts.schema, { defs: fromParts.def }))).toBe(eager);
+        }
+      }
+    }
+  }, 120_000);
 
   it('keeps a property named __proto__ as a property (found by the property test in CI)', () => {
     const full = {

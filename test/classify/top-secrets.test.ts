@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
+import { outputSchemaParts } from '../../src/catalog/tool.js';
 import { ResponseClassifier } from '../../src/classify/data-classes.js';
 import { isTopSecret, TOP_SECRETS } from '../../src/classify/risk.js';
 import type { DataField } from '../../src/model/catalog.js';
@@ -163,4 +164,31 @@ describe('top-level secrets without the full data-class walk', () => {
       { numRuns: 5000 },
     );
   });
+
+  it('`first` stops the full walk at the field `classify` would list first, for any predicate (GitHub, Stripe)', async () => {
+    const preds: Array<(path: string, f: Pick<DataField, 'class'>) => boolean> = [
+      isTopSecret,
+      (_p, f) => f.class === 'pii',
+      (p, f) => f.class === 'financial' && p.includes('[*]'),
+      () => false,
+    ];
+    for (const file of ['github-rest.json', 'stripe.yaml']) {
+      const catalog = buildCatalog(await loadSpec(join(SHARED_SPECS, file)));
+      for (const t of catalog.tools) {
+        const parts = outputSchemaParts(t);
+        if (!parts) continue;
+        const full = new ResponseClassifier().classify(parts.schema, parts.defs).fields;
+        const stopped = new ResponseClassifier();
+        for (const pred of preds) {
+          const want = full.find((f) => pred(f.path, f));
+          expect([t.name, stopped.first(parts.schema, parts.defs, pred)]).toEqual([t.name, want]);
+        }
+        // Once the full walk is known, it answers from it.
+        stopped.classify(parts.schema, parts.defs);
+        expect(stopped.first(parts.schema, parts.defs, isTopSecret)).toEqual(
+          full.find((f) => isTopSecret(f.path, f)),
+        );
+      }
+    }
+  }, 120_000);
 });

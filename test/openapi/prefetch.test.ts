@@ -170,6 +170,47 @@ describe('serve --spec: the spec loaded off the main thread', () => {
     expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
   });
 
+  it('a big OpenAPI 3 spec the worker sent before validating, then found invalid, stops the start with the loader’s own error', async () => {
+    const description = 'x'.repeat(PREFETCH_MIN_BYTES);
+    const dir = tempTree({
+      // Not valid against the meta-schema (a response that is not an object)…
+      'meta.json': minimalSpec(
+        { '/items': { get: { operationId: 'listItems', responses: { '200': 'ok' } } } },
+        { info: { title: 'T', version: '1', description } },
+      ),
+      // …and valid against it, but breaking a rule only the prose states (operationIds unique).
+      'rule.yaml': `openapi: 3.0.3\ninfo: {title: T, version: "1", description: ${description}}\npaths:\n  /a:\n    get: {operationId: same, responses: {"200": {description: ok}}}\n  /b:\n    get: {operationId: same, responses: {"200": {description: ok}}}\n`,
+    });
+    for (const file of ['meta.json', 'rule.yaml']) {
+      const bad = join(dir, file);
+      expect(worthPrefetching(bad)).toBe(true);
+      let expected: WardenError | undefined;
+      try {
+        await loadSpec(bad);
+      } catch (e) {
+        expected = e as WardenError;
+      }
+      expect(expected, file).toBeInstanceOf(WardenError);
+      expect(expected!.code, file).toBe('SPEC_INVALID');
+      const r = runCli(
+        [
+          'serve',
+          '--spec',
+          bad,
+          '--base-url',
+          'http://127.0.0.1:9',
+          '--audit-file',
+          join(dir, 'a.jsonl'),
+          '--port',
+          '0',
+        ],
+        {},
+      );
+      expect(r.code, file).toBe(exitCode('SPEC_INVALID'));
+      expect(r.stderr, file).toContain(formatError(expected!));
+    }
+  });
+
   it('a spec URL that fails is fetched again by the main thread, which reports it', async () => {
     const files = await serveFiles({ '/openapi.json': '{"openapi": "3.0.3", "info": ' });
     try {
