@@ -3,7 +3,7 @@
 // (bench/floor-server.mjs) and the peer (@ivotoby/openapi-mcp-server) get the same load.
 //
 //   node bench/clients.mjs [minutes=10] [clients=200] [--sequential] [--only warden,floor,peer]
-//                          [--base <dir>] [--out bench/results]
+//                          [--base <dir>] [--out bench/results] [--warden-node '<node options>']
 //
 // The clients are real SDK clients (@modelcontextprotocol/client), each with its own connection
 // state, as 200 agents would be: half speak 2026-07-28 (stateless), half 2025-11-25 (the SDK opens
@@ -19,7 +19,7 @@
 // in `--out` (default bench/results/, which git ignores).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
@@ -36,6 +36,9 @@ const SEQUENTIAL = args.includes('--sequential');
 if (SEQUENTIAL) args.splice(args.indexOf('--sequential'), 1);
 const ONLY = flag('--only')?.split(',');
 const BASE = flag('--base');
+// Node options for the mcp-warden of this build only, not `--base` (e.g. '--trace-gc', or a V8 flag
+// to compare against the same build as base: `--base . --warden-node '--max-semi-space-size=8'`).
+const WARDEN_NODE = flag('--warden-node')?.split(' ').filter(Boolean) ?? [];
 const OUT = flag('--out') ?? `${root}bench/results`;
 const MINUTES = Number(args[0] ?? 10);
 const CLIENTS = Number(args[1] ?? 200);
@@ -45,10 +48,15 @@ const children = [];
 const dir = `/tmp/warden-bench-clients-${process.pid}`;
 mkdirSync(dir, { recursive: true });
 
-function start(cmd, argv, ready, env = {}) {
-  const child = spawn(process.execPath, [cmd, ...argv], {
+function start(cmd, argv, ready, env = {}, nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, cmd, ...argv], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    // With node options (--trace-gc writes to stdout), stdout is kept in the run's directory.
+    stdio: [
+      'ignore',
+      nodeArgs.length ? openSync(`${dir}/${process.hrtime.bigint()}.stdout`, 'w') : 'ignore',
+      'pipe',
+    ],
   });
   children.push(child);
   return new Promise((resolve, reject) => {
@@ -182,6 +190,7 @@ async function run(server, up, port) {
     server.argv(up, port).slice(1),
     server.ready,
     server.env,
+    server.label === 'mcp-warden' ? WARDEN_NODE : [],
   );
   await sleep(500);
   const pid = child.pid;

@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { exitCode, formatError, toProtocolError, toWardenError, WardenError } from '../errors/index.js';
 import type { LoadOptions } from '../openapi/load.js';
+import { boundHeapGrowth } from '../server/heap-growth.js';
 import { type Gateway, type ServeOptions, startGateway } from '../server/serve.js';
 import type { ApiArg } from './api-flags.js';
 
@@ -57,6 +58,8 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
     if (opts.stdio) await failOverStdio(e, io);
     throw e;
   }
+  // Serving from here on: the old generation is kept near what is live (src/server/heap-growth.ts).
+  boundHeapGrowth();
   io.stderr(`mcp-warden: audit file ${gw.auditFile}\n`);
   if (gw.url) io.stderr(`mcp-warden: MCP endpoint ${gw.url}\n`);
   if (gw.adminUrl) io.stderr(`mcp-warden: admin API ${gw.adminUrl}\n`);

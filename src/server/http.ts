@@ -4,7 +4,6 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import { toNodeHandler } from '@modelcontextprotocol/node';
 import {
   type AuthInfo,
   createMcpHandler,
@@ -24,6 +23,7 @@ import { VERSION } from '../version.js';
 import { type Callers, carriedPrincipal, carryPrincipal } from './callers.js';
 import { createFastLane, type FastLane, type SharedServerFactory } from './fast-lane.js';
 import { ListChanges, type StreamSlot } from './list-changes.js';
+import { toNodeHandler } from './node-handler.js';
 
 export interface HttpOptions {
   /** With `modernShared` (createServerFactory does), the fast lane serves on one long-lived server. */
