@@ -19,15 +19,13 @@ const FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
 
 /**
  * Sets the growth bound for a serving gateway, after start-up (loading a large spec keeps V8's own
- * factor: it allocates far more than it keeps). An operator's own `--heap-growing-percent` (on the
- * command line or in NODE_OPTIONS; 0 restores V8's default) is left alone. V8 reads the flag at each
- * major GC, so setting it at run time takes effect from the next one. Returns whether it was set.
+ * factor: it allocates far more than it keeps). An operator's own `--heap-growing-percent` given to
+ * node (`node --heap-growing-percent=<n> …/mcp-warden serve …`; 0 restores V8's default — Node does
+ * not accept this flag in NODE_OPTIONS) is left alone. V8 reads the flag at each major GC, so
+ * setting it at run time takes effect from the next one. Returns whether it was set.
  */
-export function boundHeapGrowth(
-  execArgv: readonly string[] = process.execArgv,
-  nodeOptions: string = process.env.NODE_OPTIONS ?? '',
-): boolean {
-  if ([...execArgv, ...nodeOptions.split(/\s+/)].some((a) => FLAG.test(a))) return false;
+export function boundHeapGrowth(execArgv: readonly string[] = process.execArgv): boolean {
+  if (execArgv.some((a) => FLAG.test(a))) return false;
   setFlagsFromString(`--heap-growing-percent=${SERVING_HEAP_GROWING_PERCENT}`);
   return true;
 }
