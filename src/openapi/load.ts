@@ -102,19 +102,18 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   const deviations = repairSpec(doc, version.major === 2 ? '2.0' : version.minor === 1 ? '3.1' : '3.0');
   warnings.push(...deviations.map(deviationWarning));
   const dialect: Dialect = version.major === 3 && version.minor === 1 ? '3.1' : '3.0';
-  if (version.major === 3 && options.beforeValidation) {
-    // Nothing below changes an OpenAPI 3 document or these fields: this is the result, if valid.
-    options.beforeValidation({
-      source: src,
-      rootText: text,
-      originalVersion: version.label,
-      doc: doc as OpenApiDoc,
-      dialect,
-      files,
-      warnings,
-      deviations,
-    });
-  }
+  const loaded = (d: unknown): LoadedSpec => ({
+    source: src,
+    rootText: text,
+    originalVersion: version.label,
+    doc: d as OpenApiDoc,
+    dialect,
+    files,
+    warnings,
+    deviations,
+  });
+  // Nothing below changes an OpenAPI 3 document or these fields: this is the result, if valid.
+  if (version.major === 3 && options.beforeValidation) options.beforeValidation(loaded(doc));
   await validateSpec(doc, text, src);
   progress(`validated ${version.label} in ${ms(t)}`);
 
@@ -142,16 +141,7 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
     progress(`converted Swagger 2.0 to OpenAPI 3.0 in ${ms(t)}`);
   }
 
-  return {
-    source: src,
-    rootText: text,
-    originalVersion: version.label,
-    doc: doc as OpenApiDoc,
-    dialect,
-    files,
-    warnings,
-    deviations,
-  };
+  return loaded(doc);
 }
 
 function detectVersion(
