@@ -256,7 +256,7 @@ export class Alerts {
       'errorRate',
       tool,
       total >= er.minCalls && ratio >= er.ratio,
-      `${tool}: ${Math.round(ratio * 100)}% of its last ${total} calls failed upstream`,
+      () => `${tool}: ${Math.round(ratio * 100)}% of its last ${total} calls failed upstream`,
       ratio,
       er.ratio,
     );
@@ -272,7 +272,7 @@ export class Alerts {
       'deniedRate',
       principal,
       n >= dr.count,
-      `${principal}: ${n} denied calls in ${dr.windowSeconds} s`,
+      () => `${principal}: ${n} denied calls in ${dr.windowSeconds} s`,
       n,
       dr.count,
     );
@@ -293,7 +293,8 @@ export class Alerts {
       'volume',
       principal,
       baseline !== undefined && recent >= vr.minCalls && recent > vr.factor * Math.max(baseline, 1),
-      `${principal}: ${recent} calls in ${vr.windowSeconds} s, over ${vr.factor}× its busiest recent window (${baseline ?? 0})`,
+      () =>
+        `${principal}: ${recent} calls in ${vr.windowSeconds} s, over ${vr.factor}× its busiest recent window (${baseline ?? 0})`,
       recent,
       vr.factor,
     );
@@ -376,10 +377,12 @@ export class Alerts {
     rule: Alert['rule'],
     subject: string,
     holds: boolean,
-    message: string,
+    message: string | (() => string),
     value?: number,
     threshold?: number,
   ): void {
+    // Nothing held and nothing is tracked: nothing to clear (every call checks three conditions).
+    if (!holds && this.firing.size === 0) return;
     const key = `${rule}\0${subject}`;
     let s = this.firing.get(key);
     if (!s) {
@@ -398,7 +401,8 @@ export class Alerts {
     this.fire({
       rule,
       subject,
-      message,
+      // Built only when it fires.
+      message: typeof message === 'function' ? message() : message,
       ...(value !== undefined ? { value } : {}),
       ...(threshold !== undefined ? { threshold } : {}),
     });

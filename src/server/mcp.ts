@@ -22,6 +22,7 @@ import type { CallInput, ConfirmationChannel, IncomingTrace } from '../pipeline/
 import type { Pipeline } from '../pipeline/index.js';
 import { VERSION } from '../version.js';
 import { carriedPrincipal, idPart } from './callers.js';
+import { directRequests } from './direct-requests.js';
 import { LANE_REQUEST_ID, MODERN_REVISIONS, type SharedServerFactory } from './fast-lane.js';
 
 export interface McpWiring {
@@ -88,15 +89,18 @@ export function createServerFactory(w: McpWiring): SharedServerFactory & { moder
   // `shared`: the one server the fast lane serves every 2026-07-28 HTTP request with (fast-lane.ts);
   // it reads the caller and the HTTP request from each request's context, never from `ctx`.
   const build = (ctx: McpRequestContext, shared: boolean) => {
-    const server = new Server(
-      { name: 'mcp-warden', version: VERSION, title: `mcp-warden: ${w.catalog.title}`.slice(0, 120) },
-      {
-        capabilities: { tools: { listChanged: true } },
-        instructions,
-        ...(shared || (ctx.era === 'modern' && ctx.requestInfo)
-          ? { supportedProtocolVersions: modernVersions }
-          : {}),
-      },
+    // Requests skip the router's two failing response parses (direct-requests.ts).
+    const server = directRequests(
+      new Server(
+        { name: 'mcp-warden', version: VERSION, title: `mcp-warden: ${w.catalog.title}`.slice(0, 120) },
+        {
+          capabilities: { tools: { listChanged: true } },
+          instructions,
+          ...(shared || (ctx.era === 'modern' && ctx.requestInfo)
+            ? { supportedProtocolVersions: modernVersions }
+            : {}),
+        },
+      ),
     );
     // The caller authentication produced, for this request (HTTP) or connection (stdio).
     const fixed = shared ? undefined : (w.stdioPrincipal ?? carriedPrincipal(ctx.authInfo));

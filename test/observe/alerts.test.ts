@@ -164,6 +164,15 @@ describe('alert rules keep their defaults unless turned off', () => {
     expect(of('deniedRate').map((a) => a.subject)).toEqual(['mallory']);
     expect(of('errorRate').map((a) => a.subject)).toEqual(['getOrder']);
     expect(of('volume').map((a) => a.subject)).toEqual(['loop']);
+    // The messages as they fire, with the values at the moment the condition began to hold.
+    const denied = DEFAULTS.deniedRate as { count: number; windowSeconds: number };
+    const errors = DEFAULTS.errorRate as { minCalls: number };
+    expect(of('deniedRate').map((a) => a.message)).toEqual([
+      `mallory: ${denied.count} denied calls in ${denied.windowSeconds} s`,
+    ]);
+    expect(of('errorRate').map((a) => a.message)).toEqual([
+      `getOrder: 100% of its last ${errors.minCalls} calls failed upstream`,
+    ]);
   });
 
   it('fires them too with no section at all, and with a section that tunes another rule', () => {
