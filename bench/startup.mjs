@@ -4,9 +4,9 @@
 // real SDK client (StdioClientTransport): wall time from spawn to the tools/list answer, the child's
 // CPU time and RSS (VmRSS, VmHWM from /proc) right after it. Also `--version` alone (code loading).
 //
-//   node bench/startup.mjs [reps=5] [--only github,stripe] [--no-base] [--no-peer]
+//   node bench/startup.mjs [reps=5] [--only github,stripe] [--no-base] [--no-peer] [--base <dir>]
 //                          [--cpu-prof <dir>] [--json <file>] [--main <dist/cli/main.js of another build>]
-//   node bench/startup.mjs --compare [--only …]
+//   node bench/startup.mjs --compare [--only …] [--base <dir>]
 //
 // --cpu-prof writes one profile per warden/base start (summarise with bench/profile-summary.mjs).
 // --compare checks, instead of timing, that this checkout serves what /tmp/base serves on every
@@ -44,11 +44,13 @@ const noPeer = bool('--no-peer');
 const compare = bool('--compare');
 // Another build of mcp-warden to time (default: this checkout's dist/cli/main.js).
 const wardenMain = flag('--main');
+// The build before (a checkout or copy with dist/): /tmp/base unless --base says.
+const baseDir = flag('--base') ?? '/tmp/base';
 const REPS = Number(argv[0] ?? 5);
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const shared = fileURLToPath(new URL('../../shared/specs/', import.meta.url));
-const BASE = '/tmp/base/dist/cli/main.js';
+const BASE = `${baseDir}/dist/cli/main.js`;
 const PEER = `${root}node_modules/@ivotoby/openapi-mcp-server/bin/mcp-server.js`;
 const UPSTREAM = 'http://127.0.0.1:9/'; // never called: nothing listens on the discard port
 

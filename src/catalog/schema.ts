@@ -134,9 +134,18 @@ export class SchemaConverter {
 
   /** Looks up a converted schema by its `$defs` key (for walks that follow `#/$defs/…` refs). */
   lookup(mode: SchemaMode): DefsLookup {
+    // Definitions found, by key: the classifier's walks ask for the same keys thousands of times,
+    // and each ask built and hashed `mode:pointer`. A key names one pointer for good, a definition
+    // is registered once (its schema is read on each ask); misses are not kept (converted later).
+    const found = new Map<string, Def>();
     return (key) => {
+      const known = found.get(key);
+      if (known) return known.schema;
       const ptr = this.ptrByKey.get(key);
-      return ptr === undefined ? undefined : this.defs.get(`${mode}:${ptr}`)?.schema;
+      if (ptr === undefined) return undefined;
+      const def = this.defs.get(`${mode}:${ptr}`);
+      if (def) found.set(key, def);
+      return def?.schema;
     };
   }
 
@@ -153,7 +162,18 @@ export class SchemaConverter {
   }
 
   /** Whether following `$ref`s from this one comes back to a reference already followed. */
+  /** By reference: asked at every `$ref` met in either mode, and the document does not change. */
+  private readonly refLoops = new Map<string, boolean>();
   private isRefLoop(ref: string): boolean {
+    let loop = this.refLoops.get(ref);
+    if (loop === undefined) {
+      loop = this.followsBack(ref);
+      this.refLoops.set(ref, loop);
+    }
+    return loop;
+  }
+
+  private followsBack(ref: string): boolean {
     const seen = new Set<string>();
     let cur: string | undefined = ref;
     while (cur?.startsWith('#')) {
@@ -199,7 +219,8 @@ export class SchemaConverter {
       const ref = s.$ref;
       let converted: JsonSchemaObject;
       if (ref.startsWith('#')) {
-        if (getByPointer(this.doc, ref) === undefined) {
+        // A reference already judged (`refLoops`) resolved then, and the document does not change.
+        if (!this.refLoops.has(ref) && getByPointer(this.doc, ref) === undefined) {
           throw new WardenError('SPEC_REF_UNRESOLVED', `$ref ${ref} points to nothing`, {
             location: { pointer: where },
           });

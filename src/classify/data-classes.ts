@@ -712,16 +712,29 @@ function summarize(
     }
     if (s.properties) {
       for (const [name, sub] of Object.entries(s.properties)) {
-        const childRel = `${rel}${/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`;
-        if (!keep || keep(childRel))
-          for (const hit of classifyProperty(name, sub, parentWords, defs, rules))
-            out.fields.push({ rel: childRel, depth: depth + 1, hit });
+        const childRel = rel + propertyStep(name);
+        // A path the cut leaves out is neither classified nor entered (`walk` would return at once).
+        if (keep && !keep(childRel)) continue;
+        for (const hit of classifyProperty(name, sub, parentWords, defs, rules))
+          out.fields.push({ rel: childRel, depth: depth + 1, hit });
         walk(sub, childRel, cachedWords(name), depth + 1);
       }
     }
   };
   walk(root, '', topWords, 0);
   return out;
+}
+
+const steps = new Map<string, string>();
+/** A property's step in a JSONPath (`.name`, or `["a name"]`), by name: the same names recur in every schema. */
+function propertyStep(name: string): string {
+  let step = steps.get(name);
+  if (step === undefined) {
+    step = /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+    if (steps.size > 50_000) steps.clear();
+    steps.set(name, step);
+  }
+  return step;
 }
 
 const wordCache = new Map<string, string[]>();

@@ -118,6 +118,29 @@ describe('OpenAPI schema → JSON Schema 2020-12', () => {
     );
   });
 
+  it('judges a $ref the same each time it is met, in either mode (loops, good refs, refs to nothing)', () => {
+    const d = doc({
+      Loop: { $ref: '#/components/schemas/Loop2' },
+      Loop2: { $ref: '#/components/schemas/Loop' },
+      Good: { type: 'string' },
+    });
+    const conv = new SchemaConverter(d, '3.0');
+    for (const mode of ['input', 'output', 'input'] as const) {
+      const loop = conv.convert({ $ref: '#/components/schemas/Loop' }, mode, `#/${mode}`);
+      expect(loop.schema).toEqual({});
+      expect(conv.warnings[conv.warnings.length - 1]).toBe(
+        `#/${mode}: $ref #/components/schemas/Loop only ever refers back to itself; treated as "any value"`,
+      );
+      const good = conv.convert({ $ref: '#/components/schemas/Good' }, mode, '#');
+      expect(good.schema).toEqual({ $ref: '#/$defs/Good' });
+      expect([...good.deps]).toEqual(['#/components/schemas/Good']);
+      expect(() => conv.convert({ $ref: '#/components/schemas/Missing' }, mode, '#/m')).toThrow(
+        expect.objectContaining({ code: 'SPEC_REF_UNRESOLVED' }),
+      );
+    }
+    expect(conv.warnings.filter((w) => /only ever refers back/.test(w))).toHaveLength(3);
+  });
+
   it('drops an invalid regex pattern with a warning instead of failing the whole spec', () => {
     const conv = new SchemaConverter(doc({}), '3.0');
     const s = conv.convert({ type: 'string', pattern: '([a-z' }, 'input', '#/x').schema;
