@@ -78,19 +78,25 @@ export function createSend(options: SendOptions = {}) {
       // `dispatch`, not `request`: the body is gathered from the handler's chunks, with no Readable
       // stream per response (measured: ~15 % of an upstream call's CPU). Redirects are not followed
       // either way (no redirect interceptor is composed into the dispatcher).
-      dispatcher.dispatch(
-        {
-          origin: out.origin,
-          path: out.pathAndQuery,
-          method: out.method as Dispatcher.HttpMethod,
-          headers,
-          body: out.body ?? null,
-          // The total timer above is the real bound; the body one only keeps undici from cutting in first.
-          headersTimeout,
-          bodyTimeout: timeoutMs + 1_000,
-        },
-        exchange,
-      );
+      try {
+        dispatcher.dispatch(
+          {
+            origin: out.origin,
+            path: out.pathAndQuery,
+            method: out.method as Dispatcher.HttpMethod,
+            headers,
+            body: out.body ?? null,
+            // The total timer above is the real bound; the body one only keeps undici from cutting in first.
+            headersTimeout,
+            bodyTimeout: timeoutMs + 1_000,
+          },
+          exchange,
+        );
+      } catch (e) {
+        // undici reports bad options through the handler; a throw here ends the try the same way
+        // (its timer and the client's abort listener released), never a call left waiting.
+        exchange.onResponseError(undefined, e as Error);
+      }
     });
   }
 

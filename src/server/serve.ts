@@ -340,6 +340,8 @@ function gatewayOf(p: {
       await transport.close();
       controller.close();
       await served.pipeline.close();
+      // Closing the pipeline told the observers of its last calls: their alerts are delivered too.
+      await observers.alerts.flush();
       await p.approvals.close();
       await p.users?.close();
       // The last calls' spans are exported (within a bounded wait) before the process goes.

@@ -119,6 +119,28 @@ describe('alert defaults and delivery', () => {
     }
   });
 
+  it('delivers the alerts of calls answered just before shutdown (their observers run at close)', async () => {
+    const hooks = await receiver();
+    const fx = await startShopGateway({
+      policy: ['version: 1', 'alerts:', '  webhooks:', `    - { url: "${hooks.url}/json" }`].join('\n'),
+    });
+    try {
+      // Observers are told after the answer, on the next turn of the event loop: closing in the same
+      // turn leaves this call's first-use alert to the pipeline's close, and shutdown still delivers it.
+      const r = await fx.gw.pipeline.call({
+        name: 'searchProducts',
+        arguments: { q: 'mouse' },
+        principal: { id: 'key:last-call', scopes: ['tools:read'], via: 'api-key' },
+      });
+      expect(r.isError).toBeFalsy();
+      await fx.close();
+      const rules = ((hooks.got['/json'] ?? []) as Array<{ rule: string }>).map((a) => a.rule);
+      expect(rules).toEqual(['firstUse']);
+    } finally {
+      await hooks.close();
+    }
+  });
+
   it('never holds shutdown longer than the webhook flush limit (2 s) for a receiver that hangs', async () => {
     let received = 0;
     const hung = await listen(() => {

@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { createSend } from '../../src/pipeline/send.js';
@@ -114,6 +115,20 @@ describe('send stage', () => {
     await send(ctx);
     expect(ctx.response?.truncated).toBe(true);
     expect(ctx.response?.body.length).toBe(100_000);
+    await send.close();
+  });
+
+  it('ends a try whose dispatcher throws at once, with the cause and no timer left (not at the timeout)', async () => {
+    const throwing = {
+      dispatch() {
+        throw new TypeError('invalid dispatch options');
+      },
+      close: async () => {},
+    } as unknown as Dispatcher;
+    const send = createSend({ timeoutMs: 5_000, dispatcher: throwing });
+    const t0 = Date.now();
+    await expect(send(ctxFor('/echo'))).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(Date.now() - t0).toBeLessThan(1_000);
     await send.close();
   });
 
