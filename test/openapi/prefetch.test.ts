@@ -28,6 +28,35 @@ async function listOver(args: string[]): Promise<string[]> {
   }
 }
 
+/**
+ * The loader's own error for `spec` (in process), and what `serve --spec` of the built CLI prints
+ * and exits with for it: a refused start must say exactly what the loader says.
+ */
+async function loadAndServe(spec: string, dir: string) {
+  let expected: WardenError | undefined;
+  try {
+    await loadSpec(spec);
+  } catch (e) {
+    expected = e as WardenError;
+  }
+  expect(expected).toBeInstanceOf(WardenError);
+  const r = runCli(
+    [
+      'serve',
+      '--spec',
+      spec,
+      '--base-url',
+      'http://127.0.0.1:9',
+      '--audit-file',
+      join(dir, 'a.jsonl'),
+      '--port',
+      '0',
+    ],
+    {},
+  );
+  return { expected, r };
+}
+
 describe('serve --spec: the spec loaded off the main thread', () => {
   it('only where it pays: a URL, or a file (YAML or JSON) of a megabyte or more', () => {
     const pad = 'x'.repeat(PREFETCH_MIN_BYTES);
@@ -143,28 +172,8 @@ describe('serve --spec: the spec loaded off the main thread', () => {
     const dir = tempTree({});
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'openapi: 3.0.3\ninfo: {title: T, version: "1"}\npaths:\n  /a: [unclosed\n');
-    let expected: WardenError | undefined;
-    try {
-      await loadSpec(bad);
-    } catch (e) {
-      expected = e as WardenError;
-    }
-    expect(expected).toBeInstanceOf(WardenError);
+    const { expected, r } = await loadAndServe(bad, dir);
     expect(expected!.code).toBe('SPEC_PARSE');
-    const r = runCli(
-      [
-        'serve',
-        '--spec',
-        bad,
-        '--base-url',
-        'http://127.0.0.1:9',
-        '--audit-file',
-        join(dir, 'a.jsonl'),
-        '--port',
-        '0',
-      ],
-      {},
-    );
     expect(r.code).toBe(exitCode('SPEC_PARSE'));
     expect(r.stderr).toContain(formatError(expected!));
     expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
@@ -184,28 +193,8 @@ describe('serve --spec: the spec loaded off the main thread', () => {
     for (const file of ['meta.json', 'rule.yaml']) {
       const bad = join(dir, file);
       expect(worthPrefetching(bad)).toBe(true);
-      let expected: WardenError | undefined;
-      try {
-        await loadSpec(bad);
-      } catch (e) {
-        expected = e as WardenError;
-      }
-      expect(expected, file).toBeInstanceOf(WardenError);
+      const { expected, r } = await loadAndServe(bad, dir);
       expect(expected!.code, file).toBe('SPEC_INVALID');
-      const r = runCli(
-        [
-          'serve',
-          '--spec',
-          bad,
-          '--base-url',
-          'http://127.0.0.1:9',
-          '--audit-file',
-          join(dir, 'a.jsonl'),
-          '--port',
-          '0',
-        ],
-        {},
-      );
       expect(r.code, file).toBe(exitCode('SPEC_INVALID'));
       expect(r.stderr, file).toContain(formatError(expected!));
     }
