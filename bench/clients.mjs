@@ -22,18 +22,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { takeFlag, takeSwitch } from './lib/args.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
-const flag = (name) => {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
-const SEQUENTIAL = args.includes('--sequential');
-if (SEQUENTIAL) args.splice(args.indexOf('--sequential'), 1);
+const flag = (name) => takeFlag(args, name);
+const SEQUENTIAL = takeSwitch(args, '--sequential');
 const ONLY = flag('--only')?.split(',');
 const BASE = flag('--base');
 // Node options for the mcp-warden of this build only, not `--base` (e.g. '--trace-gc', or a V8 flag

@@ -24,15 +24,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+import { takeFlag } from './lib/args.mjs';
 
 const args = process.argv.slice(2);
-const flag = (name) => {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
+const flag = (name) => takeFlag(args, name);
 const BEFORE = flag('--before') ?? (existsSync('/tmp/base/dist/cli/main.js') ? '/tmp/base' : undefined);
 const ONLY = flag('--only')?.split(',');
 // Writes a V8 CPU profile of each mcp-warden process (summarise with bench/profile-summary.mjs).

@@ -17,15 +17,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { takeFlag } from './lib/args.mjs';
 
 const argv = process.argv.slice(2);
-const flag = (name) => {
-  const i = argv.indexOf(name);
-  if (i < 0) return undefined;
-  const v = argv[i + 1];
-  argv.splice(i, 2);
-  return v;
-};
+const flag = (name) => takeFlag(argv, name);
 
 if (argv[0] === '--child') {
   await child(argv[1], argv[2], argv[3]);

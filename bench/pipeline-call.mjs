@@ -17,15 +17,10 @@ import { Session } from 'node:inspector/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
+import { takeFlag } from './lib/args.mjs';
 
 const argv = process.argv.slice(2);
-const flag = (name) => {
-  const i = argv.indexOf(name);
-  if (i < 0) return undefined;
-  const v = argv[i + 1];
-  argv.splice(i, 2);
-  return v;
-};
+const flag = (name) => takeFlag(argv, name);
 const BASE = flag('--base');
 const PROFILE = flag('--profile');
 const READ = flag('--read');

@@ -21,21 +21,11 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
+import { takeFlag, takeSwitch } from './lib/args.mjs';
 
 const argv = process.argv.slice(2);
-const flag = (name) => {
-  const i = argv.indexOf(name);
-  if (i < 0) return undefined;
-  const v = argv[i + 1];
-  argv.splice(i, 2);
-  return v;
-};
-const bool = (name) => {
-  const i = argv.indexOf(name);
-  if (i < 0) return false;
-  argv.splice(i, 1);
-  return true;
-};
+const flag = (name) => takeFlag(argv, name);
+const bool = (name) => takeSwitch(argv, name);
 const only = flag('--only')?.split(',');
 const profDir = flag('--cpu-prof');
 const jsonOut = flag('--json');
