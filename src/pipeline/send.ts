@@ -111,7 +111,7 @@ export function createSend(options: SendOptions = {}) {
 /**
  * One upstream try as undici's dispatch handler: one object with every field declared up front. It
  * aborts once, on the total timer or when the client cancels (before the request is on a socket, the
- * reason is kept and applied when it gets there, as undici's own `request` does); it reads the body
+ * call is refused at once and the request dropped unsent when it gets one); it reads the body
  * up to the cap and drops the connection beyond it, the response then marked truncated.
  */
 class Exchange implements Dispatcher.DispatchHandler {
@@ -148,7 +148,15 @@ class Exchange implements Dispatcher.DispatchHandler {
   private stop(reason: Error): void {
     if (this.settled || this.reason) return;
     this.reason = reason;
-    this.controller?.abort(reason);
+    if (this.controller) {
+      this.controller.abort(reason);
+      return;
+    }
+    // Still waiting for a connection (a full pool): the call is refused now, not when one frees up;
+    // the request is dropped unsent when it reaches one (`onRequestStart`).
+    this.settled = true;
+    this.release();
+    this.reject(upstreamError(reason, this.timedOut, this.timeoutMs));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

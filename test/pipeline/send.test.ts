@@ -202,19 +202,32 @@ describe('send stage', () => {
     await send.close();
   });
 
-  it('cancels a call still waiting for a connection (the pool is full)', async () => {
+  it('refuses at once a call cancelled or timed out while waiting for a connection (the pool is full), never sending it', async () => {
     const { Agent } = await import('undici');
     const dispatcher = new Agent({ connections: 1 });
     const send = createSend({ dispatcher, timeoutMs: 5000 });
     const slow = ctxFor('/slow');
-    const busy = send(slow);
+    let busyDone = false;
+    const busy = send(slow).then(() => {
+      busyDone = true;
+    });
     const ac = new AbortController();
-    const queued = send(ctxFor('/echo?queued', {}, ac.signal));
+    const queued = send(ctxFor('/echo?queued-cancel', {}, ac.signal));
     setTimeout(() => ac.abort(), 50);
     await expect(queued).rejects.toMatchObject({ code: 'CANCELLED' });
-    // Refused once the connection is free (as undici's own request does), which the slow call keeps.
+    const impatient = createSend({ dispatcher, timeoutMs: 200 });
+    await expect(impatient(ctxFor('/echo?queued-timeout'))).rejects.toMatchObject({
+      code: 'UPSTREAM_TIMEOUT',
+    });
+    // Both refused while the slow call still held the only connection, which it keeps to its end.
+    expect(busyDone).toBe(false);
     await busy;
     expect(slow.response?.status).toBe(200);
+    // The connection is free again: the dropped requests were never sent, and the pool still serves.
+    const after = ctxFor('/echo?after');
+    await send(after);
+    expect(after.response?.status).toBe(200);
+    expect(up.requests.map((r) => r.url).filter((u) => u.startsWith('/echo?queued'))).toEqual([]);
     await dispatcher.close();
   });
 });
