@@ -53,8 +53,9 @@ const headers = {
   'mcp-name': 'searchProducts',
 };
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
-const callers = (url) =>
-  new Callers({
+/** Anonymous loopback callers, from this build's `Callers` or another build's. */
+const callersWith = (CallersClass) => (url) =>
+  new CallersClass({
     callers: undefined,
     environment: 'dev',
     resource: url,
@@ -62,6 +63,7 @@ const callers = (url) =>
     scopesInUse: () => [],
     warn: () => {},
   });
+const callers = callersWith(Callers);
 
 /** A bare SDK server with the one tool, listing the modern revision for modern requests (as mcp.ts does). */
 const bareFactory = (ctx) => {
@@ -127,16 +129,7 @@ async function baseEndpoint(dir) {
     inBandElicitation: false,
     pipeline: { call: async () => RESULT },
   });
-  const baseCallers = (url) =>
-    new BaseCallers({
-      callers: undefined,
-      environment: 'dev',
-      resource: url,
-      loopback: true,
-      scopesInUse: () => [],
-      warn: () => {},
-    });
-  return baseStart({ factory, logger: silent, callers: baseCallers, port: 0 });
+  return baseStart({ factory, logger: silent, callers: callersWith(BaseCallers), port: 0 });
 }
 
 const endpoint = (factory, fastLane) => startHttp({ factory, logger: silent, callers, port: 0, fastLane });
