@@ -10,6 +10,10 @@
 //   node bench/stdio-latency.mjs [calls=500] [rounds=8]        (after `npm run build`)
 //
 // STDIO_BENCH_BASE=<dir>: also the build in <dir> (e.g. /tmp/base, the commit before), same run.
+// STDIO_BENCH_SEPARATE=1: also this build with its audit file outside the policy file's directory
+// (`--audit-file` defaults to the state directory). In the default rows both sit in one directory;
+// a build whose policy watcher watches that directory (before control/policy-watch.ts) hears every
+// audit append: two more reads a call (bench/stdio-syscalls.mjs), ~2–4 µs CPU in isolation.
 // STDIO_BENCH_PROF=<dir>: the floor and mcp-warden processes run under `--cpu-prof` (profiles written there at
 // exit; summarise with `node bench/pipeline-call.mjs <calls> --read <file>`).
 // Writes bench/results/stdio-latency.json too.
@@ -17,7 +21,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { Pool } from 'undici';
@@ -85,10 +89,19 @@ async function main() {
   const up = `http://127.0.0.1:${upPort}/v1`;
   const env = { ...process.env, MCP_WARDEN_CRED_SHOPKEY: KEY };
   const warden = (at, audit) => [
-    ...(PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF, '--cpu-prof-name', `${audit}.cpuprofile`] : []),
+    ...(PROF
+      ? ['--cpu-prof', '--cpu-prof-dir', PROF, '--cpu-prof-name', `${basename(audit)}.cpuprofile`]
+      : []),
     `${at}/dist/cli/main.js`,
     ...['serve', '--stdio', '--spec', SPEC, '--base-url', up],
-    ...['--audit-file', join(dir, audit), '--policy', POLICY, '--log-level', 'warn'],
+    ...[
+      '--audit-file',
+      isAbsolute(audit) ? audit : join(dir, audit),
+      '--policy',
+      POLICY,
+      '--log-level',
+      'warn',
+    ],
   ];
   const modern = { pin: '2026-07-28' };
   const servers = {
@@ -102,6 +115,14 @@ async function main() {
     },
     'mcp-warden': { args: warden(root, 'this.jsonl'), era: modern },
     ...(BASE ? { 'mcp-warden (base)': { args: warden(BASE, 'base.jsonl'), era: modern } } : {}),
+    ...(process.env.STDIO_BENCH_SEPARATE
+      ? {
+          'mcp-warden (audit apart)': {
+            args: warden(root, join(mkdtempSync(join(tmpdir(), 'warden-stdio-audit-')), 'apart.jsonl')),
+            era: modern,
+          },
+        }
+      : {}),
     '@ivotoby/openapi-mcp-server': {
       args: [
         `${root}node_modules/@ivotoby/openapi-mcp-server/bin/mcp-server.js`,
