@@ -240,7 +240,16 @@ async function main() {
       // A CPU profile of the calls (start the bench with NODE_OPTIONS=--perf-basic-prof for JS names).
       const pr = spawn(
         'perf',
-        ['record', '-F', '1999', '-g', '-o', join(process.env.PERF_DIR, `${name}.data`), '-p', String(r.pid)],
+        [
+          'record',
+          // PERF_EVENT=<event>: sample that event instead (e.g. syscalls:sys_enter_futex: who wakes threads)
+          ...(process.env.PERF_EVENT ? ['-e', process.env.PERF_EVENT] : ['-F', '1999']),
+          '-g',
+          '-o',
+          join(process.env.PERF_DIR, `${name}.data`),
+          '-p',
+          String(r.pid),
+        ],
         { stdio: 'ignore' },
       );
       await new Promise((res) => setTimeout(res, 1000));
