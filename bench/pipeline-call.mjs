@@ -269,7 +269,7 @@ async function main() {
     await session.post('Profiler.setSamplingInterval', { interval: 100 });
     mkdirSync(PROFILE, { recursive: true });
   }
-  const results = Object.fromEntries(Object.keys(variants).map((k) => [k, { us: [], cpu: 0 }]));
+  const results = Object.fromEntries(Object.keys(variants).map((k) => [k, { us: [], cpu: 0, blocks: [] }]));
   for (let done = 0; done < CALLS; done += BLOCK)
     for (const [name, v] of Object.entries(variants)) {
       const r = results[name];
@@ -281,6 +281,7 @@ async function main() {
       }
       const c = process.cpuUsage(c0);
       r.cpu += c.user + c.system;
+      r.blocks.push((c.user + c.system) / BLOCK);
     }
   // Profiles: a profile per block, the variants' blocks alternating (as above, so load on the machine
   // hits each alike), summed per variant; the first block's profile of each is kept as a file.
@@ -316,6 +317,17 @@ async function main() {
     const cpu = r.cpu / CALLS;
     console.log(
       `| ${name} | ${cpu.toFixed(1)} | ${name.startsWith('direct') ? '—' : `+${(cpu - direct).toFixed(1)}`} | ${pct(s, 50).toFixed(1)} | ${pct(s, 99).toFixed(1)} |`,
+    );
+  }
+  // On a shared machine the sums above move with the load; the median of the paired differences
+  // (each block of this build against the base's block run just before it) moves far less.
+  if (BASE) {
+    const a = results['mcp-warden'].blocks;
+    const b = results['mcp-warden (base)'].blocks;
+    const med = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+    const diffs = a.map((x, i) => x - b[i]);
+    console.log(
+      `\nmedian CPU µs per call of a block: mcp-warden ${med(a).toFixed(1)}, base ${med(b).toFixed(1)}; median paired difference ${med(diffs) >= 0 ? '+' : ''}${med(diffs).toFixed(1)} µs (${diffs.filter((d) => d < 0).length} of ${diffs.length} blocks cheaper)`,
     );
   }
   for (const [name, p] of Object.entries(profiles)) {

@@ -254,17 +254,16 @@ class JsonlWriter implements JsonlAudit {
     ];
     const { mirror } = this.options;
     const next = chain(all, this.seq, this.head, mirror !== undefined);
-    const bytes = next.bytes;
+    let written: number;
     try {
-      let off = 0;
-      while (off < bytes.length) off += writeSync(this.fd, bytes, off);
+      written = writeAll(this.fd, next.text);
       if (this.fsyncMode === 'always') fdatasyncSync(this.fd);
     } catch (e) {
       this.rollback(start);
       throw e;
     }
     ({ seq: this.seq, head: this.head } = next);
-    this.size = start + bytes.length;
+    this.size = start + written;
     this.dirty = true;
     this.notice = undefined;
     if (mirror) for (const [line, record] of next.lines) mirror.push(line, record!);
@@ -383,10 +382,10 @@ class JsonlWriter implements JsonlAudit {
 }
 
 /**
- * The chained lines of `makers` after (seq, head), their bytes as written (each line and its
+ * The chained lines of `makers` after (seq, head), their text as written (each line and its
  * newline), and the chain's new end; each with the record as written (`seq` and `prev` added) when
- * `records` is set (the mirror takes them). Each line is encoded once: its hash is taken over the
- * very bytes written (the line's UTF-8, which is what hashing its text hashes).
+ * `records` is set (the mirror takes them). A line's hash is taken over its UTF-8, which is what is
+ * written (hashing a string hashes its UTF-8): no Buffer is made per line.
  */
 function chain(
   makers: Maker[],
@@ -395,22 +394,36 @@ function chain(
   records: boolean,
 ): {
   lines: Array<[string, Record<string, unknown> | undefined]>;
-  bytes: Buffer;
+  text: string;
   seq: number;
   head: string;
 } {
   const lines: Array<[string, Record<string, unknown> | undefined]> = [];
-  const parts: Buffer[] = [];
+  let text = '';
   for (const make of makers) {
     seq += 1;
     const made = make(seq, head) as Record<string, unknown>;
     const line = lineOf(made, seq, head);
     lines.push([line, records ? { ...made, seq, prev: head } : undefined]);
-    const written = Buffer.from(`${line}\n`);
-    parts.push(written);
-    head = sha256(written.subarray(0, written.length - 1));
+    text += `${line}\n`;
+    head = sha256(line);
   }
-  return { lines, bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts), seq, head };
+  return { lines, text, seq, head };
+}
+
+/**
+ * Appends all of `text` in UTF-8; its length in bytes. The string goes to the kernel as it is (node
+ * encodes it without a Buffer object per record); a short write (a size limit, a full disk: the next
+ * write then fails) goes on from the byte where it stopped.
+ */
+function writeAll(fd: number, text: string): number {
+  const total = Buffer.byteLength(text);
+  let off = writeSync(fd, text);
+  if (off < total) {
+    const bytes = Buffer.from(text);
+    while (off < total) off += writeSync(fd, bytes, off);
+  }
+  return total;
 }
 
 /**

@@ -71,8 +71,9 @@ class Window {
   /** Calls in the bucket of `now` and the nine before it. */
   total(now: number): number {
     this.roll(now);
+    const c = this.counts;
     let t = 0;
-    for (const c of this.counts) t += c;
+    for (let i = 0; i < 10; i++) t += c[i]!;
     return t;
   }
 
@@ -102,6 +103,8 @@ const BASELINE_WINDOWS = 12;
 class Volume {
   private readonly recent: Window;
   private readonly whole: number[] = [];
+  /** The largest of `whole`, kept as `whole` changes (once per window, not per call). */
+  private busiest: number | undefined;
   private index = 0;
   private count = 0;
 
@@ -125,15 +128,13 @@ class Volume {
       // Windows without a call count as 0; more than the baseline keeps cannot matter.
       for (let i = Math.min(index - this.index - 1, BASELINE_WINDOWS); i > 0; i--) this.whole.push(0);
       if (this.whole.length > BASELINE_WINDOWS) this.whole.splice(0, this.whole.length - BASELINE_WINDOWS);
+      this.busiest = Math.max(...this.whole);
       this.index = index;
       this.count = 0;
     }
     this.count++;
     this.recent.add(now);
-    return {
-      recent: this.recent.total(now),
-      baseline: this.whole.length ? Math.max(...this.whole) : undefined,
-    };
+    return { recent: this.recent.total(now), baseline: this.busiest };
   }
 }
 

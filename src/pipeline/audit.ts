@@ -7,6 +7,9 @@ import { shownPaths } from '../protect/injection.js';
 import type { RedactionCounts, Redactor } from '../protect/redactor.js';
 import type { CallContext } from './context.js';
 
+/** The process's time origin never changes: read once (the getter calls into node per read). */
+const TIME_ORIGIN = performance.timeOrigin;
+
 export interface AuditOptions {
   sink: AuditSink;
   redactor: Redactor;
@@ -28,7 +31,7 @@ export function createAudit(options: AuditOptions) {
     // order the record has always had.
     const record = {
       kind: 'call',
-      time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
+      time: new Date(TIME_ORIGIN + ctx.startedAt).toISOString(),
       id: ctx.id,
       // Redacted whole, then cut (as every excerpt): a secret the cut runs through is not half-kept.
       tool: ctx.tool?.name ?? redactor.excerpt(String(ctx.input.name), 200),

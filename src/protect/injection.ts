@@ -925,8 +925,11 @@ function run(s: Signal, text: string, wins: number[], work: ScreenWork): Array<[
 
 /** Base64, hex and percent-encoded runs decoded to text and screened again (one weak signal is enough). */
 function decoded(text: string, work: ScreenWork, depth: number, extra: string[]): number {
+  // Hex digits are base64 characters too: without a run of 24 base64 characters, neither is there.
+  const runs = hasRun24(text);
   for (const [name, shared, decode, present] of DECODINGS) {
     // Most texts hold no run at all: one test, before a regex is made for the walk below.
+    if (name !== 'encoded-percent' && !runs) continue;
     if (!present.test(text)) continue;
     // A fresh regex: the decoded text is screened (and decoded) again while this one iterates.
     const re = new RegExp(shared.source, 'g');
@@ -954,6 +957,22 @@ const DECODINGS: ReadonlyArray<readonly [string, RegExp, (s: string) => string |
   ['encoded-hex', HEX_RUN, fromHex, /[0-9A-Fa-f]{24}/],
   ['encoded-percent', PERCENT_RUN, fromPercent, /%[0-9A-Fa-f]{2}/],
 ];
+
+const BASE64_CHAR = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-')
+  BASE64_CHAR[c.charCodeAt(0)] = 1;
+
+/** `/[A-Za-z0-9+/_-]{24}/.test(text)`, in one pass that stops at the first such run. */
+export function hasRun24(text: string): boolean {
+  let run = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 128 && BASE64_CHAR[c] === 1) {
+      if (++run >= 24) return true;
+    } else run = 0;
+  }
+  return false;
+}
 
 /** Any one signal in a decoded text: nobody base64-encodes "you must send…" for a benign reason. */
 function weakFinding(text: string, work: ScreenWork): TextFinding | undefined {

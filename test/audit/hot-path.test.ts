@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -5,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { readAnchor } from '../../src/audit/anchor.js';
 import { lineOf, listRotated, openJsonlAudit, sha256 } from '../../src/audit/jsonl.js';
 import { verifyAudit } from '../../src/audit/verify.js';
-import type { AnyRecord } from '../../src/model/audit.js';
+import type { AnyRecord, AuditRecord } from '../../src/model/audit.js';
 import { tempTree } from '../support/paths.js';
 import { waitFor } from '../support/wait.js';
 
@@ -48,6 +49,40 @@ describe('a chained line', () => {
     ];
     for (const made of cases)
       expect(lineOf(made, 7, 'h')).toBe(JSON.stringify({ ...made, seq: 7, prev: 'h' }));
+  });
+});
+
+describe('a line written as its text', () => {
+  it('lands as its UTF-8, chained over those bytes, and counts bytes (not characters) toward rotation', async () => {
+    const file = join(tempTree({}), 'audit.jsonl');
+    // 300 two-byte characters a line (and a few wider ones): two lines hold ~600 more bytes than
+    // characters. Counted in characters, the third record would still fit before the limit;
+    // counted in bytes, it starts a new file.
+    const note = `${'é'.repeat(300)} € 😀 \u2028 \ud800`;
+    const wide = (i: number): AuditRecord => ({ ...(call(i) as AuditRecord), args: { note, i } });
+    const chars = lineOf(wide(0) as unknown as Record<string, unknown>, 1, 'f'.repeat(64)).length + 1;
+    const sink = openJsonlAudit(file, { signingKey: KEY, rotateBytes: 2 * chars + 300 });
+    for (let i = 0; i < 3; i++) sink.write(wide(i));
+    await sink.close();
+    expect(listRotated(file)).toHaveLength(1);
+    const files = [...listRotated(file), file];
+    const raw = Buffer.concat(files.map((f) => readFileSync(f)));
+    const lines: Buffer[] = [];
+    for (let at = 0; at < raw.length; ) {
+      const nl = raw.indexOf(0x0a, at);
+      lines.push(raw.subarray(at, nl));
+      at = nl + 1;
+    }
+    // Each line's `prev` is the SHA-256 of the bytes of the line before it, as they are on disk.
+    for (let i = 1; i < lines.length; i++)
+      expect(JSON.parse(lines[i]!.toString('utf8')).prev).toBe(
+        createHash('sha256')
+          .update(lines[i - 1]!)
+          .digest('hex'),
+      );
+    const notes = lines.map((l) => JSON.parse(l.toString('utf8'))).filter((r) => r.kind === 'call');
+    expect(notes.map((r) => r.args)).toEqual([0, 1, 2].map((i) => ({ note, i })));
+    expect(await verifyAudit(files, KEY)).toMatchObject({ ok: true });
   });
 });
 

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { checkSync } from 'recheck';
 import { describe, expect, it } from 'vitest';
 import {
@@ -103,6 +104,58 @@ describe('detection by value', () => {
   it('returns the very same string when nothing is found (no copy on the hot path)', () => {
     const s = 'nothing to see here, just words and 42';
     expect(redact(s).text).toBe(s);
+  });
+});
+
+describe('the quick character test of short strings', () => {
+  // Strings up to 512 characters are summed up by character before their hints are searched; longer
+  // ones (or a batch joined by NUL) are searched hint by hint. Both must find exactly the same.
+  const pieces = [
+    ...new Set(DETECT_RULES.flatMap((r) => [...(r.hints ?? []), ...(r.also ?? [])])),
+    ...Object.values(PLANTED),
+    'aws_secret_access_key = ',
+    'password: ',
+    'api_key=',
+    'Bearer ',
+    'https://user:',
+    '@example.org',
+    '-----BEGIN RSA PRIVATE KEY-----',
+    'é',
+    '😀',
+    // Digit rules are gated on digits being there at all: every digit counts, 0 and 9 too.
+    '(000) 000-0000',
+    '(999) 999-9999',
+  ];
+  const piece = fc.oneof(
+    fc.constantFrom(...pieces),
+    fc.string({ maxLength: 8 }),
+    fc.constantFrom(' ', '\n', '"'),
+  );
+  const short = fc.array(piece, { maxLength: 24 }).map((xs) => xs.join('').replace(/\0/g, '').slice(0, 512));
+  const pad = ' '.repeat(600);
+
+  it('finds in a short string what it finds in it as part of a long batch', () => {
+    fc.assert(
+      fc.property(short, (s) => {
+        const alone: RedactionCounts = {};
+        const batched: RedactionCounts = {};
+        const out = d.redact(s, alone);
+        expect(d.redactAll([s, pad], batched)[0]).toBe(out);
+        expect(alone).toEqual(batched);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('finds every planted value in a short string, and phone numbers of one repeated digit', () => {
+    for (const [kind, value] of Object.entries(PLANTED)) {
+      const text = kind === 'aws-secret-key' ? `aws_secret_access_key = ${value}` : `x ${value} y`;
+      expect(redact(text).counts[kind], kind).toBe(1);
+    }
+    for (let n = 0; n <= 9; n++) {
+      const d3 = String(n).repeat(3);
+      expect(redact(`call (${d3}) ${d3}-${String(n).repeat(4)}`).counts.phone, `digit ${n}`).toBe(1);
+    }
   });
 });
 
