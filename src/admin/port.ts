@@ -63,6 +63,8 @@ export async function startAdminPort(o: {
   }));
   o.addSecrets([token, ...operators.map((op) => op.token)]);
   distinctTokens([{ id: SHARED_ADMIN, token }, ...operators]);
+  // /metrics can be scraped from now on: runtime metrics from the start of serving, not the first scrape.
+  o.observers.metrics.startRuntimeMetrics();
   const admin = await startAdmin({
     controller: o.controller,
     metrics: o.observers.metrics,

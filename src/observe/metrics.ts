@@ -124,7 +124,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(private readonly knownTools: () => ReadonlySet<string>) {
+  constructor(private readonly knownTools: () => ReadonlySet<string>) {}
+
+  private runtimeStarted = false;
+  /**
+   * Starts the process and runtime metrics (`mcp_warden_process_*`, `mcp_warden_nodejs_*`) once
+   * something can read them: the admin port calls this when it opens, and `text()` before its first
+   * answer. Not at construction, because their event-loop-delay monitor wakes the process 100 times
+   * a second, and a stdio gateway with no admin port would pay that while idle for nobody.
+   */
+  startRuntimeMetrics(): void {
+    if (this.runtimeStarted) return;
+    this.runtimeStarted = true;
     collectDefaultMetrics({ register: this.registry, prefix: 'mcp_warden_' });
   }
 
@@ -178,6 +189,7 @@ export class Metrics {
   }
 
   text(): Promise<string> {
+    this.startRuntimeMetrics();
     return this.registry.metrics();
   }
 

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/errors/index.js';
 import { Metrics } from '../../src/observe/metrics.js';
+import { startShopGateway } from '../support/gateway.js';
 import { catalogOf, jsonOk, minimalSpec } from '../support/helpers.js';
 import { contextFor } from '../support/pipeline.js';
+import { ADMIN_LINES, shopPolicy } from '../support/shop.js';
 
 describe('metrics labels in an API set', () => {
   it('label a known tool with its API from the catalogue, and nothing the caller sends', async () => {
@@ -103,5 +105,39 @@ describe('metrics labels in an API set', () => {
     // A read of the one metric (as a dashboard might) sees the same counts.
     const calls = await metrics.registry.getSingleMetric('mcp_warden_tool_calls_total')!.get();
     expect(calls.values.reduce((n, v) => n + v.value, 0)).toBe(4);
+  });
+});
+
+describe('runtime metrics', () => {
+  const RUNTIME = 'mcp_warden_nodejs_eventloop_lag_seconds';
+
+  it('start when the metrics are first read, not when they are built (no idle wake-ups for nobody)', async () => {
+    const metrics = new Metrics(() => new Set());
+    expect(metrics.registry.getSingleMetric(RUNTIME)).toBeUndefined();
+    expect(await metrics.registry.metrics()).not.toContain('mcp_warden_process_cpu');
+    const text = await metrics.text();
+    expect(text).toContain('mcp_warden_process_cpu_user_seconds_total');
+    expect(metrics.registry.getSingleMetric(RUNTIME)).toBeDefined();
+    // Started once: a second read neither throws (a second registration would) nor duplicates them.
+    const again = await metrics.text();
+    expect(again.match(/^# TYPE mcp_warden_process_cpu_user_seconds_total /gm)).toHaveLength(1);
+  });
+});
+
+describe('runtime metrics of a gateway', () => {
+  it('run from the start when the admin port is open, and not at all without one', async () => {
+    const withAdmin = await startShopGateway({ policy: shopPolicy(ADMIN_LINES), admin: true });
+    const without = await startShopGateway({ policy: shopPolicy() });
+    try {
+      expect(
+        withAdmin.gw.metrics.registry.getSingleMetric('mcp_warden_nodejs_eventloop_lag_seconds'),
+      ).toBeDefined();
+      expect(
+        without.gw.metrics.registry.getSingleMetric('mcp_warden_nodejs_eventloop_lag_seconds'),
+      ).toBeUndefined();
+    } finally {
+      await withAdmin.close();
+      await without.close();
+    }
   });
 });
