@@ -30,11 +30,7 @@ function setOwn(o: object, k: string, v: unknown): void {
   Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
-/** Keywords that describe without constraining, kept on every node kept (cheap and useful). */
-const KEEP = new Set(['type', 'format', 'const', 'nullable']);
 const MAX_ENUM = 20;
-/** What a node lists of its children: dropped when the budget cannot cover them. */
-const OUTLINE = ['properties', 'required', 'items', 'additionalProperties', 'anyOf', 'oneOf', 'allOf'];
 
 const COMPOSITIONS = ['anyOf', 'oneOf', 'allOf'] as const;
 
@@ -85,77 +81,86 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
   // schema are over budget, and each property used to cost a closure).
   for (let head = 0; head < queue.length; head++) {
     const { from, into, depth } = queue[head]!;
-    for (const k of KEEP) if (from[k] !== undefined) into[k] = from[k];
-    if (Array.isArray(from.enum) && from.enum.length <= MAX_ENUM) into.enum = from.enum;
-    if (depth <= describeDepth && typeof from.description === 'string') {
-      const d = from.description;
-      into.description = d.length > descriptionMax ? `${d.slice(0, descriptionMax - 1).trimEnd()}…` : d;
-    }
     // Children, in this order: properties, items, additionalProperties, then each branch of anyOf,
     // oneOf, allOf. They are dereferenced only when they are kept (or a composition's are checked):
     // a `$ref` costs a definition's conversion when the defs come from `o.defs`.
     const props = from.properties as Record<string, unknown> | undefined;
     const propKeys = props && typeof props === 'object' ? Object.keys(props) : undefined;
+    const hasItems = from.items !== undefined && typeof from.items === 'object';
+    const hasMore = from.additionalProperties !== undefined && typeof from.additionalProperties === 'object';
+    let count = (propKeys?.length ?? 0) + (hasItems ? 1 : 0) + (hasMore ? 1 : 0);
+    const lists: Array<{ key: (typeof COMPOSITIONS)[number]; list: unknown[] }> = [];
+    for (const key of COMPOSITIONS) {
+      const list = from[key];
+      if (!Array.isArray(list)) continue;
+      lists.push({ key, list });
+      count += list.length;
+    }
+    // Out of budget, a node keeps its own keywords and loses its outline; a composition keeps only its
+    // type and description (its other keywords say little without its branches). Decided before
+    // anything is written: deleting keys afterwards left most published nodes in dictionary mode.
+    const over = budget.left < count;
+    const bare =
+      over &&
+      Boolean(from.anyOf || from.oneOf || from.allOf) &&
+      everyChildResolves(from, propKeys, hasItems, hasMore, lists, deref);
+    // What describes without constraining (type, format, const, nullable, a short enum) is kept.
+    if (from.type !== undefined) into.type = from.type;
+    if (!bare) {
+      if (from.format !== undefined) into.format = from.format;
+      if (from.const !== undefined) into.const = from.const;
+      if (from.nullable !== undefined) into.nullable = from.nullable;
+      if (Array.isArray(from.enum) && from.enum.length <= MAX_ENUM) into.enum = from.enum;
+    }
+    if (depth <= describeDepth && typeof from.description === 'string') {
+      const d = from.description;
+      into.description = d.length > descriptionMax ? `${d.slice(0, descriptionMax - 1).trimEnd()}…` : d;
+    }
+    if (over) continue;
     let outProps: Record<string, S> | undefined;
     if (propKeys) {
       outProps = {};
       into.properties = outProps;
       if (Array.isArray(from.required)) into.required = from.required;
     }
-    const hasItems = from.items !== undefined && typeof from.items === 'object';
-    const hasMore = from.additionalProperties !== undefined && typeof from.additionalProperties === 'object';
-    let count = (propKeys?.length ?? 0) + (hasItems ? 1 : 0) + (hasMore ? 1 : 0);
-    const lists: Array<{ list: unknown[]; out: S[] }> = [];
-    for (const key of COMPOSITIONS) {
-      const list = from[key];
-      if (!Array.isArray(list)) continue;
+    const outLists: S[][] = [];
+    for (const { key } of lists) {
       const out: S[] = [];
       into[key] = out;
-      lists.push({ list, out });
-      count += list.length;
+      outLists.push(out);
     }
     if (count === 0) continue;
-    if (budget.left >= count) {
-      budget.left -= count;
-      const keep = (raw: unknown, next: S): void => {
-        const s = deref(raw);
-        if (s) queue.push({ from: s, into: next, depth: depth + 1 });
-      };
-      if (propKeys) {
-        for (const k of propKeys) {
-          const next: S = {};
-          if (k === '__proto__') setOwn(outProps!, k, next);
-          else outProps![k] = next;
-          keep(props![k], next);
-        }
-      }
-      if (hasItems) {
+    budget.left -= count;
+    const keep = (raw: unknown, next: S): void => {
+      const s = deref(raw);
+      if (s) queue.push({ from: s, into: next, depth: depth + 1 });
+    };
+    if (propKeys) {
+      for (const k of propKeys) {
         const next: S = {};
-        into.items = next;
-        keep(from.items, next);
+        if (k === '__proto__') setOwn(outProps!, k, next);
+        else outProps![k] = next;
+        keep(props![k], next);
       }
-      if (hasMore) {
-        const next: S = {};
-        into.additionalProperties = next;
-        keep(from.additionalProperties, next);
-      }
-      for (const { list, out } of lists) {
-        for (let i = 0; i < list.length; i++) {
-          const next: S = {};
-          out[i] = next;
-          keep(list[i], next);
-        }
-      }
-    } else {
-      // Out of budget: this node keeps its own keywords and loses its outline; a composition keeps
-      // only its type and description (its other keywords say little without its branches).
-      for (const key of OUTLINE) delete into[key];
-      if (
-        (from.anyOf || from.oneOf || from.allOf) &&
-        everyChildResolves(from, propKeys, hasItems, hasMore, lists, deref)
-      )
-        for (const k of Object.keys(into)) if (k !== 'description' && k !== 'type') delete into[k];
     }
+    if (hasItems) {
+      const next: S = {};
+      into.items = next;
+      keep(from.items, next);
+    }
+    if (hasMore) {
+      const next: S = {};
+      into.additionalProperties = next;
+      keep(from.additionalProperties, next);
+    }
+    lists.forEach(({ list }, j) => {
+      const out = outLists[j]!;
+      for (let i = 0; i < list.length; i++) {
+        const next: S = {};
+        out[i] = next;
+        keep(list[i], next);
+      }
+    });
   }
   return root as JsonSchemaObject;
 }
