@@ -233,5 +233,14 @@ const ARRAY_ONLY = new Set(['uniqueItems', 'minItems', 'maxItems']);
 
 /** A published argument description: its opening sentences within the budget. */
 function shortened(d: string): string {
-  return d.length <= MAX_PUBLISHED_ARG_DESCRIPTION ? d : cutAtBoundary(d, MAX_PUBLISHED_ARG_DESCRIPTION);
+  if (d.length <= MAX_PUBLISHED_ARG_DESCRIPTION) return d;
+  // Once per text: specs repeat their parameter descriptions on every operation.
+  let cut = cuts.get(d);
+  if (cut === undefined) {
+    cut = cutAtBoundary(d, MAX_PUBLISHED_ARG_DESCRIPTION);
+    if (cuts.size > 20_000) cuts.clear();
+    cuts.set(d, cut);
+  }
+  return cut;
 }
+const cuts = new Map<string, string>();

@@ -6,8 +6,7 @@ import {
   type RiskClass,
   type RiskFinding,
 } from '../model/catalog.js';
-import { words } from '../openapi/text.js';
-import { DATA_RULES, type FieldSearch } from './data-classes.js';
+import { cachedWords, DATA_RULES, type FieldSearch } from './data-classes.js';
 import { type ReadLike, readLikeOf } from './read-like.js';
 
 /** What the risk rules look at, extracted once per operation by the catalogue. */
@@ -469,7 +468,7 @@ export function classifyRisk(f: OperationFacts, rules: readonly RiskRule[] = RIS
     segmentWords: f.path
       .split('/')
       .filter((s) => s && !/^\{.*\}$/.test(s))
-      .map((s) => words(s)),
+      .map((s) => cachedWords(s)),
     opWords: f.opWords,
     ...(f.operationId !== undefined ? { operationId: f.operationId } : {}),
   });
