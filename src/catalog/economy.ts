@@ -192,7 +192,8 @@ export function economizeInput(schema: JsonSchemaObject): JsonSchemaObject {
     if (!v || typeof v !== 'object') return v;
     const o = v as S;
     let out: S | undefined;
-    for (const [k, x] of Object.entries(o)) {
+    for (const k of Object.keys(o)) {
+      const x = o[k];
       if (k === 'enum' && Array.isArray(x) && x.length > MAX_PUBLISHED_ENUM) {
         out ??= { ...o };
         delete out.enum;

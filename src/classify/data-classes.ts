@@ -727,7 +727,9 @@ function summarize(
       walk(s.additionalProperties, `${rel}.*`, parentWords, depth + 1);
     }
     if (s.properties) {
-      for (const [name, sub] of Object.entries(s.properties)) {
+      const props = s.properties;
+      for (const name of Object.keys(props)) {
+        const sub = props[name]!;
         const childRel = rel + propertyStep(name);
         // A path the cut leaves out is neither classified nor entered (`walk` would return at once).
         if (keep && !keep(childRel)) continue;
