@@ -2,6 +2,7 @@ import { WardenError } from '../errors/index.js';
 import type { ServerInfo } from '../model/catalog.js';
 import { type DefsLookup, type JsonSchema, resolveLocal } from '../model/json-schema.js';
 import { getByPointer } from '../openapi/parse.js';
+import { cleanDescription } from '../openapi/text.js';
 
 /*
  * Small readers shared by the catalogue's builders: over the bundled OpenAPI document (objects,
@@ -80,4 +81,25 @@ export function topProperties(s: JsonSchema, defs: DefsLookup, depth = 0): Recor
   if (Array.isArray(r.allOf))
     for (const x of r.allOf as JsonSchema[]) out = { ...topProperties(x, defs, depth + 1), ...out };
   return out;
+}
+
+const cleaned = new Map<number, Map<string, string>>();
+/**
+ * `cleanDescription(text, max)`, each text cleaned once per cap: specs repeat their parameter
+ * descriptions on every operation (Kubernetes' 300-character `fieldSelector`… on each of 1,123), and
+ * the cleaning is a dozen regular-expression passes.
+ */
+export function cleanDescriptionOnce(text: string, max: number): string {
+  let byText = cleaned.get(max);
+  if (!byText) {
+    byText = new Map();
+    cleaned.set(max, byText);
+  }
+  let d = byText.get(text);
+  if (d === undefined) {
+    d = cleanDescription(text, max);
+    if (byText.size > 20_000) byText.clear();
+    byText.set(text, d);
+  }
+  return d;
 }

@@ -30,11 +30,28 @@ function setOwn(o: object, k: string, v: unknown): void {
   Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
-/** Keywords that describe without constraining, kept on every node kept (cheap and useful). */
-const KEEP = new Set(['type', 'format', 'const', 'nullable']);
 const MAX_ENUM = 20;
-/** What a node lists of its children: dropped when the budget cannot cover them. */
-const OUTLINE = ['properties', 'required', 'items', 'additionalProperties', 'anyOf', 'oneOf', 'allOf'];
+
+const COMPOSITIONS = ['anyOf', 'oneOf', 'allOf'] as const;
+
+/** Whether every child of a node over budget dereferences to a schema (in the order they are listed). */
+function everyChildResolves(
+  from: S,
+  propKeys: string[] | undefined,
+  hasItems: boolean,
+  hasMore: boolean,
+  lists: ReadonlyArray<{ list: unknown[] }>,
+  deref: (s: unknown) => S | undefined,
+): boolean {
+  if (propKeys) {
+    const props = from.properties as Record<string, unknown>;
+    for (const k of propKeys) if (deref(props[k]) === undefined) return false;
+  }
+  if (hasItems && deref(from.items) === undefined) return false;
+  if (hasMore && deref(from.additionalProperties) === undefined) return false;
+  for (const { list } of lists) for (const x of list) if (deref(x) === undefined) return false;
+  return true;
+}
 
 export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}): JsonSchemaObject {
   const budget = { left: o.budget ?? 80 };
@@ -60,53 +77,90 @@ export function economizeOutput(schema: JsonSchemaObject, o: EconomyOptions = {}
   const rootSchema = deref(schema);
   if (!rootSchema) return {};
   queue.push({ from: rootSchema, into: root, depth: 0 });
-  while (queue.length > 0) {
-    const { from, into, depth } = queue.shift()!;
-    for (const k of KEEP) if (from[k] !== undefined) into[k] = from[k];
-    if (Array.isArray(from.enum) && from.enum.length <= MAX_ENUM) into.enum = from.enum;
+  // An index, not `shift()`; children are counted before any is made (most nodes of a large
+  // schema are over budget, and each property used to cost a closure).
+  for (let head = 0; head < queue.length; head++) {
+    const { from, into, depth } = queue[head]!;
+    // Children, in this order: properties, items, additionalProperties, then each branch of anyOf,
+    // oneOf, allOf. They are dereferenced only when they are kept (or a composition's are checked):
+    // a `$ref` costs a definition's conversion when the defs come from `o.defs`.
+    const props = from.properties as Record<string, unknown> | undefined;
+    const propKeys = props && typeof props === 'object' ? Object.keys(props) : undefined;
+    const hasItems = from.items !== undefined && typeof from.items === 'object';
+    const hasMore = from.additionalProperties !== undefined && typeof from.additionalProperties === 'object';
+    let count = (propKeys?.length ?? 0) + (hasItems ? 1 : 0) + (hasMore ? 1 : 0);
+    const lists: Array<{ key: (typeof COMPOSITIONS)[number]; list: unknown[] }> = [];
+    for (const key of COMPOSITIONS) {
+      const list = from[key];
+      if (!Array.isArray(list)) continue;
+      lists.push({ key, list });
+      count += list.length;
+    }
+    // Out of budget, a node keeps its own keywords and loses its outline; a composition keeps only its
+    // type and description (its other keywords say little without its branches). Decided before
+    // anything is written: deleting keys afterwards left most published nodes in dictionary mode.
+    const over = budget.left < count;
+    const bare =
+      over &&
+      Boolean(from.anyOf || from.oneOf || from.allOf) &&
+      everyChildResolves(from, propKeys, hasItems, hasMore, lists, deref);
+    // What describes without constraining (type, format, const, nullable, a short enum) is kept.
+    if (from.type !== undefined) into.type = from.type;
+    if (!bare) {
+      if (from.format !== undefined) into.format = from.format;
+      if (from.const !== undefined) into.const = from.const;
+      if (from.nullable !== undefined) into.nullable = from.nullable;
+      if (Array.isArray(from.enum) && from.enum.length <= MAX_ENUM) into.enum = from.enum;
+    }
     if (depth <= describeDepth && typeof from.description === 'string') {
       const d = from.description;
       into.description = d.length > descriptionMax ? `${d.slice(0, descriptionMax - 1).trimEnd()}…` : d;
     }
-    // Children are dereferenced only when they are kept (or a composition's are checked): a `$ref`
-    // costs a definition's conversion when the defs come from `o.defs`.
-    const children: Array<{ raw: unknown; put: (v: S) => void }> = [];
-    const props = from.properties as Record<string, unknown> | undefined;
-    if (props && typeof props === 'object') {
-      const out: Record<string, S> = {};
-      into.properties = out;
-      for (const [k, v] of Object.entries(props)) children.push({ raw: v, put: (x) => setOwn(out, k, x) });
+    if (over) continue;
+    let outProps: Record<string, S> | undefined;
+    if (propKeys) {
+      outProps = {};
+      into.properties = outProps;
       if (Array.isArray(from.required)) into.required = from.required;
     }
-    if (from.items !== undefined && typeof from.items === 'object')
-      children.push({ raw: from.items, put: (x) => (into.items = x) });
-    if (from.additionalProperties !== undefined && typeof from.additionalProperties === 'object')
-      children.push({ raw: from.additionalProperties, put: (x) => (into.additionalProperties = x) });
-    for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
-      const list = from[key];
-      if (!Array.isArray(list)) continue;
+    const outLists: S[][] = [];
+    for (const { key } of lists) {
       const out: S[] = [];
       into[key] = out;
-      list.forEach((v, i) => {
-        children.push({ raw: v, put: (x) => (out[i] = x) });
-      });
+      outLists.push(out);
     }
-    if (children.length === 0) continue;
-    if (budget.left >= children.length) {
-      budget.left -= children.length;
-      for (const c of children) {
+    if (count === 0) continue;
+    budget.left -= count;
+    const keep = (raw: unknown, next: S): void => {
+      const s = deref(raw);
+      if (s) queue.push({ from: s, into: next, depth: depth + 1 });
+    };
+    if (propKeys) {
+      for (const k of propKeys) {
         const next: S = {};
-        c.put(next);
-        const s = deref(c.raw);
-        if (s) queue.push({ from: s, into: next, depth: depth + 1 });
+        if (k === '__proto__') setOwn(outProps!, k, next);
+        else outProps![k] = next;
+        keep(props![k], next);
       }
-    } else {
-      // Out of budget: this node keeps its own keywords and loses its outline; a composition keeps
-      // only its type and description (its other keywords say little without its branches).
-      for (const key of OUTLINE) delete into[key];
-      if ((from.anyOf || from.oneOf || from.allOf) && children.every((c) => deref(c.raw) !== undefined))
-        for (const k of Object.keys(into)) if (k !== 'description' && k !== 'type') delete into[k];
     }
+    if (hasItems) {
+      const next: S = {};
+      into.items = next;
+      keep(from.items, next);
+    }
+    if (hasMore) {
+      const next: S = {};
+      into.additionalProperties = next;
+      keep(from.additionalProperties, next);
+    }
+    lists.forEach(({ list }, j) => {
+      const out = outLists[j]!;
+      for (let i = 0; i < list.length; i++) {
+        const next: S = {};
+        out[i] = next;
+        keep(list[i], next);
+      }
+    });
   }
   return root as JsonSchemaObject;
 }
@@ -138,7 +192,8 @@ export function economizeInput(schema: JsonSchemaObject): JsonSchemaObject {
     if (!v || typeof v !== 'object') return v;
     const o = v as S;
     let out: S | undefined;
-    for (const [k, x] of Object.entries(o)) {
+    for (const k of Object.keys(o)) {
+      const x = o[k];
       if (k === 'enum' && Array.isArray(x) && x.length > MAX_PUBLISHED_ENUM) {
         out ??= { ...o };
         delete out.enum;
@@ -179,5 +234,14 @@ const ARRAY_ONLY = new Set(['uniqueItems', 'minItems', 'maxItems']);
 
 /** A published argument description: its opening sentences within the budget. */
 function shortened(d: string): string {
-  return d.length <= MAX_PUBLISHED_ARG_DESCRIPTION ? d : cutAtBoundary(d, MAX_PUBLISHED_ARG_DESCRIPTION);
+  if (d.length <= MAX_PUBLISHED_ARG_DESCRIPTION) return d;
+  // Once per text: specs repeat their parameter descriptions on every operation.
+  let cut = cuts.get(d);
+  if (cut === undefined) {
+    cut = cutAtBoundary(d, MAX_PUBLISHED_ARG_DESCRIPTION);
+    if (cuts.size > 20_000) cuts.clear();
+    cuts.set(d, cut);
+  }
+  return cut;
 }
+const cuts = new Map<string, string>();

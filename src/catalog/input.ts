@@ -3,9 +3,8 @@ import type { OperationFacts } from '../classify/risk.js';
 import type { ArgBinding, StrippedParam, ToolAuth } from '../model/catalog.js';
 import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import { escapePointerToken } from '../openapi/parse.js';
-import { cleanDescription } from '../openapi/text.js';
 import type { Operation, ToolContext } from './context.js';
-import { asObject, follow, isJsonType, pickRequestType, topProperties } from './doc.js';
+import { asObject, cleanDescriptionOnce, follow, isJsonType, pickRequestType, topProperties } from './doc.js';
 import { mergeParameters, partitionParameters, type RawParam, stripCredentialProps } from './parameters.js';
 
 /** The input side of a tool: its arguments, where each goes on the wire, and what was kept back. */
@@ -129,7 +128,7 @@ function defaultBodySchema(ct: string): JsonSchemaObject {
 }
 
 function withAnnotations(schema: JsonSchema, description: string, deprecated: boolean): JsonSchema {
-  const d = cleanDescription(description, 300);
+  const d = cleanDescriptionOnce(description, 300);
   if (!d && !deprecated) return schema;
   const base: JsonSchemaObject = typeof schema === 'object' ? { ...schema } : schema ? {} : { not: {} };
   if (d && !base.description) base.description = d;

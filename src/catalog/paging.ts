@@ -67,7 +67,7 @@ export function detectPaging(
   let hasPagination = false;
   for (const b of bindings) {
     if (b.in !== 'query') continue;
-    const key = words(b.name).join('_');
+    const key = wordKey(b.name);
     const s = resolveLocal(properties[b.arg]!, defs);
     if (PAGE_SIZE.has(key) && isNumeric(s)) {
       const max = typeof s === 'object' ? (s.maximum ?? s.exclusiveMaximum) : undefined;
@@ -75,6 +75,18 @@ export function detectPaging(
     } else if (PAGINATION.has(key)) hasPagination = true;
   }
   return { pageSize, hasPagination };
+}
+
+const wordKeys = new Map<string, string>();
+/** A parameter name's words joined by `_`, once per name (the same query parameters recur on every operation). */
+function wordKey(name: string): string {
+  let key = wordKeys.get(name);
+  if (key === undefined) {
+    key = words(name).join('_');
+    if (wordKeys.size > 20_000) wordKeys.clear();
+    wordKeys.set(name, key);
+  }
+  return key;
 }
 
 /** A GET that returns a collection, by its response's shape or by its operationId's first words. */

@@ -245,7 +245,9 @@ export class SchemaConverter {
     }
 
     const ctx = (k: string) => `${where}/${k}`;
-    for (const [k, v] of Object.entries(s)) {
+    // Keys, not entries: no pair array per key (this loop runs once per schema node of the spec).
+    for (const k of Object.keys(s)) {
+      const v = s[k];
       if (PASS.has(k)) {
         if (k === 'format' && typeof v === 'string') this.formats.add(v);
         out[k] = v;
@@ -273,7 +275,9 @@ export class SchemaConverter {
         else out.pattern = v;
       } else if (k === 'properties' && v && typeof v === 'object') {
         const props: Record<string, JsonSchema> = {};
-        for (const [name, sub] of Object.entries(v as Record<string, unknown>)) {
+        const m = v as Record<string, unknown>;
+        for (const name of Object.keys(m)) {
+          const sub = m[name];
           if (this.skipProperty(sub, mode)) continue;
           props[name] = this.node(sub, mode, deps, `${ctx(k)}/${name}`, depth + 1);
         }

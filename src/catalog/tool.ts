@@ -1,9 +1,10 @@
 import { operationAuth } from '../classify/auth.js';
+import { cachedWords } from '../classify/data-classes.js';
 import { secureDefaultExposure } from '../classify/exposure.js';
 import { classifyRisk, isTopSecret, type RiskResult, TOP_SECRETS } from '../classify/risk.js';
 import type { DataField, HttpMethod, PageSizeInfo, Tool, ToolAuth, ToolSource } from '../model/catalog.js';
 import type { DefsLookup, JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
-import { cleanLine, words } from '../openapi/text.js';
+import { cleanLine } from '../openapi/text.js';
 import type { Operation, ToolContext } from './context.js';
 import { describeOperation } from './description.js';
 import { servers } from './doc.js';
@@ -94,7 +95,8 @@ function assessRisk(
   const { path, method, op } = o;
   const { pageSize, hasPagination } = detectPaging(input.bindings, input.properties, ctx.inLookup);
   const opId = typeof op.operationId === 'string' ? op.operationId : undefined;
-  const opWords = opId ? words(opId) : [];
+  // Cached: the same segments and ids recur across a spec's operations (read-only arrays).
+  const opWords = opId ? cachedWords(opId) : [];
   const literal = path.split('/').filter((s) => s && !/^\{.*\}$/.test(s));
   const isList = isListOperation(method, output.root, ctx.outLookup, opWords);
   const tags = Array.isArray(op.tags) ? op.tags.filter((t): t is string => typeof t === 'string') : [];
@@ -103,8 +105,8 @@ function assessRisk(
     path,
     ...(opId !== undefined ? { operationId: opId } : {}),
     tags,
-    pathWords: literal.flatMap((s) => words(s)),
-    lastSegmentWords: words(literal[literal.length - 1] ?? ''),
+    pathWords: literal.flatMap((s) => cachedWords(s)),
+    lastSegmentWords: cachedWords(literal[literal.length - 1] ?? ''),
     opWords,
     args: input.facts,
     responseContentTypes: [...output.responseTypes],

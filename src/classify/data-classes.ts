@@ -206,6 +206,21 @@ const DESCRIBES_SECRET = [
  * say how the value is written dropped (`private_key_pem` → `private key`).
  */
 export function secretWords(words: readonly string[], list = false): string[] {
+  // Three rules ask the same of one field's words (and one of its parent's) in one `runRules`.
+  if (secretA?.words === words && secretA.list === list) return secretA.out;
+  if (secretB?.words === words && secretB.list === list) return secretB.out;
+  const out = splitSecretWords(words, list);
+  secretB = secretA;
+  secretA = { words, list, out };
+  return out;
+}
+
+/** The last two answers of `secretWords` (a field's words and its parent's), forgotten by each `runRules`. */
+type SecretWordsAnswer = { words: readonly string[]; list: boolean; out: string[] } | undefined;
+let secretA: SecretWordsAnswer;
+let secretB: SecretWordsAnswer;
+
+function splitSecretWords(words: readonly string[], list: boolean): string[] {
   const out: string[] = [];
   for (let i = 0; i < words.length; i++) {
     const raw = words[i]!;
@@ -445,6 +460,7 @@ export function classifyField(
 }
 
 function runRules(f: FieldFacts, rules: readonly DataRule[]): Array<Omit<DataField, 'path'>> {
+  secretA = secretB = undefined;
   const out: Array<Omit<DataField, 'path'>> = [];
   for (const r of rules) {
     const reason = r.test(f);
@@ -711,7 +727,9 @@ function summarize(
       walk(s.additionalProperties, `${rel}.*`, parentWords, depth + 1);
     }
     if (s.properties) {
-      for (const [name, sub] of Object.entries(s.properties)) {
+      const props = s.properties;
+      for (const name of Object.keys(props)) {
+        const sub = props[name]!;
         const childRel = rel + propertyStep(name);
         // A path the cut leaves out is neither classified nor entered (`walk` would return at once).
         if (keep && !keep(childRel)) continue;

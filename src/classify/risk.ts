@@ -6,8 +6,7 @@ import {
   type RiskClass,
   type RiskFinding,
 } from '../model/catalog.js';
-import { words } from '../openapi/text.js';
-import { DATA_RULES, type FieldSearch } from './data-classes.js';
+import { cachedWords, DATA_RULES, type FieldSearch } from './data-classes.js';
 import { type ReadLike, readLikeOf } from './read-like.js';
 
 /** What the risk rules look at, extracted once per operation by the catalogue. */
@@ -379,17 +378,38 @@ export const COLLECTION_KEYS = new Set([
  * — the masking stage handles those, they do not make the operation a credential endpoint.
  */
 function ownDepth(path: string): number {
-  const segs = segments(path);
-  if (segs.length > 1 && COLLECTION_KEYS.has(segs[0]!)) segs.shift();
-  return segs.length;
+  const n = segmentCount(path);
+  return n > 1 && COLLECTION_KEYS.has(firstSegment) ? n - 1 : n;
 }
 
-/** A data-field path's segments: split at `.` and `[*]`, empty ones left out. */
-function segments(path: string): string[] {
-  return path
-    .replace(/^\$/, '')
-    .split(/\.|\[\*\]/)
-    .filter(Boolean);
+/** The first segment the last `segmentCount` met ('' when none). */
+let firstSegment = '';
+
+/**
+ * How many segments a data-field path has: split at `.` and `[*]` after a leading `$`, empty ones
+ * left out. Counted in place (the data-class searches ask it at every step, and splitting allocated
+ * an array of strings each time); the first segment is left in `firstSegment`.
+ */
+function segmentCount(path: string): number {
+  let count = 0;
+  firstSegment = '';
+  let start = path.charCodeAt(0) === 0x24 /* $ */ ? 1 : 0;
+  let i = start;
+  while (i <= path.length) {
+    const sep =
+      i === path.length ? 1 : path.charCodeAt(i) === 0x2e /* . */ ? 1 : path.startsWith('[*]', i) ? 3 : 0;
+    if (sep === 0) {
+      i++;
+      continue;
+    }
+    if (i > start) {
+      if (count === 0) firstSegment = path.slice(start, i);
+      count++;
+    }
+    i += sep;
+    start = i;
+  }
+  return count;
 }
 
 /** What `credential-response` looks for: a secret field of the resource itself (depth ≤ 1). */
@@ -409,8 +429,8 @@ export function isTopSecret(path: string, field: Pick<DataField, 'class'>): bool
 export const TOP_SECRETS: FieldSearch = {
   want: (path, hit) => isTopSecret(path, hit),
   within: (prefix) => ownDepth(prefix) <= 1,
-  level: (prefix) => (segments(prefix).length === 0 ? 2 : 1),
-  keep: (rel, level) => segments(rel).length <= level,
+  level: (prefix) => (segmentCount(prefix) === 0 ? 2 : 1),
+  keep: (rel, level) => segmentCount(rel) <= level,
   rules: DATA_RULES.filter((r) => r.class === 'secret'),
 };
 
@@ -448,7 +468,7 @@ export function classifyRisk(f: OperationFacts, rules: readonly RiskRule[] = RIS
     segmentWords: f.path
       .split('/')
       .filter((s) => s && !/^\{.*\}$/.test(s))
-      .map((s) => words(s)),
+      .map((s) => cachedWords(s)),
     opWords: f.opWords,
     ...(f.operationId !== undefined ? { operationId: f.operationId } : {}),
   });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
 import { outputSchemaParts } from '../../src/catalog/tool.js';
 import { ResponseClassifier } from '../../src/classify/data-classes.js';
-import { isTopSecret, TOP_SECRETS } from '../../src/classify/risk.js';
+import { COLLECTION_KEYS, isTopSecret, TOP_SECRETS } from '../../src/classify/risk.js';
 import type { DataField } from '../../src/model/catalog.js';
 import { defsOf, type JsonSchema } from '../../src/model/json-schema.js';
 import { loadSpec } from '../../src/openapi/load.js';
@@ -191,4 +191,65 @@ describe('top-level secrets without the full data-class walk', () => {
       }
     }
   }, 120_000);
+});
+
+describe('isTopSecret counts path segments', () => {
+  // The rule as it was written (regex split): the in-place count must agree with it on every path,
+  // including the odd ones (quoted steps holding `.` or `[*]`, empty segments, a `$` not in front).
+  const byRegex = (path: string): boolean => {
+    const segs = path
+      .replace(/^\$/, '')
+      .split(/\.|\[\*\]/)
+      .filter(Boolean);
+    if (segs.length > 1 && COLLECTION_KEYS.has(segs[0]!)) segs.shift();
+    return segs.length <= 1;
+  };
+  const secret = { class: 'secret' as const };
+
+  it('as the regex split did, on tricky paths', () => {
+    for (const p of [
+      '$',
+      '$.token',
+      '$[*].token',
+      '$.data[*].token',
+      '$.data.token',
+      '$[*][*].token',
+      '$..a',
+      '$["a.b"]',
+      '$["a[*]b"].c',
+      '$.items',
+      '$.items.x.y',
+      'data.x',
+      '$$.a',
+      '$[*',
+      '$.a[*]',
+      '.$.a',
+      '',
+    ])
+      expect(isTopSecret(p, secret), p).toBe(byRegex(p));
+  });
+
+  it('as the regex split did, on generated paths', () => {
+    const part = fc.constantFrom(
+      '$',
+      '.',
+      '[*]',
+      '[',
+      '*',
+      ']',
+      'data',
+      'items',
+      'token',
+      '["a.b"]',
+      'x',
+      '',
+    );
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 10 }), (parts) => {
+        const p = parts.join('');
+        expect(isTopSecret(p, secret)).toBe(byRegex(p));
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
