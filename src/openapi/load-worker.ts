@@ -3,10 +3,8 @@
  * (structured clone keeps shared subtrees, `undefined` and non-finite numbers as they are). An
  * OpenAPI 3 spec is posted before its meta-schema validation (`beforeValidation`), so the main
  * thread receives it (a tenth of a second for Stripe) while this thread validates; the last
- * message then says only whether the load succeeded. A Swagger 2.0 spec is posted before its
- * validation too, in its 2.0 form: the main thread validates it while this thread converts it, and
- * uses the conversion only if it is valid. A failure posts only `{ ok: false }`: the main thread
- * then loads the spec itself and reports the error exactly as it would have.
+ * message then says only whether the load succeeded. A failure posts only `{ ok: false }`: the
+ * main thread then loads the spec itself and reports the error exactly as it would have.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadSpec } from './load.js';
@@ -29,9 +27,6 @@ try {
         // Something in the spec cannot be cloned: the last message fails the same way.
       }
     },
-    // Swagger 2.0: the main thread validates the document while this thread converts it. If it
-    // cannot be sent, this throws and the load fails here (nothing unvalidated is ever sent alone).
-    validatesSwagger2: (s) => post({ swagger2: s }),
   });
   result = sent ? { ok: true, progress } : { ok: true, spec, progress };
 } catch {

@@ -19,13 +19,6 @@ export interface LoadOptions extends PrefetchOptions {
    * prefetch worker sends it from here, so the main thread receives it while the worker validates.
    */
   beforeValidation?: (spec: LoadedSpec) => void;
-  /**
-   * For a Swagger 2.0 document: called with the repaired 2.0 document in place of validating it,
-   * and the load goes on to convert it. Only for a caller that validates that document itself and
-   * uses the conversion only if it passes: the prefetch worker, whose main thread validates while
-   * the worker converts. A callback that throws fails the load.
-   */
-  validatesSwagger2?: (spec: LoadedSpec) => void;
 }
 
 export type Dialect = '3.0' | '3.1';
@@ -64,23 +57,8 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   // Already loaded off the main thread (./prefetch.ts)? A failed prefetch is loaded again here, so
   // errors are this function's own.
   const pre = takePrefetched(source, options);
-  let prefetched = pre ? await pre : undefined;
-  if (prefetched && 'swagger2' in prefetched) {
-    // Swagger 2.0: the worker sent the document this function would validate here, and converts
-    // it meanwhile. Its conversion counts only if the document is valid; if not (or if the worker
-    // fails), the spec is loaded again below and fails or loads exactly as it would have.
-    const v2 = prefetched.swagger2 as LoadedSpec;
-    const t = performance.now();
-    const valid = await validateSpec(v2.doc, v2.rootText, v2.source).then(
-      () => true,
-      () => false,
-    );
-    const line = `validated 2.0 in ${ms(t)}`;
-    prefetched = valid ? await prefetched.converted : undefined;
-    if (prefetched && 'ok' in prefetched && prefetched.ok && v2.rootText.length > BIG_TEXT)
-      options.onProgress?.(line);
-  }
-  if (prefetched && 'ok' in prefetched && prefetched.ok) {
+  const prefetched = pre ? await pre : undefined;
+  if (prefetched?.ok) {
     for (const m of prefetched.progress) options.onProgress?.(m);
     return prefetched.spec as LoadedSpec;
   }
@@ -97,7 +75,7 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   const text = await readSourceText(src, maxBytes, timeoutMs);
   const raw = parseText(text, src.label, limits);
   // Progress lines are for specs big enough to make someone wait.
-  const big = text.length > BIG_TEXT;
+  const big = text.length > 1024 * 1024;
   if (big && options.onProgress) progress = options.onProgress;
   progress(`parsed ${src.label} (${(text.length / 1024).toFixed(0)} KiB) in ${ms(started)}`);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -137,13 +115,8 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   });
   // Nothing below changes an OpenAPI 3 document or these fields: this is the result, if valid.
   if (version.major === 3 && options.beforeValidation) options.beforeValidation(loaded(doc));
-  if (version.major === 2 && options.validatesSwagger2) {
-    // The caller validates this document (see LoadOptions); the converter does not change it.
-    options.validatesSwagger2(loaded(doc));
-  } else {
-    await validateSpec(doc, text, src);
-    progress(`validated ${version.label} in ${ms(t)}`);
-  }
+  await validateSpec(doc, text, src);
+  progress(`validated ${version.label} in ${ms(t)}`);
 
   if (version.major === 2) {
     t = performance.now();
@@ -410,9 +383,6 @@ export function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : typeof e === 'string' ? e : 'unknown error';
   return msg.split('\n')[0]!.slice(0, 300);
 }
-
-/** Specs bigger than this report their progress. */
-const BIG_TEXT = 1024 * 1024;
 
 /** Longest run of synchronous file reads in a multi-file spec before the event loop gets a turn. */
 const YIELD_EVERY_MS = 20;

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -11,23 +11,20 @@ import { Worker } from 'node:worker_threads';
  * This module imports nothing of the loader, so starting the worker costs no module loading here.
  * The worker loads the loader's own modules a second time (about 120 KB of code: js-yaml and the
  * loader, not the MCP SDK nor the `yaml` package), so it is started only where it saves more than
- * that: a spec behind a URL (the download overlaps too), a file of a megabyte or more, or a small
- * root file that pulls in many others through `$ref`s (DigitalOcean's). For a big
+ * that: a spec behind a URL (the download overlaps too) or a file of a megabyte or more. For a big
  * JSON file the parse is quick, but the checks after it are not (GitHub's 3.6 MB: about 0.3 s of
  * shape checks, repairs and meta-schema validation; Kubernetes' Swagger 2.0: over a second with the
  * conversion), and receiving the result costs the main thread a tenth of that. Small files load on
  * the main thread as before, even a Swagger 2.0 one: moving its converter to the worker was measured
- * to cost more CPU and time than it saved.
+ * to cost more CPU and time than it saved. So were (issue 22, third pass, same-run startup benches
+ * on a shared machine) loading a small root file that pulls in many others (DigitalOcean's 2,850
+ * files) on the worker, and, for a big Swagger 2.0 spec, validating the 2.0 document on the idle
+ * main thread while the worker converts it: slower to the first list in two runs of three, and
+ * 25-45 MB more RSS.
  */
 
-/** Local files below this size load on the main thread, unless they pull in many others… */
+/** Local files below this size load on the main thread. */
 export const PREFETCH_MIN_BYTES = 1024 * 1024;
-/**
- * …through at least this many external `$ref`s in the root file. DigitalOcean's 110 KB root refs
- * 2,850 files in 668 refs: about two seconds of reading, YAML and bundling that the worker overlaps
- * with the main thread's module loading. A spec with a handful of files does not pay for a worker.
- */
-export const PREFETCH_MIN_EXTERNAL_REFS = 100;
 
 /** Whether loading `source` on a worker thread is worth its cost (see above). */
 export function worthPrefetching(source: string): boolean {
@@ -35,25 +32,10 @@ export function worthPrefetching(source: string): boolean {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) return false;
   try {
     const st = statSync(source);
-    if (!st.isFile()) return false;
-    if (st.size >= PREFETCH_MIN_BYTES) return true;
-    return (
-      externalRefs(readFileSync(source, 'utf8'), PREFETCH_MIN_EXTERNAL_REFS) >= PREFETCH_MIN_EXTERNAL_REFS
-    );
+    return st.isFile() && st.size >= PREFETCH_MIN_BYTES;
   } catch {
     return false;
   }
-}
-
-/**
- * `$ref`s whose value does not start with `#`, counted in the text (JSON or YAML, quoted or not) up
- * to `stopAt`: a guess for the decision above only, without parsing.
- */
-function externalRefs(text: string, stopAt: number): number {
-  const re = /\$ref["']?[ \t]*:[ \t]*["']?(?!#)[^\s"'#]/g;
-  let n = 0;
-  while (n < stopAt && re.exec(text) !== null) n++;
-  return n;
 }
 
 /**
@@ -78,23 +60,15 @@ export interface PrefetchOptions {
   fetchTimeoutMs?: number;
 }
 
-/**
- * What the worker sends back: the loaded spec (structured clone) and the progress lines it wrote.
- * For a Swagger 2.0 spec, first the repaired 2.0 document for the main thread to validate while the
- * worker converts it (`converted`: the result to use only if that validation passes).
- */
-export type PrefetchResult =
-  | { ok: true; spec: unknown; progress: string[] }
-  | { ok: false }
-  | { swagger2: unknown; converted: Promise<PrefetchResult> };
+/** What the worker sends back: the loaded spec (structured clone) and the progress lines it wrote. */
+export type PrefetchResult = { ok: true; spec: unknown; progress: string[] } | { ok: false };
 
 /**
- * The worker's messages: at most one `early` spec (sent before its validation) or one `swagger2`
- * document (sent instead of validating it), then one result, without the spec when it came early.
+ * The worker's messages: at most one `early` spec (sent before its validation), then one result,
+ * without the spec when it came early.
  */
 export type PrefetchMessage =
   | { early: unknown }
-  | { swagger2: unknown }
   | { ok: true; spec?: unknown; progress: string[] }
   | { ok: false };
 
@@ -137,21 +111,12 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
   }
   // It must never keep the process alive: a gateway that fails before loading exits as before.
   worker.unref();
-  const result = new Promise<PrefetchResult>((resolveFirst) => {
+  const result = new Promise<PrefetchResult>((resolve) => {
     let early: { spec: unknown } | undefined;
-    // The last message settles this; a `swagger2` message settles the outer promise before it.
-    let resolve = resolveFirst;
     const onMessage = (m: PrefetchMessage) => {
       if ('early' in m) {
         // Received (deserialised) now, while the worker validates; used only if the load succeeds.
         early = { spec: m.early };
-        return;
-      }
-      if ('swagger2' in m) {
-        const converted = new Promise<PrefetchResult>((r) => {
-          resolve = r;
-        });
-        resolveFirst({ swagger2: m.swagger2, converted });
         return;
       }
       worker.off('message', onMessage);
