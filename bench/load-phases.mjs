@@ -8,7 +8,8 @@
 //   node bench/load-phases.mjs [reps=3] [--only stripe,github] [--no-base]
 //
 // Phases (CPU ms of the process): read (fs), parse (parseText: JSON.parse or YAML, plus the shape check), refs
-// (hasExternalRefs), inline (inlineMisplacedRefs), repair (repairSpec), validate (validateSpec: meta-
+// (hasExternalRefs), bundle (multi-file specs: bundleExternal, the files it $refs read, parsed and
+// bundled), inline (inlineMisplacedRefs), repair (repairSpec), validate (validateSpec: meta-
 // schema, incl. importing its generated validator, and the prose rules), convert (Swagger 2.0 only),
 // clone (structuredClone of the LoadedSpec: what a postMessage costs both sides together). `load`:
 // wall and CPU ms of one loadSpec on the main thread; `prefetch`: wall ms until the worker's spec is
@@ -159,8 +160,17 @@ async function child(mode, dist, spec) {
     const src = describeSource(spec);
     let doc = parseText(text, spec, { maxDepth: 256, maxNodes: 20_000_000 });
     lap('parse');
-    load.hasExternalRefs(doc);
+    const external = load.hasExternalRefs(doc);
     lap('refs');
+    // A build before bundleExternal was exported: its phases stop here.
+    if (external && !load.bundleExternal) return console.log(JSON.stringify(out));
+    if (external) {
+      // A multi-file spec (DigitalOcean's): reading, parsing and bundling the files it $refs.
+      const limits = { maxDepth: 256, maxNodes: 20_000_000 };
+      doc = (await load.bundleExternal(doc, src, { maxBytes: 64 * 1024 * 1024, limits, timeoutMs: 15_000 }))
+        .doc;
+      lap('bundle');
+    }
     load.inlineMisplacedRefs(doc);
     lap('inline');
     const v2 = doc.swagger !== undefined;

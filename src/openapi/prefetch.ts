@@ -16,7 +16,11 @@ import { Worker } from 'node:worker_threads';
  * shape checks, repairs and meta-schema validation; Kubernetes' Swagger 2.0: over a second with the
  * conversion), and receiving the result costs the main thread a tenth of that. Small files load on
  * the main thread as before, even a Swagger 2.0 one: moving its converter to the worker was measured
- * to cost more CPU and time than it saved.
+ * to cost more CPU and time than it saved. So were (issue 22, third pass, same-run startup benches
+ * on a shared machine) loading a small root file that pulls in many others (DigitalOcean's 2,850
+ * files) on the worker, and, for a big Swagger 2.0 spec, validating the 2.0 document on the idle
+ * main thread while the worker converts it: slower to the first list in two runs of three, and
+ * 25-45 MB more RSS.
  */
 
 /** Local files below this size load on the main thread. */

@@ -1,3 +1,4 @@
+import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/errors/index.js';
@@ -139,6 +140,28 @@ paths:
     expect(e.message).toMatch(/--ref-root/);
     const spec = await loadSpec(join(dir, 'spec/root.json'), { refRoot: dir });
     expect(spec.files).toBe(2);
+  });
+
+  it('refuses a $ref through a symlink that leads out of the spec directory, file or folder', async () => {
+    const dir = tempTree({
+      'spec/root.json': minimalSpec({
+        '/a': { get: { responses: { '200': { $ref: 'link.json' } } } },
+        '/b': { get: { responses: { '200': { $ref: 'dir/ok.json' } } } },
+      }),
+      'spec/inside.json': { description: 'ok' },
+      'outside/ok.json': { description: 'ok' },
+    });
+    symlinkSync(join(dir, 'outside/ok.json'), join(dir, 'spec/link.json'));
+    symlinkSync(join(dir, 'outside'), join(dir, 'spec/dir'));
+    const e = await loadError(join(dir, 'spec/root.json'));
+    expect(e.code).toBe('SPEC_REF_DENIED');
+    // A symlink that stays inside is followed.
+    rmSync(join(dir, 'spec/link.json'));
+    rmSync(join(dir, 'spec/dir'));
+    symlinkSync(join(dir, 'spec/inside.json'), join(dir, 'spec/link.json'));
+    symlinkSync(join(dir, 'spec'), join(dir, 'spec/dir'));
+    writeFileSync(join(dir, 'spec/ok.json'), JSON.stringify({ description: 'ok' }));
+    expect((await loadSpec(join(dir, 'spec/root.json'))).files).toBe(3);
   });
 
   it('refuses a $ref to an absolute local path such as /etc/passwd', async () => {

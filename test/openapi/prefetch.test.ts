@@ -200,6 +200,32 @@ describe('serve --spec: the spec loaded off the main thread', () => {
     }
   });
 
+  it('a big Swagger 2.0 spec the worker found invalid stops the start with the loader’s own error', async () => {
+    const description = 'x'.repeat(PREFETCH_MIN_BYTES);
+    const swagger = (paths: Record<string, unknown>) => ({
+      swagger: '2.0',
+      info: { title: 'T', version: '1', description },
+      paths,
+    });
+    const ok = { '200': { description: 'ok' } };
+    const dir = tempTree({
+      // Not valid against the meta-schema, and breaking a rule only the prose states.
+      'meta.json': swagger({ '/items': { get: { operationId: 'listItems', responses: { '200': 'ok' } } } }),
+      'rule.json': swagger({
+        '/a': { get: { operationId: 'same', responses: ok } },
+        '/b': { get: { operationId: 'same', responses: ok } },
+      }),
+    });
+    for (const file of ['meta.json', 'rule.json']) {
+      const bad = join(dir, file);
+      expect(worthPrefetching(bad)).toBe(true);
+      const { expected, r } = await loadAndServe(bad, dir);
+      expect(expected!.code, file).toBe('SPEC_INVALID');
+      expect(r.code, file).toBe(exitCode('SPEC_INVALID'));
+      expect(r.stderr, file).toContain(formatError(expected!));
+    }
+  });
+
   it('a spec URL that fails is fetched again by the main thread, which reports it', async () => {
     const files = await serveFiles({ '/openapi.json': '{"openapi": "3.0.3", "info": ' });
     try {
