@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { ErrorCode } from '../errors/codes.js';
 // Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
 import { WardenError } from '../errors/error.js';
-import { getByPointer, parseText, type ShapeLimits } from './parse.js';
+import { checkShape, getByPointer, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
 import { deviationWarning, repairSpec, type SpecDeviation } from './repair.js';
@@ -332,11 +332,34 @@ export async function bundleExternal(
     },
   };
 
-  const { default: $RefParser } = await import('@apidevtools/json-schema-ref-parser');
+  // The library's own JSON and YAML parsers, each result walked against the spec's size limits
+  // before the ref parser crawls it: a YAML alias bomb in a $ref'd file would otherwise explode in
+  // that crawl and the walks after it (minutes of CPU on the event loop). One node budget for the
+  // root and all its files.
+  const refParser = await import('@apidevtools/json-schema-ref-parser');
+  const $RefParser = refParser.default;
+  let nodes = checkShape(doc, src.label, opts.limits);
+  const defaults = refParser.getJsonSchemaRefParserDefaultOptions().parse as unknown as Record<
+    'json' | 'yaml',
+    { parse(this: unknown, file: { url: string }): unknown }
+  >;
+  const checked = (base: (typeof defaults)['json']) => ({
+    ...base,
+    async parse(file: { url: string }) {
+      const parsed = await base.parse.call(this, file);
+      try {
+        nodes = checkShape(parsed, displayRef(file.url, root), opts.limits, nodes);
+      } catch (e) {
+        if (e instanceof WardenError) refuse(e);
+        throw e;
+      }
+      return parsed;
+    },
+  });
   try {
     const bundled = await $RefParser.bundle(src.baseUrl, doc, {
       resolve: { file: false, http: false, external: true, confinedFile, confinedHttp },
-      parse: { text: false, binary: false },
+      parse: { text: false, binary: false, json: checked(defaults.json), yaml: checked(defaults.yaml) },
       dereference: { circular: true },
       mutateInputSchema: false,
     } as never);

@@ -58,21 +58,22 @@ export function parseText(text: string, file: string, limits: ShapeLimits): unkn
 /**
  * Walks the parsed tree once, without recursion, counting every node it reaches. Shared subtrees
  * (YAML aliases) are counted each time they are reached, so an alias bomb exceeds `maxNodes` in
- * bounded time instead of exploding later; an alias cycle exceeds `maxDepth`.
+ * bounded time instead of exploding later; an alias cycle exceeds `maxDepth`. `before` is what the
+ * spec's other files already counted (one budget for a multi-file spec); returns the new total.
  */
-export function checkShape(doc: unknown, file: string, limits: ShapeLimits): void {
+export function checkShape(doc: unknown, file: string, limits: ShapeLimits, before = 0): number {
   // Two parallel stacks and Object.keys, not [node, depth] pairs and Object.values: a spec of a
   // million nodes is walked without allocating per node (issue 22).
   const stack: unknown[] = [doc];
   const depths: number[] = [0];
-  let nodes = 0;
+  let nodes = before;
   while (stack.length > 0) {
     const node = stack.pop();
     const depth = depths.pop()!;
     if (++nodes > limits.maxNodes) {
       throw new WardenError(
         'SPEC_TOO_LARGE',
-        `the spec has more than ${limits.maxNodes.toLocaleString('en')} nodes (counting YAML aliases at each use)`,
+        `the spec${before > 0 ? ' with the files it $refs' : ''} has more than ${limits.maxNodes.toLocaleString('en')} nodes (counting YAML aliases at each use)`,
         { location: { file } },
       );
     }
@@ -104,6 +105,7 @@ export function checkShape(doc: unknown, file: string, limits: ShapeLimits): voi
       nodes += keys.length;
     }
   }
+  return nodes;
 }
 
 export function lineColAt(text: string, pos: number): { line: number; column: number } {

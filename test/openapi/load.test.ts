@@ -103,6 +103,52 @@ describe('loading specs', () => {
     expect(e.code).toBe('SPEC_TOO_LARGE');
   });
 
+  describe("a $ref'd file is held to the spec's size limits before it is crawled", () => {
+    const rootWith = (refs: string[]) =>
+      `openapi: 3.0.3\ninfo: {title: T, version: "1"}\npaths: {}\ncomponents:\n  schemas:\n${refs
+        .map((f, i) => `    S${i}: {$ref: ${f}}\n`)
+        .join('')}`;
+
+    it("refuses a YAML alias bomb in a $ref'd file, naming it, in bounded time", async () => {
+      let y = 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
+      for (let i = 1; i < 12; i++)
+        y += `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]\n`;
+      const dir = tempTree({
+        'root.yaml': rootWith(['schemas/bomb.yaml']),
+        'schemas/bomb.yaml': `${y}type: object\n`,
+      });
+      const t = performance.now();
+      const e = await loadError(join(dir, 'root.yaml'), { maxNodes: 1_000_000 });
+      expect(e.code).toBe('SPEC_TOO_LARGE');
+      expect(e.location?.file).toBe('schemas/bomb.yaml');
+      expect(performance.now() - t).toBeLessThan(10_000);
+    });
+
+    it('counts the root and all its files against one node budget', async () => {
+      // Each file alone is well under the limit; together they are over it.
+      const big = `type: object\nproperties:\n${Array.from({ length: 400 }, (_, i) => `  p${i}: {type: string}\n`).join('')}`;
+      const dir = tempTree({
+        'root.yaml': rootWith(['a.yaml', 'b.yaml', 'c.yaml']),
+        'a.yaml': big,
+        'b.yaml': big,
+        'c.yaml': big,
+      });
+      expect((await loadError(join(dir, 'root.yaml'), { maxNodes: 2_000 })).code).toBe('SPEC_TOO_LARGE');
+      const loaded = await loadSpec(join(dir, 'root.yaml'), { maxNodes: 5_000 });
+      expect(loaded.files).toBe(4);
+    });
+
+    it("refuses absurd nesting in a $ref'd file", async () => {
+      const dir = tempTree({
+        'root.yaml': rootWith(['deep.json']),
+        'deep.json': `{"type":"object","x":${'['.repeat(5000)}${']'.repeat(5000)}}`,
+      });
+      expect((await loadError(join(dir, 'root.yaml'))).code).toBe('SPEC_TOO_DEEP');
+    });
+  });
+
   it('bundles multi-file specs with relative $refs', async () => {
     const dir = tempTree({
       'root.yaml': `openapi: 3.0.3
