@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
+import { type FSWatcher, renameSync, watch, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { formatError, formatLocation, toWardenError, WardenError } from '../errors/index.js';
@@ -12,7 +12,6 @@ import type { Environment, PolicyDoc } from '../policy/schema.js';
 import { listToolsets, selectToolsets } from '../policy/toolsets.js';
 import { type CredentialSet, loadCredentials } from '../upstream/credentials.js';
 import { Pins, treeDigest } from './pins.js';
-import { type PolicyWatch, watchPolicyFile } from './policy-watch.js';
 import { buildView, type ToolView } from './view.js';
 
 /** One control-plane change, for the audit: who did what, before → after. */
@@ -86,7 +85,7 @@ export class Controller {
   private current: ToolView;
   private readonly versions: PolicyVersion[] = [];
   private readonly listeners: Array<() => void> = [];
-  private watcher: PolicyWatch | undefined;
+  private watcher: FSWatcher | undefined;
   private catalog: Catalog;
   private loaded: LoadedPolicy | undefined;
   private readonly pins: Pins;
@@ -342,11 +341,15 @@ export class Controller {
   watchFile(): void {
     const file = this.o.policy?.file;
     if (!file || this.watcher) return;
-    // The file, not its directory (policy-watch.ts): an audit kept beside it must not wake the gateway.
-    this.watcher = watchPolicyFile(
-      file,
-      () => this.reloadFromFile(file),
-      (e) => this.o.warn('policy file watch failed', { code: e.code }),
+    let timer: NodeJS.Timeout | undefined;
+    // The directory, not the file: editors and ConfigMaps replace the file rather than write it.
+    this.watcher = watch(dirname(file), { persistent: false }, (_ev, name) => {
+      if (name !== null && name !== basename(file)) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => this.reloadFromFile(file), 100);
+    });
+    this.watcher.on('error', (e) =>
+      this.o.warn('policy file watch failed', { code: (e as NodeJS.ErrnoException).code }),
     );
   }
 
