@@ -299,7 +299,12 @@ export async function bundleExternal(
           ),
         );
       }
-      count(statSync(real).size, label);
+      const st = statSync(real);
+      // A FIFO or device would block the synchronous read below, and with it the event loop.
+      if (!st.isFile()) {
+        refuse(new WardenError('SPEC_REF_DENIED', `$ref to ${label}, which is not a regular file`));
+      }
+      count(st.size, label);
       return readFileSync(real);
     },
   };

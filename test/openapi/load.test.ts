@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -208,6 +209,20 @@ paths:
     symlinkSync(join(dir, 'spec'), join(dir, 'spec/dir'));
     writeFileSync(join(dir, 'spec/ok.json'), JSON.stringify({ description: 'ok' }));
     expect((await loadSpec(join(dir, 'spec/root.json'))).files).toBe(3);
+  });
+
+  it('refuses a $ref to a FIFO or a folder in the spec directory at once (a read would block)', async () => {
+    const dir = tempTree({
+      'fifo/root.json': minimalSpec({ '/a': { get: { responses: { '200': { $ref: 'pipe.json' } } } } }),
+      'dir/root.json': minimalSpec({ '/a': { get: { responses: { '200': { $ref: 'sub' } } } } }),
+      'dir/sub/x.json': { description: 'ok' },
+    });
+    execFileSync('mkfifo', [join(dir, 'fifo/pipe.json')]);
+    for (const root of ['fifo/root.json', 'dir/root.json']) {
+      const e = await loadError(join(dir, root));
+      expect(e.code).toBe('SPEC_REF_DENIED');
+      expect(e.message).toMatch(/not a regular file/);
+    }
   });
 
   it('refuses a $ref to an absolute local path such as /etc/passwd', async () => {
