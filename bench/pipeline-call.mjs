@@ -11,13 +11,13 @@
 // --base <dir>: also the build in <dir> (e.g. /tmp/base, the commit before), measured in the same run.
 // --read <file>: only print the summary of a profile written before.
 
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { takeFlag } from './lib/args.mjs';
+import { SHOP_KEY as KEY, liftedPolicy, startShopUpstream } from './lib/shop.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name) => takeFlag(argv, name);
@@ -26,7 +26,6 @@ const PROFILE = flag('--profile');
 const READ = flag('--read');
 const CALLS = Number(argv[0] ?? 20000);
 const BLOCK = 1000;
-const KEY = 'bench-shop-key-0123456789';
 const root = new URL('..', import.meta.url).pathname;
 const SPEC = `${root}examples/shop/openapi.yaml`;
 const ARGS = { q: 'mouse' };
@@ -204,26 +203,8 @@ async function main() {
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'warden-pipeline-bench-'));
-  const POLICY = join(dir, 'policy.yaml');
-  writeFileSync(
-    POLICY,
-    'version: 1\nrateLimit: { perToolPrincipal: { calls: 1000000, perSeconds: 1 }, perPrincipal: { calls: 1000000, perSeconds: 1 } }\ndefaults: { concurrency: 1000 }\n',
-  );
-  const upPort = 4900 + Math.floor(Math.random() * 500);
-  const shop = spawn(process.execPath, [`${root}examples/shop/server.mjs`, String(upPort)], {
-    env: { ...process.env, SHOP_KEY: KEY },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  process.on('exit', () => shop.kill());
-  await new Promise((resolve, reject) => {
-    let err = '';
-    shop.stderr.on('data', (d) => {
-      err += d;
-      if (/shop API at/.test(err)) resolve();
-    });
-    shop.on('exit', (c) => reject(new Error(`shop exited ${c}: ${err}`)));
-  });
-  const up = `http://127.0.0.1:${upPort}/v1`;
+  const POLICY = liftedPolicy(dir, 1);
+  const { url: up } = await startShopUpstream(4900);
 
   const principal = { id: 'stdio:local', scopes: ['tools:read'], via: 'stdio' };
   const variants = {};
@@ -248,7 +229,7 @@ async function main() {
   variants['direct (undici)'] = {
     call: async () => {
       const r = await agent.request({
-        origin: `http://127.0.0.1:${upPort}`,
+        origin: new URL(up).origin,
         path: '/v1/products/search?q=mouse',
         method: 'GET',
         headers: { 'x-shop-key': KEY },

@@ -18,18 +18,17 @@
 // exit; summarise with `node bench/pipeline-call.mjs <calls> --read <file>`).
 // Writes bench/results/stdio-latency.json too.
 
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { Pool } from 'undici';
+import { SHOP_KEY as KEY, liftedPolicy, startShopUpstream } from './lib/shop.mjs';
 
 const CALLS = Number(process.argv[2] ?? 500);
 const ROUNDS = Number(process.argv[3] ?? 8);
 const WARMUP = 500;
-const KEY = 'bench-shop-key-0123456789';
 const root = new URL('..', import.meta.url).pathname;
 const SPEC = `${root}examples/shop/openapi.yaml`;
 const ARGS = { q: 'mouse' };
@@ -67,26 +66,9 @@ async function sdkClient(args, env, era) {
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'warden-stdio-bench-'));
   // The default rate limits (120 calls a minute per caller and tool) would stop a benchmark: raise them.
-  const POLICY = join(dir, 'policy.yaml');
-  writeFileSync(
-    POLICY,
-    'version: 1\nrateLimit: { perToolPrincipal: { calls: 1000000, perSeconds: 60 }, perPrincipal: { calls: 1000000, perSeconds: 60 } }\ndefaults: { concurrency: 1000 }\n',
-  );
-  const upPort = 4900 + Math.floor(Math.random() * 500);
-  const shop = spawn(process.execPath, [`${root}examples/shop/server.mjs`, String(upPort)], {
-    env: { ...process.env, SHOP_KEY: KEY },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const POLICY = liftedPolicy(dir);
+  const { child: shop, url: up } = await startShopUpstream(4900);
   children.push(shop);
-  await new Promise((resolve, reject) => {
-    let err = '';
-    shop.stderr.on('data', (d) => {
-      err += d;
-      if (/shop API at/.test(err)) resolve();
-    });
-    shop.on('exit', (c) => reject(new Error(`shop exited ${c}: ${err}`)));
-  });
-  const up = `http://127.0.0.1:${upPort}/v1`;
   const env = { ...process.env, MCP_WARDEN_CRED_SHOPKEY: KEY };
   const warden = (at, audit) => [
     ...(PROF
@@ -133,7 +115,7 @@ async function main() {
     },
   };
 
-  const direct = new Pool(`http://127.0.0.1:${upPort}`, { connections: 4 });
+  const direct = new Pool(new URL(up).origin, { connections: 4 });
   const directCall = async () => {
     const r = await direct.request({
       path: '/v1/products/search?q=mouse',

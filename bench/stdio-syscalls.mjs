@@ -22,15 +22,15 @@
 // BY_TID=1                rows per thread id rather than per thread name
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { SHOP_KEY as KEY, liftedPolicy, startShopUpstream } from './lib/shop.mjs';
 
 const CALLS = Number(process.argv[2] ?? 2000);
 const WARMUP = 1000;
-const KEY = 'bench-shop-key-0123456789';
 const root = new URL('..', import.meta.url).pathname;
 const SPEC = `${root}examples/shop/openapi.yaml`;
 const BASE = process.env.STDIO_BENCH_BASE;
@@ -164,26 +164,9 @@ async function count(pid, work) {
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'warden-stdio-sys-'));
-  const POLICY = join(dir, 'policy.yaml');
-  writeFileSync(
-    POLICY,
-    'version: 1\nrateLimit: { perToolPrincipal: { calls: 1000000, perSeconds: 60 }, perPrincipal: { calls: 1000000, perSeconds: 60 } }\ndefaults: { concurrency: 1000 }\n',
-  );
-  const upPort = 5400 + Math.floor(Math.random() * 500);
-  const shop = spawn(process.execPath, [`${root}examples/shop/server.mjs`, String(upPort)], {
-    env: { ...process.env, SHOP_KEY: KEY },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const POLICY = liftedPolicy(dir);
+  const { child: shop, url: up } = await startShopUpstream(5400);
   children.push(shop);
-  await new Promise((resolve, reject) => {
-    let err = '';
-    shop.stderr.on('data', (d) => {
-      err += d;
-      if (/shop API at/.test(err)) resolve();
-    });
-    shop.on('exit', (c) => reject(new Error(`shop exited ${c}: ${err}`)));
-  });
-  const up = `http://127.0.0.1:${upPort}/v1`;
   const env = { ...process.env, MCP_WARDEN_CRED_SHOPKEY: KEY };
   const warden = (at, audit) => [
     `${at}/dist/cli/main.js`,
