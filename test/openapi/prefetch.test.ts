@@ -179,6 +179,18 @@ describe('serve --spec: the spec loaded off the main thread', () => {
     expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
   });
 
+  /** Each big invalid spec goes to the worker, and serve stops with exactly the loader's own error. */
+  async function expectRefusedAsLoaderRefuses(dir: string, files: string[]) {
+    for (const file of files) {
+      const bad = join(dir, file);
+      expect(worthPrefetching(bad)).toBe(true);
+      const { expected, r } = await loadAndServe(bad, dir);
+      expect(expected!.code, file).toBe('SPEC_INVALID');
+      expect(r.code, file).toBe(exitCode('SPEC_INVALID'));
+      expect(r.stderr, file).toContain(formatError(expected!));
+    }
+  }
+
   it('a big OpenAPI 3 spec the worker sent before validating, then found invalid, stops the start with the loader’s own error', async () => {
     const description = 'x'.repeat(PREFETCH_MIN_BYTES);
     const dir = tempTree({
@@ -190,14 +202,7 @@ describe('serve --spec: the spec loaded off the main thread', () => {
       // …and valid against it, but breaking a rule only the prose states (operationIds unique).
       'rule.yaml': `openapi: 3.0.3\ninfo: {title: T, version: "1", description: ${description}}\npaths:\n  /a:\n    get: {operationId: same, responses: {"200": {description: ok}}}\n  /b:\n    get: {operationId: same, responses: {"200": {description: ok}}}\n`,
     });
-    for (const file of ['meta.json', 'rule.yaml']) {
-      const bad = join(dir, file);
-      expect(worthPrefetching(bad)).toBe(true);
-      const { expected, r } = await loadAndServe(bad, dir);
-      expect(expected!.code, file).toBe('SPEC_INVALID');
-      expect(r.code, file).toBe(exitCode('SPEC_INVALID'));
-      expect(r.stderr, file).toContain(formatError(expected!));
-    }
+    await expectRefusedAsLoaderRefuses(dir, ['meta.json', 'rule.yaml']);
   });
 
   it('a big Swagger 2.0 spec the worker found invalid stops the start with the loader’s own error', async () => {
@@ -216,14 +221,7 @@ describe('serve --spec: the spec loaded off the main thread', () => {
         '/b': { get: { operationId: 'same', responses: ok } },
       }),
     });
-    for (const file of ['meta.json', 'rule.json']) {
-      const bad = join(dir, file);
-      expect(worthPrefetching(bad)).toBe(true);
-      const { expected, r } = await loadAndServe(bad, dir);
-      expect(expected!.code, file).toBe('SPEC_INVALID');
-      expect(r.code, file).toBe(exitCode('SPEC_INVALID'));
-      expect(r.stderr, file).toContain(formatError(expected!));
-    }
+    await expectRefusedAsLoaderRefuses(dir, ['meta.json', 'rule.json']);
   });
 
   it('a spec URL that fails is fetched again by the main thread, which reports it', async () => {
