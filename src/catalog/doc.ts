@@ -1,4 +1,5 @@
 import { WardenError } from '../errors/index.js';
+import { memoByText } from '../lib/text-memo.js';
 import type { ServerInfo } from '../model/catalog.js';
 import { type DefsLookup, type JsonSchema, resolveLocal } from '../model/json-schema.js';
 import { getByPointer } from '../openapi/parse.js';
@@ -83,23 +84,17 @@ export function topProperties(s: JsonSchema, defs: DefsLookup, depth = 0): Recor
   return out;
 }
 
-const cleaned = new Map<number, Map<string, string>>();
+const cleaned = new Map<number, (text: string) => string>();
 /**
  * `cleanDescription(text, max)`, each text cleaned once per cap: specs repeat their parameter
  * descriptions on every operation (Kubernetes' 300-character `fieldSelector`… on each of 1,123), and
  * the cleaning is a dozen regular-expression passes.
  */
 export function cleanDescriptionOnce(text: string, max: number): string {
-  let byText = cleaned.get(max);
-  if (!byText) {
-    byText = new Map();
-    cleaned.set(max, byText);
+  let clean = cleaned.get(max);
+  if (!clean) {
+    clean = memoByText((t) => cleanDescription(t, max), 20_000);
+    cleaned.set(max, clean);
   }
-  let d = byText.get(text);
-  if (d === undefined) {
-    d = cleanDescription(text, max);
-    if (byText.size > 20_000) byText.clear();
-    byText.set(text, d);
-  }
-  return d;
+  return clean(text);
 }

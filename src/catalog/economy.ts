@@ -1,3 +1,4 @@
+import { memoByText } from '../lib/text-memo.js';
 import type { JsonSchemaObject } from '../model/json-schema.js';
 import { cutAtBoundary } from './description.js';
 
@@ -234,14 +235,7 @@ const ARRAY_ONLY = new Set(['uniqueItems', 'minItems', 'maxItems']);
 
 /** A published argument description: its opening sentences within the budget. */
 function shortened(d: string): string {
-  if (d.length <= MAX_PUBLISHED_ARG_DESCRIPTION) return d;
-  // Once per text: specs repeat their parameter descriptions on every operation.
-  let cut = cuts.get(d);
-  if (cut === undefined) {
-    cut = cutAtBoundary(d, MAX_PUBLISHED_ARG_DESCRIPTION);
-    if (cuts.size > 20_000) cuts.clear();
-    cuts.set(d, cut);
-  }
-  return cut;
+  return d.length <= MAX_PUBLISHED_ARG_DESCRIPTION ? d : cut(d);
 }
-const cuts = new Map<string, string>();
+// Once per text: specs repeat their parameter descriptions on every operation.
+const cut = memoByText((d) => cutAtBoundary(d, MAX_PUBLISHED_ARG_DESCRIPTION), 20_000);

@@ -1,3 +1,4 @@
+import { memoByText } from '../lib/text-memo.js';
 import type { DataClass, DataField } from '../model/catalog.js';
 import {
   type DefsLookup,
@@ -755,7 +756,6 @@ function propertyStep(name: string): string {
   return step;
 }
 
-const wordCache = new Map<string, string[]>();
 /** Data classes an operator may tag a field with (`x-data-class` in the spec, `fields` in the policy). */
 export const TAG_CLASSES = ['pii', 'secret', 'financial', 'none'] as const;
 export type TagClass = (typeof TAG_CLASSES)[number];
@@ -797,15 +797,7 @@ export function classifyProperty(
   return classifyField(facts, rules);
 }
 
-export function cachedWords(s: string): string[] {
-  let w = wordCache.get(s);
-  if (!w) {
-    w = words(s);
-    if (wordCache.size > 50_000) wordCache.clear();
-    wordCache.set(s, w);
-  }
-  return w;
-}
+export const cachedWords: (s: string) => string[] = memoByText((s) => words(s), 50_000);
 
 /** The item types of an array schema, when it says (`passwords: {type: array, items: {type: string}}`). */
 function itemTypes(s: JsonSchema, defs: DefsLookup): { items?: string[] } {
