@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { type FSWatcher, renameSync, watch, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { formatError, formatLocation, toWardenError, WardenError } from '../errors/index.js';
+import { watchFileChanges } from '../lib/watched-file.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import type { KillSwitch, RuntimeSnapshot, StateStore, Toggle } from '../model/state.js';
 import { checkPolicy } from '../policy/check.js';
@@ -85,7 +86,7 @@ export class Controller {
   private current: ToolView;
   private readonly versions: PolicyVersion[] = [];
   private readonly listeners: Array<() => void> = [];
-  private watcher: FSWatcher | undefined;
+  private watcher: { close(): void } | undefined;
   private catalog: Catalog;
   private loaded: LoadedPolicy | undefined;
   private readonly pins: Pins;
@@ -341,16 +342,8 @@ export class Controller {
   watchFile(): void {
     const file = this.o.policy?.file;
     if (!file || this.watcher) return;
-    let timer: NodeJS.Timeout | undefined;
-    // The directory, not the file: editors and ConfigMaps replace the file rather than write it.
-    this.watcher = watch(dirname(file), { persistent: false }, (_ev, name) => {
-      if (name !== null && name !== basename(file)) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => this.reloadFromFile(file), 100);
-    });
-    this.watcher.on('error', (e) =>
-      this.o.warn('policy file watch failed', { code: (e as NodeJS.ErrnoException).code }),
-    );
+    // Polled, not a folder watch: see watchFileChanges (an audit file beside the policy woke it every call).
+    this.watcher = watchFileChanges(file, () => this.reloadFromFile(file), { settleMs: 100 });
   }
 
   private reloadFromFile(file: string): void {

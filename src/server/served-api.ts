@@ -1,10 +1,10 @@
-import { type FSWatcher, watch } from 'node:fs';
-import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { buildCatalog } from '../catalog/build.js';
 import { assignSetNames } from '../catalog/names.js';
 import type { Controller } from '../control/controller.js';
 import { ToolSearch } from '../discover/search.js';
 import { formatError, toWardenError, WardenError } from '../errors/index.js';
+import { watchFileChanges } from '../lib/watched-file.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import type { Logger } from '../observe/log.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../openapi/load.js';
@@ -374,9 +374,8 @@ export class ServedApi {
         '--watch-spec needs a local spec file; reload a URL spec through the admin API',
       );
     let running = Promise.resolve();
-    const watchers: FSWatcher[] = local.flatMap((part) => {
+    const watchers: { close(): void }[] = local.flatMap((part) => {
       const file = resolvePath(part.member.source.spec);
-      let timer: NodeJS.Timeout | undefined;
       const reload = () => {
         running = running.then(() =>
           this.reloadPart(part, 'spec-watch').then(
@@ -397,27 +396,9 @@ export class ServedApi {
           ),
         );
       };
-      const api = part.member.name !== undefined ? { api: part.member.name } : {};
-      let w: FSWatcher;
-      try {
-        w = watch(dirname(file), { persistent: false }, (_e, n) => {
-          if (n !== null && n !== basename(file)) return;
-          clearTimeout(timer);
-          timer = setTimeout(reload, 300);
-        });
-      } catch (e) {
-        // One API's missing folder (an optional API that is out) does not stop the others' watch.
-        if (this.single) throw e;
-        this.o.logger.warn(
-          { ...api, code: (e as NodeJS.ErrnoException).code },
-          'cannot watch this API’s spec file; reload it through the admin API',
-        );
-        return [];
-      }
-      w.on('error', (e: NodeJS.ErrnoException) =>
-        this.o.logger.warn({ ...api, code: e.code }, 'spec watch failed; reload through the admin API'),
-      );
-      return [w];
+      // Polled, not a folder watch (see watchFileChanges): a file beside it written on every call
+      // woke the folder watch each time. A missing file is polled too: it is reloaded once it appears.
+      return [watchFileChanges(file, reload, { settleMs: 300 })];
     });
     return {
       close: () => {
