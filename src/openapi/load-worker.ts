@@ -9,31 +9,39 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadSpec } from './load.js';
 import type { PrefetchMessage, PrefetchOptions } from './prefetch.js';
+import { packSpec } from './spec-transfer.js';
 
 const { source, options } = workerData as { source: string; options: PrefetchOptions };
 const progress: string[] = [];
-const post = (m: PrefetchMessage) => parentPort?.postMessage(m);
+const post = (m: PrefetchMessage, transfer: ArrayBuffer[] = []) => parentPort?.postMessage(m, transfer);
 let sent = false;
 let result: PrefetchMessage;
+let tail: ArrayBuffer[] = [];
 try {
   const spec = await loadSpec(source, {
     ...options,
     onProgress: (m) => progress.push(m),
     beforeValidation: (s) => {
       try {
-        post({ early: s });
+        const { packed, transfer } = packSpec(s);
+        post({ early: packed }, transfer);
         sent = true;
       } catch {
         // Something in the spec cannot be cloned: the last message fails the same way.
       }
     },
   });
-  result = sent ? { ok: true, progress } : { ok: true, spec, progress };
+  if (sent) result = { ok: true, progress };
+  else {
+    const { packed, transfer } = packSpec(spec);
+    result = { ok: true, spec: packed, progress };
+    tail = transfer;
+  }
 } catch {
   result = { ok: false };
 }
 try {
-  post(result);
+  post(result, tail);
 } catch {
   // Something in the spec cannot be cloned: the main thread loads it itself.
   post({ ok: false });

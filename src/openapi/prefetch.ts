@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { type PackedSpec, unpackSpec } from './spec-transfer.js';
 
 /**
  * Loading a spec off the main thread while the main thread loads the rest of the program. `serve`
@@ -65,11 +66,11 @@ export type PrefetchResult = { ok: true; spec: unknown; progress: string[] } | {
 
 /**
  * The worker's messages: at most one `early` spec (sent before its validation), then one result,
- * without the spec when it came early.
+ * without the spec when it came early. Specs travel packed (./spec-transfer.ts).
  */
 export type PrefetchMessage =
-  | { early: unknown }
-  | { ok: true; spec?: unknown; progress: string[] }
+  | { early: PackedSpec }
+  | { ok: true; spec?: PackedSpec; progress: string[] }
   | { ok: false };
 
 const KEYS = [
@@ -114,15 +115,21 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
   const result = new Promise<PrefetchResult>((resolve) => {
     let early: { spec: unknown } | undefined;
     const onMessage = (m: PrefetchMessage) => {
-      if ('early' in m) {
-        // Received (deserialised) now, while the worker validates; used only if the load succeeds.
-        early = { spec: m.early };
-        return;
+      try {
+        if ('early' in m) {
+          // Unpacked now, while the worker validates; used only if the load succeeds.
+          early = { spec: unpackSpec(m.early) };
+          return;
+        }
+        worker.off('message', onMessage);
+        if (!m.ok) resolve(m);
+        else if (m.spec !== undefined) resolve({ ok: true, spec: unpackSpec(m.spec), progress: m.progress });
+        else resolve(early ? { ok: true, spec: early.spec, progress: m.progress } : { ok: false });
+      } catch {
+        // Whatever went wrong in the hand-over, the main thread loads the spec itself.
+        worker.off('message', onMessage);
+        resolve({ ok: false });
       }
-      worker.off('message', onMessage);
-      if (!m.ok) resolve(m);
-      else if ('spec' in m) resolve({ ok: true, spec: m.spec, progress: m.progress });
-      else resolve(early ? { ok: true, spec: early.spec, progress: m.progress } : { ok: false });
       void worker.terminate();
     };
     worker.on('message', onMessage);
