@@ -1,3 +1,4 @@
+import { operationAuth } from '../classify/auth.js';
 import { ResponseClassifier } from '../classify/data-classes.js';
 import { WardenError } from '../errors/index.js';
 import { type Catalog, HTTP_METHODS, type Tool } from '../model/catalog.js';
@@ -7,6 +8,7 @@ import { cleanLine } from '../openapi/text.js';
 import type { Operation, ToolContext } from './context.js';
 import { asObject, follow, servers } from './doc.js';
 import { assignNames } from './names.js';
+import { ParameterReader } from './parameters.js';
 import { SchemaConverter } from './schema.js';
 import { buildTool } from './tool.js';
 
@@ -28,15 +30,19 @@ export const DEFAULT_MAX_DESCRIPTION = 1024;
 export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Catalog {
   const doc = spec.doc;
   const conv = new SchemaConverter(doc, spec.dialect);
+  const schemes = asObject(asObject(doc.components)?.securitySchemes) ?? {};
   const ctx: ToolContext = {
     doc,
     conv,
     responses: new ResponseClassifier(),
     inLookup: conv.lookup('input'),
     outLookup: conv.lookup('output'),
-    schemes: asObject(asObject(doc.components)?.securitySchemes) ?? {},
+    schemes,
     docServers: servers(doc.servers),
     maxDescription: options.maxDescription ?? DEFAULT_MAX_DESCRIPTION,
+    docAuth: operationAuth(schemes, undefined, doc.security),
+    params: new ParameterReader(doc),
+    paramSchemas: new WeakMap(),
   };
   const warnings = [...spec.warnings];
 

@@ -1,7 +1,8 @@
 import type { ResponseClassifier } from '../classify/data-classes.js';
-import type { HttpMethod, ServerInfo } from '../model/catalog.js';
-import type { DefsLookup } from '../model/json-schema.js';
+import type { HttpMethod, ServerInfo, ToolAuth } from '../model/catalog.js';
+import type { DefsLookup, JsonSchema } from '../model/json-schema.js';
 import type { OpenApiDoc } from '../openapi/load.js';
+import type { ParameterReader } from './parameters.js';
 import type { SchemaConverter } from './schema.js';
 
 /** One operation of the document, as the walk over `paths` found it. */
@@ -28,4 +29,13 @@ export interface ToolContext {
   schemes: Record<string, unknown>;
   docServers: ServerInfo[];
   maxDescription: number;
+  /** The document's `security` read once: every operation without its own shares it (read-only). */
+  docAuth: ToolAuth;
+  /** Operations' parameters, each shared `$ref` and Parameter Object read once. */
+  params: ParameterReader;
+  /**
+   * A Parameter Object's argument schema (converted, annotated) by that object: the same for every
+   * operation using it, kept only when its conversion warned of nothing (a warning names the place).
+   */
+  paramSchemas: WeakMap<object, { schema: JsonSchema; deps: Set<string> }>;
 }

@@ -46,6 +46,8 @@ export function describeOperation(o: Operation, args: DescribedArgs, max: number
  * last sentence end in the second half of the budget, else the last word boundary, then `…`.
  */
 export function cutAtBoundary(text: string, max: number): string {
+  // A text of at most `max` UTF-16 units has at most `max` code points: no array of them needed.
+  if (text.length <= max) return text;
   const chars = Array.from(text);
   if (chars.length <= max) return text;
   const room = chars.slice(0, max - 1).join('');

@@ -74,13 +74,18 @@ export function pickRequestType(types: string[]): string | undefined {
   );
 }
 
-/** Top-level properties of an object schema, looking through `$ref` and `allOf`. */
+const NO_PROPERTIES: Record<string, JsonSchema> = Object.freeze({});
+
+/**
+ * Top-level properties of an object schema, looking through `$ref` and `allOf`. Read-only: without
+ * `allOf` it is the schema's own `properties` (callers only read it; a copy per call was garbage).
+ */
 export function topProperties(s: JsonSchema, defs: DefsLookup, depth = 0): Record<string, JsonSchema> {
   const r = resolveLocal(s, defs);
-  if (typeof r !== 'object' || depth > 4) return {};
+  if (typeof r !== 'object' || depth > 4) return NO_PROPERTIES;
+  if (!Array.isArray(r.allOf)) return r.properties ?? NO_PROPERTIES;
   let out: Record<string, JsonSchema> = { ...(r.properties ?? {}) };
-  if (Array.isArray(r.allOf))
-    for (const x of r.allOf as JsonSchema[]) out = { ...topProperties(x, defs, depth + 1), ...out };
+  for (const x of r.allOf as JsonSchema[]) out = { ...topProperties(x, defs, depth + 1), ...out };
   return out;
 }
 

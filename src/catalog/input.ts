@@ -1,11 +1,12 @@
 import { ownedParameters } from '../classify/auth.js';
 import type { OperationFacts } from '../classify/risk.js';
+import { memoByText } from '../lib/text-memo.js';
 import type { ArgBinding, StrippedParam, ToolAuth } from '../model/catalog.js';
 import type { JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import { escapePointerToken } from '../openapi/parse.js';
 import type { Operation, ToolContext } from './context.js';
 import { asObject, cleanDescriptionOnce, follow, isJsonType, pickRequestType, topProperties } from './doc.js';
-import { mergeParameters, partitionParameters, type RawParam, stripCredentialProps } from './parameters.js';
+import { partitionParameters, type RawParam, stripCredentialProps } from './parameters.js';
 
 /** The input side of a tool: its arguments, where each goes on the wire, and what was kept back. */
 export interface ToolInput {
@@ -24,7 +25,7 @@ export interface ToolInput {
 export function buildInput(ctx: ToolContext, o: Operation, auth: ToolAuth): ToolInput {
   const owned = ownedParameters(auth);
   const secured = auth.alternatives.length > 0;
-  const params = mergeParameters(ctx.doc, o);
+  const params = ctx.params.merge(o);
   const { stripped, visible } = partitionParameters(params.values(), owned, secured);
   const input = new InputBuilder(ctx, stripped);
   // Path parameters first: they are what a model must always supply.
@@ -50,21 +51,38 @@ class InputBuilder {
   ) {}
 
   addParameter(p: RawParam): void {
-    const schema = withAnnotations(this.convert(p.schema ?? {}, p.pointer), p.description, p.deprecated);
+    const schema = this.parameterSchema(p);
     const arg = this.argName(p.name, p.in);
     this.properties[arg] = schema;
     const req = p.required || p.in === 'path';
     if (req) this.required.push(arg);
-    this.bindings.push({
-      arg,
-      in: p.in,
-      name: p.name,
-      required: req,
-      ...(p.style !== undefined ? { style: p.style } : {}),
-      ...(p.explode !== undefined ? { explode: p.explode } : {}),
-      ...(p.allowReserved !== undefined ? { allowReserved: p.allowReserved } : {}),
-    });
+    // Assigned in the order the spread form had (the bindings are published in scan reports).
+    const b: ArgBinding = { arg, in: p.in, name: p.name, required: req };
+    if (p.style !== undefined) b.style = p.style;
+    if (p.explode !== undefined) b.explode = p.explode;
+    if (p.allowReserved !== undefined) b.allowReserved = p.allowReserved;
+    this.bindings.push(b);
     this.facts.push({ name: p.name, description: p.description });
+  }
+
+  /**
+   * The argument schema of a Parameter Object, converted and annotated once per catalogue: shared
+   * parameters recur on hundreds of operations. Kept only if its conversion warned of nothing, so a
+   * warning still names each place (the converter warns per place).
+   */
+  private parameterSchema(p: RawParam): JsonSchema {
+    const known = this.ctx.paramSchemas.get(p.source);
+    if (known) {
+      for (const d of known.deps) this.deps.add(d);
+      return known.schema;
+    }
+    const warned = this.ctx.conv.warnings.length;
+    const c = this.ctx.conv.convert(p.schema ?? {}, 'input', p.pointer);
+    for (const d of c.deps) this.deps.add(d);
+    const schema = withAnnotations(c.schema, p.description, p.deprecated);
+    if (this.ctx.conv.warnings.length === warned)
+      this.ctx.paramSchemas.set(p.source, { schema, deps: c.deps });
+    return schema;
   }
 
   /** The request body, in the one content type the gateway will send, becomes one argument. */
@@ -109,18 +127,24 @@ class InputBuilder {
 
   /** The wire name made tool-safe; a clash takes the location as prefix, then a counter. */
   private argName(wire: string, where: string): string {
-    let a =
-      wire
-        .replace(/\[\]$/, '')
-        .replace(/[^A-Za-z0-9_.-]+/g, '_')
-        .replace(/^_+|_+$/g, '')
-        .slice(0, 64) || where;
+    let a = toolSafe(wire) || where;
     if (this.taken.has(a)) a = `${where}_${a}`.slice(0, 64);
     for (let n = 2; this.taken.has(a); n++) a = `${a.slice(0, 60)}_${n}`;
     this.taken.add(a);
     return a;
   }
 }
+
+/** A wire name made tool-safe, once per name (the same parameter names recur on every operation). */
+const toolSafe = memoByText(
+  (wire) =>
+    wire
+      .replace(/\[\]$/, '')
+      .replace(/[^A-Za-z0-9_.-]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .slice(0, 64),
+  20_000,
+);
 
 function defaultBodySchema(ct: string): JsonSchemaObject {
   if (/^text\//i.test(ct) || isJsonType(ct)) return ct === '*/*' ? {} : { type: 'string' };

@@ -1,3 +1,4 @@
+import { memoByText } from '../lib/text-memo.js';
 import type { DataField } from '../model/catalog.js';
 import {
   type DefsLookup,
@@ -58,7 +59,7 @@ function successResponse(
     const content = asObject(r?.content) ?? {};
     for (const t of Object.keys(content)) responseTypes.add(t.toLowerCase());
     if (root !== undefined) continue;
-    const jsonType = Object.keys(content).find(isJsonType);
+    const jsonType = Object.keys(content).find(jsonMediaType);
     const schema = jsonType ? asObject(content[jsonType])?.schema : undefined;
     if (schema !== undefined) {
       const c = ctx.conv.convert(
@@ -72,6 +73,9 @@ function successResponse(
   }
   return { root, deps, responseTypes };
 }
+
+/** `isJsonType` once per media type: every response of a spec names the same few (Kubernetes: five each). */
+const jsonMediaType = memoByText((ct) => isJsonType(ct), 1_000);
 
 /** MCP publishes objects: an object schema goes as it is, anything else inside `{ result }`. */
 function publishedShape(

@@ -1,7 +1,7 @@
 import { operationAuth } from '../classify/auth.js';
 import { cachedWords } from '../classify/data-classes.js';
 import { secureDefaultExposure } from '../classify/exposure.js';
-import { classifyRisk, isTopSecret, type RiskResult, TOP_SECRETS } from '../classify/risk.js';
+import { classifyRisk, isTopSecret, pathWordsOf, type RiskResult, TOP_SECRETS } from '../classify/risk.js';
 import type { DataField, HttpMethod, PageSizeInfo, Tool, ToolAuth, ToolSource } from '../model/catalog.js';
 import type { DefsLookup, JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import { cleanLine } from '../openapi/text.js';
@@ -18,10 +18,15 @@ import { detectPaging, isListOperation } from './paging.js';
  */
 export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
   const { path, method, op, item } = o;
-  const auth = operationAuth(ctx.schemes, op.security, ctx.doc.security);
+  // Without its own `security` an operation has the document's, read once per catalogue.
+  const auth = Array.isArray(op.security)
+    ? operationAuth(ctx.schemes, op.security, ctx.doc.security)
+    : ctx.docAuth;
   const input = buildInput(ctx, o, auth);
   const output = buildOutput(ctx, o);
-  const { risk, opId, tags, pageSize } = assessRisk(ctx, o, auth, input, output);
+  // One array for the tool and the risk facts (the rules only read it).
+  const responseContentTypes = [...output.responseTypes];
+  const { risk, opId, tags, pageSize } = assessRisk(ctx, o, auth, input, output, responseContentTypes);
   const { summary, description, deprecated } = describeOperation(
     o,
     { bindings: input.bindings, properties: input.properties, lookup: ctx.inLookup },
@@ -49,7 +54,7 @@ export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
     source,
     bindings: input.bindings,
     strippedParams: input.stripped,
-    responseContentTypes: [...output.responseTypes],
+    responseContentTypes,
     risk,
     dataClasses: [],
     dataClassesTruncated: false,
@@ -91,13 +96,14 @@ function assessRisk(
   auth: ToolAuth,
   input: ToolInput,
   output: ToolOutput,
+  responseContentTypes: string[],
 ): { risk: RiskResult; opId: string | undefined; tags: string[]; pageSize: PageSizeInfo | undefined } {
   const { path, method, op } = o;
   const { pageSize, hasPagination } = detectPaging(input.bindings, input.properties, ctx.inLookup);
   const opId = typeof op.operationId === 'string' ? op.operationId : undefined;
   // Cached: the same segments and ids recur across a spec's operations (read-only arrays).
   const opWords = opId ? cachedWords(opId) : [];
-  const literal = path.split('/').filter((s) => s && !/^\{.*\}$/.test(s));
+  const { pathWords, lastSegmentWords } = pathWordsOf(path);
   const isList = isListOperation(method, output.root, ctx.outLookup, opWords);
   const tags = Array.isArray(op.tags) ? op.tags.filter((t): t is string => typeof t === 'string') : [];
   const risk = classifyRisk({
@@ -105,11 +111,11 @@ function assessRisk(
     path,
     ...(opId !== undefined ? { operationId: opId } : {}),
     tags,
-    pathWords: literal.flatMap((s) => cachedWords(s)),
-    lastSegmentWords: cachedWords(literal[literal.length - 1] ?? ''),
+    pathWords,
+    lastSegmentWords,
     opWords,
     args: input.facts,
-    responseContentTypes: [...output.responseTypes],
+    responseContentTypes,
     scopes: auth.alternatives.flat().flatMap((r) => r.scopes),
     dataFields: topSecretField(ctx, output),
     ...(pageSize ? { pageSize } : {}),

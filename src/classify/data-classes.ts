@@ -784,26 +784,28 @@ export function classifyProperty(
     return [
       { class: tag, kind: tag, rule: 'x-data-class', reason: `tagged x-data-class: ${tag} in the spec` },
     ];
+  // Assigned, not spread: this runs for every property a response search or walk meets.
   const facts: FieldFacts = {
     name,
     words: cachedWords(name),
     parentWords,
     type: typesOf(target),
-    ...itemTypes(target, defs),
     description:
       typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
-    ...(typeof target === 'object' && typeof target.format === 'string' ? { format: target.format } : {}),
   };
+  const items = itemTypes(target, defs);
+  if (items !== undefined) facts.items = items;
+  if (typeof target === 'object' && typeof target.format === 'string') facts.format = target.format;
   return classifyField(facts, rules);
 }
 
 export const cachedWords: (s: string) => string[] = memoByText((s) => words(s), 50_000);
 
 /** The item types of an array schema, when it says (`passwords: {type: array, items: {type: string}}`). */
-function itemTypes(s: JsonSchema, defs: DefsLookup): { items?: string[] } {
-  if (typeof s !== 'object' || s.items === undefined || typeof s.items !== 'object') return {};
+function itemTypes(s: JsonSchema, defs: DefsLookup): string[] | undefined {
+  if (typeof s !== 'object' || s.items === undefined || typeof s.items !== 'object') return undefined;
   const items = typesOf(resolveLocal(s.items as JsonSchema, defs));
-  return items.length ? { items } : {};
+  return items.length ? items : undefined;
 }
 
 function typesOf(s: JsonSchema): string[] {

@@ -1,3 +1,4 @@
+import { memoByText } from '../lib/text-memo.js';
 import {
   type DataField,
   type HttpMethod,
@@ -185,6 +186,38 @@ const LIST_WORDS = set('list', 'search', 'find', 'query', 'all', 'browse', 'enum
 
 const hit = (words: readonly string[], vocab: Set<string>) => words.find((w) => vocab.has(w));
 
+// The rules below read the same tags, scopes, content types and argument names on most operations
+// of a spec: each text is judged once (bounded memos, pure functions of the text).
+/** A tag or scope with an administrative component (`admin:org`, `Admin tools`). */
+const namesAdmin = memoByText(
+  (t) => t.split(/[^a-z0-9]+/i).some((w) => ADMIN_WORDS.has(w.toLowerCase())),
+  20_000,
+);
+const isExportType = memoByText((ct) => EXPORT_TYPES.some((re) => re.test(ct)), 20_000);
+/** An argument name lower-cased, runs of other characters as `_`. */
+const argKey = memoByText((name) => name.toLowerCase().replace(/[^a-z0-9]+/g, '_'), 20_000);
+const isRawQueryArg = memoByText(
+  (n) => RAW_QUERY_ARGS.has(n) || n.split('_').some((w) => w === 'sql' || w === 'eval'),
+  20_000,
+);
+
+/** The words of a path's literal (non-template) segments: all, the last segment's, and per segment. */
+export interface PathWords {
+  pathWords: string[];
+  lastSegmentWords: string[];
+  segmentWords: string[][];
+}
+/** Once per path: a spec's methods share their path, and the risk and read-like rules all read it. */
+export const pathWordsOf: (path: string) => PathWords = memoByText((path) => {
+  const literal = path.split('/').filter((s) => s && !/^\{.*\}$/.test(s));
+  const segmentWords = literal.map((s) => cachedWords(s));
+  return {
+    pathWords: segmentWords.flat(),
+    lastSegmentWords: cachedWords(literal[literal.length - 1] ?? ''),
+    segmentWords,
+  };
+}, 20_000);
+
 /**
  * The classification table: every risk a tool can carry, one data-driven rule per line of
  * reasoning. Rules only ever add classes; the secure default then hides any tool with a class other
@@ -243,7 +276,7 @@ export const RISK_RULES: readonly RiskRule[] = [
     class: 'admin',
     description: 'A tag naming administration.',
     test: (f) => {
-      const t = f.tags.find((tag) => tag.split(/[^a-z0-9]+/i).some((w) => ADMIN_WORDS.has(w.toLowerCase())));
+      const t = f.tags.find(namesAdmin);
       return t ? `tagged "${t}"` : undefined;
     },
   },
@@ -252,7 +285,7 @@ export const RISK_RULES: readonly RiskRule[] = [
     class: 'admin',
     description: 'An OAuth scope with an admin component (admin:org, admin.users:write…).',
     test: (f) => {
-      const s = f.scopes.find((sc) => sc.split(/[^a-z0-9]+/i).some((w) => ADMIN_WORDS.has(w.toLowerCase())));
+      const s = f.scopes.find(namesAdmin);
       return s ? `requires OAuth scope "${s}"` : undefined;
     },
   },
@@ -306,7 +339,7 @@ export const RISK_RULES: readonly RiskRule[] = [
     description:
       'A success response in a file/export format (CSV, octet-stream, archives, NDJSON, spreadsheets).',
     test: (f) => {
-      const t = f.responseContentTypes.find((ct) => EXPORT_TYPES.some((re) => re.test(ct)));
+      const t = f.responseContentTypes.find(isExportType);
       return t ? `responds with ${t}` : undefined;
     },
   },
@@ -317,8 +350,8 @@ export const RISK_RULES: readonly RiskRule[] = [
       'An argument that carries a query language, code or a command (sql, eval, script, command…).',
     test: (f) => {
       for (const a of f.args) {
-        const n = a.name.toLowerCase().replace(/[^a-z0-9]+/g, '_');
-        if (RAW_QUERY_ARGS.has(n) || n.split('_').some((w) => w === 'sql' || w === 'eval')) {
+        const n = argKey(a.name);
+        if (isRawQueryArg(n)) {
           return `argument "${a.name}" carries code or a query`;
         }
         if ((n === 'query' || n === 'q' || n === 'filter') && QUERY_LANGUAGE.test(a.description)) {
@@ -461,17 +494,18 @@ export function classifyRisk(f: OperationFacts, rules: readonly RiskRule[] = RIS
     const i = findings.findIndex((x) => x.class === 'read');
     if (i >= 0) findings.splice(i, 1);
   }
-  const readLike = readLikeOf({
-    method: f.method,
-    path: f.path,
-    pathWords: f.pathWords,
-    segmentWords: f.path
-      .split('/')
-      .filter((s) => s && !/^\{.*\}$/.test(s))
-      .map((s) => cachedWords(s)),
-    opWords: f.opWords,
-    ...(f.operationId !== undefined ? { operationId: f.operationId } : {}),
-  });
+  // Only a POST can be read-like (readLikeOf answers undefined for any other method at once).
+  const readLike =
+    f.method === 'post'
+      ? readLikeOf({
+          method: f.method,
+          path: f.path,
+          pathWords: f.pathWords,
+          segmentWords: pathWordsOf(f.path).segmentWords,
+          opWords: f.opWords,
+          ...(f.operationId !== undefined ? { operationId: f.operationId } : {}),
+        })
+      : undefined;
   return {
     classes: RISK_CLASSES.filter((c) => present.has(c)),
     unbounded: present.has('unbounded'),
