@@ -24,6 +24,8 @@ const flag = (name) => takeFlag(argv, name);
 const BASE = flag('--base');
 const PROFILE = flag('--profile');
 const READ = flag('--read');
+// --concurrency N: each block's calls run N at a time (N loops), as a busy HTTP gateway runs them.
+const CONCURRENCY = Number(flag('--concurrency') ?? 1);
 const CALLS = Number(argv[0] ?? 20000);
 const BLOCK = 1000;
 const root = new URL('..', import.meta.url).pathname;
@@ -255,11 +257,15 @@ async function main() {
     for (const [name, v] of Object.entries(variants)) {
       const r = results[name];
       const c0 = process.cpuUsage();
-      for (let i = 0; i < BLOCK; i++) {
-        const t0 = process.hrtime.bigint();
-        await v.call();
-        r.us.push(Number(process.hrtime.bigint() - t0) / 1000);
-      }
+      const loop = async (n) => {
+        for (let i = 0; i < n; i++) {
+          const t0 = process.hrtime.bigint();
+          await v.call();
+          r.us.push(Number(process.hrtime.bigint() - t0) / 1000);
+        }
+      };
+      if (CONCURRENCY <= 1) await loop(BLOCK);
+      else await Promise.all(Array.from({ length: CONCURRENCY }, () => loop(BLOCK / CONCURRENCY)));
       const c = process.cpuUsage(c0);
       r.cpu += c.user + c.system;
       r.blocks.push((c.user + c.system) / BLOCK);
@@ -287,7 +293,7 @@ async function main() {
     `# node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
   );
   console.log(
-    `# in process: ${CALLS} calls per variant in alternating blocks of ${BLOCK}; CPU = process.cpuUsage over the blocks`,
+    `# in process: ${CALLS} calls per variant in alternating blocks of ${BLOCK}${CONCURRENCY > 1 ? `, ${CONCURRENCY} at a time` : ''}; CPU = process.cpuUsage over the blocks`,
   );
   console.log(
     '\n| variant | CPU µs per call | over direct | wall p50 µs | wall p99 µs |\n|---|---:|---:|---:|---:|',

@@ -57,8 +57,20 @@ export const GENESIS = 'genesis';
 /** Free bytes under which the audit's file system counts as full for readiness (appends may still land). */
 export const AUDIT_ROOM_FLOOR = 1024 * 1024;
 
+/**
+ * A sink that can also take a record to be written together with the other records handed to it in
+ * the same turn of the event loop: one append (one `write` system call, all the lines or none) for
+ * calls that end together. The promise settles once the record is in the kernel (with the append's
+ * duration in ms) or rejects as `write` throws; the caller answers only then, so the record still
+ * precedes the answer.
+ */
+export interface JoiningAuditSink extends AuditSink {
+  writeJoined?(record: AnyRecord): Promise<number>;
+}
+
 /** The JSONL sink, and whether it can be expected to take the next record (readiness asks). */
-export interface JsonlAudit extends AuditSink {
+export interface JsonlAudit extends JoiningAuditSink {
+  writeJoined(record: AnyRecord): Promise<number>;
   writable(): Promise<boolean>;
 }
 export { sha256, sign } from './anchor.js';
@@ -116,6 +128,10 @@ class JsonlWriter implements JsonlAudit {
   private notice: Maker | undefined;
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly lock: AuditLock;
+  /** Records waiting for the joined append (`writeJoined`), with how to settle each. */
+  private joining: Array<{ record: AnyRecord; done: (ms: number) => void; failed: (e: unknown) => void }> =
+    [];
+  private joinTimer: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly path: string,
@@ -155,6 +171,42 @@ class JsonlWriter implements JsonlAudit {
   }
 
   write(record: AnyRecord): void {
+    this.appendRecords([record]);
+  }
+
+  /**
+   * The record, appended at the end of this turn of the event loop together with every other record
+   * handed here meanwhile (calls of one turn: one `write` instead of one each). The chain, the
+   * checkpoints and a failure are exactly as for `write` of each in turn, except that a failed append
+   * fails every record in it (none of its lines lands).
+   */
+  writeJoined(record: AnyRecord): Promise<number> {
+    return new Promise((done, failed) => {
+      this.joining.push({ record, done, failed });
+      this.joinTimer ??= setImmediate(this.flushJoined);
+    });
+  }
+
+  private readonly flushJoined = (): void => {
+    if (this.joinTimer) clearImmediate(this.joinTimer);
+    this.joinTimer = undefined;
+    const batch = this.joining;
+    if (!batch.length) return;
+    this.joining = [];
+    const t0 = performance.now();
+    try {
+      if (this.closed) throw new WardenError('AUDIT_UNAVAILABLE', 'The audit file is closed.');
+      this.appendRecords(batch.map((j) => j.record));
+    } catch (e) {
+      for (const j of batch) j.failed(e);
+      return;
+    }
+    const ms = performance.now() - t0;
+    for (const j of batch) j.done(ms);
+  };
+
+  /** The records in one append, each followed by its interval checkpoint when one falls due. */
+  private appendRecords(records: AnyRecord[]): void {
     const { mirror } = this.options;
     if (mirror && !mirror.accepting())
       throw new WardenError(
@@ -163,9 +215,19 @@ class JsonlWriter implements JsonlAudit {
       );
     try {
       this.rotateIfDue();
-      const due = this.sinceCheckpoint + 1 >= (this.options.checkpointEvery ?? 1000);
-      this.appendAll(due ? [() => record, this.checkpointOf('interval')] : [() => record]);
-      this.sinceCheckpoint = due ? 0 : this.sinceCheckpoint + 1;
+      const every = this.options.checkpointEvery ?? 1000;
+      let since = this.sinceCheckpoint;
+      const makers: Maker[] = [];
+      for (const record of records) {
+        makers.push(() => record);
+        since += 1;
+        if (since >= every) {
+          makers.push(this.checkpointOf('interval'));
+          since = 0;
+        }
+      }
+      this.appendAll(makers);
+      this.sinceCheckpoint = since;
       this.failures = 0;
     } catch (e) {
       this.failures++;
@@ -205,6 +267,8 @@ class JsonlWriter implements JsonlAudit {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Records waiting for their joined append land first: their calls are still waiting on them.
+    this.flushJoined();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     // The last anchor is written below, after any write still in flight (which then cannot land last).

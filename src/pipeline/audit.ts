@@ -22,7 +22,8 @@ export interface AuditOptions {
 export function createAudit(options: AuditOptions) {
   const { sink, redactor } = options;
 
-  return function audit(ctx: CallContext): AuditRecord {
+  /** The call's record, not yet written (the pipeline may append it with others: `writeJoined`). */
+  function build(ctx: CallContext): AuditRecord {
     const err = ctx.error;
     const counts: RedactionCounts = ctx.redactions ? { ...ctx.redactions } : {};
     const req = ctx.request;
@@ -76,9 +77,17 @@ export function createAudit(options: AuditOptions) {
     // show (else `*`), at most 10, and what is left goes through the redactor anyway.
     if (ctx.untrusted?.flagged.length)
       record.injectionSuspected = shownPaths(ctx.untrusted.flagged).map((p) => redactor.text(p));
-    sink.write(record);
     return record;
-  };
+  }
+
+  return Object.assign(
+    function audit(ctx: CallContext): AuditRecord {
+      const record = build(ctx);
+      sink.write(record);
+      return record;
+    },
+    { build },
+  );
 }
 
 const RESPONSE_CHARS = 4096;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { JoiningAuditSink } from '../audit/jsonl.js';
 import type { ToolView } from '../control/view.js';
 import {
   type ErrorCode,
@@ -8,7 +9,7 @@ import {
   toWardenError,
   WardenError,
 } from '../errors/index.js';
-import type { AuditRecord, AuditSink } from '../model/audit.js';
+import type { AuditRecord } from '../model/audit.js';
 import type { Catalog } from '../model/catalog.js';
 import type { Redactor } from '../protect/redactor.js';
 import { createMemoryBudgets } from '../state/budgets.js';
@@ -41,7 +42,7 @@ export interface PipelineOptions {
   confirm: Omit<ConfirmOptions, 'redactor' | 'origin'>;
   /** Results, error excerpts, the audit: everything that leaves goes through it. */
   redactor: Redactor;
-  audit: AuditSink;
+  audit: JoiningAuditSink;
   logger: Logger;
   send?: SendOptions;
   maxPageSize?: number;
@@ -145,17 +146,28 @@ export function createPipeline(o: PipelineOptions): Pipeline {
 
   // The stage functions alone, for the plain loop (no tuple to take apart per stage and call).
   const run: readonly Stage[] = stages.map(([, stage]) => stage);
+  // Calls of this pipeline under way. While others are, a call's record is appended together with
+  // the records of the calls that end in the same turn of the event loop (one write for all of them,
+  // still before any of them is answered); a call on its own writes at once, as before.
+  let inflight = 0;
+  const joined = typeof o.audit.writeJoined === 'function' ? o.audit.writeJoined.bind(o.audit) : undefined;
   async function call(input: CallInput): Promise<ToolResult> {
     const ctx = newContext(input);
+    inflight++;
     try {
-      for (let i = 0; i < run.length; i++) {
-        const pending = run[i]!(ctx);
-        if (pending) await pending;
+      try {
+        for (let i = 0; i < run.length; i++) {
+          const pending = run[i]!(ctx);
+          if (pending) await pending;
+        }
+      } catch (e) {
+        failed(ctx, e);
       }
-    } catch (e) {
-      failed(ctx, e);
+      if (joined && inflight > 1) await recordJoined(ctx, joined);
+      else record(ctx);
+    } finally {
+      inflight--;
     }
-    record(ctx);
     return settle(ctx);
   }
 
@@ -195,20 +207,46 @@ export function createPipeline(o: PipelineOptions): Pipeline {
     try {
       record = audit(ctx);
     } catch (e) {
-      failure = toWardenError(e).code;
-      o.logger.error({ id: ctx.id, code: failure }, 'audit record could not be written');
-      o.onAuditFailure?.();
-      // A write already went out (its intent record is on disk). A read's data is withheld unless
-      // the operator chose availability for reads.
-      const kind = ctx.decision?.decision.kind;
-      if (!ctx.error && kind === 'read' && o.failReads !== 'open') ctx.error = toWardenError(e);
+      failure = auditFailed(ctx, e);
     }
+    recorded(ctx, record);
+    return failure;
+  }
+
+  /** `record`, with the record appended together with those of the calls ending in the same turn. */
+  async function recordJoined(
+    ctx: CallContext,
+    write: (record: AuditRecord) => Promise<unknown>,
+  ): Promise<void> {
+    let record: AuditRecord | undefined;
+    try {
+      const made = audit.build(ctx);
+      await write(made);
+      record = made;
+    } catch (e) {
+      auditFailed(ctx, e);
+    }
+    recorded(ctx, record);
+  }
+
+  /** A record that could not be written: logged, reported, and the call failed closed; its code. */
+  function auditFailed(ctx: CallContext, e: unknown): string {
+    const failure = toWardenError(e).code;
+    o.logger.error({ id: ctx.id, code: failure }, 'audit record could not be written');
+    o.onAuditFailure?.();
+    // A write already went out (its intent record is on disk). A read's data is withheld unless
+    // the operator chose availability for reads.
+    const kind = ctx.decision?.decision.kind;
+    if (!ctx.error && kind === 'read' && o.failReads !== 'open') ctx.error = toWardenError(e);
+    return failure;
+  }
+
+  function recorded(ctx: CallContext, record: AuditRecord | undefined): void {
     ctx.endedAt = performance.now();
     if (o.onCall) {
       told.push(ctx, record);
       scheduled ??= setImmediate(tell);
     }
-    return failure;
   }
 
   // The observers (metrics, the dashboard's series, alerts) are told once the call is audited, after

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { openJsonlAudit } from '../audit/jsonl.js';
+import { type JoiningAuditSink, openJsonlAudit } from '../audit/jsonl.js';
 import { requireSecret, urlOrRef } from '../lib/secret-ref.js';
-import type { AuditSink } from '../model/audit.js';
 import type { ReadinessCheck } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import type { PolicyDoc } from '../policy/schema.js';
@@ -22,7 +21,7 @@ export interface AuditSinksOptions {
 
 export interface AuditSinks {
   /** Where every record goes: the file, then the database mirror; timed, failures reported. */
-  sink: AuditSink;
+  sink: JoiningAuditSink;
   /** Resolves when every record so far is in the database mirror (when there is one). */
   flush(): Promise<void>;
   /** `audit` (the file can take records) and, with a mirror, `audit-db` (the database answers). */
@@ -54,7 +53,22 @@ export async function openAuditSinks(o: AuditSinksOptions): Promise<AuditSinks> 
     onAnchorMismatch: (detail) =>
       o.logger.warn({ detail }, 'the audit files do not match their head anchor: records may have been cut'),
   });
-  const sink: AuditSink = {
+  const sink: JoiningAuditSink = {
+    writeJoined(record) {
+      const t0 = performance.now();
+      // Timed as the append itself (not the wait for the end of the turn), as `write` is.
+      return file.writeJoined(record).then(
+        (ms) => {
+          o.onWrite(ms / 1000);
+          return ms;
+        },
+        (e: unknown) => {
+          o.onFailure();
+          o.onWrite((performance.now() - t0) / 1000);
+          throw e;
+        },
+      );
+    },
     write(record) {
       const t0 = performance.now();
       try {
