@@ -76,6 +76,38 @@ const result = await build({
         }));
       },
     },
+    {
+      // The SDK's `_shims` module imports its Ajv JSON Schema validator, whose module evaluates Ajv,
+      // Ajv2019, Ajv2020 and ajv-formats at import: ~10 ms of every start (issue 22), for a validator
+      // the server uses only to check an elicitation's answer. Here the same class is required on
+      // first use instead (esbuild evaluates a require()d module when the call runs). Same
+      // behaviour: the SDK constructs it with no argument and calls getValidator().
+      name: 'sdk-lazy-ajv',
+      setup(b) {
+        b.onResolve({ filter: /^@modelcontextprotocol\/server\/_shims$/ }, () => ({
+          path: 'sdk-shims',
+          namespace: 'warden',
+        }));
+        b.onLoad({ filter: /^sdk-shims$/, namespace: 'warden' }, () => ({
+          resolveDir: new URL('.', root).pathname,
+          loader: 'js',
+          contents: `import process from 'node:process';
+class DefaultJsonSchemaValidator {
+  #ajv;
+  #real;
+  constructor(ajv) { this.#ajv = ajv; }
+  #get() {
+    const { AjvJsonSchemaValidator } = require('@modelcontextprotocol/server/validators/ajv');
+    return (this.#real ??= new AjvJsonSchemaValidator(this.#ajv));
+  }
+  get ajv() { return this.#get().ajv; }
+  getValidator(schema) { return this.#get().getValidator(schema); }
+}
+export { DefaultJsonSchemaValidator, process };
+`,
+        }));
+      },
+    },
   ],
 });
 
