@@ -108,6 +108,43 @@ export { DefaultJsonSchemaValidator, process };
         }));
       },
     },
+    {
+      // Classes of CommonJS dependencies that mcp-warden never constructs, whose modules load Node
+      // built-ins at require: prom-client's Pushgateway (http, https and with it tls, zlib: ~8 ms of
+      // every start, for stdio a gateway that needs none of them before its first call) and
+      // rate-limiter-flexible's cluster limiters (cluster). Each is replaced by constructors that
+      // require the real module when first called, so the classes stay exported and work.
+      name: 'lazy-unused-classes',
+      setup(b) {
+        const lazy = [
+          { importer: /[\\/]prom-client[\\/]index\.js$/, path: './lib/pushgateway', classes: null },
+          {
+            importer: /[\\/]rate-limiter-flexible[\\/]index\.js$/,
+            path: './lib/RateLimiterCluster',
+            classes: ['RateLimiterClusterMaster', 'RateLimiterClusterMasterPM2', 'RateLimiterCluster'],
+          },
+        ];
+        b.onResolve({ filter: /^\.\/lib\/(pushgateway|RateLimiterCluster)$/ }, (a) => {
+          const hit = lazy.find((l) => l.path === a.path && l.importer.test(a.importer));
+          if (!hit) return undefined;
+          const file = posix.join(a.resolveDir, `${a.path}.js`);
+          return { path: a.path, namespace: 'warden-lazy', pluginData: { hit, file } };
+        });
+        b.onLoad({ filter: /.*/, namespace: 'warden-lazy' }, (a) => {
+          const { hit, file } = a.pluginData;
+          const real = `require(${JSON.stringify(file)})`;
+          // `new` of a function that returns an object gives that object: the real instance.
+          const ctor = (get) => `function (...args) { return new (${get})(...args); }`;
+          return {
+            resolveDir: posix.dirname(file),
+            loader: 'js',
+            contents: hit.classes
+              ? hit.classes.map((c) => `exports.${c} = ${ctor(`${real}.${c}`)};`).join('\n')
+              : `module.exports = ${ctor(real)};`,
+          };
+        });
+      },
+    },
   ],
 });
 
