@@ -151,6 +151,25 @@ export { DefaultJsonSchemaValidator, process };
 // Output paths in the metafile are relative to absWorkingDir, the package root.
 const outputs = Object.keys(result.metafile.outputs);
 
+// The lazy replacements above match dependencies' file names and the SDK's use of its validator: a
+// dependency update that renames a file would silently make them eager again, one that gives the
+// validator a method the replacement lacks would break it. Both stop the build instead.
+{
+  const inputs = Object.keys(result.metafile.inputs);
+  for (const want of [
+    'warden:sdk-shims',
+    'warden-lazy:./lib/pushgateway',
+    'warden-lazy:./lib/RateLimiterCluster',
+  ])
+    if (!inputs.includes(want)) throw new Error(`bundle: ${want} was not used (a dependency changed?)`);
+  const { AjvJsonSchemaValidator } = await import('@modelcontextprotocol/server/validators/ajv');
+  const shimmed = ['constructor', 'ajv', 'getValidator'];
+  const unshimmed = Object.getOwnPropertyNames(AjvJsonSchemaValidator.prototype).filter(
+    (m) => !m.startsWith('_') && !shimmed.includes(m),
+  );
+  if (unshimmed.length) throw new Error(`bundle: sdk-lazy-ajv does not forward ${unshimmed.join(', ')}`);
+}
+
 // The banner costs every file that loads three imports to resolve and a createRequire (issue 22:
 // most of a start's ~45 files). A file whose text nowhere names require, __filename or __dirname
 // (inlined CommonJS reaches require through esbuild's `__require`, in the one chunk that keeps it)
