@@ -76,11 +76,99 @@ const result = await build({
         }));
       },
     },
+    {
+      // The SDK's `_shims` module imports its Ajv JSON Schema validator, whose module evaluates Ajv,
+      // Ajv2019, Ajv2020 and ajv-formats at import: ~10 ms of every start (issue 22), for a validator
+      // the server uses only to check an elicitation's answer. Here the same class is required on
+      // first use instead (esbuild evaluates a require()d module when the call runs). Same
+      // behaviour: the SDK constructs it with no argument and calls getValidator().
+      name: 'sdk-lazy-ajv',
+      setup(b) {
+        b.onResolve({ filter: /^@modelcontextprotocol\/server\/_shims$/ }, () => ({
+          path: 'sdk-shims',
+          namespace: 'warden',
+        }));
+        b.onLoad({ filter: /^sdk-shims$/, namespace: 'warden' }, () => ({
+          resolveDir: new URL('.', root).pathname,
+          loader: 'js',
+          contents: `import process from 'node:process';
+class DefaultJsonSchemaValidator {
+  #ajv;
+  #real;
+  constructor(ajv) { this.#ajv = ajv; }
+  #get() {
+    const { AjvJsonSchemaValidator } = require('@modelcontextprotocol/server/validators/ajv');
+    return (this.#real ??= new AjvJsonSchemaValidator(this.#ajv));
+  }
+  get ajv() { return this.#get().ajv; }
+  getValidator(schema) { return this.#get().getValidator(schema); }
+}
+export { DefaultJsonSchemaValidator, process };
+`,
+        }));
+      },
+    },
+    {
+      // Classes of CommonJS dependencies that mcp-warden never constructs, whose modules load Node
+      // built-ins at require: prom-client's Pushgateway (http, https and with it tls, zlib: ~8 ms of
+      // every start, for stdio a gateway that needs none of them before its first call) and
+      // rate-limiter-flexible's cluster limiters (cluster). Each is replaced by constructors that
+      // require the real module when first called, so the classes stay exported and work.
+      name: 'lazy-unused-classes',
+      setup(b) {
+        const lazy = [
+          { importer: /[\\/]prom-client[\\/]index\.js$/, path: './lib/pushgateway', classes: null },
+          {
+            importer: /[\\/]rate-limiter-flexible[\\/]index\.js$/,
+            path: './lib/RateLimiterCluster',
+            classes: ['RateLimiterClusterMaster', 'RateLimiterClusterMasterPM2', 'RateLimiterCluster'],
+          },
+        ];
+        b.onResolve({ filter: /^\.\/lib\/(pushgateway|RateLimiterCluster)$/ }, (a) => {
+          const hit = lazy.find((l) => l.path === a.path && l.importer.test(a.importer));
+          if (!hit) return undefined;
+          const file = posix.join(a.resolveDir, `${a.path}.js`);
+          return { path: a.path, namespace: 'warden-lazy', pluginData: { hit, file } };
+        });
+        b.onLoad({ filter: /.*/, namespace: 'warden-lazy' }, (a) => {
+          const { hit, file } = a.pluginData;
+          const real = `require(${JSON.stringify(file)})`;
+          // `new` of a function that returns an object gives that object: the real instance.
+          const ctor = (get) => `function (...args) { return new (${get})(...args); }`;
+          return {
+            resolveDir: posix.dirname(file),
+            loader: 'js',
+            contents: hit.classes
+              ? hit.classes.map((c) => `exports.${c} = ${ctor(`${real}.${c}`)};`).join('\n')
+              : `module.exports = ${ctor(real)};`,
+          };
+        });
+      },
+    },
   ],
 });
 
 // Output paths in the metafile are relative to absWorkingDir, the package root.
 const outputs = Object.keys(result.metafile.outputs);
+
+// The lazy replacements above match dependencies' file names and the SDK's use of its validator: a
+// dependency update that renames a file would silently make them eager again, one that gives the
+// validator a method the replacement lacks would break it. Both stop the build instead.
+{
+  const inputs = Object.keys(result.metafile.inputs);
+  for (const want of [
+    'warden:sdk-shims',
+    'warden-lazy:./lib/pushgateway',
+    'warden-lazy:./lib/RateLimiterCluster',
+  ])
+    if (!inputs.includes(want)) throw new Error(`bundle: ${want} was not used (a dependency changed?)`);
+  const { AjvJsonSchemaValidator } = await import('@modelcontextprotocol/server/validators/ajv');
+  const shimmed = ['constructor', 'ajv', 'getValidator'];
+  const unshimmed = Object.getOwnPropertyNames(AjvJsonSchemaValidator.prototype).filter(
+    (m) => !m.startsWith('_') && !shimmed.includes(m),
+  );
+  if (unshimmed.length) throw new Error(`bundle: sdk-lazy-ajv does not forward ${unshimmed.join(', ')}`);
+}
 
 // The banner costs every file that loads three imports to resolve and a createRequire (issue 22:
 // most of a start's ~45 files). A file whose text nowhere names require, __filename or __dirname

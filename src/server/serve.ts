@@ -212,6 +212,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     transport: o.transport,
     factory: mcpFactory({
       o,
+      onFirstView: () => stages.warmAfterList(),
       metaTools: o.dynamic ? (await import('../discover/meta-tools.js')).MetaTools : undefined,
       doc,
       controller,
@@ -422,6 +423,8 @@ async function openRuntime(p: {
 /** The MCP server factory: who the caller is on this transport, and dynamic mode's meta-tools. */
 function mcpFactory(p: {
   o: ServeOptions;
+  /** Told once, at the first look at the served tools (the first tools/list, as a rule). */
+  onFirstView: () => void;
   /** Dynamic mode's meta-tools (their module is loaded only then). */
   metaTools: typeof MetaTools | undefined;
   doc: PolicyDoc;
@@ -441,10 +444,17 @@ function mcpFactory(p: {
     via: 'stdio',
   };
   if (stdio) p.logger.info({ principal: stdioPrincipal.id }, 'MCP over stdio (2025-11-25 and 2026-07-28)');
+  let viewed = false;
   return createServerFactory({
     catalog: p.catalog,
     pipeline: { call: (input) => served.pipeline.call(input) },
-    view: () => controller.view(),
+    view: () => {
+      if (!viewed) {
+        viewed = true;
+        p.onFirstView();
+      }
+      return controller.view();
+    },
     inBandElicitation: stdio,
     ...(stdio ? { stdioPrincipal } : {}),
     ...(stdio ? { onServer: p.changes.stdio(stdioPrincipal) } : {}),
@@ -487,8 +497,8 @@ function pipelineFactory(p: {
       { err: e instanceof Error ? e.message : String(e) },
       'the guard pipeline could not be built: call refused',
     );
-  return (api) =>
-    lazyPipeline(async () => {
+  return (api) => {
+    const pipeline = lazyPipeline(async () => {
       const { createPipeline, agent } = await p.stages.load();
       return createPipeline({
         catalog: api.catalog,
@@ -522,22 +532,32 @@ function pipelineFactory(p: {
         taint: state.taint,
       });
     }, buildFailed);
+    // Built once the stages are warm, so that the first call does not build it (~10 ms).
+    p.stages.whenWarm(() => pipeline.warm());
+    return pipeline;
+  };
 }
 
 /**
  * The guard stages' modules and what only they use — undici, Ajv, cockatiel: about 1 MB of code and
- * a fifth of a small spec's start (issue 22) — are loaded once, at the first call or shortly after
- * serving starts (`warmSoon`), whichever comes first: the first `tools/list` does not wait for them,
- * and a first call rarely does. One connection pool for the gateway's life, shared by the pipelines
- * a spec reload replaces, is made with them.
+ * a fifth of a small spec's start (issue 22) — are loaded once, at the first call or when the gateway
+ * warms them, whichever comes first: right after the first `tools/list` is answered, or
+ * WARM_AFTER_MS after serving starts. The first `tools/list` does not wait for them, and a first call
+ * rarely does: warming also builds the pipelines (`whenWarm`), so a call that comes after it neither
+ * loads nor builds anything. One connection pool for the gateway's life, shared by the pipelines a
+ * spec reload replaces, is made with them.
  */
 interface LazyStages {
   load(): Promise<{
     createPipeline: typeof import('../pipeline/index.js').createPipeline;
     agent: Dispatcher;
   }>;
-  /** Loads them in the background after WARM_AFTER_MS (a failure is logged; the first call tries again). */
+  /** Warms them in the background after WARM_AFTER_MS (a failure is logged; the first call tries again). */
   warmSoon(): void;
+  /** Warms them once the current task is done: the first tools/list is being answered. */
+  warmAfterList(): void;
+  /** Runs `f` once warming has loaded them (at once if it has). */
+  whenWarm(f: () => void): void;
   /** Closes the connection pool, when one was made. */
   close(): Promise<void>;
 }
@@ -549,6 +569,10 @@ const WARM_AFTER_MS = 250;
 function lazyStages(logger: Logger): LazyStages {
   let loading: ReturnType<LazyStages['load']> | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let warming = false;
+  let warm = false;
+  let closed = false;
+  let waiting: Array<() => void> = [];
   const load: LazyStages['load'] = () => {
     loading ??= Promise.all([import('../pipeline/index.js'), import('../lib/http-agent.js')]).then(
       ([{ createPipeline }, { createHttpAgent }]) => ({ createPipeline, agent: createHttpAgent() }),
@@ -560,15 +584,37 @@ function lazyStages(logger: Logger): LazyStages {
     );
     return loading;
   };
+  const startWarming = () => {
+    clearTimeout(timer);
+    if (warming || closed) return;
+    warming = true;
+    load().then(
+      () => {
+        warm = true;
+        const run = waiting;
+        waiting = [];
+        for (const f of run) f();
+      },
+      (e: unknown) => logger.warn({ err: String(e) }, 'the guard stages could not be loaded'),
+    );
+  };
   return {
     load,
     warmSoon() {
-      timer = setTimeout(() => {
-        load().catch((e: unknown) => logger.warn({ err: String(e) }, 'the guard stages could not be loaded'));
-      }, WARM_AFTER_MS);
+      timer = setTimeout(startWarming, WARM_AFTER_MS);
       timer.unref();
     },
+    warmAfterList() {
+      // Not before the answer: the list handler is running now, its answer is written in this task.
+      if (!warming) setImmediate(startWarming);
+    },
+    whenWarm(f) {
+      if (warm) f();
+      else waiting.push(f);
+    },
     async close() {
+      closed = true;
+      waiting = [];
       clearTimeout(timer);
       const loaded = await loading?.catch(() => undefined);
       await loaded?.agent.close();
@@ -577,15 +623,15 @@ function lazyStages(logger: Logger): LazyStages {
 }
 
 /**
- * A pipeline built at its first call (see LazyStages). Until then there is nothing to close; a call
- * that cannot have it (its modules failed to load) rejects — refused, never answered unguarded — and
- * the next call builds again. Once built, a call costs one test more.
+ * A pipeline built at its first call, or before it by `warm()` (see LazyStages). Until then there is
+ * nothing to close; a call that cannot have it (its modules failed to load) rejects — refused, never
+ * answered unguarded — and the next call builds again. Once built, a call costs one test more.
  */
 export function lazyPipeline(
   build: () => Promise<Pipeline>,
   /** Told of each failed build (the refused call has no audit record: the audit stage is inside). */
   onBuildError: (e: unknown) => void = () => {},
-): Pipeline {
+): Pipeline & { warm(): void } {
   let real: Pipeline | undefined;
   let building: Promise<Pipeline> | undefined;
   let closed = false;
@@ -610,6 +656,10 @@ export function lazyPipeline(
     get stages(): readonly string[] {
       if (!real) throw new WardenError('INTERNAL', 'the pipeline is built at its first call: no stages yet');
       return real.stages;
+    },
+    // Built ahead of the first call; a failure is reported (onBuildError) and the first call builds again.
+    warm() {
+      if (!closed && !building) get().catch(() => undefined);
     },
     async close() {
       closed = true;

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mcpClient } from '../support/gateway.js';
 import { SHARED_SPECS, startUpstream } from '../support/helpers.js';
 import { CLI, tempTree } from '../support/paths.js';
+import { SHOP_SPEC, shopEnv, startShop } from '../support/shop.js';
 import { serveArgs, stdioTransport } from '../support/stdio.js';
 
 // Start-up (issue 22): the built CLI is one bundle split at the sources' lazy imports
@@ -68,4 +69,37 @@ describe('start-up of the built CLI', () => {
       await upstream.close();
     }
   }, 240_000);
+
+  it('answers its first tools/list over stdio without the built-ins only metric pushes and cluster limiters use', async () => {
+    const shop = await startShop();
+    const dir = tempTree({});
+    const record = join(dir, 'builtins.txt');
+    const { transport, stderr } = stdioTransport(
+      serveArgs({
+        spec: SHOP_SPEC,
+        baseUrl: shop.url,
+        auditFile: join(dir, 'audit.jsonl'),
+        logLevel: 'warn',
+      }),
+      shopEnv(shop, {
+        NODE_OPTIONS: `--import=${new URL('./helpers/builtins-at-first-list.mjs', import.meta.url).pathname}`,
+        WARDEN_TEST_BUILTINS: record,
+      }),
+    );
+    const client = mcpClient();
+    try {
+      await client.connect(transport);
+      expect((await client.listTools()).tools.length, stderr()).toBeGreaterThan(0);
+      const builtins = readFileSync(record, 'utf8').split('\n');
+      // The record is real: the stdio transport's own modules are in it.
+      expect(builtins).toContain('net');
+      // prom-client's Pushgateway (https) and rate-limiter-flexible's cluster limiters (cluster) are
+      // never constructed (scripts/bundle-cli.mjs). Not tls, http2 or zlib: the guard stages' undici
+      // loads those, and it may be warming already (250 ms after serving) on a slow machine.
+      for (const m of ['https', 'cluster']) expect(builtins).not.toContain(m);
+    } finally {
+      await client.close();
+      await shop.close();
+    }
+  }, 120_000);
 });

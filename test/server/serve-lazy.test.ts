@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import type { CallInput, ToolResult } from '../../src/pipeline/context.js';
 import type { Pipeline } from '../../src/pipeline/index.js';
 import { lazyPipeline } from '../../src/server/serve.js';
+import { startShopGateway } from '../support/gateway.js';
 import { SHARED_SPECS, SHOP_SPEC, tempPath, tempTree } from '../support/paths.js';
+import { waitFor } from '../support/wait.js';
 
 // Start-up loads only what the configuration uses (issue 22): a plain `serve` of an OpenAPI 3 spec
 // does not load the Redis client, the PostgreSQL driver, the OpenTelemetry SDK, the Swagger 2.0
@@ -161,4 +163,46 @@ describe('a pipeline built at its first call', () => {
     expect(builds).toBe(1);
     expect(closed.n).toBe(0);
   });
+
+  it('is built ahead of its first call by warm(), once, and not after close; a failed warm build leaves it to the call', async () => {
+    const closed = { n: 0 };
+    let builds = 0;
+    const failures: unknown[] = [];
+    const build = async () => {
+      builds++;
+      if (builds === 1) throw new Error('module missing');
+      return real(closed);
+    };
+    const p = lazyPipeline(build, (e) => failures.push(e));
+    p.warm();
+    await waitFor(() => failures.length === 1, { what: 'the failed warm build reported' });
+    expect(() => p.stages).toThrow(/first call/);
+    p.warm();
+    await waitFor(() => p.stages.length > 0, { what: 'the warm build' });
+    p.warm();
+    await expect(p.call(input)).resolves.toBe(result);
+    expect(builds).toBe(2);
+    await p.close();
+    expect(closed.n).toBe(1);
+    const unbuilt = lazyPipeline(build);
+    await unbuilt.close();
+    unbuilt.warm();
+    expect(builds).toBe(2);
+  });
+});
+
+describe('the guard stages warmed once the first tools/list is answered', () => {
+  it('builds the pipeline without a call, so the first call neither loads nor builds it', async () => {
+    const g = await startShopGateway();
+    try {
+      // Nothing built at start: the first list does not wait for the stages.
+      expect(() => g.gw.pipeline.stages).toThrow(/first call/);
+      const client = await g.connect();
+      expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+      const stages = await waitFor(() => g.gw.pipeline.stages, { what: 'the pipeline built with no call' });
+      expect(stages).toContain('audit');
+    } finally {
+      await g.close();
+    }
+  }, 60_000);
 });
