@@ -58,6 +58,8 @@ export interface PrefetchOptions {
   /** Directory that local `$ref`s must stay inside; default: the spec file's own directory. */
   refRoot?: string;
   fetchTimeoutMs?: number;
+  /** `false` (`--no-spec-cache`): neither read nor write the spec cache (./cache.ts). */
+  specCache?: boolean;
 }
 
 /** What the worker sends back: the loaded spec (structured clone) and the progress lines it wrote. */
@@ -80,6 +82,7 @@ const KEYS = [
   'remoteRefs',
   'refRoot',
   'fetchTimeoutMs',
+  'specCache',
 ] as const;
 
 function keyOf(source: string, options: PrefetchOptions): string {
