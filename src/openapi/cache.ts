@@ -41,7 +41,6 @@ import {
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
-import { isMainThread } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { specCacheDir } from '../lib/state-dir.js';
 import { VERSION } from '../version.js';
@@ -178,11 +177,18 @@ function distrust(st: Stats): string | undefined {
 }
 
 let warned = false;
+let warnTo = (line: string) => {
+  process.stderr.write(line);
+};
+/** Where the warning below goes: the prefetch worker sends it to the main thread, which writes it. */
+export function sendCacheWarnings(to: (line: string) => void): void {
+  warnTo = to;
+}
 /** Once per process, on stderr: an entry the cache refused for its owner or mode (no path: it may name a secret place). */
 function warnOnce(why: string): void {
-  if (warned || !isMainThread) return;
+  if (warned) return;
   warned = true;
-  process.stderr.write(`mcp-warden: spec cache entry ignored: ${why} (see docs/files.md)\n`);
+  warnTo(`mcp-warden: spec cache entry ignored: ${why} (see docs/files.md)\n`);
 }
 
 function read(dir: string, file: string, key: string): Stored<Loaded> | undefined {

@@ -7,11 +7,15 @@
  * main thread then loads the spec itself and reports the error exactly as it would have.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { sendCacheWarnings } from './cache.js';
 import { loadSpec } from './load.js';
 import type { PrefetchMessage, PrefetchOptions } from './prefetch.js';
 
 const { source, options } = workerData as { source: string; options: PrefetchOptions };
 const progress: string[] = [];
+// This thread's stderr is not the process's (./prefetch.ts): the main thread writes these.
+const stderr: string[] = [];
+sendCacheWarnings((line) => stderr.push(line));
 const post = (m: PrefetchMessage) => parentPort?.postMessage(m);
 let sent = false;
 let result: PrefetchMessage;
@@ -28,13 +32,13 @@ try {
       }
     },
   });
-  result = sent ? { ok: true, progress } : { ok: true, spec, progress };
+  result = sent ? { ok: true, progress, stderr } : { ok: true, spec, progress, stderr };
 } catch {
-  result = { ok: false };
+  result = { ok: false, stderr };
 }
 try {
   post(result);
 } catch {
   // Something in the spec cannot be cloned: the main thread loads it itself.
-  post({ ok: false });
+  post({ ok: false, stderr });
 }
