@@ -127,38 +127,63 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
     warnings,
     deviations,
   });
+  // On the prefetch worker, a Swagger 2.0 spec is converted before its validation and the result
+  // sent then, so that the main thread receives it while this thread validates (as an OpenAPI 3
+  // one, below). The converter only reads its input (it works on a clone) and validation only reads
+  // the 2.0 document, so the result is the same; a failure of either still fails the load. If the
+  // conversion fails here, the usual order runs, so the error is the usual one.
+  let converted: Record<string, unknown> | undefined;
+  if (version.major === 2 && options.beforeValidation) {
+    const tc = performance.now();
+    converted = await convertSwagger2(doc, text, src).catch(() => undefined);
+    if (converted) {
+      progress(`converted Swagger 2.0 to OpenAPI 3.0 in ${ms(tc)}`);
+      options.beforeValidation(loaded(converted));
+      t = performance.now();
+    }
+  }
   // Nothing below changes an OpenAPI 3 document or these fields: this is the result, if valid.
   if (version.major === 3 && options.beforeValidation) options.beforeValidation(loaded(doc));
   await validateSpec(doc, text, src);
   progress(`validated ${version.label} in ${ms(t)}`);
 
-  if (version.major === 2) {
+  if (converted) doc = converted;
+  else if (version.major === 2) {
     t = performance.now();
-    // The converter (and the bundler below) are loaded only by the specs that need them (issue 22:
-    // start-up; together about 0.5 MB of code an OpenAPI 3 spec without external refs never runs).
-    const { default: s2o } = await import('swagger2openapi');
-    try {
-      const converted = await s2o.convertObj(doc, {
-        patch: true,
-        warnOnly: true,
-        resolve: false,
-        direct: false,
-        // Without a `text` the converter serialises the whole document to YAML first (seconds for
-        // Kubernetes' 4 MB), only to keep it beside the result; the source text is what it stands for.
-        text,
-      });
-      doc = converted.openapi;
-    } catch (e) {
-      throw new WardenError('SPEC_INVALID', `Swagger 2.0 conversion failed: ${firstLine(e)}`, {
-        location: { file: src.label },
-      });
-    }
+    doc = await convertSwagger2(doc, text, src);
     progress(`converted Swagger 2.0 to OpenAPI 3.0 in ${ms(t)}`);
   }
 
   const result = loaded(doc);
   cache?.store(result);
   return result;
+}
+
+/** A (valid, or about to be validated) Swagger 2.0 document as OpenAPI 3.0; `doc` is left as it was. */
+async function convertSwagger2(
+  doc: Record<string, unknown>,
+  text: string,
+  src: SourceRef,
+): Promise<Record<string, unknown>> {
+  // The converter (and the bundler below) are loaded only by the specs that need them (issue 22:
+  // start-up; together about 0.5 MB of code an OpenAPI 3 spec without external refs never runs).
+  const { default: s2o } = await import('swagger2openapi');
+  try {
+    const converted = await s2o.convertObj(doc, {
+      patch: true,
+      warnOnly: true,
+      resolve: false,
+      direct: false,
+      // Without a `text` the converter serialises the whole document to YAML first (seconds for
+      // Kubernetes' 4 MB), only to keep it beside the result; the source text is what it stands for.
+      text,
+    });
+    return converted.openapi;
+  } catch (e) {
+    throw new WardenError('SPEC_INVALID', `Swagger 2.0 conversion failed: ${firstLine(e)}`, {
+      location: { file: src.label },
+    });
+  }
 }
 
 function detectVersion(
