@@ -14,6 +14,9 @@
 // clone (structuredClone of the LoadedSpec: what a postMessage costs both sides together). `load`:
 // wall and CPU ms of one loadSpec on the main thread; `prefetch`: wall ms until the worker's spec is
 // in hand, and the process's CPU ms by then.
+//
+// The spec cache (src/openapi/cache.ts) is off here, in this process and its children: a hit would
+// skip the phases timed. bench/startup.mjs times the cache (warm and --cold).
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -22,6 +25,7 @@ import { takeFlag } from './lib/args.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name) => takeFlag(argv, name);
+process.env.MCP_WARDEN_SPEC_CACHE = 'off';
 
 if (argv[0] === '--child') {
   await child(argv[1], argv[2], argv[3]);

@@ -6,7 +6,13 @@
 //
 //   node bench/startup.mjs [reps=5] [--only github,stripe] [--no-base] [--no-peer] [--base <dir>]
 //                          [--cpu-prof <dir>] [--json <file>] [--main <dist/cli/main.js of another build>]
+//                          [--cold]
 //   node bench/startup.mjs --compare [--only …] [--base <dir>]
+//
+// The spec cache (src/openapi/cache.ts): by default every mcp-warden start of a run shares one temp
+// cache directory, warmed by one untimed start per spec, so the samples are hits (a restart on the
+// same spec); --cold gives each sample a fresh one, so each is a miss that also stores its entry.
+// The peer has no cache: report both.
 //
 // --cpu-prof writes one profile per warden/base start (summarise with bench/profile-summary.mjs).
 // --compare checks, instead of timing, that this checkout serves what /tmp/base serves on every
@@ -32,6 +38,7 @@ const jsonOut = flag('--json');
 const noBase = bool('--no-base');
 const noPeer = bool('--no-peer');
 const compare = bool('--compare');
+const cold = bool('--cold');
 // Another build of mcp-warden to time (default: this checkout's dist/cli/main.js).
 const wardenMain = flag('--main');
 // The build before (a checkout or copy with dist/): /tmp/base unless --base says.
@@ -66,6 +73,11 @@ const SPECS = [
 ].filter(([f]) => !only || only.some((o) => f.includes(o)));
 
 const work = mkdtempSync(join(tmpdir(), 'warden-startup-'));
+/** The spec cache a start of `v` uses (see the top): never the user's own. */
+const cacheEnv = (v) =>
+  v.name === 'peer'
+    ? {}
+    : { MCP_WARDEN_CACHE_DIR: cold ? mkdtempSync(join(work, 'cache-')) : join(work, 'spec-cache') };
 if (profDir) mkdirSync(profDir, { recursive: true });
 
 const variants = [
@@ -138,7 +150,7 @@ async function firstList(v, spec) {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: argsFor(v, spec, n),
-    env: { ...process.env, NO_COLOR: '1', ...(v.name === 'peer' ? {} : creds.get(spec)) },
+    env: { ...process.env, NO_COLOR: '1', ...cacheEnv(v), ...(v.name === 'peer' ? {} : creds.get(spec)) },
     stderr: 'pipe',
   });
   let err = '';
@@ -208,7 +220,9 @@ function slope(points) {
   return num / den;
 }
 
-/** --compare: this checkout against /tmp/base, spec by spec. */
+const pins = (v, spec) => readFileSync(join(work, `pins-${v.name}-${label(spec)}.json`), 'utf8');
+
+/** --compare: this checkout against /tmp/base, spec by spec (mcp-warden with its spec cache cold, then warm). */
 async function compareWithBase() {
   const [mine, base] = variants;
   if (base?.name !== 'before') throw new Error(`--compare needs ${BASE}`);
@@ -217,23 +231,28 @@ async function compareWithBase() {
   for (const [file] of SPECS) {
     const spec = `${shared}${file}`;
     creds.set(spec, credentialEnv(spec));
+    // Twice: the first start stores the spec cache's entry, the second is served from it.
     const a = await firstList(mine, spec);
+    const pinsCold = pins(mine, spec);
+    const warm = await firstList(mine, spec);
     const b = await firstList(base, spec);
-    const pins = (v) => readFileSync(join(work, `pins-${v.name}-${label(spec)}.json`), 'utf8');
-    const scan = (main) =>
-      spawnSync(process.execPath, [main, 'scan', spec, '-f', 'json', '-q'], {
+    const scan = (main, ...flags) =>
+      spawnSync(process.execPath, [main, 'scan', spec, '-f', 'json', '-q', ...flags], {
         encoding: 'utf8',
         maxBuffer: 1 << 28,
+        env: { ...process.env, ...cacheEnv(mine) },
       }).stdout;
     for (const [v, r] of [
       [mine, a],
+      [mine, warm],
       [base, b],
     ])
       if (r.error) console.error(`${v.name} ${file}: ${r.error}`);
+    const baseScan = scan(base.main);
     const same = [
-      a.list !== undefined && a.list === b.list,
-      pins(mine) === pins(base),
-      scan(mine.main) === scan(base.main),
+      a.list !== undefined && a.list === b.list && warm.list === b.list,
+      pinsCold === pins(base, spec) && pins(mine, spec) === pinsCold,
+      scan(mine.main) === baseScan && scan(mine.main, '--no-spec-cache') === baseScan,
     ];
     if (same.includes(false)) differ++;
     console.log(`| ${file} | ${same.map((x) => (x ? 'same' : '**differs**')).join(' | ')} |`);
@@ -252,6 +271,14 @@ async function main() {
   );
   const versions = Object.fromEntries(variants.map((v) => [v.name, []]));
   for (const [file] of SPECS) creds.set(`${shared}${file}`, credentialEnv(`${shared}${file}`));
+  console.log(
+    cold
+      ? 'spec cache: cold (each mcp-warden sample a miss, with a fresh cache directory)'
+      : 'spec cache: warm (each mcp-warden sample a hit: one untimed start per spec first)',
+  );
+  if (!cold)
+    for (const [file] of SPECS)
+      for (const v of variants) if (v.name !== 'peer') await firstList(v, `${shared}${file}`);
   for (let r = 0; r < REPS; r++) {
     for (const v of variants) {
       const main = v.name === 'peer' ? PEER : v.main;
@@ -320,6 +347,7 @@ async function main() {
   const out = {
     node: process.version,
     reps: REPS,
+    specCache: cold ? 'cold' : 'warm',
     version: Object.fromEntries(names.map((n) => [n, median(versions[n])])),
     specs: agg,
     growth,

@@ -33,6 +33,7 @@ if (process.argv[2] === 'serve') {
     prefetchSpec(spec, {
       remoteRefs: (flagValue('--remote-refs') ?? 'same-origin') as 'same-origin',
       ...(refRoot !== undefined ? { refRoot } : {}),
+      ...(process.argv.includes('--no-spec-cache') ? { specCache: false } : {}),
     });
   }
 }
@@ -56,6 +57,8 @@ function flagValue(name: string): string | undefined {
 const { Command: CommandClass, CommanderError, Option } = await import('commander');
 const { exitCode, formatError, toWardenError, WardenError } = await import('../errors/index.js');
 const { parseApiFlag } = await import('./api-flags.js');
+
+const SPEC_CACHE_HELP = 'neither read nor write the cache of loaded specs (docs/files.md)';
 
 function fail(e: unknown): never {
   const err = toWardenError(e);
@@ -88,6 +91,11 @@ export async function buildProgram(command?: string): Promise<Command> {
     .description('Serve an HTTP API to AI agents as MCP tools, behind a security guard pipeline.')
     .version(VERSION)
     .exitOverride()
+    // `--no-spec-cache` of the commands that load a spec without load options of their own (serve and
+    // scan pass theirs): the loader's switch for the rest of this process.
+    .hook('preAction', (_, action) => {
+      if (action.opts().specCache === false) process.env.MCP_WARDEN_SPEC_CACHE = 'off';
+    })
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   const group = command !== undefined && Object.hasOwn(GROUPS, command) ? GROUPS[command] : undefined;
   if (group) {
@@ -157,6 +165,7 @@ function addScan(program: Command): void {
         .default('same-origin'),
     )
     .option('--ref-root <dir>', "directory local $refs must stay inside (default: the spec's directory)")
+    .option('--no-spec-cache', SPEC_CACHE_HELP)
     .option('--max-spec-mb <n>', 'largest spec accepted, in MiB', (v) => {
       const n = Number(v);
       if (!Number.isFinite(n) || n <= 0)
@@ -247,6 +256,7 @@ function addServe(program: Command): void {
         .default('same-origin'),
     )
     .option('--ref-root <dir>', "directory local $refs must stay inside (default: the spec's directory)")
+    .option('--no-spec-cache', SPEC_CACHE_HELP)
     .option('--toolsets <names>', 'serve only these toolsets, comma-separated (see `mcp-warden toolsets`)')
     .option(
       '--dynamic',
@@ -263,6 +273,7 @@ function addServe(program: Command): void {
     .argument('[spec]', 'spec file or URL (none: the API set of --policy)')
     .option('--policy <file>', 'policy file (for its `toolsets:` and to count what it exposes)')
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
+    .option('--no-spec-cache', SPEC_CACHE_HELP)
     .action(async (spec: string | undefined, opts) =>
       (await import('./policy.js')).runToolsets(spec, opts, io),
     );
@@ -278,6 +289,7 @@ function addPolicy(program: Command, admin: (cmd: Command) => Command): void {
     .description('Validate a policy file against its schema and a spec (unknown names are errors).')
     .argument('<file>', 'policy file')
     .option('--spec <file|url>', 'the spec the policy is for (none: the policy describes an API set)')
+    .option('--no-spec-cache', SPEC_CACHE_HELP)
     .action(async (file: string, opts) => (await import('./policy.js')).runPolicyCheck(file, opts, io));
   admin(policy.command('history').description('List the running policy versions.')).action(async (opts) => {
     const r = (await adminCall('GET', '/policy/versions', undefined, opts)) as {
@@ -323,6 +335,7 @@ function addPolicy(program: Command, admin: (cmd: Command) => Command): void {
     )
     .option('-o, --output <file>', 'policy file to write', 'warden.yaml')
     .option('--force', 'overwrite an existing file')
+    .option('--no-spec-cache', SPEC_CACHE_HELP)
     .action(async (specs: string[], opts) => (await import('./policy.js')).runInit(specs, opts, io));
 
   program
@@ -335,6 +348,7 @@ function addPolicy(program: Command, admin: (cmd: Command) => Command): void {
     .option('--policy <file>', 'policy file (default: none, the secure defaults)')
     .addOption(new Option('--env <name>', 'environment').choices(['dev', 'staging', 'prod']))
     .addOption(new Option('-f, --format <format>', 'output').choices(['text', 'json']).default('text'))
+    .option('--no-spec-cache', SPEC_CACHE_HELP)
     .action(async (tool: string, opts) => (await import('./policy.js')).runExplain(tool, opts, io));
 }
 
@@ -403,6 +417,7 @@ function addAudit(program: Command): void {
       "environment variable holding the checkpoint signing key (default: the policy's audit.signingKey)",
     )
     .option('--write <file>', 'also write the tightened policy to this file')
+    .option('--no-spec-cache', SPEC_CACHE_HELP)
     .action(async (file: string | undefined, opts) =>
       (await import('./rightsize.js')).runRightsize(file, opts, io),
     );

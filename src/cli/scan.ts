@@ -20,6 +20,8 @@ export interface ScanOptions {
   remoteRefs?: LoadOptions['remoteRefs'];
   refRoot?: string;
   maxSpecMb?: number;
+  /** `--no-spec-cache`: false. */
+  specCache?: boolean;
 }
 
 export async function runScan(
@@ -44,6 +46,7 @@ export async function runScan(
       ...(opts.remoteRefs ? { remoteRefs: opts.remoteRefs } : {}),
       ...(opts.refRoot ? { refRoot: opts.refRoot } : {}),
       ...(opts.maxSpecMb ? { maxBytes: Math.floor(opts.maxSpecMb * 1024 * 1024) } : {}),
+      ...(opts.specCache === false ? { specCache: false } : {}),
     });
     const catalog = buildCatalog(
       spec,

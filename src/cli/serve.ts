@@ -31,6 +31,8 @@ export interface ServeCliOptions {
   logLevel?: string;
   remoteRefs?: LoadOptions['remoteRefs'];
   refRoot?: string;
+  /** `--no-spec-cache`: false. */
+  specCache?: boolean;
   toolsets?: string;
   dynamic?: boolean;
   /** Redis URL (or env:/file: reference): state shared by instances; overrides the policy's `state.redis`. */
@@ -103,6 +105,7 @@ function start(opts: ServeCliOptions, transport: ServeOptions['transport']): Pro
     load: {
       ...(opts.remoteRefs ? { remoteRefs: opts.remoteRefs } : {}),
       ...(opts.refRoot ? { refRoot: opts.refRoot } : {}),
+      ...(opts.specCache === false ? { specCache: false } : {}),
     },
   });
 }

@@ -3,7 +3,9 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { homedir } from 'node:os';
 import { basename, extname, posix, resolve as resolvePath, win32 } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WardenError } from '../errors/index.js';
+// Not the errors barrel: it pulls in the MCP SDK, and the spec cache (src/openapi/cache.ts) reads
+// specCacheDir below on the spec-loading worker thread too.
+import { WardenError } from '../errors/error.js';
 
 /**
  * Where mcp-warden keeps a spec's files when no path is given: a per-user state directory, one
@@ -46,10 +48,36 @@ export function stateRoots(o: StateDirOptions = {}): string[] {
   return [...new Set(roots)];
 }
 
-/** $HOME (USERPROFILE on Windows), else the account's home directory; undefined when there is none. */
-function home(env: NodeJS.ProcessEnv): string | undefined {
+/**
+ * The spec cache's directory (src/openapi/cache.ts): `$MCP_WARDEN_CACHE_DIR` when set (relative:
+ * against the cwd), else `$XDG_CACHE_HOME/mcp-warden/specs` (an absolute one only, as above), else
+ * `$HOME/.cache/mcp-warden/specs` — on Windows `%LOCALAPPDATA%\mcp-warden\cache\specs`. Only from
+ * the environment, never the account's passwd entry: a process started with a bare environment (an
+ * MCP client's explicit `env`, the test suite's CLI runs) gets no cache rather than one in a home
+ * nobody named. Undefined when there is no absolute place (no cache then).
+ */
+export function specCacheDir(o: Omit<StateDirOptions, 'stateDir'> = {}): string | undefined {
+  const env = o.env ?? process.env;
+  if (env.MCP_WARDEN_CACHE_DIR) return resolvePath(env.MCP_WARDEN_CACHE_DIR);
+  const windows = (o.platform ?? process.platform) === 'win32';
+  const p = windows ? win32 : posix;
+  const xdg = env.XDG_CACHE_HOME;
+  if (xdg && p.isAbsolute(xdg)) return p.join(xdg, 'mcp-warden', 'specs');
+  const h = home(env, false);
+  if (windows) {
+    const local = env.LOCALAPPDATA || (h && p.join(h, 'AppData', 'Local'));
+    return local && p.isAbsolute(local) ? p.join(local, 'mcp-warden', 'cache', 'specs') : undefined;
+  }
+  return h && p.isAbsolute(h) ? p.join(h, '.cache', 'mcp-warden', 'specs') : undefined;
+}
+
+/**
+ * $HOME (USERPROFILE on Windows), else (unless `passwd` is false) the account's home directory;
+ * undefined when there is none.
+ */
+function home(env: NodeJS.ProcessEnv, passwd = true): string | undefined {
   const h = env.HOME || env.USERPROFILE;
-  if (h) return h;
+  if (h || !passwd) return h || undefined;
   try {
     return homedir() || undefined;
   } catch {

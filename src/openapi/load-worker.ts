@@ -1,18 +1,22 @@
 /**
  * The worker thread of ./prefetch.ts: loads one spec with `loadSpec` and posts the result back
- * (structured clone keeps shared subtrees, `undefined` and non-finite numbers as they are). An
+ * (packed by ./spec-transfer.ts: JSON when that is exact, else a structured clone). An
  * OpenAPI 3 spec is posted before its meta-schema validation (`beforeValidation`), so the main
  * thread receives it (a tenth of a second for Stripe) while this thread validates; the last
  * message then says only whether the load succeeded. A failure posts only `{ ok: false }`: the
  * main thread then loads the spec itself and reports the error exactly as it would have.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { sendCacheWarnings } from './cache.js';
 import { loadSpec } from './load.js';
 import type { PrefetchMessage, PrefetchOptions } from './prefetch.js';
 import { packSpec } from './spec-transfer.js';
 
 const { source, options } = workerData as { source: string; options: PrefetchOptions };
 const progress: string[] = [];
+// This thread's stderr is not the process's (./prefetch.ts): the main thread writes these.
+const stderr: string[] = [];
+sendCacheWarnings((line) => stderr.push(line));
 const post = (m: PrefetchMessage, transfer: ArrayBuffer[] = []) => parentPort?.postMessage(m, transfer);
 let sent = false;
 let result: PrefetchMessage;
@@ -31,18 +35,18 @@ try {
       }
     },
   });
-  if (sent) result = { ok: true, progress };
+  if (sent) result = { ok: true, progress, stderr };
   else {
     const { packed, transfer } = packSpec(spec);
-    result = { ok: true, spec: packed, progress };
+    result = { ok: true, spec: packed, progress, stderr };
     tail = transfer;
   }
 } catch {
-  result = { ok: false };
+  result = { ok: false, stderr };
 }
 try {
   post(result, tail);
 } catch {
   // Something in the spec cannot be cloned: the main thread loads it itself.
-  post({ ok: false });
+  post({ ok: false, stderr });
 }

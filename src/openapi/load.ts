@@ -1,10 +1,11 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { relative, sep } from 'node:path';
+import { relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ErrorCode } from '../errors/codes.js';
 // Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
 import { WardenError } from '../errors/error.js';
+import { openSpecCache, type SpecCacheSession } from './cache.js';
 import { checkShape, getByPointer, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
@@ -73,10 +74,17 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   const timeoutMs = options.fetchTimeoutMs ?? DEFAULT_LIMITS.fetchTimeoutMs;
 
   const text = await readSourceText(src, maxBytes, timeoutMs);
-  const raw = parseText(text, src.label, limits);
   // Progress lines are for specs big enough to make someone wait.
   const big = text.length > 1024 * 1024;
   if (big && options.onProgress) progress = options.onProgress;
+  // The same bytes, files and options loaded before: that result (./cache.ts).
+  const cache = openSpecCache<LoadedSpec>(src, text, options);
+  const hit = cache?.lookup();
+  if (hit) {
+    progress(`loaded ${src.label} (${(text.length / 1024).toFixed(0)} KiB) from cache in ${ms(started)}`);
+    return hit;
+  }
+  const raw = parseText(text, src.label, limits);
   progress(`parsed ${src.label} (${(text.length / 1024).toFixed(0)} KiB) in ${ms(started)}`);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new WardenError('SPEC_INVALID', 'the spec must be a JSON/YAML object', {
@@ -90,7 +98,13 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   let files = 1;
   if (hasExternalRefs(doc)) {
     const t = performance.now();
-    const bundled = await bundleExternal(doc, src, { ...options, maxBytes, limits, timeoutMs });
+    const bundled = await bundleExternal(doc, src, {
+      ...options,
+      maxBytes,
+      limits,
+      timeoutMs,
+      ...(cache ? { cache } : {}),
+    });
     doc = bundled.doc;
     files = bundled.files;
     progress(`bundled ${files} files in ${ms(t)}`);
@@ -113,36 +127,63 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
     warnings,
     deviations,
   });
+  // On the prefetch worker, a Swagger 2.0 spec is converted before its validation and the result
+  // sent then, so that the main thread receives it while this thread validates (as an OpenAPI 3
+  // one, below). The converter only reads its input (it works on a clone) and validation only reads
+  // the 2.0 document, so the result is the same; a failure of either still fails the load. If the
+  // conversion fails here, the usual order runs, so the error is the usual one.
+  let converted: Record<string, unknown> | undefined;
+  if (version.major === 2 && options.beforeValidation) {
+    const tc = performance.now();
+    converted = await convertSwagger2(doc, text, src).catch(() => undefined);
+    if (converted) {
+      progress(`converted Swagger 2.0 to OpenAPI 3.0 in ${ms(tc)}`);
+      options.beforeValidation(loaded(converted));
+      t = performance.now();
+    }
+  }
   // Nothing below changes an OpenAPI 3 document or these fields: this is the result, if valid.
   if (version.major === 3 && options.beforeValidation) options.beforeValidation(loaded(doc));
   await validateSpec(doc, text, src);
   progress(`validated ${version.label} in ${ms(t)}`);
 
-  if (version.major === 2) {
+  if (converted) doc = converted;
+  else if (version.major === 2) {
     t = performance.now();
-    // The converter (and the bundler below) are loaded only by the specs that need them (issue 22:
-    // start-up; together about 0.5 MB of code an OpenAPI 3 spec without external refs never runs).
-    const { default: s2o } = await import('swagger2openapi');
-    try {
-      const converted = await s2o.convertObj(doc, {
-        patch: true,
-        warnOnly: true,
-        resolve: false,
-        direct: false,
-        // Without a `text` the converter serialises the whole document to YAML first (seconds for
-        // Kubernetes' 4 MB), only to keep it beside the result; the source text is what it stands for.
-        text,
-      });
-      doc = converted.openapi;
-    } catch (e) {
-      throw new WardenError('SPEC_INVALID', `Swagger 2.0 conversion failed: ${firstLine(e)}`, {
-        location: { file: src.label },
-      });
-    }
+    doc = await convertSwagger2(doc, text, src);
     progress(`converted Swagger 2.0 to OpenAPI 3.0 in ${ms(t)}`);
   }
 
-  return loaded(doc);
+  const result = loaded(doc);
+  cache?.store(result);
+  return result;
+}
+
+/** A (valid, or about to be validated) Swagger 2.0 document as OpenAPI 3.0; `doc` is left as it was. */
+async function convertSwagger2(
+  doc: Record<string, unknown>,
+  text: string,
+  src: SourceRef,
+): Promise<Record<string, unknown>> {
+  // The converter (and the bundler below) are loaded only by the specs that need them (issue 22:
+  // start-up; together about 0.5 MB of code an OpenAPI 3 spec without external refs never runs).
+  const { default: s2o } = await import('swagger2openapi');
+  try {
+    const converted = await s2o.convertObj(doc, {
+      patch: true,
+      warnOnly: true,
+      resolve: false,
+      direct: false,
+      // Without a `text` the converter serialises the whole document to YAML first (seconds for
+      // Kubernetes' 4 MB), only to keep it beside the result; the source text is what it stands for.
+      text,
+    });
+    return converted.openapi;
+  } catch (e) {
+    throw new WardenError('SPEC_INVALID', `Swagger 2.0 conversion failed: ${firstLine(e)}`, {
+      location: { file: src.label },
+    });
+  }
 }
 
 function detectVersion(
@@ -220,6 +261,8 @@ export interface BundleOptions extends LoadOptions {
   maxBytes: number;
   limits: ShapeLimits;
   timeoutMs: number;
+  /** Told of every file read, so that a cached result can be checked against them again. */
+  cache?: SpecCacheSession<LoadedSpec>;
 }
 
 /** Bundles the files `doc` pulls in through `$ref`s into it (exported for bench/load-phases.mjs). */
@@ -232,12 +275,14 @@ export async function bundleExternal(
   const maxFiles = opts.maxFiles ?? DEFAULT_LIMITS.maxFiles;
   let files = 1;
   let bytes = 0;
+  const rootPath = opts.refRoot ?? dirnameOf(src.location);
   const root =
     src.kind === 'file'
-      ? await realpath(opts.refRoot ?? dirnameOf(src.location)).catch(() => {
+      ? await realpath(rootPath).catch(() => {
           throw new WardenError('USAGE', `--ref-root ${opts.refRoot} does not exist`);
         })
       : undefined;
+  if (root) opts.cache?.recordRoot(resolvePath(rootPath), root);
   const origin = src.kind === 'url' ? new URL(src.location).origin : undefined;
 
   // The ref parser re-wraps resolver errors and drops their message; keep ours to rethrow.
@@ -305,7 +350,9 @@ export async function bundleExternal(
         refuse(new WardenError('SPEC_REF_DENIED', `$ref to ${label}, which is not a regular file`));
       }
       count(st.size, label);
-      return readFileSync(real);
+      const bytes = readFileSync(real);
+      opts.cache?.recordFile(path, real, bytes);
+      return bytes;
     },
   };
   const confinedHttp = {
@@ -327,6 +374,7 @@ export async function bundleExternal(
         );
       }
       url.hash = '';
+      opts.cache?.uncacheable();
       const text = await fetchText(url.href, url.href, opts.maxBytes, opts.timeoutMs).catch((e: unknown) =>
         refuse(
           e instanceof WardenError ? e : new WardenError('SPEC_REF_UNRESOLVED', `cannot fetch ${url.href}`),

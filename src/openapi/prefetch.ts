@@ -21,7 +21,8 @@ import { type PackedSpec, unpackSpec } from './spec-transfer.js';
  * on a shared machine) loading a small root file that pulls in many others (DigitalOcean's 2,850
  * files) on the worker, and, for a big Swagger 2.0 spec, validating the 2.0 document on the idle
  * main thread while the worker converts it: slower to the first list in two runs of three, and
- * 25-45 MB more RSS.
+ * 25-45 MB more RSS. What did pay (fourth pass): the worker converts a big 2.0 spec first and sends
+ * it before validating the 2.0 document, as it does an OpenAPI 3 one (./load.ts).
  */
 
 /** Local files below this size load on the main thread. */
@@ -59,6 +60,8 @@ export interface PrefetchOptions {
   /** Directory that local `$ref`s must stay inside; default: the spec file's own directory. */
   refRoot?: string;
   fetchTimeoutMs?: number;
+  /** `false` (`--no-spec-cache`): neither read nor write the spec cache (./cache.ts). */
+  specCache?: boolean;
 }
 
 /** What the worker sends back: the loaded spec (structured clone) and the progress lines it wrote. */
@@ -70,8 +73,8 @@ export type PrefetchResult = { ok: true; spec: unknown; progress: string[] } | {
  */
 export type PrefetchMessage =
   | { early: PackedSpec }
-  | { ok: true; spec?: PackedSpec; progress: string[] }
-  | { ok: false };
+  | { ok: true; spec?: PackedSpec; progress: string[]; stderr?: string[] }
+  | { ok: false; stderr?: string[] };
 
 const KEYS = [
   'maxBytes',
@@ -81,6 +84,7 @@ const KEYS = [
   'remoteRefs',
   'refRoot',
   'fetchTimeoutMs',
+  'specCache',
 ] as const;
 
 function keyOf(source: string, options: PrefetchOptions): string {
@@ -122,7 +126,9 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
           return;
         }
         worker.off('message', onMessage);
-        if (!m.ok) resolve(m);
+        // The worker's own stderr is not shown (see above): what it had to say (./cache.ts), written here.
+        for (const line of m.stderr ?? []) process.stderr.write(line);
+        if (!m.ok) resolve({ ok: false });
         else if (m.spec !== undefined) resolve({ ok: true, spec: unpackSpec(m.spec), progress: m.progress });
         else resolve(early ? { ok: true, spec: early.spec, progress: m.progress } : { ok: false });
       } catch {

@@ -1,6 +1,6 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { Redis } from 'ioredis';
@@ -113,9 +113,12 @@ async function serveHttp(args: string[]): Promise<Served> {
 }
 
 /** Spawns `serve --stdio` with stdin left open; resolves once it started or ended. */
-async function serveStdioOnce(args: string[]): Promise<{ started: boolean; stderr: string }> {
+async function serveStdioOnce(
+  args: string[],
+  env: NodeJS.ProcessEnv = ENV,
+): Promise<{ started: boolean; stderr: string }> {
   // Its audit goes to a temp file, never into the working directory.
-  const child = spawnCli(['serve', '--stdio', '--audit-file', tempPath(), ...args], ENV);
+  const child = spawnCli(['serve', '--stdio', '--audit-file', tempPath(), ...args], env);
   let err = '';
   child.stderr.on('data', (d: Buffer) => {
     err += d.toString();
@@ -368,6 +371,16 @@ describe('every documented `serve` flag changes what the gateway does', () => {
       const refused = await serveStdioOnce(args);
       expect(refused.stderr).toMatch(/SPEC_REF_DENIED/);
       expect((await serveStdioOnce([...args, '--ref-root', join(dir, 'refs')])).started).toBe(true);
+    },
+    '--no-spec-cache': async () => {
+      // A served spec's load is stored in the spec cache (src/openapi/cache.ts); with the flag, nothing is.
+      const cache = join(tempTree({}), 'cache');
+      const env = { ...ENV, MCP_WARDEN_CACHE_DIR: cache };
+      const args = ['--spec', specFile, '--base-url', upstream.origin];
+      expect((await serveStdioOnce([...args, '--no-spec-cache'], env)).started).toBe(true);
+      expect(existsSync(cache)).toBe(false);
+      expect((await serveStdioOnce(args, env)).started).toBe(true);
+      expect(readdirSync(cache)).toHaveLength(1);
     },
     '--toolsets': async () => {
       const { transport } = stdioTransport(

@@ -224,6 +224,16 @@ describe('serve --spec: the spec loaded off the main thread', () => {
     await expectRefusedAsLoaderRefuses(dir, ['meta.json', 'rule.json']);
   });
 
+  it('a big, valid Swagger 2.0 spec the converter refuses stops the start with the loader’s own error', async () => {
+    // The worker converts a big 2.0 spec before validating it (src/openapi/load.ts); when the
+    // converter refuses it (a YAML alias: shared objects), the start fails as the loader fails.
+    const description = 'x'.repeat(PREFETCH_MIN_BYTES);
+    const dir = tempTree({
+      'alias.yaml': `swagger: "2.0"\ninfo: {title: T, version: "1", description: ${description}}\npaths:\n  /a:\n    get: {operationId: a, responses: &ok {"200": {description: ok}}}\n  /b:\n    get: {operationId: b, responses: *ok}\n`,
+    });
+    await expectRefusedAsLoaderRefuses(dir, ['alias.yaml']);
+  });
+
   it('a spec URL that fails is fetched again by the main thread, which reports it', async () => {
     const files = await serveFiles({ '/openapi.json': '{"openapi": "3.0.3", "info": ' });
     try {
