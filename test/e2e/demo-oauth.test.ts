@@ -25,6 +25,8 @@ type Ports = { mcp: number; admin: number; pets: number; auth: number };
 const demoEnv = (ports: Ports, dir: string) => ({
   PATH: process.env.PATH ?? '',
   HOME: process.env.HOME ?? '/nonexistent',
+  // The real HOME: keep the spec cache out of it (vitest.config.ts).
+  MCP_WARDEN_SPEC_CACHE: 'off',
   PORT: String(ports.mcp),
   ADMIN_PORT: String(ports.admin),
   PETS_PORT: String(ports.pets),

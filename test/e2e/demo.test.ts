@@ -38,6 +38,8 @@ function occupy(port = 0): Promise<{ port: number; close: () => Promise<void> }>
 const demoEnv = (ports: { shop: number; mcp: number; admin: number; pets?: number }, dir: string) => ({
   PATH: process.env.PATH ?? '',
   HOME: process.env.HOME ?? '/nonexistent',
+  // The real HOME: keep the spec cache out of it (vitest.config.ts).
+  MCP_WARDEN_SPEC_CACHE: 'off',
   SHOP_PORT: String(ports.shop),
   // Any free port unless the test holds one (a fixed default could be taken on a shared machine).
   PETS_PORT: String(ports.pets ?? 0),
