@@ -1,20 +1,13 @@
 import type { ResponseClassifier } from '../classify/data-classes.js';
-import type { HttpMethod, ServerInfo, ToolAuth } from '../model/catalog.js';
+import type { ServerInfo, ToolAuth } from '../model/catalog.js';
 import type { DefsLookup, JsonSchema } from '../model/json-schema.js';
 import type { OpenApiDoc } from '../openapi/load.js';
+import type { Operation } from './operation.js';
 import type { ParameterReader } from './parameters.js';
 import type { SchemaConverter } from './schema.js';
 
-/** One operation of the document, as the walk over `paths` found it. */
-export interface Operation {
-  path: string;
-  method: HttpMethod;
-  op: Record<string, unknown>;
-  /** The (followed) Path Item holding it: path-level parameters and servers. */
-  item: Record<string, unknown>;
-  /** JSON pointer of the operation, `#/paths/…/get`. */
-  pointer: string;
-}
+// Where the catalogue's modules have always found it.
+export type { Operation };
 
 /**
  * What every tool of one catalogue shares: the document, and one converter and one classifier,

@@ -1,8 +1,8 @@
 import { isOwned, type ownedParameters } from '../classify/auth.js';
 import type { ParamLocation, StrippedParam } from '../model/catalog.js';
 import type { JsonSchemaObject } from '../model/json-schema.js';
-import type { Operation } from './context.js';
 import { asObject, follow } from './doc.js';
+import type { Operation } from './operation.js';
 
 /** Headers the gateway itself controls; an agent never sets them. */
 const GATEWAY_HEADERS = new Set([
