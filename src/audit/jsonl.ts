@@ -195,7 +195,6 @@ class JsonlWriter implements JsonlAudit {
     this.joining = [];
     const t0 = performance.now();
     try {
-      if (this.closed) throw new WardenError('AUDIT_UNAVAILABLE', 'The audit file is closed.');
       this.appendRecords(batch.map((j) => j.record));
     } catch (e) {
       for (const j of batch) j.failed(e);
@@ -207,6 +206,9 @@ class JsonlWriter implements JsonlAudit {
 
   /** The records in one append, each followed by its interval checkpoint when one falls due. */
   private appendRecords(records: AnyRecord[]): void {
+    // A call that ends after close (a pipeline does not wait for calls still running) fails closed
+    // rather than writing to a closed descriptor (or a reused one: another file).
+    if (this.closed) throw new WardenError('AUDIT_UNAVAILABLE', 'The audit file is closed.');
     const { mirror } = this.options;
     if (mirror && !mirror.accepting())
       throw new WardenError(

@@ -201,8 +201,9 @@ function read(dir: string, file: string, key: string): Stored<Loaded> | undefine
       warnOnce(`its directory is ${bad}`);
       return undefined;
     }
-    // O_NOFOLLOW: the entry itself is never a symlink to somewhere else.
-    fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+    // O_NOFOLLOW: the entry itself is never a symlink to somewhere else; O_NONBLOCK: a FIFO put in
+    // its place cannot hang the open (fstat below refuses it).
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
     const st = fstatSync(fd);
     const why = st.isFile() ? distrust(st) : 'not a regular file';
     if (why) {
@@ -230,7 +231,13 @@ function read(dir: string, file: string, key: string): Stored<Loaded> | undefine
     if (!filesUnchanged(header)) return undefined;
     corrupt = true;
     const stored = deserialize(payload) as Stored<Loaded>;
-    if (stored === null || typeof stored !== 'object' || typeof stored.doc !== 'object') return undefined;
+    if (
+      stored === null ||
+      typeof stored !== 'object' ||
+      typeof stored.doc !== 'object' ||
+      stored.doc === null
+    )
+      return undefined;
     corrupt = false;
     // A hit is recent: eviction goes by mtime.
     const now = new Date();

@@ -42,8 +42,11 @@ export interface LoadedApi {
 }
 
 /** Loads the spec, builds the catalogue and fixes every tool's upstream target. */
-export async function loadApi(source: ApiSource): Promise<LoadedApi> {
-  const spec = await loadSpec(source.spec, source.load ?? {});
+export async function loadApi(source: ApiSource, o: { reload?: boolean } = {}): Promise<LoadedApi> {
+  // A reload runs on a serving gateway's main thread: the cache's synchronous hashing of every
+  // $ref'd file and its store would hold calls up; the next start stores the new spec.
+  const load = o.reload ? { ...source.load, specCache: false } : (source.load ?? {});
+  const spec = await loadSpec(source.spec, load);
   const catalog = buildCatalog(spec);
   const targets = resolveTargets(catalog.tools, {
     ...(source.baseUrl !== undefined ? { baseUrl: source.baseUrl } : {}),
@@ -317,7 +320,7 @@ export class ServedApi {
   private async reloadPart(part: Part, actor: string): Promise<{ tools: number; pending: string[] }> {
     const label = part.member.name !== undefined ? `API ${part.member.name}: ` : '';
     // A reloaded spec is read from where the first one was, with the first one's base URL rules.
-    const raw = await loadApi(part.member.source).catch((e: unknown) => {
+    const raw = await loadApi(part.member.source, { reload: true }).catch((e: unknown) => {
       const err = toWardenError(e);
       throw label
         ? new WardenError(err.code, `${label}${err.message}`, err.location ? { location: err.location } : {})

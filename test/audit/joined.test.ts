@@ -63,6 +63,18 @@ describe('records appended together', () => {
     expect(readFileSync(file, 'utf8')).toContain('joined-1');
     // Once closed, a record is refused (fail closed), never written to a reused descriptor.
     await expect(sink.writeJoined(record(2))).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+    // So is a plain write (a call still running when its pipeline closed), even when the descriptor
+    // number has been handed to another file since (the lowest free number is reused).
+    const closedFile = readFileSync(file, 'utf8');
+    const other = join(tempTree({}), 'other.txt');
+    const fd = openSync(other, 'w');
+    try {
+      expect(() => sink.write(record(3))).toThrow(expect.objectContaining({ code: 'AUDIT_UNAVAILABLE' }));
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(file, 'utf8')).toBe(closedFile);
+    expect(readFileSync(other, 'utf8')).toBe('');
   });
 
   it.skipIf(!TMPFS)('all fail when their append fails, leaving the file as it was (full tmpfs)', async () => {
