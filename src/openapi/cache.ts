@@ -80,6 +80,11 @@ type Stored<T extends Loaded> = Omit<T, 'source' | 'rootText'>;
 export interface SpecCacheSession<T extends Loaded = Loaded> {
   /** The cached spec for this load, or undefined (a miss, for whatever reason). */
   lookup(): T | undefined;
+  /**
+   * The same entry's stored bytes, checked but not deserialised (v8 form of the spec without `source`
+   * and `rootText`): the prefetch worker moves them to the main thread as they are.
+   */
+  lookupBytes(): Uint8Array | undefined;
   /** A local file the bundler read (the cache re-checks it on a hit). */
   recordFile(path: string, real: string, bytes: Uint8Array): void;
   /** The `$ref` root directory, as given and its real path (recorded with the files). */
@@ -133,6 +138,7 @@ export function openSpecCache<T extends Loaded>(
       const hit = read(dir, file, key) as Stored<T> | undefined;
       return hit && ({ source: src, rootText: text, ...hit } as unknown as T);
     },
+    lookupBytes: () => read(dir, file, key, true) as Uint8Array | undefined,
     recordFile: (path, real, bytes) => {
       files.push([path, real, bytes.byteLength, sha256(bytes)]);
     },
@@ -191,7 +197,7 @@ function warnOnce(why: string): void {
   warnTo(`mcp-warden: spec cache entry ignored: ${why} (see docs/files.md)\n`);
 }
 
-function read(dir: string, file: string, key: string): Stored<Loaded> | undefined {
+function read(dir: string, file: string, key: string, raw = false): Stored<Loaded> | Uint8Array | undefined {
   let fd: number | undefined;
   let corrupt = false;
   try {
@@ -229,6 +235,12 @@ function read(dir: string, file: string, key: string): Stored<Loaded> | undefine
       return undefined;
     corrupt = false;
     if (!filesUnchanged(header)) return undefined;
+    if (raw) {
+      // Deserialised where it is used (the prefetch's main thread: ./spec-transfer.ts).
+      const now = new Date();
+      futimesSync(fd, now, now);
+      return payload;
+    }
     corrupt = true;
     const stored = deserialize(payload) as Stored<Loaded>;
     if (

@@ -10,7 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { sendCacheWarnings } from './cache.js';
 import { loadSpec } from './load.js';
 import type { PrefetchMessage, PrefetchOptions } from './prefetch.js';
-import { packSpec } from './spec-transfer.js';
+import { type PackedSpec, packCached, packSpec } from './spec-transfer.js';
 
 const { source, options } = workerData as { source: string; options: PrefetchOptions };
 const progress: string[] = [];
@@ -21,10 +21,14 @@ const post = (m: PrefetchMessage, transfer: ArrayBuffer[] = []) => parentPort?.p
 let sent = false;
 let result: PrefetchMessage;
 let tail: ArrayBuffer[] = [];
+let cached: { packed: PackedSpec; transfer: ArrayBuffer[] } | undefined;
 try {
   const spec = await loadSpec(source, {
     ...options,
     onProgress: (m) => progress.push(m),
+    onCachedBytes: (hit) => {
+      cached = packCached(hit);
+    },
     beforeValidation: (s) => {
       try {
         const { packed, transfer } = packSpec(s);
@@ -35,7 +39,10 @@ try {
       }
     },
   });
-  if (sent) result = { ok: true, progress, stderr };
+  if (cached) {
+    result = { ok: true, spec: cached.packed, progress, stderr };
+    tail = cached.transfer;
+  } else if (sent) result = { ok: true, progress, stderr };
   else {
     const { packed, transfer } = packSpec(spec);
     result = { ok: true, spec: packed, progress, stderr };

@@ -20,7 +20,15 @@ export interface LoadOptions extends PrefetchOptions {
    * prefetch worker sends it from here, so the main thread receives it while the worker validates.
    */
   beforeValidation?: (spec: LoadedSpec) => void;
+  /**
+   * The prefetch worker's: on a cache hit, the entry's checked bytes are handed here instead of being
+   * deserialised, and loadSpec returns CACHED_BYTES_TAKEN (the main thread deserialises them once).
+   */
+  onCachedBytes?: (hit: { bytes: Uint8Array; source: SourceRef; rootText: string }) => void;
 }
+
+/** What loadSpec returns when `onCachedBytes` took a cache hit: not a spec, never used as one. */
+export const CACHED_BYTES_TAKEN = Object.freeze({ cachedBytesTaken: true }) as unknown as LoadedSpec;
 
 export type Dialect = '3.0' | '3.1';
 
@@ -79,6 +87,14 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   if (big && options.onProgress) progress = options.onProgress;
   // The same bytes, files and options loaded before: that result (./cache.ts).
   const cache = openSpecCache<LoadedSpec>(src, text, options);
+  if (options.onCachedBytes) {
+    const bytes = cache?.lookupBytes();
+    if (bytes) {
+      progress(`loaded ${src.label} (${(text.length / 1024).toFixed(0)} KiB) from cache in ${ms(started)}`);
+      options.onCachedBytes({ bytes, source: src, rootText: text });
+      return CACHED_BYTES_TAKEN;
+    }
+  }
   const hit = cache?.lookup();
   if (hit) {
     progress(`loaded ${src.label} (${(text.length / 1024).toFixed(0)} KiB) from cache in ${ms(started)}`);

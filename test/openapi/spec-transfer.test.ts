@@ -1,6 +1,13 @@
+import { serialize } from 'node:v8';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { jsonExact, type PackedSpec, packSpec, unpackSpec } from '../../src/openapi/spec-transfer.js';
+import {
+  jsonExact,
+  type PackedSpec,
+  packCached,
+  packSpec,
+  unpackSpec,
+} from '../../src/openapi/spec-transfer.js';
 
 /** What the main thread gets: the packed spec through a real port (transfer list included), unpacked. */
 function handOver(spec: { doc: unknown; rootText: string } & Record<string, unknown>) {
@@ -73,5 +80,21 @@ describe('packSpec / unpackSpec', () => {
     const bare = Object.create(null) as Record<string, unknown>;
     bare.k = [1, 'two', null, false, { deep: [[[]]] }];
     expect(jsonExact({ bare, n: 0, big: Number.MAX_SAFE_INTEGER })).toBe(true);
+  });
+
+  it('moves a spec cache hit as its stored bytes; the main thread deserialises them once', () => {
+    const stored = { doc: DOC, dialect: '3.0', files: 1, warnings: ['w'], deviations: [] };
+    for (const bytes of [serialize(stored), serialize({ ...stored, pad: 'x'.repeat(100_000) })]) {
+      const { port1, port2 } = new MessageChannel();
+      const { packed, transfer } = packCached({ bytes, source: { label: 'x.json' }, rootText: '\ufeff{}' });
+      port1.postMessage(packed, transfer);
+      const got = unpackSpec(receiveMessageOnPort(port2)?.message as PackedSpec) as Record<string, unknown>;
+      port1.close();
+      expect(got).toMatchObject({ ...stored, source: { label: 'x.json' } });
+      expect(got.rootText).toBe('\ufeff{}');
+    }
+    // A damaged entry is refused (the caller then loads the spec itself), never handed on.
+    const bad = packCached({ bytes: serialize({ doc: null }), source: {}, rootText: '' }).packed;
+    expect(() => unpackSpec(bad)).toThrow(/unusable/);
   });
 });
