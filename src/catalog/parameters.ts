@@ -46,14 +46,8 @@ export interface RawParam {
 }
 
 /** What a Parameter Object says, read once (null: not a usable parameter), with its merge key. */
-interface ParamFacts {
+interface ParamFacts extends Omit<RawParam, 'pointer' | 'source' | 'style' | 'explode' | 'allowReserved'> {
   key: string;
-  name: string;
-  in: ParamLocation;
-  required: boolean;
-  description: string;
-  deprecated: boolean;
-  schema: unknown;
   style: string | undefined;
   explode: boolean | undefined;
   allowReserved: boolean | undefined;
@@ -119,11 +113,6 @@ export class ParameterReader {
     this.refs.set(ref, p);
     return p;
   }
-}
-
-/** Path-level parameters, overridden by operation-level ones with the same name and location. */
-export function mergeParameters(doc: unknown, o: Operation): Map<string, RawParam> {
-  return new ParameterReader(doc).merge(o);
 }
 
 function readFacts(p: Record<string, unknown>): ParamFacts | null {
