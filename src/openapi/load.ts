@@ -87,18 +87,22 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   if (big && options.onProgress) progress = options.onProgress;
   // The same bytes, files and options loaded before: that result (./cache.ts).
   const cache = openSpecCache<LoadedSpec>(src, text, options);
-  if (options.onCachedBytes) {
-    const bytes = cache?.lookupBytes();
+  const fromCache = () =>
+    progress(`loaded ${src.label} (${(text.length / 1024).toFixed(0)} KiB) from cache in ${ms(started)}`);
+  // One lookup: a miss (or an entry whose files changed) is read and checked once, not twice.
+  if (cache && options.onCachedBytes) {
+    const bytes = cache.lookupBytes();
     if (bytes) {
-      progress(`loaded ${src.label} (${(text.length / 1024).toFixed(0)} KiB) from cache in ${ms(started)}`);
+      fromCache();
       options.onCachedBytes({ bytes, source: src, rootText: text });
       return CACHED_BYTES_TAKEN;
     }
-  }
-  const hit = cache?.lookup();
-  if (hit) {
-    progress(`loaded ${src.label} (${(text.length / 1024).toFixed(0)} KiB) from cache in ${ms(started)}`);
-    return hit;
+  } else {
+    const hit = cache?.lookup();
+    if (hit) {
+      fromCache();
+      return hit;
+    }
   }
   const raw = parseText(text, src.label, limits);
   progress(`parsed ${src.label} (${(text.length / 1024).toFixed(0)} KiB) in ${ms(started)}`);
