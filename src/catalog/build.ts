@@ -88,7 +88,7 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
 }
 
 /** Every operation under `paths`, in document order, path items' `$ref`s followed. */
-function collectOperations(doc: OpenApiDoc): Operation[] {
+export function collectOperations(doc: OpenApiDoc): Operation[] {
   const ops: Operation[] = [];
   for (const [path, rawItem] of Object.entries(asObject(doc.paths) ?? {})) {
     const itemPointer = `#/paths/${escapePointerToken(path)}`;

@@ -63,21 +63,72 @@ export function buildTool(ctx: ToolContext, o: Operation, name: string): Tool {
     exposure: { exposed: false, reasons: [] },
   };
   tool.exposure = secureDefaultExposure(tool);
-  // `$defs` are materialised on first use: most consumers (scan, tools/list filtering) never
-  // need a tool's self-contained schema, and Stripe's tools each pull in hundreds of schemas.
-  lazy(tool, 'inputSchema', () => withDefs(input.schema, ctx.conv.closure(input.deps, 'input')));
-  if (output.schema) {
-    const out = output.schema;
-    lazy(tool, 'outputSchema', () => withDefs(out, ctx.conv.closure(output.deps, 'output')));
-    outputParts.set(tool, { schema: out, defs: ctx.outLookup });
-  }
-  // Scan reports, confirmations and the taint guard read them; the risk rules did not need them all.
-  lazy(tool, 'dataClasses', () => output.data().fields);
-  lazy(tool, 'dataClassesTruncated', () => output.data().truncated);
+  attachLazies(
+    tool,
+    {
+      input: input.schema,
+      inputDeps: input.deps,
+      output: output.schema,
+      outputDeps: output.deps,
+      root: output.root,
+    },
+    { closure: (roots, mode) => ctx.conv.closure(roots, mode), outLookup: ctx.outLookup },
+    output.data,
+  );
   return tool;
 }
 
+/**
+ * What a tool's lazy fields are computed from (its schemas before `$defs`, their references, and the
+ * response's root schema): kept per tool so that ./snapshot.ts can store a built catalogue and give a
+ * restored one the same lazies.
+ */
+export interface ToolParts {
+  input: JsonSchemaObject;
+  inputDeps: Iterable<string>;
+  output: JsonSchemaObject | undefined;
+  outputDeps: Iterable<string>;
+  root: JsonSchema | undefined;
+}
+
+/** Where the lazies find the catalogue's converted definitions (a SchemaConverter, or a restored copy). */
+export interface DefsSource {
+  closure(roots: Iterable<string>, mode: 'input' | 'output'): Record<string, JsonSchema>;
+  outLookup: DefsLookup;
+}
+
+/**
+ * Makes `inputSchema`, `outputSchema`, `dataClasses` and `dataClassesTruncated` lazy (in the places
+ * the tool already has them), and records the tool's parts. Both a built and a restored tool go
+ * through here, so they compute the same values the same way.
+ */
+export function attachLazies(
+  tool: Tool,
+  parts: ToolParts,
+  defs: DefsSource,
+  data: () => { fields: DataField[]; truncated: boolean },
+): void {
+  toolParts.set(tool, { parts, defs });
+  // `$defs` are materialised on first use: most consumers (scan, tools/list filtering) never
+  // need a tool's self-contained schema, and Stripe's tools each pull in hundreds of schemas.
+  lazy(tool, 'inputSchema', () => withDefs(parts.input, defs.closure(parts.inputDeps, 'input')));
+  if (parts.output) {
+    const out = parts.output;
+    lazy(tool, 'outputSchema', () => withDefs(out, defs.closure(parts.outputDeps, 'output')));
+    outputParts.set(tool, { schema: out, defs: defs.outLookup });
+  }
+  // Scan reports, confirmations and the taint guard read them; the risk rules did not need them all.
+  lazy(tool, 'dataClasses', () => data().fields);
+  lazy(tool, 'dataClassesTruncated', () => data().truncated);
+}
+
 const outputParts = new WeakMap<Tool, { schema: JsonSchemaObject; defs: DefsLookup }>();
+const toolParts = new WeakMap<Tool, { parts: ToolParts; defs: DefsSource }>();
+
+/** What a tool made by `buildTool` (or restored) computes its lazies from; undefined for a copy. */
+export function partsOf(t: Tool): { parts: ToolParts; defs: DefsSource } | undefined {
+  return toolParts.get(t);
+}
 
 /**
  * A catalogued tool's output schema without its `$defs`, and the catalogue's definitions by key

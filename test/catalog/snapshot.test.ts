@@ -1,0 +1,200 @@
+import { join } from 'node:path';
+import { deserialize, serialize } from 'node:v8';
+import { describe, expect, it } from 'vitest';
+import { buildCatalog } from '../../src/catalog/build.js';
+import { restoreCatalog, snapshotCatalog } from '../../src/catalog/snapshot.js';
+import { outputSchemaParts } from '../../src/catalog/tool.js';
+import { buildView } from '../../src/control/view.js';
+import type { Catalog, Tool } from '../../src/model/catalog.js';
+import type { JsonSchemaObject } from '../../src/model/json-schema.js';
+import { type LoadedSpec, loadSpec } from '../../src/openapi/load.js';
+import { DEFAULT_POLICY, evaluatePolicy } from '../../src/policy/evaluate.js';
+import { CRM_SPEC } from '../support/crm.js';
+import { jsonOk, minimalSpec, SHARED_SPECS, tempTree } from '../support/helpers.js';
+import { PETS_SPEC } from '../support/petstore.js';
+import { SHOP_SPEC } from '../support/shop.js';
+
+// A catalogue restored from its snapshot (src/catalog/snapshot.ts) is the catalogue `buildCatalog`
+// builds: every field of every tool, the lazies read, the output schema's parts, and the first list.
+
+const SPECS: Array<[file: string, refRoot?: string]> = [
+  ['github-rest.json'],
+  ['stripe.yaml'],
+  ['kubernetes-swagger2.json'],
+  ['digitalocean/specification/DigitalOcean-public.v2.yaml'],
+  ['openai.yaml'],
+  ['slack-web.json'],
+  ['asana.yaml'],
+  ['azure-storage-arm-2015-05-01-preview.json'],
+  ['petstore-v3-swagger-api.yaml'],
+  ['petstore-v3.yaml'],
+  ['petstore-expanded-v3.yaml'],
+  ['uspto-v3.yaml'],
+  ['callback-example-v3.yaml'],
+  ['link-example-v3.yaml'],
+  ['petstore-swagger2.json'],
+  ['petstore-separate-swagger2/spec/swagger.yaml', 'petstore-separate-swagger2'],
+  ['webhook-example-v3.1.json'],
+];
+
+const SCOPES = ['tools:read', 'tools:write', 'tools:delete', 'tools:admin'];
+
+/** The spec as a cache hit gives it: the document deserialised, nothing shared with the first load. */
+const fromCache = (spec: LoadedSpec): LoadedSpec => ({ ...spec, doc: deserialize(serialize(spec.doc)) });
+
+function listings(catalog: Catalog): string[] {
+  const view = buildView(
+    evaluatePolicy(catalog, { doc: DEFAULT_POLICY }),
+    new Map(),
+    { kill: 'none', toggles: new Map() },
+    1,
+  );
+  return [JSON.stringify(view.listFor(SCOPES, false)), JSON.stringify(view.listFor(SCOPES))];
+}
+
+/** Which tools share their `$defs` object (the converter gives one object per root list). */
+function sharing(tools: Tool[], field: 'inputSchema' | 'outputSchema'): number[] {
+  const ids = new Map<unknown, number>();
+  return tools.map((t) => {
+    const defs = (t[field] as JsonSchemaObject | undefined)?.$defs;
+    if (defs === undefined) return -1;
+    if (!ids.has(defs)) ids.set(defs, ids.size);
+    return ids.get(defs)!;
+  });
+}
+
+/** Both catalogues field by field, reading every lazy; then their lists (after the fields were read). */
+function expectSame(fresh: Catalog, restored: Catalog): void {
+  const lists = [listings(fresh), listings(restored)];
+  expect(Object.keys(restored)).toEqual(Object.keys(fresh));
+  const { tools: ft, ...fh } = fresh;
+  const { tools: rt, ...rh } = restored;
+  expect(JSON.stringify(rh)).toBe(JSON.stringify(fh));
+  expect(rt).toHaveLength(ft.length);
+  ft.forEach((a, i) => {
+    const b = rt[i]!;
+    expect(Object.keys(b), a.name).toEqual(Object.keys(a));
+    // The parts a list reads, before anything materialised the output schema.
+    const pa = outputSchemaParts(a);
+    const pb = outputSchemaParts(b);
+    expect(pb === undefined, a.name).toBe(pa === undefined);
+    if (pa && pb) {
+      expect(JSON.stringify(pb.schema), a.name).toBe(JSON.stringify(pa.schema));
+      for (const key of Object.keys(a.outputSchema?.$defs ?? {}))
+        expect(JSON.stringify(pb.defs(key)), `${a.name} ${key}`).toBe(JSON.stringify(pa.defs(key)));
+    }
+    for (const k of Object.keys(a) as Array<keyof Tool>)
+      expect(JSON.stringify(b[k]), `${a.name}.${k}`).toBe(JSON.stringify(a[k]));
+    expect(b.dataClasses).toEqual(a.dataClasses);
+    expect(b.dataClassesTruncated).toBe(a.dataClassesTruncated);
+  });
+  expect(sharing(rt, 'inputSchema')).toEqual(sharing(ft, 'inputSchema'));
+  expect(sharing(rt, 'outputSchema')).toEqual(sharing(ft, 'outputSchema'));
+  expect(lists[1]).toEqual(lists[0]);
+  expect(listings(restored)).toEqual(listings(fresh));
+}
+
+function roundTrip(spec: LoadedSpec): Catalog {
+  const bytes = snapshotCatalog(buildCatalog(spec), spec);
+  expect(bytes).toBeInstanceOf(Uint8Array);
+  const restored = restoreCatalog(bytes!, fromCache(spec));
+  expect(restored).toBeDefined();
+  return restored!;
+}
+
+describe('a restored catalogue is the built one', () => {
+  for (const [file, refRoot] of SPECS) {
+    it(`shared spec ${file}`, async () => {
+      const spec = await loadSpec(
+        join(SHARED_SPECS, file),
+        refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {},
+      );
+      expectSame(buildCatalog(spec), roundTrip(spec));
+    }, 300_000);
+  }
+
+  const inline: Record<string, Record<string, unknown>> = {
+    crm: CRM_SPEC,
+    // Cycles, a schema named like a prototype key, a `$ref` loop, no response body, a non-object result.
+    edges: minimalSpec(
+      {
+        '/nodes/{id}': {
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          get: { operationId: 'getNode', responses: jsonOk({ $ref: '#/components/schemas/Node' }) },
+          delete: { operationId: 'deleteNode', responses: { '204': { description: 'gone' } } },
+        },
+        '/count': { get: { operationId: 'count', responses: jsonOk({ type: 'integer' }) } },
+        '/loop': {
+          post: {
+            requestBody: {
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Loop' } } },
+            },
+            responses: jsonOk({ $ref: '#/components/schemas/constructor' }),
+          },
+        },
+      },
+      {
+        components: {
+          schemas: {
+            Node: {
+              type: 'object',
+              properties: {
+                email: { type: 'string', format: 'email' },
+                children: { type: 'array', items: { $ref: '#/components/schemas/Node' } },
+              },
+            },
+            Loop: { $ref: '#/components/schemas/Loop' },
+            constructor: { type: 'object', properties: { password: { type: 'string' } } },
+          },
+        },
+      },
+    ),
+  };
+  for (const [name, doc] of Object.entries(inline)) {
+    it(`test spec ${name}`, async () => {
+      const spec = await loadSpec(join(tempTree({ 'spec.json': doc }), 'spec.json'));
+      expectSame(buildCatalog(spec), roundTrip(spec));
+    });
+  }
+  for (const file of [PETS_SPEC, SHOP_SPEC]) {
+    it(`test spec ${file.split('/').slice(-2).join('/')}`, async () => {
+      const spec = await loadSpec(file);
+      expectSame(buildCatalog(spec), roundTrip(spec));
+    });
+  }
+
+  it('names the spec as this load does, not as the load that made the snapshot', async () => {
+    const dir = tempTree({ 'spec.json': CRM_SPEC });
+    const spec = await loadSpec(join(dir, 'spec.json'));
+    const bytes = snapshotCatalog(buildCatalog(spec), spec)!;
+    const other = { ...spec, source: { ...spec.source, label: 'elsewhere/spec.json' } };
+    expect(restoreCatalog(bytes, other)?.source).toBe('elsewhere/spec.json');
+  });
+});
+
+describe('a snapshot that does not fit is refused', () => {
+  const specOf = async (doc: Record<string, unknown>) =>
+    loadSpec(join(tempTree({ 'spec.json': doc }), 'spec.json'));
+
+  it('damaged bytes, or another spec’s operations, give undefined', async () => {
+    const spec = await specOf(CRM_SPEC);
+    const bytes = snapshotCatalog(buildCatalog(spec), spec)!;
+    expect(restoreCatalog(bytes.subarray(0, bytes.byteLength >> 1), spec)).toBeUndefined();
+    expect(restoreCatalog(new Uint8Array([1, 2, 3]), spec)).toBeUndefined();
+    expect(restoreCatalog(serialize({ v: 1 }), spec)).toBeUndefined();
+    const other = await specOf(minimalSpec({ '/x': { get: { operationId: 'x', responses: jsonOk() } } }));
+    expect(restoreCatalog(bytes, other)).toBeUndefined();
+    // A path renamed: the same number of operations, not the same ones.
+    const renamed = structuredClone(CRM_SPEC) as { paths: Record<string, unknown> };
+    const [first] = Object.keys(renamed.paths);
+    renamed.paths[`/renamed${first!}`] = renamed.paths[first!];
+    delete renamed.paths[first!];
+    expect(restoreCatalog(bytes, await specOf(renamed))).toBeUndefined();
+  });
+
+  it('a tool not made by buildTool (a copy) is not snapshotted', async () => {
+    const spec = await specOf(CRM_SPEC);
+    const c = buildCatalog(spec);
+    expect(snapshotCatalog({ ...c, tools: c.tools.map((t) => ({ ...t })) }, spec)).toBeUndefined();
+  });
+});
