@@ -11,6 +11,7 @@
 // tsc's output stays (tests import dist/server/serve.js), unused by the CLI. No source maps.
 //
 //   node scripts/bundle-cli.mjs          (run by `npm run build`, after tsc)
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { build } from 'esbuild';
@@ -41,7 +42,9 @@ const BANNER = [
 const result = await build({
   entryPoints: [
     new URL('src/cli/main.ts', root).pathname,
-    new URL('src/openapi/load-worker.ts', root).pathname,
+    // The worker's entry sits on the catalogue's floor (it adds the catalogue snapshot to the loader),
+    // written where prefetch.ts has always found it.
+    { in: new URL('src/catalog/prefetch-worker.ts', root).pathname, out: 'openapi/load-worker' },
   ],
   absWorkingDir: new URL('.', root).pathname,
   outbase: new URL('src/', root).pathname,
@@ -205,7 +208,24 @@ const imports = Object.fromEntries(
     ].sort(),
   ]),
 );
-writeFileSync(manifest, `${JSON.stringify({ entries, chunks, imports }, null, 2)}\n`);
+// The build's identity (the spec cache's key, src/openapi/cache.ts): a hash of every output's final
+// text and of the generated modules the loader imports, so that any change to the code that loads a
+// spec or builds its catalogue, in whichever chunk, makes cached specs and catalogues misses.
+const buildHash = createHash('sha256');
+const generated = new URL('generated/', root);
+for (const f of [
+  ...outputs.sort().map((o) => new URL(o, root)),
+  ...readdirSync(generated)
+    .filter((g) => g.endsWith('.mjs'))
+    .sort()
+    .map((g) => new URL(g, generated)),
+])
+  buildHash
+    .update(`${f.pathname.slice(root.pathname.length)}\0`)
+    .update(readFileSync(f))
+    .update('\0');
+const buildId = buildHash.digest('hex');
+writeFileSync(manifest, `${JSON.stringify({ entries, chunks, imports, buildId }, null, 2)}\n`);
 
 // The bin keeps its shebang (esbuild keeps the entry's first line) and nothing else named like a chunk lingers.
 const main = readFileSync(new URL('dist/cli/main.js', root), 'utf8');

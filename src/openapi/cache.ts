@@ -93,6 +93,13 @@ export interface SpecCacheSession<T extends Loaded = Loaded> {
   uncacheable(): void;
   /** Stores a successful load (synchronously serialised: the caller may change the spec after). */
   store(spec: T): void;
+  /**
+   * The catalogue snapshot kept beside the entry this session read or stored (../catalog/snapshot.ts),
+   * checked (trust, checksum, made for exactly that entry) but not decoded; undefined if none.
+   */
+  lookupCatalog(): Uint8Array | undefined;
+  /** Keeps a catalogue snapshot beside the entry this session read or stored (else does nothing). */
+  storeCatalog(bytes: Uint8Array): void;
 }
 
 /** The options that can change a load's result or error (a URL fetch's timeout cannot: URLs are not cached). */
@@ -130,15 +137,25 @@ export function openSpecCache<T extends Loaded>(
   h.update(text);
   const key = h.digest('hex');
   const file = join(dir, `${key}.spec`);
+  const catalogFile = join(dir, `${key}${CATALOG_SUFFIX}`);
   const files: Header['files'] = [];
   let root: [string, string] | undefined;
   let storable = true;
+  /** The entry read or stored by this session (its payload's size and checksum): what a snapshot belongs to. */
+  let entry: EntryId | undefined;
+  const seen = (id: EntryId) => {
+    entry = id;
+  };
   return {
     lookup: () => {
-      const hit = read(dir, file, key) as Stored<T> | undefined;
+      const hit = read(dir, file, key, false, seen) as Stored<T> | undefined;
       return hit && ({ source: src, rootText: text, ...hit } as unknown as T);
     },
-    lookupBytes: () => read(dir, file, key, true) as Uint8Array | undefined,
+    lookupBytes: () => read(dir, file, key, true, seen) as Uint8Array | undefined,
+    lookupCatalog: () => (entry ? readCatalog(dir, catalogFile, key, entry) : undefined),
+    storeCatalog: (bytes) => {
+      if (entry) writeCatalog(dir, catalogFile, key, entry, bytes);
+    },
     recordFile: (path, real, bytes) => {
       files.push([path, real, bytes.byteLength, sha256(bytes)]);
     },
@@ -151,24 +168,67 @@ export function openSpecCache<T extends Loaded>(
     store: (spec) => {
       if (!storable) return;
       const { source: _s, rootText: _t, ...rest } = spec;
-      write(dir, file, key, root, files, rest);
+      const id = write(dir, file, key, root, files, rest);
+      if (id) seen(id);
     },
   };
 }
 
-/** The loader's build: where this module is and its size and mtime (in the CLI bundle, a content-hashed chunk). */
+/**
+ * The build that loads specs and builds catalogues: a new build is a new key. In the CLI bundle,
+ * the content hash of the whole bundle that scripts/bundle-cli.mjs writes to dist/bundle.json (the
+ * loader and the catalogue sit in different chunks); elsewhere (tsc's dist/, or the sources run by
+ * tsx or vitest) the path, size and mtime of every module beside this one's directory (`codeTree`).
+ */
 let identity: string | undefined;
+let identityOverride: string | undefined;
 function codeIdentity(): string {
-  if (identity === undefined) {
-    const url = import.meta.url;
-    let st = '';
-    if (url.startsWith('file:')) {
-      const s = statSync(fileURLToPath(url));
-      st = `${s.size}:${s.mtimeMs}`;
-    }
-    identity = `${url}|${st}`;
-  }
+  if (identityOverride !== undefined) return identityOverride;
+  identity ??= bundleIdentity(import.meta.url) ?? `tree:${codeTree(new URL('../', import.meta.url))}`;
   return identity;
+}
+
+/** Tests only: stands for another build of the code (undefined: this one). */
+export function overrideCodeIdentity(id: string | undefined): void {
+  identityOverride = id;
+}
+
+/** The bundle's build id, when `moduleUrl` is one of the files dist/bundle.json lists. */
+export function bundleIdentity(moduleUrl: string): string | undefined {
+  if (!moduleUrl.startsWith('file:')) return undefined;
+  try {
+    const dist = new URL('../', moduleUrl);
+    const m = JSON.parse(readFileSync(new URL('bundle.json', dist), 'utf8')) as {
+      entries?: unknown;
+      chunks?: unknown;
+      buildId?: unknown;
+    };
+    const rel = `dist/${fileURLToPath(moduleUrl).slice(fileURLToPath(dist).length)}`.replaceAll('\\', '/');
+    const files = [
+      ...(Array.isArray(m.entries) ? m.entries : []),
+      ...(Array.isArray(m.chunks) ? m.chunks : []),
+    ];
+    return typeof m.buildId === 'string' && files.includes(rel) ? `bundle:${m.buildId}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SHA-256 over the path, size and mtime of every .js/.ts/.mjs module under `dir` (a code tree). */
+export function codeTree(dir: URL): string {
+  const h = createHash('sha256');
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(m?js|ts)$/.test(e.name) && !e.name.endsWith('.d.ts')) {
+        const st = statSync(p);
+        h.update(`${p}\0${st.size}\0${st.mtimeMs}\n`);
+      }
+    }
+  };
+  walk(fileURLToPath(dir));
+  return h.digest('hex');
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -197,34 +257,28 @@ function warnOnce(why: string): void {
   warnTo(`mcp-warden: spec cache entry ignored: ${why} (see docs/files.md)\n`);
 }
 
-function read(dir: string, file: string, key: string, raw = false): Stored<Loaded> | Uint8Array | undefined {
+/** An entry's payload, by size and checksum: a catalogue snapshot names the entry it was made from. */
+interface EntryId {
+  bytes: number;
+  crc: number;
+}
+
+function read(
+  dir: string,
+  file: string,
+  key: string,
+  raw = false,
+  onHit: (id: EntryId) => void = () => {},
+): Stored<Loaded> | Uint8Array | undefined {
   let fd: number | undefined;
   let corrupt = false;
   try {
-    const dst = statSync(dir);
-    const bad = dst.isDirectory() ? distrust(dst) : 'not a directory';
-    if (bad) {
-      warnOnce(`its directory is ${bad}`);
-      return undefined;
-    }
-    // O_NOFOLLOW: the entry itself is never a symlink to somewhere else; O_NONBLOCK: a FIFO put in
-    // its place cannot hang the open (fstat below refuses it).
-    fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
-    const st = fstatSync(fd);
-    const why = st.isFile() ? distrust(st) : 'not a regular file';
-    if (why) {
-      warnOnce(`it is ${why}`);
-      return undefined;
-    }
-    const buf = Buffer.allocUnsafe(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const n = readSync(fd, buf, off, st.size - off, null);
-      if (n === 0) break;
-      off += n;
-    }
+    fd = openTrusted(dir, file);
+    if (fd === undefined) return undefined;
+    const { buf, complete } = readAll(fd);
+    const st = { size: buf.byteLength };
     corrupt = true;
-    if (off !== st.size || st.size < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC))
+    if (!complete || st.size < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC))
       return undefined;
     const headerBytes = buf.readUInt32LE(MAGIC.length);
     const start = MAGIC.length + 4;
@@ -235,6 +289,7 @@ function read(dir: string, file: string, key: string, raw = false): Stored<Loade
       return undefined;
     corrupt = false;
     if (!filesUnchanged(header)) return undefined;
+    onHit({ bytes: header.payloadBytes, crc: header.crc });
     if (raw) {
       // Deserialised where it is used (the prefetch's main thread: ./spec-transfer.ts).
       const now = new Date();
@@ -263,6 +318,131 @@ function read(dir: string, file: string, key: string, raw = false): Stored<Loade
   }
 }
 
+/**
+ * The file opened for reading when it and its directory are to be trusted (see `distrust`; a refusal
+ * is warned of once), else undefined. Throws what the file system throws (a missing file).
+ */
+function openTrusted(dir: string, file: string): number | undefined {
+  const dst = statSync(dir);
+  const bad = dst.isDirectory() ? distrust(dst) : 'not a directory';
+  if (bad) {
+    warnOnce(`its directory is ${bad}`);
+    return undefined;
+  }
+  // O_NOFOLLOW: the entry itself is never a symlink to somewhere else; O_NONBLOCK: a FIFO put in
+  // its place cannot hang the open (fstat below refuses it).
+  const fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
+  const st = fstatSync(fd);
+  const why = st.isFile() ? distrust(st) : 'not a regular file';
+  if (why) {
+    closeSync(fd);
+    warnOnce(`it is ${why}`);
+    return undefined;
+  }
+  return fd;
+}
+
+/** The whole of an open file, and whether it was read to the size fstat gave. */
+function readAll(fd: number): { buf: Buffer; complete: boolean } {
+  const size = fstatSync(fd).size;
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const n = readSync(fd, buf, off, size - off, null);
+    if (n === 0) break;
+    off += n;
+  }
+  return { buf, complete: off === size };
+}
+
+/**
+ * A catalogue snapshot beside an entry: the same trust checks and atomic writes, a magic of its own,
+ * and a header naming the cache key and the entry's payload (size, checksum) it was made from, so it
+ * is never paired with another entry. The key already covers the code that builds catalogues (see
+ * `codeIdentity`).
+ */
+const CATALOG_SUFFIX = '.catalog';
+const CATALOG_MAGIC = Buffer.from('MCPWCAT1');
+
+interface CatalogHeader {
+  key: string;
+  entry: EntryId;
+  payloadBytes: number;
+  crc: number;
+}
+
+function readCatalog(dir: string, file: string, key: string, entry: EntryId): Uint8Array | undefined {
+  let fd: number | undefined;
+  let corrupt = false;
+  try {
+    fd = openTrusted(dir, file);
+    if (fd === undefined) return undefined;
+    const { buf, complete } = readAll(fd);
+    corrupt = true;
+    const start = CATALOG_MAGIC.length + 4;
+    if (!complete || buf.byteLength < start || !buf.subarray(0, CATALOG_MAGIC.length).equals(CATALOG_MAGIC))
+      return undefined;
+    const headerBytes = buf.readUInt32LE(CATALOG_MAGIC.length);
+    if (start + headerBytes > buf.byteLength) return undefined;
+    const h = JSON.parse(buf.toString('utf8', start, start + headerBytes)) as CatalogHeader;
+    const payload = buf.subarray(start + headerBytes);
+    if (
+      h.key !== key ||
+      h.entry?.bytes !== entry.bytes ||
+      h.entry?.crc !== entry.crc ||
+      payload.byteLength !== h.payloadBytes ||
+      crc32(payload) !== h.crc
+    )
+      return undefined;
+    corrupt = false;
+    const now = new Date();
+    futimesSync(fd, now, now);
+    return payload;
+  } catch {
+    return undefined;
+  } finally {
+    quietly(() => fd !== undefined && closeSync(fd));
+    if (corrupt) quietly(() => rmSync(file, { force: true }));
+  }
+}
+
+function writeCatalog(dir: string, file: string, key: string, entry: EntryId, payload: Uint8Array): void {
+  const header: CatalogHeader = { key, entry, payloadBytes: payload.byteLength, crc: crc32(payload) };
+  const headerBuf = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(headerBuf.byteLength);
+  writeAtomic(dir, file, [CATALOG_MAGIC, len, headerBuf, payload]);
+}
+
+/** Writes `parts` as `file` (0600, via a temp file and a rename); false when it could not. */
+function writeAtomic(dir: string, file: string, parts: Uint8Array[]): boolean {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  let fd: number | undefined;
+  let created = false;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const dst = statSync(dir);
+    if (!dst.isDirectory() || distrust(dst)) return false;
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    created = true;
+    for (const b of parts) {
+      let off = 0;
+      while (off < b.byteLength) off += writeSync(fd, b, off, b.byteLength - off);
+    }
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, file);
+    created = false;
+    evict(dir);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    quietly(() => fd !== undefined && closeSync(fd));
+    if (created) quietly(() => rmSync(tmp, { force: true }));
+  }
+}
+
 /** Every file the bundler read still resolves to the same real file with the same bytes. */
 function filesUnchanged(h: Header): boolean {
   if (h.files.length === 0) return true;
@@ -288,15 +468,9 @@ function write(
   root: [string, string] | undefined,
   files: Header['files'],
   value: Stored<Loaded>,
-): void {
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  let fd: number | undefined;
-  let created = false;
+): EntryId | undefined {
   try {
-    if (files.length > 0 && root === undefined) return;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const dst = statSync(dir);
-    if (!dst.isDirectory() || distrust(dst)) return;
+    if (files.length > 0 && root === undefined) return undefined;
     const payload = serialize(value);
     const header: Header = {
       key,
@@ -308,23 +482,12 @@ function write(
     const headerBuf = Buffer.from(JSON.stringify(header));
     const len = Buffer.alloc(4);
     len.writeUInt32LE(headerBuf.byteLength);
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    created = true;
-    for (const b of [MAGIC, len, headerBuf, payload]) {
-      let off = 0;
-      while (off < b.byteLength) off += writeSync(fd, b, off, b.byteLength - off);
-    }
-    closeSync(fd);
-    fd = undefined;
     // Atomic: a reader sees the whole entry or none; two processes storing the same key write the same.
-    renameSync(tmp, file);
-    created = false;
-    evict(dir);
+    if (!writeAtomic(dir, file, [MAGIC, len, headerBuf, payload])) return undefined;
+    return { bytes: header.payloadBytes, crc: header.crc };
   } catch {
     // Read-only home, full disk, no permission: the load itself succeeded, the cache just stays as it was.
-  } finally {
-    quietly(() => fd !== undefined && closeSync(fd));
-    if (created) quietly(() => rmSync(tmp, { force: true }));
+    return undefined;
   }
 }
 
@@ -337,9 +500,13 @@ function quietly(f: () => unknown): void {
   }
 }
 
-/** Keeps the newest MAX_ENTRIES entries within MAX_TOTAL_BYTES; removes temp files of dead writers. */
+/**
+ * Keeps the newest MAX_ENTRIES entries within MAX_TOTAL_BYTES (an entry counts with its catalogue
+ * snapshot, and goes with it); removes temp files of dead writers and snapshots without an entry.
+ */
 function evict(dir: string): void {
   const entries: Array<{ path: string; size: number; mtime: number }> = [];
+  const catalogs = new Map<string, number>();
   const now = Date.now();
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
@@ -350,6 +517,8 @@ function evict(dir: string): void {
         if (now - st.mtimeMs > STALE_TEMP_MS) rmSync(path, { force: true });
       } else if (name.endsWith('.spec')) {
         entries.push({ path, size: st.size, mtime: st.mtimeMs });
+      } else if (name.endsWith(CATALOG_SUFFIX)) {
+        catalogs.set(path.slice(0, -CATALOG_SUFFIX.length), st.size);
       }
     } catch {
       // Gone meanwhile (another process evicting).
@@ -358,7 +527,13 @@ function evict(dir: string): void {
   entries.sort((a, b) => b.mtime - a.mtime);
   let total = 0;
   entries.forEach((e, i) => {
-    total += e.size;
-    if (i >= MAX_ENTRIES || (i > 0 && total > MAX_TOTAL_BYTES)) rmSync(e.path, { force: true });
+    const base = e.path.slice(0, -'.spec'.length);
+    total += e.size + (catalogs.get(base) ?? 0);
+    if (i >= MAX_ENTRIES || (i > 0 && total > MAX_TOTAL_BYTES)) {
+      rmSync(e.path, { force: true });
+      rmSync(`${base}${CATALOG_SUFFIX}`, { force: true });
+    }
+    catalogs.delete(base);
   });
+  for (const base of catalogs.keys()) rmSync(`${base}${CATALOG_SUFFIX}`, { force: true });
 }

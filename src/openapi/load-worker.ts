@@ -1,59 +1,129 @@
 /**
- * The worker thread of ./prefetch.ts: loads one spec with `loadSpec` and posts the result back
+ * The worker thread of ./prefetch.ts (its entry is ../catalog/prefetch-worker.ts, which hands in
+ * the catalogue's part: this floor may not import the catalogue): loads one spec with `loadSpec` and posts the result back
  * (packed by ./spec-transfer.ts: JSON when that is exact, else a structured clone). An
  * OpenAPI 3 spec is posted before its meta-schema validation (`beforeValidation`), so the main
  * thread receives it (a tenth of a second for Stripe) while this thread validates; the last
  * message then says only whether the load succeeded. A failure posts only `{ ok: false }`: the
  * main thread then loads the spec itself and reports the error exactly as it would have.
+ *
+ * After the hand-over, when the spec cache holds the spec without a catalogue snapshot, this
+ * thread makes one (`snapshot`: builds the catalogue, ../catalog/snapshot.ts) and stores it; the next
+ * start restores it instead of building. With `catalogOnly` (a spec the main thread loaded itself,
+ * ./prefetch.ts `storeCatalogSnapshot`) that is all it does, and it posts nothing.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { sendCacheWarnings } from './cache.js';
-import { loadSpec } from './load.js';
+import { type LoadedSpec, loadSpec } from './load.js';
 import type { PrefetchMessage, PrefetchOptions } from './prefetch.js';
 import { type PackedSpec, packCached, packSpec } from './spec-transfer.js';
 
-const { source, options } = workerData as { source: string; options: PrefetchOptions };
-const progress: string[] = [];
-// This thread's stderr is not the process's (./prefetch.ts): the main thread writes these.
-const stderr: string[] = [];
-sendCacheWarnings((line) => stderr.push(line));
-const post = (m: PrefetchMessage, transfer: ArrayBuffer[] = []) => parentPort?.postMessage(m, transfer);
-let sent = false;
-let result: PrefetchMessage;
-let tail: ArrayBuffer[] = [];
-let cached: { packed: PackedSpec; transfer: ArrayBuffer[] } | undefined;
-try {
-  const spec = await loadSpec(source, {
-    ...options,
-    onProgress: (m) => progress.push(m),
-    onCachedBytes: (hit) => {
-      cached = packCached(hit);
-    },
-    beforeValidation: (s) => {
-      try {
-        const { packed, transfer } = packSpec(s);
-        post({ early: packed }, transfer);
-        sent = true;
-      } catch {
-        // Something in the spec cannot be cloned: the last message fails the same way.
-      }
-    },
-  });
-  if (cached) {
-    result = { ok: true, spec: cached.packed, progress, stderr };
-    tail = cached.transfer;
-  } else if (sent) result = { ok: true, progress, stderr };
-  else {
-    const { packed, transfer } = packSpec(spec);
-    result = { ok: true, spec: packed, progress, stderr };
-    tail = transfer;
-  }
-} catch {
-  result = { ok: false, stderr };
+/** A loaded spec's catalogue snapshot, or undefined when it cannot be made. */
+export type MakeSnapshot = (spec: LoadedSpec) => Promise<Uint8Array | undefined>;
+
+/** The worker's work, as its entry starts it (see above). */
+export async function runLoadWorker(makeSnapshot: MakeSnapshot): Promise<void> {
+  const { source, options, catalogOnly } = workerData as {
+    source: string;
+    options: PrefetchOptions;
+    catalogOnly?: boolean;
+  };
+  // This thread's stderr is not the process's (./prefetch.ts): the main thread writes these.
+  const stderr: string[] = [];
+  sendCacheWarnings((line) => stderr.push(line));
+  /** Makes the snapshot of `spec` (or of the cached spec, loaded again) and stores it. */
+  const storeCatalog = async (store: (snapshot: Uint8Array) => void, spec?: LoadedSpec) => {
+    try {
+      const s = spec ?? (await loadSpec(source, { ...options }));
+      const snapshot = await makeSnapshot(s);
+      if (snapshot) store(snapshot);
+    } catch {
+      // A spec the catalogue cannot be built from fails on the main thread, as it does anyway.
+    }
+  };
+  if (catalogOnly) await storeOnly(source, options, storeCatalog);
+  else await prefetch(source, options, stderr, storeCatalog);
 }
-try {
-  post(result, tail);
-} catch {
-  // Something in the spec cannot be cloned: the main thread loads it itself.
-  post({ ok: false, stderr });
+
+type StoreCatalog = (store: (snapshot: Uint8Array) => void, spec?: LoadedSpec) => Promise<void>;
+
+/** `catalogOnly`: the spec again (a cache hit by now), and its snapshot stored if it has none. */
+async function storeOnly(source: string, options: PrefetchOptions, storeCatalog: StoreCatalog) {
+  let store: ((snapshot: Uint8Array) => void) | undefined;
+  try {
+    const spec = await loadSpec(source, {
+      ...options,
+      onCatalogMissing: (s) => {
+        store = s;
+      },
+    });
+    if (store) await storeCatalog(store, spec);
+  } catch {
+    // Nothing to store: the main thread has its own load.
+  }
+}
+
+/** The prefetch: the spec posted to the main thread, then its snapshot stored if it has none. */
+async function prefetch(
+  source: string,
+  options: PrefetchOptions,
+  stderr: string[],
+  storeCatalog: StoreCatalog,
+): Promise<void> {
+  const progress: string[] = [];
+  const post = (m: PrefetchMessage, transfer: ArrayBuffer[] = []) => parentPort?.postMessage(m, transfer);
+  let sent = false;
+  let result: PrefetchMessage;
+  let tail: ArrayBuffer[] = [];
+  let cached: { packed: PackedSpec; transfer: ArrayBuffer[] } | undefined;
+  let store: ((snapshot: Uint8Array) => void) | undefined;
+  let loaded: LoadedSpec | undefined;
+  try {
+    const spec = await loadSpec(source, {
+      ...options,
+      onProgress: (m) => progress.push(m),
+      onCachedBytes: (hit) => {
+        cached = packCached(hit);
+      },
+      onCatalogMissing: (s) => {
+        store = s;
+      },
+      beforeValidation: (s) => {
+        try {
+          const { packed, transfer } = packSpec(s);
+          post({ early: packed }, transfer);
+          sent = true;
+        } catch {
+          // Something in the spec cannot be cloned: the last message fails the same way.
+        }
+      },
+    });
+    const storing = store ? { storing: true as const } : {};
+    if (cached) {
+      result = { ok: true, spec: cached.packed, progress, stderr, ...storing };
+      tail = cached.transfer;
+    } else {
+      loaded = spec;
+      if (sent) result = { ok: true, progress, stderr, ...storing };
+      else {
+        const { packed, transfer } = packSpec(spec);
+        result = { ok: true, spec: packed, progress, stderr, ...storing };
+        tail = transfer;
+      }
+    }
+  } catch {
+    result = { ok: false, stderr };
+  }
+  let posted = false;
+  try {
+    post(result, tail);
+    posted = result.ok;
+  } catch {
+    // Something in the spec cannot be cloned: the main thread loads it itself.
+    post({ ok: false, stderr });
+  }
+  // While the main thread builds its own catalogue; never on its way to the first list. This thread
+  // is unref'd: a process that exits first simply stores nothing. A hit's bytes went to the main
+  // thread as they were, so then the entry is read again here.
+  if (posted && store) await storeCatalog(store, loaded);
 }

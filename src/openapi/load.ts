@@ -10,6 +10,7 @@ import { checkShape, getByPointer, parseText, type ShapeLimits } from './parse.j
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
 import { deviationWarning, repairSpec, type SpecDeviation } from './repair.js';
+import { attachCatalogSnapshot } from './spec-transfer.js';
 import { validateSpec } from './validate.js';
 
 export interface LoadOptions extends PrefetchOptions {
@@ -24,7 +25,18 @@ export interface LoadOptions extends PrefetchOptions {
    * The prefetch worker's: on a cache hit, the entry's checked bytes are handed here instead of being
    * deserialised, and loadSpec returns CACHED_BYTES_TAKEN (the main thread deserialises them once).
    */
-  onCachedBytes?: (hit: { bytes: Uint8Array; source: SourceRef; rootText: string }) => void;
+  onCachedBytes?: (hit: {
+    bytes: Uint8Array;
+    source: SourceRef;
+    rootText: string;
+    /** The catalogue snapshot kept beside the entry (../catalog/snapshot.ts), checked, not decoded. */
+    catalog?: Uint8Array;
+  }) => void;
+  /**
+   * Called when the spec cache holds this spec's entry (found, or just stored) without a catalogue
+   * snapshot: `store` keeps one beside it. The prefetch worker builds it after handing the spec over.
+   */
+  onCatalogMissing?: (store: (snapshot: Uint8Array) => void) => void;
 }
 
 /** What loadSpec returns when `onCachedBytes` took a cache hit: not a spec, never used as one. */
@@ -94,13 +106,16 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
     const bytes = cache.lookupBytes();
     if (bytes) {
       fromCache();
-      options.onCachedBytes({ bytes, source: src, rootText: text });
+      const catalog = catalogOf(cache, options);
+      options.onCachedBytes({ bytes, source: src, rootText: text, ...(catalog ? { catalog } : {}) });
       return CACHED_BYTES_TAKEN;
     }
-  } else {
-    const hit = cache?.lookup();
+  } else if (cache) {
+    const hit = cache.lookup();
     if (hit) {
       fromCache();
+      const catalog = catalogOf(cache, options);
+      if (catalog) attachCatalogSnapshot(hit, catalog);
       return hit;
     }
   }
@@ -175,8 +190,18 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   }
 
   const result = loaded(doc);
-  cache?.store(result);
+  if (cache) {
+    cache.store(result);
+    options.onCatalogMissing?.((b) => cache.storeCatalog(b));
+  }
   return result;
+}
+
+/** The snapshot beside a cache hit; when there is none, whoever asked is offered to store one. */
+function catalogOf(cache: SpecCacheSession<LoadedSpec>, options: LoadOptions): Uint8Array | undefined {
+  const catalog = cache.lookupCatalog();
+  if (!catalog) options.onCatalogMissing?.((b) => cache.storeCatalog(b));
+  return catalog;
 }
 
 /** A (valid, or about to be validated) Swagger 2.0 document as OpenAPI 3.0; `doc` is left as it was. */

@@ -73,7 +73,8 @@ export type PrefetchResult = { ok: true; spec: unknown; progress: string[] } | {
  */
 export type PrefetchMessage =
   | { early: PackedSpec }
-  | { ok: true; spec?: PackedSpec; progress: string[]; stderr?: string[] }
+  // `storing`: the worker goes on to store the catalogue snapshot (it exits by itself, unref'd).
+  | { ok: true; spec?: PackedSpec; progress: string[]; stderr?: string[]; storing?: true }
   | { ok: false; stderr?: string[] };
 
 const KEYS = [
@@ -131,6 +132,7 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
         if (!m.ok) resolve({ ok: false });
         else if (m.spec !== undefined) resolve({ ok: true, spec: unpackSpec(m.spec), progress: m.progress });
         else resolve(early ? { ok: true, spec: early.spec, progress: m.progress } : { ok: false });
+        if (m.ok && m.storing) return;
       } catch {
         // Whatever went wrong in the hand-over, the main thread loads the spec itself.
         worker.off('message', onMessage);
@@ -143,6 +145,28 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
     worker.once('exit', () => resolve({ ok: false }));
   });
   pending = { key: keyOf(source, data), result };
+}
+
+/**
+ * For a spec the main thread loaded itself (below PREFETCH_MIN_BYTES, e.g. DigitalOcean's 2,850
+ * files: ~0.5 s of `buildCatalog`): a worker thread that loads it again (a cache hit by now), builds
+ * its catalogue and stores the snapshot a later start restores (./load-worker.ts `catalogOnly`).
+ * Unref'd and silent: a process that exits first stores nothing; any failure stores nothing.
+ */
+export function storeCatalogSnapshot(source: string, options: PrefetchOptions = {}): void {
+  const data: PrefetchOptions = {};
+  for (const k of KEYS) if (options[k] !== undefined) (data as Record<string, unknown>)[k] = options[k];
+  try {
+    const worker = new Worker(new URL('../openapi/load-worker.js', import.meta.url), {
+      workerData: { source, options: data, catalogOnly: true },
+      stdout: true,
+      stderr: true,
+    });
+    worker.unref();
+    worker.on('error', () => {});
+  } catch {
+    // No worker: the next start builds the catalogue, as this one did.
+  }
 }
 
 /**

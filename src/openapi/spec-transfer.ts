@@ -17,20 +17,47 @@ export type PackedSpec =
   | { clone: unknown }
   | { json: string; text: Uint8Array; rest: Record<string, unknown> }
   // A spec cache hit (./cache.ts), as stored: v8 form of every field but `source` and `rootText`.
-  | { entry: Uint8Array; text: Uint8Array; source: unknown };
+  // With the catalogue snapshot kept beside it, if any (undecoded: ../catalog/snapshot.ts).
+  | { entry: Uint8Array; text: Uint8Array; source: unknown; catalog?: Uint8Array };
 
 /** A spec cache hit's bytes, moved as they are: the main thread deserialises them once (not the worker too). */
-export function packCached(hit: { bytes: Uint8Array; source: unknown; rootText: string }): {
+export function packCached(hit: {
+  bytes: Uint8Array;
+  source: unknown;
+  rootText: string;
+  catalog?: Uint8Array;
+}): {
   packed: PackedSpec;
   transfer: ArrayBuffer[];
 } {
   const text = new TextEncoder().encode(hit.rootText);
   // A small read may sit in Node's shared Buffer pool, which cannot be transferred: copied.
-  const bytes = hit.bytes.byteLength < 64 * 1024 ? new Uint8Array(hit.bytes) : hit.bytes;
+  const own = (b: Uint8Array) => (b.byteLength < 64 * 1024 ? new Uint8Array(b) : b);
+  const bytes = own(hit.bytes);
+  const catalog = hit.catalog && own(hit.catalog);
   return {
-    packed: { entry: bytes, text, source: hit.source },
-    transfer: [text.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer],
+    packed: { entry: bytes, text, source: hit.source, ...(catalog ? { catalog } : {}) },
+    transfer: [
+      text.buffer as ArrayBuffer,
+      bytes.buffer as ArrayBuffer,
+      ...(catalog ? [catalog.buffer as ArrayBuffer] : []),
+    ],
   };
+}
+
+/** Catalogue snapshots that came with a spec from the cache, by the spec they belong to. */
+const catalogSnapshots = new WeakMap<object, Uint8Array>();
+
+/** Keeps the catalogue snapshot of a spec from the cache with it (for ../server/served-api.ts). */
+export function attachCatalogSnapshot(spec: object, snapshot: Uint8Array): void {
+  catalogSnapshots.set(spec, snapshot);
+}
+
+/** The catalogue snapshot that came with this spec, once (it is let go of after). */
+export function takeCatalogSnapshot(spec: object): Uint8Array | undefined {
+  const s = catalogSnapshots.get(spec);
+  catalogSnapshots.delete(spec);
+  return s;
 }
 
 /** The message form of a loaded spec (`doc` and `rootText` fields), and what to transfer with it. */
@@ -59,6 +86,7 @@ export function unpackSpec(p: PackedSpec): unknown {
     )
       throw new Error('unusable spec cache entry');
     spec = { source: p.source, ...stored };
+    if (p.catalog) attachCatalogSnapshot(spec, p.catalog);
   } else spec = { ...p.rest, doc: JSON.parse(p.json) };
   // Decoded on first read (30 ms for GitHub's 3.6 MB on a fresh main thread, which has nothing that
   // reads it at start-up); ignoreBOM keeps a leading BOM, as the loader read it.

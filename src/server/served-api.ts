@@ -1,6 +1,7 @@
 import { dirname, resolve as resolvePath } from 'node:path';
 import { buildCatalog } from '../catalog/build.js';
 import { assignSetNames } from '../catalog/names.js';
+import { restoreCatalog } from '../catalog/snapshot.js';
 import type { Controller } from '../control/controller.js';
 import { ToolSearch } from '../discover/search.js';
 import { formatError, toWardenError, WardenError } from '../errors/index.js';
@@ -8,6 +9,8 @@ import { watchFileChanges } from '../lib/watched-file.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import type { Logger } from '../observe/log.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../openapi/load.js';
+import { storeCatalogSnapshot } from '../openapi/prefetch.js';
+import { takeCatalogSnapshot } from '../openapi/spec-transfer.js';
 import type { CallInput, ToolResult } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
 import type { PolicyDoc } from '../policy/schema.js';
@@ -46,8 +49,20 @@ export async function loadApi(source: ApiSource, o: { reload?: boolean } = {}): 
   // A reload runs on a serving gateway's main thread: the cache's synchronous hashing of every
   // $ref'd file and its store would hold calls up; the next start stores the new spec.
   const load = o.reload ? { ...source.load, specCache: false } : (source.load ?? {});
-  const spec = await loadSpec(source.spec, load);
-  const catalog = buildCatalog(spec);
+  // Loaded here (not by the prefetch worker, which stores snapshots itself) and cached without a
+  // catalogue snapshot: a worker thread stores one after this start has built its own.
+  let snapshotWanted = false;
+  const spec = await loadSpec(source.spec, {
+    ...load,
+    onCatalogMissing: () => {
+      snapshotWanted = true;
+    },
+  });
+  // A spec from the cache may come with its catalogue's snapshot: restored, not built (issue 22).
+  // A reload builds, as does a snapshot that does not fit.
+  const snapshot = takeCatalogSnapshot(spec);
+  const catalog = (snapshot && !o.reload && restoreCatalog(snapshot, spec)) || buildCatalog(spec);
+  if (snapshotWanted && !o.reload) storeCatalogSnapshot(source.spec, load);
   const targets = resolveTargets(catalog.tools, {
     ...(source.baseUrl !== undefined ? { baseUrl: source.baseUrl } : {}),
     specSource: spec.source.location,
