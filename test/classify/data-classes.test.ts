@@ -382,8 +382,8 @@ describe('the secret rules are skipped only where none can fire (maySecret)', ()
     })
     .map(({ name, parent, type, items, format, description }): FieldFacts => {
       const n = spell(name[0], name[1]);
-      const f: FieldFacts = { name: n, words: words(n), parentWords: parent, type, description };
-      if (items) f.items = items;
+      const f: FieldFacts = { name: n, words: words(n), parentWords: parent, type: [...type], description };
+      if (items) f.items = [...items];
       if (format) f.format = format;
       return f;
     });
