@@ -442,6 +442,43 @@ export const DATA_RULES: readonly DataRule[] = [
   },
 ];
 
+/** The built-in secret rules (what the risk rules' top-level secret search runs). */
+export const SECRET_RULES: readonly DataRule[] = DATA_RULES.filter((r) => r.class === 'secret');
+const PREFILTERED = new Set(SECRET_RULES);
+
+/**
+ * Every word a secret rule keys on contains one of these: the password, token and key nouns, plural,
+ * glued (`dbpassword`, `apikeys`) or not, and the container names (`secrets`, `creds`). A word
+ * without any of them survives `secretWords` without any either (it only singularises, splits and
+ * drops words), so no secret rule can fire on it.
+ */
+const SECRET_STEM = /pass|pwd|token|secret|jwt|bearer|credential|creds|key/;
+const hasSecretStem = (ws: readonly string[]) => ws.some((w) => SECRET_STEM.test(w));
+const secretStemNames = memoByText((name) => hasSecretStem(cachedWords(name)), 50_000);
+
+/**
+ * A necessary condition for a built-in secret rule to fire (false: none can, so they need not run):
+ * `format: password`, a description starting "password" (the password rule's phrase), or a secret
+ * stem in the field's name or its parent's. Exact by construction: each secret rule fires only on
+ * one of these (test/classify/data-classes.test.ts checks it against the rules on generated fields).
+ * Most of a response's fields have none, and the top-secret search of every tool runs only these rules.
+ */
+export function maySecret(
+  name: string,
+  parentWords: readonly string[],
+  format: unknown,
+  description: string,
+): boolean {
+  return (
+    format === 'password' ||
+    secretStemNames(name) ||
+    hasSecretStem(parentWords) ||
+    (description.length > 0 && PASSWORD_PHRASE.test(description))
+  );
+}
+/** The password rule's description phrase, as `describes` tests it. */
+const PASSWORD_PHRASE = /^(the )?password\b/i;
+
 const memo = new Map<string, Array<Omit<DataField, 'path'>>>();
 
 /** Classifies one field. Results for the default rule set are memoised: big specs repeat fields a lot. */
@@ -463,7 +500,10 @@ export function classifyField(
 function runRules(f: FieldFacts, rules: readonly DataRule[]): Array<Omit<DataField, 'path'>> {
   secretA = secretB = undefined;
   const out: Array<Omit<DataField, 'path'>> = [];
+  // The built-in secret rules cannot fire without `maySecret` (a caller's own rules always run).
+  const noSecret = !maySecret(f.name, f.parentWords, f.format, f.description);
   for (const r of rules) {
+    if (noSecret && PREFILTERED.has(r)) continue;
     const reason = r.test(f);
     if (reason !== undefined) out.push({ class: r.class, kind: r.kind, rule: r.id, reason });
   }
@@ -784,14 +824,22 @@ export function classifyProperty(
     return [
       { class: tag, kind: tag, rule: 'x-data-class', reason: `tagged x-data-class: ${tag} in the spec` },
     ];
+  const description =
+    typeof target === 'object' && typeof target.description === 'string' ? target.description : '';
+  // The top-secret search runs only the secret rules, on every top-level property of every response:
+  // without `maySecret` they answer nothing, so the facts need not be gathered.
+  if (
+    rules === SECRET_RULES &&
+    !maySecret(name, parentWords, typeof target === 'object' ? target.format : undefined, description)
+  )
+    return NO_HITS;
   // Assigned, not spread: this runs for every property a response search or walk meets.
   const facts: FieldFacts = {
     name,
     words: cachedWords(name),
     parentWords,
     type: typesOf(target),
-    description:
-      typeof target === 'object' && typeof target.description === 'string' ? target.description : '',
+    description,
   };
   const items = itemTypes(target, defs);
   if (items !== undefined) facts.items = items;
@@ -800,6 +848,9 @@ export function classifyProperty(
 }
 
 export const cachedWords: (s: string) => string[] = memoByText((s) => words(s), 50_000);
+
+/** No hits (shared: callers only read the list). */
+const NO_HITS: Array<Omit<DataField, 'path'>> = [];
 
 /** The item types of an array schema, when it says (`passwords: {type: array, items: {type: string}}`). */
 function itemTypes(s: JsonSchema, defs: DefsLookup): string[] | undefined {

@@ -7,7 +7,7 @@ import {
   type RiskClass,
   type RiskFinding,
 } from '../model/catalog.js';
-import { cachedWords, DATA_RULES, type FieldSearch } from './data-classes.js';
+import { cachedWords, type FieldSearch, SECRET_RULES } from './data-classes.js';
 import { type ReadLike, readLikeOf } from './read-like.js';
 
 /** What the risk rules look at, extracted once per operation by the catalogue. */
@@ -464,7 +464,7 @@ export const TOP_SECRETS: FieldSearch = {
   within: (prefix) => ownDepth(prefix) <= 1,
   level: (prefix) => (segmentCount(prefix) === 0 ? 2 : 1),
   keep: (rel, level) => segmentCount(rel) <= level,
-  rules: DATA_RULES.filter((r) => r.class === 'secret'),
+  rules: SECRET_RULES,
 };
 
 export interface RiskResult {

@@ -1,9 +1,12 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   classifyField,
   classifyResponseFields,
   DATA_RULES,
   type FieldFacts,
+  maySecret,
+  SECRET_RULES,
 } from '../../src/classify/data-classes.js';
 import { words } from '../../src/openapi/text.js';
 
@@ -317,5 +320,100 @@ describe('secret names: normalised, from a word list, both ways', () => {
   it('a list of objects under a plural name is not itself a secret (its fields are classified)', () => {
     expect(secret('apiKeys', ['array'], ['object'])).toBe(false);
     expect(classifyField(field('value', { parentWords: ['api', 'keys'] }))[0]?.class).toBe('secret');
+  });
+});
+
+describe('the secret rules are skipped only where none can fire (maySecret)', () => {
+  // Words the secret rules and their exceptions read, and ordinary ones, in every spelling a spec uses.
+  const VOCAB = [
+    ...['password', 'passwords', 'passwd', 'pwd', 'pwds', 'passphrase', 'passcode', 'pass', 'passport'],
+    ...[
+      'token',
+      'tokens',
+      'secret',
+      'secrets',
+      'jwt',
+      'jwts',
+      'bearer',
+      'credential',
+      'credentials',
+      'creds',
+    ],
+    ...['key', 'keys', 'apikey', 'apikeys', 'api', 'private', 'access', 'client', 'webhook', 'signing'],
+    ...['master', 'encryption', 'ssh', 'public', 'fingerprint', 'id', 'name', 'value', 'pem', 'hex', 'raw'],
+    ...['data', 'user', 'email', 'has', 'is', 'expires', 'count', 'type', 'url', 'policy', 'label', 'ref'],
+    ...['db', 'oauth', 'refresh', 'session', 'account', 'number', 'monkey', 'hotkey', 'turkey', 'keystone'],
+  ];
+  const word = fc.oneof(fc.constantFrom(...VOCAB), fc.stringMatching(/^[a-z]{1,8}$/));
+  const spell = (ws: string[], style: number): string => {
+    const cap = (w: string) => w.charAt(0).toUpperCase() + w.slice(1);
+    switch (style) {
+      case 0:
+        return ws.join('_');
+      case 1:
+        return ws.join('-');
+      case 2:
+        return ws.map((w, i) => (i ? cap(w) : w)).join('');
+      case 3:
+        return ws.join('').toUpperCase();
+      case 4:
+        return ws.join('');
+      default:
+        return ws.map(cap).join('');
+    }
+  };
+  const facts = fc
+    .record({
+      name: fc.tuple(fc.array(word, { minLength: 1, maxLength: 4 }), fc.integer({ min: 0, max: 5 })),
+      parent: fc.array(word, { maxLength: 3 }),
+      type: fc.constantFrom(['string'], ['array'], ['integer'], ['boolean'], [], ['object']),
+      items: fc.option(fc.constantFrom(['string'], ['object']), { nil: undefined }),
+      format: fc.option(fc.constantFrom('password', 'email', 'byte', 'uuid'), { nil: undefined }),
+      description: fc.constantFrom(
+        '',
+        'Password for the account.',
+        'The password',
+        'the password hash',
+        'The API key of the project.',
+        'A private key in PEM.',
+        'Secret key',
+        'An opaque value.',
+      ),
+    })
+    .map(({ name, parent, type, items, format, description }): FieldFacts => {
+      const n = spell(name[0], name[1]);
+      const f: FieldFacts = { name: n, words: words(n), parentWords: parent, type: [...type], description };
+      if (items) f.items = [...items];
+      if (format) f.format = format;
+      return f;
+    });
+
+  it('a built-in secret rule fires only on a field maySecret lets through', () => {
+    fc.assert(
+      fc.property(facts, (f) => {
+        const fires = SECRET_RULES.filter((r) => r.test(f) !== undefined).map((r) => r.id);
+        if (fires.length > 0)
+          expect([f.name, maySecret(f.name, f.parentWords, f.format, f.description)]).toEqual([f.name, true]);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('classifyField answers what running every rule answers', () => {
+    fc.assert(
+      fc.property(facts, (f) => {
+        const all = DATA_RULES.flatMap((r) => {
+          const reason = r.test(f);
+          return reason === undefined ? [] : [{ class: r.class, kind: r.kind, rule: r.id, reason }];
+        });
+        expect(classifyField(f)).toEqual(all);
+      }),
+      { numRuns: 5_000 },
+    );
+  });
+
+  it('the listed secret names all pass it', () => {
+    for (const n of [...SECRET_NAMES, ...SECRET_LISTS])
+      expect([n, maySecret(n, [], undefined, '')]).toEqual([n, true]);
   });
 });

@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cleanDescription, cleanLine, stripUnsafeText, words } from '../../src/openapi/text.js';
+import {
+  cleanDescription,
+  cleanLine,
+  stripUnsafeText,
+  words,
+  wordsByPattern,
+} from '../../src/openapi/text.js';
 
 describe('spec text sanitising', () => {
   it('removes ANSI escapes, control characters and invisible code points', () => {
@@ -42,5 +48,77 @@ describe('spec text sanitising', () => {
     expect(words('listAPIKeys')).toEqual(['list', 'api', 'keys']);
     expect(words('ssh_signing-keys')).toEqual(['ssh', 'signing', 'keys']);
     expect(words('/repos/{owner}')).toEqual(['repos', 'owner']);
+  });
+});
+
+describe("words: the one-pass split is the patterns' split", () => {
+  // Identifier-like text: letters of both cases, digits, separators, and some non-ASCII letters
+  // (the Kelvin sign and dotted capital I lower-case to ASCII letters).
+  const ident = fc.string({
+    unit: fc.constantFrom(...'aAbBzZkKiIyY019_-. /{}$'.split(''), '\u212a', '\u0130', 'é', 'ß', '😀'),
+    maxLength: 30,
+  });
+
+  it('gives the same words on identifiers and on any text (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(ident, fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 })),
+        (s) => {
+          expect(words(s)).toEqual(wordsByPattern(s));
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('splits camel case, capital runs and separators as before', () => {
+    for (const [s, w] of [
+      ['listAPIKeys', ['list', 'api', 'keys']],
+      ['ssh_signing-keys', ['ssh', 'signing', 'keys']],
+      ['ABCdEFg', ['ab', 'cd', 'e', 'fg']],
+      ['v1ABc', ['v1', 'a', 'bc']],
+      ['io.k8s.api.core.v1.Pod', ['io', 'k8s', 'api', 'core', 'v1', 'pod']],
+      ['\u212aey', ['key']],
+      ['', []],
+    ] as const)
+      expect(words(s)).toEqual(w);
+  });
+});
+
+describe('stripUnsafeText: plain text comes back as it is', () => {
+  it('removes exactly what the three patterns remove (property)', () => {
+    const unsafe = fc.string({
+      unit: fc.constantFrom(
+        'a',
+        ' ',
+        '\t',
+        '\n',
+        '\r',
+        '\u001b',
+        '[',
+        '3',
+        'm',
+        ']',
+        '\u0007',
+        '\u009b',
+        '\u200b',
+        '\u00ad',
+        '\u{e0041}',
+        'é',
+        '~',
+      ),
+      maxLength: 40,
+    });
+    fc.assert(
+      fc.property(
+        fc.oneof(unsafe, fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 })),
+        (s) => {
+          // A leading zero-width space (removed) takes the three patterns' path for any text.
+          expect(stripUnsafeText(s)).toBe(stripUnsafeText(`\u200b${s}`));
+        },
+      ),
+      { numRuns: 10_000 },
+    );
+    expect(stripUnsafeText('plain text\twith tabs\nand lines')).toBe('plain text\twith tabs\nand lines');
   });
 });
