@@ -492,11 +492,16 @@ function pipelineFactory(p: {
   });
   // One budget store for every pipeline too: a caller's budgets span the APIs of a set.
   const budgets = { store: state.budgets, onRestricted: (r: Restriction) => observers.restricted(r) };
-  const buildFailed = (e: unknown) =>
-    p.logger.error(
-      { err: e instanceof Error ? e.message : String(e) },
-      'the guard pipeline could not be built: call refused',
-    );
+  const buildFailed = (e: unknown, refused: boolean) => {
+    const err = e instanceof Error ? e.message : String(e);
+    if (refused) p.logger.error({ err }, 'the guard pipeline could not be built: call refused');
+    // Built ahead of any call: nobody was refused, the first call builds it again.
+    else
+      p.logger.warn(
+        { err },
+        'the guard pipeline could not be built ahead of a call: the next call builds it',
+      );
+  };
   return (api) => {
     const pipeline = lazyPipeline(async () => {
       const { createPipeline, agent } = await p.stages.load();
@@ -547,37 +552,66 @@ function pipelineFactory(p: {
  * loads nor builds anything. One connection pool for the gateway's life, shared by the pipelines a
  * spec reload replaces, is made with them.
  */
-interface LazyStages {
-  load(): Promise<{
-    createPipeline: typeof import('../pipeline/index.js').createPipeline;
-    agent: Dispatcher;
-  }>;
+export interface LazyStages {
+  load(): Promise<StageModules>;
   /** Warms them in the background after WARM_AFTER_MS (a failure is logged; the first call tries again). */
   warmSoon(): void;
   /** Warms them once the current task is done: the first tools/list is being answered. */
   warmAfterList(): void;
-  /** Runs `f` once warming has loaded them (at once if it has). */
+  /**
+   * Runs `f` once the stages are loaded — by warming or by a call — (at once if they are). After a
+   * failed load, asking again starts a new one: a reload's pipelines are not left unwarmed for good.
+   */
   whenWarm(f: () => void): void;
   /** Closes the connection pool, when one was made. */
   close(): Promise<void>;
+}
+
+interface StageModules {
+  createPipeline: typeof import('../pipeline/index.js').createPipeline;
+  agent: Dispatcher;
 }
 
 // Long enough for a client's initialize and first tools/list to be answered first, short next to the
 // time a model takes before its first call.
 const WARM_AFTER_MS = 250;
 
-function lazyStages(logger: Logger): LazyStages {
-  let loading: ReturnType<LazyStages['load']> | undefined;
+const loadStageModules = async (): Promise<StageModules> => {
+  const [{ createPipeline }, { createHttpAgent }] = await Promise.all([
+    import('../pipeline/index.js'),
+    import('../lib/http-agent.js'),
+  ]);
+  return { createPipeline, agent: createHttpAgent() };
+};
+
+/** `loadModules` is for tests (a load that fails); the gateway uses the real imports. */
+export function lazyStages(
+  logger: Logger,
+  loadModules: () => Promise<StageModules> = loadStageModules,
+): LazyStages {
+  let loading: Promise<StageModules> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let warming = false;
+  let failed = false;
   let warm = false;
   let closed = false;
   let waiting: Array<() => void> = [];
+  const loaded = () => {
+    // Whoever loaded them (warming or a call), the pipelines waiting are built now.
+    warm = true;
+    failed = false;
+    const run = waiting;
+    waiting = [];
+    for (const f of run) f();
+  };
   const load: LazyStages['load'] = () => {
-    loading ??= Promise.all([import('../pipeline/index.js'), import('../lib/http-agent.js')]).then(
-      ([{ createPipeline }, { createHttpAgent }]) => ({ createPipeline, agent: createHttpAgent() }),
+    loading ??= loadModules().then(
+      (m) => {
+        if (!closed) loaded();
+        return m;
+      },
       (e: unknown) => {
-        // Not kept: the next call loads again, and the call that failed is refused (lazyPipeline).
+        // Not kept: the next call (or warming asked again) loads again; a call that failed is refused (lazyPipeline).
         loading = undefined;
         throw e;
       },
@@ -586,16 +620,20 @@ function lazyStages(logger: Logger): LazyStages {
   };
   const startWarming = () => {
     clearTimeout(timer);
-    if (warming || closed) return;
+    if (warming || warm || closed) return;
     warming = true;
     load().then(
       () => {
-        warm = true;
-        const run = waiting;
-        waiting = [];
-        for (const f of run) f();
+        warming = false;
       },
-      (e: unknown) => logger.warn({ err: String(e) }, 'the guard stages could not be loaded'),
+      (e: unknown) => {
+        warming = false;
+        failed = true;
+        logger.warn(
+          { err: String(e) },
+          'the guard stages could not be loaded ahead of a call: the next call loads them',
+        );
+      },
     );
   };
   return {
@@ -606,18 +644,20 @@ function lazyStages(logger: Logger): LazyStages {
     },
     warmAfterList() {
       // Not before the answer: the list handler is running now, its answer is written in this task.
-      if (!warming) setImmediate(startWarming);
+      if (!warming && !warm) setImmediate(startWarming);
     },
     whenWarm(f) {
-      if (warm) f();
-      else waiting.push(f);
+      if (warm) return f();
+      waiting.push(f);
+      // A new pipeline (a reload) after a failed warming: try again rather than leave it cold.
+      if (failed) startWarming();
     },
     async close() {
       closed = true;
       waiting = [];
       clearTimeout(timer);
-      const loaded = await loading?.catch(() => undefined);
-      await loaded?.agent.close();
+      const modules = await loading?.catch(() => undefined);
+      await modules?.agent.close();
     },
   };
 }
@@ -629,37 +669,45 @@ function lazyStages(logger: Logger): LazyStages {
  */
 export function lazyPipeline(
   build: () => Promise<Pipeline>,
-  /** Told of each failed build (the refused call has no audit record: the audit stage is inside). */
-  onBuildError: (e: unknown) => void = () => {},
+  /**
+   * Told of each failed build (a refused call has no audit record: the audit stage is inside).
+   * `refused`: a call was waiting for this build and is refused; false when only warm() asked for it.
+   */
+  onBuildError: (e: unknown, refused: boolean) => void = () => {},
 ): Pipeline & { warm(): void } {
   let real: Pipeline | undefined;
   let building: Promise<Pipeline> | undefined;
+  let waitingCalls = 0;
   let closed = false;
-  const get = (): Promise<Pipeline> => {
+  const get = (forCall: boolean): Promise<Pipeline> => {
     // A call that reaches a pipeline a reload has closed is refused, not served by a new one nobody closes.
     if (closed) return Promise.reject(new WardenError('INTERNAL', 'the pipeline was closed'));
+    if (forCall) waitingCalls++;
     building ??= build().then(
       (p) => {
         real = p;
+        waitingCalls = 0;
         return p;
       },
       (e: unknown) => {
         building = undefined;
-        onBuildError(e);
+        const refused = waitingCalls > 0;
+        waitingCalls = 0;
+        onBuildError(e, refused);
         throw e;
       },
     );
     return building;
   };
   return {
-    call: (input) => (real ? real.call(input) : get().then((p) => p.call(input))),
+    call: (input) => (real ? real.call(input) : get(true).then((p) => p.call(input))),
     get stages(): readonly string[] {
       if (!real) throw new WardenError('INTERNAL', 'the pipeline is built at its first call: no stages yet');
       return real.stages;
     },
     // Built ahead of the first call; a failure is reported (onBuildError) and the first call builds again.
     warm() {
-      if (!closed && !building) get().catch(() => undefined);
+      if (!closed && !building) get(false).catch(() => undefined);
     },
     async close() {
       closed = true;

@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { pino } from 'pino';
+import type { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { CallInput, ToolResult } from '../../src/pipeline/context.js';
 import type { Pipeline } from '../../src/pipeline/index.js';
-import { lazyPipeline } from '../../src/server/serve.js';
+import { lazyPipeline, lazyStages } from '../../src/server/serve.js';
 import { startShopGateway } from '../support/gateway.js';
 import { SHARED_SPECS, SHOP_SPEC, tempPath, tempTree } from '../support/paths.js';
 import { waitFor } from '../support/wait.js';
@@ -205,4 +207,110 @@ describe('the guard stages warmed once the first tools/list is answered', () => 
       await g.close();
     }
   }, 60_000);
+});
+
+describe('a failed build or load ahead of the first call', () => {
+  const input: CallInput = {
+    name: 'getPart',
+    arguments: {},
+    principal: { id: 'stdio:local', scopes: [], via: 'stdio' },
+  };
+  const real: Pipeline = {
+    call: async () => ({ content: [] }) as unknown as ToolResult,
+    stages: ['audit'],
+    close: async () => {},
+  };
+
+  it('a warm build that fails refused nobody; a call waiting on a failing build was refused', async () => {
+    const told: boolean[] = [];
+    let fail = true;
+    let release = () => {};
+    const p = lazyPipeline(
+      () =>
+        new Promise<Pipeline>((ok, no) => {
+          release = () => (fail ? no(new Error('module missing')) : ok(real));
+        }),
+      (_e, refused) => told.push(refused),
+    );
+    p.warm();
+    release();
+    await waitFor(() => told.length === 1, { what: 'the failed warm build reported' });
+    expect(told).toEqual([false]);
+    // A call that joins a build warm() started is refused when it fails, and told so.
+    p.warm();
+    const call = p.call(input);
+    release();
+    await expect(call).rejects.toThrow('module missing');
+    expect(told).toEqual([false, true]);
+    fail = false;
+    const next = p.call(input);
+    release();
+    await expect(next).resolves.toBeDefined();
+    expect(told).toEqual([false, true]);
+  });
+
+  function capture() {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    return { lines, logger };
+  }
+  const modules = (closed: { n: number }) => ({
+    createPipeline: (() => real) as never,
+    agent: {
+      close: async () => {
+        closed.n++;
+      },
+    } as unknown as Dispatcher,
+  });
+
+  it('warming that fails is asked again by a new pipeline (a reload), and logs no refused call', async () => {
+    const { lines, logger } = capture();
+    const closed = { n: 0 };
+    let loads = 0;
+    const stages = lazyStages(logger, async () => {
+      loads++;
+      if (loads === 1) throw new Error('chunk missing');
+      return modules(closed);
+    });
+    const warmed: string[] = [];
+    stages.whenWarm(() => warmed.push('first'));
+    stages.warmAfterList();
+    await waitFor(() => lines.length === 1, { what: 'the failed warming logged' });
+    expect(lines[0]!.msg).toMatch(/could not be loaded ahead of a call/);
+    expect(lines[0]!.msg).not.toMatch(/refused/);
+    expect(warmed).toEqual([]);
+    // A reload's pipeline asks to be warmed: the load is tried again, and both pipelines are built.
+    stages.whenWarm(() => warmed.push('reloaded'));
+    await waitFor(() => warmed.length === 2, { what: 'the pipelines warmed by the second load' });
+    expect(warmed).toEqual(['first', 'reloaded']);
+    expect(loads).toBe(2);
+    // Warm now: a later pipeline is built at once, and nothing loads again.
+    stages.whenWarm(() => warmed.push('later'));
+    expect(warmed).toEqual(['first', 'reloaded', 'later']);
+    stages.warmAfterList();
+    await new Promise((r) => setImmediate(r));
+    expect(loads).toBe(2);
+    await stages.close();
+    expect(closed.n).toBe(1);
+  });
+
+  it('stages a call loaded after a failed warming warm the pipelines waiting', async () => {
+    const { lines, logger } = capture();
+    const closed = { n: 0 };
+    let loads = 0;
+    const stages = lazyStages(logger, async () => {
+      loads++;
+      if (loads === 1) throw new Error('chunk missing');
+      return modules(closed);
+    });
+    const warmed: string[] = [];
+    stages.whenWarm(() => warmed.push('waiting'));
+    stages.warmAfterList();
+    await waitFor(() => lines.length === 1, { what: 'the failed warming logged' });
+    // The first call loads them itself: the pipelines waiting for warming are built then too.
+    await stages.load();
+    expect(warmed).toEqual(['waiting']);
+    await stages.close();
+    expect(closed.n).toBe(1);
+  });
 });
