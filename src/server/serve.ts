@@ -22,7 +22,6 @@ import { Observers } from '../observe/observers.js';
 import { startTracing, type Tracing } from '../observe/tracing.js';
 import type { LoadOptions } from '../openapi/load.js';
 import type { Pipeline } from '../pipeline/index.js';
-import { createLimit } from '../pipeline/limit.js';
 import { DEFAULT_POLICY } from '../policy/evaluate.js';
 import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
 import {
@@ -485,11 +484,8 @@ function pipelineFactory(p: {
     ? requireSecret(doc.confirm.secret, p.env, 'confirm.secret')
     : randomBytes(32);
   // One limit stage for every pipeline (an API set has one per API, a reload makes a new one): a
-  // caller's budget spans the APIs and survives reloads.
-  const limit = createLimit({
-    ...(state.limits ? { redis: state.limits } : {}),
-    onLimited: (scope) => observers.limited(scope),
-  });
+  // caller's budget spans the APIs and survives reloads. Made with the stages (its module with them).
+  let limit: ReturnType<StageModules['createLimit']> | undefined;
   // One budget store for every pipeline too: a caller's budgets span the APIs of a set.
   const budgets = { store: state.budgets, onRestricted: (r: Restriction) => observers.restricted(r) };
   const buildFailed = (e: unknown, refused: boolean) => {
@@ -504,7 +500,11 @@ function pipelineFactory(p: {
   };
   return (api) => {
     const pipeline = lazyPipeline(async () => {
-      const { createPipeline, agent } = await p.stages.load();
+      const { createPipeline, createLimit, agent } = await p.stages.load();
+      limit ??= createLimit({
+        ...(state.limits ? { redis: state.limits } : {}),
+        onLimited: (scope) => observers.limited(scope),
+      });
       return createPipeline({
         catalog: api.catalog,
         targets: api.targets,
@@ -544,7 +544,7 @@ function pipelineFactory(p: {
 }
 
 /**
- * The guard stages' modules and what only they use — undici, Ajv, cockatiel: about 1 MB of code and
+ * The guard stages' modules and what only they use — undici, Ajv, cockatiel, the rate limiter: over 1 MB of code and
  * a fifth of a small spec's start (issue 22) — are loaded once, at the first call or when the gateway
  * warms them, whichever comes first: right after the first `tools/list` is answered, or
  * WARM_AFTER_MS after serving starts. The first `tools/list` does not wait for them, and a first call
@@ -569,6 +569,7 @@ export interface LazyStages {
 
 interface StageModules {
   createPipeline: typeof import('../pipeline/index.js').createPipeline;
+  createLimit: typeof import('../pipeline/limit.js').createLimit;
   agent: Dispatcher;
 }
 
@@ -577,11 +578,12 @@ interface StageModules {
 const WARM_AFTER_MS = 250;
 
 const loadStageModules = async (): Promise<StageModules> => {
-  const [{ createPipeline }, { createHttpAgent }] = await Promise.all([
+  const [{ createPipeline }, { createLimit }, { createHttpAgent }] = await Promise.all([
     import('../pipeline/index.js'),
+    import('../pipeline/limit.js'),
     import('../lib/http-agent.js'),
   ]);
-  return { createPipeline, agent: createHttpAgent() };
+  return { createPipeline, createLimit, agent: createHttpAgent() };
 };
 
 /** `loadModules` is for tests (a load that fails); the gateway uses the real imports. */
@@ -647,7 +649,10 @@ export function lazyStages(
       if (!warming && !warm) setImmediate(startWarming);
     },
     whenWarm(f) {
-      if (warm) return f();
+      if (warm) {
+        f();
+        return;
+      }
       waiting.push(f);
       // A new pipeline (a reload) after a failed warming: try again rather than leave it cold.
       if (failed) startWarming();

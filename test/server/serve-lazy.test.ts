@@ -41,10 +41,11 @@ const OPTIONAL = [
   '@opentelemetry/exporter-trace-otlp-http',
 ];
 
-// What only a call needs (the guard stages' HTTP client, Ajv's compiler with its formats): loaded by
-// the first call, or shortly after serving starts, never before the first tools/list. (Ajv's runtime
-// helpers are loaded by every start: the spec's meta-schema validators use them.)
-const CALL_ONLY = ['undici', 'ajv-formats'];
+// What only a call needs (the guard stages' HTTP client, Ajv's compiler with its formats, the
+// resilience policies, the rate and budget counters): loaded by the first call, or shortly after
+// serving starts, never before the first tools/list. (Ajv's runtime helpers are loaded by every
+// start: the spec's meta-schema validators use them.)
+const CALL_ONLY = ['undici', 'ajv-formats', 'cockatiel', 'rate-limiter-flexible'];
 // The Streamable HTTP stack, which a stdio gateway does not load.
 const HTTP_ONLY = ['@modelcontextprotocol/node', '@hono/node-server'];
 
@@ -256,6 +257,7 @@ describe('a failed build or load ahead of the first call', () => {
   }
   const modules = (closed: { n: number }) => ({
     createPipeline: (() => real) as never,
+    createLimit: (() => ({})) as never,
     agent: {
       close: async () => {
         closed.n++;
