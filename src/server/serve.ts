@@ -48,7 +48,7 @@ import {
 import { type OpenedState, openState } from './shared-state.js';
 import { reportStartup } from './startup-report.js';
 import { isLoopback, type RunningTransport, startTransport, type TransportOptions } from './transport.js';
-import { type OpenedUserCredentials, openUserCredentials } from './user-credentials.js';
+import type { OpenedUserCredentials, openUserCredentials } from './user-credentials.js';
 
 export interface ServeOptions {
   /** One spec (the one-API case); without it, `apis` or the policy's `apis:` give an API set. */
@@ -153,7 +153,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
   const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
   const approvals = openApprovals(doc, rt, controller);
-  const users = await openUserCredentials({
+  const users = await openUsersIfHeld({
     ...{ doc, env, auditFile, logger },
     tools: controller.currentCatalog().tools,
     credentials: controller.credentials(),
@@ -249,6 +249,19 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     changes,
     users,
   });
+}
+
+/**
+ * Per-user OAuth (its vault, flows and completions), imported only when a served tool holds a
+ * `userOAuth` credential (issue 22: start-up): openUserCredentials opens nothing without one.
+ */
+async function openUsersIfHeld(
+  p: Parameters<typeof openUserCredentials>[0],
+): Promise<OpenedUserCredentials | undefined> {
+  const held = p.tools.some((t) =>
+    p.credentials.forTool(t)?.creds.some(({ cred }) => cred.kind === 'userOAuth'),
+  );
+  return held ? (await import('./user-credentials.js')).openUserCredentials(p) : undefined;
 }
 
 /** Approvals, in the state store (shared through Redis when it is), audited in the gateway's audit. */

@@ -62,8 +62,13 @@ describe('serve loads what its configuration uses', () => {
     const started = packagesLoaded(stdio);
     expect(started).toContain('@modelcontextprotocol/server');
     for (const name of [...OPTIONAL, ...CALL_ONLY, ...HTTP_ONLY]) expect(started).not.toContain(name);
+    // Modules of features this configuration does not use (per-user OAuth), or that only a call
+    // needs (the injection screen, whose patterns compile when it loads).
+    expect(started).not.toContain('src:server/user-credentials.ts');
+    expect(started).not.toContain('src:protect/injection.ts');
     const called = packagesLoaded({ ...stdio, auditFile: tempPath(), call: true });
     for (const name of CALL_ONLY) expect(called).toContain(name);
+    expect(called).toContain('src:protect/injection.ts');
     for (const name of HTTP_ONLY) expect(called).not.toContain(name);
   }, 180_000);
 
