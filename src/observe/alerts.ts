@@ -1,3 +1,4 @@
+import { shownPaths } from '../lib/shown-paths.js';
 import type { CallContext } from '../pipeline/context.js';
 import { type AlertsDoc, effectiveAlerts } from '../policy/schema.js';
 import type { Restriction } from '../state/budgets.js';
@@ -148,29 +149,6 @@ const UPSTREAM_FAILURES = new Set([
 ]);
 const MAX_KEYS = 50_000;
 
-type ShownPaths = typeof import('../protect/injection.js').shownPaths;
-
-/**
- * How an injection alert names the flagged fields, from the injection screen's module. Not imported
- * with this one: that module compiles its patterns when loaded (~20 ms of every start, issue 22), and
- * only the screen stage, loaded with the pipeline, needs it before a call. The first call observed
- * loads it here (already loaded by the pipeline that ran the call, as a rule).
- */
-const injectionPaths = {
-  loaded: undefined as ShownPaths | undefined,
-  loading: undefined as Promise<ShownPaths> | undefined,
-  load(): Promise<ShownPaths> {
-    this.loading ??= import('../protect/injection.js').then(
-      (m) => (this.loaded = m.shownPaths),
-      (e: unknown) => {
-        this.loading = undefined;
-        throw e;
-      },
-    );
-    return this.loading;
-  },
-};
-
 /**
  * Alert rules over the stream of calls. Each rule tracks a condition per subject (a tool, a
  * principal, a pair); an alert fires when a condition starts to hold, once, and again only after
@@ -202,7 +180,6 @@ export class Alerts {
   }
 
   observe(ctx: CallContext): void {
-    if (!injectionPaths.loaded) injectionPaths.load().catch(() => undefined);
     const now = this.now();
     const principal = ctx.input.principal.id;
     const tool = ctx.tool?.name;
@@ -253,24 +230,16 @@ export class Alerts {
     if (last === undefined && this.injectionSeen.size >= MAX_KEYS) return;
     this.injectionSeen.set(tool, now);
     const u = ctx.untrusted!;
-    const fire = (shownPaths: ShownPaths) =>
-      this.fire({
-        rule: 'injectionSuspected',
-        subject: tool,
-        message: `${tool} returned ${u.flagged.length} field(s) that look like instructions aimed at the agent (${shownPaths(
-          u.flagged,
-          3,
-          'the body',
-        ).join(', ')}; ${u.action}) to ${ctx.input.principal.id}`,
-        value: u.flagged.length,
-      });
-    if (injectionPaths.loaded) {
-      fire(injectionPaths.loaded);
-      return;
-    }
-    // Only before the module is in hand (the first calls): the alert fires once it is, a turn later.
-    // Should that load fail, the alert is still raised, without the fields' paths.
-    injectionPaths.load().then(fire, () => fire(() => ['fields not shown']));
+    this.fire({
+      rule: 'injectionSuspected',
+      subject: tool,
+      message: `${tool} returned ${u.flagged.length} field(s) that look like instructions aimed at the agent (${shownPaths(
+        u.flagged,
+        3,
+        'the body',
+      ).join(', ')}; ${u.action}) to ${ctx.input.principal.id}`,
+      value: u.flagged.length,
+    });
   }
 
   private errorRate(now: number, tool: string, code: string | undefined): void {

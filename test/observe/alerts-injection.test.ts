@@ -2,10 +2,9 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { type Alert, Alerts } from '../../src/observe/alerts.js';
 import type { CallContext } from '../../src/pipeline/context.js';
-import { waitFor } from '../support/wait.js';
 
-// In a file of its own: the injection screen's module is loaded by the first call Alerts observes
-// (issue 22: not with the gateway), so this file's first observation is one made before it is.
+// The alerts name flagged fields through lib/shown-paths.ts, not the injection screen's module
+// (issue 22: a start does not load that one): the names are still only the safe ones.
 
 const silent = pino({ level: 'silent' });
 
@@ -18,26 +17,19 @@ function flaggedCall(tool: string, paths: string[]): CallContext {
 }
 
 describe('the injectionSuspected alert', () => {
-  it('fires on the first call observed (its module loaded then) and at once later, naming safe paths', async () => {
+  it('fires in the observation, naming only safe paths (at most three), the body as such', () => {
     const fired: Alert[] = [];
     const alerts = new Alerts({ config: undefined, logger: silent, onFire: (a) => fired.push(a) });
-    alerts.observe(flaggedCall('getIssue', ['/result/0/body', '/result/1/<script>']));
-    await waitFor(() => fired.some((a) => a.rule === 'injectionSuspected'), { what: 'the first alert' });
+    alerts.observe(flaggedCall('getIssue', ['/result/0/body', '/result/1/<script>', '/a', '/b']));
     const first = fired.find((a) => a.rule === 'injectionSuspected')!;
     expect(first.subject).toBe('getIssue');
-    expect(first.message).toContain('getIssue returned 2 field(s) that look like instructions');
-    expect(first.message).toContain('/result/0/body');
-    // A path segment that is not plain is not echoed into the alert as it came.
+    expect(first.message).toContain('getIssue returned 4 field(s) that look like instructions');
+    expect(first.message).toContain('/result/0/body, /result/1/*, /a, and 1 more');
     expect(first.message).not.toContain('<script>');
     expect(first.message).toContain('annotate) to stdio:local');
-    // Once loaded, the alert is raised in the observation itself.
     alerts.observe(flaggedCall('getRepo', ['']));
-    const second = fired.filter((a) => a.rule === 'injectionSuspected');
-    expect(second.map((a) => a.subject)).toEqual(['getIssue', 'getRepo']);
-    expect(second[1]!.message).toContain('(the body; annotate)');
-    // Once per tool per cooldown.
-    alerts.observe(flaggedCall('getIssue', ['/result/0/body']));
-    await new Promise((r) => setImmediate(r));
-    expect(fired.filter((a) => a.rule === 'injectionSuspected')).toHaveLength(2);
+    expect(fired.filter((a) => a.rule === 'injectionSuspected').at(-1)!.message).toContain(
+      '(the body; annotate)',
+    );
   });
 });
