@@ -1,4 +1,5 @@
 import type { IPolicy } from 'cockatiel';
+import { cjsExports } from '../lib/cjs-exports.js';
 import { loadUndici } from '../lib/undici.js';
 import type { AlertsDoc } from '../policy/schema.js';
 import type { Logger } from './log.js';
@@ -55,7 +56,8 @@ export class Webhooks {
 
   private retryPolicy(): Promise<IPolicy> {
     this.policy ??= import('cockatiel').then(
-      ({ ExponentialBackoff, handleWhen, retry, TimeoutStrategy, timeout, wrap }) => {
+      (m) => {
+        const { ExponentialBackoff, handleWhen, retry, TimeoutStrategy, timeout, wrap } = cjsExports(m);
         const retries = retry(
           handleWhen((e) => !(e instanceof Refused)),
           {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { WardenError } from '../errors/index.js';
+import { cjsExports } from '../lib/cjs-exports.js';
 
 /** One budget's window as the store counts it: `limit` units per `perSeconds`, per principal. */
 export interface BudgetWindow {
@@ -64,7 +65,7 @@ type LimiterLib = typeof import('rate-limiter-flexible');
 // for budgets most configurations never hit before a call). A failed load is not kept.
 let lib: Promise<LimiterLib> | undefined;
 const loadLib = (): Promise<LimiterLib> => {
-  lib ??= import('rate-limiter-flexible').catch((e: unknown) => {
+  lib ??= import('rate-limiter-flexible').then(cjsExports, (e: unknown) => {
     lib = undefined;
     throw e;
   });

@@ -2,12 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startCliGateway } from '../support/cli-gateway.js';
-import { mcpClient } from '../support/gateway.js';
+import { connectHttp, mcpClient } from '../support/gateway.js';
 import { SHARED_SPECS, startUpstream } from '../support/helpers.js';
-import { freePort } from '../support/http.js';
+import { freePort, listen } from '../support/http.js';
 import { CLI, tempTree } from '../support/paths.js';
 import { ADMIN_LINES, ADMIN_TOKEN, SHOP_SPEC, shopEnv, shopPolicy, startShop } from '../support/shop.js';
 import { serveArgs, stdioTransport } from '../support/stdio.js';
+import { waitFor } from '../support/wait.js';
 
 // Start-up (issue 22): the built CLI is one bundle split at the sources' lazy imports
 // (scripts/bundle-cli.mjs), pins of the first catalogue are not hashed, and the Redis, PostgreSQL
@@ -135,6 +136,45 @@ describe('start-up of the built CLI', () => {
       expect(text).toContain('# TYPE mcp_warden_tool_calls_total counter');
     } finally {
       await gw.stop();
+      await shop.close();
+    }
+  }, 120_000);
+
+  it('posts an alert to a webhook (cockatiel loaded at the first delivery) from the built CLI', async () => {
+    const shop = await startShop();
+    const got: unknown[] = [];
+    const hooks = await listen(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      got.push(JSON.parse(Buffer.concat(chunks).toString()));
+      res.writeHead(204).end();
+    });
+    const policy = [
+      'version: 1',
+      'alerts:',
+      '  webhooks:',
+      `    - { url: "${hooks.url}/json" }`,
+      'rules: []',
+    ];
+    const dir = tempTree({ 'warden.yaml': `${policy.join('\n')}\n` });
+    const gw = await startCliGateway({
+      dir,
+      spec: SHOP_SPEC,
+      baseUrl: shop.url,
+      port: await freePort(),
+      env: shopEnv(shop),
+      logLevel: 'warn',
+    });
+    try {
+      const client = await connectHttp(gw.mcpUrl, { name: 'webhook-cli' });
+      await client.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } });
+      await client.close();
+      // The first use of a tool by a principal fires `firstUse`, posted in the background.
+      await waitFor(() => got.length > 0, { what: 'the alert posted', timeout: 20_000 });
+      expect(got[0]).toMatchObject({ rule: 'firstUse', source: 'mcp-warden' });
+    } finally {
+      await gw.stop();
+      await hooks.close();
       await shop.close();
     }
   }, 120_000);
