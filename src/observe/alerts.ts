@@ -1,6 +1,6 @@
+import { shownPaths } from '../lib/shown-paths.js';
 import type { CallContext } from '../pipeline/context.js';
 import { type AlertsDoc, effectiveAlerts } from '../policy/schema.js';
-import { shownPaths } from '../protect/injection.js';
 import type { Restriction } from '../state/budgets.js';
 import type { Logger } from './log.js';
 import { type DeliveryOptions, Webhooks } from './webhooks.js';

@@ -1,12 +1,5 @@
-import {
-  ExponentialBackoff,
-  handleWhen,
-  type IPolicy,
-  retry,
-  TimeoutStrategy,
-  timeout,
-  wrap,
-} from 'cockatiel';
+import type { IPolicy } from 'cockatiel';
+import { cjsExports } from '../lib/cjs-exports.js';
 import { loadUndici } from '../lib/undici.js';
 import type { AlertsDoc } from '../policy/schema.js';
 import type { Logger } from './log.js';
@@ -49,7 +42,8 @@ type Webhook = NonNullable<AlertsDoc['webhooks']>[number];
  */
 export class Webhooks {
   private readonly opts: Required<DeliveryOptions>;
-  private readonly policy: IPolicy;
+  /** Made at the first delivery: a gateway without webhooks never loads cockatiel (issue 22: start-up). */
+  private policy: Promise<IPolicy> | undefined;
   private readonly inFlight = new Map<Promise<void>, AbortController>();
 
   constructor(
@@ -58,24 +52,38 @@ export class Webhooks {
     options: DeliveryOptions = {},
   ) {
     this.opts = { ...DELIVERY_DEFAULTS, ...options };
-    const retries = retry(
-      handleWhen((e) => !(e instanceof Refused)),
-      {
-        maxAttempts: this.opts.attempts - 1,
-        backoff: new ExponentialBackoff({
-          initialDelay: this.opts.initialDelayMs,
-          maxDelay: this.opts.maxDelayMs,
-        }),
+  }
+
+  private retryPolicy(): Promise<IPolicy> {
+    this.policy ??= import('cockatiel').then(
+      (m) => {
+        const { ExponentialBackoff, handleWhen, retry, TimeoutStrategy, timeout, wrap } = cjsExports(m);
+        const retries = retry(
+          handleWhen((e) => !(e instanceof Refused)),
+          {
+            maxAttempts: this.opts.attempts - 1,
+            backoff: new ExponentialBackoff({
+              initialDelay: this.opts.initialDelayMs,
+              maxDelay: this.opts.maxDelayMs,
+            }),
+          },
+          // A pending backoff must not keep a stopping process alive.
+        ).dangerouslyUnref();
+        retries.onRetry((r) =>
+          this.logger.debug(
+            { err: 'error' in r ? (r.error as Error).message : undefined, delayMs: r.delay },
+            'alert webhook failed; retrying',
+          ),
+        );
+        return wrap(retries, timeout(this.opts.timeoutMs, TimeoutStrategy.Aggressive));
       },
-      // A pending backoff must not keep a stopping process alive.
-    ).dangerouslyUnref();
-    retries.onRetry((r) =>
-      this.logger.debug(
-        { err: 'error' in r ? (r.error as Error).message : undefined, delayMs: r.delay },
-        'alert webhook failed; retrying',
-      ),
+      (e: unknown) => {
+        // Not kept: the next alert tries to load it again (this one is reported undelivered).
+        this.policy = undefined;
+        throw e;
+      },
     );
-    this.policy = wrap(retries, timeout(this.opts.timeoutMs, TimeoutStrategy.Aggressive));
+    return this.policy;
   }
 
   /** Starts one delivery per webhook and returns at once. */
@@ -126,7 +134,9 @@ export class Webhooks {
   }
 
   private async deliver(url: string, payload: string, signal: AbortSignal): Promise<void> {
-    await this.policy.execute(async ({ signal: attempt }) => {
+    const policy = await this.retryPolicy();
+    signal.throwIfAborted();
+    await policy.execute(async ({ signal: attempt }) => {
       const res = await (await loadUndici()).request(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

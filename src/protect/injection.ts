@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { MAX_PATHS_SHOWN, SAFE_SEGMENT, shownPaths } from '../lib/shown-paths.js';
 
 /**
  * Untrusted content: a detector of instruction-like text aimed at the agent (prompt injection), the
@@ -1275,45 +1276,9 @@ function boundaryId(): string {
   return id;
 }
 
-/** A path segment shown as it is: a plain name or an array index; anything else is `*`. */
-const SAFE_SEGMENT = /^[A-Za-z0-9_.-]{1,40}$/;
-
-/**
- * A flagged field's path as the gateway may show or record it: the JSON pointer's segments are
- * upstream-chosen text (keys), so each one is kept only if it is a plain name or an index, else
- * replaced by `*`; `''` (the whole body) stays `''`. The real path stays internal (redact and
- * withhold need it).
- */
-export function safePath(path: string): string {
-  if (path === '') return '';
-  return path
-    .slice(1)
-    .split('/')
-    .map((seg) => `/${SAFE_SEGMENT.test(seg) ? seg : '*'}`)
-    .join('');
-}
-
-/** Text an upstream chose (a key name quoted in a message) as the gateway may show it: itself if plain, else `*`. */
-export function safeName(name: string): string {
-  return SAFE_SEGMENT.test(name) ? name : '*';
-}
-
-/** Paths listed at most, in the note, the audit record and the alert. */
-export const MAX_PATHS_SHOWN = 10;
-
-/**
- * The flagged fields as shown or recorded: safe paths (`safePath`), duplicates merged, at most
- * `max`, then `and N more`.
- */
-export function shownPaths(
-  flagged: readonly Pick<InjectionFlag, 'path'>[],
-  max = MAX_PATHS_SHOWN,
-  whole = '',
-): string[] {
-  const paths = [...new Set(flagged.map((f) => (f.path === '' ? whole : safePath(f.path))))];
-  if (paths.length <= max) return paths;
-  return [...paths.slice(0, max), `and ${paths.length - max} more`];
-}
+// safePath, safeName, shownPaths and MAX_PATHS_SHOWN live in lib/shown-paths.ts: alerts name flagged
+// fields without loading this module (issue 22: start-up).
+export { MAX_PATHS_SHOWN, safeName, safePath, shownPaths } from '../lib/shown-paths.js';
 
 /** The gateway's note on flagged fields (outside the block): which fields, why, and what was done. */
 export function untrustedNote(flagged: readonly InjectionFlag[], action: UntrustedAction): string {

@@ -22,7 +22,6 @@ import { Observers } from '../observe/observers.js';
 import { startTracing, type Tracing } from '../observe/tracing.js';
 import type { LoadOptions } from '../openapi/load.js';
 import type { Pipeline } from '../pipeline/index.js';
-import { createLimit } from '../pipeline/limit.js';
 import { DEFAULT_POLICY } from '../policy/evaluate.js';
 import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
 import {
@@ -49,7 +48,7 @@ import {
 import { type OpenedState, openState } from './shared-state.js';
 import { reportStartup } from './startup-report.js';
 import { isLoopback, type RunningTransport, startTransport, type TransportOptions } from './transport.js';
-import { type OpenedUserCredentials, openUserCredentials } from './user-credentials.js';
+import type { OpenedUserCredentials, openUserCredentials } from './user-credentials.js';
 
 export interface ServeOptions {
   /** One spec (the one-API case); without it, `apis` or the policy's `apis:` give an API set. */
@@ -154,7 +153,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
   const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
   const approvals = openApprovals(doc, rt, controller);
-  const users = await openUserCredentials({
+  const users = await openUsersIfHeld({
     ...{ doc, env, auditFile, logger },
     tools: controller.currentCatalog().tools,
     credentials: controller.credentials(),
@@ -250,6 +249,19 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     changes,
     users,
   });
+}
+
+/**
+ * Per-user OAuth (its vault, flows and completions), imported only when a served tool holds a
+ * `userOAuth` credential (issue 22: start-up): openUserCredentials opens nothing without one.
+ */
+async function openUsersIfHeld(
+  p: Parameters<typeof openUserCredentials>[0],
+): Promise<OpenedUserCredentials | undefined> {
+  const held = p.tools.some((t) =>
+    p.credentials.forTool(t)?.creds.some(({ cred }) => cred.kind === 'userOAuth'),
+  );
+  return held ? (await import('./user-credentials.js')).openUserCredentials(p) : undefined;
 }
 
 /** Approvals, in the state store (shared through Redis when it is), audited in the gateway's audit. */
@@ -485,21 +497,27 @@ function pipelineFactory(p: {
     ? requireSecret(doc.confirm.secret, p.env, 'confirm.secret')
     : randomBytes(32);
   // One limit stage for every pipeline (an API set has one per API, a reload makes a new one): a
-  // caller's budget spans the APIs and survives reloads.
-  const limit = createLimit({
-    ...(state.limits ? { redis: state.limits } : {}),
-    onLimited: (scope) => observers.limited(scope),
-  });
+  // caller's budget spans the APIs and survives reloads. Made with the stages (its module with them).
+  let limit: ReturnType<StageModules['createLimit']> | undefined;
   // One budget store for every pipeline too: a caller's budgets span the APIs of a set.
   const budgets = { store: state.budgets, onRestricted: (r: Restriction) => observers.restricted(r) };
-  const buildFailed = (e: unknown) =>
-    p.logger.error(
-      { err: e instanceof Error ? e.message : String(e) },
-      'the guard pipeline could not be built: call refused',
-    );
+  const buildFailed = (e: unknown, refused: boolean) => {
+    const err = e instanceof Error ? e.message : String(e);
+    if (refused) p.logger.error({ err }, 'the guard pipeline could not be built: call refused');
+    // Built ahead of any call: nobody was refused, the first call builds it again.
+    else
+      p.logger.warn(
+        { err },
+        'the guard pipeline could not be built ahead of a call: the next call builds it',
+      );
+  };
   return (api) => {
     const pipeline = lazyPipeline(async () => {
-      const { createPipeline, agent } = await p.stages.load();
+      const { createPipeline, createLimit, agent } = await p.stages.load();
+      limit ??= createLimit({
+        ...(state.limits ? { redis: state.limits } : {}),
+        onLimited: (scope) => observers.limited(scope),
+      });
       return createPipeline({
         catalog: api.catalog,
         targets: api.targets,
@@ -539,7 +557,7 @@ function pipelineFactory(p: {
 }
 
 /**
- * The guard stages' modules and what only they use — undici, Ajv, cockatiel: about 1 MB of code and
+ * The guard stages' modules and what only they use — undici, Ajv, cockatiel, the rate limiter: over 1 MB of code and
  * a fifth of a small spec's start (issue 22) — are loaded once, at the first call or when the gateway
  * warms them, whichever comes first: right after the first `tools/list` is answered, or
  * WARM_AFTER_MS after serving starts. The first `tools/list` does not wait for them, and a first call
@@ -547,37 +565,68 @@ function pipelineFactory(p: {
  * loads nor builds anything. One connection pool for the gateway's life, shared by the pipelines a
  * spec reload replaces, is made with them.
  */
-interface LazyStages {
-  load(): Promise<{
-    createPipeline: typeof import('../pipeline/index.js').createPipeline;
-    agent: Dispatcher;
-  }>;
+export interface LazyStages {
+  load(): Promise<StageModules>;
   /** Warms them in the background after WARM_AFTER_MS (a failure is logged; the first call tries again). */
   warmSoon(): void;
   /** Warms them once the current task is done: the first tools/list is being answered. */
   warmAfterList(): void;
-  /** Runs `f` once warming has loaded them (at once if it has). */
+  /**
+   * Runs `f` once the stages are loaded — by warming or by a call — (at once if they are). After a
+   * failed load, asking again starts a new one: a reload's pipelines are not left unwarmed for good.
+   */
   whenWarm(f: () => void): void;
   /** Closes the connection pool, when one was made. */
   close(): Promise<void>;
+}
+
+interface StageModules {
+  createPipeline: typeof import('../pipeline/index.js').createPipeline;
+  createLimit: typeof import('../pipeline/limit.js').createLimit;
+  agent: Dispatcher;
 }
 
 // Long enough for a client's initialize and first tools/list to be answered first, short next to the
 // time a model takes before its first call.
 const WARM_AFTER_MS = 250;
 
-function lazyStages(logger: Logger): LazyStages {
-  let loading: ReturnType<LazyStages['load']> | undefined;
+const loadStageModules = async (): Promise<StageModules> => {
+  const [{ createPipeline }, { createLimit }, { createHttpAgent }] = await Promise.all([
+    import('../pipeline/index.js'),
+    import('../pipeline/limit.js'),
+    import('../lib/http-agent.js'),
+  ]);
+  return { createPipeline, createLimit, agent: createHttpAgent() };
+};
+
+/** `loadModules` is for tests (a load that fails); the gateway uses the real imports. */
+export function lazyStages(
+  logger: Logger,
+  loadModules: () => Promise<StageModules> = loadStageModules,
+): LazyStages {
+  let loading: Promise<StageModules> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let warming = false;
+  let failed = false;
   let warm = false;
   let closed = false;
   let waiting: Array<() => void> = [];
+  const loaded = () => {
+    // Whoever loaded them (warming or a call), the pipelines waiting are built now.
+    warm = true;
+    failed = false;
+    const run = waiting;
+    waiting = [];
+    for (const f of run) f();
+  };
   const load: LazyStages['load'] = () => {
-    loading ??= Promise.all([import('../pipeline/index.js'), import('../lib/http-agent.js')]).then(
-      ([{ createPipeline }, { createHttpAgent }]) => ({ createPipeline, agent: createHttpAgent() }),
+    loading ??= loadModules().then(
+      (m) => {
+        if (!closed) loaded();
+        return m;
+      },
       (e: unknown) => {
-        // Not kept: the next call loads again, and the call that failed is refused (lazyPipeline).
+        // Not kept: the next call (or warming asked again) loads again; a call that failed is refused (lazyPipeline).
         loading = undefined;
         throw e;
       },
@@ -586,16 +635,20 @@ function lazyStages(logger: Logger): LazyStages {
   };
   const startWarming = () => {
     clearTimeout(timer);
-    if (warming || closed) return;
+    if (warming || warm || closed) return;
     warming = true;
     load().then(
       () => {
-        warm = true;
-        const run = waiting;
-        waiting = [];
-        for (const f of run) f();
+        warming = false;
       },
-      (e: unknown) => logger.warn({ err: String(e) }, 'the guard stages could not be loaded'),
+      (e: unknown) => {
+        warming = false;
+        failed = true;
+        logger.warn(
+          { err: String(e) },
+          'the guard stages could not be loaded ahead of a call: the next call loads them',
+        );
+      },
     );
   };
   return {
@@ -606,18 +659,23 @@ function lazyStages(logger: Logger): LazyStages {
     },
     warmAfterList() {
       // Not before the answer: the list handler is running now, its answer is written in this task.
-      if (!warming) setImmediate(startWarming);
+      if (!warming && !warm) setImmediate(startWarming);
     },
     whenWarm(f) {
-      if (warm) f();
-      else waiting.push(f);
+      if (warm) {
+        f();
+        return;
+      }
+      waiting.push(f);
+      // A new pipeline (a reload) after a failed warming: try again rather than leave it cold.
+      if (failed) startWarming();
     },
     async close() {
       closed = true;
       waiting = [];
       clearTimeout(timer);
-      const loaded = await loading?.catch(() => undefined);
-      await loaded?.agent.close();
+      const modules = await loading?.catch(() => undefined);
+      await modules?.agent.close();
     },
   };
 }
@@ -629,37 +687,45 @@ function lazyStages(logger: Logger): LazyStages {
  */
 export function lazyPipeline(
   build: () => Promise<Pipeline>,
-  /** Told of each failed build (the refused call has no audit record: the audit stage is inside). */
-  onBuildError: (e: unknown) => void = () => {},
+  /**
+   * Told of each failed build (a refused call has no audit record: the audit stage is inside).
+   * `refused`: a call was waiting for this build and is refused; false when only warm() asked for it.
+   */
+  onBuildError: (e: unknown, refused: boolean) => void = () => {},
 ): Pipeline & { warm(): void } {
   let real: Pipeline | undefined;
   let building: Promise<Pipeline> | undefined;
+  let waitingCalls = 0;
   let closed = false;
-  const get = (): Promise<Pipeline> => {
+  const get = (forCall: boolean): Promise<Pipeline> => {
     // A call that reaches a pipeline a reload has closed is refused, not served by a new one nobody closes.
     if (closed) return Promise.reject(new WardenError('INTERNAL', 'the pipeline was closed'));
+    if (forCall) waitingCalls++;
     building ??= build().then(
       (p) => {
         real = p;
+        waitingCalls = 0;
         return p;
       },
       (e: unknown) => {
         building = undefined;
-        onBuildError(e);
+        const refused = waitingCalls > 0;
+        waitingCalls = 0;
+        onBuildError(e, refused);
         throw e;
       },
     );
     return building;
   };
   return {
-    call: (input) => (real ? real.call(input) : get().then((p) => p.call(input))),
+    call: (input) => (real ? real.call(input) : get(true).then((p) => p.call(input))),
     get stages(): readonly string[] {
       if (!real) throw new WardenError('INTERNAL', 'the pipeline is built at its first call: no stages yet');
       return real.stages;
     },
     // Built ahead of the first call; a failure is reported (onBuildError) and the first call builds again.
     warm() {
-      if (!closed && !building) get().catch(() => undefined);
+      if (!closed && !building) get(false).catch(() => undefined);
     },
     async close() {
       closed = true;

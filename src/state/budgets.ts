@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import type { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { WardenError } from '../errors/index.js';
+import { cjsExports } from '../lib/cjs-exports.js';
 
 /** One budget's window as the store counts it: `limit` units per `perSeconds`, per principal. */
 export interface BudgetWindow {
@@ -58,6 +59,18 @@ const unavailable = () =>
   new WardenError('STATE_UNAVAILABLE', 'The budgets (shared state) cannot be read; try again shortly.');
 
 type Limiter = RateLimiterMemory | RateLimiterRedis;
+type LimiterLib = typeof import('rate-limiter-flexible');
+
+// Loaded at the first budget use, not with the gateway (issue 22: ~100 KB of code every start paid
+// for budgets most configurations never hit before a call). A failed load is not kept.
+let lib: Promise<LimiterLib> | undefined;
+const loadLib = (): Promise<LimiterLib> => {
+  lib ??= import('rate-limiter-flexible').then(cjsExports, (e: unknown) => {
+    lib = undefined;
+    throw e;
+  });
+  return lib;
+};
 
 /**
  * The counters: rate-limiter-flexible fixed windows (the same library as the rate limits), one
@@ -65,13 +78,16 @@ type Limiter = RateLimiterMemory | RateLimiterRedis;
  * library: an atomic increment, then a refund when it went past the limit. So two instances racing
  * for the last unit cannot both have it, and raising a limit keeps what was used.
  */
-function counters(make: (keyPrefix: string, perSeconds: number) => Limiter) {
+function counters(make: (keyPrefix: string, perSeconds: number, lib: LimiterLib) => Limiter) {
   const limiters = new Map<string, Limiter>();
-  const limiter = (w: Pick<BudgetWindow, 'name' | 'perSeconds'>): Limiter => {
+  // A load that fails rejects inside `guarded`: STATE_UNAVAILABLE, the stages refuse (fail closed).
+  const limiter = async (w: Pick<BudgetWindow, 'name' | 'perSeconds'>): Promise<Limiter> => {
     const id = `${w.name}:${w.perSeconds}`;
     let l = limiters.get(id);
     if (!l) {
-      l = make(`budget:${id}`, w.perSeconds);
+      const loaded = await loadLib();
+      // Another caller may have made it while this one waited.
+      l = limiters.get(id) ?? make(`budget:${id}`, w.perSeconds, loaded);
       limiters.set(id, l);
     }
     return l;
@@ -85,10 +101,10 @@ function counters(make: (keyPrefix: string, perSeconds: number) => Limiter) {
   };
   return {
     used: (w: BudgetWindow, principal: string): Promise<number> =>
-      guarded(async () => Math.max(0, (await limiter(w).get(principal))?.consumedPoints ?? 0)),
+      guarded(async () => Math.max(0, (await (await limiter(w)).get(principal))?.consumedPoints ?? 0)),
     spend: (w: BudgetWindow, principal: string, cost: number): Promise<{ ok: boolean; used: number }> =>
       guarded(async () => {
-        const l = limiter(w);
+        const l = await limiter(w);
         const r = await l.consume(principal, cost);
         if (r.consumedPoints <= w.limit) return { ok: true, used: r.consumedPoints };
         // Past the limit: take this call's units back, so a refusal costs nothing.
@@ -97,11 +113,11 @@ function counters(make: (keyPrefix: string, perSeconds: number) => Limiter) {
       }),
     refund: (w: BudgetWindow, principal: string, cost: number): Promise<void> =>
       guarded(async () => {
-        await limiter(w).reward(principal, cost);
+        await (await limiter(w)).reward(principal, cost);
       }),
     reset: (w: Pick<BudgetWindow, 'name' | 'perSeconds'>, principal: string): Promise<void> =>
       guarded(async () => {
-        await limiter(w).delete(principal);
+        await (await limiter(w)).delete(principal);
       }),
   };
 }
@@ -112,7 +128,8 @@ const UNBOUNDED = 2 ** 31 - 1;
 /** Budgets in this process: lost on restart, not shared with other instances. */
 export function createMemoryBudgets(): BudgetStore {
   const c = counters(
-    (keyPrefix, duration) => new RateLimiterMemory({ keyPrefix, points: UNBOUNDED, duration }),
+    (keyPrefix, duration, { RateLimiterMemory }) =>
+      new RateLimiterMemory({ keyPrefix, points: UNBOUNDED, duration }),
   );
   const restricted = new Map<string, Restriction>();
   return {
@@ -148,7 +165,7 @@ export function createMemoryBudgets(): BudgetStore {
  */
 export function createRedisBudgets(o: { client: Redis; prefix: string }): BudgetStore {
   const c = counters(
-    (keyPrefix, duration) =>
+    (keyPrefix, duration, { RateLimiterRedis }) =>
       new RateLimiterRedis({
         storeClient: o.client,
         keyPrefix: `${o.prefix}:${keyPrefix}`,

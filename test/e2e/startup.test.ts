@@ -1,11 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mcpClient } from '../support/gateway.js';
+import { startCliGateway } from '../support/cli-gateway.js';
+import { connectHttp, mcpClient } from '../support/gateway.js';
 import { SHARED_SPECS, startUpstream } from '../support/helpers.js';
+import { freePort, listen } from '../support/http.js';
 import { CLI, tempTree } from '../support/paths.js';
-import { SHOP_SPEC, shopEnv, startShop } from '../support/shop.js';
+import { ADMIN_LINES, ADMIN_TOKEN, SHOP_SPEC, shopEnv, shopPolicy, startShop } from '../support/shop.js';
 import { serveArgs, stdioTransport } from '../support/stdio.js';
+import { waitFor } from '../support/wait.js';
 
 // Start-up (issue 22): the built CLI is one bundle split at the sources' lazy imports
 // (scripts/bundle-cli.mjs), pins of the first catalogue are not hashed, and the Redis, PostgreSQL
@@ -99,6 +102,79 @@ describe('start-up of the built CLI', () => {
       for (const m of ['https', 'cluster']) expect(builtins).not.toContain(m);
     } finally {
       await client.close();
+      await shop.close();
+    }
+  }, 120_000);
+
+  it('serves the process metrics at /metrics with an admin port (collectDefaultMetrics, loaded on first use)', async () => {
+    const shop = await startShop();
+    const dir = tempTree({ 'warden.yaml': shopPolicy(ADMIN_LINES) });
+    const gw = await startCliGateway({
+      dir,
+      spec: SHOP_SPEC,
+      baseUrl: shop.url,
+      port: await freePort(),
+      adminPort: await freePort(),
+      env: shopEnv(shop, { ADMIN_TOKEN }),
+      logLevel: 'warn',
+    });
+    try {
+      const res = await fetch(`${gw.adminUrl}/metrics`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      const text = await res.text();
+      expect(res.status, text).toBe(200);
+      // The default metrics, each with the gateway's prefix: process, event loop, heap, GC, version.
+      for (const name of [
+        'mcp_warden_process_cpu_user_seconds_total',
+        'mcp_warden_process_start_time_seconds',
+        'mcp_warden_nodejs_eventloop_lag_seconds',
+        'mcp_warden_nodejs_heap_size_total_bytes',
+        'mcp_warden_nodejs_version_info',
+      ])
+        expect(text).toContain(`# TYPE ${name} `);
+      expect(text).toContain('# TYPE mcp_warden_tool_calls_total counter');
+    } finally {
+      await gw.stop();
+      await shop.close();
+    }
+  }, 120_000);
+
+  it('posts an alert to a webhook (cockatiel loaded at the first delivery) from the built CLI', async () => {
+    const shop = await startShop();
+    const got: unknown[] = [];
+    const hooks = await listen(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      got.push(JSON.parse(Buffer.concat(chunks).toString()));
+      res.writeHead(204).end();
+    });
+    const policy = [
+      'version: 1',
+      'alerts:',
+      '  webhooks:',
+      `    - { url: "${hooks.url}/json" }`,
+      'rules: []',
+    ];
+    const dir = tempTree({ 'warden.yaml': `${policy.join('\n')}\n` });
+    const gw = await startCliGateway({
+      dir,
+      spec: SHOP_SPEC,
+      baseUrl: shop.url,
+      port: await freePort(),
+      env: shopEnv(shop),
+      logLevel: 'warn',
+    });
+    try {
+      const client = await connectHttp(gw.mcpUrl, { name: 'webhook-cli' });
+      await client.callTool({ name: 'searchProducts', arguments: { q: 'mouse' } });
+      await client.close();
+      // The first use of a tool by a principal fires `firstUse`, posted in the background.
+      await waitFor(() => got.length > 0, { what: 'the alert posted', timeout: 20_000 });
+      expect(got[0]).toMatchObject({ rule: 'firstUse', source: 'mcp-warden' });
+    } finally {
+      await gw.stop();
+      await hooks.close();
       await shop.close();
     }
   }, 120_000);

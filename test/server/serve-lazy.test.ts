@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { pino } from 'pino';
+import type { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { CallInput, ToolResult } from '../../src/pipeline/context.js';
 import type { Pipeline } from '../../src/pipeline/index.js';
-import { lazyPipeline } from '../../src/server/serve.js';
+import { lazyPipeline, lazyStages } from '../../src/server/serve.js';
 import { startShopGateway } from '../support/gateway.js';
 import { SHARED_SPECS, SHOP_SPEC, tempPath, tempTree } from '../support/paths.js';
 import { waitFor } from '../support/wait.js';
@@ -39,10 +41,11 @@ const OPTIONAL = [
   '@opentelemetry/exporter-trace-otlp-http',
 ];
 
-// What only a call needs (the guard stages' HTTP client, Ajv's compiler with its formats): loaded by
-// the first call, or shortly after serving starts, never before the first tools/list. (Ajv's runtime
-// helpers are loaded by every start: the spec's meta-schema validators use them.)
-const CALL_ONLY = ['undici', 'ajv-formats'];
+// What only a call needs (the guard stages' HTTP client, Ajv's compiler with its formats, the
+// resilience policies, the rate and budget counters): loaded by the first call, or shortly after
+// serving starts, never before the first tools/list. (Ajv's runtime helpers are loaded by every
+// start: the spec's meta-schema validators use them.)
+const CALL_ONLY = ['undici', 'ajv-formats', 'cockatiel', 'rate-limiter-flexible'];
 // The Streamable HTTP stack, which a stdio gateway does not load.
 const HTTP_ONLY = ['@modelcontextprotocol/node', '@hono/node-server'];
 
@@ -59,8 +62,13 @@ describe('serve loads what its configuration uses', () => {
     const started = packagesLoaded(stdio);
     expect(started).toContain('@modelcontextprotocol/server');
     for (const name of [...OPTIONAL, ...CALL_ONLY, ...HTTP_ONLY]) expect(started).not.toContain(name);
+    // Modules of features this configuration does not use (per-user OAuth), or that only a call
+    // needs (the injection screen, whose patterns compile when it loads).
+    expect(started).not.toContain('src:server/user-credentials.ts');
+    expect(started).not.toContain('src:protect/injection.ts');
     const called = packagesLoaded({ ...stdio, auditFile: tempPath(), call: true });
     for (const name of CALL_ONLY) expect(called).toContain(name);
+    expect(called).toContain('src:protect/injection.ts');
     for (const name of HTTP_ONLY) expect(called).not.toContain(name);
   }, 180_000);
 
@@ -205,4 +213,111 @@ describe('the guard stages warmed once the first tools/list is answered', () => 
       await g.close();
     }
   }, 60_000);
+});
+
+describe('a failed build or load ahead of the first call', () => {
+  const input: CallInput = {
+    name: 'getPart',
+    arguments: {},
+    principal: { id: 'stdio:local', scopes: [], via: 'stdio' },
+  };
+  const real: Pipeline = {
+    call: async () => ({ content: [] }) as unknown as ToolResult,
+    stages: ['audit'],
+    close: async () => {},
+  };
+
+  it('a warm build that fails refused nobody; a call waiting on a failing build was refused', async () => {
+    const told: boolean[] = [];
+    let fail = true;
+    let release = () => {};
+    const p = lazyPipeline(
+      () =>
+        new Promise<Pipeline>((ok, no) => {
+          release = () => (fail ? no(new Error('module missing')) : ok(real));
+        }),
+      (_e, refused) => told.push(refused),
+    );
+    p.warm();
+    release();
+    await waitFor(() => told.length === 1, { what: 'the failed warm build reported' });
+    expect(told).toEqual([false]);
+    // A call that joins a build warm() started is refused when it fails, and told so.
+    p.warm();
+    const call = p.call(input);
+    release();
+    await expect(call).rejects.toThrow('module missing');
+    expect(told).toEqual([false, true]);
+    fail = false;
+    const next = p.call(input);
+    release();
+    await expect(next).resolves.toBeDefined();
+    expect(told).toEqual([false, true]);
+  });
+
+  function capture() {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    return { lines, logger };
+  }
+  const modules = (closed: { n: number }) => ({
+    createPipeline: (() => real) as never,
+    createLimit: (() => ({})) as never,
+    agent: {
+      close: async () => {
+        closed.n++;
+      },
+    } as unknown as Dispatcher,
+  });
+
+  it('warming that fails is asked again by a new pipeline (a reload), and logs no refused call', async () => {
+    const { lines, logger } = capture();
+    const closed = { n: 0 };
+    let loads = 0;
+    const stages = lazyStages(logger, async () => {
+      loads++;
+      if (loads === 1) throw new Error('chunk missing');
+      return modules(closed);
+    });
+    const warmed: string[] = [];
+    stages.whenWarm(() => warmed.push('first'));
+    stages.warmAfterList();
+    await waitFor(() => lines.length === 1, { what: 'the failed warming logged' });
+    expect(lines[0]!.msg).toMatch(/could not be loaded ahead of a call/);
+    expect(lines[0]!.msg).not.toMatch(/refused/);
+    expect(warmed).toEqual([]);
+    // A reload's pipeline asks to be warmed: the load is tried again, and both pipelines are built.
+    stages.whenWarm(() => warmed.push('reloaded'));
+    await waitFor(() => warmed.length === 2, { what: 'the pipelines warmed by the second load' });
+    expect(warmed).toEqual(['first', 'reloaded']);
+    expect(loads).toBe(2);
+    // Warm now: a later pipeline is built at once, and nothing loads again.
+    stages.whenWarm(() => warmed.push('later'));
+    expect(warmed).toEqual(['first', 'reloaded', 'later']);
+    stages.warmAfterList();
+    await new Promise((r) => setImmediate(r));
+    expect(loads).toBe(2);
+    await stages.close();
+    expect(closed.n).toBe(1);
+  });
+
+  it('stages a call loaded after a failed warming warm the pipelines waiting', async () => {
+    const { lines, logger } = capture();
+    const closed = { n: 0 };
+    let loads = 0;
+    const stages = lazyStages(logger, async () => {
+      loads++;
+      if (loads === 1) throw new Error('chunk missing');
+      return modules(closed);
+    });
+    const warmed: string[] = [];
+    stages.whenWarm(() => warmed.push('waiting'));
+    stages.warmAfterList();
+    await waitFor(() => lines.length === 1, { what: 'the failed warming logged' });
+    // The first call loads them itself: the pipelines waiting for warming are built then too.
+    await stages.load();
+    expect(warmed).toEqual(['waiting']);
+    await stages.close();
+    expect(closed.n).toBe(1);
+  });
 });

@@ -1,7 +1,7 @@
 // Child of test/server/serve-lazy.test.ts: records every module loaded (an ES module loader hook
 // appending each URL to a file), starts a gateway on the shop spec with the options given as JSON in
 // argv[3] (and, with `call: true`, makes one call), closes it, and prints the npm packages loaded as
-// JSON on stdout.
+// JSON on stdout (and the gateway's own modules loaded, as `src:<path>`).
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { register } from 'node:module';
 
@@ -34,6 +34,9 @@ const lines = readFileSync(record, 'utf8').split('\n');
 for (const url of lines.slice(lines.indexOf('--start') + 1)) {
   const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (m) packages.add(m[1]!);
+  // The gateway's own modules too, as `src:<path below src/>`.
+  const own = /\/src\/(.+\.ts)$/.exec(url);
+  if (own && !url.includes('/node_modules/')) packages.add(`src:${own[1]}`);
 }
 process.stdout.write(`${JSON.stringify([...packages].sort())}\n`);
 process.exit(0);
