@@ -160,7 +160,7 @@ if (!PERF && !SYSCALLS) {
   for (const n of names) {
     const r = spawnSync(
       'perf',
-      ['report', '-i', join(out, `${n}.perf.data`), '--no-children', '--sort', 'tid', '-n', '--stdio'],
+      ['report', '-i', join(out, `${n}.perf.data`), '--no-children', '--sort', 'pid', '-n', '--stdio'],
       {
         encoding: 'utf8',
         maxBuffer: 1 << 28,
