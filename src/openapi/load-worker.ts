@@ -31,18 +31,44 @@ export async function runLoadWorker(makeSnapshot: MakeSnapshot): Promise<void> {
   // This thread's stderr is not the process's (./prefetch.ts): the main thread writes these.
   const stderr: string[] = [];
   sendCacheWarnings((line) => stderr.push(line));
-  /** Makes the snapshot of `spec` (or of the cached spec, loaded again) and stores it. */
-  const storeCatalog = async (store: (snapshot: Uint8Array) => void, spec?: LoadedSpec) => {
-    try {
-      const s = spec ?? (await loadSpec(source, { ...options }));
-      const snapshot = await makeSnapshot(s);
-      if (snapshot) store(snapshot);
-    } catch {
-      // A spec the catalogue cannot be built from fails on the main thread, as it does anyway.
-    }
-  };
+  const storeCatalog: StoreCatalog = (store, spec) =>
+    storeSnapshot(source, options, makeSnapshot, store, spec);
   if (catalogOnly) await storeOnly(source, options, storeCatalog);
   else await prefetch(source, options, stderr, storeCatalog);
+}
+
+/**
+ * Makes the snapshot of `spec` and stores it through `store`, the session that produced `spec`.
+ * Without `spec` (a hit's bytes went to the main thread) the cached spec is loaded again, and only
+ * that load's own session may store: the files may have changed since the first read, and a
+ * snapshot of the new version filed beside the old entry would be restored when the old version
+ * comes back (a revert, a branch switch), with the new version's servers and exposure.
+ */
+export async function storeSnapshot(
+  source: string,
+  options: PrefetchOptions,
+  makeSnapshot: MakeSnapshot,
+  store: (snapshot: Uint8Array) => void,
+  spec?: LoadedSpec,
+): Promise<void> {
+  try {
+    let s = spec;
+    let into: ((snapshot: Uint8Array) => void) | undefined = store;
+    if (!s) {
+      into = undefined;
+      s = await loadSpec(source, {
+        ...options,
+        onCatalogMissing: (again) => {
+          into = again;
+        },
+      });
+    }
+    if (!into) return;
+    const snapshot = await makeSnapshot(s);
+    if (snapshot) into(snapshot);
+  } catch {
+    // A spec the catalogue cannot be built from fails on the main thread, as it does anyway.
+  }
 }
 
 type StoreCatalog = (store: (snapshot: Uint8Array) => void, spec?: LoadedSpec) => Promise<void>;

@@ -18,6 +18,7 @@ import { snapshotCatalog } from '../../src/catalog/snapshot.js';
 import type { Catalog } from '../../src/model/catalog.js';
 import { bundleIdentity, codeTree, overrideCodeIdentity } from '../../src/openapi/cache.js';
 import { loadSpec } from '../../src/openapi/load.js';
+import { storeSnapshot } from '../../src/openapi/load-worker.js';
 import { loadApi } from '../../src/server/served-api.js';
 import { mcpClient } from '../support/gateway.js';
 import { jsonOk, minimalSpec, tempTree } from '../support/helpers.js';
@@ -193,6 +194,33 @@ describe('the catalogue snapshot beside a spec cache entry', () => {
     chmodSync(name, 0o666);
     expect(descriptions((await loadApi({ spec: file })).catalog)).not.toContain(FORGED);
     chmodSync(name, 0o600);
+    expect(descriptions((await loadApi({ spec: file })).catalog)).toEqual([FORGED]);
+  });
+
+  it('the worker stores a re-read spec only beside the entry that re-read made, not the one it was offered', async () => {
+    // The prefetch worker's sequence on a hit without a snapshot: the hit's bytes go to the main
+    // thread, the worker is offered the entry's store, and reads the spec again to build the
+    // catalogue. Edited in between, the re-read is another version: its snapshot beside the first
+    // entry would be restored when the first version comes back, with the other version's servers.
+    const doc = (url: string) => ({ ...spec, servers: [{ url }] });
+    const file = join(tempTree({ 'spec.json': doc('http://127.0.0.1:1') }), 'spec.json');
+    await loadSpec(file);
+    let offered: ((b: Uint8Array) => void) | undefined;
+    await loadSpec(file, {
+      onCachedBytes: () => {},
+      onCatalogMissing: (st) => {
+        offered = st;
+      },
+    });
+    expect(offered).toBeDefined();
+    writeFileSync(file, JSON.stringify(doc('http://127.0.0.1:2')));
+    await storeSnapshot(file, {}, async (s) => snapshotCatalog(buildCatalog(s), s), offered!);
+    writeFileSync(file, JSON.stringify(doc('http://127.0.0.1:1')));
+    const { catalog } = await loadApi({ spec: file });
+    expect(catalog.servers.map((s) => s.url)).toEqual(['http://127.0.0.1:1']);
+    // The re-read version got its own snapshot, beside its own entry.
+    writeFileSync(file, JSON.stringify(doc('http://127.0.0.1:2')));
+    forge();
     expect(descriptions((await loadApi({ spec: file })).catalog)).toEqual([FORGED]);
   });
 
