@@ -184,8 +184,17 @@ let identity: string | undefined;
 let identityOverride: string | undefined;
 function codeIdentity(): string {
   if (identityOverride !== undefined) return identityOverride;
-  identity ??= bundleIdentity(import.meta.url) ?? `tree:${codeTree(new URL('../', import.meta.url))}`;
+  // Unbundled, the tree's modules and the generated meta-schema validators they import (../../generated).
+  identity ??= bundleIdentity(import.meta.url) ?? `tree:${codeTree(new URL('../', import.meta.url))}:${generatedTree()}`;
   return identity;
+}
+
+function generatedTree(): string {
+  try {
+    return codeTree(new URL('../../generated/', import.meta.url));
+  } catch {
+    return 'none';
+  }
 }
 
 /** Tests only: stands for another build of the code (undefined: this one). */
