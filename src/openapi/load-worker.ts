@@ -148,8 +148,14 @@ async function prefetch(
     // Something in the spec cannot be cloned: the main thread loads it itself.
     post({ ok: false, stderr });
   }
-  // While the main thread builds its own catalogue; never on its way to the first list. This thread
-  // is unref'd: a process that exits first simply stores nothing. A hit's bytes went to the main
-  // thread as they were, so then the entry is read again here.
-  if (posted && store) await storeCatalog(store, loaded);
+  // Never on the main thread's way to the first list: held until it has answered it (./prefetch.ts
+  // `startSnapshots`); the main thread waits for it at close, within a bound, or terminates it if the
+  // word never came. A hit's bytes went to the main thread as they were, so then the entry is read
+  // again here.
+  if (!posted || !store || !parentPort) return;
+  const port = parentPort;
+  const go = await new Promise<boolean>((resolve) => {
+    port.once('message', (m: { go?: boolean } | undefined) => resolve(m?.go === true));
+  });
+  if (go) await storeCatalog(store, loaded);
 }

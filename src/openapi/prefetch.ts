@@ -132,7 +132,10 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
         if (!m.ok) resolve({ ok: false });
         else if (m.spec !== undefined) resolve({ ok: true, spec: unpackSpec(m.spec), progress: m.progress });
         else resolve(early ? { ok: true, spec: early.spec, progress: m.progress } : { ok: false });
-        if (m.ok && m.storing) return;
+        if (m.ok && m.storing) {
+          holdSnapshot(worker);
+          return;
+        }
       } catch {
         // Whatever went wrong in the hand-over, the main thread loads the spec itself.
         worker.off('message', onMessage);
@@ -151,15 +154,14 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
  * For a spec the main thread loaded itself (below PREFETCH_MIN_BYTES, e.g. DigitalOcean's 2,850
  * files: ~0.5 s of `buildCatalog`): a worker thread that loads it again (a cache hit by now), builds
  * its catalogue and stores the snapshot a later start restores (./load-worker.ts `catalogOnly`).
- * Started `SNAPSHOT_DELAY_MS` later, past the first list: started at once, its loading competed
- * with the main thread's last steps to it (DigitalOcean, same-run startup bench: +190 ms CPU and
- * slower to the list). Unref'd and silent: a process that exits first stores nothing, nor does any
- * failure.
+ * Started with the other snapshot work, after the first list (`startSnapshots`): started at once,
+ * its loading competed with the main thread's last steps to it (DigitalOcean, same-run startup
+ * bench: +190 ms CPU and slower to the list). Silent: any failure stores nothing.
  */
 export function storeCatalogSnapshot(source: string, options: PrefetchOptions = {}): void {
   const data: PrefetchOptions = {};
   for (const k of KEYS) if (options[k] !== undefined) (data as Record<string, unknown>)[k] = options[k];
-  const start = () => {
+  held.push(() => {
     try {
       const worker = new Worker(new URL('../openapi/load-worker.js', import.meta.url), {
         workerData: { source, options: data, catalogOnly: true },
@@ -168,15 +170,81 @@ export function storeCatalogSnapshot(source: string, options: PrefetchOptions = 
       });
       worker.unref();
       worker.on('error', () => {});
+      track(worker);
     } catch {
       // No worker: the next start builds the catalogue, as this one did.
     }
-  };
-  setTimeout(start, SNAPSHOT_DELAY_MS).unref();
+  });
+  fallback();
 }
 
-/** How long after its catalogue is built a main-thread-loaded spec's snapshot worker starts. */
-export const SNAPSHOT_DELAY_MS = 2_000;
+/**
+ * Snapshot work waits for the first list to be answered (`startSnapshots`, called by the server):
+ * a prefetch worker that builds the catalogue while the main thread builds or restores its own
+ * competed for the two cores and doubled the heap on the way to the first list (Stripe, same-run
+ * startup bench: 1.7 s against 1.4 s, peak RSS 225 MB). Should no list come, it starts
+ * `SNAPSHOT_DELAY_MS` after it was asked for.
+ */
+const held: Array<() => void> = [];
+/** Prefetch workers waiting for the word to build (terminated at close if it never came). */
+const waiting = new Set<Worker>();
+/** Workers building or storing a snapshot (waited for at close, within a bound). */
+const running = new Set<Worker>();
+
+function holdSnapshot(worker: Worker): void {
+  waiting.add(worker);
+  worker.once('exit', () => waiting.delete(worker));
+  held.push(() => {
+    if (!waiting.delete(worker)) return;
+    track(worker);
+    worker.postMessage({ go: true });
+  });
+  fallback();
+}
+
+function track(worker: Worker): void {
+  running.add(worker);
+  worker.once('exit', () => running.delete(worker));
+}
+
+let fallbackTimer: NodeJS.Timeout | undefined;
+function fallback(): void {
+  fallbackTimer ??= setTimeout(startSnapshots, SNAPSHOT_DELAY_MS).unref();
+}
+
+/** Starts the snapshot work held so far: the first list is answered. */
+export function startSnapshots(): void {
+  if (fallbackTimer) clearTimeout(fallbackTimer);
+  fallbackTimer = undefined;
+  for (const go of held.splice(0)) go();
+}
+
+/**
+ * At close: snapshot work not started is dropped, and the process waits for what is under way, at
+ * most `ms` (a stdio client gives a server 2 s after closing its input): a session that lists and
+ * closes at once (a client's probe, a benchmark) still leaves its snapshot for the next start.
+ */
+export async function settleSnapshots(ms: number): Promise<void> {
+  held.length = 0;
+  for (const w of waiting) void w.terminate();
+  waiting.clear();
+  if (running.size === 0) return;
+  const exits = [...running].map((w) => new Promise<void>((r) => w.once('exit', () => r())));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(exits),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** How long snapshot work waits for the first list before it starts anyway. */
+export const SNAPSHOT_DELAY_MS = 5_000;
+
+/** How long a closing gateway waits for a snapshot under way. */
+export const SNAPSHOT_SETTLE_MS = 1_500;
 
 /**
  * The prefetched load of `source` with these options, once (the next load of the same spec, on a

@@ -21,6 +21,7 @@ import type { Metrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
 import { startTracing, type Tracing } from '../observe/tracing.js';
 import type { LoadOptions } from '../openapi/load.js';
+import { SNAPSHOT_SETTLE_MS, settleSnapshots, startSnapshots } from '../openapi/prefetch.js';
 import type { Pipeline } from '../pipeline/index.js';
 import { DEFAULT_POLICY } from '../policy/evaluate.js';
 import { type LoadedPolicy, readPolicyFile } from '../policy/load.js';
@@ -211,7 +212,11 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     transport: o.transport,
     factory: mcpFactory({
       o,
-      onFirstView: () => stages.warmAfterList(),
+      onFirstView: () => {
+        stages.warmAfterList();
+        // The catalogue snapshots for the next start (src/openapi/prefetch.ts), now the list is out.
+        startSnapshots();
+      },
       metaTools: o.dynamic ? (await import('../discover/meta-tools.js')).MetaTools : undefined,
       doc,
       controller,
@@ -362,6 +367,8 @@ function gatewayOf(p: {
       await p.stages.close();
       await state.store.close();
       await audit.sink.close();
+      // A snapshot under way is what makes the next start quick: a bounded wait for it.
+      await settleSnapshots(SNAPSHOT_SETTLE_MS);
       logger.flush();
     },
   };
