@@ -185,7 +185,8 @@ let identityOverride: string | undefined;
 function codeIdentity(): string {
   if (identityOverride !== undefined) return identityOverride;
   // Unbundled, the tree's modules and the generated meta-schema validators they import (../../generated).
-  identity ??= bundleIdentity(import.meta.url) ?? `tree:${codeTree(new URL('../', import.meta.url))}:${generatedTree()}`;
+  identity ??=
+    bundleIdentity(import.meta.url) ?? `tree:${codeTree(new URL('../', import.meta.url))}:${generatedTree()}`;
   return identity;
 }
 
