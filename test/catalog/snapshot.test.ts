@@ -10,32 +10,12 @@ import type { JsonSchemaObject } from '../../src/model/json-schema.js';
 import { type LoadedSpec, loadSpec } from '../../src/openapi/load.js';
 import { DEFAULT_POLICY, evaluatePolicy } from '../../src/policy/evaluate.js';
 import { CRM_SPEC } from '../support/crm.js';
-import { jsonOk, minimalSpec, SHARED_SPECS, tempTree } from '../support/helpers.js';
+import { CORPUS, jsonOk, minimalSpec, SHARED_SPECS, tempTree } from '../support/helpers.js';
 import { PETS_SPEC } from '../support/petstore.js';
 import { SHOP_SPEC } from '../support/shop.js';
 
 // A catalogue restored from its snapshot (src/catalog/snapshot.ts) is the catalogue `buildCatalog`
 // builds: every field of every tool, the lazies read, the output schema's parts, and the first list.
-
-const SPECS: Array<[file: string, refRoot?: string]> = [
-  ['github-rest.json'],
-  ['stripe.yaml'],
-  ['kubernetes-swagger2.json'],
-  ['digitalocean/specification/DigitalOcean-public.v2.yaml'],
-  ['openai.yaml'],
-  ['slack-web.json'],
-  ['asana.yaml'],
-  ['azure-storage-arm-2015-05-01-preview.json'],
-  ['petstore-v3-swagger-api.yaml'],
-  ['petstore-v3.yaml'],
-  ['petstore-expanded-v3.yaml'],
-  ['uspto-v3.yaml'],
-  ['callback-example-v3.yaml'],
-  ['link-example-v3.yaml'],
-  ['petstore-swagger2.json'],
-  ['petstore-separate-swagger2/spec/swagger.yaml', 'petstore-separate-swagger2'],
-  ['webhook-example-v3.1.json'],
-];
 
 const SCOPES = ['tools:read', 'tools:write', 'tools:delete', 'tools:admin'];
 
@@ -103,7 +83,7 @@ function roundTrip(spec: LoadedSpec): Catalog {
 }
 
 describe('a restored catalogue is the built one', () => {
-  for (const [file, refRoot] of SPECS) {
+  for (const [file, refRoot] of CORPUS) {
     it(`shared spec ${file}`, async () => {
       const spec = await loadSpec(
         join(SHARED_SPECS, file),

@@ -8,7 +8,7 @@ import { COLLECTION_KEYS, isTopSecret, TOP_SECRETS } from '../../src/classify/ri
 import type { DataField } from '../../src/model/catalog.js';
 import { defsOf, type JsonSchema } from '../../src/model/json-schema.js';
 import { loadSpec } from '../../src/openapi/load.js';
-import { catalogOf, jsonOk, minimalSpec, SHARED_SPECS } from '../support/helpers.js';
+import { CORPUS, catalogOf, jsonOk, minimalSpec, SHARED_SPECS } from '../support/helpers.js';
 
 // The risk rules read only whether a response has a top-level secret field (`credential-response`);
 // the catalogue asks a bounded search (`ResponseClassifier.mayFind`) and walks all data fields only
@@ -20,30 +20,11 @@ function expectedFinding(fields: readonly DataField[]): string | undefined {
   return top ? `returns secret field ${top.path}` : undefined;
 }
 
-const SPECS: Array<[file: string, refRoot?: string]> = [
-  ['github-rest.json'],
-  ['stripe.yaml'],
-  ['kubernetes-swagger2.json'],
-  ['digitalocean/specification/DigitalOcean-public.v2.yaml'],
-  ['openai.yaml'],
-  ['slack-web.json'],
-  ['asana.yaml'],
-  ['azure-storage-arm-2015-05-01-preview.json'],
-  ['petstore-v3-swagger-api.yaml'],
-  ['petstore-v3.yaml'],
-  ['petstore-expanded-v3.yaml'],
-  ['uspto-v3.yaml'],
-  ['callback-example-v3.yaml'],
-  ['link-example-v3.yaml'],
-  ['petstore-swagger2.json'],
-  ['petstore-separate-swagger2/spec/swagger.yaml', 'petstore-separate-swagger2'],
-];
-
 /** A secret hit, as a summary holds it. */
 const SECRET = { class: 'secret', kind: 'token', rule: 'secret-token', reason: 'test' } as const;
 
 describe('top-level secrets without the full data-class walk', () => {
-  for (const [file, refRoot] of SPECS) {
+  for (const [file, refRoot] of CORPUS) {
     it(`${file}: every tool's credential-response finding is the full walk's`, async () => {
       const spec = await loadSpec(
         join(SHARED_SPECS, file),

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { listen } from './http.js';
 import { tempTree } from './paths.js';
 
-export { SHARED_SPECS, tempTree } from './paths.js';
+export { CORPUS, SHARED_SPECS, tempTree } from './paths.js';
 
 /** A static file server on 127.0.0.1, port 0, recording every path requested. */
 export async function serveFiles(
