@@ -17,6 +17,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { takeFlag } from './lib/args.mjs';
+import { moduleOf } from './lib/profile-categories.mjs';
 import { SHOP_KEY as KEY, liftedPolicy, startShopUpstream } from './lib/shop.mjs';
 
 const argv = process.argv.slice(2);
@@ -92,22 +93,6 @@ export function summarise(profile, top = 25) {
     const id = profile.samples[i];
     dt.set(id, (dt.get(id) ?? 0) + (ticks ? nominal : (profile.timeDeltas[i] ?? 0)));
   }
-  const moduleOf = (url) => {
-    if (!url) return '(native)';
-    const nm = url.lastIndexOf('node_modules/');
-    if (nm >= 0) {
-      const rest = url.slice(nm + 13).split('/');
-      return rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0];
-    }
-    const d = url.indexOf('/dist/');
-    if (d >= 0) return `warden:${url.slice(d + 6).replace(/\.js$/, '')}`;
-    if (url.startsWith('node:')) return url;
-    return url
-      .replace(/^file:\/\//, '')
-      .split('/')
-      .slice(-2)
-      .join('/');
-  };
   const stageOf = (id) => {
     let found;
     let record = false;
