@@ -63,13 +63,14 @@ export interface FastLane {
   /**
    * The request, served, when it is one the lane takes (a well-formed 2026-07-28 `tools/call` or
    * `tools/list` whose standard headers agree with its body); `false` (nothing written) otherwise.
+   * Decided synchronously once the shared server is connected (no promise, no tick per request).
    */
   serve(
     req: IncomingMessage,
     res: ServerResponse,
     message: unknown,
     authInfo: AuthInfo | undefined,
-  ): Promise<boolean>;
+  ): boolean | Promise<boolean>;
   /** Tears down the exchanges still in flight (close of the endpoint). */
   close(): Promise<void>;
 }
@@ -136,8 +137,94 @@ export function createFastLane(o: FastLaneOptions): FastLane {
     });
     return sharedLane;
   };
+  // The lane until the shared server is connected (or without one): a promise per request.
+  const serveAwaiting = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: ModernRequestRoute,
+    authInfo: AuthInfo | undefined,
+  ): Promise<boolean> => {
+    if (shared) {
+      const transport = await openShared(route);
+      if (transport) {
+        if (res.destroyed) return true;
+        return transport.dispatch(req, res, route, authInfo);
+      }
+    }
+    const abort = new ExchangeSignal();
+    let finished = false;
+    res.once('close', () => {
+      if (!finished) abort.abort();
+    });
+    const request = nodeRequestInfo(req, abort as unknown as AbortSignal);
+    let server: Server | undefined;
+    try {
+      const product = await o.factory({
+        era: 'modern',
+        ...(authInfo !== undefined ? { authInfo } : {}),
+        requestInfo: request,
+      });
+      // An McpServer gets checks of its own in the SDK's handler (scope challenges, x-mcp-header
+      // parameters): it is left to that handler.
+      if (!(product instanceof Server)) {
+        finished = true;
+        await product.close().catch(() => {});
+        return false;
+      }
+      server = product;
+      if (server.transport !== undefined)
+        throw new Error('The factory returned a server that is still serving.');
+      inflight.add(server);
+      const done = server;
+      const previous = server.onclose;
+      server.onclose = () => {
+        inflight.delete(done);
+        previous?.();
+      };
+      const transport = new NodeExchangeTransport({
+        classification: route.classification,
+        ...(o.keepAliveMs !== undefined ? { keepAliveMs: o.keepAliveMs } : {}),
+      });
+      transport.expected = route.message.id;
+      // Connecting binds the instance to the classified revision when the factory lists it for the
+      // modern era (ours does). One that does not is left to the SDK's handler, which binds it itself.
+      await server.connect(transport);
+      if (server.getNegotiatedProtocolVersion() !== route.classification.revision) {
+        finished = true;
+        await server.close().catch(() => {});
+        return false;
+      }
+      const response = await transport.handleMessage(route.message, {
+        request,
+        ...(authInfo !== undefined ? { authInfo } : {}),
+      });
+      await writeResponse(res, response, abort, transport.answer);
+    } catch (e) {
+      // The SDK's own answers: a client gone before the result (499), anything else a 500 with the id.
+      if (e instanceof SdkError && e.code === SdkErrorCode.ConnectionClosed) {
+        if (!res.headersSent) res.writeHead(499).end();
+      } else {
+        if (server) {
+          inflight.delete(server);
+          await server.close().catch(() => {});
+        }
+        report(e);
+        if (!res.headersSent) {
+          const body = JSON.stringify({
+            jsonrpc: '2.0',
+            error: { code: -32603, message: 'Internal server error' },
+            id: route.message.id,
+          });
+          res.writeHead(500, { 'content-type': 'application/json' }).end(body);
+        } else res.destroy();
+      }
+    } finally {
+      finished = true;
+    }
+    return true;
+  };
   return {
-    async serve(req, res, message, authInfo) {
+    serve(req, res, message, authInfo) {
       if (closed) return false;
       const route = takes(req, message, sharedReady !== undefined);
       if (!route) return false;
@@ -145,84 +232,7 @@ export function createFastLane(o: FastLaneOptions): FastLane {
       // handler does, nothing is dispatched — a write it abandoned must not reach the upstream.
       if (res.destroyed) return true;
       if (sharedReady) return sharedReady.dispatch(req, res, route, authInfo);
-      if (shared) {
-        const transport = await openShared(route);
-        if (transport) {
-          if (res.destroyed) return true;
-          return transport.dispatch(req, res, route, authInfo);
-        }
-      }
-      const abort = new ExchangeSignal();
-      let finished = false;
-      res.once('close', () => {
-        if (!finished) abort.abort();
-      });
-      const request = nodeRequestInfo(req, abort as unknown as AbortSignal);
-      let server: Server | undefined;
-      try {
-        const product = await o.factory({
-          era: 'modern',
-          ...(authInfo !== undefined ? { authInfo } : {}),
-          requestInfo: request,
-        });
-        // An McpServer gets checks of its own in the SDK's handler (scope challenges, x-mcp-header
-        // parameters): it is left to that handler.
-        if (!(product instanceof Server)) {
-          finished = true;
-          await product.close().catch(() => {});
-          return false;
-        }
-        server = product;
-        if (server.transport !== undefined)
-          throw new Error('The factory returned a server that is still serving.');
-        inflight.add(server);
-        const done = server;
-        const previous = server.onclose;
-        server.onclose = () => {
-          inflight.delete(done);
-          previous?.();
-        };
-        const transport = new NodeExchangeTransport({
-          classification: route.classification,
-          ...(o.keepAliveMs !== undefined ? { keepAliveMs: o.keepAliveMs } : {}),
-        });
-        transport.expected = route.message.id;
-        // Connecting binds the instance to the classified revision when the factory lists it for the
-        // modern era (ours does). One that does not is left to the SDK's handler, which binds it itself.
-        await server.connect(transport);
-        if (server.getNegotiatedProtocolVersion() !== route.classification.revision) {
-          finished = true;
-          await server.close().catch(() => {});
-          return false;
-        }
-        const response = await transport.handleMessage(route.message, {
-          request,
-          ...(authInfo !== undefined ? { authInfo } : {}),
-        });
-        await writeResponse(res, response, abort, transport.answer);
-      } catch (e) {
-        // The SDK's own answers: a client gone before the result (499), anything else a 500 with the id.
-        if (e instanceof SdkError && e.code === SdkErrorCode.ConnectionClosed) {
-          if (!res.headersSent) res.writeHead(499).end();
-        } else {
-          if (server) {
-            inflight.delete(server);
-            await server.close().catch(() => {});
-          }
-          report(e);
-          if (!res.headersSent) {
-            const body = JSON.stringify({
-              jsonrpc: '2.0',
-              error: { code: -32603, message: 'Internal server error' },
-              id: route.message.id,
-            });
-            res.writeHead(500, { 'content-type': 'application/json' }).end(body);
-          } else res.destroy();
-        }
-      } finally {
-        finished = true;
-      }
-      return true;
+      return serveAwaiting(req, res, route, authInfo);
     },
     async close() {
       closed = true;
@@ -534,7 +544,8 @@ class SharedTransport extends PerRequestHTTPServerTransport {
         clearInterval(exchange.keepAlive);
       this.abortHandler(internal);
     };
-    res.once('close', onClose);
+    // `on`, not `once`: 'close' fires once, and `once` wraps each listener in a closure of its own.
+    res.on('close', onClose);
     const request = nodeRequestInfo(req, NEVER_ABORTED, message.id);
     // authInfo may be undefined: the SDK reads it as `extra?.authInfo ? … : undefined`.
     const extra = { classification: route.classification, request, authInfo };
@@ -652,8 +663,13 @@ function frame(res: ServerResponse, message: JSONRPCMessage): void {
 
 function writeJson(res: ServerResponse, status: number, message: unknown): void {
   if (res.destroyed || res.writableEnded) return;
-  const body = Buffer.from(JSON.stringify(message));
+  // The body stays a string: Node then sends it joined to the head in one write, where a Buffer is a
+  // second chunk (a writev) and a copy; its length is counted in bytes, as the SDK's Response sends it.
+  const body = JSON.stringify(message);
   res
-    .writeHead(status, { 'content-type': 'application/json', 'content-length': String(body.length) })
+    .writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+    })
     .end(body);
 }

@@ -145,7 +145,7 @@ function transportSteps(
   const hostAllowed = remembered((host: string | undefined) => validateHostHeader(host, allowed).ok);
   const steps: Record<TransportStepName, TransportStep> = {
     path(x) {
-      const path = (x.req.url ?? '').split('?')[0] ?? '';
+      const path = pathOf(x.req);
       if (path.startsWith(METADATA_PATH)) x.route = 'metadata';
       else if (path === '/mcp') x.route = 'mcp';
       else if (isProbePath(path)) x.route = 'probe';
@@ -153,11 +153,15 @@ function transportSteps(
         x.route = 'callback';
       else return { code: 'HTTP_NOT_FOUND', message: 'Not found. The MCP endpoint is /mcp.' };
     },
-    async probe(x) {
+    // Steps that only some requests need return a promise only for those: an `async` step would
+    // cost every request a promise and a tick.
+    probe(x) {
       if (x.route !== 'probe') return;
-      const path = (x.req.url ?? '').split('?')[0] ?? '';
-      if (await health.answer(x.req, x.res, path)) return 'answered';
-      return { code: 'HTTP_NOT_FOUND', message: 'Not found.' };
+      return health
+        .answer(x.req, x.res, pathOf(x.req))
+        .then(
+          (answered): Verdict => (answered ? 'answered' : { code: 'HTTP_NOT_FOUND', message: 'Not found.' }),
+        );
     },
     host(x) {
       // The same allow-list semantics as the SDK's middleware, answered with our code.
@@ -175,13 +179,14 @@ function transportSteps(
       x.res.end(JSON.stringify(x.callers.metadata()));
       return 'answered';
     },
-    async callback(x) {
+    callback(x) {
       if (x.route !== 'callback') return;
-      // The pages set their own headers (no-store, no referrer, CSP): their URLs carry capabilities.
-      const page = await o.oauthCallback!(x.req);
-      x.res.writeHead(page.status, page.headers);
-      x.res.end(page.body);
-      return 'answered';
+      return o.oauthCallback!(x.req).then((page): Verdict => {
+        // The pages set their own headers (no-store, no referrer, CSP): their URLs carry capabilities.
+        x.res.writeHead(page.status, page.headers);
+        x.res.end(page.body);
+        return 'answered';
+      });
     },
     async authenticate(x) {
       const auth = await x.callers.authenticate(x.req.headers);
@@ -248,10 +253,14 @@ function transportSteps(
       slot.listenId = listenId;
       x.stream = slot;
     },
-    async lane(x) {
+    lane(x) {
       if (!lane || x.stream || !x.message) return;
       const auth = (x.req as IncomingMessage & { auth?: AuthInfo }).auth;
-      if (await lane.serve(x.req, x.res, x.message.value, auth)) return 'answered';
+      // Synchronous once the lane's shared server is connected (fast-lane.ts).
+      const served = lane.serve(x.req, x.res, x.message.value, auth);
+      if (served === true) return 'answered';
+      if (served === false) return;
+      return served.then((s): Verdict => (s ? 'answered' : undefined));
     },
     async sdk(x) {
       const slot = x.stream;
@@ -303,6 +312,8 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
     streams,
     lane,
   );
+  // The steps in their order, looked up once.
+  const order = TRANSPORT_STEPS.map((name) => steps[name]);
   let callers: Callers | undefined;
 
   const server = createServer(async (req, res) => {
@@ -310,9 +321,9 @@ export async function startHttp(o: HttpOptions): Promise<RunningHttp> {
       // Not a step: until the listening address is known there is no resource to authenticate for.
       if (!callers) return refuse(req, res, { code: 'INTERNAL', message: 'Starting up; try again.' });
       const x: Exchange = { req, res, callers };
-      for (const name of TRANSPORT_STEPS) {
+      for (const step of order) {
         // Most steps decide synchronously: only a promise is awaited (a tick saved per step).
-        let verdict = steps[name](x);
+        let verdict = step(x);
         if (verdict instanceof Promise) verdict = await verdict;
         if (verdict === 'answered') return;
         if (verdict) return refuse(req, res, verdict);
@@ -547,6 +558,13 @@ function refuse(
   replyHttpError(res, 'json-rpc', v, v.headers);
 }
 
+/** The request's path: its URL without the query. */
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
 /** Reads the body, or `undefined` once it passes `max` bytes (the rest is not read). */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
   const declared = Number(req.headers['content-length']);
@@ -570,7 +588,8 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined
       chunks.push(c);
     });
     req.on('end', () => {
-      if (!over) resolve(Buffer.concat(chunks, size));
+      // A small body arrives in one chunk: used as it is, not copied.
+      if (!over) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     });
     req.on('error', reject);
   });

@@ -507,7 +507,7 @@ describe('a client that left before the lane was reached', () => {
         req.on('end', async () => {
           // The earlier steps are still running (a JWKS fetch…) when the client goes away.
           await waitFor(() => res.destroyed, { what: 'the client to have left' });
-          lane.serve(req, res, JSON.parse(body), undefined).then(resolve, reject);
+          Promise.resolve(lane.serve(req, res, JSON.parse(body), undefined)).then(resolve, reject);
           server.close();
         });
       }).listen(0, '127.0.0.1', () => {
