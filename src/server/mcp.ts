@@ -253,7 +253,23 @@ function clientName(
   const declared = typeof info?.name === 'string' ? info.name : server.getClientVersion()?.name;
   // Self-declared and shown to people (audit, the connect page): escaped as principal ids are, so
   // bidi and zero-width characters cannot make one client look like another.
-  return declared === undefined ? undefined : idPart(declared.slice(0, 100));
+  return declared === undefined ? undefined : escapedClientName(declared);
+}
+
+/**
+ * `idPart` of a declared client name, remembered for the names already seen (a client sends the
+ * same one with every 2026-07-28 request). Only names of up to 100 characters (what is kept of any
+ * name) and at most 256 of them, so that what clients declare cannot grow it: others are escaped each time.
+ */
+const escapedNames = new Map<string, string>();
+function escapedClientName(declared: string): string {
+  if (declared.length > 100) return idPart(declared.slice(0, 100));
+  let escaped = escapedNames.get(declared);
+  if (escaped === undefined) {
+    escaped = idPart(declared);
+    if (escapedNames.size < 256) escapedNames.set(declared, escaped);
+  }
+  return escaped;
 }
 
 /**

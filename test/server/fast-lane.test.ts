@@ -550,6 +550,36 @@ describe('a client name meant to look like another', () => {
         content: Array<{ text?: string }>;
       };
       expect(r.content[0]?.text).toBe('client=claude%u202E%u200Bdesktop');
+      // The escaped name is remembered per name: the next call of the same client gets the same.
+      const again = (await c.callTool({ name: 'getPart', arguments: { id: 'a', part: 1 } })) as {
+        content: Array<{ text?: string }>;
+      };
+      expect(again.content[0]?.text).toBe('client=claude%u202E%u200Bdesktop');
+    } finally {
+      await c.close();
+      await http.close();
+    }
+  });
+
+  it('is cut to 100 characters before it is escaped, however long and however often sent', async () => {
+    const catalog = await itemsCatalog();
+    const view = viewOf(catalog);
+    const factory = createServerFactory({
+      catalog,
+      view: () => view,
+      inBandElicitation: false,
+      pipeline: { call: async (input) => ({ content: [{ type: 'text', text: `client=${input.client}` }] }) },
+    });
+    const http = await endpoint(factory, true);
+    const long = `${'a'.repeat(99)}\u202e${'b'.repeat(400)}`;
+    const c = await connectHttp(http.url, { name: long, era: { pin: MODERN } as Era });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = (await c.callTool({ name: 'getPart', arguments: { id: 'a', part: 1 } })) as {
+          content: Array<{ text?: string }>;
+        };
+        expect(r.content[0]?.text).toBe(`client=${'a'.repeat(99)}%u202E`);
+      }
     } finally {
       await c.close();
       await http.close();
