@@ -141,15 +141,20 @@ function cutRedacted(clean: string, n: number, truncated: boolean, text: (w: str
  * `CUT_MARGIN` characters too.
  */
 function redactedWindow(s: string, n: number, truncated: boolean, text: (w: string) => string): string {
+  const need = n + CUT_MARGIN;
   let red = '';
-  for (let w = n + CUT_MARGIN; ; w *= 2) {
+  for (let w = need; ; ) {
     red = text(s.length > w ? s.slice(0, w) : s);
     if (s.length <= w) {
       // The real end of the text, unless the text was itself cut short.
       if (truncated) red = red.slice(0, Math.max(0, red.length - CUT_MARGIN));
       break;
     }
-    if (red.length >= n + CUT_MARGIN) break;
+    if (red.length >= need) break;
+    // Grown by how much redaction shrank this window (with 10 % to spare), not doubled: a text
+    // dense with values a little longer than their placeholders (e-mail addresses) fell short
+    // by a few percent and was redacted again at twice the size.
+    w = Math.max(w + 1024, Math.ceil(((w * need) / Math.max(red.length, 1)) * 1.1));
   }
   return red;
 }
