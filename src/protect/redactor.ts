@@ -118,7 +118,8 @@ export function createRedactor(secrets: readonly string[] = [], now: () => numbe
     args: (value, counts) => redactArgs(value, '', [], 0, (s) => text(s, counts)),
     excerpt: (s, n, counts, truncated = false) =>
       cutRedacted(printable(s), n, truncated, (w) => text(w, counts)),
-    head: (s, n) => redactedWindow(s, n, false, (w) => text(w)),
+    // Most results fit the first window: redacted whole, with no window to set up.
+    head: (s, n) => (s.length <= n + CUT_MARGIN ? text(s) : redactedWindow(s, n, false, (w) => text(w))),
   };
 }
 
