@@ -114,8 +114,10 @@ function detail(out: AuditRecord, ctx: CallContext, redactor: Redactor, counts: 
   }
   out.args = redactor.args(rawArgs, counts);
   if (body !== undefined) {
-    // Redacted whole, then cut: a secret the cut runs through must not survive as a prefix.
-    const red = redactor.text(body);
+    // Redacted, then cut: a secret the cut runs through must not survive as a prefix. Only the
+    // window the cut needs is redacted (`head`): the whole result (up to the result limit, 128 KiB
+    // by default) was scanned a second time for the 4 KiB kept.
+    const red = redactor.head(body, RESPONSE_CHARS);
     out.response =
       body.length > RESPONSE_CHARS ? `${red.slice(0, RESPONSE_CHARS)}…[${body.length} chars]` : red;
   }

@@ -64,6 +64,13 @@ export interface Redactor {
    * a partial value; they are never shown.
    */
   excerpt(s: string, n: number, counts?: RedactionCounts, truncated?: boolean): string;
+  /**
+   * `text(s)` with every class, as far as a cut at `n` needs it: a long `s` is redacted only in a
+   * window reaching `CUT_MARGIN` past the cut (as an excerpt is), so its first `n` characters are
+   * those of `text(s)`; an `s` within the window comes back as `text(s)`, whole. For the audit's
+   * copy of a response, which keeps 4 KiB of a result of up to the result limit.
+   */
+  head(s: string, n: number): string;
 }
 
 /** `secrets`: credential values known from the start (serving learns them through `addSecrets`). */
@@ -111,6 +118,8 @@ export function createRedactor(secrets: readonly string[] = [], now: () => numbe
     args: (value, counts) => redactArgs(value, '', [], 0, (s) => text(s, counts)),
     excerpt: (s, n, counts, truncated = false) =>
       cutRedacted(printable(s), n, truncated, (w) => text(w, counts)),
+    // Most results fit the first window: redacted whole, with no window to set up.
+    head: (s, n) => (s.length <= n + CUT_MARGIN ? text(s) : redactedWindow(s, n, false, (w) => text(w))),
   };
 }
 
@@ -119,23 +128,36 @@ function printable(s: string): string {
   return s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '').trim();
 }
 
-/**
- * Redacts a window reaching `CUT_MARGIN` past the cut, then cuts. Placeholders may be shorter than
- * what they replace, so the window grows until its redacted form still reaches that far: a value cut
- * by the window's own end is then wholly past the cut.
- */
+/** Redacts a window reaching `CUT_MARGIN` past the cut (`redactedWindow`), then cuts. */
 function cutRedacted(clean: string, n: number, truncated: boolean, text: (w: string) => string): string {
+  const red = redactedWindow(clean, n, truncated, text);
+  return red.length > n ? `${red.slice(0, n)}…` : red;
+}
+
+/**
+ * `text` of a window of `s` reaching `CUT_MARGIN` past a cut at `n`. Placeholders may be shorter
+ * than what they replace, so the window grows until its redacted form still reaches that far: a
+ * value cut by the window's own end is then wholly past the cut, and the first `n` characters are
+ * those of the whole text redacted. `truncated`: `s` was itself cut short, so its redacted end loses
+ * `CUT_MARGIN` characters too.
+ */
+function redactedWindow(s: string, n: number, truncated: boolean, text: (w: string) => string): string {
+  const need = n + CUT_MARGIN;
   let red = '';
-  for (let w = n + CUT_MARGIN; ; w *= 2) {
-    red = text(clean.length > w ? clean.slice(0, w) : clean);
-    if (clean.length <= w) {
+  for (let w = need; ; ) {
+    red = text(s.length > w ? s.slice(0, w) : s);
+    if (s.length <= w) {
       // The real end of the text, unless the text was itself cut short.
       if (truncated) red = red.slice(0, Math.max(0, red.length - CUT_MARGIN));
       break;
     }
-    if (red.length >= n + CUT_MARGIN) break;
+    if (red.length >= need) break;
+    // Grown by how much redaction shrank this window (with 10 % to spare), not doubled: a text
+    // dense with values a little longer than their placeholders (e-mail addresses) fell short
+    // by a few percent and was redacted again at twice the size.
+    w = Math.max(w + 1024, Math.ceil(((w * need) / Math.max(red.length, 1)) * 1.1));
   }
-  return red.length > n ? `${red.slice(0, n)}…` : red;
+  return red;
 }
 
 interface KnownSecret {

@@ -68,6 +68,25 @@ describe('audit stage', () => {
     expect(line.response).not.toContain('cred-abc');
   });
 
+  it('keeps the same 4 KiB response copy of a long result, redacted as if the whole result were', async () => {
+    // Long results: only a window past the cut is redacted (Redactor.head). Tokens that shrink to
+    // placeholders pull later text, and a value straddling the first window, into the copy.
+    const secret = 'cred-abcdefghij-0123456789';
+    const redactor = createRedactor([secret]);
+    const jwt = `eyJ${'a'.repeat(3000)}.eyJ${'b'.repeat(6000)}.${'c'.repeat(3000)}`;
+    const text = `${'jane@example.org '.repeat(200)}${jwt} ${jwt} ${secret} ${'w'.repeat(16_000)}${secret}${'z'.repeat(40_000)}`;
+    const file = join(tempTree({}), 'audit.jsonl');
+    const sink = await openJsonlAudit(file);
+    const audit = createAudit({ sink, redactor });
+    const ctx = contextFor({ name: 'getPart', arguments: { id: 'a' } });
+    ctx.result = { content: [{ type: 'text', text }] };
+    audit(ctx);
+    await sink.close();
+    const line = readAudit(file).find((l) => l.kind === 'call');
+    expect(line.response).toBe(`${redactor.text(text).slice(0, 4096)}…[${text.length} chars]`);
+    expect(line.response).not.toContain('cred-abc');
+  });
+
   it("names the tool's API in an API set, from the catalogue only (an unknown name has none)", async () => {
     const catalog = await catalogOf(
       minimalSpec({ '/pets': { get: { operationId: 'pets_list', responses: jsonOk() } } }),

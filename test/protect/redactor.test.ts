@@ -1,6 +1,12 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { maskRules, maskUntyped } from '../../src/protect/mask.js';
-import { createRedactor, MAX_JSON_DEPTH, type RedactionCounts } from '../../src/protect/redactor.js';
+import {
+  CUT_MARGIN,
+  createRedactor,
+  MAX_JSON_DEPTH,
+  type RedactionCounts,
+} from '../../src/protect/redactor.js';
 import { DETECTOR_KINDS, PLANTED } from './planted.js';
 
 const EMAIL = 'jane.doe@example.org';
@@ -307,5 +313,44 @@ describe('values worthless after a time (connect-link handles and states)', () =
     // Only the last ~10 are live: the first one is gone, the last one is scrubbed.
     expect(r.credentials('minted-per-call-0-abcdefghijkl')).toBe('minted-per-call-0-abcdefghijkl');
     expect(r.credentials('minted-per-call-4999-abcdefghijkl')).not.toContain('minted-per-call-4999');
+  });
+});
+
+describe('redactor: head (the audit copy of a response) redacts only the window its cut needs', () => {
+  const SECRET = 'cred-known-0123456789';
+  const r = createRedactor([SECRET]);
+  const planted = Object.values(PLANTED).map((p) => `${p.before}${p.value}${p.after}`);
+  // Long values shrink to short placeholders (pulling later text forward), short ones grow.
+  const jwt = (k: number) => `eyJ${'a'.repeat(k)}.eyJ${'b'.repeat(2 * k)}.${'c'.repeat(k)}`;
+  const piece = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom(...planted, SECRET, 'x@y.io', '4111 1111 1111 1111') },
+    { weight: 2, arbitrary: fc.integer({ min: 10, max: 4500 }).map(jwt) },
+    { weight: 2, arbitrary: fc.integer({ min: 1, max: 3000 }).map((k) => 'word '.repeat(k)) },
+    { weight: 3, arbitrary: fc.string({ maxLength: 12 }) },
+    { weight: 2, arbitrary: fc.constantFrom(' ', '\n', '"', ',', 'é', '€', '\u{1F600}') },
+  );
+  const text = fc.array(piece, { maxLength: 60 }).map((xs) => xs.join(''));
+
+  it('keeps the first n characters of the whole text redacted, and short texts whole (property)', () => {
+    fc.assert(
+      fc.property(text, fc.integer({ min: 0, max: 5000 }), (s, n) => {
+        const whole = r.text(s);
+        const head = r.head(s, n);
+        if (s.length <= n + CUT_MARGIN) expect(head).toBe(whole);
+        expect(head.slice(0, n)).toBe(whole.slice(0, n));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never shows part of a value that straddles the first window', () => {
+    const N = 4096;
+    for (const v of [...planted, SECRET]) {
+      const at = N + CUT_MARGIN - Math.floor(v.length / 2);
+      const s = `${jwt(4000)} ${'w'.repeat(at - 16_004)}|${v} tail ${'z'.repeat(30_000)}`;
+      const head = r.head(s, N);
+      expect(head.slice(0, N)).toBe(r.text(s).slice(0, N));
+      expect(head.length).toBeGreaterThanOrEqual(N + CUT_MARGIN);
+    }
   });
 });
