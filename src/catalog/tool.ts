@@ -189,11 +189,12 @@ function topSecretsMayBe(ctx: ToolContext, output: ToolOutput): boolean {
 /**
  * What the risk rules read of the response's data fields: only `credential-response` reads them, for
  * the first top-level secret of the full walk's list. That field alone (the walk stopped there) gives
- * the same finding; the full list is walked when something needs it (`dataClasses`).
+ * the same finding; the full list is walked when something needs it (`dataClasses`), and not at all
+ * here when a walk of the secret candidates alone shows it lists none (`firstSecret`).
  */
 function topSecretField(ctx: ToolContext, output: ToolOutput): DataField[] {
   if (!topSecretsMayBe(ctx, output)) return [];
-  const f = ctx.responses.first(output.root!, ctx.outLookup, isTopSecret);
+  const f = ctx.responses.firstSecret(output.root!, ctx.outLookup, isTopSecret);
   return f ? [f] : [];
 }
 

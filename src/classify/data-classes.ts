@@ -445,6 +445,12 @@ export const DATA_RULES: readonly DataRule[] = [
 /** The built-in secret rules (what the risk rules' top-level secret search runs). */
 export const SECRET_RULES: readonly DataRule[] = DATA_RULES.filter((r) => r.class === 'secret');
 const PREFILTERED = new Set(SECRET_RULES);
+/**
+ * A summary mode, not rules to run (see `classifyProperty`): a field's hits are the full table's,
+ * computed only where `maySecret` says a secret rule can fire, none elsewhere. Its secret hits are
+ * exactly the full table's (`maySecret` depends only on what `classifyField` memoises by).
+ */
+const SECRET_CANDIDATES: readonly DataRule[] = Object.freeze([]) as readonly DataRule[];
 
 /**
  * Every word a secret rule keys on contains one of these: the password, token and key nouns, plural,
@@ -479,7 +485,14 @@ export function maySecret(
 /** The password rule's description phrase, as `describes` tests it. */
 const PASSWORD_PHRASE = /^(the )?password\b/i;
 
-const memo = new Map<string, Array<Omit<DataField, 'path'>>>();
+/**
+ * Hits by the description's first 200 characters, then by the rest of the facts. Two levels: one key
+ * of all of it was a new string of up to 250 characters to build and hash on every field a walk or a
+ * masking plan meets (a tenth of Stripe's first list), where a description is mostly the same string
+ * each time (its hash kept) and the rest is short.
+ */
+const memo = new Map<string, Map<string, Array<Omit<DataField, 'path'>>>>();
+let memoSize = 0;
 
 /** Classifies one field. Results for the default rule set are memoised: big specs repeat fields a lot. */
 export function classifyField(
@@ -487,12 +500,23 @@ export function classifyField(
   rules: readonly DataRule[] = DATA_RULES,
 ): Array<Omit<DataField, 'path'>> {
   if (rules !== DATA_RULES) return runRules(f, rules);
-  const key = `${f.name}\u0000${f.parentWords.join(' ')}\u0000${f.type.join(',')}:${f.items?.join(',') ?? ''}\u0000${f.format ?? ''}\u0000${f.description.slice(0, 200)}`;
-  let hit = memo.get(key);
+  const d = f.description.length > 200 ? f.description.slice(0, 200) : f.description;
+  const key = `${f.name}\u0000${f.parentWords.join(' ')}\u0000${f.type.join(',')}:${f.items?.join(',') ?? ''}\u0000${f.format ?? ''}`;
+  let byRest = memo.get(d);
+  let hit = byRest?.get(key);
   if (!hit) {
     hit = runRules(f, rules);
-    if (memo.size > 50_000) memo.clear();
-    memo.set(key, hit);
+    if (memoSize > 50_000) {
+      memo.clear();
+      memoSize = 0;
+      byRest = undefined;
+    }
+    if (!byRest) {
+      byRest = new Map();
+      memo.set(d, byRest);
+    }
+    byRest.set(key, hit);
+    memoSize++;
   }
   return hit;
 }
@@ -667,9 +691,99 @@ export class ResponseClassifier {
     defs: DefsLookup,
     want: (path: string, hit: Hit) => boolean,
   ): DataField | undefined {
-    const done = this.results.get(defs)?.get(JSON.stringify(root));
+    const key = JSON.stringify(root);
+    let byRoot = this.results.get(defs);
+    const done = byRoot?.get(key);
     if (done) return done.fields.find((f) => want(f.path, f));
-    return this.walk(root, defs, want).found;
+    // Answers by predicate, lookup and root text, like `classify`: Stripe's responses that may hold
+    // a secret repeat (`payment_source` four times), and each such walk follows up to 500 refs.
+    let byDefs = this.firsts.get(want);
+    if (!byDefs) {
+      byDefs = new WeakMap();
+      this.firsts.set(want, byDefs);
+    }
+    let known = byDefs.get(defs);
+    if (!known) {
+      known = new Map();
+      byDefs.set(defs, known);
+    }
+    const hit = known.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    const r = this.walk(root, defs, want);
+    known.set(key, r.found ?? null);
+    if (!r.found) {
+      // A walk that never stopped is the whole walk: `classify` (the tool's lazy data classes)
+      // answers from it instead of walking again.
+      if (!byRoot) {
+        byRoot = new Map();
+        this.results.set(defs, byRoot);
+      }
+      byRoot.set(key, { fields: r.fields, truncated: r.truncated });
+    }
+    return r.found;
+  }
+
+  /** `first` answers by predicate, lookup and root text (null: the walk found none). */
+  private readonly firsts = new WeakMap<
+    (path: string, hit: Hit) => boolean,
+    WeakMap<DefsLookup, Map<string, DataField | null>>
+  >();
+
+  /**
+   * `first` for a predicate that accepts only hits of class `secret` (the risk rules' top-level
+   * secret), without the full walk when it would find nothing. A walk of the same edges in the same
+   * order, over summaries holding only the fields where a secret rule can fire (`maySecret`), answers
+   * first: until the field budget is spent, `walk` takes exactly these edges (its field list does not
+   * steer them), and after that it lists nothing new; so every field `walk` lists is met here, with the
+   * same secret hits. Only when this walk meets one `want` accepts does `first` run. On Stripe the
+   * responses that may hold a secret mostly spend the walk's 500 edges before reaching it, and the
+   * full walk classified every field of hundreds of schemas to say so.
+   */
+  firstSecret(
+    root: JsonSchema,
+    defs: DefsLookup,
+    want: (path: string, hit: Hit) => boolean,
+  ): DataField | undefined {
+    const key = JSON.stringify(root);
+    if (!this.results.get(defs)?.has(key) && !this.firsts.get(want)?.get(defs)?.has(key)) {
+      if (!this.mayStop(root, defs, want)) return undefined;
+    }
+    return this.first(root, defs, want);
+  }
+
+  /** Secret-candidate summaries (`SECRET_CANDIDATES`), by definition key. */
+  private readonly candidates = new Map<string, Summary>();
+
+  /** Whether `walk(root, defs, want)` can stop at a field (see `firstSecret`). */
+  private mayStop(root: JsonSchema, defs: DefsLookup, want: (path: string, hit: Hit) => boolean): boolean {
+    let edges = 0;
+    const lim = this.limits;
+    const cut = { rules: SECRET_CANDIDATES };
+    const summaryOf = (key: string, schema: JsonSchema): Summary => {
+      let s = this.candidates.get(key);
+      if (!s) {
+        s = summarize(schema, defs, cachedWords(key), cut);
+        this.candidates.set(key, s);
+      }
+      return s;
+    };
+    // `walk`'s `join` without the field list: same depth checks, same edge order and budget.
+    const join = (summary: Summary, prefix: string, depth: number, onPath: Set<string>): boolean => {
+      for (const f of summary.fields)
+        if (depth + f.depth <= lim.maxDepth && want(prefix + f.rel, f.hit)) return true;
+      for (const e of summary.edges) {
+        if (onPath.has(e.key)) continue;
+        if (depth + e.depth > lim.maxDepth || ++edges > lim.maxEdges) continue;
+        const target = defs(e.key);
+        if (target === undefined) continue;
+        onPath.add(e.key);
+        const hit = join(summaryOf(e.key, target), prefix + e.rel, depth + e.depth, onPath);
+        onPath.delete(e.key);
+        if (hit) return true;
+      }
+      return false;
+    };
+    return join(summarize(root, defs, [], cut), '$', 0, new Set());
   }
 
   private walk(
@@ -750,7 +864,7 @@ function summarize(
   root: JsonSchema,
   defs: DefsLookup,
   topWords: string[],
-  cut?: { keep: (rel: string) => boolean; rules: readonly DataRule[] },
+  cut?: { keep?: (rel: string) => boolean; rules: readonly DataRule[] },
 ): Summary {
   const out: Summary = { fields: [], edges: [] };
   const keep = cut?.keep;
@@ -829,7 +943,7 @@ export function classifyProperty(
   // The top-secret search runs only the secret rules, on every top-level property of every response:
   // without `maySecret` they answer nothing, so the facts need not be gathered.
   if (
-    rules === SECRET_RULES &&
+    (rules === SECRET_RULES || rules === SECRET_CANDIDATES) &&
     !maySecret(name, parentWords, typeof target === 'object' ? target.format : undefined, description)
   )
     return NO_HITS;
@@ -844,7 +958,7 @@ export function classifyProperty(
   const items = itemTypes(target, defs);
   if (items !== undefined) facts.items = items;
   if (typeof target === 'object' && typeof target.format === 'string') facts.format = target.format;
-  return classifyField(facts, rules);
+  return classifyField(facts, rules === SECRET_CANDIDATES ? DATA_RULES : rules);
 }
 
 export const cachedWords: (s: string) => string[] = memoByText((s) => words(s), 50_000);

@@ -174,6 +174,124 @@ describe('top-level secrets without the full data-class walk', () => {
   }, 120_000);
 });
 
+describe('`first` answers repeat questions from what it walked', () => {
+  it('the same answer for the same root again, and a walk that found nothing serves `classify` (GitHub, Stripe)', async () => {
+    const never = () => false;
+    for (const file of ['github-rest.json', 'stripe.yaml']) {
+      const catalog = buildCatalog(await loadSpec(join(SHARED_SPECS, file)));
+      const c = new ResponseClassifier();
+      for (const t of catalog.tools) {
+        const parts = outputSchemaParts(t);
+        if (!parts) continue;
+        const full = new ResponseClassifier().classify(parts.schema, parts.defs);
+        const want = full.fields.find((f) => isTopSecret(f.path, f));
+        // Asked twice (the second from the memo), then with a predicate that finds nothing: that
+        // walk is the whole walk, and `classify` on the same classifier answers what a fresh one does.
+        expect([t.name, c.first(parts.schema, parts.defs, isTopSecret)]).toEqual([t.name, want]);
+        expect([t.name, c.first(parts.schema, parts.defs, isTopSecret)]).toEqual([t.name, want]);
+        expect(c.first(parts.schema, parts.defs, never)).toBeUndefined();
+        expect([t.name, c.classify(parts.schema, parts.defs)]).toEqual([t.name, full]);
+        expect(c.first(parts.schema, parts.defs, (_p, f) => f.class === 'pii')).toEqual(
+          full.fields.find((f) => f.class === 'pii'),
+        );
+      }
+    }
+  }, 120_000);
+
+  it('a memoised answer is not mistaken for another root or predicate', () => {
+    // One classifier serves one catalogue's lookup (its summaries are by definition key).
+    const c = new ResponseClassifier();
+    const lookup = defsOf({
+      Plain: { type: 'object', properties: { name: { type: 'string' } } },
+      Keyed: { type: 'object', properties: { token: { type: 'string' }, email: { type: 'string' } } },
+    });
+    const plain = { $ref: '#/$defs/Plain' };
+    expect(c.first(plain, lookup, isTopSecret)).toBeUndefined();
+    expect(c.first({ $ref: '#/$defs/Keyed' }, lookup, isTopSecret)?.path).toBe('$.token');
+    expect(c.first({ $ref: '#/$defs/Keyed' }, lookup, (_p, f) => f.class === 'pii')?.path).toBe('$.email');
+    expect(c.first(plain, lookup, isTopSecret)).toBeUndefined();
+    expect(c.classify(plain, lookup)).toEqual({ fields: [], truncated: false });
+  });
+});
+
+describe('`firstSecret`: no full walk where it would find no secret', () => {
+  it('answers as `first` on every tool of the corpus', async () => {
+    for (const [file, refRoot] of CORPUS) {
+      const spec = await loadSpec(
+        join(SHARED_SPECS, file),
+        refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {},
+      );
+      const catalog = buildCatalog(spec);
+      const fast = new ResponseClassifier();
+      for (const t of catalog.tools) {
+        const parts = outputSchemaParts(t);
+        if (!parts) continue;
+        const want = new ResponseClassifier().first(parts.schema, parts.defs, isTopSecret);
+        expect([file, t.name, fast.firstSecret(parts.schema, parts.defs, isTopSecret)]).toEqual([
+          file,
+          t.name,
+          want,
+        ]);
+      }
+    }
+  }, 120_000);
+
+  it('answers as `first` on generated response graphs, with small field and edge budgets', () => {
+    // Names that are secrets, are not, or only look like they may be (`tokenization_method`).
+    const propName = fc.constantFrom(
+      'token',
+      'client_secret',
+      'password',
+      'email',
+      'name',
+      'tokenization_method',
+      'has_password',
+      'secret_name',
+      'data',
+      'items',
+      'id',
+      'api_key',
+      'card_number',
+    );
+    const leaf = fc.oneof(
+      fc.constant<JsonSchema>({ type: 'string' }),
+      fc.constant<JsonSchema>({ type: 'boolean' }),
+      fc.constant<JsonSchema>({ type: 'string', format: 'password' }),
+      fc.constant<JsonSchema>({ type: 'string', 'x-data-class': 'secret' }),
+      fc.constant<JsonSchema>({ type: 'string', 'x-data-class': 'none' }),
+      fc.constant<JsonSchema>({ type: 'string', description: 'Password for the account.' }),
+    );
+    const keys = ['A', 'B', 'C', 'D', 'E'];
+    const ref = fc.constantFrom(...keys).map((k): JsonSchema => ({ $ref: `#/$defs/${k}` }));
+    const node: fc.Arbitrary<JsonSchema> = fc.letrec<{ s: JsonSchema }>((tie) => ({
+      s: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        leaf,
+        ref,
+        fc
+          .dictionary(propName, tie('s'), { maxKeys: 4 })
+          .map((properties) => ({ type: 'object', properties })),
+        tie('s').map((items) => ({ type: 'array', items })),
+        fc.array(tie('s'), { minLength: 1, maxLength: 3 }).map((anyOf) => ({ anyOf })),
+      ),
+    })).s;
+    const graph = fc.record({ A: node, B: node, C: node, D: node, E: node });
+    const limits = fc.record({
+      maxDepth: fc.integer({ min: 1, max: 8 }),
+      maxFields: fc.integer({ min: 1, max: 12 }),
+      maxEdges: fc.integer({ min: 1, max: 20 }),
+    });
+    fc.assert(
+      fc.property(graph, node, limits, (defs, root, lim) => {
+        const lookup = defsOf(defs);
+        const want = new ResponseClassifier(lim).first(root, lookup, isTopSecret);
+        expect(new ResponseClassifier(lim).firstSecret(root, lookup, isTopSecret)).toEqual(want);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
 describe('isTopSecret counts path segments', () => {
   // The rule as it was written (regex split): the in-place count must agree with it on every path,
   // including the odd ones (quoted steps holding `.` or `[*]`, empty segments, a `$` not in front).
