@@ -14,7 +14,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { sendCacheWarnings } from './cache.js';
-import { type LoadedSpec, loadSpec } from './load.js';
+import { type LoadedSpec, type LoadOptions, loadSpec } from './load.js';
 import type { PrefetchMessage, PrefetchOptions } from './prefetch.js';
 import { type PackedSpec, packCached, packSpec } from './spec-transfer.js';
 
@@ -23,17 +23,20 @@ export type MakeSnapshot = (spec: LoadedSpec) => Promise<Uint8Array | undefined>
 
 /** The worker's work, as its entry starts it (see above). */
 export async function runLoadWorker(makeSnapshot: MakeSnapshot): Promise<void> {
-  const { source, options, catalogOnly } = workerData as {
+  const { source, options, catalogOnly, replace } = workerData as {
     source: string;
     options: PrefetchOptions;
     catalogOnly?: boolean;
+    /** With `catalogOnly`: the snapshot beside the entry did not restore; a new one replaces it. */
+    replace?: boolean;
   };
   // This thread's stderr is not the process's (./prefetch.ts): the main thread writes these.
   const stderr: string[] = [];
   sendCacheWarnings((line) => stderr.push(line));
   const storeCatalog: StoreCatalog = (store, spec) =>
     storeSnapshot(source, options, makeSnapshot, store, spec);
-  if (catalogOnly) await storeOnly(source, options, storeCatalog);
+  if (catalogOnly)
+    await storeOnly(source, replace ? { ...options, replaceCatalog: true } : options, storeCatalog);
   else await prefetch(source, options, stderr, storeCatalog);
 }
 
@@ -73,8 +76,11 @@ export async function storeSnapshot(
 
 type StoreCatalog = (store: (snapshot: Uint8Array) => void, spec?: LoadedSpec) => Promise<void>;
 
-/** `catalogOnly`: the spec again (a cache hit by now), and its snapshot stored if it has none. */
-async function storeOnly(source: string, options: PrefetchOptions, storeCatalog: StoreCatalog) {
+/**
+ * `catalogOnly`: the spec again (a cache hit by now), and its snapshot stored if it has none (with
+ * `replaceCatalog`: in place of the one it has, which did not restore).
+ */
+async function storeOnly(source: string, options: LoadOptions, storeCatalog: StoreCatalog) {
   let store: ((snapshot: Uint8Array) => void) | undefined;
   try {
     const spec = await loadSpec(source, {

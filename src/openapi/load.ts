@@ -37,6 +37,11 @@ export interface LoadOptions extends PrefetchOptions {
    * snapshot: `store` keeps one beside it. The prefetch worker builds it after handing the spec over.
    */
   onCatalogMissing?: (store: (snapshot: Uint8Array) => void) => void;
+  /**
+   * The snapshot beside this spec's entry did not restore (../server/served-api.ts): on a hit, it is
+   * neither read nor handed on, and `onCatalogMissing` is offered its replacement.
+   */
+  replaceCatalog?: boolean;
 }
 
 /** What loadSpec returns when `onCachedBytes` took a cache hit: not a spec, never used as one. */
@@ -199,7 +204,7 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
 
 /** The snapshot beside a cache hit; when there is none, whoever asked is offered to store one. */
 function catalogOf(cache: SpecCacheSession<LoadedSpec>, options: LoadOptions): Uint8Array | undefined {
-  const catalog = cache.lookupCatalog();
+  const catalog = options.replaceCatalog ? undefined : cache.lookupCatalog();
   if (!catalog) options.onCatalogMissing?.((b) => cache.storeCatalog(b));
   return catalog;
 }

@@ -158,21 +158,26 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
  * its loading competed with the main thread's last steps to it (DigitalOcean, same-run startup
  * bench: +190 ms CPU and slower to the list). Silent: any failure stores nothing.
  */
-export function storeCatalogSnapshot(source: string, options: PrefetchOptions = {}): void {
+export function storeCatalogSnapshot(
+  source: string,
+  options: PrefetchOptions = {},
+  o: { replace?: boolean } = {},
+): void {
   const data: PrefetchOptions = {};
   for (const k of KEYS) if (options[k] !== undefined) (data as Record<string, unknown>)[k] = options[k];
   held.push(() => {
     try {
       const worker = new Worker(new URL('../openapi/load-worker.js', import.meta.url), {
-        workerData: { source, options: data, catalogOnly: true },
+        workerData: { source, options: data, catalogOnly: true, ...(o.replace ? { replace: true } : {}) },
         stdout: true,
         stderr: true,
       });
       worker.unref();
       worker.on('error', () => {});
-      track(worker);
+      return worker;
     } catch {
       // No worker: the next start builds the catalogue, as this one did.
+      return undefined;
     }
   });
   fallback();
@@ -185,7 +190,12 @@ export function storeCatalogSnapshot(source: string, options: PrefetchOptions = 
  * startup bench: 1.7 s against 1.4 s, peak RSS 225 MB). Should no list come, it starts
  * `SNAPSHOT_DELAY_MS` after it was asked for.
  */
-const held: Array<() => void> = [];
+const held: Array<() => Worker | undefined> = [];
+/**
+ * Snapshot work started but not yet run: one worker at a time. An API set started one per API at
+ * once, each loading its spec and building its catalogue on both cores, beside the gateway serving.
+ */
+const queue: Array<() => Worker | undefined> = [];
 /** Prefetch workers waiting for the word to build (terminated at close if it never came). */
 const waiting = new Set<Worker>();
 /** Workers building or storing a snapshot (waited for at close, within a bound). */
@@ -195,16 +205,31 @@ function holdSnapshot(worker: Worker): void {
   waiting.add(worker);
   worker.once('exit', () => waiting.delete(worker));
   held.push(() => {
-    if (!waiting.delete(worker)) return;
-    track(worker);
+    if (!waiting.delete(worker)) return undefined;
     worker.postMessage({ go: true });
+    return worker;
   });
   fallback();
 }
 
-function track(worker: Worker): void {
-  running.add(worker);
-  worker.once('exit', () => running.delete(worker));
+/** Runs the next snapshot work of the queue when none is running. */
+function next(): void {
+  while (running.size === 0 && queue.length > 0) {
+    const worker = queue.shift()!();
+    if (!worker) continue;
+    running.add(worker);
+    mostRunning = Math.max(mostRunning, running.size);
+    worker.once('exit', () => {
+      running.delete(worker);
+      next();
+    });
+  }
+}
+
+/** The most snapshot workers that ran at once in this process (tests: it stays 1). */
+let mostRunning = 0;
+export function snapshotWorkersAtOnce(): number {
+  return mostRunning;
 }
 
 let fallbackTimer: NodeJS.Timeout | undefined;
@@ -216,7 +241,8 @@ function fallback(): void {
 export function startSnapshots(): void {
   if (fallbackTimer) clearTimeout(fallbackTimer);
   fallbackTimer = undefined;
-  for (const go of held.splice(0)) go();
+  queue.push(...held.splice(0));
+  next();
 }
 
 /**
@@ -226,6 +252,8 @@ export function startSnapshots(): void {
  */
 export async function settleSnapshots(ms: number): Promise<void> {
   held.length = 0;
+  // Not started: dropped (a prefetch worker among them, still waiting for the word, is terminated below).
+  queue.length = 0;
   for (const w of waiting) void w.terminate();
   waiting.clear();
   if (running.size === 0) return;

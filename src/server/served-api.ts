@@ -60,9 +60,14 @@ export async function loadApi(source: ApiSource, o: { reload?: boolean } = {}): 
   });
   // A spec from the cache may come with its catalogue's snapshot: restored, not built (issue 22).
   // A reload builds, as does a snapshot that does not fit.
-  const snapshot = takeCatalogSnapshot(spec);
-  const catalog = (snapshot && !o.reload && restoreCatalog(snapshot, spec)) || buildCatalog(spec);
-  if (snapshotWanted && !o.reload) storeCatalogSnapshot(source.spec, load);
+  const snapshot = o.reload ? undefined : takeCatalogSnapshot(spec);
+  const restored = snapshot && restoreCatalog(snapshot, spec);
+  const catalog = restored || buildCatalog(spec);
+  // A snapshot that passed its checksum but does not restore (it does not fit the spec, or this code
+  // cannot read it) is replaced by a good one: kept, it would have every later start build, until
+  // the key changes.
+  if (!o.reload && (snapshotWanted || (snapshot && !restored)))
+    storeCatalogSnapshot(source.spec, load, { replace: !snapshotWanted });
   const targets = resolveTargets(catalog.tools, {
     ...(source.baseUrl !== undefined ? { baseUrl: source.baseUrl } : {}),
     specSource: spec.source.location,

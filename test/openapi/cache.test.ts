@@ -158,6 +158,29 @@ describe('the spec cache', () => {
     expect((await loadError(m.root)).code).toBe('SPEC_REF_UNRESOLVED');
   });
 
+  it("a $ref'd file or directory reached through a symlink hits while it resolves to the same file", async () => {
+    const m = multiFile();
+    // item.yaml a symlink to a real file elsewhere, and the whole api/ directory reached by a link too.
+    writeFileSync(join(m.dir, 'api/real-item.yaml'), readFileSync(m.item));
+    rmSync(m.item);
+    symlinkSync(join(m.dir, 'api/real-item.yaml'), m.item);
+    symlinkSync(join(m.dir, 'api'), join(m.dir, 'linked'));
+    const fromCache = (spec: LoadedSpec) =>
+      typeof Object.getOwnPropertyDescriptor(spec.doc, 'paths')?.get === 'function';
+    for (const root of [m.root, join(m.dir, 'linked/root.yaml')]) {
+      const first = await loadSpec(root);
+      expect(fromCache(first)).toBe(false);
+      const again = await loadSpec(root);
+      expect(fromCache(again)).toBe(true);
+      expect(again).toEqual(first);
+    }
+    // The link pointed elsewhere (same bytes): a miss, as the file is another.
+    writeFileSync(join(m.dir, 'api/copy.yaml'), readFileSync(m.item));
+    rmSync(m.item);
+    symlinkSync(join(m.dir, 'api/copy.yaml'), m.item);
+    expect(fromCache(await loadSpec(m.root))).toBe(false);
+  });
+
   it('an option that changes the result or the error is a miss', async () => {
     const file = join(tempTree({ 'big.json': bigSpec() }), 'big.json');
     await loadSpec(file);

@@ -8,7 +8,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { crc32 } from 'node:zlib';
@@ -310,5 +310,64 @@ describe('serve: the prefetch worker stores the snapshot and carries it to the m
     forge();
     expect((await list()).map((t) => t.description)).toEqual([FORGED]);
     expect((await list(['--no-spec-cache'])).map((t) => t.description)).not.toContain(FORGED);
+  }, 120_000);
+});
+
+describe('serve: a snapshot that passes its checksum but does not restore is replaced', () => {
+  /** Lists the tools of `file` over stdio; waits, before closing, until `until` holds. */
+  const list = async (file: string, until?: () => boolean) => {
+    const client = mcpClient();
+    const args = serveArgs({
+      spec: file,
+      baseUrl: 'http://127.0.0.1:9',
+      auditFile: join(dirname(file), 'a.jsonl'),
+    });
+    await client.connect(stdioTransport(args, { MCP_WARDEN_CACHE_DIR: cacheDir }).transport);
+    try {
+      const tools = (await client.listTools()).tools;
+      if (until) await expect.poll(until, { timeout: 30_000 }).toBe(true);
+      return tools;
+    } finally {
+      await client.close();
+    }
+  };
+  const snapshotBytes = () => {
+    const [name] = files('.catalog');
+    return name === undefined ? undefined : readFileSync(join(cacheDir, name));
+  };
+
+  // Small: loaded and restored on the main thread; big: loaded on the prefetch worker.
+  for (const [kind, doc] of [
+    ['a small spec', spec],
+    ['a big spec', bigSpec()],
+  ] as const) {
+    it(`${kind}: the next snapshot work stores a good one, which the start after restores`, async () => {
+      const file = join(tempTree({ 'spec.json': doc }), 'spec.json');
+      const built = await list(file, () => files('.catalog').length === 1);
+      rewriteSnapshot((s) => {
+        s.tools.length = 0;
+      });
+      const broken = snapshotBytes()!;
+      // Built, as it does not fit; and replaced after the list (without the replacement it stays).
+      expect(await list(file, () => !(snapshotBytes()?.equals(broken) ?? true))).toEqual(built);
+      forge();
+      expect((await list(file)).map((t) => t.description)).toEqual([FORGED]);
+    }, 120_000);
+  }
+});
+
+describe('snapshot work of an API set', () => {
+  it('runs one worker at a time, and each stores its snapshot', async () => {
+    // The built module: its worker is the bundled dist/openapi/load-worker.js (src/ has no .js to start).
+    const prefetch = (await import(
+      pathToFileURL(join(import.meta.dirname, '../../dist/openapi/prefetch.js')).href
+    )) as typeof import('../../src/openapi/prefetch.js');
+    const dir = tempTree({ 'a.json': spec, 'b.json': spec, 'c.json': bigSpec() });
+    for (const f of ['a.json', 'b.json', 'c.json']) prefetch.storeCatalogSnapshot(join(dir, f));
+    expect(prefetch.snapshotWorkersAtOnce()).toBe(0);
+    prefetch.startSnapshots();
+    await expect.poll(() => files('.catalog').length, { timeout: 60_000 }).toBe(3);
+    expect(files('.spec')).toHaveLength(3);
+    expect(prefetch.snapshotWorkersAtOnce()).toBe(1);
   }, 120_000);
 });

@@ -2,6 +2,8 @@ import { serialize } from 'node:v8';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import {
+  decodeStored,
+  encodeStored,
   jsonExact,
   type PackedSpec,
   packCached,
@@ -84,7 +86,13 @@ describe('packSpec / unpackSpec', () => {
 
   it('moves a spec cache hit as its stored bytes; the main thread deserialises them once', () => {
     const stored = { doc: DOC, dialect: '3.0', files: 1, warnings: ['w'], deviations: [] };
-    for (const bytes of [serialize(stored), serialize({ ...stored, pad: 'x'.repeat(100_000) })]) {
+    const encode = (v: Record<string, unknown>) => new Uint8Array(Buffer.concat(encodeStored(v)));
+    for (const bytes of [
+      encode(stored),
+      encode({ ...stored, pad: 'x'.repeat(100_000) }),
+      // Not JSON-exact: the v8 form.
+      encode({ ...stored, nothing: undefined }),
+    ]) {
       const { port1, port2 } = new MessageChannel();
       const { packed, transfer } = packCached({ bytes, source: { label: 'x.json' }, rootText: '\ufeff{}' });
       port1.postMessage(packed, transfer);
@@ -96,5 +104,53 @@ describe('packSpec / unpackSpec', () => {
     // A damaged entry is refused (the caller then loads the spec itself), never handed on.
     const bad = packCached({ bytes: serialize({ doc: null }), source: {}, rootText: '' }).packed;
     expect(() => unpackSpec(bad)).toThrow(/unusable/);
+    const badV8 = packCached({ bytes: encode({ doc: null }), source: {}, rootText: '' }).packed;
+    expect(() => unpackSpec(badV8)).toThrow(/unusable/);
+  });
+});
+
+describe('encodeStored / decodeStored (the spec cache entry payload)', () => {
+  const encode = (v: Record<string, unknown>) => new Uint8Array(Buffer.concat(encodeStored(v)));
+  // A computed `__proto__` is an own key (as JSON.parse makes it), not the prototype.
+  const doc = { ...DOC, ['__proto__']: { own: 'a key, not a prototype' } };
+  const stored = { originalVersion: '3.0.3', doc, dialect: '3.0', files: 1, warnings: ['w'] };
+
+  it('gives back the same spec: fields and document keys in their order, the same values, text and all', () => {
+    const got = decodeStored(encode(stored))!;
+    expect(Object.keys(got)).toEqual(Object.keys(stored));
+    expect(Object.keys(got.doc as object)).toEqual(Object.keys(doc));
+    expect(JSON.stringify(got)).toBe(JSON.stringify(stored));
+    expect(got).toEqual(stored);
+    expect(Object.getPrototypeOf(got.doc)).toBe(Object.prototype);
+  });
+
+  it('reads each top-level value of the document on first use, once: later reads see the same object', () => {
+    const got = decodeStored(encode(stored))!.doc as Record<string, unknown>;
+    expect(Object.getOwnPropertyDescriptor(got, 'components')?.get).toBeTypeOf('function');
+    const paths = got.paths;
+    expect(got.paths).toBe(paths);
+    expect(Object.getOwnPropertyDescriptor(got, 'paths')).toMatchObject({ value: paths, writable: true });
+    // Not read yet: still the lazy getter; an assignment replaces it like any property.
+    expect(Object.getOwnPropertyDescriptor(got, 'components')?.get).toBeTypeOf('function');
+    got.components = { replaced: true };
+    expect(got.components).toEqual({ replaced: true });
+  });
+
+  it('keeps what JSON cannot carry exactly in the v8 form (shared objects stay shared)', () => {
+    const shared = { type: 'string' };
+    const got = decodeStored(encode({ doc: { a: shared, b: shared } }))!.doc as Record<string, unknown>;
+    expect(got.a).toBe(got.b);
+    expect(decodeStored(encode({ doc: { n: -0 } }))!.doc).toEqual({ n: -0 });
+  });
+
+  it('refuses bytes that are not a stored spec: no throw, undefined', () => {
+    const ok = encode(stored);
+    expect(decodeStored(ok.subarray(0, ok.byteLength - 1))).toBeUndefined();
+    expect(decodeStored(new Uint8Array([0x4a, 0xff, 0xff, 0xff, 0xff]))).toBeUndefined();
+    expect(decodeStored(new Uint8Array(0))).toBeUndefined();
+    expect(decodeStored(Uint8Array.of(0x58, 1, 2))).toBeUndefined();
+    const head = Buffer.from(ok);
+    head[6] = 0x7b; // the metadata's JSON broken
+    expect(decodeStored(new Uint8Array(head))).toBeUndefined();
   });
 });
