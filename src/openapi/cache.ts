@@ -93,6 +93,8 @@ export interface SpecCacheSession<T extends Loaded = Loaded> {
    * spec without `source` and `rootText`): the prefetch worker moves them to the main thread as they are.
    */
   lookupBytes(): Uint8Array | undefined;
+  /** This spec's entry file: removed by whoever decodes `lookupBytes`' bytes and finds them damaged. */
+  readonly entryFile: string;
   /** A local file the bundler read (the cache re-checks it on a hit). */
   recordFile(path: string, real: string, bytes: Uint8Array): void;
   /** The `$ref` root directory, as given and its real path (recorded with the files). */
@@ -123,6 +125,7 @@ export function openSpecCache<T extends Loaded>(
   options: PrefetchOptions,
 ): SpecCacheSession<T> | undefined {
   if (src.kind !== 'file' || options.specCache === false) return undefined;
+  const refresh = options.specCache === 'refresh';
   if (/^(off|0|false|no)$/i.test(process.env.MCP_WARDEN_SPEC_CACHE ?? '')) return undefined;
   let dir: string | undefined;
   let code: string;
@@ -155,11 +158,14 @@ export function openSpecCache<T extends Loaded>(
     entry = id;
   };
   return {
+    // 'refresh': the entry is not read (a copy of it was damaged: `isDamagedCopy`), only replaced.
     lookup: () => {
+      if (refresh) return undefined;
       const hit = read(dir, file, key, false, seen) as Stored<T> | undefined;
       return hit && ({ source: src, rootText: text, ...hit } as unknown as T);
     },
-    lookupBytes: () => read(dir, file, key, true, seen) as Uint8Array | undefined,
+    lookupBytes: () => (refresh ? undefined : (read(dir, file, key, true, seen) as Uint8Array | undefined)),
+    entryFile: file,
     lookupCatalog: () => (entry ? readCatalog(dir, catalogFile, key, entry) : undefined),
     storeCatalog: (bytes) => {
       if (entry) writeCatalog(dir, catalogFile, key, entry, bytes);
@@ -292,7 +298,11 @@ function read(
   return readFramed<Header, Stored<Loaded> | Uint8Array>(dir, file, MAGIC, key, (header, payload) => {
     if (!filesUnchanged(header)) return MISS;
     // Decoded where it is used when raw (the prefetch's main thread: ./spec-transfer.ts).
-    const stored = raw ? payload : (decodeStored(payload) as Stored<Loaded> | undefined);
+    const stored = raw
+      ? payload
+      : (decodeStored(payload, () => quietly(() => rmSync(file, { force: true }))) as
+          | Stored<Loaded>
+          | undefined);
     if (stored) onHit({ bytes: header.payloadBytes, crc: header.crc });
     return stored;
   });

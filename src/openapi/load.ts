@@ -31,6 +31,8 @@ export interface LoadOptions extends PrefetchOptions {
     rootText: string;
     /** The catalogue snapshot kept beside the entry (../catalog/snapshot.ts), checked, not decoded. */
     catalog?: Uint8Array;
+    /** The entry's file, removed by the decoder if the bytes turn out damaged. */
+    entryFile: string;
   }) => void;
   /**
    * Called when the spec cache holds this spec's entry (found, or just stored) without a catalogue
@@ -112,7 +114,13 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
     if (bytes) {
       fromCache();
       const catalog = catalogOf(cache, options);
-      options.onCachedBytes({ bytes, source: src, rootText: text, ...(catalog ? { catalog } : {}) });
+      options.onCachedBytes({
+        bytes,
+        source: src,
+        rootText: text,
+        entryFile: cache.entryFile,
+        ...(catalog ? { catalog } : {}),
+      });
       return CACHED_BYTES_TAKEN;
     }
   } else if (cache) {

@@ -60,8 +60,11 @@ export interface PrefetchOptions {
   /** Directory that local `$ref`s must stay inside; default: the spec file's own directory. */
   refRoot?: string;
   fetchTimeoutMs?: number;
-  /** `false` (`--no-spec-cache`): neither read nor write the spec cache (./cache.ts). */
-  specCache?: boolean;
+  /**
+   * `false` (`--no-spec-cache`): neither read nor write the spec cache (./cache.ts); `'refresh'`: do
+   * not read this spec's entry, store it anew (a damaged copy was read: `isDamagedCopy`).
+   */
+  specCache?: boolean | 'refresh';
 }
 
 /** What the worker sends back: the loaded spec (structured clone) and the progress lines it wrote. */

@@ -11,14 +11,17 @@
  * This module imports only node:v8: both the worker and the main thread's prefetch load it.
  */
 
+import { rmSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
+import { WardenError } from '../errors/index.js';
 
 export type PackedSpec =
   | { clone: unknown }
   | { json: string; text: Uint8Array; rest: Record<string, unknown> }
   // A spec cache hit (./cache.ts), as stored: v8 form of every field but `source` and `rootText`.
   // With the catalogue snapshot kept beside it, if any (undecoded: ../catalog/snapshot.ts).
-  | { entry: Uint8Array; text: Uint8Array; source: unknown; catalog?: Uint8Array };
+  // `file`: the entry's, removed if a part of it turns out not to parse.
+  | { entry: Uint8Array; text: Uint8Array; source: unknown; catalog?: Uint8Array; file?: string };
 
 /** A spec cache hit's bytes, moved as they are: the main thread deserialises them once (not the worker too). */
 export function packCached(hit: {
@@ -26,6 +29,7 @@ export function packCached(hit: {
   source: unknown;
   rootText: string;
   catalog?: Uint8Array;
+  entryFile?: string;
 }): {
   packed: PackedSpec;
   transfer: ArrayBuffer[];
@@ -36,7 +40,13 @@ export function packCached(hit: {
   const bytes = own(hit.bytes);
   const catalog = hit.catalog && own(hit.catalog);
   return {
-    packed: { entry: bytes, text, source: hit.source, ...(catalog ? { catalog } : {}) },
+    packed: {
+      entry: bytes,
+      text,
+      source: hit.source,
+      ...(catalog ? { catalog } : {}),
+      ...(hit.entryFile !== undefined ? { file: hit.entryFile } : {}),
+    },
     transfer: [
       text.buffer as ArrayBuffer,
       bytes.buffer as ArrayBuffer,
@@ -76,7 +86,15 @@ export function unpackSpec(p: PackedSpec): unknown {
   if ('clone' in p) return p.clone;
   let spec: Record<string, unknown>;
   if ('entry' in p) {
-    const stored = decodeStored(p.entry);
+    const file = p.file;
+    const stored = decodeStored(p.entry, () => {
+      if (file === undefined) return;
+      try {
+        rmSync(file, { force: true });
+      } catch {
+        // Gone already, or the disk refuses: the next start reads it, fails the same way, tries again.
+      }
+    });
     // A damaged entry: the caller loads the spec itself (and its own lookup drops the entry).
     if (!stored) throw new Error('unusable spec cache entry');
     spec = { source: p.source, ...stored };
@@ -188,7 +206,10 @@ const latin1 = (b: Uint8Array, from: number, to: number) =>
  * the document's top-level values are parsed on first read (then kept: every later read sees the
  * same objects), and the bytes are let go of once all are; the payload passed its checksum.
  */
-export function decodeStored(payload: Uint8Array): Record<string, unknown> | undefined {
+export function decodeStored(
+  payload: Uint8Array,
+  onDamaged: () => void = () => {},
+): Record<string, unknown> | undefined {
   try {
     if (payload[0] === V8_FORM) {
       const stored = deserialize(payload.subarray(1)) as Record<string, unknown> | null;
@@ -214,14 +235,39 @@ export function decodeStored(payload: Uint8Array): Record<string, unknown> | und
     }
     if (end !== payload.byteLength) return undefined;
     const stored = rest as Record<string, unknown>;
-    stored.doc = lazyDoc(payload, parts as Array<[string, number]>, 5 + metaBytes);
+    stored.doc = lazyDoc(payload, parts as Array<[string, number]>, 5 + metaBytes, onDamaged);
     return stored;
   } catch {
     return undefined;
   }
 }
 
-function lazyDoc(bytes: Uint8Array, parts: Array<[string, number]>, start: number): Record<string, unknown> {
+const damaged = new WeakSet<Error>();
+
+function damagedCopy(key: string): WardenError {
+  const e = new WardenError(
+    'SPEC_PARSE',
+    `The spec cache's copy of this spec is damaged (its "${key.slice(0, 80)}" part does not parse) and was ` +
+      'removed: run again to load the spec from its file, or pass --no-spec-cache.',
+  );
+  damaged.add(e);
+  return e;
+}
+
+/**
+ * A read of a cached document's part that did not parse (`decodeStored`): loading the spec again,
+ * without reading the cache (`specCache: 'refresh'`), gets a sound copy and replaces the entry.
+ */
+export function isDamagedCopy(e: unknown): boolean {
+  return e instanceof Error && damaged.has(e);
+}
+
+function lazyDoc(
+  bytes: Uint8Array,
+  parts: Array<[string, number]>,
+  start: number,
+  onDamaged: () => void,
+): Record<string, unknown> {
   const doc: Record<string, unknown> = {};
   let src: Uint8Array | undefined = bytes;
   let left = parts.length;
@@ -237,7 +283,15 @@ function lazyDoc(bytes: Uint8Array, parts: Array<[string, number]>, start: numbe
       enumerable: true,
       configurable: true,
       get() {
-        const value: unknown = JSON.parse(latin1(src!, from, from + len));
+        let value: unknown;
+        try {
+          value = JSON.parse(latin1(src!, from, from + len));
+        } catch {
+          // Passed its checksum, yet does not parse (a writer's bug, an edit that kept the CRC): the
+          // entry goes, and the start that read it loads the spec again (`isDamagedCopy`).
+          onDamaged();
+          throw damagedCopy(key);
+        }
         settle(value);
         return value;
       },

@@ -135,29 +135,51 @@ function cutRedacted(clean: string, n: number, truncated: boolean, text: (w: str
 }
 
 /**
- * `text` of a window of `s` reaching `CUT_MARGIN` past a cut at `n`. Placeholders may be shorter
- * than what they replace, so the window grows until its redacted form still reaches that far: a
- * value cut by the window's own end is then wholly past the cut, and the first `n` characters are
- * those of the whole text redacted. `truncated`: `s` was itself cut short, so its redacted end loses
- * `CUT_MARGIN` characters too.
+ * `text` of a window of `s` reaching `CUT_MARGIN` past a cut at `n`, so that a value the cut runs
+ * through is redacted as in the whole text: the first `n` characters are those of `text(s)`.
+ *
+ * What must hold is a bound on the *raw* text: the raw position behind redacted position `n` lies at
+ * least `CUT_MARGIN` (longer than any match) before the window's end. The redacted length alone does
+ * not give it: placeholders longer than what they replace (a 13-digit card number) lengthen the
+ * window's redacted form without raw text behind it, and a long value cut by the window's end would
+ * then fail to match and show. So placeholders past `n` are not counted: what is left of the redacted
+ * text past `n` is raw text, one character for one. Once the window would pass half of `s`, `s` is
+ * redacted whole (never more than about twice the whole text's cost on a hostile body).
+ * `truncated`: `s` was itself cut short, so its redacted end loses `CUT_MARGIN` characters too.
  */
 function redactedWindow(s: string, n: number, truncated: boolean, text: (w: string) => string): string {
-  const need = n + CUT_MARGIN;
   let red = '';
-  for (let w = need; ; ) {
+  for (let w = n + CUT_MARGIN; ; ) {
     red = text(s.length > w ? s.slice(0, w) : s);
     if (s.length <= w) {
       // The real end of the text, unless the text was itself cut short.
       if (truncated) red = red.slice(0, Math.max(0, red.length - CUT_MARGIN));
       break;
     }
-    if (red.length >= need) break;
-    // Grown by how much redaction shrank this window (with 10 % to spare), not doubled: a text
-    // dense with values a little longer than their placeholders (e-mail addresses) fell short
-    // by a few percent and was redacted again at twice the size.
-    w = Math.max(w + 1024, Math.ceil(((w * need) / Math.max(red.length, 1)) * 1.1));
+    const raw = red.length - n - placeholderChars(red, n);
+    if (raw >= CUT_MARGIN) break;
+    // Grown by the share of raw text the window kept (with 10 % to spare), not doubled: a text dense
+    // with values a little longer than their placeholders fell short by a few percent and was
+    // redacted again at twice the size.
+    const kept = Math.max(red.length - placeholderChars(red, 0), 1) / w;
+    w = Math.max(w + 1024, w + Math.ceil(((CUT_MARGIN - raw) / Math.max(kept, 0.05)) * 1.1));
+    if (w * 2 >= s.length) w = s.length;
   }
   return red;
+}
+
+/** Every placeholder, `[REDACTED:<kind>]` (detect.ts, credentials, policy rules): any kind counts. */
+const PLACEHOLDER = /\[REDACTED:[^\]\s]{1,80}\]/g;
+
+/**
+ * Characters of `red` from `from` on that are placeholders (one straddling `from` counted whole).
+ * Raw text that looks like a placeholder is counted too: that only grows the window.
+ */
+function placeholderChars(red: string, from: number): number {
+  let count = 0;
+  PLACEHOLDER.lastIndex = Math.max(0, from - 90);
+  for (let m = PLACEHOLDER.exec(red); m !== null; m = PLACEHOLDER.exec(red)) count += m[0].length;
+  return count;
 }
 
 interface KnownSecret {

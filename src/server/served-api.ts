@@ -10,7 +10,7 @@ import type { Catalog, Tool } from '../model/catalog.js';
 import type { Logger } from '../observe/log.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../openapi/load.js';
 import { storeCatalogSnapshot } from '../openapi/prefetch.js';
-import { takeCatalogSnapshot } from '../openapi/spec-transfer.js';
+import { isDamagedCopy, takeCatalogSnapshot } from '../openapi/spec-transfer.js';
 import type { CallInput, ToolResult } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
 import type { PolicyDoc } from '../policy/schema.js';
@@ -46,6 +46,17 @@ export interface LoadedApi {
 
 /** Loads the spec, builds the catalogue and fixes every tool's upstream target. */
 export async function loadApi(source: ApiSource, o: { reload?: boolean } = {}): Promise<LoadedApi> {
+  try {
+    return await loadApiOnce(source, o);
+  } catch (e) {
+    // A cached document's part that passed its checksum yet does not parse is read only now (parts
+    // are parsed on first read): loaded again from the spec's files, and the entry replaced.
+    if (!isDamagedCopy(e)) throw e;
+    return loadApiOnce({ ...source, load: { ...source.load, specCache: 'refresh' } }, o);
+  }
+}
+
+async function loadApiOnce(source: ApiSource, o: { reload?: boolean }): Promise<LoadedApi> {
   // A reload runs on a serving gateway's main thread: the cache's synchronous hashing of every
   // $ref'd file and its store would hold calls up; the next start stores the new spec.
   const load = o.reload ? { ...source.load, specCache: false } : (source.load ?? {});

@@ -353,4 +353,42 @@ describe('redactor: head (the audit copy of a response) redacts only the window 
       expect(head.length).toBeGreaterThanOrEqual(N + CUT_MARGIN);
     }
   });
+
+  // Review of the window: short values whose placeholders are longer than they are (13-digit card
+  // numbers) lengthened the window's redacted form, so it stopped inside a long JWT; cut, the JWT no
+  // longer matched and its first ~2,000 characters showed in the audit copy and in error excerpts.
+  const cards = (len: number) => 'x4222222222222'.repeat(Math.ceil(len / 14)).slice(0, len);
+  const expanding = (a: number, b: number) => `eyJ${cards(a)}.eyJ${cards(b)}.${'S'.repeat(2000)}`;
+
+  it('does not stop inside a long value whose inner values expand (head and excerpt)', () => {
+    const N = 4096;
+    // A JWT that shrinks to its placeholder first, so the second starts before the cut.
+    const shrinking = `eyJ${'a'.repeat(2000)}.eyJ${'b'.repeat(4268)}.sig`;
+    const s = `${'.'.repeat(2000)}${shrinking} ${expanding(4090, 8190)}${' tail '.repeat(20_000)}`;
+    const whole = r.text(s);
+    expect(whole.slice(0, N)).not.toContain('eyJx');
+    expect(r.head(s, N).slice(0, N)).toBe(whole.slice(0, N));
+    const excerpt = r.excerpt(s, N);
+    expect(excerpt).not.toContain('eyJx');
+    expect(excerpt.slice(0, N)).toBe(whole.slice(0, N));
+  });
+
+  it('keeps the first n characters when long values hold expanding ones (property)', () => {
+    const nested = fc.oneof(
+      { weight: 3, arbitrary: piece },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(fc.integer({ min: 100, max: 5000 }), fc.integer({ min: 100, max: 9000 }))
+          .map(([a, b]) => expanding(a, b)),
+      },
+    );
+    fc.assert(
+      fc.property(fc.array(nested, { maxLength: 30 }), fc.integer({ min: 0, max: 5000 }), (xs, n) => {
+        const s = xs.join(' ');
+        expect(r.head(s, n).slice(0, n)).toBe(r.text(s).slice(0, n));
+      }),
+      { numRuns: 100 },
+    );
+  });
 });
