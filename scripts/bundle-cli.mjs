@@ -171,6 +171,10 @@ export { DefaultJsonSchemaValidator, process };
   ],
 });
 
+// BUNDLE_METAFILE=<file>: esbuild's metafile, to see which inputs each chunk holds (e.g. with
+// bench/bundle-chunks.mjs or esbuild's analyzer) when looking for code a start loads without need.
+if (process.env.BUNDLE_METAFILE) writeFileSync(process.env.BUNDLE_METAFILE, JSON.stringify(result.metafile));
+
 // Output paths in the metafile are relative to absWorkingDir, the package root.
 const outputs = Object.keys(result.metafile.outputs);
 
