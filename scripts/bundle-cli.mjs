@@ -224,6 +224,7 @@ const outputs = Object.keys(result.metafile.outputs);
     'warden-lazy:./lib/pushgateway',
     'warden-lazy:./lib/defaultMetrics',
     'warden-lazy:./lib/RateLimiterCluster',
+    ...LAZY_PACKAGES.map((p) => `warden-lazy-eval:${p}`),
   ])
     if (!inputs.includes(want)) throw new Error(`bundle: ${want} was not used (a dependency changed?)`);
   // collectDefaultMetrics is forwarded as a function with `metricsList`: anything else it gains stops the build.
