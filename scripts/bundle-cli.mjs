@@ -40,6 +40,9 @@ const BANNER = [
   'const __dirname = __wardenDirname(__filename);',
 ].join(' ');
 
+// See the plugin 'lazy-evaluated-packages' below.
+const LAZY_PACKAGES = ['yaml', 're2js', 'js-yaml'];
+
 const result = await build({
   entryPoints: [
     new URL('src/cli/main.ts', root).pathname,
@@ -168,8 +171,45 @@ export { DefaultJsonSchemaValidator, process };
         });
       },
     },
+    {
+      // Packages that modules of every start import, whose exports those modules use only inside
+      // functions a start from the spec cache does not call: yaml (policy and API keys files, spec
+      // locations: policy/load.ts, server/callers.ts, openapi/locate.ts), js-yaml (a YAML spec:
+      // openapi/parse.ts, parsed on the worker) and re2js (spec `pattern`s: lib/linear-regexp.ts,
+      // compiled while building a catalogue). Each import of them gets a CommonJS stand-in whose
+      // exports are getters that require the real package on first read: esbuild reads a CommonJS
+      // import's names at each use (`import_x.name`), so values and classes are the package's own,
+      // evaluated at that first use instead of by every start (issue 22; in a fresh process the serve
+      // chunk's import went from ~1,065 to ~1,042 M instructions under callgrind). Not jose: required
+      // whole it is 99 KB in the start path against the 28 KB tree-shaking keeps, for no gain measured.
+      // Only named imports: a default import would get the stand-in (picomatch's callable default
+      // would break), so a package imported that way stays out of this list.
+      name: 'lazy-evaluated-packages',
+      setup(b) {
+        b.onResolve({ filter: new RegExp(`^(${LAZY_PACKAGES.join('|')})$`) }, (a) =>
+          a.namespace === 'warden-lazy-eval' ? undefined : { path: a.path, namespace: 'warden-lazy-eval' },
+        );
+        b.onLoad({ filter: /.*/, namespace: 'warden-lazy-eval' }, async (a) => {
+          const names = Object.keys(await import(a.path)).filter((k) => k !== 'default');
+          if (names.length === 0) throw new Error(`bundle: ${a.path} exports no names`);
+          return {
+            resolveDir: new URL('.', root).pathname,
+            loader: 'js',
+            contents: [
+              `let real; const load = () => (real ??= require(${JSON.stringify(a.path)}));`,
+              "Object.defineProperty(exports, '__esModule', { value: true });",
+              `for (const k of ${JSON.stringify(names)}) Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k] });`,
+            ].join('\n'),
+          };
+        });
+      },
+    },
   ],
 });
+
+// BUNDLE_METAFILE=<file>: esbuild's metafile, to see which inputs each chunk holds (e.g. with
+// bench/bundle-chunks.mjs or esbuild's analyzer) when looking for code a start loads without need.
+if (process.env.BUNDLE_METAFILE) writeFileSync(process.env.BUNDLE_METAFILE, JSON.stringify(result.metafile));
 
 // Output paths in the metafile are relative to absWorkingDir, the package root.
 const outputs = Object.keys(result.metafile.outputs);
@@ -184,6 +224,7 @@ const outputs = Object.keys(result.metafile.outputs);
     'warden-lazy:./lib/pushgateway',
     'warden-lazy:./lib/defaultMetrics',
     'warden-lazy:./lib/RateLimiterCluster',
+    ...LAZY_PACKAGES.map((p) => `warden-lazy-eval:${p}`),
   ])
     if (!inputs.includes(want)) throw new Error(`bundle: ${want} was not used (a dependency changed?)`);
   // collectDefaultMetrics is forwarded as a function with `metricsList`: anything else it gains stops the build.

@@ -22,323 +22,7 @@ export const API_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
-/** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
-const scope = z
-  .string()
-  .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes');
-const scopes = z.array(scope).max(64);
-
-/** A secret is never written in the policy: only where to read it. */
-export const secretRef = z
-  .string()
-  .regex(
-    /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/,
-    'a secret is a reference, never a literal: env:VARIABLE or file:/path/to/file',
-  )
-  .describe('Where to read a secret: `env:NAME` (environment variable) or `file:/path` (re-read on change).');
-
-const reason = z.string().trim().min(8, 'give a reason of at least a few words').max(500);
 const positiveInt = (max: number) => z.number().int().positive().max(max);
-
-const maskAction = z.enum(['allow', 'mask', 'drop']);
-const dataTag = z.enum(['pii', 'secret', 'financial', 'none']);
-const fieldTags = z
-  .record(z.string().min(1).max(200), dataTag)
-  .describe(
-    'Data class of response fields by property name (none: not sensitive); wins over the spec and the built-in rules.',
-  );
-
-const rate = z.strictObject({
-  calls: positiveInt(1_000_000),
-  perSeconds: positiveInt(86_400),
-});
-const rateLimit = z
-  .strictObject({
-    perTool: rate.optional().describe('All callers together, per tool.'),
-    perPrincipal: rate.optional().describe('Per caller, across the tools this rule matches.'),
-    perToolPrincipal: rate.optional().describe('Per caller and tool.'),
-  })
-  .describe('Token-bucket limits; every instance sharing Redis shares them.');
-
-const limits = {
-  timeoutMs: positiveInt(600_000).optional().describe('Total upstream time per call, in milliseconds.'),
-  maxResponseBytes: positiveInt(64 * 1024 * 1024)
-    .optional()
-    .describe('Bytes read from the upstream before the response is cut short.'),
-  maxPageSize: positiveInt(100_000)
-    .optional()
-    .describe('Clamp for page-size arguments that have no maximum in the spec.'),
-  headersTimeoutMs: positiveInt(600_000).optional().describe('Time to the upstream response headers.'),
-  concurrency: positiveInt(10_000)
-    .optional()
-    .describe(
-      'Upstream calls of one tool in flight at once on an instance (default 32); more are refused at once.',
-    ),
-  maxItems: positiveInt(100_000)
-    .optional()
-    .describe('Items of any one array returned to the agent (default 100); the rest is cut with a note.'),
-  maxResultBytes: positiveInt(16 * 1024 * 1024)
-    .optional()
-    .describe('Bytes of structured result returned to the agent (default 128 KiB); arrays are cut to fit.'),
-  untrusted: z
-    .enum(['annotate', 'redact', 'withhold'])
-    .optional()
-    .describe(
-      'Response fields that look like instructions aimed at the agent (prompt injection): annotate (default: a note beside the data), redact the suspected span, or withhold the field.',
-    ),
-};
-
-export const matchSchema = z
-  .strictObject({
-    name: z.string().min(1).optional().describe('Tool name, or a glob such as `list*`.'),
-    tag: z.string().min(1).optional().describe("One of the operation's OpenAPI tags."),
-    method: z.enum(METHODS).optional(),
-    path: z.string().startsWith('/').optional().describe('Path template, or a glob such as `/admin/**`.'),
-    api: z
-      .string()
-      .regex(API_NAME, 'an API name is lower-case letters, digits and - (see `apis:`)')
-      .optional()
-      .describe('In an API set: the API (its name under `apis:`) the tool belongs to.'),
-  })
-  .refine((m) => Object.keys(m).length > 0, 'a match needs at least one of name, tag, method, path, api')
-  .describe('Which tools the rule applies to: every given key must match.');
-
-export type PolicyMatch = z.output<typeof matchSchema>;
-
-export const ruleSchema = z
-  .strictObject({
-    match: matchSchema,
-    enabled: z
-      .boolean()
-      .optional()
-      .describe('Expose the tool (writes also need `mode: read-write`). Reads are enabled by default.'),
-    scopes: scopes.optional().describe('Scopes a caller needs, all of them, to see and call the tools.'),
-    allowRisk: z
-      .array(z.enum(RESTRICTED_RISKS))
-      .min(1)
-      .optional()
-      .describe('Restricted risk classes this rule lets through; needs `reason`.'),
-    treatAs: z
-      .literal('read')
-      .optional()
-      .describe(
-        'Treat a POST that only reads (RPC style, e.g. POST /accounts/get) as a read: exposed in read-only mode with read scopes and limits; still sent as a POST. Needs `reason`; never lifts destructive or restricted risks.',
-      ),
-    confirm: z
-      .boolean()
-      .optional()
-      .describe('Ask the user before the call. On for destructive tools; turning it off needs `reason`.'),
-    approval: z
-      .enum(['auto', 'elicit', 'operator', 'agent'])
-      .optional()
-      .describe(
-        'How a confirmed call is approved: auto (default: elicit where the client can, else operator), elicit (the user, through the client), operator (a human, out of band), agent (the agent repeats the call with a token; needs `reason`).',
-      ),
-    approvers: z
-      .union([z.literal(1), z.literal(2)])
-      .optional()
-      .describe('Operators who must approve (2: two different people); 2 implies `approval: operator`.'),
-    reason: reason.optional(),
-    credential: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('Name of the entry under `credentials` the gateway presents upstream for these tools.'),
-    masking: z
-      .strictObject({
-        pii: maskAction.optional(),
-        financial: maskAction.optional(),
-        secret: maskAction.optional(),
-      })
-      .optional()
-      .describe(
-        'What to do with each data class in responses: allow, mask or drop. Default: secret drop, others mask.',
-      ),
-    fields: fieldTags.optional(),
-    rateLimit: rateLimit.optional(),
-    breaker: z
-      .union([
-        z.literal(false),
-        z.strictObject({
-          failures: positiveInt(1000).default(5).describe('Consecutive failures that open the breaker.'),
-          halfOpenAfterSeconds: positiveInt(3600)
-            .default(30)
-            .describe('How long it stays open before a probe.'),
-        }),
-      ])
-      .optional()
-      .describe('Circuit breaker per tool (the upstream origin has its own, with the defaults).'),
-    retries: z
-      .union([
-        z.literal(false),
-        z.strictObject({ attempts: positiveInt(5).default(1), baseMs: positiveInt(10_000).default(100) }),
-      ])
-      .optional()
-      .describe('Retries with jittered backoff, for GET/HEAD/OPTIONS only (never for writes).'),
-    audit: z
-      .enum(['full', 'digest', 'none'])
-      .optional()
-      .describe('Audit detail: full (redacted arguments and response), digest (hashes and sizes), none.'),
-    egress: z
-      .boolean()
-      .optional()
-      .describe(
-        "Taint guard: true, the tool can send data out (checked after the caller read private or untrusted data); false, never (a write that stays in the caller's own records). Default: writes and destructive tools.",
-      ),
-    ...limits,
-  })
-  .superRefine((r, ctx) => {
-    if (r.masking?.secret === 'allow' && !r.reason)
-      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'masking secret: allow needs a reason' });
-    if (r.allowRisk && !r.reason)
-      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'allowRisk needs a reason' });
-    if (r.treatAs && !r.reason)
-      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'treatAs: read needs a reason' });
-    if (r.confirm === false && !r.reason)
-      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'confirm: false needs a reason' });
-    if (r.approval === 'agent' && !r.reason)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['reason'],
-        message: 'approval: agent (the agent confirms its own call) needs a reason',
-      });
-    if (r.confirm === false && (r.approval !== undefined || r.approvers !== undefined))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['confirm'],
-        message: 'confirm: false cannot go with approval or approvers (they ask for an approval)',
-      });
-    if (r.approvers === 2 && (r.approval === 'elicit' || r.approval === 'agent'))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['approvers'],
-        message: `approvers: 2 needs operators; it cannot go with approval: ${r.approval}`,
-      });
-  });
-
-const oauth2Source = z.strictObject({
-  tokenUrl: z.url({ protocol: /^https?$/ }),
-  clientId: secretRef,
-  clientSecret: secretRef,
-  scopes: scopes.optional().describe('Requested scopes; default: those the operation declares.'),
-});
-
-const httpUrl = z.url({ protocol: /^https?$/ });
-
-/**
- * Per-user delegated OAuth (authorization code + PKCE): each caller connects their own upstream
- * account once. The authorization server: both policy URLs, else `issuer` discovery, else the spec's
- * `authorizationCode` flow, else its `openIdConnectUrl` (src/server/user-credentials.ts).
- */
-const userOAuthSource = z
-  .strictObject({
-    issuer: httpUrl
-      .optional()
-      .describe("The authorization server's issuer, for OpenID discovery; wins over the spec's URLs."),
-    authorizationUrl: httpUrl
-      .optional()
-      .describe(
-        "Default: discovery from `issuer`, else the spec's authorizationCode flow, else its openIdConnectUrl.",
-      ),
-    tokenUrl: httpUrl
-      .optional()
-      .describe(
-        "Default: discovery from `issuer`, else the spec's authorizationCode flow, else its openIdConnectUrl.",
-      ),
-    clientId: secretRef,
-    clientSecret: secretRef,
-    redirectUrl: httpUrl.describe(
-      "The gateway's callback as registered with the authorization server (…/oauth/callback).",
-    ),
-    scopes: scopes
-      .optional()
-      .describe(
-        "Scopes to ask for instead of each tool's declared ones (the operator's choice); default: those the tool declares, asked for incrementally.",
-      ),
-  })
-  .describe("Per-user OAuth: the call acts upstream as the caller's own connected account.");
-
-/** RFC 8693: the caller's already-verified token is exchanged for one minted for the upstream. */
-const tokenExchangeSource = z
-  .strictObject({
-    tokenUrl: httpUrl.describe("The token endpoint of the callers' identity provider."),
-    clientId: secretRef,
-    clientSecret: secretRef,
-    audience: z
-      .string()
-      .min(1)
-      .max(2000)
-      .describe("The upstream, as the identity provider names it (the exchanged token's `aud`)."),
-    scopes: scopes.optional().describe("Scopes to ask for; default: those the tool's operation declares."),
-  })
-  .describe('Token exchange: the call acts upstream as the caller, with a token minted for the upstream.');
-
-const CREDENTIAL_KINDS = ['oauth2', 'userOAuth', 'tokenExchange'] as const;
-/** One object with exactly one kind key, so a mistake inside a kind is reported at its own path. */
-const credentialObject = z
-  .strictObject({
-    oauth2: oauth2Source.optional().describe("Client credentials: the gateway's own service account."),
-    userOAuth: userOAuthSource.optional(),
-    tokenExchange: tokenExchangeSource.optional(),
-  })
-  .refine(
-    (o) => CREDENTIAL_KINDS.filter((k) => o[k] !== undefined).length === 1,
-    'give exactly one of oauth2, userOAuth, tokenExchange',
-  );
-const credentialSource = z.union([secretRef, credentialObject], {
-  // A union only says "Invalid input": name the first problem inside the object form instead.
-  error: (iss) => {
-    if (iss.code !== 'invalid_union' || typeof iss.input !== 'object' || iss.input === null) return;
-    const first = iss.errors[1]?.[0];
-    return first ? `${first.path.length ? `${first.path.join('.')}: ` : ''}${first.message}` : undefined;
-  },
-});
-
-export const credentialSchema = z
-  .strictObject({
-    scheme: z.string().min(1).describe("The spec's security scheme this credential satisfies."),
-    dev: credentialSource.optional(),
-    staging: credentialSource.optional(),
-    prod: credentialSource.optional(),
-  })
-  .refine((c) => ENVIRONMENTS.some((e) => c[e] !== undefined), 'give a source for at least one environment');
-
-const apiKeySchema = z.strictObject({
-  id: z.string().min(1).max(100).describe('The key id; its caller is the principal `key:<id>`.'),
-  hash: z
-    .string()
-    .regex(/^sha256:[0-9a-f]{64}$/, 'a key hash is sha256:<64 hex>, as printed by `mcp-warden keys create`'),
-  scopes,
-  environment: z.enum(ENVIRONMENTS).optional().describe('Accepted only when serving this environment.'),
-  expires: z.iso.datetime({ offset: true }).optional(),
-});
-export const apiKeysFileSchema = z.strictObject({ keys: z.array(apiKeySchema) });
-
-const jwtSchema = z
-  .strictObject({
-    jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
-    publicKeyFile: z.string().min(1).optional().describe('PEM (SPKI) public key or a JWKS JSON file.'),
-    issuer: z.string().min(1),
-    audience: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        'Expected `aud`; default: `callers.resource` (RFC 8707: tokens must be minted for this server).',
-      ),
-    algorithms: z
-      .array(
-        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
-      )
-      .min(1)
-      .default(['RS256', 'ES256']),
-    clockToleranceSec: z.number().int().min(0).max(300).default(30),
-    scopeClaim: z.string().min(1).default('scope'),
-  })
-  .refine(
-    (j) => (j.jwksUrl ? 1 : 0) + (j.publicKeyFile ? 1 : 0) === 1,
-    'give exactly one of jwksUrl, publicKeyFile',
-  );
 
 /** An alert rule with thresholds: absent keeps its defaults, `false` turns it off (never silently). */
 const alertRule = <S extends z.ZodObject>(rule: S, what: string) => {
@@ -350,538 +34,925 @@ const alertRule = <S extends z.ZodObject>(rule: S, what: string) => {
     .describe(`${what} On by default with the thresholds shown; \`false\` turns it off.`);
 };
 
-export const alertsSchema = z
-  .strictObject({
-    webhooks: z
-      .array(
-        z.strictObject({
-          url: z.url({ protocol: /^https?$/ }),
-          format: z.enum(['json', 'slack']).default('json'),
-        }),
-      )
-      .max(20)
-      .optional(),
-    cooldownSeconds: z.number().int().min(0).max(86_400).default(300),
-    errorRate: alertRule(
-      z.strictObject({
-        windowSeconds: positiveInt(86_400).default(300),
-        ratio: z.number().gt(0).max(1).default(0.5),
-        minCalls: positiveInt(1_000_000).default(20),
-      }),
-      'Upstream failures per tool over a window.',
-    ),
-    deniedRate: alertRule(
-      z.strictObject({
-        windowSeconds: positiveInt(86_400).default(300),
-        count: positiveInt(1_000_000).default(20),
-      }),
-      'Denied calls per principal over a window.',
-    ),
-    volume: alertRule(
-      z.strictObject({
-        windowSeconds: positiveInt(86_400).default(300),
-        factor: z.number().gt(1).max(1000).default(10),
-        minCalls: positiveInt(1_000_000).default(200),
-      }),
-      'Calls per principal far above its own baseline (its busiest of the last 12 windows).',
-    ),
-    adminAuthFailures: alertRule(
-      z.strictObject({
-        windowSeconds: positiveInt(86_400).default(300),
-        count: positiveInt(1_000_000).default(20),
-      }),
-      'Refused admin tokens (wrong or throttled, from any address) over a window.',
-    ),
-    firstUse: z.boolean().default(true).describe('A principal calls a tool for the first time.'),
-    injectionSuspected: z
-      .boolean()
-      .default(true)
-      .describe(
-        'A response carries text that looks like instructions aimed at the agent (once per tool per cooldown).',
-      ),
-    budgetExceeded: z
-      .boolean()
-      .default(true)
-      .describe('A caller hit a budget and was switched to read-only (docs/budgets.md).'),
-    taintBlocked: z
-      .boolean()
-      .default(true)
-      .describe(
-        'The taint guard refused or parked an outward call after a tainting read (once per principal per cooldown).',
-      ),
-    auditFailing: z.boolean().default(true).describe('The audit cannot be written.'),
-  })
-  .describe('Alert rules and where alerts go (webhooks); every alert is also logged and counted.');
+// The schemas are built on first use, not when this module loads (issue 22: building them took
+// ~40 ms CPU of every start, for a policy file most stdio starts do not have). The exported schemas
+// are `z.lazy` wrappers that build them on their first parse; the default alerts build only theirs.
+let builtAlerts: ReturnType<typeof buildAlerts> | undefined;
+const alerts = () => (builtAlerts ??= buildAlerts());
 
-export type AlertsDoc = z.output<typeof alertsSchema>;
+function buildAlerts() {
+  const alertsSchema = z
+    .strictObject({
+      webhooks: z
+        .array(
+          z.strictObject({
+            url: z.url({ protocol: /^https?$/ }),
+            format: z.enum(['json', 'slack']).default('json'),
+          }),
+        )
+        .max(20)
+        .optional(),
+      cooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+      errorRate: alertRule(
+        z.strictObject({
+          windowSeconds: positiveInt(86_400).default(300),
+          ratio: z.number().gt(0).max(1).default(0.5),
+          minCalls: positiveInt(1_000_000).default(20),
+        }),
+        'Upstream failures per tool over a window.',
+      ),
+      deniedRate: alertRule(
+        z.strictObject({
+          windowSeconds: positiveInt(86_400).default(300),
+          count: positiveInt(1_000_000).default(20),
+        }),
+        'Denied calls per principal over a window.',
+      ),
+      volume: alertRule(
+        z.strictObject({
+          windowSeconds: positiveInt(86_400).default(300),
+          factor: z.number().gt(1).max(1000).default(10),
+          minCalls: positiveInt(1_000_000).default(200),
+        }),
+        'Calls per principal far above its own baseline (its busiest of the last 12 windows).',
+      ),
+      adminAuthFailures: alertRule(
+        z.strictObject({
+          windowSeconds: positiveInt(86_400).default(300),
+          count: positiveInt(1_000_000).default(20),
+        }),
+        'Refused admin tokens (wrong or throttled, from any address) over a window.',
+      ),
+      firstUse: z.boolean().default(true).describe('A principal calls a tool for the first time.'),
+      injectionSuspected: z
+        .boolean()
+        .default(true)
+        .describe(
+          'A response carries text that looks like instructions aimed at the agent (once per tool per cooldown).',
+        ),
+      budgetExceeded: z
+        .boolean()
+        .default(true)
+        .describe('A caller hit a budget and was switched to read-only (docs/budgets.md).'),
+      taintBlocked: z
+        .boolean()
+        .default(true)
+        .describe(
+          'The taint guard refused or parked an outward call after a tainting read (once per principal per cooldown).',
+        ),
+      auditFailing: z.boolean().default(true).describe('The audit cannot be written.'),
+    })
+    .describe('Alert rules and where alerts go (webhooks); every alert is also logged and counted.');
+  return alertsSchema;
+}
+
+let built: ReturnType<typeof build> | undefined;
+const schemas = () => (built ??= build());
+
+function build() {
+  /** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
+  const scope = z
+    .string()
+    .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes');
+  const scopes = z.array(scope).max(64);
+
+  /** A secret is never written in the policy: only where to read it. */
+  const secretRef = z
+    .string()
+    .regex(
+      /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/,
+      'a secret is a reference, never a literal: env:VARIABLE or file:/path/to/file',
+    )
+    .describe(
+      'Where to read a secret: `env:NAME` (environment variable) or `file:/path` (re-read on change).',
+    );
+
+  const reason = z.string().trim().min(8, 'give a reason of at least a few words').max(500);
+
+  const maskAction = z.enum(['allow', 'mask', 'drop']);
+  const dataTag = z.enum(['pii', 'secret', 'financial', 'none']);
+  const fieldTags = z
+    .record(z.string().min(1).max(200), dataTag)
+    .describe(
+      'Data class of response fields by property name (none: not sensitive); wins over the spec and the built-in rules.',
+    );
+
+  const rate = z.strictObject({
+    calls: positiveInt(1_000_000),
+    perSeconds: positiveInt(86_400),
+  });
+  const rateLimit = z
+    .strictObject({
+      perTool: rate.optional().describe('All callers together, per tool.'),
+      perPrincipal: rate.optional().describe('Per caller, across the tools this rule matches.'),
+      perToolPrincipal: rate.optional().describe('Per caller and tool.'),
+    })
+    .describe('Token-bucket limits; every instance sharing Redis shares them.');
+
+  const limits = {
+    timeoutMs: positiveInt(600_000).optional().describe('Total upstream time per call, in milliseconds.'),
+    maxResponseBytes: positiveInt(64 * 1024 * 1024)
+      .optional()
+      .describe('Bytes read from the upstream before the response is cut short.'),
+    maxPageSize: positiveInt(100_000)
+      .optional()
+      .describe('Clamp for page-size arguments that have no maximum in the spec.'),
+    headersTimeoutMs: positiveInt(600_000).optional().describe('Time to the upstream response headers.'),
+    concurrency: positiveInt(10_000)
+      .optional()
+      .describe(
+        'Upstream calls of one tool in flight at once on an instance (default 32); more are refused at once.',
+      ),
+    maxItems: positiveInt(100_000)
+      .optional()
+      .describe('Items of any one array returned to the agent (default 100); the rest is cut with a note.'),
+    maxResultBytes: positiveInt(16 * 1024 * 1024)
+      .optional()
+      .describe('Bytes of structured result returned to the agent (default 128 KiB); arrays are cut to fit.'),
+    untrusted: z
+      .enum(['annotate', 'redact', 'withhold'])
+      .optional()
+      .describe(
+        'Response fields that look like instructions aimed at the agent (prompt injection): annotate (default: a note beside the data), redact the suspected span, or withhold the field.',
+      ),
+  };
+
+  const matchSchema = z
+    .strictObject({
+      name: z.string().min(1).optional().describe('Tool name, or a glob such as `list*`.'),
+      tag: z.string().min(1).optional().describe("One of the operation's OpenAPI tags."),
+      method: z.enum(METHODS).optional(),
+      path: z.string().startsWith('/').optional().describe('Path template, or a glob such as `/admin/**`.'),
+      api: z
+        .string()
+        .regex(API_NAME, 'an API name is lower-case letters, digits and - (see `apis:`)')
+        .optional()
+        .describe('In an API set: the API (its name under `apis:`) the tool belongs to.'),
+    })
+    .refine((m) => Object.keys(m).length > 0, 'a match needs at least one of name, tag, method, path, api')
+    .describe('Which tools the rule applies to: every given key must match.');
+
+  const ruleSchema = z
+    .strictObject({
+      match: matchSchema,
+      enabled: z
+        .boolean()
+        .optional()
+        .describe('Expose the tool (writes also need `mode: read-write`). Reads are enabled by default.'),
+      scopes: scopes.optional().describe('Scopes a caller needs, all of them, to see and call the tools.'),
+      allowRisk: z
+        .array(z.enum(RESTRICTED_RISKS))
+        .min(1)
+        .optional()
+        .describe('Restricted risk classes this rule lets through; needs `reason`.'),
+      treatAs: z
+        .literal('read')
+        .optional()
+        .describe(
+          'Treat a POST that only reads (RPC style, e.g. POST /accounts/get) as a read: exposed in read-only mode with read scopes and limits; still sent as a POST. Needs `reason`; never lifts destructive or restricted risks.',
+        ),
+      confirm: z
+        .boolean()
+        .optional()
+        .describe('Ask the user before the call. On for destructive tools; turning it off needs `reason`.'),
+      approval: z
+        .enum(['auto', 'elicit', 'operator', 'agent'])
+        .optional()
+        .describe(
+          'How a confirmed call is approved: auto (default: elicit where the client can, else operator), elicit (the user, through the client), operator (a human, out of band), agent (the agent repeats the call with a token; needs `reason`).',
+        ),
+      approvers: z
+        .union([z.literal(1), z.literal(2)])
+        .optional()
+        .describe('Operators who must approve (2: two different people); 2 implies `approval: operator`.'),
+      reason: reason.optional(),
+      credential: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('Name of the entry under `credentials` the gateway presents upstream for these tools.'),
+      masking: z
+        .strictObject({
+          pii: maskAction.optional(),
+          financial: maskAction.optional(),
+          secret: maskAction.optional(),
+        })
+        .optional()
+        .describe(
+          'What to do with each data class in responses: allow, mask or drop. Default: secret drop, others mask.',
+        ),
+      fields: fieldTags.optional(),
+      rateLimit: rateLimit.optional(),
+      breaker: z
+        .union([
+          z.literal(false),
+          z.strictObject({
+            failures: positiveInt(1000).default(5).describe('Consecutive failures that open the breaker.'),
+            halfOpenAfterSeconds: positiveInt(3600)
+              .default(30)
+              .describe('How long it stays open before a probe.'),
+          }),
+        ])
+        .optional()
+        .describe('Circuit breaker per tool (the upstream origin has its own, with the defaults).'),
+      retries: z
+        .union([
+          z.literal(false),
+          z.strictObject({ attempts: positiveInt(5).default(1), baseMs: positiveInt(10_000).default(100) }),
+        ])
+        .optional()
+        .describe('Retries with jittered backoff, for GET/HEAD/OPTIONS only (never for writes).'),
+      audit: z
+        .enum(['full', 'digest', 'none'])
+        .optional()
+        .describe('Audit detail: full (redacted arguments and response), digest (hashes and sizes), none.'),
+      egress: z
+        .boolean()
+        .optional()
+        .describe(
+          "Taint guard: true, the tool can send data out (checked after the caller read private or untrusted data); false, never (a write that stays in the caller's own records). Default: writes and destructive tools.",
+        ),
+      ...limits,
+    })
+    .superRefine((r, ctx) => {
+      if (r.masking?.secret === 'allow' && !r.reason)
+        ctx.addIssue({ code: 'custom', path: ['reason'], message: 'masking secret: allow needs a reason' });
+      if (r.allowRisk && !r.reason)
+        ctx.addIssue({ code: 'custom', path: ['reason'], message: 'allowRisk needs a reason' });
+      if (r.treatAs && !r.reason)
+        ctx.addIssue({ code: 'custom', path: ['reason'], message: 'treatAs: read needs a reason' });
+      if (r.confirm === false && !r.reason)
+        ctx.addIssue({ code: 'custom', path: ['reason'], message: 'confirm: false needs a reason' });
+      if (r.approval === 'agent' && !r.reason)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['reason'],
+          message: 'approval: agent (the agent confirms its own call) needs a reason',
+        });
+      if (r.confirm === false && (r.approval !== undefined || r.approvers !== undefined))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['confirm'],
+          message: 'confirm: false cannot go with approval or approvers (they ask for an approval)',
+        });
+      if (r.approvers === 2 && (r.approval === 'elicit' || r.approval === 'agent'))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['approvers'],
+          message: `approvers: 2 needs operators; it cannot go with approval: ${r.approval}`,
+        });
+    });
+
+  const oauth2Source = z.strictObject({
+    tokenUrl: z.url({ protocol: /^https?$/ }),
+    clientId: secretRef,
+    clientSecret: secretRef,
+    scopes: scopes.optional().describe('Requested scopes; default: those the operation declares.'),
+  });
+
+  const httpUrl = z.url({ protocol: /^https?$/ });
+
+  /**
+   * Per-user delegated OAuth (authorization code + PKCE): each caller connects their own upstream
+   * account once. The authorization server: both policy URLs, else `issuer` discovery, else the spec's
+   * `authorizationCode` flow, else its `openIdConnectUrl` (src/server/user-credentials.ts).
+   */
+  const userOAuthSource = z
+    .strictObject({
+      issuer: httpUrl
+        .optional()
+        .describe("The authorization server's issuer, for OpenID discovery; wins over the spec's URLs."),
+      authorizationUrl: httpUrl
+        .optional()
+        .describe(
+          "Default: discovery from `issuer`, else the spec's authorizationCode flow, else its openIdConnectUrl.",
+        ),
+      tokenUrl: httpUrl
+        .optional()
+        .describe(
+          "Default: discovery from `issuer`, else the spec's authorizationCode flow, else its openIdConnectUrl.",
+        ),
+      clientId: secretRef,
+      clientSecret: secretRef,
+      redirectUrl: httpUrl.describe(
+        "The gateway's callback as registered with the authorization server (…/oauth/callback).",
+      ),
+      scopes: scopes
+        .optional()
+        .describe(
+          "Scopes to ask for instead of each tool's declared ones (the operator's choice); default: those the tool declares, asked for incrementally.",
+        ),
+    })
+    .describe("Per-user OAuth: the call acts upstream as the caller's own connected account.");
+
+  /** RFC 8693: the caller's already-verified token is exchanged for one minted for the upstream. */
+  const tokenExchangeSource = z
+    .strictObject({
+      tokenUrl: httpUrl.describe("The token endpoint of the callers' identity provider."),
+      clientId: secretRef,
+      clientSecret: secretRef,
+      audience: z
+        .string()
+        .min(1)
+        .max(2000)
+        .describe("The upstream, as the identity provider names it (the exchanged token's `aud`)."),
+      scopes: scopes.optional().describe("Scopes to ask for; default: those the tool's operation declares."),
+    })
+    .describe('Token exchange: the call acts upstream as the caller, with a token minted for the upstream.');
+
+  const CREDENTIAL_KINDS = ['oauth2', 'userOAuth', 'tokenExchange'] as const;
+  /** One object with exactly one kind key, so a mistake inside a kind is reported at its own path. */
+  const credentialObject = z
+    .strictObject({
+      oauth2: oauth2Source.optional().describe("Client credentials: the gateway's own service account."),
+      userOAuth: userOAuthSource.optional(),
+      tokenExchange: tokenExchangeSource.optional(),
+    })
+    .refine(
+      (o) => CREDENTIAL_KINDS.filter((k) => o[k] !== undefined).length === 1,
+      'give exactly one of oauth2, userOAuth, tokenExchange',
+    );
+  const credentialSource = z.union([secretRef, credentialObject], {
+    // A union only says "Invalid input": name the first problem inside the object form instead.
+    error: (iss) => {
+      if (iss.code !== 'invalid_union' || typeof iss.input !== 'object' || iss.input === null) return;
+      const first = iss.errors[1]?.[0];
+      return first ? `${first.path.length ? `${first.path.join('.')}: ` : ''}${first.message}` : undefined;
+    },
+  });
+
+  const credentialSchema = z
+    .strictObject({
+      scheme: z.string().min(1).describe("The spec's security scheme this credential satisfies."),
+      dev: credentialSource.optional(),
+      staging: credentialSource.optional(),
+      prod: credentialSource.optional(),
+    })
+    .refine(
+      (c) => ENVIRONMENTS.some((e) => c[e] !== undefined),
+      'give a source for at least one environment',
+    );
+
+  const apiKeySchema = z.strictObject({
+    id: z.string().min(1).max(100).describe('The key id; its caller is the principal `key:<id>`.'),
+    hash: z
+      .string()
+      .regex(
+        /^sha256:[0-9a-f]{64}$/,
+        'a key hash is sha256:<64 hex>, as printed by `mcp-warden keys create`',
+      ),
+    scopes,
+    environment: z.enum(ENVIRONMENTS).optional().describe('Accepted only when serving this environment.'),
+    expires: z.iso.datetime({ offset: true }).optional(),
+  });
+  const apiKeysFileSchema = z.strictObject({ keys: z.array(apiKeySchema) });
+
+  const jwtSchema = z
+    .strictObject({
+      jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+      publicKeyFile: z.string().min(1).optional().describe('PEM (SPKI) public key or a JWKS JSON file.'),
+      issuer: z.string().min(1),
+      audience: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          'Expected `aud`; default: `callers.resource` (RFC 8707: tokens must be minted for this server).',
+        ),
+      algorithms: z
+        .array(
+          z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
+        )
+        .min(1)
+        .default(['RS256', 'ES256']),
+      clockToleranceSec: z.number().int().min(0).max(300).default(30),
+      scopeClaim: z.string().min(1).default('scope'),
+    })
+    .refine(
+      (j) => (j.jwksUrl ? 1 : 0) + (j.publicKeyFile ? 1 : 0) === 1,
+      'give exactly one of jwksUrl, publicKeyFile',
+    );
+
+  const alertsSchema = alerts();
+
+  /** Where traces go; the standard OTEL_* variables work too (docs/tracing.md says which wins). */
+  const telemetrySchema = z
+    .strictObject({
+      traces: z
+        .strictObject({
+          endpoint: z
+            .url({ protocol: /^https?$/ })
+            .describe('OTLP/HTTP traces endpoint, the whole URL (e.g. http://collector:4318/v1/traces).'),
+          headers: z
+            .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/, 'an HTTP header name'), secretRef)
+            .optional()
+            .describe('Headers sent with each export, values as secret references (e.g. an API key).'),
+          sampleRatio: z
+            .number()
+            .min(0)
+            .max(1)
+            .optional()
+            .describe(
+              'Share of new traces recorded (0..1, default 1); a caller-sampled trace follows its caller.',
+            ),
+          serviceName: z
+            .string()
+            .min(1)
+            .max(100)
+            .optional()
+            .describe('service.name of the spans (default: OTEL_SERVICE_NAME, else mcp-warden).'),
+        })
+        .optional()
+        .describe('OpenTelemetry traces: a span per tools/call, per stage and per upstream request.'),
+    })
+    .describe('OpenTelemetry export (read at start-up).');
+
+  /**
+   * One API of an API set. Its `rules` are the top-level rules with `match.api` set to this API, placed
+   * before the top-level `rules` (which therefore have the last word); its limits are defaults for its
+   * tools, between the top-level `defaults` and any rule.
+   */
+  const apiSchema = z
+    .strictObject({
+      spec: z
+        .string()
+        .min(1)
+        .describe(
+          "The API's OpenAPI 3.0/3.1 or Swagger 2.0 spec: a file (relative to the policy file) or an http(s) URL.",
+        ),
+      baseUrl: z
+        .url({ protocol: /^https?$/ })
+        .optional()
+        .describe("Where the API is (overrides the spec's servers; fixed at start-up)."),
+      prefix: z
+        .string()
+        .regex(/^([A-Za-z][A-Za-z0-9-]{0,31})?$/, 'a prefix is a letter then letters, digits or -, up to 32')
+        .optional()
+        .describe(
+          'What its tool names start with, before `_` (default: the API name); "" (no prefix) needs `reason`.',
+        ),
+      reason: reason
+        .optional()
+        .describe('Why the prefix is empty (tool names may then collide across APIs).'),
+      required: z
+        .boolean()
+        .default(false)
+        .describe(
+          'false (default): a spec that cannot be loaded takes only this API out (logged, named by /readyz under `degraded`). true: the gateway does not start without it (all-or-nothing).',
+        ),
+      credentials: z
+        .record(z.string().regex(/^[A-Za-z0-9_.-]+$/), credentialSchema)
+        .optional()
+        .describe("This API's upstream credentials (as top-level `credentials`); never sent to another API."),
+      rules: z
+        .array(ruleSchema)
+        .nullish()
+        .transform((r) => r ?? [])
+        .describe('Rules for this API only (as top-level `rules`, `match.api` implied).'),
+      ...limits,
+    })
+    .superRefine((a, ctx) => {
+      if (a.prefix === '' && !a.reason)
+        ctx.addIssue({ code: 'custom', path: ['reason'], message: 'prefix: "" (no prefix) needs a reason' });
+    });
+
+  /**
+   * A blast-radius budget (docs/budgets.md): per caller, at most `calls` calls (or `records` records)
+   * of the tools it selects per `perSeconds`, counted across instances. A caller that would pass one is
+   * refused and switched to read-only for itself until an operator lifts it.
+   */
+  const budgetSchema = z
+    .strictObject({
+      name: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a budget name is lower-case letters, digits, - and _')
+        .optional()
+        .describe(
+          'How alerts, the audit and the dashboard name it (default: `<class>-<unit>`, or `all-<unit>`).',
+        ),
+      class: z
+        .enum(RISK_CLASSES)
+        .optional()
+        .describe(
+          'Count only tools of this risk class (read, write, destructive, admin…); absent: every tool `match` selects.',
+        ),
+      match: matchSchema.optional().describe('Count only these tools (by name, tag, method, path or API).'),
+      calls: positiveInt(10_000_000)
+        .optional()
+        .describe('At most this many calls per window (one per call).'),
+      records: positiveInt(10_000_000)
+        .optional()
+        .describe(
+          'At most this many records per window: a call counts the length of the longest array anywhere in its arguments (a bulk call), or the comma-separated values of a string argument, at least 1.',
+        ),
+      perSeconds: positiveInt(30 * 86_400).describe(
+        'The window, in seconds (fixed, from the first counted call).',
+      ),
+    })
+    .refine(
+      (b) => (b.calls === undefined) !== (b.records === undefined),
+      'give exactly one of calls, records',
+    )
+    .describe('A per-caller budget over a window; passing it switches the caller to read-only.');
+
+  const callersSchema = z.strictObject({
+    stdio: z
+      .strictObject({ principal: z.string().min(1).max(100).default('local'), scopes: scopes.optional() })
+      .optional()
+      .describe('The one local principal of a stdio session; default scopes: the read scopes.'),
+    resource: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("This server's canonical URI (RFC 8707/9728), e.g. https://mcp.example.com/mcp."),
+    authorizationServers: z
+      .array(z.url())
+      .optional()
+      .describe('Issuers listed in the protected-resource metadata.'),
+    requiredScopes: scopes
+      .optional()
+      .describe(
+        'Scopes every HTTP caller needs to use the endpoint at all (403 insufficient_scope otherwise).',
+      ),
+    apiKeys: z.array(apiKeySchema).optional(),
+    apiKeysFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A YAML/JSON file `{ keys: [...] }`, re-read on change.'),
+    jwt: jwtSchema.optional(),
+    anonymous: z
+      .strictObject({ scopes, reason })
+      .optional()
+      .describe(
+        'Unauthenticated HTTP callers (loopback always allows them with read scopes when no caller is configured).',
+      ),
+  });
+
+  const policySchema = z
+    .strictObject({
+      $schema: z.string().optional(),
+      version: z.literal(1).describe('Policy format version.'),
+      mode: z
+        .enum(['read-only', 'read-write'])
+        .default('read-only')
+        .describe('read-only: no write is exposed whatever the rules say.'),
+      environment: z.enum(ENVIRONMENTS).optional().describe('Default for `--env`.'),
+      defaults: z.strictObject(limits).optional(),
+      fields: fieldTags.optional(),
+      scopes: z
+        .strictObject({
+          read: scopes.optional(),
+          write: scopes.optional(),
+          destructive: scopes.optional(),
+          admin: scopes.optional(),
+        })
+        .optional()
+        .describe('Scopes a tool needs when no rule sets `scopes`, by risk.'),
+      callers: callersSchema.optional(),
+      credentials: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), credentialSchema).optional(),
+      apis: z
+        .record(
+          z
+            .string()
+            .regex(
+              API_NAME,
+              'an API name is 1 to 32 lower-case letters, digits or -, starting with a letter (no _: it joins prefix and tool name)',
+            ),
+          apiSchema,
+        )
+        .optional()
+        .describe(
+          'An API set: several APIs behind this one gateway (`serve --policy` without `--spec`), each with its spec, base URL, prefix, credentials, limits and rules.',
+        ),
+      audit: z
+        .strictObject({
+          fsync: z
+            .enum(['always', 'batch', 'never'])
+            .default('batch')
+            .describe(
+              'always: sync every record; batch: every record reaches the kernel before the answer, synced every fsyncIntervalMs; never.',
+            ),
+          fsyncIntervalMs: positiveInt(60_000).optional(),
+          failReads: z
+            .enum(['closed', 'open'])
+            .default('closed')
+            .describe('When the audit cannot be written: writes always fail closed; reads too unless open.'),
+          rotateMb: positiveInt(1_000_000).optional().describe('Start a new audit file past this size.'),
+          rotateHours: positiveInt(24 * 366)
+            .optional()
+            .describe('…or past this age.'),
+          retain: positiveInt(100_000).optional().describe('Rotated files kept (default 30).'),
+          checkpointEvery: positiveInt(1_000_000)
+            .optional()
+            .describe('A checkpoint record every N records (default 1000).'),
+          signingKey: secretRef
+            .optional()
+            .describe('HMAC key that signs checkpoints (audit verify --key-env checks them).'),
+          postgres: secretRef
+            .optional()
+            .describe(
+              'PostgreSQL URL (a reference: it holds a password) to mirror every record to, for several instances.',
+            ),
+          instance: z
+            .string()
+            .regex(/^[\w.:-]{1,100}$/)
+            .optional()
+            .describe("This instance's name in the database (default: host name and audit file)."),
+        })
+        .optional()
+        .describe('The audit file: durability, rotation, tamper evidence.'),
+      alerts: alertsSchema.optional(),
+      state: z
+        .strictObject({
+          redis: secretRef.describe(
+            'Redis URL (a reference): limits, toggles, kill switch and confirmations shared by every instance.',
+          ),
+          prefix: z
+            .string()
+            .regex(/^[\w:.-]{1,64}$/)
+            .default('mcp-warden'),
+          readsWhenDown: z
+            .enum(['local', 'closed'])
+            .default('local')
+            .describe(
+              'With Redis unreachable: writes always fail closed; reads use a local limiter, or fail closed too.',
+            ),
+        })
+        .optional(),
+      rateLimit: rateLimit.optional().describe('Default limits for every tool (rules refine them).'),
+      budgets: z
+        .array(budgetSchema)
+        .max(100)
+        .optional()
+        .describe(
+          'Blast-radius budgets per caller (docs/budgets.md): every budget whose class and match select a tool counts its calls.',
+        ),
+      toolsets: z
+        .record(
+          z
+            .string()
+            .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a toolset name is lower-case letters, digits, - and _'),
+          z.strictObject({
+            description: z.string().min(1).max(300).optional(),
+            match: z
+              .array(matchSchema)
+              .min(1)
+              .describe('A tool is in the toolset when any of these matches.'),
+          }),
+        )
+        .optional()
+        .describe('Named groups of tools for `serve --toolsets` (one per OpenAPI tag exists already).'),
+      toolsList: z
+        .strictObject({
+          outputSchemas: z
+            .boolean()
+            .default(false)
+            .describe(
+              'List each tool’s outputSchema in tools/list (default false: left out, about half or more of a listed tool, 46–81 % on the shared specs; results are still checked and masked against it, and describe_tool shows it).',
+            ),
+        })
+        .optional()
+        .describe('What tools/list carries of each tool (docs/large-apis.md).'),
+      originBreaker: z
+        .union([
+          z.literal(false),
+          z.strictObject({
+            failures: positiveInt(1000).default(5),
+            halfOpenAfterSeconds: positiveInt(3600).default(30),
+          }),
+        ])
+        .optional()
+        .describe(
+          'The circuit breaker per upstream origin, shared by all its tools (default 5 failures, 30 s).',
+        ),
+      approvals: z
+        .strictObject({
+          pendingSeconds: z
+            .number()
+            .int()
+            .min(1)
+            .max(7 * 86_400)
+            .default(3600)
+            .describe('Time an operator has to decide a parked call (default 1 hour).'),
+          runSeconds: z
+            .number()
+            .int()
+            .min(1)
+            .max(86_400)
+            .default(900)
+            .describe('After approval, time the agent has to repeat the call (default 15 minutes).'),
+        })
+        .optional()
+        .describe('Out-of-band approvals (`approval: operator`): how long requests stay valid.'),
+      taint: z
+        .strictObject({
+          mode: z
+            .enum(['off', 'refuse', 'park'])
+            .default('park')
+            .describe(
+              'After the caller read private data or flagged untrusted content, an outward call (`egress`) is refused (TAINT_BLOCKED), parked for an operator (park, the default) or let through (off).',
+            ),
+          windowSeconds: z
+            .number()
+            .int()
+            .min(10)
+            .max(7 * 86_400)
+            .default(3600)
+            .describe('How long a read taints its caller (default 1 hour).'),
+          classes: z
+            .array(z.enum(['pii', 'secret', 'financial', 'untrusted']))
+            .min(1)
+            .default(['pii', 'secret', 'financial', 'untrusted'])
+            .describe(
+              'What taints: data classes received in clear, and content the injection screen flagged.',
+            ),
+          per: z
+            .enum(['session', 'principal'])
+            .default('session')
+            .describe(
+              'session: a read taints the caller in its MCP session (per principal where there is none); principal: in every session.',
+            ),
+        })
+        .optional()
+        .describe('The taint guard: no outward call after a read of private data or untrusted content.'),
+      confirm: z
+        .strictObject({
+          ttlSeconds: z.number().int().min(10).max(3600).default(300),
+          secret: secretRef.optional().describe('HMAC key shared by instances; default: random per process.'),
+        })
+        .optional(),
+      admin: z
+        .strictObject({
+          token: secretRef.describe('The admin API bearer token (a reference).'),
+          metricsPublic: z.boolean().optional().describe('Serve /metrics without the admin token.'),
+          port: z.number().int().min(0).max(65535).optional(),
+          host: z.string().min(1).optional(),
+          operators: z
+            .array(
+              z.strictObject({
+                id: z
+                  .string()
+                  .regex(/^[\w.@-]{1,64}$/, 'an operator id is 1 to 64 letters, digits, _ . @ or -')
+                  .refine((id) => id !== 'admin', '`admin` is the identity of the shared admin.token')
+                  .describe('Who this is: the actor of everything done with this token (audit, approvals).'),
+                token: secretRef.describe('The own admin token of this operator (a reference).'),
+                principals: z
+                  .array(
+                    z
+                      .string()
+                      .max(300)
+                      // A bare name would never match a caller, and the person could approve their own calls.
+                      .regex(
+                        /^(key:.+|jwt:.+#.+|stdio:.+|anonymous)$/,
+                        'a caller id as the audit writes it: key:<id>, jwt:<issuer>#<subject>, stdio:<name> or anonymous',
+                      ),
+                  )
+                  .max(50)
+                  .optional()
+                  .describe(
+                    'Caller ids that are this person (key:…, jwt:…#…, stdio:…): never approver of their calls.',
+                  ),
+              }),
+            )
+            .max(200)
+            .refine(
+              (ops) => new Set(ops.map((o) => o.id)).size === ops.length,
+              'operator ids must be distinct',
+            )
+            .optional()
+            .describe('Named operators, each with a token: who approved is then a person, not a claim.'),
+          publicUrl: z
+            .url({ protocol: /^https?$/ })
+            .optional()
+            .describe(
+              'The external base URL of the dashboard, for links in notifications (default: the admin port URL).',
+            ),
+        })
+        .optional(),
+      telemetry: telemetrySchema.optional(),
+      vault: z
+        .strictObject({
+          keys: z
+            .array(secretRef)
+            .min(1)
+            .max(10)
+            .describe(
+              'Vault keys (env:/file:, each ≥ 32 characters), current first, then older ones until rotated.',
+            ),
+          store: z
+            .enum(['embedded', 'postgres'])
+            .default('embedded')
+            .describe(
+              'embedded: vault.json beside the audit file; postgres: the audit database (audit.postgres or --audit-db), for instances sharing callers.',
+            ),
+        })
+        .optional()
+        .describe(
+          "The token vault of per-user OAuth (`userOAuth` credentials): each caller's upstream tokens, encrypted.",
+        ),
+      // `rules:` with every entry commented out (as `init` writes it) reads as null: no rules.
+      rules: z
+        .array(ruleSchema)
+        .nullish()
+        .transform((r) => r ?? []),
+    })
+    .superRefine((d, ctx) => {
+      // Two budgets with one name would share one counter: each name is one budget.
+      const budgetNames = new Map<string, number>();
+      d.budgets?.forEach((b, i) => {
+        const name = budgetName(b);
+        const other = budgetNames.get(name);
+        if (other !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['budgets', i, 'name'],
+            message: `budgets[${i}] and budgets[${other}] are both named "${name}": give one a distinct name`,
+          });
+        budgetNames.set(name, i);
+      });
+      if (!d.apis) return;
+      const names = Object.keys(d.apis);
+      if (names.length === 0)
+        ctx.addIssue({ code: 'custom', path: ['apis'], message: 'an API set needs at least one API' });
+      // In a set every credential belongs to one API, so that it can never reach another's origin.
+      if (d.credentials)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['credentials'],
+          message: 'with `apis:`, credentials go under apis.<name>.credentials (each API has its own)',
+        });
+      const seen = new Map<string, string>();
+      for (const [name, api] of Object.entries(d.apis)) {
+        const prefix = (api.prefix ?? name).toLowerCase();
+        if (prefix === '') continue;
+        const other = seen.get(prefix);
+        if (other !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['apis', name, 'prefix'],
+            message: `apis.${name} and apis.${other} have the same prefix "${prefix}"`,
+          });
+        seen.set(prefix, name);
+      }
+    })
+    .describe('mcp-warden policy: what agents may call, as whom, with which upstream credentials.');
+
+  return {
+    secretRef,
+    matchSchema,
+    ruleSchema,
+    credentialSource,
+    userOAuthSource,
+    tokenExchangeSource,
+    credentialSchema,
+    apiKeySchema,
+    apiKeysFileSchema,
+    alertsSchema,
+    telemetrySchema,
+    apiSchema,
+    budgetSchema,
+    callersSchema,
+    policySchema,
+  };
+}
+
+/** A secret is never written in the policy: only where to read it. */
+export const secretRef = z.lazy(() => schemas().secretRef);
+export const matchSchema = z.lazy(() => schemas().matchSchema);
+export const ruleSchema = z.lazy(() => schemas().ruleSchema);
+export const credentialSchema = z.lazy(() => schemas().credentialSchema);
+export const apiKeysFileSchema = z.lazy(() => schemas().apiKeysFileSchema);
+export const alertsSchema = z.lazy(alerts);
+export const telemetrySchema = z.lazy(() => schemas().telemetrySchema);
+export const apiSchema = z.lazy(() => schemas().apiSchema);
+export const budgetSchema = z.lazy(() => schemas().budgetSchema);
+export const callersSchema = z.lazy(() => schemas().callersSchema);
+/** The policy file's schema (docs/policy.md). */
+export const policySchema = z.lazy(() => schemas().policySchema);
+
+type Built = ReturnType<typeof build>;
+export type PolicyMatch = z.output<Built['matchSchema']>;
+export type AlertsDoc = z.output<ReturnType<typeof buildAlerts>>;
 
 /** The rules in force: an `alerts:` section as parsed (each rule keeps its default unless `false`), or all defaults. */
 export function effectiveAlerts(alerts: AlertsDoc | undefined): AlertsDoc {
   return alerts ?? alertsSchema.parse({});
 }
 
-/** Where traces go; the standard OTEL_* variables work too (docs/tracing.md says which wins). */
-export const telemetrySchema = z
-  .strictObject({
-    traces: z
-      .strictObject({
-        endpoint: z
-          .url({ protocol: /^https?$/ })
-          .describe('OTLP/HTTP traces endpoint, the whole URL (e.g. http://collector:4318/v1/traces).'),
-        headers: z
-          .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/, 'an HTTP header name'), secretRef)
-          .optional()
-          .describe('Headers sent with each export, values as secret references (e.g. an API key).'),
-        sampleRatio: z
-          .number()
-          .min(0)
-          .max(1)
-          .optional()
-          .describe(
-            'Share of new traces recorded (0..1, default 1); a caller-sampled trace follows its caller.',
-          ),
-        serviceName: z
-          .string()
-          .min(1)
-          .max(100)
-          .optional()
-          .describe('service.name of the spans (default: OTEL_SERVICE_NAME, else mcp-warden).'),
-      })
-      .optional()
-      .describe('OpenTelemetry traces: a span per tools/call, per stage and per upstream request.'),
-  })
-  .describe('OpenTelemetry export (read at start-up).');
-
-export type TracesDoc = NonNullable<z.output<typeof telemetrySchema>['traces']>;
-
-/**
- * One API of an API set. Its `rules` are the top-level rules with `match.api` set to this API, placed
- * before the top-level `rules` (which therefore have the last word); its limits are defaults for its
- * tools, between the top-level `defaults` and any rule.
- */
-export const apiSchema = z
-  .strictObject({
-    spec: z
-      .string()
-      .min(1)
-      .describe(
-        "The API's OpenAPI 3.0/3.1 or Swagger 2.0 spec: a file (relative to the policy file) or an http(s) URL.",
-      ),
-    baseUrl: z
-      .url({ protocol: /^https?$/ })
-      .optional()
-      .describe("Where the API is (overrides the spec's servers; fixed at start-up)."),
-    prefix: z
-      .string()
-      .regex(/^([A-Za-z][A-Za-z0-9-]{0,31})?$/, 'a prefix is a letter then letters, digits or -, up to 32')
-      .optional()
-      .describe(
-        'What its tool names start with, before `_` (default: the API name); "" (no prefix) needs `reason`.',
-      ),
-    reason: reason.optional().describe('Why the prefix is empty (tool names may then collide across APIs).'),
-    required: z
-      .boolean()
-      .default(false)
-      .describe(
-        'false (default): a spec that cannot be loaded takes only this API out (logged, named by /readyz under `degraded`). true: the gateway does not start without it (all-or-nothing).',
-      ),
-    credentials: z
-      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/), credentialSchema)
-      .optional()
-      .describe("This API's upstream credentials (as top-level `credentials`); never sent to another API."),
-    rules: z
-      .array(ruleSchema)
-      .nullish()
-      .transform((r) => r ?? [])
-      .describe('Rules for this API only (as top-level `rules`, `match.api` implied).'),
-    ...limits,
-  })
-  .superRefine((a, ctx) => {
-    if (a.prefix === '' && !a.reason)
-      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'prefix: "" (no prefix) needs a reason' });
-  });
-
-/**
- * A blast-radius budget (docs/budgets.md): per caller, at most `calls` calls (or `records` records)
- * of the tools it selects per `perSeconds`, counted across instances. A caller that would pass one is
- * refused and switched to read-only for itself until an operator lifts it.
- */
-export const budgetSchema = z
-  .strictObject({
-    name: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a budget name is lower-case letters, digits, - and _')
-      .optional()
-      .describe(
-        'How alerts, the audit and the dashboard name it (default: `<class>-<unit>`, or `all-<unit>`).',
-      ),
-    class: z
-      .enum(RISK_CLASSES)
-      .optional()
-      .describe(
-        'Count only tools of this risk class (read, write, destructive, admin…); absent: every tool `match` selects.',
-      ),
-    match: matchSchema.optional().describe('Count only these tools (by name, tag, method, path or API).'),
-    calls: positiveInt(10_000_000).optional().describe('At most this many calls per window (one per call).'),
-    records: positiveInt(10_000_000)
-      .optional()
-      .describe(
-        'At most this many records per window: a call counts the length of the longest array anywhere in its arguments (a bulk call), or the comma-separated values of a string argument, at least 1.',
-      ),
-    perSeconds: positiveInt(30 * 86_400).describe(
-      'The window, in seconds (fixed, from the first counted call).',
-    ),
-  })
-  .refine((b) => (b.calls === undefined) !== (b.records === undefined), 'give exactly one of calls, records')
-  .describe('A per-caller budget over a window; passing it switches the caller to read-only.');
-
-export type BudgetDoc = z.output<typeof budgetSchema>;
+export type TracesDoc = NonNullable<z.output<Built['telemetrySchema']>['traces']>;
+export type BudgetDoc = z.output<Built['budgetSchema']>;
 
 /** A budget's name: its own, or derived from what it counts. */
 export function budgetName(b: BudgetDoc): string {
   return b.name ?? `${b.class ?? 'all'}-${b.calls !== undefined ? 'calls' : 'records'}`;
 }
 
-export const callersSchema = z.strictObject({
-  stdio: z
-    .strictObject({ principal: z.string().min(1).max(100).default('local'), scopes: scopes.optional() })
-    .optional()
-    .describe('The one local principal of a stdio session; default scopes: the read scopes.'),
-  resource: z
-    .url({ protocol: /^https?$/ })
-    .optional()
-    .describe("This server's canonical URI (RFC 8707/9728), e.g. https://mcp.example.com/mcp."),
-  authorizationServers: z
-    .array(z.url())
-    .optional()
-    .describe('Issuers listed in the protected-resource metadata.'),
-  requiredScopes: scopes
-    .optional()
-    .describe(
-      'Scopes every HTTP caller needs to use the endpoint at all (403 insufficient_scope otherwise).',
-    ),
-  apiKeys: z.array(apiKeySchema).optional(),
-  apiKeysFile: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('A YAML/JSON file `{ keys: [...] }`, re-read on change.'),
-  jwt: jwtSchema.optional(),
-  anonymous: z
-    .strictObject({ scopes, reason })
-    .optional()
-    .describe(
-      'Unauthenticated HTTP callers (loopback always allows them with read scopes when no caller is configured).',
-    ),
-});
-
-export const policySchema = z
-  .strictObject({
-    $schema: z.string().optional(),
-    version: z.literal(1).describe('Policy format version.'),
-    mode: z
-      .enum(['read-only', 'read-write'])
-      .default('read-only')
-      .describe('read-only: no write is exposed whatever the rules say.'),
-    environment: z.enum(ENVIRONMENTS).optional().describe('Default for `--env`.'),
-    defaults: z.strictObject(limits).optional(),
-    fields: fieldTags.optional(),
-    scopes: z
-      .strictObject({
-        read: scopes.optional(),
-        write: scopes.optional(),
-        destructive: scopes.optional(),
-        admin: scopes.optional(),
-      })
-      .optional()
-      .describe('Scopes a tool needs when no rule sets `scopes`, by risk.'),
-    callers: callersSchema.optional(),
-    credentials: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), credentialSchema).optional(),
-    apis: z
-      .record(
-        z
-          .string()
-          .regex(
-            API_NAME,
-            'an API name is 1 to 32 lower-case letters, digits or -, starting with a letter (no _: it joins prefix and tool name)',
-          ),
-        apiSchema,
-      )
-      .optional()
-      .describe(
-        'An API set: several APIs behind this one gateway (`serve --policy` without `--spec`), each with its spec, base URL, prefix, credentials, limits and rules.',
-      ),
-    audit: z
-      .strictObject({
-        fsync: z
-          .enum(['always', 'batch', 'never'])
-          .default('batch')
-          .describe(
-            'always: sync every record; batch: every record reaches the kernel before the answer, synced every fsyncIntervalMs; never.',
-          ),
-        fsyncIntervalMs: positiveInt(60_000).optional(),
-        failReads: z
-          .enum(['closed', 'open'])
-          .default('closed')
-          .describe('When the audit cannot be written: writes always fail closed; reads too unless open.'),
-        rotateMb: positiveInt(1_000_000).optional().describe('Start a new audit file past this size.'),
-        rotateHours: positiveInt(24 * 366)
-          .optional()
-          .describe('…or past this age.'),
-        retain: positiveInt(100_000).optional().describe('Rotated files kept (default 30).'),
-        checkpointEvery: positiveInt(1_000_000)
-          .optional()
-          .describe('A checkpoint record every N records (default 1000).'),
-        signingKey: secretRef
-          .optional()
-          .describe('HMAC key that signs checkpoints (audit verify --key-env checks them).'),
-        postgres: secretRef
-          .optional()
-          .describe(
-            'PostgreSQL URL (a reference: it holds a password) to mirror every record to, for several instances.',
-          ),
-        instance: z
-          .string()
-          .regex(/^[\w.:-]{1,100}$/)
-          .optional()
-          .describe("This instance's name in the database (default: host name and audit file)."),
-      })
-      .optional()
-      .describe('The audit file: durability, rotation, tamper evidence.'),
-    alerts: alertsSchema.optional(),
-    state: z
-      .strictObject({
-        redis: secretRef.describe(
-          'Redis URL (a reference): limits, toggles, kill switch and confirmations shared by every instance.',
-        ),
-        prefix: z
-          .string()
-          .regex(/^[\w:.-]{1,64}$/)
-          .default('mcp-warden'),
-        readsWhenDown: z
-          .enum(['local', 'closed'])
-          .default('local')
-          .describe(
-            'With Redis unreachable: writes always fail closed; reads use a local limiter, or fail closed too.',
-          ),
-      })
-      .optional(),
-    rateLimit: rateLimit.optional().describe('Default limits for every tool (rules refine them).'),
-    budgets: z
-      .array(budgetSchema)
-      .max(100)
-      .optional()
-      .describe(
-        'Blast-radius budgets per caller (docs/budgets.md): every budget whose class and match select a tool counts its calls.',
-      ),
-    toolsets: z
-      .record(
-        z
-          .string()
-          .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a toolset name is lower-case letters, digits, - and _'),
-        z.strictObject({
-          description: z.string().min(1).max(300).optional(),
-          match: z.array(matchSchema).min(1).describe('A tool is in the toolset when any of these matches.'),
-        }),
-      )
-      .optional()
-      .describe('Named groups of tools for `serve --toolsets` (one per OpenAPI tag exists already).'),
-    toolsList: z
-      .strictObject({
-        outputSchemas: z
-          .boolean()
-          .default(false)
-          .describe(
-            'List each tool’s outputSchema in tools/list (default false: left out, about half or more of a listed tool, 46–81 % on the shared specs; results are still checked and masked against it, and describe_tool shows it).',
-          ),
-      })
-      .optional()
-      .describe('What tools/list carries of each tool (docs/large-apis.md).'),
-    originBreaker: z
-      .union([
-        z.literal(false),
-        z.strictObject({
-          failures: positiveInt(1000).default(5),
-          halfOpenAfterSeconds: positiveInt(3600).default(30),
-        }),
-      ])
-      .optional()
-      .describe(
-        'The circuit breaker per upstream origin, shared by all its tools (default 5 failures, 30 s).',
-      ),
-    approvals: z
-      .strictObject({
-        pendingSeconds: z
-          .number()
-          .int()
-          .min(1)
-          .max(7 * 86_400)
-          .default(3600)
-          .describe('Time an operator has to decide a parked call (default 1 hour).'),
-        runSeconds: z
-          .number()
-          .int()
-          .min(1)
-          .max(86_400)
-          .default(900)
-          .describe('After approval, time the agent has to repeat the call (default 15 minutes).'),
-      })
-      .optional()
-      .describe('Out-of-band approvals (`approval: operator`): how long requests stay valid.'),
-    taint: z
-      .strictObject({
-        mode: z
-          .enum(['off', 'refuse', 'park'])
-          .default('park')
-          .describe(
-            'After the caller read private data or flagged untrusted content, an outward call (`egress`) is refused (TAINT_BLOCKED), parked for an operator (park, the default) or let through (off).',
-          ),
-        windowSeconds: z
-          .number()
-          .int()
-          .min(10)
-          .max(7 * 86_400)
-          .default(3600)
-          .describe('How long a read taints its caller (default 1 hour).'),
-        classes: z
-          .array(z.enum(['pii', 'secret', 'financial', 'untrusted']))
-          .min(1)
-          .default(['pii', 'secret', 'financial', 'untrusted'])
-          .describe('What taints: data classes received in clear, and content the injection screen flagged.'),
-        per: z
-          .enum(['session', 'principal'])
-          .default('session')
-          .describe(
-            'session: a read taints the caller in its MCP session (per principal where there is none); principal: in every session.',
-          ),
-      })
-      .optional()
-      .describe('The taint guard: no outward call after a read of private data or untrusted content.'),
-    confirm: z
-      .strictObject({
-        ttlSeconds: z.number().int().min(10).max(3600).default(300),
-        secret: secretRef.optional().describe('HMAC key shared by instances; default: random per process.'),
-      })
-      .optional(),
-    admin: z
-      .strictObject({
-        token: secretRef.describe('The admin API bearer token (a reference).'),
-        metricsPublic: z.boolean().optional().describe('Serve /metrics without the admin token.'),
-        port: z.number().int().min(0).max(65535).optional(),
-        host: z.string().min(1).optional(),
-        operators: z
-          .array(
-            z.strictObject({
-              id: z
-                .string()
-                .regex(/^[\w.@-]{1,64}$/, 'an operator id is 1 to 64 letters, digits, _ . @ or -')
-                .refine((id) => id !== 'admin', '`admin` is the identity of the shared admin.token')
-                .describe('Who this is: the actor of everything done with this token (audit, approvals).'),
-              token: secretRef.describe('The own admin token of this operator (a reference).'),
-              principals: z
-                .array(
-                  z
-                    .string()
-                    .max(300)
-                    // A bare name would never match a caller, and the person could approve their own calls.
-                    .regex(
-                      /^(key:.+|jwt:.+#.+|stdio:.+|anonymous)$/,
-                      'a caller id as the audit writes it: key:<id>, jwt:<issuer>#<subject>, stdio:<name> or anonymous',
-                    ),
-                )
-                .max(50)
-                .optional()
-                .describe(
-                  'Caller ids that are this person (key:…, jwt:…#…, stdio:…): never approver of their calls.',
-                ),
-            }),
-          )
-          .max(200)
-          .refine((ops) => new Set(ops.map((o) => o.id)).size === ops.length, 'operator ids must be distinct')
-          .optional()
-          .describe('Named operators, each with a token: who approved is then a person, not a claim.'),
-        publicUrl: z
-          .url({ protocol: /^https?$/ })
-          .optional()
-          .describe(
-            'The external base URL of the dashboard, for links in notifications (default: the admin port URL).',
-          ),
-      })
-      .optional(),
-    telemetry: telemetrySchema.optional(),
-    vault: z
-      .strictObject({
-        keys: z
-          .array(secretRef)
-          .min(1)
-          .max(10)
-          .describe(
-            'Vault keys (env:/file:, each ≥ 32 characters), current first, then older ones until rotated.',
-          ),
-        store: z
-          .enum(['embedded', 'postgres'])
-          .default('embedded')
-          .describe(
-            'embedded: vault.json beside the audit file; postgres: the audit database (audit.postgres or --audit-db), for instances sharing callers.',
-          ),
-      })
-      .optional()
-      .describe(
-        "The token vault of per-user OAuth (`userOAuth` credentials): each caller's upstream tokens, encrypted.",
-      ),
-    // `rules:` with every entry commented out (as `init` writes it) reads as null: no rules.
-    rules: z
-      .array(ruleSchema)
-      .nullish()
-      .transform((r) => r ?? []),
-  })
-  .superRefine((d, ctx) => {
-    // Two budgets with one name would share one counter: each name is one budget.
-    const budgetNames = new Map<string, number>();
-    d.budgets?.forEach((b, i) => {
-      const name = budgetName(b);
-      const other = budgetNames.get(name);
-      if (other !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['budgets', i, 'name'],
-          message: `budgets[${i}] and budgets[${other}] are both named "${name}": give one a distinct name`,
-        });
-      budgetNames.set(name, i);
-    });
-    if (!d.apis) return;
-    const names = Object.keys(d.apis);
-    if (names.length === 0)
-      ctx.addIssue({ code: 'custom', path: ['apis'], message: 'an API set needs at least one API' });
-    // In a set every credential belongs to one API, so that it can never reach another's origin.
-    if (d.credentials)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['credentials'],
-        message: 'with `apis:`, credentials go under apis.<name>.credentials (each API has its own)',
-      });
-    const seen = new Map<string, string>();
-    for (const [name, api] of Object.entries(d.apis)) {
-      const prefix = (api.prefix ?? name).toLowerCase();
-      if (prefix === '') continue;
-      const other = seen.get(prefix);
-      if (other !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['apis', name, 'prefix'],
-          message: `apis.${name} and apis.${other} have the same prefix "${prefix}"`,
-        });
-      seen.set(prefix, name);
-    }
-  })
-  .describe('mcp-warden policy: what agents may call, as whom, with which upstream credentials.');
-
-export type PolicyDoc = z.output<typeof policySchema>;
-export type PolicyRule = z.output<typeof ruleSchema>;
-export type CredentialDef = z.output<typeof credentialSchema>;
-export type CredentialSource = z.output<typeof credentialSource>;
-export type UserOAuthSource = z.output<typeof userOAuthSource>;
-export type TokenExchangeSource = z.output<typeof tokenExchangeSource>;
+export type PolicyDoc = z.output<Built['policySchema']>;
+export type PolicyRule = z.output<Built['ruleSchema']>;
+export type CredentialDef = z.output<Built['credentialSchema']>;
+export type CredentialSource = z.output<Built['credentialSource']>;
+export type UserOAuthSource = z.output<Built['userOAuthSource']>;
+export type TokenExchangeSource = z.output<Built['tokenExchangeSource']>;
 
 /** The three kinds of upstream credential an operator chooses between, per tool and environment. */
 export type CredentialKind = 'service' | 'userOAuth' | 'tokenExchange';
@@ -891,9 +962,9 @@ export function credentialKindOf(source: CredentialSource): CredentialKind {
   if (typeof source === 'string' || source.oauth2 !== undefined) return 'service';
   return source.userOAuth !== undefined ? 'userOAuth' : 'tokenExchange';
 }
-export type ApiKeyDef = z.output<typeof apiKeySchema>;
-export type CallersDoc = z.output<typeof callersSchema>;
-export type ApiDoc = z.output<typeof apiSchema>;
+export type ApiKeyDef = z.output<Built['apiKeySchema']>;
+export type CallersDoc = z.output<Built['callersSchema']>;
+export type ApiDoc = z.output<Built['apiSchema']>;
 
 /** Default scopes by risk when neither a rule nor `scopes:` says otherwise. */
 export const DEFAULT_SCOPES = {
@@ -906,7 +977,7 @@ export const DEFAULT_SCOPES = {
 
 /** The JSON Schema editors use, generated from the zod schema above. */
 export function policyJsonSchema(): Record<string, unknown> {
-  const js = z.toJSONSchema(policySchema, { io: 'input', target: 'draft-2020-12' }) as Record<
+  const js = z.toJSONSchema(schemas().policySchema, { io: 'input', target: 'draft-2020-12' }) as Record<
     string,
     unknown
   >;

@@ -1,4 +1,4 @@
-import * as oauth from 'oauth4webapi';
+import type * as OAuth from 'oauth4webapi';
 import { WardenError } from '../errors/index.js';
 import { readSecretRef } from '../lib/secret-ref.js';
 import { type Principal, subjectTokenOf } from '../model/principal.js';
@@ -7,6 +7,20 @@ import type { TokenExchangeSource } from '../policy/schema.js';
 /** RFC 8693 names. */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+/**
+ * oauth4webapi, loaded by the first exchange rather than by every start (issue 22: credentials.ts,
+ * which every start loads, imports this module). A failed load is not kept: the next exchange tries
+ * again, and the one that failed is refused.
+ */
+let loadingOAuth: Promise<typeof OAuth> | undefined;
+function loadOAuth(): Promise<typeof OAuth> {
+  loadingOAuth ??= import('oauth4webapi').catch((e: unknown) => {
+    loadingOAuth = undefined;
+    throw e;
+  });
+  return loadingOAuth;
+}
 
 /** An exchanged token is renewed this long before it (or the caller's own token) expires. */
 const EARLY_MS = 30_000;
@@ -39,9 +53,9 @@ export function createTokenExchanger(
   onSecret([clientSecret, `${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`]);
   const url = new URL(cfg.tokenUrl);
   // Only the token endpoint is used: no discovery, so the issuer is nominal (no ID token is asked for).
-  const as: oauth.AuthorizationServer = { issuer: url.origin, token_endpoint: url.href };
-  const client: oauth.Client = { client_id: clientId };
-  const auth = oauth.ClientSecretBasic(clientSecret);
+  const as: OAuth.AuthorizationServer = { issuer: url.origin, token_endpoint: url.href };
+  const client: OAuth.Client = { client_id: clientId };
+  const secret: string = clientSecret;
   const cache = new Map<string, { token: Promise<string>; expires: number }>();
 
   return {
@@ -77,8 +91,11 @@ export function createTokenExchanger(
           audience: cfg.audience,
         });
         if (want.length) params.set('scope', want.join(' '));
-        let res: oauth.TokenEndpointResponse;
+        let res: OAuth.TokenEndpointResponse;
+        let oauth: typeof OAuth | undefined;
         try {
+          oauth = await loadOAuth();
+          const auth = oauth.ClientSecretBasic(secret);
           const response = await oauth.genericTokenEndpointRequest(
             as,
             client,
@@ -89,7 +106,7 @@ export function createTokenExchanger(
           );
           res = await oauth.processGenericTokenEndpointResponse(as, client, response);
         } catch (e) {
-          throw refusal(e);
+          throw refusal(e, oauth);
         }
         if (!/^[\x21-\x7e]+$/.test(res.access_token))
           throw new WardenError(
@@ -103,7 +120,12 @@ export function createTokenExchanger(
     },
   };
 
-  function refusal(e: unknown): WardenError {
+  function refusal(e: unknown, oauth: typeof OAuth | undefined): WardenError {
+    if (oauth === undefined)
+      return new WardenError(
+        'TOKEN_EXCHANGE_REFUSED',
+        `${label}: the token exchange client could not be loaded (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
+      );
     // The provider's `error` code is a fixed vocabulary (RFC 6749 §5.2) and safe to show; its
     // description is not (it may quote the subject token's claims).
     if (e instanceof oauth.ResponseBodyError)

@@ -66,6 +66,8 @@ describe('serve loads what its configuration uses', () => {
     // needs (the injection screen, whose patterns compile when it loads).
     expect(started).not.toContain('src:server/user-credentials.ts');
     expect(started).not.toContain('src:protect/injection.ts');
+    // The token exchange client: loaded by the first exchange (upstream/token-exchange.ts).
+    expect(started).not.toContain('oauth4webapi');
     const called = packagesLoaded({ ...stdio, auditFile: tempPath(), call: true });
     for (const name of CALL_ONLY) expect(called).toContain(name);
     expect(called).toContain('src:protect/injection.ts');
