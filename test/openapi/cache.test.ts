@@ -11,11 +11,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/errors/index.js';
 import { specCacheDir } from '../../src/lib/state-dir.js';
 import { MAX_ENTRIES } from '../../src/openapi/cache.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../../src/openapi/load.js';
+import { isDamagedCopy } from '../../src/openapi/spec-transfer.js';
+import { loadApi } from '../../src/server/served-api.js';
 import { mcpClient } from '../support/gateway.js';
 import { jsonOk, minimalSpec, serveFiles, tempTree } from '../support/helpers.js';
 import { runCli, serveArgs, stdioTransport } from '../support/stdio.js';
@@ -74,6 +77,27 @@ async function loadError(file: string, opts: LoadOptions = {}): Promise<WardenEr
     return e as WardenError;
   }
   throw new Error('expected the load to fail');
+}
+
+/**
+ * Breaks the stored JSON of the document part that starts with `marker` (a byte changed, lengths
+ * kept) and writes the checksum again: an entry that passes every check of its frame, yet one of
+ * whose parts does not parse when it is first read.
+ */
+function damagePart(entry: string, marker: string): void {
+  const buf = readFileSync(entry);
+  const magic = 8;
+  const headerBytes = buf.readUInt32LE(magic);
+  const header = JSON.parse(buf.toString('utf8', magic + 4, magic + 4 + headerBytes)) as { crc: number };
+  const payload = Buffer.from(buf.subarray(magic + 4 + headerBytes));
+  const at = payload.indexOf(marker);
+  expect(at).toBeGreaterThan(0);
+  payload[at + 1] = 0x7b; // '{"' becomes '{{': not JSON
+  header.crc = crc32(payload);
+  const h = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(h.length);
+  writeFileSync(entry, Buffer.concat([buf.subarray(0, magic), len, h, payload]), { mode: 0o600 });
 }
 
 /** A root file with a `$ref` to a schema in another file, beside it. */
@@ -216,6 +240,34 @@ describe('the spec cache', () => {
     }
   });
 
+  it('a part that passes the checksum but does not parse: SPEC_PARSE on first read, the entry removed; loadApi loads again', async () => {
+    const file = join(tempTree({ 'big.json': bigSpec() }), 'big.json');
+    const first = await load(file);
+    const entry = join(cacheDir, entries()[0]!);
+    const good = readFileSync(entry);
+    damagePart(entry, '{"schemas"');
+    // The hit is read (its frame is sound); the damaged part fails when first read, clearly.
+    const hit = await load(file);
+    expect(hit.progress.some((m) => m.startsWith('parsed '))).toBe(false);
+    let thrown: unknown;
+    try {
+      void hit.spec.doc.components;
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(WardenError);
+    expect((thrown as WardenError).code).toBe('SPEC_PARSE');
+    expect((thrown as WardenError).message).toMatch(/cache.*damaged.*--no-spec-cache/);
+    expect(isDamagedCopy(thrown)).toBe(true);
+    expect(entries()).toEqual([]);
+    // A start (loadApi) that meets such a part loads the spec again and stores a sound entry.
+    damagePart((writeFileSync(entry, good, { mode: 0o600 }), entry), '{"schemas"');
+    const api = await loadApi({ spec: file, baseUrl: 'http://127.0.0.1:9', load: {} });
+    expect(api.spec.doc.components).toEqual(first.spec.doc.components);
+    expect(api.catalog.tools.map((t) => t.name)).toEqual(['listItems', 'getItem']);
+    expect(readFileSync(entry).equals(good)).toBe(true);
+  });
+
   it('an unusable cache directory: the spec loads without it', async () => {
     const dir = tempTree({ 'big.json': bigSpec(), 'file.txt': 'a file, not a directory' });
     process.env.MCP_WARDEN_CACHE_DIR = join(dir, 'file.txt', 'cache');
@@ -326,6 +378,33 @@ describe('the spec cache through the CLI', () => {
       /from cache/,
     );
     expect(entries()).toHaveLength(1);
+  });
+});
+
+describe('a damaged part through the CLI', () => {
+  it('serve (the entry decoded on the main thread from the worker) lists the same tools and replaces the entry', async () => {
+    const dir = tempTree({ 'big.json': bigSpec() });
+    const list = async () => {
+      const client = mcpClient();
+      const args = serveArgs({
+        spec: join(dir, 'big.json'),
+        baseUrl: 'http://127.0.0.1:9',
+        auditFile: join(dir, 'a.jsonl'),
+      });
+      await client.connect(stdioTransport(args, { MCP_WARDEN_CACHE_DIR: cacheDir }).transport);
+      try {
+        return (await client.listTools()).tools;
+      } finally {
+        await client.close();
+      }
+    };
+    const miss = await list();
+    const entry = join(cacheDir, entries()[0]!);
+    const good = readFileSync(entry);
+    damagePart(entry, '{"schemas"');
+    expect(await list()).toEqual(miss);
+    expect(readFileSync(entry).equals(good)).toBe(true);
+    expect(await list()).toEqual(miss);
   });
 });
 
