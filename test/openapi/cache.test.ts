@@ -261,7 +261,8 @@ describe('the spec cache', () => {
     expect(isDamagedCopy(thrown)).toBe(true);
     expect(entries()).toEqual([]);
     // A start (loadApi) that meets such a part loads the spec again and stores a sound entry.
-    damagePart((writeFileSync(entry, good, { mode: 0o600 }), entry), '{"schemas"');
+    writeFileSync(entry, good, { mode: 0o600 });
+    damagePart(entry, '{"schemas"');
     const api = await loadApi({ spec: file, baseUrl: 'http://127.0.0.1:9', load: {} });
     expect(api.spec.doc.components).toEqual(first.spec.doc.components);
     expect(api.catalog.tools.map((t) => t.name)).toEqual(['listItems', 'getItem']);
