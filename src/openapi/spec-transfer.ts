@@ -13,7 +13,7 @@
 
 import { rmSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
-import { WardenError } from '../errors/index.js';
+import { WardenError } from '../errors/error.js';
 
 export type PackedSpec =
   | { clone: unknown }
