@@ -1,4 +1,4 @@
-import { RE2JS } from 're2js';
+import { RE2JS, RE2JSException } from 're2js';
 
 /**
  * Regular expressions from a spec run in linear time. A `pattern` is matched against every argument
@@ -17,10 +17,17 @@ export function toRe2Syntax(pattern: string): string {
 
 /** The compiled pattern, or undefined when RE2 cannot run it (lookaround, backreference, bad syntax). */
 export function compileLinear(pattern: string): RE2JS | undefined {
+  // Read outside the catch: in the bundle re2js is evaluated at this first read, and an engine that
+  // failed to load must fail the build, not make every pattern look unenforceable (dropped: fail open).
+  const engine = RE2JS;
+  if (typeof engine?.compile !== 'function')
+    throw new Error('the regular expression engine (re2js) did not load');
   try {
-    return RE2JS.compile(toRe2Syntax(pattern));
-  } catch {
-    return undefined;
+    return engine.compile(toRe2Syntax(pattern));
+  } catch (e) {
+    // What RE2 refuses (lookaround, backreference, bad syntax) or a pattern nested too deep to parse.
+    if (e instanceof RE2JSException || e instanceof RangeError) return undefined;
+    throw e;
   }
 }
 

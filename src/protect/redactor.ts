@@ -147,8 +147,14 @@ function cutRedacted(clean: string, n: number, truncated: boolean, text: (w: str
  * redacted whole (never more than about twice the whole text's cost on a hostile body).
  * `truncated`: `s` was itself cut short, so its redacted end loses `CUT_MARGIN` characters too.
  */
-function redactedWindow(s: string, n: number, truncated: boolean, text: (w: string) => string): string {
+export function redactedWindow(
+  s: string,
+  n: number,
+  truncated: boolean,
+  text: (w: string) => string,
+): string {
   let red = '';
+  let grown = false;
   for (let w = n + CUT_MARGIN; ; ) {
     red = text(s.length > w ? s.slice(0, w) : s);
     if (s.length <= w) {
@@ -161,8 +167,13 @@ function redactedWindow(s: string, n: number, truncated: boolean, text: (w: stri
     // Grown by the share of raw text the window kept (with 10 % to spare), not doubled: a text dense
     // with values a little longer than their placeholders fell short by a few percent and was
     // redacted again at twice the size.
+    // From the second growth on, at least by half: a tail that is all placeholders (or looks like
+    // them; a private key with no END line) adds no raw text, and growing by a share of what was
+    // kept would take one redaction of the window per KiB of the body. So at most a few rounds.
     const kept = Math.max(red.length - placeholderChars(red, 0), 1) / w;
-    w = Math.max(w + 1024, w + Math.ceil(((CUT_MARGIN - raw) / Math.max(kept, 0.05)) * 1.1));
+    const step = Math.ceil(((CUT_MARGIN - raw) / Math.max(kept, 0.05)) * 1.1);
+    w = Math.max(grown ? Math.ceil(w * 1.5) : w + 1024, w + step);
+    grown = true;
     if (w * 2 >= s.length) w = s.length;
   }
   return red;

@@ -6,6 +6,7 @@ import {
   createRedactor,
   MAX_JSON_DEPTH,
   type RedactionCounts,
+  redactedWindow,
 } from '../../src/protect/redactor.js';
 import { DETECTOR_KINDS, PLANTED } from './planted.js';
 
@@ -371,6 +372,35 @@ describe('redactor: head (the audit copy of a response) redacts only the window 
     const excerpt = r.excerpt(s, N);
     expect(excerpt).not.toContain('eyJx');
     expect(excerpt.slice(0, N)).toBe(whole.slice(0, N));
+  });
+
+  // Review: with the window grown by a share of the raw text it kept, a tail that redacts to nothing
+  // but placeholders (or text that looks like them; a private key with no END line) took one
+  // redaction of the window per KiB: seconds of CPU for a 1 MiB body.
+  it('redacts a hostile body in a few rounds, never one per KiB', () => {
+    const N = 4096;
+    const pre = `${'x'.repeat(N + CUT_MARGIN - 40)} `;
+    for (const size of [128 * 1024, 1024 * 1024, 4 * 1024 * 1024]) {
+      const bodies = [
+        `${pre}${'[REDACTED:email]'.repeat(size / 16)}`.slice(0, size),
+        `${pre}-----BEGIN PRIVATE KEY-----${'A'.repeat(size)}`.slice(0, size),
+        `${pre}${'jo@example.org '.repeat(size / 15)}`.slice(0, size),
+      ];
+      for (const body of bodies) {
+        let rounds = 0;
+        let chars = 0;
+        const out = redactedWindow(body, N, false, (w) => {
+          rounds++;
+          chars += w.length;
+          return r.text(w);
+        });
+        expect(out.slice(0, N)).toBe(r.text(body).slice(0, N));
+        // Grown by half at least from the second round on: logarithmic in the body's size.
+        expect(rounds).toBeLessThanOrEqual(3 + Math.ceil(Math.log(size / (N + CUT_MARGIN)) / Math.log(1.5)));
+        // Never more than a few whole-text redactions' worth of text.
+        expect(chars).toBeLessThanOrEqual(3 * body.length + N + CUT_MARGIN);
+      }
+    }
   });
 
   it('keeps the first n characters when long values hold expanding ones (property)', () => {
