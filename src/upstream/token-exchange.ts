@@ -124,7 +124,8 @@ export function createTokenExchanger(
     if (oauth === undefined)
       return new WardenError(
         'TOKEN_EXCHANGE_REFUSED',
-        `${label}: the token exchange client could not be loaded (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
+        // A rejection may be anything, not an Error: only a short, printable code is shown.
+        `${label}: the token exchange client could not be loaded (${loadCode(e)}).`,
       );
     // The provider's `error` code is a fixed vocabulary (RFC 6749 §5.2) and safe to show; its
     // description is not (it may quote the subject token's claims).
@@ -138,4 +139,9 @@ export function createTokenExchanger(
       `${label}: the identity provider's token endpoint could not be reached or answered unusably.`,
     );
   }
+}
+
+function loadCode(e: unknown): string {
+  const code = e !== null && typeof e === 'object' ? (e as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^[A-Z0-9_]{1,40}$/.test(code) ? code : 'error';
 }
