@@ -77,7 +77,9 @@ const work = mkdtempSync(join(tmpdir(), 'warden-startup-'));
 const cacheEnv = (v) =>
   v.name === 'peer'
     ? {}
-    : { MCP_WARDEN_CACHE_DIR: cold ? mkdtempSync(join(work, 'cache-')) : join(work, 'spec-cache') };
+    : // One directory per build: two builds' entries for many specs would pass the cache's 16-entry
+      // cap and evict each other (8 specs: every "warm" sample a miss).
+      { MCP_WARDEN_CACHE_DIR: cold ? mkdtempSync(join(work, 'cache-')) : join(work, `spec-cache-${v.name}`) };
 if (profDir) mkdirSync(profDir, { recursive: true });
 
 const variants = [

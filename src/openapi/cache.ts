@@ -54,8 +54,12 @@ import { decodeStored, encodeStored } from './spec-transfer.js';
  */
 const FORMAT = 2;
 const MAGIC = Buffer.from('MCPWSPC2');
-/** Entries kept, and their total size: after a store, the oldest (by mtime) beyond either go. */
-export const MAX_ENTRIES = 16;
+/**
+ * Entries kept, and their total size: after a store, the oldest (by mtime) beyond either go. More
+ * entries than one gateway's specs (and a build or two of each): with 16, a set of 17 specs, or 8
+ * served by two builds in turn, evicted on every start the entry the next start needed (all misses).
+ */
+export const MAX_ENTRIES = 64;
 export const MAX_TOTAL_BYTES = 512 * 1024 * 1024;
 /** A temp file this old was left by a process that died while writing it. */
 const STALE_TEMP_MS = 10 * 60 * 1000;
