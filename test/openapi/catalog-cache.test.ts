@@ -272,6 +272,28 @@ describe('the code identity in the cache key', () => {
   });
 });
 
+/**
+ * Lists the tools of `file` over stdio (`extra` flags), then waits, before closing, until `until`
+ * holds: the worker stores the snapshot in the background, and the gateway lives until it has.
+ */
+async function listOver(file: string, extra: string[] = [], until?: () => boolean) {
+  const client = mcpClient();
+  const args = serveArgs({
+    spec: file,
+    baseUrl: 'http://127.0.0.1:9',
+    auditFile: join(dirname(file), 'a.jsonl'),
+    extra,
+  });
+  await client.connect(stdioTransport(args, { MCP_WARDEN_CACHE_DIR: cacheDir }).transport);
+  try {
+    const tools = (await client.listTools()).tools;
+    if (until) await expect.poll(until, { timeout: 30_000 }).toBe(true);
+    return tools;
+  } finally {
+    await client.close();
+  }
+}
+
 /** A spec over 1 MiB: `serve` loads it on the prefetch worker (src/openapi/prefetch.ts). */
 function bigSpec(): Record<string, unknown> {
   return { ...spec, info: { title: 'Big', version: '1', description: 'x'.repeat(1100 * 1024) } };
@@ -280,24 +302,8 @@ function bigSpec(): Record<string, unknown> {
 describe('serve: the prefetch worker stores the snapshot and carries it to the main thread', () => {
   it('stores it after the first list, restores it on the next start; --no-spec-cache does neither', async () => {
     const dir = tempTree({ 'big.json': bigSpec() });
-    const list = async (extra: string[] = [], until?: () => boolean) => {
-      const client = mcpClient();
-      const args = serveArgs({
-        spec: join(dir, 'big.json'),
-        baseUrl: 'http://127.0.0.1:9',
-        auditFile: join(dir, 'a.jsonl'),
-        extra,
-      });
-      await client.connect(stdioTransport(args, { MCP_WARDEN_CACHE_DIR: cacheDir }).transport);
-      try {
-        const tools = (await client.listTools()).tools;
-        // The worker stores the snapshot in the background: the gateway lives until it has.
-        if (until) await expect.poll(until, { timeout: 30_000 }).toBe(true);
-        return tools;
-      } finally {
-        await client.close();
-      }
-    };
+    const file = join(dir, 'big.json');
+    const list = (extra: string[] = [], until?: () => boolean) => listOver(file, extra, until);
     const off = await list(['--no-spec-cache']);
     expect(files('')).toEqual([]);
     const miss = await list([], () => files('.catalog').length === 1);
@@ -314,23 +320,7 @@ describe('serve: the prefetch worker stores the snapshot and carries it to the m
 });
 
 describe('serve: a snapshot that passes its checksum but does not restore is replaced', () => {
-  /** Lists the tools of `file` over stdio; waits, before closing, until `until` holds. */
-  const list = async (file: string, until?: () => boolean) => {
-    const client = mcpClient();
-    const args = serveArgs({
-      spec: file,
-      baseUrl: 'http://127.0.0.1:9',
-      auditFile: join(dirname(file), 'a.jsonl'),
-    });
-    await client.connect(stdioTransport(args, { MCP_WARDEN_CACHE_DIR: cacheDir }).transport);
-    try {
-      const tools = (await client.listTools()).tools;
-      if (until) await expect.poll(until, { timeout: 30_000 }).toBe(true);
-      return tools;
-    } finally {
-      await client.close();
-    }
-  };
+  const list = (file: string, until?: () => boolean) => listOver(file, [], until);
   const snapshotBytes = () => {
     const [name] = files('.catalog');
     return name === undefined ? undefined : readFileSync(join(cacheDir, name));

@@ -534,7 +534,8 @@ describe('a client that left before the lane was reached', () => {
 });
 
 describe('a client name meant to look like another', () => {
-  it('reaches the pipeline with its invisible and bidi characters escaped', async () => {
+  /** An endpoint whose one tool answers with the client name the pipeline got. */
+  const clientEchoEndpoint = async () => {
     const catalog = await itemsCatalog();
     const view = viewOf(catalog);
     const factory = createServerFactory({
@@ -543,7 +544,11 @@ describe('a client name meant to look like another', () => {
       inBandElicitation: false,
       pipeline: { call: async (input) => ({ content: [{ type: 'text', text: `client=${input.client}` }] }) },
     });
-    const http = await endpoint(factory, true);
+    return endpoint(factory, true);
+  };
+
+  it('reaches the pipeline with its invisible and bidi characters escaped', async () => {
+    const http = await clientEchoEndpoint();
     const c = await connectHttp(http.url, { name: 'claude\u202e\u200bdesktop', era: { pin: MODERN } as Era });
     try {
       const r = (await c.callTool({ name: 'getPart', arguments: { id: 'a', part: 1 } })) as {
@@ -562,15 +567,7 @@ describe('a client name meant to look like another', () => {
   });
 
   it('is cut to 100 characters before it is escaped, however long and however often sent', async () => {
-    const catalog = await itemsCatalog();
-    const view = viewOf(catalog);
-    const factory = createServerFactory({
-      catalog,
-      view: () => view,
-      inBandElicitation: false,
-      pipeline: { call: async (input) => ({ content: [{ type: 'text', text: `client=${input.client}` }] }) },
-    });
-    const http = await endpoint(factory, true);
+    const http = await clientEchoEndpoint();
     const long = `${'a'.repeat(99)}\u202e${'b'.repeat(400)}`;
     const c = await connectHttp(http.url, { name: long, era: { pin: MODERN } as Era });
     try {
