@@ -272,15 +272,21 @@ describe('a failed build or load ahead of the first call', () => {
     } as unknown as Dispatcher,
   });
 
-  it('warming that fails is asked again by a new pipeline (a reload), and logs no refused call', async () => {
+  /** Stages whose first load fails (a chunk missing) and later ones succeed. */
+  const failingFirst = () => {
     const { lines, logger } = capture();
     const closed = { n: 0 };
-    let loads = 0;
+    let n = 0;
     const stages = lazyStages(logger, async () => {
-      loads++;
-      if (loads === 1) throw new Error('chunk missing');
+      n++;
+      if (n === 1) throw new Error('chunk missing');
       return modules(closed);
     });
+    return { lines, closed, stages, loads: () => n };
+  };
+
+  it('warming that fails is asked again by a new pipeline (a reload), and logs no refused call', async () => {
+    const { lines, closed, stages, loads } = failingFirst();
     const warmed: string[] = [];
     stages.whenWarm(() => warmed.push('first'));
     stages.warmAfterList();
@@ -292,26 +298,19 @@ describe('a failed build or load ahead of the first call', () => {
     stages.whenWarm(() => warmed.push('reloaded'));
     await waitFor(() => warmed.length === 2, { what: 'the pipelines warmed by the second load' });
     expect(warmed).toEqual(['first', 'reloaded']);
-    expect(loads).toBe(2);
+    expect(loads()).toBe(2);
     // Warm now: a later pipeline is built at once, and nothing loads again.
     stages.whenWarm(() => warmed.push('later'));
     expect(warmed).toEqual(['first', 'reloaded', 'later']);
     stages.warmAfterList();
     await new Promise((r) => setImmediate(r));
-    expect(loads).toBe(2);
+    expect(loads()).toBe(2);
     await stages.close();
     expect(closed.n).toBe(1);
   });
 
   it('stages a call loaded after a failed warming warm the pipelines waiting', async () => {
-    const { lines, logger } = capture();
-    const closed = { n: 0 };
-    let loads = 0;
-    const stages = lazyStages(logger, async () => {
-      loads++;
-      if (loads === 1) throw new Error('chunk missing');
-      return modules(closed);
-    });
+    const { lines, closed, stages } = failingFirst();
     const warmed: string[] = [];
     stages.whenWarm(() => warmed.push('waiting'));
     stages.warmAfterList();
