@@ -615,16 +615,7 @@ export class ResponseClassifier {
    * `classify`'s list, they add nothing to it). Past `budget` edges it answers true.
    */
   mayFind(root: JsonSchema, defs: DefsLookup, search: FieldSearch, budget = 2000): boolean {
-    let byDefs = this.found.get(search);
-    if (!byDefs) {
-      byDefs = new WeakMap();
-      this.found.set(search, byDefs);
-    }
-    let byRoot = byDefs.get(defs);
-    if (!byRoot) {
-      byRoot = new Map();
-      byDefs.set(defs, byRoot);
-    }
+    const byRoot = answersFor(this.found, search, defs);
     const key = JSON.stringify(root);
     let r = byRoot.get(key);
     if (r === undefined) {
@@ -697,16 +688,7 @@ export class ResponseClassifier {
     if (done) return done.fields.find((f) => want(f.path, f));
     // Answers by predicate, lookup and root text, like `classify`: Stripe's responses that may hold
     // a secret repeat (`payment_source` four times), and each such walk follows up to 500 refs.
-    let byDefs = this.firsts.get(want);
-    if (!byDefs) {
-      byDefs = new WeakMap();
-      this.firsts.set(want, byDefs);
-    }
-    let known = byDefs.get(defs);
-    if (!known) {
-      known = new Map();
-      byDefs.set(defs, known);
-    }
+    const known = answersFor(this.firsts, want, defs);
     const hit = known.get(key);
     if (hit !== undefined) return hit ?? undefined;
     const r = this.walk(root, defs, want);
@@ -860,6 +842,25 @@ export function classifyResponseFields(
  * A schema's own fields and refs; with `cut`, only at the paths it keeps and only the hits of its
  * rules (a search's summary).
  */
+/** The answers kept for one question (`by`) over one lookup, by root text: made on first ask. */
+function answersFor<K extends object, V>(
+  memo: WeakMap<K, WeakMap<DefsLookup, Map<string, V>>>,
+  by: K,
+  defs: DefsLookup,
+): Map<string, V> {
+  let byDefs = memo.get(by);
+  if (!byDefs) {
+    byDefs = new WeakMap();
+    memo.set(by, byDefs);
+  }
+  let answers = byDefs.get(defs);
+  if (!answers) {
+    answers = new Map();
+    byDefs.set(defs, answers);
+  }
+  return answers;
+}
+
 function summarize(
   root: JsonSchema,
   defs: DefsLookup,
