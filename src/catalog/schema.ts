@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { WardenError } from '../errors/index.js';
-import { compileLinear } from '../lib/linear-regexp.js';
+import { runsLinear } from '../lib/linear-regexp.js';
 import {
   type DefsLookup,
   type JsonSchema,
@@ -394,7 +394,7 @@ export function isSafeRegExp(p: string): boolean {
   if (p.length > 1000) return false;
   let ok = safePatterns.get(p);
   if (ok === undefined) {
-    ok = compileLinear(p) !== undefined;
+    ok = runsLinear(p);
     remember(safePatterns, p, ok);
   }
   return ok;

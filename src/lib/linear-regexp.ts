@@ -31,6 +31,186 @@ export function compileLinear(pattern: string): RE2JS | undefined {
   }
 }
 
+/**
+ * Whether RE2 runs `pattern`: `compileLinear` succeeds. A pattern within a small subset of the
+ * syntax both engines read alike is answered without compiling it: RE2JS's compile decodes its
+ * Unicode case tables at the first literal character (~20 ms in a fresh process) and compiles each
+ * pattern in full, which was a sixth of Stripe's catalogue on a first start (60 patterns) for a
+ * verdict the subset gives at once. Anything outside the subset is compiled, as before. The subset
+ * is narrower than RE2's, never wider (test/lib/linear-regexp.test.ts checks it against RE2 on
+ * generated patterns), so no pattern RE2 refuses is ever taken for one it runs. The engine is still
+ * read first: one that failed to load fails the catalogue, as `compileLinear` does.
+ */
+export function runsLinear(pattern: string): boolean {
+  const engine = RE2JS;
+  if (typeof engine?.compile !== 'function')
+    throw new Error('the regular expression engine (re2js) did not load');
+  return inPlainSubset(pattern) || compileLinear(pattern) !== undefined;
+}
+
+/** Characters that stand for themselves outside a class, in both engines (ASCII, no metacharacter). */
+const PLAIN = /[ !"#%&',\-/:;<=>@_`~0-9A-Za-z]/;
+/**
+ * Escapes both engines read alike: the Perl classes, and any ASCII punctuation or space (`\.`, `\/`,
+ * `\:`…), which RE2 takes as itself (its `parseEscape`: any ASCII character but a letter or digit).
+ */
+const CLASS_ESCAPE = /[dDsSwW]/;
+const PUNCT_ESCAPE = /[ -/:-@[-`{-~]/;
+/** Most a counted repetition may say, and the most all of them may spell out (RE2: 1,000 each). */
+const MAX_COUNT = 1000;
+const MAX_WEIGHT = 100_000;
+const MAX_NESTING = 20;
+
+/**
+ * The subset `runsLinear` answers without compiling: literals (PLAIN), `.`, `^`, `$`, `\b`, `\B`,
+ * the escapes above, classes of literals, ranges and those escapes (`-` only first or last),
+ * capturing and `(?:` groups, `|`, and `* + ? {n} {n,} {n,m}` (m ≤ 1,000, lazy or not) after an
+ * atom, a counted one never inside another. No lookaround, backreference, flag group, named group,
+ * Unicode class or escape, octal or hex escape, POSIX class, or character outside printable ASCII.
+ */
+export function inPlainSubset(p: string): boolean {
+  if (p.length > 1000) return false;
+  let i = 0;
+  // Per open group: whether it holds a counted repetition, and where it started (its weight).
+  const groups: Array<{ counted: boolean; start: number }> = [];
+  let weight = 0;
+  // The last atom: whether it may take a quantifier, and whether it holds a counted repetition.
+  let quantifiable = false;
+  let atomCounted = false;
+  let atomStart = 0;
+  while (i < p.length) {
+    const c = p[i]!;
+    if (c === '(') {
+      if (groups.length >= MAX_NESTING) return false;
+      if (p[i + 1] === '?') {
+        if (p[i + 2] !== ':') return false;
+        groups.push({ counted: false, start: i });
+        i += 3;
+      } else {
+        groups.push({ counted: false, start: i });
+        i++;
+      }
+      quantifiable = false;
+      continue;
+    }
+    if (c === ')') {
+      const g = groups.pop();
+      if (!g) return false;
+      // A group holding a counted repetition makes the group around it hold one too.
+      const outer = groups[groups.length - 1];
+      if (g.counted && outer) outer.counted = true;
+      quantifiable = true;
+      atomCounted = g.counted;
+      atomStart = g.start;
+      i++;
+      continue;
+    }
+    if (c === '|') {
+      quantifiable = false;
+      i++;
+      continue;
+    }
+    if (c === '*' || c === '+' || c === '?' || c === '{') {
+      if (!quantifiable) return false;
+      let counted = false;
+      if (c === '{') {
+        const m = /^\{(\d{1,4})(,(\d{1,4})?)?\}/.exec(p.slice(i, i + 11));
+        if (!m) return false;
+        const min = Number(m[1]);
+        const max = m[3] !== undefined ? Number(m[3]) : min;
+        if (min > MAX_COUNT || max > MAX_COUNT || min > max) return false;
+        // A counted repetition inside another is what RE2 bounds by their product: left to RE2.
+        if (atomCounted) return false;
+        counted = true;
+        weight += Math.max(min, max) * (i - atomStart);
+        if (weight > MAX_WEIGHT) return false;
+        i += m[0].length;
+      } else i++;
+      if (p[i] === '?') i++;
+      if (counted) {
+        const g = groups[groups.length - 1];
+        if (g) g.counted = true;
+      }
+      // No quantifier right after another (`a**`, `a{2}{3}`): both engines refuse or differ.
+      quantifiable = false;
+      continue;
+    }
+    atomStart = i;
+    atomCounted = false;
+    if (c === '^' || c === '$') {
+      quantifiable = false;
+      i++;
+      continue;
+    }
+    if (c === '.') {
+      quantifiable = true;
+      i++;
+      continue;
+    }
+    if (c === '\\') {
+      const e = p[i + 1];
+      if (e === undefined) return false;
+      if (e === 'b' || e === 'B') quantifiable = false;
+      else if (CLASS_ESCAPE.test(e) || PUNCT_ESCAPE.test(e)) quantifiable = true;
+      else return false;
+      i += 2;
+      continue;
+    }
+    if (c === '[') {
+      const end = classEnd(p, i);
+      if (end < 0) return false;
+      quantifiable = true;
+      i = end;
+      continue;
+    }
+    if (!PLAIN.test(c)) return false;
+    quantifiable = true;
+    i++;
+  }
+  return groups.length === 0;
+}
+
+/** Where a class of the subset that opens at `start` ends (past its `]`), or -1 outside the subset. */
+function classEnd(p: string, start: number): number {
+  let i = start + 1;
+  if (p[i] === '^') i++;
+  const first = i;
+  let items = 0;
+  while (i < p.length) {
+    const c = p[i]!;
+    if (c === ']') return items > 0 ? i + 1 : -1;
+    if (c === '-') {
+      // Literal only as the first or the last item.
+      if (i !== first && p[i + 1] !== ']') return -1;
+      items++;
+      i++;
+      continue;
+    }
+    if (c === '\\') {
+      const e = p[i + 1];
+      if (e === undefined || !(CLASS_ESCAPE.test(e) || PUNCT_ESCAPE.test(e))) return -1;
+      i += 2;
+      items++;
+      // An escape is never a range's end: `[\d-z]` reads differently in the two engines.
+      if (p[i] === '-' && p[i + 1] !== ']') return -1;
+      continue;
+    }
+    if (c === '[' || !isPrintableAscii(c)) return -1;
+    if (p[i + 1] === '-' && p[i + 2] !== undefined && p[i + 2] !== ']') {
+      const hi = p[i + 2]!;
+      if (hi === '\\' || hi === '[' || hi === '-' || !isPrintableAscii(hi) || hi < c) return -1;
+      i += 3;
+    } else i++;
+    items++;
+  }
+  return -1;
+}
+
+function isPrintableAscii(c: string): boolean {
+  const code = c.charCodeAt(0);
+  return code >= 0x20 && code <= 0x7e;
+}
+
 /** Ajv's `code.regExp` engine: every `pattern` and `patternProperties` key goes through RE2. */
 export const linearRegExp = Object.assign(
   (pattern: string, _flags: string) => {

@@ -1,0 +1,220 @@
+import fc from 'fast-check';
+import { RE2JS } from 're2js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { buildCatalog } from '../../src/catalog/build.js';
+import { compileLinear, inPlainSubset, runsLinear } from '../../src/lib/linear-regexp.js';
+
+// Issue 22 (cold start): a spec `pattern` in the plain subset is known to run on RE2 without
+// compiling it. The subset must be narrower than RE2's: a pattern RE2 refuses (not enforced, with a
+// warning) must never be taken for one it runs.
+
+const re2Runs = (p: string) => compileLinear(p) !== undefined;
+
+/** Pieces of the pattern syntax, the subset's and the ones around its edges. */
+const TOKENS = [
+  'a',
+  'Z',
+  '0',
+  '9',
+  '_',
+  '-',
+  '/',
+  ' ',
+  ':',
+  '.',
+  '^',
+  '$',
+  '|',
+  '(',
+  ')',
+  '(?:',
+  '(?=',
+  '(?!',
+  '(?<=',
+  '(?<n>',
+  '(?i)',
+  '(?P<n>',
+  '*',
+  '+',
+  '?',
+  '{',
+  '}',
+  '{2}',
+  '{0,3}',
+  '{2,}',
+  '{1000}',
+  '{1001}',
+  '{3,2}',
+  '{,2}',
+  '[',
+  ']',
+  '[^',
+  '[a-z]',
+  '[z-a]',
+  '[-a]',
+  '[a-]',
+  '[\\d-z]',
+  '[[:alpha:]]',
+  '[]',
+  '[^]',
+  '\\',
+  '\\d',
+  '\\w',
+  '\\s',
+  '\\b',
+  '\\B',
+  '\\.',
+  '\\/',
+  '\\-',
+  '\\:',
+  '\\_',
+  '\\1',
+  '\\k<n>',
+  '\\p{L}',
+  '\\u00e9',
+  '\\x41',
+  '\\e',
+  '\\z',
+  '\\A',
+  '\\Q',
+  'é',
+  '\u{1F600}',
+];
+
+describe('inPlainSubset', () => {
+  it('answers yes only for patterns RE2 compiles (generated from the syntax around the subset)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...TOKENS), { maxLength: 14 }), (parts) => {
+        const p = parts.join('');
+        if (inPlainSubset(p)) expect(re2Runs(p)).toBe(true);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('answers yes only for patterns RE2 compiles (generated mostly inside the subset)', () => {
+    const inside = ['a', '0', '-', '(', ')', '(?:', '*', '+', '?', '{2}', '{0,3}', '{1000}', '[a-z]', '[-a]'];
+    const more = ['\\d', '\\.', '|', '^', '$', '.', '[^/]', '??', '{2,}?'];
+    let taken = 0;
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...inside, ...more), { maxLength: 14 }), (parts) => {
+        const p = parts.join('');
+        if (inPlainSubset(p)) {
+          taken++;
+          expect(re2Runs(p)).toBe(true);
+        }
+      }),
+      { numRuns: 20_000 },
+    );
+    // The property says something only if the subset is met often.
+    expect(taken).toBeGreaterThan(2_000);
+  });
+
+  it('answers yes only for patterns RE2 compiles (any ASCII text)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary-ascii', maxLength: 24 }), (p) => {
+        if (inPlainSubset(p)) expect(re2Runs(p)).toBe(true);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('takes the patterns real specs write', () => {
+    for (const p of [
+      '^[0-9]{1,6}$',
+      '^cus_[a-z0-9]+$',
+      '^/v1/payment_links',
+      '^/v1/tax/calculations/[^/]+/line_items',
+      '^[0-9a-fA-F]+$',
+      '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$',
+      '^ssh-(rsa|dss|ed25519) |^ecdsa-sha2-nistp(256|384|521) ',
+      '^(?:first|last|after:\\d+)$',
+      '^[A-Za-z0-9_.-]+$',
+      '^\\d{4}-\\d{2}-\\d{2}$',
+      '',
+    ]) {
+      expect(inPlainSubset(p), p).toBe(true);
+      expect(re2Runs(p), p).toBe(true);
+    }
+  });
+
+  it('leaves everything else to RE2: lookarounds, backreferences, nested counts, Unicode, odd classes', () => {
+    for (const p of [
+      '(?=a)b',
+      '(a)\\1',
+      '((a{2})){3}',
+      '(?:a{2}){3}',
+      'a{1001}',
+      'a**',
+      '^*',
+      '[\\d-z]',
+      '[a-c-e]',
+      '[]a]',
+      '[[:alpha:]]',
+      '\\p{L}+',
+      '\\u00e9',
+      '(?i)abc',
+      '(?<year>\\d{4})',
+      'é+',
+      '(a',
+      'a)',
+      'a{,2}',
+    ])
+      expect(inPlainSubset(p), p).toBe(false);
+  });
+});
+
+describe('runsLinear', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('gives the verdict RE2 gives', () => {
+    for (const p of ['^[0-9]{1,6}$', '(?=a)b', '(a)\\1', '((a{2})){3}', '\\p{L}+', '[\\d-z]'])
+      expect(runsLinear(p), p).toBe(re2Runs(p));
+  });
+
+  it('does not compile a spec pattern of the plain subset while building a catalogue', () => {
+    const compile = vi.spyOn(RE2JS, 'compile');
+    const spec = {
+      source: { kind: 'file', location: '/x.json', label: 'x.json' },
+      rootText: '',
+      originalVersion: '3.0.3',
+      dialect: '3.0',
+      files: 1,
+      warnings: [],
+      deviations: [],
+      doc: {
+        openapi: '3.0.3',
+        info: { title: 't', version: '1' },
+        paths: {
+          '/u/{id}': {
+            get: {
+              operationId: 'getU',
+              parameters: [
+                // A pattern no other test of this process has met (the verdicts are kept by text).
+                {
+                  name: 'id',
+                  in: 'path',
+                  required: true,
+                  schema: { type: 'string', pattern: '^u_[a-q]{3,9}$' },
+                },
+                { name: 'q', in: 'query', schema: { type: 'string', pattern: '^(?=x)x-subset-test$' } },
+              ],
+              responses: { '200': { description: 'ok' } },
+            },
+          },
+        },
+      },
+    };
+    const catalog = buildCatalog(spec as never);
+    const props = catalog.tools[0]!.inputSchema.properties as Record<string, { pattern?: string }>;
+    // Kept (RE2 runs it) without a compile; the lookahead still compiled, refused and left out.
+    expect(props.id!.pattern).toBe('^u_[a-q]{3,9}$');
+    expect(props.q!.pattern).toBeUndefined();
+    expect(
+      catalog.warnings.some((w) => w.includes('^(?=x)x-subset-test$') && w.includes('not enforced')),
+    ).toBe(true);
+    expect(compile.mock.calls.map((c) => c[0])).toEqual(['^(?=x)x-subset-test$']);
+  });
+});
