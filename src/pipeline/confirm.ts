@@ -190,7 +190,14 @@ export function createConfirm(options: ConfirmOptions) {
     throw approvalError(a, options.now ?? Date.now);
   }
 
-  return async function confirm(ctx: CallContext): Promise<void> {
+  // Most calls have nothing to confirm: they get no promise and no turn of the event loop (the stage
+  // is on every call's path). Everything else is decided in `confirmOrPark`, as before.
+  return function confirm(ctx: CallContext): Promise<void> | undefined {
+    if (ctx.taintedBy?.action !== 'park' && !ctx.decision!.decision.confirm) return undefined;
+    return confirmOrPark(ctx);
+  };
+
+  async function confirmOrPark(ctx: CallContext): Promise<void> {
     const d = ctx.decision!.decision;
     // The taint guard parks an outward call after a tainting read: a human operator, whatever the
     // rule's mode (an elicitation or a token could come from the very agent the read may have steered).
@@ -215,7 +222,7 @@ export function createConfirm(options: ConfirmOptions) {
         },
       );
     return byElicitation(ctx, bind, channel);
-  };
+  }
 }
 
 /** What the agent is told about a parked call: what waits, its id, its expiry and what to do next. */

@@ -12,7 +12,6 @@ import {
   IsolatedCircuitError,
   noop,
   retry,
-  wrap,
 } from 'cockatiel';
 import { isWardenError, WardenError } from '../errors/index.js';
 import type { BreakerConfig, RetryConfig, ToolDecision } from '../policy/evaluate.js';
@@ -104,7 +103,7 @@ export function createResilience(o: ResilienceOptions = {}) {
     return r;
   };
 
-  const policiesFor = (d: ToolDecision | undefined, tool: string, origin: string): IPolicy => {
+  const policiesFor = (d: ToolDecision | undefined, tool: string, origin: string): Nested => {
     const policies: IPolicy[] = [bulkheadFor(tool, d?.limits.concurrency ?? DEFAULT_CONCURRENCY)];
     // No retries: no layer at all (cockatiel's `noop` would only add an async hop per call).
     const retries = retryFor(d?.retries ?? false);
@@ -112,13 +111,13 @@ export function createResilience(o: ResilienceOptions = {}) {
     const ob = o.originBreaker ?? DEFAULT_ORIGIN_BREAKER;
     if (ob) policies.push(breakerFor(`origin:${origin}`, ob));
     if (d?.breaker) policies.push(breakerFor(`tool:${tool}`, d.breaker));
-    return wrap(...policies);
+    return nest(policies);
   };
   // The wrapped policy of a decision (immutable: a policy change makes new ones) and origin, made once.
   // It wraps the very bulkhead, retry and breakers above, which are shared by configuration, so state
   // (calls in flight, consecutive failures) is the same whichever decision object a call comes with.
-  const wrapped = new WeakMap<ToolDecision, Map<string, IPolicy>>();
-  const policyOf = (ctx: CallContext): IPolicy => {
+  const wrapped = new WeakMap<ToolDecision, Map<string, Nested>>();
+  const policyOf = (ctx: CallContext): Nested => {
     const d = ctx.decision?.decision;
     const tool = ctx.tool?.name ?? String(ctx.input.name);
     const origin = ctx.outbound!.origin;
@@ -164,4 +163,23 @@ export function createResilience(o: ResilienceOptions = {}) {
       throw e;
     }
   };
+}
+
+/** Policies run one inside the other. */
+interface Nested {
+  execute<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * `policies` nested outside in, each one's `execute` running the next: what cockatiel's `wrap` does,
+ * without the context object it spreads anew per layer and call (and its extra `Promise.resolve`).
+ * Nothing here reads that context, and no call passes a signal, so every layer sees the same
+ * never-aborted signal `wrap` would hand it.
+ */
+function nest(policies: readonly IPolicy[]): Nested {
+  const [outer, ...rest] = policies;
+  if (!outer) return { execute: (fn) => fn() };
+  if (!rest.length) return { execute: (fn) => outer.execute(() => fn()) };
+  const inner = nest(rest);
+  return { execute: (fn) => outer.execute(() => inner.execute(fn)) };
 }

@@ -184,6 +184,28 @@ describe('confirm stage: client channels', () => {
     expect(ctx.confirmed).toBeUndefined();
   });
 
+  it('returns no promise for a call with nothing to confirm, and one for a call to confirm', async () => {
+    const view = viewOf(await itemsCatalog(), POLICY);
+    const confirm = createConfirm({
+      secret: randomBytes(32),
+      ttlSeconds: 60,
+      replay: createMemoryReplayGuard(),
+      redactor: createRedactor(),
+      approvals: testApprovals(memoryAudit()),
+      origin: () => 'https://api.example.com/v2',
+    });
+    // The pipeline awaits only what a stage returns: a read with no rule to confirm costs no turn.
+    const read = resolvedContext(view, { name: 'getPart', arguments: {} });
+    read.args = {};
+    expect(confirm(read)).toBeUndefined();
+    expect(read.confirmed).toBeUndefined();
+    const write = resolvedContext(view, { name: 'createItem', arguments: { name: 'bolt' } });
+    write.args = { name: 'bolt' };
+    const pending = confirm(write);
+    expect(pending).toBeInstanceOf(Promise);
+    await expect(pending).rejects.toMatchObject({ code: 'APPROVAL_PENDING' });
+  });
+
   // What a client may send back instead of an answer: each is refused, none runs the call.
   const GARBAGE: unknown[] = [
     null,

@@ -261,7 +261,7 @@ describe('taint guard: park (the default)', () => {
     });
     // sendMessage needs no confirmation by its rule; the taint alone parks it, whatever the client can do.
     expect(ctx.decision!.decision.confirm).toBe(false);
-    const parked = await confirm(ctx).then(
+    const parked = await Promise.resolve(confirm(ctx)).then(
       () => undefined,
       (e: WardenError) => e,
     );
