@@ -222,7 +222,7 @@ describe('the spec cache', () => {
     expect(entryFiles().map((f) => f.length)).toEqual([4]);
     expect(fromCache(await loadSpec(fresh.root))).toBe(true);
     rmSync(cacheDir, { recursive: true });
-    // Settled (as if changed long before their read): a fingerprint, and a hit by lstat alone.
+    // Settled (as if changed long before their read): a fingerprint, and a hit by its stat alone.
     overrideRacyWindow(-1e15);
     try {
       const m = multiFile();
