@@ -402,6 +402,8 @@ export async function bundleExternal(
           ),
         );
       }
+      // Taken before the read: the spec cache re-checks a settled file by it (./cache.ts).
+      const statAt = Date.now();
       const st = statSync(real);
       // A FIFO or device would block the synchronous read below, and with it the event loop.
       if (!st.isFile()) {
@@ -409,7 +411,7 @@ export async function bundleExternal(
       }
       count(st.size, label);
       const bytes = readFileSync(real);
-      opts.cache?.recordFile(path, real, bytes);
+      opts.cache?.recordFile(path, real, bytes, st, statAt);
       return bytes;
     },
   };

@@ -15,7 +15,7 @@ import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/errors/index.js';
 import { specCacheDir } from '../../src/lib/state-dir.js';
-import { MAX_ENTRIES } from '../../src/openapi/cache.js';
+import { MAX_ENTRIES, overrideRacyWindow } from '../../src/openapi/cache.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../../src/openapi/load.js';
 import { isDamagedCopy } from '../../src/openapi/spec-transfer.js';
 import { loadApi } from '../../src/server/served-api.js';
@@ -114,6 +114,13 @@ function multiFile(schema: object = { type: 'object', properties: { id: { type: 
   return { dir, root: join(dir, 'api/root.yaml'), item: join(dir, 'api/item.yaml') };
 }
 
+/** The `files` of the one entry's header: [path, real path, size, SHA-256, fingerprint?] each. */
+function entryFiles(): unknown[][] {
+  const buf = readFileSync(join(cacheDir, entries()[0]!));
+  const n = buf.readUInt32LE(8);
+  return (JSON.parse(buf.toString('utf8', 12, 12 + n)) as { files: unknown[][] }).files;
+}
+
 const itemSchema = (spec: LoadedSpec) =>
   JSON.stringify((spec.doc.paths!['/items'] as { get: { responses: unknown } }).get.responses);
 
@@ -203,6 +210,57 @@ describe('the spec cache', () => {
     rmSync(m.item);
     symlinkSync(join(m.dir, 'api/copy.yaml'), m.item);
     expect(fromCache(await loadSpec(m.root))).toBe(false);
+  });
+
+  it("a settled $ref'd file is re-checked by its stat, a fresh one by its bytes; any change is a miss", async () => {
+    const fromCache = (spec: LoadedSpec) =>
+      typeof Object.getOwnPropertyDescriptor(spec.doc, 'paths')?.get === 'function';
+    // Files written just now have not settled (a second change within the file system's clock tick
+    // could keep their stat): no fingerprint, the hit reads them.
+    const fresh = multiFile();
+    await loadSpec(fresh.root);
+    expect(entryFiles().map((f) => f.length)).toEqual([4]);
+    expect(fromCache(await loadSpec(fresh.root))).toBe(true);
+    rmSync(cacheDir, { recursive: true });
+    // Settled (as if changed long before their read): a fingerprint, and a hit by its stat alone.
+    overrideRacyWindow(-1e15);
+    try {
+      const m = multiFile();
+      const first = await loadSpec(m.root);
+      const [item] = entryFiles();
+      const st = statSync(m.item);
+      expect(item).toEqual([
+        m.item,
+        m.item,
+        st.size,
+        expect.any(String),
+        [st.dev, st.ino, st.mtimeMs, st.ctimeMs],
+      ]);
+      expect(fromCache(await loadSpec(m.root))).toBe(true);
+      // Other bytes of the same size with the old mtime put back: the ctime still moved, a miss.
+      const text = readFileSync(m.item, 'utf8');
+      writeFileSync(m.item, text.replace('"id"', '"xy"'));
+      utimesSync(m.item, st.atime, st.mtime);
+      expect(statSync(m.item).size).toBe(st.size);
+      const changed = await loadSpec(m.root);
+      expect(fromCache(changed)).toBe(false);
+      expect(itemSchema(changed)).toContain('"xy"');
+      // Replaced by another file of the same bytes (a new inode): read again, the same bytes hit.
+      const copy = join(m.dir, 'api/copy.yaml');
+      writeFileSync(copy, readFileSync(m.item));
+      rmSync(m.item);
+      writeFileSync(m.item, readFileSync(copy));
+      const same = await loadSpec(m.root);
+      expect(fromCache(same)).toBe(true);
+      expect(itemSchema(same)).toEqual(itemSchema(changed));
+      // A symlink in its place, to a file of the same bytes: the full check, a miss.
+      rmSync(m.item);
+      symlinkSync(copy, m.item);
+      expect(fromCache(await loadSpec(m.root))).toBe(false);
+      expect(first.doc.paths).toBeDefined();
+    } finally {
+      overrideRacyWindow(undefined);
+    }
   });
 
   it('an option that changes the result or the error is a miss', async () => {
