@@ -8,11 +8,94 @@ import { RE2JS, RE2JSException } from 're2js';
  * backreferences do not exist in RE2, so a pattern using them is not enforced (with a warning).
  */
 
-/** ECMA-262 spellings RE2 writes differently: `\uXXXX` is `\x{XXXX}`. Other escapes pass through. */
-export function toRe2Syntax(pattern: string): string {
-  return pattern.replace(/\\(u([0-9a-fA-F]{4})|[\s\S])/g, (m, _e: string, hex: string | undefined) =>
-    hex ? `\\x{${hex}}` : m,
-  );
+/**
+ * What `\s` means in a JSON Schema `pattern` (ECMA-262 WhiteSpace and LineTerminator), as RE2 class
+ * items: RE2's own `\s` is ASCII only, so `^\S+$` would let a no-break space or U+2028 through.
+ */
+const JS_SPACE =
+  '\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}';
+/** ECMA-262's `.`: anything but a line terminator (RE2's excludes only `\n`). */
+const JS_DOT = '[^\\n\\r\\x{2028}\\x{2029}]';
+
+/**
+ * The pattern in RE2's syntax with ECMA-262's meaning (what JSON Schema says a `pattern` means), or
+ * undefined when RE2 cannot say it. Written out: `\uXXXX` and `\u{X…}` as `\x{…}`; `.`, `\s` and
+ * `\S` as the classes ECMA-262 means; counts without leading zeros (RE2 reads `{04}` as text, ECMA-262
+ * as four). Not sayable, so left unenforced with a warning like any pattern RE2 refuses: `\S` in a
+ * negated class, and `[]` / `[^]` (ECMA-262's empty and any-character classes; RE2 reads the `]` as
+ * a member). Everything else passes through, and RE2 refuses what it does not know.
+ */
+export function toRe2Syntax(pattern: string): string | undefined {
+  let out = '';
+  // Inside a class: where its items start in `out`, whether it is negated, whether it held `\S`.
+  let cls: { start: number; negated: boolean; nonSpace: boolean } | undefined;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\') {
+      const n = pattern[i + 1];
+      if (n === undefined) return out + c;
+      if (n === 'u') {
+        const four = /^[0-9a-fA-F]{4}/.exec(pattern.slice(i + 2, i + 6));
+        const braced = /^\{([0-9a-fA-F]{1,6})\}/.exec(pattern.slice(i + 2, i + 11));
+        if (four) {
+          out += `\\x{${four[0]}}`;
+          i += 5;
+          continue;
+        }
+        if (braced) {
+          out += `\\x{${braced[1]}}`;
+          i += 1 + braced[0].length;
+          continue;
+        }
+      }
+      if (n === 's') out += cls ? JS_SPACE : `[${JS_SPACE}]`;
+      else if (n === 'S' && cls) {
+        if (cls.negated) return undefined;
+        cls.nonSpace = true;
+      } else if (n === 'S') out += `[^${JS_SPACE}]`;
+      else out += c + n;
+      i++;
+      continue;
+    }
+    if (cls) {
+      // ECMA-262 reads `[` in a class as itself; RE2 reads `[:alpha:]` as a POSIX class.
+      if (c === '[' && pattern[i + 1] === ':') return undefined;
+      if (c === ']') {
+        const items = out.slice(cls.start);
+        out = out.slice(0, cls.start);
+        if (!cls.nonSpace) out += `[${cls.negated ? '^' : ''}${items}]`;
+        else out += items ? `(?:[${items}]|[^${JS_SPACE}])` : `[^${JS_SPACE}]`;
+        cls = undefined;
+      } else out += c;
+      continue;
+    }
+    if (c === '[') {
+      const negated = pattern[i + 1] === '^';
+      if (negated) i++;
+      const first = pattern[i + 1];
+      if (first === ']') return undefined;
+      // A class that holds only `\S` ends up empty of items: the pair below tells them apart.
+      cls = { start: out.length, negated, nonSpace: false };
+      continue;
+    }
+    if (c === '.') {
+      out += JS_DOT;
+      continue;
+    }
+    if (c === '{') {
+      const count = /^\{(\d+)(?:(,)(\d*))?\}/.exec(pattern.slice(i));
+      if (count) {
+        const n = (d: string) => d.replace(/^0+(?=\d)/, '');
+        out += `{${n(count[1]!)}${count[2] ?? ''}${count[3] ? n(count[3]) : ''}}`;
+        i += count[0].length - 1;
+        continue;
+      }
+    }
+    out += c;
+  }
+  // An unclosed class: RE2 refuses it as it stands.
+  if (cls) out = `${out.slice(0, cls.start)}[${cls.negated ? '^' : ''}${out.slice(cls.start)}`;
+  return out;
 }
 
 /** The compiled pattern, or undefined when RE2 cannot run it (lookaround, backreference, bad syntax). */
@@ -22,8 +105,10 @@ export function compileLinear(pattern: string): RE2JS | undefined {
   const engine = RE2JS;
   if (typeof engine?.compile !== 'function')
     throw new Error('the regular expression engine (re2js) did not load');
+  const re2 = toRe2Syntax(pattern);
+  if (re2 === undefined) return undefined;
   try {
-    return engine.compile(toRe2Syntax(pattern));
+    return engine.compile(re2);
   } catch (e) {
     // What RE2 refuses (lookaround, backreference, bad syntax) or a pattern nested too deep to parse.
     if (e instanceof RE2JSException || e instanceof RangeError) return undefined;
@@ -171,7 +256,8 @@ export function inPlainSubset(p: string): boolean {
     quantifiable = true;
     i++;
   }
-  return groups.length === 0;
+  // The same written out for RE2 (`[^\S]` is in the subset's syntax but not sayable there).
+  return groups.length === 0 && toRe2Syntax(p) !== undefined;
 }
 
 /** Where a class of the subset that opens at `start` ends (past its `]`), or -1 outside the subset. */
@@ -218,7 +304,9 @@ function isPrintableAscii(c: string): boolean {
 /** Ajv's `code.regExp` engine: every `pattern` and `patternProperties` key goes through RE2. */
 export const linearRegExp = Object.assign(
   (pattern: string, _flags: string) => {
-    const re = RE2JS.compile(toRe2Syntax(pattern));
+    // Ajv sees only patterns `runsLinear` took (src/catalog/schema.ts); anything else fails here, closed.
+    const re = compileLinear(pattern);
+    if (!re) throw new Error(`pattern ${JSON.stringify(pattern.slice(0, 200))} cannot be enforced`);
     // Ajv caches compiled patterns by `toString()`: each must say which pattern it is.
     return { test: (s: string) => re.matcher(s).find(), toString: () => `/${pattern}/` };
   },

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { RE2JS } from 're2js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
-import { compileLinear, inPlainSubset, runsLinear } from '../../src/lib/linear-regexp.js';
+import { compileLinear, inPlainSubset, runsLinear, toRe2Syntax } from '../../src/lib/linear-regexp.js';
 
 // Issue 22 (cold start): a spec `pattern` in the plain subset is known to run on RE2 without
 // compiling it. The subset must be narrower than RE2's: a pattern RE2 refuses (not enforced, with a
@@ -218,5 +218,114 @@ describe('runsLinear', () => {
       catalog.warnings.some((w) => w.includes('^(?=x)x-subset-test$') && w.includes('not enforced')),
     ).toBe(true);
     expect(compile.mock.calls.map((c) => c[0])).toEqual(['^(?=x)x-subset-test$']);
+  });
+});
+
+describe('toRe2Syntax: RE2 matches what ECMA-262 (JSON Schema) means', () => {
+  const js = (p: string) => {
+    try {
+      return new RegExp(p, 'u');
+    } catch {
+      return undefined; // not a valid ECMA-262 pattern in Unicode mode: no meaning to compare
+    }
+  };
+  const re2 = (p: string) => compileLinear(p);
+  /** Texts around the places the two engines differ: Unicode spaces, line terminators, astral characters. */
+  const CHARS = [
+    'a',
+    'Z',
+    '0',
+    '4',
+    '_',
+    '-',
+    ' ',
+    '\t',
+    '\n',
+    '\r',
+    '\v',
+    '\f',
+    '\u00a0',
+    '\u1680',
+    '\u2000',
+  ];
+  const MORE = [
+    '\u2028',
+    '\u2029',
+    '\u202f',
+    '\u3000',
+    '\ufeff',
+    '\u0085',
+    'é',
+    '\u{1F600}',
+    '{',
+    '}',
+    ',',
+    '.',
+  ];
+  const text = fc.array(fc.constantFrom(...CHARS, ...MORE), { maxLength: 8 }).map((a) => a.join(''));
+
+  it('agree on the cases where RE2 read them differently: counts with leading zeros, \\s, \\S, .', () => {
+    const cases: Array<[string, string, boolean]> = [
+      ['^[0-9]{04}$', '1234', true],
+      ['^[0-9]{04}$', '1{04}', false],
+      ['^a{02,03}$', 'aaa', true],
+      ['^\\S+$', 'a\u00a0b', false],
+      ['^\\S+$', 'a\u2028b', false],
+      ['^\\S+$', 'a\ufeffb', false],
+      ['^\\s$', '\u00a0', true],
+      ['^\\s$', '\u3000', true],
+      ['^.+$', 'a\rb', false],
+      ['^.+$', 'a\u2028b', false],
+      ['^[a\\S]+$', 'a\u00a0', false],
+      ['^[\\s\\d]+$', '1\u00a02', true],
+      ['^\\u{1F600}$', '\u{1F600}', true],
+    ];
+    for (const [p, s, want] of cases) {
+      expect(js(p)?.test(s), `${p} ${JSON.stringify(s)} (ECMA-262)`).toBe(want);
+      expect(re2(p)?.matcher(s).find(), `${p} ${JSON.stringify(s)} (RE2)`).toBe(want);
+    }
+  });
+
+  it('leaves unenforced what RE2 cannot say: \\S in a negated class, [] and [^], POSIX classes', () => {
+    for (const p of ['[^\\S]', '[^a\\S]', '[]', '[^]a', '[[:alpha:]]']) {
+      expect(toRe2Syntax(p), p).toBeUndefined();
+      expect(runsLinear(p), p).toBe(false);
+    }
+  });
+
+  it('agree on generated patterns and texts', () => {
+    const atoms = [
+      'a',
+      '0',
+      '4',
+      ' ',
+      '.',
+      '\\s',
+      '\\S',
+      '\\d',
+      '\\w',
+      '[a\\s]',
+      '[^a]',
+      '[\\S0]',
+      '[^\\s]',
+      '\\u00a0',
+    ];
+    const ops = ['', '', '*', '+', '?', '{02}', '{0,2}', '{01,}'];
+    const piece = fc.tuple(fc.constantFrom(...atoms), fc.constantFrom(...ops)).map(([a, o]) => a + o);
+    const pattern = fc
+      .tuple(fc.boolean(), fc.array(piece, { minLength: 1, maxLength: 5 }), fc.boolean())
+      .map(([s, ps, e]) => `${s ? '^' : ''}${ps.join('')}${e ? '$' : ''}`);
+    let compared = 0;
+    fc.assert(
+      fc.property(pattern, text, (p, s) => {
+        const j = js(p);
+        const r = re2(p);
+        if (!j || !r) return;
+        compared++;
+        expect(r.matcher(s).find(), `${p} ${JSON.stringify(s)}`).toBe(j.test(s));
+      }),
+      { numRuns: 20_000 },
+    );
+    expect(compared).toBeGreaterThan(10_000);
   });
 });
