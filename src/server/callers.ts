@@ -46,22 +46,8 @@ const CARRIED = 'principal';
 
 /** The caller as the SDK's `AuthInfo`: the Principal itself in `extra`; the caller's token is not kept. */
 export function carryPrincipal(p: Principal): AuthInfo {
-  if (!Object.isFrozen(p))
-    return { token: '', clientId: p.id, scopes: [...p.scopes], extra: { [CARRIED]: p } };
-  // A frozen principal (the anonymous caller's, made once per Callers) is carried by one frozen object.
-  let carried = frozenCarried.get(p);
-  if (carried === undefined) {
-    carried = Object.freeze({
-      token: '',
-      clientId: p.id,
-      scopes: Object.freeze([...p.scopes]) as string[],
-      extra: Object.freeze({ [CARRIED]: p }),
-    });
-    frozenCarried.set(p, carried);
-  }
-  return carried;
+  return { token: '', clientId: p.id, scopes: [...p.scopes], extra: { [CARRIED]: p } };
 }
-const frozenCarried = new WeakMap<Principal, AuthInfo>();
 
 /**
  * The Principal back from the SDK's `AuthInfo`: the one place it is read. Without one (nothing on
@@ -152,12 +138,6 @@ export function metadataUrl(resource: string): string {
 export class Callers {
   private keysNow: () => readonly ApiKeyDef[];
   private readonly jwks: JWTVerifyGetKey | KeyObject | undefined;
-  /**
-   * The outcome of every request without a credential, once made: the callers document is fixed for
-   * the life of this object, and such a request carries nothing a cache could confuse (a request
-   * with any credential is judged on it, every time).
-   */
-  private anonymous: AuthOutcome | undefined;
   readonly metadataUrl: string;
   readonly configured: boolean;
 
@@ -204,33 +184,21 @@ export class Callers {
     const c = this.o.callers;
     const token = bearerOf(headers);
     if (token === undefined) {
-      // No credential: the same answer for every such request, made once (its principal frozen).
-      this.anonymous ??= this.anonymousOutcome();
-      return this.anonymous;
-    }
-    if (!token.startsWith(API_KEY_PREFIX) && c?.jwt) return this.byJwt(token).then((o) => this.scoped(o));
-    return this.scoped(this.byKey(token));
-  }
-
-  /** What a request without a credential gets (see `authenticate`). */
-  private anonymousOutcome(): AuthOutcome {
-    const c = this.o.callers;
-    const scopes = c?.anonymous
-      ? c.anonymous.scopes
-      : !this.configured
-        ? (c?.stdio?.scopes ?? DEFAULT_SCOPES.read)
-        : undefined;
-    if (scopes === undefined)
+      const id = principalIds.anonymous();
+      if (c?.anonymous)
+        return this.scoped({ ok: true, principal: { id, scopes: c.anonymous.scopes, via: 'anonymous' } });
+      if (!this.configured)
+        return this.scoped({
+          ok: true,
+          principal: { id, scopes: c?.stdio?.scopes ?? DEFAULT_SCOPES.read, via: 'anonymous' },
+        });
       return this.challenge(
         'AUTH_REQUIRED',
         'Authentication required: send Authorization: Bearer <token or API key>.',
       );
-    const principal: Principal = Object.freeze({
-      id: principalIds.anonymous(),
-      scopes: Object.freeze([...scopes]),
-      via: 'anonymous' as const,
-    });
-    return this.scoped({ ok: true, principal });
+    }
+    if (!token.startsWith(API_KEY_PREFIX) && c?.jwt) return this.byJwt(token).then((o) => this.scoped(o));
+    return this.scoped(this.byKey(token));
   }
 
   /** The outcome, refused when the caller lacks a scope the endpoint requires (`requiredScopes`). */

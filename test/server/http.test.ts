@@ -126,79 +126,12 @@ describe('HTTP transport steps', () => {
   });
 });
 
-describe('callers without a credential', () => {
-  it('get the one anonymous principal, and a credential beside them is judged on its own every time', async () => {
-    const key = newApiKey();
-    const doc = parsePolicy(
-      `version: 1\ncallers:\n  apiKeys:\n    - { id: ci-bot, hash: "${key.hash}", scopes: [tools:read, orders] }\n  anonymous:\n    scopes: [tools:read]\n    reason: a local benchmark needs no credential\n`,
-      'w.yaml',
-    ).doc;
-    const http = await startHttp({
-      // Lists one tool named after the caller the SDK hands the factory.
-      factory: (ctx: McpRequestContext) => {
-        const server = new Server({ name: 't', version: '1' }, { capabilities: { tools: {} } });
-        const p = carriedPrincipal(ctx.authInfo);
-        server.setRequestHandler('tools/list', () => ({
-          tools: [{ name: `${p.id}.${p.via}.${p.scopes.join('+')}`, inputSchema: { type: 'object' } }],
-        }));
-        return server;
-      },
-      logger: pino({ level: 'silent' }),
-      callers: (url) =>
-        new Callers({
-          callers: doc.callers,
-          environment: 'dev',
-          resource: url,
-          loopback: true,
-          scopesInUse: () => ['tools:read'],
-          warn: () => {},
-        }),
-      port: 0,
-    });
-    const listed = async (token?: string) => {
-      const client = await connectHttp(http.url, token ? { token } : {}).catch((e: Error) => e);
-      if (client instanceof Error)
-        return client.message.includes('AUTH_INVALID') ? 'AUTH_INVALID' : client.message;
-      try {
-        return (await client.listTools()).tools.map((t) => t.name);
-      } finally {
-        await client.close();
-      }
-    };
-    try {
-      const anonymous = ['anonymous.anonymous.tools:read'];
-      expect(await listed()).toEqual(anonymous);
-      expect(await listed(newApiKey().key)).toBe('AUTH_INVALID');
-      expect(await listed(key.key)).toEqual(['key:ci-bot.api-key.tools:read+orders']);
-      expect(await listed()).toEqual(anonymous);
-      expect(await listed(`${key.key}x`)).toBe('AUTH_INVALID');
-      expect(await listed()).toEqual(anonymous);
-    } finally {
-      await http.close();
-    }
-  });
-});
-
 describe('the principal carried through the SDK', () => {
   it('comes back as the very object authentication produced', () => {
     const p = { id: 'svc-7', scopes: ['tools:read'], via: 'jwt' } as const;
     const carried = carryPrincipal(p);
     expect(carried).toMatchObject({ token: '', clientId: 'svc-7', scopes: ['tools:read'] });
     expect(carriedPrincipal(carried)).toBe(p);
-  });
-
-  it('carries a frozen principal (the anonymous caller) by one frozen object, another by a new one each time', () => {
-    const frozen = Object.freeze({
-      id: 'anonymous',
-      scopes: Object.freeze(['tools:read']),
-      via: 'anonymous' as const,
-    });
-    const carried = carryPrincipal(frozen);
-    expect(carryPrincipal(frozen)).toBe(carried);
-    expect(Object.isFrozen(carried) && Object.isFrozen(carried.scopes)).toBe(true);
-    expect(carriedPrincipal(carried)).toBe(frozen);
-    const p = { id: 'key:a', scopes: ['tools:read'], via: 'api-key' } as const;
-    expect(carryPrincipal(p)).not.toBe(carryPrincipal(p));
   });
 
   it('is nobody, without scopes, when nothing was carried', () => {
