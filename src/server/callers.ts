@@ -176,33 +176,37 @@ export class Callers {
     };
   }
 
-  async authenticate(headers: IncomingHttpHeaders): Promise<AuthOutcome> {
+  /**
+   * The caller, or why not. Synchronous unless a JWT has to be verified (jose is asynchronous, and a
+   * remote key set may be fetched): an anonymous or API-key caller costs the HTTP path no promise.
+   */
+  authenticate(headers: IncomingHttpHeaders): AuthOutcome | Promise<AuthOutcome> {
     const c = this.o.callers;
     const token = bearerOf(headers);
-    let outcome: AuthOutcome;
     if (token === undefined) {
       const id = principalIds.anonymous();
       if (c?.anonymous)
-        outcome = { ok: true, principal: { id, scopes: c.anonymous.scopes, via: 'anonymous' } };
-      else if (!this.configured)
-        outcome = {
+        return this.scoped({ ok: true, principal: { id, scopes: c.anonymous.scopes, via: 'anonymous' } });
+      if (!this.configured)
+        return this.scoped({
           ok: true,
           principal: { id, scopes: c?.stdio?.scopes ?? DEFAULT_SCOPES.read, via: 'anonymous' },
-        };
-      else
-        return this.challenge(
-          'AUTH_REQUIRED',
-          'Authentication required: send Authorization: Bearer <token or API key>.',
-        );
-    } else if (token.startsWith(API_KEY_PREFIX)) {
-      outcome = this.byKey(token);
-    } else if (c?.jwt) {
-      outcome = await this.byJwt(token);
-    } else {
-      outcome = this.byKey(token);
+        });
+      return this.challenge(
+        'AUTH_REQUIRED',
+        'Authentication required: send Authorization: Bearer <token or API key>.',
+      );
     }
+    if (!token.startsWith(API_KEY_PREFIX) && c?.jwt) return this.byJwt(token).then((o) => this.scoped(o));
+    return this.scoped(this.byKey(token));
+  }
+
+  /** The outcome, refused when the caller lacks a scope the endpoint requires (`requiredScopes`). */
+  private scoped(outcome: AuthOutcome): AuthOutcome {
     if (!outcome.ok) return outcome;
-    const missing = (c?.requiredScopes ?? []).filter((s) => !outcome.principal.scopes.includes(s));
+    const missing = (this.o.callers?.requiredScopes ?? []).filter(
+      (s) => !outcome.principal.scopes.includes(s),
+    );
     if (missing.length)
       return this.challenge(
         'AUTH_INSUFFICIENT_SCOPE',

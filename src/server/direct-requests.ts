@@ -1,6 +1,28 @@
-import { isJSONRPCRequest, type Server, type Transport } from '@modelcontextprotocol/server';
+import {
+  isJSONRPCRequest,
+  type JSONRPCMessage,
+  parseJSONRPCMessage,
+  type Server,
+  type Transport,
+} from '@modelcontextprotocol/server';
 
 type Router = NonNullable<Transport['onmessage']>;
+
+/** Messages `parseMessage` produced: the SDK's JSON-RPC message schema has just accepted each. */
+const parsed = new WeakSet<object>();
+
+/**
+ * The SDK's `parseJSONRPCMessage`, its result remembered, for a transport of ours that parses what
+ * it reads (stdio-frames.ts). The message schema is a union of four strict schemas: a notification
+ * has no `id`, a response no `method`, so a message it accepted that has a string `method` and an
+ * `id` is a request, and directRequests dispatches it without parsing it against the request schema
+ * again (one zod parse per stdio request, issue 22). Throws as `parseJSONRPCMessage` does.
+ */
+export function parseMessage(value: unknown): JSONRPCMessage {
+  const message = parseJSONRPCMessage(value);
+  parsed.add(message);
+  return message;
+}
 
 /**
  * The server, with requests routed past the connection's message router. Once connected, the SDK's
@@ -24,13 +46,14 @@ export function directRequests<S extends Server>(server: S): S {
     if (prior !== undefined || router === undefined) return;
     transport.onmessage = (message, extra) => {
       const m = message as { method?: unknown; id?: unknown } | null;
-      // Cheap necessary conditions first (a request has both); the schema parse decides.
+      // Cheap necessary conditions first (a request has both); the schema parse decides, unless
+      // `parseMessage` has just made it (then the message schema did).
       if (
         m !== null &&
         typeof m === 'object' &&
         typeof m.method === 'string' &&
         m.id !== undefined &&
-        isJSONRPCRequest(message)
+        (parsed.has(m) || isJSONRPCRequest(message))
       )
         entry._onrequest!(message, extra);
       else router(message, extra);

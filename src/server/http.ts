@@ -20,7 +20,7 @@ import { OAUTH_CALLBACK_PATH } from '../model/connection.js';
 import { Health, isProbePath } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
 import { VERSION } from '../version.js';
-import { type Callers, carriedPrincipal, carryPrincipal } from './callers.js';
+import { type AuthOutcome, type Callers, carriedPrincipal, carryPrincipal } from './callers.js';
 import { createFastLane, type FastLane, type SharedServerFactory } from './fast-lane.js';
 import { ListChanges, type StreamSlot } from './list-changes.js';
 import { toNodeHandler } from './node-handler.js';
@@ -143,6 +143,20 @@ function transportSteps(
   const health = o.health ?? new Health();
   // The SDK's check parses the Host as a URL; a client sends the same few values again and again.
   const hostAllowed = remembered((host: string | undefined) => validateHostHeader(host, allowed).ok);
+  const authenticated = (x: Exchange, auth: AuthOutcome): Verdict => {
+    if (auth.ok) {
+      // The SDK hands this to the server factory as `authInfo`; the caller's token is not kept.
+      (x.req as IncomingMessage & { auth?: unknown }).auth = carryPrincipal(auth.principal);
+      return;
+    }
+    // Failed authentication is worth seeing (guessing, expired keys), but never with the credential.
+    o.onAuthFailure?.(auth.code);
+    o.logger[auth.code === 'AUTH_REQUIRED' ? 'debug' : 'info'](
+      { code: auth.code, remote: x.req.socket.remoteAddress },
+      'mcp request refused: not authenticated',
+    );
+    return { code: auth.code, message: auth.message, headers: { 'www-authenticate': auth.challenge } };
+  };
   const steps: Record<TransportStepName, TransportStep> = {
     path(x) {
       const path = pathOf(x.req);
@@ -188,20 +202,10 @@ function transportSteps(
         return 'answered';
       });
     },
-    async authenticate(x) {
-      const auth = await x.callers.authenticate(x.req.headers);
-      if (auth.ok) {
-        // The SDK hands this to the server factory as `authInfo`; the caller's token is not kept.
-        (x.req as IncomingMessage & { auth?: unknown }).auth = carryPrincipal(auth.principal);
-        return;
-      }
-      // Failed authentication is worth seeing (guessing, expired keys), but never with the credential.
-      o.onAuthFailure?.(auth.code);
-      o.logger[auth.code === 'AUTH_REQUIRED' ? 'debug' : 'info'](
-        { code: auth.code, remote: x.req.socket.remoteAddress },
-        'mcp request refused: not authenticated',
-      );
-      return { code: auth.code, message: auth.message, headers: { 'www-authenticate': auth.challenge } };
+    authenticate(x) {
+      // Synchronous for anonymous and API-key callers; only a JWT's verification is awaited.
+      const auth = x.callers.authenticate(x.req.headers);
+      return auth instanceof Promise ? auth.then((a) => authenticated(x, a)) : authenticated(x, auth);
     },
     async body(x) {
       if (!posted(x)) return;

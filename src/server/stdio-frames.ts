@@ -1,13 +1,9 @@
 import type { Readable, Writable } from 'node:stream';
-import {
-  type JSONRPCMessage,
-  parseJSONRPCMessage,
-  serializeMessage,
-  type Transport,
-} from '@modelcontextprotocol/server';
+import { type JSONRPCMessage, serializeMessage, type Transport } from '@modelcontextprotocol/server';
 import { type ErrorCode, jsonRpcError } from '../errors/index.js';
 import { tooDeep } from '../lib/json-depth.js';
 import { FrameIdScanner } from '../lib/json-frame-id.js';
+import { parseMessage } from './direct-requests.js';
 
 export interface FrameCaps {
   /** Largest frame (one line, without its newline) read; the HTTP body cap (default 1 MiB). */
@@ -172,7 +168,8 @@ export class CappedStdioTransport implements Transport {
     }
     let message: JSONRPCMessage;
     try {
-      message = parseJSONRPCMessage(value);
+      // The SDK's parse, remembered: directRequests then dispatches a request without a second one.
+      message = parseMessage(value);
     } catch (e) {
       this.onerror?.(e instanceof Error ? e : new Error(String(e)));
       return;

@@ -129,6 +129,27 @@ describe('callers: API keys', () => {
       principal: { id: 'anonymous', scopes: ['tools:read'], via: 'anonymous' },
     });
   });
+
+  it('answers anonymous and API-key callers synchronously, each request judged on its own credential', () => {
+    const k = newApiKey();
+    const c = callersFrom(
+      `version: 1\ncallers:\n  apiKeys:\n    - { id: a, hash: "${k.hash}", scopes: [tools:read] }\n    - { id: b, hash: "${newApiKey().hash}", scopes: [x] }\n  requiredScopes: [tools:read]\n  anonymous:\n    scopes: [tools:read]\n    reason: a local benchmark needs no credential\n`,
+    );
+    // No promise: the HTTP path awaits only a JWT's verification (issue 22).
+    const anonymous = c.authenticate({});
+    expect(anonymous).not.toBeInstanceOf(Promise);
+    expect(anonymous).toEqual({
+      ok: true,
+      principal: { id: 'anonymous', scopes: ['tools:read'], via: 'anonymous' },
+    });
+    const key = c.authenticate({ 'x-api-key': k.key });
+    expect(key).not.toBeInstanceOf(Promise);
+    expect(key).toMatchObject({ ok: true, principal: { id: 'key:a', via: 'api-key' } });
+    // After an accepted anonymous or key caller, an unknown key is still refused, at once.
+    const unknown = c.authenticate({ authorization: `Bearer ${newApiKey().key}` });
+    expect(unknown).not.toBeInstanceOf(Promise);
+    expect(statusOf(unknown as AuthOutcome)).toBe(401);
+  });
 });
 
 /** The inverse of `idPart` for an uncut part: proves the escaping loses nothing. */

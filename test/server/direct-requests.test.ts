@@ -1,6 +1,22 @@
+import { PassThrough } from 'node:stream';
 import { type JSONRPCMessage, Server, type Transport } from '@modelcontextprotocol/server';
-import { describe, expect, it } from 'vitest';
-import { directRequests } from '../../src/server/direct-requests.js';
+import { describe, expect, it, vi } from 'vitest';
+import { directRequests, parseMessage } from '../../src/server/direct-requests.js';
+import { CappedStdioTransport } from '../../src/server/stdio-frames.js';
+import { waitFor } from '../support/wait.js';
+
+// The SDK's request check, counted where our modules call it (the SDK's own calls are not counted).
+const requestChecks = vi.hoisted(() => ({ count: 0 }));
+vi.mock('@modelcontextprotocol/server', async (importOriginal) => {
+  const sdk = await importOriginal<typeof import('@modelcontextprotocol/server')>();
+  return {
+    ...sdk,
+    isJSONRPCRequest: (value: unknown) => {
+      requestChecks.count++;
+      return sdk.isJSONRPCRequest(value);
+    },
+  };
+});
 
 /** A transport that only holds what the server sets on it. */
 function fakeTransport(): Transport & { sent: JSONRPCMessage[] } {
@@ -75,6 +91,44 @@ describe('directRequests', () => {
       new Set(['_onrequest', '_onresponse', '_onnotification', '_onerror']),
     );
     expect(direct.routes.filter(([n]) => n === '_onrequest')).toHaveLength(3);
+  });
+
+  it('routes every message parseMessage accepts exactly as the SDK router does', async () => {
+    const plain = await connected(false);
+    const direct = await connected(true);
+    let accepted = 0;
+    for (const m of CORPUS) {
+      let message: JSONRPCMessage;
+      try {
+        message = parseMessage(structuredClone(m));
+      } catch {
+        continue;
+      }
+      accepted++;
+      plain.transport.onmessage?.(structuredClone(message));
+      direct.transport.onmessage?.(message);
+    }
+    expect(direct.routes).toEqual(plain.routes);
+    expect(accepted).toBeGreaterThan(8);
+    expect(direct.routes.filter(([n]) => n === '_onrequest')).toHaveLength(3);
+  });
+
+  it('does not parse a request again that the stdio framing has just parsed (one zod parse saved)', async () => {
+    const { transport, routes } = await connected(true);
+    const stdin = new PassThrough();
+    const framing = new CappedStdioTransport({ stdin, stdout: new PassThrough() });
+    framing.onmessage = (m) => transport.onmessage?.(m);
+    await framing.start();
+    requestChecks.count = 0;
+    stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list' })}\n`);
+    await waitFor(() => routes.length === 1, { what: 'the request dispatched' });
+    expect(routes[0]![0]).toBe('_onrequest');
+    expect(requestChecks.count).toBe(0);
+    // A message that did not come from parseMessage is still checked by the schema.
+    transport.onmessage?.({ jsonrpc: '2.0', id: 6, method: 'tools/list' } as JSONRPCMessage);
+    expect(requestChecks.count).toBe(1);
+    expect(routes.map(([n]) => n)).toEqual(['_onrequest', '_onrequest']);
+    await framing.close();
   });
 
   it('hands a request to the dispatch with its extra, and the server answers it', async () => {
