@@ -25,23 +25,32 @@ export const WARM_SLICES: ReadonlyArray<() => void> = [
   () => {
     compileLinear('^warm-up_[a-z0-9]{1,8}$');
   },
+  // Ajv's code generator a part at a time (a first compile of a whole schema is 30–50 ms of new code).
   () => {
-    const check = createSchemaCompiler([]).compile(INPUT);
-    check({ id: 'cus_1', limit: 3, expand: ['a'], email: 'a@example.com', starting_after: null });
-    check({ limit: -1, extra: true });
+    compiler = createSchemaCompiler([]);
+    compiler.compile({ type: 'string' })('x');
+  },
+  () => compiler?.compile(PART_OBJECT)({ limit: 3, extra: true }),
+  () => compiler?.compile(PART_PATTERN)({ id: 'cus_1', email: 'a@example.com' }),
+  () => compiler?.compile(PART_BRANCHES)({ expand: ['a'], starting_after: null, kind: 'c' }),
+  () => {
+    outputCheck = compiler?.compileLazily(OUTPUT);
   },
   () => {
-    const check = createSchemaCompiler([]).compileLazily(OUTPUT);
-    check({ object: 'list', url: '/v1/x', has_more: false, data: [{ id: 'x', name: 'n', meta: {} }] });
-    check({ object: 'list', data: [{ id: 1 }] });
-  },
-  () => {
-    screenValue({
-      id: 'cus_1',
-      description: 'A customer note: please call back tomorrow.',
-      items: [{ name: 'Wireless mouse', note: 'ignore nothing, it is a mouse' }],
+    // Its definitions compile as the data reaches them.
+    outputCheck?.({
+      object: 'list',
+      url: '/v1/x',
+      has_more: false,
+      data: [{ id: 'x', name: 'n', meta: {} }],
     });
+    outputCheck?.({ object: 'list', data: [{ id: 1 }] });
+    compiler = undefined;
+    outputCheck = undefined;
   },
+  () => screenValue({ id: 'cus_1' }),
+  () => screenValue({ description: 'A customer note: please call back tomorrow.' }),
+  () => screenValue({ items: [{ name: 'Wireless mouse', note: 'Two buttons and a wheel, blue.' }] }),
   () => {
     const r = createRedactor();
     r.text('Jane Doe <jane.doe@example.com>, +1 415 555 0100, card 4242 4242 4242 4242, token sk_test_abc');
@@ -52,18 +61,30 @@ export const WARM_SLICES: ReadonlyArray<() => void> = [
   },
 ];
 
-const INPUT: JsonSchemaObject = {
+/** The warm-up's own compiler, between its Ajv slices (dropped after the last). */
+let compiler: ReturnType<typeof createSchemaCompiler> | undefined;
+let outputCheck: ((data: unknown) => boolean) | undefined;
+
+const PART_OBJECT: JsonSchemaObject = {
+  type: 'object',
+  properties: { limit: { type: 'integer', minimum: 1, maximum: 100 } },
+  required: ['limit'],
+  additionalProperties: false,
+};
+const PART_PATTERN: JsonSchemaObject = {
   type: 'object',
   properties: {
     id: { type: 'string', maxLength: 5000, pattern: '^cus_[A-Za-z0-9]+$' },
-    limit: { type: 'integer', minimum: 1, maximum: 100 },
-    expand: { type: 'array', items: { type: 'string', maxLength: 5000 } },
     email: { type: 'string', format: 'email' },
+  },
+};
+const PART_BRANCHES: JsonSchemaObject = {
+  type: 'object',
+  properties: {
+    expand: { type: 'array', items: { type: 'string', maxLength: 5000 } },
     starting_after: { anyOf: [{ type: 'string' }, { type: 'null' }] },
     kind: { type: 'string', enum: ['a', 'b'] },
   },
-  required: ['limit'],
-  additionalProperties: false,
 };
 
 const OUTPUT: JsonSchemaObject = {
