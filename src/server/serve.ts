@@ -591,6 +591,12 @@ interface StageModules {
   createPipeline: typeof import('../pipeline/index.js').createPipeline;
   createLimit: typeof import('../pipeline/limit.js').createLimit;
   agent: Dispatcher;
+  /**
+   * What a first call pays once whatever the tool (server/warm-code.ts), run once the first list is
+   * answered and the stages are loaded, one slice per task: a call arriving meanwhile waits for one
+   * slice at most. A failed slice is logged at debug and changes nothing (the call does that work).
+   */
+  warmUp?: ReadonlyArray<() => void>;
 }
 
 // Long enough for a client's initialize and first tools/list to be answered first, short next to the
@@ -598,12 +604,13 @@ interface StageModules {
 const WARM_AFTER_MS = 250;
 
 const loadStageModules = async (): Promise<StageModules> => {
-  const [{ createPipeline }, { createLimit }, { createHttpAgent }] = await Promise.all([
+  const [{ createPipeline }, { createLimit }, { createHttpAgent }, { WARM_SLICES }] = await Promise.all([
     import('../pipeline/index.js'),
     import('../pipeline/limit.js'),
     import('../lib/http-agent.js'),
+    import('./warm-code.js'),
   ]);
-  return { createPipeline, createLimit, agent: createHttpAgent() };
+  return { createPipeline, createLimit, agent: createHttpAgent(), warmUp: WARM_SLICES };
 };
 
 /** `loadModules` is for tests (a load that fails); the gateway uses the real imports. */
@@ -617,7 +624,26 @@ export function lazyStages(
   let failed = false;
   let warm = false;
   let closed = false;
+  let listed = false;
+  let codeWarmed = false;
   let waiting: Array<() => void> = [];
+  // The code warm-up (StageModules.warmUp): once, after the first list is answered and the modules
+  // are loaded (whichever comes last), one slice per macrotask so that I/O — a call — runs between.
+  const warmCode = (m: StageModules) => {
+    if (codeWarmed || !listed || closed) return;
+    codeWarmed = true;
+    const slices = m.warmUp ?? [];
+    const next = (i: number) => {
+      if (i >= slices.length || closed) return;
+      try {
+        slices[i]?.();
+      } catch (e) {
+        logger.debug({ err: String(e), slice: i }, 'a warm-up step failed: the first call does that work');
+      }
+      setImmediate(next, i + 1);
+    };
+    setImmediate(next, 0);
+  };
   const loaded = () => {
     // Whoever loaded them (warming or a call), the pipelines waiting are built now.
     warm = true;
@@ -630,6 +656,7 @@ export function lazyStages(
     loading ??= loadModules().then(
       (m) => {
         if (!closed) loaded();
+        warmCode(m);
         return m;
       },
       (e: unknown) => {
@@ -666,6 +693,11 @@ export function lazyStages(
     },
     warmAfterList() {
       // Not before the answer: the list handler is running now, its answer is written in this task.
+      if (!listed) {
+        listed = true;
+        // Loaded already (by warmSoon or a call): the code warm-up starts after this answer.
+        if (warm) setImmediate(() => loading?.then(warmCode, () => undefined));
+      }
       if (!warming && !warm) setImmediate(startWarming);
     },
     whenWarm(f) {

@@ -1,0 +1,119 @@
+import { createSchemaCompiler } from '../catalog/validator.js';
+import { classifyProperty } from '../classify/data-classes.js';
+import { compileLinear } from '../lib/linear-regexp.js';
+import type { JsonSchemaObject } from '../model/json-schema.js';
+import { screenValue } from '../protect/injection.js';
+import { createRedactor } from '../protect/redactor.js';
+
+/**
+ * What a first `tools/call` pays once per process whatever the tool (issue 22, target 1: no first
+ * call may stall more than 50 ms): code run for the first time (V8 compiles each function lazily at
+ * its first run: Ajv's code generator, the injection screen, the redactor, the data-class rules) and
+ * re2js's Unicode case tables, decoded at the first literal of the first pattern it compiles (20–40 ms
+ * in a fresh process). Stripe's GetCustomers: 97 ms of main-thread CPU for the first call, 28 ms for
+ * the first call of another tool after it (bench/first-call.mjs --then).
+ *
+ * Each slice runs the same code on a small made-up input, with its own objects (a compiler, a
+ * redactor of its own): nothing the gateway holds is read or changed, so a slice that fails changes
+ * nothing either — the call then does the work itself, as without it. Slices are small (a few ms
+ * each once the code is loaded; the case-table decode is one step of re2js and cannot be cut) and
+ * the gateway runs each in its own task (lazyStages), so a call that arrives meanwhile waits for one
+ * slice at most.
+ */
+export const WARM_SLICES: ReadonlyArray<() => void> = [
+  // Through the path Ajv's patterns take (linearRegExp → compileLinear): the case tables.
+  () => {
+    compileLinear('^warm-up_[a-z0-9]{1,8}$');
+  },
+  // Ajv's code generator a part at a time (a first compile of a whole schema is 30–50 ms of new code).
+  () => {
+    compiler = createSchemaCompiler([]);
+    compiler.compile({ type: 'string' })('x');
+  },
+  () => compiler?.compile(PART_OBJECT)({ limit: 3, extra: true }),
+  () => compiler?.compile(PART_PATTERN)({ id: 'cus_1', email: 'a@example.com' }),
+  () => compiler?.compile(PART_BRANCHES)({ expand: ['a'], starting_after: null, kind: 'c' }),
+  () => {
+    outputCheck = compiler?.compileLazily(OUTPUT);
+  },
+  () => {
+    // Its definitions compile as the data reaches them.
+    outputCheck?.({
+      object: 'list',
+      url: '/v1/x',
+      has_more: false,
+      data: [{ id: 'x', name: 'n', meta: {} }],
+    });
+    outputCheck?.({ object: 'list', data: [{ id: 1 }] });
+    compiler = undefined;
+    outputCheck = undefined;
+  },
+  () => screenValue({ id: 'cus_1' }),
+  () => screenValue({ description: 'A customer note: please call back tomorrow.' }),
+  () => screenValue({ items: [{ name: 'Wireless mouse', note: 'Two buttons and a wheel, blue.' }] }),
+  () => {
+    const r = createRedactor();
+    r.text('Jane Doe <jane.doe@example.com>, +1 415 555 0100, card 4242 4242 4242 4242, token sk_test_abc');
+    r.credentials('nothing known here');
+  },
+  () => {
+    for (const [name, schema] of PROPERTIES) classifyProperty(name, schema, ['customer'], () => undefined);
+  },
+];
+
+/** The warm-up's own compiler, between its Ajv slices (dropped after the last). */
+let compiler: ReturnType<typeof createSchemaCompiler> | undefined;
+let outputCheck: ((data: unknown) => boolean) | undefined;
+
+const PART_OBJECT: JsonSchemaObject = {
+  type: 'object',
+  properties: { limit: { type: 'integer', minimum: 1, maximum: 100 } },
+  required: ['limit'],
+  additionalProperties: false,
+};
+const PART_PATTERN: JsonSchemaObject = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', maxLength: 5000, pattern: '^cus_[A-Za-z0-9]+$' },
+    email: { type: 'string', format: 'email' },
+  },
+};
+const PART_BRANCHES: JsonSchemaObject = {
+  type: 'object',
+  properties: {
+    expand: { type: 'array', items: { type: 'string', maxLength: 5000 } },
+    starting_after: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+    kind: { type: 'string', enum: ['a', 'b'] },
+  },
+};
+
+const OUTPUT: JsonSchemaObject = {
+  type: 'object',
+  properties: {
+    object: { type: 'string', enum: ['list'] },
+    url: { type: 'string', pattern: '^/v1/' },
+    has_more: { type: 'boolean' },
+    data: { type: 'array', items: { $ref: '#/$defs/item' } },
+  },
+  required: ['object', 'data'],
+  $defs: {
+    item: {
+      type: 'object',
+      properties: {
+        id: { type: 'string' },
+        name: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+        meta: { type: 'object', additionalProperties: { type: 'string' } },
+      },
+      required: ['id'],
+    },
+  },
+};
+
+const PROPERTIES: ReadonlyArray<[string, JsonSchemaObject]> = [
+  ['email', { type: 'string', format: 'email' }],
+  ['phone', { type: 'string' }],
+  ['name', { type: 'string', description: "The customer's full name." }],
+  ['api_key', { type: 'string' }],
+  ['amount', { type: 'integer' }],
+  ['id', { type: 'string' }],
+];

@@ -1,0 +1,123 @@
+import { pino } from 'pino';
+import { RE2JS } from 're2js';
+import type { Dispatcher } from 'undici';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Pipeline } from '../../src/pipeline/index.js';
+import { lazyStages } from '../../src/server/serve.js';
+import { WARM_SLICES } from '../../src/server/warm-code.js';
+import { startShopGateway } from '../support/gateway.js';
+import { waitFor } from '../support/wait.js';
+
+// Issue 22, target 1: what a first call pays once whatever the tool (re2js's case tables, code run
+// for the first time) is done after the first tools/list, in slices a call can come between; a
+// failed slice changes nothing but who does that work.
+
+const WARM_PATTERN = '^warm-up_[a-z0-9]{1,8}$';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function stagesWith(slices: ReadonlyArray<() => void>) {
+  const lines: Array<{ level: number; msg: string; slice?: number }> = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const real = {
+    call: async () => ({ content: [] }),
+    stages: [],
+    close: async () => {},
+  } as unknown as Pipeline;
+  const stages = lazyStages(logger, async () => ({
+    createPipeline: (() => real) as never,
+    createLimit: (() => ({})) as never,
+    agent: { close: async () => {} } as unknown as Dispatcher,
+    warmUp: slices,
+  }));
+  return { lines, stages };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('the code warm-up after the first tools/list', () => {
+  it('runs after the first list only, one slice per task, so that a call can come between', async () => {
+    const ran: string[] = [];
+    const { stages } = stagesWith([
+      () => {
+        ran.push('slice 0');
+        // What arrives while slice 0 runs (a call's I/O) is served before slice 1.
+        setImmediate(() => ran.push('call'));
+      },
+      () => ran.push('slice 1'),
+    ]);
+    // Loaded by a call before any list (or by warmSoon): no warm-up yet.
+    await stages.load();
+    for (let i = 0; i < 5; i++) await tick();
+    expect(ran).toEqual([]);
+    stages.warmAfterList();
+    await waitFor(() => ran.length === 3, { what: 'the warm-up slices run' });
+    expect(ran).toEqual(['slice 0', 'call', 'slice 1']);
+    // Once: a second list warms nothing again.
+    stages.warmAfterList();
+    for (let i = 0; i < 5; i++) await tick();
+    expect(ran).toHaveLength(3);
+    await stages.close();
+  });
+
+  it('a failing slice is logged at debug, the others still run, and the stages serve the call', async () => {
+    const ran: number[] = [];
+    const { lines, stages } = stagesWith([
+      () => {
+        throw new Error('engine missing');
+      },
+      () => ran.push(1),
+    ]);
+    stages.warmAfterList();
+    await waitFor(() => ran.length === 1, { what: 'the slice after the failing one' });
+    const failed = lines.filter((l) => /warm-up step failed/.test(l.msg));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.level).toBe(20);
+    expect(failed[0]!.slice).toBe(0);
+    const { createPipeline } = await stages.load();
+    expect(createPipeline).toBeTypeOf('function');
+    await stages.close();
+  });
+
+  it('every real slice runs on its own (a slice that always threw would warm nothing, silently)', () => {
+    const compile = vi.spyOn(RE2JS, 'compile');
+    for (const slice of WARM_SLICES) slice();
+    // re2js's case tables are decoded through the path Ajv's patterns take.
+    expect(compile.mock.calls.map((c) => c[0])).toContain(WARM_PATTERN);
+  });
+});
+
+describe('a gateway warms the code once the first list is answered', () => {
+  it('compiles a pattern before the first call, and a warm-up that fails leaves the call working', async () => {
+    const original = RE2JS.compile.bind(RE2JS);
+    const order: string[] = [];
+    vi.spyOn(RE2JS, 'compile').mockImplementation((...args: Parameters<typeof RE2JS.compile>) => {
+      if (args[0] === WARM_PATTERN) {
+        order.push('warm-up');
+        // The warm-up's first step fails: the call does that work itself.
+        throw new Error('no case tables today');
+      }
+      order.push('call');
+      return original(...args);
+    });
+    const g = await startShopGateway();
+    try {
+      const client = await g.connect();
+      // Nothing is warmed before the first list.
+      expect(order).toEqual([]);
+      const tools = (await client.listTools()).tools;
+      await waitFor(() => order.includes('warm-up'), { what: 'the warm-up after the list' });
+      const search = tools.find((t) => /search/i.test(t.name));
+      expect(search).toBeDefined();
+      const r = (await client.callTool({ name: search!.name, arguments: { q: 'mouse' } })) as {
+        isError?: boolean;
+      };
+      expect(r.isError).not.toBe(true);
+      expect(order[0]).toBe('warm-up');
+    } finally {
+      await g.close();
+    }
+  }, 60_000);
+});
