@@ -19,63 +19,87 @@ const JS_DOT = '[^\\n\\r\\x{2028}\\x{2029}]';
 
 /**
  * The pattern in RE2's syntax with ECMA-262's meaning (what JSON Schema says a `pattern` means), or
- * undefined when RE2 cannot say it. Written out: `\uXXXX` and `\u{X…}` as `\x{…}`; `.`, `\s` and
- * `\S` as the classes ECMA-262 means; counts without leading zeros (RE2 reads `{04}` as text, ECMA-262
- * as four). Not sayable, so left unenforced with a warning like any pattern RE2 refuses: `\S` in a
- * negated class, and `[]` / `[^]` (ECMA-262's empty and any-character classes; RE2 reads the `]` as
- * a member). Everything else passes through, and RE2 refuses what it does not know.
+ * undefined when that cannot be said for sure: the pattern is then not enforced, with a warning, like
+ * any pattern RE2 refuses. Only a pattern ECMA-262 accepts is translated (Unicode mode, or failing
+ * that the web's legacy mode, whose extra spellings are identity escapes and literal braces). Written
+ * out: `\uXXXX` (a surrogate pair as its one code point), `\u{…}`, `\xHH` and `\0` as `\x{…}`; `.`,
+ * `\s` and `\S` as the classes ECMA-262 means; counts without leading zeros (RE2 reads `{04}` as
+ * text); `[` and `^` inside a class escaped (RE2 reads `[:alpha:]` as a POSIX class). Refused: any
+ * escape the two engines may read differently (a letter or digit escape not listed here, `\b` in a
+ * class, a lone surrogate), `\S` with anything else in a class, a class escape at a range's end, and
+ * `[]` / `[^]` (ECMA-262's empty and any-character classes; RE2 reads the `]` as a member).
  */
-export function toRe2Syntax(pattern: string): string | undefined {
+export function toRe2Syntax(source: string): string | undefined {
+  const pattern = inUnicodeMode(source);
+  if (pattern === undefined) return undefined;
   let out = '';
-  // Inside a class: where its items start in `out`, whether it is negated, whether it held `\S`.
-  let cls: { start: number; negated: boolean; nonSpace: boolean } | undefined;
+  // Inside a class: where it starts in `out` and in the pattern, whether negated, its items, `\S`.
+  let cls: { start: number; at: number; negated: boolean; items: number; nonSpace: boolean } | undefined;
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]!;
     if (c === '\\') {
       const n = pattern[i + 1];
-      if (n === undefined) return out + c;
+      if (n === undefined) return undefined;
+      let piece: string;
+      let len = 2;
       if (n === 'u') {
-        const four = /^[0-9a-fA-F]{4}/.exec(pattern.slice(i + 2, i + 6));
-        const braced = /^\{([0-9a-fA-F]{1,6})\}/.exec(pattern.slice(i + 2, i + 11));
-        if (four) {
-          out += `\\x{${four[0]}}`;
-          i += 5;
-          continue;
-        }
-        if (braced) {
-          out += `\\x{${braced[1]}}`;
-          i += 1 + braced[0].length;
-          continue;
-        }
-      }
-      if (n === 's') out += cls ? JS_SPACE : `[${JS_SPACE}]`;
-      else if (n === 'S' && cls) {
-        if (cls.negated) return undefined;
-        cls.nonSpace = true;
-      } else if (n === 'S') out += `[^${JS_SPACE}]`;
-      else out += c + n;
-      i++;
+        const u = unicodeEscape(pattern, i);
+        if (!u) return undefined;
+        piece = `\\x{${u.code.toString(16)}}`;
+        len = u.length;
+      } else if (n === 'x') {
+        const hex = /^[0-9a-fA-F]{2}/.exec(pattern.slice(i + 2, i + 4));
+        if (!hex) return undefined;
+        piece = `\\x{${hex[0]}}`;
+        len = 4;
+      } else if (n === '0') {
+        if (/[0-9]/.test(pattern[i + 2] ?? '')) return undefined;
+        piece = '\\x{0}';
+      } else if (/[dDwWsS]/.test(n)) {
+        // `[a-\d]`, `[\s-z]`: ECMA-262 (legacy mode) reads a literal `-`, RE2 a range or an error.
+        if (cls && pattern[i - 1] === '-' && i - 1 > cls.at) return undefined;
+        if (cls && pattern[i + 2] === '-' && pattern[i + 3] !== ']') return undefined;
+        if (n === 's') piece = cls ? JS_SPACE : `[${JS_SPACE}]`;
+        else if (n === 'S') {
+          if (cls) {
+            cls.nonSpace = true;
+            i++;
+            continue;
+          }
+          piece = `[^${JS_SPACE}]`;
+        } else piece = c + n;
+      } else if (/[tnrfv]/.test(n)) piece = c + n;
+      else if (n === 'b' || n === 'B') {
+        if (cls) return undefined;
+        piece = c + n;
+      } else if (/[ -/:-@[-`{-~]/.test(n)) piece = c + n;
+      else return undefined;
+      out += piece;
+      if (cls) cls.items++;
+      i += len - 1;
       continue;
     }
     if (cls) {
-      // ECMA-262 reads `[` in a class as itself; RE2 reads `[:alpha:]` as a POSIX class.
-      if (c === '[' && pattern[i + 1] === ':') return undefined;
       if (c === ']') {
         const items = out.slice(cls.start);
         out = out.slice(0, cls.start);
-        if (!cls.nonSpace) out += `[${cls.negated ? '^' : ''}${items}]`;
-        else out += items ? `(?:[${items}]|[^${JS_SPACE}])` : `[^${JS_SPACE}]`;
+        if (cls.nonSpace) {
+          // `[\S]` alone; with anything else its other items would have to be re-read in a new class.
+          if (cls.negated || cls.items > 0) return undefined;
+          out += `[^${JS_SPACE}]`;
+        } else out += `[${cls.negated ? '^' : ''}${items}]`;
         cls = undefined;
-      } else out += c;
+        continue;
+      }
+      out += c === '[' || c === '^' ? `\\${c}` : c;
+      cls.items++;
       continue;
     }
     if (c === '[') {
       const negated = pattern[i + 1] === '^';
       if (negated) i++;
-      const first = pattern[i + 1];
-      if (first === ']') return undefined;
-      // A class that holds only `\S` ends up empty of items: the pair below tells them apart.
-      cls = { start: out.length, negated, nonSpace: false };
+      if (pattern[i + 1] === ']') return undefined;
+      cls = { start: out.length, at: i + 1, negated, items: 0, nonSpace: false };
       continue;
     }
     if (c === '.') {
@@ -93,9 +117,62 @@ export function toRe2Syntax(pattern: string): string | undefined {
     }
     out += c;
   }
-  // An unclosed class: RE2 refuses it as it stands.
-  if (cls) out = `${out.slice(0, cls.start)}[${cls.negated ? '^' : ''}${out.slice(cls.start)}`;
-  return out;
+  return cls ? undefined : out;
+}
+
+/**
+ * The pattern as ECMA-262's Unicode mode (Ajv's) reads it, or undefined if it does not. A pattern only
+ * the web's legacy mode takes is taken when the difference is escaped punctuation that mode reads as
+ * itself (`^[a-z0-9_\-\:]+$`, `\-` outside a class): written unescaped, it means the same in both.
+ */
+function inUnicodeMode(p: string): string | undefined {
+  if (isPattern(p, 'u')) return p;
+  if (!isPattern(p, '')) return undefined;
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === '\\' && i + 1 < p.length) {
+      const n = p[i + 1]!;
+      out += LEGACY_IDENTITY.test(n) || (n === '-' && !inClass) ? n : c + n;
+      i++;
+      continue;
+    }
+    if (c === '[') inClass = true;
+    else if (c === ']') inClass = false;
+    out += c;
+  }
+  return isPattern(out, 'u') ? out : undefined;
+}
+
+/** ASCII punctuation (and space) the Unicode mode refuses to see escaped and the legacy mode reads as itself. */
+const LEGACY_IDENTITY = /[ !"#%&',:;<=>@_`~]/;
+
+function isPattern(p: string, flags: string): boolean {
+  try {
+    new RegExp(p, flags);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `\uXXXX` (with a following low surrogate: the pair's code point) or `\u{…}` at `i`; undefined if lone or bad. */
+function unicodeEscape(p: string, i: number): { code: number; length: number } | undefined {
+  const braced = /^\{([0-9a-fA-F]{1,6})\}/.exec(p.slice(i + 2, i + 10));
+  if (braced) {
+    const code = Number.parseInt(braced[1]!, 16);
+    return code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)
+      ? undefined
+      : { code, length: 2 + braced[0].length };
+  }
+  const four = /^[0-9a-fA-F]{4}/.exec(p.slice(i + 2, i + 6));
+  if (!four) return undefined;
+  const code = Number.parseInt(four[0], 16);
+  if (code < 0xd800 || code > 0xdfff) return { code, length: 6 };
+  const low = /^\\u([dD][c-fC-F][0-9a-fA-F]{2})/.exec(p.slice(i + 6, i + 12));
+  if (code > 0xdbff || !low) return undefined;
+  return { code: 0x10000 + ((code - 0xd800) << 10) + (Number.parseInt(low[1]!, 16) - 0xdc00), length: 12 };
 }
 
 /** The compiled pattern, or undefined when RE2 cannot run it (lookaround, backreference, bad syntax). */
