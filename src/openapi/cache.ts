@@ -187,7 +187,10 @@ export function openSpecCache<T extends Loaded>(
         statAt !== undefined &&
         before.isFile() &&
         before.size === bytes.byteLength &&
-        before.ctimeMs < statAt - racyMs;
+        before.ctimeMs < statAt - racyMs &&
+        // Whole seconds: a file system that keeps no finer times (sshfs and other FUSE or network ones,
+        // where ctime may be only mtime again) is re-checked by its bytes, never by its stat.
+        before.ctimeMs % 1000 !== 0;
       files.push(
         settled
           ? [path, real, bytes.byteLength, sum, fingerprint(before)]

@@ -110,9 +110,13 @@ async function prefetch(
   let cached: { packed: PackedSpec; transfer: ArrayBuffer[] } | undefined;
   let store: ((snapshot: Uint8Array) => void) | undefined;
   let loaded: LoadedSpec | undefined;
+  let storeEntry: (() => void) | undefined;
   try {
     const spec = await loadSpec(source, {
       ...options,
+      deferStore: (s) => {
+        storeEntry = s;
+      },
       onProgress: (m) => progress.push(m),
       onCachedBytes: (hit) => {
         cached = packCached(hit);
@@ -153,6 +157,13 @@ async function prefetch(
   } catch {
     // Something in the spec cannot be cloned: the main thread loads it itself.
     post({ ok: false, stderr });
+  }
+  // The cache entry of a spec loaded here, written now that the main thread has it (the cache
+  // never fails a load: what it cannot write it leaves unwritten). A snapshot below goes beside it.
+  try {
+    storeEntry?.();
+  } catch {
+    // Nothing to do: the next start loads the spec again.
   }
   // Never on the main thread's way to the first list: held until it has answered it (./prefetch.ts
   // `startSnapshots`); the main thread waits for it at close, within a bound, or terminates it if the

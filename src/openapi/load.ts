@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,13 @@ export interface LoadOptions extends PrefetchOptions {
    * neither read nor handed on, and `onCatalogMissing` is offered its replacement.
    */
   replaceCatalog?: boolean;
+  /**
+   * The prefetch worker's: the cache entry of a spec just loaded (not a hit) is written when the
+   * caller calls `store`, handed over here, instead of before `loadSpec` returns. Writing it is ~0.1 s
+   * for a big spec (encode, checksum, write): the worker does it after handing the spec over, off the
+   * main thread's way to its first list.
+   */
+  deferStore?: (store: () => void) => void;
 }
 
 /** What loadSpec returns when `onCachedBytes` took a cache hit: not a spec, never used as one. */
@@ -204,7 +211,8 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
 
   const result = loaded(doc);
   if (cache) {
-    cache.store(result);
+    if (options.deferStore) options.deferStore(() => cache.store(result));
+    else cache.store(result);
     options.onCatalogMissing?.((b) => cache.storeCatalog(b));
   }
   return result;
@@ -402,17 +410,24 @@ export async function bundleExternal(
           ),
         );
       }
-      // Taken before the read: the spec cache re-checks a settled file by it (./cache.ts).
+      // One open for the stat and the bytes, so that the fingerprint the spec cache keeps is the one of
+      // the file read (./cache.ts re-checks a settled file by it); its time is taken before the open.
+      // Non-blocking: opening a FIFO would otherwise wait for a writer, and with it the event loop.
       const statAt = Date.now();
-      const st = statSync(real);
-      // A FIFO or device would block the synchronous read below, and with it the event loop.
-      if (!st.isFile()) {
-        refuse(new WardenError('SPEC_REF_DENIED', `$ref to ${label}, which is not a regular file`));
+      const fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        const st = fstatSync(fd);
+        // A FIFO or device would block the synchronous read below.
+        if (!st.isFile()) {
+          refuse(new WardenError('SPEC_REF_DENIED', `$ref to ${label}, which is not a regular file`));
+        }
+        count(st.size, label);
+        const bytes = readFileSync(fd);
+        opts.cache?.recordFile(path, real, bytes, st, statAt);
+        return bytes;
+      } finally {
+        closeSync(fd);
       }
-      count(st.size, label);
-      const bytes = readFileSync(real);
-      opts.cache?.recordFile(path, real, bytes, st, statAt);
-      return bytes;
     },
   };
   const confinedHttp = {

@@ -5,6 +5,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  type Stats,
   statSync,
   symlinkSync,
   utimesSync,
@@ -15,7 +16,7 @@ import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/errors/index.js';
 import { specCacheDir } from '../../src/lib/state-dir.js';
-import { MAX_ENTRIES, overrideRacyWindow } from '../../src/openapi/cache.js';
+import { MAX_ENTRIES, openSpecCache, overrideRacyWindow } from '../../src/openapi/cache.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../../src/openapi/load.js';
 import { isDamagedCopy } from '../../src/openapi/spec-transfer.js';
 import { loadApi } from '../../src/server/served-api.js';
@@ -141,6 +142,32 @@ describe('the spec cache', () => {
     expect(statSync(join(cacheDir, entries()[0]!)).mode & 0o777).toBe(0o600);
   });
 
+  it('with deferStore (the prefetch worker) the entry is written when the caller says, not before the load returns', async () => {
+    const file = join(tempTree({ 'big.json': bigSpec() }), 'big.json');
+    let store: (() => void) | undefined;
+    const first = await load(file, {
+      deferStore: (s) => {
+        store = s;
+      },
+    });
+    expect(first.progress.some((m) => m.startsWith('parsed '))).toBe(true);
+    expect(entries()).toHaveLength(0);
+    expect(store).toBeTypeOf('function');
+    store!();
+    expect(entries()).toHaveLength(1);
+    const second = await load(file);
+    expect(second.progress).toEqual([expect.stringMatching(/ from cache in \d+ ms$/)]);
+    expect(second.spec).toEqual(first.spec);
+    // A hit has nothing to store: the hook is not called.
+    let called = false;
+    await load(file, {
+      deferStore: () => {
+        called = true;
+      },
+    });
+    expect(called).toBe(false);
+  });
+
   it('keeps warnings, deviations, Swagger 2.0 conversion and the file count', async () => {
     const dir = tempTree({
       'v2.json': {
@@ -261,6 +288,42 @@ describe('the spec cache', () => {
     } finally {
       overrideRacyWindow(undefined);
     }
+  });
+
+  it('a file whose times are whole seconds (a file system that keeps no finer ones) gets no fingerprint', () => {
+    const dir = tempTree({ 'root.json': '{}' });
+    const root = join(dir, 'root.json');
+    const source = { kind: 'file' as const, location: root, baseUrl: `file://${root}`, label: 'root.json' };
+    const session = openSpecCache<LoadedSpec>(source, '{}', {})!;
+    session.recordRoot(root, root);
+    // Stat-like: settled long before (statAt far after), same size as the bytes; only ctime differs.
+    const st = (ctimeMs: number) =>
+      ({ isFile: () => true, size: 1, dev: 1, ino: 2, mtimeMs: ctimeMs, ctimeMs }) as unknown as Stats;
+    session.recordFile(
+      join(dir, 'a.json'),
+      join(dir, 'a.json'),
+      Buffer.from('a'),
+      st(1_600_000_000_000),
+      2e12,
+    );
+    session.recordFile(
+      join(dir, 'b.json'),
+      join(dir, 'b.json'),
+      Buffer.from('b'),
+      st(1_600_000_000_123.5),
+      2e12,
+    );
+    session.store({
+      source,
+      rootText: '{}',
+      originalVersion: '3.0.0',
+      doc: { openapi: '3.0.0', info: { title: 't', version: '1' }, paths: {} },
+      dialect: '3.0',
+      files: 3,
+      warnings: [],
+      deviations: [],
+    } as unknown as LoadedSpec);
+    expect(entryFiles().map((f) => f.length)).toEqual([4, 5]);
   });
 
   it('an option that changes the result or the error is a miss', async () => {
