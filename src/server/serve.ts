@@ -656,7 +656,12 @@ export function lazyStages(
     loading ??= loadModules().then(
       (m) => {
         if (!closed) loaded();
-        warmCode(m);
+        // Only schedules; whatever it meets, the stages loaded (a call must not fail for a warm-up).
+        try {
+          warmCode(m);
+        } catch {
+          // The first call does that work.
+        }
         return m;
       },
       (e: unknown) => {
@@ -696,7 +701,7 @@ export function lazyStages(
       if (!listed) {
         listed = true;
         // Loaded already (by warmSoon or a call): the code warm-up starts after this answer.
-        if (warm) setImmediate(() => loading?.then(warmCode, () => undefined));
+        if (warm) setImmediate(() => loading?.then(warmCode).catch(() => undefined));
       }
       if (!warming && !warm) setImmediate(startWarming);
     },
