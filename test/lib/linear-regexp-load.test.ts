@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { loadedSpecWith } from '../support/helpers.js';
 
 // In the bundle, re2js is evaluated at its first read (scripts/bundle-cli.mjs, lazy-evaluated
 // packages). A failure there (a broken install, a stack overflow while evaluating it) must not be
@@ -18,35 +19,9 @@ describe('compileLinear when re2js fails to load', () => {
 
   it('fails the catalogue build rather than serving a tool without its pattern', async () => {
     const { buildCatalog } = await import('../../src/catalog/build.js');
-    const spec = {
-      source: { kind: 'file', location: '/x.json', label: 'x.json' },
-      rootText: '',
-      originalVersion: '3.0.3',
-      dialect: '3.0',
-      files: 1,
-      warnings: [],
-      deviations: [],
-      doc: {
-        openapi: '3.0.3',
-        info: { title: 't', version: '1' },
-        paths: {
-          '/u/{id}': {
-            get: {
-              operationId: 'getU',
-              parameters: [
-                {
-                  name: 'id',
-                  in: 'path',
-                  required: true,
-                  schema: { type: 'string', pattern: '^[0-9]{1,6}$' },
-                },
-              ],
-              responses: { '200': { description: 'ok' } },
-            },
-          },
-        },
-      },
-    };
-    expect(() => buildCatalog(spec as never)).toThrow();
+    const spec = loadedSpecWith([
+      { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9]{1,6}$' } },
+    ]);
+    expect(() => buildCatalog(spec)).toThrow();
   });
 });

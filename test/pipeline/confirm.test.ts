@@ -170,14 +170,7 @@ describe('confirm stage: client channels', () => {
 
   it('leaves tools without confirmation alone', async () => {
     const view = viewOf(await itemsCatalog(), POLICY);
-    const confirm = createConfirm({
-      secret: randomBytes(32),
-      ttlSeconds: 60,
-      replay: createMemoryReplayGuard(),
-      redactor: createRedactor(),
-      approvals: testApprovals(memoryAudit()),
-      origin: () => 'https://api.example.com/v2',
-    });
+    const confirm = plainConfirm();
     const ctx = resolvedContext(view, { name: 'getPart', arguments: {} });
     ctx.args = {};
     await confirm(ctx);
@@ -186,14 +179,7 @@ describe('confirm stage: client channels', () => {
 
   it('returns no promise for a call with nothing to confirm, and one for a call to confirm', async () => {
     const view = viewOf(await itemsCatalog(), POLICY);
-    const confirm = createConfirm({
-      secret: randomBytes(32),
-      ttlSeconds: 60,
-      replay: createMemoryReplayGuard(),
-      redactor: createRedactor(),
-      approvals: testApprovals(memoryAudit()),
-      origin: () => 'https://api.example.com/v2',
-    });
+    const confirm = plainConfirm();
     // The pipeline awaits only what a stage returns: a read with no rule to confirm costs no turn.
     const read = resolvedContext(view, { name: 'getPart', arguments: {} });
     read.args = {};
@@ -335,3 +321,15 @@ describe('confirm stage: client channels', () => {
 });
 
 const isObj = (v: unknown): boolean => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** A confirm stage with its own secret, replay guard and approvals, and nothing else of a test's. */
+function plainConfirm() {
+  return createConfirm({
+    secret: randomBytes(32),
+    ttlSeconds: 60,
+    replay: createMemoryReplayGuard(),
+    redactor: createRedactor(),
+    approvals: testApprovals(memoryAudit()),
+    origin: () => 'https://api.example.com/v2',
+  });
+}

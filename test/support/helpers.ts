@@ -36,6 +36,25 @@ export const jsonOk = (schema: object = { type: 'object' }) => ({
   '200': { description: 'ok', content: { 'application/json': { schema } } },
 });
 
+/**
+ * A LoadedSpec (as the loader hands it to buildCatalog) of one GET /u/{id} whose parameters are
+ * `parameters`: for tests of what the catalogue does with their schemas without loading a file.
+ */
+export function loadedSpecWith(parameters: unknown[]) {
+  return {
+    source: { kind: 'file', location: '/x.json', label: 'x.json' },
+    rootText: '',
+    originalVersion: '3.0.3',
+    dialect: '3.0',
+    files: 1,
+    warnings: [],
+    deviations: [],
+    doc: minimalSpec({
+      '/u/{id}': { get: { operationId: 'getU', parameters, responses: { '200': { description: 'ok' } } } },
+    }),
+  } as never;
+}
+
 /** Loads an inline spec object through the real loader and builds its catalogue. */
 export async function catalogOf(spec: Record<string, unknown>) {
   const { loadSpec } = await import('../../src/openapi/load.js');
