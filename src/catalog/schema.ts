@@ -270,7 +270,7 @@ export class SchemaConverter {
         else if (!isSafeRegExp(v))
           // Patterns run on a linear-time engine (RE2): lookarounds and backreferences do not exist there.
           this.warnings.push(
-            `${ctx(k)}: pattern ${JSON.stringify(v).slice(0, 80)} uses a feature a linear-time engine cannot run (lookaround, backreference); not enforced`,
+            `${ctx(k)}: pattern ${JSON.stringify(v).slice(0, 80)} uses a feature a linear-time engine cannot run with its JSON Schema meaning (lookaround, backreference, \\S beside other class items…); not enforced`,
           );
         else out.pattern = v;
       } else if (k === 'properties' && v && typeof v === 'object') {
