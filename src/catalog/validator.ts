@@ -32,7 +32,10 @@ export function createSchemaCompiler(formats: readonly string[]) {
     // Ajv would otherwise keep every compiled schema forever, keyed by the schema object.
     addUsedSchema: false,
     // Spec patterns run on RE2: linear time whatever the pattern (no ReDoS from a hostile spec).
-    code: { regExp: linearRegExp },
+    // No tidying pass over the generated code (unused names, inlined constants): it was about half
+    // of a schema's compile, which a tool's first call waits for, and the checks it emits are the
+    // same (validation time unchanged within noise, issue 22).
+    code: { regExp: linearRegExp, optimize: false },
   });
   addFormats(ajv);
   for (const f of formats) if (!ajv.formats[f]) ajv.addFormat(f, true);
@@ -50,13 +53,43 @@ export function createSchemaCompiler(formats: readonly string[]) {
      * compiler, and shared by every schema that refers to it. Stripe's output schemas reach 500
      * definitions each: compiled whole, a tool's first result waited 1 to 13 s. What differs from
      * `compile` is only the `schemaPath` of errors found inside a definition (it names the reference).
-     * A schema this cannot treat so (see `LazyDefs.fits`) is compiled whole.
+     * A schema this cannot treat so (see `LazyDefs.fits`) is compiled whole: its root at once, a
+     * definition when data first reaches it (walking all 512 of a Stripe closure up front was a
+     * third of a first call); the value is then checked again by the whole compile, which this
+     * schema uses from then on.
      */
-    compileLazily(schema: JsonSchemaObject): ValidateFunction {
-      return defs.fits(schema) ? ajv.compile(defs.rewrite(schema)) : ajv.compile(schema);
+    compileLazily(schema: JsonSchemaObject): Check {
+      if (!defs.fits(schema)) return ajv.compile(schema);
+      const lazy = ajv.compile(defs.rewrite(schema));
+      let whole: ValidateFunction | undefined;
+      const check: Check = (data) => {
+        if (whole === undefined) {
+          try {
+            const ok = lazy(data);
+            check.errors = lazy.errors;
+            return ok;
+          } catch (e) {
+            if (!(e instanceof UnfitDefinition)) throw e;
+            whole = ajv.compile(schema);
+          }
+        }
+        const ok = whole(data);
+        check.errors = whole.errors;
+        return ok;
+      };
+      return check;
     },
   };
 }
+
+/** A compiled check: the verdict, and after a refusal the errors of that value. */
+export interface Check {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+/** A definition reached that cannot be compiled apart (`LazyDefs.fits`): the schema is compiled whole. */
+class UnfitDefinition extends Error {}
 
 type Ajv = InstanceType<typeof Ajv2020>;
 type S = Record<string, unknown>;
@@ -113,7 +146,11 @@ class LazyDefs {
     });
   }
 
-  /** Whether every part of the schema keeps its meaning when its definitions are compiled apart. */
+  /**
+   * Whether the schema's root keeps its meaning when its definitions are compiled apart, and its
+   * definition keys mean what they meant before. Each definition's own tree is checked when data
+   * first reaches it (`validator`), not here: most are never reached.
+   */
   fits(schema: JsonSchemaObject): boolean {
     const dict = (schema.$defs ?? {}) as Record<string, JsonSchema>;
     for (const [k, d] of Object.entries(dict)) {
@@ -121,7 +158,6 @@ class LazyDefs {
       if (known !== undefined && known !== d) return false;
     }
     if (!this.fit(schema, true)) return false;
-    for (const d of Object.values(dict)) if (!this.fit(d, false)) return false;
     for (const [k, d] of Object.entries(dict)) this.byKey.set(k, d);
     return true;
   }
@@ -135,6 +171,8 @@ class LazyDefs {
     const e = this.entries.get(id);
     // Never expected (ids come from `rewrite`): refusing is the safe answer.
     if (!e) throw new Error(`lazy schema reference ${id} is unknown`);
+    // Thrown through the caller's validation to `compileLazily`'s check, which compiles whole.
+    if (!e.fn && !this.fit(e.def, false)) throw new UnfitDefinition(id);
     e.fn ??= this.ajv.compile(
       typeof e.def === 'boolean' ? e.def : (this.copy(e.def, e.dict, false) as JsonSchemaObject),
     );

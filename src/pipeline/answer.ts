@@ -1,7 +1,7 @@
 import { isJsonType } from '../catalog/doc.js';
-import { createSchemaCompiler } from '../catalog/validator.js';
+import { type Check, createSchemaCompiler } from '../catalog/validator.js';
 import { WardenError } from '../errors/index.js';
-import type { ErrorObject, ValidateFunction } from '../lib/ajv.js';
+import type { ErrorObject } from '../lib/ajv.js';
 import { tooDeep } from '../lib/json-depth.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import { addCounts } from '../protect/detect.js';
@@ -37,7 +37,7 @@ export interface AnswerOptions {
  */
 export function createAnswer(options: AnswerOptions) {
   const compiler = createSchemaCompiler(options.catalog.formats);
-  const outputChecks = new WeakMap<Tool, ValidateFunction>();
+  const outputChecks = new WeakMap<Tool, Check>();
   const excerptLen = options.errorExcerpt ?? 500;
   const { redactor } = options;
 

@@ -109,4 +109,50 @@ describe('compileLazily', () => {
     expect(lazy({ a: 'x' })).toBe(true);
     expect(lazy({ a: 'x', b: 1 })).toBe(false);
   });
+
+  it('compiles whole a definition reached that would not mean the same apart, and agrees with the whole compile', () => {
+    // B's property is evaluated through A's `allOf`: compiled apart, A would refuse `b`.
+    const s: JsonSchemaObject = {
+      type: 'object',
+      properties: { x: { $ref: '#/$defs/A' }, n: { type: 'integer' } },
+      $defs: {
+        A: { allOf: [{ $ref: '#/$defs/B' }], unevaluatedProperties: false },
+        B: { type: 'object', properties: { b: { type: 'string' } } },
+      },
+    };
+    const whole = createSchemaCompiler([]).compile(s);
+    const lazy = createSchemaCompiler([]).compileLazily(s);
+    // Not reaching A: the lazy check answers.
+    expect(lazy({ n: 'one' })).toBe(false);
+    expect(errorsOf(lazy.errors)).toEqual(['/n|type|{"type":"integer"}']);
+    for (const v of [
+      { x: { b: 'y' } },
+      { x: { b: 'y', c: 1 } },
+      { x: { b: 2 } },
+      { n: 1 },
+      { n: 'one', x: {} },
+    ]) {
+      expect(lazy(v)).toBe(whole(v));
+      expect(errorsOf(lazy.errors)).toEqual(errorsOf(whole.errors));
+    }
+    expect(lazy({ x: { b: 'y' } })).toBe(true);
+    expect(lazy({ x: { b: 'y', c: 1 } })).toBe(false);
+  });
+
+  it('agrees with the whole compile when an unfit definition is first reached inside a branch', () => {
+    const s: JsonSchemaObject = {
+      type: 'object',
+      properties: { x: { anyOf: [{ type: 'string' }, { $ref: '#/$defs/A' }] } },
+      $defs: {
+        A: { allOf: [{ $ref: '#/$defs/B' }], unevaluatedProperties: false },
+        B: { type: 'object', properties: { b: { type: 'string' } } },
+      },
+    };
+    const whole = createSchemaCompiler([]).compile(s);
+    const lazy = createSchemaCompiler([]).compileLazily(s);
+    for (const v of [{ x: 's' }, { x: { b: 'y' } }, { x: { b: 'y', c: 1 } }, { x: 3 }]) {
+      expect(lazy(v)).toBe(whole(v));
+      expect(errorsOf(lazy.errors)).toEqual(errorsOf(whole.errors));
+    }
+  });
 });
