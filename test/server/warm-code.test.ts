@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Pipeline } from '../../src/pipeline/index.js';
 import { lazyStages } from '../../src/server/serve.js';
-import { WARM_SLICES } from '../../src/server/warm-code.js';
+import { WARM_SLICES, warmHttp } from '../../src/server/warm-code.js';
 import { startShopGateway } from '../support/gateway.js';
 import { waitFor } from '../support/wait.js';
 
@@ -86,6 +86,22 @@ describe('the code warm-up after the first tools/list', () => {
     for (const slice of WARM_SLICES) slice();
     // re2js's case tables are decoded through the path Ajv's patterns take.
     expect(compile.mock.calls.map((c) => c[0])).toContain(WARM_PATTERN);
+  });
+
+  it("runs one request through undici's HTTP/1.1 client on a socket in memory, in more than one task", async () => {
+    let tasks = 0;
+    let done = false;
+    const count = () => {
+      tasks++;
+      if (!done) setImmediate(count);
+    };
+    setImmediate(count);
+    const body = await warmHttp();
+    done = true;
+    // Parsed by llhttp from the in-memory answer: the whole path ran.
+    expect(body).toBe('{"object":"list","data":[]}');
+    // The connection and the answer came in tasks of their own (a call can come between).
+    expect(tasks).toBeGreaterThanOrEqual(2);
   });
 });
 
