@@ -100,6 +100,8 @@ async function sample(v, up, policy, work, delay, n) {
         // Stripe's schemes (the echo upstream does not read them; a call needs one to be sent).
         MCP_WARDEN_CRED_BEARERAUTH: 'bench-token',
         MCP_WARDEN_CRED_BASICAUTH: 'bench-user:bench-password',
+        // Kubernetes' (without it every tool is withheld and the list is empty).
+        MCP_WARDEN_CRED_BEARERTOKEN: 'bench-token',
       },
     },
   );
@@ -138,7 +140,7 @@ async function sample(v, up, policy, work, delay, n) {
     const listMs = performance.now() - t0;
     const cpu = cpuOf(child.pid);
     const tool = list.result.tools.find((t) => TOOL.test(t.name))?.name;
-    if (!tool) throw new Error(`no tool matches ${TOOL}`);
+    if (!tool) throw new Error(`no tool matches ${TOOL} among ${list.result.tools.map((t) => t.name).slice(0, 8)}`);
     if (delay) await new Promise((r) => setTimeout(r, delay));
     // Wall ms of a call, and the main thread's CPU ms while it ran (less noisy on a shared machine).
     const then = THEN ? list.result.tools.find((t) => new RegExp(THEN, 'i').test(t.name))?.name : tool;
