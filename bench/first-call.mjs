@@ -140,7 +140,8 @@ async function sample(v, up, policy, work, delay, n) {
     const listMs = performance.now() - t0;
     const cpu = cpuOf(child.pid);
     const tool = list.result.tools.find((t) => TOOL.test(t.name))?.name;
-    if (!tool) throw new Error(`no tool matches ${TOOL} among ${list.result.tools.map((t) => t.name).slice(0, 8)}`);
+    if (!tool)
+      throw new Error(`no tool matches ${TOOL} among ${list.result.tools.map((t) => t.name).slice(0, 8)}`);
     if (delay) await new Promise((r) => setTimeout(r, delay));
     // Wall ms of a call, and the main thread's CPU ms while it ran (less noisy on a shared machine).
     const then = THEN ? list.result.tools.find((t) => new RegExp(THEN, 'i').test(t.name))?.name : tool;
