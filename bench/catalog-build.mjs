@@ -9,10 +9,14 @@
 // --prof profiles the first build only (node:inspector; summarise with bench/profile-summary.mjs).
 // --dump writes what the catalogue holds, every lazy field read (input/output schemas with `$defs`,
 // data classes), one SHA-256 per tool plus the catalogue's own fields, for `--compare a.json b.json`
-// (equality before/after a change; prints the first tools that differ).
+// (equality before/after a change; prints the first tools that differ). For all 17 specs:
+//   node bench/catalog-build.mjs --dump-all /tmp/base/dist /tmp/cat-base
+//   node bench/catalog-build.mjs --dump-all $PWD/dist /tmp/cat-now
+//   node bench/catalog-build.mjs --compare-all /tmp/cat-base /tmp/cat-now
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const args = process.argv.slice(2);
@@ -25,6 +29,61 @@ const cpu = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
+
+const here = fileURLToPath(new URL('..', import.meta.url));
+const shared = fileURLToPath(new URL('../../shared/specs/', import.meta.url));
+/** Every spec of the shared corpus (a folder's root file for the multi-file ones). */
+const allSpecs = () =>
+  readdirSync(shared)
+    .filter((f) => f !== 'INDEX.md')
+    .map((f) => {
+      if (!statSync(join(shared, f)).isDirectory()) return { name: f, path: join(shared, f) };
+      const root = ROOTS[f];
+      return { name: f, path: join(shared, f, root), refRoot: join(shared, f) };
+    });
+const ROOTS = {
+  digitalocean: 'specification/DigitalOcean-public.v2.yaml',
+  'petstore-separate-swagger2': 'spec/swagger.yaml',
+};
+const child = (dist, spec, extra) => {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dist, spec, ...extra], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+};
+
+if (args[0] === '--dump-all') {
+  const [dist, out] = [args[1], args[2]];
+  mkdirSync(out, { recursive: true });
+  for (const s of allSpecs()) {
+    const r = child(dist, s.path, [
+      '--runs',
+      '0',
+      '--dump',
+      join(out, `${s.name}.json`),
+      ...(s.refRoot ? ['--ref-root', s.refRoot] : []),
+    ]);
+    console.log(`${s.name}: ${r.tools} tools`);
+  }
+  process.exit(0);
+}
+
+if (args[0] === '--compare-all') {
+  let bad = 0;
+  for (const f of readdirSync(args[1]).filter((x) => x.endsWith('.json'))) {
+    const r = spawnSync(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--compare', join(args[1], f), join(args[2], f)],
+      {
+        encoding: 'utf8',
+      },
+    );
+    if (r.status !== 0) bad++;
+    console.log(`${f}: ${r.stdout.trim().split('\n').join('; ')}`);
+  }
+  process.exit(bad ? 1 : 0);
+}
 
 if (args[0] === '--compare') {
   const [a, b] = [JSON.parse(readFileSync(args[1], 'utf8')), JSON.parse(readFileSync(args[2], 'utf8'))];
@@ -97,8 +156,6 @@ if (args[0] === '--child') {
 const fresh = Number(opt('--fresh', 5));
 const runs = opt('--runs', '3');
 const base = opt('--base');
-const here = fileURLToPath(new URL('..', import.meta.url));
-const shared = fileURLToPath(new URL('../../shared/specs/', import.meta.url));
 const SPECS = {
   stripe: 'stripe.yaml',
   github: 'github-rest.json',
@@ -116,15 +173,7 @@ for (const name of only) {
   const rows = Object.fromEntries(builds.map(([b]) => [b, []]));
   for (let i = 0; i < fresh; i++) {
     for (const [b, dist] of i % 2 ? [...builds].reverse() : builds) {
-      const r = spawnSync(
-        process.execPath,
-        [fileURLToPath(import.meta.url), '--child', dist, spec, '--runs', runs],
-        {
-          encoding: 'utf8',
-        },
-      );
-      if (r.status !== 0) throw new Error(r.stderr);
-      rows[b].push(JSON.parse(r.stdout));
+      rows[b].push(child(dist, spec, ['--runs', runs]));
     }
   }
   for (const [b] of builds) {
