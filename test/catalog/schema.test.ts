@@ -161,6 +161,58 @@ describe('OpenAPI schema → JSON Schema 2020-12', () => {
     expect(s.description.length).toBeLessThanOrEqual(401);
   });
 
+  it('gives each keyword its own treatment, in each mode, and names the place of a warning', () => {
+    const conv = new SchemaConverter(doc({}), '3.1');
+    const raw = {
+      type: 'object',
+      title: 7,
+      description: ['not text'],
+      enum: 'not a list',
+      required: ['a', 3],
+      properties: {
+        a: { type: 'array', items: [{ type: 'string' }], additionalItems: { type: 'integer' } },
+        b: { type: 'array', items: { type: 'string' }, additionalItems: { type: 'integer' } },
+        c: { type: 'string', pattern: '(?=x)', 'x-data-class': 'secret' },
+        d: { type: 'string', 'x-data-class': 'bogus' },
+      },
+      dependentSchemas: { a: { required: ['b'] } },
+      patternProperties: { '^x-': { type: 'string' }, '(?<=y)': { type: 'string' } },
+      anyOf: 'not a list',
+      oneOf: [],
+      allOf: [{ minProperties: 1 }],
+      discriminator: { propertyName: 'kind' },
+      exclusiveMinimum: true,
+      minimum: 2,
+      exclusiveMaximum: 9,
+      example: { a: 1 },
+      'x-vendor': true,
+    };
+    expect(conv.convert(raw, 'input', '#/x').schema).toEqual({
+      type: 'object',
+      required: ['a'],
+      properties: {
+        a: { type: 'array', prefixItems: [{ type: 'string' }], items: { type: 'integer' } },
+        b: { type: 'array', items: { type: 'string' } },
+        c: { type: 'string' },
+        d: { type: 'string' },
+      },
+      dependentSchemas: { a: { required: ['b'] } },
+      patternProperties: { '^x-': { type: 'string' } },
+      allOf: [{ minProperties: 1 }],
+      'x-discriminator': { propertyName: 'kind' },
+      exclusiveMinimum: 2,
+      exclusiveMaximum: 9,
+    });
+    const out = conv.convert(raw, 'output', '#/y').schema as { properties: Record<string, unknown> };
+    expect(out).not.toHaveProperty('x-discriminator');
+    expect(out.properties.c).toEqual({ type: 'string', 'x-data-class': 'secret' });
+    expect(out.properties.d).toEqual({ type: 'string' });
+    expect(conv.warnings).toEqual([
+      expect.stringMatching(/^#\/x\/properties\/c\/pattern: pattern "\(\?=x\)" uses a feature/),
+      expect.stringMatching(/^#\/y\/properties\/c\/pattern: pattern/),
+    ]);
+  });
+
   it('converts Swagger-style file types and tuple items', () => {
     const conv = new SchemaConverter(doc({}), '3.0');
     expect(conv.convert({ type: 'file' }, 'input', '#').schema).toEqual({ type: 'string', format: 'binary' });
