@@ -6,6 +6,7 @@
 //   node bench/catalog-build.mjs [--fresh 5] [--runs 3] [--only stripe,github] [--base /tmp/base]
 //   node bench/catalog-build.mjs --child <dist> <spec> [--runs 3] [--prof out.cpuprofile] [--dump out.json] [--ref-root dir]
 //
+// --restore <file> times restoreCatalog of a snapshot instead (the first run stores the file).
 // --prof profiles the first build only (node:inspector; summarise with bench/profile-summary.mjs).
 // --dump writes what the catalogue holds, every lazy field read (input/output schemas with `$defs`,
 // data classes), one SHA-256 per tool plus the catalogue's own fields, for `--compare a.json b.json`
@@ -110,6 +111,32 @@ if (args[0] === '--child') {
   const { buildCatalog } = await import(`${dist}/catalog/build.js`);
   const refRoot = opt('--ref-root');
   const loaded = await loadSpec(spec, { specCache: false, ...(refRoot ? { refRoot } : {}) });
+  const restore = opt('--restore');
+  if (restore) {
+    // A restored snapshot instead of a build (../src/catalog/snapshot.ts), first catalogue work of the
+    // process: what a start would pay if the worker handed over a snapshot with the spec.
+    const { restoreCatalog, snapshotCatalog } = await import(`${dist}/catalog/snapshot.js`);
+    let bytes;
+    try {
+      bytes = readFileSync(restore);
+    } catch {
+      bytes = snapshotCatalog(buildCatalog(loaded), loaded);
+      writeFileSync(restore, bytes);
+      process.stdout.write(JSON.stringify({ stored: bytes.length }));
+      process.exit(0);
+    }
+    const c0 = cpu();
+    const t0 = performance.now();
+    const cat = restoreCatalog(bytes, loaded);
+    process.stdout.write(
+      JSON.stringify({
+        tools: cat.tools.length,
+        restoreCpu: cpu() - c0,
+        restoreWall: performance.now() - t0,
+      }),
+    );
+    process.exit(0);
+  }
   const prof = opt('--prof');
   let session;
   if (prof) {
