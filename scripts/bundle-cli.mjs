@@ -250,9 +250,10 @@ export { DefaultJsonSchemaValidator, process };
         for (const p of PATCHES)
           b.onLoad({ filter: p.file }, (a) => {
             const text = readFileSync(a.path, 'utf8');
-            if (!text.includes(p.from)) throw new Error(`bundle: ${p.name}: ${a.path} changed; review the patch`);
+            if (!text.includes(p.from))
+              throw new Error(`bundle: ${p.name}: ${a.path} changed; review the patch`);
             patched.add(p.name);
-            return { contents: text.replace(p.from, p.to), loader: 'js' };
+            return { contents: text.replace(p.from, () => p.to), loader: 'js' };
           });
       },
     },
