@@ -390,7 +390,10 @@ export async function bundleExternal(
       const label = () => displayRef(file.url, root);
       if (!root) {
         refuse(
-          new WardenError('SPEC_REF_DENIED', `a spec loaded from a URL may not $ref a local file (${label()})`),
+          new WardenError(
+            'SPEC_REF_DENIED',
+            `a spec loaded from a URL may not $ref a local file (${label()})`,
+          ),
         );
       }
       const path = file.url.startsWith('file:')
