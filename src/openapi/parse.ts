@@ -61,7 +61,14 @@ export function parseText(text: string, file: string, limits: ShapeLimits): unkn
  * bounded time instead of exploding later; an alias cycle exceeds `maxDepth`. `before` is what the
  * spec's other files already counted (one budget for a multi-file spec); returns the new total.
  */
-export function checkShape(doc: unknown, file: string, limits: ShapeLimits, before = 0): number {
+export function checkShape(
+  doc: unknown,
+  /** The file named by an error; a function when naming it costs (thousands of $ref'd files). */
+  fileName: string | (() => string),
+  limits: ShapeLimits,
+  before = 0,
+): number {
+  const file = () => (typeof fileName === 'string' ? fileName : fileName());
   // Two parallel stacks and Object.keys, not [node, depth] pairs and Object.values: a spec of a
   // million nodes is walked without allocating per node (issue 22).
   const stack: unknown[] = [doc];
@@ -74,12 +81,12 @@ export function checkShape(doc: unknown, file: string, limits: ShapeLimits, befo
       throw new WardenError(
         'SPEC_TOO_LARGE',
         `the spec${before > 0 ? ' with the files it $refs' : ''} has more than ${limits.maxNodes.toLocaleString('en')} nodes (counting YAML aliases at each use)`,
-        { location: { file } },
+        { location: { file: file() } },
       );
     }
     if (depth > limits.maxDepth) {
       throw new WardenError('SPEC_TOO_DEEP', `the spec nests deeper than ${limits.maxDepth} levels`, {
-        location: { file },
+        location: { file: file() },
       });
     }
     if (node === null || typeof node !== 'object') continue;

@@ -2,9 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runScan } from '../../src/cli/scan.js';
 import { WardenError } from '../../src/errors/index.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { minimalSpec, serveFiles, tempTree } from '../support/helpers.js';
+import { SHARED_SPECS } from '../support/paths.js';
+import { runCli } from '../support/stdio.js';
 
 async function loadError(source: string, opts = {}): Promise<WardenError> {
   try {
@@ -352,5 +355,67 @@ paths:
     const spec = await loadSpec(join(dir, 'root.json'));
     expect(spec.warnings[0]).toMatch(/2 \$ref\(s\) in places OpenAPI does not allow/);
     expect((spec.doc.tags as Array<{ description: unknown }>)[0]!.description).toBe('About t.');
+  });
+});
+
+// The built CLI bundles two dependencies' functions patched for speed (scripts/bundle-cli.mjs:
+// ref-parser's $ref inventory, reftools' circularClone that the Swagger 2.0 converter copies a
+// spec with). Their reports must be the unpatched sources' own, here, in this process.
+describe('the built CLI loads specs as the loader does', () => {
+  const scanned = async (spec: string) => {
+    let out = '';
+    await runScan(
+      spec,
+      { format: 'json', quiet: true, specCache: false },
+      {
+        stdout: (s) => {
+          out += s;
+        },
+        stderr: () => {},
+      },
+    );
+    const cli = runCli(['scan', '-f', 'json', '-q', '--no-spec-cache', spec]);
+    expect(cli.code, cli.stderr).toBe(0);
+    return { cli: JSON.parse(cli.stdout) as unknown, here: JSON.parse(out) as unknown };
+  };
+
+  it('a multi-file spec: shared, chained and circular $refs across files', async () => {
+    const pet =
+      'type: object\nproperties:\n  name: {type: string}\n  ownerEmail: {type: string, format: email}\n  tag: {$ref: "./Tag.yaml"}\n  parent: {$ref: "./Pet.yaml"}\n';
+    const op = (method: string, id: string, schema: string) =>
+      `${method}:\n  operationId: ${id}\n  requestBody:\n    content:\n      application/json:\n        schema: {$ref: "${schema}"}\n  responses:\n    "200":\n      description: ok\n      content:\n        application/json:\n          schema: {type: array, items: {$ref: "${schema}"}}\n`;
+    const dir = tempTree({
+      'root.yaml': `openapi: 3.0.3
+info: {title: T, version: "1"}
+paths:
+  /pets: {$ref: "paths/pets.yaml"}
+  /pets/{id}: {$ref: "paths/pet.yaml"}
+  /tags: {$ref: "paths/tags.yaml"}
+components:
+  schemas:
+    Pet: {$ref: "schemas/Pet.yaml"}
+    Owner: {$ref: "schemas/Owner.yaml#/Owner"}
+`,
+      'paths/pets.yaml': op('post', 'addPet', '../schemas/Pet.yaml'),
+      'paths/pet.yaml': `parameters:\n  - {name: id, in: path, required: true, schema: {type: string}}\n${op('put', 'putOwner', '../schemas/Owner.yaml#/Owner')}`,
+      'paths/tags.yaml': op('post', 'addTag', '../schemas/Tag.yaml'),
+      'schemas/Pet.yaml': pet,
+      'schemas/Tag.yaml': 'type: object\nproperties:\n  label: {type: string}\n',
+      'schemas/Owner.yaml':
+        'Owner:\n  type: object\n  properties:\n    pets: {type: array, items: {$ref: "./Pet.yaml"}}\n    best: {$ref: "#/Best"}\nBest: {$ref: "./Pet.yaml"}\n',
+    });
+    const { cli, here } = await scanned(join(dir, 'root.yaml'));
+    // The report reads the schemas the $refs lead to: Owner's pets, through two files, have an email.
+    const put = (here as { tools: Array<{ name: string; dataClasses: unknown[] }> }).tools.find(
+      (t) => t.name === 'putOwner',
+    );
+    expect(JSON.stringify(put?.dataClasses)).toMatch(/email/i);
+    expect(cli).toEqual(here);
+  });
+
+  it('a Swagger 2.0 spec', async () => {
+    const { cli, here } = await scanned(join(SHARED_SPECS, 'petstore-swagger2.json'));
+    expect(JSON.stringify(cli).length).toBeGreaterThan(1000);
+    expect(cli).toEqual(here);
   });
 });
