@@ -24,7 +24,9 @@ const manifest = new URL('bundle.json', dist);
 // The previous build's chunks (their names carry a content hash): gone before the new ones land.
 try {
   const old = JSON.parse(readFileSync(manifest, 'utf8')).chunks ?? [];
-  for (const f of old) rmSync(new URL(f, root), { force: true });
+  // Their maps too (a profiling build's): a later build without maps would leave them wrong beside
+  // chunks of the same names.
+  for (const f of old) for (const g of [f, `${f}.map`]) rmSync(new URL(g, root), { force: true });
 } catch {
   // No previous bundle.
 }
@@ -113,6 +115,10 @@ const patched = new Set();
 // See the plugin 'lazy-evaluated-packages' below.
 const LAZY_PACKAGES = ['yaml', 're2js', 'js-yaml'];
 
+// BUNDLE_SOURCEMAP=1: maps beside the chunks, for bench/http-profile-layers.mjs (a profiling build
+// only: the banners stay, since taking them out of line 1 would shift every mapped column).
+const SOURCEMAP = process.env.BUNDLE_SOURCEMAP === '1';
+
 const result = await build({
   entryPoints: [
     new URL('src/cli/main.ts', root).pathname,
@@ -137,6 +143,7 @@ const result = await build({
   keepNames: false, // esbuild's __name() ran at each closure's creation (1–2 % of a call's CPU); nothing reads a renamed one's .name
   legalComments: 'none',
   metafile: true,
+  ...(SOURCEMAP ? { sourcemap: 'external' } : {}),
   logLevel: 'warning',
   // CommonJS dependencies inlined into ES modules still call require() for Node's built-ins, and a
   // few read __dirname (ioredis: its own package.json, in a try). Removed below from the chunks
@@ -298,7 +305,7 @@ export { DefaultJsonSchemaValidator, process };
 if (process.env.BUNDLE_METAFILE) writeFileSync(process.env.BUNDLE_METAFILE, JSON.stringify(result.metafile));
 
 // Output paths in the metafile are relative to absWorkingDir, the package root.
-const outputs = Object.keys(result.metafile.outputs);
+const outputs = Object.keys(result.metafile.outputs).filter((f) => !f.endsWith('.map'));
 
 // The lazy replacements above match dependencies' file names and the SDK's use of its validator: a
 // dependency update that renames a file would silently make them eager again, one that gives the
@@ -340,7 +347,7 @@ for (const f of outputs) {
   const at = text.indexOf(BANNER);
   if (at < 0) throw new Error(`${f} has no banner`);
   const rest = text.slice(0, at) + text.slice(at + BANNER.length);
-  if (!/\brequire\b|__filename|__dirname/.test(rest)) writeFileSync(file, rest);
+  if (!SOURCEMAP && !/\brequire\b|__filename|__dirname/.test(rest)) writeFileSync(file, rest);
 }
 const entries = ['dist/cli/main.js', 'dist/openapi/load-worker.js'];
 for (const e of entries) if (!outputs.includes(e)) throw new Error(`the bundle has no ${e}: ${outputs}`);
