@@ -6,7 +6,7 @@
 //
 // The CLI is bundled (scripts/bundle-cli.mjs): a frame's URL names a chunk (dist/cli/chunk-….js)
 // that mixes layers, so every sample of warden's own code fell to "other". When the chunk has a
-// source map beside it (a bundle built with esbuild's `sourcemap: 'external'`), each frame is placed
+// source map beside it (`BUNDLE_SOURCEMAP=1 npm run build`: esbuild's external maps), each frame is placed
 // by its original source instead; without one the split is only right for an unbundled build, and
 // the table says so. --top N: also the N functions with the most self time, by original source.
 //
