@@ -4,6 +4,7 @@ import { exitCode, formatError, toProtocolError, toWardenError, WardenError } fr
 import type { LoadOptions } from '../openapi/load.js';
 import { boundHeapGrowth } from '../server/heap-growth.js';
 import { type Gateway, type ServeOptions, startGateway } from '../server/serve.js';
+import type { EarlyStdio } from '../server/transport.js';
 import type { ApiArg } from './api-flags.js';
 
 export interface ServeCliOptions {
@@ -53,11 +54,23 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
         ...(opts.allowedHost?.length ? { allowedHosts: opts.allowedHost } : {}),
       };
   let gw: Gateway;
+  // Over stdio, read from right after the policy: the opening of either era is answered while the
+  // spec loads (issue 22: a 2026-07-28 client's version probe, a v1 client's initialize).
+  let early: EarlyStdio | undefined;
+  const earlyStdio: ServeOptions['earlyStdio'] = {
+    opened: (e) => {
+      early = e;
+    },
+    // The client closed stdin before the gateway was ready, with nothing left to answer (a version
+    // probe's sibling): nothing to serve, nothing written yet that must be finished (the spec cache
+    // writes through a temporary file and a rename).
+    gone: () => process.exit(0),
+  };
   try {
-    gw = await start(opts, transport);
+    gw = await start(opts, transport, opts.stdio ? earlyStdio : undefined);
   } catch (e) {
-    // Over stdio the client shows only what reaches it on stdout: answer its first request with the reason.
-    if (opts.stdio) await failOverStdio(e, io);
+    // Over stdio the client shows only what reaches it on stdout: answer its waiting (or next) request with the reason.
+    if (opts.stdio) await failOverStdio(e, io, early);
     throw e;
   }
   // Serving from here on: the old generation is kept near what is live (src/server/heap-growth.ts).
@@ -73,13 +86,21 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  // stdio: the client closing our stdin ends the session.
-  if (opts.stdio) process.stdin.once('end', stop);
+  // stdio: the client closing our stdin ends the session (it may have done so while requests waited).
+  if (opts.stdio) {
+    if (process.stdin.readableEnded) stop();
+    else process.stdin.once('end', stop);
+  }
 }
 
 /** The CLI's options as `startGateway`'s. */
-function start(opts: ServeCliOptions, transport: ServeOptions['transport']): Promise<Gateway> {
+function start(
+  opts: ServeCliOptions,
+  transport: ServeOptions['transport'],
+  earlyStdio: ServeOptions['earlyStdio'],
+): Promise<Gateway> {
   return startGateway({
+    ...(earlyStdio ? { earlyStdio } : {}),
     ...(opts.spec !== undefined ? { spec: opts.spec } : {}),
     ...(opts.api?.length ? { apis: opts.api } : {}),
     transport,
@@ -115,27 +136,37 @@ const STDIO_FAILURE_WAIT_MS = 10_000;
 
 /**
  * A start-up failure over stdio: the reason on stderr, and — since MCP clients show only what comes
- * back on stdout ("connection closed" otherwise) — as the JSON-RPC error answering the client's first
- * request (its `initialize`), numbered by the one mapper for protocol errors. Then the process exits
- * with the error's exit code. Nothing is awaited from a terminal, and at most STDIO_FAILURE_WAIT_MS.
+ * back on stdout ("connection closed" otherwise) — as the JSON-RPC error, numbered by the one mapper
+ * for protocol errors, answering the client's first request (its `initialize`) or, once stdio was
+ * read early (`early`: its opening may have been answered), every request still waiting, else the
+ * next one. Then the process exits with the error's exit code. Nothing is awaited from a terminal,
+ * and at most STDIO_FAILURE_WAIT_MS.
  */
-async function failOverStdio(e: unknown, io: { stderr: (s: string) => void }): Promise<never> {
+async function failOverStdio(
+  e: unknown,
+  io: { stderr: (s: string) => void },
+  early: EarlyStdio | undefined,
+): Promise<never> {
   const err = toWardenError(e);
   io.stderr(`${formatError(err)}\n`);
   // As the other commands do (cli/main.ts): the cause of an internal error, only when asked for.
   if (err.code === 'INTERNAL' && process.env.MCP_WARDEN_DEBUG)
     io.stderr(`${String((err.cause as Error)?.stack ?? err.cause)}\n`);
-  const id = process.stdin.isTTY ? undefined : await firstRequestId(process.stdin, STDIO_FAILURE_WAIT_MS);
-  if (id !== undefined) {
-    const p = toProtocolError(err);
-    const answer = {
-      jsonrpc: '2.0',
-      id,
-      error: { code: p.code, message: `mcp-warden could not start: ${formatError(err)}`, data: p.data },
-    };
-    await new Promise<void>((resolve) =>
-      process.stdout.write(`${JSON.stringify(answer)}\n`, () => resolve()),
-    );
+  const p = toProtocolError(err);
+  const answer = (id: string | number) => ({
+    jsonrpc: '2.0' as const,
+    id,
+    error: { code: p.code, message: `mcp-warden could not start: ${formatError(err)}`, data: p.data },
+  });
+  if (process.stdin.isTTY) {
+    // A person at a terminal: nothing to answer.
+  } else if (early) await early.fail(answer, STDIO_FAILURE_WAIT_MS);
+  else {
+    const id = await firstRequestId(process.stdin, STDIO_FAILURE_WAIT_MS);
+    if (id !== undefined)
+      await new Promise<void>((resolve) =>
+        process.stdout.write(`${JSON.stringify(answer(id))}\n`, () => resolve()),
+      );
   }
   process.exit(exitCode(err.code));
 }

@@ -26,7 +26,8 @@ import { directRequests } from './direct-requests.js';
 import { LANE_REQUEST_ID, MODERN_REVISIONS, type SharedServerFactory } from './fast-lane.js';
 
 export interface McpWiring {
-  catalog: Catalog;
+  /** Only its title is used (server info, instructions): it can be known before the catalogue is. */
+  catalog: Pick<Catalog, 'title'>;
   pipeline: Pick<Pipeline, 'call'>;
   view: () => ToolView;
   /** Stdio: the policy's local principal. Absent (HTTP): each request carries its authenticated caller. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { dirname, resolve as resolvePath } from 'node:path';
-import type { McpServerFactory } from '@modelcontextprotocol/server';
+import type { McpServerFactory, Server } from '@modelcontextprotocol/server';
 import type { Dispatcher } from 'undici';
 import type { AdminServer } from '../admin/api.js';
 import { auditLockHolder } from '../audit/lock.js';
@@ -36,6 +36,7 @@ import { createRedactor, type Redactor } from '../protect/redactor.js';
 import type { Restriction } from '../state/budgets.js';
 import { type AuditSinks, openAuditSinks } from './audit-sinks.js';
 import { principalIds } from './callers.js';
+import { earlyTitle } from './early-title.js';
 import { ListChanges, type StreamLimits } from './list-changes.js';
 import { createServerFactory } from './mcp.js';
 import {
@@ -48,7 +49,14 @@ import {
 } from './served-api.js';
 import { type OpenedState, openState } from './shared-state.js';
 import { reportStartup } from './startup-report.js';
-import { isLoopback, type RunningTransport, startTransport, type TransportOptions } from './transport.js';
+import {
+  type EarlyStdio,
+  isLoopback,
+  openEarlyStdio,
+  type RunningTransport,
+  startTransport,
+  type TransportOptions,
+} from './transport.js';
 import type { OpenedUserCredentials, openUserCredentials } from './user-credentials.js';
 
 export interface ServeOptions {
@@ -89,6 +97,16 @@ export interface ServeOptions {
   streams?: Partial<StreamLimits>;
   load?: LoadOptions;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Over stdio: read from right after the policy, answering `initialize`, `server/discover` and
+   * `ping` while the spec loads (openEarlyStdio); every other request waits for the gateway.
+   */
+  earlyStdio?: {
+    /** Stdio is being read: a start-up failure from now on is answered through `fail`. */
+    opened(early: EarlyStdio): void;
+    /** Stdin ended before the gateway was ready, with nothing waiting to be answered. */
+    gone(): void;
+  };
 }
 
 export interface Gateway {
@@ -130,8 +148,38 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const members = membersOf(o, doc, policy?.file);
   const redactor = createRedactor();
   const logger = createLogger({ ...(o.logLevel ? { level: o.logLevel } : {}), redactor });
+  const metaTools = o.dynamic ? (await import('../discover/meta-tools.js')).MetaTools : undefined;
+  const live = new Live();
+  // The title the served catalogue will have: known now (early-title.ts) or once it is built.
+  let title: string | null | undefined;
+  const titleNow = () => {
+    if (title === undefined) title = earlyTitle(members) ?? null;
+    return title;
+  };
+  const stdioFactory = lazyFactory(() =>
+    mcpFactory({ ...{ o, doc, metaTools, live, logger }, title: titleNow() ?? first.catalog.title }),
+  );
+  const early =
+    o.earlyStdio && o.transport.kind === 'stdio'
+      ? await openEarlyStdio({
+          factory: stdioFactory,
+          // Answered early only with the ready server's very answers (the title is in them).
+          canAnswer: () => titleNow() !== null,
+          gone: o.earlyStdio.gone,
+          logger,
+          ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
+        })
+      : undefined;
+  if (early) o.earlyStdio?.opened(early);
   const set = await loadApis(members, logger);
   const first = { catalog: set.catalog };
+  if (title === undefined || title === null) title = set.catalog.title;
+  else if (title !== set.catalog.title)
+    // early-title.ts would be wrong: a bug to report, not a reason to stop serving.
+    logger.warn(
+      { early: title, catalog: set.catalog.title },
+      'the title answered early is not the catalogue’s',
+    );
   // Built once; when off, nothing of OpenTelemetry is loaded and the pipeline runs its plain loop.
   const tracing = await startTracing({
     config: doc.telemetry?.traces,
@@ -207,34 +255,36 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         ...(users ? { connections: users.oauth } : {}),
       })
     : undefined;
-  const transport = await startTransport({
-    health,
-    transport: o.transport,
-    factory: mcpFactory({
-      o,
-      onFirstView: () => {
-        stages.warmAfterList();
-        // The catalogue snapshots for the next start (src/openapi/prefetch.ts), now the list is out.
-        startSnapshots();
-      },
-      metaTools: o.dynamic ? (await import('../discover/meta-tools.js')).MetaTools : undefined,
-      doc,
-      controller,
-      served,
-      catalog: first.catalog,
-      logger,
-      tracing,
-      changes,
-      users,
-    }),
-    ...{ doc, controller, observers: rt.observers, logger, changes },
-    ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
-    ...(users ? { oauthCallback: (await import('./oauth-pages.js')).oauthPages(users.oauth) } : {}),
-  }).catch(async (e: unknown) => {
-    await admin?.close();
-    await users?.close();
-    throw e;
+  live.set({
+    controller,
+    served,
+    tracing,
+    changes,
+    users,
+    onFirstView: () => {
+      stages.warmAfterList();
+      // The catalogue snapshots for the next start (src/openapi/prefetch.ts), now the list is out.
+      startSnapshots();
+    },
   });
+  // Held stdio requests are served from here, in the order they came.
+  const transport = early
+    ? early.ready()
+    : await startTransport({
+        health,
+        transport: o.transport,
+        factory:
+          o.transport.kind === 'stdio'
+            ? stdioFactory
+            : mcpFactory({ ...{ o, doc, metaTools, live, logger }, title: first.catalog.title }),
+        ...{ doc, controller, observers: rt.observers, logger, changes },
+        ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
+        ...(users ? { oauthCallback: (await import('./oauth-pages.js')).oauthPages(users.oauth) } : {}),
+      }).catch(async (e: unknown) => {
+        await admin?.close();
+        await users?.close();
+        throw e;
+      });
   serving.now = true;
   stages.warmSoon();
   return gatewayOf({
@@ -439,23 +489,65 @@ async function openRuntime(p: {
   return { observers, audit, state };
 }
 
-/** The MCP server factory: who the caller is on this transport, and dynamic mode's meta-tools. */
-function mcpFactory(p: {
-  o: ServeOptions;
-  /** Told once, at the first look at the served tools (the first tools/list, as a rule). */
-  onFirstView: () => void;
-  /** Dynamic mode's meta-tools (their module is loaded only then). */
-  metaTools: typeof MetaTools | undefined;
-  doc: PolicyDoc;
+/** What the MCP servers use of the gateway, once it is ready (a stdio server may be built before). */
+interface LiveParts {
   controller: Controller;
   served: ServedApi;
-  catalog: Catalog;
-  logger: Logger;
   tracing: Tracing;
   changes: ListChanges;
   users: OpenedUserCredentials | undefined;
+  /** Told once, at the first look at the served tools (the first tools/list, as a rule). */
+  onFirstView: () => void;
+}
+
+/**
+ * The gateway's parts for servers built before it is ready: their handlers run only once it is
+ * (the transport holds every other request until then), and what a server needs at its building
+ * (list-change notifications) waits for `set`.
+ */
+class Live {
+  private parts: LiveParts | undefined;
+  private waiting: Array<(p: LiveParts) => void> = [];
+
+  set(parts: LiveParts): void {
+    this.parts = parts;
+    const run = this.waiting;
+    this.waiting = [];
+    for (const f of run) f(parts);
+  }
+
+  get(): LiveParts {
+    if (!this.parts) throw new WardenError('INTERNAL', 'the gateway is not ready');
+    return this.parts;
+  }
+
+  when(f: (p: LiveParts) => void): void {
+    if (this.parts) f(this.parts);
+    else this.waiting.push(f);
+  }
+}
+
+/** A server factory built at its first use (stdio: the title may only be known then). */
+function lazyFactory(make: () => McpServerFactory): McpServerFactory {
+  let made: McpServerFactory | undefined;
+  return (ctx) => {
+    made ??= make();
+    return made(ctx);
+  };
+}
+
+/** The MCP server factory: who the caller is on this transport, and dynamic mode's meta-tools. */
+function mcpFactory(p: {
+  o: ServeOptions;
+  /** Dynamic mode's meta-tools (their module is loaded only then). */
+  metaTools: typeof MetaTools | undefined;
+  doc: PolicyDoc;
+  live: Live;
+  /** The served catalogue's title (server info, instructions). */
+  title: string;
+  logger: Logger;
 }): McpServerFactory {
-  const { o, doc, controller, served } = p;
+  const { o, doc, live } = p;
   const stdio = o.transport.kind === 'stdio';
   const stdioPrincipal: Principal = {
     id: principalIds.stdio(doc.callers?.stdio?.principal ?? 'local'),
@@ -465,22 +557,30 @@ function mcpFactory(p: {
   if (stdio) p.logger.info({ principal: stdioPrincipal.id }, 'MCP over stdio (2025-11-25 and 2026-07-28)');
   let viewed = false;
   return createServerFactory({
-    catalog: p.catalog,
-    pipeline: { call: (input) => served.pipeline.call(input) },
+    catalog: { title: p.title },
+    pipeline: { call: (input) => live.get().served.pipeline.call(input) },
     view: () => {
+      const l = live.get();
       if (!viewed) {
         viewed = true;
-        p.onFirstView();
+        l.onFirstView();
       }
-      return controller.view();
+      return l.controller.view();
     },
     inBandElicitation: stdio,
     ...(stdio ? { stdioPrincipal } : {}),
-    ...(stdio ? { onServer: p.changes.stdio(stdioPrincipal) } : {}),
-    ...(o.dynamic && p.metaTools ? { dynamic: new p.metaTools(() => served.search()) } : {}),
-    listOutputSchemas: () => controller.policy().toolsList?.outputSchemas === true,
-    ...(p.tracing.tracer ? { tracing: true } : {}),
-    ...(p.users ? { completions: p.users.completions } : {}),
+    ...(stdio
+      ? { onServer: (server: Server) => live.when((l) => l.changes.stdio(stdioPrincipal)(server)) }
+      : {}),
+    ...(o.dynamic && p.metaTools ? { dynamic: new p.metaTools(() => live.get().served.search()) } : {}),
+    listOutputSchemas: () => live.get().controller.policy().toolsList?.outputSchemas === true,
+    // Read per call: a server built before the gateway was ready learns them then.
+    get tracing() {
+      return live.get().tracing.tracer !== undefined;
+    },
+    get completions() {
+      return live.get().users?.completions;
+    },
   });
 }
 

@@ -17,7 +17,19 @@ export interface CappedStdioOptions extends FrameCaps {
   stdout: Writable;
   /** Told of each refused frame (for the log): its code and whether its sender was answered. */
   onRefused?: (code: ErrorCode, answered: boolean) => void;
+  /**
+   * Start held (serve.ts, before the gateway is ready): each message goes to the SDK only if
+   * `early` lets it through; the others wait, in order, for `release()` (or `fail()`).
+   */
+  hold?: {
+    early(message: JSONRPCMessage): boolean;
+    /** Stdin ended while held with nothing waiting: the client has gone (the process may exit). */
+    gone(): void;
+  };
 }
+
+/** A request's answer (an error) from its id: what `fail` sends each request it answers. */
+export type Refusal = (id: string | number) => JSONRPCMessage;
 
 /** What a refused frame was: a request (answered by id), a response (failed locally), or neither. */
 interface Refused {
@@ -47,10 +59,58 @@ export class CappedStdioTransport implements Transport {
   /** Set while an over-size frame streams past: it reads the id, nothing is kept. */
   private skipping: FrameIdScanner | undefined;
   private closed = false;
+  /** While held: the messages waiting for `release()`. */
+  private held: JSONRPCMessage[] | undefined;
+  /** Stdin ended while messages were held: the transport closes once they are delivered. */
+  private endedHeld = false;
+  /** After `fail()` found nothing waiting: the next request is answered with it. */
+  private failing: { refusal: Refusal; answered: (ok: boolean) => void } | undefined;
 
   constructor(private readonly o: CappedStdioOptions) {
     this.maxBytes = o.maxFrameBytes ?? 1024 * 1024;
     this.maxDepth = o.maxJsonDepth ?? 64;
+    if (o.hold) this.held = [];
+  }
+
+  /** The held messages go to the SDK in the order they came, and every later one as it comes. */
+  release(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    for (const m of held) {
+      if (this.closed) return;
+      this.onmessage?.(m);
+    }
+    if (this.endedHeld) this.close().catch(() => {});
+  }
+
+  /**
+   * The gateway could not start: every held request is answered with `refusal` (its id), none goes
+   * to the SDK. With none held, the next request to come within `waitMs` is (resolves at once at
+   * stdin's end). Resolves once the answers are written (flushed to stdout).
+   */
+  async fail(refusal: Refusal, waitMs: number): Promise<void> {
+    const held = this.held ?? [];
+    this.held = [];
+    const requests = held.filter(isRequest);
+    if (requests.length > 0 || this.endedHeld || this.closed) {
+      for (const m of requests) await this.send(refusal(m.id)).catch(() => {});
+    } else {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => settle(false), waitMs);
+        const settle = (_answered: boolean) => {
+          clearTimeout(timer);
+          this.failing = undefined;
+          resolve();
+        };
+        this.failing = { refusal, answered: settle };
+      });
+    }
+    await new Promise<void>((resolve) => {
+      const { stdout } = this.o;
+      if (stdout.destroyed || stdout.writableEnded) resolve();
+      else stdout.write('', () => resolve());
+    });
   }
 
   async start(): Promise<void> {
@@ -174,7 +234,23 @@ export class CappedStdioTransport implements Transport {
       this.onerror?.(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    this.onmessage?.(message);
+    if (this.held !== undefined) this.holdOrPass(message);
+    else this.onmessage?.(message);
+  }
+
+  /** Before the gateway is ready: what `hold.early` lets through goes on, the rest waits; after a failure, refused. */
+  private holdOrPass(message: JSONRPCMessage): void {
+    const failing = this.failing;
+    if (failing) {
+      if (!isRequest(message)) return;
+      this.send(failing.refusal(message.id)).then(
+        () => failing.answered(true),
+        () => failing.answered(false),
+      );
+      return;
+    }
+    if (this.o.hold?.early(message)) this.onmessage?.(message);
+    else this.held!.push(message);
   }
 
   private refuse(code: ErrorCode, message: string, frame: Refused): void {
@@ -191,6 +267,23 @@ export class CappedStdioTransport implements Transport {
   }
 
   private readonly onEnd = (): void => {
+    if (this.held !== undefined) {
+      // 'end' and 'close' both come here: told once.
+      if (this.endedHeld) return;
+      if (this.failing) {
+        this.failing.answered(false);
+        return;
+      }
+      // Requests waiting for the gateway are still answered, then the transport closes (release).
+      if (this.held.some(isRequest)) {
+        this.endedHeld = true;
+        return;
+      }
+      // Nothing waits: the client has gone before the gateway was ready (a version probe's sibling).
+      this.endedHeld = true;
+      this.o.hold?.gone();
+      return;
+    }
     this.close().catch(() => {});
   };
   private readonly onStreamError = (e: Error): void => {
@@ -200,6 +293,11 @@ export class CappedStdioTransport implements Transport {
     this.onerror?.(e);
     this.close().catch(() => {});
   };
+}
+
+function isRequest(m: JSONRPCMessage): m is JSONRPCMessage & { id: string | number; method: string } {
+  const r = m as { id?: unknown; method?: unknown };
+  return typeof r.method === 'string' && (typeof r.id === 'string' || typeof r.id === 'number');
 }
 
 /** The top-level id of a parsed frame, as the scanner reads it from an unparsed one. */

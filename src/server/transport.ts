@@ -1,4 +1,4 @@
-import type { McpServerFactory } from '@modelcontextprotocol/server';
+import type { JSONRPCMessage, McpServerFactory } from '@modelcontextprotocol/server';
 import type { Controller } from '../control/controller.js';
 import type { Health } from '../observe/health.js';
 import type { Logger } from '../observe/log.js';
@@ -7,7 +7,7 @@ import type { PolicyDoc } from '../policy/schema.js';
 import { Callers } from './callers.js';
 import type { HttpOptions } from './http.js';
 import type { ListChanges } from './list-changes.js';
-import { CappedStdioTransport } from './stdio-frames.js';
+import { CappedStdioTransport, type Refusal } from './stdio-frames.js';
 
 export type TransportOptions =
   | { kind: 'stdio' }
@@ -21,6 +21,66 @@ export interface RunningTransport {
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** What a stdio client may have answered before the gateway is ready: the opening of either era. */
+const EARLY_METHODS = new Set(['initialize', 'notifications/initialized', 'server/discover', 'ping']);
+
+/** Stdio read from before the gateway is ready (openEarlyStdio). */
+export interface EarlyStdio {
+  /** The gateway is ready: the held messages are served in order, then every one as it comes. */
+  ready(): RunningTransport;
+  /** The gateway could not start: held requests (or the next one, within `waitMs`) get `refusal`. */
+  fail(refusal: Refusal, waitMs: number): Promise<void>;
+}
+
+/**
+ * Stdio served by the SDK from before the gateway is ready (issue 22: a client's `initialize`, or a
+ * 2026-07-28 client's version probe, waited for a whole spec load). `initialize`, `server/discover`
+ * and `ping` reach the server at once — when `canAnswer()` says its answers can already be the
+ * ready server's (serve.ts: the title is known) — and everything else waits in the transport until
+ * `ready()`. `factory` is asked for a server only once a message goes through.
+ */
+export async function openEarlyStdio(o: {
+  factory: McpServerFactory;
+  canAnswer: () => boolean;
+  /** Stdin ended with nothing waiting before the gateway was ready: the client has gone. */
+  gone: () => void;
+  logger: Logger;
+  maxBodyBytes?: number;
+}): Promise<EarlyStdio> {
+  const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
+  const early = (m: JSONRPCMessage) => {
+    const method = (m as { method?: unknown }).method;
+    return typeof method === 'string' && EARLY_METHODS.has(method) && o.canAnswer();
+  };
+  const transport = cappedStdio(o, { early, gone: o.gone });
+  const handle = serveStdio(o.factory, {
+    legacy: 'serve',
+    transport,
+    onerror: (e) => o.logger.debug({ err: e.message }, 'stdio message rejected'),
+  });
+  return {
+    ready: () => {
+      transport.release();
+      return { close: () => handle.close() };
+    },
+    fail: (refusal, waitMs) => transport.fail(refusal, waitMs),
+  };
+}
+
+function cappedStdio(
+  o: { logger: Logger; maxBodyBytes?: number },
+  hold?: ConstructorParameters<typeof CappedStdioTransport>[0]['hold'],
+): CappedStdioTransport {
+  // The HTTP caps (body size, depth) per frame, before the SDK parses or dispatches anything.
+  return new CappedStdioTransport({
+    stdin: process.stdin,
+    stdout: process.stdout,
+    ...(o.maxBodyBytes !== undefined ? { maxFrameBytes: o.maxBodyBytes } : {}),
+    onRefused: (code, answered) => o.logger.info({ code, answered }, 'stdio frame refused'),
+    ...(hold ? { hold } : {}),
+  });
 }
 
 /** Streamable HTTP (with its callers) or stdio, both eras of the protocol from one server factory. */
@@ -41,13 +101,7 @@ export async function startTransport(o: {
 }): Promise<RunningTransport> {
   if (o.transport.kind === 'stdio') {
     const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
-    // The HTTP caps (body size, depth) per frame, before the SDK parses or dispatches anything.
-    const transport = new CappedStdioTransport({
-      stdin: process.stdin,
-      stdout: process.stdout,
-      ...(o.maxBodyBytes !== undefined ? { maxFrameBytes: o.maxBodyBytes } : {}),
-      onRefused: (code, answered) => o.logger.info({ code, answered }, 'stdio frame refused'),
-    });
+    const transport = cappedStdio(o);
     const handle = serveStdio(o.factory, {
       legacy: 'serve',
       transport,

@@ -150,7 +150,11 @@ describe('two stdio gateways for the same spec (two MCP clients configured alike
         ['serve', '--stdio', '--spec', SHOP_SPEC, '--base-url', shop.url, '--audit-file', running.auditFile],
         shopEnv(shop),
       );
-      await expect(second.connect(transport)).rejects.toThrow(/being written by another mcp-warden/);
+      // Its initialize may be answered while the spec loads (docs/serving.md): then the reason
+      // answers its next request.
+      await expect(second.connect(transport).then(() => second.listTools())).rejects.toThrow(
+        /being written by another mcp-warden/,
+      );
       await second.close();
       expect(stderr()).toContain('--audit-file');
       expect(stderr()).not.toMatch(/\n\s+at /);

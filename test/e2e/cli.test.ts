@@ -271,22 +271,25 @@ describe('mcp-warden serve: a port that cannot be bound', () => {
 });
 
 describe('mcp-warden serve --stdio: a failed start reaches the MCP client', () => {
-  /** Connects a real MCP client to `serve --stdio …`; the error its connect fails with, and the exit code. */
+  /**
+   * Connects a real MCP client to `serve --stdio …`: the error its connect fails with or, when its
+   * initialize was answered while the spec loaded (docs/serving.md), the error its first request gets.
+   */
   async function connectError(args: string[], env: NodeJS.ProcessEnv = {}) {
     const { transport, stderr } = stdioTransport(
       ['serve', '--stdio', '--audit-file', tempPath(), ...args],
       env,
     );
     const client = mcpClient();
-    const error = await client.connect(transport).then(
-      () => undefined,
-      (e: unknown) => e as Error,
-    );
+    const failed = (e: unknown) => e as Error;
+    const error = await client
+      .connect(transport)
+      .then(() => client.listTools().then(() => undefined, failed), failed);
     await client.close().catch(() => {});
     return { error, stderr };
   }
 
-  it('a bad spec: the client is told why, in the answer to initialize', async () => {
+  it('a bad spec: the client is told why, in the answer to its first request', async () => {
     const dir = tempTree({
       'bad.json': minimalSpec({ '/a/{id}': { get: { responses: { '200': { description: 'ok' } } } } }),
     });

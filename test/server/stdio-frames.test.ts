@@ -185,3 +185,99 @@ describe('stdio frames: sending', () => {
     await expect(t.send(answer(2))).rejects.toThrow('stdio transport is closed');
   });
 });
+
+describe('stdio held until the gateway is ready', () => {
+  /** A held transport: `initialize` and `ping` go through, the rest waits. */
+  async function held() {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const delivered: JSONRPCMessage[] = [];
+    const written: Array<Record<string, unknown>> = [];
+    let gone = 0;
+    let out = '';
+    stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
+        written.push(JSON.parse(out.slice(0, i)));
+        out = out.slice(i + 1);
+      }
+    });
+    const t = new CappedStdioTransport({
+      stdin,
+      stdout,
+      hold: {
+        early: (m) => ['initialize', 'ping'].includes((m as { method?: string }).method ?? ''),
+        gone: () => gone++,
+      },
+    });
+    t.onmessage = (m) => delivered.push(m);
+    await t.start();
+    const send = (m: object) => stdin.write(`${JSON.stringify({ jsonrpc: '2.0', ...m })}\n`);
+    return { t, stdin, send, delivered, written, gone: () => gone };
+  }
+  const refusal = (id: string | number) =>
+    ({ jsonrpc: '2.0', id, error: { code: -32603, message: 'could not start' } }) as JSONRPCMessage;
+
+  it('lets the opening through at once and the rest, in order, at release', async () => {
+    const h = await held();
+    h.send({ id: 1, method: 'tools/list' });
+    h.send({ id: 2, method: 'initialize', params: {} });
+    h.send({ method: 'notifications/cancelled', params: { requestId: 1 } });
+    h.send({ id: 3, method: 'tools/call', params: { name: 't' } });
+    h.send({ id: 4, method: 'ping' });
+    await waitFor(() => h.delivered.length === 2, { what: 'the opening' });
+    expect(h.delivered.map((m) => (m as { method: string }).method)).toEqual(['initialize', 'ping']);
+    h.t.release();
+    expect(h.delivered.map((m) => (m as { method: string }).method)).toEqual([
+      'initialize',
+      'ping',
+      'tools/list',
+      'notifications/cancelled',
+      'tools/call',
+    ]);
+    // Once released, everything goes through as it comes.
+    h.send({ id: 5, method: 'tools/list' });
+    await waitFor(() => h.delivered.length === 6, { what: 'a request after release' });
+  });
+
+  it('a failed start answers each held request (none reaches the SDK), or else the next one', async () => {
+    const h = await held();
+    h.send({ id: 1, method: 'tools/list' });
+    h.send({ method: 'notifications/initialized' });
+    h.send({ id: 'b', method: 'tools/call', params: { name: 't' } });
+    // Read in order: once this ping is through, the frames before it are held.
+    h.send({ id: 0, method: 'ping' });
+    await waitFor(() => h.delivered.length === 1, { what: 'the frames read' });
+    await h.t.fail(refusal, 10_000);
+    expect(h.written.map((w) => w.id)).toEqual([1, 'b']);
+    expect(h.delivered).toMatchObject([{ id: 0, method: 'ping' }]);
+
+    const next = await held();
+    const failing = next.t.fail(refusal, 10_000);
+    next.send({ method: 'notifications/initialized' });
+    next.send({ id: 9, method: 'initialize', params: {} });
+    await failing;
+    expect(next.written).toEqual([refusal(9)]);
+    expect(next.delivered).toEqual([]);
+  });
+
+  it('stdin ending with nothing waiting means the client has gone; with requests waiting, they are still served', async () => {
+    const idle = await held();
+    idle.send({ id: 1, method: 'ping' });
+    idle.stdin.end();
+    await waitFor(() => idle.gone() === 1, { what: 'gone' });
+
+    const busy = await held();
+    busy.send({ id: 1, method: 'tools/list' });
+    busy.stdin.end();
+    let closed = false;
+    busy.t.onclose = () => {
+      closed = true;
+    };
+    await waitFor(() => busy.stdin.readableEnded, { what: 'the end of stdin' });
+    expect(busy.gone()).toBe(0);
+    busy.t.release();
+    expect(busy.delivered).toMatchObject([{ id: 1, method: 'tools/list' }]);
+    expect(closed).toBe(true);
+  });
+});
