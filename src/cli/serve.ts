@@ -61,10 +61,6 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
     opened: (e) => {
       early = e;
     },
-    // The client closed stdin before the gateway was ready, with nothing left to answer (a version
-    // probe's sibling): nothing to serve, nothing written yet that must be finished (the spec cache
-    // writes through a temporary file and a rename).
-    gone: () => process.exit(0),
   };
   try {
     gw = await start(opts, transport, opts.stdio ? earlyStdio : undefined);
@@ -86,9 +82,10 @@ export async function runServe(opts: ServeCliOptions, io: { stderr: (s: string) 
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  // stdio: the client closing our stdin ends the session (it may have done so while requests waited).
+  // stdio: the client closing our stdin ends the session. When it did so while the spec loaded, the
+  // requests it sent before are answered first (stdio closes once they are).
   if (opts.stdio) {
-    if (process.stdin.readableEnded) stop();
+    if (process.stdin.readableEnded) void (early?.closed ?? Promise.resolve()).then(stop);
     else process.stdin.once('end', stop);
   }
 }

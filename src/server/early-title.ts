@@ -66,6 +66,9 @@ function titleOf(doc: unknown): string | undefined {
  * not load is never served, whatever was answered early.
  */
 function infoBlock(bytes: Buffer, from: number): unknown {
+  // The argument below holds for a block mapping at the top: a document whose top level is a flow
+  // collection (`{…}`, also after `---` or a tag) may hold column-0 lines inside a quoted scalar.
+  if (!blockMappingAtTop(bytes, from)) throw new Error('not a block mapping at the top');
   // Every line opening an `info` key, in any spelling a duplicate check must see.
   const starts = ['info', '"info"', "'info'"].flatMap((key) => keyLines(bytes, from, key));
   // None, or two (a duplicate key: the loader refuses the document).
@@ -80,6 +83,21 @@ function infoBlock(bytes: Buffer, from: number): unknown {
   const parsed = loadYaml(bytes.toString('utf8', at, end), { schema: CORE_SCHEMA, maxDepth: 64 });
   if (!isPlainObject(parsed) || Object.keys(parsed).length !== 1) throw new Error('not one info block');
   return parsed;
+}
+
+/**
+ * Whether the document's first line of content (past blank lines, comments, `%` directives and a
+ * bare `---`) opens a plain or quoted key at column 0: the top level is then a block mapping.
+ */
+function blockMappingAtTop(bytes: Buffer, from: number): boolean {
+  for (let at = from; at < bytes.length; ) {
+    const end = lineEnd(bytes, at);
+    const line = bytes.toString('utf8', at, end).replace(/\r$/, '');
+    if (!/^(?:[ \t]*(?:#.*)?|%.*|---[ \t]*(?:#.*)?)$/.test(line))
+      return /^(?:[A-Za-z_$/][^:#{}[\],&*!|>'"%@`]*|"[^"\\]*"|'[^']*'):(?:[ \t]|$)/.test(line);
+    at = end + 1;
+  }
+  return false;
 }
 
 // What a line inside a top-level block starts with: indentation, a comment, or nothing.

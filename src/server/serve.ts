@@ -104,8 +104,6 @@ export interface ServeOptions {
   earlyStdio?: {
     /** Stdio is being read: a start-up failure from now on is answered through `fail`. */
     opened(early: EarlyStdio): void;
-    /** Stdin ended before the gateway was ready, with nothing waiting to be answered. */
-    gone(): void;
   };
 }
 
@@ -165,7 +163,6 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
           factory: stdioFactory,
           // Answered early only with the ready server's very answers (the title is in them).
           canAnswer: () => titleNow() !== null,
-          gone: o.earlyStdio.gone,
           logger,
           ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
         })

@@ -23,10 +23,16 @@ export interface CappedStdioOptions extends FrameCaps {
    */
   hold?: {
     early(message: JSONRPCMessage): boolean;
-    /** Stdin ended while held with nothing waiting: the client has gone (the process may exit). */
-    gone(): void;
   };
 }
+
+// While held, stdin is paused past this many waiting messages or bytes (the pipe then pushes back on
+// the client, as when nothing read stdin during a load): a client flooding frames cannot grow memory.
+const MAX_HELD_MESSAGES = 1024;
+const HELD_BYTES_PER_FRAME_CAP = 16;
+// Stdin ended while requests were held: after release, how long their answers are waited for before
+// the transport closes anyway.
+const DRAIN_MS = 30_000;
 
 /** A request's answer (an error) from its id: what `fail` sends each request it answers. */
 export type Refusal = (id: string | number) => JSONRPCMessage;
@@ -61,8 +67,18 @@ export class CappedStdioTransport implements Transport {
   private closed = false;
   /** While held: the messages waiting for `release()`. */
   private held: JSONRPCMessage[] | undefined;
-  /** Stdin ended while messages were held: the transport closes once they are delivered. */
+  /** Their frames' bytes (what pauses stdin past the bound). */
+  private heldBytes = 0;
+  private paused = false;
+  /** Stdin ended while held: after release, the transport closes once the released requests are answered. */
   private endedHeld = false;
+  /** Those requests' ids, each with how many are unanswered (a client may reuse an id). */
+  private draining: Map<string | number, number> | undefined;
+  private closedNow!: () => void;
+  /** Settles when the transport has closed (stdin's end, a stdout failure, or `close()`). */
+  readonly whenClosed = new Promise<void>((resolve) => {
+    this.closedNow = resolve;
+  });
   /** After `fail()` found nothing waiting: the next request is answered with it. */
   private failing: { refusal: Refusal; answered: (ok: boolean) => void } | undefined;
 
@@ -72,16 +88,50 @@ export class CappedStdioTransport implements Transport {
     if (o.hold) this.held = [];
   }
 
-  /** The held messages go to the SDK in the order they came, and every later one as it comes. */
+  /**
+   * The held messages go to the SDK in the order they came, and every later one as it comes. When
+   * stdin has ended meanwhile, the transport closes once each of them is answered (at most DRAIN_MS).
+   */
   release(): void {
     const held = this.held;
     if (!held) return;
     this.held = undefined;
+    this.heldBytes = 0;
+    this.resumeInput();
+    if (this.endedHeld) {
+      this.draining = new Map();
+      for (const m of held) if (isRequest(m)) this.draining.set(m.id, (this.draining.get(m.id) ?? 0) + 1);
+      setTimeout(() => this.close().catch(() => {}), DRAIN_MS).unref();
+    }
     for (const m of held) {
       if (this.closed) return;
       this.onmessage?.(m);
     }
-    if (this.endedHeld) this.close().catch(() => {});
+    this.closeIfDrained();
+  }
+
+  /** After release with stdin ended: closes once no released request is unanswered. */
+  private closeIfDrained(): void {
+    if (this.draining && this.draining.size === 0)
+      // Not from inside send(): the SDK is still handling the answer being written.
+      setImmediate(() => this.close().catch(() => {}));
+  }
+
+  /** An answer written: one fewer released request waiting (see release). */
+  private answered(message: JSONRPCMessage): void {
+    const m = message as { id?: unknown; method?: unknown };
+    if (m.method !== undefined || (typeof m.id !== 'string' && typeof m.id !== 'number')) return;
+    const left = this.draining!.get(m.id);
+    if (left === undefined) return;
+    if (left > 1) this.draining!.set(m.id, left - 1);
+    else this.draining!.delete(m.id);
+    this.closeIfDrained();
+  }
+
+  private resumeInput(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.closed) this.o.stdin.resume();
   }
 
   /**
@@ -92,6 +142,9 @@ export class CappedStdioTransport implements Transport {
   async fail(refusal: Refusal, waitMs: number): Promise<void> {
     const held = this.held ?? [];
     this.held = [];
+    this.heldBytes = 0;
+    // Requests still coming are read (and refused) from here on.
+    this.resumeInput();
     const requests = held.filter(isRequest);
     if (requests.length > 0 || this.endedHeld || this.closed) {
       for (const m of requests) await this.send(refusal(m.id)).catch(() => {});
@@ -135,12 +188,14 @@ export class CappedStdioTransport implements Transport {
     this.pieces = [];
     this.skipping = undefined;
     this.onclose?.();
+    this.closedNow();
   }
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.closed) return Promise.reject(new Error('stdio transport is closed'));
     const { stdout } = this.o;
     if (stdout.destroyed || stdout.writableEnded) return Promise.reject(new Error('stdout is closed'));
+    if (this.draining) this.answered(message);
     // As the SDK's own stdio transport: settled once the stream has taken the line, or at its next
     // 'drain' (backpressure). Not at the write's callback: waiting for it cost ~15 µs a call (issue 22).
     // A failed write reaches the 'error' listener (onStdoutError: reported, transport closed).
@@ -234,12 +289,12 @@ export class CappedStdioTransport implements Transport {
       this.onerror?.(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    if (this.held !== undefined) this.holdOrPass(message);
+    if (this.held !== undefined) this.holdOrPass(message, text.length);
     else this.onmessage?.(message);
   }
 
   /** Before the gateway is ready: what `hold.early` lets through goes on, the rest waits; after a failure, refused. */
-  private holdOrPass(message: JSONRPCMessage): void {
+  private holdOrPass(message: JSONRPCMessage, bytes: number): void {
     const failing = this.failing;
     if (failing) {
       if (!isRequest(message)) return;
@@ -249,8 +304,19 @@ export class CappedStdioTransport implements Transport {
       );
       return;
     }
-    if (this.o.hold?.early(message)) this.onmessage?.(message);
-    else this.held!.push(message);
+    if (this.o.hold?.early(message)) {
+      this.onmessage?.(message);
+      return;
+    }
+    this.held!.push(message);
+    this.heldBytes += bytes;
+    if (
+      !this.paused &&
+      (this.held!.length >= MAX_HELD_MESSAGES || this.heldBytes >= HELD_BYTES_PER_FRAME_CAP * this.maxBytes)
+    ) {
+      this.paused = true;
+      this.o.stdin.pause();
+    }
   }
 
   private refuse(code: ErrorCode, message: string, frame: Refused): void {
@@ -275,13 +341,10 @@ export class CappedStdioTransport implements Transport {
         return;
       }
       // Requests waiting for the gateway are still answered, then the transport closes (release).
-      if (this.held.some(isRequest)) {
-        this.endedHeld = true;
-        return;
-      }
-      // Nothing waits: the client has gone before the gateway was ready (a version probe's sibling).
+      // With none, the load still finishes: a failure is reported (stderr, exit code) as it was
+      // before stdin was read early, and a success stores the spec cache for the next start. A
+      // version probe's sibling is ended by the client's SIGTERM, not by this.
       this.endedHeld = true;
-      this.o.hold?.gone();
       return;
     }
     this.close().catch(() => {});

@@ -32,6 +32,8 @@ export interface EarlyStdio {
   ready(): RunningTransport;
   /** The gateway could not start: held requests (or the next one, within `waitMs`) get `refusal`. */
   fail(refusal: Refusal, waitMs: number): Promise<void>;
+  /** Settles when stdio has closed: after stdin's end, once the requests held until then are answered. */
+  readonly closed: Promise<void>;
 }
 
 /**
@@ -44,8 +46,6 @@ export interface EarlyStdio {
 export async function openEarlyStdio(o: {
   factory: McpServerFactory;
   canAnswer: () => boolean;
-  /** Stdin ended with nothing waiting before the gateway was ready: the client has gone. */
-  gone: () => void;
   logger: Logger;
   maxBodyBytes?: number;
 }): Promise<EarlyStdio> {
@@ -54,7 +54,7 @@ export async function openEarlyStdio(o: {
     const method = (m as { method?: unknown }).method;
     return typeof method === 'string' && EARLY_METHODS.has(method) && o.canAnswer();
   };
-  const transport = cappedStdio(o, { early, gone: o.gone });
+  const transport = cappedStdio(o, { early });
   const handle = serveStdio(o.factory, {
     legacy: 'serve',
     transport,
@@ -66,6 +66,7 @@ export async function openEarlyStdio(o: {
       return { close: () => handle.close() };
     },
     fail: (refusal, waitMs) => transport.fail(refusal, waitMs),
+    closed: transport.whenClosed,
   };
 }
 

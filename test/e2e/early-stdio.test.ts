@@ -288,14 +288,40 @@ describe('serve --stdio: the end of a start answered early', () => {
     expect((await exited).code).not.toBe(0);
   });
 
-  it('stdin closed after the probe was answered: the process exits at once, the load unfinished', async () => {
+  it('stdin closed while the spec loads: what was sent before is answered once it has loaded, then exit 0', async () => {
+    const h = await held();
+    const { child, answer, exited } = rawChild(h);
+    sendJson(child, { id: 1, ...INIT });
+    sendJson(child, { method: 'notifications/initialized' });
+    sendJson(child, { id: 2, method: 'tools/list' });
+    sendJson(child, { id: 3, method: 'tools/call', params: { name: 'getItem', arguments: { id: 'b2' } } });
+    await answer(1);
+    child.stdin.end();
+    h.release();
+    expect(await answer(2)).toHaveProperty('result.tools.0.name', 'getItem');
+    expect(await answer(3)).toMatchObject({ result: { structuredContent: { id: '/items/b2', n: 1 } } });
+    expect(await exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('stdin closed at once (nothing sent) while a bad spec loads: the reason and the exit code, as before', async () => {
+    const h = await held();
+    const { child, exited, stderr } = rawChild(h);
+    child.stdin.end();
+    h.release({ fail: true });
+    const { code } = await exited;
+    expect(code).not.toBe(0);
+    expect(code).not.toBeNull();
+    expect(stderr()).toMatch(/error SPEC_\w+/);
+  });
+
+  it('stdin closed after the probe was answered, then the load succeeds: exit 0, no part of a cache entry left', async () => {
     const h = await held();
     const { child, answer, exited } = rawChild(h);
     sendJson(child, { id: 1, method: 'server/discover', params: discoverParams() });
     expect(await answer(1)).toHaveProperty('result.supportedVersions', ['2026-07-28']);
     child.stdin.end();
+    h.release();
     expect(await exited).toEqual({ code: 0, signal: null });
-    // Exited with the schema still held (never released): no cache entry, and no part of one.
     expect(readdirSync(h.cacheDir, { recursive: true }).filter((f) => String(f).endsWith('.tmp'))).toEqual(
       [],
     );

@@ -43,6 +43,26 @@ describe('earlyTitle', () => {
     expect(earlyTitle(one(spec))).toBe('Tabs and lines');
   });
 
+  it('unknown when the top level is not a block mapping: a column-0 info inside a quoted scalar of a flow root is no block', async () => {
+    const decoy = `x-note: "see\ninfo:\n  title: Decoy API\n"`;
+    const root = `{openapi: 3.0.3, info: {title: Real API, version: "1"}, paths: {/a: {get: {operationId: getA, responses: {"200": {description: ok}}}}}, ${decoy}}`;
+    const dir = tempTree({
+      'flow-root.yaml': `# a YAML spec whose root is a flow mapping\n${root}\n`,
+      'doc-flow-root.yaml': `---\n${root}\n`,
+      'tagged-root.yaml': `--- !!map\n${root}\n`,
+    });
+    for (const f of ['flow-root.yaml', 'doc-flow-root.yaml', 'tagged-root.yaml']) {
+      expect(earlyTitle(one(join(dir, f))), f).toBeUndefined();
+      expect(await catalogTitle(join(dir, f)), f).toBe('Real API');
+    }
+    // A block mapping after a comment, a directive and a bare document start is still read.
+    const ok = tempTree({
+      'b.yaml': `# c\n%YAML 1.2\n---\nopenapi: 3.0.3\ninfo:\n  title: Block\n  version: '1'\n${PATHS}`,
+    });
+    expect(earlyTitle(one(join(ok, 'b.yaml')))).toBe('Block');
+    expect(await catalogTitle(join(ok, 'b.yaml'))).toBe('Block');
+  });
+
   it('unknown whenever unsure: flow style, an alias, a duplicate, a non-string or $ref title, a URL', async () => {
     const yaml = (info: string) => `openapi: 3.0.3\n${info}\n${PATHS}`;
     const dir = tempTree({
