@@ -208,9 +208,13 @@ const running = new Set<Worker>();
  * list by a fresh worker that loads the entry back (a hit). The prefetch worker used to stay alive
  * until then to build it from its own copy of the spec; its heap (Stripe 107 MB, Kubernetes 69 MB,
  * most of it garbage V8 had not handed back) stood beside the main thread's at the first list:
- * cold-start RSS 237 and 215 MB (issue 22, target 200). Once it exits, all of it is freed; the cost
- * is the new worker's start and the hit, after the list. The prefetch worker goes first in the queue
- * until it exits, so the entry is written before it is read back (and waited for at close).
+ * cold-start RSS 229 and 222 MB (issue 22, target 200; now 141 and 152). Once it exits, all of it is
+ * freed; the cost is the new worker's start and the hit (~0.35 s, after the list: a session that
+ * lists and closes at once waits 1.2-1.4 s for it instead of 0.6-0.9). Tried and dropped: starting
+ * that worker at the hand-over so its code is loaded by the list (close wait 0.65 s): its start
+ * competed with the main thread's way to the list (same-run bench, 3 reps: Stripe 2.8 s against
+ * 1.6, GitHub 1.2 against 1.0) and added 10-25 MB at the list. The prefetch worker goes first in
+ * the queue until it exits, so the entry is written before it is read back (and waited for at close).
  */
 function snapshotAfter(worker: Worker, source: string, options: PrefetchOptions): void {
   let exited = false;
