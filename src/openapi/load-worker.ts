@@ -7,10 +7,11 @@
  * message then says only whether the load succeeded. A failure posts only `{ ok: false }`: the
  * main thread then loads the spec itself and reports the error exactly as it would have.
  *
- * After the hand-over, when the spec cache holds the spec without a catalogue snapshot, this
- * thread makes one (`snapshot`: builds the catalogue, ../catalog/snapshot.ts) and stores it; the next
- * start restores it instead of building. With `catalogOnly` (a spec the main thread loaded itself,
- * ./prefetch.ts `storeCatalogSnapshot`) that is all it does, and it posts nothing.
+ * After the hand-over this thread writes the spec's cache entry and exits. When that entry has no
+ * catalogue snapshot, another one of these threads, started with `catalogOnly` after the first list
+ * (./prefetch.ts `storeCatalogSnapshot`, also used for a spec the main thread loaded itself), loads
+ * the entry back, builds the catalogue and stores its snapshot (../catalog/snapshot.ts); the next
+ * start restores it instead of building. That thread posts nothing.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { sendCacheWarnings } from './cache.js';
@@ -37,7 +38,7 @@ export async function runLoadWorker(makeSnapshot: MakeSnapshot): Promise<void> {
     storeSnapshot(source, options, makeSnapshot, store, spec);
   if (catalogOnly)
     await storeOnly(source, replace ? { ...options, replaceCatalog: true } : options, storeCatalog);
-  else await prefetch(source, options, stderr, storeCatalog);
+  else await prefetch(source, options, stderr);
 }
 
 /**
@@ -95,13 +96,11 @@ async function storeOnly(source: string, options: LoadOptions, storeCatalog: Sto
   }
 }
 
-/** The prefetch: the spec posted to the main thread, then its snapshot stored if it has none. */
-async function prefetch(
-  source: string,
-  options: PrefetchOptions,
-  stderr: string[],
-  storeCatalog: StoreCatalog,
-): Promise<void> {
+/**
+ * The prefetch: the spec posted to the main thread, its cache entry written, and `storing` said
+ * when that entry has no catalogue snapshot (./prefetch.ts has one stored after the first list).
+ */
+async function prefetch(source: string, options: PrefetchOptions, stderr: string[]): Promise<void> {
   const progress: string[] = [];
   const post = (m: PrefetchMessage, transfer: ArrayBuffer[] = []) => parentPort?.postMessage(m, transfer);
   let sent = false;
@@ -109,7 +108,6 @@ async function prefetch(
   let tail: ArrayBuffer[] = [];
   let cached: { packed: PackedSpec; transfer: ArrayBuffer[] } | undefined;
   let store: ((snapshot: Uint8Array) => void) | undefined;
-  let loaded: LoadedSpec | undefined;
   let storeEntry: (() => void) | undefined;
   try {
     const spec = await loadSpec(source, {
@@ -139,7 +137,6 @@ async function prefetch(
       result = { ok: true, spec: cached.packed, progress, stderr, ...storing };
       tail = cached.transfer;
     } else {
-      loaded = spec;
       if (sent) result = { ok: true, progress, stderr, ...storing };
       else {
         const { packed, transfer } = packSpec(spec);
@@ -150,10 +147,8 @@ async function prefetch(
   } catch {
     result = { ok: false, stderr };
   }
-  let posted = false;
   try {
     post(result, tail);
-    posted = result.ok;
   } catch {
     // Something in the spec cannot be cloned: the main thread loads it itself.
     post({ ok: false, stderr });
@@ -165,14 +160,8 @@ async function prefetch(
   } catch {
     // Nothing to do: the next start loads the spec again.
   }
-  // Never on the main thread's way to the first list: held until it has answered it (./prefetch.ts
-  // `startSnapshots`); the main thread waits for it at close, within a bound, or terminates it if the
-  // word never came. A hit's bytes went to the main thread as they were, so then the entry is read
-  // again here.
-  if (!posted || !store || !parentPort) return;
-  const port = parentPort;
-  const go = await new Promise<boolean>((resolve) => {
-    port.once('message', (m: { go?: boolean } | undefined) => resolve(m?.go === true));
-  });
-  if (go) await storeCatalog(store, loaded);
+  // Nothing more here: the snapshot is made after the first list by a fresh worker that reads this
+  // entry back (./prefetch.ts). Kept waiting for the list, this thread's heap (its copy of the spec,
+  // the parse's garbage: Stripe 107 MB, Kubernetes 69 MB at the list) sat beside the main thread's
+  // and took a cold start's RSS over 200 MB; its exit frees all of it.
 }
