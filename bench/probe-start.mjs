@@ -102,7 +102,8 @@ async function compare(args) {
       for (const [b, m] of i % 2 ? Object.entries(builds).reverse() : Object.entries(builds))
         for (const cache of ['cold', 'warm']) {
           const r = run(m, spec, cache === 'warm' ? warm[b] : undefined);
-          (res[`${cache} ${b}`] ??= []).push(r);
+          const k = `${cache} ${b}`;
+          res[k] = [...(res[k] ?? []), r];
         }
     for (const cache of ['cold', 'warm'])
       for (const b of Object.keys(builds)) {
