@@ -112,6 +112,32 @@ describe('earlyTitle', () => {
     },
   );
 
+  it('JSON: the info value read alone only when it is the one top-level info (else the whole parse)', () => {
+    const title = (doc: string) => titleOfSpec(Buffer.from(doc));
+    const long = JSON.stringify('x'.repeat(1000));
+    // Read alone, from before (a short prefix) or after (a short rest), braces and quotes in strings.
+    expect(title('{"openapi":"3.0.3", "info" : {"title":"T }{ \\"x\\"","version":"1"},"paths":{}}')).toBe(
+      'T }{ "x"',
+    );
+    expect(title(`{"a":${long},"info":{"title":"Late","x":{"y":"}"}},"z":[1]}`)).toBe('Late');
+    expect(title(`{"a":${long},"info":{"title":"Last"}}`)).toBe('Last');
+    // "info" inside a string (its quotes escaped) is not the key.
+    expect(title('{"d":"say \\"info\\": {\\"title\\": \\"Fake\\"}","info":{"title":"Real"}}')).toBe('Real');
+    // Nested, from either side: not the top-level info, which is missing.
+    expect(title('{"x":{"info":{"title":"Nested"},"y":1},"openapi":"3"}')).toBeUndefined();
+    expect(title(`{"a":${long},"x":{"info":{"title":"Nested"}},"z":1}`)).toBeUndefined();
+    expect(title(`{"x":[{"info":{"title":"Nested"}}],"a":${long}}`)).toBeUndefined();
+    // Duplicates, plain or spelled with an escape: JSON.parse (the loader) keeps the last one.
+    expect(title('{"info":{"title":"First"},"info":{"title":"Last"}}')).toBe('Last');
+    expect(title('{"info":{"title":"First"},"\\u0069nfo":{"title":"Last"}}')).toBe('Last');
+    expect(title('{"tag":"info","info":{"title":"Both"}}')).toBe('Both');
+    expect(title('{"info":{"$ref":"#/x"}}')).toBeUndefined();
+    expect(title('{"info":"not an object"}')).toBeUndefined();
+    // Only the key's context and the value are parsed (the cost GitHub's 4 MB no longer has): text
+    // past a leading info is not read — a document broken there is refused by the loader anyway.
+    expect(title('{"info":{"title":"Alone"}, "paths": {]')).toBe('Alone');
+  });
+
   it('titleOfSpec reads bytes, not only files', () => {
     expect(titleOfSpec(Buffer.from('openapi: 3.1.0\ninfo:\n  title: "Quoted: yes"\n'))).toBe('Quoted: yes');
     expect(titleOfSpec(Buffer.from('  \n'))).toBeUndefined();
