@@ -166,6 +166,17 @@ function rawChild(h: Held, spec?: string) {
   return { child, answers, answer, exited, stderr: () => stderr };
 }
 
+/** A start that failed: a non-zero exit code (not a signal) and the located reason on stderr. */
+async function expectFailedStart(
+  exited: Promise<{ code: number | null }>,
+  stderr: () => string,
+): Promise<void> {
+  const { code } = await exited;
+  expect(code).not.toBe(0);
+  expect(code).not.toBeNull();
+  expect(stderr()).toMatch(/error SPEC_\w+/);
+}
+
 const INIT = {
   method: 'initialize',
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
@@ -270,10 +281,7 @@ describe('serve --stdio: the end of a start answered early', () => {
     h.release({ fail: true });
     const failed = (await answer(2)) as { error?: { message?: string } };
     expect(failed.error?.message).toMatch(/^mcp-warden could not start: error SPEC_\w+: .*schemas\.json/);
-    const { code } = await exited;
-    expect(code).not.toBe(0);
-    expect(code).not.toBeNull();
-    expect(stderr()).toMatch(/error SPEC_\w+/);
+    await expectFailedStart(exited, stderr);
   });
 
   it('with nothing waiting, the next request to come gets the reason', async () => {
@@ -308,10 +316,7 @@ describe('serve --stdio: the end of a start answered early', () => {
     const { child, exited, stderr } = rawChild(h);
     child.stdin.end();
     h.release({ fail: true });
-    const { code } = await exited;
-    expect(code).not.toBe(0);
-    expect(code).not.toBeNull();
-    expect(stderr()).toMatch(/error SPEC_\w+/);
+    await expectFailedStart(exited, stderr);
   });
 
   it('stdin closed after the probe was answered, then the load succeeds: exit 0, no part of a cache entry left', async () => {

@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import { describe, expect, it } from 'vitest';
 import { CappedStdioTransport } from '../../src/server/stdio-frames.js';
+import { onJsonLines } from '../support/stdio.js';
 import { waitFor } from '../support/wait.js';
 
 /** The transport over in-memory pipes: what it delivered to the SDK, and what it wrote back. */
@@ -11,14 +12,7 @@ async function open(caps: { maxFrameBytes?: number; maxJsonDepth?: number } = {}
   const delivered: JSONRPCMessage[] = [];
   const written: Array<Record<string, unknown>> = [];
   const refused: string[] = [];
-  let out = '';
-  stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
-      written.push(JSON.parse(out.slice(0, i)));
-      out = out.slice(i + 1);
-    }
-  });
+  onJsonLines(stdout, (m) => written.push(m));
   const t = new CappedStdioTransport({ stdin, stdout, ...caps, onRefused: (code) => refused.push(code) });
   t.onmessage = (m) => delivered.push(m);
   await t.start();
@@ -193,14 +187,7 @@ describe('stdio held until the gateway is ready', () => {
     const stdout = new PassThrough();
     const delivered: JSONRPCMessage[] = [];
     const written: Array<Record<string, unknown>> = [];
-    let out = '';
-    stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
-        written.push(JSON.parse(out.slice(0, i)));
-        out = out.slice(i + 1);
-      }
-    });
+    onJsonLines(stdout, (m) => written.push(m));
     const t = new CappedStdioTransport({
       stdin,
       stdout,
