@@ -146,6 +146,18 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const members = membersOf(o, doc, policy?.file);
   const redactor = createRedactor();
   const logger = createLogger({ ...(o.logLevel ? { level: o.logLevel } : {}), redactor });
+  // Checked before stdio is read, as the policy is: a state directory that cannot be written is a
+  // configuration error the client's initialize is answered with, not one found after the load. Which
+  // numbered file is free (a lock) is decided only after the load, next to taking the lock. Never the
+  // working directory by default: stdio clients start servers in `/` or anywhere.
+  const auditDefault =
+    o.auditFile === undefined
+      ? // An API set's folder is named after its policy file (else its first spec).
+        defaultAuditFile(o.spec ?? policy?.file ?? members[0]!.source.spec, {
+          env,
+          ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}),
+        })
+      : undefined;
   const metaTools = o.dynamic ? (await import('../discover/meta-tools.js')).MetaTools : undefined;
   const live = new Live();
   // The title the served catalogue will have: known now (early-title.ts) or once it is built.
@@ -184,17 +196,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     logger,
     addSecrets: (values) => redactor.addSecrets(values),
   });
-  // Never the working directory by default: stdio clients start servers in `/` or anywhere.
-  const auditFile =
-    o.auditFile !== undefined
-      ? resolvePath(o.auditFile)
-      : unlockedDefault(
-          // An API set's folder is named after its policy file (else its first spec).
-          defaultAuditFile(o.spec ?? policy?.file ?? members[0]!.source.spec, {
-            env,
-            ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}),
-          }),
-        );
+  const auditFile = auditDefault === undefined ? resolvePath(o.auditFile!) : unlockedDefault(auditDefault);
   let catalogNow = (): Catalog => first.catalog;
   const rt = await openRuntime({ o, doc, env, logger, auditFile, catalog: () => catalogNow() });
   const { controller, recordControl } = await openController({ o, policy, env, first, rt, redactor, logger });
