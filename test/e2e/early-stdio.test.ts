@@ -120,25 +120,19 @@ function serve(h: Held, spec = h.spec): { args: string[]; env: NodeJS.ProcessEnv
   };
 }
 
-function v2Transport(h: Held, spec?: string): StdioClientTransport {
+/** The spawn parameters of `serve` for either SDK's stdio client transport. */
+function stdioParams(h: Held, spec?: string) {
   const { args, env } = serve(h, spec);
-  return new StdioClientTransport({
+  return {
     command: process.execPath,
     args: [CLI, ...args],
     env: cliEnv(env) as Record<string, string>,
-    stderr: 'pipe',
-  });
+    stderr: 'pipe' as const,
+  };
 }
 
-function v1Transport(h: Held, spec?: string): V1StdioTransport {
-  const { args, env } = serve(h, spec);
-  return new V1StdioTransport({
-    command: process.execPath,
-    args: [CLI, ...args],
-    env: cliEnv(env) as Record<string, string>,
-    stderr: 'pipe',
-  });
-}
+const v2Transport = (h: Held, spec?: string) => new StdioClientTransport(stdioParams(h, spec));
+const v1Transport = (h: Held, spec?: string) => new V1StdioTransport(stdioParams(h, spec));
 
 const v2Client = () =>
   new Client({ name: 'early-v2', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
