@@ -107,7 +107,8 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
   let result: PrefetchMessage;
   let tail: ArrayBuffer[] = [];
   let cached: { packed: PackedSpec; transfer: ArrayBuffer[] } | undefined;
-  let store: ((snapshot: Uint8Array) => void) | undefined;
+  // The cache holds (or will hold) this spec without a catalogue snapshot: ./prefetch.ts has one made.
+  let snapshotMissing = false;
   let storeEntry: (() => void) | undefined;
   try {
     const spec = await loadSpec(source, {
@@ -119,8 +120,8 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
       onCachedBytes: (hit) => {
         cached = packCached(hit);
       },
-      onCatalogMissing: (s) => {
-        store = s;
+      onCatalogMissing: () => {
+        snapshotMissing = true;
       },
       beforeValidation: (s) => {
         try {
@@ -132,7 +133,7 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
         }
       },
     });
-    const storing = store ? { storing: true as const } : {};
+    const storing = snapshotMissing ? { storing: true as const } : {};
     if (cached) {
       result = { ok: true, spec: cached.packed, progress, stderr, ...storing };
       tail = cached.transfer;
@@ -154,7 +155,7 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
     post({ ok: false, stderr });
   }
   // The cache entry of a spec loaded here, written now that the main thread has it (the cache
-  // never fails a load: what it cannot write it leaves unwritten). A snapshot below goes beside it.
+  // never fails a load: what it cannot write it leaves unwritten).
   try {
     storeEntry?.();
   } catch {
