@@ -28,6 +28,32 @@ export const DEFAULT_MAX_DESCRIPTION = 1024;
  * spec file and the operation's method and path.
  */
 export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Catalog {
+  const b = catalogBuilder(spec, options);
+  const n = b.ops.length;
+  const step = n > 200 ? 100 : Number.POSITIVE_INFINITY;
+  const tools: Tool[] = [];
+  for (let i = 0; i < n; i++) {
+    tools.push(b.tool(i));
+    if ((i + 1) % step === 0) options.onProgress?.(`catalogued ${i + 1}/${n} operations`);
+  }
+  return b.finish(tools);
+}
+
+/**
+ * A catalogue's build in steps (./early.ts builds one a slice at a time): the operations and their
+ * names, over the whole set; one tool at a time, in order; then the catalogue from the tools.
+ */
+export interface CatalogBuilder {
+  readonly ctx: ToolContext;
+  readonly ops: readonly Operation[];
+  readonly names: readonly string[];
+  /** The tool of operation `i` (errors name the spec file and the operation). */
+  tool(i: number): Tool;
+  /** The catalogue of `tools` (every operation's, in order), with the converter's warnings and formats. */
+  finish(tools: Tool[]): Catalog;
+}
+
+export function catalogBuilder(spec: LoadedSpec, options: CatalogOptions = {}): CatalogBuilder {
   const doc = spec.doc;
   const conv = new SchemaConverter(doc, spec.dialect);
   const schemes = asObject(asObject(doc.components)?.securitySchemes) ?? {};
@@ -44,8 +70,6 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
     params: new ParameterReader(doc),
     paramSchemas: new WeakMap(),
   };
-  const warnings = [...spec.warnings];
-
   // Collect operations first so names can be assigned over the whole set.
   const ops = collectOperations(doc);
   const names = assignNames(
@@ -55,12 +79,10 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
       ...(typeof o.op.operationId === 'string' ? { operationId: o.op.operationId } : {}),
     })),
   );
-
-  const tools: Tool[] = [];
-  const step = ops.length > 200 ? 100 : Number.POSITIVE_INFINITY;
-  ops.forEach((o, i) => {
+  const tool = (i: number): Tool => {
+    const o = ops[i]!;
     try {
-      tools.push(buildTool(ctx, o, names[i]!));
+      return buildTool(ctx, o, names[i]!);
     } catch (e) {
       if (e instanceof WardenError && e.location && !e.location.file) {
         throw new WardenError(e.code, `${o.method.toUpperCase()} ${o.path}: ${e.message}`, {
@@ -69,22 +91,24 @@ export function buildCatalog(spec: LoadedSpec, options: CatalogOptions = {}): Ca
       }
       throw e;
     }
-    if ((i + 1) % step === 0) options.onProgress?.(`catalogued ${i + 1}/${ops.length} operations`);
-  });
-  warnings.push(...conv.warnings.slice(0, 200));
-  if (conv.warnings.length > 200) warnings.push(`…and ${conv.warnings.length - 200} more schema warnings`);
-
-  const info = asObject(doc.info) ?? {};
-  return {
-    title: cleanLine(typeof info.title === 'string' ? info.title : 'API', 200),
-    apiVersion: cleanLine(String(info.version ?? ''), 60),
-    specVersion: spec.originalVersion,
-    source: spec.source.label,
-    servers: ctx.docServers,
-    tools,
-    formats: [...conv.formats].sort(),
-    warnings,
   };
+  const finish: CatalogBuilder['finish'] = (tools) => {
+    const warnings = [...spec.warnings];
+    warnings.push(...conv.warnings.slice(0, 200));
+    if (conv.warnings.length > 200) warnings.push(`…and ${conv.warnings.length - 200} more schema warnings`);
+    const info = asObject(doc.info) ?? {};
+    return {
+      title: cleanLine(typeof info.title === 'string' ? info.title : 'API', 200),
+      apiVersion: cleanLine(String(info.version ?? ''), 60),
+      specVersion: spec.originalVersion,
+      source: spec.source.label,
+      servers: ctx.docServers,
+      tools,
+      formats: [...conv.formats].sort(),
+      warnings,
+    };
+  };
+  return { ctx, ops, names, tool, finish };
 }
 
 /** Every operation under `paths`, in document order, path items' `$ref`s followed. */

@@ -96,7 +96,31 @@ function keyOf(source: string, options: PrefetchOptions): string {
   return JSON.stringify([source, ...KEYS.map((k) => options[k] ?? null)]);
 }
 
-let pending: { key: string; result: Promise<PrefetchResult> } | undefined;
+let pending:
+  | {
+      key: string;
+      result: Promise<PrefetchResult>;
+      /** The spec the worker posted before its validation, until an `onEarly` takes it. */
+      early?: unknown;
+      onEarly?: (spec: unknown) => void;
+    }
+  | undefined;
+
+/**
+ * Has `f` called with the prefetched spec of `source` (these options) as soon as the worker posts it
+ * before its validation — at once if it already has — so the main thread can start on it while the
+ * worker validates (../catalog/early.ts). Only when `takePrefetched` then gives `ok` with that same
+ * object is it a valid spec. Nothing happens without such a prefetch.
+ */
+export function whenEarlySpec(source: string, options: PrefetchOptions, f: (spec: unknown) => void): void {
+  const p = pending;
+  if (!p || p.key !== keyOf(source, options)) return;
+  if (p.early !== undefined) {
+    const spec = p.early;
+    p.early = undefined;
+    f(spec);
+  } else p.onEarly = f;
+}
 
 /**
  * Starts loading `source` in a worker thread when that is worth it; at most one prefetch at a time
@@ -121,15 +145,24 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
   }
   // It must never keep the process alive: a gateway that fails before loading exits as before.
   worker.unref();
-  const result = new Promise<PrefetchResult>((resolve) => {
+  const entry: NonNullable<typeof pending> = {
+    key: keyOf(source, data),
+    result: Promise.resolve({ ok: false }),
+  };
+  entry.result = new Promise<PrefetchResult>((resolve) => {
     let early: { spec: unknown } | undefined;
     const onMessage = (m: PrefetchMessage) => {
       try {
         if ('early' in m) {
           // Unpacked now, while the worker validates; used only if the load succeeds.
           early = { spec: unpackSpec(m.early) };
+          const f = entry.onEarly;
+          entry.onEarly = undefined;
+          if (f) f(early.spec);
+          else entry.early = early.spec;
           return;
         }
+        entry.early = undefined;
         worker.off('message', onMessage);
         // The worker's own stderr is not shown (see above): what it had to say (./cache.ts), written here.
         for (const line of m.stderr ?? []) process.stderr.write(line);
@@ -151,7 +184,7 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
     worker.once('error', () => resolve({ ok: false }));
     worker.once('exit', () => resolve({ ok: false }));
   });
-  pending = { key: keyOf(source, data), result };
+  pending = entry;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { dirname, resolve as resolvePath } from 'node:path';
 import { buildCatalog } from '../catalog/build.js';
+import { beginEarlyBuild, dropEarlyBuild, finishEarlyBuild } from '../catalog/early.js';
 import { assignSetNames } from '../catalog/names.js';
 import { restoreCatalog } from '../catalog/snapshot.js';
 import type { Controller } from '../control/controller.js';
@@ -9,7 +10,7 @@ import { watchFileChanges } from '../lib/watched-file.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import type { Logger } from '../observe/log.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../openapi/load.js';
-import { storeCatalogSnapshot } from '../openapi/prefetch.js';
+import { storeCatalogSnapshot, whenEarlySpec } from '../openapi/prefetch.js';
 import { isDamagedCopy, takeCatalogSnapshot } from '../openapi/spec-transfer.js';
 import type { CallInput, ToolResult } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
@@ -42,6 +43,11 @@ export interface LoadedApi {
   spec: LoadedSpec;
   catalog: Catalog;
   targets: Map<Catalog['tools'][number], UpstreamTarget>;
+  /**
+   * How the catalogue came to be: restored from the spec cache's snapshot, begun while the prefetch
+   * worker validated the spec (../catalog/early.ts), or built here after the load. Logged at debug.
+   */
+  built?: 'restored' | 'early' | 'here';
 }
 
 /** Loads the spec, builds the catalogue and fixes every tool's upstream target. */
@@ -63,17 +69,33 @@ async function loadApiOnce(source: ApiSource, o: { reload?: boolean }): Promise<
   // Loaded here (not by the prefetch worker, which stores snapshots itself) and cached without a
   // catalogue snapshot: a worker thread stores one after this start has built its own.
   let snapshotWanted = false;
-  const spec = await loadSpec(source.spec, {
-    ...load,
-    onCatalogMissing: () => {
-      snapshotWanted = true;
-    },
-  });
+  // A spec the prefetch worker loads (a big one, at a cold start): its catalogue is begun as soon as
+  // the worker posts it, while the worker validates it (../catalog/early.ts).
+  let early: LoadedSpec | undefined;
+  if (!o.reload)
+    whenEarlySpec(source.spec, load, (s) => {
+      early = s as LoadedSpec;
+      beginEarlyBuild(early);
+    });
+  let spec: LoadedSpec;
+  try {
+    spec = await loadSpec(source.spec, {
+      ...load,
+      onCatalogMissing: () => {
+        snapshotWanted = true;
+      },
+    });
+  } finally {
+    // Found invalid: the spec was loaded again here (or not at all), and its early build is moot.
+    if (early && early !== spec!) dropEarlyBuild(early);
+  }
   // A spec from the cache may come with its catalogue's snapshot: restored, not built (issue 22).
   // A reload builds, as does a snapshot that does not fit.
   const snapshot = o.reload ? undefined : takeCatalogSnapshot(spec);
   const restored = snapshot && restoreCatalog(snapshot, spec);
-  const catalog = restored || buildCatalog(spec);
+  if (restored) dropEarlyBuild(spec);
+  const begun = restored ? undefined : await finishEarlyBuild(spec);
+  const catalog = restored || begun || buildCatalog(spec);
   // A snapshot that passed its checksum but does not restore (it does not fit the spec, or this code
   // cannot read it) is replaced by a good one: kept, it would have every later start build, until
   // the key changes.
@@ -84,7 +106,7 @@ async function loadApiOnce(source: ApiSource, o: { reload?: boolean }): Promise<
     specSource: spec.source.location,
     docServers: catalog.servers,
   });
-  return { spec, catalog, targets };
+  return { spec, catalog, targets, built: restored ? 'restored' : begun ? 'early' : 'here' };
 }
 
 /**
@@ -205,7 +227,11 @@ export async function loadApis(members: readonly ApiMember[], logger: Logger): P
   const results = await Promise.allSettled(members.map((m) => loadApi(m.source)));
   const parts: Part[] = members.map((member, i) => {
     const r = results[i]!;
-    if (r.status === 'fulfilled') return { member, raw: r.value };
+    if (r.status === 'fulfilled') {
+      const api = member.name !== undefined ? { api: member.name } : {};
+      logger.debug({ ...api, tools: r.value.catalog.tools.length, built: r.value.built }, 'catalogue ready');
+      return { member, raw: r.value };
+    }
     const err = toWardenError(r.reason);
     if (member.name === undefined) throw err;
     if (member.required)

@@ -3,12 +3,9 @@ import { deserialize, serialize } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
 import { restoreCatalog, snapshotCatalog } from '../../src/catalog/snapshot.js';
-import { outputSchemaParts } from '../../src/catalog/tool.js';
-import { buildView } from '../../src/control/view.js';
-import type { Catalog, Tool } from '../../src/model/catalog.js';
-import type { JsonSchemaObject } from '../../src/model/json-schema.js';
+import type { Catalog } from '../../src/model/catalog.js';
 import { type LoadedSpec, loadSpec } from '../../src/openapi/load.js';
-import { DEFAULT_POLICY, evaluatePolicy } from '../../src/policy/evaluate.js';
+import { expectSame, fromCache } from '../support/catalog-equality.js';
 import { CRM_SPEC } from '../support/crm.js';
 import { CORPUS, jsonOk, minimalSpec, SHARED_SPECS, tempTree } from '../support/helpers.js';
 import { PETS_SPEC } from '../support/petstore.js';
@@ -16,63 +13,6 @@ import { SHOP_SPEC } from '../support/shop.js';
 
 // A catalogue restored from its snapshot (src/catalog/snapshot.ts) is the catalogue `buildCatalog`
 // builds: every field of every tool, the lazies read, the output schema's parts, and the first list.
-
-const SCOPES = ['tools:read', 'tools:write', 'tools:delete', 'tools:admin'];
-
-/** The spec as a cache hit gives it: the document deserialised, nothing shared with the first load. */
-const fromCache = (spec: LoadedSpec): LoadedSpec => ({ ...spec, doc: deserialize(serialize(spec.doc)) });
-
-function listings(catalog: Catalog): string[] {
-  const view = buildView(
-    evaluatePolicy(catalog, { doc: DEFAULT_POLICY }),
-    new Map(),
-    { kill: 'none', toggles: new Map() },
-    1,
-  );
-  return [JSON.stringify(view.listFor(SCOPES, false)), JSON.stringify(view.listFor(SCOPES))];
-}
-
-/** Which tools share their `$defs` object (the converter gives one object per root list). */
-function sharing(tools: Tool[], field: 'inputSchema' | 'outputSchema'): number[] {
-  const ids = new Map<unknown, number>();
-  return tools.map((t) => {
-    const defs = (t[field] as JsonSchemaObject | undefined)?.$defs;
-    if (defs === undefined) return -1;
-    if (!ids.has(defs)) ids.set(defs, ids.size);
-    return ids.get(defs)!;
-  });
-}
-
-/** Both catalogues field by field, reading every lazy; then their lists (after the fields were read). */
-function expectSame(fresh: Catalog, restored: Catalog): void {
-  const lists = [listings(fresh), listings(restored)];
-  expect(Object.keys(restored)).toEqual(Object.keys(fresh));
-  const { tools: ft, ...fh } = fresh;
-  const { tools: rt, ...rh } = restored;
-  expect(JSON.stringify(rh)).toBe(JSON.stringify(fh));
-  expect(rt).toHaveLength(ft.length);
-  ft.forEach((a, i) => {
-    const b = rt[i]!;
-    expect(Object.keys(b), a.name).toEqual(Object.keys(a));
-    // The parts a list reads, before anything materialised the output schema.
-    const pa = outputSchemaParts(a);
-    const pb = outputSchemaParts(b);
-    expect(pb === undefined, a.name).toBe(pa === undefined);
-    if (pa && pb) {
-      expect(JSON.stringify(pb.schema), a.name).toBe(JSON.stringify(pa.schema));
-      for (const key of Object.keys(a.outputSchema?.$defs ?? {}))
-        expect(JSON.stringify(pb.defs(key)), `${a.name} ${key}`).toBe(JSON.stringify(pa.defs(key)));
-    }
-    for (const k of Object.keys(a) as Array<keyof Tool>)
-      expect(JSON.stringify(b[k]), `${a.name}.${k}`).toBe(JSON.stringify(a[k]));
-    expect(b.dataClasses).toEqual(a.dataClasses);
-    expect(b.dataClassesTruncated).toBe(a.dataClassesTruncated);
-  });
-  expect(sharing(rt, 'inputSchema')).toEqual(sharing(ft, 'inputSchema'));
-  expect(sharing(rt, 'outputSchema')).toEqual(sharing(ft, 'outputSchema'));
-  expect(lists[1]).toEqual(lists[0]);
-  expect(listings(restored)).toEqual(listings(fresh));
-}
 
 function roundTrip(spec: LoadedSpec): Catalog {
   const bytes = snapshotCatalog(buildCatalog(spec), spec);

@@ -151,6 +151,71 @@ describe('serve --spec: the spec loaded off the main thread', () => {
     }
   });
 
+  it('a big spec’s catalogue is begun while the worker validates it, at a cold start, and lists as one built after the load', async () => {
+    // 200 operations over shared definitions, one of them warning (a pattern a linear-time engine
+    // refuses), padded over the prefetch threshold.
+    const paths: Record<string, unknown> = {};
+    for (let i = 0; i < 200; i++)
+      paths[`/things${i}/{id}`] = {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          operationId: `getThing${i}`,
+          summary: `Get thing ${i}`,
+          responses: jsonOk({ $ref: `#/components/schemas/${i % 3 ? 'Thing' : 'Other'}` }),
+        },
+        post: {
+          operationId: `setThing${i}`,
+          requestBody: {
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } } },
+          },
+          responses: jsonOk({ type: 'object', properties: { ok: { type: 'boolean' } } }),
+        },
+      };
+    const dir = tempTree({
+      'big.json': minimalSpec(paths, {
+        info: { title: 'T', version: '1', description: 'x'.repeat(PREFETCH_MIN_BYTES) },
+        components: {
+          schemas: {
+            Thing: {
+              type: 'object',
+              properties: {
+                id: { type: 'string', pattern: '(?=a)a' },
+                other: { $ref: '#/components/schemas/Other' },
+              },
+            },
+            Other: { type: 'object', properties: { email: { type: 'string', format: 'email' } } },
+          },
+        },
+      }),
+    });
+    const env = { MCP_WARDEN_CACHE_DIR: join(dir, 'cache') };
+    const start = async () => {
+      const args = serveArgs({
+        spec: join(dir, 'big.json'),
+        baseUrl: 'http://127.0.0.1:9',
+        auditFile: join(dir, 'a.jsonl'),
+        logLevel: 'debug',
+      });
+      const { transport, stderr } = stdioTransport(args, env);
+      const client = mcpClient();
+      await client.connect(transport);
+      try {
+        const tools = (await client.listTools()).tools;
+        return { tools, built: /"built":"([a-z ]+)"/.exec(stderr())?.[1] };
+      } finally {
+        await client.close();
+      }
+    };
+    // Begun early unless the worker had validated the spec before this thread asked for it (then it
+    // is built after the load: test/openapi/prefetch-early has the hand-over without that race).
+    const cold = await start();
+    expect(['early', 'here']).toContain(cold.built);
+    const warm = await start();
+    expect(['restored', 'here']).toContain(warm.built);
+    expect(cold.tools.length).toBeGreaterThan(100);
+    expect(JSON.stringify(cold.tools)).toBe(JSON.stringify(warm.tools));
+  }, 60_000);
+
   it('--remote-refs and --ref-root, in either spelling, still use the one load', async () => {
     const files = await serveFiles({ '/openapi.json': spec });
     try {
@@ -201,8 +266,19 @@ describe('serve --spec: the spec loaded off the main thread', () => {
       ),
       // …and valid against it, but breaking a rule only the prose states (operationIds unique).
       'rule.yaml': `openapi: 3.0.3\ninfo: {title: T, version: "1", description: ${description}}\npaths:\n  /a:\n    get: {operationId: same, responses: {"200": {description: ok}}}\n  /b:\n    get: {operationId: same, responses: {"200": {description: ok}}}\n`,
+      // Big enough that the main thread had begun its catalogue (src/catalog/early.ts) when the
+      // worker's validation found its last path's template without a parameter.
+      'many.json': minimalSpec(
+        Object.fromEntries(
+          Array.from({ length: 200 }, (_, i) => [
+            i === 199 ? '/things/{id}' : `/things${i}`,
+            { get: { operationId: `get${i}`, responses: jsonOk() } },
+          ]),
+        ),
+        { info: { title: 'T', version: '1', description } },
+      ),
     });
-    await expectRefusedAsLoaderRefuses(dir, ['meta.json', 'rule.yaml']);
+    await expectRefusedAsLoaderRefuses(dir, ['meta.json', 'rule.yaml', 'many.json']);
   });
 
   it('a big Swagger 2.0 spec the worker found invalid stops the start with the loader’s own error', async () => {

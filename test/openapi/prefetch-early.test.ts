@@ -1,0 +1,59 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+// The built modules: the worker thread runs dist/openapi/load-worker.js (the bundle's entry), which
+// the source tree does not have; loadSpec and the prefetch must be one module instance.
+import { loadSpec } from '../../dist/openapi/load.js';
+import { PREFETCH_MIN_BYTES, prefetchSpec, whenEarlySpec } from '../../dist/openapi/prefetch.js';
+import { jsonOk, minimalSpec, tempTree } from '../support/helpers.js';
+
+// The prefetch worker posts the spec before validating it (src/openapi/prefetch.ts): the main thread
+// is handed that spec at once, and it is the very object the load then returns when valid.
+
+const big = (paths: Record<string, unknown>) =>
+  minimalSpec(paths, { info: { title: 'T', version: '1', description: 'x'.repeat(PREFETCH_MIN_BYTES) } });
+
+describe('the spec a prefetch worker posts before validating it', () => {
+  it('is handed over first, and is what the load returns', async () => {
+    const file = join(
+      tempTree({ 'big.json': big({ '/a': { get: { operationId: 'a', responses: jsonOk() } } }) }),
+      'big.json',
+    );
+    prefetchSpec(file);
+    const events: string[] = [];
+    let early: unknown;
+    whenEarlySpec(file, {}, (s) => {
+      events.push('early');
+      early = s;
+    });
+    const spec = await loadSpec(file);
+    events.push('loaded');
+    expect(events).toEqual(['early', 'loaded']);
+    expect(spec).toBe(early);
+  });
+
+  it('is handed over for an invalid spec too, and the load then fails with the loader’s error', async () => {
+    // Valid JSON, invalid against the rules (a path template without its parameter).
+    const file = join(
+      tempTree({ 'bad.json': big({ '/a/{id}': { get: { operationId: 'a', responses: jsonOk() } } }) }),
+      'bad.json',
+    );
+    prefetchSpec(file);
+    let early: unknown;
+    whenEarlySpec(file, {}, (s) => {
+      early = s;
+    });
+    await expect(loadSpec(file)).rejects.toMatchObject({ code: 'SPEC_INVALID' });
+    expect(early).toBeDefined();
+  });
+
+  it('nothing is handed for another source, nor without a prefetch', async () => {
+    const dir = tempTree({ 'one.json': big({}), 'two.json': big({}) });
+    prefetchSpec(join(dir, 'one.json'));
+    let called = false;
+    whenEarlySpec(join(dir, 'two.json'), {}, () => {
+      called = true;
+    });
+    await loadSpec(join(dir, 'one.json'));
+    expect(called).toBe(false);
+  });
+});
