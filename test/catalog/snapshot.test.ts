@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { deserialize, serialize } from 'node:v8';
+import { serialize } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/catalog/build.js';
 import { restoreCatalog, snapshotCatalog } from '../../src/catalog/snapshot.js';
