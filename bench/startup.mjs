@@ -272,7 +272,7 @@ async function compareWithBase() {
 
 async function main() {
   console.log(
-    `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${REPS} runs each (median), interleaved`,
+    `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${REPS} runs each (median), interleaved, every other run in reverse order`,
   );
   // spec -> variant -> samples; variant -> --version ms
   const results = Object.fromEntries(
@@ -289,13 +289,16 @@ async function main() {
     for (const [file] of SPECS)
       for (const v of variants) if (v.name !== 'peer') await firstList(v, `${shared}${file}`);
   for (let r = 0; r < REPS; r++) {
-    for (const v of variants) {
+    // Every other run in reverse: whoever goes first after another start meets a different page
+    // cache and CPU state (a fresh build of the same commit measured ~60 ms apart by order alone).
+    const order = r % 2 === 0 ? variants : [...variants].reverse();
+    for (const v of order) {
       const main = v.name === 'peer' ? PEER : v.main;
       versions[v.name].push(await timeVersion(main));
     }
     for (const [file] of SPECS) {
       const spec = `${shared}${file}`;
-      for (const v of variants) {
+      for (const v of order) {
         const s = await firstList(v, spec);
         results[file][v.name].push(s);
         if (s.error && r === 0) console.error(`${v.name} ${file}: ${s.error}`);
