@@ -6,7 +6,7 @@ import { WardenError } from '../../src/errors/index.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { expectSame, fromCache } from '../support/catalog-equality.js';
 import { CRM_SPEC } from '../support/crm.js';
-import { CORPUS, jsonOk, minimalSpec, SHARED_SPECS, tempTree } from '../support/helpers.js';
+import { CORPUS, jsonOk, loadCorpusSpec, minimalSpec, tempTree } from '../support/helpers.js';
 
 // A catalogue begun while the prefetch worker validates the spec (src/catalog/early.ts), a slice of
 // operations per macrotask, is the catalogue `buildCatalog` builds, and fails as it fails.
@@ -14,10 +14,7 @@ import { CORPUS, jsonOk, minimalSpec, SHARED_SPECS, tempTree } from '../support/
 describe('a catalogue begun early is the catalogue built after the load', () => {
   for (const [file, refRoot] of CORPUS) {
     it(`shared spec ${file}`, async () => {
-      const spec = await loadSpec(
-        join(SHARED_SPECS, file),
-        refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {},
-      );
+      const spec = await loadCorpusSpec(file, refRoot);
       beginEarlyBuild(spec);
       const early = await finishEarlyBuild(spec);
       expect(early).toBeDefined();

@@ -7,7 +7,7 @@ import type { Catalog } from '../../src/model/catalog.js';
 import { type LoadedSpec, loadSpec } from '../../src/openapi/load.js';
 import { expectSame, fromCache } from '../support/catalog-equality.js';
 import { CRM_SPEC } from '../support/crm.js';
-import { CORPUS, jsonOk, minimalSpec, SHARED_SPECS, tempTree } from '../support/helpers.js';
+import { CORPUS, jsonOk, loadCorpusSpec, minimalSpec, tempTree } from '../support/helpers.js';
 import { PETS_SPEC } from '../support/petstore.js';
 import { SHOP_SPEC } from '../support/shop.js';
 
@@ -25,10 +25,7 @@ function roundTrip(spec: LoadedSpec): Catalog {
 describe('a restored catalogue is the built one', () => {
   for (const [file, refRoot] of CORPUS) {
     it(`shared spec ${file}`, async () => {
-      const spec = await loadSpec(
-        join(SHARED_SPECS, file),
-        refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {},
-      );
+      const spec = await loadCorpusSpec(file, refRoot);
       expectSame(buildCatalog(spec), roundTrip(spec));
     }, 300_000);
   }

@@ -8,7 +8,7 @@ import { COLLECTION_KEYS, isTopSecret, TOP_SECRETS } from '../../src/classify/ri
 import type { DataField } from '../../src/model/catalog.js';
 import { defsOf, type JsonSchema } from '../../src/model/json-schema.js';
 import { loadSpec } from '../../src/openapi/load.js';
-import { CORPUS, catalogOf, jsonOk, minimalSpec, SHARED_SPECS } from '../support/helpers.js';
+import { CORPUS, catalogOf, jsonOk, loadCorpusSpec, minimalSpec, SHARED_SPECS } from '../support/helpers.js';
 
 // The risk rules read only whether a response has a top-level secret field (`credential-response`);
 // the catalogue asks a bounded search (`ResponseClassifier.mayFind`) and walks all data fields only
@@ -26,10 +26,7 @@ const SECRET = { class: 'secret', kind: 'token', rule: 'secret-token', reason: '
 describe('top-level secrets without the full data-class walk', () => {
   for (const [file, refRoot] of CORPUS) {
     it(`${file}: every tool's credential-response finding is the full walk's`, async () => {
-      const spec = await loadSpec(
-        join(SHARED_SPECS, file),
-        refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {},
-      );
+      const spec = await loadCorpusSpec(file, refRoot);
       const catalog = buildCatalog(spec);
       for (const t of catalog.tools) {
         const finding = t.risk.findings.find((f) => f.rule === 'credential-response');
@@ -217,10 +214,7 @@ describe('`first` answers repeat questions from what it walked', () => {
 describe('`firstSecret`: no full walk where it would find no secret', () => {
   it('answers as `first` on every tool of the corpus', async () => {
     for (const [file, refRoot] of CORPUS) {
-      const spec = await loadSpec(
-        join(SHARED_SPECS, file),
-        refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {},
-      );
+      const spec = await loadCorpusSpec(file, refRoot);
       const catalog = buildCatalog(spec);
       const fast = new ResponseClassifier();
       for (const t of catalog.tools) {

@@ -4,7 +4,7 @@ import { buildCatalog } from '../../src/catalog/build.js';
 import { TOOL_NAME } from '../../src/catalog/names.js';
 import { createSchemaCompiler } from '../../src/catalog/validator.js';
 import { loadSpec } from '../../src/openapi/load.js';
-import { SHARED_SPECS } from '../support/helpers.js';
+import { loadCorpusSpec, SHARED_SPECS } from '../support/helpers.js';
 
 /** Operation counts from ../shared/specs/INDEX.md: an oracle independent of our own counting. */
 const SPECS: Array<[file: string, ops: number, refRoot?: string]> = [
@@ -40,10 +40,7 @@ const DEVIATIONS: Record<string, Record<string, number>> = {
 describe('every shared real-world spec', () => {
   for (const [file, ops, refRoot] of SPECS) {
     it(`${file}: loads, one valid uniquely named tool per operation, every schema compiles`, async () => {
-      const spec = await loadSpec(
-        join(SHARED_SPECS, file),
-        refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {},
-      );
+      const spec = await loadCorpusSpec(file, refRoot);
       const catalog = buildCatalog(spec);
       expect(catalog.tools).toHaveLength(ops);
       expect(Object.fromEntries(spec.deviations.map((d) => [d.kind, d.count]))).toEqual(
@@ -56,9 +53,7 @@ describe('every shared real-world spec', () => {
       for (const n of names) expect(n).toMatch(TOOL_NAME);
       expect(new Set(names.map((n) => n.toLowerCase())).size).toBe(names.length);
       // Stable across runs: a second build from a fresh load gives the same names.
-      const again = buildCatalog(
-        await loadSpec(join(SHARED_SPECS, file), refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {}),
-      );
+      const again = buildCatalog(await loadCorpusSpec(file, refRoot));
       expect(again.tools.map((t) => t.name)).toEqual(names);
 
       const compiler = createSchemaCompiler(catalog.formats);

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { listen } from './http.js';
-import { tempTree } from './paths.js';
+import { SHARED_SPECS, tempTree } from './paths.js';
 
 export { CORPUS, SHARED_SPECS, tempTree } from './paths.js';
 
@@ -53,6 +53,12 @@ export function loadedSpecWith(parameters: unknown[]) {
       '/u/{id}': { get: { operationId: 'getU', parameters, responses: { '200': { description: 'ok' } } } },
     }),
   } as never;
+}
+
+/** A spec of the shared corpus (`CORPUS`), loaded with the `$ref` root its entry names. */
+export async function loadCorpusSpec(file: string, refRoot?: string) {
+  const { loadSpec } = await import('../../src/openapi/load.js');
+  return loadSpec(join(SHARED_SPECS, file), refRoot ? { refRoot: join(SHARED_SPECS, refRoot) } : {});
 }
 
 /** Loads an inline spec object through the real loader and builds its catalogue. */
