@@ -1,10 +1,15 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-// The built modules: the worker thread runs dist/openapi/load-worker.js (the bundle's entry), which
-// the source tree does not have; loadSpec and the prefetch must be one module instance.
-import { loadSpec } from '../../dist/openapi/load.js';
-import { PREFETCH_MIN_BYTES, prefetchSpec, whenEarlySpec } from '../../dist/openapi/prefetch.js';
 import { jsonOk, minimalSpec, tempTree } from '../support/helpers.js';
+
+// The built modules: the worker thread runs dist/openapi/load-worker.js (the bundle's entry), which
+// the source tree does not have; loadSpec and the prefetch must be one module instance. Imported by
+// a computed path (typed as the sources): CI type-checks before it builds.
+const dist = new URL('../../dist/openapi/', import.meta.url).href;
+const { loadSpec } = (await import(`${dist}load.js`)) as typeof import('../../src/openapi/load.js');
+const { PREFETCH_MIN_BYTES, prefetchSpec, whenEarlySpec } = (await import(
+  `${dist}prefetch.js`
+)) as typeof import('../../src/openapi/prefetch.js');
 
 // The prefetch worker posts the spec before validating it (src/openapi/prefetch.ts): the main thread
 // is handed that spec at once, and it is the very object the load then returns when valid.
