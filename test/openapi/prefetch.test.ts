@@ -9,6 +9,7 @@ import { mcpClient } from '../support/gateway.js';
 import { jsonOk, minimalSpec, serveFiles, tempTree } from '../support/helpers.js';
 import { CLI } from '../support/paths.js';
 import { cliEnv, runCli, serveArgs, stdioTransport } from '../support/stdio.js';
+import { waitFor } from '../support/wait.js';
 
 // `serve --spec` loads the spec on a worker thread while the main thread loads the gateway's modules
 // (src/openapi/prefetch.ts). The gateway must serve the same thing, load the spec once, and report a
@@ -201,7 +202,14 @@ describe('serve --spec: the spec loaded off the main thread', () => {
       await client.connect(transport);
       try {
         const tools = (await client.listTools()).tools;
-        return { tools, built: /"built":"([a-z ]+)"/.exec(stderr())?.[1] };
+        // Logged before the list is answered, but stderr is read apart from stdout: waited for.
+        const built = await waitFor(
+          () => /"msg":"catalogue ready"/.test(stderr()) && /"built":"([a-z ]+)"/.exec(stderr())?.[1],
+          {
+            what: 'the "catalogue ready" line',
+          },
+        );
+        return { tools, built };
       } finally {
         await client.close();
       }
