@@ -126,13 +126,15 @@ export interface SpecCacheSession<T extends Loaded = Loaded> {
 const KEYED = ['maxBytes', 'maxDepth', 'maxNodes', 'maxFiles', 'remoteRefs'] as const;
 
 /**
- * A cache session for loading `src`, whose root file read as `text`; undefined when the cache is
- * off, the spec is not a local file, or there is no cache directory.
+ * A cache session for loading `src`, whose root file read as `text` (from `bytes`, when given: they
+ * are hashed instead, the same key when they are valid UTF-8, and an eighth of the time); undefined
+ * when the cache is off, the spec is not a local file, or there is no cache directory.
  */
 export function openSpecCache<T extends Loaded>(
   src: SourceRef,
   text: string,
   options: PrefetchOptions,
+  bytes?: Uint8Array,
 ): SpecCacheSession<T> | undefined {
   if (src.kind !== 'file' || options.specCache === false) return undefined;
   const refresh = options.specCache === 'refresh';
@@ -155,7 +157,7 @@ export function openSpecCache<T extends Loaded>(
     ]),
   );
   h.update('\0');
-  h.update(text);
+  h.update(bytes ?? text);
   const key = h.digest('hex');
   const file = join(dir, `${key}.spec`);
   const catalogFile = join(dir, `${key}${CATALOG_SUFFIX}`);

@@ -8,7 +8,7 @@ import { WardenError } from '../errors/error.js';
 import { openSpecCache, type SpecCacheSession } from './cache.js';
 import { checkShape, getByPointer, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
-import { describeSource, fetchText, readSourceText, type SourceRef } from './read.js';
+import { describeSource, fetchText, readSource, type SourceRef } from './read.js';
 import { deviationWarning, repairSpec, type SpecDeviation } from './repair.js';
 import { attachCatalogSnapshot } from './spec-transfer.js';
 import { validateSpec } from './validate.js';
@@ -107,12 +107,12 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   const maxBytes = options.maxBytes ?? DEFAULT_LIMITS.maxBytes;
   const timeoutMs = options.fetchTimeoutMs ?? DEFAULT_LIMITS.fetchTimeoutMs;
 
-  const text = await readSourceText(src, maxBytes, timeoutMs);
+  const { text, bytes: rootBytes } = await readSource(src, maxBytes, timeoutMs);
   // Progress lines are for specs big enough to make someone wait.
   const big = text.length > 1024 * 1024;
   if (big && options.onProgress) progress = options.onProgress;
   // The same bytes, files and options loaded before: that result (./cache.ts).
-  const cache = openSpecCache<LoadedSpec>(src, text, options);
+  const cache = openSpecCache<LoadedSpec>(src, text, options, rootBytes);
   const fromCache = () =>
     progress(`loaded ${src.label} (${(text.length / 1024).toFixed(0)} KiB) from cache in ${ms(started)}`);
   // One lookup: a miss (or an entry whose files changed) is read and checked once, not twice.

@@ -199,6 +199,36 @@ describe('the spec cache', () => {
     expect((again.spec.doc.info as { description: string }).description.endsWith('y')).toBe(true);
   });
 
+  it('the key is the root file bytes: the same entry as its text for valid UTF-8, and any change of the bytes is a miss', async () => {
+    // A BOM, two- and four-byte characters: the text's UTF-8 encoding is the file's bytes.
+    const text = `\ufeff${JSON.stringify(minimalSpec({}, { info: { title: 'Café 🚀', version: '1' } }))}`;
+    const dir = tempTree({ 'spec.json': text });
+    const file = join(dir, 'spec.json');
+    const source = { kind: 'file' as const, location: file, baseUrl: `file://${file}`, label: 'spec.json' };
+    const byText = openSpecCache<LoadedSpec>(source, text, {})!;
+    const byBytes = openSpecCache<LoadedSpec>(source, text, {}, readFileSync(file))!;
+    expect(byBytes.entryFile).toBe(byText.entryFile);
+
+    // Two files that decode to the same text (each invalid byte becomes U+FFFD): two entries.
+    const fromCache = (spec: LoadedSpec) =>
+      typeof Object.getOwnPropertyDescriptor(spec.doc, 'paths')?.get === 'function';
+    const withByte = (b: number) =>
+      Buffer.concat([
+        Buffer.from('{"openapi":"3.0.3","info":{"title":"T'),
+        Buffer.from([b]),
+        Buffer.from('","version":"1"},"paths":{}}'),
+      ]);
+    writeFileSync(file, withByte(0xff));
+    const first = await loadSpec(file);
+    expect(fromCache(first)).toBe(false);
+    expect(fromCache(await loadSpec(file))).toBe(true);
+    writeFileSync(file, withByte(0xfe));
+    const other = await loadSpec(file);
+    expect(fromCache(other)).toBe(false);
+    expect(other.doc.info).toEqual(first.doc.info);
+    expect(entries()).toHaveLength(2);
+  });
+
   it("a change in a $ref'd file is a miss, and so is the $ref'd path pointing elsewhere", async () => {
     const m = multiFile();
     const before = await loadSpec(m.root);
