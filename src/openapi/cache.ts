@@ -45,7 +45,7 @@ import { specCacheDir } from '../lib/state-dir.js';
 import { VERSION } from '../version.js';
 import type { PrefetchOptions } from './prefetch.js';
 import type { SourceRef } from './read.js';
-import { decodeStored, encodeStored } from './spec-transfer.js';
+import { decodeStored, type EncodedDoc, encodeStored } from './spec-transfer.js';
 
 /**
  * Bumped whenever the entry layout or what a LoadedSpec holds changes (it is in the key: an entry
@@ -111,8 +111,12 @@ export interface SpecCacheSession<T extends Loaded = Loaded> {
   recordRoot(path: string, real: string): void;
   /** The load followed something the cache cannot check again (a remote `$ref`): never stored. */
   uncacheable(): void;
-  /** Stores a successful load (synchronously serialised: the caller may change the spec after). */
-  store(spec: T): void;
+  /**
+   * Stores a successful load (synchronously serialised: the caller may change the spec after), with
+   * its document's JSON form when made already (./spec-transfer.ts `packSpec`; used only for that
+   * very document object).
+   */
+  store(spec: T, encoded?: EncodedDoc): void;
   /**
    * The catalogue snapshot kept beside the entry this session read or stored (../catalog/snapshot.ts),
    * checked (trust, checksum, made for exactly that entry) but not decoded; undefined if none.
@@ -205,10 +209,10 @@ export function openSpecCache<T extends Loaded>(
     uncacheable: () => {
       storable = false;
     },
-    store: (spec) => {
+    store: (spec, encoded) => {
       if (!storable) return;
       const { source: _s, rootText: _t, ...rest } = spec;
-      const id = write(dir, file, key, root, files, rest);
+      const id = write(dir, file, key, root, files, rest, encoded);
       if (id) seen(id);
     },
   };
@@ -604,10 +608,11 @@ function write(
   root: [string, string] | undefined,
   files: Header['files'],
   value: Stored<Loaded>,
+  encoded: EncodedDoc | undefined,
 ): EntryId | undefined {
   try {
     if (files.length > 0 && root === undefined) return undefined;
-    const parts = encodeStored(value as unknown as Record<string, unknown>);
+    const parts = encodeStored(value as unknown as Record<string, unknown>, encoded);
     const payloadBytes = parts.reduce((n, p) => n + p.byteLength, 0);
     const crc = parts.reduce((c, p) => crc32(p, c), 0);
     const header: Header = { key, ...(root !== undefined ? { root } : {}), files, payloadBytes, crc };

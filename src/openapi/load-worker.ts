@@ -1,13 +1,15 @@
 /**
  * The worker thread of ./prefetch.ts (its entry is ../catalog/prefetch-worker.ts, which hands in
  * the catalogue's part: this floor may not import the catalogue): loads one spec with `loadSpec` and posts the result back
- * (packed by ./spec-transfer.ts: JSON when that is exact, else a structured clone). An
+ * (packed by ./spec-transfer.ts as its cache entry's payload would be: JSON when that is exact, else
+ * V8's serialisation). An
  * OpenAPI 3 spec is posted before its meta-schema validation (`beforeValidation`), so the main
  * thread receives it (a tenth of a second for Stripe) while this thread validates; the last
  * message then says only whether the load succeeded. A failure posts only `{ ok: false }`: the
  * main thread then loads the spec itself and reports the error exactly as it would have.
  *
- * After the hand-over this thread writes the spec's cache entry and exits. When that entry has no
+ * After the hand-over this thread writes the spec's cache entry (the document's JSON texts made for
+ * the hand-over, not made again) and exits. When that entry has no
  * catalogue snapshot, another one of these threads, started with `catalogOnly` after the first list
  * (./prefetch.ts `storeCatalogSnapshot`, also used for a spec the main thread loaded itself), loads
  * the entry back, builds the catalogue and stores its snapshot (../catalog/snapshot.ts); the next
@@ -17,7 +19,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { sendCacheWarnings } from './cache.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from './load.js';
 import type { PrefetchMessage, PrefetchOptions } from './prefetch.js';
-import { type PackedSpec, packCached, packSpec } from './spec-transfer.js';
+import { type EncodedDoc, type PackedSpec, packCached, packSpec } from './spec-transfer.js';
 
 /** A loaded spec's catalogue snapshot, or undefined when it cannot be made. */
 export type MakeSnapshot = (spec: LoadedSpec) => Promise<Uint8Array | undefined>;
@@ -109,7 +111,9 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
   let cached: { packed: PackedSpec; transfer: ArrayBuffer[] } | undefined;
   // The cache holds (or will hold) this spec without a catalogue snapshot: ./prefetch.ts has one made.
   let snapshotMissing = false;
-  let storeEntry: (() => void) | undefined;
+  let storeEntry: ((encoded?: EncodedDoc) => void) | undefined;
+  // The document's JSON form made for the hand-over: the cache entry stores the same texts.
+  let encoded: EncodedDoc | undefined;
   try {
     const spec = await loadSpec(source, {
       ...options,
@@ -125,8 +129,9 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
       },
       beforeValidation: (s) => {
         try {
-          const { packed, transfer } = packSpec(s);
-          post({ early: packed }, transfer);
+          const p = packSpec(s);
+          encoded = p.encoded;
+          post({ early: p.packed }, p.transfer);
           sent = true;
         } catch {
           // Something in the spec cannot be cloned: the last message fails the same way.
@@ -140,9 +145,10 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
     } else {
       if (sent) result = { ok: true, progress, stderr, ...storing };
       else {
-        const { packed, transfer } = packSpec(spec);
-        result = { ok: true, spec: packed, progress, stderr, ...storing };
-        tail = transfer;
+        const p = packSpec(spec);
+        encoded = p.encoded;
+        result = { ok: true, spec: p.packed, progress, stderr, ...storing };
+        tail = p.transfer;
       }
     }
   } catch {
@@ -157,7 +163,8 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
   // The cache entry of a spec loaded here, written now that the main thread has it (the cache
   // never fails a load: what it cannot write it leaves unwritten).
   try {
-    storeEntry?.();
+    // `encoded` is of the document handed over; the store uses it only if that is the one it stores.
+    storeEntry?.(encoded);
   } catch {
     // Nothing to do: the next start loads the spec again.
   }

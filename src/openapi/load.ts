@@ -10,7 +10,7 @@ import { checkShape, getByPointer, parseText, type ShapeLimits } from './parse.j
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSource, type SourceRef } from './read.js';
 import { deviationWarning, repairSpec, type SpecDeviation } from './repair.js';
-import { attachCatalogSnapshot } from './spec-transfer.js';
+import { attachCatalogSnapshot, type EncodedDoc } from './spec-transfer.js';
 import { validateSpec } from './validate.js';
 
 export interface LoadOptions extends PrefetchOptions {
@@ -48,9 +48,10 @@ export interface LoadOptions extends PrefetchOptions {
    * The prefetch worker's: the cache entry of a spec just loaded (not a hit) is written when the
    * caller calls `store`, handed over here, instead of before `loadSpec` returns. Writing it is ~0.1 s
    * for a big spec (encode, checksum, write): the worker does it after handing the spec over, off the
-   * main thread's way to its first list.
+   * main thread's way to its first list. `store` takes the document's JSON form when the caller has
+   * made it already for this very document (./spec-transfer.ts `packSpec`).
    */
-  deferStore?: (store: () => void) => void;
+  deferStore?: (store: (encoded?: EncodedDoc) => void) => void;
 }
 
 /** What loadSpec returns when `onCachedBytes` took a cache hit: not a spec, never used as one. */
@@ -211,7 +212,7 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
 
   const result = loaded(doc);
   if (cache) {
-    if (options.deferStore) options.deferStore(() => cache.store(result));
+    if (options.deferStore) options.deferStore((encoded) => cache.store(result, encoded));
     else cache.store(result);
     options.onCatalogMissing?.((b) => cache.storeCatalog(b));
   }

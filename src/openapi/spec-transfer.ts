@@ -5,9 +5,14 @@
  * to deserialise, JSON.parse of the same document 42–56 ms; the root file's text (3.6 MB) added
  * another 40–70 ms as a cloned string, and nothing as UTF-8 bytes moved (transferred) and decoded.
  *
- * JSON is used only when it gives back exactly what structured clone would: no `undefined`, no
- * non-finite number or -0, no array hole, no shared or cyclic object (a YAML alias, a ref inlined
- * in two places), only plain objects and arrays. Anything else goes as a structured clone, as before.
+ * A spec the worker loaded goes as its spec cache entry's payload would (`encodeStored`): the
+ * document as JSON, one text per top-level key, escaped to ASCII and moved as bytes, parsed by the
+ * main thread key by key on first read. The worker writes the same texts to the cache afterwards
+ * (`packSpec` returns them) instead of making them a second time; a cloned JSON string of the whole
+ * document took 70–85 ms between the threads, bytes ~10. JSON is used only when it gives back exactly
+ * what structured clone would: no `undefined`, no non-finite number or -0, no array hole, no shared
+ * or cyclic object (a YAML alias, a ref inlined in two places), only plain objects and arrays.
+ * Anything else goes in V8's serialisation, as a structured clone would.
  * This module imports only node:v8: both the worker and the main thread's prefetch load it.
  */
 
@@ -15,13 +20,19 @@ import { rmSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
 import { WardenError } from '../errors/error.js';
 
-export type PackedSpec =
-  | { clone: unknown }
-  | { json: string; text: Uint8Array; rest: Record<string, unknown> }
-  // A spec cache hit (./cache.ts), as stored: v8 form of every field but `source` and `rootText`.
-  // With the catalogue snapshot kept beside it, if any (undecoded: ../catalog/snapshot.ts).
-  // `file`: the entry's, removed if a part of it turns out not to parse.
-  | { entry: Uint8Array; text: Uint8Array; source: unknown; catalog?: Uint8Array; file?: string };
+/**
+ * A spec as a cache entry's payload (`encodeStored`: every field but `source` and `rootText`), and
+ * the root file's text as UTF-8. From a hit (./cache.ts), with the catalogue snapshot kept beside
+ * it, if any (undecoded: ../catalog/snapshot.ts), and `file`, the entry's, removed if a part of it
+ * turns out not to parse; or from a load (`packSpec`).
+ */
+export type PackedSpec = {
+  entry: Uint8Array;
+  text: Uint8Array;
+  source: unknown;
+  catalog?: Uint8Array;
+  file?: string;
+};
 
 /** A spec cache hit's bytes, moved as they are: the main thread deserialises them once (not the worker too). */
 export function packCached(hit: {
@@ -70,36 +81,49 @@ export function takeCatalogSnapshot(spec: object): Uint8Array | undefined {
   return s;
 }
 
-/** The message form of a loaded spec (`doc` and `rootText` fields), and what to transfer with it. */
-export function packSpec(spec: { doc: unknown; rootText: string }): {
+/**
+ * The message form of a loaded spec, what to transfer with it, and its document's encoding, for the
+ * cache entry the worker stores next (./cache.ts `store`): the same texts, not made twice.
+ */
+export function packSpec(spec: { doc: unknown; rootText: string; source?: unknown }): {
   packed: PackedSpec;
   transfer: ArrayBuffer[];
+  encoded: EncodedDoc | undefined;
 } {
-  if (!jsonExact(spec.doc)) return { packed: { clone: spec }, transfer: [] };
-  const { doc, rootText, ...rest } = spec;
+  const { source, rootText, ...stored } = spec;
+  const encoded = encodeDoc(stored.doc);
+  const parts = storedParts(stored, encoded);
+  // One buffer of its own (a small Buffer may sit in the shared pool, which cannot be moved); the
+  // parts stay with the worker for the store.
+  const entry = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    entry.set(p, at);
+    at += p.byteLength;
+  }
   const text = new TextEncoder().encode(rootText);
-  return { packed: { json: JSON.stringify(doc), text, rest }, transfer: [text.buffer as ArrayBuffer] };
+  return {
+    packed: { entry, text, source },
+    transfer: [entry.buffer as ArrayBuffer, text.buffer as ArrayBuffer],
+    encoded,
+  };
 }
 
 /** The spec a `packSpec` message stands for. */
 export function unpackSpec(p: PackedSpec): unknown {
-  if ('clone' in p) return p.clone;
-  let spec: Record<string, unknown>;
-  if ('entry' in p) {
-    const file = p.file;
-    const stored = decodeStored(p.entry, () => {
-      if (file === undefined) return;
-      try {
-        rmSync(file, { force: true });
-      } catch {
-        // Gone already, or the disk refuses: the next start reads it, fails the same way, tries again.
-      }
-    });
-    // A damaged entry: the caller loads the spec itself (and its own lookup drops the entry).
-    if (!stored) throw new Error('unusable spec cache entry');
-    spec = { source: p.source, ...stored };
-    if (p.catalog) attachCatalogSnapshot(spec, p.catalog);
-  } else spec = { ...p.rest, doc: JSON.parse(p.json) };
+  const file = p.file;
+  const stored = decodeStored(p.entry, () => {
+    if (file === undefined) return;
+    try {
+      rmSync(file, { force: true });
+    } catch {
+      // Gone already, or the disk refuses: the next start reads it, fails the same way, tries again.
+    }
+  });
+  // A damaged entry: the caller loads the spec itself (and its own lookup drops the entry).
+  if (!stored) throw new Error('unusable spec cache entry');
+  const spec: Record<string, unknown> = { source: p.source, ...stored };
+  if (p.catalog) attachCatalogSnapshot(spec, p.catalog);
   // Decoded on first read (30 ms for GitHub's 3.6 MB on a fresh main thread, which has nothing that
   // reads it at start-up); ignoreBOM keeps a leading BOM, as the loader read it.
   const bytes = p.text;
@@ -170,13 +194,33 @@ export function jsonExact(value: unknown): boolean {
 const JSON_FORM = 0x4a; // 'J'
 const V8_FORM = 0x56; // 'V'
 
-/** The parts of a stored spec's payload (written one after the other). */
-export function encodeStored(value: Record<string, unknown>): Uint8Array[] {
-  const doc = value.doc;
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !jsonExact(value))
-    return [Uint8Array.of(V8_FORM), serialize(value)];
+/** A document in the JSON form: its top-level keys and one ASCII JSON text per key. */
+export interface EncodedDoc {
+  readonly doc: object;
+  readonly keys: readonly string[];
+  readonly parts: readonly Uint8Array[];
+}
+
+/** The JSON form of a document, or undefined when JSON would not carry it exactly (`jsonExact`). */
+export function encodeDoc(doc: unknown): EncodedDoc | undefined {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !jsonExact(doc)) return undefined;
   const keys = Object.keys(doc);
   const parts = keys.map((k) => Buffer.from(asciiJson((doc as Record<string, unknown>)[k]), 'latin1'));
+  return { doc, keys, parts };
+}
+
+/**
+ * The parts of a stored spec's payload (written one after the other). `encoded`: its document's
+ * JSON form made before (`packSpec`), used only when it is of this very document object.
+ */
+export function encodeStored(value: Record<string, unknown>, encoded?: EncodedDoc): Uint8Array[] {
+  return storedParts(value, encoded && encoded.doc === value.doc ? encoded : encodeDoc(value.doc));
+}
+
+function storedParts(value: Record<string, unknown>, json: EncodedDoc | undefined): Uint8Array[] {
+  const { doc: _, ...rest } = value;
+  if (!json || !jsonExact(rest)) return [Uint8Array.of(V8_FORM), serialize(value)];
+  const { keys, parts } = json;
   const meta = Buffer.from(
     asciiJson({ rest: { ...value, doc: null }, doc: keys.map((k, i) => [k, parts[i]!.byteLength]) }),
     'latin1',

@@ -18,7 +18,8 @@ function handOver(spec: { doc: unknown; rootText: string } & Record<string, unkn
   port1.postMessage(packed, transfer);
   const got = receiveMessageOnPort(port2)?.message as PackedSpec;
   port1.close();
-  return { kind: 'json' in got ? 'json' : 'clone', spec: unpackSpec(got) as typeof spec };
+  // The payload's first byte names its form (./spec-transfer.ts: 'J' JSON, 'V' V8's serialisation).
+  return { kind: got.entry[0] === 0x4a ? 'json' : 'v8', spec: unpackSpec(got) as typeof spec };
 }
 
 const DOC = {
@@ -32,7 +33,7 @@ const DOC = {
 };
 
 describe('packSpec / unpackSpec', () => {
-  it('sends a plain document as JSON and gives back the same document, fields and text (BOM kept)', () => {
+  it('sends a plain document as JSON (its cache entry payload) and gives back the same document, fields and text (BOM kept)', () => {
     const spec = {
       doc: DOC,
       rootText: '\ufeffopenapi: 3.0.3\ninfo: { title: "Ünïcödé 🚀" }\n',
@@ -58,10 +59,10 @@ describe('packSpec / unpackSpec', () => {
     ['a Date', { a: new Date(0) }],
     ['a Map', { a: new Map() }],
     ['a bigint', { a: 1n }],
-  ])('falls back to a structured clone for %s', (_, doc) => {
+  ])('falls back to V8 serialisation (a structured clone) for %s', (_, doc) => {
     expect(jsonExact(doc)).toBe(false);
     const { kind, spec } = handOver({ doc, rootText: '' });
-    expect(kind).toBe('clone');
+    expect(kind).toBe('v8');
     expect(spec.doc).toStrictEqual(structuredClone(doc));
   });
 
@@ -69,7 +70,7 @@ describe('packSpec / unpackSpec', () => {
     const shared = { type: 'string' };
     const doc: Record<string, unknown> = { a: shared, b: { c: shared } };
     const { kind, spec } = handOver({ doc, rootText: '' });
-    expect(kind).toBe('clone');
+    expect(kind).toBe('v8');
     const got = spec.doc as { a: unknown; b: { c: unknown } };
     expect(got.a).toBe(got.b.c);
 
@@ -82,6 +83,23 @@ describe('packSpec / unpackSpec', () => {
     const bare = Object.create(null) as Record<string, unknown>;
     bare.k = [1, 'two', null, false, { deep: [[[]]] }];
     expect(jsonExact({ bare, n: 0, big: Number.MAX_SAFE_INTEGER })).toBe(true);
+  });
+
+  it("hands the worker its document's JSON form, which the cache entry reuses only for that very document", () => {
+    const spec = { doc: structuredClone(DOC), rootText: '{}', source: { label: 'x.json' }, files: 1, warnings: [] };
+    const { encoded } = packSpec(spec);
+    expect(encoded?.doc).toBe(spec.doc);
+    const { source: _s, rootText: _t, ...stored } = spec;
+    const bytes = (parts: Uint8Array[]) => Buffer.concat(parts).toString('hex');
+    // Reused: the same bytes as made afresh.
+    expect(bytes(encodeStored(stored, encoded))).toBe(bytes(encodeStored(stored)));
+    // Another document (a copy changed since): its own texts, never the ones handed over.
+    const changed = { ...stored, doc: { ...structuredClone(DOC), info: { title: 'changed', version: '2' } } };
+    expect(bytes(encodeStored(changed, encoded))).toBe(bytes(encodeStored(changed)));
+    expect(bytes(encodeStored(changed, encoded))).not.toBe(bytes(encodeStored(stored, encoded)));
+    // Not JSON-exact: nothing to reuse, and V8's form.
+    const shared = { type: 'string' };
+    expect(packSpec({ doc: { a: shared, b: shared }, rootText: '' }).encoded).toBeUndefined();
   });
 
   it('moves a spec cache hit as its stored bytes; the main thread deserialises them once', () => {
