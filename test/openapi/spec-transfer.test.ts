@@ -86,7 +86,13 @@ describe('packSpec / unpackSpec', () => {
   });
 
   it("hands the worker its document's JSON form, which the cache entry reuses only for that very document", () => {
-    const spec = { doc: structuredClone(DOC), rootText: '{}', source: { label: 'x.json' }, files: 1, warnings: [] };
+    const spec = {
+      doc: structuredClone(DOC),
+      rootText: '{}',
+      source: { label: 'x.json' },
+      files: 1,
+      warnings: [],
+    };
     const { encoded } = packSpec(spec);
     expect(encoded?.doc).toBe(spec.doc);
     const { source: _s, rootText: _t, ...stored } = spec;
