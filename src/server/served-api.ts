@@ -48,6 +48,11 @@ export interface LoadedApi {
    * worker validated the spec (../catalog/early.ts), or built here after the load. Logged at debug.
    */
   built?: 'restored' | 'early' | 'here';
+  /**
+   * A big spec's load, step by step with the time each took (read from the cache, or parsed,
+   * bundled, converted, validated: ../openapi/load.ts), as the loader reported it. Logged at debug.
+   */
+  progress?: string[];
 }
 
 /** Loads the spec, builds the catalogue and fixes every tool's upstream target. */
@@ -72,6 +77,7 @@ async function loadApiOnce(source: ApiSource, o: { reload?: boolean }): Promise<
   // A spec the prefetch worker loads (a big one, at a cold start): its catalogue is begun as soon as
   // the worker posts it, while the worker validates it (../catalog/early.ts).
   let early: LoadedSpec | undefined;
+  const progress: string[] = [];
   if (!o.reload)
     whenEarlySpec(source.spec, load, (s) => {
       early = s as LoadedSpec;
@@ -84,6 +90,7 @@ async function loadApiOnce(source: ApiSource, o: { reload?: boolean }): Promise<
       onCatalogMissing: () => {
         snapshotWanted = true;
       },
+      onProgress: (m) => progress.push(m),
     });
   } finally {
     // Found invalid: the spec was loaded again here (or not at all), and its early build is moot.
@@ -106,7 +113,13 @@ async function loadApiOnce(source: ApiSource, o: { reload?: boolean }): Promise<
     specSource: spec.source.location,
     docServers: catalog.servers,
   });
-  return { spec, catalog, targets, built: restored ? 'restored' : begun ? 'early' : 'here' };
+  return {
+    spec,
+    catalog,
+    targets,
+    built: restored ? 'restored' : begun ? 'early' : 'here',
+    ...(progress.length ? { progress } : {}),
+  };
 }
 
 /**
@@ -229,6 +242,7 @@ export async function loadApis(members: readonly ApiMember[], logger: Logger): P
     const r = results[i]!;
     if (r.status === 'fulfilled') {
       const api = member.name !== undefined ? { api: member.name } : {};
+      for (const m of r.value.progress ?? []) logger.debug({ ...api }, m);
       logger.debug({ ...api, tools: r.value.catalog.tools.length, built: r.value.built }, 'catalogue ready');
       return { member, raw: r.value };
     }

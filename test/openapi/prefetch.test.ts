@@ -209,7 +209,12 @@ describe('serve --spec: the spec loaded off the main thread', () => {
             what: 'the "catalogue ready" line',
           },
         );
-        return { tools, built };
+        // The loader's steps, with their times, at debug before it.
+        const steps = stderr()
+          .split('\n')
+          .filter((l) => l.includes('"level":20') && / in \d+ ms"/.test(l))
+          .map((l) => (JSON.parse(l) as { msg: string }).msg);
+        return { tools, built, steps };
       } finally {
         await client.close();
       }
@@ -218,8 +223,15 @@ describe('serve --spec: the spec loaded off the main thread', () => {
     // is built after the load: test/openapi/prefetch-early has the hand-over without that race).
     const cold = await start();
     expect(['early', 'here']).toContain(cold.built);
+    expect(cold.steps).toEqual([
+      expect.stringMatching(/^parsed \S*big\.json \(\d+ KiB\) in \d+ ms$/),
+      expect.stringMatching(/^validated 3\.\d\.\d+ in \d+ ms$/),
+    ]);
     const warm = await start();
     expect(['restored', 'here']).toContain(warm.built);
+    expect(warm.steps).toEqual([
+      expect.stringMatching(/^loaded \S*big\.json \(\d+ KiB\) from cache in \d+ ms$/),
+    ]);
     expect(cold.tools.length).toBeGreaterThan(100);
     expect(JSON.stringify(cold.tools)).toBe(JSON.stringify(warm.tools));
   }, 60_000);
