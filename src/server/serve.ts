@@ -213,9 +213,15 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     onSecret: (values, until) => redactor.addSecrets(values, until),
   });
   const serving = { now: false };
+  // Work that holds the event loop (loading modules, starting workers) waits for the answers written
+  // so far to have left: over stdio the tail of a big list would wait in the pipe behind it. The
+  // transport says when (the early one from the start; the other is up before any request is
+  // answered); over HTTP, the next turn of the event loop.
+  let written: RunningTransport['afterWritten'] = early?.afterWritten;
+  const afterWritten = (f: () => void) => (written ? written(f) : setImmediate(f));
   catalogNow = () => controller.currentCatalog();
   // The guard stages load at the first call, or soon after serving starts (see lazyStages).
-  const stages = lazyStages(logger);
+  const stages = lazyStages(logger, undefined, afterWritten);
   const makePipeline = pipelineFactory({
     ...{ o, doc, env, controller, redactor, rt, stages, logger, tracing },
     approvals,
@@ -262,8 +268,8 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     users,
     onFirstView: () => {
       stages.warmAfterList();
-      // The catalogue snapshots for the next start (src/openapi/prefetch.ts), now the list is out.
-      startSnapshots();
+      // The catalogue snapshots for the next start (src/openapi/prefetch.ts), once the list is out.
+      afterWritten(startSnapshots);
     },
   });
   // Held stdio requests are served from here, in the order they came.
@@ -284,6 +290,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         await users?.close();
         throw e;
       });
+  written = transport.afterWritten;
   serving.now = true;
   stages.warmSoon();
   return gatewayOf({
@@ -716,6 +723,8 @@ const loadStageModules = async (): Promise<StageModules> => {
 export function lazyStages(
   logger: Logger,
   loadModules: () => Promise<StageModules> = loadStageModules,
+  /** Runs its argument once the answers written so far have left (see startGateway). */
+  afterWritten: (f: () => void) => void = (f) => setImmediate(f),
 ): LazyStages {
   let loading: Promise<StageModules> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -792,17 +801,20 @@ export function lazyStages(
   return {
     load,
     warmSoon() {
-      timer = setTimeout(startWarming, WARM_AFTER_MS);
+      timer = setTimeout(() => afterWritten(startWarming), WARM_AFTER_MS);
       timer.unref();
     },
     warmAfterList() {
-      // Not before the answer: the list handler is running now, its answer is written in this task.
-      if (!listed) {
-        listed = true;
-        // Loaded already (by warmSoon or a call): the code warm-up starts after this answer.
-        if (warm) setImmediate(() => loading?.then(warmCode).catch(() => undefined));
-      }
-      if (!warming && !warm) setImmediate(startWarming);
+      // Not before the answer has left: the list handler is running now, and its answer is written
+      // after it (a big one, over stdio, in pieces as the client reads them).
+      afterWritten(() => {
+        if (!listed) {
+          listed = true;
+          // Loaded already (by warmSoon or a call): the code warm-up starts now.
+          if (warm) loading?.then(warmCode).catch(() => undefined);
+        }
+        startWarming();
+      });
     },
     whenWarm(f) {
       if (warm) {

@@ -16,6 +16,11 @@ export type TransportOptions =
 export interface RunningTransport {
   /** The MCP endpoint when serving HTTP. */
   url?: string;
+  /**
+   * Stdio: runs `f` once stdout has taken the answers sent so far and those being made now
+   * (CappedStdioTransport.afterWritten). Absent over HTTP: each answer goes out on its own socket.
+   */
+  afterWritten?(f: () => void): void;
   close(): Promise<void>;
 }
 
@@ -34,6 +39,8 @@ export interface EarlyStdio {
   fail(refusal: Refusal, waitMs: number): Promise<void>;
   /** Settles when stdio has closed: after stdin's end, once the requests held until then are answered. */
   readonly closed: Promise<void>;
+  /** As RunningTransport.afterWritten. */
+  afterWritten(f: () => void): void;
 }
 
 /**
@@ -63,10 +70,11 @@ export async function openEarlyStdio(o: {
   return {
     ready: () => {
       transport.release();
-      return { close: () => handle.close() };
+      return { close: () => handle.close(), afterWritten: (f) => transport.afterWritten(f) };
     },
     fail: (refusal, waitMs) => transport.fail(refusal, waitMs),
     closed: transport.whenClosed,
+    afterWritten: (f) => transport.afterWritten(f),
   };
 }
 
@@ -108,7 +116,7 @@ export async function startTransport(o: {
       transport,
       onerror: (e) => o.logger.debug({ err: e.message }, 'stdio message rejected'),
     });
-    return { close: () => handle.close() };
+    return { close: () => handle.close(), afterWritten: (f) => transport.afterWritten(f) };
   }
   const host = o.transport.host ?? '127.0.0.1';
   // Loaded only here: a stdio gateway has no use for the HTTP stack (issue 22: start-up).

@@ -7,7 +7,7 @@ import { SHARED_SPECS, startUpstream } from '../support/helpers.js';
 import { freePort, listen } from '../support/http.js';
 import { CLI, tempTree } from '../support/paths.js';
 import { ADMIN_LINES, ADMIN_TOKEN, SHOP_SPEC, shopEnv, shopPolicy, startShop } from '../support/shop.js';
-import { serveArgs, stdioTransport } from '../support/stdio.js';
+import { onJsonLines, sendJson, serveArgs, spawnCli, stdioTransport } from '../support/stdio.js';
 import { waitFor } from '../support/wait.js';
 
 // Start-up (issue 22): the built CLI is one bundle split at the sources' lazy imports
@@ -103,6 +103,77 @@ describe('start-up of the built CLI', () => {
     } finally {
       await client.close();
       await shop.close();
+    }
+  }, 120_000);
+
+  it('over stdio, loads the guard stages only once a big first list has left, however slowly the client reads', async () => {
+    // ~0.6 MB of tools/list: far more than a pipe holds, so while the client reads nothing the answer
+    // waits in pieces. Loading the stages (undici, which loads http2) during that wait held the event
+    // loop, and the list's tail with it (issue 22: a 0.8 MB list came out 110–250 ms later).
+    const paths: Record<string, unknown> = {};
+    for (let i = 0; i < 300; i++)
+      paths[`/items${i}/{id}`] = {
+        get: {
+          operationId: `getItem${i}`,
+          summary: `Item ${i}`,
+          description: `Reads item ${i}. `.repeat(100),
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'ok' } },
+        },
+      };
+    const dir = tempTree({
+      'big.json': { openapi: '3.0.3', info: { title: 'Big', version: '1' }, paths },
+    });
+    const tail = join(dir, 'tail.txt');
+    const loaded = join(dir, 'loaded.txt');
+    const child = spawnCli(
+      serveArgs({
+        spec: join(dir, 'big.json'),
+        baseUrl: 'http://127.0.0.1:9',
+        auditFile: join(dir, 'audit.jsonl'),
+        logLevel: 'warn',
+      }),
+      {
+        NODE_OPTIONS: `--import=${new URL('./helpers/builtins-at-list-tail.mjs', import.meta.url).pathname}`,
+        WARDEN_TEST_TAIL: tail,
+        WARDEN_TEST_LOADED: loaded,
+        WARDEN_TEST_WATCH: 'http2',
+      },
+      'ignore',
+    );
+    const answers = new Map<unknown, Record<string, unknown>>();
+    onJsonLines(child.stdout, (m) => answers.set(m.id, m));
+    try {
+      sendJson(child, {
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      });
+      await waitFor(() => answers.get(1), { what: 'the initialize answer', timeout: 60_000 });
+      sendJson(child, { method: 'notifications/initialized' });
+      child.stdout.pause();
+      sendJson(child, { id: 2, method: 'tools/list' });
+      // The client reads nothing for a second: four times what the gateway waits before warming on
+      // its own (WARM_AFTER_MS), and the list's answer is under way (its tail cannot be written).
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(existsSync(tail), 'the list was taken whole by a pipe nobody reads').toBe(false);
+      expect(existsSync(loaded), 'the stages were loaded while the list waited in the pipe').toBe(false);
+      child.stdout.resume();
+      const list = await waitFor(() => answers.get(2), { what: 'the tools/list answer', timeout: 30_000 });
+      expect((list.result as { tools: unknown[] }).tools).toHaveLength(300);
+      const atTail = await waitFor(() => existsSync(tail) && readFileSync(tail, 'utf8').split('\n'), {
+        what: 'the built-ins loaded when the list had left',
+      });
+      // The record is real (the stdio transport's own modules are in it) and the stages were not loaded.
+      expect(atTail).toContain('net');
+      expect(atTail).not.toContain('http2');
+      // Once it has left, they are, without a call.
+      await waitFor(() => existsSync(loaded), {
+        what: 'the guard stages loaded after the list',
+        timeout: 30_000,
+      });
+    } finally {
+      child.kill();
     }
   }, 120_000);
 

@@ -163,6 +163,41 @@ describe('stdio frames: sending', () => {
     await expect(t.send(answer(2))).rejects.toThrow(/closed/);
   });
 
+  it('runs work after the answers have left: behind a line sent later in the same task, once it is read', async () => {
+    const { stdout, t } = over(16);
+    await t.start();
+    const order: string[] = [];
+    let taken = 0;
+    // Asked before the answer is sent, as the first tools/list's handler asks (its answer follows).
+    t.afterWritten(() => order.push(`after, ${taken} bytes taken`));
+    const big: JSONRPCMessage = { jsonrpc: '2.0', id: 1, result: { text: 'x'.repeat(100_000) } };
+    void t.send(big);
+    await new Promise((r) => setTimeout(r, 30));
+    // Nobody has read the line: the work still waits.
+    expect(order).toEqual([]);
+    stdout.on('data', (d: Buffer) => {
+      taken += d.length;
+    });
+    const line = JSON.stringify(big).length + 1;
+    await waitFor(() => order.length === 1, { what: 'the work after the line' });
+    expect(order).toEqual([`after, ${line} bytes taken`]);
+  });
+
+  it('runs work after the answers at once when nothing is pending, and when stdout is gone', async () => {
+    const idle = over(1024);
+    await idle.t.start();
+    let ran = 0;
+    idle.t.afterWritten(() => ran++);
+    await waitFor(() => ran === 1, { what: 'the work with nothing pending' });
+    const gone = over(16);
+    await gone.t.start();
+    gone.t.onerror = () => {};
+    void gone.t.send(answer(1)).catch(() => {});
+    gone.stdout.destroy();
+    gone.t.afterWritten(() => ran++);
+    await waitFor(() => ran === 2, { what: 'the work once stdout is closed' });
+  });
+
   it('reports a failed write and closes the transport', async () => {
     const { stdout, t } = over(1024);
     await t.start();
