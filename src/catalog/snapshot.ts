@@ -11,19 +11,19 @@
  * closure one object per root list), so the schemas are the same text and share as they did.
  *
  * One `v8.serialize` of the whole snapshot keeps the objects the tools share shared (servers,
- * parameter schemas, definitions). Any snapshot that does not fit the spec at hand is refused
- * (undefined): the caller builds the catalogue as without one.
+ * parameter schemas, definitions). A snapshot that is damaged or not of this layout is refused
+ * (undefined): the caller builds the catalogue as without one. The spec cache pairs a snapshot with
+ * the one entry it was made from.
  */
 import { deserialize, serialize } from 'node:v8';
 import { ResponseClassifier } from '../classify/data-classes.js';
 import type { Catalog, DataField, Tool } from '../model/catalog.js';
 import type { DefsLookup, JsonSchema, JsonSchemaObject } from '../model/json-schema.js';
 import type { LoadedSpec } from '../openapi/load.js';
-import { collectOperations } from './build.js';
 import { attachLazies, type DefsSource, partsOf, type ToolParts } from './tool.js';
 
 /** Bumped whenever the snapshot's layout changes (code changes change the cache key anyway). */
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
 
 type Mode = 'input' | 'output';
 
@@ -39,6 +39,8 @@ interface StoredTool {
 
 interface Snapshot {
   v: number;
+  /** How many tools were stored: a list that decodes shorter or longer was changed after. */
+  count: number;
   /** The catalogue's fields in their order, `tools` a placeholder. */
   catalog: Record<string, unknown>;
   /** The schema warnings the build added after the spec's own. */
@@ -106,6 +108,7 @@ export function snapshotCatalog(catalog: Catalog, spec: LoadedSpec): Uint8Array 
   if (catalog.warnings.slice(0, own).some((w, i) => w !== spec.warnings[i])) return undefined;
   const snapshot: Snapshot = {
     v: SNAPSHOT_VERSION,
+    count: tools.length,
     catalog: head,
     buildWarnings: catalog.warnings.slice(own),
     tools,
@@ -120,8 +123,10 @@ export function snapshotCatalog(catalog: Catalog, spec: LoadedSpec): Uint8Array 
 }
 
 /**
- * The catalogue `bytes` stand for, for this spec; undefined when they are damaged or do not match
- * its operations (then the caller builds it).
+ * The catalogue `bytes` stand for, for the spec they were made from; undefined when they are damaged
+ * (then the caller builds it). Which spec that is, the spec cache says: a snapshot is only ever read
+ * beside the entry its header names by size and checksum (../openapi/cache.ts `readCatalog`), so an
+ * entry replaced — its spec or a file it refers to changed — is never paired with the old snapshot.
  */
 export function restoreCatalog(bytes: Uint8Array, spec: LoadedSpec): Catalog | undefined {
   let s: Snapshot;
@@ -130,7 +135,7 @@ export function restoreCatalog(bytes: Uint8Array, spec: LoadedSpec): Catalog | u
   } catch {
     return undefined;
   }
-  if (!fits(s, spec)) return undefined;
+  if (!fits(s)) return undefined;
   const defs = new RestoredDefs(s.defs, s.closures);
   const responses = new ResponseClassifier();
   const tools = s.tools.map((st) => {
@@ -164,28 +169,24 @@ export function restoreCatalog(bytes: Uint8Array, spec: LoadedSpec): Catalog | u
   return catalog;
 }
 
-/** The snapshot's shape, and its tools the spec's operations in order (method, path, pointer). */
-function fits(s: Snapshot, spec: LoadedSpec): boolean {
+/**
+ * The snapshot's shape: this layout, every tool it was stored with, each with its operation and the
+ * closures of definitions it uses. Not compared with the spec's operations (see restoreCatalog): that
+ * parsed the cached document's whole `paths` on every warm start (12–40 ms on the big specs), a part
+ * nothing else reads before the first call.
+ */
+function fits(s: Snapshot): boolean {
   if (s === null || typeof s !== 'object' || s.v !== SNAPSHOT_VERSION) return false;
-  if (!Array.isArray(s.tools) || !Array.isArray(s.buildWarnings)) return false;
+  if (!Array.isArray(s.tools) || s.tools.length !== s.count || !Array.isArray(s.buildWarnings)) return false;
   if (s.catalog === null || typeof s.catalog !== 'object' || !('tools' in s.catalog)) return false;
   if (!(s.closures instanceof Map) || !(s.defs?.input instanceof Map) || !(s.defs?.output instanceof Map))
     return false;
-  let ops: ReturnType<typeof collectOperations>;
-  try {
-    ops = collectOperations(spec.doc);
-  } catch {
-    return false;
-  }
-  if (ops.length !== s.tools.length) return false;
-  return s.tools.every((st, i) => {
+  return s.tools.every((st) => {
     const src = (st?.tool as Partial<Tool> | undefined)?.source;
-    const o = ops[i]!;
     return (
-      src !== undefined &&
-      src.method === o.method &&
-      src.path === o.path &&
-      src.pointer === o.pointer &&
+      typeof src?.method === 'string' &&
+      typeof src.path === 'string' &&
+      typeof src.pointer === 'string' &&
       Array.isArray(st.inputDeps) &&
       Array.isArray(st.outputDeps) &&
       s.closures.has(closureId('input', st.inputDeps)) &&

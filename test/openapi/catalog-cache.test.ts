@@ -96,9 +96,15 @@ const spec = minimalSpec(
   },
 );
 
-/** A spec loaded once through the cache (stored), with its catalogue snapshot stored beside it. */
-async function primed(doc: Record<string, unknown> = spec): Promise<string> {
-  const file = join(tempTree({ 'spec.json': doc }), 'spec.json');
+/**
+ * A spec loaded once through the cache (stored), with its catalogue snapshot stored beside it; `more`:
+ * other files beside spec.json (those it refers to).
+ */
+async function primed(
+  doc: Record<string, unknown> = spec,
+  more: Record<string, object> = {},
+): Promise<string> {
+  const file = join(tempTree({ 'spec.json': doc, ...more }), 'spec.json');
   let store: ((b: Uint8Array) => void) | undefined;
   const s = await loadSpec(file, {
     onCatalogMissing: (st) => {
@@ -195,6 +201,28 @@ describe('the catalogue snapshot beside a spec cache entry', () => {
     expect(descriptions((await loadApi({ spec: file })).catalog)).not.toContain(FORGED);
     chmodSync(name, 0o600);
     expect(descriptions((await loadApi({ spec: file })).catalog)).toEqual([FORGED]);
+  });
+
+  it('a file the spec refers to changed: its entry is replaced, and the old snapshot is not restored', async () => {
+    const customer = (props: string[]) => ({
+      type: 'object',
+      properties: Object.fromEntries(props.map((p) => [p, { type: 'string' }])),
+    });
+    const split = structuredClone(spec) as { components: { schemas: Record<string, unknown> } };
+    split.components.schemas.Customer = { $ref: './customer.json' };
+    const file = await primed(split, { 'customer.json': customer(['id']) });
+    forge();
+    // The root file is the same, so is the key: what tells the two apart is the entry's payload.
+    expect(descriptions((await loadApi({ spec: file })).catalog)).toEqual([FORGED]);
+    writeFileSync(join(dirname(file), 'customer.json'), JSON.stringify(customer(['id', 'nickname'])));
+    // A miss, which stores the new entry; then a hit of that entry, beside the old snapshot still.
+    for (let i = 0; i < 2; i++) {
+      const catalog = (await loadApi({ spec: file })).catalog;
+      expect(descriptions(catalog)).not.toContain(FORGED);
+      expect(JSON.stringify(catalog.tools[0]!.outputSchema)).toContain('nickname');
+    }
+    // Found made for the entry before: removed (the next snapshot work stores one for this entry).
+    expect(files('.catalog')).toEqual([]);
   });
 
   it('the worker stores a re-read spec only beside the entry that re-read made, not the one it was offered', async () => {
