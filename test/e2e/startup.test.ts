@@ -125,6 +125,7 @@ describe('start-up of the built CLI', () => {
       'big.json': { openapi: '3.0.3', info: { title: 'Big', version: '1' }, paths },
     });
     const tail = join(dir, 'tail.txt');
+    const started = join(dir, 'started.txt');
     const loaded = join(dir, 'loaded.txt');
     const child = spawnCli(
       serveArgs({
@@ -136,6 +137,7 @@ describe('start-up of the built CLI', () => {
       {
         NODE_OPTIONS: `--import=${new URL('./helpers/builtins-at-list-tail.mjs', import.meta.url).pathname}`,
         WARDEN_TEST_TAIL: tail,
+        WARDEN_TEST_STARTED: started,
         WARDEN_TEST_LOADED: loaded,
         WARDEN_TEST_WATCH: 'http2',
       },
@@ -153,8 +155,10 @@ describe('start-up of the built CLI', () => {
       sendJson(child, { method: 'notifications/initialized' });
       child.stdout.pause();
       sendJson(child, { id: 2, method: 'tools/list' });
-      // The client reads nothing for a second: four times what the gateway waits before warming on
-      // its own (WARM_AFTER_MS), and the list's answer is under way (its tail cannot be written).
+      // The answer is under way (the gateway was ready: the list is held until then)…
+      await waitFor(() => existsSync(started), { what: 'the list answer begun', timeout: 60_000 });
+      // …and the client reads nothing for a second more: four times what the gateway waits before
+      // warming on its own (WARM_AFTER_MS), while the list's tail cannot be written.
       await new Promise((r) => setTimeout(r, 1000));
       expect(existsSync(tail), 'the list was taken whole by a pipe nobody reads').toBe(false);
       expect(existsSync(loaded), 'the stages were loaded while the list waited in the pipe').toBe(false);

@@ -1,7 +1,8 @@
 // Preloaded (NODE_OPTIONS=--import) into a gateway by test/e2e/startup.test.ts: writes the Node
 // built-in modules loaded so far, one a line, to WARDEN_TEST_TAIL once the first `tools/list` answer
-// has been taken whole by stdout (its write's callback); and `loaded` to WARDEN_TEST_LOADED as soon
-// as the built-in named by WARDEN_TEST_WATCH is loaded.
+// has been taken whole by stdout (its write's callback), and `started` to WARDEN_TEST_STARTED when its
+// write begins; and `loaded` to WARDEN_TEST_LOADED as soon as the built-in named by WARDEN_TEST_WATCH
+// is loaded.
 import { writeFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 
@@ -11,6 +12,7 @@ const builtins = () =>
     .map((m) => m.slice('NativeModule '.length));
 
 const tail = process.env.WARDEN_TEST_TAIL;
+const started = process.env.WARDEN_TEST_STARTED;
 const loaded = process.env.WARDEN_TEST_LOADED;
 const watch = process.env.WARDEN_TEST_WATCH;
 if (isMainThread && tail) {
@@ -19,6 +21,7 @@ if (isMainThread && tail) {
   process.stdout.write = function (chunk, ...rest) {
     if (done || !String(chunk).includes('"tools":[')) return write.call(this, chunk, ...rest);
     done = true;
+    if (started) writeFileSync(started, 'started');
     const i = rest.findIndex((a) => typeof a === 'function');
     const cb = i >= 0 ? rest[i] : undefined;
     const args = i >= 0 ? rest.slice(0, i) : rest;
