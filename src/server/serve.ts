@@ -672,17 +672,20 @@ function pipelineFactory(p: {
 /**
  * The guard stages' modules and what only they use — undici, Ajv, cockatiel, the rate limiter: over 1 MB of code and
  * a fifth of a small spec's start (issue 22) — are loaded once, at the first call or when the gateway
- * warms them, whichever comes first: right after the first `tools/list` is answered, or
- * WARM_AFTER_MS after serving starts. The first `tools/list` does not wait for them, and a first call
+ * warms them, whichever comes first: once the first `tools/list` answer has left, or WARM_AFTER_MS
+ * after serving starts. The first `tools/list` does not wait for them, and a first call
  * rarely does: warming also builds the pipelines (`whenWarm`), so a call that comes after it neither
  * loads nor builds anything. One connection pool for the gateway's life, shared by the pipelines a
  * spec reload replaces, is made with them.
  */
 export interface LazyStages {
   load(): Promise<StageModules>;
-  /** Warms them in the background after WARM_AFTER_MS (a failure is logged; the first call tries again). */
+  /**
+   * Warms them in the background after WARM_AFTER_MS, once the answers written by then have left (a
+   * failure is logged; the first call tries again).
+   */
   warmSoon(): void;
-  /** Warms them once the current task is done: the first tools/list is being answered. */
+  /** Warms them once the first tools/list, being answered now, has left (`afterWritten`). */
   warmAfterList(): void;
   /**
    * Runs `f` once the stages are loaded — by warming or by a call — (at once if they are). After a

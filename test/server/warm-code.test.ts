@@ -18,7 +18,7 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function stagesWith(slices: ReadonlyArray<() => void>) {
+function stagesWith(slices: ReadonlyArray<() => void>, afterWritten?: (f: () => void) => void) {
   const lines: Array<{ level: number; msg: string; slice?: number }> = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
   const real = {
@@ -26,18 +26,44 @@ function stagesWith(slices: ReadonlyArray<() => void>) {
     stages: [],
     close: async () => {},
   } as unknown as Pipeline;
-  const stages = lazyStages(logger, async () => ({
-    createPipeline: (() => real) as never,
-    createLimit: (() => ({})) as never,
-    agent: { close: async () => {} } as unknown as Dispatcher,
-    warmUp: slices,
-  }));
-  return { lines, stages };
+  let loads = 0;
+  const stages = lazyStages(
+    logger,
+    async () => {
+      loads++;
+      return {
+        createPipeline: (() => real) as never,
+        createLimit: (() => ({})) as never,
+        agent: { close: async () => {} } as unknown as Dispatcher,
+        warmUp: slices,
+      };
+    },
+    afterWritten,
+  );
+  return { lines, stages, loads: () => loads };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('the code warm-up after the first tools/list', () => {
+  it('waits for the answers written so far to have left: after the list, and after WARM_AFTER_MS', async () => {
+    // The transport's afterWritten, held: as a stdio client that has not read the list's tail yet.
+    const held: Array<() => void> = [];
+    const ran: string[] = [];
+    const { stages, loads } = stagesWith([() => ran.push('slice')], (f) => held.push(f));
+    stages.warmAfterList();
+    stages.warmSoon();
+    // Past the fallback's 250 ms: it too waits for the answers to leave.
+    await waitFor(() => held.length === 2, { what: 'the fallback asking to wait too', timeout: 5000 });
+    for (let i = 0; i < 5; i++) await tick();
+    expect(loads()).toBe(0);
+    expect(ran).toEqual([]);
+    // The list has left: the stages load (once), then the warm-up runs.
+    for (const f of held.splice(0)) f();
+    await waitFor(() => ran.length === 1, { what: 'the warm-up after the list left' });
+    expect(loads()).toBe(1);
+  });
+
   it('runs after the first list only, one slice per task, so that a call can come between', async () => {
     const ran: string[] = [];
     const { stages } = stagesWith([
