@@ -11,12 +11,12 @@
 // is set, as bench/startup.mjs does, so that the list is the API's.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
 import { takeFlag } from './lib/args.mjs';
+import { credentialEnv } from './lib/spec-credentials.mjs';
 
 const argv = process.argv.slice(2);
 const spec =
@@ -30,18 +30,6 @@ const builds = [
     ? [{ name: 'before', main: join(base, 'dist/cli/main.js') }]
     : []),
 ];
-
-function credentialEnv() {
-  const text = readFileSync(spec, 'utf8').replace(/^\ufeff/, '');
-  const doc = /^\s*[{[]/.test(text) ? JSON.parse(text) : loadYaml(text, { schema: CORE_SCHEMA });
-  const schemes = { ...doc?.securityDefinitions, ...doc?.components?.securitySchemes };
-  return Object.fromEntries(
-    Object.keys(schemes).map((k) => [
-      `MCP_WARDEN_CRED_${k.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`,
-      'bench:bench',
-    ]),
-  );
-}
 
 /** One start: ms from spawn to the list's first byte and to its last, its size and tool count. */
 function once(b, env) {
@@ -101,7 +89,7 @@ function once(b, env) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const cache = mkdtempSync(join(tmpdir(), 'list-arrival-'));
-const env = { ...process.env, ...credentialEnv(), XDG_CACHE_HOME: cache, XDG_STATE_HOME: cache };
+const env = { ...process.env, ...credentialEnv(spec), XDG_CACHE_HOME: cache, XDG_STATE_HOME: cache };
 const samples = new Map(builds.map((b) => [b.name, []]));
 for (const b of builds) await once(b, env); // fills each build's cache entry (and its snapshot)
 await new Promise((r) => setTimeout(r, 3000)); // the snapshot workers store after the list

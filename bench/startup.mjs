@@ -26,8 +26,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
 import { takeFlag, takeSwitch } from './lib/args.mjs';
+import { credentialEnv } from './lib/spec-credentials.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name) => takeFlag(argv, name);
@@ -113,21 +113,6 @@ function argsFor(v, spec, n) {
   ];
 }
 
-/**
- * A dummy credential for every security scheme of the spec (MCP_WARDEN_CRED_<SCHEME>): without one
- * mcp-warden hides the tools that need it, and the list would not be the API's.
- */
-function credentialEnv(spec) {
-  const text = readFileSync(spec, 'utf8').replace(/^\ufeff/, '');
-  const doc = /^\s*[{[]/.test(text) ? JSON.parse(text) : loadYaml(text, { schema: CORE_SCHEMA });
-  const schemes = { ...doc?.securityDefinitions, ...doc?.components?.securitySchemes };
-  return Object.fromEntries(
-    Object.keys(schemes).map((k) => [
-      `MCP_WARDEN_CRED_${k.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`,
-      'bench:bench',
-    ]),
-  );
-}
 const creds = new Map();
 
 const label = (spec) =>
