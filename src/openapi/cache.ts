@@ -26,6 +26,7 @@ import {
   constants,
   fstatSync,
   futimesSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -35,6 +36,7 @@ import {
   renameSync,
   rmSync,
   type Stats,
+  statfsSync,
   statSync,
   writeSync,
 } from 'node:fs';
@@ -526,14 +528,16 @@ function filesUnchanged(h: Header): boolean {
   if (h.root === undefined) return false;
   try {
     if (realpathSync.native(h.root[0]) !== h.root[1]) return false;
-    const dirs = new Map<string, string>();
+    const dirs = new Map<string, { realDir: string; local: boolean }>();
     for (const [path, real, size, sum, print] of h.files) {
       const d = dirname(path);
-      let realDir = dirs.get(d);
-      if (realDir === undefined) {
-        realDir = realpathSync.native(d);
-        dirs.set(d, realDir);
+      let dir = dirs.get(d);
+      if (dir === undefined) {
+        const realDir = realpathSync.native(d);
+        dir = { realDir, local: localFs(realDir) };
+        dirs.set(d, dir);
       }
+      const { realDir } = dir;
       const name = basename(path);
       // join(realDir, name) without its normalising pass (~10 % of the check): a realpath is
       // already normal, and a base name holds no separator.
@@ -542,7 +546,12 @@ function filesUnchanged(h: Header): boolean {
         name !== '.' &&
         name !== '..' &&
         (realDir.endsWith(sep) ? realDir + name : realDir + sep + name) === real;
-      if (direct && print !== undefined && sameFile(real, size, print)) continue;
+      if (
+        direct &&
+        print !== undefined &&
+        (dir.local ? sameStat(real, size, print) : sameFile(real, size, print))
+      )
+        continue;
       const bytes =
         (direct && readPlain(real, size)) || (realpathSync.native(path) === real && readPlain(real, size));
       if (!bytes || sha256(bytes) !== sum) return false;
@@ -568,19 +577,60 @@ function sameFile(file: string, size: number, print: Fingerprint): boolean {
     return false;
   }
   try {
-    const st = fstatSync(fd);
-    return (
-      st.isFile() &&
-      Array.isArray(print) &&
-      st.size === size &&
-      st.dev === print[0] &&
-      st.ino === print[1] &&
-      st.mtimeMs === print[2] &&
-      st.ctimeMs === print[3]
-    );
+    return matchesPrint(fstatSync(fd), size, print);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * As sameFile, by one lstat, on a file system whose stat shows every change (`localFs`): one system
+ * call instead of three (DigitalOcean's 2,849 files: ~20 ms against ~40 per check, same run).
+ */
+function sameStat(file: string, size: number, print: Fingerprint): boolean {
+  const st = lstatSync(file, { throwIfNoEntry: false });
+  return st !== undefined && matchesPrint(st, size, print);
+}
+
+/** A stat of a regular file of `size` bytes with the fingerprint `print`. */
+function matchesPrint(st: Stats, size: number, print: Fingerprint): boolean {
+  return (
+    st.isFile() &&
+    Array.isArray(print) &&
+    st.size === size &&
+    st.dev === print[0] &&
+    st.ino === print[1] &&
+    st.mtimeMs === print[2] &&
+    st.ctimeMs === print[3]
+  );
+}
+
+/**
+ * Local file systems (Linux `statfs` magic numbers): a change made to a file, by any process, shows
+ * in its next stat. Any other — NFS, SMB, FUSE, 9p, or any system but Linux, where these numbers
+ * mean nothing — is checked by open and fstat (sameFile).
+ */
+const LOCAL_FS = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs
+  0x794c7630, // overlayfs
+  0x2fc12fc1, // zfs
+  0xf2f52010, // f2fs
+]);
+export function isLocalFileSystem(dir: string): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    return LOCAL_FS.has(statfsSync(dir).type);
+  } catch {
+    return false;
+  }
+}
+let localFs = isLocalFileSystem;
+/** Tests only: which directories count as on a local file system (undefined: the real check). */
+export function overrideLocalFs(f: ((dir: string) => boolean) | undefined): void {
+  localFs = f ?? isLocalFileSystem;
 }
 
 /** The bytes of a regular file of `size` bytes that is no symlink (undefined for anything else). */

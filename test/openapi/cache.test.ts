@@ -16,7 +16,13 @@ import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/errors/index.js';
 import { specCacheDir } from '../../src/lib/state-dir.js';
-import { MAX_ENTRIES, openSpecCache, overrideRacyWindow } from '../../src/openapi/cache.js';
+import {
+  isLocalFileSystem,
+  MAX_ENTRIES,
+  openSpecCache,
+  overrideLocalFs,
+  overrideRacyWindow,
+} from '../../src/openapi/cache.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../../src/openapi/load.js';
 import { isDamagedCopy } from '../../src/openapi/spec-transfer.js';
 import { loadApi } from '../../src/server/served-api.js';
@@ -269,56 +275,71 @@ describe('the spec cache', () => {
     expect(fromCache(await loadSpec(m.root))).toBe(false);
   });
 
-  it("a settled $ref'd file is re-checked by its stat, a fresh one by its bytes; any change is a miss", async () => {
-    const fromCache = (spec: LoadedSpec) =>
-      typeof Object.getOwnPropertyDescriptor(spec.doc, 'paths')?.get === 'function';
-    // Files written just now have not settled (a second change within the file system's clock tick
-    // could keep their stat): no fingerprint, the hit reads them.
-    const fresh = multiFile();
-    await loadSpec(fresh.root);
-    expect(entryFiles().map((f) => f.length)).toEqual([4]);
-    expect(fromCache(await loadSpec(fresh.root))).toBe(true);
-    rmSync(cacheDir, { recursive: true });
-    // Settled (as if changed long before their read): a fingerprint, and a hit by its stat alone.
-    overrideRacyWindow(-1e15);
-    try {
-      const m = multiFile();
-      const first = await loadSpec(m.root);
-      const [item] = entryFiles();
-      const st = statSync(m.item);
-      expect(item).toEqual([
-        m.item,
-        m.item,
-        st.size,
-        expect.any(String),
-        [st.dev, st.ino, st.mtimeMs, st.ctimeMs],
-      ]);
-      expect(fromCache(await loadSpec(m.root))).toBe(true);
-      // Other bytes of the same size with the old mtime put back: the ctime still moved, a miss.
-      const text = readFileSync(m.item, 'utf8');
-      writeFileSync(m.item, text.replace('"id"', '"xy"'));
-      utimesSync(m.item, st.atime, st.mtime);
-      expect(statSync(m.item).size).toBe(st.size);
-      const changed = await loadSpec(m.root);
-      expect(fromCache(changed)).toBe(false);
-      expect(itemSchema(changed)).toContain('"xy"');
-      // Replaced by another file of the same bytes (a new inode): read again, the same bytes hit.
-      const copy = join(m.dir, 'api/copy.yaml');
-      writeFileSync(copy, readFileSync(m.item));
-      rmSync(m.item);
-      writeFileSync(m.item, readFileSync(copy));
-      const same = await loadSpec(m.root);
-      expect(fromCache(same)).toBe(true);
-      expect(itemSchema(same)).toEqual(itemSchema(changed));
-      // A symlink in its place, to a file of the same bytes: the full check, a miss.
-      rmSync(m.item);
-      symlinkSync(copy, m.item);
-      expect(fromCache(await loadSpec(m.root))).toBe(false);
-      expect(first.doc.paths).toBeDefined();
-    } finally {
-      overrideRacyWindow(undefined);
-    }
+  it('counts a Linux disk or memory file system as local, and nothing it cannot tell', () => {
+    const dir = tempTree({});
+    // Linux: the temp directory is on ext4, xfs, btrfs, tmpfs or overlayfs here; elsewhere never.
+    expect(isLocalFileSystem(dir)).toBe(process.platform === 'linux');
+    expect(isLocalFileSystem(join(dir, 'missing'))).toBe(false);
   });
+
+  // By one lstat on a local file system (this machine's temp directory, on Linux), by open and
+  // fstat on any other (NFS answers a stat from its cache; an open asks the server).
+  for (const [how, local] of [
+    ['where this machine has it', undefined],
+    ['as on a network file system', () => false],
+  ] as const)
+    it(`a settled $ref'd file is re-checked by its stat (${how}), a fresh one by its bytes; any change is a miss`, async () => {
+      overrideLocalFs(local);
+      const fromCache = (spec: LoadedSpec) =>
+        typeof Object.getOwnPropertyDescriptor(spec.doc, 'paths')?.get === 'function';
+      // Files written just now have not settled (a second change within the file system's clock tick
+      // could keep their stat): no fingerprint, the hit reads them.
+      const fresh = multiFile();
+      await loadSpec(fresh.root);
+      expect(entryFiles().map((f) => f.length)).toEqual([4]);
+      expect(fromCache(await loadSpec(fresh.root))).toBe(true);
+      rmSync(cacheDir, { recursive: true });
+      // Settled (as if changed long before their read): a fingerprint, and a hit by its stat alone.
+      overrideRacyWindow(-1e15);
+      try {
+        const m = multiFile();
+        const first = await loadSpec(m.root);
+        const [item] = entryFiles();
+        const st = statSync(m.item);
+        expect(item).toEqual([
+          m.item,
+          m.item,
+          st.size,
+          expect.any(String),
+          [st.dev, st.ino, st.mtimeMs, st.ctimeMs],
+        ]);
+        expect(fromCache(await loadSpec(m.root))).toBe(true);
+        // Other bytes of the same size with the old mtime put back: the ctime still moved, a miss.
+        const text = readFileSync(m.item, 'utf8');
+        writeFileSync(m.item, text.replace('"id"', '"xy"'));
+        utimesSync(m.item, st.atime, st.mtime);
+        expect(statSync(m.item).size).toBe(st.size);
+        const changed = await loadSpec(m.root);
+        expect(fromCache(changed)).toBe(false);
+        expect(itemSchema(changed)).toContain('"xy"');
+        // Replaced by another file of the same bytes (a new inode): read again, the same bytes hit.
+        const copy = join(m.dir, 'api/copy.yaml');
+        writeFileSync(copy, readFileSync(m.item));
+        rmSync(m.item);
+        writeFileSync(m.item, readFileSync(copy));
+        const same = await loadSpec(m.root);
+        expect(fromCache(same)).toBe(true);
+        expect(itemSchema(same)).toEqual(itemSchema(changed));
+        // A symlink in its place, to a file of the same bytes: the full check, a miss.
+        rmSync(m.item);
+        symlinkSync(copy, m.item);
+        expect(fromCache(await loadSpec(m.root))).toBe(false);
+        expect(first.doc.paths).toBeDefined();
+      } finally {
+        overrideRacyWindow(undefined);
+        overrideLocalFs(undefined);
+      }
+    });
 
   it('a file whose times are whole seconds (a file system that keeps no finer ones) gets no fingerprint', () => {
     const dir = tempTree({ 'root.json': '{}' });
