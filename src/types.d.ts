@@ -13,3 +13,18 @@ declare module 'swagger2openapi' {
   const s2o: { convertObj: typeof convertObj };
   export default s2o;
 }
+
+// undici's own files for its Agent and FormData (src/lib/undici-parts.ts); both CommonJS, typed as
+// the classes its index exports.
+declare module 'undici/lib/dispatcher/agent.js' {
+  import type { Agent } from 'undici';
+
+  const AgentClass: typeof Agent;
+  export default AgentClass;
+}
+declare module 'undici/lib/web/fetch/formdata.js' {
+  import type { FormData } from 'undici';
+
+  const formdata: { FormData: typeof FormData };
+  export default formdata;
+}

@@ -1,4 +1,4 @@
-import { Agent } from 'undici';
+import { Agent } from './undici-parts.js';
 
 export interface HttpAgentOptions {
   /** Sockets per origin (default 64). */

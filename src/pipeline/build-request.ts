@@ -1,6 +1,6 @@
-import { FormData } from 'undici';
 import { isJsonType } from '../catalog/doc.js';
 import { WardenError } from '../errors/index.js';
+import { FormData } from '../lib/undici-parts.js';
 import type { ArgBinding, Tool } from '../model/catalog.js';
 import { defsOf, type JsonSchemaObject, resolveLocal } from '../model/json-schema.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';

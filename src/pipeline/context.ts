@@ -1,6 +1,6 @@
-import type { FormData } from 'undici';
 import type { ViewEntry } from '../control/view.js';
 import type { WardenError } from '../errors/index.js';
+import type { FormData } from '../lib/undici-parts.js';
 import type { OnBehalfOf } from '../model/audit.js';
 import type { Tool } from '../model/catalog.js';
 import type { ConnectRequest } from '../model/connection.js';

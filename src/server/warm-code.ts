@@ -1,8 +1,8 @@
 import { Duplex } from 'node:stream';
-import { Agent } from 'undici';
 import { createSchemaCompiler } from '../catalog/validator.js';
 import { classifyProperty } from '../classify/data-classes.js';
 import { compileLinear } from '../lib/linear-regexp.js';
+import { Agent } from '../lib/undici-parts.js';
 import type { JsonSchemaObject } from '../model/json-schema.js';
 import { screenValue } from '../protect/injection.js';
 import { createRedactor } from '../protect/redactor.js';
@@ -76,9 +76,11 @@ export const WARM_SLICES: ReadonlyArray<() => void> = [
 /**
  * One request through undici's HTTP/1.1 client over a socket in memory (no network, no name
  * lookup): the first upstream request of a process compiled llhttp's WebAssembly and ran undici's
- * connect, write and parse code for the first time, 15–20 ms of a first call. Through an Agent, as
- * the gateway's requests go (agent → pool → client), but its own: the gateway's is not touched. The connection and the answer each come in a task of their
- * own, so the work is cut in about three pieces. Resolves to the body read.
+ * connect, write and parse code for the first time, 15–20 ms of a first call. Through an Agent and
+ * its `dispatch`, as the gateway's requests go (pipeline/send.ts: agent → pool → client), but its
+ * own: the gateway's is not touched. (`request` is not there: undici's index adds it, and the
+ * gateway loads undici's Agent alone, lib/undici-parts.ts.) The connection and the answer each come
+ * in a task of their own, so the work is cut in about three pieces. Resolves to the body read.
  */
 export async function warmHttp(): Promise<string> {
   const agent = new Agent({
@@ -88,8 +90,22 @@ export async function warmHttp(): Promise<string> {
     },
   });
   try {
-    const res = await agent.request({ origin: 'http://warm-up.invalid', path: '/v1/warm-up', method: 'GET' });
-    return await res.body.text();
+    return await new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      agent.dispatch(
+        { origin: 'http://warm-up.invalid', path: '/v1/warm-up', method: 'GET' },
+        {
+          // The handler API pipeline/send.ts uses (undici tells it by `onRequestStart`).
+          onRequestStart: () => {},
+          onResponseStart: () => {},
+          onResponseData: (_c, chunk) => {
+            chunks.push(chunk);
+          },
+          onResponseEnd: () => resolve(Buffer.concat(chunks).toString()),
+          onResponseError: (_c, e) => reject(e),
+        },
+      );
+    });
   } finally {
     await agent.destroy();
   }
