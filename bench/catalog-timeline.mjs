@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { takeFlag, takeSwitch } from './lib/args.mjs';
+import { serveArgs } from './lib/serve-args.mjs';
 
 const argv = process.argv.slice(2);
 const main = takeFlag(argv, '--main') ?? fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -33,17 +34,7 @@ function start(prof) {
   return new Promise((resolve, reject) => {
     const args = [
       ...(prof ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
-      main,
-      'serve',
-      '--stdio',
-      '--spec',
-      spec,
-      '--base-url',
-      'http://127.0.0.1:9/',
-      '--log-level',
-      'warn',
-      '--audit-file',
-      join(work, 'audit.jsonl'),
+      ...serveArgs(main, spec, ['--audit-file', join(work, 'audit.jsonl')]),
     ];
     const t0 = performance.now();
     const child = spawn(process.execPath, args, {

@@ -16,6 +16,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { takeFlag } from './lib/args.mjs';
+import { serveArgs } from './lib/serve-args.mjs';
 import { credentialEnv } from './lib/spec-credentials.mjs';
 
 const argv = process.argv.slice(2);
@@ -35,21 +36,10 @@ const builds = [
 function once(b, env) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(
-      process.execPath,
-      [
-        b.main,
-        'serve',
-        '--stdio',
-        '--spec',
-        spec,
-        '--base-url',
-        'http://127.0.0.1:9/',
-        '--log-level',
-        'warn',
-      ],
-      { stdio: ['pipe', 'pipe', 'ignore'], env },
-    );
+    const child = spawn(process.execPath, serveArgs(b.main, spec), {
+      stdio: ['pipe', 'pipe', 'ignore'],
+      env,
+    });
     const send = (m) => child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', ...m })}\n`);
     let buf = '';
     let first;

@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { takeFlag, takeSwitch } from './lib/args.mjs';
+import { serveArgs, UPSTREAM } from './lib/serve-args.mjs';
 import { credentialEnv } from './lib/spec-credentials.mjs';
 
 const argv = process.argv.slice(2);
@@ -49,7 +50,6 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const shared = fileURLToPath(new URL('../../shared/specs/', import.meta.url));
 const BASE = `${baseDir}/dist/cli/main.js`;
 const PEER = `${root}node_modules/@ivotoby/openapi-mcp-server/bin/mcp-server.js`;
-const UPSTREAM = 'http://127.0.0.1:9/'; // never called: nothing listens on the discard port
 
 // Operation counts from ../shared/specs/INDEX.md (not the listed tools: the default policy hides some).
 const SPECS = [
@@ -96,20 +96,13 @@ function argsFor(v, spec, n) {
     : [];
   return [
     ...prof,
-    v.main,
-    'serve',
-    '--stdio',
-    '--spec',
-    spec,
-    '--base-url',
-    UPSTREAM,
-    '--audit-file',
-    join(work, `audit-${v.name}-${n}.jsonl`),
-    '--log-level',
-    'warn',
-    ...(compare ? ['--pins', join(work, `pins-${v.name}-${label(spec)}.json`)] : []),
-    // Its shared files sit beside the spec's folder, outside the default $ref root.
-    ...(spec.includes('petstore-separate') ? ['--ref-root', `${shared}petstore-separate-swagger2`] : []),
+    ...serveArgs(v.main, spec, [
+      '--audit-file',
+      join(work, `audit-${v.name}-${n}.jsonl`),
+      ...(compare ? ['--pins', join(work, `pins-${v.name}-${label(spec)}.json`)] : []),
+      // Its shared files sit beside the spec's folder, outside the default $ref root.
+      ...(spec.includes('petstore-separate') ? ['--ref-root', `${shared}petstore-separate-swagger2`] : []),
+    ]),
   ];
 }
 
