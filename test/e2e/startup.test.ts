@@ -109,7 +109,8 @@ describe('start-up of the built CLI', () => {
   it('over stdio, loads the guard stages only once a big first list has left, however slowly the client reads', async () => {
     // ~0.6 MB of tools/list: far more than a pipe holds, so while the client reads nothing the answer
     // waits in pieces. Loading the stages (undici, which loads http2) during that wait held the event
-    // loop, and the list's tail with it (issue 22: a 0.8 MB list came out 89–243 ms later, bench/list-arrival.mjs).
+    // loop, and the list's tail with it (issue 22: a 0.8 MB list came out 89–243 ms later,
+    // bench/list-arrival.mjs).
     const paths: Record<string, unknown> = {};
     for (let i = 0; i < 300; i++)
       paths[`/items${i}/{id}`] = {

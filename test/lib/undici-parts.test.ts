@@ -21,7 +21,7 @@ describe("undici's parts", () => {
     expect(FormData).toBe(undici.FormData);
   });
 
-  it('work in a process that never loads undici’s index: the warm-up request and a multipart body', () => {
+  it('work in a process that never loads undici’s index: the warm-up request, and a FormData made', () => {
     // The built modules (tsc output) of the warm-up and of the parts, in a fresh process.
     const script = `
       const { warmHttp } = await import(${JSON.stringify(join(ROOT, 'dist/server/warm-code.js'))});
@@ -43,6 +43,7 @@ describe("undici's parts", () => {
 });
 
 describe('a multipart/form-data body through the built gateway', () => {
+  // The CLI bundle: undici's parts alone (its index is in a chunk only other commands load).
   it('reaches the upstream as multipart, every field in it', async () => {
     const upstream = await startUpstream((_req, res) => {
       res.writeHead(201, { 'content-type': 'application/json' });
