@@ -42,6 +42,26 @@ const BANNER = [
   'const __dirname = __wardenDirname(__filename);',
 ].join(' ');
 
+// The HTTP/2 protocol constants undici's h2 client reads (patch 'undici-lazy-http2'), as node:http2
+// defines them: a Node whose values differ stops the build rather than bundle wrong ones.
+const H2_CONSTANTS = {
+  HTTP2_HEADER_AUTHORITY: ':authority',
+  HTTP2_HEADER_METHOD: ':method',
+  HTTP2_HEADER_PATH: ':path',
+  HTTP2_HEADER_SCHEME: ':scheme',
+  HTTP2_HEADER_CONTENT_LENGTH: 'content-length',
+  HTTP2_HEADER_EXPECT: 'expect',
+  HTTP2_HEADER_STATUS: ':status',
+  HTTP2_HEADER_PROTOCOL: ':protocol',
+  NGHTTP2_REFUSED_STREAM: 7,
+  NGHTTP2_CANCEL: 8,
+};
+{
+  const { constants } = await import('node:http2');
+  for (const [k, v] of Object.entries(H2_CONSTANTS))
+    if (constants[k] !== v) throw new Error(`bundle: node:http2 ${k} is ${constants[k]}, not ${v}`);
+}
+
 // See the plugin 'dependency-hot-spots' below. Each replacement keeps the function's contract.
 const PATCHES = [
   {
@@ -109,8 +129,48 @@ function removeFromInventory(inventory, entry) {
     return result;
 }`,
   },
+  {
+    // undici's HTTP/2 client requires node:http2 when its module is evaluated, only to read ten
+    // protocol constants and, on an h2 connection, call `connect`. The gateway never enables h2
+    // (`allowH2` is off), yet every first call paid for loading http2 (~5 ms on the fast VM, ~12 on
+    // the slow one: bench/first-call.mjs). The constants are written out (checked against
+    // node:http2's own below, so a Node that changed them stops the build) and the module is
+    // required by `connect`, the one place that needs it.
+    name: 'undici-lazy-http2',
+    file: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client-h2\.js$/,
+    from: `/** @type {import('http2')} */
+let http2
+try {
+  http2 = require('node:http2')
+} catch {
+  // @ts-ignore
+  http2 = { constants: {} }
+}
+
+const {
+  constants: {
+    HTTP2_HEADER_AUTHORITY,
+    HTTP2_HEADER_METHOD,
+    HTTP2_HEADER_PATH,
+    HTTP2_HEADER_SCHEME,
+    HTTP2_HEADER_CONTENT_LENGTH,
+    HTTP2_HEADER_EXPECT,
+    HTTP2_HEADER_STATUS,
+    HTTP2_HEADER_PROTOCOL,
+    NGHTTP2_REFUSED_STREAM,
+    NGHTTP2_CANCEL
+  }
+} = http2`,
+    to: `let wardenHttp2
+const http2 = { connect: (...args) => (wardenHttp2 ??= require('node:http2')).connect(...args) }
+${Object.entries(H2_CONSTANTS)
+  .map(([k, v]) => `const ${k} = ${JSON.stringify(v)}`)
+  .join('\n')}`,
+  },
 ];
 const patched = new Set();
+// Each lazy package and the file a stand-in of it loads (see 'lazy-evaluated-packages').
+const lazyCopies = new Set();
 
 // See the plugin 'lazy-evaluated-packages' below.
 const LAZY_PACKAGES = ['yaml', 're2js', 'js-yaml'];
@@ -277,11 +337,22 @@ export { DefaultJsonSchemaValidator, process };
       // whole it is 99 KB in the start path against the 28 KB tree-shaking keeps, for no gain measured.
       // Only named imports: a default import would get the stand-in (picomatch's callable default
       // would break), so a package imported that way stays out of this list.
+      // Each importer gets the copy its own resolution finds (by its CommonJS entry): a dependency
+      // may pin another major than ours (json-schema-ref-parser takes js-yaml 5; the gateway, 4).
       name: 'lazy-evaluated-packages',
       setup(b) {
-        b.onResolve({ filter: new RegExp(`^(${LAZY_PACKAGES.join('|')})$`) }, (a) =>
-          a.namespace === 'warden-lazy-eval' ? undefined : { path: a.path, namespace: 'warden-lazy-eval' },
-        );
+        b.onResolve({ filter: new RegExp(`^(${LAZY_PACKAGES.join('|')})$`) }, async (a) => {
+          if (a.namespace === 'warden-lazy-eval' || a.pluginData?.lazyReal) return undefined;
+          const real = await b.resolve(a.path, {
+            kind: 'require-call',
+            resolveDir: a.resolveDir,
+            importer: a.importer,
+            pluginData: { lazyReal: true },
+          });
+          if (real.errors.length) throw new Error(`bundle: cannot resolve ${a.path} from ${a.importer}`);
+          lazyCopies.add(`${a.path} ${real.path}`);
+          return { path: real.path, namespace: 'warden-lazy-eval', pluginData: { name: a.path } };
+        });
         b.onLoad({ filter: /.*/, namespace: 'warden-lazy-eval' }, async (a) => {
           const names = Object.keys(await import(a.path)).filter((k) => k !== 'default');
           if (names.length === 0) throw new Error(`bundle: ${a.path} exports no names`);
@@ -317,9 +388,11 @@ const outputs = Object.keys(result.metafile.outputs).filter((f) => !f.endsWith('
     'warden-lazy:./lib/pushgateway',
     'warden-lazy:./lib/defaultMetrics',
     'warden-lazy:./lib/RateLimiterCluster',
-    ...LAZY_PACKAGES.map((p) => `warden-lazy-eval:${p}`),
   ])
     if (!inputs.includes(want)) throw new Error(`bundle: ${want} was not used (a dependency changed?)`);
+  for (const p of LAZY_PACKAGES)
+    if (![...lazyCopies].some((c) => c.startsWith(`${p} `)))
+      throw new Error(`bundle: the lazy ${p} was not used (a dependency changed?)`);
   for (const p of PATCHES) if (!patched.has(p.name)) throw new Error(`bundle: ${p.name} was not applied`);
   // collectDefaultMetrics is forwarded as a function with `metricsList`: anything else it gains stops the build.
   const promLib = posix.join(posix.dirname(createRequire(import.meta.url).resolve('prom-client')), 'lib');

@@ -97,8 +97,8 @@ describe('start-up of the built CLI', () => {
       // The record is real: the stdio transport's own modules are in it.
       expect(builtins).toContain('net');
       // prom-client's Pushgateway (https) and rate-limiter-flexible's cluster limiters (cluster) are
-      // never constructed (scripts/bundle-cli.mjs). Not tls, http2 or zlib: the guard stages' undici
-      // loads those, and it may be warming already (250 ms after serving) on a slow machine.
+      // never constructed (scripts/bundle-cli.mjs). Not http or zlib: the guard stages' undici loads
+      // those, and it may be warming already (250 ms after serving) on a slow machine.
       for (const m of ['https', 'cluster']) expect(builtins).not.toContain(m);
     } finally {
       await client.close();
@@ -108,7 +108,7 @@ describe('start-up of the built CLI', () => {
 
   it('over stdio, loads the guard stages only once a big first list has left, however slowly the client reads', async () => {
     // ~0.6 MB of tools/list: far more than a pipe holds, so while the client reads nothing the answer
-    // waits in pieces. Loading the stages (undici, which loads http2) during that wait held the event
+    // waits in pieces. Loading the stages (undici, which loads http) during that wait held the event
     // loop, and the list's tail with it (issue 22: a 0.8 MB list came out 89–243 ms later,
     // bench/list-arrival.mjs).
     const paths: Record<string, unknown> = {};
@@ -140,7 +140,7 @@ describe('start-up of the built CLI', () => {
         WARDEN_TEST_TAIL: tail,
         WARDEN_TEST_STARTED: started,
         WARDEN_TEST_LOADED: loaded,
-        WARDEN_TEST_WATCH: 'http2',
+        WARDEN_TEST_WATCH: 'http',
       },
       'ignore',
     );
@@ -171,7 +171,7 @@ describe('start-up of the built CLI', () => {
       });
       // The record is real (the stdio transport's own modules are in it) and the stages were not loaded.
       expect(atTail).toContain('net');
-      expect(atTail).not.toContain('http2');
+      expect(atTail).not.toContain('http');
       // Once it has left, they are, without a call.
       await waitFor(() => existsSync(loaded), {
         what: 'the guard stages loaded after the list',

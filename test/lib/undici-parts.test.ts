@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as undici from 'undici';
 import { describe, expect, it } from 'vitest';
@@ -44,7 +45,7 @@ describe("undici's parts", () => {
 
 describe('a multipart/form-data body through the built gateway', () => {
   // The CLI bundle: undici's parts alone (its index is in a chunk only other commands load).
-  it('reaches the upstream as multipart, every field in it', async () => {
+  it('reaches the upstream as multipart, every field in it; the call loads neither node:http2 nor tls', async () => {
     const upstream = await startUpstream((_req, res) => {
       res.writeHead(201, { 'content-type': 'application/json' });
       res.end('{"id":"file_1"}');
@@ -88,6 +89,10 @@ describe('a multipart/form-data body through the built gateway', () => {
         auditFile: join(dir, 'audit.jsonl'),
         logLevel: 'warn',
       }),
+      {
+        NODE_OPTIONS: `--import=${join(ROOT, 'test/e2e/helpers/builtins-at-list-tail.mjs')}`,
+        WARDEN_TEST_AFTER_CALL: join(dir, 'builtins.txt'),
+      },
     );
     const client = mcpClient();
     try {
@@ -108,6 +113,11 @@ describe('a multipart/form-data body through the built gateway', () => {
         .filter((m) => m !== null)
         .map((m) => `${m[1]}=${m[2]}`);
       expect(fields).toEqual(['purpose=dispute_evidence', 'tags=a', 'tags=b']);
+      // undici's h2 client reads node:http2 only to connect over h2, which the gateway never asks for
+      // (scripts/bundle-cli.mjs, patch 'undici-lazy-http2'); http is what its h1 client loads.
+      const builtins = readFileSync(join(dir, 'builtins.txt'), 'utf8').split('\n');
+      expect(builtins).toContain('http');
+      for (const m of ['http2', 'tls']) expect(builtins).not.toContain(m);
     } finally {
       await client.close();
       await upstream.close();

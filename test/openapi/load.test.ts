@@ -55,6 +55,71 @@ describe('loading specs', () => {
     expect(e.location?.line).toBeGreaterThanOrEqual(2);
   });
 
+  // js-yaml 4 reads these with only a warning; the gateway refuses them, as the YAML spec and js-yaml 5
+  // do (server/early-title.ts relies on it): a line at column 0 inside a quoted scalar or a flow
+  // collection, whether the key it hangs under is at the top or nested, in the root file or a $ref'd one.
+  describe('refuses a line at column 0 inside a quoted scalar or a flow collection', () => {
+    const head = 'openapi: 3.0.3\ninfo: {title: T, version: "1"}\n';
+    const bodies = {
+      'a double-quoted scalar': 'x-note: "starts here\nends here"\n',
+      'a single-quoted scalar': "x-note: 'starts here\nends here'\n",
+      'a flow mapping': 'x-note: {a: 1,\nb: 2}\n',
+      'a flow sequence': 'x-note: [1,\n2]\n',
+      'a nested quoted scalar': 'x-note:\n  inner: "starts\nends"\n',
+    };
+    for (const [what, body] of Object.entries(bodies)) {
+      it(`${what}: in the root file, and in a $ref'd one`, async () => {
+        const dir = tempTree({
+          'root.yaml': `${head}${body}paths: {}\n`,
+          'multi.yaml': `${head}paths:\n  /a: {$ref: "./a.yaml"}\n`,
+          'a.yaml': `get:\n  responses: {"200": {description: ok}}\n${body}`,
+        });
+        const e = await loadError(join(dir, 'root.yaml'));
+        expect(e.code).toBe('SPEC_PARSE');
+        expect(e.message).toMatch(/deficient indentation/);
+        const m = await loadError(join(dir, 'multi.yaml'));
+        expect(m.code).toBe('SPEC_REF_UNRESOLVED');
+        expect(m.message).toMatch(/a\.yaml.*deficient indentation/);
+      });
+    }
+
+    it('while the same text indented, and a plain or block scalar ending at column 0, load', async () => {
+      const dir = tempTree({
+        'ok.yaml': `${head}x-a: "starts here\n  ends here"\nx-b: [1,\n  2]\nx-c: |\n  text\nx-d: plain\npaths: {}\n`,
+      });
+      const spec = await loadSpec(join(dir, 'ok.yaml'));
+      expect(spec.doc).toMatchObject({
+        'x-a': 'starts here ends here',
+        'x-b': [1, 2],
+        'x-c': 'text\n',
+        'x-d': 'plain',
+      });
+    });
+  });
+
+  it('refuses a YAML spec without a document (empty, or comments only)', async () => {
+    const dir = tempTree({ 'empty.yaml': '', 'comments.yaml': '# nothing here\n\n' });
+    for (const f of ['empty.yaml', 'comments.yaml']) {
+      const e = await loadError(join(dir, f));
+      expect(e.code).toBe('SPEC_PARSE');
+      expect(e.message).toMatch(/no document/);
+    }
+  });
+
+  it("reads a $ref'd file as the ref parser would: an empty one is nothing, an explicit tag the core schema lacks is read by the default schema", async () => {
+    const dir = tempTree({
+      'root.yaml':
+        'openapi: 3.0.3\ninfo: {title: T, version: "1"}\npaths:\n  /a:\n    get:\n      responses: {"200": {description: ok}}\n      x-stamp: {$ref: "./stamp.yaml"}\n      x-empty: {$ref: "./empty.yaml"}\n',
+      'stamp.yaml': 'at: !!timestamp 2024-01-02\nname: plain\n',
+      'empty.yaml': '# only a comment\n',
+    });
+    const spec = await loadSpec(join(dir, 'root.yaml'));
+    const get = (spec.doc.paths as Record<string, { get: Record<string, unknown> }>)['/a']!.get;
+    expect((get['x-stamp'] as { name: string }).name).toBe('plain');
+    expect((get['x-stamp'] as { at: unknown }).at).toBeInstanceOf(Date);
+    expect(get['x-empty']).toBeUndefined();
+  });
+
   it('reports a JSON syntax error with its line', async () => {
     const dir = tempTree({ 'x.json': '{\n  "openapi": "3.0.3",\n  "info": {,}\n}' });
     const e = await loadError(join(dir, 'x.json'));

@@ -2,7 +2,8 @@
 // built-in modules loaded so far, one a line, to WARDEN_TEST_TAIL once the first `tools/list` answer
 // has been taken whole by stdout (its write's callback), and `started` to WARDEN_TEST_STARTED when its
 // write begins; and `loaded` to WARDEN_TEST_LOADED as soon as the built-in named by WARDEN_TEST_WATCH
-// is loaded.
+// is loaded. WARDEN_TEST_AFTER_CALL: the built-ins loaded, written there after each tool result
+// written to stdout.
 import { writeFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 
@@ -29,6 +30,15 @@ if (isMainThread && tail) {
       writeFileSync(tail, builtins().join('\n'));
       cb?.(e);
     });
+  };
+}
+const afterCall = process.env.WARDEN_TEST_AFTER_CALL;
+if (isMainThread && afterCall) {
+  const write = process.stdout.write;
+  process.stdout.write = function (chunk, ...rest) {
+    const ok = write.call(this, chunk, ...rest);
+    if (String(chunk).includes('"content":[')) writeFileSync(afterCall, builtins().join('\n'));
+    return ok;
   };
 }
 if (isMainThread && loaded && watch) {
