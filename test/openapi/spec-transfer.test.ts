@@ -1,7 +1,9 @@
 import { serialize } from 'node:v8';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  asciiJson,
   decodeStored,
   encodeStored,
   jsonExact,
@@ -10,6 +12,30 @@ import {
   packSpec,
   unpackSpec,
 } from '../../src/openapi/spec-transfer.js';
+
+describe('asciiJson', () => {
+  it('is ASCII, and parses back to the same value, whatever the characters (astral, U+007F, U+FFFF, lone surrogates)', () => {
+    const fixed = ['\u007f', '\uffff', '\u00e9t\u00e9 \ud83d\ude80', 'lone \ud800 and \udfff', 'plain', ''];
+    const check = (v: unknown) => {
+      const bytes = asciiJson(v);
+      expect(bytes.every((b) => b < 0x7f)).toBe(true);
+      // As read back: the bytes as latin1 are JSON of the same value.
+      expect(JSON.parse(bytes.toString('latin1'))).toEqual(v);
+    };
+    for (const s of fixed) check({ s, list: [s, { [s]: s }] });
+    fc.assert(
+      fc.property(
+        // What JSON carries exactly (asciiJson is used only on such values: not -0).
+        fc.jsonValue().filter((v) => jsonExact(v)),
+        fc.string({ unit: 'binary' }),
+        // Any UTF-16 code unit, lone surrogates included.
+        fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) }),
+        (v, s, t) => check({ v, s, t, [s]: t }),
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
 
 /** What the main thread gets: the packed spec through a real port (transfer list included), unpacked. */
 function handOver(spec: { doc: unknown; rootText: string } & Record<string, unknown>) {
