@@ -338,7 +338,7 @@ export { DefaultJsonSchemaValidator, process };
       // Only named imports: a default import would get the stand-in (picomatch's callable default
       // would break), so a package imported that way stays out of this list.
       // Each importer gets the copy its own resolution finds (by its CommonJS entry): a dependency
-      // may pin another major than ours (json-schema-ref-parser takes js-yaml 5; the gateway, 4).
+      // may pin another major than ours (npm nests that copy under it).
       name: 'lazy-evaluated-packages',
       setup(b) {
         b.onResolve({ filter: new RegExp(`^(${LAZY_PACKAGES.join('|')})$`) }, async (a) => {

@@ -6,7 +6,7 @@ import type { ErrorCode } from '../errors/codes.js';
 // Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
 import { WardenError } from '../errors/error.js';
 import { openSpecCache, type SpecCacheSession } from './cache.js';
-import { checkShape, getByPointer, parseRefYaml, parseText, type ShapeLimits } from './parse.js';
+import { checkShape, getByPointer, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSource, type SourceRef } from './read.js';
 import { deviationWarning, repairSpec, type SpecDeviation } from './repair.js';
@@ -489,24 +489,10 @@ export async function bundleExternal(
       return parsed;
     },
   });
-  // YAML with the gateway's js-yaml, as the ref parser's own parser reads it (parse.ts parseRefYaml).
-  const yaml = {
-    ...defaults.yaml,
-    async parse(file: { url: string; data?: unknown }) {
-      const data = Buffer.isBuffer(file.data) ? file.data.toString() : file.data;
-      if (typeof data !== 'string') return data;
-      try {
-        return parseRefYaml(data, () => displayRef(file.url, root), opts.limits);
-      } catch (e) {
-        if (e instanceof WardenError) refuse(e);
-        throw new refParser.ParserError((e as Error).message ?? 'Parser Error', file.url);
-      }
-    },
-  };
   try {
     const bundled = await $RefParser.bundle(src.baseUrl, doc, {
       resolve: { file: false, http: false, external: true, confinedFile, confinedHttp },
-      parse: { text: false, binary: false, json: checked(defaults.json), yaml: checked(yaml) },
+      parse: { text: false, binary: false, json: checked(defaults.json), yaml: checked(defaults.yaml) },
       dereference: { circular: true },
       mutateInputSchema: false,
     } as never);

@@ -1,4 +1,4 @@
-import { CORE_SCHEMA, DEFAULT_SCHEMA, type LoadOptions, load as loadYaml, type Schema } from 'js-yaml';
+import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
 // The error class alone: the errors barrel pulls in the MCP SDK (its code table maps to protocol
 // codes), a megabyte of code the spec-loading worker thread would load for nothing.
 import { WardenError } from '../errors/error.js';
@@ -33,10 +33,7 @@ export function parseText(text: string, file: string, limits: ShapeLimits): unkn
     }
   } else {
     try {
-      // Empty, or only comments: js-yaml 4 reads that as nothing (or null), not as an error.
-      if (!hasDocument(body))
-        throw Object.assign(new Error('empty'), { reason: 'the file holds no document' });
-      doc = loadYaml(body, yamlOptions(CORE_SCHEMA, limits.maxDepth, file));
+      doc = loadYaml(body, { schema: CORE_SCHEMA, filename: file, maxDepth: limits.maxDepth });
     } catch (e) {
       const err = e as { reason?: string; mark?: { line: number; column: number }; message: string };
       if (err instanceof RangeError) {
@@ -56,60 +53,6 @@ export function parseText(text: string, file: string, limits: ShapeLimits): unkn
   }
   checkShape(doc, file, limits);
   return doc;
-}
-
-/**
- * js-yaml's load options for a spec. js-yaml 4 reads a line at column 0 inside a quoted scalar or a
- * flow collection with only a warning ("deficient indentation"), where js-yaml 5 (and the YAML spec)
- * refuse the document: so does the gateway (server/early-title.ts relies on it). Its other warnings
- * (an unknown directive, an unsupported YAML version) stay warnings, as in 5.
- */
-export function yamlOptions(schema: Schema, maxDepth: number, filename?: string): LoadOptions {
-  return {
-    schema,
-    maxDepth,
-    ...(filename !== undefined ? { filename } : {}),
-    onWarning: strictIndentation,
-  };
-}
-
-function strictIndentation(e: Error): void {
-  if (/deficient indentation/.test(e.message)) throw e;
-}
-
-/**
- * A file that a spec `$ref`s, parsed as json-schema-ref-parser's own YAML parser does (the core
- * schema; for a file the core schema refuses, js-yaml's default one, with timestamps, binary and
- * merge keys; an empty file is nothing), with the gateway's js-yaml and depth limit. That parser is
- * js-yaml 5's, the ref parser's dependency; 4 parses a cold file ~1.7× faster (issue 22: thousands of
- * files in DigitalOcean's spec). Too deep is SPEC_TOO_DEEP, as for the root file; any other failure
- * is the default schema's error, for the caller to report as the ref parser would.
- */
-export function parseRefYaml(text: string, file: () => string, limits: ShapeLimits): unknown {
-  if (!hasDocument(text)) return undefined;
-  try {
-    return loadYaml(text, yamlOptions(CORE_SCHEMA, limits.maxDepth));
-  } catch (first) {
-    tooDeep(first, file, limits);
-    try {
-      return loadYaml(text, yamlOptions(DEFAULT_SCHEMA, limits.maxDepth));
-    } catch (e) {
-      tooDeep(e, file, limits);
-      throw e;
-    }
-  }
-}
-
-/** Whether a YAML text has a line that is not blank or a comment (a bare `---` counts: a null document). */
-function hasDocument(text: string): boolean {
-  return /^[ \t]*[^\s#]/m.test(text);
-}
-
-function tooDeep(e: unknown, file: () => string, limits: ShapeLimits): void {
-  if (e instanceof RangeError || /maxDepth/.test((e as Error).message))
-    throw new WardenError('SPEC_TOO_DEEP', `the spec nests deeper than ${limits.maxDepth} levels`, {
-      location: { file: file() },
-    });
 }
 
 /**

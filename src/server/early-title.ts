@@ -1,6 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
 import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
-import { yamlOptions } from '../openapi/parse.js';
 import { describeSource } from '../openapi/read.js';
 import { cleanLine } from '../openapi/text.js';
 import type { ApiMember } from './served-api.js';
@@ -130,10 +129,9 @@ function titleOf(doc: unknown): string | undefined {
 
 /**
  * `{ info: … }` from a YAML document's top-level `info:` block alone, read from the bytes (a large
- * spec is not decoded whole); throws when unsure. Sound because the loader's parser (js-yaml with
- * ../openapi/parse.ts `yamlOptions`) refuses a line at column 0 inside a quoted scalar, a flow
- * collection or a block scalar ("deficient indentation"): in any document it loads, such a line is
- * top-level structure. A document it does
+ * spec is not decoded whole); throws when unsure. Sound because js-yaml (the loader's parser)
+ * refuses a line at column 0 inside a quoted scalar, a flow collection or a block scalar ("deficient
+ * indentation"): in any document it loads, such a line is top-level structure. A document it does
  * not load is never served, whatever was answered early.
  */
 function infoBlock(bytes: Buffer, from: number): unknown {
@@ -151,7 +149,7 @@ function infoBlock(bytes: Buffer, from: number): unknown {
     throw new Error('not a block mapping');
   // The block: indented lines, blank lines and comments, up to the next line at column 0.
   while (end < bytes.length && BLOCK_LINE.has(bytes[end + 1]!)) end = lineEnd(bytes, end + 1);
-  const parsed = loadYaml(bytes.toString('utf8', at, end), yamlOptions(CORE_SCHEMA, 64));
+  const parsed = loadYaml(bytes.toString('utf8', at, end), { schema: CORE_SCHEMA, maxDepth: 64 });
   if (!isPlainObject(parsed) || Object.keys(parsed).length !== 1) throw new Error('not one info block');
   return parsed;
 }
