@@ -132,8 +132,9 @@ function removeFromInventory(inventory, entry) {
   {
     // undici's HTTP/2 client requires node:http2 when its module is evaluated, only to read ten
     // protocol constants and, on an h2 connection, call `connect`. The gateway never enables h2
-    // (`allowH2` is off), yet every first call paid for loading http2 (~5 ms on the fast VM, ~12 on
-    // the slow one: bench/first-call.mjs). The constants are written out (checked against
+    // (`allowH2` is off), yet every first call loaded http2 and tls (~12 ms of a first call's CPU
+    // profile on a slow VM; bench/first-call.mjs does not resolve it from the run-to-run spread).
+    // The constants are written out (checked against
     // node:http2's own below, so a Node that changed them stops the build) and the module is
     // required by `connect`, the one place that needs it.
     name: 'undici-lazy-http2',
@@ -351,7 +352,7 @@ export { DefaultJsonSchemaValidator, process };
           });
           if (real.errors.length) throw new Error(`bundle: cannot resolve ${a.path} from ${a.importer}`);
           lazyCopies.add(`${a.path} ${real.path}`);
-          return { path: real.path, namespace: 'warden-lazy-eval', pluginData: { name: a.path } };
+          return { path: real.path, namespace: 'warden-lazy-eval' };
         });
         b.onLoad({ filter: /.*/, namespace: 'warden-lazy-eval' }, async (a) => {
           const names = Object.keys(await import(a.path)).filter((k) => k !== 'default');
