@@ -174,7 +174,9 @@ const patched = new Set();
 const lazyCopies = new Set();
 
 // See the plugin 'lazy-evaluated-packages' below.
-const LAZY_PACKAGES = ['yaml', 're2js', 'js-yaml'];
+// undici's FormData file: the pipeline makes a multipart body with it, and undici's encoder requires
+// it lazily too (src/lib/undici-parts.ts).
+const LAZY_PACKAGES = ['yaml', 're2js', 'js-yaml', 'undici/lib/web/fetch/formdata.js'];
 
 // BUNDLE_SOURCEMAP=1: maps beside the chunks, for bench/http-profile-layers.mjs (a profiling build
 // only: the banners stay, since taking them out of line 1 would shift every mapped column).
@@ -342,7 +344,8 @@ export { DefaultJsonSchemaValidator, process };
       // may pin another major than ours (npm nests that copy under it).
       name: 'lazy-evaluated-packages',
       setup(b) {
-        b.onResolve({ filter: new RegExp(`^(${LAZY_PACKAGES.join('|')})$`) }, async (a) => {
+        const escaped = LAZY_PACKAGES.map((p) => p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+        b.onResolve({ filter: new RegExp(`^(${escaped.join('|')})$`) }, async (a) => {
           if (a.namespace === 'warden-lazy-eval' || a.pluginData?.lazyReal) return undefined;
           const real = await b.resolve(a.path, {
             kind: 'require-call',

@@ -23,8 +23,7 @@ declare module 'undici/lib/dispatcher/agent.js' {
   export default AgentClass;
 }
 declare module 'undici/lib/web/fetch/formdata.js' {
-  import type { FormData } from 'undici';
+  import type { FormData as UndiciFormData } from 'undici';
 
-  const formdata: { FormData: typeof FormData };
-  export default formdata;
+  export const FormData: typeof UndiciFormData;
 }

@@ -1,5 +1,5 @@
 import AgentClass from 'undici/lib/dispatcher/agent.js';
-import formData from 'undici/lib/web/fetch/formdata.js';
+import { FormData as UndiciFormData } from 'undici/lib/web/fetch/formdata.js';
 
 /**
  * The two parts of undici the guard pipeline uses, its connection pool (`Agent`) and its `FormData`
@@ -14,5 +14,20 @@ import formData from 'undici/lib/web/fetch/formdata.js';
  */
 export const Agent = AgentClass;
 export type Agent = InstanceType<typeof AgentClass>;
-export const FormData = formData.FormData;
-export type FormData = InstanceType<typeof formData.FormData>;
+export type FormData = InstanceType<typeof UndiciFormData>;
+
+// Read at the first multipart body, not at import: the bundle evaluates undici's FormData file (and
+// its webidl and fetch helpers, ~5–10 ms) only then (scripts/bundle-cli.mjs, LAZY_PACKAGES), so a
+// first call of any other kind does not load it (issue 22). undici's own encoder requires it lazily too.
+let formDataClass: typeof UndiciFormData | undefined;
+
+/** A new (empty) undici FormData, for a multipart/form-data body. */
+export function newFormData(): FormData {
+  formDataClass ??= UndiciFormData;
+  return new formDataClass();
+}
+
+/** Whether `x` is one of undici's FormData (none can be until newFormData has run). */
+export function isFormData(x: unknown): x is FormData {
+  return formDataClass !== undefined && x instanceof formDataClass;
+}

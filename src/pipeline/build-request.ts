@@ -1,6 +1,6 @@
 import { isJsonType } from '../catalog/doc.js';
 import { WardenError } from '../errors/index.js';
-import { FormData } from '../lib/undici-parts.js';
+import { type FormData, isFormData, newFormData } from '../lib/undici-parts.js';
 import type { ArgBinding, Tool } from '../model/catalog.js';
 import { defsOf, type JsonSchemaObject, resolveLocal } from '../model/json-schema.js';
 import type { UpstreamTarget } from '../upstream/base-url.js';
@@ -185,7 +185,7 @@ export function createBuildRequest(options: BuildOptions) {
         const ct = plan.body.contentType ?? 'application/json';
         req.body = encodeBody(tool, plan.body.arg, ct, v);
         // FormData sets its own multipart boundary.
-        if (!(req.body instanceof FormData)) headers['content-type'] = ct;
+        if (!isFormData(req.body)) headers['content-type'] = ct;
       }
     }
     if (notes.length) req.notes = notes;
@@ -376,7 +376,7 @@ function encodeBody(tool: Tool, arg: string, ct: string, v: unknown): string | U
       );
     const entries = Object.entries(v as Record<string, unknown>);
     if (lower.startsWith('multipart/')) {
-      const fd = new FormData();
+      const fd = newFormData();
       for (const [k, x] of entries) for (const item of Array.isArray(x) ? x : [x]) fd.append(k, plain(item));
       return fd;
     }

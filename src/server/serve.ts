@@ -625,7 +625,7 @@ function pipelineFactory(p: {
       );
   };
   return (api) => {
-    const pipeline = lazyPipeline(async () => {
+    const build = async () => {
       const { createPipeline, createLimit, agent } = await p.stages.load();
       limit ??= createLimit({
         ...(state.limits ? { redis: state.limits } : {}),
@@ -662,7 +662,8 @@ function pipelineFactory(p: {
         // One taint store for every pipeline: a read on one API of a set taints writes on all of them.
         taint: state.taint,
       });
-    }, buildFailed);
+    };
+    const pipeline = lazyPipeline(build, buildFailed, p.stages.during);
     // Built once the stages are warm, so that the first call does not build it (~10 ms).
     p.stages.whenWarm(() => pipeline.warm());
     return pipeline;
@@ -692,6 +693,13 @@ export interface LazyStages {
    * failed load, asking again starts a new one: a reload's pipelines are not left unwarmed for good.
    */
   whenWarm(f: () => void): void;
+  /**
+   * Runs a tool call. The code warm-up waits while one is in flight: its slices only help the calls
+   * still to come, and each would hold this one up by its few ms (a call sent the moment the list
+   * arrives waits for the stages already). Before the first list and once the warm-up is over, `run`
+   * is called as is.
+   */
+  during<T>(run: () => Promise<T>): Promise<T>;
   /** Closes the connection pool, when one was made. */
   close(): Promise<void>;
 }
@@ -736,8 +744,13 @@ export function lazyStages(
   let warm = false;
   let closed = false;
   let listed = false;
+  let listAsked = false;
   let codeWarmed = false;
   let waiting: Array<() => void> = [];
+  // Tool calls in flight (`during`); the warm-up's next slice waits for none to be (`parked`).
+  let inFlight = 0;
+  let parked: (() => void) | undefined;
+  let codeDone = false;
   // The code warm-up (StageModules.warmUp): once, after the first list is answered and the modules
   // are loaded (whichever comes last), one slice per macrotask so that I/O — a call — runs between.
   const warmCode = (m: StageModules) => {
@@ -745,7 +758,14 @@ export function lazyStages(
     codeWarmed = true;
     const slices = m.warmUp ?? [];
     const next = (i: number) => {
-      if (i >= slices.length || closed) return;
+      if (i >= slices.length || closed) {
+        codeDone = true;
+        return;
+      }
+      if (inFlight > 0) {
+        parked = () => next(i);
+        return;
+      }
       try {
         slices[i]?.();
       } catch (e) {
@@ -754,6 +774,12 @@ export function lazyStages(
       setImmediate(next, i + 1);
     };
     setImmediate(next, 0);
+  };
+  const callEnded = () => {
+    if (--inFlight > 0 || !parked) return;
+    const resume = parked;
+    parked = undefined;
+    setImmediate(resume);
   };
   const loaded = () => {
     // Whoever loaded them (warming or a call), the pipelines waiting are built now.
@@ -808,6 +834,8 @@ export function lazyStages(
       timer.unref();
     },
     warmAfterList() {
+      // A call from now on may meet the warm-up: `during` counts it.
+      listAsked = true;
       // Not before the answer has left: the list handler is running now, and its answer is written
       // after it (a big one, over stdio, in pieces as the client reads them).
       afterWritten(() => {
@@ -827,6 +855,18 @@ export function lazyStages(
       waiting.push(f);
       // A new pipeline (a reload) after a failed warming: try again rather than leave it cold.
       if (failed) startWarming();
+    },
+    during(run) {
+      // No warm-up to hold back: none before the first list, none once it is over.
+      if (codeDone || !listAsked) return run();
+      inFlight++;
+      let running: ReturnType<typeof run>;
+      try {
+        running = run();
+      } catch (e) {
+        running = Promise.reject(e);
+      }
+      return running.finally(callEnded);
     },
     async close() {
       closed = true;
@@ -850,6 +890,8 @@ export function lazyPipeline(
    * `refused`: a call was waiting for this build and is refused; false when only warm() asked for it.
    */
   onBuildError: (e: unknown, refused: boolean) => void = () => {},
+  /** Each call runs inside it (LazyStages.during: the code warm-up waits while a call is in flight). */
+  during: <T>(run: () => Promise<T>) => Promise<T> = (run) => run(),
 ): Pipeline & { warm(): void } {
   let real: Pipeline | undefined;
   let building: Promise<Pipeline> | undefined;
@@ -876,7 +918,7 @@ export function lazyPipeline(
     return building;
   };
   return {
-    call: (input) => (real ? real.call(input) : get(true).then((p) => p.call(input))),
+    call: (input) => during(() => (real ? real.call(input) : get(true).then((p) => p.call(input)))),
     get stages(): readonly string[] {
       if (!real) throw new WardenError('INTERNAL', 'the pipeline is built at its first call: no stages yet');
       return real.stages;

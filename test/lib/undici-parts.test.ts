@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as undici from 'undici';
 import { describe, expect, it } from 'vitest';
-import { Agent, FormData } from '../../src/lib/undici-parts.js';
+import { Agent, isFormData, newFormData } from '../../src/lib/undici-parts.js';
 import { mcpClient } from '../support/gateway.js';
 import { startUpstream } from '../support/helpers.js';
 import { tempTree } from '../support/paths.js';
@@ -19,19 +19,23 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 describe("undici's parts", () => {
   it('are the very classes undici exports (a moved file fails here)', () => {
     expect(Agent).toBe(undici.Agent);
-    expect(FormData).toBe(undici.FormData);
+    const form = newFormData();
+    expect(Object.getPrototypeOf(form)).toBe(undici.FormData.prototype);
+    expect(isFormData(form)).toBe(true);
+    expect(isFormData(new URLSearchParams())).toBe(false);
+    expect(isFormData(Buffer.from('x'))).toBe(false);
   });
 
   it('work in a process that never loads undici’s index: the warm-up request, and a FormData made', () => {
     // The built modules (tsc output) of the warm-up and of the parts, in a fresh process.
     const script = `
       const { warmHttp } = await import(${JSON.stringify(join(ROOT, 'dist/server/warm-code.js'))});
-      const { FormData } = await import(${JSON.stringify(join(ROOT, 'dist/lib/undici-parts.js'))});
+      const { newFormData } = await import(${JSON.stringify(join(ROOT, 'dist/lib/undici-parts.js'))});
       const body = await warmHttp();
       const { createRequire } = await import('node:module');
       const require = createRequire(${JSON.stringify(join(ROOT, 'package.json'))});
       const index = require.resolve('undici');
-      console.log(JSON.stringify({ body, indexLoaded: index in require.cache, form: typeof new FormData().append }));
+      console.log(JSON.stringify({ body, indexLoaded: index in require.cache, form: typeof newFormData().append }));
     `;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);

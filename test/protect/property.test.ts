@@ -47,6 +47,15 @@ const jsonWithPlants = fc.letrec((tie) => ({
   ),
 })).value;
 
+/** `value` with `f` applied to every string in it, object keys included. */
+function eachString(value: unknown, f: (s: string) => string): unknown {
+  if (typeof value === 'string') return f(value);
+  if (Array.isArray(value)) return value.map((v) => eachString(v, f));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), eachString(v, f)]));
+  return value;
+}
+
 describe('detection by value over random JSON (property)', () => {
   const redactor = createRedactor();
 
@@ -58,8 +67,10 @@ describe('detection by value over random JSON (property)', () => {
         const text = JSON.stringify(out);
         for (const p of PLANTED) expect(text).not.toContain(p);
         expect(JSON.parse(text)).toBeDefined();
+        // Nothing planted: the walk changes exactly what detection changes in each string on its own.
+        // Not `toEqual(value)`: a random string may itself be a value of a class ('+@0.AA' is an email).
         if (!JSON.stringify(value).match(/AKIA|ghp_|xoxb|sk_live|AIza|eyJ|4111|DE89|078-05|@example|glpat/))
-          expect(out).toEqual(value);
+          expect(out).toEqual(eachString(value, (s) => redactor.text(s)));
       }),
       { numRuns: 1500 },
     );

@@ -88,6 +88,63 @@ describe('the code warm-up after the first tools/list', () => {
     await stages.close();
   });
 
+  it('waits while a tool call is in flight, and goes on once none is', async () => {
+    const ran: string[] = [];
+    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')]);
+    stages.warmAfterList();
+    // A call sent the moment the list arrived: in flight (waiting for its upstream) when the warm-up starts.
+    let answer!: (v: string) => void;
+    const call = stages.during(() => new Promise<string>((r) => (answer = r)));
+    await stages.load();
+    for (let i = 0; i < 10; i++) await tick();
+    expect(ran).toEqual([]);
+    // A second call in flight too: the warm-up goes on only once neither is.
+    let second!: () => void;
+    const other = stages.during(() => new Promise<void>((r) => (second = r)));
+    answer('done');
+    await expect(call).resolves.toBe('done');
+    for (let i = 0; i < 10; i++) await tick();
+    expect(ran).toEqual([]);
+    second();
+    await other;
+    await waitFor(() => ran.length === 2, { what: 'the warm-up after the calls' });
+    expect(ran).toEqual(['slice 0', 'slice 1']);
+    await stages.close();
+  });
+
+  it("a call's rejection and a call that throws at once both end it for the warm-up", async () => {
+    const ran: string[] = [];
+    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')]);
+    stages.warmAfterList();
+    await stages.load();
+    let fail!: (e: Error) => void;
+    const failing = stages.during(() => new Promise<never>((_r, j) => (fail = j)));
+    const thrown = stages.during((): Promise<never> => {
+      throw new Error('refused before any await');
+    });
+    await expect(thrown).rejects.toThrow('refused before any await');
+    for (let i = 0; i < 10; i++) await tick();
+    // Parked before its first slice (the failing call is still in flight).
+    expect(ran).toEqual([]);
+    fail(new Error('upstream down'));
+    await expect(failing).rejects.toThrow('upstream down');
+    await waitFor(() => ran.length === 2, { what: 'the warm-up after the failed calls' });
+  });
+
+  it('a call before the first list, or after the warm-up, runs as it is (nothing to hold back)', async () => {
+    const { stages } = stagesWith([() => {}]);
+    const run = () => Promise.resolve(1);
+    // The very promise `run` returns: no wrapper on the hot path.
+    const before = run();
+    expect(stages.during(() => before)).toBe(before);
+    stages.warmAfterList();
+    await stages.load();
+    for (let i = 0; i < 10; i++) await tick();
+    const after = run();
+    expect(stages.during(() => after)).toBe(after);
+    await stages.close();
+  });
+
   it('a failing slice is logged at debug, the others still run, and the stages serve the call', async () => {
     const ran: number[] = [];
     const { lines, stages } = stagesWith([
