@@ -258,13 +258,14 @@ export { DefaultJsonSchemaValidator, process };
     {
       // Classes of CommonJS dependencies that mcp-warden never constructs, whose modules load Node
       // built-ins at require: prom-client's Pushgateway (http, https and with it tls, zlib: ~8 ms of
-      // every start, for stdio a gateway that needs none of them before its first call) and
-      // rate-limiter-flexible's cluster limiters (cluster). Each is replaced by constructors that
-      // require the real module when first called, so the classes stay exported and work.
+      // every start, for stdio a gateway that needs none of them before its first call). Each is
+      // replaced by constructors that require the real module when first called, so the classes stay
+      // exported and work. (rate-limiter-flexible's index, with its cluster limiters, is not
+      // imported at all: src/lib/rate-limiters.ts takes the two limiters from their own files.)
       name: 'lazy-unused-classes',
       setup(b) {
         const lazy = [
-          { importer: /[\\/]prom-client[\\/]index\.js$/, path: './lib/pushgateway', classes: null },
+          { importer: /[\\/]prom-client[\\/]index\.js$/, path: './lib/pushgateway' },
           // collectDefaultMetrics: the process metrics' modules (and the @opentelemetry/api one of
           // them requires) evaluated only once an admin port serves /metrics, not at every start
           // (~5 ms CPU, bench/import-cost.mjs on the serve chunk) — a function, not a class.
@@ -273,13 +274,8 @@ export { DefaultJsonSchemaValidator, process };
             path: './lib/defaultMetrics',
             fn: { props: ['metricsList'] },
           },
-          {
-            importer: /[\\/]rate-limiter-flexible[\\/]index\.js$/,
-            path: './lib/RateLimiterCluster',
-            classes: ['RateLimiterClusterMaster', 'RateLimiterClusterMasterPM2', 'RateLimiterCluster'],
-          },
         ];
-        b.onResolve({ filter: /^\.\/lib\/(pushgateway|defaultMetrics|RateLimiterCluster)$/ }, (a) => {
+        b.onResolve({ filter: /^\.\/lib\/(pushgateway|defaultMetrics)$/ }, (a) => {
           const hit = lazy.find((l) => l.path === a.path && l.importer.test(a.importer));
           if (!hit) return undefined;
           const file = posix.join(a.resolveDir, `${a.path}.js`);
@@ -302,11 +298,7 @@ export { DefaultJsonSchemaValidator, process };
           return {
             resolveDir: posix.dirname(file),
             loader: 'js',
-            contents: hit.fn
-              ? fn(hit.fn.props)
-              : hit.classes
-                ? hit.classes.map((c) => `exports.${c} = ${ctor(`${real}.${c}`)};`).join('\n')
-                : `module.exports = ${ctor(real)};`,
+            contents: hit.fn ? fn(hit.fn.props) : `module.exports = ${ctor(real)};`,
           };
         });
       },
@@ -391,7 +383,6 @@ const outputs = Object.keys(result.metafile.outputs).filter((f) => !f.endsWith('
     'warden:sdk-shims',
     'warden-lazy:./lib/pushgateway',
     'warden-lazy:./lib/defaultMetrics',
-    'warden-lazy:./lib/RateLimiterCluster',
   ])
     if (!inputs.includes(want)) throw new Error(`bundle: ${want} was not used (a dependency changed?)`);
   for (const p of LAZY_PACKAGES)

@@ -27,3 +27,24 @@ declare module 'undici/lib/web/fetch/formdata.js' {
 
   export const FormData: typeof UndiciFormData;
 }
+
+// rate-limiter-flexible's own files for the limiters the gateway uses (src/lib/rate-limiters.ts);
+// CommonJS, typed as the classes its index exports.
+declare module 'rate-limiter-flexible/lib/RateLimiterMemory.js' {
+  import type { RateLimiterMemory } from 'rate-limiter-flexible';
+
+  const MemoryClass: typeof RateLimiterMemory;
+  export default MemoryClass;
+}
+declare module 'rate-limiter-flexible/lib/RateLimiterRedis.js' {
+  import type { RateLimiterRedis } from 'rate-limiter-flexible';
+
+  const RedisClass: typeof RateLimiterRedis;
+  export default RedisClass;
+}
+declare module 'rate-limiter-flexible/lib/RateLimiterRes.js' {
+  import type { RateLimiterRes } from 'rate-limiter-flexible';
+
+  const ResClass: typeof RateLimiterRes;
+  export default ResClass;
+}

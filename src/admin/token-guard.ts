@@ -1,4 +1,4 @@
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from '../lib/rate-limiters.js';
 
 /** Wrong tokens an address may send per minute (bearer header and login form together). */
 export const WRONG_TOKENS_PER_MINUTE = 5;

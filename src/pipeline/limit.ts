@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { WardenError } from '../errors/index.js';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from '../lib/rate-limiters.js';
 import type { Rate, ToolDecision } from '../policy/evaluate.js';
 import type { CallContext } from './context.js';
 

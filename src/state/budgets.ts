@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { WardenError } from '../errors/index.js';
-import { cjsExports } from '../lib/cjs-exports.js';
+import type { RateLimiterMemory, RateLimiterRedis } from '../lib/rate-limiters.js';
 
 /** One budget's window as the store counts it: `limit` units per `perSeconds`, per principal. */
 export interface BudgetWindow {
@@ -59,13 +58,13 @@ const unavailable = () =>
   new WardenError('STATE_UNAVAILABLE', 'The budgets (shared state) cannot be read; try again shortly.');
 
 type Limiter = RateLimiterMemory | RateLimiterRedis;
-type LimiterLib = typeof import('rate-limiter-flexible');
+type LimiterLib = typeof import('../lib/rate-limiters.js');
 
 // Loaded at the first budget use, not with the gateway (issue 22: ~100 KB of code every start paid
 // for budgets most configurations never hit before a call). A failed load is not kept.
 let lib: Promise<LimiterLib> | undefined;
 const loadLib = (): Promise<LimiterLib> => {
-  lib ??= import('rate-limiter-flexible').then(cjsExports, (e: unknown) => {
+  lib ??= import('../lib/rate-limiters.js').catch((e: unknown) => {
     lib = undefined;
     throw e;
   });
