@@ -696,8 +696,8 @@ export interface LazyStages {
   /**
    * Runs a tool call. The code warm-up waits while one is in flight: its slices only help the calls
    * still to come, and each would hold this one up by its few ms (a call sent the moment the list
-   * arrives waits for the stages already). Before the first list and once the warm-up is over, `run`
-   * is called as is.
+   * arrives waits for the stages already), for a second at most: under steady load the slices then
+   * run between calls. Before the first list and once the warm-up is over, `run` is called as is.
    */
   during<T>(run: () => Promise<T>): Promise<T>;
   /** Closes the connection pool, when one was made. */
@@ -719,6 +719,10 @@ interface StageModules {
 // Long enough for a client's initialize and first tools/list to be answered first, short next to the
 // time a model takes before its first call.
 const WARM_AFTER_MS = 250;
+// How long the code warm-up waits for a moment with no call in flight (LazyStages.during). Under
+// steady load there is none; its slices then run between calls as they come, and the warm-up ends,
+// rather than every call being counted for good.
+const MAX_PARK_MS = 1000;
 
 const loadStageModules = async (): Promise<StageModules> => {
   const [{ createPipeline }, { createLimit }, { createHttpAgent }, { WARM_SLICES }] = await Promise.all([
@@ -736,6 +740,7 @@ export function lazyStages(
   loadModules: () => Promise<StageModules> = loadStageModules,
   /** Runs its argument once the answers written so far have left (see startGateway). */
   afterWritten: (f: () => void) => void = (f) => setImmediate(f),
+  maxParkMs = MAX_PARK_MS,
 ): LazyStages {
   let loading: Promise<StageModules> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -747,10 +752,18 @@ export function lazyStages(
   let listAsked = false;
   let codeWarmed = false;
   let waiting: Array<() => void> = [];
-  // Tool calls in flight (`during`); the warm-up's next slice waits for none to be (`parked`).
+  // Tool calls in flight (`during`); the warm-up's next slice waits for none to be (`parked`), for
+  // `maxParkMs` at most (then `overdue`).
   let inFlight = 0;
   let parked: (() => void) | undefined;
+  let parkTimer: NodeJS.Timeout | undefined;
+  let overdue = false;
   let codeDone = false;
+  const resume = () => {
+    const next = parked;
+    parked = undefined;
+    if (next) setImmediate(next);
+  };
   // The code warm-up (StageModules.warmUp): once, after the first list is answered and the modules
   // are loaded (whichever comes last), one slice per macrotask so that I/O — a call — runs between.
   const warmCode = (m: StageModules) => {
@@ -760,10 +773,16 @@ export function lazyStages(
     const next = (i: number) => {
       if (i >= slices.length || closed) {
         codeDone = true;
+        clearTimeout(parkTimer);
         return;
       }
-      if (inFlight > 0) {
+      if (inFlight > 0 && !overdue) {
         parked = () => next(i);
+        parkTimer ??= setTimeout(() => {
+          overdue = true;
+          resume();
+        }, maxParkMs);
+        parkTimer.unref();
         return;
       }
       try {
@@ -776,10 +795,7 @@ export function lazyStages(
     setImmediate(next, 0);
   };
   const callEnded = () => {
-    if (--inFlight > 0 || !parked) return;
-    const resume = parked;
-    parked = undefined;
-    setImmediate(resume);
+    if (--inFlight === 0) resume();
   };
   const loaded = () => {
     // Whoever loaded them (warming or a call), the pipelines waiting are built now.
@@ -872,6 +888,7 @@ export function lazyStages(
       closed = true;
       waiting = [];
       clearTimeout(timer);
+      clearTimeout(parkTimer);
       const modules = await loading?.catch(() => undefined);
       await modules?.agent.close();
     },

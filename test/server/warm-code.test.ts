@@ -18,7 +18,11 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function stagesWith(slices: ReadonlyArray<() => void>, afterWritten?: (f: () => void) => void) {
+function stagesWith(
+  slices: ReadonlyArray<() => void>,
+  afterWritten?: (f: () => void) => void,
+  maxParkMs?: number,
+) {
   const lines: Array<{ level: number; msg: string; slice?: number }> = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
   const real = {
@@ -39,6 +43,7 @@ function stagesWith(slices: ReadonlyArray<() => void>, afterWritten?: (f: () => 
       };
     },
     afterWritten,
+    maxParkMs,
   );
   return { lines, stages, loads: () => loads };
 }
@@ -90,7 +95,8 @@ describe('the code warm-up after the first tools/list', () => {
 
   it('waits while a tool call is in flight, and goes on once none is', async () => {
     const ran: string[] = [];
-    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')]);
+    // A wait bound far past the test's own (the bounded wait has its own test below).
+    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')], undefined, 60_000);
     stages.warmAfterList();
     // A call sent the moment the list arrived: in flight (waiting for its upstream) when the warm-up starts.
     let answer!: (v: string) => void;
@@ -112,9 +118,29 @@ describe('the code warm-up after the first tools/list', () => {
     await stages.close();
   });
 
+  it('under steady load (a call always in flight) waits a bounded time, then runs between calls and ends', async () => {
+    const ran: string[] = [];
+    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')], undefined, 100);
+    stages.warmAfterList();
+    // A call that does not end while the test runs: as many clients calling without a pause.
+    let end!: () => void;
+    const call = stages.during(() => new Promise<void>((r) => (end = r)));
+    await stages.load();
+    for (let i = 0; i < 10; i++) await tick();
+    expect(ran).toEqual([]);
+    // Past the bound: the slices run with the call still in flight.
+    await waitFor(() => ran.length === 2, { what: 'the warm-up after its wait ran out', timeout: 5000 });
+    // The warm-up is over: a call from now on runs as it is (not counted).
+    const later = Promise.resolve(2);
+    await waitFor(() => stages.during(() => later) === later, { what: 'calls no longer counted' });
+    end();
+    await call;
+    await stages.close();
+  });
+
   it("a call's rejection and a call that throws at once both end it for the warm-up", async () => {
     const ran: string[] = [];
-    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')]);
+    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')], undefined, 60_000);
     stages.warmAfterList();
     await stages.load();
     let fail!: (e: Error) => void;
@@ -139,9 +165,8 @@ describe('the code warm-up after the first tools/list', () => {
     expect(stages.during(() => before)).toBe(before);
     stages.warmAfterList();
     await stages.load();
-    for (let i = 0; i < 10; i++) await tick();
     const after = run();
-    expect(stages.during(() => after)).toBe(after);
+    await waitFor(() => stages.during(() => after) === after, { what: 'the warm-up over' });
     await stages.close();
   });
 
