@@ -874,7 +874,7 @@ export function lazyStages(
     },
     during(run) {
       // No warm-up to hold back: none before the first list, none once it is over.
-      if (codeDone || !listAsked) return run();
+      if (codeDone || closed || !listAsked) return run();
       inFlight++;
       let running: ReturnType<typeof run>;
       try {
@@ -882,7 +882,8 @@ export function lazyStages(
       } catch (e) {
         running = Promise.reject(e);
       }
-      return running.finally(callEnded);
+      // Promise.resolve: whatever `run` returns, the call is counted out when it settles.
+      return Promise.resolve(running).finally(callEnded);
     },
     async close() {
       closed = true;

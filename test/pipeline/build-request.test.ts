@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isWardenError } from '../../src/errors/index.js';
+import { type FormData, isFormData } from '../../src/lib/undici-parts.js';
 import { createBuildRequest } from '../../src/pipeline/build-request.js';
 import type { CallContext } from '../../src/pipeline/context.js';
 import { parseBaseUrl } from '../../src/upstream/base-url.js';
@@ -122,6 +123,45 @@ describe('build-request stage', () => {
     expect(JSON.parse(json.body as string)).toEqual({ name: 'n', qty: 2 });
     const form = run('postForm', { body: { a: 'x&y=z', b: ['1', '2'] } }).request!;
     expect(form.body).toBe('a=x%26y%3Dz&b=1&b=2');
+    expect(form.headers['content-type']).toBe('application/x-www-form-urlencoded');
+  });
+
+  it("encodes a multipart body as undici's FormData, leaving the content type (its boundary) to it", async () => {
+    const catalog = await catalogOf(
+      minimalSpec({
+        '/files': {
+          post: {
+            operationId: 'upload',
+            requestBody: {
+              content: {
+                'multipart/form-data': {
+                  schema: {
+                    type: 'object',
+                    properties: { purpose: { type: 'string' }, n: { type: 'integer' } },
+                  },
+                },
+              },
+            },
+            responses: jsonOk(),
+          },
+        },
+      }),
+    );
+    const target = parseBaseUrl('https://api.example.com', 'test');
+    const build = createBuildRequest({ targets: new Map(catalog.tools.map((t) => [t, target])) });
+    const args = { body: { purpose: 'evidence', n: 2 } };
+    const ctx = contextFor({ name: 'upload', arguments: args });
+    ctx.tool = toolNamed(catalog, 'upload');
+    ctx.args = args;
+    build(ctx);
+    const req = ctx.request!;
+    expect(isFormData(req.body)).toBe(true);
+    const form = req.body as FormData;
+    expect([...form.entries()]).toEqual([
+      ['purpose', 'evidence'],
+      ['n', '2'],
+    ]);
+    expect(req.headers['content-type']).toBeUndefined();
   });
 
   it('property: no argument values change the origin or the path template', async () => {

@@ -143,6 +143,24 @@ describe('a pipeline built at its first call', () => {
     expect(closed.n).toBe(1);
   });
 
+  it('runs every call inside `during` (the warm-up counts calls in flight), before and after the build', async () => {
+    const closed = { n: 0 };
+    const seen: string[] = [];
+    const p = lazyPipeline(
+      async () => real(closed),
+      undefined,
+      <T>(run: () => Promise<T>) => {
+        seen.push('enter');
+        return run().finally(() => seen.push('settled'));
+      },
+    );
+    // The first call waits for the build inside `during`; the second finds it built.
+    await expect(p.call(input)).resolves.toBe(result);
+    await expect(p.call(input)).resolves.toBe(result);
+    expect(seen).toEqual(['enter', 'settled', 'enter', 'settled']);
+    await p.close();
+  });
+
   it('refuses a call that reaches it after close (a reload replaced it) and builds nothing new', async () => {
     const closed = { n: 0 };
     let builds = 0;

@@ -120,7 +120,7 @@ describe('the code warm-up after the first tools/list', () => {
 
   it('under steady load (a call always in flight) waits a bounded time, then runs between calls and ends', async () => {
     const ran: string[] = [];
-    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')], undefined, 100);
+    const { stages } = stagesWith([() => ran.push('slice 0'), () => ran.push('slice 1')], undefined, 500);
     stages.warmAfterList();
     // A call that does not end while the test runs: as many clients calling without a pause.
     let end!: () => void;
@@ -155,6 +155,7 @@ describe('the code warm-up after the first tools/list', () => {
     fail(new Error('upstream down'));
     await expect(failing).rejects.toThrow('upstream down');
     await waitFor(() => ran.length === 2, { what: 'the warm-up after the failed calls' });
+    await stages.close();
   });
 
   it('a call before the first list, or after the warm-up, runs as it is (nothing to hold back)', async () => {
