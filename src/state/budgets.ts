@@ -60,8 +60,9 @@ const unavailable = () =>
 type Limiter = RateLimiterMemory | RateLimiterRedis;
 type LimiterLib = typeof import('../lib/rate-limiters.js');
 
-// Loaded at the first budget use, not with the gateway (issue 22: ~100 KB of code every start paid
-// for budgets most configurations never hit before a call). A failed load is not kept.
+// Loaded at the first budget use, not with the gateway (issue 22: code every start paid for budgets
+// most configurations never hit before a call — ~100 KB while it was the package's index, the two
+// limiters' files now). A failed load is not kept.
 let lib: Promise<LimiterLib> | undefined;
 const loadLib = (): Promise<LimiterLib> => {
   lib ??= import('../lib/rate-limiters.js').catch((e: unknown) => {
