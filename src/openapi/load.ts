@@ -1,6 +1,6 @@
-import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { relative, resolve as resolvePath, sep } from 'node:path';
+import { basename, dirname, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ErrorCode } from '../errors/codes.js';
 // Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
@@ -379,6 +379,26 @@ export async function bundleExternal(
   // open/fstat/read/close) than on the reads themselves. The event loop still gets a turn every
   // few milliseconds (a reload runs on a serving gateway's main thread).
   let lastTurn = performance.now();
+  // A file's real path is its directory's (resolved once per directory: DigitalOcean's 2,850 files
+  // sit in ~300) joined with its name, when the file itself is no symlink: it is opened with
+  // O_NOFOLLOW, and one that is (ELOOP) is resolved in full. A realpath per file walked every
+  // component of its path again: ~100 ms of DigitalOcean's cold load (profiled). Without O_NOFOLLOW
+  // (Windows), every file is resolved in full, as before.
+  const realDirs = new Map<string, string>();
+  const NOFOLLOW = constants.O_NOFOLLOW;
+  const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+  const throughDir = (path: string): string | undefined => {
+    if (NOFOLLOW === undefined) return undefined;
+    const name = basename(path);
+    if (name === '' || name === '.' || name === '..') return undefined;
+    const d = dirname(path);
+    let realDir = realDirs.get(d);
+    if (realDir === undefined) {
+      realDir = realpathSync.native(d);
+      realDirs.set(d, realDir);
+    }
+    return realDir.endsWith(sep) ? realDir + name : realDir + sep + name;
+  };
   const confinedFile = {
     order: 1,
     canRead: (file: { url: string }) => !/^https?:/i.test(file.url),
@@ -397,29 +417,51 @@ export async function bundleExternal(
           ),
         );
       }
-      const path = file.url.startsWith('file:')
-        ? fileURLToPath(file.url.split('#')[0]!)
-        : file.url.split('#')[0]!;
-      let real: string;
-      try {
-        // .native: libuv's realpath, the one fs/promises' realpath calls.
-        real = realpathSync.native(path);
-      } catch {
-        return refuse(new WardenError('SPEC_REF_UNRESOLVED', `$ref to a missing file: ${label()}`));
-      }
-      if (real !== root && !real.startsWith(root + sep)) {
-        refuse(
-          new WardenError(
-            'SPEC_REF_DENIED',
-            `$ref to ${label()} leaves the allowed directory ${root} (widen it with --ref-root)`,
-          ),
-        );
-      }
+      const path = resolvePath(
+        file.url.startsWith('file:') ? fileURLToPath(file.url.split('#')[0]!) : file.url.split('#')[0]!,
+      );
+      const missing = () =>
+        refuse(new WardenError('SPEC_REF_UNRESOLVED', `$ref to a missing file: ${label()}`));
+      const confine = (real: string) => {
+        if (real !== root && !real.startsWith(root + sep)) {
+          refuse(
+            new WardenError(
+              'SPEC_REF_DENIED',
+              `$ref to ${label()} leaves the allowed directory ${root} (widen it with --ref-root)`,
+            ),
+          );
+        }
+        return real;
+      };
       // One open for the stat and the bytes, so that the fingerprint the spec cache keeps is the one of
       // the file read (./cache.ts re-checks a settled file by it); its time is taken before the open.
       // Non-blocking: opening a FIFO would otherwise wait for a writer, and with it the event loop.
+      let real: string | undefined;
+      let fd: number | undefined;
       const statAt = Date.now();
-      const fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        real = throughDir(path);
+      } catch {
+        return missing();
+      }
+      if (real !== undefined) {
+        try {
+          fd = openSync(confine(real), READ_FLAGS | NOFOLLOW!);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT' || code === 'ENOTDIR') return missing();
+          // ELOOP: the file is a symlink, resolved in full below; anything else is thrown there again.
+          if (code !== 'ELOOP') throw e;
+        }
+      }
+      if (fd === undefined) {
+        try {
+          real = realpathSync.native(path);
+        } catch {
+          return missing();
+        }
+        fd = openSync(confine(real), READ_FLAGS);
+      }
       try {
         const st = fstatSync(fd);
         // A FIFO or device would block the synchronous read below.
@@ -427,8 +469,8 @@ export async function bundleExternal(
           refuse(new WardenError('SPEC_REF_DENIED', `$ref to ${label()}, which is not a regular file`));
         }
         count(st.size, label);
-        const bytes = readFileSync(fd);
-        opts.cache?.recordFile(path, real, bytes, st, statAt);
+        const bytes = readKnownSize(fd, st.size);
+        opts.cache?.recordFile(path, real!, bytes, st, statAt);
         return bytes;
       } finally {
         closeSync(fd);
@@ -538,6 +580,21 @@ function displayRef(url: string, root: string | undefined): string {
 export function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : typeof e === 'string' ? e : 'unknown error';
   return msg.split('\n')[0]!.slice(0, 300);
+}
+
+/**
+ * A regular file's bytes, read to the size its fstat gave (readFileSync would fstat it again: ~12 ms
+ * of DigitalOcean's 2,850 files), or to its end if it shrank since.
+ */
+function readKnownSize(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const n = readSync(fd, buf, off, size - off, null);
+    if (n === 0) break;
+    off += n;
+  }
+  return off === size ? buf : buf.subarray(0, off);
 }
 
 /** Longest run of synchronous file reads in a multi-file spec before the event loop gets a turn. */

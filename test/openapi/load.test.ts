@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runScan } from '../../src/cli/scan.js';
 import { WardenError } from '../../src/errors/index.js';
@@ -321,6 +321,91 @@ paths:
     symlinkSync(join(dir, 'spec'), join(dir, 'spec/dir'));
     writeFileSync(join(dir, 'spec/ok.json'), JSON.stringify({ description: 'ok' }));
     expect((await loadSpec(join(dir, 'spec/root.json'))).files).toBe(3);
+  });
+
+  it('confines every kind of $ref target as its real path says: links, chains, loops, folders, missing parts', async () => {
+    // One tree with every way a path can resolve; each target is $ref'd alone, and again after plain
+    // files of the same folders were read (the loader resolves a folder once and opens a file with
+    // O_NOFOLLOW, so a link among plain files must still be resolved on its own). The oracle is the
+    // definition: the target's realpath exists, lies inside the spec's folder and is a regular file.
+    const dir = tempTree({
+      'spec/plain.json': { description: 'plain' },
+      'spec/sub/plain.json': { description: 'sub-plain' },
+      'outside/ok.json': { description: 'outside' },
+    });
+    const spec = join(dir, 'spec');
+    const link = (target: string, at: string) => symlinkSync(target, join(spec, at));
+    link('../plain.json', 'sub/link-in.json');
+    link('../../outside/ok.json', 'sub/link-out.json');
+    link('sub/link-in.json', 'chain-in.json');
+    link('sub/link-out.json', 'chain-out.json');
+    link('nowhere.json', 'dangling.json');
+    link('loop.json', 'loop.json');
+    link('sub', 'dir-in');
+    link('../outside', 'dir-out');
+    link(join(dir, 'outside/ok.json'), 'abs-out.json');
+    execFileSync('mkfifo', [join(spec, 'fifo.json')]);
+    mkdirSync(join(spec, 'folder.json'));
+    const targets = [
+      'plain.json',
+      'sub/plain.json',
+      'sub/link-in.json',
+      'sub/link-out.json',
+      'chain-in.json',
+      'chain-out.json',
+      'dangling.json',
+      'loop.json',
+      'dir-in/plain.json',
+      'dir-in/link-in.json',
+      'dir-in/link-out.json',
+      'dir-out/ok.json',
+      'abs-out.json',
+      'fifo.json',
+      'folder.json',
+      'missing/x.json',
+      'plain.json/x.json',
+      'sub/../plain.json',
+      'dir-in/../plain.json',
+    ];
+    const expected = (target: string): { code: string } | { description: string } => {
+      let real: string;
+      try {
+        real = realpathSync(resolve(spec, target));
+      } catch {
+        return { code: 'SPEC_REF_UNRESOLVED' };
+      }
+      if (!real.startsWith(realpathSync(spec) + sep) || !statSync(real).isFile())
+        return { code: 'SPEC_REF_DENIED' };
+      return { description: JSON.parse(readFileSync(real, 'utf8')).description };
+    };
+    let n = 0;
+    for (const target of targets) {
+      for (const warm of [false, true]) {
+        const before = warm
+          ? {
+              '/w1': { get: { responses: { '200': { $ref: 'plain.json' } } } },
+              '/w2': { get: { responses: { '200': { $ref: 'sub/plain.json' } } } },
+            }
+          : {};
+        const root = join(spec, `root-${n++}.json`);
+        writeFileSync(
+          root,
+          JSON.stringify(
+            minimalSpec({ ...before, '/t': { get: { responses: { '200': { $ref: target } } } } }),
+          ),
+        );
+        const want = expected(target);
+        const got = await loadSpec(root, { specCache: false }).then(
+          (s) => ({
+            description: (
+              s.doc.paths as Record<string, { get: { responses: Record<string, { description: string }> } }>
+            )['/t']!.get.responses['200']!.description,
+          }),
+          (e: unknown) => ({ code: (e as WardenError).code }),
+        );
+        expect({ target, warm, ...got }).toEqual({ target, warm, ...want });
+      }
+    }
   });
 
   it('refuses a $ref to a FIFO or a folder in the spec directory at once (a read would block)', async () => {
