@@ -1,12 +1,23 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runScan } from '../../src/cli/scan.js';
 import { WardenError } from '../../src/errors/index.js';
 import { loadSpec } from '../../src/openapi/load.js';
 import { minimalSpec, serveFiles, tempTree } from '../support/helpers.js';
-import { SHARED_SPECS } from '../support/paths.js';
+import { CLI, SHARED_SPECS } from '../support/paths.js';
 import { runCli } from '../support/stdio.js';
 
 async function loadError(source: string, opts = {}): Promise<WardenError> {
@@ -552,9 +563,10 @@ paths:
   });
 });
 
-// The built CLI bundles two dependencies' functions patched for speed (scripts/bundle-cli.mjs:
+// The built CLI bundles dependencies' functions patched for speed (scripts/bundle-cli.mjs:
 // ref-parser's $ref inventory, reftools' circularClone that the Swagger 2.0 converter copies a
-// spec with). Their reports must be the unpatched sources' own, here, in this process.
+// spec with, js-yaml's option spread that every YAML parse runs). Their reports must be the
+// unpatched sources' own, here, in this process.
 describe('the built CLI loads specs as the loader does', () => {
   const scanned = async (spec: string) => {
     let out = '';
@@ -605,6 +617,120 @@ components:
     );
     expect(JSON.stringify(put?.dataClasses)).toMatch(/email/i);
     expect(cli).toEqual(here);
+  });
+
+  it('YAML files: anchors, aliases, merge keys, tags and YAML 1.1 scalars, in the root and in $refd files', async () => {
+    const quirks = `base: &base {type: object, description: "~ yes no on 0o17 0x1F 1_000 2026-12-03 .inf"}
+merged:
+  <<: *base
+  properties:
+    when: {type: string, example: 2026-12-03T10:00:00Z}
+    flag: {type: boolean, example: yes}
+    octal: {type: integer, example: 0o17}
+    hex: {type: integer, example: 0x1F}
+    big: {type: number, example: 1_000.5}
+    none: {type: string, nullable: true, example: ~}
+    text: {type: string, example: !!str 123}
+    block:
+      type: string
+      example: |
+        two lines,
+        kept
+`;
+    const dir = tempTree({
+      'root.yaml': `openapi: 3.0.3
+info: {title: Quirks, version: "1"}
+x-shared: &shared
+  description: ok
+  content:
+    application/json:
+      schema: {$ref: "parts.yaml#/merged"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      parameters:
+        - {name: on, in: query, schema: {type: string, enum: [yes, no, on, off, "yes"]}}
+      responses:
+        "200": *shared
+  /b:
+    get:
+      operationId: getB
+      responses:
+        "200": *shared
+`,
+      'parts.yaml': quirks,
+    });
+    const { cli, here } = await scanned(join(dir, 'root.yaml'));
+    expect(JSON.stringify(here)).toMatch(/getA/);
+    expect(cli).toEqual(here);
+  });
+
+  it('the bundled js-yaml parses every YAML file of the corpus, and quirky YAML, as js-yaml does', async () => {
+    type Yaml = {
+      load(text: string, options?: object): unknown;
+      CORE_SCHEMA: object;
+      JSON_SCHEMA: object;
+      FAILSAFE_SCHEMA: object;
+    };
+    // The unpatched CommonJS build, the one the bundle patches (scripts/bundle-cli.mjs js-yaml-object-spread).
+    const real = createRequire(import.meta.url)('js-yaml') as Yaml;
+    const dist = dirname(CLI);
+    const chunks = readdirSync(dist).filter(
+      (f) => f.endsWith('.js') && readFileSync(join(dist, f), 'utf8').includes('js-yaml/dist/js-yaml.cjs.js'),
+    );
+    expect(chunks).toHaveLength(1);
+    const mod = (await import(pathToFileURL(join(dist, chunks[0]!)).href)) as Record<string, () => Yaml>;
+    const bundled = mod.require_js_yaml_cjs!();
+    expect(typeof bundled.load).toBe('function');
+    const outcome = (y: Yaml, text: string, options?: object) => {
+      try {
+        return { value: y.load(text, options) };
+      } catch (e) {
+        return { error: (e as Error).message };
+      }
+    };
+    const texts: string[] = [];
+    const walk = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(d, e.name));
+        else if (/\.ya?ml$/.test(e.name)) texts.push(readFileSync(join(d, e.name), 'utf8'));
+      }
+    };
+    walk(SHARED_SPECS);
+    expect(texts.length).toBeGreaterThan(2000);
+    for (const text of texts) expect(outcome(bundled, text)).toEqual(outcome(real, text));
+    const quirks = [
+      'a: &a {b: 1}\nc: *a\nd:\n  <<: *a\n  e: 2\n',
+      'on: yes\noff: no\nn: ~\no: 0o17\nh: 0x1F\nu: 1_000\nt: 2026-12-03T10:00:00Z\ni: .inf\ns: !!str 123\n',
+      'bin: !!binary aGVsbG8=\nset: !!set {a, b}\nomap: !!omap [{a: 1}, {b: 2}]\n',
+      'k: |\n  two\n  lines\nf: >-\n  folded\n  text\n',
+      'dup: 1\ndup: 2\n',
+      'a: [1, 2\n',
+      '--- 1\n--- 2\n',
+      '!!js/function "x"\n',
+      '? [complex, key]\n: value\n',
+    ];
+    for (const text of quirks)
+      for (const options of [
+        undefined,
+        { schema: real.CORE_SCHEMA },
+        { schema: real.JSON_SCHEMA },
+        { schema: real.FAILSAFE_SCHEMA },
+        { json: true },
+      ]) {
+        // The bundle's own copy of a schema: the same tags, another object.
+        const theirs = options?.schema
+          ? {
+              schema: Object.entries(real).find(([, v]) => v === options.schema)![0],
+            }
+          : options;
+        const bundledOptions =
+          theirs && 'schema' in theirs
+            ? { schema: (bundled as unknown as Record<string, object>)[theirs.schema as string] }
+            : theirs;
+        expect(outcome(bundled, text, bundledOptions), text).toEqual(outcome(real, text, options));
+      }
   });
 
   it('a Swagger 2.0 spec', async () => {
