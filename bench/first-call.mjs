@@ -14,7 +14,8 @@
 // /proc/<pid>/stat's 10 ms ticks), read when the list answer arrives; "main" is the main thread's alone.
 //
 //   node bench/first-call.mjs [reps=10] [--delay 0,300,1000] [--spec <file>] [--base <dir>] [--no-base]
-//     [--tool <regex>] [--args <json>] [--echo <json>] [--prof <dir>]
+//     [--tool <regex>] [--args <json>] [--echo <json>] [--prof <dir>] [--cold]
+// --cold gives every start an empty spec cache (by default they share one: warm after the first).
 //   e.g. node bench/first-call.mjs 7 --delay 1000 --spec ../shared/specs/stripe.yaml \
 //     --tool '^GetCustomers$' --args '{}' --echo '{"object":"list","data":[],"has_more":false,"url":"$PATH"}'
 
@@ -47,6 +48,8 @@ const PROF = takeFlag(argv, '--prof');
 // The second call goes to another tool (its own first call, once the code is warm): per-tool cost.
 const THEN = takeFlag(argv, '--then');
 const THEN_ARGS = JSON.parse(takeFlag(argv, '--then-args') ?? JSON.stringify(ARGS));
+// --cold: each start gets an empty spec cache (a miss: a big spec is parsed by the prefetch worker).
+const COLD = takeSwitch(argv, '--cold');
 const REPS = Number(argv[0] ?? 10);
 
 const variants = [
@@ -96,6 +99,7 @@ async function sample(v, up, policy, work, delay, n) {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: {
         ...process.env,
+        ...(COLD ? { MCP_WARDEN_CACHE_DIR: mkdtempSync(join(work, `cache-${v.name}-${n}-`)) } : {}),
         MCP_WARDEN_CRED_SHOPKEY: SHOP_KEY,
         // Stripe's schemes (the echo upstream does not read them; a call needs one to be sent).
         MCP_WARDEN_CRED_BEARERAUTH: 'bench-token',
@@ -184,7 +188,7 @@ const policy = liftedPolicy(work);
 const { child: shop, url: up } =
   ECHO === undefined ? await startShopUpstream(5400) : await echoUpstream(ECHO);
 console.log(
-  `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${REPS} starts per build and delay, interleaved; spec ${SPEC.replace(root, '')}`,
+  `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${REPS} starts per build and delay, interleaved; spec ${SPEC.replace(root, '')}; spec cache ${COLD ? 'cold (a fresh one per start)' : 'shared (warm after the first start)'}`,
 );
 const results = {};
 let n = 0;

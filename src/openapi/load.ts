@@ -40,6 +40,11 @@ export interface LoadOptions extends PrefetchOptions {
    */
   onCatalogMissing?: (store: (snapshot: Uint8Array) => void) => void;
   /**
+   * Called once the spec is known to be parsed and checked here — no cache entry serves it — before
+   * the parse: the prefetch worker tells the main thread that it has a while to wait.
+   */
+  onParse?: () => void;
+  /**
    * The snapshot beside this spec's entry did not restore (../server/served-api.ts): on a hit, it is
    * neither read nor handed on, and `onCatalogMissing` is offered its replacement.
    */
@@ -140,6 +145,7 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
       return hit;
     }
   }
+  options.onParse?.();
   const raw = parseText(text, src.label, limits);
   progress(`parsed ${src.label} (${(text.length / 1024).toFixed(0)} KiB) in ${ms(started)}`);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {

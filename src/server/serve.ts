@@ -180,7 +180,18 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
         })
       : undefined;
   if (early) o.earlyStdio?.opened(early);
-  const set = await loadApis(members, logger);
+  // Work that holds the event loop (loading modules, starting workers) waits for the answers written
+  // so far to have left: over stdio the tail of a big list would wait in the pipe behind it. The
+  // transport says when (the early one from the start; the other is up before any request is
+  // answered); over HTTP, the next turn of the event loop.
+  let written: RunningTransport['afterWritten'] = early?.afterWritten;
+  const afterWritten = (f: () => void) => (written ? written(f) : setImmediate(f));
+  // The guard stages load at the first call, or soon after serving starts (see lazyStages).
+  const stages = lazyStages(logger, undefined, afterWritten);
+  // While the prefetch worker parses a big spec the cache does not hold, this thread has nothing to
+  // do for hundreds of ms: the stages' modules load then (LazyStages.preload). Not otherwise: they
+  // would delay the list.
+  const set = await loadApis(members, logger, stages.preload);
   const first = { catalog: set.catalog };
   if (title === undefined || title === null) title = set.catalog.title;
   else if (title !== set.catalog.title)
@@ -213,15 +224,7 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
     onSecret: (values, until) => redactor.addSecrets(values, until),
   });
   const serving = { now: false };
-  // Work that holds the event loop (loading modules, starting workers) waits for the answers written
-  // so far to have left: over stdio the tail of a big list would wait in the pipe behind it. The
-  // transport says when (the early one from the start; the other is up before any request is
-  // answered); over HTTP, the next turn of the event loop.
-  let written: RunningTransport['afterWritten'] = early?.afterWritten;
-  const afterWritten = (f: () => void) => (written ? written(f) : setImmediate(f));
   catalogNow = () => controller.currentCatalog();
-  // The guard stages load at the first call, or soon after serving starts (see lazyStages).
-  const stages = lazyStages(logger, undefined, afterWritten);
   const makePipeline = pipelineFactory({
     ...{ o, doc, env, controller, redactor, rt, stages, logger, tracing },
     approvals,
@@ -689,6 +692,14 @@ export interface LazyStages {
   /** Warms them once the first tools/list, being answered now, has left (`afterWritten`). */
   warmAfterList(): void;
   /**
+   * Loads the modules now, while this thread has nothing else to do before the first list (a worker
+   * parses the spec); the warming or call that comes next takes them. Only the modules: building the
+   * pipelines and the code warm-up wait for the list as ever (run now, they delayed a cold Stripe
+   * list by ~80 ms, bench/first-call.mjs --cold). A first call sent with the list then waits for
+   * those alone. A preload that fails is dropped: the next load loads again.
+   */
+  preload(): void;
+  /**
    * Runs `f` once the stages are loaded — by warming or by a call — (at once if they are). After a
    * failed load, asking again starts a new one: a reload's pipelines are not left unwarmed for good.
    */
@@ -743,6 +754,7 @@ export function lazyStages(
   maxParkMs = MAX_PARK_MS,
 ): LazyStages {
   let loading: Promise<StageModules> | undefined;
+  let preloaded: Promise<StageModules> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let warming = false;
   let failed = false;
@@ -806,7 +818,11 @@ export function lazyStages(
     for (const f of run) f();
   };
   const load: LazyStages['load'] = () => {
-    loading ??= loadModules().then(
+    if (loading) return loading;
+    // What preload began, else a load of its own.
+    const modules = preloaded ?? loadModules();
+    preloaded = undefined;
+    loading = modules.then(
       (m) => {
         if (!closed) loaded();
         // Only schedules; whatever it meets, the stages loaded (a call must not fail for a warm-up).
@@ -849,6 +865,15 @@ export function lazyStages(
       timer = setTimeout(() => afterWritten(startWarming), WARM_AFTER_MS);
       timer.unref();
     },
+    preload() {
+      if (loading || preloaded || closed) return;
+      const p = loadModules();
+      preloaded = p;
+      // A failure nobody waited for is dropped: the next load loads again.
+      p.catch(() => {
+        if (preloaded === p) preloaded = undefined;
+      });
+    },
     warmAfterList() {
       // A call from now on may meet the warm-up: `during` counts it.
       listAsked = true;
@@ -890,7 +915,7 @@ export function lazyStages(
       waiting = [];
       clearTimeout(timer);
       clearTimeout(parkTimer);
-      const modules = await loading?.catch(() => undefined);
+      const modules = await (loading ?? preloaded)?.catch(() => undefined);
       await modules?.agent.close();
     },
   };

@@ -10,7 +10,7 @@ import { watchFileChanges } from '../lib/watched-file.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import type { Logger } from '../observe/log.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../openapi/load.js';
-import { storeCatalogSnapshot, whenEarlySpec } from '../openapi/prefetch.js';
+import { storeCatalogSnapshot, whenEarlySpec, whileParsing } from '../openapi/prefetch.js';
 import { isDamagedCopy, takeCatalogSnapshot } from '../openapi/spec-transfer.js';
 import type { CallInput, ToolResult } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
@@ -55,8 +55,18 @@ export interface LoadedApi {
   progress?: string[];
 }
 
+/** How an API is loaded: at start-up, or again on a serving gateway (`reload`). */
+interface LoadApiOptions {
+  reload?: boolean;
+  /**
+   * Called when this thread has a while with nothing to do: the prefetch worker parses the spec (no
+   * cache entry serves it) and this thread waits for it. Not on a reload.
+   */
+  whileWaiting?: () => void;
+}
+
 /** Loads the spec, builds the catalogue and fixes every tool's upstream target. */
-export async function loadApi(source: ApiSource, o: { reload?: boolean } = {}): Promise<LoadedApi> {
+export async function loadApi(source: ApiSource, o: LoadApiOptions = {}): Promise<LoadedApi> {
   try {
     return await loadApiOnce(source, o);
   } catch (e) {
@@ -67,7 +77,7 @@ export async function loadApi(source: ApiSource, o: { reload?: boolean } = {}): 
   }
 }
 
-async function loadApiOnce(source: ApiSource, o: { reload?: boolean }): Promise<LoadedApi> {
+async function loadApiOnce(source: ApiSource, o: LoadApiOptions): Promise<LoadedApi> {
   // A reload runs on a serving gateway's main thread: the cache's synchronous hashing of every
   // $ref'd file and its store would hold calls up; the next start stores the new spec.
   const load = o.reload ? { ...source.load, specCache: false } : (source.load ?? {});
@@ -78,11 +88,13 @@ async function loadApiOnce(source: ApiSource, o: { reload?: boolean }): Promise<
   // the worker posts it, while the worker validates it (../catalog/early.ts).
   let early: LoadedSpec | undefined;
   const progress: string[] = [];
-  if (!o.reload)
+  if (!o.reload) {
     whenEarlySpec(source.spec, load, (s) => {
       early = s as LoadedSpec;
       beginEarlyBuild(early);
     });
+    if (o.whileWaiting) whileParsing(source.spec, load, o.whileWaiting);
+  }
   let spec: LoadedSpec;
   try {
     spec = await loadSpec(source.spec, {
@@ -236,8 +248,14 @@ export interface LoadedSet {
  * Loads every API at once (start-up takes as long as the slowest, not the sum). An API that fails is
  * a start-up error when it is required, else it is out: logged, and named by readiness.
  */
-export async function loadApis(members: readonly ApiMember[], logger: Logger): Promise<LoadedSet> {
-  const results = await Promise.allSettled(members.map((m) => loadApi(m.source)));
+export async function loadApis(
+  members: readonly ApiMember[],
+  logger: Logger,
+  /** See LoadApiOptions; one API only (the others would load on this thread meanwhile). */
+  whileWaiting?: () => void,
+): Promise<LoadedSet> {
+  const alone = members.length === 1 && whileWaiting ? { whileWaiting } : {};
+  const results = await Promise.allSettled(members.map((m) => loadApi(m.source, alone)));
   const parts: Part[] = members.map((member, i) => {
     const r = results[i]!;
     if (r.status === 'fulfilled') {

@@ -1,13 +1,15 @@
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { jsonOk, minimalSpec, tempTree } from '../support/helpers.js';
+import { waitFor } from '../support/wait.js';
 
 // The built modules: the worker thread runs dist/openapi/load-worker.js (the bundle's entry), which
 // the source tree does not have; loadSpec and the prefetch must be one module instance. Imported by
 // a computed path (typed as the sources): CI type-checks before it builds.
 const dist = new URL('../../dist/openapi/', import.meta.url).href;
 const { loadSpec } = (await import(`${dist}load.js`)) as typeof import('../../src/openapi/load.js');
-const { PREFETCH_MIN_BYTES, prefetchSpec, whenEarlySpec } = (await import(
+const { PREFETCH_MIN_BYTES, prefetchSpec, whenEarlySpec, whileParsing } = (await import(
   `${dist}prefetch.js`
 )) as typeof import('../../src/openapi/prefetch.js');
 
@@ -60,5 +62,63 @@ describe('the spec a prefetch worker posts before validating it', () => {
     });
     await loadSpec(join(dir, 'one.json'));
     expect(called).toBe(false);
+  });
+});
+
+// While the worker parses a spec no cache entry serves, the main thread is told it has a while to
+// wait (the server loads the guard stages' modules then: src/server/serve.ts).
+describe('the main thread told that the prefetch worker parses', () => {
+  const saved = { on: process.env.MCP_WARDEN_SPEC_CACHE, dir: process.env.MCP_WARDEN_CACHE_DIR };
+  afterEach(() => {
+    process.env.MCP_WARDEN_SPEC_CACHE = saved.on;
+    process.env.MCP_WARDEN_CACHE_DIR = saved.dir;
+  });
+  const bigFile = () =>
+    join(
+      tempTree({ 'big.json': big({ '/a': { get: { operationId: 'a', responses: jsonOk() } } }) }),
+      'big.json',
+    );
+
+  it('is told once, before the spec comes, when no cache entry serves it', async () => {
+    const file = bigFile();
+    prefetchSpec(file);
+    const events: string[] = [];
+    whileParsing(file, {}, () => events.push('parsing'));
+    whenEarlySpec(file, {}, () => events.push('early'));
+    await loadSpec(file);
+    events.push('loaded');
+    expect(events).toEqual(['parsing', 'early', 'loaded']);
+  });
+
+  it('is not told when the cache serves the spec, nor for another source, nor without a prefetch', async () => {
+    delete process.env.MCP_WARDEN_SPEC_CACHE;
+    process.env.MCP_WARDEN_CACHE_DIR = join(tempTree({}), 'cache');
+    const file = bigFile();
+    const other = bigFile();
+    const told: string[] = [];
+    whileParsing(file, {}, () => told.push('no prefetch'));
+    await loadSpec(file);
+    // Stored by a first prefetch (the worker writes its entry, under its own code's key, after the
+    // hand-over).
+    const cache = process.env.MCP_WARDEN_CACHE_DIR;
+    const entries = () => readdirSync(cache).filter((f) => f.endsWith('.spec')).length;
+    const before = entries();
+    prefetchSpec(file);
+    await loadSpec(file);
+    await waitFor(() => entries() > before, { what: 'the worker’s cache entry' });
+    told.length = 0;
+    prefetchSpec(file);
+    whileParsing(file, {}, () => told.push('cached'));
+    whileParsing(other, {}, () => told.push('other'));
+    const events: string[] = [];
+    whenEarlySpec(file, {}, () => events.push('early'));
+    await loadSpec(file);
+    expect(told).toEqual([]);
+    // A control: the same file after the cache was cleared is parsed, and that is told.
+    process.env.MCP_WARDEN_CACHE_DIR = join(tempTree({}), 'cache');
+    prefetchSpec(file);
+    whileParsing(file, {}, () => told.push('parsed again'));
+    await loadSpec(file);
+    expect(told).toEqual(['parsed again']);
   });
 });

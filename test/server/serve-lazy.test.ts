@@ -43,7 +43,8 @@ const OPTIONAL = [
 
 // What only a call needs (the guard stages' HTTP client, Ajv's compiler with its formats, the
 // resilience policies, the rate and budget counters): loaded by the first call, or shortly after
-// serving starts, never before the first tools/list. (Ajv's runtime helpers are loaded by every
+// serving starts, never before the first tools/list (but while a prefetch worker parses a big spec,
+// when this thread would idle: see 'the stage modules loaded ahead of the first list' below). (Ajv's runtime helpers are loaded by every
 // start: the spec's meta-schema validators use them.)
 const CALL_ONLY = ['undici', 'ajv-formats', 'cockatiel', 'rate-limiter-flexible'];
 // The Streamable HTTP stack, which a stdio gateway does not load.
@@ -338,5 +339,87 @@ describe('a failed build or load ahead of the first call', () => {
     expect(warmed).toEqual(['waiting']);
     await stages.close();
     expect(closed.n).toBe(1);
+  });
+});
+
+// While a worker parses a big spec the cache does not hold, the stages' modules load ahead
+// (LazyStages.preload); what comes next — warming or a call — takes them instead of loading again.
+describe('the stage modules loaded ahead of the first list', () => {
+  const real: Pipeline = {
+    call: async () => ({ content: [] }) as unknown as ToolResult,
+    stages: ['audit'],
+    close: async () => {},
+  };
+  const counted = (fail = 0) => {
+    const closed = { n: 0 };
+    let n = 0;
+    const stages = lazyStages(pino({ level: 'silent' }), async () => {
+      n++;
+      if (n <= fail) throw new Error('chunk missing');
+      return {
+        createPipeline: (() => real) as never,
+        createLimit: (() => ({})) as never,
+        agent: { close: async () => void closed.n++ } as unknown as Dispatcher,
+      };
+    });
+    return { stages, closed, loads: () => n };
+  };
+
+  it('loads once: the warming after the list and a call take what preload loaded, and warm nothing before', async () => {
+    const { stages, closed, loads } = counted();
+    const warmed: string[] = [];
+    stages.preload();
+    stages.preload();
+    expect(loads()).toBe(1);
+    stages.whenWarm(() => warmed.push('pipeline'));
+    await new Promise((r) => setTimeout(r, 20));
+    // Loaded, not warmed: the pipelines are built after the list, as without a preload.
+    expect(warmed).toEqual([]);
+    const m = await stages.load();
+    expect(m.createPipeline).toBeDefined();
+    expect(warmed).toEqual(['pipeline']);
+    stages.warmAfterList();
+    await stages.load();
+    expect(loads()).toBe(1);
+    await stages.close();
+    expect(closed.n).toBe(1);
+  });
+
+  it('a preload that failed is dropped: the next load loads again (nothing unhandled)', async () => {
+    const { stages, loads } = counted(1);
+    stages.preload();
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(stages.load()).resolves.toBeDefined();
+    expect(loads()).toBe(2);
+    await stages.close();
+  });
+
+  it('a load that takes a preload still running shares its outcome', async () => {
+    const { stages, loads } = counted(1);
+    stages.preload();
+    await expect(stages.load()).rejects.toThrow(/chunk missing/);
+    // Not kept: the call after it loads again.
+    await expect(stages.load()).resolves.toBeDefined();
+    expect(loads()).toBe(2);
+    await stages.close();
+  });
+
+  it('closes what a preload made even when nothing took it, and after close preloads nothing', async () => {
+    const { stages, closed, loads } = counted();
+    stages.preload();
+    await stages.close();
+    expect(closed.n).toBe(1);
+    stages.preload();
+    expect(loads()).toBe(1);
+  });
+
+  it('after a load (or while one runs), preload does nothing', async () => {
+    const { stages, loads } = counted();
+    const loading = stages.load();
+    stages.preload();
+    await loading;
+    stages.preload();
+    expect(loads()).toBe(1);
+    await stages.close();
   });
 });
