@@ -127,7 +127,7 @@ async function prefetch(source: string, options: PrefetchOptions, stderr: string
       onCatalogMissing: () => {
         snapshotMissing = true;
       },
-      onParse: () => post({ parsing: true }),
+      onLongLoad: () => post({ longLoad: true }),
       beforeValidation: (s) => {
         try {
           const p = packSpec(s);

@@ -6,7 +6,7 @@ import type { ErrorCode } from '../errors/codes.js';
 // Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
 import { WardenError } from '../errors/error.js';
 import { openSpecCache, type SpecCacheSession } from './cache.js';
-import { checkShape, getByPointer, parseText, type ShapeLimits } from './parse.js';
+import { checkShape, getByPointer, isJsonText, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSource, type SourceRef } from './read.js';
 import { deviationWarning, repairSpec, type SpecDeviation } from './repair.js';
@@ -40,10 +40,12 @@ export interface LoadOptions extends PrefetchOptions {
    */
   onCatalogMissing?: (store: (snapshot: Uint8Array) => void) => void;
   /**
-   * Called once the spec is known to be parsed and checked here — no cache entry serves it — before
-   * the parse: the prefetch worker tells the main thread that it has a while to wait.
+   * Called once, when no cache entry serves the spec and what is left of the load before the spec is
+   * ready is long: a YAML parse (js-yaml: ~100 ms per MB in a fresh process), a Swagger 2.0
+   * conversion, a bundle of `$ref`'d files. Not for a JSON OpenAPI 3 document (its parse and checks
+   * are quick). The prefetch worker tells the main thread that it has a while to wait.
    */
-  onParse?: () => void;
+  onLongLoad?: () => void;
   /**
    * The snapshot beside this spec's entry did not restore (../server/served-api.ts): on a hit, it is
    * neither read nor handed on, and `onCatalogMissing` is offered its replacement.
@@ -145,7 +147,13 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
       return hit;
     }
   }
-  options.onParse?.();
+  let toldLong = false;
+  const long = () => {
+    if (toldLong) return;
+    toldLong = true;
+    options.onLongLoad?.();
+  };
+  if (!isJsonText(text)) long();
   const raw = parseText(text, src.label, limits);
   progress(`parsed ${src.label} (${(text.length / 1024).toFixed(0)} KiB) in ${ms(started)}`);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -155,10 +163,12 @@ export async function loadSpec(source: string, options: LoadOptions = {}): Promi
   }
   let doc = raw as Record<string, unknown>;
   const version = detectVersion(doc, src.label);
+  if (version.major === 2) long();
   const warnings: string[] = [];
 
   let files = 1;
   if (hasExternalRefs(doc)) {
+    long();
     const t = performance.now();
     const bundled = await bundleExternal(doc, src, {
       ...options,

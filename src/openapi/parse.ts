@@ -12,11 +12,16 @@ export interface ShapeLimits {
  * JSON is parsed with JSON.parse (fast, no recursion limit issues); everything else as YAML with the
  * core schema, so `version: 2023-08-16` stays a string and no custom tags run.
  */
+/** Whether `parseText` reads `text` as JSON (else as YAML). */
+export function isJsonText(text: string): boolean {
+  const first = text.match(/^\uFEFF?\s*(.)/s)?.[1];
+  return first === '{' || first === '[';
+}
+
 export function parseText(text: string, file: string, limits: ShapeLimits): unknown {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  const first = body.match(/^\s*(.)/s)?.[1];
   let doc: unknown;
-  if (first === '{' || first === '[') {
+  if (isJsonText(body)) {
     try {
       doc = JSON.parse(body);
     } catch (e) {

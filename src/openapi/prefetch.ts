@@ -75,8 +75,8 @@ export type PrefetchResult = { ok: true; spec: unknown; progress: string[] } | {
  * without the spec when it came early. Specs travel packed (./spec-transfer.ts).
  */
 export type PrefetchMessage =
-  // No cache entry serves the spec: the worker parses it now (hundreds of ms for a big one).
-  | { parsing: true }
+  // No cache entry serves the spec, and what is left of its load is long (loadSpec's `onLongLoad`).
+  | { longLoad: true }
   | { early: PackedSpec }
   // `storing`: the worker writes a cache entry without a catalogue snapshot, then exits by itself
   // (unref'd); the snapshot is stored after the first list (`storeCatalogSnapshot`).
@@ -105,9 +105,9 @@ let pending:
       /** The spec the worker posted before its validation, until an `onEarly` takes it. */
       early?: unknown;
       onEarly?: (spec: unknown) => void;
-      /** The worker said it parses the spec (`parsing`), and no spec has come since. */
-      parsing?: boolean;
-      onParsing?: () => void;
+      /** The worker said its load is long (`longLoad`), and no spec has come since. */
+      long?: boolean;
+      onLong?: () => void;
     }
   | undefined;
 
@@ -128,17 +128,20 @@ export function whenEarlySpec(source: string, options: PrefetchOptions, f: (spec
 }
 
 /**
- * Calls `f` (at once, or when the worker says so) when the prefetch of `source` (these options) parses its spec — no
- * cache entry serves it — and has not posted it yet: whoever waits for it has a while with nothing
- * to do. Never called once the spec (early or whole) has come, nor without a prefetch.
+ * Calls `f` (at once, or when the worker says so) when the prefetch of `source` (these options) has
+ * a long load ahead — no cache entry serves the spec, and it is YAML, Swagger 2.0 or in several files
+ * (loadSpec's `onLongLoad`) — and has not posted the spec yet: whoever waits for it has a while with
+ * nothing to do. Never called once the spec (early or whole) has come, nor without a prefetch. (A
+ * JSON OpenAPI 3 spec is posted soon after its parse: preloading then made a cold GitHub start 80 ms
+ * slower, bench/startup.mjs --cold.)
  */
-export function whileParsing(source: string, options: PrefetchOptions, f: () => void): void {
+export function whileLoadingLong(source: string, options: PrefetchOptions, f: () => void): void {
   const p = pending;
   if (!p || p.key !== keyOf(source, options)) return;
-  if (p.parsing) {
-    p.parsing = false;
+  if (p.long) {
+    p.long = false;
     f();
-  } else p.onParsing = f;
+  } else p.onLong = f;
 }
 
 /**
@@ -172,16 +175,16 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
     let early: { spec: unknown } | undefined;
     const onMessage = (m: PrefetchMessage) => {
       try {
-        if ('parsing' in m) {
-          const f = entry.onParsing;
-          entry.onParsing = undefined;
+        if ('longLoad' in m) {
+          const f = entry.onLong;
+          entry.onLong = undefined;
           if (f) f();
-          else entry.parsing = true;
+          else entry.long = true;
           return;
         }
         // The spec has come (or the load is over): nobody has a while to wait any more.
-        entry.parsing = false;
-        entry.onParsing = undefined;
+        entry.long = false;
+        entry.onLong = undefined;
         if ('early' in m) {
           // Unpacked now, while the worker validates; used only if the load succeeds.
           early = { spec: unpackSpec(m.early) };

@@ -188,9 +188,9 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   const afterWritten = (f: () => void) => (written ? written(f) : setImmediate(f));
   // The guard stages load at the first call, or soon after serving starts (see lazyStages).
   const stages = lazyStages(logger, undefined, afterWritten);
-  // While the prefetch worker parses a big spec the cache does not hold, this thread has nothing to
-  // do for hundreds of ms: the stages' modules load then (LazyStages.preload). Not otherwise: they
-  // would delay the list.
+  // While the prefetch worker parses a big YAML spec, converts a Swagger 2.0 one or bundles its
+  // files (the cache does not hold it), this thread has nothing to do for hundreds of ms: the
+  // stages' modules load then (LazyStages.preload). Not otherwise: they would delay the list.
   const set = await loadApis(members, logger, stages.preload);
   const first = { catalog: set.catalog };
   if (title === undefined || title === null) title = set.catalog.title;

@@ -10,7 +10,7 @@ import { watchFileChanges } from '../lib/watched-file.js';
 import type { Catalog, Tool } from '../model/catalog.js';
 import type { Logger } from '../observe/log.js';
 import { type LoadedSpec, type LoadOptions, loadSpec } from '../openapi/load.js';
-import { storeCatalogSnapshot, whenEarlySpec, whileParsing } from '../openapi/prefetch.js';
+import { storeCatalogSnapshot, whenEarlySpec, whileLoadingLong } from '../openapi/prefetch.js';
 import { isDamagedCopy, takeCatalogSnapshot } from '../openapi/spec-transfer.js';
 import type { CallInput, ToolResult } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/index.js';
@@ -59,8 +59,9 @@ export interface LoadedApi {
 interface LoadApiOptions {
   reload?: boolean;
   /**
-   * Called when this thread has a while with nothing to do: the prefetch worker parses the spec (no
-   * cache entry serves it) and this thread waits for it. Not on a reload.
+   * Called when this thread has a while with nothing to do: the prefetch worker parses a YAML spec,
+   * converts a Swagger 2.0 one or bundles its files (no cache entry serves it), and this thread
+   * waits for it. Not on a reload.
    */
   whileWaiting?: () => void;
 }
@@ -93,7 +94,7 @@ async function loadApiOnce(source: ApiSource, o: LoadApiOptions): Promise<Loaded
       early = s as LoadedSpec;
       beginEarlyBuild(early);
     });
-    if (o.whileWaiting) whileParsing(source.spec, load, o.whileWaiting);
+    if (o.whileWaiting) whileLoadingLong(source.spec, load, o.whileWaiting);
   }
   let spec: LoadedSpec;
   try {

@@ -9,7 +9,7 @@ import { waitFor } from '../support/wait.js';
 // a computed path (typed as the sources): CI type-checks before it builds.
 const dist = new URL('../../dist/openapi/', import.meta.url).href;
 const { loadSpec } = (await import(`${dist}load.js`)) as typeof import('../../src/openapi/load.js');
-const { PREFETCH_MIN_BYTES, prefetchSpec, whenEarlySpec, whileParsing } = (await import(
+const { PREFETCH_MIN_BYTES, prefetchSpec, whenEarlySpec, whileLoadingLong } = (await import(
   `${dist}prefetch.js`
 )) as typeof import('../../src/openapi/prefetch.js');
 
@@ -65,38 +65,67 @@ describe('the spec a prefetch worker posts before validating it', () => {
   });
 });
 
-// While the worker parses a spec no cache entry serves, the main thread is told it has a while to
-// wait (the server loads the guard stages' modules then: src/server/serve.ts).
-describe('the main thread told that the prefetch worker parses', () => {
+// While the worker has a long load ahead — a YAML parse, a Swagger 2.0 conversion — of a spec no
+// cache entry serves, the main thread is told it has a while to wait (the server loads the guard
+// stages' modules then: src/server/serve.ts). Not for a JSON OpenAPI 3 spec: it comes soon.
+describe('the main thread told that the prefetch worker has a long load ahead', () => {
   const saved = { on: process.env.MCP_WARDEN_SPEC_CACHE, dir: process.env.MCP_WARDEN_CACHE_DIR };
   afterEach(() => {
     process.env.MCP_WARDEN_SPEC_CACHE = saved.on;
     process.env.MCP_WARDEN_CACHE_DIR = saved.dir;
   });
-  const bigFile = () =>
+  const description = 'x'.repeat(PREFETCH_MIN_BYTES);
+  const yamlFile = () =>
+    join(
+      tempTree({
+        'big.yaml': `openapi: 3.0.3\ninfo:\n  title: T\n  version: "1"\n  description: ${description}\npaths:\n  /a:\n    get:\n      operationId: a\n      responses:\n        "200":\n          description: ok\n`,
+      }),
+      'big.yaml',
+    );
+  const swagger2File = () =>
+    join(
+      tempTree({
+        'big.json': {
+          swagger: '2.0',
+          info: { title: 'T', version: '1', description },
+          paths: { '/a': { get: { operationId: 'a', responses: { '200': { description: 'ok' } } } } },
+        },
+      }),
+      'big.json',
+    );
+  const jsonFile = () =>
     join(
       tempTree({ 'big.json': big({ '/a': { get: { operationId: 'a', responses: jsonOk() } } }) }),
       'big.json',
     );
 
-  it('is told once, before the spec comes, when no cache entry serves it', async () => {
-    const file = bigFile();
+  /** What the main thread is told, in order, while the worker prefetches `file`. */
+  const told = async (file: string) => {
     prefetchSpec(file);
     const events: string[] = [];
-    whileParsing(file, {}, () => events.push('parsing'));
+    whileLoadingLong(file, {}, () => events.push('long'));
     whenEarlySpec(file, {}, () => events.push('early'));
     await loadSpec(file);
     events.push('loaded');
-    expect(events).toEqual(['parsing', 'early', 'loaded']);
+    return events;
+  };
+
+  it('is told once, before the spec comes, for a YAML spec and a Swagger 2.0 one', async () => {
+    expect(await told(yamlFile())).toEqual(['long', 'early', 'loaded']);
+    expect(await told(swagger2File())).toEqual(['long', 'early', 'loaded']);
+  });
+
+  it('is not told for a JSON OpenAPI 3 spec, which comes soon after its parse', async () => {
+    expect(await told(jsonFile())).toEqual(['early', 'loaded']);
   });
 
   it('is not told when the cache serves the spec, nor for another source, nor without a prefetch', async () => {
     delete process.env.MCP_WARDEN_SPEC_CACHE;
     process.env.MCP_WARDEN_CACHE_DIR = join(tempTree({}), 'cache');
-    const file = bigFile();
-    const other = bigFile();
-    const told: string[] = [];
-    whileParsing(file, {}, () => told.push('no prefetch'));
+    const file = yamlFile();
+    const other = yamlFile();
+    const heard: string[] = [];
+    whileLoadingLong(file, {}, () => heard.push('no prefetch'));
     await loadSpec(file);
     // Stored by a first prefetch (the worker writes its entry, under its own code's key, after the
     // hand-over).
@@ -106,19 +135,17 @@ describe('the main thread told that the prefetch worker parses', () => {
     prefetchSpec(file);
     await loadSpec(file);
     await waitFor(() => entries() > before, { what: 'the worker’s cache entry' });
-    told.length = 0;
+    heard.length = 0;
     prefetchSpec(file);
-    whileParsing(file, {}, () => told.push('cached'));
-    whileParsing(other, {}, () => told.push('other'));
-    const events: string[] = [];
-    whenEarlySpec(file, {}, () => events.push('early'));
+    whileLoadingLong(file, {}, () => heard.push('cached'));
+    whileLoadingLong(other, {}, () => heard.push('other'));
     await loadSpec(file);
-    expect(told).toEqual([]);
-    // A control: the same file after the cache was cleared is parsed, and that is told.
+    expect(heard).toEqual([]);
+    // A control: the same file after the cache was cleared is loaded again, and that is told.
     process.env.MCP_WARDEN_CACHE_DIR = join(tempTree({}), 'cache');
     prefetchSpec(file);
-    whileParsing(file, {}, () => told.push('parsed again'));
+    whileLoadingLong(file, {}, () => heard.push('loaded again'));
     await loadSpec(file);
-    expect(told).toEqual(['parsed again']);
+    expect(heard).toEqual(['loaded again']);
   });
 });
