@@ -420,8 +420,11 @@ function openTrusted(dir: string, file: string): number | undefined {
   return fd;
 }
 
-/** The whole of an open file, and whether it was read to the size fstat gave (`size`: one just taken). */
-function readAll(fd: number, size = fstatSync(fd).size): { buf: Buffer; complete: boolean } {
+/**
+ * An open file's bytes, read to the size fstat gave (`size`: one just taken; readFileSync would
+ * fstat again), and whether it was all there (a file that shrank since gives what it has).
+ */
+export function readAll(fd: number, size = fstatSync(fd).size): { buf: Buffer; complete: boolean } {
   const buf = Buffer.allocUnsafe(size);
   let off = 0;
   while (off < size) {
@@ -429,7 +432,7 @@ function readAll(fd: number, size = fstatSync(fd).size): { buf: Buffer; complete
     if (n === 0) break;
     off += n;
   }
-  return { buf, complete: off === size };
+  return off === size ? { buf, complete: true } : { buf: buf.subarray(0, off), complete: false };
 }
 
 /**

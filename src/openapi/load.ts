@@ -1,11 +1,11 @@
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ErrorCode } from '../errors/codes.js';
 // Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
 import { WardenError } from '../errors/error.js';
-import { openSpecCache, type SpecCacheSession } from './cache.js';
+import { openSpecCache, readAll, type SpecCacheSession } from './cache.js';
 import { checkShape, getByPointer, isJsonText, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSource, type SourceRef } from './read.js';
@@ -485,7 +485,8 @@ export async function bundleExternal(
           refuse(new WardenError('SPEC_REF_DENIED', `$ref to ${label()}, which is not a regular file`));
         }
         count(st.size, label);
-        const bytes = readKnownSize(fd, st.size);
+        // To the size fstat gave (readFileSync would fstat again: ~12 ms of DigitalOcean's 2,850 files).
+        const bytes = readAll(fd, st.size).buf;
         opts.cache?.recordFile(path, real!, bytes, st, statAt);
         return bytes;
       } finally {
@@ -596,21 +597,6 @@ function displayRef(url: string, root: string | undefined): string {
 export function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : typeof e === 'string' ? e : 'unknown error';
   return msg.split('\n')[0]!.slice(0, 300);
-}
-
-/**
- * A regular file's bytes, read to the size its fstat gave (readFileSync would fstat it again: ~12 ms
- * of DigitalOcean's 2,850 files), or to its end if it shrank since.
- */
-function readKnownSize(fd: number, size: number): Buffer {
-  const buf = Buffer.allocUnsafe(size);
-  let off = 0;
-  while (off < size) {
-    const n = readSync(fd, buf, off, size - off, null);
-    if (n === 0) break;
-    off += n;
-  }
-  return off === size ? buf : buf.subarray(0, off);
 }
 
 /** Longest run of synchronous file reads in a multi-file spec before the event loop gets a turn. */
