@@ -695,8 +695,8 @@ export interface LazyStages {
    * Loads the modules now, while this thread has nothing else to do before the first list (a worker
    * parses the spec); the warming or call that comes next takes them. Only the modules: building the
    * pipelines and the code warm-up wait for the list as ever (run now, they delayed a cold Stripe
-   * list by 30–80 ms in two variants, bench/first-call.mjs --cold). A first call sent with the list then waits for
-   * those alone. A preload that fails is dropped: the next load loads again.
+   * list by 30–80 ms in two variants, bench/first-call.mjs --cold). A first call sent with the list
+   * then waits for those alone. A preload that fails is dropped: the next load loads again.
    */
   preload(): void;
   /**
