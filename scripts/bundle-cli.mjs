@@ -173,7 +173,10 @@ ${Object.entries(H2_CONSTANTS)
     // a fresh process) spreads options with a transpiled helper, key by key through
     // Object.defineProperty, several times per document: ~30 µs of every parse, 60–90 ms of a cold
     // DigitalOcean load (2,850 files). Object.assign for the odd arguments, the helper's own
-    // descriptor copy for the even ones: the same own properties on the same fresh object.
+    // descriptor copy for the even ones: the same own properties on the same fresh object. Two
+    // cases differ, neither reachable here: an own `__proto__` key (assign sets the prototype; every
+    // caller spreads js-yaml's defaults first, so each option it reads is an own property anyway)
+    // and a getter that deletes a later key of its object (options hold no getters).
     name: 'js-yaml-object-spread',
     file: /[\\/]js-yaml[\\/]dist[\\/]js-yaml\.cjs\.js$/,
     from: `function _objectSpread2(e) {

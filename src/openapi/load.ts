@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, realpathSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -433,9 +433,9 @@ export async function bundleExternal(
           ),
         );
       }
-      const path = resolvePath(
-        file.url.startsWith('file:') ? fileURLToPath(file.url.split('#')[0]!) : file.url.split('#')[0]!,
-      );
+      const path = file.url.startsWith('file:')
+        ? fileURLToPath(file.url.split('#')[0]!)
+        : file.url.split('#')[0]!;
       const missing = () =>
         refuse(new WardenError('SPEC_REF_UNRESOLVED', `$ref to a missing file: ${label()}`));
       const confine = (real: string) => {
@@ -456,18 +456,21 @@ export async function bundleExternal(
       let fd: number | undefined;
       const statAt = Date.now();
       try {
-        real = throughDir(path);
+        // Only a path in normal form goes through its folder: one with a trailing separator, `.` or
+        // `..` is resolved in full, as before (`plain.json/` names no file).
+        real = path === resolvePath(path) ? throughDir(path) : undefined;
       } catch {
         return missing();
       }
       if (real !== undefined) {
+        confine(real);
         try {
-          fd = openSync(confine(real), READ_FLAGS | NOFOLLOW!);
+          fd = openSync(real, READ_FLAGS | NOFOLLOW!);
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
           if (code === 'ENOENT' || code === 'ENOTDIR') return missing();
-          // ELOOP: the file is a symlink, resolved in full below; anything else is thrown there again.
-          if (code !== 'ELOOP') throw e;
+          // ELOOP (the file is a symlink; EMLINK or EFTYPE on BSDs) or anything else: resolved in
+          // full below, confined again and opened without O_NOFOLLOW.
         }
       }
       if (fd === undefined) {
@@ -479,6 +482,10 @@ export async function bundleExternal(
         fd = openSync(confine(real), READ_FLAGS);
       }
       try {
+        // The file opened, as the kernel names it (Linux): a folder swapped for a symlink after its
+        // real path was taken (the bundle yields to the event loop) shows here, and is refused.
+        const opened = openedPath(fd);
+        if (opened !== undefined) confine(opened);
         const st = fstatSync(fd);
         // A FIFO or device would block the synchronous read below.
         if (!st.isFile()) {
@@ -597,6 +604,19 @@ function displayRef(url: string, root: string | undefined): string {
 export function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : typeof e === 'string' ? e : 'unknown error';
   return msg.split('\n')[0]!.slice(0, 300);
+}
+
+/** Whether this system names an open file's path in /proc/self/fd (Linux), found at first use. */
+let procFds: boolean | undefined;
+
+/**
+ * The path of an open file as the kernel names it, or undefined where the system has no
+ * /proc/self/fd. Where it has one, a failure to read it throws (the read is refused, never let
+ * through unchecked).
+ */
+function openedPath(fd: number): string | undefined {
+  procFds ??= existsSync('/proc/self/fd');
+  return procFds ? readlinkSync(`/proc/self/fd/${fd}`) : undefined;
 }
 
 /** Longest run of synchronous file reads in a multi-file spec before the event loop gets a turn. */

@@ -213,8 +213,14 @@ export function prefetchSpec(source: string, options: PrefetchOptions = {}): voi
       void worker.terminate();
     };
     worker.on('message', onMessage);
-    worker.once('error', () => resolve({ ok: false }));
-    worker.once('exit', () => resolve({ ok: false }));
+    // Gone without its spec: the main thread loads it itself, so it has no while to wait any more.
+    const gone = () => {
+      entry.long = false;
+      entry.onLong = undefined;
+      resolve({ ok: false });
+    };
+    worker.once('error', gone);
+    worker.once('exit', gone);
   });
   pending = entry;
 }

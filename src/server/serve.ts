@@ -191,7 +191,11 @@ export async function startGateway(o: ServeOptions): Promise<Gateway> {
   // While the prefetch worker parses a big YAML spec, converts a Swagger 2.0 one or bundles its
   // files (the cache does not hold it), this thread has nothing to do for hundreds of ms: the
   // stages' modules load then (LazyStages.preload). Not otherwise: they would delay the list.
-  const set = await loadApis(members, logger, stages.preload);
+  const set = await loadApis(members, logger, stages.preload).catch(async (e: unknown) => {
+    // What a preload made (undici's Agent) is closed with the failed start.
+    await stages.close();
+    throw e;
+  });
   const first = { catalog: set.catalog };
   if (title === undefined || title === null) title = set.catalog.title;
   else if (title !== set.catalog.title)

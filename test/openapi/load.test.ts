@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runScan } from '../../src/cli/scan.js';
@@ -377,11 +377,19 @@ paths:
       'plain.json/x.json',
       'sub/../plain.json',
       'dir-in/../plain.json',
+      // A trailing separator or dot names a folder: a file so named is none (ENOTDIR).
+      'plain.json/',
+      'plain.json/.',
+      'sub/plain.json/',
+      'dir-in/',
+      'sub//plain.json',
     ];
     const expected = (target: string): { code: string } | { description: string } => {
       let real: string;
       try {
-        real = realpathSync(resolve(spec, target));
+        // As the system reads the path (libuv's realpath, not the JS one, which normalises first: a
+        // trailing `/` must stay).
+        real = realpathSync.native(`${spec}${sep}${target}`);
       } catch {
         return { code: 'SPEC_REF_UNRESOLVED' };
       }

@@ -71,8 +71,13 @@ describe('the spec a prefetch worker posts before validating it', () => {
 describe('the main thread told that the prefetch worker has a long load ahead', () => {
   const saved = { on: process.env.MCP_WARDEN_SPEC_CACHE, dir: process.env.MCP_WARDEN_CACHE_DIR };
   afterEach(() => {
-    process.env.MCP_WARDEN_SPEC_CACHE = saved.on;
-    process.env.MCP_WARDEN_CACHE_DIR = saved.dir;
+    for (const [k, v] of [
+      ['MCP_WARDEN_SPEC_CACHE', saved.on],
+      ['MCP_WARDEN_CACHE_DIR', saved.dir],
+    ] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   });
   const description = 'x'.repeat(PREFETCH_MIN_BYTES);
   const yamlFile = () =>
@@ -125,8 +130,10 @@ describe('the main thread told that the prefetch worker has a long load ahead', 
     const file = yamlFile();
     const other = yamlFile();
     const heard: string[] = [];
+    // No prefetch of this file under way (whatever an earlier test left is another file's).
     whileLoadingLong(file, {}, () => heard.push('no prefetch'));
     await loadSpec(file);
+    expect(heard).toEqual([]);
     // Stored by a first prefetch (the worker writes its entry, under its own code's key, after the
     // hand-over).
     const cache = process.env.MCP_WARDEN_CACHE_DIR;
@@ -135,7 +142,7 @@ describe('the main thread told that the prefetch worker has a long load ahead', 
     prefetchSpec(file);
     await loadSpec(file);
     await waitFor(() => entries() > before, { what: 'the worker’s cache entry' });
-    heard.length = 0;
+    expect(heard).toEqual([]);
     prefetchSpec(file);
     whileLoadingLong(file, {}, () => heard.push('cached'));
     whileLoadingLong(other, {}, () => heard.push('other'));
