@@ -399,12 +399,13 @@ export async function bundleExternal(
   // sit in ~300) joined with its name, when the file itself is no symlink: it is opened with
   // O_NOFOLLOW, and one that is (ELOOP) is resolved in full. A realpath per file walked every
   // component of its path again: ~100 ms of DigitalOcean's cold load (profiled). Without O_NOFOLLOW
-  // (Windows), every file is resolved in full, as before.
+  // (Windows), or without /proc/self/fd to check the file opened against a folder swapped meanwhile
+  // (macOS; see openedPath), every file is resolved in full, as before.
   const realDirs = new Map<string, string>();
   const NOFOLLOW = constants.O_NOFOLLOW;
   const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
   const throughDir = (path: string): string | undefined => {
-    if (NOFOLLOW === undefined) return undefined;
+    if (NOFOLLOW === undefined || !hasProcFds()) return undefined;
     const name = basename(path);
     if (name === '' || name === '.' || name === '..') return undefined;
     const d = dirname(path);
@@ -608,6 +609,7 @@ export function firstLine(e: unknown): string {
 
 /** Whether this system names an open file's path in /proc/self/fd (Linux), found at first use. */
 let procFds: boolean | undefined;
+const hasProcFds = () => (procFds ??= existsSync('/proc/self/fd'));
 
 /**
  * The path of an open file as the kernel names it, or undefined where the system has no
@@ -615,8 +617,7 @@ let procFds: boolean | undefined;
  * through unchecked).
  */
 function openedPath(fd: number): string | undefined {
-  procFds ??= existsSync('/proc/self/fd');
-  return procFds ? readlinkSync(`/proc/self/fd/${fd}`) : undefined;
+  return hasProcFds() ? readlinkSync(`/proc/self/fd/${fd}`) : undefined;
 }
 
 /** Longest run of synchronous file reads in a multi-file spec before the event loop gets a turn. */
