@@ -1,11 +1,11 @@
 import { closeSync, constants, existsSync, fstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { basename, dirname, relative, resolve as resolvePath, sep } from 'node:path';
+import { dirname, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ErrorCode } from '../errors/codes.js';
 // Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
 import { WardenError } from '../errors/error.js';
-import { openSpecCache, readAll, type SpecCacheSession } from './cache.js';
+import { inRealDir, openSpecCache, readAll, type SpecCacheSession } from './cache.js';
 import { checkShape, getByPointer, isJsonText, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSource, type SourceRef } from './read.js';
@@ -406,15 +406,13 @@ export async function bundleExternal(
   const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
   const throughDir = (path: string): string | undefined => {
     if (NOFOLLOW === undefined || !hasProcFds()) return undefined;
-    const name = basename(path);
-    if (name === '' || name === '.' || name === '..') return undefined;
     const d = dirname(path);
     let realDir = realDirs.get(d);
     if (realDir === undefined) {
       realDir = realpathSync.native(d);
       realDirs.set(d, realDir);
     }
-    return realDir.endsWith(sep) ? realDir + name : realDir + sep + name;
+    return inRealDir(realDir, path);
   };
   const confinedFile = {
     order: 1,
