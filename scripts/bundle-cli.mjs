@@ -1,14 +1,20 @@
 // Bundles the CLI with esbuild after `tsc` (issue 22: start-up). Node spent about half a second of a
 // start resolving, reading and compiling some 900 modules (the project's and its dependencies'); one
-// bundle split at the same lazy `import()` boundaries as the sources loads in a fraction of that.
+// bundle loads in a fraction of that, and V8's code cache (src/lib/code-cache.ts) takes the compiling
+// away too. Node 20 has a code cache for scripts only (not for ES modules), so each bundle is one
+// CommonJS script whose value is its module function; the sources' lazy `import()`s stay lazy inside
+// it (esbuild evaluates such a module on first import, and V8 compiles a function on first call).
 //
-// Two entry points overwrite what tsc wrote for them: dist/cli/main.js (the `bin`) and
-// dist/openapi/load-worker.js (the spec prefetch's worker thread, found by prefetch.ts as
-// `../openapi/load-worker.js` from wherever it runs). The chunks they share go to dist/cli/ — the
-// same depth below the package root as every tsc module, so each `new URL('../../…', import.meta.url)`
-// (generated/, schema/, migrations/, dist/ui/) resolves as before — and are listed in
-// dist/bundle.json, which `npm run check:package` reads to tell them from stale output. The rest of
-// tsc's output stays (tests import dist/server/serve.js), unused by the CLI. No source maps.
+// Two bundles, each run by a small ES module entry that overwrites what tsc wrote there:
+// dist/cli/main.js (the `bin`, src/cli/launch.ts) runs dist/cli/cli.bundle.cjs (src/cli/main.ts and all
+// it loads), and dist/openapi/load-worker.js (the spec prefetch's worker thread, found by prefetch.ts
+// as `../openapi/load-worker.js` from wherever it runs; src/catalog/launch-worker.ts) runs
+// dist/openapi/load-worker.bundle.cjs. Both bundles sit at the same depth below the package root as
+// every tsc module, so each `new URL('../../…', import.meta.url)` (generated/, schema/, migrations/,
+// dist/ui/) resolves as before. The outputs are listed in dist/bundle.json, which `npm run
+// check:package` reads to tell them from stale output, with the build's id (the spec cache's key) and
+// each bundle's hash (the code cache's). The rest of tsc's output stays (tests import
+// dist/server/serve.js), unused by the CLI. No source maps.
 //
 //   node scripts/bundle-cli.mjs          (run by `npm run build`, after tsc)
 import { createHash } from 'node:crypto';
@@ -32,15 +38,6 @@ try {
 }
 
 const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8'));
-
-const BANNER = [
-  "import { createRequire as __wardenCreateRequire } from 'node:module';",
-  "import { dirname as __wardenDirname } from 'node:path';",
-  "import { fileURLToPath as __wardenFileURLToPath } from 'node:url';",
-  'const require = __wardenCreateRequire(import.meta.url);',
-  'const __filename = __wardenFileURLToPath(import.meta.url);',
-  'const __dirname = __wardenDirname(__filename);',
-].join(' ');
 
 // The HTTP/2 protocol constants undici's h2 client reads (patch 'undici-lazy-http2'), as node:http2
 // defines them: a Node whose values differ stops the build rather than bundle wrong ones.
@@ -210,25 +207,36 @@ const lazyCopies = new Set();
 // it lazily too (src/lib/undici-parts.ts).
 const LAZY_PACKAGES = ['yaml', 're2js', 'js-yaml', 'undici/lib/web/fetch/formdata.js'];
 
-// BUNDLE_SOURCEMAP=1: maps beside the chunks, for bench/http-profile-layers.mjs (a profiling build
-// only: the banners stay, since taking them out of line 1 would shift every mapped column).
+// BUNDLE_SOURCEMAP=1: maps beside the bundles, for bench/http-profile-layers.mjs (a profiling build only).
 const SOURCEMAP = process.env.BUNDLE_SOURCEMAP === '1';
+
+// version.ts reads ../package.json beside dist/; a bundle in dist/cli/ would look in dist/.
+const VERSION_PLUGIN = {
+  name: 'version',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]version\.ts$/ }, () => ({
+      contents: `export const VERSION = ${JSON.stringify(pkg.version ?? '0.0.0')};`,
+      loader: 'ts',
+    }));
+  },
+};
+
+// What each bundle's `import.meta.url` becomes: its own file's URL, as an ES module's was.
+const IMPORT_META = new URL('scripts/bundle-import-meta.js', root).pathname;
 
 const result = await build({
   entryPoints: [
-    new URL('src/cli/main.ts', root).pathname,
-    // The worker's entry sits on the catalogue's floor (it adds the catalogue snapshot to the loader),
-    // written where prefetch.ts has always found it.
-    { in: new URL('src/catalog/prefetch-worker.ts', root).pathname, out: 'openapi/load-worker' },
+    { in: new URL('src/cli/main.ts', root).pathname, out: 'cli/cli.bundle' },
+    // The worker's entry sits on the catalogue's floor (it adds the catalogue snapshot to the loader).
+    { in: new URL('src/catalog/prefetch-worker.ts', root).pathname, out: 'openapi/load-worker.bundle' },
   ],
   absWorkingDir: new URL('.', root).pathname,
   outbase: new URL('src/', root).pathname,
   outdir: dist.pathname,
   entryNames: '[dir]/[name]',
-  chunkNames: 'cli/[name]-[hash]',
+  outExtension: { '.js': '.cjs' },
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   // Less text to read and parse (and 10 MB less RSS); identifiers and function names stay (stack
@@ -237,20 +245,34 @@ const result = await build({
   minifySyntax: true,
   keepNames: false, // esbuild's __name() ran at each closure's creation (1–2 % of a call's CPU); nothing reads a renamed one's .name
   legalComments: 'none',
+  // ASCII (esbuild escapes the rest; checked below): read as latin1, V8 keeps it outside its heap.
+  charset: 'ascii',
   metafile: true,
   ...(SOURCEMAP ? { sourcemap: 'external' } : {}),
   logLevel: 'warning',
-  // CommonJS dependencies inlined into ES modules still call require() for Node's built-ins, and a
-  // few read __dirname (ioredis: its own package.json, in a try). Removed below from the chunks
-  // that name none of them.
-  banner: { js: BANNER },
+  // The script's value is the module function src/lib/code-cache.ts calls, as Node's CommonJS
+  // loader would (one line: a profiling build's mapped columns stay).
+  banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
+  footer: { js: '\n})' },
+  define: { 'import.meta.url': '__wardenImportMetaUrl' },
+  // A script has no import() (vm's needs --experimental-vm-modules): the few of dependencies, of
+  // built-ins and CommonJS packages, become require(); the generated ES modules are imported through
+  // the entry (importModule, src/lib/code-cache.ts).
+  supported: { 'dynamic-import': false },
+  inject: [IMPORT_META],
   plugins: [
+    VERSION_PLUGIN,
     {
-      // version.ts reads ../package.json beside dist/; a chunk in dist/cli/ would look in dist/.
-      name: 'version',
+      // The bundle is ASCII (see `charset`), but esbuild cannot escape a tagged template's raw text:
+      // the injection patterns' non-ASCII letters (String.raw, src/protect/injection.ts) become
+      // substitutions of the same characters, `${"\u{43e}"}`, which String.raw joins back into the
+      // same string. The check after the build stops it if any other non-ASCII text appears.
+      name: 'ascii-raw-templates',
       setup(b) {
-        b.onLoad({ filter: /[\\/]src[\\/]version\.ts$/ }, () => ({
-          contents: `export const VERSION = ${JSON.stringify(pkg.version ?? '0.0.0')};`,
+        b.onLoad({ filter: /[\\/]src[\\/]protect[\\/]injection\.ts$/, namespace: 'file' }, (a) => ({
+          contents: readFileSync(a.path, 'utf8').replace(/String\.raw`[^`]*`/g, (t) =>
+            t.replace(/[^\0-\x7f]/gu, (c) => `\${"\\u{${c.codePointAt(0).toString(16)}}"}`),
+          ),
           loader: 'ts',
         }));
       },
@@ -438,18 +460,49 @@ const outputs = Object.keys(result.metafile.outputs).filter((f) => !f.endsWith('
   if (unshimmed.length) throw new Error(`bundle: sdk-lazy-ajv does not forward ${unshimmed.join(', ')}`);
 }
 
-// The banner costs every file that loads three imports to resolve and a createRequire (issue 22:
-// most of a start's ~45 files). A file whose text nowhere names require, __filename or __dirname
-// (inlined CommonJS reaches require through esbuild's `__require`, in the one chunk that keeps it)
-// cannot use it; any mention, even in a string, keeps it.
-for (const f of outputs) {
-  const file = new URL(f, root);
-  const text = readFileSync(file, 'utf8');
-  const at = text.indexOf(BANNER);
-  if (at < 0) throw new Error(`${f} has no banner`);
-  const rest = text.slice(0, at) + text.slice(at + BANNER.length);
-  if (!SOURCEMAP && !/\brequire\b|__filename|__dirname/.test(rest)) writeFileSync(file, rest);
+// Each bundle: ASCII (read as latin1 by src/lib/code-cache.ts), and its hash, the name of its code
+// cache: bytecode of another build is never offered to V8 (which checks only the source's length).
+const bundles = {
+  cli: 'dist/cli/cli.bundle.cjs',
+  worker: 'dist/openapi/load-worker.bundle.cjs',
+};
+const bundleIds = {};
+for (const [role, f] of Object.entries(bundles)) {
+  if (!outputs.includes(f)) throw new Error(`the bundle has no ${f}: ${outputs}`);
+  const bytes = readFileSync(new URL(f, root));
+  if (bytes.some((c) => c > 0x7f)) throw new Error(`${f} is not ASCII`);
+  bundleIds[role] = createHash('sha256').update(bytes).digest('hex');
 }
+
+// The entries that run them (ES modules: the bin keeps its shebang).
+const entryResult = await build({
+  entryPoints: [
+    { in: new URL('src/cli/launch.ts', root).pathname, out: 'cli/main' },
+    { in: new URL('src/catalog/launch-worker.ts', root).pathname, out: 'openapi/load-worker' },
+  ],
+  absWorkingDir: new URL('.', root).pathname,
+  outbase: new URL('src/', root).pathname,
+  outdir: dist.pathname,
+  entryNames: '[dir]/[name]',
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'none',
+  metafile: true,
+  logLevel: 'warning',
+  define: {
+    WARDEN_CLI_BUNDLE_ID: JSON.stringify(bundleIds.cli),
+    WARDEN_WORKER_BUNDLE_ID: JSON.stringify(bundleIds.worker),
+  },
+  plugins: [VERSION_PLUGIN],
+});
+const entryOutputs = Object.keys(entryResult.metafile.outputs).filter((f) => !f.endsWith('.map'));
+outputs.push(...entryOutputs);
+Object.assign(result.metafile.outputs, entryResult.metafile.outputs);
+
 const entries = ['dist/cli/main.js', 'dist/openapi/load-worker.js'];
 for (const e of entries) if (!outputs.includes(e)) throw new Error(`the bundle has no ${e}: ${outputs}`);
 const chunks = outputs.filter((f) => !entries.includes(f)).sort();
@@ -490,7 +543,7 @@ for (const f of [
     .update(readFileSync(f))
     .update('\0');
 const buildId = buildHash.digest('hex');
-writeFileSync(manifest, `${JSON.stringify({ entries, chunks, imports, buildId }, null, 2)}\n`);
+writeFileSync(manifest, `${JSON.stringify({ entries, chunks, imports, buildId, bundleIds }, null, 2)}\n`);
 
 // The bin keeps its shebang (esbuild keeps the entry's first line) and nothing else named like a chunk lingers.
 const main = readFileSync(new URL('dist/cli/main.js', root), 'utf8');

@@ -7,7 +7,8 @@
  */
 import { runLoadWorker } from '../openapi/load-worker.js';
 
-await runLoadWorker(async (spec) => {
+/** The worker's work; settled once it is done (./launch-worker.ts then writes the code cache). */
+export const done = runLoadWorker(async (spec) => {
   const { buildCatalog } = await import('./build.js');
   const { snapshotCatalog } = await import('./snapshot.js');
   return snapshotCatalog(buildCatalog(spec), spec);

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import type { Command } from 'commander';
 import { VERSION } from '../version.js';
 import type { ApiArg } from './api-flags.js';
@@ -25,17 +24,17 @@ if (process.argv.length === 3 && (process.argv[2] === '--version' || process.arg
 }
 
 // `serve --spec`: the spec loads on another thread while this one loads the gateway's modules.
-if (process.argv[2] === 'serve') {
+async function prefetch(): Promise<void> {
+  if (process.argv[2] !== 'serve') return;
   const spec = flagValue('--spec');
-  if (spec !== undefined) {
-    const { prefetchSpec } = await import('../openapi/prefetch.js');
-    const refRoot = flagValue('--ref-root');
-    prefetchSpec(spec, {
-      remoteRefs: (flagValue('--remote-refs') ?? 'same-origin') as 'same-origin',
-      ...(refRoot !== undefined ? { refRoot } : {}),
-      ...(process.argv.includes('--no-spec-cache') ? { specCache: false } : {}),
-    });
-  }
+  if (spec === undefined) return;
+  const { prefetchSpec } = await import('../openapi/prefetch.js');
+  const refRoot = flagValue('--ref-root');
+  prefetchSpec(spec, {
+    remoteRefs: (flagValue('--remote-refs') ?? 'same-origin') as 'same-origin',
+    ...(refRoot !== undefined ? { refRoot } : {}),
+    ...(process.argv.includes('--no-spec-cache') ? { specCache: false } : {}),
+  });
 }
 
 /**
@@ -54,9 +53,16 @@ function flagValue(name: string): string | undefined {
   return value;
 }
 
-const { Command: CommandClass, CommanderError, Option } = await import('commander');
-const { exitCode, formatError, toWardenError, WardenError } = await import('../errors/index.js');
-const { parseApiFlag } = await import('./api-flags.js');
+// Loaded by run() before anything below uses them: not at the top, where `--version` needs none of
+// them. (No top-level await: the build runs this module as CommonJS, src/lib/code-cache.ts.)
+let CommandClass: typeof import('commander').Command;
+let CommanderError: typeof import('commander').CommanderError;
+let Option: typeof import('commander').Option;
+let exitCode: typeof import('../errors/index.js').exitCode;
+let formatError: typeof import('../errors/index.js').formatError;
+let toWardenError: typeof import('../errors/index.js').toWardenError;
+let WardenError: typeof import('../errors/index.js').WardenError;
+let parseApiFlag: typeof import('./api-flags.js').parseApiFlag;
 
 const SPEC_CACHE_HELP = 'neither read nor write the cache of loaded specs (docs/files.md)';
 
@@ -456,5 +462,14 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-process.on('unhandledRejection', fail);
-await main(process.argv);
+async function run(): Promise<void> {
+  await prefetch();
+  ({ Command: CommandClass, CommanderError, Option } = await import('commander'));
+  ({ exitCode, formatError, toWardenError, WardenError } = await import('../errors/index.js'));
+  ({ parseApiFlag } = await import('./api-flags.js'));
+  process.on('unhandledRejection', fail);
+  await main(process.argv);
+}
+
+/** The whole run; settled when the command's action has returned (tests and the bundle's entry). */
+export const done = run();

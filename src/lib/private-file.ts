@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
  * temporary file beside the target, renamed over it, has the mode whatever was there before (and a
  * reader never sees half a file).
  */
-export function writePrivateFile(path: string, text: string): void {
+export function writePrivateFile(path: string, text: string | Uint8Array): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, text, { mode: 0o600 });

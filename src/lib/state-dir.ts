@@ -72,6 +72,22 @@ export function specCacheDir(o: Omit<StateDirOptions, 'stateDir'> = {}): string 
 }
 
 /**
+ * The code cache's directory (src/lib/code-cache.ts): `$MCP_WARDEN_CODE_CACHE_DIR` when set (relative:
+ * against the cwd), else `code` beside the spec cache's default place (`$XDG_CACHE_HOME/mcp-warden/code`,
+ * `$HOME/.cache/mcp-warden/code`, on Windows `%LOCALAPPDATA%\mcp-warden\cache\code`) — not under
+ * `$MCP_WARDEN_CACHE_DIR`, which names the spec cache alone. Undefined (no code cache) with
+ * `MCP_WARDEN_CODE_CACHE=off` or without an absolute place, as specCacheDir.
+ */
+export function codeCacheDir(o: Omit<StateDirOptions, 'stateDir'> = {}): string | undefined {
+  const env = o.env ?? process.env;
+  if (env.MCP_WARDEN_CODE_CACHE === 'off') return undefined;
+  if (env.MCP_WARDEN_CODE_CACHE_DIR) return resolvePath(env.MCP_WARDEN_CODE_CACHE_DIR);
+  const specs = specCacheDir({ ...o, env: { ...env, MCP_WARDEN_CACHE_DIR: '' } });
+  const p = (o.platform ?? process.platform) === 'win32' ? win32 : posix;
+  return specs === undefined ? undefined : p.join(p.dirname(specs), 'code');
+}
+
+/**
  * $HOME (USERPROFILE on Windows), else (unless `passwd` is false) the account's home directory;
  * undefined when there is none.
  */

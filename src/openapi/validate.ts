@@ -1,5 +1,6 @@
 import { WardenError } from '../errors/error.js';
 import type { ErrorObject } from '../lib/ajv.js';
+import { importModule } from '../lib/code-cache.js';
 import { escapePointerToken, getByPointer } from './parse.js';
 import type { SourceRef } from './read.js';
 
@@ -15,7 +16,7 @@ const cache = new Map<string, MetaValidator>();
 async function metaValidator(kind: 'v2' | 'v3' | 'v31'): Promise<MetaValidator> {
   let v = cache.get(kind);
   if (!v) {
-    const mod = (await import(new URL(`../../generated/meta-${kind}.mjs`, import.meta.url).href)) as {
+    const mod = (await importModule(new URL(`../../generated/meta-${kind}.mjs`, import.meta.url).href)) as {
       validate: MetaValidator;
     };
     v = mod.validate;

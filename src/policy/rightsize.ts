@@ -127,7 +127,7 @@ export class Usage {
 function resultSize(r: Record<string, unknown>): { resultBytes?: number } {
   if (typeof r.responseBytes === 'number') return { resultBytes: r.responseBytes };
   if (typeof r.response !== 'string') return {};
-  const cut = /…\[(\d+) chars\]$/.exec(r.response);
+  const cut = /\u2026\[(\d+) chars\]$/.exec(r.response);
   return { resultBytes: cut ? Number(cut[1]) : Buffer.byteLength(r.response) };
 }
 

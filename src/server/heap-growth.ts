@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
+import { noteRuntimeFlag } from '../lib/code-cache.js';
 
 /**
  * How far V8 lets the old generation grow past what the last major GC kept, once the gateway
@@ -26,6 +27,9 @@ const FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
  */
 export function boundHeapGrowth(execArgv: readonly string[] = process.execArgv): boolean {
   if (execArgv.some((a) => FLAG.test(a))) return false;
-  setFlagsFromString(`--heap-growing-percent=${SERVING_HEAP_GROWING_PERCENT}`);
+  const flag = `--heap-growing-percent=${SERVING_HEAP_GROWING_PERCENT}`;
+  setFlagsFromString(flag);
+  // V8's code cache is keyed by its flags: made with this one set, the next start would refuse it.
+  noteRuntimeFlag('--heap-growing-percent=0', flag);
   return true;
 }

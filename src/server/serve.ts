@@ -10,6 +10,7 @@ import { type ControlEvent, Controller } from '../control/controller.js';
 import { Pins } from '../control/pins.js';
 import type { MetaTools } from '../discover/meta-tools.js';
 import { WardenError } from '../errors/index.js';
+import { saveCodeCache } from '../lib/code-cache.js';
 import { requireSecret } from '../lib/secret-ref.js';
 import { defaultAuditFile, numberedAuditFile } from '../lib/state-dir.js';
 import type { Catalog } from '../model/catalog.js';
@@ -790,6 +791,9 @@ export function lazyStages(
       if (i >= slices.length || closed) {
         codeDone = true;
         clearTimeout(parkTimer);
+        // The code a start and a first call run is compiled now: what V8's code cache keeps for the
+        // next start (src/lib/code-cache.ts; once, and only when this start had none).
+        if (!closed) saveCodeCache();
         return;
       }
       if (inFlight > 0 && !overdue) {
