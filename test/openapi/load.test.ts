@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { runInThisContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { runScan } from '../../src/cli/scan.js';
 import { WardenError } from '../../src/errors/index.js';
@@ -683,13 +683,25 @@ paths:
     };
     // The unpatched CommonJS build, the one the bundle patches (scripts/bundle-cli.mjs js-yaml-object-spread).
     const real = createRequire(import.meta.url)('js-yaml') as Yaml;
-    const dist = dirname(CLI);
-    const chunks = readdirSync(dist).filter(
-      (f) => f.endsWith('.js') && readFileSync(join(dist, f), 'utf8').includes('js-yaml/dist/js-yaml.cjs.js'),
-    );
-    expect(chunks).toHaveLength(1);
-    const mod = (await import(pathToFileURL(join(dist, chunks[0]!)).href)) as Record<string, () => Yaml>;
-    const bundled = mod.require_js_yaml_cjs!();
+    // The worker's bundle (where YAML specs are parsed), run as its entry runs it but returning its
+    // inlined js-yaml module; its own work is given a spec that does not exist, and ends there.
+    const file = join(dirname(CLI), '../openapi/load-worker.bundle.cjs');
+    const text = readFileSync(file, 'latin1');
+    expect(text).toContain('js-yaml/dist/js-yaml.cjs.js');
+    const tail = text.lastIndexOf('\n})');
+    const fn = runInThisContext(`${text.slice(0, tail)}\n;return require_js_yaml_cjs;})`, { filename: file });
+    const realRequire = createRequire(file);
+    const thread = {
+      ...(realRequire('node:worker_threads') as object),
+      workerData: { source: join(tempTree({}), 'none.yaml'), options: { specCache: false } },
+      parentPort: { postMessage() {}, on() {}, once() {} },
+    };
+    const fakeRequire = (id: string) =>
+      id === 'node:worker_threads' || id === 'worker_threads' ? thread : realRequire(id);
+    const module = { exports: {} as { done?: Promise<void> } };
+    const mod = fn(module.exports, fakeRequire, module, file, dirname(file)) as () => Yaml;
+    await module.exports.done;
+    const bundled = mod();
     expect(typeof bundled.load).toBe('function');
     const outcome = (y: Yaml, text: string, options?: object) => {
       try {
