@@ -1,7 +1,17 @@
 import { hash } from 'node:crypto';
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, type Stats, statSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 import { writePrivateFile } from './private-file.js';
@@ -188,6 +198,32 @@ function writeCache(file: string, key: string, data: Buffer): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (distrusted(statSync(dir))) return;
   writePrivateFile(file, Buffer.concat([MAGIC, checksum(key, data), data]));
+  tidy(dir, basename(file));
+}
+
+/** Caches kept per kind of run (several installed versions may take turns); the oldest go first. */
+export const KEEP_PER_ROLE = 4;
+/** A temporary file older than this was left by a writer that stopped (a worker terminated mid-write). */
+const STALE_TMP_MS = 60_000;
+
+/** Removes what earlier writes left: other builds' caches of this role past KEEP_PER_ROLE, dead temporary files. */
+function tidy(dir: string, written: string): void {
+  const role = written.slice(0, written.indexOf('-') + 1);
+  const now = Date.now();
+  const mine: Array<[name: string, mtimeMs: number]> = [];
+  for (const name of readdirSync(dir)) {
+    try {
+      const at = statSync(join(dir, name)).mtimeMs;
+      if (name.startsWith('.') && name.endsWith('.tmp')) {
+        if (now - at > STALE_TMP_MS) rmSync(join(dir, name), { force: true });
+      } else if (name.startsWith(role) && name.endsWith('.bin')) mine.push([name, at]);
+    } catch {
+      // Gone meanwhile (another process tidying): nothing to do.
+    }
+  }
+  mine.sort((a, b) => b[1] - a[1]);
+  for (const [name] of mine.slice(KEEP_PER_ROLE))
+    if (name !== written) rmSync(join(dir, name), { force: true });
 }
 
 /** SHA-256 over the key and the data: a torn, truncated or foreign file never reaches V8. */

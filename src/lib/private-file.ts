@@ -1,5 +1,6 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 
 /**
  * Writes a file only its owner can read (0600), replacing any file there atomically. `writeFileSync`'s
@@ -8,7 +9,8 @@ import { basename, dirname, join } from 'node:path';
  * reader never sees half a file).
  */
 export function writePrivateFile(path: string, text: string | Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  // Per process and thread: two threads of one process may write the same file.
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${threadId}.tmp`);
   try {
     writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, path);

@@ -1,9 +1,23 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { codeCacheState, importModule, runBundle, saveCodeCache } from '../../src/lib/code-cache.js';
+import {
+  codeCacheState,
+  importModule,
+  KEEP_PER_ROLE,
+  runBundle,
+  saveCodeCache,
+} from '../../src/lib/code-cache.js';
 import { codeCacheDir } from '../../src/lib/state-dir.js';
 import { CLI, tempTree } from '../support/paths.js';
 
@@ -123,6 +137,31 @@ ${then}`,
     expect(first.stdout).toBe('none');
     // V8 takes it at the next start, with its default flags.
     expect(start(dir, '').stdout).toBe('used');
+  });
+
+  it('keeps the newest caches of a kind of run and removes temporary files a stopped writer left', () => {
+    const t = tempTree({});
+    const file = bundle(t);
+    const dir = join(t, 'code');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const old = Date.now() / 1000 - 3600;
+    const put = (name: string) => {
+      writeFileSync(join(dir, name), 'x');
+      utimesSync(join(dir, name), old, old);
+    };
+    for (let i = 0; i < KEEP_PER_ROLE + 2; i++) put(`test-build-old${i}-v0-x.bin`);
+    put('other-build-old-v0-x.bin');
+    put('.test-build-1.bin.123.0.tmp');
+    writeFileSync(join(dir, '.test-build-1.bin.456.0.tmp'), 'in flight');
+    run(file, dir);
+    saveCodeCache();
+    const left = readdirSync(dir).sort();
+    // This build's, the newest others of its kind up to the bound, another kind's, a fresh temporary file.
+    expect(left.filter((f) => f.startsWith('test-'))).toHaveLength(KEEP_PER_ROLE);
+    expect(left).toContain(cacheFiles(dir).find((f) => f.startsWith('test-build-1-'))!);
+    expect(left).toContain('other-build-old-v0-x.bin');
+    expect(left).toContain('.test-build-1.bin.456.0.tmp');
+    expect(left).not.toContain('.test-build-1.bin.123.0.tmp');
   });
 
   it('without a directory, runs the bundle and writes nothing', () => {
