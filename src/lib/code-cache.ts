@@ -96,7 +96,7 @@ export function runBundle(o: RunOptions): unknown {
       pending = false;
       try {
         // V8 keys the cache by its flags: flags changed since the start are put back for the moment
-        // the cache is made, or the next start would refuse it.
+        // the cache is made, as the next start (which has not changed them yet) checks them.
         for (const [reset] of flags) setFlagsFromString(reset);
         let data: Buffer;
         try {

@@ -29,7 +29,8 @@ export function boundHeapGrowth(execArgv: readonly string[] = process.execArgv):
   if (execArgv.some((a) => FLAG.test(a))) return false;
   const flag = `--heap-growing-percent=${SERVING_HEAP_GROWING_PERCENT}`;
   setFlagsFromString(flag);
-  // V8's code cache is keyed by its flags: made with this one set, the next start would refuse it.
+  // V8 keys its code cache by its flags: the cache is made with V8's default put back, as the next
+  // start (which has not set this yet) checks it (src/lib/code-cache.ts).
   noteRuntimeFlag('--heap-growing-percent=0', flag);
   return true;
 }
