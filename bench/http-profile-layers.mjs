@@ -4,7 +4,7 @@
 //
 //   node bench/http-profile-layers.mjs [--top N] <a.cpuprofile> [<b.cpuprofile> …]
 //
-// The CLI is bundled (scripts/bundle-cli.mjs): a frame's URL names a chunk (dist/cli/chunk-….js)
+// The CLI is bundled (scripts/bundle-cli.mjs): a frame's URL names the bundle (dist/cli/cli.bundle.cjs)
 // that mixes layers, so every sample of warden's own code fell to "other". When the chunk has a
 // source map beside it (`BUNDLE_SOURCEMAP=1 npm run build`: esbuild's external maps), each frame is placed
 // by its original source instead; without one the split is only right for an unbundled build, and
@@ -41,7 +41,7 @@ function mapOf(url) {
 /** The frame's original place: `/dist/<module>.js` for the project's sources (as tsc lays them out), the source path for a dependency. */
 function placeOf(frame) {
   const { url } = frame;
-  if (!/\/dist\/cli\/[^/]+\.js$/.test(url)) return url;
+  if (!/\/dist\/cli\/[^/]+\.c?js$/.test(url)) return url;
   const entry = mapOf(url)?.findEntry(frame.lineNumber, frame.columnNumber);
   const source = entry?.originalSource;
   if (!source) return undefined;
