@@ -224,19 +224,13 @@ const VERSION_PLUGIN = {
 // What each bundle's `import.meta.url` becomes: its own file's URL, as an ES module's was.
 const IMPORT_META = new URL('scripts/bundle-import-meta.js', root).pathname;
 
-const result = await build({
-  entryPoints: [
-    { in: new URL('src/cli/main.ts', root).pathname, out: 'cli/cli.bundle' },
-    // The worker's entry sits on the catalogue's floor (it adds the catalogue snapshot to the loader).
-    { in: new URL('src/catalog/prefetch-worker.ts', root).pathname, out: 'openapi/load-worker.bundle' },
-  ],
+// What both builds below share: files laid out as tsc lays out the sources, for Node 20.
+const COMMON = {
   absWorkingDir: new URL('.', root).pathname,
   outbase: new URL('src/', root).pathname,
   outdir: dist.pathname,
   entryNames: '[dir]/[name]',
-  outExtension: { '.js': '.cjs' },
   bundle: true,
-  format: 'cjs',
   platform: 'node',
   target: 'node20',
   // Less text to read and parse (and 10 MB less RSS); identifiers and function names stay (stack
@@ -245,11 +239,22 @@ const result = await build({
   minifySyntax: true,
   keepNames: false, // esbuild's __name() ran at each closure's creation (1–2 % of a call's CPU); nothing reads a renamed one's .name
   legalComments: 'none',
+  metafile: true,
+  logLevel: 'warning',
+};
+
+const result = await build({
+  ...COMMON,
+  entryPoints: [
+    { in: new URL('src/cli/main.ts', root).pathname, out: 'cli/cli.bundle' },
+    // The worker's entry sits on the catalogue's floor (it adds the catalogue snapshot to the loader).
+    { in: new URL('src/catalog/prefetch-worker.ts', root).pathname, out: 'openapi/load-worker.bundle' },
+  ],
+  outExtension: { '.js': '.cjs' },
+  format: 'cjs',
   // ASCII (esbuild escapes the rest; checked below): read as latin1, V8 keeps it outside its heap.
   charset: 'ascii',
-  metafile: true,
   ...(SOURCEMAP ? { sourcemap: 'external' } : {}),
-  logLevel: 'warning',
   // The script's value is the module function src/lib/code-cache.ts calls, as Node's CommonJS
   // loader would (one line: a profiling build's mapped columns stay).
   banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
@@ -476,23 +481,12 @@ for (const [role, f] of Object.entries(bundles)) {
 
 // The entries that run them (ES modules: the bin keeps its shebang).
 const entryResult = await build({
+  ...COMMON,
   entryPoints: [
     { in: new URL('src/cli/launch.ts', root).pathname, out: 'cli/main' },
     { in: new URL('src/catalog/launch-worker.ts', root).pathname, out: 'openapi/load-worker' },
   ],
-  absWorkingDir: new URL('.', root).pathname,
-  outbase: new URL('src/', root).pathname,
-  outdir: dist.pathname,
-  entryNames: '[dir]/[name]',
-  bundle: true,
   format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  minifyWhitespace: true,
-  minifySyntax: true,
-  legalComments: 'none',
-  metafile: true,
-  logLevel: 'warning',
   define: {
     WARDEN_CLI_BUNDLE_ID: JSON.stringify(bundleIds.cli),
     WARDEN_WORKER_BUNDLE_ID: JSON.stringify(bundleIds.worker),

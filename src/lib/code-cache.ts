@@ -5,7 +5,6 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readSync,
   rmSync,
   type Stats,
   statSync,
@@ -15,6 +14,7 @@ import { basename, dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 import { writePrivateFile } from './private-file.js';
+import { readAll } from './read-all.js';
 import { codeCacheDir } from './state-dir.js';
 
 /**
@@ -68,7 +68,7 @@ export function runBundle(o: RunOptions): unknown {
     st = fstatSync(fd);
     // The bundle is ASCII (the build checks): a latin1 string of it is V8's external one-byte string,
     // not a copy on the JS heap.
-    source = readWhole(fd, st.size).toString('latin1');
+    source = readAll(fd, st.size).buf.toString('latin1');
   } finally {
     closeSync(fd);
   }
@@ -168,7 +168,7 @@ function readCache(file: string, key: string): Buffer | undefined {
     fd = openSync(file, 'r');
     const st = fstatSync(fd);
     if (!st.isFile() || st.size > MAX_BYTES || distrusted(st)) return undefined;
-    const buf = readWhole(fd, st.size);
+    const buf = readAll(fd, st.size).buf;
     if (buf.length < st.size || buf.length < HEADER || !buf.subarray(0, MAGIC.length).equals(MAGIC))
       return undefined;
     const sum = buf.subarray(MAGIC.length, HEADER);
@@ -179,18 +179,6 @@ function readCache(file: string, key: string): Buffer | undefined {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-}
-
-/** Up to `size` bytes from the start of `fd`: fewer when the file ended sooner. */
-function readWhole(fd: number, size: number): Buffer {
-  const buf = Buffer.allocUnsafe(size);
-  let off = 0;
-  while (off < size) {
-    const n = readSync(fd, buf, off, size - off, off);
-    if (n === 0) break;
-    off += n;
-  }
-  return buf.subarray(0, off);
 }
 
 function writeCache(file: string, key: string, data: Buffer): void {

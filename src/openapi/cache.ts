@@ -31,7 +31,6 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   realpathSync,
   renameSync,
   rmSync,
@@ -43,6 +42,7 @@ import {
 import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
+import { readAll } from '../lib/read-all.js';
 import { specCacheDir } from '../lib/state-dir.js';
 import { VERSION } from '../version.js';
 import type { PrefetchOptions } from './prefetch.js';
@@ -418,21 +418,6 @@ function openTrusted(dir: string, file: string): number | undefined {
     return undefined;
   }
   return fd;
-}
-
-/**
- * An open file's bytes, read to the size fstat gave (`size`: one just taken; readFileSync would
- * fstat again), and whether it was all there (a file that shrank since gives what it has).
- */
-export function readAll(fd: number, size = fstatSync(fd).size): { buf: Buffer; complete: boolean } {
-  const buf = Buffer.allocUnsafe(size);
-  let off = 0;
-  while (off < size) {
-    const n = readSync(fd, buf, off, size - off, null);
-    if (n === 0) break;
-    off += n;
-  }
-  return off === size ? { buf, complete: true } : { buf: buf.subarray(0, off), complete: false };
 }
 
 /**

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import type { ErrorCode } from '../errors/codes.js';
 // Not the errors barrel: it pulls in the MCP SDK, which the spec-loading worker thread never needs.
 import { WardenError } from '../errors/error.js';
-import { inRealDir, openSpecCache, readAll, type SpecCacheSession } from './cache.js';
+import { readAll } from '../lib/read-all.js';
+import { inRealDir, openSpecCache, type SpecCacheSession } from './cache.js';
 import { checkShape, getByPointer, isJsonText, parseText, type ShapeLimits } from './parse.js';
 import { type PrefetchOptions, takePrefetched } from './prefetch.js';
 import { describeSource, fetchText, readSource, type SourceRef } from './read.js';
