@@ -502,15 +502,17 @@ for (const e of entries) if (!outputs.includes(e)) throw new Error(`the bundle h
 const chunks = outputs.filter((f) => !entries.includes(f)).sort();
 // What each output imports, as written in it: `npm run check:package` reads this instead of scanning
 // minified text (TypeScript's preProcessFile misreads some of it).
+// pg's native binding, node-fetch's encoding, undici's SQLite cache store (Node 22's node:sqlite).
+const OPTIONAL_REQUIRES = new Set(['pg-native', 'encoding', 'node:sqlite']);
 const imports = Object.fromEntries(
   outputs.sort().map((f) => [
     f,
     [
       ...new Set(
-        // require() calls left external are the optional ones of inlined CommonJS packages, each in
-        // a try (pg-native, node-fetch's encoding): not imports an installed package must resolve.
+        // A CommonJS bundle's every import is a require(); those of OPTIONAL_REQUIRES are inlined
+        // packages' optional ones, each in a try: not imports an installed package must resolve.
         result.metafile.outputs[f].imports
-          .filter((i) => i.kind !== 'require-call')
+          .filter((i) => !(i.kind === 'require-call' && OPTIONAL_REQUIRES.has(i.path)))
           .map((i) =>
             i.external
               ? i.path

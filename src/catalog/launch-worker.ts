@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { workerData } from 'node:worker_threads';
 import { runBundle, saveCodeCache } from '../lib/code-cache.js';
 
 /**
@@ -16,5 +17,7 @@ const { done } = runBundle({
   id: WARDEN_WORKER_BUNDLE_ID,
   role: 'worker',
 }) as { done: Promise<void> };
-// A failed load still rejects (the main thread hears of it through the worker's 'error').
-void done.then(saveCodeCache);
+// A failed load still rejects (the main thread hears of it through the worker's 'error'). A
+// snapshot's worker starts once the gateway serves, after it changed a V8 flag the code cache is
+// keyed by (src/server/heap-growth.ts): only the loading worker, which runs before, writes it.
+if (!(workerData as { catalogOnly?: boolean } | null)?.catalogOnly) void done.then(saveCodeCache);

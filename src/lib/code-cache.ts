@@ -1,13 +1,14 @@
 import { hash } from 'node:crypto';
 import {
   closeSync,
+  constants,
   fstatSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   rmSync,
   type Stats,
-  statSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
@@ -77,9 +78,10 @@ export function runBundle(o: RunOptions): unknown {
     dir === undefined
       ? undefined
       : join(dir, `${o.role}-${o.id.slice(0, 32)}-${process.version}-${process.arch}.bin`);
-  // The file's size and change time, with the build's id, are the cache's key: a bundle edited in
-  // place (same length) must not run the old bytecode.
-  const key = `${o.id}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
+  // The file's identity, size and change time (ctime: no write or utimes leaves it as it was), with
+  // the build's id, are the cache's key: a bundle edited in place (same length) must not run the old
+  // bytecode.
+  const key = `${o.id}\0${st.dev}\0${st.ino}\0${st.size}\0${st.ctimeMs}`;
   const cachedData = cacheFile ? readCache(cacheFile, key) : undefined;
   const script = new Script(source, {
     filename: o.file,
@@ -165,9 +167,12 @@ export function noteRuntimeFlag(reset: string, again: string): void {
 function readCache(file: string, key: string): Buffer | undefined {
   let fd: number | undefined;
   try {
-    fd = openSync(file, 'r');
+    // The folder too: in one others may write, a link to any file of ours would pass the file's checks.
+    if (!trustedDir(dirname(file))) return undefined;
+    // Not through a link; not blocking on a FIFO planted under the name.
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
     const st = fstatSync(fd);
-    if (!st.isFile() || st.size > MAX_BYTES || distrusted(st)) return undefined;
+    if (!st.isFile() || st.nlink > 1 || st.size > MAX_BYTES || distrusted(st)) return undefined;
     const buf = readAll(fd, st.size).buf;
     if (buf.length < st.size || buf.length < HEADER || !buf.subarray(0, MAGIC.length).equals(MAGIC))
       return undefined;
@@ -184,7 +189,7 @@ function readCache(file: string, key: string): Buffer | undefined {
 function writeCache(file: string, key: string, data: Buffer): void {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (distrusted(statSync(dir))) return;
+  if (!trustedDir(dir)) return;
   writePrivateFile(file, Buffer.concat([MAGIC, checksum(key, data), data]));
   tidy(dir, basename(file));
 }
@@ -200,11 +205,14 @@ function tidy(dir: string, written: string): void {
   const now = Date.now();
   const mine: Array<[name: string, mtimeMs: number]> = [];
   for (const name of readdirSync(dir)) {
+    // Only names this module writes: the folder may be one the user named, holding other files.
+    const ours = CACHE_NAME.exec(name.startsWith('.') ? name.slice(1) : name);
+    if (!ours) continue;
     try {
-      const at = statSync(join(dir, name)).mtimeMs;
-      if (name.startsWith('.') && name.endsWith('.tmp')) {
-        if (now - at > STALE_TMP_MS) rmSync(join(dir, name), { force: true });
-      } else if (name.startsWith(role) && name.endsWith('.bin')) mine.push([name, at]);
+      const at = lstatSync(join(dir, name)).mtimeMs;
+      if (ours[1] !== undefined) {
+        if (name.startsWith('.') && now - at > STALE_TMP_MS) rmSync(join(dir, name), { force: true });
+      } else if (!name.startsWith('.') && name.startsWith(role)) mine.push([name, at]);
     } catch {
       // Gone meanwhile (another process tidying): nothing to do.
     }
@@ -212,6 +220,15 @@ function tidy(dir: string, written: string): void {
   mine.sort((a, b) => b[1] - a[1]);
   for (const [name] of mine.slice(KEEP_PER_ROLE))
     if (name !== written) rmSync(join(dir, name), { force: true });
+}
+
+/** A cache file's name (`<role>-<id>-<node version>-<arch>.bin`), or its temporary file's (private-file.ts). */
+const CACHE_NAME = /^[a-z]+-[0-9a-f]{1,32}-v\d+\.\d+\.\d+-\w+\.bin(\.\d+\.\d+\.tmp)?$/;
+
+/** A folder of ours that others cannot write, and not a link to one somewhere else. */
+function trustedDir(dir: string): boolean {
+  const st = lstatSync(dir);
+  return st.isDirectory() && !distrusted(st);
 }
 
 /** SHA-256 over the key and the data: a torn, truncated or foreign file never reaches V8. */

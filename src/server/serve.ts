@@ -786,14 +786,14 @@ export function lazyStages(
   const warmCode = (m: StageModules) => {
     if (codeWarmed || !listed || closed) return;
     codeWarmed = true;
-    const slices = m.warmUp ?? [];
+    // Last, parked like the rest while calls are in flight: the code a start and a first call run
+    // is compiled now, what V8's code cache keeps for the next start (src/lib/code-cache.ts; once,
+    // and only when this start had none).
+    const slices = [...(m.warmUp ?? []), saveCodeCache];
     const next = (i: number) => {
       if (i >= slices.length || closed) {
         codeDone = true;
         clearTimeout(parkTimer);
-        // The code a start and a first call run is compiled now: what V8's code cache keeps for the
-        // next start (src/lib/code-cache.ts; once, and only when this start had none).
-        if (!closed) saveCodeCache();
         return;
       }
       if (inFlight > 0 && !overdue) {

@@ -1,10 +1,14 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  linkSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
+  rmSync,
   statSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -25,8 +29,10 @@ import { CLI, tempTree } from '../support/paths.js';
 // file that is not exactly what this build and this process wrote is ignored, never run.
 
 const HOOK = Symbol.for('mcp-warden.code-cache');
+const IMPORT = Symbol.for('mcp-warden.import');
 afterEach(() => {
   delete (globalThis as Record<symbol, unknown>)[HOOK];
+  delete (globalThis as Record<symbol, unknown>)[IMPORT];
 });
 
 /** A bundle as the build writes it: one script whose value is the module function. */
@@ -38,7 +44,7 @@ function bundle(dir: string, body = 'module.exports.answer = (n) => n * 2 + Numb
   return file;
 }
 
-const run = (file: string, dir: string | undefined, id = 'build-1') =>
+const run = (file: string, dir: string | undefined, id = 'b1') =>
   runBundle({ file, id, role: 'test', dir }) as { answer(n: number): number };
 
 const cacheFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.bin'));
@@ -52,7 +58,7 @@ describe('runBundle: the bundle through V8’s code cache', () => {
     expect(codeCacheState()).toBe('none');
     saveCodeCache();
     const [name] = cacheFiles(dir);
-    expect(name).toMatch(/^test-build-1-v\d+\.\d+\.\d+-\w+\.bin$/);
+    expect(name).toMatch(/^test-b1-v\d+\.\d+\.\d+-\w+\.bin$/);
     if (process.platform !== 'win32') {
       expect(statSync(join(dir, name!)).mode & 0o777).toBe(0o600);
       expect(statSync(dir).mode & 0o777).toBe(0o700);
@@ -84,13 +90,14 @@ describe('runBundle: the bundle through V8’s code cache', () => {
       ],
     ];
     if (process.platform !== 'win32')
-      cases.push([
-        'writable by others',
-        () => {
-          writeFileSync(path, good);
-          chmodSync(path, 0o666);
-        },
-      ]);
+      for (const mode of [0o666, 0o620, 0o602])
+        cases.push([
+          `mode ${mode.toString(8)}`,
+          () => {
+            writeFileSync(path, good);
+            chmodSync(path, mode);
+          },
+        ]);
     for (const [what, spoil] of cases) {
       spoil();
       expect(run(file, dir).answer(2), what).toBe(5);
@@ -101,13 +108,75 @@ describe('runBundle: the bundle through V8’s code cache', () => {
       expect(codeCacheState(), what).toBe('used');
     }
     // Another build's id names another file: this one is not read.
-    run(file, dir, 'build-2');
+    run(file, dir, 'b2');
     expect(codeCacheState()).toBe('none');
     // The same build id over an edited bundle (same length): its key differs, the old bytecode is not run.
     const edited = bundle(t, 'module.exports.answer = (n) => n * 3 + Number(__filename.length > 0);');
     expect(run(edited, dir).answer(2)).toBe(7);
     expect(codeCacheState()).toBe('none');
   });
+
+  it.skipIf(process.platform === 'win32')(
+    'never reads through a link, a FIFO, a second hard link, or in a folder others may write or a linked one',
+    () => {
+      const t = tempTree({});
+      const file = bundle(t);
+      const dir = join(t, 'code');
+      run(file, dir);
+      saveCodeCache();
+      const name = cacheFiles(dir)[0]!;
+      const path = join(dir, name);
+      const good = readFileSync(path);
+      const elsewhere = join(t, 'elsewhere.bin');
+      const reset = () => {
+        rmSync(path, { force: true });
+        writeFileSync(path, good, { mode: 0o600 });
+        chmodSync(dir, 0o700);
+      };
+      const cases: Array<[string, () => void]> = [
+        [
+          'a link to a file of ours',
+          () => {
+            writeFileSync(elsewhere, good, { mode: 0o600 });
+            rmSync(path);
+            symlinkSync(elsewhere, path);
+          },
+        ],
+        [
+          'a second hard link',
+          () => {
+            rmSync(elsewhere, { force: true });
+            linkSync(path, elsewhere);
+          },
+        ],
+        [
+          'a FIFO (no hang)',
+          () => {
+            rmSync(path);
+            execFileSync('mkfifo', [path]);
+          },
+        ],
+        ['a folder others may write', () => chmodSync(dir, 0o777)],
+      ];
+      for (const [what, plant] of cases) {
+        reset();
+        plant();
+        run(file, dir);
+        expect(codeCacheState(), what).toBe('none');
+        rmSync(elsewhere, { force: true });
+      }
+      // A linked folder: neither read nor written through.
+      reset();
+      const real = join(t, 'real-code');
+      renameSync(dir, real);
+      symlinkSync(real, dir);
+      run(file, dir);
+      expect(codeCacheState()).toBe('none');
+      rmSync(join(real, name));
+      saveCodeCache();
+      expect(readdirSync(real)).toEqual([]);
+    },
+  );
 
   it('makes the cache with the start’s flags when a flag changed at run time (the serving heap bound)', () => {
     // In processes of their own, as two starts are: in one isolate V8's compilation cache would
@@ -123,20 +192,23 @@ describe('runBundle: the bundle through V8’s code cache', () => {
           '-e',
           `import { setFlagsFromString } from 'node:v8';
 import * as c from ${JSON.stringify(lib)};
-c.runBundle({ file: ${JSON.stringify(file)}, id: 'b', role: 'test', dir: ${JSON.stringify(dir)} });
+c.runBundle({ file: ${JSON.stringify(file)}, id: 'b0', role: 'test', dir: ${JSON.stringify(dir)} });
 process.stdout.write(c.codeCacheState());
 ${then}`,
         ],
         { encoding: 'utf8' },
       );
-    const dir = join(t, 'code');
     const flag = "setFlagsFromString('--heap-growing-percent=100');";
     const noted = "c.noteRuntimeFlag('--heap-growing-percent=0', '--heap-growing-percent=100');";
-    const first = start(dir, `${flag}${noted}c.saveCodeCache();`);
-    expect(first.stderr).toBe('');
-    expect(first.stdout).toBe('none');
-    // V8 takes it at the next start, with its default flags.
-    expect(start(dir, '').stdout).toBe('used');
+    for (const note of [true, false]) {
+      const dir = join(t, note ? 'noted' : 'not-noted');
+      const first = start(dir, `${flag}${note ? noted : ''}c.saveCodeCache();`);
+      expect(first.stderr).toBe('');
+      expect(first.stdout).toBe('none');
+      // The next start, with V8's default flags: it takes the cache made with them put back, and
+      // refuses one made with the flag still set.
+      expect(start(dir, '').stdout, note ? 'noted' : 'not noted').toBe(note ? 'used' : 'rejected');
+    }
   });
 
   it('keeps the newest caches of a kind of run and removes temporary files a stopped writer left', () => {
@@ -149,19 +221,23 @@ ${then}`,
       writeFileSync(join(dir, name), 'x');
       utimesSync(join(dir, name), old, old);
     };
-    for (let i = 0; i < KEEP_PER_ROLE + 2; i++) put(`test-build-old${i}-v0-x.bin`);
-    put('other-build-old-v0-x.bin');
-    put('.test-build-1.bin.123.0.tmp');
-    writeFileSync(join(dir, '.test-build-1.bin.456.0.tmp'), 'in flight');
+    for (let i = 0; i < KEEP_PER_ROLE + 2; i++) put(`test-a${i}-v0.0.0-x.bin`);
+    put('other-a0-v0.0.0-x.bin');
+    put('.test-b1-v0.0.0-x.bin.123.0.tmp');
+    writeFileSync(join(dir, '.test-b1-v0.0.0-x.bin.456.0.tmp'), 'in flight');
+    // Files not named as this module names its own: the folder may be one the user chose.
+    for (const other of ['test-notes.bin', '.session.tmp', 'test-a9-v0.0.0-x.bin.bak']) put(other);
     run(file, dir);
     saveCodeCache();
     const left = readdirSync(dir).sort();
     // This build's, the newest others of its kind up to the bound, another kind's, a fresh temporary file.
-    expect(left.filter((f) => f.startsWith('test-'))).toHaveLength(KEEP_PER_ROLE);
-    expect(left).toContain(cacheFiles(dir).find((f) => f.startsWith('test-build-1-'))!);
-    expect(left).toContain('other-build-old-v0-x.bin');
-    expect(left).toContain('.test-build-1.bin.456.0.tmp');
-    expect(left).not.toContain('.test-build-1.bin.123.0.tmp');
+    expect(left.filter((f) => /^test-[0-9a-f]+-v.*\.bin$/.test(f))).toHaveLength(KEEP_PER_ROLE);
+    expect(left).toContain(cacheFiles(dir).find((f) => f.startsWith('test-b1-'))!);
+    expect(left).toContain('other-a0-v0.0.0-x.bin');
+    expect(left).toContain('.test-b1-v0.0.0-x.bin.456.0.tmp');
+    expect(left).not.toContain('.test-b1-v0.0.0-x.bin.123.0.tmp');
+    for (const other of ['test-notes.bin', '.session.tmp', 'test-a9-v0.0.0-x.bin.bak'])
+      expect(left).toContain(other);
   });
 
   it('without a directory, runs the bundle and writes nothing', () => {
@@ -172,10 +248,18 @@ ${then}`,
     expect(readdirSync(t)).toEqual(['b.bundle.cjs']);
   });
 
-  it('imports an ES module file through the entry’s import()', async () => {
+  it('imports an ES module file through the entry’s import(), from a CommonJS bundle too', async () => {
     const t = tempTree({ 'm.mjs': 'export const v = 42;' });
-    const mod = (await importModule(pathToFileURL(join(t, 'm.mjs')).href)) as { v: number };
-    expect(mod.v).toBe(42);
+    const href = pathToFileURL(join(t, 'm.mjs')).href;
+    // Without an entry: this module's own import().
+    delete (globalThis as Record<symbol, unknown>)[IMPORT];
+    expect(((await importModule(href)) as { v: number }).v).toBe(42);
+    // A bundle that runBundle ran has no import() of its own: it calls the one the entry lent.
+    const file = bundle(t, `module.exports.load = (h) => globalThis[Symbol.for('mcp-warden.import')](h);`);
+    const b = runBundle({ file, id: 'c1', role: 'test', dir: undefined }) as {
+      load(h: string): Promise<{ v: number }>;
+    };
+    expect((await b.load(href)).v).toBe(42);
   });
 });
 

@@ -2,8 +2,8 @@
 // built-in modules loaded so far, one a line, to WARDEN_TEST_TAIL once the first `tools/list` answer
 // has been taken whole by stdout (its write's callback), and `started` to WARDEN_TEST_STARTED when its
 // write begins; and `loaded` to WARDEN_TEST_LOADED as soon as the built-in named by WARDEN_TEST_WATCH
-// is loaded. WARDEN_TEST_AFTER_CALL: the built-ins loaded, written there after each tool result
-// written to stdout.
+// is loaded. WARDEN_TEST_AFTER_CALL: the built-ins loaded, written there as each tool result is
+// written to stdout (just before).
 import { writeFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 
@@ -36,9 +36,9 @@ const afterCall = process.env.WARDEN_TEST_AFTER_CALL;
 if (isMainThread && afterCall) {
   const write = process.stdout.write;
   process.stdout.write = function (chunk, ...rest) {
-    const ok = write.call(this, chunk, ...rest);
+    // Before the result leaves: a client that has it may read the file at once.
     if (String(chunk).includes('"content":[')) writeFileSync(afterCall, builtins().join('\n'));
-    return ok;
+    return write.call(this, chunk, ...rest);
   };
 }
 if (isMainThread && loaded && watch) {
