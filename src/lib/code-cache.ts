@@ -54,7 +54,7 @@ export interface RunOptions {
   file: string;
   /** The build's hash of that file (the cache's name): bytecode of another build is never offered to V8. */
   id: string;
-  /** `cli` or `worker`: each bundle has its own cache. */
+  /** `serve`, `cli` (the other commands) or `worker`: each kind of run keeps its own cache. */
   role: string;
   /** Where the cache lives (default: codeCacheDir()); undefined: no cache. */
   dir?: string | undefined;
@@ -87,10 +87,10 @@ export function runBundle(o: RunOptions): unknown {
     filename: o.file,
     ...(cachedData ? { cachedData } : {}),
   });
-  let pending = cacheFile !== undefined && (!cachedData || script.cachedDataRejected === true);
-  const flags: Array<[reset: string, again: string]> = [];
   const state: CodeCacheState =
     cacheFile === undefined ? 'off' : !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used';
+  let pending = state === 'none' || state === 'rejected';
+  const flags: Array<[reset: string, again: string]> = [];
   const hook: Hook = {
     state,
     save() {
