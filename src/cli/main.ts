@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import { VERSION } from '../version.js';
 import type { ApiArg } from './api-flags.js';
 
-// Modules are loaded when a command needs them, not up front: `--version` loads nothing, and
-// `serve` or `scan` only what they run (issue 22: loading the whole CLI cost a second per start).
+// Modules are loaded when a command needs them, not up front: `serve` or `scan` evaluate only what
+// they run (issue 22: loading the whole CLI cost a second per start). `--version` alone is answered
+// by the entry before this bundle runs (./launch.ts).
 
 // `mcp-warden … | head` closes the pipe early: that ends the output, it is not a crash.
 for (const stream of [process.stdout, process.stderr])
@@ -16,12 +17,6 @@ const io = {
   stdout: (s: string) => process.stdout.write(s),
   stderr: (s: string) => process.stderr.write(s),
 };
-
-// What commander prints for `--version`, without loading it.
-if (process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V')) {
-  io.stdout(`${VERSION}\n`);
-  process.exit(0);
-}
 
 // `serve --spec`: the spec loads on another thread while this one loads the gateway's modules.
 async function prefetch(): Promise<void> {
